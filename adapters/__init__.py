@@ -1,0 +1,1 @@
+"""Chain adapters: one package per chain family behind the ``ChainAdapter`` Protocol of ``adapters.base``."""

@@ -1,0 +1,232 @@
+"""The ``ChainAdapter`` Protocol, the chain-neutral types that cross layers, and the adapter error family.
+
+Everything above ``adapters/`` (relayer, router) talks to a chain only through these. An adapter translates
+its SDK's exceptions into the ``AdapterError`` family at its boundary (``raise Mapped(...) from exc``), so
+no web3 / solana / cosmpy / httpx exception leaks upward.
+
+    AdapterError (RelayerError)
+    +-- RpcUnavailable        endpoint down, timeout, connection refused           (retryable)
+    +-- RpcError              the endpoint answered with an error we did not expect (retryable)
+    +-- TxReverted            the chain executed and reverted (or estimation reverted); ``reason``
+    +-- NonceTooLow           our nonce was already used                            (retryable)
+    +-- ReplacementUnderpriced a replacement did not pay enough more                (retryable)
+    +-- InsufficientFunds     the signer cannot pay for gas                          (retryable: an operator tops up)
+    +-- TxNotFound            a submitted transaction is neither mined nor pending   (retryable)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NewType, Protocol, runtime_checkable
+
+from adapters.message import Domain, Message, MessageId
+from config.errors import RelayerError
+
+Height = NewType("Height", int)
+TxHash = NewType("TxHash", str)
+
+
+class AdapterError(RelayerError):
+    retryable = True
+
+    def __init__(self, message: str, *, chain: str = "", reason: str = "") -> None:
+        self.chain = chain
+        self.reason = reason or message
+        super().__init__(f"[{chain}] {message}" if chain else message)
+
+
+class RpcUnavailable(AdapterError):
+    pass
+
+
+class RpcError(AdapterError):
+    pass
+
+
+class TxReverted(AdapterError):
+    retryable = False
+
+
+class NonceTooLow(AdapterError):
+    pass
+
+
+class ReplacementUnderpriced(AdapterError):
+    pass
+
+
+class InsufficientFunds(AdapterError):
+    pass
+
+
+class TxNotFound(AdapterError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchedMessage:
+    """A message as found on its origin chain, with where it was found."""
+
+    message: Message
+    raw: bytes
+    id: MessageId
+    height: Height
+    tx_hash: TxHash
+    log_index: int
+    timestamp: float  # block timestamp, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxState:
+    """The origin mailbox's Merkle tree at one height: ``root`` over the first ``count`` message ids."""
+
+    mailbox: bytes  # 32 bytes, left-padded
+    root: bytes
+    count: int
+    height: Height
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What validators sign: the origin mailbox's root when it held ``index + 1`` messages."""
+
+    origin: Domain
+    origin_mailbox: bytes  # bytes32
+    root: bytes
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    checkpoint: Checkpoint
+    signatures: tuple[tuple[str, bytes], ...]  # (validator address, 65-byte r|s|v), sorted by address
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryItem:
+    message: bytes
+    id: MessageId
+    leaf_index: int
+    proof: tuple[bytes, ...]  # 32 siblings
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryBatch:
+    """Messages from one origin, all proven under one signed checkpoint, for one destination transaction."""
+
+    checkpoint: SignedCheckpoint
+    items: tuple[DeliveryItem, ...]
+
+
+class TxState(enum.Enum):
+    PENDING = "pending"  # known to the node, not yet at the confirmation depth
+    CONFIRMED = "confirmed"
+    REVERTED = "reverted"
+    DROPPED = "dropped"  # neither mined nor in the mempool
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedTx:
+    tx_hash: TxHash
+    nonce: int
+    sender: str
+    submitted_at: float
+    gas_limit: int = 0
+    max_fee: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TxOutcome:
+    state: TxState
+    height: Height | None = None
+    gas_used: int = 0
+    fee_paid: int = 0  # smallest unit of the native token
+    delivered_ids: tuple[MessageId, ...] = ()  # ids the destination reports processed by this tx
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    gas: int
+    max_fee_per_gas: int
+    priority_fee_per_gas: int
+
+    @property
+    def max_cost(self) -> int:
+        return self.gas * self.max_fee_per_gas
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHealth:
+    healthy: bool
+    latest_height: Height | None
+    finalized_height: Height | None
+    latency_s: float
+    detail: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ChainAdapter(Protocol):
+    """What the relayer needs of one chain, as origin and as destination.
+
+    Every method either returns chain-neutral data or raises an ``AdapterError``. Implementations keep no
+    pipeline state: they may be wrapped (retrying, metering, quorum) without changing behaviour.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def domain(self) -> Domain: ...
+
+    async def latest_height(self) -> Height: ...
+
+    async def finalized_height(self) -> Height:
+        """Highest height final by this chain's configured rule (N confirmations or the ``finalized`` tag)."""
+        ...
+
+    async def fetch_dispatched(self, from_height: Height, to_height: Height) -> list[DispatchedMessage]:
+        """Messages dispatched by the mailbox in ``[from_height, to_height]``, in nonce order."""
+        ...
+
+    async def mailbox_state(self, height: Height) -> MailboxState:
+        """Root and count of the origin mailbox's tree as of ``height``."""
+        ...
+
+    async def delivered(self, ids: Sequence[MessageId]) -> list[bool]:
+        """Whether each id was already processed by this chain's mailbox (asked of the chain)."""
+        ...
+
+    async def estimate_delivery(self, batch: DeliveryBatch) -> CostEstimate:
+        """Gas and fees to deliver ``batch``; raises ``TxReverted`` if the chain would refuse it."""
+        ...
+
+    async def submit_delivery(self, batch: DeliveryBatch, estimate: CostEstimate | None = None) -> SubmittedTx: ...
+
+    async def confirm(self, tx: SubmittedTx) -> TxOutcome:
+        """The state of a submitted transaction at this chain's confirmation depth; may bump a stuck one."""
+        ...
+
+    async def health(self) -> ChainHealth: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class MessageSender(Protocol):
+    """Optional capability: dispatch messages and token transfers (CLI ``send``, benchmarks, tests)."""
+
+    async def dispatch_messages(
+        self, account: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes]
+    ) -> tuple[TxHash, list[MessageId]]: ...
+
+    async def send_token(
+        self, account: str, symbol: str, amount: int, destination: Domain, recipient: bytes
+    ) -> tuple[TxHash, MessageId]: ...
+
+    async def token_balance(self, symbol: str, holder: str) -> int: ...
+
+    async def token_supply(self, symbol: str) -> int: ...

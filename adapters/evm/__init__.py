@@ -1,0 +1,1 @@
+"""EVM chains (L1s and rollups) through web3.py."""

@@ -1,0 +1,28 @@
+"""Root of the project's exception tree.
+
+    RelayerError                      (every error we raise; carries ``retryable``)
+    +-- ConfigError (ValueError)      bad config file, key or value; names the key path
+    +-- AdapterError                  defined in adapters.base: chain I/O
+    |   +-- RpcUnavailable, RpcError, TxReverted, NonceTooLow, ReplacementUnderpriced,
+    |       InsufficientFunds, TxNotFound
+    +-- MessageFormatError (ValueError)  malformed message / metadata bytes (adapters.message)
+    +-- LightClientError              defined in light_clients.base
+    +-- StoreError                    defined in relayer.store
+"""
+
+from __future__ import annotations
+
+
+class RelayerError(Exception):
+    """Base of every error the project raises. ``retryable`` says whether trying later may help."""
+
+    retryable: bool = False
+
+
+class ConfigError(RelayerError, ValueError):
+    """A config value is missing or wrong. ``path`` is the dotted key path (``chains.l1.rpc_url``)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" if path else problem)

@@ -1,0 +1,1 @@
+"""Relayer and validator daemons: composition root, watchers, processors, store, CLI."""

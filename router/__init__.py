@@ -1,0 +1,1 @@
+"""Router: capacity model, planner and routing API (issue 3)."""
