@@ -12,6 +12,7 @@ no web3 / solana / cosmpy / httpx exception leaks upward.
     +-- ReplacementUnderpriced a replacement did not pay enough more                (retryable)
     +-- InsufficientFunds     the signer cannot pay for gas                          (retryable: an operator tops up)
     +-- TxNotFound            a submitted transaction is neither mined nor pending   (retryable)
+    +-- FeeTooHigh            the chain's fee is above our configured cap            (retryable)
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class InsufficientFunds(AdapterError):
 
 class TxNotFound(AdapterError):
     pass
+
+
+class FeeTooHigh(AdapterError):
+    """The fee the chain asks is above the configured cap; waits for fees to fall."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,7 @@ class TxOutcome:
     fee_paid: int = 0  # smallest unit of the native token
     delivered_ids: tuple[MessageId, ...] = ()  # ids the destination reports processed by this tx
     reason: str = ""
+    replacement: SubmittedTx | None = None  # set when confirm() bumped a stuck tx: track this one now
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +226,16 @@ class MessageSender(Protocol):
     """Optional capability: dispatch messages and token transfers (CLI ``send``, benchmarks, tests)."""
 
     async def dispatch_messages(
-        self, account: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes]
-    ) -> tuple[TxHash, list[MessageId]]: ...
+        self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes]
+    ) -> tuple[TxHash, list[MessageId]]:
+        """Dispatch ``bodies`` to ``recipient`` on ``destination`` in one transaction, signed by ``sender_key``."""
+        ...
 
     async def send_token(
-        self, account: str, symbol: str, amount: int, destination: Domain, recipient: bytes
-    ) -> tuple[TxHash, MessageId]: ...
+        self, sender_key: str, symbol: str, amount: int, destination: Domain, recipient: bytes
+    ) -> tuple[TxHash, MessageId]:
+        """Bridge ``amount`` (smallest units) of ``symbol`` (approving first if needed); waits for inclusion."""
+        ...
 
     async def token_balance(self, symbol: str, holder: str) -> int: ...
 

@@ -22,7 +22,8 @@ class RelayerError(Exception):
 class ConfigError(RelayerError, ValueError):
     """A config value is missing or wrong. ``path`` is the dotted key path (``chains.l1.rpc_url``)."""
 
-    def __init__(self, path: str, problem: str) -> None:
+    def __init__(self, path: str, problem: str, *, source: str = "") -> None:
         self.path = path
         self.problem = problem
-        super().__init__(f"{path}: {problem}" if path else problem)
+        text = f"{path}: {problem}" if path else problem
+        super().__init__(f"{source}: {text}" if source else text)

@@ -1,0 +1,101 @@
+"""Load settings: a TOML file, then environment overrides, then CLI overrides; validate once, fail clearly.
+
+Environment overrides use ``RELAYER__`` and ``__`` between keys: ``RELAYER__CHAINS__L1__RPC_URL=http://...``
+sets ``chains.l1.rpc_url``. ``RELAYER_STORE_URL`` is a shorthand for ``store.url``. Values are read as TOML
+scalars when they parse as such (numbers, booleans, quoted strings, arrays), else as plain strings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.errors import ConfigError
+from config.settings import Settings
+
+ENV_PREFIX = "RELAYER__"
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
+    found: list[tuple[list[str], Any]] = []
+    for key, value in sorted(env.items()):
+        if key.startswith(ENV_PREFIX):
+            path = [part.lower() for part in key[len(ENV_PREFIX):].split("__") if part]
+            if path:
+                found.append((path, _parse_scalar(value)))
+    if env.get("RELAYER_STORE_URL"):
+        found.append((["store", "url"], env["RELAYER_STORE_URL"]))
+    return found
+
+
+def _is_union_tag(part: str) -> bool:
+    return "[" in part or part.startswith(("function-", "constrained-"))
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"] if not _is_union_tag(str(p)))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see config/examples/devnet.toml)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        given = err.get("input")
+        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(given, dict) and "got" not in msg:
+            msg += f" (got {given!r})"
+        lines.append(f"{path or '<root>'}: {msg}")
+    return "; ".join(lines)
+
+
+def load_settings_dict(raw: Mapping[str, Any], *, source: str = "config") -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"] if not _is_union_tag(str(p)))
+        raise ConfigError(path, format_validation_error(exc).removeprefix(f"{path}: "), source=source) from None
+
+
+def load_settings(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read ``path``, apply env then ``overrides`` (dotted keys), validate."""
+    file = Path(path)
+    try:
+        raw: dict[str, Any] = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {file} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{file} is not valid TOML: {exc}") from None
+    for keys, value in env_overrides(os.environ if env is None else env):
+        _set_path(raw, keys, value)
+    for dotted, value in (overrides or {}).items():
+        _set_path(raw, dotted.split("."), value)
+    return load_settings_dict(raw, source=str(file))

@@ -1,0 +1,196 @@
+"""Typed settings for the daemon. Every model forbids unknown keys, so a typo fails at start-up with its path.
+
+A config file looks like ``config/examples/devnet.toml``: ``[chains.<name>]`` tables (a tagged union on
+``family``), one ``[security]`` validator set, the ``[validator]`` and ``[relayer]`` roles, ``[store]``,
+``[api]`` and ``[log]``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_address(value: str) -> str:
+    if not _ADDRESS.match(value):
+        raise ValueError(f"expected a 0x-prefixed 20-byte hex address, got {value!r}")
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+class SignerSettings(_Model):
+    """Where a secp256k1 key comes from. Exactly one source. The key itself is never logged."""
+
+    private_key_env: str | None = Field(None, description="name of an environment variable holding the hex key")
+    keystore: str | None = Field(None, description="path of an encrypted (V3 JSON) keystore file")
+    password_env: str | None = Field(None, description="environment variable holding the keystore password")
+    private_key: SecretStr | None = Field(None, description="inline hex key: devnet test keys only")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SignerSettings:
+        sources = [s for s in (self.private_key_env, self.keystore, self.private_key) if s]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of private_key_env, keystore (+ password_env) or private_key")
+        if self.keystore and not self.password_env:
+            raise ValueError("keystore needs password_env, the variable that holds its password")
+        return self
+
+
+class GasSettings(_Model):
+    fee_multiplier: float = Field(1.25, ge=1.0, le=10.0, description="applied to base fee + tip")
+    priority_fee_gwei: float = Field(1.0, ge=0)
+    max_fee_gwei: float = Field(500.0, gt=0, description="cap on max_fee_per_gas")
+    gas_limit_multiplier: float = Field(1.2, ge=1.0, le=5.0)
+    bump_percent: int = Field(15, ge=10, le=200, description="fee increase when replacing a stuck tx")
+    stuck_after_s: float = Field(20.0, gt=0, description="replace a pending tx after this long")
+
+
+class TokenConfig(_Model):
+    address: str
+    decimals: int = Field(18, ge=0, le=36)
+
+
+class EvmChainConfig(_Model):
+    family: Literal["evm"]
+    domain: U32
+    chain_id: int = Field(gt=0)
+    rpc_url: str
+    mailbox: str
+    finality: Literal["finalized"] | Annotated[int, Field(ge=0, le=10_000)] = Field(
+        2, description='"finalized" to use the block tag, or a number of confirmations'
+    )
+    confirmation_depth: int = Field(1, ge=1, le=1000, description="confirmations before a delivery counts")
+    log_chunk_blocks: int = Field(2_000, ge=1, le=100_000)
+    poll_interval_s: float = Field(0.25, gt=0, le=60)
+    request_timeout_s: float = Field(10.0, gt=0, le=300)
+    gas: GasSettings = GasSettings()
+    signer: SignerSettings | None = Field(None, description="the relayer's key for deliveries to this chain")
+    start_height: int = Field(0, ge=0, description="first height the watcher indexes")
+    token_bridge: str | None = Field(None, description="TokenBridge app address, for token sends")
+    tokens: dict[str, TokenConfig] = Field(default_factory=dict, description="symbol -> token on this chain")
+
+    @field_validator("token_bridge")
+    @classmethod
+    def _bridge(cls, v: str | None) -> str | None:
+        return None if v is None else _check_address(v)
+
+    @field_validator("finality", mode="before")
+    @classmethod
+    def _finality(cls, v: object) -> object:
+        if v == "finalized" or (isinstance(v, int) and not isinstance(v, bool)):
+            return v
+        raise ValueError(f'expected "finalized" or a whole number of confirmations, got {v!r}')
+
+    _rpc = field_validator("rpc_url")(lambda cls, v: _check_http_url(v))
+    _mailbox = field_validator("mailbox")(lambda cls, v: _check_address(v))
+
+
+ChainConfig = EvmChainConfig  # becomes a union discriminated on `family` as families are added
+
+
+class ValidatorRef(_Model):
+    address: str
+    url: str = Field(description="base URL where this validator serves signed checkpoints")
+
+    _address = field_validator("address")(lambda cls, v: _check_address(v))
+    _url = field_validator("url")(lambda cls, v: _check_http_url(v))
+
+
+class SecuritySettings(_Model):
+    """The validator set the destination ISMs are configured with, and its threshold."""
+
+    threshold: int = Field(ge=1)
+    validators: list[ValidatorRef] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _threshold_fits(self) -> SecuritySettings:
+        if self.threshold > len(self.validators):
+            raise ValueError(f"threshold {self.threshold} is above the {len(self.validators)} validators listed")
+        addresses = [v.address.lower() for v in self.validators]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("a validator address is listed twice")
+        return self
+
+
+class ValidatorRoleSettings(_Model):
+    keys: list[SignerSettings] = Field(default_factory=list, description="one per validator this process runs")
+    origins: list[str] | None = Field(None, description="chains to attest; default all")
+    interval_s: float = Field(0.25, gt=0, le=60)
+
+
+class RelayerRoleSettings(_Model):
+    batch_size: int = Field(200, ge=1, le=2_000, description="messages per destination transaction")
+    backoff_base_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(120.0, gt=0)
+    max_attempts: int = Field(30, ge=1, description="then DROPPED(reason)")
+    poll_interval_s: float = Field(0.2, gt=0, le=60)
+    max_inflight_per_destination: int = Field(8, ge=1, le=256)
+    signature_timeout_s: float = Field(5.0, gt=0)
+
+
+class StoreSettings(_Model):
+    url: str = Field("sqlite:///relayer.db", description="sqlite:///PATH or postgresql://...")
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, v: str) -> str:
+        if not (v.startswith("sqlite://") or v.startswith("postgresql")):
+            raise ValueError(f"expected sqlite:///PATH or postgresql://..., got {v!r}")
+        return v
+
+
+class ApiSettings(_Model):
+    url: str = Field("http://127.0.0.1:8900", description="where the daemon serves HTTP")
+
+    _url = field_validator("url")(lambda cls, v: _check_http_url(v))
+
+
+class LogSettings(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool | None = Field(None, alias="json", description="default: JSON when stdout is not a TTY")
+
+
+class Settings(_Model):
+    chains: dict[str, ChainConfig] = Field(min_length=1)
+    security: SecuritySettings
+    validator: ValidatorRoleSettings = ValidatorRoleSettings()
+    relayer: RelayerRoleSettings = RelayerRoleSettings()
+    store: StoreSettings = StoreSettings()
+    api: ApiSettings = ApiSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        for name in self.chains:
+            if not _NAME.match(name):
+                raise ValueError(f"chain name {name!r}: use lower-case letters, digits and _ (max 32)")
+        domains: dict[int, str] = {}
+        for name, chain in self.chains.items():
+            if chain.domain in domains:
+                raise ValueError(f"chains.{name}.domain {chain.domain} is also the domain of {domains[chain.domain]}")
+            domains[chain.domain] = name
+        for origin in self.validator.origins or []:
+            if origin not in self.chains:
+                raise ValueError(f"validator.origins names {origin!r}, which is not under [chains]")
+        return self
+
+    def chain_by_domain(self, domain: int) -> tuple[str, ChainConfig]:
+        for name, chain in self.chains.items():
+            if chain.domain == domain:
+                return name, chain
+        raise KeyError(domain)
