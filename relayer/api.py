@@ -1,0 +1,150 @@
+"""The daemon's HTTP API (FastAPI): validator checkpoints, message status, health, readiness, metrics.
+
+    GET /healthz                                       process is up
+    GET /readyz                                        200 only when every configured chain answers
+    GET /metrics                                       Prometheus text
+    GET /v1/status                                     chains, queue depths by state, failure reasons
+    GET /v1/messages?state=&limit=                     recent messages
+    GET /v1/messages/{id or tx hash}                   one message's pipeline record
+    GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from relayer.store import MessageRecord, MessageState
+
+if TYPE_CHECKING:
+    from relayer.app import RelayerDaemon
+
+_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "state": rec.state,
+        "origin": names.get(rec.origin, str(rec.origin)),
+        "origin_domain": rec.origin,
+        "destination": names.get(rec.destination, str(rec.destination)),
+        "destination_domain": rec.destination,
+        "nonce": rec.nonce,
+        "sender": rec.sender,
+        "recipient": rec.recipient,
+        "origin_tx": rec.origin_tx,
+        "origin_height": rec.origin_height,
+        "dispatched_at": rec.dispatched_at,
+        "attempts": rec.attempts,
+        "last_reason": rec.last_reason,
+        "last_error": rec.last_error,
+        "next_attempt_at": rec.next_attempt_at or None,
+        "checkpoint_index": rec.checkpoint_index,
+        "delivery_tx": rec.delivery_tx,
+        "delivered_height": rec.delivered_height,
+        "delivered_at": rec.delivered_at,
+    }
+
+
+def create_api(daemon: RelayerDaemon) -> FastAPI:
+    app = FastAPI(title="xchain relayer", version="0.1.0",
+                  description="Validator checkpoints, message status and health of a relayer daemon.")
+    names = {c.domain: n for n, c in daemon.settings.chains.items()}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ok, detail = daemon.ready()
+        return JSONResponse({"ready": ok, "chains": detail}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> str:
+        return daemon.metrics.render()
+
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        counts: dict[str, dict[str, int]] = {}
+        for (dest, state), n in daemon.store.counts_by_state().items():
+            counts.setdefault(names.get(dest, str(dest)), {})[state] = n
+        chains = {}
+        for name, st in daemon.chain_status.items():
+            h = st.health
+            chains[name] = {"domain": st.domain, "healthy": bool(h and h.healthy),
+                            "latest_height": h.latest_height if h else None,
+                            "finalized_height": h.finalized_height if h else None,
+                            "latency_s": h.latency_s if h else None, "detail": h.detail if h else "not checked yet"}
+        attest = {names.get(d, str(d)): a.latest_index for d, a in daemon.attesters.items()}
+        return {"role": daemon.role, "chains": chains, "messages": counts, "reasons": daemon.store.reasons(),
+                "validators": [s.address for s in daemon.signers], "latest_signed_index": attest}
+
+    @app.get("/v1/messages")
+    async def list_messages(state: str | None = Query(None, description="pipeline state"),
+                            limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
+        if state is not None and state.upper() not in MessageState.__members__:
+            raise HTTPException(400, f"state {state!r} is not one of {', '.join(MessageState.__members__)}")
+        return {"messages": [message_view(r, names) for r in daemon.store.list(state=state, limit=limit)]}
+
+    @app.get("/v1/messages/{key}")
+    async def show_message(key: str) -> dict[str, Any]:
+        if not _HEX32.match(key):
+            raise HTTPException(400, f"{key!r} is not a 0x-prefixed 32-byte hex message id or transaction hash")
+        found = daemon.store.find(key)
+        if not found:
+            raise HTTPException(404, f"no message with id or transaction hash {key}")
+        return {"messages": [message_view(r, names) for r in found]}
+
+    def _checkpoint(address: str, origin: int, index: int | None) -> dict[str, Any]:
+        if not _ADDRESS.match(address):
+            raise HTTPException(400, f"{address!r} is not a 0x-prefixed 20-byte address")
+        attester = daemon.attesters.get(origin)
+        if attester is None:
+            raise HTTPException(404, f"this process does not attest origin domain {origin}")
+        rec = attester.signed(address, index)
+        if rec is None:
+            raise HTTPException(404, f"no checkpoint of origin {origin} at index {index if index is not None else 'latest'} "
+                                     f"signed by {address}")
+        return {"validator": rec.validator, "origin": rec.origin, "origin_mailbox": rec.origin_mailbox,
+                "root": rec.root, "index": rec.index, "signature": rec.signature}
+
+    @app.get("/validators/{address}/checkpoints/{origin}/latest")
+    async def latest_checkpoint(address: str, origin: int) -> dict[str, Any]:
+        return _checkpoint(address, origin, None)
+
+    @app.get("/validators/{address}/checkpoints/{origin}/{index}")
+    async def checkpoint_at(address: str, origin: int, index: int) -> dict[str, Any]:
+        return _checkpoint(address, origin, index)
+
+    return app
+
+
+async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
+    from relayer.app import api_host_port
+
+    host, port = api_host_port(daemon.settings.api.url)
+    config = uvicorn.Config(create_api(daemon), host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serve = asyncio.create_task(server.serve())
+    try:
+        while not server.started and not serve.done():
+            await asyncio.sleep(0.02)
+        if serve.done():
+            serve.result()
+            raise OSError(f"the API could not listen on {host}:{port}")
+        daemon.api_ready.set()
+        await stop.wait()
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serve

@@ -1,0 +1,219 @@
+"""Composition root: builds adapters, store, signers and workers from settings and runs them.
+
+This is the only module that picks concrete adapters (``build_daemon``). Everything else receives its
+dependencies through constructors, so tests can hand ``RelayerDaemon`` fakes or real devnet adapters.
+
+Roles: ``validator`` indexes its origins and signs checkpoints; ``relayer`` indexes every chain and delivers;
+``all`` does both in one process (the devnet default). Every role serves HTTP at ``api.url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlparse
+
+import httpx
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from adapters.base import AdapterError, ChainAdapter, ChainHealth
+from adapters.checkpoint import CheckpointSigner
+from adapters.keys import resolve_private_key
+from config.errors import ConfigError, RelayerError
+from config.settings import Settings
+from relayer.checkpoints import CheckpointCollector
+from relayer.indexer import OriginIndexer
+from relayer.metrics import Metrics
+from relayer.processor import DestinationProcessor
+from relayer.store import Store
+from relayer.validator import OriginAttester
+
+log = structlog.get_logger("relayer.app")
+
+Role = Literal["validator", "relayer", "all"]
+
+
+@dataclass
+class ChainStatus:
+    name: str
+    domain: int
+    health: ChainHealth | None = None
+    checked_at: float = 0.0
+
+
+@dataclass
+class RelayerDaemon:
+    settings: Settings
+    role: Role
+    adapters: dict[str, ChainAdapter]
+    store: Store
+    signers: list[CheckpointSigner]
+    http: httpx.AsyncClient
+    metrics: Metrics = field(default_factory=Metrics)
+    indexers: dict[int, OriginIndexer] = field(default_factory=dict)
+    attesters: dict[int, OriginAttester] = field(default_factory=dict)
+    processors: dict[int, DestinationProcessor] = field(default_factory=dict)
+    chain_status: dict[str, ChainStatus] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    api_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        domains = {c.domain for c in s.chains.values()}
+        names = {c.domain: n for n, c in s.chains.items()}
+        origins = list(s.chains) if self.role != "validator" else (s.validator.origins or list(s.chains))
+        if self.role == "all" and s.validator.origins:
+            origins = list(s.chains)
+        for name in origins:
+            chain = s.chains[name]
+            self.indexers[chain.domain] = OriginIndexer(self.adapters[name], self.store, known_destinations=domains,
+                                                        start_height=chain.start_height)
+        if self.role in ("validator", "all"):
+            attest = s.validator.origins or list(s.chains)
+            for name in attest:
+                d = s.chains[name].domain
+                self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store, self.metrics)
+        if self.role in ("relayer", "all"):
+            collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
+                                            refresh_s=s.relayer.poll_interval_s)
+            for name, chain in s.chains.items():
+                self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers, collector,
+                                                                     s.relayer, self.metrics, chain_names=names)
+        for name, chain in s.chains.items():
+            self.chain_status[name] = ChainStatus(name, chain.domain)
+
+    # ---- periodic jobs (apscheduler)
+    async def refresh_health(self) -> None:
+        async def one(name: str, adapter: ChainAdapter) -> None:
+            try:
+                health = await adapter.health()
+            except AdapterError as exc:
+                health = ChainHealth(False, None, None, 0.0, detail=str(exc)[:200])
+            self.chain_status[name].health = health
+            self.chain_status[name].checked_at = time.time()
+            self.metrics.set("relayer_chain_up", 1.0 if health.healthy else 0.0, chain=name)
+            if health.latest_height is not None:
+                self.metrics.set("relayer_chain_height", health.latest_height, chain=name)
+                if health.finalized_height is not None:
+                    self.metrics.set("relayer_chain_finalized_lag", health.latest_height - health.finalized_height, chain=name)
+
+        await asyncio.gather(*(one(n, a) for n, a in self.adapters.items()))
+        names = {c.domain: n for n, c in self.settings.chains.items()}
+        for (dest, state), n in self.store.counts_by_state().items():
+            self.metrics.set("relayer_queue_depth", n, destination=names.get(dest, dest), state=state)
+
+    def sweep_orphans(self) -> None:
+        for p in self.processors.values():
+            p.sweep_orphans()
+
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        detail = {}
+        for name, st in self.chain_status.items():
+            h = st.health
+            detail[name] = "ok" if h and h.healthy else (h.detail if h else "not checked yet")
+        return all(v == "ok" for v in detail.values()), detail
+
+    # ---- workers
+    async def _origin_loop(self, domain: int, stop: asyncio.Event) -> None:
+        indexer = self.indexers[domain]
+        attester = self.attesters.get(domain)
+        interval = self.settings.chains[indexer.adapter.name].poll_interval_s
+        failures = 0
+        while not stop.is_set():
+            try:
+                new = await indexer.poll_once()
+                if attester is not None:
+                    await attester.poll_once()
+                if new:
+                    self.metrics.inc("relayer_messages_indexed_total", new, origin=indexer.adapter.name)
+                failures = 0
+            except RelayerError as exc:
+                failures += 1
+                new = 0
+                log.warning("origin_poll_failed", chain=indexer.adapter.name, error=str(exc)[:300], failures=failures)
+            if new:
+                continue
+            delay = interval if failures == 0 else min(30.0, interval * 2 ** min(failures, 8))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def run(self, stop: asyncio.Event, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
+        from relayer.api import serve_api
+
+        for indexer in self.indexers.values():
+            indexer.load()
+        for attester in self.attesters.values():
+            attester.load()
+        scheduler = AsyncIOScheduler()
+        scheduler.add_job(self.refresh_health, "interval", seconds=2.0, max_instances=1, coalesce=True, next_run_time=None)
+        scheduler.add_job(self.sweep_orphans, "interval", seconds=15.0, max_instances=1, coalesce=True)
+        await self.refresh_health()
+        scheduler.start()
+        log.info("daemon_started", role=self.role, chains=list(self.adapters), validators=[s.address for s in self.signers],
+                 api=self.settings.api.url, store=self.store._safe_url())
+        tasks = [asyncio.create_task(serve_api(self, stop), name="api")]
+        tasks += [asyncio.create_task(self._origin_loop(d, stop), name=f"origin-{d}") for d in self.indexers]
+        tasks += [asyncio.create_task(p.run(stop), name=f"destination-{d}") for d, p in self.processors.items()]
+        if on_started is not None:
+            await on_started()
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                if t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        finally:
+            stop.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            scheduler.shutdown(wait=False)
+            log.info("daemon_stopped")
+
+    async def close(self) -> None:
+        for adapter in self.adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.close()
+        await self.http.aclose()
+        self.store.close()
+
+
+def build_adapters(settings: Settings, *, with_signers: bool) -> dict[str, ChainAdapter]:
+    """The one place that maps a chain family to its adapter class."""
+    from adapters.evm.adapter import EvmAdapter
+
+    adapters: dict[str, ChainAdapter] = {}
+    for name, chain in settings.chains.items():
+        key = resolve_private_key(chain.signer, where=f"chains.{name}.signer") if (with_signers and chain.signer) else None
+        if chain.family == "evm":
+            adapters[name] = EvmAdapter(name, chain, signer_key=key)
+        else:  # pragma: no cover - the config union only admits known families
+            raise ConfigError(f"chains.{name}.family", f"no adapter for family {chain.family!r}")
+    return adapters
+
+
+def build_daemon(settings: Settings, role: Role, *, instance: str | None = None) -> RelayerDaemon:
+    if role in ("relayer", "all"):
+        missing = [n for n, c in settings.chains.items() if c.signer is None]
+        if missing:
+            raise ConfigError(f"chains.{missing[0]}.signer", "the relayer role needs a signer on every destination chain")
+    signers: list[CheckpointSigner] = []
+    if role in ("validator", "all"):
+        if not settings.validator.keys:
+            raise ConfigError("validator.keys", "the validator role needs at least one key")
+        for i, key in enumerate(settings.validator.keys):
+            signers.append(CheckpointSigner.from_hex(resolve_private_key(key, where=f"validator.keys[{i}]")))
+    store = Store(settings.store.url, owner=instance or socket.gethostname())
+    adapters = build_adapters(settings, with_signers=role in ("relayer", "all"))
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
+    return RelayerDaemon(settings, role, adapters, store, signers, http)
+
+
+def api_host_port(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 80)

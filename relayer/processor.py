@@ -1,0 +1,253 @@
+"""``DestinationProcessor``: one per destination chain; moves its messages ATTESTED -> SUBMITTED -> DELIVERED.
+
+Scheduling goals:
+- *prepare*: claim ready messages (fresh work before failing work, in nonce order per origin), attach the
+  freshest quorum checkpoint of their origin; messages past that checkpoint wait without losing an attempt.
+- *submit*: ask the destination which ids are already delivered (by anyone) and never submit those; the
+  rest go as batches of up to ``batch_size`` under one checkpoint, one transaction each, several in flight.
+  A batch the chain would refuse (estimation reverts) is split in halves until the refused messages are
+  isolated; only they are retried, with exponential backoff and a recorded reason.
+- *confirm*: follow each delivery transaction to the confirmation depth; messages the receipt shows
+  processed are DELIVERED, the others are asked of the chain again (another relayer may have delivered
+  them) and otherwise retried. A stuck transaction is replaced by the adapter (same nonce, higher fee).
+
+Exactly-once rests on the chain: the destination mailbox refuses (``process``) or skips (``processBatch``)
+an id already processed, and this processor re-asks the chain before every (re)submission.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+
+import structlog
+
+from adapters.base import (
+    AdapterError,
+    ChainAdapter,
+    DeliveryBatch,
+    DeliveryItem,
+    FeeTooHigh,
+    InsufficientFunds,
+    NonceTooLow,
+    RpcUnavailable,
+    SignedCheckpoint,
+    SubmittedTx,
+    TxHash,
+    TxReverted,
+    TxState,
+)
+from adapters.message import MessageId
+from config.settings import RelayerRoleSettings
+from relayer.backoff import ExponentialBackoff
+from relayer.checkpoints import CheckpointCollector
+from relayer.indexer import OriginIndexer
+from relayer.metrics import Metrics
+from relayer.store import DeliveryRecord, FailureReason, MessageState, Store, StoredMessage
+
+log = structlog.get_logger("relayer.processor")
+
+LEASE_S = 60.0
+NOT_READY_DELAY_S = 0.5
+
+
+def reason_for(exc: AdapterError) -> FailureReason:
+    if isinstance(exc, TxReverted):
+        return FailureReason.ESTIMATE_REVERTED
+    if isinstance(exc, RpcUnavailable):
+        return FailureReason.RPC_UNAVAILABLE
+    if isinstance(exc, FeeTooHigh):
+        return FailureReason.FEE_TOO_HIGH
+    if isinstance(exc, InsufficientFunds):
+        return FailureReason.INSUFFICIENT_FUNDS
+    if isinstance(exc, NonceTooLow):
+        return FailureReason.NONCE_CONFLICT
+    return FailureReason.RPC_ERROR
+
+
+class DestinationProcessor:
+    def __init__(self, adapter: ChainAdapter, store: Store, indexers: dict[int, OriginIndexer],
+                 collector: CheckpointCollector, settings: RelayerRoleSettings, metrics: Metrics,
+                 *, chain_names: dict[int, str] | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.adapter = adapter
+        self.store = store
+        self.indexers = indexers
+        self.collector = collector
+        self.settings = settings
+        self.metrics = metrics
+        self.names = chain_names or {}
+        self.clock = clock
+        self.backoff = ExponentialBackoff(settings.backoff_base_s, settings.backoff_max_s)
+        self.domain = adapter.domain
+
+    # ---- prepare + submit
+    async def prepare_and_submit_once(self) -> int:
+        """Claim ready work and submit it; returns the number of messages submitted."""
+        room = self.settings.max_inflight_per_destination - len(self.store.pending_deliveries(self.domain))
+        if room <= 0:
+            return 0
+        claimed = self.store.claim_ready(self.domain, self.settings.batch_size * room, LEASE_S)
+        if not claimed:
+            return 0
+        by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
+        for m in claimed:
+            by_origin[m.origin].append(m)
+        submitted = 0
+        for origin, group in by_origin.items():
+            indexer = self.indexers.get(origin)
+            if indexer is None:
+                self.store.drop([m.id for m in group], FailureReason.UNKNOWN_DESTINATION, f"origin {origin} is not configured")
+                continue
+            checkpoint = await self.collector.quorum(origin, indexer.tree)
+            if checkpoint is None:
+                problem = self.collector.last_problem.get(origin, "no quorum")
+                self.store.mark_not_ready([m.id for m in group], FailureReason.NO_QUORUM, problem, NOT_READY_DELAY_S)
+                continue
+            ready = [m for m in group if m.nonce <= checkpoint.checkpoint.index]
+            waiting = [m.id for m in group if m.nonce > checkpoint.checkpoint.index]
+            if waiting:
+                self.store.mark_not_ready(waiting, FailureReason.NO_QUORUM,
+                                          f"latest quorum checkpoint is index {checkpoint.checkpoint.index}", NOT_READY_DELAY_S / 2)
+            for start in range(0, len(ready), self.settings.batch_size):
+                chunk = ready[start : start + self.settings.batch_size]
+                self.store.mark_attested([m.id for m in chunk if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
+                submitted += await self._submit_chunk(origin, checkpoint, indexer, chunk)
+        return submitted
+
+    async def _submit_chunk(self, origin: int, checkpoint: SignedCheckpoint, indexer: OriginIndexer,
+                            chunk: Sequence[StoredMessage]) -> int:
+        ids = [m.id for m in chunk]
+        try:
+            already = await self.adapter.delivered([MessageId(bytes.fromhex(i[2:])) for i in ids])
+        except AdapterError as exc:
+            self._retry(ids, reason_for(exc), str(exc))
+            return 0
+        done = [i for i, d in zip(ids, already) if d]
+        if done:
+            self.store.mark_delivered(done, tx_hash=None, height=None, at=self.clock())
+            log.info("already_delivered", destination=self.adapter.name, messages=len(done))
+        todo = [m for m, d in zip(chunk, already) if not d]
+        if not todo:
+            return 0
+        count = checkpoint.checkpoint.index + 1
+        items = tuple(
+            DeliveryItem(m.raw, MessageId(bytes.fromhex(m.id[2:])), m.nonce, tuple(indexer.tree.proof(m.nonce, count)))
+            for m in todo
+        )
+        return await self._submit_items(origin, checkpoint, items)
+
+    async def _submit_items(self, origin: int, checkpoint: SignedCheckpoint, items: tuple[DeliveryItem, ...]) -> int:
+        batch = DeliveryBatch(checkpoint, items)
+        ids = ["0x" + it.id.hex() for it in items]
+        try:
+            estimate = await self.adapter.estimate_delivery(batch)
+        except TxReverted as exc:
+            if len(items) > 1:
+                half = len(items) // 2
+                return await self._submit_items(origin, checkpoint, items[:half]) + await self._submit_items(origin, checkpoint, items[half:])
+            self._retry(ids, FailureReason.ESTIMATE_REVERTED, exc.reason)
+            return 0
+        except AdapterError as exc:
+            self._retry(ids, reason_for(exc), str(exc))
+            return 0
+        try:
+            tx = await self.adapter.submit_delivery(batch, estimate)
+        except AdapterError as exc:
+            self._retry(ids, reason_for(exc), str(exc))
+            return 0
+        self.store.record_submission(tx_hash=tx.tx_hash, destination=self.domain, origin=origin, sender=tx.sender,
+                                     nonce=tx.nonce, ids=ids, gas_limit=tx.gas_limit, max_fee=tx.max_fee)
+        self.metrics.inc("relayer_batches_submitted_total", destination=self.adapter.name)
+        log.info("batch_submitted", destination=self.adapter.name, origin=self.names.get(origin, origin),
+                 messages=len(ids), tx=tx.tx_hash, nonce=tx.nonce, checkpoint_index=checkpoint.checkpoint.index)
+        return len(ids)
+
+    def _retry(self, ids: Sequence[str], reason: FailureReason, error: str) -> None:
+        dropped = self.store.mark_retry(ids, reason, error, backoff=self.backoff, max_attempts=self.settings.max_attempts)
+        self.metrics.inc("relayer_failures_total", len(ids), destination=self.adapter.name, reason=reason.value)
+        log.warning("delivery_retry", destination=self.adapter.name, messages=len(ids), reason=reason.value, error=error[:300])
+        if dropped:
+            log.error("messages_dropped", destination=self.adapter.name, messages=len(dropped), reason=FailureReason.MAX_ATTEMPTS.value,
+                      last_reason=reason.value)
+
+    # ---- confirm
+    async def confirm_once(self) -> int:
+        pending = self.store.pending_deliveries(self.domain)
+        if not pending:
+            return 0
+        results = await asyncio.gather(*(self._confirm(d) for d in pending))
+        return sum(results)
+
+    async def _confirm(self, rec: DeliveryRecord) -> int:
+        tx = SubmittedTx(TxHash(rec.tx_hash), rec.nonce, rec.sender, rec.submitted_at, rec.gas_limit, rec.max_fee)
+        ids: list[str] = json.loads(rec.message_ids)
+        try:
+            outcome = await self.adapter.confirm(tx)
+        except AdapterError as exc:
+            log.debug("confirm_unavailable", destination=self.adapter.name, tx=rec.tx_hash, error=str(exc)[:200])
+            return 0
+        if outcome.state is TxState.PENDING:
+            if outcome.replacement is not None:
+                self.store.replace_delivery(rec.tx_hash, outcome.replacement.tx_hash, outcome.replacement.max_fee)
+                log.warning("delivery_replaced", destination=self.adapter.name, old=rec.tx_hash, new=outcome.replacement.tx_hash)
+            return 0
+        if outcome.state is TxState.CONFIRMED:
+            processed = {"0x" + i.hex() for i in outcome.delivered_ids}
+            mine = [i for i in ids if i in processed]
+            self.store.mark_delivered(mine, tx_hash=rec.tx_hash, height=outcome.height, at=self.clock())
+            self.store.finish_delivery(rec.tx_hash, "confirmed", gas_used=outcome.gas_used, fee_paid=outcome.fee_paid, height=outcome.height)
+            self.metrics.inc("relayer_deliveries_total", len(mine), destination=self.adapter.name)
+            self.metrics.inc("relayer_gas_used_total", outcome.gas_used, destination=self.adapter.name)
+            rest = [i for i in ids if i not in processed]
+            if rest:
+                await self._settle_unprocessed(rest, FailureReason.TX_DROPPED, "skipped by the batch: delivered by another transaction?")
+            log.info("batch_delivered", destination=self.adapter.name, messages=len(mine), tx=rec.tx_hash,
+                     height=outcome.height, gas_used=outcome.gas_used)
+            return len(mine)
+        state = "reverted" if outcome.state is TxState.REVERTED else "dropped"
+        self.store.finish_delivery(rec.tx_hash, state)
+        reason = FailureReason.TX_REVERTED if outcome.state is TxState.REVERTED else FailureReason.TX_DROPPED
+        await self._settle_unprocessed(ids, reason, outcome.reason or state)
+        return 0
+
+    async def _settle_unprocessed(self, ids: list[str], reason: FailureReason, error: str) -> None:
+        """Messages a delivery did not process: delivered elsewhere (ask the chain), or retried."""
+        try:
+            flags = await self.adapter.delivered([MessageId(bytes.fromhex(i[2:])) for i in ids])
+        except AdapterError:
+            flags = [False] * len(ids)
+        elsewhere = [i for i, d in zip(ids, flags) if d]
+        if elsewhere:
+            self.store.mark_delivered(elsewhere, tx_hash=None, height=None, at=self.clock())
+        retry = [i for i, d in zip(ids, flags) if not d]
+        if retry:
+            self._retry(retry, reason, error)
+
+    def sweep_orphans(self) -> int:
+        """SUBMITTED messages whose delivery record finished without them (crash between steps): requeue."""
+        orphans = self.store.orphaned_submissions(self.domain, older_than_s=30.0)
+        if orphans:
+            self.store._set(orphans, state=MessageState.DISPATCHED.value, lease_until=0.0, delivery_tx=None)
+            log.warning("orphans_requeued", destination=self.adapter.name, messages=len(orphans))
+        return len(orphans)
+
+    # ---- loops
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(self._loop(stop, self.prepare_and_submit_once), self._loop(stop, self.confirm_once))
+
+    async def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]]) -> None:
+        while not stop.is_set():
+            try:
+                did = await step()
+            except AdapterError as exc:
+                log.warning("destination_step_failed", destination=self.adapter.name, error=str(exc)[:300])
+                did = 0
+            if did:
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), self.settings.poll_interval_s)
+            except TimeoutError:
+                pass
