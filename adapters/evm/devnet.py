@@ -1,0 +1,193 @@
+"""EVM devnet chains: real ``anvil`` processes (npm ``@foundry-rs/anvil``) with our contracts deployed and wired.
+
+Keys here are anvil's well-known public test keys (mnemonic "test test ... junk"); they hold value on
+no real network and are marked as devnet test keys wherever they are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+
+from config.errors import RelayerError
+
+# Public devnet test mnemonic shipped with anvil/hardhat. NOT A SECRET: never use on a real network.
+DEVNET_TEST_MNEMONIC = "test test test test test test test test test test test junk"
+
+DEPLOYER, RELAYER_A, RELAYER_B, USER_A, USER_B = 0, 1, 2, 3, 4
+VALIDATOR_INDICES = (5, 6, 7)
+
+
+class DevnetError(RelayerError):
+    pass
+
+
+@dataclass(frozen=True)
+class EvmDevnetChain:
+    name: str
+    domain: int
+    chain_id: int
+    port: int
+    block_time_s: float
+    gas_limit: int
+    finality: str | int  # "finalized" (anvil's tag, two epochs of one slot) or confirmations
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def default_chains(base_port: int = 8545) -> list[EvmDevnetChain]:
+    """An L1 and two rollups with distinct ids, domains, block times and gas limits."""
+    return [
+        EvmDevnetChain("l1", 1000, 31337, base_port, 1.0, 30_000_000, "finalized"),
+        EvmDevnetChain("rollup_a", 2000, 31338, base_port + 1, 0.5, 60_000_000, 2),
+        EvmDevnetChain("rollup_b", 3000, 31339, base_port + 2, 0.25, 40_000_000, 4),
+    ]
+
+
+def devnet_key(index: int) -> str:
+    """The ``index``-th anvil test key (public, devnet only)."""
+    Account.enable_unaudited_hdwallet_features()
+    return "0x" + bytes(Account.from_mnemonic(DEVNET_TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key).hex()
+
+
+def address_of(key: str) -> str:
+    return Account.from_key(key).address
+
+
+def anvil_binary(project_root: Path) -> str:
+    local = project_root / "node_modules" / ".bin" / "anvil"
+    if local.exists():
+        return str(local)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise DevnetError(f"anvil not found: run `npm ci` in {project_root} (package @foundry-rs/anvil)")
+
+
+def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 2.0):  # type: ignore[no-untyped-def,type-arg]
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    req = urllib.request.Request(url, body, {"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        doc = json.loads(resp.read())
+    if "error" in doc:
+        raise DevnetError(f"{method} on {url}: {doc['error']}")
+    return doc["result"]
+
+
+def answers(url: str, chain_id: int | None = None) -> bool:
+    try:
+        got = int(rpc_call(url, "eth_chainId", timeout=1.0), 16)
+    except (OSError, urllib.error.URLError, ValueError, DevnetError):
+        return False
+    return chain_id is None or got == chain_id
+
+
+def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path) -> subprocess.Popen:  # type: ignore[type-arg]
+    if answers(chain.rpc_url):
+        raise DevnetError(f"port {chain.port} already answers JSON-RPC: another devnet or node is running there")
+    args = [
+        anvil_binary(project_root), "--host", "127.0.0.1", "--port", str(chain.port), "--chain-id", str(chain.chain_id),
+        "--block-time", str(chain.block_time_s), "--gas-limit", str(chain.gas_limit), "--accounts", "10",
+        "--slots-in-an-epoch", "1", "--order", "fifo", "--disable-code-size-limit",
+    ]
+    log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    return subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=project_root)
+
+
+def wait_until_answers(chain: EvmDevnetChain, proc: subprocess.Popen | None, deadline_s: float = 30.0) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise DevnetError(f"anvil for {chain.name} exited with code {proc.returncode} (see its log)")
+        if answers(chain.rpc_url, chain.chain_id):
+            return
+        time.sleep(0.05)
+    raise DevnetError(f"anvil for {chain.name} did not answer on {chain.rpc_url} within {deadline_s:.0f}s")
+
+
+def stop_process(pid: int, timeout_s: float = 5.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], threshold: int,
+                  progress=None) -> dict[str, dict]:  # type: ignore[no-untyped-def,type-arg]
+    """Deploy and wire the contracts on every chain; returns per chain its contracts and tokens."""
+    from web3 import HTTPProvider, Web3
+
+    from adapters.evm import deploy
+
+    deployer = devnet_key(DEPLOYER)
+    users = [address_of(devnet_key(i)) for i in (USER_A, USER_B)]
+    w3s = {c.name: Web3(HTTPProvider(c.rpc_url, request_kwargs={"timeout": 30})) for c in chains}
+    step = progress or (lambda _msg: None)
+
+    def core(c: EvmDevnetChain) -> dict[str, str]:
+        return deploy.deploy_core(w3s[c.name], deployer, c.domain)
+
+    with ThreadPoolExecutor(len(chains)) as pool:
+        cores = dict(zip([c.name for c in chains], pool.map(core, chains)))
+    step("contracts deployed")
+    home = chains[0]
+    token_supply = 10**9 * 10**18
+
+    def wire(c: EvmDevnetChain) -> dict:  # type: ignore[type-arg]
+        w3 = w3s[c.name]
+        contracts = cores[c.name]
+        deploy.set_validators(w3, deployer, contracts["multisig_ism"], [o.domain for o in chains], validators, threshold)
+        remotes = {o.domain: cores[o.name]["token_bridge"] for o in chains if o.name != c.name}
+        deploy.enroll_remote_bridges(w3, deployer, contracts["token_bridge"], remotes)
+        return {}
+
+    with ThreadPoolExecutor(len(chains)) as pool:
+        list(pool.map(wire, chains))
+    step("validators and bridges wired")
+    w3 = w3s[home.name]
+    tst = deploy.deploy_test_token(w3, deployer, "Test Token", "TST", 18, token_supply)
+    for user in users:
+        deploy.mint_test_token(w3, deployer, tst, user, 10**6 * 10**18)
+    tokens: dict[str, dict[str, dict]] = {home.name: {"TST": {"address": tst, "decimals": 18, "home": home.name}}}  # type: ignore[type-arg]
+
+    def wrapped(c: EvmDevnetChain) -> tuple[str, str]:
+        addr = deploy.create_wrapped_token(w3s[c.name], deployer, cores[c.name]["token_bridge"], home.domain,
+                                           "0x" + bytes.fromhex(tst[2:]).rjust(32, b"\0").hex(), "Wrapped Test Token", "TST", 18)
+        return c.name, addr
+
+    with ThreadPoolExecutor(len(chains)) as pool:
+        for name, addr in pool.map(wrapped, chains[1:]):
+            tokens[name] = {"TST": {"address": addr, "decimals": 18, "home": home.name}}
+    step("test token deployed and wrapped")
+    return {c.name: {"contracts": cores[c.name], "tokens": tokens.get(c.name, {})} for c in chains}

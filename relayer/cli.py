@@ -1,0 +1,357 @@
+"""The ``relayer`` command line.
+
+    relayer run -c CONFIG [--role validator|relayer|all]     the daemon (validator and/or relayer + HTTP API)
+    relayer send --from CHAIN --to CHAIN (--token SYM --amount N | --body TEXT) [--recipient ADDR] [--wait] [--json]
+    relayer messages list|show ID|retry ID                   the pipeline store
+    relayer config check CONFIG                              validate a config and say what is wrong, where
+    relayer devnet up|down|status                            local anvil devnet with contracts deployed
+    relayer bench relay --messages N [--json]                end-to-end relay benchmark on the devnet
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from config.errors import ConfigError, RelayerError
+from config.loader import load_settings
+from config.settings import Settings
+from relayer.logconfig import configure_logging
+
+DEFAULT_DEVNET = Path(".devnet")
+
+
+class UsageError(RelayerError):
+    """A command-line value that cannot be used; says which flag and why."""
+
+
+def _default_config(args: argparse.Namespace) -> Path:
+    return Path(args.config) if getattr(args, "config", None) else Path(args.devnet) / "relayer.toml"
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    return load_settings(_default_config(args))
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, default=str))
+
+
+# ---------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    show_status = sys.stdout.isatty() and not args.no_status
+    if show_status and not args.log_file:
+        args.log_file = "relayer.log"
+    log_stream = open(args.log_file, "a") if args.log_file else None  # noqa: SIM115
+    configure_logging(settings.log.level, settings.log.json_output if log_stream is None else True,
+                      stream=log_stream or sys.stderr)
+    from relayer.app import build_daemon
+
+    daemon = build_daemon(settings, args.role, instance=args.instance)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        view = None
+        if show_status:
+            from relayer.statusview import StatusView
+
+            view = StatusView(daemon, log_file=args.log_file)
+        try:
+            if view is not None:
+                await asyncio.gather(daemon.run(stop), view.run(stop))
+            else:
+                await daemon.run(stop)
+        finally:
+            await daemon.close()
+
+    asyncio.run(main())
+    return 0
+
+
+# ---------------------------------------------------------------- send
+def _parse_amount(text: str, decimals: int) -> int:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise UsageError(f"--amount {text!r} is not a number") from None
+    if not value.is_finite() or value <= 0:
+        raise UsageError(f"--amount must be a positive number, got {text}")
+    units = value * (Decimal(10) ** decimals)
+    if units != units.to_integral_value():
+        raise UsageError(f"--amount {text} has more than {decimals} decimal places")
+    return int(units)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    configure_logging("warning", None)
+    from relayer.devnet import Devnet
+
+    manifest = Devnet(Path(args.devnet)).manifest()
+    settings = _load(args)
+    chains = manifest["chains"]
+    for flag, name in (("--from", args.origin), ("--to", args.destination)):
+        if name not in settings.chains:
+            raise UsageError(f"{flag} {name!r} is not a configured chain; known chains: {', '.join(settings.chains)}")
+    if args.origin == args.destination:
+        raise UsageError("--from and --to name the same chain")
+    origin_cfg, dest_cfg = settings.chains[args.origin], settings.chains[args.destination]
+    sender_key = chains[args.origin]["accounts"][0]["private_key"]  # devnet test key
+    from adapters.message import address_to_bytes32
+
+    if args.recipient:
+        try:
+            recipient = address_to_bytes32(args.recipient)
+            if len(bytes.fromhex(args.recipient.removeprefix("0x"))) != 20:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--recipient {args.recipient!r} is not a 0x-prefixed 20-byte address") from None
+    elif args.token:
+        recipient = address_to_bytes32(chains[args.destination]["accounts"][0]["address"])
+    else:  # a plain message needs a contract that implements handle()
+        recipient = address_to_bytes32(chains[args.destination]["contracts"]["test_recipient"])
+
+    from relayer.app import build_adapters
+
+    async def main() -> dict[str, Any]:
+        adapters = build_adapters(settings, with_signers=False)
+        origin, dest = adapters[args.origin], adapters[args.destination]
+        try:
+            started = time.time()
+            if args.token:
+                token = origin_cfg.tokens.get(args.token)
+                if token is None:
+                    raise UsageError(f"--token {args.token!r} is not known on {args.origin}; known: {', '.join(origin_cfg.tokens) or 'none'}")
+                amount = _parse_amount(args.amount, token.decimals)
+                tx, mid = await origin.send_token(sender_key, args.token, amount, dest_cfg.domain, recipient)  # type: ignore[attr-defined]
+            else:
+                tx, ids = await origin.dispatch_messages(sender_key, dest_cfg.domain, recipient, [args.body.encode()])  # type: ignore[attr-defined]
+                mid = ids[0]
+            result: dict[str, Any] = {"id": "0x" + mid.hex(), "origin_tx": tx, "from": args.origin, "to": args.destination,
+                                      "recipient": "0x" + recipient[12:].hex(), "delivered": False}
+            if args.wait:
+                deadline = time.monotonic() + args.timeout
+                while time.monotonic() < deadline:
+                    if (await dest.delivered([mid]))[0]:
+                        result["delivered"] = True
+                        result["seconds"] = round(time.time() - started, 2)
+                        break
+                    await asyncio.sleep(0.2)
+                else:
+                    raise RelayerError(f"message {result['id']} not delivered on {args.destination} within {args.timeout}s "
+                                       f"(is `relayer run` up? see `relayer messages show {result['id']}`)")
+            return result
+        finally:
+            for a in adapters.values():
+                await a.close()
+
+    result = asyncio.run(main())
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"dispatched {result['id']} from {args.origin} to {args.destination} in {result['origin_tx']}")
+        if result["delivered"]:
+            print(f"delivered on {args.destination} after {result['seconds']}s")
+    return 0
+
+
+# ---------------------------------------------------------------- messages
+def cmd_messages(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    from relayer.api import message_view
+    from relayer.store import Store
+
+    store = Store(settings.store.url)
+    names = {c.domain: n for n, c in settings.chains.items()}
+    try:
+        if args.action == "list":
+            rows = [message_view(r, names) for r in store.list(state=args.state, limit=args.limit)]
+            if args.json:
+                _print_json(rows)
+            else:
+                from rich.console import Console
+                from rich.table import Table
+
+                table = Table("id", "state", "route", "nonce", "attempts", "reason")
+                for r in rows:
+                    table.add_row(r["id"][:18] + "…", r["state"], f"{r['origin']} → {r['destination']}", str(r["nonce"]),
+                                  str(r["attempts"]), r["last_reason"] or "")
+                Console().print(table)
+            return 0
+        if not args.id:
+            raise UsageError(f"messages {args.action} needs a message id")
+        if args.action == "show":
+            found = store.find(args.id)
+            if not found:
+                raise UsageError(f"no message with id or transaction hash {args.id}")
+            for rec in found:
+                view = message_view(rec, names)
+                if args.json:
+                    _print_json(view)
+                else:
+                    for k, v in view.items():
+                        print(f"{k:>18}: {v}")
+            return 0
+        rec = store.retry_now(args.id)
+        if rec is None:
+            raise UsageError(f"no message with id {args.id}")
+        print(f"{rec.id}: {rec.state}" + ("" if rec.state == "DISPATCHED" else " (not retried: already past submission)"))
+        return 0
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------- config
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.file)
+    from adapters.keys import resolve_private_key
+
+    for name, chain in settings.chains.items():
+        if chain.signer:
+            resolve_private_key(chain.signer, where=f"chains.{name}.signer")
+    for i, key in enumerate(settings.validator.keys):
+        resolve_private_key(key, where=f"validator.keys[{i}]")
+    print(f"{args.file}: ok — {len(settings.chains)} chains ({', '.join(settings.chains)}), "
+          f"{len(settings.security.validators)} validators, threshold {settings.security.threshold}, store {settings.store.url.split('@')[-1]}")
+    return 0
+
+
+# ---------------------------------------------------------------- devnet
+def cmd_devnet(args: argparse.Namespace) -> int:
+    configure_logging("warning", None)
+    from relayer.devnet import Devnet
+
+    devnet = Devnet(Path(args.devnet), base_port=args.base_port, api_port=args.api_port)
+    if args.action == "up":
+        from relayer.progress import step_progress
+
+        with step_progress("devnet up", total=5, enabled=not args.json) as step:
+            manifest = devnet.up(progress=step)
+        if args.json:
+            _print_json({"manifest": str(devnet.manifest_path), "config": str(devnet.config_path)})
+        else:
+            print(f"devnet up: {', '.join(manifest['chains'])}; manifest {devnet.manifest_path}; config {devnet.config_path}")
+        return 0
+    if args.action == "down":
+        stopped = devnet.down()
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    status = devnet.status()
+    if args.json:
+        _print_json(status)
+    else:
+        print(f"devnet {'up' if status['up'] else 'down'} ({status['dir']})")
+        for name, c in status["chains"].items():
+            print(f"  {name:<10} pid {c['pid']:<8} {'alive' if c['alive'] else 'dead':<6} {c['rpc_url']}  height {c['height']}")
+    return 0 if status["up"] else 3
+
+
+# ---------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    from relayer.bench import run_relay_bench
+
+    configure_logging("warning", None)
+    result = run_relay_bench(messages=args.messages, devnet_dir=Path(args.devnet), json_output=args.json,
+                             batch_size=args.batch_size)
+    if args.json:
+        _print_json(result)
+    return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relayer", description="Cross-chain relayer, validator and devnet tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--config", help="daemon config (TOML); default: DEVNET/relayer.toml")
+        p.add_argument("--devnet", default=str(DEFAULT_DEVNET), help="devnet directory (default .devnet)")
+
+    p = sub.add_parser("run", help="run the daemon until Ctrl-C / SIGTERM")
+    with_config(p)
+    p.add_argument("--role", choices=["validator", "relayer", "all"], default="all")
+    p.add_argument("--instance", help="name of this instance for work leases (default: host name)")
+    p.add_argument("--no-status", action="store_true", help="no live status view even on a terminal")
+    p.add_argument("--log-file", help="write logs here (default with the status view: relayer.log)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("send", help="dispatch a message or bridge a token on the devnet")
+    with_config(p)
+    p.add_argument("--from", dest="origin", required=True, help="origin chain name")
+    p.add_argument("--to", dest="destination", required=True, help="destination chain name")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--token", help="token symbol to bridge (needs --amount)")
+    what.add_argument("--body", help="message body (UTF-8 text)")
+    p.add_argument("--amount", help="amount in whole tokens (decimals allowed)")
+    p.add_argument("--recipient", help="0x address on the destination (default: first funded devnet account; "
+                                        "for --body, the destination's TestRecipient contract)")
+    p.add_argument("--wait", action="store_true", help="wait until delivered on the destination")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait with --wait")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("messages", help="inspect or retry messages in the store")
+    with_config(p)
+    p.add_argument("action", choices=["list", "show", "retry"])
+    p.add_argument("id", nargs="?", help="message id (or origin/delivery tx hash for show)")
+    p.add_argument("--state", help="filter list by state")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_messages)
+
+    p = sub.add_parser("config", help="validate a config file")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("file")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("devnet", help="start, stop or inspect the local devnet")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--devnet", default=str(DEFAULT_DEVNET), help="devnet directory (default .devnet)")
+    p.add_argument("--base-port", type=int, default=8545, help="first anvil port (three are used)")
+    p.add_argument("--api-port", type=int, default=8900, help="port the daemon's API will use")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_devnet)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    p.add_argument("what", choices=["relay"])
+    p.add_argument("--messages", type=int, default=5000)
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--devnet", default=str(DEFAULT_DEVNET), help="devnet directory (started if needed)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "send" and args.token and not args.amount:
+        parser.error("--token needs --amount")
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RelayerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

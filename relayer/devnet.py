@@ -1,0 +1,210 @@
+"""``relayer devnet up|down|status``: the local devnet the tests, the benchmarks and ``make run`` use.
+
+``up`` starts the chains, deploys and wires the contracts, and writes into the devnet directory
+(``.devnet/`` by default):
+
+- ``devnet.json``  the manifest: chains (name, family, domain, chain_id, rpc_url, contracts, tokens,
+  funded test accounts), validators (address, url), threshold, api_url;
+- ``relayer.toml`` a complete daemon config for this devnet;
+- ``state.json``   the processes it started (for ``down`` and ``status``), and one log per chain.
+
+``up`` when already up checks that everything answers and changes nothing. All keys involved are the
+public anvil test keys, written as such; they guard nothing of value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from adapters.evm import devnet as evm_devnet
+from config.errors import RelayerError
+
+log = structlog.get_logger("relayer.devnet")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = Path(".devnet")
+THRESHOLD = 2
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(type(v))
+
+
+def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: int = evm_devnet.RELAYER_A) -> str:
+    """A daemon config for the devnet in ``manifest`` (devnet test keys inline, marked as such)."""
+    relayer_key = evm_devnet.devnet_key(relayer_account)
+    lines = [
+        "# Daemon config for the local devnet, written by `relayer devnet up`.",
+        "# Every private key below is a PUBLIC anvil devnet test key: never use them on a real network.",
+        "",
+        "[store]",
+        f"url = {_toml_value(store_url)}",
+        "",
+        "[api]",
+        f"url = {_toml_value(manifest['api_url'])}",
+        "",
+        "[security]",
+        f"threshold = {manifest['threshold']}",
+        "validators = [",
+        *[f"  {{ address = {_toml_value(v['address'])}, url = {_toml_value(v['url'])} }}," for v in manifest["validators"]],
+        "]",
+        "",
+        "[validator]",
+        "keys = [  # devnet test keys",
+        *[f"  {{ private_key = {_toml_value(v['private_key'])} }}," for v in manifest["validator_keys"]],
+        "]",
+        "",
+        "[relayer]",
+        "batch_size = 200",
+        "",
+    ]
+    for name, chain in manifest["chains"].items():
+        lines += [
+            f"[chains.{name}]",
+            f"family = {_toml_value(chain['family'])}",
+            f"domain = {chain['domain']}",
+            f"chain_id = {chain['chain_id']}",
+            f"rpc_url = {_toml_value(chain['rpc_url'])}",
+            f"mailbox = {_toml_value(chain['contracts']['mailbox'])}",
+            f"token_bridge = {_toml_value(chain['contracts']['token_bridge'])}",
+            f"finality = {_toml_value(chain['finality'])}",
+            f"poll_interval_s = {min(0.25, chain['block_time_s'])}",
+            f"signer = {{ private_key = {_toml_value(relayer_key)} }}  # devnet test key",
+            f"tokens = {_toml_value({s: {'address': t['address'], 'decimals': t['decimals']} for s, t in chain['tokens'].items()})}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+class Devnet:
+    """The devnet rooted at one directory."""
+
+    def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900) -> None:
+        self.dir = Path(directory).resolve()
+        self.base_port = base_port
+        self.api_url = f"http://127.0.0.1:{api_port}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "devnet.json"
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "relayer.toml"
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / "state.json"
+
+    def manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.manifest_path.read_text())  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise RelayerError(f"no devnet manifest at {self.manifest_path}: run `relayer devnet up` first") from None
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_path.read_text())  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return {}
+
+    def status(self) -> dict[str, Any]:
+        state = self._state()
+        chains = {}
+        for name, info in state.get("chains", {}).items():
+            alive = _pid_alive(info["pid"])
+            height = None
+            if alive and evm_devnet.answers(info["rpc_url"]):
+                height = int(evm_devnet.rpc_call(info["rpc_url"], "eth_blockNumber"), 16)
+            chains[name] = {"pid": info["pid"], "alive": alive, "rpc_url": info["rpc_url"], "height": height}
+        up = bool(chains) and all(c["height"] is not None for c in chains.values())
+        return {"up": up, "dir": str(self.dir), "chains": chains, "manifest": str(self.manifest_path) if up else None}
+
+    def up(self, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        step = progress or (lambda _m: None)
+        if self.status()["up"] and self.manifest_path.exists():
+            step("devnet already up")
+            return self.manifest()
+        if self._state():
+            self.down()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        chains = evm_devnet.default_chains(self.base_port)
+        procs = {}
+        try:
+            for c in chains:
+                procs[c.name] = evm_devnet.start_anvil(c, PROJECT_ROOT, self.dir / f"{c.name}.log")
+            self.state_path.write_text(json.dumps({"chains": {c.name: {"pid": procs[c.name].pid, "rpc_url": c.rpc_url} for c in chains}}))
+            for c in chains:
+                evm_devnet.wait_until_answers(c, procs[c.name])
+            step(f"{len(chains)} anvil chains answering")
+            validator_keys = [evm_devnet.devnet_key(i) for i in evm_devnet.VALIDATOR_INDICES]
+            validators = [evm_devnet.address_of(k) for k in validator_keys]
+            deployed = evm_devnet.deploy_devnet(chains, validators=validators, threshold=THRESHOLD, progress=step)
+        except BaseException:
+            self.down()
+            raise
+        accounts = [evm_devnet.devnet_key(i) for i in (evm_devnet.USER_A, evm_devnet.USER_B)]
+        manifest: dict[str, Any] = {
+            "note": "devnet only: every private_key here is a public anvil test key",
+            "chains": {
+                c.name: {
+                    "name": c.name, "family": "evm", "domain": c.domain, "chain_id": c.chain_id, "rpc_url": c.rpc_url,
+                    "block_time_s": c.block_time_s, "gas_limit": c.gas_limit, "finality": c.finality,
+                    "contracts": deployed[c.name]["contracts"],
+                    "tokens": deployed[c.name]["tokens"],
+                    "accounts": [{"address": evm_devnet.address_of(k), "private_key": k} for k in accounts],
+                }
+                for c in chains
+            },
+            "validators": [{"address": a.lower(), "url": f"{self.api_url}/validators/{a.lower()}"} for a in validators],
+            "validator_keys": [{"address": a.lower(), "private_key": k} for a, k in zip(validators, validator_keys)],
+            "threshold": THRESHOLD,
+            "api_url": self.api_url,
+            "relayer_accounts": [evm_devnet.address_of(evm_devnet.devnet_key(i)) for i in (evm_devnet.RELAYER_A, evm_devnet.RELAYER_B)],
+            "created_at": time.time(),
+        }
+        self.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        self.config_path.write_text(relayer_toml(manifest, store_url=f"sqlite:///{self.dir / 'relayer.db'}"))
+        step(f"manifest written to {self.manifest_path}")
+        log.info("devnet_up", dir=str(self.dir), chains=[asdict(c) for c in chains])
+        return manifest
+
+    def down(self) -> list[str]:
+        stopped = []
+        for name, info in self._state().get("chains", {}).items():
+            evm_devnet.stop_process(info["pid"])
+            stopped.append(name)
+        self.state_path.unlink(missing_ok=True)
+        return stopped
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # reap a zombie child of this very process
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
