@@ -48,10 +48,29 @@ def _print_json(obj: Any) -> None:
 
 # ---------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
+    started_devnet = None
+    if args.start_devnet:
+        from relayer.devnet import Devnet
+        from relayer.progress import step_progress
+
+        devnet = Devnet(Path(args.devnet))
+        if not devnet.status()["up"]:
+            with step_progress("devnet up", total=5) as step:
+                devnet.up(progress=step)
+            started_devnet = devnet
+    try:
+        return _run_daemon(args)
+    finally:
+        if started_devnet is not None:
+            stopped = started_devnet.down()
+            print(f"devnet stopped: {', '.join(stopped)}", file=sys.stderr)
+
+
+def _run_daemon(args: argparse.Namespace) -> int:
     settings = _load(args)
     show_status = sys.stdout.isatty() and not args.no_status
     if show_status and not args.log_file:
-        args.log_file = "relayer.log"
+        args.log_file = str(Path(args.devnet) / "relayer.log")
     log_stream = open(args.log_file, "a") if args.log_file else None  # noqa: SIM115
     configure_logging(settings.log.level, settings.log.json_output if log_stream is None else True,
                       stream=log_stream or sys.stderr)
@@ -283,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=["validator", "relayer", "all"], default="all")
     p.add_argument("--instance", help="name of this instance for work leases (default: host name)")
     p.add_argument("--no-status", action="store_true", help="no live status view even on a terminal")
-    p.add_argument("--log-file", help="write logs here (default with the status view: relayer.log)")
+    p.add_argument("--log-file", help="write logs here (default with the status view: DEVNET/relayer.log)")
+    p.add_argument("--start-devnet", action="store_true",
+                   help="bring the devnet up first if it is down, and stop it again on exit (what `make run` does)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("send", help="dispatch a message or bridge a token on the devnet")

@@ -1,0 +1,213 @@
+"""``relayer bench relay``: end-to-end relay throughput and latency on the devnet, checked on chain.
+
+What it does, in one run:
+1. brings the devnet up if needed and starts a daemon (``relayer run``, role all) in a child process,
+   unless one already serves the devnet's API;
+2. dispatches N messages spread evenly over the three chains (each origin to the two others, in
+   ``dispatchBatch`` transactions of ``--dispatch-batch`` messages, several in flight per origin);
+3. watches every chain's blocks (the wall-clock time each block is first seen, polled every 50 ms) and
+   the destination mailboxes' ``Process`` events until all N ids are processed or the deadline passes.
+
+Figures: ``delivered`` and ``duplicated`` come from Process events on chain (not the store); ``lost`` =
+N - delivered at the deadline; ``messages_per_s`` = delivered / (last delivery seen - first dispatch
+sent); latency per message = first sight of its Process block - first sight of its Dispatch block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from adapters.base import ChainAdapter, Height, MessageSender
+from adapters.message import MessageId, address_to_bytes32
+from config.loader import load_settings
+from relayer.devnet import Devnet
+from relayer.progress import make_progress
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+class BlockClock:
+    """Records when each block of one chain was first seen (wall clock)."""
+
+    def __init__(self, adapter: ChainAdapter) -> None:
+        self.adapter = adapter
+        self.seen: dict[int, float] = {}
+        self.latest = -1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                h = int(await self.adapter.latest_height())
+            except Exception:  # noqa: BLE001 - a missed poll only coarsens timing
+                h = self.latest
+            now = time.time()
+            for b in range(self.latest + 1, h + 1):
+                self.seen[b] = now
+            self.latest = max(self.latest, h)
+            await asyncio.sleep(0.05)
+
+    def time_of(self, height: int) -> float | None:
+        return self.seen.get(height)
+
+
+async def _daemon_serving(api_url: str) -> bool:
+    try:
+        async with httpx.AsyncClient() as http:
+            return (await http.get(f"{api_url}/healthz", timeout=1.0)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeout_s: float, show: bool) -> dict[str, Any]:
+    from relayer.app import build_adapters
+
+    manifest = devnet.manifest()
+    settings = load_settings(devnet.config_path)
+    adapters = build_adapters(settings, with_signers=False)
+    names = list(settings.chains)
+    domains = {n: settings.chains[n].domain for n in names}
+    clocks = {n: BlockClock(adapters[n]) for n in names}
+    stop = asyncio.Event()
+    clock_tasks = [asyncio.create_task(c.run(stop)) for c in clocks.values()]
+    start_heights = {n: int(await adapters[n].latest_height()) for n in names}
+
+    # plan: origin i sends to the two other chains, alternating, in batches
+    per_origin = [messages // len(names) + (1 if i < messages % len(names) else 0) for i in range(len(names))]
+    dispatched: dict[MessageId, tuple[str, str, int]] = {}  # id -> (origin, destination, dispatch height)
+    progress = make_progress(show)
+    first_sent = time.time()
+
+    async def send_from(i: int, origin: str) -> None:
+        sender: MessageSender = adapters[origin]  # type: ignore[assignment]
+        key = manifest["chains"][origin]["accounts"][i % 2]["private_key"]  # devnet test key
+        others = [n for n in names if n != origin]
+        remaining = per_origin[i]
+        jobs = []
+        b = 0
+        while remaining > 0:
+            size = min(dispatch_batch, remaining)
+            dest = others[b % len(others)]
+            recipient = address_to_bytes32(manifest["chains"][dest]["contracts"]["test_recipient"])
+            bodies = [f"bench {origin}->{dest} {b}:{k}".encode() for k in range(size)]
+            jobs.append((dest, recipient, bodies))
+            remaining -= size
+            b += 1
+        sem = asyncio.Semaphore(4)
+
+        async def one(dest: str, recipient: bytes, bodies: list[bytes]) -> None:
+            async with sem:
+                tx, ids = await sender.dispatch_messages(key, domains[dest], recipient, bodies)  # type: ignore[arg-type]
+            height = await _tx_height(adapters[origin], tx)
+            for mid in ids:
+                dispatched[mid] = (origin, dest, height)
+            progress.update(dispatch_task, advance=len(ids))
+
+        await asyncio.gather(*(one(*j) for j in jobs))
+
+    processed: dict[MessageId, list[tuple[str, int]]] = {}
+    with progress:
+        dispatch_task = progress.add_task("dispatching", total=messages)
+        deliver_task = progress.add_task("delivered (on chain)", total=messages)
+        sending = asyncio.gather(*(send_from(i, n) for i, n in enumerate(names)))
+        cursors = dict(start_heights)
+        deadline = time.monotonic() + timeout_s
+        last_delivery = first_sent
+        while time.monotonic() < deadline:
+            for n in names:
+                latest = clocks[n].latest
+                if latest < cursors[n]:
+                    continue
+                for mid, h in await adapters[n].processed_messages(Height(cursors[n]), Height(latest)):  # type: ignore[attr-defined]
+                    processed.setdefault(mid, []).append((n, int(h)))
+                cursors[n] = latest + 1
+            ours = sum(1 for mid in dispatched if mid in processed)
+            if ours:
+                progress.update(deliver_task, completed=ours)
+            if sending.done() and len(dispatched) == messages and ours == messages:
+                last_delivery = max(clocks[processed[m][0][0]].time_of(processed[m][0][1]) or time.time() for m in dispatched)
+                break
+            await asyncio.sleep(0.1)
+        if not sending.done():
+            sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+    stop.set()
+    await asyncio.gather(*clock_tasks, return_exceptions=True)
+
+    ours_processed = {m: processed[m] for m in dispatched if m in processed}
+    events = Counter({m: len(v) for m, v in ours_processed.items()})
+    latencies = []
+    for mid, (origin, _dest, dh) in dispatched.items():
+        if mid in ours_processed:
+            chain, ph = ours_processed[mid][0]
+            t0, t1 = clocks[origin].time_of(dh), clocks[chain].time_of(ph)
+            if t0 is not None and t1 is not None:
+                latencies.append(max(0.0, t1 - t0))
+    delivered = len(ours_processed)
+    elapsed = max(1e-9, last_delivery - first_sent)
+    for a in adapters.values():
+        await a.close()
+    return {
+        "messages": messages,
+        "dispatched": len(dispatched),
+        "delivered": delivered,
+        "lost": messages - delivered,
+        "duplicated": sum(1 for n in events.values() if n > 1),
+        "messages_per_s": round(delivered / elapsed, 1),
+        "elapsed_s": round(elapsed, 2),
+        "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
+        "latency_p99_s": round(_percentile(latencies, 0.99), 3) if latencies else None,
+        "chains": names,
+        "dispatch_batch": dispatch_batch,
+    }
+
+
+async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
+    return int(await adapter.tx_height(tx))  # type: ignore[attr-defined]
+
+
+def run_relay_bench(*, messages: int, devnet_dir: Path, json_output: bool, batch_size: int = 200,
+                    dispatch_batch: int = 250, timeout_s: float | None = None) -> dict[str, Any]:
+    devnet = Devnet(devnet_dir)
+    show = not json_output and sys.stderr.isatty()
+    devnet.up()
+    manifest = devnet.manifest()
+    daemon = None
+    if not asyncio.run(_daemon_serving(manifest["api_url"])):
+        env = dict(os.environ, RELAYER__RELAYER__BATCH_SIZE=str(batch_size))
+        log_path = devnet.dir / "bench-daemon.log"
+        daemon = subprocess.Popen([sys.executable, "-m", "relayer.cli", "run", "-c", str(devnet.config_path), "--no-status",
+                                   "--instance", "bench"], stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
+        deadline = time.monotonic() + 60
+        while not asyncio.run(_daemon_serving(manifest["api_url"])):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bench daemon did not start; see {log_path}")
+            time.sleep(0.1)
+    try:
+        result = asyncio.run(_relay_bench(messages, devnet, dispatch_batch, timeout_s or max(120.0, messages / 50), show))
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            try:
+                daemon.wait(15)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+    if not json_output:
+        for k, v in result.items():
+            print(f"{k:>16}: {v}")
+    return result
