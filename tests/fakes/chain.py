@@ -37,6 +37,7 @@ class FakeChain:
         self.outcome_state = TxState.CONFIRMED
         self._tx = itertools.count(1)
         self.pending: dict[str, DeliveryBatch] = {}
+        self.lying_root: bytes | None = None  # a node that reports another root
 
     @property
     def name(self) -> str:
@@ -66,7 +67,7 @@ class FakeChain:
 
     async def mailbox_state(self, height: Height) -> MailboxState:
         count = sum(1 for d in self.messages if d.height <= height)
-        return MailboxState(self.mailbox, self.tree.root(count), count, height)
+        return MailboxState(self.mailbox, self.lying_root or self.tree.root(count), count, height)
 
     async def delivered(self, ids: Sequence[MessageId]) -> list[bool]:
         return [i in self.processed for i in ids]

@@ -1,0 +1,180 @@
+"""Pipeline logic (indexer, attester, processor, store) on fake chains and a real SQLite file."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.base import Checkpoint, SignedCheckpoint, TxState
+from adapters.checkpoint import CheckpointSigner
+from config.settings import RelayerRoleSettings
+from relayer.indexer import OriginIndexer
+from relayer.metrics import Metrics
+from relayer.processor import DestinationProcessor
+from relayer.store import FailureReason, MessageState, Store
+from relayer.validator import OriginAttester
+from tests.fakes.chain import FakeChain
+
+VALIDATOR_KEY = "8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # public anvil devnet test key
+
+
+class TreeCollector:
+    """Signs whatever the origin tree holds: stands in for the validators' HTTP endpoints."""
+
+    def __init__(self, mailbox: bytes, *, upto: int | None = None) -> None:
+        self.signer = CheckpointSigner.from_hex(VALIDATOR_KEY)
+        self.mailbox = mailbox
+        self.upto = upto
+        self.last_problem: dict[int, str] = {}
+
+    async def quorum(self, origin, tree):
+        count = tree.count if self.upto is None else min(self.upto, tree.count)
+        if count == 0:
+            self.last_problem[origin] = "nothing"
+            return None
+        cp = Checkpoint(origin, self.mailbox, tree.root(count), count - 1)
+        return SignedCheckpoint(cp, ((self.signer.address, self.signer.sign(cp)),))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world(tmp_path):
+    clock = Clock()
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}", owner="test", clock=clock)
+    origin, dest = FakeChain("o", 1), FakeChain("d", 2)
+    indexer = OriginIndexer(origin, store, known_destinations={1, 2})
+    settings = RelayerRoleSettings(batch_size=4, backoff_base_s=1.0, backoff_max_s=8.0, max_attempts=3)
+    collector = TreeCollector(origin.mailbox)
+    proc = DestinationProcessor(dest, store, {1: indexer}, collector, settings, Metrics(), clock=clock)  # type: ignore[arg-type]
+    yield clock, store, origin, dest, indexer, proc, collector
+    store.close()
+
+
+async def test_batches_deliver_each_message_once(world):
+    clock, store, origin, dest, indexer, proc, _ = world
+    for i in range(10):
+        origin.dispatch(2, f"m{i}".encode())
+    origin.dispatch(99, b"to nowhere")
+    assert await indexer.poll_once() == 11
+    assert await proc.prepare_and_submit_once() == 10
+    assert [len(b.items) for b in dest.submitted] == [4, 4, 2]
+    assert await proc.confirm_once() == 10
+    assert all(n == 1 for n in dest.processed.values()) and len(dest.processed) == 10
+    counts = store.counts_by_state()
+    assert counts[(2, MessageState.DELIVERED.value)] == 10
+    assert counts[(99, MessageState.DROPPED.value)] == 1
+    # nothing left to do, and a second pass submits nothing
+    assert await proc.prepare_and_submit_once() == 0
+
+
+async def test_already_delivered_is_never_submitted(world):
+    clock, store, origin, dest, indexer, proc, _ = world
+    msgs = [origin.dispatch(2, b"x%d" % i) for i in range(3)]
+    await indexer.poll_once()
+    dest.processed[msgs[1].id] = 1  # another relayer got there first
+    assert await proc.prepare_and_submit_once() == 2
+    assert {it.id for it in dest.submitted[0].items} == {msgs[0].id, msgs[2].id}
+    assert store.get("0x" + msgs[1].id.hex()).state == MessageState.DELIVERED.value
+
+
+async def test_refused_message_is_isolated_and_backed_off_then_dropped(world):
+    clock, store, origin, dest, indexer, proc, _ = world
+    bad = None
+    for i in range(8):
+        d = origin.dispatch(2, b"poison" if i == 5 else b"ok%d" % i)
+        bad = d if i == 5 else bad
+    dest.rejects = lambda raw: raw.endswith(b"poison")
+    await indexer.poll_once()
+    assert await proc.prepare_and_submit_once() == 7
+    rec = store.get("0x" + bad.id.hex())
+    assert rec.state == MessageState.DISPATCHED.value and rec.attempts == 1
+    assert rec.last_reason == FailureReason.ESTIMATE_REVERTED.value and rec.next_attempt_at == clock.now + 1.0
+    assert await proc.prepare_and_submit_once() == 0  # not before its retry time
+    clock.now += 1.0
+    await proc.prepare_and_submit_once()
+    assert store.get(rec.id).next_attempt_at == clock.now + 2.0
+    clock.now += 2.0
+    await proc.prepare_and_submit_once()
+    rec = store.get(rec.id)
+    assert rec.state == MessageState.DROPPED.value and rec.last_reason == FailureReason.MAX_ATTEMPTS.value
+    assert "estimate_reverted" in rec.last_error
+
+
+async def test_messages_past_the_checkpoint_wait_without_losing_an_attempt(world):
+    clock, store, origin, dest, indexer, proc, collector = world
+    for i in range(5):
+        origin.dispatch(2, b"%d" % i)
+    await indexer.poll_once()
+    collector.upto = 3
+    assert await proc.prepare_and_submit_once() == 3
+    waiting = [r for r in store.list(limit=10) if r.state == MessageState.DISPATCHED.value]
+    assert len(waiting) == 2 and all(r.attempts == 0 and r.last_reason == "no_quorum" for r in waiting)
+
+
+async def test_reverted_and_dropped_transactions_are_retried(world):
+    clock, store, origin, dest, indexer, proc, _ = world
+    origin.dispatch(2, b"a")
+    await indexer.poll_once()
+    dest.outcome_state = TxState.REVERTED
+    await proc.prepare_and_submit_once()
+    await proc.confirm_once()
+    rec = store.list(limit=1)[0]
+    assert rec.state == MessageState.DISPATCHED.value and rec.last_reason == FailureReason.TX_REVERTED.value
+    dest.outcome_state = TxState.CONFIRMED
+    clock.now += 1.0
+    await proc.prepare_and_submit_once()
+    await proc.confirm_once()
+    assert store.get(rec.id).state == MessageState.DELIVERED.value
+
+
+async def test_restart_rebuilds_tree_and_cursor(world, tmp_path):
+    clock, store, origin, dest, indexer, proc, _ = world
+    for i in range(6):
+        origin.dispatch(2, b"%d" % i)
+    await indexer.poll_once()
+    again = OriginIndexer(origin, Store(store.url, owner="test"), known_destinations={2})
+    again.load()
+    assert again.tree.root() == origin.tree.root() and again.indexed_height == origin.height
+    assert await again.poll_once() == 0
+
+
+async def test_attester_signs_only_matching_root(world):
+    clock, store, origin, dest, indexer, proc, _ = world
+    signer = CheckpointSigner.from_hex(VALIDATOR_KEY)
+    attester = OriginAttester(origin, indexer, [signer], store, Metrics())
+    for i in range(3):
+        origin.dispatch(2, b"%d" % i)
+    await indexer.poll_once()
+    assert await attester.poll_once() == 2
+    assert attester.signed(signer.address, 1).root == "0x" + origin.tree.root(2).hex()
+    # a node that reports a root our indexed logs do not give: refused, nothing signed
+    origin.dispatch(2, b"late")
+    await indexer.poll_once()
+    origin.lying_root = b"\x99" * 32
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        assert await attester.poll_once() is None
+    assert any(e["event"] == "checkpoint_root_mismatch" and e["log_level"] == "error" for e in logs)
+    assert attester.mismatches == 1 and attester.latest_index == 2
+
+
+def test_leases_keep_two_instances_apart(tmp_path):
+    clock = Clock()
+    a = Store(f"sqlite:///{tmp_path / 's.db'}", owner="a", clock=clock)
+    b = Store(a.url, owner="b", clock=clock)
+    origin = FakeChain("o", 1)
+    found = [origin.dispatch(2, b"%d" % i) for i in range(6)]
+    a.record_dispatched(found, cursor=("index:1", 6), known_destinations={2})
+    assert b.record_dispatched(found, cursor=("index:1", 6), known_destinations={2}) == 0
+    got_a = a.claim_ready(2, 4, lease_s=30)
+    got_b = b.claim_ready(2, 4, lease_s=30)
+    assert len(got_a) == 4 and len(got_b) == 2 and not {m.id for m in got_a} & {m.id for m in got_b}
+    clock.now += 31  # a died: its leases expire and b takes the work over
+    assert len(b.claim_ready(2, 10, lease_s=30)) == 6
