@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {
-    "config": set(),
+    "config": {"config"},
     "adapters": {"adapters", "config"},
     "light_clients": {"light_clients", "adapters", "config"},
     "router": {"router", "adapters", "light_clients", "config"},
