@@ -1,0 +1,191 @@
+"""Selectors, topics and calldata for the contracts the EVM adapter talks to, and revert-data decoding.
+
+Selectors are computed once from the Solidity signatures, so the adapter needs no compiled artifact to
+encode calls. Custom-error names come from a built-in table of the Mailbox / ISM / bridge errors, widened
+with every ``error`` entry of an artifact's ABI when one is loaded (``ErrorTable.from_abi``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+
+from adapters.base import DeliveryBatch, SignedCheckpoint
+from adapters.checkpoint import pack_signatures
+from adapters.merkle import TREE_DEPTH
+from adapters.message import MessageFormatError, keccak256
+
+
+def selector(signature: str) -> bytes:
+    """The 4-byte function (or error) selector of a canonical signature such as ``root()``."""
+    return keccak256(signature.encode())[:4]
+
+
+def topic(signature: str) -> str:
+    """The hex topic0 of an event signature."""
+    return "0x" + keccak256(signature.encode()).hex()
+
+
+# --- Mailbox
+DISPATCH_TOPIC = topic("Dispatch(bytes32,uint32,bytes)")
+PROCESS_TOPIC = topic("Process(bytes32,uint32)")
+ROOT = selector("root()")
+COUNT = selector("count()")
+DELIVERED = selector("delivered(bytes32)")
+DISPATCH = selector("dispatch(uint32,bytes32,bytes)")
+DISPATCH_BATCH = selector("dispatchBatch(uint32[],bytes32[],bytes[])")
+PROCESS = selector("process(bytes,bytes)")
+PROCESS_BATCH = selector("processBatch(bytes,bytes[],bytes32[32][])")
+
+# --- TokenBridge and ERC-20
+SENT_TRANSFER_REMOTE_TOPIC = topic("SentTransferRemote(bytes32,uint32,bytes32,uint256)")
+TRANSFER_REMOTE = selector("transferRemote(address,uint32,bytes32,uint256)")
+APPROVE = selector("approve(address,uint256)")
+ALLOWANCE = selector("allowance(address,address)")
+BALANCE_OF = selector("balanceOf(address)")
+TOTAL_SUPPLY = selector("totalSupply()")
+
+_CHECKPOINT_TYPES = ("bytes32", "bytes32", "uint32", "bytes")
+_PROCESS_BATCH_TYPES = ("bytes", "bytes[]", f"bytes32[{TREE_DEPTH}][]")
+_ERROR_STRING = selector("Error(string)")
+_PANIC = selector("Panic(uint256)")
+
+# Errors our contracts declare; an artifact's ABI adds to (and overrides) these.
+KNOWN_ERRORS = (
+    "AlreadyDelivered(bytes32)",
+    "ThresholdNotMet()",
+    "InvalidSignature()",
+    "UnknownSigner(address)",
+    "SignersNotSorted()",
+    "InvalidProof(bytes32)",
+    "InvalidCheckpoint()",
+    "WrongDestination(uint32)",
+    "WrongVersion(uint8)",
+    "MessageTooShort()",
+    "NotOwner()",
+    "UnknownRemote(uint32)",
+    "LengthMismatch()",
+    "EmptyBatch()",
+)
+
+
+def _address_bytes(address: str) -> bytes:
+    raw = bytes.fromhex(address[2:] if address.startswith("0x") else address)
+    if len(raw) != 20:
+        raise MessageFormatError(f"expected a 20-byte address, got {len(raw)} bytes")
+    return raw
+
+
+def word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def encode_checkpoint(signed: SignedCheckpoint) -> bytes:
+    cp = signed.checkpoint
+    return abi_encode(_CHECKPOINT_TYPES, (cp.origin_mailbox, cp.root, cp.index, pack_signatures(signed.signatures)))
+
+
+def encode_process_batch(batch: DeliveryBatch) -> bytes:
+    """Calldata of ``processBatch(bytes checkpoint, bytes[] messages, bytes32[32][] proofs)``."""
+    items = batch.items
+    for item in items:
+        if len(item.proof) != TREE_DEPTH:
+            raise MessageFormatError(f"message 0x{item.id.hex()}: a proof has {TREE_DEPTH} siblings, got {len(item.proof)}")
+    args = (encode_checkpoint(batch.checkpoint), [it.message for it in items], [list(it.proof) for it in items])
+    return PROCESS_BATCH + abi_encode(_PROCESS_BATCH_TYPES, args)
+
+
+def encode_dispatch_batch(destination: int, recipient: bytes, bodies: Sequence[bytes]) -> bytes:
+    n = len(bodies)
+    return DISPATCH_BATCH + abi_encode(("uint32[]", "bytes32[]", "bytes[]"), ([destination] * n, [recipient] * n, list(bodies)))
+
+
+def encode_transfer_remote(token: str, destination: int, recipient: bytes, amount: int) -> bytes:
+    return TRANSFER_REMOTE + abi_encode(("address", "uint32", "bytes32", "uint256"), (token, destination, recipient, amount))
+
+
+def encode_approve(spender: str, amount: int) -> bytes:
+    return APPROVE + b"\0" * 12 + _address_bytes(spender) + word(amount)
+
+
+def encode_allowance(owner: str, spender: str) -> bytes:
+    return ALLOWANCE + b"\0" * 12 + _address_bytes(owner) + b"\0" * 12 + _address_bytes(spender)
+
+
+def encode_balance_of(holder: str) -> bytes:
+    return BALANCE_OF + b"\0" * 12 + _address_bytes(holder)
+
+
+def decode_single_bytes(data: bytes) -> bytes:
+    """The one ``bytes`` argument of ABI-encoded data (a Dispatch log's non-indexed part), without eth_abi."""
+    if len(data) < 64:
+        raise MessageFormatError(f"ABI data of {len(data)} bytes cannot hold a bytes value")
+    offset = int.from_bytes(data[0:32], "big")
+    if offset + 32 > len(data):
+        raise MessageFormatError(f"bytes offset {offset} is past the end of {len(data)} bytes of data")
+    length = int.from_bytes(data[offset : offset + 32], "big")
+    end = offset + 32 + length
+    if end > len(data):
+        raise MessageFormatError(f"bytes length {length} at offset {offset} runs past {len(data)} bytes of data")
+    return data[offset + 32 : end]
+
+
+def _format_arg(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_format_arg(v) for v in value) + "]"
+    return str(value)
+
+
+class ErrorTable:
+    """4-byte selector -> (name, argument types) of the custom errors we may meet in revert data."""
+
+    def __init__(self, signatures: Iterable[str] = KNOWN_ERRORS) -> None:
+        self._by_selector: dict[bytes, tuple[str, tuple[str, ...]]] = {}
+        for sig in signatures:
+            self.add(sig)
+
+    def add(self, signature: str) -> None:
+        name, _, rest = signature.partition("(")
+        types = tuple(t for t in rest.rstrip(")").split(",") if t)
+        self._by_selector[selector(signature)] = (name, types)
+
+    @classmethod
+    def from_abi(cls, abis: Iterable[Sequence[Mapping[str, Any]]]) -> ErrorTable:
+        table = cls()
+        for abi in abis:
+            for entry in abi:
+                if entry.get("type") == "error":
+                    table.add(f"{entry['name']}({','.join(_canonical_type(i) for i in entry.get('inputs', []))})")
+        return table
+
+    def decode(self, data: bytes) -> str:
+        """A readable reason for revert ``data``: ``InvalidProof(0x..)``, the ``Error(string)`` text, or ``Panic(0x11)``."""
+        if not data:
+            return "reverted without data"
+        sel, args = data[:4], data[4:]
+        try:
+            if sel == _ERROR_STRING:
+                return str(abi_decode(["string"], args)[0])
+            if sel == _PANIC:
+                return f"Panic({hex(abi_decode(['uint256'], args)[0])})"
+            known = self._by_selector.get(sel)
+            if known is not None:
+                name, types = known
+                values = abi_decode(list(types), args) if types else ()
+                return f"{name}({','.join(_format_arg(v) for v in values)})"
+        except Exception:  # malformed arguments: still name what we can
+            if sel in self._by_selector:
+                return f"{self._by_selector[sel][0]}(<undecodable args 0x{args.hex()}>)"
+        return f"unknown error 0x{data.hex()}"
+
+
+def _canonical_type(param: Mapping[str, Any]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_canonical_type(c) for c in param.get("components", [])) + ")" + kind[len("tuple"):]
+    return kind
