@@ -1,0 +1,224 @@
+"""Real devnet and real daemon processes for integration tests: free loopback ports, polling with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from adapters.base import Height
+from adapters.message import MessageId
+from config.loader import load_settings
+from config.settings import Settings
+from relayer.app import build_adapters
+from relayer.devnet import Devnet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port_block(n: int) -> int:
+    """A base port with ``n`` consecutive free loopback ports."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n >= 65535:
+            continue
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no block of free ports")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+async def wait_for_async(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class DaemonProcess:
+    """``relayer run`` in a child process, with env overrides (store, API port, signer)."""
+
+    def __init__(self, config: Path, log: Path, *, role: str = "all", instance: str = "test", env: dict[str, str] | None = None,
+                 api_url: str | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.role = role
+        self.instance = instance
+        self.env = dict(os.environ, **(env or {}))
+        self.env["PYTHONPATH"] = str(ROOT)
+        self.api_url = api_url or load_settings(config, env=self.env).api.url
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> DaemonProcess:
+        args = [sys.executable, "-m", "relayer.cli", "run", "-c", str(self.config), "--role", self.role,
+                "--instance", self.instance, "--no-status"]
+        self.proc = subprocess.Popen(args, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=self.env,  # noqa: SIM115
+                                     cwd=ROOT, start_new_session=True)
+        if wait:
+            wait_for(self.healthy, 60, f"daemon {self.instance} to serve {self.api_url} (log {self.log})")
+        return self
+
+    def healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"daemon {self.instance} exited with {self.proc.returncode}; log:\n{self.log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.api_url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+
+class DevnetClient:
+    """Adapters for every devnet chain, to send and to check what happened on chain."""
+
+    def __init__(self, devnet: Devnet) -> None:
+        self.devnet = devnet
+        self.manifest: dict[str, Any] = devnet.manifest()
+        self.settings: Settings = load_settings(devnet.config_path, env={})
+        self.adapters = build_adapters(self.settings, with_signers=False)
+        self.start_heights: dict[str, int] = {}
+
+    def domain(self, name: str) -> int:
+        return self.settings.chains[name].domain
+
+    def key(self, chain: str, i: int = 0) -> str:
+        return self.manifest["chains"][chain]["accounts"][i]["private_key"]  # public devnet test key
+
+    def address(self, chain: str, i: int = 0) -> str:
+        return self.manifest["chains"][chain]["accounts"][i]["address"]
+
+    async def mark(self) -> None:
+        for n, a in self.adapters.items():
+            self.start_heights[n] = int(await a.latest_height())
+
+    async def processed_since_mark(self) -> dict[MessageId, list[str]]:
+        seen: dict[MessageId, list[str]] = {}
+        for n, a in self.adapters.items():
+            latest = await a.latest_height()
+            for mid, _h in await a.processed_messages(Height(self.start_heights.get(n, 0)), latest):  # type: ignore[attr-defined]
+                seen.setdefault(mid, []).append(n)
+        return seen
+
+    async def close(self) -> None:
+        for a in self.adapters.values():
+            await a.close()
+
+
+def write_daemon_config(devnet: Devnet, directory: Path, *, api_port: int, relayer_account: int = 1,
+                        validator_api_url: str | None = None) -> Path:
+    """A daemon config for ``devnet`` with its own store and API port (validators served at ``validator_api_url``)."""
+    from relayer.devnet import relayer_toml
+
+    manifest = dict(devnet.manifest())
+    api_url = f"http://127.0.0.1:{api_port}"
+    served_at = validator_api_url or api_url
+    manifest["api_url"] = api_url
+    manifest["validators"] = [{"address": v["address"], "url": f"{served_at}/validators/{v['address']}"} for v in manifest["validators"]]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "relayer.toml"
+    path.write_text(relayer_toml(manifest, store_url=f"sqlite:///{directory / 'relayer.db'}", relayer_account=relayer_account))
+    return path
+
+
+class TcpProxy:
+    """A loopback TCP proxy that can be cut and restored: an RPC endpoint that goes down and comes back."""
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target_port = target_port
+        self.port = free_port_block(1)
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._conns |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        self._conns -= {writer, up_writer}
+
+    def _run(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def up(self) -> None:
+        async def start() -> None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
+        self._run(start())
+
+    def down(self) -> None:
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+                self._server = None
+            for w in list(self._conns):
+                w.close()
+            self._conns.clear()
+        self._run(stop())
+
+    def close(self) -> None:
+        self.down()
+        self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,178 @@
+"""End to end on real anvil chains and real daemon processes: tokens, exactly-once, crashes, RPC outages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.message import address_to_bytes32
+from relayer.cli import main
+from tests.integration.harness import (
+    DaemonProcess,
+    DevnetClient,
+    free_port_block,
+    wait_for_async,
+    write_daemon_config,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def dispatch_spread(client: DevnetClient, per_route: int, batch: int = 50) -> list[bytes]:
+    """``per_route`` messages on every ordered pair of chains, to each destination's TestRecipient."""
+    names = list(client.settings.chains)
+    jobs = []
+    for origin in names:
+        for dest in names:
+            if dest == origin:
+                continue
+            recipient = address_to_bytes32(client.manifest["chains"][dest]["contracts"]["test_recipient"])
+            for start in range(0, per_route, batch):
+                bodies = [f"{origin}->{dest} #{i}".encode() for i in range(start, min(per_route, start + batch))]
+                jobs.append((origin, dest, recipient, bodies))
+
+    async def send_all(origin: str) -> list[bytes]:
+        ids: list[bytes] = []
+        for o, dest, recipient, bodies in jobs:
+            if o == origin:
+                _tx, got = await client.adapters[origin].dispatch_messages(client.key(origin), client.domain(dest), recipient, bodies)
+                ids.extend(got)
+        return ids
+
+    groups = await asyncio.gather(*(send_all(n) for n in names))
+    return [i for g in groups for i in g]
+
+
+async def all_delivered_once(client: DevnetClient, ids: list[bytes], timeout: float) -> dict:
+    async def done() -> bool:
+        seen = await client.processed_since_mark()
+        return all(i in seen for i in ids)
+
+    await wait_for_async(done, timeout, f"{len(ids)} messages to be processed on chain")
+    seen = await client.processed_since_mark()
+    duplicated = {i: v for i, v in seen.items() if i in set(ids) and len(v) > 1}
+    assert duplicated == {}, f"delivered more than once: {list(duplicated)[:3]}"
+    return seen
+
+
+async def test_token_round_trip_l1_a_b_l1_conserves_supply(devnet, tmp_path):
+    client = DevnetClient(devnet)
+    daemon = DaemonProcess(write_daemon_config(devnet, tmp_path, api_port=free_port_block(1)), tmp_path / "d.log").start()
+    try:
+        user = client.address("l1")
+        recipient = address_to_bytes32(user)
+        amount = 25 * 10**18
+        l1, a, b = (client.adapters[n] for n in ("l1", "rollup_a", "rollup_b"))
+        before = {n: await client.adapters[n].token_balance("TST", user) for n in client.adapters}
+        supply_l1 = await l1.token_supply("TST")
+        bridge_l1 = client.manifest["chains"]["l1"]["contracts"]["token_bridge"]
+        locked_before = await l1.token_balance("TST", bridge_l1)
+
+        async def wait_balance(adapter, expected):
+            async def ok() -> bool:
+                return await adapter.token_balance("TST", user) == expected
+            await wait_for_async(ok, 90, f"balance {expected} on {adapter.name}")
+
+        await l1.send_token(client.key("l1"), "TST", amount, client.domain("rollup_a"), recipient)
+        await wait_balance(a, before["rollup_a"] + amount)
+        assert await l1.token_balance("TST", bridge_l1) == locked_before + amount
+        assert await a.token_supply("TST") - await b.token_supply("TST") >= 0
+
+        await a.send_token(client.key("rollup_a"), "TST", amount, client.domain("rollup_b"), recipient)
+        await wait_balance(b, before["rollup_b"] + amount)
+        assert await a.token_balance("TST", user) == before["rollup_a"]
+
+        await b.send_token(client.key("rollup_b"), "TST", amount, client.domain("l1"), recipient)
+        await wait_balance(l1, before["l1"])
+        # conserved: L1 supply unchanged, nothing left locked by this trip, wrapped supplies back where they were
+        assert await l1.token_supply("TST") == supply_l1
+        assert await l1.token_balance("TST", bridge_l1) == locked_before
+        wrapped = await a.token_supply("TST") + await b.token_supply("TST")
+        assert wrapped == await l1.token_balance("TST", bridge_l1)
+    finally:
+        daemon.stop()
+        await client.close()
+
+
+async def test_exactly_once_with_two_relayers_racing(devnet, tmp_path):
+    client = DevnetClient(devnet)
+    await client.mark()
+    v_port = free_port_block(1)
+    validator = DaemonProcess(write_daemon_config(devnet, tmp_path / "v", api_port=v_port), tmp_path / "v.log",
+                              role="validator", instance="validators").start()
+    relayers = [
+        DaemonProcess(write_daemon_config(devnet, tmp_path / f"r{i}", api_port=free_port_block(1), relayer_account=acct,
+                                          validator_api_url=f"http://127.0.0.1:{v_port}"),
+                      tmp_path / f"r{i}.log", role="relayer", instance=f"r{i}")
+        for i, acct in ((1, 1), (2, 2))
+    ]
+    try:
+        for r in relayers:
+            r.start()
+        ids = await dispatch_spread(client, per_route=40)
+        await all_delivered_once(client, ids, timeout=180)
+    finally:
+        for p in relayers + [validator]:
+            p.stop()
+        await client.close()
+
+
+async def test_kill_9_during_delivery_then_restart_delivers_each_once(devnet, tmp_path):
+    client = DevnetClient(devnet)
+    await client.mark()
+    config = write_daemon_config(devnet, tmp_path, api_port=free_port_block(1))
+    daemon = DaemonProcess(config, tmp_path / "d.log", instance="crashy").start()
+    try:
+        ids = await dispatch_spread(client, per_route=100, batch=100)
+
+        async def some_delivered() -> bool:
+            seen = await client.processed_since_mark()
+            return 0 < sum(1 for i in ids if i in seen)
+
+        await wait_for_async(some_delivered, 120, "the first deliveries", interval=0.05)
+        daemon.kill9()
+        seen = await client.processed_since_mark()
+        assert sum(1 for i in ids if i in seen) < len(ids), "killed too late to test a crash mid-delivery"
+        daemon = DaemonProcess(config, tmp_path / "d2.log", instance="crashy").start()
+        await all_delivered_once(client, ids, timeout=180)
+    finally:
+        daemon.stop()
+        await client.close()
+
+
+def test_send_to_unknown_chain_is_a_clear_error(devnet, capsys):
+    code = main(["send", "--devnet", str(devnet.dir), "--from", "l1", "--to", "mars", "--body", "hi"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--to 'mars' is not a configured chain" in err and "rollup_a" in err
+
+
+async def test_rpc_endpoint_down_and_back_loses_nothing(devnet, tmp_path):
+    import httpx
+
+    from tests.integration.harness import TcpProxy
+
+    client = DevnetClient(devnet)
+    await client.mark()
+    b_port = int(client.settings.chains["rollup_b"].rpc_url.rsplit(":", 1)[1])
+    proxy = TcpProxy(b_port)
+    proxy.up()
+    config = write_daemon_config(devnet, tmp_path, api_port=free_port_block(1))
+    config.write_text(config.read_text().replace(f"http://127.0.0.1:{b_port}", proxy.url))
+    daemon = DaemonProcess(config, tmp_path / "d.log", instance="outage").start()
+    try:
+        proxy.down()
+
+        async def b_reported_down() -> bool:
+            metrics = httpx.get(f"{daemon.api_url}/metrics", timeout=2).text
+            return 'relayer_chain_up{chain="rollup_b"} 0' in metrics
+
+        await wait_for_async(b_reported_down, 30, "rollup_b to be reported down in /metrics")
+        ids = await dispatch_spread(client, per_route=20)  # sent straight to the chains, not through the proxy
+        proxy.up()
+        await all_delivered_once(client, ids, timeout=180)
+    finally:
+        daemon.stop()
+        proxy.close()
+        await client.close()
