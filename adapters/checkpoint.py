@@ -53,7 +53,7 @@ class CheckpointSigner:
     @classmethod
     def from_hex(cls, private_key_hex: str) -> CheckpointSigner:
         text = private_key_hex.strip()
-        text = text[2:] if text.startswith("0x") else text
+        text = text.removeprefix("0x")
         try:
             raw = bytes.fromhex(text)
         except ValueError:

@@ -35,7 +35,7 @@ def keccak256(data: bytes) -> bytes:
 
 def address_to_bytes32(address: str | bytes) -> bytes:
     """Left-pad a 20-byte EVM address (hex string or bytes) to 32 bytes."""
-    raw = bytes.fromhex(address[2:] if address.startswith("0x") else address) if isinstance(address, str) else address
+    raw = bytes.fromhex(address.removeprefix("0x")) if isinstance(address, str) else address
     if len(raw) > 32:
         raise MessageFormatError(f"address is {len(raw)} bytes, at most 32 fit in bytes32")
     return raw.rjust(32, b"\0")

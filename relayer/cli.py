@@ -20,8 +20,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from config.errors import ConfigError, RelayerError
 from config.loader import load_settings
 from config.settings import Settings

@@ -3,7 +3,13 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from adapters.base import Checkpoint
-from adapters.checkpoint import CheckpointSigner, SignatureError, checkpoint_digest, recover_signer, sorted_signatures
+from adapters.checkpoint import (
+    CheckpointSigner,
+    SignatureError,
+    checkpoint_digest,
+    recover_signer,
+    sorted_signatures,
+)
 
 # anvil's public devnet test keys (not secrets)
 KEYS = [

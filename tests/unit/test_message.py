@@ -1,6 +1,13 @@
 import pytest
 
-from adapters.message import HEADER_LEN, MAX_BODY_LEN, Message, MessageFormatError, address_to_bytes32, keccak256
+from adapters.message import (
+    HEADER_LEN,
+    MAX_BODY_LEN,
+    Message,
+    MessageFormatError,
+    address_to_bytes32,
+    keccak256,
+)
 
 
 def sample(body: bytes = b"hello") -> Message:
