@@ -1,0 +1,236 @@
+"""Deploy and wire our contracts on an EVM chain (devnets, tests, benchmarks).
+
+Synchronous web3.py over HTTP, signing locally with eth_account and sending raw EIP-1559 transactions.
+Independent transactions go out back to back with explicit nonces (contract addresses are known before
+they are mined), then every receipt is awaited with a deadline, so a chain with a block time costs about
+one block per step instead of one block per transaction. A reverted or failed transaction raises
+``DeployError`` naming the contract and step (and the decoded custom error when the node gives one).
+Private keys are only ever handed to ``Account.from_key``; no message here carries one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import rlp
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TransactionNotFound
+
+from adapters.evm.abi import ErrorTable
+from adapters.evm.contracts import ARTIFACT_NAMES, load_artifact
+from adapters.message import address_to_bytes32, keccak256
+from config.errors import RelayerError
+
+RECEIPT_TIMEOUT_S = 60.0
+PRIORITY_FEE_WEI = 10**9
+GAS_HEADROOM = 1.25
+
+
+class DeployError(RelayerError):
+    """A deployment or wiring transaction failed; the message names the contract and step."""
+
+
+@dataclass(frozen=True)
+class _Tx:
+    label: str  # e.g. "deploy Mailbox", "Mailbox.setIsm"
+    to: str | None
+    data: bytes
+    gas: int | None = None  # None: estimate against the current state
+
+
+@cache
+def _error_table() -> ErrorTable:
+    return ErrorTable.from_abi(load_artifact(name).abi for name in ARTIFACT_NAMES)
+
+
+def _revert_reason(exc: Exception) -> str:
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return _error_table().decode(bytes.fromhex(data[2:]))
+        except ValueError:
+            pass
+    return str(exc) or type(exc).__name__
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address a CREATE from ``sender`` at ``nonce`` gets."""
+    raw = keccak256(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:]
+    return Web3.to_checksum_address(raw)
+
+
+def _account(key: str) -> LocalAccount:
+    try:
+        return Account.from_key(key)
+    except Exception:  # never echo the key
+        raise DeployError("deployer key is not a valid secp256k1 private key") from None
+
+
+def _constructor_data(name: str, args: Sequence[Any] = ()) -> bytes:
+    artifact = load_artifact(name)
+    ctor = next((e for e in artifact.abi if e.get("type") == "constructor"), None)
+    types = [i["type"] for i in ctor["inputs"]] if ctor else []
+    if len(types) != len(args):
+        raise DeployError(f"{name} constructor takes {len(types)} arguments, got {len(args)}")
+    return bytes.fromhex(artifact.bytecode[2:]) + (abi_encode(types, list(args)) if types else b"")
+
+
+def _call_data(w3: Web3, name: str, fn: str, args: Sequence[Any]) -> bytes:
+    contract = w3.eth.contract(abi=load_artifact(name).abi_list)
+    return bytes.fromhex(contract.encode_abi(fn, list(args))[2:])
+
+
+def _send_all(w3: Web3, account: LocalAccount, txs: Sequence[_Tx]) -> list[dict[str, Any]]:
+    """Send ``txs`` back to back with consecutive nonces, then wait for every receipt; all must succeed."""
+    if not txs:
+        return []
+    chain_id = w3.eth.chain_id
+    base_fee = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+    max_fee = 2 * base_fee + PRIORITY_FEE_WEI
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    hashes: list[tuple[_Tx, bytes]] = []
+    for i, tx in enumerate(txs):
+        fields: dict[str, Any] = {
+            "chainId": chain_id,
+            "nonce": nonce + i,
+            "from": account.address,
+            "value": 0,
+            "data": tx.data,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
+            "type": 2,
+        }
+        if tx.to is not None:
+            fields["to"] = tx.to
+        gas = tx.gas
+        if gas is None:
+            try:
+                estimate = w3.eth.estimate_gas({k: v for k, v in fields.items() if k not in ("type",)})
+            except ContractLogicError as exc:
+                raise DeployError(f"{tx.label} would revert: {_revert_reason(exc)}") from exc
+            gas = int(estimate * GAS_HEADROOM)
+        fields["gas"] = gas
+        signed = account.sign_transaction(fields)
+        hashes.append((tx, bytes(w3.eth.send_raw_transaction(signed.raw_transaction))))
+    return [_wait_receipt(w3, tx, h) for tx, h in hashes]
+
+
+def _wait_receipt(w3: Web3, tx: _Tx, tx_hash: bytes) -> dict[str, Any]:
+    deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+    delay = 0.02
+    while True:
+        try:
+            receipt = dict(w3.eth.get_transaction_receipt(tx_hash))
+            break
+        except TransactionNotFound:
+            if time.monotonic() > deadline:
+                raise DeployError(
+                    f"{tx.label}: no receipt for 0x{tx_hash.hex()} within {RECEIPT_TIMEOUT_S:.0f}s"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+    if receipt.get("status") != 1:
+        raise DeployError(f"{tx.label} reverted in tx 0x{tx_hash.hex()} (block {receipt.get('blockNumber')})")
+    return receipt
+
+
+def _deploy_tx(name: str, args: Sequence[Any] = ()) -> _Tx:
+    return _Tx(f"deploy {name}", None, _constructor_data(name, args))
+
+
+def deploy_core(w3: Web3, deployer_key: str, domain: int) -> dict[str, str]:
+    """Mailbox, MultisigIsm (set as the mailbox's ISM), TokenBridge and TestRecipient; checksum addresses."""
+    account = _account(deployer_key)
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    mailbox = create_address(account.address, nonce)
+    ism = create_address(account.address, nonce + 1)
+    bridge = create_address(account.address, nonce + 3)
+    recipient = create_address(account.address, nonce + 4)
+    txs = [
+        _deploy_tx("Mailbox", [domain]),
+        _deploy_tx("MultisigIsm"),
+        _Tx("Mailbox.setIsm", mailbox, _call_data(w3, "Mailbox", "setIsm", [ism]), gas=100_000),
+        _deploy_tx("TokenBridge", [mailbox, domain]),
+        _deploy_tx("TestRecipient", [mailbox]),
+    ]
+    receipts = _send_all(w3, account, txs)
+    for (label, expected), receipt in zip(
+        [("Mailbox", mailbox), ("MultisigIsm", ism), ("", ""), ("TokenBridge", bridge), ("TestRecipient", recipient)],
+        receipts,
+        strict=True,
+    ):
+        if label and receipt.get("contractAddress") != expected:
+            raise DeployError(f"deploy {label}: landed at {receipt.get('contractAddress')}, expected {expected}")
+    return {"mailbox": mailbox, "multisig_ism": ism, "token_bridge": bridge, "test_recipient": recipient}
+
+
+def set_validators(
+    w3: Web3, key: str, ism: str, origin_domains: list[int], validators: list[str], threshold: int
+) -> None:
+    """``MultisigIsm.setValidators(origin, validators, threshold)`` for every origin domain."""
+    account = _account(key)
+    checksummed = [Web3.to_checksum_address(v) for v in validators]
+    txs = [
+        _Tx(f"MultisigIsm.setValidators(origin={origin})", Web3.to_checksum_address(ism),
+            _call_data(w3, "MultisigIsm", "setValidators", [origin, checksummed, threshold]))
+        for origin in origin_domains
+    ]
+    _send_all(w3, account, txs)
+
+
+def enroll_remote_bridges(w3: Web3, key: str, bridge: str, remotes: dict[int, str]) -> None:
+    """``TokenBridge.enrollRemote(domain, bridge as bytes32)`` for every remote."""
+    account = _account(key)
+    txs = [
+        _Tx(f"TokenBridge.enrollRemote(domain={domain})", Web3.to_checksum_address(bridge),
+            _call_data(w3, "TokenBridge", "enrollRemote", [domain, _bytes32(remote)]))
+        for domain, remote in sorted(remotes.items())
+    ]
+    _send_all(w3, account, txs)
+
+
+def deploy_test_token(w3: Web3, key: str, name: str, symbol: str, decimals: int, initial_supply: int) -> str:
+    account = _account(key)
+    (receipt,) = _send_all(w3, account, [_deploy_tx("TestToken", [name, symbol, decimals, initial_supply])])
+    return Web3.to_checksum_address(receipt["contractAddress"])
+
+
+def mint_test_token(w3: Web3, key: str, token: str, to: str, amount: int) -> None:
+    account = _account(key)
+    data = _call_data(w3, "TestToken", "mint", [Web3.to_checksum_address(to), amount])
+    _send_all(w3, account, [_Tx(f"TestToken.mint(to={to})", Web3.to_checksum_address(token), data)])
+
+
+def create_wrapped_token(
+    w3: Web3, key: str, bridge: str, home_domain: int, home_token: str | bytes, name: str, symbol: str, decimals: int
+) -> str:
+    """``TokenBridge.createWrapped``; ``home_token`` is an address or a bytes32 (hex or bytes). Returns the token."""
+    account = _account(key)
+    bridge_addr = Web3.to_checksum_address(bridge)
+    home = _bytes32(home_token)
+    data = _call_data(w3, "TokenBridge", "createWrapped", [home_domain, home, name, symbol, decimals])
+    _send_all(w3, account, [_Tx(f"TokenBridge.createWrapped({symbol})", bridge_addr, data)])
+    contract = w3.eth.contract(address=bridge_addr, abi=load_artifact("TokenBridge").abi_list)
+    token = contract.functions.wrappedToken(home_domain, home).call()
+    return Web3.to_checksum_address(token)
+
+
+def _bytes32(value: str | bytes) -> bytes:
+    if isinstance(value, bytes):
+        raw = value
+    else:
+        text = value[2:] if value.startswith("0x") else value
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise DeployError(f"{value!r} is not a hex address or bytes32") from None
+    if len(raw) not in (20, 32):
+        raise DeployError(f"expected a 20-byte address or a bytes32, got {len(raw)} bytes")
+    return address_to_bytes32(raw)
