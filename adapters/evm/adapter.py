@@ -1,0 +1,636 @@
+"""``EvmAdapter``: the ``ChainAdapter`` and ``MessageSender`` Protocols for EVM L1s and rollups, via web3.py (async).
+
+Transport is web3's ``AsyncHTTPProvider`` used at the JSON-RPC level (``make_request`` /
+``make_batch_request``): the hot paths (log scans, delivered checks, receipts) skip web3's per-field
+result formatters, and calldata is built with ``eth_abi`` from precomputed selectors (``adapters.evm.abi``).
+The provider gets a keep-alive aiohttp session and no transport retries: retrying is a wrapper's job
+(STYLE.md), and a dead node must surface quickly as ``RpcUnavailable``.
+
+Every public method raises only ``AdapterError`` (or, for malformed inputs, ``MessageFormatError``):
+anything an SDK throws is mapped by ``adapters.evm.errors.map_exception`` at this boundary.
+
+Signing keys (the relayer's ``signer_key`` and any ``sender_key`` handed to the MessageSender methods)
+live only inside eth_account ``LocalAccount`` objects held here; they never appear in ``repr``, logs or
+error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+
+from adapters.base import (
+    AdapterError,
+    ChainHealth,
+    CostEstimate,
+    DeliveryBatch,
+    DispatchedMessage,
+    FeeTooHigh,
+    Height,
+    MailboxState,
+    NonceTooLow,
+    ReplacementUnderpriced,
+    RpcError,
+    SubmittedTx,
+    TxHash,
+    TxNotFound,
+    TxOutcome,
+    TxReverted,
+    TxState,
+)
+from adapters.evm import abi
+from adapters.evm.errors import LogQueryTooLarge, SigningError, map_exception, map_rpc_error
+from adapters.evm.fees import GWEI, Fees, bumped, fees_for
+from adapters.evm.nonce import NonceManager, SignedTx
+from adapters.message import Domain, Message, MessageFormatError, MessageId, address_to_bytes32, keccak256
+from config.errors import RelayerError
+from config.settings import EvmChainConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BATCH_LIMIT = 100  # JSON-RPC calls per HTTP batch; hosted nodes commonly cap batches near this
+_TIMESTAMP_CACHE = 8192
+_SENT_CACHE = 4096
+_ARTIFACTS = ("Mailbox", "MultisigIsm", "TokenBridge", "WrappedToken", "TestToken", "TestRecipient")
+
+
+class UnknownToken(AdapterError):
+    retryable = False
+
+
+@dataclass(slots=True)
+class _SentTx:
+    """What we need to rebuild a transaction we sent, for a fee-bumped replacement."""
+
+    sender: str
+    nonce: int
+    to: str
+    data: bytes
+    value: int
+    gas: int
+    fees: Fees
+
+
+def _boundary(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Map any non-project exception leaving a public method onto the AdapterError family."""
+
+    @functools.wraps(method)
+    async def wrapper(self: EvmAdapter, *args: Any, **kwargs: Any) -> T:
+        try:
+            return await method(self, *args, **kwargs)
+        except RelayerError:
+            raise
+        except Exception as exc:
+            raise map_exception(exc, chain=self._name, errors=self._errors, context=method.__name__) from exc
+
+    return wrapper
+
+
+def _int(value: str | None) -> int:
+    return int(value, 16) if value else 0
+
+
+class EvmAdapter:
+    """One EVM chain: origin (scan Dispatch logs, mailbox root) and destination (deliver batches, confirm)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: EvmChainConfig,
+        *,
+        signer_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._name = name
+        self._config = config
+        self._clock = clock
+        self._domain = Domain(config.domain)
+        self._mailbox = config.mailbox.lower()
+        self._mailbox32 = address_to_bytes32(config.mailbox)
+        self._provider = AsyncHTTPProvider(
+            config.rpc_url,
+            request_kwargs={"timeout": aiohttp.ClientTimeout(total=config.request_timeout_s)},
+            exception_retry_configuration=None,
+        )
+        self.w3 = AsyncWeb3(self._provider)
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._errors = _error_table()
+        self._signer: LocalAccount | None = self._load_account(signer_key) if signer_key else None
+        self._accounts: dict[str, LocalAccount] = {}  # sender address (lower) -> account, for MessageSender keys
+        if self._signer is not None:
+            self._accounts[self._signer.address.lower()] = self._signer
+        self._nonces: dict[str, NonceManager] = {}
+        self._sent: OrderedDict[str, _SentTx] = OrderedDict()
+        self._siblings: dict[tuple[str, int], list[str]] = {}  # (sender, nonce) -> hashes we sent at it
+        self._timestamps: OrderedDict[int, float] = OrderedDict()
+        self._batch_supported = True
+        self._last_calldata: tuple[DeliveryBatch, bytes] | None = None
+
+    def __repr__(self) -> str:
+        signer = self._signer.address if self._signer else None
+        return f"EvmAdapter(name={self._name!r}, domain={self._domain}, rpc_url={self._config.rpc_url!r}, signer={signer})"
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def domain(self) -> Domain:
+        return self._domain
+
+    @property
+    def signer_address(self) -> str | None:
+        return self._signer.address if self._signer else None
+
+    # ------------------------------------------------------------------ transport
+    async def _ensure_session(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._session is not None and not self._session.closed and self._session_loop is loop:
+            return
+        connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(raise_for_status=True, connector=connector)
+        self._session_loop = loop
+        await self._provider.cache_async_session(self._session)
+
+    async def _rpc(self, method: str, params: list[Any]) -> Any:
+        await self._ensure_session()
+        try:
+            response = await self._provider.make_request(method, params)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise map_exception(exc, chain=self._name, errors=self._errors, context=method) from exc
+        error = response.get("error")
+        if error is not None:
+            raise map_rpc_error(error, chain=self._name, errors=self._errors, context=method)
+        return response.get("result")
+
+    async def _rpc_many(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Results of many calls, in order: JSON-RPC batches of ``BATCH_LIMIT``, sent concurrently.
+
+        Raises the first call's mapped error if any call failed.
+        """
+        if not calls:
+            return []
+        if not self._batch_supported:
+            return list(await asyncio.gather(*(self._rpc(m, p) for m, p in calls)))
+        await self._ensure_session()
+        chunks = [calls[i : i + BATCH_LIMIT] for i in range(0, len(calls), BATCH_LIMIT)]
+        try:
+            answers = await asyncio.gather(*(self._provider.make_batch_request(list(c)) for c in chunks))  # type: ignore[arg-type]
+        except Exception as exc:
+            raise map_exception(exc, chain=self._name, errors=self._errors, context=calls[0][0]) from exc
+        results: list[Any] = []
+        for chunk, answer in zip(chunks, answers):
+            if not isinstance(answer, list):  # the node refused the batch as a whole
+                mapped = map_rpc_error(answer.get("error") or {"message": str(answer)}, chain=self._name, context="batch")
+                if type(mapped) is RpcError:
+                    log.info("rpc_batch_unsupported", extra={"chain": self._name, "error": str(mapped)})
+                    self._batch_supported = False
+                    return await self._rpc_many(calls)
+                raise mapped
+            if len(answer) != len(chunk):
+                raise RpcError(f"batch of {len(chunk)} calls got {len(answer)} answers", chain=self._name)
+            for (method, _), item in zip(chunk, answer):
+                if item.get("error") is not None:
+                    raise map_rpc_error(item["error"], chain=self._name, errors=self._errors, context=method)
+                results.append(item.get("result"))
+        return results
+
+    async def _call(self, to: str, data: bytes, block: str = "latest") -> bytes:
+        result = await self._rpc("eth_call", [{"to": to, "data": "0x" + data.hex()}, block])
+        return bytes.fromhex(result[2:])
+
+    # ------------------------------------------------------------------ heights
+    @_boundary
+    async def latest_height(self) -> Height:
+        return Height(_int(await self._rpc("eth_blockNumber", [])))
+
+    @_boundary
+    async def finalized_height(self) -> Height:
+        finality = self._config.finality
+        if finality == "finalized":
+            block = await self._rpc("eth_getBlockByNumber", ["finalized", False])
+            if block is None:
+                raise RpcError("the node has no block tagged finalized", chain=self._name, reason="no finalized block")
+            return Height(_int(block["number"]))
+        latest = await self.latest_height()
+        return Height(max(0, latest - int(finality)))
+
+    # ------------------------------------------------------------------ origin side
+    async def _get_logs(self, topic0: str, from_height: int, to_height: int) -> list[dict[str, Any]]:
+        """Logs of the mailbox with ``topic0`` in the range, in chunks; halves the chunk when the node refuses."""
+        chunk = self._config.log_chunk_blocks
+        start = from_height
+        out: list[dict[str, Any]] = []
+        while start <= to_height:
+            end = min(to_height, start + chunk - 1)
+            try:
+                logs = await self._rpc(
+                    "eth_getLogs",
+                    [{"address": self._mailbox, "topics": [topic0], "fromBlock": hex(start), "toBlock": hex(end)}],
+                )
+            except LogQueryTooLarge:
+                if chunk == 1:
+                    raise
+                chunk = max(1, chunk // 2)
+                log.info("log_chunk_halved", extra={"chain": self._name, "chunk_blocks": chunk})
+                continue
+            out.extend(lg for lg in logs if not lg.get("removed"))
+            start = end + 1
+        return out
+
+    async def _timestamps_of(self, heights: set[int]) -> dict[int, float]:
+        cache = self._timestamps
+        missing = sorted(h for h in heights if h not in cache)
+        if missing:
+            blocks = await self._rpc_many([("eth_getBlockByNumber", [hex(h), False]) for h in missing])
+            for h, block in zip(missing, blocks):
+                if block is None:
+                    raise RpcError(f"block {h} is missing on the node (reorg or pruned?)", chain=self._name, reason="block missing")
+                cache[h] = float(_int(block["timestamp"]))
+            while len(cache) > _TIMESTAMP_CACHE:
+                cache.popitem(last=False)
+        return {h: cache[h] for h in heights}
+
+    @_boundary
+    async def fetch_dispatched(self, from_height: Height, to_height: Height) -> list[DispatchedMessage]:
+        if to_height < from_height:
+            return []
+        logs = await self._get_logs(abi.DISPATCH_TOPIC, from_height, to_height)
+        if not logs:
+            return []
+        times = await self._timestamps_of({_int(lg["blockNumber"]) for lg in logs})
+        found: list[DispatchedMessage] = []
+        for lg in logs:
+            tx_hash = lg["transactionHash"]
+            height = _int(lg["blockNumber"])
+            try:
+                raw = abi.decode_single_bytes(bytes.fromhex(lg["data"][2:]))
+                message = Message.decode(raw)
+            except (MessageFormatError, ValueError) as exc:
+                raise RpcError(f"Dispatch log {_int(lg['logIndex'])} of tx {tx_hash} does not hold a message: {exc}",
+                               chain=self._name, reason="malformed dispatch log") from exc
+            mid = keccak256(raw)
+            topic_id = lg["topics"][1] if len(lg["topics"]) > 1 else ""
+            if "0x" + mid.hex() != topic_id.lower():
+                raise RpcError(
+                    f"Dispatch log {_int(lg['logIndex'])} of tx {tx_hash}: message hashes to 0x{mid.hex()}, the log's id is {topic_id}",
+                    chain=self._name, reason="dispatch id mismatch",
+                )
+            found.append(DispatchedMessage(message, raw, MessageId(mid), Height(height), TxHash(tx_hash),
+                                           _int(lg["logIndex"]), times[height]))
+        found.sort(key=lambda d: d.message.nonce)
+        return found
+
+    @_boundary
+    async def mailbox_state(self, height: Height) -> MailboxState:
+        block = hex(height)
+        call = {"to": self._mailbox}
+        root_hex, count_hex = await self._rpc_many([
+            ("eth_call", [{**call, "data": "0x" + abi.ROOT.hex()}, block]),
+            ("eth_call", [{**call, "data": "0x" + abi.COUNT.hex()}, block]),
+        ])
+        if len(root_hex) < 66 or len(count_hex) < 66:
+            raise RpcError(f"mailbox {self._config.mailbox} returned no data at height {height} (no code there yet?)",
+                           chain=self._name, reason="mailbox not deployed")
+        return MailboxState(self._mailbox32, bytes.fromhex(root_hex[2:66]), _int(count_hex[:66]), Height(height))
+
+    @_boundary
+    async def processed_messages(self, from_height: Height, to_height: Height) -> list[tuple[MessageId, Height]]:
+        if to_height < from_height:
+            return []
+        logs = await self._get_logs(abi.PROCESS_TOPIC, from_height, to_height)
+        return [(MessageId(bytes.fromhex(lg["topics"][1][2:])), Height(_int(lg["blockNumber"]))) for lg in logs]
+
+    # ------------------------------------------------------------------ destination side
+    @_boundary
+    async def delivered(self, ids: Sequence[MessageId]) -> list[bool]:
+        prefix = "0x" + abi.DELIVERED.hex()
+        calls = [("eth_call", [{"to": self._mailbox, "data": prefix + bytes(i).hex()}, "latest"]) for i in ids]
+        return [_int(r) != 0 for r in await self._rpc_many(calls)]
+
+    def _calldata(self, batch: DeliveryBatch) -> bytes:
+        last = self._last_calldata
+        if last is not None and last[0] is batch:
+            return last[1]
+        data = abi.encode_process_batch(batch)
+        self._last_calldata = (batch, data)
+        return data
+
+    async def _base_fee(self) -> int:
+        block = await self._rpc("eth_getBlockByNumber", ["latest", False])
+        if block is None or block.get("baseFeePerGas") is None:
+            raise RpcError("the latest block has no baseFeePerGas: EIP-1559 is required", chain=self._name, reason="no base fee")
+        return _int(block["baseFeePerGas"])
+
+    async def _estimate(self, sender: str, to: str, data: bytes, value: int = 0) -> tuple[int, Fees]:
+        tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "value": hex(value)}
+        gas_hex, base_fee = await asyncio.gather(self._rpc("eth_estimateGas", [tx]), self._base_fee())
+        gas_limit = math.ceil(_int(gas_hex) * self._config.gas.gas_limit_multiplier)
+        return gas_limit, fees_for(base_fee, self._config.gas, chain=self._name)
+
+    def _require_signer(self) -> LocalAccount:
+        if self._signer is None:
+            raise SigningError("this adapter has no signer key: deliveries need chains.<name>.signer",
+                               chain=self._name, reason="no signer")
+        return self._signer
+
+    @_boundary
+    async def estimate_delivery(self, batch: DeliveryBatch) -> CostEstimate:
+        """Gas limit (node estimate x ``gas_limit_multiplier``) and EIP-1559 fees (``adapters.evm.fees``)."""
+        signer = self._require_signer()
+        gas, fees = await self._estimate(signer.address, self._mailbox, self._calldata(batch))
+        return CostEstimate(gas, fees.max_fee_per_gas, fees.priority_fee_per_gas)
+
+    @_boundary
+    async def submit_delivery(self, batch: DeliveryBatch, estimate: CostEstimate | None = None) -> SubmittedTx:
+        signer = self._require_signer()
+        if estimate is None:
+            estimate = await self.estimate_delivery(batch)
+        fees = Fees(estimate.max_fee_per_gas, estimate.priority_fee_per_gas)
+        return await self._send(signer, self._mailbox, self._calldata(batch), estimate.gas, fees)
+
+    # ------------------------------------------------------------------ sending
+    def _load_account(self, key: str) -> LocalAccount:
+        try:
+            return Account.from_key(key)
+        except Exception:
+            raise SigningError("the signer key is not a valid secp256k1 private key", chain=self._name,
+                               reason="bad key") from None
+
+    def _account_for(self, key: str) -> LocalAccount:
+        account = self._load_account(key)
+        return self._accounts.setdefault(account.address.lower(), account)
+
+    def _nonce_manager(self, address: str) -> NonceManager:
+        key = address.lower()
+        manager = self._nonces.get(key)
+        if manager is None:
+            async def pending() -> int:
+                return _int(await self._rpc("eth_getTransactionCount", [address, "pending"]))
+            manager = self._nonces[key] = NonceManager(address, pending)
+        return manager
+
+    def _signer_fn(self, account: LocalAccount, record: _SentTx) -> Callable[[int], SignedTx]:
+        template = {
+            "type": 2, "chainId": self._config.chain_id, "to": to_checksum_address(record.to), "data": record.data,
+            "value": record.value, "gas": record.gas, "maxFeePerGas": record.fees.max_fee_per_gas,
+            "maxPriorityFeePerGas": record.fees.priority_fee_per_gas,
+        }
+
+        def sign(nonce: int) -> SignedTx:
+            try:
+                signed = account.sign_transaction({**template, "nonce": nonce})
+            except Exception:
+                raise SigningError("cannot sign the transaction", chain=self._name, reason="signing failed") from None
+            return SignedTx(bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex(), nonce)
+
+        return sign
+
+    async def _broadcast(self, raw: bytes) -> None:
+        await self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
+
+    def _remember(self, tx_hash: str, record: _SentTx) -> None:
+        self._sent[tx_hash] = record
+        self._siblings.setdefault((record.sender.lower(), record.nonce), []).append(tx_hash)
+        while len(self._sent) > _SENT_CACHE:
+            _, old = self._sent.popitem(last=False)
+            self._siblings.pop((old.sender.lower(), old.nonce), None)
+
+    async def _send(self, account: LocalAccount, to: str, data: bytes, gas: int, fees: Fees, value: int = 0) -> SubmittedTx:
+        record = _SentTx(account.address, -1, to, data, value, gas, fees)
+        signed = await self._nonce_manager(account.address).send(self._signer_fn(account, record), self._broadcast)
+        record.nonce = signed.nonce
+        self._remember(signed.tx_hash, record)
+        return SubmittedTx(TxHash(signed.tx_hash), signed.nonce, account.address, self._clock(), gas, fees.max_fee_per_gas)
+
+    # ------------------------------------------------------------------ confirming
+    @_boundary
+    async def confirm(self, tx: SubmittedTx) -> TxOutcome:
+        receipt = await self._rpc("eth_getTransactionReceipt", [tx.tx_hash])
+        if receipt is not None:
+            return await self._outcome(tx, receipt)
+        # a same-nonce sibling we sent (the original of a replacement, or a replacement of it) may have been mined
+        for other in self._siblings.get((tx.sender.lower(), tx.nonce), []):
+            if other != tx.tx_hash:
+                sibling_receipt = await self._rpc("eth_getTransactionReceipt", [other])
+                if sibling_receipt is not None:
+                    return await self._outcome(tx, sibling_receipt)
+        node_tx = await self._rpc("eth_getTransactionByHash", [tx.tx_hash])
+        if node_tx is None:
+            manager = self._nonces.get(tx.sender.lower())
+            if manager is not None:
+                manager.invalidate()
+            return TxOutcome(TxState.DROPPED, reason="neither mined nor in the node's pool")
+        if node_tx.get("blockNumber"):
+            return TxOutcome(TxState.PENDING, height=Height(_int(node_tx["blockNumber"])), reason="mined, receipt not yet served")
+        if self._clock() - tx.submitted_at < self._config.gas.stuck_after_s:
+            return TxOutcome(TxState.PENDING)
+        return await self._replace(tx, node_tx)
+
+    async def _outcome(self, tx: SubmittedTx, receipt: dict[str, Any]) -> TxOutcome:
+        height = _int(receipt["blockNumber"])
+        latest = _int(await self._rpc("eth_blockNumber", []))
+        if latest - height + 1 < self._config.confirmation_depth:
+            return TxOutcome(TxState.PENDING, height=Height(height), reason=f"{latest - height + 1} of {self._config.confirmation_depth} confirmations")
+        gas_used = _int(receipt.get("gasUsed"))
+        fee = gas_used * _int(receipt.get("effectiveGasPrice")) + _int(receipt.get("l1Fee"))
+        if _int(receipt.get("status")) == 1:
+            ids = tuple(
+                MessageId(bytes.fromhex(lg["topics"][1][2:]))
+                for lg in receipt.get("logs", [])
+                if lg["address"].lower() == self._mailbox and lg["topics"] and lg["topics"][0] == abi.PROCESS_TOPIC
+            )
+            return TxOutcome(TxState.CONFIRMED, Height(height), gas_used, fee, ids)
+        reason = await self._revert_reason(receipt)
+        return TxOutcome(TxState.REVERTED, Height(height), gas_used, fee, reason=reason)
+
+    async def _revert_reason(self, receipt: dict[str, Any]) -> str:
+        """Replay a reverted transaction as a call on the state before its block, to read the revert data."""
+        tx_hash = receipt["transactionHash"]
+        node_tx = await self._rpc("eth_getTransactionByHash", [tx_hash])
+        if node_tx is None:
+            return "reverted (transaction no longer served)"
+        gas = _int(node_tx.get("gas"))
+        if gas and _int(receipt.get("gasUsed")) >= gas:
+            return "out of gas"
+        call = {"from": node_tx["from"], "to": node_tx.get("to"), "data": node_tx.get("input", "0x"),
+                "value": node_tx.get("value", "0x0"), "gas": node_tx.get("gas")}
+        try:
+            await self._rpc("eth_call", [call, hex(max(0, _int(receipt["blockNumber"]) - 1))])
+        except TxReverted as exc:
+            return exc.reason
+        except AdapterError as exc:
+            return f"reverted (replay failed: {exc.reason})"
+        return "reverted (replay before its block succeeded: state changed within the block)"
+
+    async def _replace(self, tx: SubmittedTx, node_tx: dict[str, Any]) -> TxOutcome:
+        account = self._accounts.get(tx.sender.lower())
+        if account is None:
+            return TxOutcome(TxState.PENDING, reason="stuck, but not sent with a key this adapter holds")
+        record = self._sent.get(tx.tx_hash)
+        if record is None:  # sent before a restart: rebuild it from what the node holds
+            max_fee = _int(node_tx.get("maxFeePerGas") or node_tx.get("gasPrice"))
+            tip = _int(node_tx.get("maxPriorityFeePerGas") or node_tx.get("gasPrice"))
+            record = _SentTx(account.address, tx.nonce, node_tx["to"], bytes.fromhex(node_tx["input"][2:]),
+                             _int(node_tx.get("value")), _int(node_tx["gas"]), Fees(max_fee, tip))
+        try:
+            new_fees = bumped(record.fees, await self._base_fee(), self._config.gas, chain=self._name)
+        except FeeTooHigh as exc:
+            log.warning("stuck_tx_not_bumped", extra={"chain": self._name, "tx": tx.tx_hash, "reason": exc.reason})
+            return TxOutcome(TxState.PENDING, reason=f"stuck: {exc.reason}")
+        replacement = _SentTx(record.sender, tx.nonce, record.to, record.data, record.value, record.gas, new_fees)
+        try:
+            signed = await self._nonce_manager(account.address).replace(tx.nonce, self._signer_fn(account, replacement), self._broadcast)
+        except NonceTooLow:
+            return TxOutcome(TxState.PENDING, reason="stuck tx was mined while replacing it")
+        except ReplacementUnderpriced as exc:
+            return TxOutcome(TxState.PENDING, reason=f"stuck: replacement refused ({exc.reason})")
+        self._remember(signed.tx_hash, replacement)
+        log.info("stuck_tx_replaced", extra={"chain": self._name, "old": tx.tx_hash, "new": signed.tx_hash,
+                                             "max_fee_gwei": new_fees.max_fee_per_gas / GWEI})
+        new = SubmittedTx(TxHash(signed.tx_hash), tx.nonce, tx.sender, self._clock(), record.gas, new_fees.max_fee_per_gas)
+        return TxOutcome(TxState.PENDING, replacement=new, reason="replaced with higher fees")
+
+    @_boundary
+    async def tx_height(self, tx_hash: str) -> Height:
+        """Height a transaction was mined at; ``TxNotFound`` while it is not mined."""
+        receipt = await self._rpc("eth_getTransactionReceipt", [tx_hash])
+        if receipt is None:
+            raise TxNotFound(f"transaction {tx_hash} is not mined", chain=self._name)
+        return Height(_int(receipt["blockNumber"]))
+
+    # ------------------------------------------------------------------ health
+    @_boundary
+    async def health(self) -> ChainHealth:
+        started = time.perf_counter()
+        try:
+            latest = await self.latest_height()
+        except AdapterError as exc:
+            return ChainHealth(False, None, None, time.perf_counter() - started, detail=str(exc)[:300])
+        latency = time.perf_counter() - started
+        try:
+            finalized: Height | None = await self.finalized_height()
+            detail = ""
+        except AdapterError as exc:
+            finalized, detail = None, f"finalized height unavailable: {exc.reason}"
+        return ChainHealth(True, latest, finalized, latency, detail=detail)
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        try:
+            if session is not None and not session.closed:
+                await session.close()
+            await self._provider.disconnect()
+        except Exception as exc:  # closing must not fail the caller's shutdown
+            log.debug("close_failed", extra={"chain": self._name, "error": type(exc).__name__})
+
+    # ------------------------------------------------------------------ MessageSender
+    async def _wait_mined(self, tx_hash: str) -> dict[str, Any]:
+        timeout = max(60.0, 3 * self._config.gas.stuck_after_s)
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = await self._rpc("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                return receipt  # type: ignore[no-any-return]
+            if time.monotonic() > deadline:
+                raise TxNotFound(f"transaction {tx_hash} not mined within {timeout:.0f}s", chain=self._name)
+            await asyncio.sleep(min(self._config.poll_interval_s, 0.25))
+
+    async def _transact(self, account: LocalAccount, to: str, data: bytes, what: str) -> dict[str, Any]:
+        """Estimate, send, wait for inclusion; the receipt, or ``TxReverted`` with the decoded reason."""
+        gas, fees = await self._estimate(account.address, to, data)
+        sent = await self._send(account, to, data, gas, fees)
+        receipt = await self._wait_mined(sent.tx_hash)
+        if _int(receipt.get("status")) != 1:
+            reason = await self._revert_reason(receipt)
+            raise TxReverted(f"{what} tx {sent.tx_hash} reverted: {reason}", chain=self._name, reason=reason)
+        return receipt
+
+    @_boundary
+    async def dispatch_messages(
+        self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes]
+    ) -> tuple[TxHash, list[MessageId]]:
+        if not bodies:
+            raise MessageFormatError("dispatch_messages needs at least one body")
+        account = self._account_for(sender_key)
+        data = abi.encode_dispatch_batch(destination, address_to_bytes32(recipient), bodies)
+        receipt = await self._transact(account, self._mailbox, data, "dispatchBatch")
+        ids = [
+            MessageId(bytes.fromhex(lg["topics"][1][2:]))
+            for lg in receipt.get("logs", [])
+            if lg["address"].lower() == self._mailbox and lg["topics"][0] == abi.DISPATCH_TOPIC
+        ]
+        return TxHash(receipt["transactionHash"]), ids
+
+    def _token(self, symbol: str) -> str:
+        token = self._config.tokens.get(symbol)
+        if token is None:
+            known = ", ".join(sorted(self._config.tokens)) or "none configured"
+            raise UnknownToken(f"no token {symbol!r} on {self._name}; known symbols: {known}", chain=self._name,
+                               reason="unknown token")
+        return token.address
+
+    @_boundary
+    async def send_token(
+        self, sender_key: str, symbol: str, amount: int, destination: Domain, recipient: bytes
+    ) -> tuple[TxHash, MessageId]:
+        token = self._token(symbol)
+        bridge = self._config.token_bridge
+        if bridge is None:
+            raise UnknownToken(f"chains.{self._name}.token_bridge is not set: cannot send tokens", chain=self._name,
+                               reason="no token bridge")
+        account = self._account_for(sender_key)
+        allowance = _int("0x" + (await self._call(token, abi.encode_allowance(account.address, bridge))).hex())
+        if allowance < amount:
+            await self._transact(account, token, abi.encode_approve(bridge, amount), "approve")
+        data = abi.encode_transfer_remote(to_checksum_address(token), destination, address_to_bytes32(recipient), amount)
+        receipt = await self._transact(account, bridge, data, "transferRemote")
+        for lg in receipt.get("logs", []):
+            if lg["topics"] and lg["topics"][0] == abi.SENT_TRANSFER_REMOTE_TOPIC:
+                return TxHash(receipt["transactionHash"]), MessageId(bytes.fromhex(lg["topics"][1][2:]))
+        for lg in receipt.get("logs", []):
+            if lg["address"].lower() == self._mailbox and lg["topics"][0] == abi.DISPATCH_TOPIC:
+                return TxHash(receipt["transactionHash"]), MessageId(bytes.fromhex(lg["topics"][1][2:]))
+        raise RpcError(f"transferRemote tx {receipt['transactionHash']} emitted no SentTransferRemote event",
+                       chain=self._name, reason="no transfer event")
+
+    @_boundary
+    async def token_balance(self, symbol: str, holder: str) -> int:
+        return int.from_bytes(await self._call(self._token(symbol), abi.encode_balance_of(holder)) or b"\0", "big")
+
+    @_boundary
+    async def token_supply(self, symbol: str) -> int:
+        return int.from_bytes(await self._call(self._token(symbol), abi.TOTAL_SUPPLY) or b"\0", "big")
+
+
+@functools.lru_cache(maxsize=1)
+def _error_table() -> abi.ErrorTable:
+    """Built-in custom errors, widened with the ``error`` entries of whatever artifacts are present."""
+    abis: list[Any] = []
+    try:
+        from adapters.evm.contracts import load_artifact
+    except Exception:
+        return abi.ErrorTable()
+    for name in _ARTIFACTS:
+        try:
+            abis.append(load_artifact(name).abi)
+        except Exception:
+            continue
+    return abi.ErrorTable.from_abi(abis)
