@@ -8,7 +8,7 @@ Rule (all values in wei):
     if max_fee < base_fee + tip:             tip = max_fee - base_fee   (capped: pay what is left as tip)
 
 Why: the base fee can rise at most 12.5 % per block, so ``2 * base_fee`` keeps the transaction includable
-through six consecutive full blocks (1.125**6 ~ 2.03) without any resubmission; ``fee_multiplier`` is the
+through five consecutive full blocks (1.125**5 ~ 1.80; a sixth would need 2.03) without any resubmission; ``fee_multiplier`` is the
 operator's extra headroom. Under EIP-1559 the payer is charged ``min(max_fee, base_fee + tip)`` per gas,
 so the headroom costs nothing unless it is used. ``max_fee_gwei`` is a hard ceiling on what we ever offer.
 
