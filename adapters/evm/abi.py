@@ -35,6 +35,7 @@ PROCESS_TOPIC = topic("Process(bytes32,uint32)")
 ROOT = selector("root()")
 COUNT = selector("count()")
 DELIVERED = selector("delivered(bytes32)")
+DELIVERED_MANY = selector("deliveredMany(bytes32[])")
 DISPATCH = selector("dispatch(uint32,bytes32,bytes)")
 DISPATCH_BATCH = selector("dispatchBatch(uint32[],bytes32[],bytes[])")
 PROCESS = selector("process(bytes,bytes)")
@@ -56,19 +57,30 @@ _PANIC = selector("Panic(uint256)")
 # Errors our contracts declare; an artifact's ABI adds to (and overrides) these.
 KNOWN_ERRORS = (
     "AlreadyDelivered(bytes32)",
-    "ThresholdNotMet()",
-    "InvalidSignature()",
-    "UnknownSigner(address)",
-    "SignersNotSorted()",
-    "InvalidProof(bytes32)",
-    "InvalidCheckpoint()",
-    "WrongDestination(uint32)",
-    "WrongVersion(uint8)",
-    "MessageTooShort()",
-    "NotOwner()",
-    "UnknownRemote(uint32)",
+    "VerificationFailed(bytes32)",
+    "MixedOrigins(uint32,uint32)",
+    "WrongDestination(uint32,uint32)",
+    "InvalidVersion(uint8)",
+    "MessageTooShort(uint256)",
+    "BodyTooLong(uint256)",
+    "IsmNotSet()",
+    "TreeFull()",
     "LengthMismatch()",
     "EmptyBatch()",
+    "NotOwner()",
+    "ThresholdNotMet(uint256,uint256)",
+    "InvalidSignature(uint256)",
+    "InvalidSignatureLength(uint256)",
+    "UnknownSigner(address)",
+    "SignersNotSorted(uint256)",
+    "InvalidProof(bytes32)",
+    "LeafNotInCheckpoint(bytes32,uint64,uint32)",
+    "NoValidatorSet(uint32)",
+    "InsufficientAllowance(address,uint256,uint256)",
+    "InsufficientBalance(address,uint256,uint256)",
+    "NoRemoteBridge(uint32)",
+    "UnknownToken(uint32,bytes32)",
+    "ZeroAmount()",
 )
 
 
@@ -96,6 +108,14 @@ def encode_process_batch(batch: DeliveryBatch) -> bytes:
             raise MessageFormatError(f"message 0x{item.id.hex()}: a proof has {TREE_DEPTH} siblings, got {len(item.proof)}")
     args = (encode_checkpoint(batch.checkpoint), [it.message for it in items], [list(it.proof) for it in items])
     return PROCESS_BATCH + abi_encode(_PROCESS_BATCH_TYPES, args)
+
+
+def encode_delivered_many(ids: Sequence[bytes]) -> bytes:
+    return DELIVERED_MANY + abi_encode(("bytes32[]",), (list(ids),))
+
+
+def decode_bool_array(data: bytes) -> list[bool]:
+    return [bool(v) for v in abi_decode(("bool[]",), data)[0]]
 
 
 def encode_dispatch_batch(destination: int, recipient: bytes, bodies: Sequence[bytes]) -> bytes:

@@ -63,10 +63,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+DELIVERED_MANY_CHUNK = 1000
 BATCH_LIMIT = 100  # JSON-RPC calls per HTTP batch; hosted nodes commonly cap batches near this
 _TIMESTAMP_CACHE = 8192
 _SENT_CACHE = 4096
-_ARTIFACTS = ("Mailbox", "MultisigIsm", "TokenBridge", "WrappedToken", "TestToken", "TestRecipient")
 
 
 class UnknownToken(AdapterError):
@@ -140,6 +140,7 @@ class EvmAdapter:
         self._siblings: dict[tuple[str, int], list[str]] = {}  # (sender, nonce) -> hashes we sent at it
         self._timestamps: OrderedDict[int, float] = OrderedDict()
         self._batch_supported = True
+        self._delivered_many = True
         self._last_calldata: tuple[DeliveryBatch, bytes] | None = None
 
     def __repr__(self) -> str:
@@ -321,6 +322,26 @@ class EvmAdapter:
     # ------------------------------------------------------------------ destination side
     @_boundary
     async def delivered(self, ids: Sequence[MessageId]) -> list[bool]:
+        """One ``deliveredMany(bytes32[])`` call per ``DELIVERED_MANY_CHUNK`` ids (concurrently); batched
+        ``delivered(bytes32)`` calls against a mailbox without it."""
+        if not ids:
+            return []
+        if self._delivered_many:
+            chunks = [ids[i : i + DELIVERED_MANY_CHUNK] for i in range(0, len(ids), DELIVERED_MANY_CHUNK)]
+            try:
+                answers = await asyncio.gather(*(self._call(self._mailbox, abi.encode_delivered_many(c)) for c in chunks))
+                flags = [f for answer in answers for f in abi.decode_bool_array(answer)]
+                if len(flags) == len(ids):
+                    return flags
+            except (TxReverted, ValueError, TypeError, OverflowError):
+                pass  # eth_abi decoding errors included: not our mailbox version
+            except Exception as exc:
+                from eth_abi.exceptions import DecodingError
+
+                if not isinstance(exc, DecodingError):
+                    raise
+            log.info("delivered_many_unsupported", extra={"chain": self._name})
+            self._delivered_many = False
         prefix = "0x" + abi.DELIVERED.hex()
         calls = [("eth_call", [{"to": self._mailbox, "data": prefix + bytes(i).hex()}, "latest"]) for i in ids]
         return [_int(r) != 0 for r in await self._rpc_many(calls)]
@@ -625,10 +646,10 @@ def _error_table() -> abi.ErrorTable:
     """Built-in custom errors, widened with the ``error`` entries of whatever artifacts are present."""
     abis: list[Any] = []
     try:
-        from adapters.evm.contracts import load_artifact
+        from adapters.evm.contracts import ARTIFACT_NAMES, load_artifact
     except Exception:
         return abi.ErrorTable()
-    for name in _ARTIFACTS:
+    for name in ARTIFACT_NAMES:
         try:
             abis.append(load_artifact(name).abi)
         except Exception:

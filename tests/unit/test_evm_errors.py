@@ -98,9 +98,9 @@ def test_custom_error_revert_is_decoded() -> None:
 
 
 def test_nested_revert_data_and_errors_without_args() -> None:
-    data = "0x" + selector("ThresholdNotMet()").hex()
+    data = "0x" + (selector("ThresholdNotMet(uint256,uint256)") + encode(["uint256", "uint256"], [1, 2])).hex()
     mapped = map_rpc_error({"code": -32015, "message": "VM execution error", "data": {"data": data}}, chain="c")
-    assert isinstance(mapped, TxReverted) and mapped.reason == "ThresholdNotMet()"
+    assert isinstance(mapped, TxReverted) and mapped.reason == "ThresholdNotMet(1,2)"
 
 
 def test_error_string_and_panic() -> None:
