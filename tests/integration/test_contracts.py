@@ -1,0 +1,530 @@
+"""The Solidity contracts against real anvil chains: message bytes and Merkle tree equal the Python ones,
+checkpoint signatures from ``adapters.checkpoint`` verify, every forgery is refused with its custom error,
+batches skip delivered ids, and a token homed on one chain makes the round trip L1 -> A -> B -> L1.
+
+Two anvil processes (auto-mining) on free loopback ports: chain X hosts domain 1000 ("L1"); chain Y hosts
+domains 2000 and 3000 (two mailboxes on one chain stand in for two rollups).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from web3 import HTTPProvider, Web3
+from web3.exceptions import ContractLogicError
+from web3.logs import DISCARD
+
+from adapters.base import Checkpoint
+from adapters.checkpoint import CheckpointSigner, pack_signatures, sorted_signatures
+from adapters.evm import deploy
+from adapters.evm.contracts import load_artifact
+from adapters.merkle import MerkleTree, branch_root
+from adapters.message import Message, address_to_bytes32, keccak256
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# anvil's well-known dev keys (mnemonic "test test ... junk"). PUBLIC DEVNET TEST KEYS, worthless anywhere else.
+DEV_KEYS = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+]
+DEPLOYER_KEY = DEV_KEYS[0]
+VALIDATOR_SIGNERS = [CheckpointSigner.from_hex(k) for k in DEV_KEYS[5:8]]  # devnet test keys
+OUTSIDER_SIGNER = CheckpointSigner.from_hex(DEV_KEYS[8])  # devnet test key, not a validator
+THRESHOLD = 2
+L1, A, B = 1000, 2000, 3000
+DISPATCH_TOPIC = "0x" + keccak256(b"Dispatch(bytes32,uint32,bytes)").hex()
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+GAS_REPORT: dict[str, int] = {}
+
+
+# ---------------------------------------------------------------------------------------------- anvil
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _chain_id(url: str) -> int | None:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    req = urllib.request.Request(url, body, {"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=1.0) as resp:
+            return int(json.loads(resp.read())["result"], 16)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@dataclass
+class Anvil:
+    proc: subprocess.Popen  # type: ignore[type-arg]
+    url: str
+    chain_id: int
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def start_anvil(chain_id: int, deadline_s: float = 30.0) -> Anvil:
+    binary = ROOT / "node_modules" / ".bin" / "anvil"
+    exe = str(binary) if binary.exists() else shutil.which("anvil")
+    if exe is None:
+        pytest.skip("anvil not installed (npm ci)")
+    for _attempt in range(3):
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(
+            [exe, "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id), "--accounts", "10", "--silent"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _chain_id(url) == chain_id:
+                return Anvil(proc, url, chain_id)
+            time.sleep(0.05)
+        Anvil(proc, url, chain_id).stop()  # port taken or too slow: try another port
+    raise RuntimeError(f"anvil (chain id {chain_id}) did not answer within {deadline_s:.0f}s on three ports")
+
+
+# ---------------------------------------------------------------------------------------------- world
+
+
+@dataclass
+class Domain:
+    """One deployed core (mailbox, ISM, bridge, recipient) and the origin-side view of its tree."""
+
+    domain: int
+    w3: Web3
+    addrs: dict[str, str]
+    tree: MerkleTree = field(default_factory=MerkleTree)
+    messages: list[bytes] = field(default_factory=list)
+    next_block: int = 0
+
+    def c(self, name: str, key: str) -> Any:
+        return self.w3.eth.contract(address=self.addrs[key], abi=load_artifact(name).abi_list)
+
+    @property
+    def mailbox(self) -> Any:
+        return self.c("Mailbox", "mailbox")
+
+    @property
+    def ism(self) -> Any:
+        return self.c("MultisigIsm", "multisig_ism")
+
+    @property
+    def bridge(self) -> Any:
+        return self.c("TokenBridge", "token_bridge")
+
+    @property
+    def recipient(self) -> Any:
+        return self.c("TestRecipient", "test_recipient")
+
+    @property
+    def mailbox32(self) -> bytes:
+        return address_to_bytes32(self.addrs["mailbox"])
+
+    def sync(self) -> list[bytes]:
+        """Read new Dispatch logs (in nonce order) into the local tree; returns the new raw messages."""
+        latest = self.w3.eth.block_number
+        logs = self.w3.eth.get_logs(
+            {"address": self.addrs["mailbox"], "topics": [DISPATCH_TOPIC], "fromBlock": self.next_block, "toBlock": latest}
+        )
+        self.next_block = latest + 1
+        new = []
+        for log in logs:
+            (raw,) = abi_decode(["bytes"], bytes(log["data"]))
+            msg = Message.decode(raw)
+            assert msg.nonce == len(self.messages), "Dispatch logs out of nonce order"
+            assert bytes(log["topics"][1]) == msg.id
+            assert int.from_bytes(bytes(log["topics"][2]), "big") == msg.destination
+            self.messages.append(raw)
+            self.tree.append(msg.id)
+            new.append(raw)
+        return new
+
+    def checkpoint(self, count: int | None = None) -> Checkpoint:
+        count = self.tree.count if count is None else count
+        return Checkpoint(self.domain, self.mailbox32, self.tree.root(count), count - 1)  # type: ignore[arg-type]
+
+    def proof(self, raw: bytes, count: int | None = None) -> list[bytes]:
+        return self.tree.proof(Message.decode(raw).nonce, count)
+
+
+def sign(cp: Checkpoint, signers: list[CheckpointSigner]) -> bytes:
+    return pack_signatures(sorted_signatures((s.address, s.sign(cp)) for s in signers))
+
+
+def metadata(cp: Checkpoint, signatures: bytes, proof: list[bytes]) -> bytes:
+    return abi_encode(
+        ("bytes32", "bytes32", "uint32", "bytes", "bytes32[32]"), (cp.origin_mailbox, cp.root, cp.index, signatures, proof)
+    )
+
+
+def checkpoint_bytes(cp: Checkpoint, signatures: bytes) -> bytes:
+    return abi_encode(("bytes32", "bytes32", "uint32", "bytes"), (cp.origin_mailbox, cp.root, cp.index, signatures))
+
+
+def transact(w3: Web3, fn: Any, sender: str, gas: int | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"from": sender}
+    if gas is not None:
+        params["gas"] = gas
+    tx_hash = fn.transact(params)
+    receipt = dict(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.02))
+    assert receipt["status"] == 1, f"transaction reverted: {receipt}"
+    return receipt
+
+
+def error_selector(name: str) -> str:
+    for contract in ("Mailbox", "MultisigIsm", "TokenBridge", "TestRecipient", "WrappedToken"):
+        for entry in load_artifact(contract).abi:
+            if entry.get("type") == "error" and entry["name"] == name:
+                sig = f"{name}({','.join(i['type'] for i in entry['inputs'])})"
+                return "0x" + keccak256(sig.encode())[:4].hex()
+    raise KeyError(name)
+
+
+def expect_revert(fn: Any, sender: str, error: str) -> str:
+    """Calls ``fn`` (eth_call) and asserts it reverts with custom error ``error``; returns the revert data."""
+    with pytest.raises(ContractLogicError) as info:
+        fn.call({"from": sender})
+    data = info.value.data
+    assert isinstance(data, str) and data.startswith(error_selector(error)), f"expected {error}, got {data!r} ({info.value})"
+    return data
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[dict[str, Any]]:
+    x, y = start_anvil(31337), None
+    try:
+        y = start_anvil(31338)
+        w3x = Web3(HTTPProvider(x.url, request_kwargs={"timeout": 30}))
+        w3y = Web3(HTTPProvider(y.url, request_kwargs={"timeout": 30}))
+        deployer = w3x.eth.accounts[0]
+        assert deployer == Web3().eth.account.from_key(DEPLOYER_KEY).address, "anvil dev accounts changed"
+        domains = {
+            L1: Domain(L1, w3x, deploy.deploy_core(w3x, DEPLOYER_KEY, L1)),
+            A: Domain(A, w3y, deploy.deploy_core(w3y, DEPLOYER_KEY, A)),
+        }
+        domains[B] = Domain(B, w3y, deploy.deploy_core(w3y, DEPLOYER_KEY, B))
+        validators = [s.address for s in VALIDATOR_SIGNERS]
+        for d in domains.values():
+            deploy.set_validators(d.w3, DEPLOYER_KEY, d.addrs["multisig_ism"], [L1, A, B], validators, THRESHOLD)
+            remotes = {o.domain: o.addrs["token_bridge"] for o in domains.values() if o.domain != d.domain}
+            deploy.enroll_remote_bridges(d.w3, DEPLOYER_KEY, d.addrs["token_bridge"], remotes)
+        for d in domains.values():
+            d.next_block = d.w3.eth.block_number + 1
+        yield {"domains": domains, "user": w3x.eth.accounts[3], "user2": w3x.eth.accounts[4], "deployer": deployer}
+    finally:
+        for node in (x, y):
+            if node is not None:
+                node.stop()
+        if GAS_REPORT:
+            print("\ngas used:", json.dumps(GAS_REPORT))
+
+
+def dispatch_to_recipient(origin: Domain, dest: Domain, sender: str, bodies: list[bytes]) -> list[bytes]:
+    recipient = address_to_bytes32(dest.addrs["test_recipient"])
+    n = len(bodies)
+    transact(origin.w3, origin.mailbox.functions.dispatchBatch([dest.domain] * n, [recipient] * n, bodies), sender)
+    return origin.sync()
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+def test_artifacts_match_a_fresh_solcjs_compile() -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node not installed")
+    result = subprocess.run(
+        ["node", "scripts/compile-contracts.mjs", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_dispatch_builds_the_message_and_tree_the_python_side_computes(world: dict[str, Any]) -> None:
+    l1, a = world["domains"][L1], world["domains"][A]
+    user = world["user"]
+    assert l1.mailbox.functions.count().call() == 0
+    assert l1.mailbox.functions.root().call() == MerkleTree().root()
+    recipient = address_to_bytes32(a.addrs["test_recipient"])
+    transact(l1.w3, l1.mailbox.functions.dispatch(A, recipient, b"hello"), user)
+    bodies = [bytes([i]) * i for i in range(1, 8)] + [b""]
+    transact(l1.w3, l1.mailbox.functions.dispatchBatch([A] * len(bodies), [recipient] * len(bodies), bodies), user)
+    raws = l1.sync()
+    assert len(raws) == 1 + len(bodies)
+    for nonce, (raw, body) in enumerate(zip(raws, [b"hello", *bodies], strict=True)):
+        msg = Message.decode(raw)
+        assert (msg.version, msg.nonce, msg.origin, msg.destination) == (1, nonce, L1, A)
+        assert msg.sender == address_to_bytes32(user) and msg.recipient == recipient and msg.body == body
+    count = l1.mailbox.functions.count().call()
+    assert count == l1.tree.count == 9
+    assert l1.mailbox.functions.root().call() == l1.tree.root()
+    assert l1.mailbox.functions.latestCheckpoint().call() == [l1.tree.root(), count]
+    # the tree stays equal across sizes that carry across several levels
+    for n in (7, 16, 1):
+        dispatch_to_recipient(l1, a, user, [b"x%d" % i for i in range(n)])
+        assert l1.mailbox.functions.root().call() == l1.tree.root()
+        assert l1.mailbox.functions.count().call() == l1.tree.count
+
+
+def test_checkpoint_digest_matches_python(world: dict[str, Any]) -> None:
+    from adapters.checkpoint import checkpoint_digest
+
+    a = world["domains"][A]
+    cp = Checkpoint(L1, b"\x11" * 32, b"\x22" * 32, 41)  # type: ignore[arg-type]
+    assert a.ism.functions.checkpointDigest(cp.origin, cp.origin_mailbox, cp.root, cp.index).call() == checkpoint_digest(cp)
+    validators, threshold = a.ism.functions.validatorsAndThreshold(L1).call()
+    assert [v.lower() for v in validators] == [s.address for s in VALIDATOR_SIGNERS] and threshold == THRESHOLD
+
+
+def test_process_delivers_once_and_refuses_a_replay(world: dict[str, Any]) -> None:
+    l1, a = world["domains"][L1], world["domains"][A]
+    user = world["user"]
+    (raw,) = dispatch_to_recipient(l1, a, user, [b"single delivery"])
+    msg = Message.decode(raw)
+    cp = l1.checkpoint()
+    meta = metadata(cp, sign(cp, VALIDATOR_SIGNERS[:2]), l1.proof(raw))
+    assert a.ism.functions.verify(meta, raw).call() is True
+    before = a.recipient.functions.received().call()
+    receipt = transact(a.w3, a.mailbox.functions.process(meta, raw), user)
+    GAS_REPORT["process"] = receipt["gasUsed"]
+    assert a.recipient.functions.received().call() == before + 1
+    assert a.mailbox.functions.delivered(msg.id).call() is True
+    assert a.mailbox.functions.deliveredMany([msg.id, b"\0" * 32]).call() == [True, False]
+    received = a.recipient.events.Received().process_receipt(receipt, errors=DISCARD)
+    assert len(received) == 1 and received[0]["args"]["origin"] == L1 and received[0]["args"]["body"] == msg.body
+    assert received[0]["args"]["sender"] == address_to_bytes32(user)
+    processed = a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD)
+    assert [(p["args"]["id"], p["args"]["origin"]) for p in processed] == [(msg.id, L1)]
+    data = expect_revert(a.mailbox.functions.process(meta, raw), user, "AlreadyDelivered")
+    assert data.endswith(msg.id.hex())
+    # an older checkpoint (taken before later messages) still proves it; still a replay
+    old_meta = metadata(l1.checkpoint(msg.nonce + 1), sign(l1.checkpoint(msg.nonce + 1), VALIDATOR_SIGNERS[1:]),
+                        l1.proof(raw, msg.nonce + 1))
+    expect_revert(a.mailbox.functions.process(old_meta, raw), user, "AlreadyDelivered")
+
+
+def test_forgeries_are_refused_with_precise_errors(world: dict[str, Any]) -> None:
+    l1, a, b = world["domains"][L1], world["domains"][A], world["domains"][B]
+    user = world["user"]
+    raws = dispatch_to_recipient(l1, a, user, [b"victim", b"later"])
+    raw = raws[0]
+    cp = l1.checkpoint()
+    proof = l1.proof(raw)
+    v0, v1, v2 = VALIDATOR_SIGNERS
+    by_addr = sorted(VALIDATOR_SIGNERS, key=lambda s: int(s.address, 16))
+    process = a.mailbox.functions.process
+
+    # one validator plus a non-validator key: the outsider is named
+    forged = sign(cp, [v0, OUTSIDER_SIGNER])
+    data = expect_revert(process(metadata(cp, forged, proof), raw), user, "UnknownSigner")
+    assert data.endswith(OUTSIDER_SIGNER.address[2:].lower())
+    # below threshold
+    expect_revert(process(metadata(cp, sign(cp, [v2]), proof), raw), user, "ThresholdNotMet")
+    expect_revert(process(metadata(cp, b"", proof), raw), user, "ThresholdNotMet")
+    # the same validator twice
+    one = v1.sign(cp)
+    expect_revert(process(metadata(cp, one + one, proof), raw), user, "SignersNotSorted")
+    # descending order
+    desc = b"".join(s.sign(cp) for s in reversed(by_addr[:2]))
+    expect_revert(process(metadata(cp, desc, proof), raw), user, "SignersNotSorted")
+    # truncated signature bytes
+    expect_revert(process(metadata(cp, sign(cp, [v0, v1])[:-1], proof), raw), user, "InvalidSignatureLength")
+    # high-s twin of a valid signature (malleability) and a bad v
+    good = by_addr[0].sign(cp)
+    s_value = int.from_bytes(good[32:64], "big")
+    twin = good[:32] + (SECP256K1_N - s_value).to_bytes(32, "big") + bytes([55 - good[64]])
+    rest = by_addr[1].sign(cp)
+    expect_revert(process(metadata(cp, twin + rest, proof), raw), user, "InvalidSignature")
+    expect_revert(process(metadata(cp, good[:64] + bytes([29]) + rest, proof), raw), user, "InvalidSignature")
+    # signatures valid, but for another root than the one the metadata claims
+    other = Checkpoint(cp.origin, cp.origin_mailbox, b"\x33" * 32, cp.index)
+    expect_revert(process(metadata(cp, sign(other, [v0, v1]), proof), raw), user, "UnknownSigner")
+    # wrong Merkle proof (a sibling flipped) and the right proof for the other message
+    bad_proof = list(proof)
+    bad_proof[3] = b"\x44" * 32
+    good_sigs = sign(cp, [v0, v2])
+    data = expect_revert(process(metadata(cp, good_sigs, bad_proof), raw), user, "InvalidProof")
+    assert data.endswith(Message.decode(raw).id.hex())
+    expect_revert(process(metadata(cp, good_sigs, l1.proof(raws[1])), raw), user, "InvalidProof")
+    # a checkpoint from before the message existed
+    early = l1.checkpoint(Message.decode(raw).nonce)
+    expect_revert(process(metadata(early, sign(early, [v0, v1]), l1.proof(raws[0])), raw), user, "LeafNotInCheckpoint")
+    # message for another domain, unknown version, unknown origin
+    expect_revert(b.mailbox.functions.process(metadata(cp, good_sigs, proof), raw), user, "WrongDestination")
+    expect_revert(process(metadata(cp, good_sigs, proof), b"\x02" + raw[1:]), user, "InvalidVersion")
+    stranger = Message(1, 0, 4242, b"\0" * 32, A, raw[49:81], b"").encode()  # type: ignore[arg-type]
+    expect_revert(process(metadata(cp, good_sigs, proof), stranger), user, "NoValidatorSet")
+    expect_revert(process(metadata(cp, good_sigs, proof), raw[:80]), user, "MessageTooShort")
+    # the genuine one still goes through afterwards
+    transact(a.w3, process(metadata(cp, good_sigs, proof), raw), user)
+    assert a.mailbox.functions.delivered(Message.decode(raw).id).call() is True
+
+
+def test_process_batch_delivers_and_skips_already_delivered(world: dict[str, Any]) -> None:
+    l1, a = world["domains"][L1], world["domains"][A]
+    user, relayer = world["user"], world["user2"]
+    raws = dispatch_to_recipient(l1, a, user, [b"batch %d" % i for i in range(10)])
+    cp = l1.checkpoint()
+    ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS))  # 3 of 3 is fine too
+    proofs = [l1.proof(r) for r in raws]
+    # a relayer delivers three of them one by one first
+    for raw, proof in zip(raws[:3], proofs[:3], strict=True):
+        transact(a.w3, a.mailbox.functions.process(metadata(cp, sign(cp, VALIDATOR_SIGNERS[:2]), proof), raw), relayer)
+    before = a.recipient.functions.received().call()
+    fn = a.mailbox.functions.processBatch(ckpt, raws, proofs)
+    assert fn.call({"from": user}) == 7
+    receipt = transact(a.w3, fn, user)
+    processed = a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD)
+    assert [p["args"]["id"] for p in processed] == [Message.decode(r).id for r in raws[3:]]
+    assert a.recipient.functions.received().call() == before + 7
+    assert a.mailbox.functions.deliveredMany([Message.decode(r).id for r in raws]).call() == [True] * 10
+    # the racing relayer's identical batch: no revert, nothing delivered, no event
+    receipt = transact(a.w3, a.mailbox.functions.processBatch(ckpt, raws, proofs), relayer)
+    assert a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD) == ()
+    assert a.recipient.functions.received().call() == before + 7
+
+
+def test_process_batch_refusals(world: dict[str, Any]) -> None:
+    l1, a, b = world["domains"][L1], world["domains"][A], world["domains"][B]
+    user = world["user"]
+    raws = dispatch_to_recipient(l1, a, user, [b"r%d" % i for i in range(4)])
+    cp = l1.checkpoint()
+    sigs = sign(cp, VALIDATOR_SIGNERS[:2])
+    proofs = [l1.proof(r) for r in raws]
+    batch = a.mailbox.functions.processBatch
+    bad = [list(p) for p in proofs]
+    bad[2][0] = b"\x55" * 32
+    data = expect_revert(batch(checkpoint_bytes(cp, sigs), raws, bad), user, "InvalidProof")
+    assert data.endswith(Message.decode(raws[2]).id.hex())
+    expect_revert(batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0]])), raws, proofs), user, "ThresholdNotMet")
+    expect_revert(batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0], OUTSIDER_SIGNER])), raws, proofs), user,
+                  "UnknownSigner")
+    one = VALIDATOR_SIGNERS[0].sign(cp)
+    expect_revert(batch(checkpoint_bytes(cp, one + one), raws, proofs), user, "SignersNotSorted")
+    expect_revert(batch(checkpoint_bytes(cp, sigs), raws, proofs[:3]), user, "LengthMismatch")
+    # a message from another origin in the same batch
+    (from_b,) = dispatch_to_recipient(b, a, user, [b"from B"])
+    expect_revert(batch(checkpoint_bytes(cp, sigs), [*raws, from_b], [*proofs, b.proof(from_b)]), user, "MixedOrigins")
+    # a handler that reverts reverts the whole batch; once fixed the batch goes through
+    deployer = world["deployer"]
+    transact(a.w3, a.recipient.functions.setRevert(True), deployer)
+    expect_revert(batch(checkpoint_bytes(cp, sigs), raws, proofs), user, "RecipientReverted")
+    transact(a.w3, a.recipient.functions.setRevert(False), deployer)
+    assert batch(checkpoint_bytes(cp, sigs), raws, proofs).call({"from": user}) == 4
+    assert batch(checkpoint_bytes(cp, sigs), [], []).call({"from": user}) == 0
+
+
+def test_batch_gas(world: dict[str, Any]) -> None:
+    l1, a = world["domains"][L1], world["domains"][A]
+    user = world["user"]
+    raws = dispatch_to_recipient(l1, a, user, [keccak256(b"%d" % i) * 2 for i in range(150)])  # 64-byte bodies
+    cp = l1.checkpoint()
+    ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[:2]))
+    for label, chunk in (("processBatch_50", raws[:50]), ("processBatch_100", raws[50:])):
+        receipt = transact(a.w3, a.mailbox.functions.processBatch(ckpt, chunk, [l1.proof(r) for r in chunk]), user,
+                           gas=25_000_000)
+        assert len(a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD)) == len(chunk)
+        GAS_REPORT[label] = receipt["gasUsed"]
+        GAS_REPORT[label + "_per_message"] = receipt["gasUsed"] // len(chunk)
+    assert GAS_REPORT["processBatch_100_per_message"] < 60_000, GAS_REPORT
+
+
+def test_token_round_trip_l1_a_b_l1(world: dict[str, Any]) -> None:
+    domains: dict[int, Domain] = world["domains"]
+    l1, a, b = domains[L1], domains[A], domains[B]
+    user, other = world["user"], world["user2"]
+    token_addr = deploy.deploy_test_token(l1.w3, DEPLOYER_KEY, "Test Token", "TST", 18, 10**24)
+    deploy.mint_test_token(l1.w3, DEPLOYER_KEY, token_addr, user, 1000 * 10**18)
+    home = address_to_bytes32(token_addr)
+    wrapped = {d.domain: deploy.create_wrapped_token(d.w3, DEPLOYER_KEY, d.addrs["token_bridge"], L1, token_addr,
+                                                     "Wrapped TST", "wTST", 18) for d in (a, b)}
+    erc20 = load_artifact("TestToken").abi_list
+    wabi = load_artifact("WrappedToken").abi_list
+    tst = l1.w3.eth.contract(address=token_addr, abi=erc20)
+    w_a = a.w3.eth.contract(address=wrapped[A], abi=wabi)
+    w_b = b.w3.eth.contract(address=wrapped[B], abi=wabi)
+    assert w_a.functions.bridge().call() == a.addrs["token_bridge"]
+    assert a.bridge.functions.wrappedToken(L1, home).call() == wrapped[A]
+    assert a.bridge.functions.homeOf(wrapped[A]).call() == [L1, home]
+    supply = tst.functions.totalSupply().call()
+
+    def relay(origin: Domain, dest: Domain) -> None:
+        new = origin.sync()
+        assert new, "nothing dispatched"
+        cp = origin.checkpoint()
+        ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[1:]))
+        transact(dest.w3, dest.mailbox.functions.processBatch(ckpt, new, [origin.proof(r) for r in new]), other)
+
+    def locked() -> int:
+        return int(tst.functions.balanceOf(l1.addrs["token_bridge"]).call())
+
+    # L1 -> A: lock 100 on L1, mint 100 wrapped on A
+    amount = 100 * 10**18
+    transact(l1.w3, tst.functions.approve(l1.addrs["token_bridge"], amount), user)
+    receipt = transact(l1.w3, l1.bridge.functions.transferRemote(token_addr, A, address_to_bytes32(user), amount), user)
+    sent = l1.bridge.events.SentTransferRemote().process_receipt(receipt, errors=DISCARD)
+    assert sent[0]["args"]["destination"] == A and sent[0]["args"]["amount"] == amount
+    relay(l1, a)
+    assert locked() == amount and w_a.functions.balanceOf(user).call() == amount
+    # A -> B: burn 60 on A, mint 60 on B (to another holder)
+    transact(a.w3, a.bridge.functions.transferRemote(wrapped[A], B, address_to_bytes32(other), 60 * 10**18), user)
+    relay(a, b)
+    assert w_a.functions.totalSupply().call() == 40 * 10**18
+    assert w_b.functions.balanceOf(other).call() == 60 * 10**18
+    assert locked() == w_a.functions.totalSupply().call() + w_b.functions.totalSupply().call()
+    # B -> L1: burn 60 on B, unlock 60 on L1
+    balance_before = tst.functions.balanceOf(other).call()
+    receipt = transact(b.w3, b.bridge.functions.transferRemote(wrapped[B], L1, address_to_bytes32(other), 60 * 10**18), other)
+    relay(b, l1)
+    assert tst.functions.balanceOf(other).call() == balance_before + 60 * 10**18
+    assert w_b.functions.totalSupply().call() == 0
+    assert locked() == 40 * 10**18 == w_a.functions.totalSupply().call()
+    assert tst.functions.totalSupply().call() == supply
+    # refusals: no remote bridge, unknown wrapped token on the receiving side, only the mailbox may call handle
+    expect_revert(l1.bridge.functions.transferRemote(token_addr, 777, address_to_bytes32(user), 1), user, "NoRemoteBridge")
+    body = abi_encode(("uint32", "bytes32", "bytes32", "uint256"), (L1, home, address_to_bytes32(user), 1))
+    expect_revert(a.bridge.functions.handle(L1, address_to_bytes32(l1.addrs["token_bridge"]), body), user, "NotMailbox")
+    expect_revert(w_a.functions.mint(user, 1), user, "NotBridge")
+    expect_revert(a.bridge.functions.createWrapped(L1, home, "x", "x", 18), world["deployer"], "WrappedExists")
+
+
+def test_merkle_proofs_from_python_match_on_chain_branch(world: dict[str, Any]) -> None:
+    """Sanity for the helper itself: every proof we hand the ISM leads to the tree root in Python too."""
+    l1 = world["domains"][L1]
+    l1.sync()
+    count = l1.tree.count
+    for raw in l1.messages[:: max(1, count // 20)]:
+        msg = Message.decode(raw)
+        assert branch_root(msg.id, l1.tree.proof(msg.nonce), msg.nonce) == l1.tree.root()
