@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
@@ -333,13 +334,8 @@ class EvmAdapter:
                 flags = [f for answer in answers for f in abi.decode_bool_array(answer)]
                 if len(flags) == len(ids):
                     return flags
-            except (TxReverted, ValueError, TypeError, OverflowError):
-                pass  # eth_abi decoding errors included: not our mailbox version
-            except Exception as exc:
-                from eth_abi.exceptions import DecodingError
-
-                if not isinstance(exc, DecodingError):
-                    raise
+            except (TxReverted, DecodingError, ValueError):
+                pass  # a mailbox without deliveredMany reverts or answers nothing decodable
             log.info("delivered_many_unsupported", extra={"chain": self._name})
             self._delivered_many = False
         prefix = "0x" + abi.DELIVERED.hex()
