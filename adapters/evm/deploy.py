@@ -112,7 +112,9 @@ def _send_all(w3: Web3, account: LocalAccount, txs: Sequence[_Tx]) -> list[dict[
         gas = tx.gas
         if gas is None:
             try:
-                estimate = w3.eth.estimate_gas({k: v for k, v in fields.items() if k not in ("type",)})
+                # estimated against the latest state; earlier txs of this burst may not be mined yet, so
+                # steps that depend on them pass an explicit gas limit instead
+                estimate = w3.eth.estimate_gas({k: fields[k] for k in ("from", "to", "data", "value") if k in fields})
             except ContractLogicError as exc:
                 raise DeployError(f"{tx.label} would revert: {_revert_reason(exc)}") from exc
             gas = int(estimate * GAS_HEADROOM)
