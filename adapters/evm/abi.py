@@ -85,7 +85,7 @@ KNOWN_ERRORS = (
 
 
 def _address_bytes(address: str) -> bytes:
-    raw = bytes.fromhex(address[2:] if address.startswith("0x") else address)
+    raw = bytes.fromhex(address.removeprefix("0x"))
     if len(raw) != 20:
         raise MessageFormatError(f"expected a 20-byte address, got {len(raw)} bytes")
     return raw
@@ -198,7 +198,7 @@ class ErrorTable:
                 name, types = known
                 values = abi_decode(list(types), args) if types else ()
                 return f"{name}({','.join(_format_arg(v) for v in values)})"
-        except Exception:  # malformed arguments: still name what we can
+        except Exception:  # noqa: BLE001 - eth_abi raises many decoding errors; still name what we can
             if sel in self._by_selector:
                 return f"{self._by_selector[sel][0]}(<undecodable args 0x{args.hex()}>)"
         return f"unknown error 0x{data.hex()}"

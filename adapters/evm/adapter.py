@@ -387,7 +387,7 @@ class EvmAdapter:
     def _load_account(self, key: str) -> LocalAccount:
         try:
             return Account.from_key(key)
-        except Exception:
+        except Exception:  # noqa: BLE001 - eth_keys raises several types; none may echo the key
             raise SigningError("the signer key is not a valid secp256k1 private key", chain=self._name,
                                reason="bad key") from None
 
@@ -413,8 +413,8 @@ class EvmAdapter:
 
         def sign(nonce: int) -> SignedTx:
             try:
-                signed = account.sign_transaction({**template, "nonce": nonce})
-            except Exception:
+                signed = account.sign_transaction({**template, "nonce": nonce})  # type: ignore[dict-item]
+            except Exception:  # noqa: BLE001 - eth_account validation errors vary; keep key material out
                 raise SigningError("cannot sign the transaction", chain=self._name, reason="signing failed") from None
             return SignedTx(bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex(), nonce)
 
@@ -555,7 +555,7 @@ class EvmAdapter:
             if session is not None and not session.closed:
                 await session.close()
             await self._provider.disconnect()
-        except Exception as exc:  # closing must not fail the caller's shutdown
+        except Exception as exc:  # noqa: BLE001 - closing must not fail the caller's shutdown
             log.debug("close_failed", extra={"chain": self._name, "error": type(exc).__name__})
 
     # ------------------------------------------------------------------ MessageSender
@@ -642,12 +642,12 @@ def _error_table() -> abi.ErrorTable:
     """Built-in custom errors, widened with the ``error`` entries of whatever artifacts are present."""
     abis: list[Any] = []
     try:
-        from adapters.evm.contracts import ARTIFACT_NAMES, load_artifact
-    except Exception:
+        from adapters.evm.contracts import ARTIFACT_NAMES, ArtifactError, load_artifact
+    except ImportError:
         return abi.ErrorTable()
     for name in ARTIFACT_NAMES:
         try:
             abis.append(load_artifact(name).abi)
-        except Exception:
-            continue
+        except ArtifactError as exc:
+            log.debug("artifact_unavailable", extra={"artifact": name, "error": str(exc)})
     return abi.ErrorTable.from_abi(abis)

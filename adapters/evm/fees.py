@@ -34,7 +34,7 @@ class Fees:
 
 
 def gwei_to_wei(value: float) -> int:
-    return int(round(value * GWEI))
+    return round(value * GWEI)
 
 
 def _ceil_mul(value: int, factor: float) -> int:

@@ -21,8 +21,8 @@ from eth_account import Account
 from web3 import HTTPProvider, Web3
 
 from adapters.base import (
-    Checkpoint,
     ChainAdapter,
+    Checkpoint,
     DeliveryBatch,
     DeliveryItem,
     DispatchedMessage,
@@ -102,7 +102,7 @@ def start_anvil(chain_id: int, log_dir: Path, deadline_s: float = 30.0) -> Anvil
             try:
                 if w3.eth.chain_id == chain_id:
                     return node
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:  # noqa: BLE001, S110 - not up yet
                 pass
             time.sleep(0.05)
         node.stop()  # port raced away or anvil failed: try another port
@@ -121,12 +121,12 @@ class Chains:
         node, contracts, domain = (
             (self.origin, self.origin_contracts, ORIGIN_DOMAIN) if which == "origin" else (self.dest, self.dest_contracts, DEST_DOMAIN)
         )
-        fields: dict[str, object] = dict(
-            family="evm", domain=domain, chain_id=node.chain_id, rpc_url=node.url, mailbox=contracts["mailbox"],
-            finality=0, confirmation_depth=1, log_chunk_blocks=50, poll_interval_s=0.05, request_timeout_s=5,
-            token_bridge=contracts["token_bridge"],
-            tokens={"TST": {"address": self.token, "decimals": 18}} if which == "origin" else {},
-        )
+        fields: dict[str, object] = {
+            "family": "evm", "domain": domain, "chain_id": node.chain_id, "rpc_url": node.url, "mailbox": contracts["mailbox"],
+            "finality": 0, "confirmation_depth": 1, "log_chunk_blocks": 50, "poll_interval_s": 0.05, "request_timeout_s": 5,
+            "token_bridge": contracts["token_bridge"],
+            "tokens": {"TST": {"address": self.token, "decimals": 18}} if which == "origin" else {},
+        }
         fields.update(over)
         return EvmChainConfig.model_validate(fields)
 

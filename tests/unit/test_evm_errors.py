@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
@@ -22,7 +21,14 @@ from adapters.base import (
     TxReverted,
 )
 from adapters.evm.abi import ErrorTable, selector
-from adapters.evm.errors import LogQueryTooLarge, NonceTooHigh, SigningError, TxAlreadyKnown, map_exception, map_rpc_error
+from adapters.evm.errors import (
+    LogQueryTooLarge,
+    NonceTooHigh,
+    SigningError,
+    TxAlreadyKnown,
+    map_exception,
+    map_rpc_error,
+)
 
 INVALID_PROOF = selector("InvalidProof(bytes32)") + b"\xab" * 32
 
@@ -41,7 +47,6 @@ def _conn_key() -> object:
         aiohttp.ClientConnectorError(_conn_key(), ConnectionRefusedError(111, "refused")),  # type: ignore[arg-type]
         aiohttp.ServerDisconnectedError(),
         aiohttp.ServerTimeoutError("read timeout"),
-        asyncio.TimeoutError(),
         TimeoutError(),
         httpx.ConnectError("refused"),
         httpx.ReadTimeout("slow"),
