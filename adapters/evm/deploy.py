@@ -14,14 +14,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import rlp
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.types import TxParams
 
 from adapters.evm.abi import ErrorTable
 from adapters.evm.contracts import ARTIFACT_NAMES, load_artifact
@@ -69,7 +71,7 @@ def create_address(sender: str, nonce: int) -> str:
 def _account(key: str) -> LocalAccount:
     try:
         return Account.from_key(key)
-    except Exception:  # never echo the key
+    except (ValueError, TypeError):  # never echo the key
         raise DeployError("deployer key is not a valid secp256k1 private key") from None
 
 
@@ -95,7 +97,7 @@ def _send_all(w3: Web3, account: LocalAccount, txs: Sequence[_Tx]) -> list[dict[
     base_fee = int(w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
     max_fee = 2 * base_fee + PRIORITY_FEE_WEI
     nonce = w3.eth.get_transaction_count(account.address, "pending")
-    hashes: list[tuple[_Tx, bytes]] = []
+    hashes: list[tuple[_Tx, HexBytes]] = []
     for i, tx in enumerate(txs):
         fields: dict[str, Any] = {
             "chainId": chain_id,
@@ -114,17 +116,19 @@ def _send_all(w3: Web3, account: LocalAccount, txs: Sequence[_Tx]) -> list[dict[
             try:
                 # estimated against the latest state; earlier txs of this burst may not be mined yet, so
                 # steps that depend on them pass an explicit gas limit instead
-                estimate = w3.eth.estimate_gas({k: fields[k] for k in ("from", "to", "data", "value") if k in fields})
+                estimate = w3.eth.estimate_gas(
+                    cast(TxParams, {k: fields[k] for k in ("from", "to", "data", "value") if k in fields})
+                )
             except ContractLogicError as exc:
                 raise DeployError(f"{tx.label} would revert: {_revert_reason(exc)}") from exc
             gas = int(estimate * GAS_HEADROOM)
         fields["gas"] = gas
         signed = account.sign_transaction(fields)
-        hashes.append((tx, bytes(w3.eth.send_raw_transaction(signed.raw_transaction))))
+        hashes.append((tx, HexBytes(w3.eth.send_raw_transaction(signed.raw_transaction))))
     return [_wait_receipt(w3, tx, h) for tx, h in hashes]
 
 
-def _wait_receipt(w3: Web3, tx: _Tx, tx_hash: bytes) -> dict[str, Any]:
+def _wait_receipt(w3: Web3, tx: _Tx, tx_hash: HexBytes) -> dict[str, Any]:
     deadline = time.monotonic() + RECEIPT_TIMEOUT_S
     delay = 0.02
     while True:
@@ -134,12 +138,14 @@ def _wait_receipt(w3: Web3, tx: _Tx, tx_hash: bytes) -> dict[str, Any]:
         except TransactionNotFound:
             if time.monotonic() > deadline:
                 raise DeployError(
-                    f"{tx.label}: no receipt for 0x{tx_hash.hex()} within {RECEIPT_TIMEOUT_S:.0f}s"
+                    f"{tx.label}: no receipt for {tx_hash.to_0x_hex()} within {RECEIPT_TIMEOUT_S:.0f}s"
                 ) from None
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
     if receipt.get("status") != 1:
-        raise DeployError(f"{tx.label} reverted in tx 0x{tx_hash.hex()} (block {receipt.get('blockNumber')})")
+        raise DeployError(
+            f"{tx.label} reverted in tx {tx_hash.to_0x_hex()} (block {receipt.get('blockNumber')})"
+        )
     return receipt
 
 
@@ -164,12 +170,20 @@ def deploy_core(w3: Web3, deployer_key: str, domain: int) -> dict[str, str]:
     ]
     receipts = _send_all(w3, account, txs)
     for (label, expected), receipt in zip(
-        [("Mailbox", mailbox), ("MultisigIsm", ism), ("", ""), ("TokenBridge", bridge), ("TestRecipient", recipient)],
+        [
+            ("Mailbox", mailbox),
+            ("MultisigIsm", ism),
+            ("", ""),
+            ("TokenBridge", bridge),
+            ("TestRecipient", recipient),
+        ],
         receipts,
         strict=True,
     ):
         if label and receipt.get("contractAddress") != expected:
-            raise DeployError(f"deploy {label}: landed at {receipt.get('contractAddress')}, expected {expected}")
+            raise DeployError(
+                f"deploy {label}: landed at {receipt.get('contractAddress')}, expected {expected}"
+            )
     return {"mailbox": mailbox, "multisig_ism": ism, "token_bridge": bridge, "test_recipient": recipient}
 
 
@@ -180,8 +194,11 @@ def set_validators(
     account = _account(key)
     checksummed = [Web3.to_checksum_address(v) for v in validators]
     txs = [
-        _Tx(f"MultisigIsm.setValidators(origin={origin})", Web3.to_checksum_address(ism),
-            _call_data(w3, "MultisigIsm", "setValidators", [origin, checksummed, threshold]))
+        _Tx(
+            f"MultisigIsm.setValidators(origin={origin})",
+            Web3.to_checksum_address(ism),
+            _call_data(w3, "MultisigIsm", "setValidators", [origin, checksummed, threshold]),
+        )
         for origin in origin_domains
     ]
     _send_all(w3, account, txs)
@@ -191,8 +208,11 @@ def enroll_remote_bridges(w3: Web3, key: str, bridge: str, remotes: dict[int, st
     """``TokenBridge.enrollRemote(domain, bridge as bytes32)`` for every remote."""
     account = _account(key)
     txs = [
-        _Tx(f"TokenBridge.enrollRemote(domain={domain})", Web3.to_checksum_address(bridge),
-            _call_data(w3, "TokenBridge", "enrollRemote", [domain, _bytes32(remote)]))
+        _Tx(
+            f"TokenBridge.enrollRemote(domain={domain})",
+            Web3.to_checksum_address(bridge),
+            _call_data(w3, "TokenBridge", "enrollRemote", [domain, _bytes32(remote)]),
+        )
         for domain, remote in sorted(remotes.items())
     ]
     _send_all(w3, account, txs)
@@ -211,7 +231,14 @@ def mint_test_token(w3: Web3, key: str, token: str, to: str, amount: int) -> Non
 
 
 def create_wrapped_token(
-    w3: Web3, key: str, bridge: str, home_domain: int, home_token: str | bytes, name: str, symbol: str, decimals: int
+    w3: Web3,
+    key: str,
+    bridge: str,
+    home_domain: int,
+    home_token: str | bytes,
+    name: str,
+    symbol: str,
+    decimals: int,
 ) -> str:
     """``TokenBridge.createWrapped``; ``home_token`` is an address or a bytes32 (hex or bytes). Returns the token."""
     account = _account(key)
@@ -228,9 +255,8 @@ def _bytes32(value: str | bytes) -> bytes:
     if isinstance(value, bytes):
         raw = value
     else:
-        text = value[2:] if value.startswith("0x") else value
         try:
-            raw = bytes.fromhex(text)
+            raw = bytes.fromhex(value.removeprefix("0x"))
         except ValueError:
             raise DeployError(f"{value!r} is not a hex address or bytes32") from None
     if len(raw) not in (20, 32):

@@ -105,8 +105,22 @@ def start_anvil(chain_id: int, deadline_s: float = 30.0) -> Anvil:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
-            [exe, "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id), "--accounts", "10", "--silent"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                exe,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--chain-id",
+                str(chain_id),
+                "--accounts",
+                "10",
+                "--silent",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline and proc.poll() is None:
@@ -158,7 +172,12 @@ class Domain:
         """Read new Dispatch logs (in nonce order) into the local tree; returns the new raw messages."""
         latest = self.w3.eth.block_number
         logs = self.w3.eth.get_logs(
-            {"address": self.addrs["mailbox"], "topics": [DISPATCH_TOPIC], "fromBlock": self.next_block, "toBlock": latest}
+            {
+                "address": self.addrs["mailbox"],
+                "topics": [DISPATCH_TOPIC],
+                "fromBlock": self.next_block,
+                "toBlock": latest,
+            }
         )
         self.next_block = latest + 1
         new = []
@@ -187,12 +206,15 @@ def sign(cp: Checkpoint, signers: list[CheckpointSigner]) -> bytes:
 
 def metadata(cp: Checkpoint, signatures: bytes, proof: list[bytes]) -> bytes:
     return abi_encode(
-        ("bytes32", "bytes32", "uint32", "bytes", "bytes32[32]"), (cp.origin_mailbox, cp.root, cp.index, signatures, proof)
+        ("bytes32", "bytes32", "uint32", "bytes", "bytes32[32]"),
+        (cp.origin_mailbox, cp.root, cp.index, signatures, proof),
     )
 
 
 def checkpoint_bytes(cp: Checkpoint, signatures: bytes) -> bytes:
-    return abi_encode(("bytes32", "bytes32", "uint32", "bytes"), (cp.origin_mailbox, cp.root, cp.index, signatures))
+    return abi_encode(
+        ("bytes32", "bytes32", "uint32", "bytes"), (cp.origin_mailbox, cp.root, cp.index, signatures)
+    )
 
 
 def transact(w3: Web3, fn: Any, sender: str, gas: int | None = None) -> dict[str, Any]:
@@ -219,7 +241,9 @@ def expect_revert(fn: Any, sender: str, error: str) -> str:
     with pytest.raises(ContractLogicError) as info:
         fn.call({"from": sender})
     data = info.value.data
-    assert isinstance(data, str) and data.startswith(error_selector(error)), f"expected {error}, got {data!r} ({info.value})"
+    assert isinstance(data, str) and data.startswith(error_selector(error)), (
+        f"expected {error}, got {data!r} ({info.value})"
+    )
     return data
 
 
@@ -239,12 +263,19 @@ def world() -> Iterator[dict[str, Any]]:
         domains[B] = Domain(B, w3y, deploy.deploy_core(w3y, DEPLOYER_KEY, B))
         validators = [s.address for s in VALIDATOR_SIGNERS]
         for d in domains.values():
-            deploy.set_validators(d.w3, DEPLOYER_KEY, d.addrs["multisig_ism"], [L1, A, B], validators, THRESHOLD)
+            deploy.set_validators(
+                d.w3, DEPLOYER_KEY, d.addrs["multisig_ism"], [L1, A, B], validators, THRESHOLD
+            )
             remotes = {o.domain: o.addrs["token_bridge"] for o in domains.values() if o.domain != d.domain}
             deploy.enroll_remote_bridges(d.w3, DEPLOYER_KEY, d.addrs["token_bridge"], remotes)
         for d in domains.values():
             d.next_block = d.w3.eth.block_number + 1
-        yield {"domains": domains, "user": w3x.eth.accounts[3], "user2": w3x.eth.accounts[4], "deployer": deployer}
+        yield {
+            "domains": domains,
+            "user": w3x.eth.accounts[3],
+            "user2": w3x.eth.accounts[4],
+            "deployer": deployer,
+        }
     finally:
         for node in (x, y):
             if node is not None:
@@ -256,7 +287,9 @@ def world() -> Iterator[dict[str, Any]]:
 def dispatch_to_recipient(origin: Domain, dest: Domain, sender: str, bodies: list[bytes]) -> list[bytes]:
     recipient = address_to_bytes32(dest.addrs["test_recipient"])
     n = len(bodies)
-    transact(origin.w3, origin.mailbox.functions.dispatchBatch([dest.domain] * n, [recipient] * n, bodies), sender)
+    transact(
+        origin.w3, origin.mailbox.functions.dispatchBatch([dest.domain] * n, [recipient] * n, bodies), sender
+    )
     return origin.sync()
 
 
@@ -267,7 +300,12 @@ def test_artifacts_match_a_fresh_solcjs_compile() -> None:
     if shutil.which("node") is None:
         pytest.skip("node not installed")
     result = subprocess.run(
-        ["node", "scripts/compile-contracts.mjs", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=300
+        ["node", "scripts/compile-contracts.mjs", "--check"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr + result.stdout
 
@@ -280,7 +318,9 @@ def test_dispatch_builds_the_message_and_tree_the_python_side_computes(world: di
     recipient = address_to_bytes32(a.addrs["test_recipient"])
     transact(l1.w3, l1.mailbox.functions.dispatch(A, recipient, b"hello"), user)
     bodies = [bytes([i]) * i for i in range(1, 8)] + [b""]
-    transact(l1.w3, l1.mailbox.functions.dispatchBatch([A] * len(bodies), [recipient] * len(bodies), bodies), user)
+    transact(
+        l1.w3, l1.mailbox.functions.dispatchBatch([A] * len(bodies), [recipient] * len(bodies), bodies), user
+    )
     raws = l1.sync()
     assert len(raws) == 1 + len(bodies)
     for nonce, (raw, body) in enumerate(zip(raws, [b"hello", *bodies], strict=True)):
@@ -303,9 +343,13 @@ def test_checkpoint_digest_matches_python(world: dict[str, Any]) -> None:
 
     a = world["domains"][A]
     cp = Checkpoint(L1, b"\x11" * 32, b"\x22" * 32, 41)  # type: ignore[arg-type]
-    assert a.ism.functions.checkpointDigest(cp.origin, cp.origin_mailbox, cp.root, cp.index).call() == checkpoint_digest(cp)
+    assert a.ism.functions.checkpointDigest(
+        cp.origin, cp.origin_mailbox, cp.root, cp.index
+    ).call() == checkpoint_digest(cp)
     validators, threshold = a.ism.functions.validatorsAndThreshold(L1).call()
-    assert [v.lower() for v in validators] == [s.address for s in VALIDATOR_SIGNERS] and threshold == THRESHOLD
+    assert [v.lower() for v in validators] == [
+        s.address for s in VALIDATOR_SIGNERS
+    ] and threshold == THRESHOLD
 
 
 def test_process_delivers_once_and_refuses_a_replay(world: dict[str, Any]) -> None:
@@ -323,15 +367,20 @@ def test_process_delivers_once_and_refuses_a_replay(world: dict[str, Any]) -> No
     assert a.mailbox.functions.delivered(msg.id).call() is True
     assert a.mailbox.functions.deliveredMany([msg.id, b"\0" * 32]).call() == [True, False]
     received = a.recipient.events.Received().process_receipt(receipt, errors=DISCARD)
-    assert len(received) == 1 and received[0]["args"]["origin"] == L1 and received[0]["args"]["body"] == msg.body
+    assert (
+        len(received) == 1 and received[0]["args"]["origin"] == L1 and received[0]["args"]["body"] == msg.body
+    )
     assert received[0]["args"]["sender"] == address_to_bytes32(user)
     processed = a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD)
     assert [(p["args"]["id"], p["args"]["origin"]) for p in processed] == [(msg.id, L1)]
     data = expect_revert(a.mailbox.functions.process(meta, raw), user, "AlreadyDelivered")
     assert data.endswith(msg.id.hex())
     # an older checkpoint (taken before later messages) still proves it; still a replay
-    old_meta = metadata(l1.checkpoint(msg.nonce + 1), sign(l1.checkpoint(msg.nonce + 1), VALIDATOR_SIGNERS[1:]),
-                        l1.proof(raw, msg.nonce + 1))
+    old_meta = metadata(
+        l1.checkpoint(msg.nonce + 1),
+        sign(l1.checkpoint(msg.nonce + 1), VALIDATOR_SIGNERS[1:]),
+        l1.proof(raw, msg.nonce + 1),
+    )
     expect_revert(a.mailbox.functions.process(old_meta, raw), user, "AlreadyDelivered")
 
 
@@ -380,7 +429,9 @@ def test_forgeries_are_refused_with_precise_errors(world: dict[str, Any]) -> Non
     expect_revert(process(metadata(cp, good_sigs, l1.proof(raws[1])), raw), user, "InvalidProof")
     # a checkpoint from before the message existed
     early = l1.checkpoint(Message.decode(raw).nonce)
-    expect_revert(process(metadata(early, sign(early, [v0, v1]), l1.proof(raws[0])), raw), user, "LeafNotInCheckpoint")
+    expect_revert(
+        process(metadata(early, sign(early, [v0, v1]), l1.proof(raws[0])), raw), user, "LeafNotInCheckpoint"
+    )
     # message for another domain, unknown version, unknown origin
     expect_revert(b.mailbox.functions.process(metadata(cp, good_sigs, proof), raw), user, "WrongDestination")
     expect_revert(process(metadata(cp, good_sigs, proof), b"\x02" + raw[1:]), user, "InvalidVersion")
@@ -401,7 +452,11 @@ def test_process_batch_delivers_and_skips_already_delivered(world: dict[str, Any
     proofs = [l1.proof(r) for r in raws]
     # a relayer delivers three of them one by one first
     for raw, proof in zip(raws[:3], proofs[:3], strict=True):
-        transact(a.w3, a.mailbox.functions.process(metadata(cp, sign(cp, VALIDATOR_SIGNERS[:2]), proof), raw), relayer)
+        transact(
+            a.w3,
+            a.mailbox.functions.process(metadata(cp, sign(cp, VALIDATOR_SIGNERS[:2]), proof), raw),
+            relayer,
+        )
     before = a.recipient.functions.received().call()
     fn = a.mailbox.functions.processBatch(ckpt, raws, proofs)
     assert fn.call({"from": user}) == 7
@@ -428,15 +483,22 @@ def test_process_batch_refusals(world: dict[str, Any]) -> None:
     bad[2][0] = b"\x55" * 32
     data = expect_revert(batch(checkpoint_bytes(cp, sigs), raws, bad), user, "InvalidProof")
     assert data.endswith(Message.decode(raws[2]).id.hex())
-    expect_revert(batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0]])), raws, proofs), user, "ThresholdNotMet")
-    expect_revert(batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0], OUTSIDER_SIGNER])), raws, proofs), user,
-                  "UnknownSigner")
+    expect_revert(
+        batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0]])), raws, proofs), user, "ThresholdNotMet"
+    )
+    expect_revert(
+        batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0], OUTSIDER_SIGNER])), raws, proofs),
+        user,
+        "UnknownSigner",
+    )
     one = VALIDATOR_SIGNERS[0].sign(cp)
     expect_revert(batch(checkpoint_bytes(cp, one + one), raws, proofs), user, "SignersNotSorted")
     expect_revert(batch(checkpoint_bytes(cp, sigs), raws, proofs[:3]), user, "LengthMismatch")
     # a message from another origin in the same batch
     (from_b,) = dispatch_to_recipient(b, a, user, [b"from B"])
-    expect_revert(batch(checkpoint_bytes(cp, sigs), [*raws, from_b], [*proofs, b.proof(from_b)]), user, "MixedOrigins")
+    expect_revert(
+        batch(checkpoint_bytes(cp, sigs), [*raws, from_b], [*proofs, b.proof(from_b)]), user, "MixedOrigins"
+    )
     # a handler that reverts reverts the whole batch; once fixed the batch goes through
     deployer = world["deployer"]
     transact(a.w3, a.recipient.functions.setRevert(True), deployer)
@@ -449,12 +511,17 @@ def test_process_batch_refusals(world: dict[str, Any]) -> None:
 def test_batch_gas(world: dict[str, Any]) -> None:
     l1, a = world["domains"][L1], world["domains"][A]
     user = world["user"]
-    raws = dispatch_to_recipient(l1, a, user, [keccak256(b"%d" % i) * 2 for i in range(150)])  # 64-byte bodies
+    bodies = [keccak256(b"%d" % i) * 2 for i in range(150)]  # 64-byte bodies
+    raws = dispatch_to_recipient(l1, a, user, bodies)
     cp = l1.checkpoint()
     ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[:2]))
     for label, chunk in (("processBatch_50", raws[:50]), ("processBatch_100", raws[50:])):
-        receipt = transact(a.w3, a.mailbox.functions.processBatch(ckpt, chunk, [l1.proof(r) for r in chunk]), user,
-                           gas=25_000_000)
+        receipt = transact(
+            a.w3,
+            a.mailbox.functions.processBatch(ckpt, chunk, [l1.proof(r) for r in chunk]),
+            user,
+            gas=25_000_000,
+        )
         assert len(a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD)) == len(chunk)
         GAS_REPORT[label] = receipt["gasUsed"]
         GAS_REPORT[label + "_per_message"] = receipt["gasUsed"] // len(chunk)
@@ -468,8 +535,12 @@ def test_token_round_trip_l1_a_b_l1(world: dict[str, Any]) -> None:
     token_addr = deploy.deploy_test_token(l1.w3, DEPLOYER_KEY, "Test Token", "TST", 18, 10**24)
     deploy.mint_test_token(l1.w3, DEPLOYER_KEY, token_addr, user, 1000 * 10**18)
     home = address_to_bytes32(token_addr)
-    wrapped = {d.domain: deploy.create_wrapped_token(d.w3, DEPLOYER_KEY, d.addrs["token_bridge"], L1, token_addr,
-                                                     "Wrapped TST", "wTST", 18) for d in (a, b)}
+    wrapped = {
+        d.domain: deploy.create_wrapped_token(
+            d.w3, DEPLOYER_KEY, d.addrs["token_bridge"], L1, token_addr, "Wrapped TST", "wTST", 18
+        )
+        for d in (a, b)
+    }
     erc20 = load_artifact("TestToken").abi_list
     wabi = load_artifact("WrappedToken").abi_list
     tst = l1.w3.eth.contract(address=token_addr, abi=erc20)
@@ -485,7 +556,9 @@ def test_token_round_trip_l1_a_b_l1(world: dict[str, Any]) -> None:
         assert new, "nothing dispatched"
         cp = origin.checkpoint()
         ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[1:]))
-        transact(dest.w3, dest.mailbox.functions.processBatch(ckpt, new, [origin.proof(r) for r in new]), other)
+        transact(
+            dest.w3, dest.mailbox.functions.processBatch(ckpt, new, [origin.proof(r) for r in new]), other
+        )
 
     def locked() -> int:
         return int(tst.functions.balanceOf(l1.addrs["token_bridge"]).call())
@@ -493,31 +566,45 @@ def test_token_round_trip_l1_a_b_l1(world: dict[str, Any]) -> None:
     # L1 -> A: lock 100 on L1, mint 100 wrapped on A
     amount = 100 * 10**18
     transact(l1.w3, tst.functions.approve(l1.addrs["token_bridge"], amount), user)
-    receipt = transact(l1.w3, l1.bridge.functions.transferRemote(token_addr, A, address_to_bytes32(user), amount), user)
+    receipt = transact(
+        l1.w3, l1.bridge.functions.transferRemote(token_addr, A, address_to_bytes32(user), amount), user
+    )
     sent = l1.bridge.events.SentTransferRemote().process_receipt(receipt, errors=DISCARD)
     assert sent[0]["args"]["destination"] == A and sent[0]["args"]["amount"] == amount
     relay(l1, a)
     assert locked() == amount and w_a.functions.balanceOf(user).call() == amount
     # A -> B: burn 60 on A, mint 60 on B (to another holder)
-    transact(a.w3, a.bridge.functions.transferRemote(wrapped[A], B, address_to_bytes32(other), 60 * 10**18), user)
+    transact(
+        a.w3, a.bridge.functions.transferRemote(wrapped[A], B, address_to_bytes32(other), 60 * 10**18), user
+    )
     relay(a, b)
     assert w_a.functions.totalSupply().call() == 40 * 10**18
     assert w_b.functions.balanceOf(other).call() == 60 * 10**18
     assert locked() == w_a.functions.totalSupply().call() + w_b.functions.totalSupply().call()
     # B -> L1: burn 60 on B, unlock 60 on L1
     balance_before = tst.functions.balanceOf(other).call()
-    receipt = transact(b.w3, b.bridge.functions.transferRemote(wrapped[B], L1, address_to_bytes32(other), 60 * 10**18), other)
+    receipt = transact(
+        b.w3, b.bridge.functions.transferRemote(wrapped[B], L1, address_to_bytes32(other), 60 * 10**18), other
+    )
     relay(b, l1)
     assert tst.functions.balanceOf(other).call() == balance_before + 60 * 10**18
     assert w_b.functions.totalSupply().call() == 0
     assert locked() == 40 * 10**18 == w_a.functions.totalSupply().call()
     assert tst.functions.totalSupply().call() == supply
     # refusals: no remote bridge, unknown wrapped token on the receiving side, only the mailbox may call handle
-    expect_revert(l1.bridge.functions.transferRemote(token_addr, 777, address_to_bytes32(user), 1), user, "NoRemoteBridge")
+    expect_revert(
+        l1.bridge.functions.transferRemote(token_addr, 777, address_to_bytes32(user), 1),
+        user,
+        "NoRemoteBridge",
+    )
     body = abi_encode(("uint32", "bytes32", "bytes32", "uint256"), (L1, home, address_to_bytes32(user), 1))
-    expect_revert(a.bridge.functions.handle(L1, address_to_bytes32(l1.addrs["token_bridge"]), body), user, "NotMailbox")
+    expect_revert(
+        a.bridge.functions.handle(L1, address_to_bytes32(l1.addrs["token_bridge"]), body), user, "NotMailbox"
+    )
     expect_revert(w_a.functions.mint(user, 1), user, "NotBridge")
-    expect_revert(a.bridge.functions.createWrapped(L1, home, "x", "x", 18), world["deployer"], "WrappedExists")
+    expect_revert(
+        a.bridge.functions.createWrapped(L1, home, "x", "x", 18), world["deployer"], "WrappedExists"
+    )
 
 
 def test_merkle_proofs_from_python_match_on_chain_branch(world: dict[str, Any]) -> None:
