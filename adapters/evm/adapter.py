@@ -131,6 +131,8 @@ class EvmAdapter:
         self.w3 = AsyncWeb3(self._provider)
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._session_lock: asyncio.Lock | None = None
+        self._session_lock_loop: asyncio.AbstractEventLoop | None = None
         self._errors = _error_table()
         self._signer: LocalAccount | None = self._load_account(signer_key) if signer_key else None
         self._accounts: dict[str, LocalAccount] = {}  # sender address (lower) -> account, for MessageSender keys
@@ -163,13 +165,19 @@ class EvmAdapter:
 
     # ------------------------------------------------------------------ transport
     async def _ensure_session(self) -> None:
+        """A keep-alive aiohttp session for this event loop, handed to web3's provider (created once per loop)."""
         loop = asyncio.get_running_loop()
         if self._session is not None and not self._session.closed and self._session_loop is loop:
             return
-        connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(raise_for_status=True, connector=connector)
-        self._session_loop = loop
-        await self._provider.cache_async_session(self._session)
+        if self._session_lock is None or self._session_lock_loop is not loop:
+            self._session_lock, self._session_lock_loop = asyncio.Lock(), loop
+        async with self._session_lock:
+            if self._session is not None and not self._session.closed and self._session_loop is loop:
+                return
+            connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
+            session = aiohttp.ClientSession(raise_for_status=True, connector=connector)
+            await self._provider.cache_async_session(session)
+            self._session, self._session_loop = session, loop
 
     async def _rpc(self, method: str, params: list[Any]) -> Any:
         await self._ensure_session()
@@ -250,7 +258,7 @@ class EvmAdapter:
             except LogQueryTooLarge:
                 if chunk == 1:
                     raise
-                chunk = max(1, chunk // 2)
+                chunk = max(1, (end - start + 1) // 2)
                 log.info("log_chunk_halved", extra={"chain": self._name, "chunk_blocks": chunk})
                 continue
             out.extend(lg for lg in logs if not lg.get("removed"))

@@ -40,6 +40,7 @@ from adapters.checkpoint import CheckpointSigner, sorted_signatures
 from adapters.evm import abi, deploy
 from adapters.evm.adapter import EvmAdapter, UnknownToken
 from adapters.evm.devnet import devnet_key
+from adapters.evm.errors import LogQueryTooLarge
 from adapters.merkle import MerkleTree
 from adapters.message import address_to_bytes32
 from config.settings import EvmChainConfig
@@ -237,6 +238,43 @@ async def test_dispatch_then_scan_gives_ids_nonces_and_the_mailbox_root(origin: 
     # the root as of an earlier height matches the prefix
     earlier = await origin.mailbox_state(Height(mine[0].height - 1))
     assert earlier.root == MerkleTree([d.id for d in found[:before]]).root()
+
+
+async def test_log_chunk_halves_when_the_node_refuses_a_wide_range(origin: EvmAdapter, chains: Chains,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    await dispatch(origin, chains, 3, tag=b"halve")
+    expected = [d.id for d in await all_dispatched(origin)]
+    adapter = EvmAdapter("origin", chains.config("origin", log_chunk_blocks=64))
+    real_rpc = adapter._rpc
+    widths: list[int] = []
+
+    async def picky_rpc(method: str, params: list[object]) -> object:
+        if method == "eth_getLogs":
+            query = params[0]
+            assert isinstance(query, dict)
+            width = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
+            widths.append(width)
+            if width > 8:
+                raise LogQueryTooLarge("query returned more than 10000 results", chain="origin")
+        return await real_rpc(method, params)
+
+    monkeypatch.setattr(adapter, "_rpc", picky_rpc)
+    try:
+        found = await adapter.fetch_dispatched(Height(0), await adapter.latest_height())
+    finally:
+        await adapter.close()
+    assert [d.id for d in found] == expected
+    span = min(64, widths[0])
+    assert widths[1] == span // 2 and all(w <= 8 for w in widths[2:]) and all(w <= span // 2 for w in widths[1:])
+
+
+async def test_finalized_tag(chains: Chains) -> None:
+    adapter = EvmAdapter("origin", chains.config("origin", finality="finalized"))
+    try:
+        latest, finalized = await adapter.latest_height(), await adapter.finalized_height()
+        assert 0 <= finalized <= latest
+    finally:
+        await adapter.close()
 
 
 async def test_deliver_confirm_and_redeliver_is_a_no_op(origin: EvmAdapter, dest: EvmAdapter, chains: Chains) -> None:
