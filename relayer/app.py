@@ -151,7 +151,7 @@ class RelayerDaemon:
         for attester in self.attesters.values():
             attester.load()
         scheduler = AsyncIOScheduler()
-        scheduler.add_job(self.refresh_health, "interval", seconds=2.0, max_instances=1, coalesce=True, next_run_time=None)
+        scheduler.add_job(self.refresh_health, "interval", seconds=2.0, max_instances=1, coalesce=True)
         scheduler.add_job(self.sweep_orphans, "interval", seconds=15.0, max_instances=1, coalesce=True)
         await self.refresh_health()
         scheduler.start()
