@@ -34,6 +34,25 @@ from relayer.devnet import Devnet
 from relayer.progress import make_progress
 
 
+def plan_routes(messages: int, names: list[str], chains: dict[str, dict[str, Any]], spread: str) -> dict[tuple[str, str], int]:
+    """Messages per (origin, destination) pair, origin != destination.
+
+    ``even``: every ordered pair the same share. ``capacity``: a pair's share is proportional to the product
+    of its chains' gas throughput (gas limit / block time), so a slow L1 carries less than fast rollups.
+    """
+    pairs = [(o, d) for o in names for d in names if o != d]
+    if spread == "even":
+        weights = {p: 1.0 for p in pairs}
+    else:
+        cap = {n: chains[n]["gas_limit"] / chains[n]["block_time_s"] for n in names}
+        weights = {(o, d): cap[o] * cap[d] for o, d in pairs}
+    total = sum(weights.values())
+    routes = {p: int(messages * w / total) for p, w in weights.items()}
+    for p in sorted(pairs, key=lambda p: -weights[p])[: messages - sum(routes.values())]:
+        routes[p] += 1
+    return routes
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -74,7 +93,8 @@ async def _daemon_serving(api_url: str) -> bool:
         return False
 
 
-async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeout_s: float, show: bool) -> dict[str, Any]:
+async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeout_s: float, show: bool,
+                       spread: str) -> dict[str, Any]:
     from relayer.app import build_adapters
 
     manifest = devnet.manifest()
@@ -87,8 +107,7 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
     clock_tasks = [asyncio.create_task(c.run(stop)) for c in clocks.values()]
     start_heights = {n: int(await adapters[n].latest_height()) for n in names}
 
-    # plan: origin i sends to the two other chains, alternating, in batches
-    per_origin = [messages // len(names) + (1 if i < messages % len(names) else 0) for i in range(len(names))]
+    routes = plan_routes(messages, names, {n: manifest["chains"][n] for n in names}, spread)
     dispatched: dict[MessageId, tuple[str, str, int]] = {}  # id -> (origin, destination, dispatch height)
     progress = make_progress(show)
     first_sent = time.time()
@@ -96,18 +115,16 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
     async def send_from(i: int, origin: str) -> None:
         sender: MessageSender = adapters[origin]  # type: ignore[assignment]
         key = manifest["chains"][origin]["accounts"][i % 2]["private_key"]  # devnet test key
-        others = [n for n in names if n != origin]
-        remaining = per_origin[i]
         jobs = []
-        b = 0
-        while remaining > 0:
-            size = min(dispatch_batch, remaining)
-            dest = others[b % len(others)]
+        for dest in names:
+            remaining = routes.get((origin, dest), 0)
+            b = 0
             recipient = address_to_bytes32(manifest["chains"][dest]["contracts"]["test_recipient"])
-            bodies = [f"bench {origin}->{dest} {b}:{k}".encode() for k in range(size)]
-            jobs.append((dest, recipient, bodies))
-            remaining -= size
-            b += 1
+            while remaining > 0:
+                size = min(dispatch_batch, remaining)
+                jobs.append((dest, recipient, [f"bench {origin}->{dest} {b}:{k}".encode() for k in range(size)]))
+                remaining -= size
+                b += 1
         sem = asyncio.Semaphore(4)
 
         async def one(dest: str, recipient: bytes, bodies: list[bytes]) -> None:
@@ -127,7 +144,6 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
         sending = asyncio.gather(*(send_from(i, n) for i, n in enumerate(names)))
         cursors = dict(start_heights)
         deadline = time.monotonic() + timeout_s
-        last_delivery = first_sent
         while time.monotonic() < deadline:
             for n in names:
                 latest = clocks[n].latest
@@ -140,11 +156,11 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
             if ours:
                 progress.update(deliver_task, completed=ours)
             if sending.done() and len(dispatched) == messages and ours == messages:
-                last_delivery = max(clocks[processed[m][0][0]].time_of(processed[m][0][1]) or time.time() for m in dispatched)
                 break
             await asyncio.sleep(0.1)
         if not sending.done():
             sending.cancel()
+        dispatch_done = max((clocks[o].time_of(h) or first_sent) for o, _d, h in dispatched.values()) if dispatched else first_sent
         await asyncio.gather(sending, return_exceptions=True)
     stop.set()
     await asyncio.gather(*clock_tasks, return_exceptions=True)
@@ -159,6 +175,16 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
             if t0 is not None and t1 is not None:
                 latencies.append(max(0.0, t1 - t0))
     delivered = len(ours_processed)
+    last_delivery = max((clocks[v[0][0]].time_of(v[0][1]) or time.time() for v in ours_processed.values()), default=first_sent)
+    per_destination: dict[str, dict[str, float]] = {}
+    for mid, (_origin, dest, _dh) in dispatched.items():
+        row = per_destination.setdefault(dest, {"messages": 0, "delivered": 0, "last_delivery_s": 0.0})
+        row["messages"] += 1
+        if mid in ours_processed:
+            chain, ph = ours_processed[mid][0]
+            row["delivered"] += 1
+            seen_at = clocks[chain].time_of(ph) or first_sent
+            row["last_delivery_s"] = round(max(row["last_delivery_s"], seen_at - first_sent), 2)
     elapsed = max(1e-9, last_delivery - first_sent)
     for a in adapters.values():
         await a.close()
@@ -172,7 +198,9 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
         "elapsed_s": round(elapsed, 2),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p99_s": round(_percentile(latencies, 0.99), 3) if latencies else None,
-        "chains": names,
+        "dispatch_s": round(dispatch_done - first_sent, 2),
+        "spread": spread,
+        "per_destination": per_destination,
         "dispatch_batch": dispatch_batch,
     }
 
@@ -182,7 +210,7 @@ async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
 
 
 def run_relay_bench(*, messages: int, devnet_dir: Path, json_output: bool, batch_size: int = 200,
-                    dispatch_batch: int = 250, timeout_s: float | None = None) -> dict[str, Any]:
+                    dispatch_batch: int = 250, timeout_s: float | None = None, spread: str = "capacity") -> dict[str, Any]:
     devnet = Devnet(devnet_dir)
     show = not json_output and sys.stderr.isatty()
     devnet.up()
@@ -199,7 +227,8 @@ def run_relay_bench(*, messages: int, devnet_dir: Path, json_output: bool, batch
                 raise RuntimeError(f"the bench daemon did not start; see {log_path}")
             time.sleep(0.1)
     try:
-        result = asyncio.run(_relay_bench(messages, devnet, dispatch_batch, timeout_s or max(120.0, messages / 50), show))
+        result = asyncio.run(_relay_bench(messages, devnet, dispatch_batch, timeout_s or max(120.0, messages / 50), show,
+                                          spread))
     finally:
         if daemon is not None:
             daemon.terminate()

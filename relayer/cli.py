@@ -281,7 +281,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     configure_logging("warning", None)
     result = run_relay_bench(messages=args.messages, devnet_dir=Path(args.devnet), json_output=args.json,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, spread=args.spread)
     if args.json:
         _print_json(result)
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
@@ -345,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("what", choices=["relay"])
     p.add_argument("--messages", type=int, default=5000)
-    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=200, help="messages per delivery transaction")
+    p.add_argument("--spread", choices=["capacity", "even"], default="capacity",
+                   help="messages per route: in proportion to the chains' gas throughput, or evenly")
     p.add_argument("--devnet", default=str(DEFAULT_DEVNET), help="devnet directory (started if needed)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.set_defaults(func=cmd_bench)

@@ -95,7 +95,7 @@ class DestinationProcessor:
         by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
         for m in claimed:
             by_origin[m.origin].append(m)
-        submitted = 0
+        jobs: list[Awaitable[int]] = []
         for origin, group in by_origin.items():
             indexer = self.indexers.get(origin)
             if indexer is None:
@@ -111,11 +111,11 @@ class DestinationProcessor:
             if waiting:
                 self.store.mark_not_ready(waiting, FailureReason.NO_QUORUM,
                                           f"latest quorum checkpoint is index {checkpoint.checkpoint.index}", NOT_READY_DELAY_S / 2)
-            for start in range(0, len(ready), self.settings.batch_size):
-                chunk = ready[start : start + self.settings.batch_size]
-                self.store.mark_attested([m.id for m in chunk if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
-                submitted += await self._submit_chunk(origin, checkpoint, indexer, chunk)
-        return submitted
+            chunks = [ready[i : i + self.settings.batch_size] for i in range(0, len(ready), self.settings.batch_size)]
+            self.store.mark_attested([m.id for m in ready if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
+            jobs.extend(self._submit_chunk(origin, checkpoint, indexer, chunk) for chunk in chunks)
+        # chunks go out concurrently: the adapter's nonce manager orders the sends
+        return sum(await asyncio.gather(*jobs)) if jobs else 0
 
     async def _submit_chunk(self, origin: int, checkpoint: SignedCheckpoint, indexer: OriginIndexer,
                             chunk: Sequence[StoredMessage]) -> int:

@@ -106,6 +106,9 @@ def _int(value: str | None) -> int:
     return int(value, 16) if value else 0
 
 
+RECALIBRATE_EVERY = 25
+
+
 class EvmAdapter:
     """One EVM chain: origin (scan Dispatch logs, mailbox root) and destination (deliver batches, confirm)."""
 
@@ -144,7 +147,10 @@ class EvmAdapter:
         self._timestamps: OrderedDict[int, float] = OrderedDict()
         self._batch_supported = True
         self._delivered_many = True
-        self._last_calldata: tuple[DeliveryBatch, bytes] | None = None
+        self._calldata_cache: OrderedDict[int, tuple[DeliveryBatch, bytes]] = OrderedDict()
+        # gas limit per calldata byte of processBatch, calibrated by a real eth_estimateGas (see estimate_delivery)
+        self._gas_per_byte: float | None = None
+        self._estimates_since_calibration = 0
 
     def __repr__(self) -> str:
         signer = self._signer.address if self._signer else None
@@ -351,11 +357,13 @@ class EvmAdapter:
         return [_int(r) != 0 for r in await self._rpc_many(calls)]
 
     def _calldata(self, batch: DeliveryBatch) -> bytes:
-        last = self._last_calldata
-        if last is not None and last[0] is batch:
-            return last[1]
+        cached = self._calldata_cache.get(id(batch))
+        if cached is not None and cached[0] is batch:
+            return cached[1]
         data = abi.encode_process_batch(batch)
-        self._last_calldata = (batch, data)
+        self._calldata_cache[id(batch)] = (batch, data)
+        while len(self._calldata_cache) > 64:
+            self._calldata_cache.popitem(last=False)
         return data
 
     async def _base_fee(self) -> int:
@@ -378,10 +386,26 @@ class EvmAdapter:
 
     @_boundary
     async def estimate_delivery(self, batch: DeliveryBatch) -> CostEstimate:
-        """Gas limit (node estimate x ``gas_limit_multiplier``) and EIP-1559 fees (``adapters.evm.fees``)."""
+        """Gas limit and EIP-1559 fees (``adapters.evm.fees``); raises ``TxReverted`` if the chain would refuse.
+
+        ``eth_estimateGas`` on a large batch is a binary search of several full executions (188 ms of node
+        CPU for 200 messages on anvil, against 39 ms for one ``eth_call``). So a real estimate calibrates gas
+        per calldata byte (node estimate x ``gas_limit_multiplier``); the next batches are pre-flighted with
+        one ``eth_call`` (which still raises the decoded revert) and sized by that ratio. The model is
+        re-calibrated every ``RECALIBRATE_EVERY`` batches and after any reverted delivery (out of gas included).
+        """
         signer = self._require_signer()
-        gas, fees = await self._estimate(signer.address, self._mailbox, self._calldata(batch))
-        return CostEstimate(gas, fees.max_fee_per_gas, fees.priority_fee_per_gas)
+        data = self._calldata(batch)
+        if self._gas_per_byte is None or self._estimates_since_calibration >= RECALIBRATE_EVERY:
+            gas, fees = await self._estimate(signer.address, self._mailbox, data)
+            self._gas_per_byte = gas / len(data)
+            self._estimates_since_calibration = 0
+            return CostEstimate(gas, fees.max_fee_per_gas, fees.priority_fee_per_gas)
+        tx = {"from": signer.address, "to": self._mailbox, "data": "0x" + data.hex()}
+        _, base_fee = await asyncio.gather(self._rpc("eth_call", [tx, "latest"]), self._base_fee())
+        self._estimates_since_calibration += 1
+        fees = fees_for(base_fee, self._config.gas, chain=self._name)
+        return CostEstimate(math.ceil(self._gas_per_byte * len(data)), fees.max_fee_per_gas, fees.priority_fee_per_gas)
 
     @_boundary
     async def submit_delivery(self, batch: DeliveryBatch, estimate: CostEstimate | None = None) -> SubmittedTx:
@@ -465,9 +489,19 @@ class EvmAdapter:
             return TxOutcome(TxState.DROPPED, reason="neither mined nor in the node's pool")
         if node_tx.get("blockNumber"):
             return TxOutcome(TxState.PENDING, height=Height(_int(node_tx["blockNumber"])), reason="mined, receipt not yet served")
+        account = self._accounts.get(tx.sender.lower())
+        if account is not None and _int(await self._rpc("eth_getTransactionCount", [tx.sender, "pending"])) < tx.nonce:
+            return await self._fill_nonce_gap(account, tx)
         if self._clock() - tx.submitted_at < self._config.gas.stuck_after_s:
             return TxOutcome(TxState.PENDING)
         return await self._replace(tx, node_tx)
+
+    async def _fill_nonce_gap(self, account: LocalAccount, tx: SubmittedTx) -> TxOutcome:
+        """Our tx waits behind a nonce the node no longer holds: fill the gap with 0-value self-transfers."""
+        fees = fees_for(await self._base_fee(), self._config.gas, chain=self._name)
+        filler = _SentTx(account.address, -1, account.address, b"", 0, 21_000, fees)
+        filled = await self._nonce_manager(account.address).fill_gap(tx.nonce, self._signer_fn(account, filler), self._broadcast)
+        return TxOutcome(TxState.PENDING, reason=f"queued behind a nonce gap; filled {len(filled)} nonce(s)")
 
     async def _outcome(self, tx: SubmittedTx, receipt: dict[str, Any]) -> TxOutcome:
         height = _int(receipt["blockNumber"])
@@ -484,6 +518,7 @@ class EvmAdapter:
             )
             return TxOutcome(TxState.CONFIRMED, Height(height), gas_used, fee, ids)
         reason = await self._revert_reason(receipt)
+        self._gas_per_byte = None  # a revert may be out of gas: the next delivery is estimated by the node
         return TxOutcome(TxState.REVERTED, Height(height), gas_used, fee, reason=reason)
 
     async def _revert_reason(self, receipt: dict[str, Any]) -> str:

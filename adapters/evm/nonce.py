@@ -109,6 +109,27 @@ class NonceManager:
             assert last_error is not None
             raise last_error
 
+    async def fill_gap(self, below: int, sign_filler: Callable[[int], SignedTx],
+                       broadcast: Callable[[bytes], Awaitable[object]]) -> list[int]:
+        """Fill every nonce between the node's pending nonce and ``below`` with the filler transaction.
+
+        A transaction the node evicted (e.g. priced out as the base fee climbed) leaves a gap; everything
+        we sent above it waits in the node's queue forever. Under the lock no send of ours is in flight,
+        so a pending nonce below ``below`` is a real gap.
+        """
+        async with self._lock:
+            pending = await self._pending_nonce()
+            filled = []
+            for nonce in range(pending, below):
+                try:
+                    await broadcast(sign_filler(nonce).raw)
+                except (TxAlreadyKnown, NonceTooLow):
+                    pass
+                filled.append(nonce)
+            if filled:
+                log.warning("nonce_gap_filled", extra={"sender": self.address, "nonces": f"{filled[0]}..{filled[-1]}"})
+            return filled
+
     async def replace(self, nonce: int, sign: Callable[[int], SignedTx], broadcast: Callable[[bytes], Awaitable[object]]) -> SignedTx:
         """Send a replacement at an already-used ``nonce`` (fee bump); the counter is left alone."""
         async with self._lock:
