@@ -81,6 +81,9 @@ class EvmChainConfig(_Model):
     gas: GasSettings = GasSettings()
     signer: SignerSettings | None = Field(None, description="the relayer's key for deliveries to this chain")
     start_height: int = Field(0, ge=0, description="first height the watcher indexes")
+    simulate_deliveries: Literal["always", "adaptive"] = Field(
+        "adaptive", description='"always": eth_call every batch before sending; "adaptive": only after a revert '
+        "or while the gas model is uncalibrated (signatures, roots and proofs are always checked locally)")
     token_bridge: str | None = Field(None, description="TokenBridge app address, for token sends")
     tokens: dict[str, TokenConfig] = Field(default_factory=dict, description="symbol -> token on this chain")
 

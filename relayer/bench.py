@@ -157,7 +157,7 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
                 progress.update(deliver_task, completed=ours)
             if sending.done() and len(dispatched) == messages and ours == messages:
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.25)
         if not sending.done():
             sending.cancel()
         dispatch_done = max((clocks[o].time_of(h) or first_sent) for o, _d, h in dispatched.values()) if dispatched else first_sent

@@ -82,6 +82,7 @@ class DestinationProcessor:
         self.clock = clock
         self.backoff = ExponentialBackoff(settings.backoff_base_s, settings.backoff_max_s)
         self.domain = adapter.domain
+        self._last_confirm_round: tuple[int, frozenset[str]] | None = None
 
     # ---- prepare + submit
     async def prepare_and_submit_once(self) -> int:
@@ -175,9 +176,15 @@ class DestinationProcessor:
 
     # ---- confirm
     async def confirm_once(self) -> int:
+        """Follow pending deliveries; the chain is asked again only when it has a new block."""
         pending = self.store.pending_deliveries(self.domain)
         if not pending:
             return 0
+        height = await self.adapter.latest_height()
+        hashes = frozenset(d.tx_hash for d in pending)
+        if (height, hashes) == self._last_confirm_round:
+            return 0
+        self._last_confirm_round = (height, hashes)
         results = await asyncio.gather(*(self._confirm(d) for d in pending))
         return sum(results)
 
