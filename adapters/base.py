@@ -113,16 +113,21 @@ class SignedCheckpoint:
 class DeliveryItem:
     message: bytes
     id: MessageId
-    leaf_index: int
-    proof: tuple[bytes, ...]  # 32 siblings
+    leaf_index: int  # the message's nonce: its leaf in the origin mailbox's tree
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryBatch:
-    """Messages from one origin, all proven under one signed checkpoint, for one destination transaction."""
+    """Messages from one origin, all proven under one signed checkpoint, for one destination transaction.
+
+    ``items`` are in strictly increasing ``leaf_index`` order and ``proof`` is their Merkle multiproof
+    against the checkpoint's root (``adapters.merkle.multiproof``): siblings shared by several messages
+    are sent once, so a run of 200 consecutive messages needs a handful of hashes, not 200 x 32.
+    """
 
     checkpoint: SignedCheckpoint
     items: tuple[DeliveryItem, ...]
+    proof: tuple[bytes, ...]
 
 
 class TxState(enum.Enum):

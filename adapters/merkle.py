@@ -8,7 +8,7 @@ prefix's right edge (computed recursively along one path).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from adapters.message import MessageFormatError, keccak256
 
@@ -84,3 +84,91 @@ def branch_root(leaf: bytes, proof: Sequence[bytes], index: int) -> bytes:
     for level, sibling in enumerate(proof):
         node = keccak256(sibling + node) if (index >> level) & 1 else keccak256(node + sibling)
     return node
+
+
+def _check_positions(indices: Sequence[int], count: int) -> None:
+    if not indices:
+        raise MessageFormatError("a multiproof needs at least one leaf")
+    for a, b in zip(indices, indices[1:]):
+        if b <= a:
+            raise MessageFormatError(f"multiproof leaf indices must be strictly increasing ({a} then {b})")
+    if indices[0] < 0 or indices[-1] >= count:
+        raise MessageFormatError(f"multiproof leaves must lie among the first {count} leaves")
+
+
+class _Multiproof:
+    """The walk shared by prover and verifier (and by ``MultisigIsm.verifyBatch`` on chain).
+
+    Level by level from the leaves up, known nodes left to right: a left child whose right neighbour is
+    also known pairs with it; otherwise its missing sibling is the next proof hash, except a right
+    sibling whose subtree lies wholly at or past ``count``, which is that level's zero hash and is not in
+    the proof. After ``TREE_DEPTH`` levels one node is left: the root.
+    """
+
+    @staticmethod
+    def walk(positions: list[int], count: int, sibling: Callable[[int, int], bytes],
+             combine: Callable[[int, int, int, bytes | None], None]) -> list[int]:
+        for level in range(TREE_DEPTH):
+            nxt: list[int] = []
+            i = 0
+            while i < len(positions):
+                pos = positions[i]
+                if pos & 1 == 0:
+                    if i + 1 < len(positions) and positions[i + 1] == pos + 1:
+                        combine(level, i, i + 1, None)
+                        i += 2
+                    else:
+                        sib = pos + 1
+                        combine(level, i, -1, sibling(level, sib) if (sib << level) < count else ZERO_HASHES[level])
+                        i += 1
+                else:
+                    combine(level, i, -2, sibling(level, pos - 1))
+                    i += 1
+                nxt.append(pos >> 1)
+            positions = nxt
+        return positions
+
+
+def multiproof(tree: MerkleTree, indices: Sequence[int], count: int) -> list[bytes]:
+    """Sibling hashes that, with the leaves at ``indices`` (strictly increasing), give ``tree.root(count)``."""
+    tree._check_count(count)
+    _check_positions(indices, count)
+    proof: list[bytes] = []
+
+    def sibling(level: int, index: int) -> bytes:
+        node = tree._node(level, index, count)
+        proof.append(node)
+        return node
+
+    _Multiproof.walk(list(indices), count, sibling, lambda *_: None)
+    return proof
+
+
+def multiproof_root(leaves: Sequence[tuple[int, bytes]], proof: Sequence[bytes], count: int) -> bytes:
+    """The root that ``leaves`` ((index, leaf) by increasing index) and ``proof`` lead to; what the ISM computes."""
+    _check_positions([i for i, _ in leaves], count)
+    nodes = [leaf for _, leaf in leaves]
+    consumed = iter(proof)
+    out: list[bytes] = []
+
+    def sibling(_level: int, _index: int) -> bytes:
+        try:
+            return next(consumed)
+        except StopIteration:
+            raise MessageFormatError("multiproof is too short") from None
+
+    def combine(_level: int, i: int, j: int, sib: bytes | None) -> None:
+        if j >= 0:
+            out.append(keccak256(nodes[i] + nodes[j]))
+        elif j == -1:
+            out.append(keccak256(nodes[i] + sib))  # type: ignore[operator]
+        else:
+            out.append(keccak256(sib + nodes[i]))  # type: ignore[operator]
+        if i == len(nodes) - 1 or (j >= 0 and j == len(nodes) - 1):
+            nodes[:] = out
+            out.clear()
+
+    _Multiproof.walk([i for i, _ in leaves], count, sibling, combine)
+    if next(consumed, None) is not None:
+        raise MessageFormatError("multiproof has hashes left over")
+    return nodes[0]

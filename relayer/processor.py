@@ -40,6 +40,7 @@ from adapters.base import (
     TxReverted,
     TxState,
 )
+from adapters.merkle import multiproof, multiproof_root
 from adapters.message import MessageId
 from config.settings import RelayerRoleSettings
 from relayer.backoff import ExponentialBackoff
@@ -133,22 +134,25 @@ class DestinationProcessor:
         todo = [m for m, d in zip(chunk, already) if not d]
         if not todo:
             return 0
-        count = checkpoint.checkpoint.index + 1
-        items = tuple(
-            DeliveryItem(m.raw, MessageId(bytes.fromhex(m.id[2:])), m.nonce, tuple(indexer.tree.proof(m.nonce, count)))
-            for m in todo
-        )
-        return await self._submit_items(origin, checkpoint, items)
+        items = tuple(DeliveryItem(m.raw, MessageId(bytes.fromhex(m.id[2:])), m.nonce) for m in sorted(todo, key=lambda m: m.nonce))
+        return await self._submit_items(origin, checkpoint, indexer, items)
 
-    async def _submit_items(self, origin: int, checkpoint: SignedCheckpoint, items: tuple[DeliveryItem, ...]) -> int:
-        batch = DeliveryBatch(checkpoint, items)
+    async def _submit_items(self, origin: int, checkpoint: SignedCheckpoint, indexer: OriginIndexer,
+                            items: tuple[DeliveryItem, ...]) -> int:
+        count = checkpoint.checkpoint.index + 1
+        proof = tuple(multiproof(indexer.tree, [it.leaf_index for it in items], count))
         ids = ["0x" + it.id.hex() for it in items]
+        if multiproof_root([(it.leaf_index, it.id) for it in items], proof, count) != checkpoint.checkpoint.root:
+            self._retry(ids, FailureReason.CHECKPOINT_MISMATCH, "our tree does not prove these ids under the signed root")
+            return 0
+        batch = DeliveryBatch(checkpoint, items, proof)
         try:
             estimate = await self.adapter.estimate_delivery(batch)
         except TxReverted as exc:
             if len(items) > 1:
                 half = len(items) // 2
-                return await self._submit_items(origin, checkpoint, items[:half]) + await self._submit_items(origin, checkpoint, items[half:])
+                return (await self._submit_items(origin, checkpoint, indexer, items[:half])
+                        + await self._submit_items(origin, checkpoint, indexer, items[half:]))
             self._retry(ids, FailureReason.ESTIMATE_REVERTED, exc.reason)
             return 0
         except AdapterError as exc:

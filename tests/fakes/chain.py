@@ -19,7 +19,7 @@ from adapters.base import (
     TxReverted,
     TxState,
 )
-from adapters.merkle import MerkleTree, branch_root
+from adapters.merkle import MerkleTree, multiproof_root
 from adapters.message import Domain, Message, MessageId
 
 
@@ -73,9 +73,10 @@ class FakeChain:
         return [i in self.processed for i in ids]
 
     def _check(self, batch: DeliveryBatch) -> None:
+        count = batch.checkpoint.checkpoint.index + 1
+        if multiproof_root([(i.leaf_index, i.id) for i in batch.items], batch.proof, count) != batch.checkpoint.checkpoint.root:
+            raise TxReverted("InvalidProof", chain=self._name)
         for item in batch.items:
-            if branch_root(item.id, item.proof, item.leaf_index) != batch.checkpoint.checkpoint.root:
-                raise TxReverted(f"InvalidProof(0x{item.id.hex()})", chain=self._name)
             if self.rejects(item.message):
                 raise TxReverted("handle reverted", chain=self._name)
 

@@ -46,3 +46,36 @@ def test_bad_requests_are_errors():
         tree.root(2)
     with pytest.raises(MessageFormatError):
         tree.append(b"short")
+
+
+def test_multiproof_matches_root_for_random_subsets():
+    import random
+
+    from adapters.merkle import multiproof, multiproof_root
+
+    rng = random.Random(7)
+    leaves = [leaf(i) for i in range(130)]
+    tree = MerkleTree(leaves)
+    for _ in range(200):
+        count = rng.randint(1, len(leaves))
+        picked = sorted(rng.sample(range(count), rng.randint(1, min(count, 30))))
+        proof = multiproof(tree, picked, count)
+        assert multiproof_root([(i, leaves[i]) for i in picked], proof, count) == tree.root(count)
+
+
+def test_multiproof_shares_siblings_and_rejects_tampering():
+    from adapters.merkle import multiproof, multiproof_root
+
+    leaves = [leaf(i) for i in range(300)]
+    tree = MerkleTree(leaves)
+    run = list(range(100, 300))
+    proof = multiproof(tree, run, 300)
+    assert len(proof) < 10  # 200 consecutive leaves: a few hashes, not 200 x 32
+    good = [(i, leaves[i]) for i in run]
+    assert multiproof_root(good, proof, 300) == tree.root()
+    forged = [(i, leaf(i + 1000) if i == 150 else h) for i, h in good]
+    assert multiproof_root(forged, proof, 300) != tree.root()
+    with pytest.raises(MessageFormatError, match="left over"):
+        multiproof_root(good, proof + [b"\0" * 32], 300)
+    with pytest.raises(MessageFormatError, match="strictly increasing"):
+        multiproof(tree, [5, 5], 300)
