@@ -93,7 +93,7 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
                             limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
         if state is not None and state.upper() not in MessageState.__members__:
             raise HTTPException(400, f"state {state!r} is not one of {', '.join(MessageState.__members__)}")
-        return {"messages": [message_view(r, names) for r in daemon.store.list(state=state, limit=limit)]}
+        return {"messages": [message_view(r, names) for r in daemon.store.recent(state=state, limit=limit)]}
 
     @app.get("/v1/messages/{key}")
     async def show_message(key: str) -> dict[str, Any]:
@@ -134,7 +134,7 @@ async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
     host, port = api_host_port(daemon.settings.api.url)
     config = uvicorn.Config(create_api(daemon), host=host, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM
     serve = asyncio.create_task(server.serve())
     try:
         while not server.started and not serve.done():

@@ -18,6 +18,7 @@ import structlog
 from adapters.base import Checkpoint, SignedCheckpoint
 from adapters.checkpoint import SignatureError, recover_signer, sorted_signatures
 from adapters.merkle import MerkleTree
+from adapters.message import Domain
 from config.settings import SecuritySettings
 
 log = structlog.get_logger("relayer.checkpoints")
@@ -81,7 +82,7 @@ class CheckpointCollector:
             if not doc:
                 continue
             try:
-                cp = Checkpoint(origin, bytes.fromhex(doc["origin_mailbox"][2:]), bytes.fromhex(doc["root"][2:]), int(doc["index"]))
+                cp = Checkpoint(Domain(origin), bytes.fromhex(doc["origin_mailbox"][2:]), bytes.fromhex(doc["root"][2:]), int(doc["index"]))
                 sig = bytes.fromhex(doc["signature"][2:])
                 if cp.root != our_root or cp.index != target:
                     problems.append(f"{address}: root differs from our indexed tree")

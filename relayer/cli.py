@@ -194,7 +194,7 @@ def cmd_messages(args: argparse.Namespace) -> int:
     names = {c.domain: n for n, c in settings.chains.items()}
     try:
         if args.action == "list":
-            rows = [message_view(r, names) for r in store.list(state=args.state, limit=args.limit)]
+            rows = [message_view(r, names) for r in store.recent(state=args.state, limit=args.limit)]
             if args.json:
                 _print_json(rows)
             else:
@@ -221,10 +221,10 @@ def cmd_messages(args: argparse.Namespace) -> int:
                     for k, v in view.items():
                         print(f"{k:>18}: {v}")
             return 0
-        rec = store.retry_now(args.id)
-        if rec is None:
+        retried = store.retry_now(args.id)
+        if retried is None:
             raise UsageError(f"no message with id {args.id}")
-        print(f"{rec.id}: {rec.state}" + ("" if rec.state == "DISPATCHED" else " (not retried: already past submission)"))
+        print(f"{retried.id}: {retried.state}" + ("" if retried.state == "DISPATCHED" else " (not retried: already past submission)"))
         return 0
     finally:
         store.close()

@@ -17,11 +17,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Index, event, func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, create_engine, delete, select, update
+from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select, update
 
 from adapters.base import DispatchedMessage
 from config.errors import RelayerError
@@ -237,6 +238,7 @@ class Store:
         with Session(self.engine) as s:
             inserted = 0
             if rows:
+                stmt: Any
                 if self._is_postgres:
                     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -246,14 +248,15 @@ class Store:
 
                     stmt = sqlite_insert(table).on_conflict_do_nothing()
                 for start in range(0, len(rows), 500):
-                    inserted += s.execute(stmt, rows[start : start + 500]).rowcount or 0
+                    result: Any = s.execute(stmt, rows[start : start + 500])
+                    inserted += result.rowcount or 0
             s.merge(CursorRecord(name=cursor[0], height=cursor[1]))
             s.commit()
         return inserted
 
     def message_ids_in_order(self, origin: int) -> list[tuple[int, bytes]]:
         with Session(self.engine) as s:
-            rows = s.exec(select(MessageRecord.nonce, MessageRecord.id).where(MessageRecord.origin == origin).order_by(MessageRecord.nonce)).all()  # type: ignore[arg-type]
+            rows = s.exec(select(col(MessageRecord.nonce), col(MessageRecord.id)).where(col(MessageRecord.origin) == origin).order_by(col(MessageRecord.nonce))).all()
         return [(n, bytes.fromhex(i[2:])) for n, i in rows]
 
     # ---- relaying
@@ -262,12 +265,12 @@ class Store:
         now = self._clock()
         m = MessageRecord
         candidates = (
-            select(m.id)
-            .where(m.destination == destination)
-            .where(m.state.in_([s.value for s in OPEN_STATES]))  # type: ignore[attr-defined]
-            .where(m.next_attempt_at <= now)
-            .where((m.lease_until < now) | (m.lease_owner == self.owner))
-            .order_by(m.attempts, m.origin, m.nonce)  # fresh work before failing work
+            select(col(m.id))
+            .where(col(m.destination) == destination)
+            .where(col(m.state).in_([s.value for s in OPEN_STATES]))
+            .where(col(m.next_attempt_at) <= now)
+            .where((col(m.lease_until) < now) | (col(m.lease_owner) == self.owner))
+            .order_by(col(m.attempts), col(m.origin), col(m.nonce))  # fresh work before failing work
             .limit(limit)
         )
         if self._is_postgres:
@@ -278,13 +281,13 @@ class Store:
                 return []
             s.execute(
                 update(m)
-                .where(m.id.in_(ids))  # type: ignore[attr-defined]
-                .where((m.lease_until < now) | (m.lease_owner == self.owner))
+                .where(col(m.id).in_(ids))
+                .where((col(m.lease_until) < now) | (col(m.lease_owner) == self.owner))
                 .values(lease_owner=self.owner, lease_until=now + lease_s)
             )
             s.commit()
             rows = s.exec(
-                select(m).where(m.id.in_(ids)).where(m.lease_owner == self.owner).order_by(m.origin, m.nonce)  # type: ignore[attr-defined]
+                select(m).where(col(m.id).in_(ids)).where(col(m.lease_owner) == self.owner).order_by(col(m.origin), col(m.nonce))
             ).all()
             return [StoredMessage(r.id, r.origin, r.nonce, r.destination, r.raw, r.state, r.attempts, r.dispatched_at) for r in rows]
 
@@ -293,7 +296,7 @@ class Store:
         if not ids:
             return
         with Session(self.engine) as s:
-            s.execute(update(MessageRecord).where(MessageRecord.id.in_(ids)).where(MessageRecord.lease_owner == self.owner).values(lease_until=0.0))  # type: ignore[attr-defined]
+            s.execute(update(MessageRecord).where(col(MessageRecord.id).in_(ids)).where(col(MessageRecord.lease_owner) == self.owner).values(lease_until=0.0))
             s.commit()
 
     def mark_attested(self, ids: Sequence[str], checkpoint_index: int) -> None:
@@ -310,7 +313,7 @@ class Store:
         now = self._clock()
         dropped: list[str] = []
         with Session(self.engine) as s:
-            rows = s.exec(select(MessageRecord.id, MessageRecord.attempts).where(MessageRecord.id.in_(list(ids)))).all()  # type: ignore[attr-defined]
+            rows = s.exec(select(col(MessageRecord.id), col(MessageRecord.attempts)).where(col(MessageRecord.id).in_(list(ids)))).all()
             by_attempts: dict[int, list[str]] = {}
             for mid, attempts in rows:
                 by_attempts.setdefault(attempts + 1, []).append(mid)
@@ -322,7 +325,7 @@ class Store:
                 else:
                     values = dict(state=MessageState.DISPATCHED.value, last_reason=reason.value, last_error=error[:500],
                                   next_attempt_at=now + backoff(attempts))
-                s.execute(update(MessageRecord).where(MessageRecord.id.in_(group)).values(  # type: ignore[attr-defined]
+                s.execute(update(MessageRecord).where(col(MessageRecord.id).in_(group)).values(
                     attempts=attempts, lease_until=0.0, delivery_tx=None, updated_at=now, **values))
             s.commit()
         return dropped
@@ -340,7 +343,7 @@ class Store:
         values["updated_at"] = self._clock()
         with Session(self.engine) as s:
             for start in range(0, len(ids), 500):
-                s.execute(update(MessageRecord).where(MessageRecord.id.in_(list(ids[start:start + 500]))).values(**values))  # type: ignore[attr-defined]
+                s.execute(update(MessageRecord).where(col(MessageRecord.id).in_(list(ids[start:start + 500]))).values(**values))
             s.commit()
 
     def record_submission(self, *, tx_hash: str, destination: int, origin: int, sender: str, nonce: int,
@@ -351,25 +354,25 @@ class Store:
             s.add(DeliveryRecord(tx_hash=tx_hash, destination=destination, origin=origin, sender=sender, nonce=nonce,
                                  message_ids=json.dumps(list(ids)), submitted_at=now, gas_limit=gas_limit,
                                  max_fee=max_fee, owner=self.owner))
-            s.execute(update(MessageRecord).where(MessageRecord.id.in_(list(ids))).values(  # type: ignore[attr-defined]
+            s.execute(update(MessageRecord).where(col(MessageRecord.id).in_(list(ids))).values(
                 state=MessageState.SUBMITTED.value, delivery_tx=tx_hash, updated_at=now, lease_until=now + 3600))
             s.commit()
 
     def pending_deliveries(self, destination: int) -> list[DeliveryRecord]:
         with Session(self.engine) as s:
-            return list(s.exec(select(DeliveryRecord).where(DeliveryRecord.destination == destination)
-                               .where(DeliveryRecord.state == "pending").where(DeliveryRecord.owner == self.owner)
-                               .order_by(DeliveryRecord.nonce)).all())
+            return list(s.exec(select(DeliveryRecord).where(col(DeliveryRecord.destination) == destination)
+                               .where(col(DeliveryRecord.state) == "pending").where(col(DeliveryRecord.owner) == self.owner)
+                               .order_by(col(DeliveryRecord.nonce))).all())
 
     def orphaned_submissions(self, destination: int, older_than_s: float) -> list[str]:
         """SUBMITTED messages whose delivery row is gone or finished (e.g. a crash between steps)."""
         now = self._clock()
         with Session(self.engine) as s:
-            rows = s.exec(select(MessageRecord.id).where(MessageRecord.destination == destination)
-                          .where(MessageRecord.state == MessageState.SUBMITTED.value)
-                          .where(MessageRecord.updated_at < now - older_than_s)
-                          .where(~MessageRecord.delivery_tx.in_(  # type: ignore[union-attr]
-                              select(DeliveryRecord.tx_hash).where(DeliveryRecord.state == "pending")))).all()
+            rows = s.exec(select(col(MessageRecord.id)).where(col(MessageRecord.destination) == destination)
+                          .where(col(MessageRecord.state) == MessageState.SUBMITTED.value)
+                          .where(col(MessageRecord.updated_at) < now - older_than_s)
+                          .where(~col(MessageRecord.delivery_tx).in_(
+                              select(col(DeliveryRecord.tx_hash)).where(col(DeliveryRecord.state) == "pending")))).all()
         return list(rows)
 
     def replace_delivery(self, old_hash: str, new_hash: str, max_fee: int) -> None:
@@ -383,12 +386,12 @@ class Store:
             old.state = "replaced"
             old.replaced_by = new_hash
             s.add(old)
-            s.execute(update(MessageRecord).where(MessageRecord.delivery_tx == old_hash).values(delivery_tx=new_hash))
+            s.execute(update(MessageRecord).where(col(MessageRecord.delivery_tx) == old_hash).values(delivery_tx=new_hash))
             s.commit()
 
     def finish_delivery(self, tx_hash: str, state: str, *, gas_used: int = 0, fee_paid: int = 0, height: int | None = None) -> None:
         with Session(self.engine) as s:
-            s.execute(update(DeliveryRecord).where(DeliveryRecord.tx_hash == tx_hash).values(
+            s.execute(update(DeliveryRecord).where(col(DeliveryRecord.tx_hash) == tx_hash).values(
                 state=state, gas_used=gas_used, fee_paid=fee_paid, height=height))
             s.commit()
 
@@ -401,8 +404,8 @@ class Store:
     def checkpoint(self, validator: str, origin: int, index: int | None) -> CheckpointRecord | None:
         c = CheckpointRecord
         with Session(self.engine) as s:
-            q = select(c).where(c.validator == validator.lower()).where(c.origin == origin)
-            q = q.where(c.index == index) if index is not None else q.order_by(c.index.desc()).limit(1)  # type: ignore[attr-defined]
+            q = select(c).where(col(c.validator) == validator.lower()).where(col(c.origin) == origin)
+            q = q.where(col(c.index) == index) if index is not None else q.order_by(col(c.index).desc()).limit(1)
             return s.exec(q).first()
 
     # ---- inspection and operator actions
@@ -417,14 +420,14 @@ class Store:
             rec = s.get(MessageRecord, key)
             if rec:
                 return [rec]
-            return list(s.exec(select(MessageRecord).where((MessageRecord.origin_tx == key) | (MessageRecord.delivery_tx == key))).all())
+            return list(s.exec(select(MessageRecord).where((col(MessageRecord.origin_tx) == key) | (col(MessageRecord.delivery_tx) == key))).all())
 
-    def list(self, *, state: str | None = None, limit: int = 50) -> list[MessageRecord]:
+    def recent(self, *, state: str | None = None, limit: int = 50) -> list[MessageRecord]:
         with Session(self.engine) as s:
             q = select(MessageRecord)
             if state:
-                q = q.where(MessageRecord.state == state.upper())
-            return list(s.exec(q.order_by(MessageRecord.updated_at.desc()).limit(limit)).all())  # type: ignore[attr-defined]
+                q = q.where(col(MessageRecord.state) == state.upper())
+            return list(s.exec(q.order_by(col(MessageRecord.updated_at).desc()).limit(limit)).all())
 
     def retry_now(self, message_id: str) -> MessageRecord | None:
         """Operator retry: a DROPPED or waiting message goes back to DISPATCHED with attempts reset."""
@@ -445,19 +448,19 @@ class Store:
 
     def counts_by_state(self) -> dict[tuple[int, str], int]:
         with Session(self.engine) as s:
-            rows = s.exec(select(MessageRecord.destination, MessageRecord.state, func.count()).group_by(MessageRecord.destination, MessageRecord.state)).all()
+            rows = s.exec(select(col(MessageRecord.destination), col(MessageRecord.state), func.count()).group_by(col(MessageRecord.destination), col(MessageRecord.state))).all()
         return {(d, st): n for d, st, n in rows}
 
     def reasons(self) -> dict[str, int]:
         with Session(self.engine) as s:
-            rows = s.exec(select(MessageRecord.last_reason, func.count()).where(MessageRecord.last_reason.is_not(None))  # type: ignore[union-attr]
-                          .where(MessageRecord.state != MessageState.DELIVERED.value).group_by(MessageRecord.last_reason)).all()
-        return {r: n for r, n in rows}
+            rows = s.exec(select(col(MessageRecord.last_reason), func.count()).where(col(MessageRecord.last_reason).is_not(None))
+                          .where(col(MessageRecord.state) != MessageState.DELIVERED.value).group_by(col(MessageRecord.last_reason))).all()
+        return {r: n for r, n in rows if r is not None}
 
     def delivered_latencies(self, since: float = 0.0) -> list[float]:
         with Session(self.engine) as s:
-            rows = s.exec(select(MessageRecord.dispatched_at, MessageRecord.delivered_at).where(
-                MessageRecord.state == MessageState.DELIVERED.value).where(MessageRecord.dispatched_at >= since)).all()
+            rows = s.exec(select(col(MessageRecord.dispatched_at), col(MessageRecord.delivered_at)).where(
+                col(MessageRecord.state) == MessageState.DELIVERED.value).where(col(MessageRecord.dispatched_at) >= since)).all()
         return [d - o for o, d in rows if d is not None]
 
     def ping(self) -> bool:

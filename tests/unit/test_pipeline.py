@@ -113,7 +113,7 @@ async def test_messages_past_the_checkpoint_wait_without_losing_an_attempt(world
     await indexer.poll_once()
     collector.upto = 3
     assert await proc.prepare_and_submit_once() == 3
-    waiting = [r for r in store.list(limit=10) if r.state == MessageState.DISPATCHED.value]
+    waiting = [r for r in store.recent(limit=10) if r.state == MessageState.DISPATCHED.value]
     assert len(waiting) == 2 and all(r.attempts == 0 and r.last_reason == "no_quorum" for r in waiting)
 
 
@@ -124,7 +124,7 @@ async def test_reverted_and_dropped_transactions_are_retried(world):
     dest.outcome_state = TxState.REVERTED
     await proc.prepare_and_submit_once()
     await proc.confirm_once()
-    rec = store.list(limit=1)[0]
+    rec = store.recent(limit=1)[0]
     assert rec.state == MessageState.DISPATCHED.value and rec.last_reason == FailureReason.TX_REVERTED.value
     dest.outcome_state = TxState.CONFIRMED
     clock.now += 1.0
