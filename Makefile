@@ -16,8 +16,14 @@ $(PY_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
+# `npm ci` refuses a lock that lacks @foundry-rs/anvil's optional builds for other platforms, and a registry
+# that serves only this platform's build cannot produce one; `npm install --no-save` then installs exactly
+# the locked versions and leaves package-lock.json untouched.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=silent || { \
+	  echo "npm ci refused the lock (anvil's other-platform builds are not in this registry): npm install --no-save"; \
+	  npm install --no-save --no-audit --no-fund --loglevel=error; }
+	@test -x node_modules/.bin/anvil && test -x node_modules/.bin/solcjs
 	@touch $@
 
 run: setup
