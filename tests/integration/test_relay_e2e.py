@@ -56,6 +56,25 @@ async def all_delivered_once(client: DevnetClient, ids: list[bytes], timeout: fl
     return seen
 
 
+def check_api(api: str, delivered_id: str) -> None:
+    """The daemon's HTTP API on a live devnet: status, one message, and clear 4xx on bad requests."""
+    import httpx
+
+    assert httpx.get(f"{api}/readyz").json()["ready"] is True
+    status = httpx.get(f"{api}/v1/status").json()
+    assert set(status["chains"]) == {"l1", "rollup_a", "rollup_b"} and all(c["healthy"] for c in status["chains"].values())
+    (msg,) = httpx.get(f"{api}/v1/messages/{delivered_id}").json()["messages"]
+    assert msg["state"] == "DELIVERED" and msg["origin"] == "l1" and msg["destination"] == "rollup_a"
+    assert msg["delivery_tx"].startswith("0x")
+    bad = httpx.get(f"{api}/v1/messages/not-an-id")
+    assert bad.status_code == 400 and "32-byte hex" in bad.json()["detail"]
+    assert httpx.get(f"{api}/v1/messages/0x{'ab' * 32}").status_code == 404
+    assert httpx.get(f"{api}/v1/messages?state=LIMBO").status_code == 400
+    assert httpx.get(f"{api}/validators/0x12/checkpoints/1000/latest").status_code == 400
+    metrics = httpx.get(f"{api}/metrics").text
+    assert 'relayer_deliveries_total{destination="rollup_a"}' in metrics and "validator_checkpoints_signed_total" in metrics
+
+
 async def test_token_round_trip_l1_a_b_l1_conserves_supply(devnet, tmp_path):
     client = DevnetClient(devnet)
     daemon = DaemonProcess(write_daemon_config(devnet, tmp_path, api_port=free_port_block(1)), tmp_path / "d.log").start()
@@ -74,7 +93,7 @@ async def test_token_round_trip_l1_a_b_l1_conserves_supply(devnet, tmp_path):
                 return await adapter.token_balance("TST", user) == expected
             await wait_for_async(ok, 90, f"balance {expected} on {adapter.name}")
 
-        await l1.send_token(client.key("l1"), "TST", amount, client.domain("rollup_a"), recipient)
+        _tx, first_id = await l1.send_token(client.key("l1"), "TST", amount, client.domain("rollup_a"), recipient)
         await wait_balance(a, before["rollup_a"] + amount)
         assert await l1.token_balance("TST", bridge_l1) == locked_before + amount
         assert await a.token_supply("TST") - await b.token_supply("TST") >= 0
@@ -90,6 +109,7 @@ async def test_token_round_trip_l1_a_b_l1_conserves_supply(devnet, tmp_path):
         assert await l1.token_balance("TST", bridge_l1) == locked_before
         wrapped = await a.token_supply("TST") + await b.token_supply("TST")
         assert wrapped == await l1.token_balance("TST", bridge_l1)
+        check_api(daemon.api_url, "0x" + first_id.hex())
     finally:
         daemon.stop()
         await client.close()
