@@ -9,8 +9,10 @@ interface IInterchainSecurityModule {
     /// @dev metadata = abi.encode(bytes32 originMailbox, bytes32 root, uint32 index, bytes signatures, bytes32[32] proof)
     function verify(bytes calldata metadata, bytes calldata message) external view returns (bool);
 
-    /// @dev checkpoint = abi.encode(bytes32 originMailbox, bytes32 root, uint32 index, bytes signatures)
-    function verifyBatch(bytes calldata checkpoint, bytes[] calldata messages, bytes32[32][] calldata proofs)
+    /// @dev checkpoint = abi.encode(bytes32 originMailbox, bytes32 root, uint32 index, bytes signatures);
+    ///      messages from one origin in strictly increasing nonce order, all within the checkpoint;
+    ///      proof = their Merkle multiproof against the root (adapters.merkle.multiproof)
+    function verifyBatch(bytes calldata checkpoint, bytes[] calldata messages, bytes32[] calldata proof)
         external
         view
         returns (bool);

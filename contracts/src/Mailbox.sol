@@ -155,14 +155,15 @@ contract Mailbox {
         _deliver(id, message);
     }
 
-    /// @notice Delivers messages from one origin proven under one signed checkpoint. Ids already delivered
-    ///         are skipped silently, so racing relayers never revert each other's batches.
-    function processBatch(bytes calldata checkpoint, bytes[] calldata messages, bytes32[32][] calldata proofs)
+    /// @notice Delivers messages from one origin proven under one signed checkpoint: `messages` in strictly
+    ///         increasing nonce order, `proof` their Merkle multiproof against the checkpoint's root (see
+    ///         MultisigIsm.verifyBatch). Ids already delivered are skipped silently (their leaves still count
+    ///         in the proof), so racing relayers never revert each other's batches.
+    function processBatch(bytes calldata checkpoint, bytes[] calldata messages, bytes32[] calldata proof)
         external
         returns (uint256 deliveredCount)
     {
         uint256 n = messages.length;
-        if (proofs.length != n) revert LengthMismatch();
         if (n == 0) return 0;
         uint32 origin = messages[0].origin();
         for (uint256 i; i < n; ++i) {
@@ -174,8 +175,9 @@ contract Mailbox {
         IInterchainSecurityModule ism_ = ism;
         if (address(ism_) == address(0)) revert IsmNotSet();
         // verifyBatch takes exactly processBatch's arguments: forward our calldata as is instead of re-encoding
-        // it (the ISM decodes the very bytes we decoded, so both see the same checkpoint, messages and proofs).
+        // it (the ISM decodes the very bytes we decoded, so both see the same checkpoint, messages and proof).
         checkpoint; // read by the ISM from the forwarded calldata
+        proof; // likewise
         bytes4 sel = IInterchainSecurityModule.verifyBatch.selector;
         bool accepted;
         assembly ("memory-safe") {

@@ -7,7 +7,8 @@ import {IInterchainSecurityModule} from "./Interfaces.sol";
 
 /// @title MultisigIsm
 /// @notice M-of-N validator signatures over a checkpoint (origin, originMailbox, root, index), plus a Merkle
-///         proof of each message id (leaf index = message nonce) under that root. Matches adapters/checkpoint.py:
+///         proof of the message ids (leaf index = message nonce) under that root: one branch for `verify`, one
+///         multiproof of the whole batch for `verifyBatch`. Matches adapters/checkpoint.py:
 ///           digest = keccak256("XCHAIN_CHECKPOINT_V1" | origin u32 | originMailbox | root | index u32)
 ///           signed = keccak256("\x19Ethereum Signed Message:\n32" | digest)
 ///         Signatures: 65-byte r|s|v concatenated, signers strictly ascending by address, low s, v in {27, 28}.
@@ -36,8 +37,9 @@ contract MultisigIsm is IInterchainSecurityModule {
     error InvalidProof(bytes32 id);
     error LeafNotInCheckpoint(bytes32 id, uint64 nonce, uint32 index);
     error MixedOrigins(uint32 expected, uint32 got);
-    error LengthMismatch();
     error EmptyBatch();
+    error NoncesNotIncreasing(uint256 index);
+    error ProofLengthMismatch();
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner();
@@ -98,21 +100,45 @@ contract MultisigIsm is IInterchainSecurityModule {
     }
 
     /// @inheritdoc IInterchainSecurityModule
-    function verifyBatch(bytes calldata checkpoint, bytes[] calldata messages, bytes32[32][] calldata proofs)
+    /// @dev Signatures are checked once; then the root is computed from the message ids at leaf positions =
+    ///      nonces with `proof` (MerkleLib.multiproofRoot) and must equal the checkpoint's root. A proof that
+    ///      leads elsewhere reverts `InvalidProof(bytes32(0))` (no single id is to blame); one with too few or
+    ///      too many hashes reverts `ProofLengthMismatch()`.
+    function verifyBatch(bytes calldata checkpoint, bytes[] calldata messages, bytes32[] calldata proof)
         external
         view
         returns (bool)
     {
         uint256 n = messages.length;
         if (n == 0) revert EmptyBatch();
-        if (proofs.length != n) revert LengthMismatch();
         bytes calldata first = messages[0];
         first.checkLength();
         uint32 origin = first.origin();
         (bytes32 root, uint32 index) = _verifyCheckpoint(origin, checkpoint);
-        for (uint256 i; i < n; ++i) {
-            _verifyLeaf(messages[i], proofs[i], origin, root, index);
+        // n (position, id) slots plus the spare slot multiproofRoot uses as a sentinel
+        uint256 entries;
+        assembly ("memory-safe") {
+            entries := mload(0x40)
+            mstore(0x40, add(entries, shl(6, add(n, 1))))
         }
+        uint256 previous;
+        for (uint256 i; i < n; ++i) {
+            bytes calldata m = messages[i];
+            m.checkLength();
+            uint32 o = m.origin();
+            if (o != origin) revert MixedOrigins(origin, o);
+            uint64 nonce = m.nonce();
+            if (i != 0 && nonce <= previous) revert NoncesNotIncreasing(i);
+            previous = nonce;
+            bytes32 id = m.id();
+            if (nonce > index) revert LeafNotInCheckpoint(id, nonce, index);
+            assembly ("memory-safe") {
+                let e := add(entries, shl(6, i))
+                mstore(e, nonce)
+                mstore(add(e, 0x20), id)
+            }
+        }
+        if (MerkleLib.multiproofRoot(entries, n, proof, uint256(index) + 1) != root) revert InvalidProof(bytes32(0));
         return true;
     }
 
@@ -121,19 +147,6 @@ contract MultisigIsm is IInterchainSecurityModule {
             abi.decode(checkpoint, (bytes32, bytes32, uint32, bytes));
         _verifySignatures(origin, checkpointDigest(origin, originMailbox, root, index), signatures);
         return (root, index);
-    }
-
-    function _verifyLeaf(bytes calldata m, bytes32[32] calldata proof, uint32 origin, bytes32 root, uint32 index)
-        internal
-        pure
-    {
-        m.checkLength();
-        uint32 o = m.origin();
-        if (o != origin) revert MixedOrigins(origin, o);
-        bytes32 id = m.id();
-        uint64 nonce = m.nonce();
-        if (nonce > index) revert LeafNotInCheckpoint(id, nonce, index);
-        if (MerkleLib.branchRootCalldata(id, proof, nonce) != root) revert InvalidProof(id);
     }
 
     function _verifySignatures(uint32 origin, bytes32 digest, bytes memory signatures) internal view {

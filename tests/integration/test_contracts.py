@@ -32,7 +32,7 @@ from adapters.base import Checkpoint
 from adapters.checkpoint import CheckpointSigner, pack_signatures, sorted_signatures
 from adapters.evm import deploy
 from adapters.evm.contracts import load_artifact
-from adapters.merkle import MerkleTree, branch_root
+from adapters.merkle import ZERO_HASHES, MerkleTree, branch_root, multiproof, multiproof_root
 from adapters.message import Message, address_to_bytes32, keccak256
 
 pytestmark = pytest.mark.integration
@@ -198,6 +198,11 @@ class Domain:
 
     def proof(self, raw: bytes, count: int | None = None) -> list[bytes]:
         return self.tree.proof(Message.decode(raw).nonce, count)
+
+    def multiproof(self, raws: list[bytes], count: int | None = None) -> list[bytes]:
+        """The multiproof of ``raws`` (increasing nonces) against the root of the first ``count`` leaves."""
+        count = self.tree.count if count is None else count
+        return multiproof(self.tree, [Message.decode(r).nonce for r in raws], count)
 
 
 def sign(cp: Checkpoint, signers: list[CheckpointSigner]) -> bytes:
@@ -449,16 +454,18 @@ def test_process_batch_delivers_and_skips_already_delivered(world: dict[str, Any
     raws = dispatch_to_recipient(l1, a, user, [b"batch %d" % i for i in range(10)])
     cp = l1.checkpoint()
     ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS))  # 3 of 3 is fine too
-    proofs = [l1.proof(r) for r in raws]
+    proof = l1.multiproof(raws)
+    assert len(proof) < 32  # ten neighbours share almost every sibling
     # a relayer delivers three of them one by one first
-    for raw, proof in zip(raws[:3], proofs[:3], strict=True):
+    for raw in raws[:3]:
         transact(
             a.w3,
-            a.mailbox.functions.process(metadata(cp, sign(cp, VALIDATOR_SIGNERS[:2]), proof), raw),
+            a.mailbox.functions.process(metadata(cp, sign(cp, VALIDATOR_SIGNERS[:2]), l1.proof(raw)), raw),
             relayer,
         )
     before = a.recipient.functions.received().call()
-    fn = a.mailbox.functions.processBatch(ckpt, raws, proofs)
+    # the delivered three are skipped, but their leaves still count in the proof
+    fn = a.mailbox.functions.processBatch(ckpt, raws, proof)
     assert fn.call({"from": user}) == 7
     receipt = transact(a.w3, fn, user)
     processed = a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD)
@@ -466,66 +473,143 @@ def test_process_batch_delivers_and_skips_already_delivered(world: dict[str, Any
     assert a.recipient.functions.received().call() == before + 7
     assert a.mailbox.functions.deliveredMany([Message.decode(r).id for r in raws]).call() == [True] * 10
     # the racing relayer's identical batch: no revert, nothing delivered, no event
-    receipt = transact(a.w3, a.mailbox.functions.processBatch(ckpt, raws, proofs), relayer)
+    receipt = transact(a.w3, a.mailbox.functions.processBatch(ckpt, raws, proof), relayer)
     assert a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD) == ()
     assert a.recipient.functions.received().call() == before + 7
+
+
+def test_process_batch_multiproof_contiguous_and_scattered(world: dict[str, Any]) -> None:
+    l1, a = world["domains"][L1], world["domains"][A]
+    user = world["user"]
+    base = l1.tree.count
+    raws = dispatch_to_recipient(l1, a, user, [b"m%d" % i for i in range(12)])
+    cp = l1.checkpoint()
+    ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[:2]))
+    ids = [Message.decode(r).id for r in raws]
+    batch = a.mailbox.functions.processBatch
+
+    def deliver(chosen: list[bytes], count: int | None = None) -> None:
+        c = l1.checkpoint(count)
+        k = checkpoint_bytes(c, sign(c, VALIDATOR_SIGNERS[1:]))
+        proof = l1.multiproof(chosen, count)
+        assert a.ism.functions.verifyBatch(k, chosen, proof).call() is True
+        receipt = transact(a.w3, batch(k, chosen, proof), user)
+        processed = a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD)
+        assert [p["args"]["id"] for p in processed] == [Message.decode(r).id for r in chosen]
+
+    # scattered: nonces 0, 3, 4, 9 of these 12
+    deliver([raws[i] for i in (0, 3, 4, 9)])
+    # contiguous run, proven under an older checkpoint whose last leaf is in the run (zero hashes on the right)
+    deliver(raws[5:9], base + 9)
+    # a single message, the newest one
+    deliver([raws[11]])
+    # the rest (1, 2, 10 and one that is in already: 9) against the latest checkpoint
+    rest = [raws[i] for i in (1, 2, 9, 10)]
+    assert batch(ckpt, rest, l1.multiproof(rest)).call({"from": user}) == 3
+    transact(a.w3, batch(ckpt, rest, l1.multiproof(rest)), user)
+    assert a.mailbox.functions.deliveredMany(ids).call() == [True] * 12
 
 
 def test_process_batch_refusals(world: dict[str, Any]) -> None:
     l1, a, b = world["domains"][L1], world["domains"][A], world["domains"][B]
     user = world["user"]
-    raws = dispatch_to_recipient(l1, a, user, [b"r%d" % i for i in range(4)])
+    raws = dispatch_to_recipient(l1, a, user, [b"r%d" % i for i in range(12)])
+    chosen = [raws[i] for i in (0, 3, 4, 9)]
     cp = l1.checkpoint()
     sigs = sign(cp, VALIDATOR_SIGNERS[:2])
-    proofs = [l1.proof(r) for r in raws]
+    ckpt = checkpoint_bytes(cp, sigs)
+    proof = l1.multiproof(chosen)
     batch = a.mailbox.functions.processBatch
-    bad = [list(p) for p in proofs]
-    bad[2][0] = b"\x55" * 32
-    data = expect_revert(batch(checkpoint_bytes(cp, sigs), raws, bad), user, "InvalidProof")
-    assert data.endswith(Message.decode(raws[2]).id.hex())
+    # forged: each hash in turn flipped
+    for k in range(len(proof)):
+        forged = list(proof)
+        forged[k] = b"\x55" * 32
+        data = expect_revert(batch(ckpt, chosen, forged), user, "InvalidProof")
+        assert data.endswith("00" * 32)
+    # short and long
+    expect_revert(batch(ckpt, chosen, proof[:-1]), user, "ProofLengthMismatch")
+    expect_revert(batch(ckpt, chosen, []), user, "ProofLengthMismatch")
+    expect_revert(batch(ckpt, chosen, [*proof, b"\0" * 32]), user, "ProofLengthMismatch")
+    expect_revert(batch(ckpt, chosen, [*proof, proof[0]]), user, "ProofLengthMismatch")
+    # unsorted, and one message twice
+    swapped = [chosen[0], chosen[2], chosen[1], chosen[3]]
+    data = expect_revert(batch(ckpt, swapped, proof), user, "NoncesNotIncreasing")
+    assert int(data[-64:], 16) == 2
+    data = expect_revert(batch(ckpt, [chosen[0], chosen[1], chosen[1]], proof), user, "NoncesNotIncreasing")
+    assert int(data[-64:], 16) == 2
+    # a message swapped for another: a neighbour (same proof length) or a forged body at the same nonce
+    neighbour = [raws[0], raws[3], raws[5], raws[9]]
+    expect_revert(batch(ckpt, neighbour, proof), user, "InvalidProof")
+    msg = Message.decode(chosen[1])
+    fake = Message(msg.version, msg.nonce, msg.origin, msg.sender, msg.destination, msg.recipient, b"forged").encode()
+    expect_revert(batch(ckpt, [chosen[0], fake, *chosen[2:]], proof), user, "InvalidProof")
+    # the proof of another subset
+    expect_revert(batch(ckpt, chosen, l1.multiproof([raws[i] for i in (0, 3, 4, 8)])), user, "InvalidProof")
+    # a message past the checkpoint
+    early = l1.checkpoint(l1.tree.count - 3)
     expect_revert(
-        batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0]])), raws, proofs), user, "ThresholdNotMet"
+        batch(checkpoint_bytes(early, sign(early, VALIDATOR_SIGNERS[:2])), chosen, proof),
+        user,
+        "LeafNotInCheckpoint",
+    )
+    # signatures
+    expect_revert(
+        batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0]])), chosen, proof), user, "ThresholdNotMet"
     )
     expect_revert(
-        batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0], OUTSIDER_SIGNER])), raws, proofs),
+        batch(checkpoint_bytes(cp, sign(cp, [VALIDATOR_SIGNERS[0], OUTSIDER_SIGNER])), chosen, proof),
         user,
         "UnknownSigner",
     )
     one = VALIDATOR_SIGNERS[0].sign(cp)
-    expect_revert(batch(checkpoint_bytes(cp, one + one), raws, proofs), user, "SignersNotSorted")
-    expect_revert(batch(checkpoint_bytes(cp, sigs), raws, proofs[:3]), user, "LengthMismatch")
-    # a message from another origin in the same batch
+    expect_revert(batch(checkpoint_bytes(cp, one + one), chosen, proof), user, "SignersNotSorted")
+    expect_revert(a.ism.functions.verifyBatch(ckpt, [], []), user, "EmptyBatch")
+    # a message from another origin in the same batch (its nonce on B is below the checkpoint index)
     (from_b,) = dispatch_to_recipient(b, a, user, [b"from B"])
-    expect_revert(
-        batch(checkpoint_bytes(cp, sigs), [*raws, from_b], [*proofs, b.proof(from_b)]), user, "MixedOrigins"
-    )
+    assert Message.decode(from_b).nonce < Message.decode(chosen[0]).nonce
+    expect_revert(batch(ckpt, [*chosen, from_b], proof), user, "MixedOrigins")
+    expect_revert(a.ism.functions.verifyBatch(ckpt, [*chosen, from_b], proof), user, "MixedOrigins")
     # a handler that reverts reverts the whole batch; once fixed the batch goes through
     deployer = world["deployer"]
     transact(a.w3, a.recipient.functions.setRevert(True), deployer)
-    expect_revert(batch(checkpoint_bytes(cp, sigs), raws, proofs), user, "RecipientReverted")
+    expect_revert(batch(ckpt, chosen, proof), user, "RecipientReverted")
     transact(a.w3, a.recipient.functions.setRevert(False), deployer)
-    assert batch(checkpoint_bytes(cp, sigs), raws, proofs).call({"from": user}) == 4
-    assert batch(checkpoint_bytes(cp, sigs), [], []).call({"from": user}) == 0
+    assert batch(ckpt, chosen, proof).call({"from": user}) == 4
+    assert batch(ckpt, [], []).call({"from": user}) == 0
+
+
+def test_zero_hash_constants_match_python() -> None:
+    import re
+
+    source = (ROOT / "contracts" / "src" / "Merkle.sol").read_text()
+    found = {int(i): bytes.fromhex(h) for i, h in re.findall(r"bytes32 internal constant Z(\d+) = 0x([0-9a-f]{64});", source)}
+    assert found == dict(enumerate(ZERO_HASHES))
+    assert "return [" + ", ".join(f"Z{i}" for i in range(33)) + "];" in source
 
 
 def test_batch_gas(world: dict[str, Any]) -> None:
     l1, a = world["domains"][L1], world["domains"][A]
     user = world["user"]
-    bodies = [keccak256(b"%d" % i) * 2 for i in range(150)]  # 64-byte bodies
-    raws = dispatch_to_recipient(l1, a, user, bodies)
+    raws: list[bytes] = []
+    for k in range(6):  # 550 messages with 64-byte bodies, in several origin txs
+        raws += dispatch_to_recipient(l1, a, user, [keccak256(b"%d" % i) * 2 for i in range(100 * k, 100 * k + 100)][: 550 - 100 * k])
+    assert len(raws) == 550
     cp = l1.checkpoint()
     ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[:2]))
-    for label, chunk in (("processBatch_50", raws[:50]), ("processBatch_100", raws[50:])):
-        receipt = transact(
-            a.w3,
-            a.mailbox.functions.processBatch(ckpt, chunk, [l1.proof(r) for r in chunk]),
-            user,
-            gas=25_000_000,
-        )
+    runs = (
+        ("processBatch_50", raws[:50]),
+        ("processBatch_100", raws[50:150]),
+        ("processBatch_200", raws[150:350]),
+        ("processBatch_100_scattered", raws[350:550:2]),
+    )
+    for label, chunk in runs:
+        proof = l1.multiproof(chunk)
+        receipt = transact(a.w3, a.mailbox.functions.processBatch(ckpt, chunk, proof), user, gas=25_000_000)
         assert len(a.mailbox.events.Process().process_receipt(receipt, errors=DISCARD)) == len(chunk)
         GAS_REPORT[label] = receipt["gasUsed"]
         GAS_REPORT[label + "_per_message"] = receipt["gasUsed"] // len(chunk)
-    assert GAS_REPORT["processBatch_100_per_message"] < 60_000, GAS_REPORT
+        GAS_REPORT[label + "_proof_hashes"] = len(proof)
+    assert GAS_REPORT["processBatch_100_per_message"] < 50_000, GAS_REPORT
 
 
 def test_token_round_trip_l1_a_b_l1(world: dict[str, Any]) -> None:
@@ -557,7 +641,7 @@ def test_token_round_trip_l1_a_b_l1(world: dict[str, Any]) -> None:
         cp = origin.checkpoint()
         ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[1:]))
         transact(
-            dest.w3, dest.mailbox.functions.processBatch(ckpt, new, [origin.proof(r) for r in new]), other
+            dest.w3, dest.mailbox.functions.processBatch(ckpt, new, origin.multiproof(new)), other
         )
 
     def locked() -> int:
@@ -615,3 +699,19 @@ def test_merkle_proofs_from_python_match_on_chain_branch(world: dict[str, Any]) 
     for raw in l1.messages[:: max(1, count // 20)]:
         msg = Message.decode(raw)
         assert branch_root(msg.id, l1.tree.proof(msg.nonce), msg.nonce) == l1.tree.root()
+    picked = l1.messages[1 :: max(1, count // 20)]
+    leaves = [(Message.decode(r).nonce, Message.decode(r).id) for r in picked]
+    assert multiproof_root(leaves, l1.multiproof(picked), count) == l1.tree.root()
+
+
+def test_on_chain_multiproof_walk_matches_python_for_every_subset_of_small_trees(world: dict[str, Any]) -> None:
+    """verifyBatch (eth_call) against multiproof() for every non-empty subset of the first 1..7 leaves of L1."""
+    l1, a = world["domains"][L1], world["domains"][A]
+    msgs = [m for m in l1.messages[:7] if Message.decode(m).destination == A]
+    assert len(msgs) == 7
+    for count in range(1, 8):
+        cp = l1.checkpoint(count)
+        ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[:2]))
+        for mask in range(1, 1 << count):
+            chosen = [msgs[i] for i in range(count) if mask >> i & 1]
+            assert a.ism.functions.verifyBatch(ckpt, chosen, l1.multiproof(chosen, count)).call() is True

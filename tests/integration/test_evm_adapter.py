@@ -41,7 +41,7 @@ from adapters.evm import abi, deploy
 from adapters.evm.adapter import EvmAdapter, UnknownToken
 from adapters.evm.devnet import devnet_key
 from adapters.evm.errors import LogQueryTooLarge
-from adapters.merkle import MerkleTree
+from adapters.merkle import MerkleTree, multiproof
 from adapters.message import address_to_bytes32
 from config.settings import EvmChainConfig
 
@@ -193,11 +193,9 @@ async def batch_for(origin: EvmAdapter, ids: list[bytes]) -> DeliveryBatch:
     assert state.root == tree.root() and state.count == tree.count
     signed = signed_checkpoint(state.mailbox, state.root, state.count - 1)
     by_id = {d.id: d for d in found}
-    items = tuple(
-        DeliveryItem(by_id[i].raw, by_id[i].id, by_id[i].message.nonce, tuple(tree.proof(by_id[i].message.nonce, state.count)))  # type: ignore[index]
-        for i in ids
-    )
-    return DeliveryBatch(signed, items)
+    items = tuple(sorted((DeliveryItem(by_id[i].raw, by_id[i].id, by_id[i].message.nonce) for i in ids),  # type: ignore[index]
+                         key=lambda it: it.leaf_index))
+    return DeliveryBatch(signed, items, tuple(multiproof(tree, [it.leaf_index for it in items], state.count)))
 
 
 async def settle(adapter: EvmAdapter, tx: SubmittedTx, timeout: float = 30.0) -> TxOutcome:
@@ -299,14 +297,20 @@ async def test_deliver_confirm_and_redeliver_is_a_no_op(origin: EvmAdapter, dest
 async def test_bad_proof_reverts_with_the_decoded_error(origin: EvmAdapter, dest: EvmAdapter, chains: Chains) -> None:
     ids = await dispatch(origin, chains, 2, tag=b"badproof")
     batch = await batch_for(origin, ids)
-    item = batch.items[1]
-    broken = DeliveryItem(item.message, item.id, item.leaf_index, (b"\x13" * 32,) + item.proof[1:])
-    bad = DeliveryBatch(batch.checkpoint, (batch.items[0], broken))
+    bad = DeliveryBatch(batch.checkpoint, batch.items, (b"\x13" * 32,) + batch.proof[1:])
     with pytest.raises(TxReverted) as err:
         await dest.estimate_delivery(bad)
     assert "InvalidProof" in err.value.reason, err.value.reason
+    short = DeliveryBatch(batch.checkpoint, batch.items, batch.proof[:-1])
+    with pytest.raises(TxReverted) as err:
+        await dest.estimate_delivery(short)
+    assert "ProofLengthMismatch" in err.value.reason, err.value.reason
+    unsorted = DeliveryBatch(batch.checkpoint, batch.items[::-1], batch.proof)
+    with pytest.raises(TxReverted) as err:
+        await dest.estimate_delivery(unsorted)
+    assert "NoncesNotIncreasing(1)" in err.value.reason, err.value.reason
     too_few = DeliveryBatch(signed_checkpoint(batch.checkpoint.checkpoint.origin_mailbox, batch.checkpoint.checkpoint.root,
-                                              batch.checkpoint.checkpoint.index, signers=1), batch.items)
+                                              batch.checkpoint.checkpoint.index, signers=1), batch.items, batch.proof)
     with pytest.raises(TxReverted) as err:
         await dest.estimate_delivery(too_few)
     assert "ThresholdNotMet" in err.value.reason, err.value.reason
