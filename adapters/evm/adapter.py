@@ -152,6 +152,7 @@ class EvmAdapter:
         self._calldata_cache: OrderedDict[int, tuple[DeliveryBatch, bytes]] = OrderedDict()
         # gas limit per calldata byte of processBatch, calibrated by a real eth_estimateGas (see estimate_delivery)
         self._gas_per_byte: float | None = None
+        self._gas_per_item = 0.0
         self._estimates_since_calibration = 0
         self._clean_since_revert = 0  # confirmed deliveries since the last reverted one
 
@@ -395,7 +396,8 @@ class EvmAdapter:
         CPU for 200 messages on anvil, against 39 ms for one ``eth_call``). So a real estimate calibrates gas
         per calldata byte (node estimate x ``gas_limit_multiplier``); the next batches are pre-flighted with
         one ``eth_call`` (which still raises the decoded revert) and sized by that ratio. The model is
-        re-calibrated every ``RECALIBRATE_EVERY`` batches and after any reverted delivery (out of gas included).
+        re-calibrated every ``RECALIBRATE_EVERY`` batches (the larger of per-byte and per-message, so batches of
+        smaller or larger messages than the calibrating one are both covered) and after any reverted delivery (out of gas included).
 
         With ``simulate_deliveries = "adaptive"`` the ``eth_call`` is skipped once ``CLEAN_BEFORE_OPTIMISTIC``
         deliveries in a row succeeded: the relayer has already checked every signature, the root against its
@@ -406,7 +408,7 @@ class EvmAdapter:
         data = self._calldata(batch)
         if self._gas_per_byte is None or self._estimates_since_calibration >= RECALIBRATE_EVERY:
             gas, fees = await self._estimate(signer.address, self._mailbox, data)
-            self._gas_per_byte = gas / len(data)
+            self._gas_per_byte, self._gas_per_item = gas / len(data), gas / len(batch.items)
             self._estimates_since_calibration = 0
             return CostEstimate(gas, fees.max_fee_per_gas, fees.priority_fee_per_gas)
         self._estimates_since_calibration += 1
@@ -416,7 +418,8 @@ class EvmAdapter:
         else:
             base_fee = await self._base_fee()
         fees = fees_for(base_fee, self._config.gas, chain=self._name)
-        return CostEstimate(math.ceil(self._gas_per_byte * len(data)), fees.max_fee_per_gas, fees.priority_fee_per_gas)
+        gas = math.ceil(max(self._gas_per_byte * len(data), self._gas_per_item * len(batch.items)))
+        return CostEstimate(gas, fees.max_fee_per_gas, fees.priority_fee_per_gas)
 
     @_boundary
     async def submit_delivery(self, batch: DeliveryBatch, estimate: CostEstimate | None = None) -> SubmittedTx:
