@@ -47,6 +47,7 @@ def _print_json(obj: Any) -> None:
 # ---------------------------------------------------------------- run
 def cmd_run(args: argparse.Namespace) -> int:
     started_devnet = None
+    configure_logging("warning", None)
     if args.start_devnet:
         from relayer.devnet import Devnet
         from relayer.progress import step_progress

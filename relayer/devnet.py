@@ -146,6 +146,9 @@ class Devnet:
         if self._state():
             self.down()
         self.dir.mkdir(parents=True, exist_ok=True)
+        # new chains: a store indexed from earlier chains would hold their cursors and Merkle trees
+        for stale in self.dir.glob("*.db*"):
+            stale.unlink()
         chains = evm_devnet.default_chains(self.base_port)
         procs = {}
         try:

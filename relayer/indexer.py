@@ -18,7 +18,14 @@ from relayer.store import Store
 log = structlog.get_logger("relayer.indexer")
 
 
+STORE_AHEAD_TOLERANCE = 64  # finalized heights may step back a little on some nodes; more means another chain
+
+
 class IndexGap(RelayerError):
+    retryable = True
+
+
+class StoreAheadOfChain(RelayerError):
     retryable = True
 
 
@@ -54,6 +61,11 @@ class OriginIndexer:
         finalized = await self.adapter.finalized_height()
         self.finalized_height = finalized
         start = self.start_height if self.indexed_height is None else self.indexed_height + 1
+        if self.indexed_height is not None and self.indexed_height > finalized + STORE_AHEAD_TOLERANCE:
+            raise StoreAheadOfChain(
+                f"{self.adapter.name}: the store has indexed up to height {self.indexed_height} but the chain's "
+                f"finalized height is {finalized}; the chain was reset or this store belongs to another chain "
+                "(use a fresh store.url)")
         if start > finalized:
             return 0
         end = Height(min(finalized, start + self.max_range - 1))

@@ -178,3 +178,13 @@ def test_leases_keep_two_instances_apart(tmp_path):
     assert len(got_a) == 4 and len(got_b) == 2 and not {m.id for m in got_a} & {m.id for m in got_b}
     clock.now += 31  # a died: its leases expire and b takes the work over
     assert len(b.claim_ready(2, 10, lease_s=30)) == 6
+
+
+async def test_store_from_another_chain_is_refused_clearly(world):
+    from relayer.indexer import StoreAheadOfChain
+
+    clock, store, origin, dest, indexer, proc, _ = world
+    store.set_cursor(indexer.cursor_name, 500)  # indexed far past this chain's head
+    indexer.load()
+    with pytest.raises(StoreAheadOfChain, match="belongs to another chain"):
+        await indexer.poll_once()
