@@ -100,7 +100,7 @@ def start_anvil(chain_id: int, deadline_s: float = 30.0) -> Anvil:
     binary = ROOT / "node_modules" / ".bin" / "anvil"
     exe = str(binary) if binary.exists() else shutil.which("anvil")
     if exe is None:
-        pytest.skip("anvil not installed (npm ci)")
+        pytest.fail("anvil not installed: run `make setup` (npm package @foundry-rs/anvil)")
     for _attempt in range(3):
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
@@ -303,7 +303,7 @@ def dispatch_to_recipient(origin: Domain, dest: Domain, sender: str, bodies: lis
 
 def test_artifacts_match_a_fresh_solcjs_compile() -> None:
     if shutil.which("node") is None:
-        pytest.skip("node not installed")
+        pytest.fail("node not installed: Node 20 is required to recompile the contracts")
     result = subprocess.run(
         ["node", "scripts/compile-contracts.mjs", "--check"],
         check=False,

@@ -87,7 +87,7 @@ class Anvil:
 
 def start_anvil(chain_id: int, log_dir: Path, deadline_s: float = 30.0) -> Anvil:
     if not ANVIL.exists():
-        pytest.skip("anvil not installed (npm ci)")
+        pytest.fail("anvil not installed: run `make setup` (npm package @foundry-rs/anvil)")
     for _ in range(5):
         port = _free_port()
         log = open(log_dir / f"anvil-{chain_id}-{port}.log", "wb")  # noqa: SIM115 - owned by the child
