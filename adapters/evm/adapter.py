@@ -22,9 +22,9 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiohttp
 from eth_abi.exceptions import DecodingError
@@ -63,6 +63,7 @@ from config.settings import EvmChainConfig
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 DELIVERED_MANY_CHUNK = 1000
 BATCH_LIMIT = 100  # JSON-RPC calls per HTTP batch; hosted nodes commonly cap batches near this
@@ -87,11 +88,12 @@ class _SentTx:
     fees: Fees
 
 
-def _boundary(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _boundary(method: Callable[Concatenate[EvmAdapter, P], Coroutine[Any, Any, T]]
+              ) -> Callable[Concatenate[EvmAdapter, P], Coroutine[Any, Any, T]]:
     """Map any non-project exception leaving a public method onto the AdapterError family."""
 
     @functools.wraps(method)
-    async def wrapper(self: EvmAdapter, *args: Any, **kwargs: Any) -> T:
+    async def wrapper(self: EvmAdapter, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(self, *args, **kwargs)
         except RelayerError:
