@@ -247,9 +247,9 @@ class Store:
                     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
                     stmt = sqlite_insert(table).on_conflict_do_nothing()
+                stmt = stmt.returning(table.c.id)  # rowcount of an executemany is -1 on psycopg
                 for start in range(0, len(rows), 500):
-                    result: Any = s.execute(stmt, rows[start : start + 500])
-                    inserted += result.rowcount or 0
+                    inserted += len(s.execute(stmt, rows[start : start + 500]).all())
             s.merge(CursorRecord(name=cursor[0], height=cursor[1]))
             s.commit()
         return inserted
