@@ -226,6 +226,31 @@ class ChainAdapter(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ChainStats:
+    """A chain's recent capacity and fee market, averaged over the last ``blocks`` blocks (router input)."""
+
+    height: Height
+    blocks: int
+    block_time_s: float  # mean seconds per block over the window
+    gas_limit: int  # per block (compute units on non-EVM chains)
+    gas_used_ratio: float  # mean fraction of the limit used
+    base_fee: int  # smallest native unit per gas, next block
+    base_fee_trend: float  # next base fee / base fee at the start of the window
+    pending_txs: int | None = None
+
+    @property
+    def gas_per_s(self) -> float:
+        return self.gas_limit / self.block_time_s if self.block_time_s > 0 else 0.0
+
+
+@runtime_checkable
+class CapacitySource(Protocol):
+    """Optional capability: live capacity and fees, for the router's capacity model."""
+
+    async def chain_stats(self, blocks: int = 20) -> ChainStats: ...
+
+
 @runtime_checkable
 class MessageSender(Protocol):
     """Optional capability: dispatch messages and token transfers (CLI ``send``, benchmarks, tests)."""

@@ -83,7 +83,12 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
             chains[name] = {"domain": st.domain, "healthy": bool(h and h.healthy),
                             "latest_height": h.latest_height if h else None,
                             "finalized_height": h.finalized_height if h else None,
-                            "latency_s": h.latency_s if h else None, "detail": h.detail if h else "not checked yet"}
+                            "latency_s": h.latency_s if h else None, "detail": h.detail if h else "not checked yet",
+                            "capacity": None if st.stats is None else {
+                                "block_time_s": round(st.stats.block_time_s, 3), "gas_limit": st.stats.gas_limit,
+                                "gas_per_s": round(st.stats.gas_per_s), "utilisation": round(st.stats.gas_used_ratio, 4),
+                                "base_fee": st.stats.base_fee, "base_fee_trend": round(st.stats.base_fee_trend, 4),
+                                "pending_txs": st.stats.pending_txs}}
         attest = {names.get(d, str(d)): a.latest_index for d, a in daemon.attesters.items()}
         return {"role": daemon.role, "chains": chains, "messages": counts, "reasons": daemon.store.reasons(),
                 "validators": [s.address for s in daemon.signers], "latest_signed_index": attest}

@@ -22,7 +22,7 @@ import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from adapters.base import AdapterError, ChainAdapter, ChainHealth
+from adapters.base import AdapterError, CapacitySource, ChainAdapter, ChainHealth, ChainStats
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
@@ -44,6 +44,7 @@ class ChainStatus:
     name: str
     domain: int
     health: ChainHealth | None = None
+    stats: ChainStats | None = None
     checked_at: float = 0.0
 
 
@@ -97,6 +98,15 @@ class RelayerDaemon:
                 health = ChainHealth(False, None, None, 0.0, detail=str(exc)[:200])
             self.chain_status[name].health = health
             self.chain_status[name].checked_at = time.time()
+            if health.healthy and isinstance(adapter, CapacitySource):
+                try:
+                    stats = await adapter.chain_stats()
+                except AdapterError:
+                    stats = None
+                self.chain_status[name].stats = stats
+                if stats is not None:
+                    self.metrics.set("relayer_chain_utilisation", round(stats.gas_used_ratio, 4), chain=name)
+                    self.metrics.set("relayer_chain_base_fee", stats.base_fee, chain=name)
             self.metrics.set("relayer_chain_up", 1.0 if health.healthy else 0.0, chain=name)
             if health.latest_height is not None:
                 self.metrics.set("relayer_chain_height", health.latest_height, chain=name)

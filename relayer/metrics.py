@@ -15,6 +15,8 @@ _HELP = {
     "relayer_chain_height": "latest height seen per chain",
     "relayer_chain_finalized_lag": "latest minus finalized height per chain",
     "relayer_chain_up": "1 when the chain's RPC answered the last health check",
+    "relayer_chain_utilisation": "mean fraction of the block gas limit used over recent blocks",
+    "relayer_chain_base_fee": "next block's base fee (smallest native unit per gas)",
     "validator_checkpoints_signed_total": "checkpoints signed per origin and validator",
     "validator_checkpoint_refused_total": "checkpoints not signed, by reason",
 }

@@ -34,6 +34,7 @@ from eth_utils import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from adapters.base import (
+    ChainStats,
     AdapterError,
     ChainHealth,
     CostEstimate,
@@ -612,6 +613,29 @@ class EvmAdapter:
         except AdapterError as exc:
             finalized, detail = None, f"finalized height unavailable: {exc.reason}"
         return ChainHealth(True, latest, finalized, latency, detail=detail)
+
+    @_boundary
+    async def chain_stats(self, blocks: int = 20) -> ChainStats:
+        """``eth_feeHistory`` over the last ``blocks`` blocks plus their first and last headers."""
+        blocks = max(2, min(blocks, 1024))
+        history = await self._rpc("eth_feeHistory", [hex(blocks), "latest", []])
+        oldest = _int(history["oldestBlock"])
+        ratios = [float(r) for r in history.get("gasUsedRatio") or []]
+        fees = [_int(f) for f in history.get("baseFeePerGas") or []]
+        newest = oldest + len(ratios) - 1
+        first, last, pending = await asyncio.gather(
+            self._rpc("eth_getBlockByNumber", [hex(oldest), False]),
+            self._rpc("eth_getBlockByNumber", [hex(newest), False]),
+            self._rpc("eth_getBlockTransactionCountByNumber", ["pending"]),
+        )
+        span = _int(last["timestamp"]) - _int(first["timestamp"])
+        block_time = span / (newest - oldest) if newest > oldest and span > 0 else 0.0
+        return ChainStats(
+            height=Height(newest), blocks=len(ratios), block_time_s=block_time, gas_limit=_int(last["gasLimit"]),
+            gas_used_ratio=sum(ratios) / len(ratios) if ratios else 0.0, base_fee=fees[-1] if fees else 0,
+            base_fee_trend=(fees[-1] / fees[0]) if fees and fees[0] else 1.0,
+            pending_txs=_int(pending) if pending is not None else None,
+        )
 
     async def close(self) -> None:
         session, self._session = self._session, None

@@ -63,6 +63,7 @@ def check_api(api: str, delivered_id: str) -> None:
     assert httpx.get(f"{api}/readyz").json()["ready"] is True
     status = httpx.get(f"{api}/v1/status").json()
     assert set(status["chains"]) == {"l1", "rollup_a", "rollup_b"} and all(c["healthy"] for c in status["chains"].values())
+    assert status["chains"]["rollup_a"]["capacity"]["gas_limit"] == 60_000_000
     (msg,) = httpx.get(f"{api}/v1/messages/{delivered_id}").json()["messages"]
     assert msg["state"] == "DELIVERED" and msg["origin"] == "l1" and msg["destination"] == "rollup_a"
     assert msg["delivery_tx"].startswith("0x")
@@ -195,4 +196,28 @@ async def test_rpc_endpoint_down_and_back_loses_nothing(devnet, tmp_path):
     finally:
         daemon.stop()
         proxy.close()
+        await client.close()
+
+
+async def test_chain_stats_report_configured_capacity_and_load(devnet):
+    client = DevnetClient(devnet)
+    try:
+        for name, chain in client.manifest["chains"].items():
+            adapter = client.adapters[name]
+
+            async def enough_blocks() -> bool:
+                return await adapter.latest_height() >= 12
+
+            await wait_for_async(enough_blocks, 30, f"12 blocks on {name}")
+            stats = await adapter.chain_stats(12)
+            assert stats.gas_limit == chain["gas_limit"]
+            # anvil stamps blocks in whole seconds, so sub-second block times are only approximately right
+            assert 0.5 * chain["block_time_s"] <= stats.block_time_s <= 1.5 * chain["block_time_s"]
+            assert stats.base_fee > 0 and 0 <= stats.gas_used_ratio <= 1
+        # load shows up as gas used
+        a = client.adapters["rollup_a"]
+        recipient = address_to_bytes32(client.manifest["chains"]["l1"]["contracts"]["test_recipient"])
+        await a.dispatch_messages(client.key("rollup_a"), client.domain("l1"), recipient, [b"x" * 64] * 200)
+        assert (await a.chain_stats(3)).gas_used_ratio > 0
+    finally:
         await client.close()
