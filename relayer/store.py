@@ -264,10 +264,11 @@ class Store:
         """Claim up to ``limit`` open messages for ``destination`` whose retry time has come (FIFO per origin)."""
         now = self._clock()
         m = MessageRecord
+        open_states = [s.value for s in OPEN_STATES]
         candidates = (
             select(col(m.id))
             .where(col(m.destination) == destination)
-            .where(col(m.state).in_([s.value for s in OPEN_STATES]))
+            .where(col(m.state).in_(open_states))
             .where(col(m.next_attempt_at) <= now)
             .where((col(m.lease_until) < now) | (col(m.lease_owner) == self.owner))
             .order_by(col(m.attempts), col(m.origin), col(m.nonce))  # fresh work before failing work
@@ -279,15 +280,21 @@ class Store:
             ids = list(s.exec(candidates).all())
             if not ids:
                 return []
+            # re-check everything the candidate query checked: between it and this update another instance
+            # may have claimed, settled (state changed, lease released) or rescheduled a row
             s.execute(
                 update(m)
                 .where(col(m.id).in_(ids))
+                .where(col(m.state).in_(open_states))
+                .where(col(m.next_attempt_at) <= now)
                 .where((col(m.lease_until) < now) | (col(m.lease_owner) == self.owner))
                 .values(lease_owner=self.owner, lease_until=now + lease_s)
             )
             s.commit()
             rows = s.exec(
-                select(m).where(col(m.id).in_(ids)).where(col(m.lease_owner) == self.owner).order_by(col(m.origin), col(m.nonce))
+                select(m).where(col(m.id).in_(ids)).where(col(m.lease_owner) == self.owner)
+                .where(col(m.state).in_(open_states)).where(col(m.lease_until) == now + lease_s)
+                .order_by(col(m.origin), col(m.nonce))
             ).all()
             return [StoredMessage(r.id, r.origin, r.nonce, r.destination, r.raw, r.state, r.attempts, r.dispatched_at) for r in rows]
 

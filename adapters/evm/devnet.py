@@ -39,7 +39,7 @@ class EvmDevnetChain:
     domain: int
     chain_id: int
     port: int
-    block_time_s: float
+    block_time_s: float | None  # None: mine each transaction at once (automine)
     gas_limit: int
     finality: str | int  # "finalized" (anvil's tag, two epochs of one slot) or confirmations
 
@@ -100,9 +100,11 @@ def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path) -> su
         raise DevnetError(f"port {chain.port} already answers JSON-RPC: another devnet or node is running there")
     args = [
         anvil_binary(project_root), "--host", "127.0.0.1", "--port", str(chain.port), "--chain-id", str(chain.chain_id),
-        "--block-time", str(chain.block_time_s), "--gas-limit", str(chain.gas_limit), "--accounts", "10",
+        "--gas-limit", str(chain.gas_limit), "--accounts", "10",
         "--slots-in-an-epoch", "1", "--order", "fifo", "--disable-code-size-limit",
     ]
+    if chain.block_time_s is not None:
+        args += ["--block-time", str(chain.block_time_s)]
     log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     return subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=project_root)

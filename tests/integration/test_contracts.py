@@ -9,13 +9,8 @@ domains 2000 and 3000 (two mailboxes on one chain stand in for two rollups).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +29,7 @@ from adapters.evm import deploy
 from adapters.evm.contracts import load_artifact
 from adapters.merkle import ZERO_HASHES, MerkleTree, branch_root, multiproof, multiproof_root
 from adapters.message import Message, address_to_bytes32, keccak256
+from tests.integration.anvil import start_anvil
 
 pytestmark = pytest.mark.integration
 
@@ -64,71 +60,7 @@ GAS_REPORT: dict[str, int] = {}
 # ---------------------------------------------------------------------------------------------- anvil
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _chain_id(url: str) -> int | None:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-    req = urllib.request.Request(url, body, {"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=1.0) as resp:
-            return int(json.loads(resp.read())["result"], 16)
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-@dataclass
-class Anvil:
-    proc: subprocess.Popen  # type: ignore[type-arg]
-    url: str
-    chain_id: int
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
-def start_anvil(chain_id: int, deadline_s: float = 30.0) -> Anvil:
-    binary = ROOT / "node_modules" / ".bin" / "anvil"
-    exe = str(binary) if binary.exists() else shutil.which("anvil")
-    if exe is None:
-        pytest.fail("anvil not installed: run `make setup` (npm package @foundry-rs/anvil)")
-    for _attempt in range(3):
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [
-                exe,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--chain-id",
-                str(chain_id),
-                "--accounts",
-                "10",
-                "--silent",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _chain_id(url) == chain_id:
-                return Anvil(proc, url, chain_id)
-            time.sleep(0.05)
-        Anvil(proc, url, chain_id).stop()  # port taken or too slow: try another port
-    raise RuntimeError(f"anvil (chain id {chain_id}) did not answer within {deadline_s:.0f}s on three ports")
+# anvil processes come from tests/integration/anvil.py
 
 
 # ---------------------------------------------------------------------------------------------- world

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ from adapters.evm.errors import LogQueryTooLarge
 from adapters.merkle import MerkleTree, multiproof
 from adapters.message import address_to_bytes32
 from config.settings import EvmChainConfig
+from tests.integration.anvil import Anvil, start_anvil
 
 pytestmark = pytest.mark.integration
 
@@ -59,55 +58,7 @@ VALIDATOR_KEYS = [devnet_key(i) for i in (5, 6, 7)]
 THRESHOLD = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Anvil:
-    port: int
-    chain_id: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def start_anvil(chain_id: int, log_dir: Path, deadline_s: float = 30.0) -> Anvil:
-    if not ANVIL.exists():
-        pytest.fail("anvil not installed: run `make setup` (npm package @foundry-rs/anvil)")
-    for _ in range(5):
-        port = _free_port()
-        log = open(log_dir / f"anvil-{chain_id}-{port}.log", "wb")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id), "--accounts", "10",
-             "--gas-limit", "60000000", "--disable-code-size-limit"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        node = Anvil(port, chain_id, proc)
-        w3 = Web3(HTTPProvider(node.url, request_kwargs={"timeout": 1}))
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if w3.eth.chain_id == chain_id:
-                    return node
-            except Exception:  # noqa: BLE001, S110 - not up yet
-                pass
-            time.sleep(0.05)
-        node.stop()  # port raced away or anvil failed: try another port
-    raise RuntimeError(f"anvil (chain id {chain_id}) did not come up")
+# anvil processes come from tests/integration/anvil.py
 
 
 @dataclass
