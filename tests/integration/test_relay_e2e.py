@@ -221,3 +221,16 @@ async def test_chain_stats_report_configured_capacity_and_load(devnet):
         assert (await a.chain_stats(3)).gas_used_ratio > 0
     finally:
         await client.close()
+
+
+def test_devnet_up_again_is_harmless_and_status_reports_it(devnet, capsys):
+    before = devnet.manifest()
+    heights_before = {n: c["height"] for n, c in devnet.status()["chains"].items()}
+    again = devnet.up()
+    assert again == before  # same chains, same contracts: nothing redeployed
+    status = devnet.status()
+    assert status["up"] and all(c["alive"] for c in status["chains"].values())
+    assert all(status["chains"][n]["height"] >= h for n, h in heights_before.items())
+    assert main(["devnet", "status", "--devnet", str(devnet.dir)]) == 0
+    out = capsys.readouterr().out
+    assert "devnet up" in out and "rollup_b" in out
