@@ -68,9 +68,8 @@ class RelayerDaemon:
         s = self.settings
         domains = {c.domain for c in s.chains.values()}
         names = {c.domain: n for n, c in s.chains.items()}
+        # a relayer indexes every chain (any may be an origin); a validator-only process just its origins
         origins = list(s.chains) if self.role != "validator" else (s.validator.origins or list(s.chains))
-        if self.role == "all" and s.validator.origins:
-            origins = list(s.chains)
         for name in origins:
             chain = s.chains[name]
             self.indexers[chain.domain] = OriginIndexer(self.adapters[name], self.store, known_destinations=domains,

@@ -241,7 +241,7 @@ class DestinationProcessor:
         """SUBMITTED messages whose delivery record finished without them (crash between steps): requeue."""
         orphans = self.store.orphaned_submissions(self.domain, older_than_s=30.0)
         if orphans:
-            self.store._set(orphans, state=MessageState.DISPATCHED.value, lease_until=0.0, delivery_tx=None)
+            self.store.requeue(orphans)
             log.warning("orphans_requeued", destination=self.adapter.name, messages=len(orphans))
         return len(orphans)
 

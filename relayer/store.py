@@ -341,6 +341,10 @@ class Store:
         """Waiting on something outside us (a checkpoint that does not cover it yet); not a failed attempt."""
         self._set(ids, last_reason=reason.value, last_error=error[:500], next_attempt_at=self._clock() + delay_s, lease_until=0.0)
 
+    def requeue(self, ids: Sequence[str]) -> None:
+        """Back to DISPATCHED with no lease (e.g. SUBMITTED rows whose delivery record is gone)."""
+        self._set(ids, state=MessageState.DISPATCHED.value, lease_until=0.0, delivery_tx=None)
+
     def drop(self, ids: Sequence[str], reason: FailureReason, error: str) -> None:
         self._set(ids, state=MessageState.DROPPED.value, last_reason=reason.value, last_error=error[:500], lease_until=0.0)
 
