@@ -288,6 +288,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
 
 
+# ---------------------------------------------------------------- simulate
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from router.simulator import run_cli_simulation
+
+    if args.offered_tps <= 0 or args.seconds <= 0:
+        raise UsageError("--offered-tps and --seconds must be positive")
+    summary = run_cli_simulation(args.profile, offered_tps=args.offered_tps, seconds=args.seconds, seed=args.seed,
+                                 plot_path=args.plot, out=None if args.json else sys.stdout)
+    if args.json:
+        _print_json(summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relayer", description="Cross-chain relayer, validator and devnet tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -352,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devnet", default=str(DEFAULT_DEVNET), help="devnet directory (started if needed)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("simulate", help="run the router's planner against simulated chains (issue 3)")
+    p.add_argument("--profile", default="mainnet_like", help="profile name in config/profiles/ or a .toml path")
+    p.add_argument("--offered-tps", type=float, required=True, help="offered intents per second")
+    p.add_argument("--seconds", type=float, required=True, help="simulated seconds of offered load")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    p.add_argument("--plot", help="write throughput, utilisation and fees over time to this PNG")
+    p.set_defaults(func=cmd_simulate)
     return parser
 
 
