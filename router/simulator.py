@@ -54,8 +54,8 @@ class IntentSource:
         tokens = rng.random((mix.tokens, self.nc)) < mix.token_chain_p
         tokens[0] = True
         for t in range(mix.tokens):
-            if tokens[t].sum() < 3:
-                tokens[t, rng.choice(self.nc, 3, replace=False)] = True
+            if tokens[t].sum() < min(3, self.nc):
+                tokens[t, rng.choice(self.nc, min(3, self.nc), replace=False)] = True
         self.token_chains = tokens
         # cross-chain origins: where the token is, weighted by the chain's transfer capacity
         weight = np.array([c.transfers_per_s_at_target for c in chains]) + 1e-9
@@ -148,7 +148,11 @@ class SimResult:
 
 def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: float, seed: int = 0,
              tick_s: float = 0.25, mix: IntentMix | None = None, drain_s: float = 3600.0,
-             outages: Sequence[Outage] = (), drain_step_s: float = 5.0) -> SimResult:
+             outages: Sequence[Outage] = (), drain_step_s: float = 5.0, poisson: bool = True,
+             aligned_blocks: bool = False) -> SimResult:
+    """Run the simulation (see the module docstring). ``poisson=False`` gives exactly ``offered_tps x tick_s``
+    evenly spaced arrivals per tick and ``aligned_blocks`` puts every chain's first block at ``block_time_s``:
+    both for hand-checked cases."""
     from router.planner import Reason
 
     rng = np.random.default_rng(seed)
@@ -168,7 +172,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
     fee_ratio_max = np.ones(nc)
     gas_usd = lambda c: (base_fee[c] + model.priority_fee[c]) * model.native_usd[c]  # noqa: E731
     tx_usd = model.tx_fee * model.native_usd
-    next_block = rng.uniform(0.0, bt)
+    next_block = bt.copy() if aligned_blocks else rng.uniform(0.0, bt)
     queues = [_Queue() for _ in range(nc)]
     down = {model.index[o.chain]: o for o in outages}
 
@@ -197,7 +201,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
             if is_down(c, tb):
                 next_block[c] = tb + bt[c] * max(1, math.ceil((min(until, down[c].end_s) - tb) / bt[c]))
                 continue
-            eligible = np.flatnonzero(q.ready <= tb)
+            eligible = np.flatnonzero(q.ready < tb)
             if eligible.size == 0:
                 # empty blocks (just the background load) until something is ready or `until`
                 horizon = min(until, q.ready.min()) if q.ready.size else until
@@ -241,7 +245,8 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
 
     for k in range(ticks):
         t0, t1 = k * tick_s, (k + 1) * tick_s
-        n = int(rng.poisson(offered_tps * tick_s)) if t0 < seconds else 0
+        n = (int(rng.poisson(offered_tps * tick_s)) if poisson else int(round(offered_tps * tick_s))) \
+            if t0 < seconds else 0
         if n:
             if n_total + n > cap:
                 grow = max(cap, n)
@@ -250,7 +255,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
                 fee_paid = np.concatenate([fee_paid, np.zeros(grow)])
                 cap += grow
             ids = np.arange(n_total, n_total + n)
-            arrival[ids] = np.sort(rng.uniform(t0, t1, n))
+            arrival[ids] = np.sort(rng.uniform(t0, t1, n)) if poisson else t0 + np.arange(n) / n * tick_s
             n_total += n
             intents = source.draw(n)
             for c in range(nc):
