@@ -6,21 +6,21 @@ Goal, for a batch of intents and the chains' live capacity (``CapacityModel``):
   expected latency <= ``max_latency_s``; a cross-chain transfer also needs room on its origin;
 * no chain gets more than its window capacity (its fee-market target minus others' use and our backlog), so
   no base fee is pushed up by us;
-* within that, the least ``fee + latency_weight x latency``, and chains of near-equal cost share load in
-  proportion to their spare capacity rather than one filling before the next.
+* within that, the least ``fee + latency_weight x latency``; chains within ``near_equal`` (10%) of an intent's
+  cheapest are interchangeable for it, and share load in proportion to their spare capacity, so one does
+  not fill while an equal one idles.
 
 How (all numpy over an ``intents x chains`` cost matrix, float32):
 
 1. Feasibility mask and base cost. Infeasible cells cost +inf; a row with none feasible is unserved with
-   the first constraint that emptied it (``Reason``).
-2. Congestion pricing, a few rounds: each chain's price per unit of work is ``congestion x its unit cost x
-   its planned utilisation``; in round k a seeded random 1/(k+1) of the intents move to their cheapest chain
-   at those prices (the method of successive averages, on the assignment itself). Equal chains end at equal utilisation, i.e. load in
-   proportion to spare capacity; a chain that costs ``1 + congestion`` times more is used only when the
-   cheaper ones are full. A tiny seeded jitter (1e-3 relative) splits exact ties.
-3. Water-filling: chains are filled in a seeded priority order of intents up to their capacity; intents
-   that do not fit move to their next-cheapest chain that still has room, for a few rounds; what is left is
-   unserved with ``Reason.CAPACITY``.
+   the first constraint that emptied it (``Reason``). Cross-chain origin legs are placed first (they have
+   no choice): an origin without room leaves the intent unserved with ``Reason.ORIGIN``.
+2. Each intent draws a chain among its near-cheapest ones, weighted by their spare capacity (seeded).
+3. Water-filling: each chain takes its intents in a seeded priority order up to its capacity; intents that
+   do not fit draw again among the chains that still have room for them (again near-cheapest first,
+   weighted by remaining capacity), for a few rounds; what is left is unserved with ``Reason.CAPACITY``.
+   A large batch thus fills the cheapest chains to their targets, then the next, with near-equal chains
+   filling together in proportion to spare capacity.
 
 The same seed and inputs give the same assignment.
 """
@@ -42,7 +42,7 @@ XCHAIN_ORIGIN_WORK = 2.0
 XCHAIN_DEST_WORK = 3.0
 RELAY_OVERHEAD_S = 4.0            # validators attest + relayer gathers a quorum and submits, after finality
 LATENCY_WEIGHT_USD_PER_S = 1e-4   # what a second of waiting is worth to the user
-CONGESTION = 0.5
+NEAR_EQUAL = 0.1                  # chains within 10% of an intent's cheapest are interchangeable for it
 
 
 class Kind(enum.IntEnum):
@@ -125,9 +125,27 @@ def _fill(chain: np.ndarray, gas: np.ndarray, capacity: np.ndarray, rank: np.nda
     return keep
 
 
+def _spread(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` evenly spaced points in (0, 1) in a seeded random order: a draw that splits identical rows in
+    exact proportion (stratified), not just on average."""
+    return (rng.permutation(n) + 0.5) / max(n, 1)
+
+
+def _pick(cost: np.ndarray, capacity_work: np.ndarray, u: np.ndarray, near_equal: float) -> np.ndarray:
+    """Per row, a chain among those within ``near_equal`` of the row's cheapest, drawn with probability in
+    proportion to each one's spare capacity (``u``: uniform draws, one per row); -1 when none is finite."""
+    best = cost.min(axis=1)
+    near = cost <= (best * np.float32(1 + near_equal))[:, None]
+    weight = np.cumsum(np.where(near, capacity_work[None, :], 0.0), axis=1)
+    total = weight[:, -1]
+    pick = np.minimum((weight <= (u * total)[:, None]).sum(axis=1), cost.shape[1] - 1).astype(np.int16)
+    pick[~np.isfinite(best) | (total <= 0)] = -1
+    return pick
+
+
 def plan(intents: Intents, model: CapacityModel, *, window_s: float, seed: int = 0, now_s: float = 0.0,
-         latency_weight: float = LATENCY_WEIGHT_USD_PER_S, congestion: float = CONGESTION, rounds: int = 6,
-         fill_rounds: int = 8, relay_overhead_s: float = RELAY_OVERHEAD_S) -> Assignment:
+         latency_weight: float = LATENCY_WEIGHT_USD_PER_S, near_equal: float = NEAR_EQUAL, fill_rounds: int = 8,
+         relay_overhead_s: float = RELAY_OVERHEAD_S) -> Assignment:
     """Plan one window; see the module docstring. Never assigns more than ``model``'s window capacity."""
     n, nc = len(intents), len(model)
     intents.validate(nc)
@@ -177,25 +195,14 @@ def plan(intents: Intents, model: CapacityModel, *, window_s: float, seed: int =
     live = np.flatnonzero(reason == Reason.OK)
     chain = np.full(n, -1, dtype=np.int16)
     if live.size:
-        lw = dest_work[live]
+        lw = dest_work[live].astype(np.float64)
         cost = fee[live] + np.float32(latency_weight) * lat[live]
-        cost *= 1 + np.float32(1e-3) * rng.random(cost.shape, dtype=np.float32)
         cost[~feasible[live]] = np.inf
-        gas_per_work = tg.astype(np.float32)
-        ref = unit_fee + tx_fee + np.float32(latency_weight) * incl
-        cap_work = np.maximum(cap_left, 1.0) / tg                       # capacity in units of work
-        choice = np.argmin(cost, axis=1)
-        for k in range(1, rounds + 1):
-            util = np.bincount(choice, weights=lw, minlength=nc) / cap_work
-            price = np.float32(congestion) * ref * util.astype(np.float32)
-            movers = np.flatnonzero(rng.random(live.size) < 1.0 / (k + 1))
-            choice[movers] = np.argmin(cost[movers] + lw[movers, None] * price[None, :], axis=1)
-        pick = choice.astype(np.int16)
-        pick[~np.isfinite(cost[np.arange(live.size), choice])] = -1
-        gas_live = lw.astype(np.float64)
+        cost[:, cap_left <= 0] = np.inf
         assigned = np.full(live.size, -1, dtype=np.int16)
+        pick = _pick(cost, cap_left / tg, _spread(rng, live.size), near_equal)
         for _ in range(fill_rounds):
-            g = np.where(pick >= 0, gas_live * tg[np.maximum(pick, 0)], 0.0)
+            g = np.where(pick >= 0, lw * tg[np.maximum(pick, 0)], 0.0)
             keep = _fill(pick, g, cap_left, rank[live])
             assigned[keep] = pick[keep]
             np.subtract.at(cap_left, pick[keep], g[keep])
@@ -204,12 +211,9 @@ def plan(intents: Intents, model: CapacityModel, *, window_s: float, seed: int =
             if spilled.size == 0:
                 break
             sub = cost[spilled]
-            sub[gas_live[spilled, None] * gas_per_work[None, :] > cap_left[None, :]] = np.inf
-            cost[spilled] = sub
-            best = np.argmin(sub, axis=1)
+            sub[lw[spilled, None] * tg[None, :] > cap_left[None, :]] = np.inf
             pick = np.full(live.size, -1, dtype=np.int16)
-            ok = np.isfinite(sub[np.arange(spilled.size), best])
-            pick[spilled[ok]] = best[ok]
+            pick[spilled] = _pick(sub, cap_left / tg, _spread(rng, spilled.size), near_equal)
         chain[live] = assigned
         reason[live[assigned < 0]] = Reason.CAPACITY
 

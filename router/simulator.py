@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from router.capacity import CapacityModel, ChainProfile, next_base_fee
-from router.planner import RELAY_OVERHEAD_S, XCHAIN_DEST_WORK, XCHAIN_ORIGIN_WORK, Intents, Kind, plan
+from router.planner import RELAY_OVERHEAD_S, Intents, Kind, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +170,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
     base_fee = model.base_fee.copy()          # the chains' truth; the model sees it through observe_blocks
     base_fee0 = base_fee.copy()
     fee_ratio_max = np.ones(nc)
-    gas_usd = lambda c: (base_fee[c] + model.priority_fee[c]) * model.native_usd[c]  # noqa: E731
+    gas_usd = lambda c: (base_fee[c] + model.priority_fee[c]) * model.native_usd[c]
     tx_usd = model.tx_fee * model.native_usd
     next_block = bt.copy() if aligned_blocks else rng.uniform(0.0, bt)
     queues = [_Queue() for _ in range(nc)]
@@ -184,7 +184,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
     reasons = np.zeros(len(Reason), dtype=np.int64)
     plan_time = 0.0
     planned = 0
-    ticks = int(math.ceil(seconds / tick_s))
+    ticks = math.ceil(seconds / tick_s)
     frac_sum = np.zeros((ticks, nc))      # per tick: sum of blocks' gas used / gas limit, and block count
     frac_cnt = np.zeros((ticks, nc))
     used_total = np.zeros(nc)              # offered window only
@@ -205,7 +205,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
             if eligible.size == 0:
                 # empty blocks (just the background load) until something is ready or `until`
                 horizon = min(until, q.ready.min()) if q.ready.size else until
-                k = max(1, int(math.ceil((horizon - tb) / bt[c])))
+                k = max(1, math.ceil((horizon - tb) / bt[c]))
                 factor = float(next_base_fee(np.ones(1), bg_gas[c:c + 1], limit[c:c + 1], tau[c:c + 1],
                                              dmax[c:c + 1], np.zeros(1))[0])
                 base_fee[c] = max(min_fee[c], base_fee[c] * factor ** k)
@@ -245,7 +245,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
 
     for k in range(ticks):
         t0, t1 = k * tick_s, (k + 1) * tick_s
-        n = (int(rng.poisson(offered_tps * tick_s)) if poisson else int(round(offered_tps * tick_s))) \
+        n = (int(rng.poisson(offered_tps * tick_s)) if poisson else round(offered_tps * tick_s)) \
             if t0 < seconds else 0
         if n:
             if n_total + n > cap:
@@ -261,7 +261,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
             for c in range(nc):
                 if is_down(c, t1):
                     model.observe_error(c)
-            model.observe_pending(np.arange(nc), [q.gas[q.ready <= t1 + bt[c]].sum() for c, q in enumerate(queues)])
+            model.observe_pending(np.arange(nc), np.array([q.gas[q.ready <= t1 + bt[c]].sum() for c, q in enumerate(queues)]))
             started = time.perf_counter()
             a = plan(intents, model, window_s=tick_s, seed=seed * 1_000_003 + k, now_s=t1)
             plan_time += time.perf_counter() - started

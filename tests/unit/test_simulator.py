@@ -90,7 +90,7 @@ def test_eip1559_base_fee_sequence_for_full_and_empty_blocks():
 
 def test_simulation_is_deterministic_for_a_seed():
     profile = load_profile()
-    kw = dict(offered_tps=5000, seconds=2, seed=7)
+    kw = {"offered_tps": 5000, "seconds": 2, "seed": 7}
     a, b = simulate(profile.chains, **kw), simulate(profile.chains, **kw)
     for key in ("arrived", "served", "fee_p50", "fee_p99", "latency_p50_s", "latency_p99_s"):
         assert getattr(a, key) == getattr(b, key)
