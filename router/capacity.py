@@ -101,6 +101,7 @@ class CapacityModel:
         self.used_fraction_ema = col("background_utilisation")  # of gas_limit, everyone's use
         self.own_fraction_ema = np.zeros(len(chains))      # of gas_limit, our own inclusions
         self.pending_gas = np.zeros(len(chains))           # submitted by us, not yet included
+        self.incoming_gas_per_s = np.zeros(len(chains))    # cross-chain deliveries on their way here
         self.error_rate = np.zeros(len(chains))            # EMA of failed observations
         self.last_ok_s = np.full(len(chains), now_s)
 
@@ -131,6 +132,11 @@ class CapacityModel:
     def observe_pending(self, chain: np.ndarray | Sequence[int] | int, pending_gas: np.ndarray | float) -> None:
         self.pending_gas[np.atleast_1d(np.asarray(chain, dtype=np.intp))] = pending_gas
 
+    def observe_incoming(self, chain: np.ndarray | Sequence[int] | int, gas_per_s: np.ndarray | float) -> None:
+        """The rate of destination legs of cross-chain transfers already dispatched towards ``chain``: they land
+        after their origin's finality, so they are reserved as a rate rather than counted as pending."""
+        self.incoming_gas_per_s[np.atleast_1d(np.asarray(chain, dtype=np.intp))] = gas_per_s
+
     def observe_ok(self, chain: np.ndarray | Sequence[int] | int, *, now_s: float) -> None:
         idx = np.atleast_1d(np.asarray(chain, dtype=np.intp))
         self.error_rate[idx] *= 1 - self.ema_alpha
@@ -151,7 +157,7 @@ class CapacityModel:
     def spare_gas_per_s(self, now_s: float) -> np.ndarray:
         """Gas per second we may add while the chain stays at its target: zero for a drained chain."""
         background = np.maximum(0.0, self.used_fraction_ema - self.own_fraction_ema) * self.gas_limit / self.block_time_s
-        spare = np.maximum(0.0, self.target_gas_per_s() - background)
+        spare = np.maximum(0.0, self.target_gas_per_s() - background - self.incoming_gas_per_s)
         return np.where(self.healthy(now_s), spare, 0.0)
 
     def window_capacity_gas(self, window_s: float, now_s: float) -> np.ndarray:

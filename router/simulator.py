@@ -93,9 +93,11 @@ class _Queue:
     intent: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     dest: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))      # origin leg: its destination
     dest_gas: np.ndarray = field(default_factory=lambda: np.empty(0))
+    delivery: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))   # a cross-chain dest leg
 
     def push(self, ready: np.ndarray, gas: np.ndarray, intent: np.ndarray, dest: np.ndarray,
-             dest_gas: np.ndarray) -> None:
+             dest_gas: np.ndarray, delivery: bool = False) -> None:
+        self.delivery = np.concatenate([self.delivery, np.full(ready.size, delivery)])
         self.ready = np.concatenate([self.ready, ready])
         self.gas = np.concatenate([self.gas, gas])
         self.intent = np.concatenate([self.intent, intent])
@@ -107,7 +109,7 @@ class _Queue:
         keep = np.ones(self.ready.size, dtype=bool)
         keep[rows] = False
         self.ready, self.gas, self.intent = self.ready[keep], self.gas[keep], self.intent[keep]
-        self.dest, self.dest_gas = self.dest[keep], self.dest_gas[keep]
+        self.dest, self.dest_gas, self.delivery = self.dest[keep], self.dest_gas[keep], self.delivery[keep]
         return out
 
 
@@ -151,7 +153,7 @@ class SimResult:
 def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: float, seed: int = 0,
              tick_s: float = 0.25, mix: IntentMix | None = None, drain_s: float = 3600.0,
              outages: Sequence[Outage] = (), drain_step_s: float = 5.0, poisson: bool = True,
-             aligned_blocks: bool = False) -> SimResult:
+             aligned_blocks: bool = False, incoming_window_s: float = 5.0) -> SimResult:
     """Run the simulation (see the module docstring). ``poisson=False`` gives exactly ``offered_tps x tick_s``
     evenly spaced arrivals per tick and ``aligned_blocks`` puts every chain's first block at ``block_time_s``:
     both for hand-checked cases."""
@@ -177,6 +179,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
     next_block = bt.copy() if aligned_blocks else rng.uniform(0.0, bt)
     queues = [_Queue() for _ in range(nc)]
     down = {model.index[o.chain]: o for o in outages}
+    incoming = np.zeros(nc)                # EMA of destination-leg gas planned per second, per chain
 
     cap = max(1024, int(offered_tps * seconds * 1.1) + 1024)
     arrival = np.zeros(cap)
@@ -234,7 +237,7 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
                 for d in np.unique(dest[~final]):
                     sel = ~final & (dest == d)
                     queues[d].push(np.full(sel.sum(), ready), dest_gas[sel], intent[sel],
-                                   np.full(sel.sum(), -1, dtype=np.int64), np.zeros(sel.sum()))
+                                   np.full(sel.sum(), -1, dtype=np.int64), np.zeros(sel.sum()), delivery=True)
             used = bg_gas[c] + gas.sum()
             if tick is not None:
                 frac_sum[tick, c] += used / limit[c]
@@ -269,12 +272,17 @@ def simulate(chains: Sequence[ChainProfile], *, offered_tps: float, seconds: flo
             for c in range(nc):
                 if is_down(c, t1):
                     model.observe_error(c)
-            model.observe_pending(np.arange(nc), np.array([q.gas[q.ready <= t1 + bt[c]].sum() for c, q in enumerate(queues)]))
+            model.observe_pending(np.arange(nc), np.array([q.gas[~q.delivery & (q.ready <= t1 + bt[c])].sum()
+                                                           for c, q in enumerate(queues)]))
+            model.observe_incoming(np.arange(nc), incoming)
             started = time.perf_counter()
             a = plan(intents, model, window_s=tick_s, seed=seed * 1_000_003 + k, now_s=t1)
             plan_time += time.perf_counter() - started
             planned += n
             reasons += np.bincount(a.reason, minlength=len(Reason))
+            x = a.served & (intents.kind == Kind.XCHAIN)
+            landing = np.bincount(a.chain[x], weights=a.gas[x], minlength=nc) / tick_s
+            incoming += (landing - incoming) * min(1.0, tick_s / incoming_window_s)
             served = a.served
             xchain = served & (intents.kind == Kind.XCHAIN)
             same = served & ~xchain

@@ -136,6 +136,8 @@ def test_background_load_reduces_spare_capacity():
     model = CapacityModel([chain(0)])
     model.observe_blocks(0, gas_used=400_000.0, own_gas=0.0, now_s=0.0)   # others use 40% of the block
     assert model.spare_gas_per_s(0.0)[0] == pytest.approx(500_000 - 0.2 * 400_000)
+    model.observe_incoming(0, 100_000.0)                                    # deliveries on their way here
+    assert model.spare_gas_per_s(0.0)[0] == pytest.approx(500_000 - 0.2 * 400_000 - 100_000)
 
 
 def test_plans_100k_intents_per_second_on_one_core():
