@@ -163,6 +163,13 @@ class ApiSettings(_Model):
     _url = field_validator("url")(lambda cls, v: _check_http_url(v))
 
 
+class RouterSettings(_Model):
+    """Live routing (issue 3): what the capacity model cannot read from the chains."""
+
+    native_usd: float = Field(3000.0, gt=0, description="USD price of the chains' native token, for fees in USD")
+    transfer_gas: int = Field(50_000, gt=0, description="gas of one token transfer, the unit of an intent's work")
+
+
 class LogSettings(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool | None = Field(None, alias="json", description="default: JSON when stdout is not a TTY")
@@ -175,6 +182,7 @@ class Settings(_Model):
     relayer: RelayerRoleSettings = RelayerRoleSettings()
     store: StoreSettings = StoreSettings()
     api: ApiSettings = ApiSettings()
+    router: RouterSettings = RouterSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

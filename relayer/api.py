@@ -7,6 +7,7 @@
     GET /v1/messages?state=&limit=                     recent messages
     GET /v1/messages/{id or tx hash}                   one message's pipeline record
     GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint
+    GET /v1/chains, POST /v1/quote                     routing (router.api)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from relayer.store import MessageRecord, MessageState
+from router.api import create_routing_api
 
 if TYPE_CHECKING:
     from relayer.app import RelayerDaemon
@@ -130,6 +132,7 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
     async def checkpoint_at(address: str, origin: int, index: int) -> dict[str, Any]:
         return _checkpoint(address, origin, index)
 
+    app.include_router(create_routing_api(lambda: daemon.capacity))
     return app
 
 

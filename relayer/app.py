@@ -28,6 +28,8 @@ from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
 from config.settings import Settings
 from relayer.checkpoints import CheckpointCollector
+from router.api import profile_from_stats
+from router.capacity import CapacityModel
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
@@ -62,6 +64,7 @@ class RelayerDaemon:
     processors: dict[int, DestinationProcessor] = field(default_factory=dict)
     chain_status: dict[str, ChainStatus] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    capacity: CapacityModel | None = None  # live chain capacity for the routing API, once every chain was sampled
     api_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -113,9 +116,35 @@ class RelayerDaemon:
                     self.metrics.set("relayer_chain_finalized_lag", health.latest_height - health.finalized_height, chain=name)
 
         await asyncio.gather(*(one(n, a) for n, a in self.adapters.items()))
+        self._feed_capacity()
         names = {c.domain: n for n, c in self.settings.chains.items()}
         for (dest, state), n in self.store.counts_by_state().items():
             self.metrics.set("relayer_queue_depth", n, destination=names.get(dest, dest), state=state)
+
+    def _feed_capacity(self) -> None:
+        """Build the capacity model from the first full round of chain stats, then feed it every round."""
+        now = time.monotonic()
+        if self.capacity is None:
+            if any(st.stats is None or st.health is None for st in self.chain_status.values()):
+                return
+            r = self.settings.router
+            profiles = []
+            for st in self.chain_status.values():
+                assert st.stats is not None and st.health is not None
+                lag = (st.health.latest_height or 0) - (st.health.finalized_height or 0)
+                profiles.append(profile_from_stats(st.name, st.domain, block_time_s=st.stats.block_time_s,
+                                                   gas_limit=st.stats.gas_limit, base_fee_wei=st.stats.base_fee,
+                                                   finality_blocks=max(1, lag), transfer_gas=r.transfer_gas,
+                                                   native_usd=r.native_usd))
+            self.capacity = CapacityModel(profiles, now_s=now)
+        model = self.capacity
+        for st in self.chain_status.values():
+            i = model.index[st.name]
+            if st.stats is not None and st.health is not None and st.health.healthy:
+                model.observe_blocks(i, gas_used=st.stats.gas_used_ratio * st.stats.gas_limit,
+                                     base_fee=st.stats.base_fee / 1e18, gas_limit=st.stats.gas_limit, now_s=now)
+            else:
+                model.observe_error(i)
 
     def sweep_orphans(self) -> None:
         for p in self.processors.values():
