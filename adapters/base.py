@@ -267,6 +267,15 @@ class MessageSender(Protocol):
         """Bridge ``amount`` (smallest units) of ``symbol`` (approving first if needed); waits for inclusion."""
         ...
 
+    async def transfer_token(self, sender_key: str, symbol: str, to: str, amount: int) -> TxHash:
+        """ERC-20-style ``transfer`` of ``amount`` (smallest units) of ``symbol`` to ``to`` on this chain, signed by
+        ``sender_key``; returns once the node accepted it (no waiting for inclusion)."""
+        ...
+
+    async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:
+        """(height, succeeded) of a mined transaction; ``TxNotFound`` while it is not mined."""
+        ...
+
     async def processed_messages(self, from_height: Height, to_height: Height) -> list[tuple[MessageId, Height]]:
         """Ids this chain's mailbox processed in ``[from_height, to_height]``, one entry per Process event."""
         ...

@@ -168,6 +168,11 @@ class RouterSettings(_Model):
 
     native_usd: float = Field(3000.0, gt=0, description="USD price of the chains' native token, for fees in USD")
     transfer_gas: int = Field(50_000, gt=0, description="gas of one token transfer, the unit of an intent's work")
+    operator_keys: list[SignerSettings] = Field(
+        default_factory=list, description="accounts the router signs intents with (none: POST /v1/intents is refused)")
+    api_keys: list[str] = Field(default_factory=list, description="X-API-Key values for POST /v1/quote and /v1/intents; "
+                                                                  "empty: open (devnet)")
+    integrator_fee_share: float = Field(0.1, ge=0, le=1, description="share of an intent's fee earned by its integrator")
 
 
 class LogSettings(_Model):

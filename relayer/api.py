@@ -7,7 +7,8 @@
     GET /v1/messages?state=&limit=                     recent messages
     GET /v1/messages/{id or tx hash}                   one message's pipeline record
     GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint
-    GET /v1/chains, POST /v1/quote                     routing (router.api)
+    GET /v1/chains, POST /v1/quote, POST /v1/intents, GET /v1/intents/{id}, GET /v1/integrators/{code}/report
+                                                       routing (router.api)
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
     async def checkpoint_at(address: str, origin: int, index: int) -> dict[str, Any]:
         return _checkpoint(address, origin, index)
 
-    app.include_router(create_routing_api(lambda: daemon.capacity))
+    app.include_router(create_routing_api(lambda: daemon.capacity, intents=daemon.intents,
+                                          api_keys=daemon.settings.router.api_keys))
     return app
 
 

@@ -22,13 +22,14 @@ import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from adapters.base import AdapterError, CapacitySource, ChainAdapter, ChainHealth, ChainStats
+from adapters.base import AdapterError, CapacitySource, ChainAdapter, ChainHealth, ChainStats, MessageSender
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
 from config.settings import Settings
 from relayer.checkpoints import CheckpointCollector
-from router.api import profile_from_stats
+from router.api import IntentsBackend, profile_from_stats
+from router.intents import IntentExecutor, IntentStore, Operator
 from router.capacity import CapacityModel
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
@@ -66,6 +67,8 @@ class RelayerDaemon:
     started_at: float = field(default_factory=time.time)
     capacity: CapacityModel | None = None  # live chain capacity for the routing API, once every chain was sampled
     api_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    operator_keys: list[str] = field(default_factory=list)  # the router's accounts (resolved keys; never logged)
+    intents: IntentsBackend | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -90,6 +93,26 @@ class RelayerDaemon:
                                                                      s.relayer, self.metrics, chain_names=names)
         for name, chain in s.chains.items():
             self.chain_status[name] = ChainStatus(name, chain.domain)
+        if self.intents is None:
+            self.intents = self._intents_backend()
+
+    def _intents_backend(self) -> IntentsBackend:
+        """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
+        s = self.settings
+        store = IntentStore(self.store.engine)
+        decimals: dict[str, int] = {}
+        token_chains: dict[str, set[str]] = {}
+        for name, chain in s.chains.items():
+            for symbol, token in getattr(chain, "tokens", {}).items():
+                decimals.setdefault(symbol, token.decimals)
+                token_chains.setdefault(symbol, set()).add(name)
+        senders = {n: a for n, a in self.adapters.items() if isinstance(a, MessageSender)}
+        executor = None
+        if self.operator_keys and senders:
+            operators = [Operator(k, CheckpointSigner.from_hex(k).address) for k in self.operator_keys]
+            executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
+                                      lambda mid: (rec.state if (rec := self.store.get(mid)) else None))
+        return IntentsBackend(store, executor, decimals, token_chains, s.router.integrator_fee_share)
 
     # ---- periodic jobs (apscheduler)
     async def refresh_health(self) -> None:
@@ -214,6 +237,8 @@ class RelayerDaemon:
             log.info("daemon_stopped")
 
     async def close(self) -> None:
+        if self.intents is not None and self.intents.executor is not None:
+            await self.intents.executor.close()
         for adapter in self.adapters.values():
             with contextlib.suppress(Exception):
                 await adapter.close()
@@ -249,7 +274,9 @@ def build_daemon(settings: Settings, role: Role, *, instance: str | None = None)
     store = Store(settings.store.url, owner=instance or socket.gethostname())
     adapters = build_adapters(settings, with_signers=role in ("relayer", "all"))
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
-    return RelayerDaemon(settings, role, adapters, store, signers, http)
+    operator_keys = [resolve_private_key(k, where=f"router.operator_keys[{i}]")
+                     for i, k in enumerate(settings.router.operator_keys)]
+    return RelayerDaemon(settings, role, adapters, store, signers, http, operator_keys=operator_keys)
 
 
 def api_host_port(url: str) -> tuple[str, int]:

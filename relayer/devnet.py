@@ -75,6 +75,13 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         "[relayer]",
         "batch_size = 200",
         "",
+        "[router]",
+        "# the routing API signs submitted intents with the two funded devnet user accounts",
+        "operator_keys = [  # devnet test keys",
+        *[f"  {{ private_key = {_toml_value(evm_devnet.devnet_key(i))} }},"
+          for i in (evm_devnet.USER_A, evm_devnet.USER_B)],
+        "]",
+        "",
     ]
     for name, chain in manifest["chains"].items():
         lines += [

@@ -1,7 +1,14 @@
 """Routing API, first slice: live chain capacity and quotes (issue 3). Mounted by the daemon under ``/v1``.
 
-    GET  /v1/chains   live capacity, utilisation, fees and health per chain (from the CapacityModel)
-    POST /v1/quote    the route options for one intent, cheapest first, and the planner's choice
+    GET  /v1/chains                      live capacity, utilisation, fees and health per chain (CapacityModel)
+    POST /v1/quote                       the route options for one intent, cheapest first, and the planner's choice
+    POST /v1/intents                     a batch (<= 1,000) to plan and execute with the operator's accounts: 202 + ids
+    GET  /v1/intents/{id}                planned / submitted / included / delivered / failed / unserved, tx, message id
+    GET  /v1/integrators/{code}/report   intents, volume, fees and fee share of one referral code, by chain and UTC day
+
+With ``[router] api_keys`` set, the two POSTs need a matching ``X-API-Key`` header (401 otherwise). A batch
+is validated whole before anything is planned or sent: one bad intent refuses the batch (400 naming
+``intents[i].field``; 413 when over the size limit).
 
 Bad input (unknown chain, non-positive or non-numeric amount, a cross-chain intent without its origin)
 is a 4xx with a JSON body naming the field and what was wrong; nothing is planned from it.
@@ -9,19 +16,37 @@ is a 4xx with a JSON body naming the field and what was wrong; nothing is planne
 
 from __future__ import annotations
 
+import hmac
+import re
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Depends, Header, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.capacity import CapacityModel, ChainProfile
+from router.intents import (
+    IntentExecutor,
+    IntentRecord,
+    IntentStore,
+    integrator_report,
+    intent_view,
+    new_intent_id,
+)
 from router.planner import RELAY_OVERHEAD_S, Intents, Kind, Reason, plan
 
 QUOTE_TTL_S = 30.0
+
+
+MAX_BATCH = 1000
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 
 class QuoteRequest(BaseModel):
@@ -37,6 +62,11 @@ class QuoteRequest(BaseModel):
     max_latency_s: float = Field(1e9, gt=0)
 
 
+class IntentRequest(QuoteRequest):
+    recipient: str = Field(description="0x-prefixed 20-byte address that receives the tokens")
+    integrator: str | None = Field(None, description="referral code, [a-z0-9_-]{1,32}")
+
+
 def profile_from_stats(name: str, domain: int, *, block_time_s: float, gas_limit: int, base_fee_wei: int,
                        finality_blocks: float, transfer_gas: float, native_usd: float) -> ChainProfile:
     """A chain's profile from what its node reports (EVM units: wei per gas -> native token per gas)."""
@@ -50,8 +80,77 @@ def _bad(field: str, problem: str, status: int = 400) -> HTTPException:
     return HTTPException(status, {"field": field, "error": problem})
 
 
-def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Callable[[], float] = time.monotonic) -> APIRouter:
+@dataclass
+class IntentsBackend:
+    """What the intent endpoints need, wired by the relayer."""
+
+    store: IntentStore
+    executor: IntentExecutor | None      # None: no operator accounts configured
+    decimals: dict[str, int]             # token symbol -> decimals
+    token_chains: dict[str, set[str]]    # token symbol -> chains where it exists
+    fee_share: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    kind: Kind
+    amount: Decimal
+    allowed: np.ndarray
+    origin: int
+    work: float
+    max_fee_usd: float
+    max_latency_s: float
+
+
+def _parse(req: QuoteRequest, m: CapacityModel, prefix: str) -> _Parsed:
+    """Check one request against the live chains; 400 naming ``prefix + field`` when it is wrong."""
+    try:
+        amount = Decimal(req.amount)
+    except InvalidOperation:
+        raise _bad(prefix + "amount", f"{req.amount!r} is not a number") from None
+    if not amount.is_finite() or amount <= 0:
+        raise _bad(prefix + "amount", f"must be a positive number, got {req.amount}")
+    names = list(m.index)
+    allowed = np.zeros(len(names), dtype=bool)
+    for i, name in enumerate(req.chains if req.chains is not None else names):
+        if name not in m.index:
+            raise _bad(f"{prefix}chains[{i}]", f"unknown chain {name!r}; known: {', '.join(names)}")
+        allowed[m.index[name]] = True
+    origin = -1
+    if req.kind == "xchain":
+        if req.from_chain is None:
+            raise _bad(prefix + "from_chain", "an xchain intent needs its origin chain")
+        if req.from_chain not in m.index:
+            raise _bad(prefix + "from_chain", f"unknown chain {req.from_chain!r}; known: {', '.join(names)}")
+        origin = m.index[req.from_chain]
+        allowed[origin] = False
+    elif req.from_chain is not None:
+        raise _bad(prefix + "from_chain", "only an xchain intent has an origin chain")
+    if not allowed.any():
+        raise _bad(prefix + "chains", "no chain left to route to")
+    kind = {"transfer": Kind.TRANSFER, "call": Kind.CALL, "xchain": Kind.XCHAIN}[req.kind]
+    return _Parsed(kind, amount, allowed, origin, req.work if req.kind == "call" else 1.0, req.max_fee_usd,
+                   req.max_latency_s)
+
+
+def _intents(rows: list[_Parsed], m: CapacityModel) -> Intents:
+    n = len(rows)
+    return Intents(
+        kind=np.array([r.kind for r in rows], dtype=np.int8), work=np.array([r.work for r in rows], dtype=np.float32),
+        amount=np.array([float(r.amount) for r in rows]), allowed=np.array([r.allowed for r in rows], dtype=bool).reshape(n, len(m)),
+        liquidity=np.ones((n, len(m)), dtype=bool), max_fee_usd=np.array([r.max_fee_usd for r in rows], dtype=np.float32),
+        max_latency_s=np.array([r.max_latency_s for r in rows], dtype=np.float32),
+        origin=np.array([r.origin for r in rows], dtype=np.int16))
+
+
+def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Callable[[], float] = time.monotonic,
+                       intents: IntentsBackend | None = None, api_keys: Sequence[str] = ()) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["routing"])
+    keys = frozenset(api_keys)
+
+    async def require_key(x_api_key: str | None = Header(None)) -> None:
+        if keys and (x_api_key is None or not any(hmac.compare_digest(x_api_key, k) for k in keys)):
+            raise HTTPException(401, {"error": "a valid X-API-Key header is required"})
 
     def current() -> CapacityModel:
         m = model()
@@ -76,42 +175,16 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
              "transfer_fee_usd": float(fee[i]), "error_rate": round(float(m.error_rate[i]), 3)}
             for i, c in enumerate(m.chains)]}
 
-    @api.post("/quote")
+    @api.post("/quote", dependencies=[Depends(require_key)])
     async def quote(req: QuoteRequest) -> dict[str, Any]:
         m = current()
-        try:
-            amount = Decimal(req.amount)
-        except InvalidOperation:
-            raise _bad("amount", f"{req.amount!r} is not a number") from None
-        if not amount.is_finite() or amount <= 0:
-            raise _bad("amount", f"must be a positive number, got {req.amount}")
-        names = list(m.index)
-        allowed = np.zeros(len(names), dtype=bool)
-        for i, name in enumerate(req.chains if req.chains is not None else names):
-            if name not in m.index:
-                raise _bad(f"chains[{i}]", f"unknown chain {name!r}; known: {', '.join(names)}")
-            allowed[m.index[name]] = True
-        origin = -1
-        if req.kind == "xchain":
-            if req.from_chain is None:
-                raise _bad("from_chain", "an xchain intent needs its origin chain")
-            if req.from_chain not in m.index:
-                raise _bad("from_chain", f"unknown chain {req.from_chain!r}; known: {', '.join(names)}")
-            origin = m.index[req.from_chain]
-            allowed[origin] = False
-        elif req.from_chain is not None:
-            raise _bad("from_chain", "only an xchain intent has an origin chain")
-        if not allowed.any():
-            raise _bad("chains", "no chain left to route to")
-        kind = {"transfer": Kind.TRANSFER, "call": Kind.CALL, "xchain": Kind.XCHAIN}[req.kind]
-        work = req.work if req.kind == "call" else 1.0
-        intents = Intents(
-            kind=np.array([kind], dtype=np.int8), work=np.array([work], dtype=np.float32),
-            amount=np.array([float(amount)]), allowed=allowed[None, :], liquidity=np.ones((1, len(names)), dtype=bool),
-            max_fee_usd=np.array([req.max_fee_usd], dtype=np.float32),
-            max_latency_s=np.array([req.max_latency_s], dtype=np.float32), origin=np.array([origin], dtype=np.int16))
+        parsed = _parse(req, m, "")
+        intents = _intents([parsed], m)
         now = clock()
         assignment = plan(intents, m, window_s=1.0, now_s=now)
+        names = list(m.index)
+        origin, allowed = parsed.origin, parsed.allowed
+        work = req.work if req.kind == "call" else 1.0
         fee = (m.fee_per_gas_usd() * m.transfer_gas * work + m.tx_fee_usd())
         latency = m.inclusion_latency_s()
         if origin >= 0:
@@ -123,7 +196,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                     "fee_usd": float(fee[i]), "latency_s": round(float(latency[i]), 3)} for i in candidates]
         chosen = int(assignment.chain[0])
         return {
-            "kind": req.kind, "amount": str(amount), "token": req.token,
+            "kind": req.kind, "amount": str(parsed.amount), "token": req.token,
             "route": None if chosen < 0 else {"chain": names[chosen], "origin": names[int(assignment.origin[0])],
                                               "fee_usd": float(assignment.fee_usd[0]),
                                               "latency_s": round(float(assignment.latency_s[0]), 3)},
@@ -131,5 +204,104 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             "options": options,
             "expires_at": time.time() + QUOTE_TTL_S,
         }
+
+    @api.post("/intents", status_code=202, dependencies=[Depends(require_key)])
+    async def submit(body: dict[str, Any] = Body(...)) -> JSONResponse:  # noqa: B008 - FastAPI idiom
+        raw = body.get("intents")
+        if not isinstance(raw, list) or not raw:
+            raise _bad("intents", "a non-empty list of intents is required")
+        if len(raw) > MAX_BATCH:
+            raise _bad("intents", f"at most {MAX_BATCH} intents per batch, got {len(raw)}", 413)
+        if set(body) - {"intents"}:
+            raise _bad(min(set(body) - {"intents"}), "unknown field")
+        if intents is None or intents.executor is None or not intents.executor.operators:
+            raise HTTPException(409, {"error": "no operator accounts configured ([router] operator_keys)"})
+        m = current()
+        reqs: list[IntentRequest] = []
+        for i, item in enumerate(raw):
+            try:
+                reqs.append(IntentRequest.model_validate(item))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                raise _bad(f"intents[{i}].{loc}" if loc else f"intents[{i}]", err["msg"]) from None
+        parsed = []
+        for i, req in enumerate(reqs):
+            if not _ADDRESS.match(req.recipient):
+                raise _bad(f"intents[{i}].recipient", f"{req.recipient!r} is not a 0x-prefixed 20-byte address")
+            if req.integrator is not None and not _CODE.match(req.integrator):
+                raise _bad(f"intents[{i}].integrator", "an integrator code is 1-32 of [a-z0-9_-]")
+            if req.kind == "call":
+                raise _bad(f"intents[{i}].kind", "only transfer and xchain intents can be submitted yet")
+            p = _parse(req, m, f"intents[{i}].")
+            decimals = intents.decimals.get(req.token)
+            if decimals is None:
+                raise _bad(f"intents[{i}].token", f"unknown token {req.token!r}; known: {', '.join(sorted(intents.decimals))}")
+            scaled = p.amount.scaleb(decimals)
+            if scaled != scaled.to_integral_value():
+                raise _bad(f"intents[{i}].amount", f"more than {decimals} decimals")
+            parsed.append((p, int(scaled)))
+        names = list(m.index)
+        # liquidity: same-chain intents run where an operator holds enough of the token; xchain ones may land
+        # anywhere the token is (the bridge mints or unlocks it) but start where an operator holds it
+        balances: dict[str, dict[str, list[int]]] = {}
+        for token in {r.token for r in reqs}:
+            balances[token] = await intents.executor.balances(names, token)
+        n = len(reqs)
+        liquidity = np.zeros((n, len(names)), dtype=bool)
+        for i, (req, (p, units)) in enumerate(zip(reqs, parsed, strict=True)):
+            for c, name in enumerate(names):
+                liquidity[i, c] = (name in intents.token_chains.get(req.token, ())) and (
+                    p.kind == Kind.XCHAIN or max(balances[req.token][name], default=0) >= units)
+        arrays = _intents([p for p, _ in parsed], m)
+        arrays = Intents(kind=arrays.kind, work=arrays.work, amount=arrays.amount, allowed=arrays.allowed,
+                         liquidity=liquidity, max_fee_usd=arrays.max_fee_usd, max_latency_s=arrays.max_latency_s,
+                         origin=arrays.origin)
+        assignment = plan(arrays, m, window_s=1.0, now_s=clock())
+        ops = intents.executor.operators
+        left = {t: {c: list(v) for c, v in b.items()} for t, b in balances.items()}
+        batch = "bat_" + uuid.uuid4().hex
+        now = time.time()
+        records = []
+        for i, (req, (p, units)) in enumerate(zip(reqs, parsed, strict=True)):
+            chain = int(assignment.chain[i])
+            rec = IntentRecord(id=new_intent_id(), batch=batch, created_at=now, updated_at=now, kind=req.kind,
+                               token=req.token, amount=str(p.amount), units=str(units), recipient=req.recipient.lower(),
+                               integrator=req.integrator, from_chain=req.from_chain)
+            if chain < 0:
+                rec.status, rec.reason = "unserved", Reason(int(assignment.reason[i])).name.lower()
+            else:
+                origin = names[int(assignment.origin[i])]
+                rec.chain, rec.origin = names[chain], origin
+                rec.fee_usd, rec.latency_s = float(assignment.fee_usd[i]), float(assignment.latency_s[i])
+                funds = left[req.token][origin]
+                k = max(range(len(ops)), key=lambda j: funds[j])
+                if funds[k] < units:
+                    rec.status, rec.reason = "unserved", "liquidity"
+                else:
+                    funds[k] -= units
+                    rec.operator = ops[k].address
+            records.append(rec)
+        intents.store.add_all(records)
+        intents.executor.start(records, {o.address: o.key for o in ops})
+        return JSONResponse({"batch": batch, "ids": [r.id for r in records],
+                             "statuses": [r.status for r in records]}, status_code=202)
+
+    @api.get("/intents/{intent_id}")
+    async def intent_status(intent_id: str) -> dict[str, Any]:
+        rec = intents.store.get(intent_id) if intents is not None else None
+        if rec is None:
+            raise HTTPException(404, {"error": f"no intent {intent_id!r}"})
+        if intents is not None and intents.executor is not None:
+            rec = await intents.executor.refresh(rec)
+        return intent_view(rec)
+
+    @api.get("/integrators/{code}/report")
+    async def report(code: str) -> dict[str, Any]:
+        if not _CODE.match(code):
+            raise _bad("code", "an integrator code is 1-32 of [a-z0-9_-]")
+        if intents is None:
+            raise HTTPException(503, {"error": "intents are not enabled on this daemon"})
+        return integrator_report(code, intents.store.by_integrator(code), intents.fee_share)
 
     return api

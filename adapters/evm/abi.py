@@ -44,6 +44,7 @@ PROCESS_BATCH = selector("processBatch(bytes,bytes[],bytes32[])")
 SENT_TRANSFER_REMOTE_TOPIC = topic("SentTransferRemote(bytes32,uint32,bytes32,uint256)")
 TRANSFER_REMOTE = selector("transferRemote(address,uint32,bytes32,uint256)")
 APPROVE = selector("approve(address,uint256)")
+TRANSFER = selector("transfer(address,uint256)")
 ALLOWANCE = selector("allowance(address,address)")
 BALANCE_OF = selector("balanceOf(address)")
 TOTAL_SUPPLY = selector("totalSupply()")
@@ -156,6 +157,10 @@ def encode_transfer_remote(token: str, destination: int, recipient: bytes, amoun
 
 def encode_approve(spender: str, amount: int) -> bytes:
     return APPROVE + b"\0" * 12 + _address_bytes(spender) + word(amount)
+
+
+def encode_transfer(to: str, amount: int) -> bytes:
+    return TRANSFER + b"\0" * 12 + _address_bytes(to) + word(amount)
 
 
 def encode_allowance(owner: str, spender: str) -> bytes:

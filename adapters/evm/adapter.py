@@ -717,6 +717,23 @@ class EvmAdapter:
                        chain=self._name, reason="no transfer event")
 
     @_boundary
+    async def transfer_token(self, sender_key: str, symbol: str, to: str, amount: int) -> TxHash:
+        """``transfer(to, amount)`` on the token; returns the hash once the node accepted it (not mined yet)."""
+        token = self._token(symbol)
+        account = self._account_for(sender_key)
+        data = abi.encode_transfer(to, amount)
+        gas, fees = await self._estimate(account.address, token, data)
+        sent = await self._send(account, token, data, gas, fees)
+        return sent.tx_hash
+
+    @_boundary
+    async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:
+        receipt = await self._rpc("eth_getTransactionReceipt", [tx_hash])
+        if receipt is None:
+            raise TxNotFound(f"transaction {tx_hash} is not mined", chain=self._name)
+        return Height(_int(receipt["blockNumber"])), _int(receipt.get("status")) == 1
+
+    @_boundary
     async def token_balance(self, symbol: str, holder: str) -> int:
         return int.from_bytes(await self._call(self._token(symbol), abi.encode_balance_of(holder)) or b"\0", "big")
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from decimal import Decimal
+
 import httpx
 import pytest
 
-from tests.integration.harness import DaemonProcess, free_port_block, wait_for, write_daemon_config
+from adapters.evm.devnet import USER_A, USER_B, address_of, devnet_key
+from router.client import RoutingClient
+from tests.integration.harness import (
+    DaemonProcess,
+    DevnetClient,
+    free_port_block,
+    wait_for,
+    write_daemon_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +76,84 @@ def test_bad_quotes_get_4xx_naming_the_field(api, body, status, field, needle):
         assert detail["field"] == field and needle in detail["error"]
     else:
         assert any(field in [str(p) for p in d["loc"]] and needle in d["msg"] for d in detail)
+
+
+# ---- intents: submit, status, integrator report (operators: the two funded devnet user accounts)
+
+def _recipient() -> str:
+    return "0x" + secrets.token_bytes(20).hex()
+
+
+@pytest.fixture(scope="module")
+def chain_client(devnet):
+    client = DevnetClient(devnet)
+    yield client
+    asyncio.run(client.close())
+
+
+def _balances(chain_client: DevnetClient, holders: list[str]) -> dict[tuple[str, str], int]:
+    async def go() -> dict[tuple[str, str], int]:
+        out = {}
+        for name, adapter in chain_client.adapters.items():
+            for h in holders:
+                out[(name, h)] = await adapter.token_balance("TST", h)  # type: ignore[attr-defined]
+        return out
+
+    return asyncio.run(go())
+
+
+OPERATORS = [address_of(devnet_key(i)) for i in (USER_A, USER_B)]
+
+
+def test_submitted_batch_moves_tokens_and_counts_for_the_integrator(api, chain_client):
+    code = "dapp-" + secrets.token_hex(4)
+    same = [{"amount": f"{1 + i / 10}", "recipient": _recipient(), "integrator": code} for i in range(20)]
+    cross = [{"kind": "xchain", "from_chain": "l1", "chains": [dest], "amount": "2.5", "recipient": _recipient(),
+              "integrator": code} for dest in ("rollup_a", "rollup_b")]
+    with RoutingClient(api) as client:
+        ids = client.submit(same + cross)
+        assert len(ids) == 22 and len(set(ids)) == 22
+        done = [client.wait(i, until={"included"}, timeout=60) for i in ids[:20]]
+        done += [client.wait(i, until={"delivered"}, timeout=180) for i in ids[20:]]
+        report = client.report(code)
+    for st in done:
+        assert st["tx_hash"] and st["fee_estimate_usd"] > 0 and st["integrator"] == code
+    assert all(st["kind"] == "transfer" and st["chain"] == st["origin"] for st in done[:20])
+    assert [st["chain"] for st in done[20:]] == ["rollup_a", "rollup_b"] and all(st["message_id"] for st in done[20:])
+
+    async def received() -> list[int]:
+        return [await chain_client.adapters[st["chain"]].token_balance("TST", st["recipient"])  # type: ignore[attr-defined]
+                for st in done]
+
+    got = asyncio.run(received())
+    want = [int(Decimal(it["amount"]) * 10**18) for it in same + cross]
+    assert got == want
+    assert report["intents"] == 22 and report["served"] == 22
+    assert Decimal(report["volume"]) == sum(Decimal(it["amount"]) for it in same + cross)
+    assert report["fees_usd"] > 0 and report["fee_share_usd"] == pytest.approx(0.1 * report["fees_usd"])
+    assert sum(c["intents"] for c in report["by_chain"].values()) == 22
+    assert sum(d["intents"] for d in report["by_day"].values()) == 22
+    assert httpx.get(f"{api}/v1/intents/int_nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("intents", "status", "field", "needle"),
+    [
+        ([{"amount": "1", "recipient": "0x01"}] * 1001, 413, "intents", "at most 1000"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20}, {"amount": "1", "recipient": "0x12zz"}], 400,
+         "intents[1].recipient", "20-byte address"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20, "chains": ["l1", "mars"]}], 400, "intents[0].chains[1]", "mars"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20}, {"amount": "-2", "recipient": "0x" + "11" * 20}], 400,
+         "intents[1].amount", "positive"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20, "integrator": "Bad Code!"}], 400, "intents[0].integrator", "[a-z0-9_-]"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20, "colour": "red"}], 400, "intents[0].colour", "Extra inputs"),
+    ],
+)
+def test_bad_batches_are_refused_whole_and_nothing_is_sent(api, chain_client, intents, status, field, needle):
+    holders = [*OPERATORS, "0x" + "11" * 20]
+    before = _balances(chain_client, holders)
+    resp = httpx.post(f"{api}/v1/intents", json={"intents": intents})
+    assert resp.status_code == status
+    detail = resp.json()["detail"]
+    assert detail["field"] == field and needle in detail["error"]
+    assert _balances(chain_client, holders) == before

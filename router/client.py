@@ -1,0 +1,82 @@
+"""A small client of the routing API for dApps (httpx, synchronous).
+
+    client = RoutingClient("http://127.0.0.1:8900", api_key="...")
+    ids = client.submit([{"amount": "5", "recipient": "0x...", "integrator": "mydapp"}])
+    final = client.wait(ids[0], until={"included", "delivered"}, timeout=60)
+
+Errors from the API raise ``RoutingError`` with the status code and the JSON body's ``detail``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from typing import Any, Self
+
+import httpx
+
+FINAL = frozenset({"delivered", "failed", "unserved"})
+
+
+class RoutingError(Exception):
+    def __init__(self, status: int, detail: Any) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"HTTP {status}: {detail}")
+
+
+class RoutingClient:
+    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self._http.request(method, path, **kwargs)
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.json())
+            except ValueError:
+                detail = resp.text
+            raise RoutingError(resp.status_code, detail)
+        return resp.json()
+
+    def chains(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/chains")["chains"]  # type: ignore[no-any-return]
+
+    def quote(self, amount: str, **fields: Any) -> dict[str, Any]:
+        return self._call("POST", "/v1/quote", json={"amount": str(amount), **fields})  # type: ignore[no-any-return]
+
+    def submit(self, intents: Sequence[dict[str, Any]]) -> list[str]:
+        """Submit a batch; the ids, in order (the intents run in the background: poll ``status``)."""
+        return self._call("POST", "/v1/intents", json={"intents": list(intents)})["ids"]  # type: ignore[no-any-return]
+
+    def status(self, intent_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/intents/{intent_id}")  # type: ignore[no-any-return]
+
+    def wait(self, intent_id: str, until: Collection[str] = ("included", "delivered"), timeout: float = 60.0,
+             interval: float = 0.2) -> dict[str, Any]:
+        """Poll until the intent's status is in ``until`` (returned) or final otherwise (``RoutingError``
+        409), or ``timeout`` passes (``TimeoutError``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status(intent_id)
+            if st["status"] in until:
+                return st
+            if st["status"] in FINAL:
+                raise RoutingError(409, f"intent {intent_id} ended {st['status']}: {st.get('reason')}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"intent {intent_id} still {st['status']} after {timeout:.0f}s")
+            time.sleep(interval)
+
+    def report(self, code: str) -> dict[str, Any]:
+        return self._call("GET", f"/v1/integrators/{code}/report")  # type: ignore[no-any-return]
