@@ -28,14 +28,14 @@ from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
 from config.settings import Settings
 from relayer.checkpoints import CheckpointCollector
-from router.api import IntentsBackend, profile_from_stats
-from router.intents import IntentExecutor, IntentStore, Operator
-from router.capacity import CapacityModel
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
 from relayer.store import Store
 from relayer.validator import OriginAttester
+from router.api import IntentsBackend, profile_from_stats
+from router.capacity import CapacityModel
+from router.intents import IntentExecutor, IntentStore, Operator
 
 log = structlog.get_logger("relayer.app")
 
