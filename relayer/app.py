@@ -214,6 +214,9 @@ class RelayerDaemon:
         scheduler = AsyncIOScheduler()
         scheduler.add_job(self.refresh_health, "interval", seconds=2.0, max_instances=1, coalesce=True)
         scheduler.add_job(self.sweep_orphans, "interval", seconds=15.0, max_instances=1, coalesce=True)
+        if self.intents is not None and self.intents.executor is not None:
+            scheduler.add_job(self.intents.executor.refresh_unsettled, "interval", seconds=1.0, max_instances=1,
+                              coalesce=True)
         await self.refresh_health()
         scheduler.start()
         log.info("daemon_started", role=self.role, chains=list(self.adapters), validators=[s.address for s in self.signers],

@@ -16,18 +16,20 @@ is a 4xx with a JSON body naming the field and what was wrong; nothing is planne
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, Header, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.capacity import CapacityModel, ChainProfile
@@ -36,6 +38,7 @@ from router.intents import (
     IntentRecord,
     IntentStore,
     integrator_report,
+    is_settled,
     intent_view,
     new_intent_id,
 )
@@ -295,6 +298,32 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         if intents is not None and intents.executor is not None:
             rec = await intents.executor.refresh(rec)
         return intent_view(rec)
+
+    @api.get("/batches/{batch}/events")
+    async def batch_events(batch: str, timeout_s: float = Query(300.0, gt=0, le=3600)) -> StreamingResponse:
+        """Server-sent events: one ``intent`` event per status change of the batch's intents, then ``done``."""
+        if intents is None or not intents.store.by_batch(batch):
+            raise HTTPException(404, {"error": f"no batch {batch!r}"})
+        store = intents.store
+
+        async def events() -> AsyncIterator[str]:
+            seen: dict[str, tuple[str, str | None]] = {}
+            deadline = time.monotonic() + timeout_s
+            while True:
+                records = store.by_batch(batch)
+                for rec in records:
+                    if seen.get(rec.id) != (rec.status, rec.reason):
+                        seen[rec.id] = (rec.status, rec.reason)
+                        yield f"event: intent\ndata: {json.dumps(intent_view(rec))}\n\n"
+                if all(is_settled(r) for r in records):
+                    yield f"event: done\ndata: {json.dumps({'batch': batch, 'settled': len(records)})}\n\n"
+                    return
+                if time.monotonic() > deadline:
+                    yield f"event: timeout\ndata: {json.dumps({'batch': batch})}\n\n"
+                    return
+                await asyncio.sleep(0.5)  # a stream's own pacing, not test synchronisation
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     @api.get("/integrators/{code}/report")
     async def report(code: str) -> dict[str, Any]:

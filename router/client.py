@@ -9,8 +9,9 @@ Errors from the API raise ``RoutingError`` with the status code and the JSON bod
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Self
 
 import httpx
@@ -40,14 +41,18 @@ class RoutingClient:
     def close(self) -> None:
         self._http.close()
 
+    @staticmethod
+    def _raise(resp: httpx.Response) -> None:
+        try:
+            detail = resp.json().get("detail", resp.json())
+        except ValueError:
+            detail = resp.text
+        raise RoutingError(resp.status_code, detail)
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self._http.request(method, path, **kwargs)
         if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail", resp.json())
-            except ValueError:
-                detail = resp.text
-            raise RoutingError(resp.status_code, detail)
+            self._raise(resp)
         return resp.json()
 
     def chains(self) -> list[dict[str, Any]]:
@@ -59,6 +64,28 @@ class RoutingClient:
     def submit(self, intents: Sequence[dict[str, Any]]) -> list[str]:
         """Submit a batch; the ids, in order (the intents run in the background: poll ``status``)."""
         return self._call("POST", "/v1/intents", json={"intents": list(intents)})["ids"]  # type: ignore[no-any-return]
+
+    def submit_batch(self, intents: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Submit a batch; the whole answer: ``batch`` (for ``events``), ``ids`` and ``statuses``."""
+        return self._call("POST", "/v1/intents", json={"intents": list(intents)})  # type: ignore[no-any-return]
+
+    def events(self, batch: str, timeout: float = 300.0) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The batch's server-sent events as ``(event, data)``: ``intent`` per status change, then ``done``
+        (or ``timeout``)."""
+        with self._http.stream("GET", f"/v1/batches/{batch}/events", params={"timeout_s": timeout},
+                               timeout=timeout + 10) as resp:
+            if resp.status_code != 200:
+                resp.read()
+                self._raise(resp)
+            event, data = "message", ""
+            for line in resp.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data = line[6:]
+                elif line == "" and data:
+                    yield event, json.loads(data)
+                    event, data = "message", ""
 
     def status(self, intent_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/intents/{intent_id}")  # type: ignore[no-any-return]

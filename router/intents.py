@@ -61,6 +61,11 @@ def intent_view(rec: IntentRecord) -> dict[str, Any]:
             "created_at": rec.created_at, "updated_at": rec.updated_at}
 
 
+def is_settled(rec: IntentRecord) -> bool:
+    """No further change will come: delivered, failed, unserved, or a same-chain intent included."""
+    return rec.status in ("delivered", "failed", "unserved") or (rec.status == "included" and rec.kind != "xchain")
+
+
 def new_intent_id() -> str:
     return "int_" + uuid.uuid4().hex
 
@@ -92,6 +97,18 @@ class IntentStore:
             rec.updated_at = self._clock()
             s.add(rec)
             s.commit()
+
+    def by_batch(self, batch: str) -> list[IntentRecord]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            return list(s.exec(select(IntentRecord).where(col(IntentRecord.batch) == batch)
+                               .order_by(col(IntentRecord.created_at), col(IntentRecord.id))).all())
+
+    def unsettled(self, limit: int = 500) -> list[IntentRecord]:
+        """Intents whose status can still move on by itself: submitted, or included cross-chain."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            q = select(IntentRecord).where((col(IntentRecord.status) == "submitted")
+                                           | ((col(IntentRecord.status) == "included") & (col(IntentRecord.kind) == "xchain")))
+            return list(s.exec(q.order_by(col(IntentRecord.updated_at)).limit(limit)).all())
 
     def by_integrator(self, code: str) -> list[IntentRecord]:
         with Session(self.engine, expire_on_commit=False) as s:
@@ -206,6 +223,12 @@ class IntentExecutor:
               and self._message_state(rec.message_id) == "DELIVERED"):
             self.store.update(rec.id, status="delivered")
         return self.store.get(rec.id) or rec
+
+    async def refresh_unsettled(self) -> int:
+        """One pass over every intent that can still move on (a periodic job of the daemon)."""
+        records = self.store.unsettled()
+        await asyncio.gather(*(self.refresh(r) for r in records))
+        return len(records)
 
     async def close(self) -> None:
         for t in list(self._tasks):

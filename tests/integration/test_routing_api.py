@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from adapters.evm.devnet import USER_A, USER_B, address_of, devnet_key
-from router.client import RoutingClient
+from router.client import RoutingClient, RoutingError
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
@@ -157,3 +157,27 @@ def test_bad_batches_are_refused_whole_and_nothing_is_sent(api, chain_client, in
     detail = resp.json()["detail"]
     assert detail["field"] == field and needle in detail["error"]
     assert _balances(chain_client, holders) == before
+
+
+def test_batch_event_stream_follows_every_intent_to_the_end(api):
+    code = "sse-" + secrets.token_hex(4)
+    batch = [{"amount": "0.5", "recipient": _recipient(), "integrator": code} for _ in range(3)]
+    batch.append({"kind": "xchain", "from_chain": "l1", "chains": ["rollup_b"], "amount": "1", "recipient": _recipient(),
+                  "integrator": code})
+    with RoutingClient(api) as client:
+        submitted = client.submit_batch(batch)
+        last: dict[str, str] = {}
+        events = []
+        for event, data in client.events(submitted["batch"], timeout=180):
+            events.append(event)
+            if event == "intent":
+                last[data["id"]] = data["status"]
+        assert events[-1] == "done"
+        assert set(last) == set(submitted["ids"])
+        assert [last[i] for i in submitted["ids"]] == ["included"] * 3 + ["delivered"]
+        # the daemon moved them on by itself (no status calls were made): the report already counts them
+        report = client.report(code)
+        assert report["intents"] == 4 and report["served"] == 4
+        with pytest.raises(RoutingError) as err:
+            next(client.events("no-such-batch"))
+        assert err.value.status == 404
