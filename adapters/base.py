@@ -238,6 +238,12 @@ class ChainStats:
     base_fee: int  # smallest native unit per gas, next block
     base_fee_trend: float  # next base fee / base fee at the start of the window
     pending_txs: int | None = None
+    native_decimals: int = 18  # smallest native units per native token = 10 ** native_decimals
+
+    @property
+    def base_fee_native(self) -> float:
+        """The base fee in native tokens per gas (chain-neutral, for fee arithmetic above the adapters)."""
+        return self.base_fee / 10**self.native_decimals
 
     @property
     def gas_per_s(self) -> float:

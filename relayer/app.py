@@ -155,8 +155,7 @@ class RelayerDaemon:
             for st in self.chain_status.values():
                 assert st.stats is not None and st.health is not None
                 lag = (st.health.latest_height or 0) - (st.health.finalized_height or 0)
-                profiles.append(profile_from_stats(st.name, st.domain, block_time_s=st.stats.block_time_s,
-                                                   gas_limit=st.stats.gas_limit, base_fee_wei=st.stats.base_fee,
+                profiles.append(profile_from_stats(st.name, st.domain, self.settings.chains[st.name].family, st.stats,
                                                    finality_blocks=max(1, lag), transfer_gas=r.transfer_gas,
                                                    native_usd=r.native_usd))
             self.capacity = CapacityModel(profiles, now_s=now)
@@ -165,7 +164,7 @@ class RelayerDaemon:
             i = model.index[st.name]
             if st.stats is not None and st.health is not None and st.health.healthy:
                 model.observe_blocks(i, gas_used=st.stats.gas_used_ratio * st.stats.gas_limit,
-                                     base_fee=st.stats.base_fee / 1e18, gas_limit=st.stats.gas_limit, now_s=now)
+                                     base_fee=st.stats.base_fee_native, gas_limit=st.stats.gas_limit, now_s=now)
             else:
                 model.observe_error(i)
 

@@ -32,14 +32,16 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.base import ChainStats
+from adapters.message import Domain
 from router.capacity import CapacityModel, ChainProfile
 from router.intents import (
     IntentExecutor,
     IntentRecord,
     IntentStore,
     integrator_report,
-    is_settled,
     intent_view,
+    is_settled,
     new_intent_id,
 )
 from router.planner import RELAY_OVERHEAD_S, Intents, Kind, Reason, plan
@@ -70,13 +72,13 @@ class IntentRequest(QuoteRequest):
     integrator: str | None = Field(None, description="referral code, [a-z0-9_-]{1,32}")
 
 
-def profile_from_stats(name: str, domain: int, *, block_time_s: float, gas_limit: int, base_fee_wei: int,
-                       finality_blocks: float, transfer_gas: float, native_usd: float) -> ChainProfile:
-    """A chain's profile from what its node reports (EVM units: wei per gas -> native token per gas)."""
-    return ChainProfile(name=name, domain=domain, family="evm", block_time_s=max(block_time_s, 0.05),  # type: ignore[arg-type]
-                        gas_limit=float(gas_limit), transfer_gas=transfer_gas,
-                        finality_s=finality_blocks * max(block_time_s, 0.05), base_fee=base_fee_wei / 1e18,
-                        native_usd=native_usd)
+def profile_from_stats(name: str, domain: int, family: str, stats: ChainStats, *, finality_blocks: float,
+                       transfer_gas: float, native_usd: float) -> ChainProfile:
+    """A chain's profile from what its adapter reports (``ChainStats``, already in chain-neutral units)."""
+    block_time = max(stats.block_time_s, 0.05)
+    return ChainProfile(name=name, domain=Domain(domain), family=family, block_time_s=block_time,
+                        gas_limit=float(stats.gas_limit), transfer_gas=transfer_gas,
+                        finality_s=finality_blocks * block_time, base_fee=stats.base_fee_native, native_usd=native_usd)
 
 
 def _bad(field: str, problem: str, status: int = 400) -> HTTPException:

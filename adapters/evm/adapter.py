@@ -634,7 +634,7 @@ class EvmAdapter:
             height=Height(newest), blocks=len(ratios), block_time_s=block_time, gas_limit=_int(last["gasLimit"]),
             gas_used_ratio=sum(ratios) / len(ratios) if ratios else 0.0, base_fee=fees[-1] if fees else 0,
             base_fee_trend=(fees[-1] / fees[0]) if fees and fees[0] else 1.0,
-            pending_txs=_int(pending) if pending is not None else None,
+            pending_txs=_int(pending) if pending is not None else None, native_decimals=18,  # wei per ether
         )
 
     async def close(self) -> None:
