@@ -152,7 +152,6 @@ async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
         if serve.done():
             serve.result()
             raise OSError(f"the API could not listen on {host}:{port}")
-        daemon.api_ready.set()
         await stop.wait()
     finally:
         server.should_exit = True

@@ -66,7 +66,6 @@ class RelayerDaemon:
     chain_status: dict[str, ChainStatus] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     capacity: CapacityModel | None = None  # live chain capacity for the routing API, once every chain was sampled
-    api_ready: asyncio.Event = field(default_factory=asyncio.Event)
     operator_keys: list[str] = field(default_factory=list)  # the router's accounts (resolved keys; never logged)
     intents: IntentsBackend | None = None
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Index, event, func, text
+from sqlalchemy import Index, event, func
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select, update
 
 from adapters.base import DispatchedMessage
 from config.errors import RelayerError
@@ -298,14 +298,6 @@ class Store:
             ).all()
             return [StoredMessage(r.id, r.origin, r.nonce, r.destination, r.raw, r.state, r.attempts, r.dispatched_at) for r in rows]
 
-    def release(self, ids: Iterable[str]) -> None:
-        ids = list(ids)
-        if not ids:
-            return
-        with Session(self.engine) as s:
-            s.execute(update(MessageRecord).where(col(MessageRecord.id).in_(ids)).where(col(MessageRecord.lease_owner) == self.owner).values(lease_until=0.0))
-            s.commit()
-
     def mark_attested(self, ids: Sequence[str], checkpoint_index: int) -> None:
         self._set(ids, state=MessageState.ATTESTED.value, checkpoint_index=checkpoint_index)
 
@@ -467,23 +459,3 @@ class Store:
             rows = s.exec(select(col(MessageRecord.last_reason), func.count()).where(col(MessageRecord.last_reason).is_not(None))
                           .where(col(MessageRecord.state) != MessageState.DELIVERED.value).group_by(col(MessageRecord.last_reason))).all()
         return {r: n for r, n in rows if r is not None}
-
-    def delivered_latencies(self, since: float = 0.0) -> list[float]:
-        with Session(self.engine) as s:
-            rows = s.exec(select(col(MessageRecord.dispatched_at), col(MessageRecord.delivered_at)).where(
-                col(MessageRecord.state) == MessageState.DELIVERED.value).where(col(MessageRecord.dispatched_at) >= since)).all()
-        return [d - o for o, d in rows if d is not None]
-
-    def ping(self) -> bool:
-        try:
-            with Session(self.engine) as s:
-                s.execute(text("SELECT 1"))
-            return True
-        except OperationalError:
-            return False
-
-    def wipe(self) -> None:
-        with Session(self.engine) as s:
-            for model in (MessageRecord, DeliveryRecord, CheckpointRecord, CursorRecord):
-                s.execute(delete(model))
-            s.commit()
