@@ -37,7 +37,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check config adapters light_clients router relayer tests
-	$(BIN)/mypy config adapters relayer
+	$(BIN)/mypy config adapters light_clients relayer
 
 contracts: $(NODE_STAMP)
 	node scripts/compile-contracts.mjs

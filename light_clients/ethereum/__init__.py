@@ -1,0 +1,1 @@
+"""Ethereum light clients: execution layer (headers, receipt and state proofs) and consensus (sync committee)."""
