@@ -5,6 +5,7 @@ LightClientError                 root of everything this package raises (retryab
  +-- RlpError                    bytes are not strict, canonical RLP, or an item has the wrong shape
  +-- ProofError                  a Merkle-Patricia proof does not prove what is claimed
  |    +-- LogMismatch            the receipt is proven, but the log in it differs from the expected one
+ +-- RpcDataError                a JSON-RPC object lacks a field or holds a malformed hex value
  +-- HeaderError                 a header is malformed, or its hash differs from what the RPC claimed
  +-- HeaderChainError            headers do not link by parent hash, or their numbers are not consecutive
  +-- InvalidBlock                a block's body does not match its header (reason says which check)
@@ -39,6 +40,10 @@ class ProofError(LightClientError):
 
 class LogMismatch(ProofError):
     """The receipt is proven, but it does not hold the expected log at the given position."""
+
+
+class RpcDataError(LightClientError, ValueError):
+    """A JSON-RPC result lacks a required field, or a field is not well-formed hex of the right size."""
 
 
 class HeaderError(LightClientError):

@@ -9,12 +9,12 @@ a light client must not accept two encodings of one value, because hashes are ta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeAlias, Union
+from typing import TypeAlias
 
 from light_clients.ethereum.execution.errors import RlpError
 
-RlpItem: TypeAlias = Union[bytes, list["RlpItem"]]
-Encodable: TypeAlias = Union[bytes, bytearray, int, Sequence["Encodable"]]
+RlpItem: TypeAlias = bytes | list["RlpItem"]
+Encodable: TypeAlias = bytes | bytearray | int | Sequence["Encodable"]
 
 
 def _length_prefix(length: int, short_base: int) -> bytes:
