@@ -48,13 +48,13 @@ class _Fields:
         self.value = value
         self.path = path
 
-    def _at(self, name: str) -> str:
+    def at(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
     def raw(self, name: str, *, required: bool = True) -> Any:
         if name not in self.value:
             if required:
-                raise LightBlockParseError(self._at(name), "missing")
+                raise LightBlockParseError(self.at(name), "missing")
             return None
         return self.value[name]
 
@@ -63,27 +63,27 @@ class _Fields:
         for name in names:
             if name in self.value:
                 return name
-        raise LightBlockParseError(self._at(names[0]), "missing")
+        raise LightBlockParseError(self.at(names[0]), "missing")
 
     def obj(self, name: str) -> _Fields:
-        return _Fields(self.raw(name), self._at(name))
+        return _Fields(self.raw(name), self.at(name))
 
-    def int(self, name: str) -> int:
+    def integer(self, name: str) -> int:
         value = self.raw(name)
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise LightBlockParseError(self._at(name), f"expected an integer, got {value!r}")
+            raise LightBlockParseError(self.at(name), f"expected an integer, got {value!r}")
         try:
             number = int(value)
         except ValueError as exc:
-            raise LightBlockParseError(self._at(name), f"expected an integer, got {value!r}") from exc
+            raise LightBlockParseError(self.at(name), f"expected an integer, got {value!r}") from exc
         if not _INT64_MIN <= number <= _INT64_MAX:
-            raise LightBlockParseError(self._at(name), f"{number} does not fit in int64")
+            raise LightBlockParseError(self.at(name), f"{number} does not fit in int64")
         return number
 
-    def str(self, name: str) -> str:
+    def text(self, name: str) -> str:
         value = self.raw(name)
         if not isinstance(value, str):
-            raise LightBlockParseError(self._at(name), f"expected a string, got {value!r}")
+            raise LightBlockParseError(self.at(name), f"expected a string, got {value!r}")
         return value
 
     def hex(self, name: str, *, length: int | None = None, required: bool = True) -> bytes:
@@ -92,41 +92,41 @@ class _Fields:
         if value is None or value == "" or value == []:
             return b""
         if not isinstance(value, str):
-            raise LightBlockParseError(self._at(name), f"expected a hex string, got {value!r}")
+            raise LightBlockParseError(self.at(name), f"expected a hex string, got {value!r}")
         try:
             data = bytes.fromhex(value)
         except ValueError as exc:
-            raise LightBlockParseError(self._at(name), f"not hex: {value!r}") from exc
+            raise LightBlockParseError(self.at(name), f"not hex: {value!r}") from exc
         if length is not None and len(data) != length:
-            raise LightBlockParseError(self._at(name), f"expected {length} bytes, got {len(data)}")
+            raise LightBlockParseError(self.at(name), f"expected {length} bytes, got {len(data)}")
         return data
 
     def base64(self, name: str, *, length: int) -> bytes:
         value = self.raw(name)
         if not isinstance(value, str):
-            raise LightBlockParseError(self._at(name), f"expected base64, got {value!r}")
+            raise LightBlockParseError(self.at(name), f"expected base64, got {value!r}")
         try:
             data = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise LightBlockParseError(self._at(name), f"not base64: {value!r}") from exc
+            raise LightBlockParseError(self.at(name), f"not base64: {value!r}") from exc
         if len(data) != length:
-            raise LightBlockParseError(self._at(name), f"expected {length} bytes, got {len(data)}")
+            raise LightBlockParseError(self.at(name), f"expected {length} bytes, got {len(data)}")
         return data
 
-    def time(self, name: str) -> UnixNanos:
-        text = self.str(name)
+    def timestamp(self, name: str) -> UnixNanos:
+        text = self.text(name)
         try:
             return parse_rfc3339(text)
         except TimestampFormatError as exc:
-            raise LightBlockParseError(self._at(name), str(exc)) from exc
+            raise LightBlockParseError(self.at(name), str(exc)) from exc
 
-    def list(self, name: str, parse: Callable[[object, str], _T]) -> tuple[_T, ...]:
+    def items(self, name: str, parse: Callable[[object, str], _T]) -> tuple[_T, ...]:
         value = self.raw(name)
         if value is None:
             return ()
         if not isinstance(value, list):
-            raise LightBlockParseError(self._at(name), f"expected a list, got {type(value).__name__}")
-        return tuple(parse(item, f"{self._at(name)}[{i}]") for i, item in enumerate(value))
+            raise LightBlockParseError(self.at(name), f"expected a list, got {type(value).__name__}")
+        return tuple(parse(item, f"{self.at(name)}[{i}]") for i, item in enumerate(value))
 
 
 def _unwrap_rpc(document: object) -> object:
@@ -150,7 +150,7 @@ def parse_block_id(value: object, path: str = "block_id") -> BlockId:
         parts = PartSetHeader()
     else:
         parts_fields = fields.obj(parts_name)
-        parts = PartSetHeader(parts_fields.int("total"), parts_fields.hex("hash"))
+        parts = PartSetHeader(parts_fields.integer("total"), parts_fields.hex("hash"))
     return BlockId(fields.hex("hash"), parts)
 
 
@@ -158,11 +158,11 @@ def parse_header(value: object, path: str = "header") -> Header:
     fields = _Fields(value, path)
     version = fields.obj("version")
     return Header(
-        version=ConsensusVersion(version.int("block"), version.int("app") if "app" in version.value else 0),
-        chain_id=fields.str("chain_id"),
-        height=fields.int("height"),
-        time=fields.time("time"),
-        last_block_id=parse_block_id(fields.raw("last_block_id", required=False), fields._at("last_block_id")),
+        version=ConsensusVersion(version.integer("block"), version.integer("app") if "app" in version.value else 0),
+        chain_id=fields.text("chain_id"),
+        height=fields.integer("height"),
+        time=fields.timestamp("time"),
+        last_block_id=parse_block_id(fields.raw("last_block_id", required=False), fields.at("last_block_id")),
         last_commit_hash=fields.hex("last_commit_hash"),
         data_hash=fields.hex("data_hash"),
         validators_hash=fields.hex("validators_hash"),
@@ -177,18 +177,18 @@ def parse_header(value: object, path: str = "header") -> Header:
 
 def parse_commit_sig(value: object, path: str) -> CommitSig:
     fields = _Fields(value, path)
-    raw_flag = fields.int("block_id_flag")
+    raw_flag = fields.integer("block_id_flag")
     try:
         flag = BlockIdFlag(raw_flag)
     except ValueError as exc:
-        raise LightBlockParseError(fields._at("block_id_flag"), f"unknown flag {raw_flag}") from exc
+        raise LightBlockParseError(fields.at("block_id_flag"), f"unknown flag {raw_flag}") from exc
     if flag == BlockIdFlag.ABSENT:
-        timestamp = fields.time("timestamp") if fields.raw("timestamp", required=False) else UnixNanos(0)
+        timestamp = fields.timestamp("timestamp") if fields.raw("timestamp", required=False) else UnixNanos(0)
         return CommitSig(flag, fields.hex("validator_address", required=False), timestamp, b"")
     return CommitSig(
         block_id_flag=flag,
         validator_address=fields.hex("validator_address", length=ADDRESS_LENGTH),
-        timestamp=fields.time("timestamp"),
+        timestamp=fields.timestamp("timestamp"),
         signature=fields.base64("signature", length=ED25519_SIGNATURE_LENGTH),
     )
 
@@ -196,67 +196,67 @@ def parse_commit_sig(value: object, path: str) -> CommitSig:
 def parse_commit(value: object, path: str = "commit") -> Commit:
     fields = _Fields(value, path)
     return Commit(
-        height=fields.int("height"),
-        round=fields.int("round"),
-        block_id=parse_block_id(fields.raw("block_id"), fields._at("block_id")),
-        signatures=fields.list("signatures", parse_commit_sig),
+        height=fields.integer("height"),
+        round=fields.integer("round"),
+        block_id=parse_block_id(fields.raw("block_id"), fields.at("block_id")),
+        signatures=fields.items("signatures", parse_commit_sig),
     )
 
 
 def parse_signed_header(value: object, path: str = "signed_header") -> SignedHeader:
     fields = _Fields(value, path)
     return SignedHeader(
-        parse_header(fields.raw("header"), fields._at("header")),
-        parse_commit(fields.raw("commit"), fields._at("commit")),
+        parse_header(fields.raw("header"), fields.at("header")),
+        parse_commit(fields.raw("commit"), fields.at("commit")),
     )
 
 
 def parse_validator(value: object, path: str) -> Validator:
     fields = _Fields(value, path)
     pub_key = fields.obj("pub_key")
-    key_type = pub_key.str("type")
+    key_type = pub_key.text("type")
     if key_type != ED25519_KEY_TYPE:
-        raise LightBlockParseError(pub_key._at("type"), f"unsupported key type {key_type!r}")
+        raise LightBlockParseError(pub_key.at("type"), f"unsupported key type {key_type!r}")
     key = pub_key.base64("value", length=ED25519_PUBKEY_LENGTH)
-    power = fields.int(fields.first_of("voting_power", "power"))
+    power = fields.integer(fields.first_of("voting_power", "power"))
     if power < 0:
-        raise LightBlockParseError(fields._at("voting_power"), f"negative voting power {power}")
+        raise LightBlockParseError(fields.at("voting_power"), f"negative voting power {power}")
     address = fields.hex("address", length=ADDRESS_LENGTH, required=False) or address_of(key)
     if address != address_of(key):
-        raise LightBlockParseError(fields._at("address"), "does not match the public key")
-    priority = fields.int("proposer_priority") if "proposer_priority" in fields.value else 0
+        raise LightBlockParseError(fields.at("address"), "does not match the public key")
+    priority = fields.integer("proposer_priority") if "proposer_priority" in fields.value else 0
     return Validator(address, key, power, priority)
 
 
 def parse_validator_set(value: object, path: str = "validator_set") -> ValidatorSet:
     fields = _Fields(value, path)
     raw_proposer = fields.raw("proposer", required=False)
-    proposer = parse_validator(raw_proposer, fields._at("proposer")) if raw_proposer else None
-    return ValidatorSet(fields.list("validators", parse_validator), proposer)
+    proposer = parse_validator(raw_proposer, fields.at("proposer")) if raw_proposer else None
+    return ValidatorSet(fields.items("validators", parse_validator), proposer)
 
 
 def parse_light_block(value: object, path: str = "") -> LightBlock:
     """The light-block JSON of tendermint-rs (``signed_header``, ``validator_set``, ``next_validator_set``)."""
     fields = _Fields(value, path)
     return LightBlock(
-        parse_signed_header(fields.raw("signed_header"), fields._at("signed_header")),
-        parse_validator_set(fields.raw("validator_set"), fields._at("validator_set")),
-        parse_validator_set(fields.raw("next_validator_set"), fields._at("next_validator_set")),
+        parse_signed_header(fields.raw("signed_header"), fields.at("signed_header")),
+        parse_validator_set(fields.raw("validator_set"), fields.at("validator_set")),
+        parse_validator_set(fields.raw("next_validator_set"), fields.at("next_validator_set")),
     )
 
 
 def parse_commit_response(document: object) -> SignedHeader:
     """The ``/commit`` RPC result (or the whole JSON-RPC response)."""
     fields = _Fields(_unwrap_rpc(document), "result")
-    return parse_signed_header(fields.raw("signed_header"), fields._at("signed_header"))
+    return parse_signed_header(fields.raw("signed_header"), fields.at("signed_header"))
 
 
 def parse_validators_response(document: object) -> ValidatorSet:
     """The ``/validators`` RPC result (one page holding every validator)."""
     fields = _Fields(_unwrap_rpc(document), "result")
-    validators = fields.list("validators", parse_validator)
-    if "total" in fields.value and fields.int("total") != len(validators):
-        raise LightBlockParseError(fields._at("total"), "paged result: fetch every page first")
+    validators = fields.items("validators", parse_validator)
+    if "total" in fields.value and fields.integer("total") != len(validators):
+        raise LightBlockParseError(fields.at("total"), "paged result: fetch every page first")
     return ValidatorSet(validators)
 
 
@@ -264,15 +264,15 @@ def parse_genesis_validators(document: object) -> ValidatorSet:
     """``genesis.validators`` of the ``/genesis`` RPC result (or of a genesis file)."""
     fields = _Fields(_unwrap_rpc(document), "result")
     genesis = fields.obj("genesis") if "genesis" in fields.value else fields
-    return ValidatorSet(genesis.list("validators", parse_validator))
+    return ValidatorSet(genesis.items("validators", parse_validator))
 
 
 def parse_block_response(document: object) -> tuple[BlockId, Header]:
     """``block_id`` and ``block.header`` of the ``/block`` RPC result."""
     fields = _Fields(_unwrap_rpc(document), "result")
     block = fields.obj("block")
-    return parse_block_id(fields.raw("block_id"), fields._at("block_id")), parse_header(
-        block.raw("header"), block._at("header")
+    return parse_block_id(fields.raw("block_id"), fields.at("block_id")), parse_header(
+        block.raw("header"), block.at("header")
     )
 
 
@@ -282,11 +282,11 @@ def parse_blockchain_response(document: object) -> tuple[tuple[BlockId, Header],
 
     def meta(value: object, path: str) -> tuple[BlockId, Header]:
         item = _Fields(value, path)
-        return parse_block_id(item.raw("block_id"), item._at("block_id")), parse_header(
-            item.raw("header"), item._at("header")
+        return parse_block_id(item.raw("block_id"), item.at("block_id")), parse_header(
+            item.raw("header"), item.at("header")
         )
 
-    return fields.list("block_metas", meta)
+    return fields.items("block_metas", meta)
 
 
 # ---- writing -------------------------------------------------------------------------------------
