@@ -121,8 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m light_clients.tendermint.conformance", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("files", nargs="*", type=Path, help="single-step vector files")
-    parser.add_argument("--rpc-fixtures", nargs="*", type=Path, default=[], metavar="DIR",
-                        help="directories of recorded RPC output (rpc_kvstore_v0_37, ...)")
+    parser.add_argument(
+        "--rpc-fixtures",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="directories of recorded RPC output (rpc_kvstore_v0_37, ...)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only disagreements and the summary")
     args = parser.parse_args(argv)
     if not args.files and not args.rpc_fixtures:
@@ -141,8 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not outcome.agrees:
                 failures += 1
             if not args.quiet or not outcome.agrees:
-                print(f"{mark} {path.name} step {outcome.index} (height {outcome.height}): "
-                      f"expected {outcome.expected}, got {outcome.actual}")
+                print(
+                    f"{mark} {path.name} step {outcome.index} (height {outcome.height}): "
+                    f"expected {outcome.expected}, got {outcome.actual}"
+                )
     for directory in args.rpc_fixtures:
         try:
             problems = check_rpc_fixtures(directory)

@@ -124,8 +124,10 @@ class CommitSignBytes:
             + pb.sfixed64_field(2, commit.height)
             + pb.sfixed64_field(3, commit.round)
         )
-        self._block_id = b"" if commit.block_id.is_zero() else pb.message_field(
-            4, encode_canonical_block_id(commit.block_id)
+        self._block_id = (
+            b""
+            if commit.block_id.is_zero()
+            else pb.message_field(4, encode_canonical_block_id(commit.block_id))
         )
         self._chain_id = pb.string_field(6, chain_id)
 

@@ -158,7 +158,9 @@ def parse_header(value: object, path: str = "header") -> Header:
     fields = _Fields(value, path)
     version = fields.obj("version")
     return Header(
-        version=ConsensusVersion(version.integer("block"), version.integer("app") if "app" in version.value else 0),
+        version=ConsensusVersion(
+            version.integer("block"), version.integer("app") if "app" in version.value else 0
+        ),
         chain_id=fields.text("chain_id"),
         height=fields.integer("height"),
         time=fields.timestamp("time"),
@@ -236,7 +238,7 @@ def parse_validator_set(value: object, path: str = "validator_set") -> Validator
 
 
 def parse_light_block(value: object, path: str = "") -> LightBlock:
-    """The light-block JSON of tendermint-rs (``signed_header``, ``validator_set``, ``next_validator_set``)."""
+    """tendermint-rs light-block JSON (``signed_header``, ``validator_set``, ``next_validator_set``)."""
     fields = _Fields(value, path)
     return LightBlock(
         parse_signed_header(fields.raw("signed_header"), fields.at("signed_header")),

@@ -135,6 +135,18 @@ class CommitTally:
             self._checked[index] = known
         return known
 
+    def valid_precommits(self, validator_set: ValidatorSet) -> dict[bytes, int]:
+        """Address -> power of the members of ``validator_set`` with a valid precommit for the block."""
+        by_address = validator_set.by_address()
+        found: dict[bytes, int] = {}
+        for index, sig in enumerate(self.signed_header.commit.signatures):
+            validator = by_address.get(sig.validator_address)
+            if sig.block_id_flag != BlockIdFlag.COMMIT or validator is None:
+                continue
+            if self._signature_valid(index, validator.pub_key):
+                found[validator.address] = validator.voting_power
+        return found
+
     def power_in(self, validator_set: ValidatorSet) -> VotingPower | Invalid:
         """Power of ``validator_set`` members that precommitted for the block, or why the commit is bad."""
         by_address = validator_set.by_address()
@@ -171,10 +183,9 @@ def validate_light_block(block: LightBlock) -> Invalid | None:
         return Invalid("commit is for another block: block_id.hash != hash of the header")
     if all(sig.block_id_flag == BlockIdFlag.ABSENT for sig in commit.signatures):
         return Invalid("commit has no signatures")
-    if len(commit.signatures) != len(block.validators.validators):
-        return Invalid(
-            f"commit has {len(commit.signatures)} signatures for {len(block.validators.validators)} validators"
-        )
+    validator_count = len(block.validators.validators)
+    if len(commit.signatures) != validator_count:
+        return Invalid(f"commit has {len(commit.signatures)} signatures for {validator_count} validators")
     return None
 
 
@@ -208,7 +219,9 @@ def verify(
             return trust
         if not trust.exceeds(options.trust_threshold):
             return NotEnoughTrust(
-                f"trusted validators signed no more than {options.trust_threshold}", trust.tallied, trust.total
+                f"trusted validators signed no more than {options.trust_threshold}",
+                trust.tallied,
+                trust.total,
             )
     own = tally.power_in(untrusted.validators)
     if isinstance(own, Invalid):
