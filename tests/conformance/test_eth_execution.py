@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 from light_clients.ethereum.execution import rlp
-from light_clients.ethereum.execution.blocks import decode_block, decode_blocks, validate_block, validate_chain
+from light_clients.ethereum.execution.blocks import (
+    decode_block,
+    decode_blocks,
+    validate_block,
+    validate_chain,
+)
 from light_clients.ethereum.execution.errors import (
     HeaderChainError,
     HeaderError,
@@ -53,7 +58,7 @@ def rpc_result(path: Path) -> Any:
 
 
 def unhex(value: str) -> bytes:
-    return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    return bytes.fromhex(value.removeprefix("0x"))
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +313,7 @@ def test_trie_tests(file: str, name: str, case: dict) -> None:
         pairs = [(keccak256(k), v) for k, v in pairs]
     trie = Trie.from_items(pairs)
     assert trie.root() == unhex(case["root"])
-    final = dict()
+    final = {}
     for key, value in pairs:
         final[key] = value
     for key, value in final.items():
