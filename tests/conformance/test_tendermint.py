@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,7 +191,7 @@ def test_flipped_signature_byte_is_invalid(case_name: str, request: pytest.Fixtu
 @pytest.mark.parametrize("field", ["app_hash", "chain_id", "time", "proposer_address", "height"])
 def test_changed_header_field_is_invalid(field: str, skipping_case: Case) -> None:
     header = skipping_case.block.header
-    changes: dict[str, object] = {
+    changes: dict[str, Any] = {
         "app_hash": b"\x01" * 32,
         "chain_id": header.chain_id + "x",
         "time": header.time + 1,
@@ -271,6 +272,7 @@ def test_too_few_signers_skipping_is_not_enough_trust_or_invalid() -> None:
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "light_clients.tendermint.conformance", *map(str, args)],
+        check=False,
         cwd=REPO,
         capture_output=True,
         text=True,
