@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from light_clients.ethereum.execution.blocks import transactions_root
 from light_clients.ethereum.execution.errors import HeaderError, LogMismatch, ProofError
 from light_clients.ethereum.execution.header import BlockHeader, header_from_rpc_checked, verify_header_chain
 from light_clients.ethereum.execution.keccak import keccak256
@@ -165,6 +166,14 @@ def test_receipts_root_of_every_block(chain: dict[str, Any]) -> None:
         receipts = [Receipt.from_rpc(r) for r in rpc.call("eth_getBlockReceipts", block["number"])]
         assert len(receipts) == len(block["transactions"])
         assert receipts_root(receipts) == header.receipts_root, f"block {header.number}"
+
+
+def test_transactions_root_of_every_block(chain: dict[str, Any]) -> None:
+    rpc = chain["rpc"]
+    for block in _blocks(rpc):
+        header = header_from_rpc_checked(block)
+        raw = [bytes.fromhex(rpc.call("eth_getRawTransactionByHash", h)[2:]) for h in block["transactions"]]
+        assert transactions_root(raw) == header.transactions_root, f"block {header.number}"
 
 
 def test_log_inclusion_in_a_multi_transaction_block(chain: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ Execution results (state root, receipts root, gas used) need the EVM and are not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from light_clients.ethereum.execution import rlp
@@ -38,6 +39,11 @@ class Block:
     def hash(self) -> bytes:
         """The block hash (of its header)."""
         return self.header.hash()
+
+
+def transactions_root(raw_transactions: Sequence[bytes]) -> bytes:
+    """The ``transactions_root`` for these consensus encodings (``eth_getRawTransactionByHash`` bytes)."""
+    return ordered_trie_root(raw_transactions)
 
 
 def _transaction_encoding(item: RlpItem, index: int) -> bytes:
@@ -75,10 +81,10 @@ def validate_block(block: Block, *, parent_hash: bytes | None = None, expected_h
     if parent_hash is not None and header.parent_hash != parent_hash:
         raise InvalidBlock(InvalidBlockReason.UNKNOWN_PARENT,
                            f"parent_hash 0x{header.parent_hash.hex()} is not 0x{parent_hash.hex()}")
-    transactions_root = ordered_trie_root(block.transactions)
-    if transactions_root != header.transactions_root:
+    computed_root = transactions_root(block.transactions)
+    if computed_root != header.transactions_root:
         raise InvalidBlock(InvalidBlockReason.TRANSACTIONS_ROOT,
-                           f"transactions hash to 0x{transactions_root.hex()}, header has "
+                           f"transactions hash to 0x{computed_root.hex()}, header has "
                            f"0x{header.transactions_root.hex()}")
     if header.difficulty == 0 and block.uncles:
         raise InvalidBlock(InvalidBlockReason.UNCLES_AFTER_MERGE, f"{len(block.uncles)} uncles after the Merge")
