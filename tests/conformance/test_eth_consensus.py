@@ -15,7 +15,11 @@ import cramjam  # type: ignore[import-untyped]
 import pytest
 
 from light_clients.ethereum.consensus.config import MAINNET, NetworkConfig, minimal_network
-from light_clients.ethereum.consensus.containers import LightClientBootstrap, LightClientHeader, LightClientUpdate
+from light_clients.ethereum.consensus.containers import (
+    LightClientBootstrap,
+    LightClientHeader,
+    LightClientUpdate,
+)
 from light_clients.ethereum.consensus.errors import InvalidBootstrap, InvalidUpdate, RejectReason
 from light_clients.ethereum.consensus.portal import PortalContent, compute_fork_digest
 from light_clients.ethereum.consensus.preset import MINIMAL, LightClientFork
@@ -53,17 +57,18 @@ class Step:
 
 
 def _header_check(block: str, name: str) -> HeaderCheck:
-    match = re.search(
-        name + r":\s*\{?\s*slot:\s*(\d+),?\s*beacon_root:\s*'0x([0-9a-f]{64})',?\s*execution_root:\s*'0x([0-9a-f]{64})'",
-        block,
-    )
+    root = r"'0x([0-9a-f]{64})'"
+    pattern = rf":\s*\{{?\s*slot:\s*(\d+),?\s*beacon_root:\s*{root},?\s*execution_root:\s*{root}"
+    match = re.search(name + pattern, block)
     assert match is not None, f"no {name} in step"
     return HeaderCheck(int(match.group(1)), bytes.fromhex(match.group(2)), bytes.fromhex(match.group(3)))
 
 
 def read_steps(text: str) -> list[Step]:
     steps = []
-    for kind, block in re.findall(r"^- (process_update|force_update):(.*?)(?=^- |\Z)", text, re.S | re.M):
+    for kind, block in re.findall(
+        r"^- (process_update|force_update):(.*?)(?=^- |\Z)", text, re.DOTALL | re.MULTILINE
+    ):
         update = re.search(r"update:\s*(update_\S+)", block)
         slot = re.search(r"current_slot:\s*(\d+)", block)
         assert slot is not None
@@ -99,7 +104,9 @@ class MinimalCase:
         network = minimal_network(
             (directory / "config.yaml").read_text(), _meta_root(meta, "genesis_validators_root")
         )
-        return cls(directory, LightClientFork(directory.parent.name), network, _meta_root(meta, "trusted_block_root"))
+        return cls(
+            directory, LightClientFork(directory.parent.name), network, _meta_root(meta, "trusted_block_root")
+        )
 
     def _ssz(self, stem: str) -> bytes:
         return bytes(cramjam.snappy.decompress_raw((self.directory / f"{stem}.ssz_snappy").read_bytes()))
@@ -118,7 +125,9 @@ class MinimalCase:
 
     def process(self, store: LightClientStore, update: LightClientUpdate, current_slot: int) -> None:
         net = self.network
-        process_light_client_update(store, update, current_slot, net.genesis_validators_root, net.fork_schedule)
+        process_light_client_update(
+            store, update, current_slot, net.genesis_validators_root, net.fork_schedule
+        )
 
 
 def _assert_header(header: LightClientHeader, check: HeaderCheck, what: str) -> None:
@@ -172,17 +181,23 @@ def _mainnet_updates(portal: dict[str, PortalContent]) -> list[LightClientUpdate
     return [update for _, update in portal["updates"].updates_by_range(MAINNET.preset, LightClientFork.DENEB)]
 
 
-def _process_mainnet(store: LightClientStore, update: LightClientUpdate, current_slot: int | None = None) -> None:
+def _process_mainnet(
+    store: LightClientStore, update: LightClientUpdate, current_slot: int | None = None
+) -> None:
     slot = update.signature_slot if current_slot is None else current_slot
     process_light_client_update(store, update, slot, MAINNET.genesis_validators_root, MAINNET.fork_schedule)
 
 
 def test_portal_fork_digests_are_mainnet_deneb(portal: dict[str, PortalContent]) -> None:
-    deneb = compute_fork_digest(MAINNET.fork_schedule.version_at_epoch(269568), MAINNET.genesis_validators_root)
+    deneb = compute_fork_digest(
+        MAINNET.fork_schedule.version_at_epoch(269568), MAINNET.genesis_validators_root
+    )
     assert deneb == bytes.fromhex("6a95a1a9")
     for name in ("bootstrap", "finality_update", "optimistic_update"):
         assert portal[name].fork_digest == deneb
-    assert [digest for digest, _ in portal["updates"].updates_by_range(MAINNET.preset, LightClientFork.DENEB)] == [
+    assert [
+        digest for digest, _ in portal["updates"].updates_by_range(MAINNET.preset, LightClientFork.DENEB)
+    ] == [
         deneb,
         deneb,
     ]
@@ -214,7 +229,9 @@ def test_portal_mainnet_sync_across_committee_rotation(portal: dict[str, PortalC
     assert store.best_valid_update is None
 
     finality = portal["finality_update"].finality_update(MAINNET.preset, LightClientFork.DENEB)
-    assert portal["finality_update"].key == bytes([0x12]) + finality.finalized_header.beacon.slot.to_bytes(8, "little")
+    assert portal["finality_update"].key == bytes([0x12]) + finality.finalized_header.beacon.slot.to_bytes(
+        8, "little"
+    )
     process_light_client_finality_update(
         store, finality, finality.signature_slot, MAINNET.genesis_validators_root, MAINNET.fork_schedule
     )
@@ -275,13 +292,17 @@ def _flip_participation_bit(update: LightClientUpdate) -> LightClientUpdate:
     signer = aggregate.participant_indices()[0]
     bits = bytearray(aggregate.sync_committee_bits)
     bits[signer // 8] ^= 1 << (signer % 8)
-    return dataclasses.replace(update, sync_aggregate=dataclasses.replace(aggregate, sync_committee_bits=bytes(bits)))
+    return dataclasses.replace(
+        update, sync_aggregate=dataclasses.replace(aggregate, sync_committee_bits=bytes(bits))
+    )
 
 
 def _corrupt_signature(update: LightClientUpdate) -> LightClientUpdate:
     aggregate = update.sync_aggregate
     signature = _flip_byte(aggregate.sync_committee_signature, 50)
-    return dataclasses.replace(update, sync_aggregate=dataclasses.replace(aggregate, sync_committee_signature=signature))
+    return dataclasses.replace(
+        update, sync_aggregate=dataclasses.replace(aggregate, sync_committee_signature=signature)
+    )
 
 
 def _corrupt_finality_branch(update: LightClientUpdate) -> LightClientUpdate:
@@ -307,22 +328,32 @@ def _signature_slot_before_attested(update: LightClientUpdate) -> LightClientUpd
 def _no_participants(update: LightClientUpdate) -> LightClientUpdate:
     aggregate = update.sync_aggregate
     bits = bytes(len(aggregate.sync_committee_bits))
-    return dataclasses.replace(update, sync_aggregate=dataclasses.replace(aggregate, sync_committee_bits=bits))
+    return dataclasses.replace(
+        update, sync_aggregate=dataclasses.replace(aggregate, sync_committee_bits=bits)
+    )
 
 
 def _corrupt_execution_branch(update: LightClientUpdate) -> LightClientUpdate:
     header = update.attested_header
     branch = list(header.execution_branch)
     branch[0] = _flip_byte(branch[0], 0)
-    return dataclasses.replace(update, attested_header=dataclasses.replace(header, execution_branch=tuple(branch)))
+    return dataclasses.replace(
+        update, attested_header=dataclasses.replace(header, execution_branch=tuple(branch))
+    )
 
 
 MUTATIONS: dict[str, tuple[Callable[[LightClientUpdate], LightClientUpdate], RejectReason]] = {
     "flipped_participation_bit": (_flip_participation_bit, RejectReason.BAD_SIGNATURE),
     "corrupted_signature_byte": (_corrupt_signature, RejectReason.BAD_SIGNATURE),
     "corrupted_finality_branch": (_corrupt_finality_branch, RejectReason.BAD_FINALITY_BRANCH),
-    "corrupted_next_committee_branch": (_corrupt_next_committee_branch, RejectReason.BAD_NEXT_SYNC_COMMITTEE_BRANCH),
-    "signature_slot_at_attested": (_signature_slot_at_attested, RejectReason.SIGNATURE_SLOT_NOT_AFTER_ATTESTED),
+    "corrupted_next_committee_branch": (
+        _corrupt_next_committee_branch,
+        RejectReason.BAD_NEXT_SYNC_COMMITTEE_BRANCH,
+    ),
+    "signature_slot_at_attested": (
+        _signature_slot_at_attested,
+        RejectReason.SIGNATURE_SLOT_NOT_AFTER_ATTESTED,
+    ),
     "signature_slot_before_attested": (
         _signature_slot_before_attested,
         RejectReason.SIGNATURE_SLOT_NOT_AFTER_ATTESTED,
@@ -354,7 +385,9 @@ def test_minimal_mutation_is_rejected_and_store_unchanged(fork: str, mutation: s
 
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
-def test_mainnet_mutation_is_rejected_and_store_unchanged(portal: dict[str, PortalContent], mutation: str) -> None:
+def test_mainnet_mutation_is_rejected_and_store_unchanged(
+    portal: dict[str, PortalContent], mutation: str
+) -> None:
     store = _mainnet_store(portal)
     update_0, _ = _mainnet_updates(portal)
     mutate, reason = MUTATIONS[mutation]

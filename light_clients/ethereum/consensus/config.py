@@ -99,4 +99,6 @@ MAINNET = NetworkConfig(
 
 def minimal_network(config_yaml: str, genesis_validators_root: bytes, name: str = "minimal") -> NetworkConfig:
     """A minimal-preset network from a spec-test ``config.yaml`` and its genesis validators root."""
-    return NetworkConfig(name, MINIMAL_PRESET, genesis_validators_root, ForkSchedule.from_spec_config(config_yaml))
+    return NetworkConfig(
+        name, MINIMAL_PRESET, genesis_validators_root, ForkSchedule.from_spec_config(config_yaml)
+    )

@@ -7,7 +7,7 @@ An absent part of an update (no next committee, no finality) is the all-zero def
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from light_clients.ethereum.consensus.errors import MalformedSsz
@@ -30,6 +30,7 @@ BLS_PUBKEY_SIZE = 48
 BLS_SIGNATURE_SIZE = 96
 MAX_EXTRA_DATA_BYTES = 32
 EXECUTION_BRANCH_DEPTH = 4
+_EXECUTION_PAYLOAD_HEADER_SIZES = (32, 20, 32, 32, 256, 32, 8, 8, 8, 8, None, 32, 32, 32, 32, 8, 8)
 
 
 def _branch(data: bytes, depth: int, what: str) -> tuple[bytes, ...]:
@@ -93,14 +94,9 @@ class ExecutionPayloadHeader:
     blob_gas_used: int = 0
     excess_blob_gas: int = 0
 
-    _SIZES: tuple[int | None, ...] = field(
-        default=(32, 20, 32, 32, 256, 32, 8, 8, 8, 8, None, 32, 32, 32, 32, 8, 8), init=False, repr=False, compare=False
-    )
-
     @classmethod
     def decode(cls, data: bytes) -> ExecutionPayloadHeader:
-        sizes = (32, 20, 32, 32, 256, 32, 8, 8, 8, 8, None, 32, 32, 32, 32, 8, 8)
-        f = split_fields(data, sizes, "ExecutionPayloadHeader")
+        f = split_fields(data, _EXECUTION_PAYLOAD_HEADER_SIZES, "ExecutionPayloadHeader")
         if len(f[10]) > MAX_EXTRA_DATA_BYTES:
             raise MalformedSsz(f"ExecutionPayloadHeader: extra_data of {len(f[10])} bytes")
         return cls(
@@ -198,7 +194,10 @@ class SyncCommittee:
 
     def hash_tree_root(self) -> Root:
         return merkleize(
-            [merkleize([root_of_bytes_vector(key) for key in self.pubkeys]), root_of_bytes_vector(self.aggregate_pubkey)]
+            [
+                merkleize([root_of_bytes_vector(key) for key in self.pubkeys]),
+                root_of_bytes_vector(self.aggregate_pubkey),
+            ]
         )
 
 
@@ -211,7 +210,9 @@ class SyncAggregate:
 
     @classmethod
     def decode(cls, data: bytes, preset: Preset) -> SyncAggregate:
-        bits, signature = split_fields(data, (preset.sync_committee_size // 8, BLS_SIGNATURE_SIZE), "SyncAggregate")
+        bits, signature = split_fields(
+            data, (preset.sync_committee_size // 8, BLS_SIGNATURE_SIZE), "SyncAggregate"
+        )
         return cls(bits, signature)
 
     @staticmethod
@@ -227,7 +228,7 @@ class SyncAggregate:
         return [i for i in range(len(bits) * 8) if bits[i // 8] >> (i % 8) & 1]
 
     def participant_count(self) -> int:
-        return sum(bin(byte).count("1") for byte in self.sync_committee_bits)
+        return int.from_bytes(self.sync_committee_bits, "little").bit_count()
 
     def hash_tree_root(self) -> Root:
         return merkleize(
@@ -402,7 +403,9 @@ class LightClientOptimisticUpdate:
         attested, aggregate, slot = split_fields(
             data, (None, SyncAggregate.encoded_size(preset), 8), "LightClientOptimisticUpdate"
         )
-        return cls(LightClientHeader.decode(attested), SyncAggregate.decode(aggregate, preset), read_uint(slot, 8))
+        return cls(
+            LightClientHeader.decode(attested), SyncAggregate.decode(aggregate, preset), read_uint(slot, 8)
+        )
 
     def hash_tree_root(self) -> Root:
         return merkleize(

@@ -3,8 +3,8 @@
     RelayerError (config.errors)
     +-- LightClientError               anything this light client refuses
         +-- MalformedSsz (ValueError)  bytes that do not decode as the expected SSZ container
-        +-- InvalidUpdate              an update (or bootstrap) that fails verification; ``reason`` says which check
-            +-- InvalidBootstrap       the bootstrap does not prove the trusted block root or its committee
+        +-- InvalidUpdate              an update that fails a check; ``reason`` says which
+            +-- InvalidBootstrap       the bootstrap does not match the trusted root or prove its committee
 
 A rejected update never changes the store: every check runs before the first write.
 """
@@ -24,7 +24,7 @@ class MalformedSsz(LightClientError, ValueError):
     """The bytes are not a valid SSZ encoding of the container asked for."""
 
 
-class RejectReason(str, enum.Enum):
+class RejectReason(enum.StrEnum):
     """Why an update was refused; the value doubles as a log field and metric label."""
 
     PARTICIPATION_BELOW_MINIMUM = "participation below minimum"

@@ -72,7 +72,9 @@ class PortalContent:
     def optimistic_update(self, preset: Preset) -> LightClientOptimisticUpdate:
         return LightClientOptimisticUpdate.decode(self.payload, preset)
 
-    def updates_by_range(self, preset: Preset, fork: LightClientFork) -> list[tuple[bytes, LightClientUpdate]]:
+    def updates_by_range(
+        self, preset: Preset, fork: LightClientFork
+    ) -> list[tuple[bytes, LightClientUpdate]]:
         """``(fork_digest, update)`` for each item of a ``LightClientUpdatesByRange`` value."""
         items = split_variable_list(self.value, "LightClientUpdatesByRange")
         return [

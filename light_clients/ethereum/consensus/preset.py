@@ -38,12 +38,17 @@ class Preset:
     def check_committee_size(self, size: int) -> None:
         if size != self.sync_committee_size:
             raise InvalidUpdate(
-                RejectReason.WRONG_COMMITTEE_SIZE, f"{size} members, preset {self.name} needs {self.sync_committee_size}"
+                RejectReason.WRONG_COMMITTEE_SIZE,
+                f"{size} members, preset {self.name} needs {self.sync_committee_size}",
             )
 
 
-MINIMAL = Preset(name="minimal", sync_committee_size=32, slots_per_epoch=8, epochs_per_sync_committee_period=8)
-MAINNET = Preset(name="mainnet", sync_committee_size=512, slots_per_epoch=32, epochs_per_sync_committee_period=256)
+MINIMAL = Preset(
+    name="minimal", sync_committee_size=32, slots_per_epoch=8, epochs_per_sync_committee_period=8
+)
+MAINNET = Preset(
+    name="mainnet", sync_committee_size=512, slots_per_epoch=32, epochs_per_sync_committee_period=256
+)
 
 
 @dataclass(frozen=True)

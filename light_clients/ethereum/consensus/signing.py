@@ -74,11 +74,12 @@ def verify_sync_aggregate(
     genesis_validators_root: bytes,
     key_cache: CommitteeKeyCache,
 ) -> bool:
-    """Whether the participants of ``committee`` named by the bits signed ``attested`` under the fork's domain."""
+    """Whether the committee members named by the bits signed ``attested`` in the fork's sync domain."""
     keys = key_cache.keys_of(committee)
     if keys is None:
         return False
     participants = [keys[index] for index in aggregate.participant_indices()]
     domain = compute_domain(DOMAIN_SYNC_COMMITTEE, fork_version, genesis_validators_root)
-    return fast_aggregate_verify(participants, compute_signing_root(attested, domain), aggregate.sync_committee_signature)
-
+    return fast_aggregate_verify(
+        participants, compute_signing_root(attested, domain), aggregate.sync_committee_signature
+    )

@@ -31,7 +31,7 @@ ZERO_HASHES = _zero_hashes(64)
 
 
 def merkleize(chunks: Sequence[bytes], limit: int | None = None) -> bytes:
-    """Root of ``chunks`` padded with zero chunks to the next power of two of ``limit`` (or of their count)."""
+    """Root of ``chunks`` zero-padded to the next power of two of ``limit`` (or of their count)."""
     count = len(chunks)
     width = count if limit is None else limit
     if count > width:

@@ -46,7 +46,9 @@ def validate_light_client_update(
     preset, fork = store.preset, store.fork
     aggregate = update.sync_aggregate
     if aggregate.committee_size != preset.sync_committee_size:
-        raise InvalidUpdate(RejectReason.WRONG_COMMITTEE_SIZE, f"{aggregate.committee_size} participation bits")
+        raise InvalidUpdate(
+            RejectReason.WRONG_COMMITTEE_SIZE, f"{aggregate.committee_size} participation bits"
+        )
     participants = aggregate.participant_count()
     if participants < preset.min_sync_committee_participants:
         raise InvalidUpdate(RejectReason.PARTICIPATION_BELOW_MINIMUM, f"{participants} signers")
@@ -56,7 +58,9 @@ def validate_light_client_update(
     attested_slot = update.attested_header.beacon.slot
     finalized_slot = update.finalized_header.beacon.slot
     if update.signature_slot > current_slot:
-        raise InvalidUpdate(RejectReason.SIGNATURE_SLOT_IN_FUTURE, f"{update.signature_slot} > {current_slot}")
+        raise InvalidUpdate(
+            RejectReason.SIGNATURE_SLOT_IN_FUTURE, f"{update.signature_slot} > {current_slot}"
+        )
     if update.signature_slot <= attested_slot:
         raise InvalidUpdate(
             RejectReason.SIGNATURE_SLOT_NOT_AFTER_ATTESTED, f"{update.signature_slot} <= {attested_slot}"
@@ -66,10 +70,13 @@ def validate_light_client_update(
 
     store_period = store.finalized_period
     signature_period = preset.period_at_slot(update.signature_slot)
-    known_periods = (store_period, store_period + 1) if store.is_next_sync_committee_known() else (store_period,)
+    known_periods = (
+        (store_period, store_period + 1) if store.is_next_sync_committee_known() else (store_period,)
+    )
     if signature_period not in known_periods:
         raise InvalidUpdate(
-            RejectReason.WRONG_SYNC_COMMITTEE, f"signed in period {signature_period}, store knows {known_periods}"
+            RejectReason.WRONG_SYNC_COMMITTEE,
+            f"signed in period {signature_period}, store knows {known_periods}",
         )
 
     attested_period = preset.period_at_slot(attested_slot)
@@ -84,12 +91,19 @@ def validate_light_client_update(
     _validate_finality(store, update)
     _validate_next_sync_committee(store, update, attested_period, store_period)
 
-    committee = store.current_sync_committee if signature_period == store_period else store.next_sync_committee
+    committee = (
+        store.current_sync_committee if signature_period == store_period else store.next_sync_committee
+    )
     assert committee is not None  # the period check above guarantees it
     fork_version_slot = max(update.signature_slot, 1) - 1
     fork_version = config.version_at_epoch(preset.epoch_at_slot(fork_version_slot))
     if not verify_sync_aggregate(
-        committee, aggregate, update.attested_header.beacon, fork_version, genesis_validators_root, store.key_cache
+        committee,
+        aggregate,
+        update.attested_header.beacon,
+        fork_version,
+        genesis_validators_root,
+        store.key_cache,
     ):
         raise InvalidUpdate(RejectReason.BAD_SIGNATURE, f"{participants} signers, period {signature_period}")
 
@@ -186,7 +200,8 @@ def apply_light_client_update(store: LightClientStore, update: LightClientUpdate
     if not store.is_next_sync_committee_known():
         if finalized_period != store_period:
             raise InvalidUpdate(
-                RejectReason.FINALIZED_PERIOD_MISMATCH, f"finalized period {finalized_period}, store {store_period}"
+                RejectReason.FINALIZED_PERIOD_MISMATCH,
+                f"finalized period {finalized_period}, store {store_period}",
             )
         store.next_sync_committee = _next_committee_of(update)
     elif finalized_period == store_period + 1:
