@@ -43,7 +43,7 @@ def merkleize(chunks: Sequence[bytes], limit: int | None = None) -> bytes:
     for level in range(depth):
         if len(layer) % 2:
             layer.append(ZERO_HASHES[level])
-        layer = [sha256(layer[i] + layer[i + 1]) for i in range(0, len(layer), 2)]
+        layer = [hashlib.sha256(layer[i] + layer[i + 1]).digest() for i in range(0, len(layer), 2)]
     return layer[0]
 
 
@@ -61,6 +61,10 @@ def pack_bytes(data: bytes) -> list[bytes]:
 
 def root_of_bytes_vector(data: bytes) -> bytes:
     """hash_tree_root of a ``ByteVector[N]`` (also of a ``Bitvector`` given its packed bytes)."""
+    if len(data) <= BYTES_PER_CHUNK:
+        return data.ljust(BYTES_PER_CHUNK, b"\x00")
+    if len(data) <= 2 * BYTES_PER_CHUNK:  # BLS public keys: one hash, the common case
+        return hashlib.sha256(data.ljust(2 * BYTES_PER_CHUNK, b"\x00")).digest()
     return merkleize(pack_bytes(data), limit=(len(data) + BYTES_PER_CHUNK - 1) // BYTES_PER_CHUNK)
 
 
