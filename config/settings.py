@@ -63,6 +63,7 @@ class GasSettings(_Model):
 class TokenConfig(_Model):
     address: str
     decimals: int = Field(18, ge=0, le=36)
+    bridged: bool = Field(True, description="moves between chains through the token bridge (false: native per chain)")
 
 
 class EvmChainConfig(_Model):
@@ -152,7 +153,7 @@ class StoreSettings(_Model):
     @field_validator("url")
     @classmethod
     def _supported(cls, v: str) -> str:
-        if not (v.startswith("sqlite://") or v.startswith("postgresql")):
+        if not v.startswith(("sqlite://", "postgresql")):
             raise ValueError(f"expected sqlite:///PATH or postgresql://..., got {v!r}")
         return v
 

@@ -111,7 +111,9 @@ class RelayerDaemon:
             operators = [Operator(k, CheckpointSigner.from_hex(k).address) for k in self.operator_keys]
             executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
                                       lambda mid: (rec.state if (rec := self.store.get(mid)) else None))
-        return IntentsBackend(store, executor, decimals, token_chains, s.router.integrator_fee_share)
+        not_bridged = frozenset(sym for chain in s.chains.values() for sym, t in getattr(chain, "tokens", {}).items()
+                                if not t.bridged)
+        return IntentsBackend(store, executor, decimals, token_chains, s.router.integrator_fee_share, not_bridged)
 
     # ---- periodic jobs (apscheduler)
     async def refresh_health(self) -> None:
@@ -162,7 +164,14 @@ class RelayerDaemon:
         for st in self.chain_status.values():
             i = model.index[st.name]
             if st.stats is not None and st.health is not None and st.health.healthy:
-                model.observe_blocks(i, gas_used=st.stats.gas_used_ratio * st.stats.gas_limit,
+                # our own share of those blocks: intents the router sent there and saw mined over the same window
+                own_gas = 0.0
+                executor = self.intents.executor if self.intents is not None else None
+                if executor is not None:
+                    window = max(st.stats.blocks, 1) * st.stats.block_time_s
+                    own_gas = (executor.included_work_per_s(st.name, window) * self.settings.router.transfer_gas
+                               * st.stats.block_time_s)
+                model.observe_blocks(i, gas_used=st.stats.gas_used_ratio * st.stats.gas_limit, own_gas=own_gas,
                                      base_fee=st.stats.base_fee_native, gas_limit=st.stats.gas_limit, now_s=now)
             else:
                 model.observe_error(i)

@@ -209,33 +209,45 @@ async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
     return int(await adapter.tx_height(tx))  # type: ignore[attr-defined]
 
 
+def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: str = "bench") -> subprocess.Popen | None:  # type: ignore[type-arg]
+    """Start ``relayer run`` on ``devnet`` in a child process unless a daemon already serves its API; wait for it."""
+    api_url = devnet.manifest()["api_url"]
+    if asyncio.run(_daemon_serving(api_url)):
+        return None
+    log_path = devnet.dir / f"{instance}-daemon.log"
+    daemon = subprocess.Popen([sys.executable, "-m", "relayer.cli", "run", "-c", str(devnet.config_path), "--no-status",
+                               "--instance", instance], stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                              env=dict(os.environ, **env_overrides))
+    deadline = time.monotonic() + 60
+    while not asyncio.run(_daemon_serving(api_url)):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            stop_bench_daemon(daemon)
+            raise RuntimeError(f"the bench daemon did not start; see {log_path}")
+        time.sleep(0.1)
+    return daemon
+
+
+def stop_bench_daemon(daemon: subprocess.Popen | None) -> None:  # type: ignore[type-arg]
+    if daemon is None:
+        return
+    daemon.terminate()
+    try:
+        daemon.wait(15)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+
+
 def run_relay_bench(*, messages: int, devnet_dir: Path, json_output: bool, batch_size: int = 200,
                     dispatch_batch: int = 250, timeout_s: float | None = None, spread: str = "capacity") -> dict[str, Any]:
     devnet = Devnet(devnet_dir)
     show = not json_output and sys.stderr.isatty()
     devnet.up()
-    manifest = devnet.manifest()
-    daemon = None
-    if not asyncio.run(_daemon_serving(manifest["api_url"])):
-        env = dict(os.environ, RELAYER__RELAYER__BATCH_SIZE=str(batch_size))
-        log_path = devnet.dir / "bench-daemon.log"
-        daemon = subprocess.Popen([sys.executable, "-m", "relayer.cli", "run", "-c", str(devnet.config_path), "--no-status",
-                                   "--instance", "bench"], stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
-        deadline = time.monotonic() + 60
-        while not asyncio.run(_daemon_serving(manifest["api_url"])):
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the bench daemon did not start; see {log_path}")
-            time.sleep(0.1)
+    daemon = start_bench_daemon(devnet, {"RELAYER__RELAYER__BATCH_SIZE": str(batch_size)})
     try:
         result = asyncio.run(_relay_bench(messages, devnet, dispatch_batch, timeout_s or max(120.0, messages / 50), show,
                                           spread))
     finally:
-        if daemon is not None:
-            daemon.terminate()
-            try:
-                daemon.wait(15)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+        stop_bench_daemon(daemon)
     if not json_output:
         for k, v in result.items():
             print(f"{k:>16}: {v}")

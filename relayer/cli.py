@@ -6,6 +6,7 @@
     relayer config check CONFIG                              validate a config and say what is wrong, where
     relayer devnet up|down|status                            local anvil devnet with contracts deployed
     relayer bench relay --messages N [--json]                end-to-end relay benchmark on the devnet
+    relayer bench route --intents N [--json]                 aggregate same-chain throughput: single chains, round-robin, router
 """
 
 from __future__ import annotations
@@ -281,6 +282,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from relayer.bench import run_relay_bench
 
     configure_logging("warning", None)
+    if args.what == "route":
+        from relayer.bench_route import ROUTE_DEVNET_DIR, run_route_bench
+
+        if args.intents <= 0:
+            raise UsageError("--intents must be positive")
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        unknown = set(modes) - {"single", "round_robin", "aggregate"}
+        if unknown or not modes:
+            raise UsageError(f"--modes takes single,round_robin,aggregate; got {args.modes!r}")
+        devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else ROUTE_DEVNET_DIR
+        route = run_route_bench(intents=args.intents, devnet_dir=devnet_dir, json_output=args.json, modes=modes,
+                                keep_devnet=args.keep_devnet)
+        if args.json:
+            _print_json(route)
+        return 0 if route["lost_all_phases"] == 0 and route["duplicated_all_phases"] == 0 else 1
     result = run_relay_bench(messages=args.messages, devnet_dir=Path(args.devnet), json_output=args.json,
                              batch_size=args.batch_size, spread=args.spread)
     if args.json:
@@ -357,12 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_devnet)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["relay"])
-    p.add_argument("--messages", type=int, default=5000)
+    p.add_argument("what", choices=["relay", "route"],
+                   help="relay: cross-chain messages end to end; route: same-chain transfers through the routing API, "
+                        "each chain alone vs round-robin vs the router's split (its own 4-chain devnet)")
+    p.add_argument("--messages", type=int, default=5000, help="relay: messages to send")
+    p.add_argument("--intents", type=int, default=2000, help="route: transfers per mode")
+    p.add_argument("--modes", default="single,round_robin,aggregate", help="route: which modes to run")
+    p.add_argument("--keep-devnet", action="store_true", help="route: leave the route devnet running afterwards")
     p.add_argument("--batch-size", type=int, default=200, help="messages per delivery transaction")
     p.add_argument("--spread", choices=["capacity", "even"], default="capacity",
                    help="messages per route: in proportion to the chains' gas throughput, or evenly")
-    p.add_argument("--devnet", default=str(DEFAULT_DEVNET), help="devnet directory (started if needed)")
+    p.add_argument("--devnet", default=str(DEFAULT_DEVNET),
+                   help="devnet directory (started if needed; route: .devnet-route by default)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.set_defaults(func=cmd_bench)
 

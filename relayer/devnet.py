@@ -95,19 +95,31 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
             f"finality = {_toml_value(chain['finality'])}",
             f"poll_interval_s = {min(0.25, chain['block_time_s'])}",
             f"signer = {{ private_key = {_toml_value(relayer_key)} }}  # devnet test key",
-            f"tokens = {_toml_value({s: {'address': t['address'], 'decimals': t['decimals']} for s, t in chain['tokens'].items()})}",
+            f"tokens = {_toml_value({s: _token_entry(t) for s, t in chain['tokens'].items()})}",
             "",
         ]
     return "\n".join(lines)
 
 
-class Devnet:
-    """The devnet rooted at one directory."""
+def _token_entry(token: dict[str, Any]) -> dict[str, Any]:
+    entry = {"address": token["address"], "decimals": token["decimals"]}
+    if not token.get("bridged", True):
+        entry["bridged"] = False
+    return entry
 
-    def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900) -> None:
+
+class Devnet:
+    """The devnet rooted at one directory. ``layout``: ``default`` (an L1 and two rollups) or ``route`` (four
+    chains with capacity limits, for ``relayer bench route``)."""
+
+    def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900,
+                 layout: str = "default") -> None:
         self.dir = Path(directory).resolve()
         self.base_port = base_port
         self.api_url = f"http://127.0.0.1:{api_port}"
+        if layout not in ("default", "route"):
+            raise RelayerError(f"unknown devnet layout {layout!r}; known: default, route")
+        self.layout = layout
 
     @property
     def manifest_path(self) -> Path:
@@ -156,7 +168,8 @@ class Devnet:
         # new chains: a store indexed from earlier chains would hold their cursors and Merkle trees
         for stale in self.dir.glob("*.db*"):
             stale.unlink()
-        chains = evm_devnet.default_chains(self.base_port)
+        chains = (evm_devnet.route_bench_chains(self.base_port) if self.layout == "route"
+                  else evm_devnet.default_chains(self.base_port))
         procs = {}
         try:
             for c in chains:
@@ -177,7 +190,8 @@ class Devnet:
             "chains": {
                 c.name: {
                     "name": c.name, "family": "evm", "domain": c.domain, "chain_id": c.chain_id, "rpc_url": c.rpc_url,
-                    "block_time_s": c.block_time_s, "gas_limit": c.gas_limit, "finality": c.finality,
+                    "block_time_s": c.block_time_s, "gas_limit": c.capacity_gas_limit or c.gas_limit,
+                    "finality": c.finality,
                     "contracts": deployed[c.name]["contracts"],
                     "tokens": deployed[c.name]["tokens"],
                     "accounts": [{"address": evm_devnet.address_of(k), "private_key": k} for k in accounts],

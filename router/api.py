@@ -4,6 +4,8 @@
     POST /v1/quote                       the route options for one intent, cheapest first, and the planner's choice
     POST /v1/intents                     a batch (<= 1,000) to plan and execute with the operator's accounts: 202 + ids
     GET  /v1/intents/{id}                planned / submitted / included / delivered / failed / unserved, tx, message id
+    GET  /v1/batches/{batch}             every intent of a batch, and counts by status
+    GET  /v1/batches/{batch}/events      server-sent events: each status change of the batch's intents, then done
     GET  /v1/integrators/{code}/report   intents, volume, fees and fee share of one referral code, by chain and UTC day
 
 With ``[router] api_keys`` set, the two POSTs need a matching ``X-API-Key`` header (401 otherwise). A batch
@@ -94,6 +96,7 @@ class IntentsBackend:
     decimals: dict[str, int]             # token symbol -> decimals
     token_chains: dict[str, set[str]]    # token symbol -> chains where it exists
     fee_share: float = 0.1
+    not_bridged: frozenset[str] = frozenset()  # tokens issued natively per chain: no cross-chain transfers
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +248,9 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             scaled = p.amount.scaleb(decimals)
             if scaled != scaled.to_integral_value():
                 raise _bad(f"intents[{i}].amount", f"more than {decimals} decimals")
+            if p.kind == Kind.XCHAIN and req.token in intents.not_bridged:
+                raise _bad(f"intents[{i}].token", f"{req.token} is issued natively on each chain and is not bridged; "
+                                                  "use a bridged token for xchain intents")
             parsed.append((p, int(scaled)))
         names = list(m.index)
         # liquidity: same-chain intents run where an operator holds enough of the token; xchain ones may land
@@ -262,6 +268,12 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         arrays = Intents(kind=arrays.kind, work=arrays.work, amount=arrays.amount, allowed=arrays.allowed,
                          liquidity=liquidity, max_fee_usd=arrays.max_fee_usd, max_latency_s=arrays.max_latency_s,
                          origin=arrays.origin)
+        # what the chain still has to take: sent or planned and not mined, and at least what was admitted in the
+        # last planning horizon, so admission is a rate (target gas per second), not only a backlog bound
+        pending = intents.executor.pending_work()
+        horizon = np.maximum(1.0, m.block_time_s)
+        owed = [max(pending.get(n, 0.0), intents.executor.admitted_work(n, float(horizon[c]))) for c, n in enumerate(names)]
+        m.observe_pending(np.arange(len(names)), np.array(owed) * m.transfer_gas)
         assignment = plan(arrays, m, window_s=1.0, now_s=clock())
         ops = intents.executor.operators
         left = {t: {c: list(v) for c, v in b.items()} for t, b in balances.items()}
@@ -290,7 +302,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         intents.store.add_all(records)
         intents.executor.start(records, {o.address: o.key for o in ops})
         return JSONResponse({"batch": batch, "ids": [r.id for r in records],
-                             "statuses": [r.status for r in records]}, status_code=202)
+                             "statuses": [r.status for r in records], "reasons": [r.reason for r in records]},
+                            status_code=202)
 
     @api.get("/intents/{intent_id}")
     async def intent_status(intent_id: str) -> dict[str, Any]:
@@ -300,6 +313,18 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         if intents is not None and intents.executor is not None:
             rec = await intents.executor.refresh(rec)
         return intent_view(rec)
+
+    @api.get("/batches/{batch}")
+    async def batch_status(batch: str) -> dict[str, Any]:
+        """Every intent of a batch and a count by status."""
+        records = intents.store.by_batch(batch) if intents is not None else []
+        if not records:
+            raise HTTPException(404, {"error": f"no batch {batch!r}"})
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return {"batch": batch, "counts": counts, "settled": all(is_settled(r) for r in records),
+                "intents": [intent_view(r) for r in records]}
 
     @api.get("/batches/{batch}/events")
     async def batch_events(batch: str, timeout_s: float = Query(300.0, gt=0, le=3600)) -> StreamingResponse:

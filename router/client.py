@@ -69,6 +69,10 @@ class RoutingClient:
         """Submit a batch; the whole answer: ``batch`` (for ``events``), ``ids`` and ``statuses``."""
         return self._call("POST", "/v1/intents", json={"intents": list(intents)})  # type: ignore[no-any-return]
 
+    def batch(self, batch: str) -> dict[str, Any]:
+        """Every intent of ``batch`` and counts by status (``GET /v1/batches/{batch}``)."""
+        return self._call("GET", f"/v1/batches/{batch}")  # type: ignore[no-any-return]
+
     def events(self, batch: str, timeout: float = 300.0) -> Iterator[tuple[str, dict[str, Any]]]:
         """The batch's server-sent events as ``(event, data)``: ``intent`` per status change, then ``done``
         (or ``timeout``)."""

@@ -12,6 +12,7 @@ the reason) or unserved (the planner's reason, nothing sent).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import time
@@ -21,11 +22,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import structlog
+from sqlalchemy import bindparam
+from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from adapters.base import AdapterError, MessageSender, TxHash, TxNotFound
 from adapters.message import Domain
+
+log = structlog.get_logger("router.intents")
 
 
 class IntentRecord(SQLModel, table=True):
@@ -51,6 +57,7 @@ class IntentRecord(SQLModel, table=True):
     message_id: str | None = None
     fee_usd: float | None = None
     latency_s: float | None = None
+    height: int | None = None        # block that included the (origin) transaction
 
 
 def intent_view(rec: IntentRecord) -> dict[str, Any]:
@@ -58,7 +65,7 @@ def intent_view(rec: IntentRecord) -> dict[str, Any]:
             "token": rec.token, "amount": rec.amount, "recipient": rec.recipient, "integrator": rec.integrator,
             "from_chain": rec.from_chain, "chain": rec.chain, "origin": rec.origin, "tx_hash": rec.tx_hash,
             "message_id": rec.message_id, "fee_estimate_usd": rec.fee_usd, "latency_estimate_s": rec.latency_s,
-            "created_at": rec.created_at, "updated_at": rec.updated_at}
+            "height": rec.height, "created_at": rec.created_at, "updated_at": rec.updated_at}
 
 
 def is_settled(rec: IntentRecord) -> bool:
@@ -97,6 +104,25 @@ class IntentStore:
             rec.updated_at = self._clock()
             s.add(rec)
             s.commit()
+
+    def update_many(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Several updates in one transaction (``(intent id, {column: value})`` each, applied in order), as one
+        executemany per set of columns."""
+        if not changes:
+            return
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        with self.engine.begin() as conn:
+            i = 0
+            while i < len(changes):  # consecutive changes with the same columns go in one statement
+                cols = sorted(changes[i][1])
+                j = i
+                while j < len(changes) and sorted(changes[j][1]) == cols:
+                    j += 1
+                stmt = (sa_update(table).where(table.c.id == bindparam("_id"))
+                        .values(updated_at=now, **{c: bindparam("_v_" + c) for c in cols}))
+                conn.execute(stmt, [{"_id": cid, **{"_v_" + c: v for c, v in vals.items()}} for cid, vals in changes[i:j]])
+                i = j
 
     def by_batch(self, batch: str) -> list[IntentRecord]:
         with Session(self.engine, expire_on_commit=False) as s:
@@ -145,6 +171,16 @@ def integrator_report(code: str, records: Sequence[IntentRecord], fee_share: flo
             "by_day": {k: out(v) for k, v in sorted(days.items())}}
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """A same-chain transaction sent and not yet seen mined."""
+
+    intent_id: str
+    tx_hash: str
+    work: float
+    sent_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class Operator:
     key: str        # private key (hex); never logged nor returned
@@ -165,6 +201,44 @@ class IntentExecutor:
         self._limit = asyncio.Semaphore(concurrency)
         self._xchain_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # work (in token transfers) planned on each chain and not yet mined: the router's pending load
+        self._planned_work: dict[str, float] = {}
+        self._in_flight: dict[tuple[str, str], list[_InFlight]] = {}  # (chain, operator) -> sent, oldest first
+        self._watcher: asyncio.Task[None] | None = None
+        self._admitted: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work)
+        self._unflushed: list[tuple[str, dict[str, Any]]] = []  # status changes written by the watcher, in order
+        self._included: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work) mined
+
+    def admitted_work(self, chain: str, within_s: float) -> float:
+        """Work planned on ``chain`` in the last ``within_s`` seconds (the router's rate limit looks at this)."""
+        q = self._admitted.get(chain)
+        if not q:
+            return 0.0
+        cutoff = time.monotonic() - within_s
+        while q and q[0][0] < cutoff:
+            q.popleft()
+        return sum(w for _t, w in q)
+
+    def included_work_per_s(self, chain: str, within_s: float) -> float:
+        """Work of our transactions seen mined on ``chain`` per second over the last ``within_s`` seconds: the
+        chain's load that is ours (the capacity model must not count it as other users' background)."""
+        q = self._included.get(chain)
+        if not q or within_s <= 0:
+            return 0.0
+        cutoff = time.monotonic() - within_s
+        while q and q[0][0] < cutoff:
+            q.popleft()
+        return sum(w for _t, w in q) / within_s
+
+    def pending_work(self) -> dict[str, float]:
+        """Per chain, the work of intents planned there whose transaction is not mined yet (in transfers)."""
+        pending = dict(self._planned_work)
+        for (chain, _op), txs in self._in_flight.items():
+            pending[chain] = pending.get(chain, 0.0) + sum(t.work for t in txs)
+        return pending
+
+    def _plan_work(self, chain: str, work: float) -> None:
+        self._planned_work[chain] = max(0.0, self._planned_work.get(chain, 0.0) + work)
 
     async def balances(self, chains: Sequence[str], token: str) -> dict[str, list[int]]:
         """Each operator's balance of ``token`` on each chain (0 where the token is unknown or the chain fails)."""
@@ -181,6 +255,14 @@ class IntentExecutor:
 
     def start(self, records: Sequence[IntentRecord], keys: dict[str, str]) -> None:
         """Run the planned ``records`` in a background task (``keys``: operator address -> key)."""
+        now = time.monotonic()
+        for r in records:
+            if r.status == "planned":
+                chain = r.origin or r.chain or ""
+                self._plan_work(chain, self._work_of(r))
+                self._admitted.setdefault(chain, collections.deque()).append((now, self._work_of(r)))
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch_in_flight(), name="intents-in-flight")
         task = asyncio.create_task(self._run(list(records), keys), name=f"intents-{records[0].batch if records else ''}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -189,7 +271,13 @@ class IntentExecutor:
         await asyncio.gather(*(self._one(r, keys[r.operator or ""]) for r in records if r.status == "planned"),
                              return_exceptions=True)
 
+    @staticmethod
+    def _work_of(rec: IntentRecord) -> float:
+        return 2.0 if rec.kind == "xchain" else 1.0  # planner.XCHAIN_ORIGIN_WORK on the origin; a transfer is 1
+
     async def _one(self, rec: IntentRecord, key: str) -> None:
+        work = self._work_of(rec)
+        chain = rec.origin or rec.chain or ""
         async with self._limit:
             try:
                 if rec.kind == "xchain":
@@ -202,11 +290,52 @@ class IntentExecutor:
                 else:
                     assert rec.chain is not None
                     tx = await self.senders[rec.chain].transfer_token(key, rec.token, rec.recipient, int(rec.units))
-                    self.store.update(rec.id, status="submitted", tx_hash=str(tx))
+                    self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
+                        _InFlight(rec.id, str(tx), work, time.monotonic()))
+                    self._unflushed.append((rec.id, {"status": "submitted", "tx_hash": str(tx)}))
             except AdapterError as exc:
                 self.store.update(rec.id, status="failed", reason=f"{type(exc).__name__}: {exc.reason}"[:500])
             except Exception as exc:  # noqa: BLE001 - a background task must record, not lose, its failure
                 self.store.update(rec.id, status="failed", reason=f"{type(exc).__name__}: {exc}"[:500])
+            finally:
+                self._plan_work(chain, -work)
+
+    async def _watch_in_flight(self, interval_s: float = 0.2, probe: int = 16, give_up_s: float = 600.0) -> None:
+        """Move sent same-chain intents to included / failed as soon as their block is seen.
+
+        Per (chain, operator) the oldest ``probe`` transactions are asked for their receipt every
+        ``interval_s`` (nonces are mined in order, so the oldest go first); what is mined leaves the pending
+        load at once, so the planner can give the chain's room to the next intents. A transaction unseen
+        for ``give_up_s`` stops counting as pending (``refresh_unsettled`` still follows it)."""
+        while True:
+            changes, self._unflushed = self._unflushed, []  # "submitted" rows first, then what was mined
+
+            async def check(chain: str, tx: _InFlight, changes: list[tuple[str, dict[str, Any]]] = changes) -> bool:
+                try:
+                    height, ok = await self.senders[chain].tx_result(TxHash(tx.tx_hash))
+                except (TxNotFound, AdapterError):
+                    return time.monotonic() - tx.sent_at > give_up_s
+                changes.append((tx.intent_id, {"status": "included" if ok else "failed", "height": int(height),
+                                               "reason": None if ok else "transaction reverted"}))
+                return True
+
+            for (chain, _op), txs in list(self._in_flight.items()):
+                head = txs[:probe]
+                done = await asyncio.gather(*(check(chain, t) for t in head), return_exceptions=True)
+                finished = {t.intent_id for t, d in zip(head, done, strict=True) if d is True}
+                mined_at = time.monotonic()
+                self._included.setdefault(chain, collections.deque()).extend(
+                    (mined_at, t.work) for t in head if t.intent_id in finished)
+                if finished:
+                    txs[:] = [t for t in txs if t.intent_id not in finished]
+            try:
+                self.store.update_many(changes)
+            except Exception as exc:  # noqa: BLE001 - keep them for the next pass rather than lose them
+                log.warning("intent_status_flush_failed", error=str(exc)[:300], changes=len(changes))
+                self._unflushed[:0] = changes
+            for key in [k for k, v in self._in_flight.items() if not v]:
+                del self._in_flight[key]
+            await asyncio.sleep(interval_s)
 
     async def refresh(self, rec: IntentRecord) -> IntentRecord:
         """Move a submitted intent to included / failed, an included xchain one to delivered, from the chain
@@ -218,7 +347,8 @@ class IntentExecutor:
                 return rec
             except AdapterError:
                 return rec
-            self.store.update(rec.id, status="included" if ok else "failed", reason=None if ok else "transaction reverted")
+            self.store.update(rec.id, status="included" if ok else "failed", height=int(_height),
+                              reason=None if ok else "transaction reverted")
         elif (rec.status == "included" and rec.kind == "xchain" and rec.message_id
               and self._message_state(rec.message_id) == "DELIVERED"):
             self.store.update(rec.id, status="delivered")
@@ -226,11 +356,18 @@ class IntentExecutor:
 
     async def refresh_unsettled(self) -> int:
         """One pass over every intent that can still move on (a periodic job of the daemon)."""
-        records = self.store.unsettled()
+        watched = {t.intent_id for txs in self._in_flight.values() for t in txs}
+        records = [r for r in self.store.unsettled() if r.id not in watched]
         await asyncio.gather(*(self.refresh(r) for r in records))
         return len(records)
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watcher
+        changes, self._unflushed = self._unflushed, []
+        self.store.update_many(changes)
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):

@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -34,9 +34,9 @@ from eth_utils import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from adapters.base import (
-    ChainStats,
     AdapterError,
     ChainHealth,
+    ChainStats,
     CostEstimate,
     DeliveryBatch,
     DispatchedMessage,
@@ -157,6 +157,7 @@ class EvmAdapter:
         self._gas_per_byte: float | None = None
         self._gas_per_item = 0.0
         self._estimates_since_calibration = 0
+        self._base_fee_cache: tuple[float, int] | None = None  # (clock, base fee per gas)
         self._clean_since_revert = 0  # confirmed deliveries since the last reverted one
 
     def __repr__(self) -> str:
@@ -373,11 +374,18 @@ class EvmAdapter:
             self._calldata_cache.popitem(last=False)
         return data
 
-    async def _base_fee(self) -> int:
+    async def _base_fee(self, max_age_s: float = 0.2) -> int:
+        """The latest block's base fee; one read serves every caller for ``max_age_s`` (a burst of transfers
+        would otherwise fetch the same block once per transaction)."""
+        cached = self._base_fee_cache
+        if cached is not None and self._clock() - cached[0] <= max_age_s:
+            return cached[1]
         block = await self._rpc("eth_getBlockByNumber", ["latest", False])
         if block is None or block.get("baseFeePerGas") is None:
             raise RpcError("the latest block has no baseFeePerGas: EIP-1559 is required", chain=self._name, reason="no base fee")
-        return _int(block["baseFeePerGas"])
+        fee = _int(block["baseFeePerGas"])
+        self._base_fee_cache = (self._clock(), fee)
+        return fee
 
     async def _estimate(self, sender: str, to: str, data: bytes, value: int = 0) -> tuple[int, Fees]:
         tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "value": hex(value)}

@@ -42,6 +42,7 @@ class EvmDevnetChain:
     block_time_s: float | None  # None: mine each transaction at once (automine)
     gas_limit: int
     finality: str | int  # "finalized" (anvil's tag, two epochs of one slot) or confirmations
+    capacity_gas_limit: int | None = None  # block gas limit set once the contracts are deployed (None: keep)
 
     @property
     def rpc_url(self) -> str:
@@ -54,6 +55,23 @@ def default_chains(base_port: int = 8545) -> list[EvmDevnetChain]:
         EvmDevnetChain("l1", 1000, 31337, base_port, 1.0, 30_000_000, "finalized"),
         EvmDevnetChain("rollup_a", 2000, 31338, base_port + 1, 0.5, 60_000_000, 2),
         EvmDevnetChain("rollup_b", 3000, 31339, base_port + 2, 0.25, 40_000_000, 4),
+    ]
+
+
+def route_bench_chains(base_port: int) -> list[EvmDevnetChain]:
+    """Four chains whose capacity, not the client, limits same-chain transfers (``relayer bench route``).
+
+    Block gas limits are lowered after deployment so that at the EIP-1559 target (half full) the chains take
+    about 16, 16, 16 and 10 token transfers per second (~52k gas each): three alike and one slower, with
+    different block times, so that a capacity-blind round-robin is held back by the slow one. The sum (~58/s)
+    is well below what one daemon sends on a 2-core machine that also runs the four nodes (~85/s measured),
+    so the chains are the bottleneck.
+    """
+    return [
+        EvmDevnetChain("l1", 1000, 31337, base_port, 1.0, 30_000_000, "finalized", 1_664_000),
+        EvmDevnetChain("rollup_a", 2000, 31338, base_port + 1, 0.5, 30_000_000, 2, 832_000),
+        EvmDevnetChain("rollup_b", 3000, 31339, base_port + 2, 0.25, 30_000_000, 4, 416_000),
+        EvmDevnetChain("rollup_c", 4000, 31340, base_port + 3, 2.0, 30_000_000, 2, 2_080_000),
     ]
 
 
@@ -192,4 +210,20 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
         for name, addr in pool.map(wrapped, chains[1:]):
             tokens[name] = {"TST": {"address": addr, "decimals": 18, "home": home.name}}
     step("test token deployed and wrapped")
+
+    def native_usdc(c: EvmDevnetChain) -> tuple[str, str]:
+        # a stablecoin issued natively on every chain (like USDC), for same-chain transfers anywhere;
+        # not bridged: each chain's supply is its own
+        addr = deploy.deploy_test_token(w3s[c.name], deployer, "Devnet USD Coin", "USDC", 6, 10**9 * 10**6)
+        for user in users:
+            deploy.mint_test_token(w3s[c.name], deployer, addr, user, 10**8 * 10**6)
+        return c.name, addr
+
+    with ThreadPoolExecutor(len(chains)) as pool:
+        for name, addr in pool.map(native_usdc, chains):
+            tokens.setdefault(name, {})["USDC"] = {"address": addr, "decimals": 6, "bridged": False}
+    step("USDC issued on every chain")
+    for c in chains:
+        if c.capacity_gas_limit is not None:
+            rpc_call(c.rpc_url, "anvil_setBlockGasLimit", [hex(c.capacity_gas_limit)])
     return {c.name: {"contracts": cores[c.name], "tokens": tokens.get(c.name, {})} for c in chains}

@@ -1,0 +1,250 @@
+"""``relayer bench route``: aggregate throughput of same-chain transfers routed over several devnet chains.
+
+The question it answers: does the router make several chains behave like one chain with the sum of their
+throughputs? It runs, in one process and one devnet, the same N token transfers through the routing API
+(``POST /v1/intents``) in several ways and compares what the chains took per second:
+
+- ``single_chain_tps[name]``: every intent may use only that chain (``chains: [name]``);
+- ``round_robin_tps``: intent i is pinned to chain ``i mod C`` (a capacity-blind client-side split);
+- ``aggregate_tps``: the intents name no chain; the router splits them by live capacity.
+
+The devnet is the ``route`` layout (``adapters.evm.devnet.route_bench_chains``): four anvil chains whose
+block gas limits make them, not the client, the bottleneck (about 16, 16, 16 and 10 transfers per second at
+the EIP-1559 target of half-full blocks). The token is USDC, issued natively on every chain, so any chain can
+run any transfer. The router admits per chain what fits under its target in the next window (minus what is
+sent and not yet mined); the client, like a dApp, re-submits what comes back ``unserved`` for capacity,
+so every mode runs at what its chains take.
+
+Figures per mode: ``tps`` = transfers included / (inclusion of the last one, first seen on its chain's
+block, - first submission); ``served`` = included / N; ``lost`` = intents the API accepted that are not on
+chain at the end. Every transfer goes to a fresh recipient, and each recipient's balance is read back from
+the chain at the end: a transfer is counted only if the balance equals its amount (twice the amount would be
+a duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+from adapters.base import ChainAdapter, MessageSender
+from config.loader import load_settings
+from relayer.bench import BlockClock, start_bench_daemon, stop_bench_daemon
+from relayer.devnet import Devnet
+from relayer.progress import make_progress
+from router.client import RoutingClient, RoutingError
+
+ROUTE_DEVNET_DIR = Path(".devnet-route")
+ROUTE_BASE_PORT = 8645
+ROUTE_API_PORT = 8990
+TOKEN = "USDC"
+AMOUNT = "0.01"
+AMOUNT_UNITS = 10_000  # 0.01 USDC, 6 decimals
+SUBMIT_CHUNK = 250
+RETRYABLE = {"capacity", "liquidity"}
+
+
+class RoutePhase:
+    """One way of sending the N intents, measured."""
+
+    def __init__(self, name: str, n: int, pin: list[str] | None) -> None:
+        self.name = name
+        self.n = n
+        self.pin = pin  # chain per intent index (None: let the router choose)
+        self.recipients = ["0x" + secrets.token_bytes(20).hex() for _ in range(n)]
+        self.accepted: dict[int, str] = {}  # intent index -> intent id
+        self.batches: set[str] = set()
+        self.refused: Counter[str] = Counter()
+        self.resubmitted = 0
+
+    def intent(self, i: int) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": "transfer", "token": TOKEN, "amount": AMOUNT, "recipient": self.recipients[i],
+                                "integrator": "bench"}
+        if self.pin is not None:
+            body["chains"] = [self.pin[i]]
+        return body
+
+
+async def _submit_all(phase: RoutePhase, client: RoutingClient, deadline: float, progress: Any, task: Any) -> None:
+    """Offer the intents as fast as the API takes them; put back what is refused for capacity."""
+    queue = deque(range(phase.n))
+    chunk = SUBMIT_CHUNK
+    while queue and time.monotonic() < deadline:
+        take = [queue.popleft() for _ in range(min(chunk, len(queue)))]
+        try:
+            resp = await asyncio.to_thread(client.submit_batch, [phase.intent(i) for i in take])
+        except RoutingError as exc:
+            if exc.status >= 500 or exc.status == 503:
+                queue.extendleft(reversed(take))
+                await asyncio.sleep(0.2)  # pacing: the daemon is not ready
+                continue
+            raise
+        phase.batches.add(resp["batch"])
+        taken = 0
+        for i, intent_id, status, reason in zip(take, resp["ids"], resp["statuses"], resp["reasons"], strict=True):
+            if status == "unserved" and reason in RETRYABLE:
+                queue.append(i)
+                phase.resubmitted += 1
+            elif status == "unserved":
+                phase.refused[reason or "unknown"] += 1
+            else:
+                phase.accepted[i] = intent_id
+                taken += 1
+        progress.update(task, advance=taken)
+        chunk = max(20, min(SUBMIT_CHUNK, 2 * taken))  # offer about twice what was just taken
+        if taken < len(take) // 10:
+            await asyncio.sleep(0.1)  # pacing: the chains are at their target; room frees up as blocks come
+    for i in queue:
+        phase.refused["deadline"] += 1
+
+
+async def _settle(phase: RoutePhase, client: RoutingClient, deadline: float) -> dict[str, dict[str, Any]]:
+    """Poll the phase's batches until every accepted intent is settled (or the deadline); intent views by id."""
+    views: dict[str, dict[str, Any]] = {}
+    pending = set(phase.batches)
+    while pending and time.monotonic() < deadline:
+        for b in list(pending):
+            doc = await asyncio.to_thread(client.batch, b)
+            for v in doc["intents"]:
+                views[v["id"]] = v
+            if doc["settled"]:
+                pending.discard(b)
+        if pending:
+            await asyncio.sleep(0.25)
+    return views
+
+
+async def _run_phase(phase: RoutePhase, client: RoutingClient, adapters: dict[str, ChainAdapter],
+                     clocks: dict[str, BlockClock], timeout_s: float, progress: Any) -> dict[str, Any]:
+    task = progress.add_task(f"{phase.name}: accepted", total=phase.n)
+    started = time.time()
+    deadline = time.monotonic() + timeout_s
+    await _submit_all(phase, client, deadline, progress, task)
+    views = await _settle(phase, client, deadline + 30)
+    progress.remove_task(task)
+
+    by_id = {v["id"]: v for v in views.values()}
+    # on chain: every accepted intent's recipient holds exactly the amount on the chain the router chose
+    checks: list[tuple[int, str]] = []
+    for i, intent_id in phase.accepted.items():
+        chain = by_id.get(intent_id, {}).get("chain")
+        if chain is not None:
+            checks.append((i, chain))
+    sem = asyncio.Semaphore(64)
+
+    async def balance(i: int, chain: str) -> int:
+        async with sem:
+            sender: MessageSender = adapters[chain]  # type: ignore[assignment]
+            return await sender.token_balance(TOKEN, phase.recipients[i])
+
+    balances = await asyncio.gather(*(balance(i, c) for i, c in checks))
+    on_chain = sum(1 for b in balances if b == AMOUNT_UNITS)
+    duplicated = sum(1 for b in balances if b > AMOUNT_UNITS)
+    per_chain: Counter[str] = Counter()
+    last_seen = started
+    for (i, chain), bal in zip(checks, balances, strict=True):
+        if bal != AMOUNT_UNITS:
+            continue
+        per_chain[chain] += 1
+        height = by_id[phase.accepted[i]].get("height")
+        seen = clocks[chain].time_of(int(height)) if height is not None else None
+        last_seen = max(last_seen, seen if seen is not None else time.time())
+    elapsed = max(1e-9, last_seen - started)
+    statuses = Counter(by_id[intent_id]["status"] for intent_id in phase.accepted.values() if intent_id in by_id)
+    return {
+        "intents": phase.n, "included": on_chain, "tps": round(on_chain / elapsed, 1), "elapsed_s": round(elapsed, 2),
+        "served": round(on_chain / phase.n, 4), "lost": len(phase.accepted) - on_chain, "duplicated": duplicated,
+        "refused": dict(phase.refused), "resubmitted_after_capacity": phase.resubmitted,
+        "statuses": dict(statuses), "per_chain": dict(sorted(per_chain.items())),
+    }
+
+
+async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: float, show: bool) -> dict[str, Any]:
+    from relayer.app import build_adapters
+
+    settings = load_settings(devnet.config_path)
+    adapters = build_adapters(settings, with_signers=False)
+    names = list(settings.chains)
+    clocks = {c: BlockClock(adapters[c]) for c in names}
+    stop = asyncio.Event()
+    clock_tasks = [asyncio.create_task(c.run(stop)) for c in clocks.values()]
+    client = RoutingClient(devnet.api_url, timeout=60.0)
+    progress = make_progress(show)
+    phases: dict[str, dict[str, Any]] = {}
+    try:
+        with progress:
+            # wait until the daemon has sampled every chain (503 before that)
+            deadline = time.monotonic() + 60
+            chains: list[dict[str, Any]] = []
+            while time.monotonic() < deadline:
+                try:
+                    chains = await asyncio.to_thread(client.chains)
+                    if len(chains) == len(names) and all(c["healthy"] for c in chains):
+                        break
+                except RoutingError:
+                    pass
+                await asyncio.sleep(0.25)
+            capacity = {c["name"]: c["spare_transfers_per_s"] for c in chains}
+            plan: list[tuple[str, list[str] | None]] = []
+            if "single" in modes:
+                plan += [(f"single:{c}", [c] * n) for c in names]
+            if "round_robin" in modes:
+                plan.append(("round_robin", [names[i % len(names)] for i in range(n)]))
+            if "aggregate" in modes:
+                plan.append(("aggregate", None))
+            for label, pin in plan:
+                phases[label] = await _run_phase(RoutePhase(label, n, pin), client, adapters, clocks, timeout_s, progress)
+    finally:
+        stop.set()
+        await asyncio.gather(*clock_tasks, return_exceptions=True)
+        client.close()
+        for a in adapters.values():
+            await a.close()
+    single = {label.split(":", 1)[1]: p["tps"] for label, p in phases.items() if label.startswith("single:")}
+    result: dict[str, Any] = {"intents": n, "token": TOKEN, "chains": names, "capacity_transfers_per_s": capacity}
+    if single:
+        result["single_chain_tps"] = single
+        result["sum_single_tps"] = round(sum(single.values()), 1)
+    if "round_robin" in phases:
+        result["round_robin_tps"] = phases["round_robin"]["tps"]
+    if "aggregate" in phases:
+        agg = phases["aggregate"]
+        result.update(aggregate_tps=agg["tps"], served=agg["served"], lost=agg["lost"], duplicated=agg["duplicated"])
+        if single:
+            result["aggregate_vs_best_single"] = round(agg["tps"] / max(single.values()), 2)
+            result["aggregate_vs_sum_single"] = round(agg["tps"] / sum(single.values()), 3)
+        if "round_robin" in phases:
+            result["aggregate_vs_round_robin"] = round(agg["tps"] / max(1e-9, phases["round_robin"]["tps"]), 2)
+    result["lost_all_phases"] = sum(p["lost"] for p in phases.values())
+    result["duplicated_all_phases"] = sum(p["duplicated"] for p in phases.values())
+    result["phases"] = phases
+    return result
+
+
+def run_route_bench(*, intents: int, devnet_dir: Path = ROUTE_DEVNET_DIR, json_output: bool = False,
+                    modes: list[str] | None = None, timeout_s: float = 600.0, keep_devnet: bool = False) -> dict[str, Any]:
+    """Bring up the ``route`` devnet in ``devnet_dir`` (unless up), start a daemon on it, run the phases."""
+    devnet = Devnet(devnet_dir, base_port=ROUTE_BASE_PORT, api_port=ROUTE_API_PORT, layout="route")
+    show = not json_output and sys.stderr.isatty()
+    was_up = devnet.status()["up"]
+    devnet.up()
+    daemon = start_bench_daemon(devnet, {"RELAYER__ROUTER__TRANSFER_GAS": os.environ.get("BENCH_TRANSFER_GAS", "52000")},
+                                instance="bench-route")
+    try:
+        result = asyncio.run(_route_bench(intents, devnet, modes or ["single", "round_robin", "aggregate"], timeout_s,
+                                          show))
+    finally:
+        stop_bench_daemon(daemon)
+        if not was_up and not keep_devnet:
+            devnet.down()
+    if not json_output:
+        for k, v in result.items():
+            if k != "phases":
+                print(f"{k:>26}: {v}")
+    return result
