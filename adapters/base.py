@@ -70,6 +70,11 @@ class FeeTooHigh(AdapterError):
     """The fee the chain asks is above the configured cap; waits for fees to fall."""
 
 
+class InclusionRefused(AdapterError):
+    """A light client could not prove what an RPC node claims (a header, a receipt, a log); ``reason`` says
+    which check failed. Retried on the next poll: an honest node that lagged passes later, a lying one never."""
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchedMessage:
     """A message as found on its origin chain, with where it was found."""
@@ -81,6 +86,26 @@ class DispatchedMessage:
     tx_hash: TxHash
     log_index: int
     timestamp: float  # block timestamp, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchClaim:
+    """What the indexer says it saw: ``raw`` message dispatched by tx ``tx_hash`` in block ``height``."""
+
+    raw: bytes
+    height: Height
+    tx_hash: TxHash
+
+
+class InclusionVerifier(Protocol):
+    """The light-client check a validator runs before it signs (adapters/<family>/inclusion.py)."""
+
+    async def verify_dispatches(self, claims: Sequence[DispatchClaim], finalized: Height) -> None:
+        """Return only if every claim is a successful dispatch in a verified block at or below ``finalized``;
+        raise ``InclusionRefused`` (with the failed check as ``reason``) otherwise."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

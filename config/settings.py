@@ -66,6 +66,11 @@ class TokenConfig(_Model):
     bridged: bool = Field(True, description="moves between chains through the token bridge (false: native per chain)")
 
 
+class TrustedCheckpoint(_Model):
+    height: int = Field(ge=0)
+    hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
 class EvmChainConfig(_Model):
     family: Literal["evm"]
     domain: U32
@@ -82,6 +87,11 @@ class EvmChainConfig(_Model):
     gas: GasSettings = GasSettings()
     signer: SignerSettings | None = Field(None, description="the relayer's key for deliveries to this chain")
     start_height: int = Field(0, ge=0, description="first height the watcher indexes")
+    verify_rpc_urls: list[str] = Field(default_factory=list, description=(
+        "other independent endpoints of this chain; a validator signs only when they all serve the same finalized "
+        "block hash as rpc_url"))
+    trusted_checkpoint: TrustedCheckpoint | None = Field(None, description=(
+        "block the validator's light client anchors on (default: the genesis the node serves, logged)"))
     simulate_deliveries: Literal["always", "adaptive"] = Field(
         "adaptive", description='"always": eth_call every batch before sending; "adaptive": only after a revert '
         "or while the gas model is uncalibrated (signatures, roots and proofs are always checked locally)")
@@ -135,6 +145,8 @@ class ValidatorRoleSettings(_Model):
     keys: list[SignerSettings] = Field(default_factory=list, description="one per validator this process runs")
     origins: list[str] | None = Field(None, description="chains to attest; default all")
     interval_s: float = Field(0.25, gt=0, le=60)
+    verify_inclusion: bool = Field(True, description=(
+        "prove every dispatch with the chain's light client (verified header chain, receipts root) before signing"))
 
 
 class RelayerRoleSettings(_Model):

@@ -22,11 +22,19 @@ import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from adapters.base import AdapterError, CapacitySource, ChainAdapter, ChainHealth, ChainStats, MessageSender
+from adapters.base import (
+    AdapterError,
+    CapacitySource,
+    ChainAdapter,
+    ChainHealth,
+    ChainStats,
+    InclusionVerifier,
+    MessageSender,
+)
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
-from config.settings import Settings
+from config.settings import ChainConfig, Settings
 from relayer.checkpoints import CheckpointCollector
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
@@ -83,7 +91,9 @@ class RelayerDaemon:
             attest = s.validator.origins or list(s.chains)
             for name in attest:
                 d = s.chains[name].domain
-                self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store, self.metrics)
+                verifier = build_inclusion_verifier(name, s.chains[name]) if s.validator.verify_inclusion else None
+                self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store, self.metrics,
+                                                   verifier=verifier)
         if self.role in ("relayer", "all"):
             collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
                                             refresh_s=s.relayer.poll_interval_s)
@@ -249,6 +259,10 @@ class RelayerDaemon:
     async def close(self) -> None:
         if self.intents is not None and self.intents.executor is not None:
             await self.intents.executor.close()
+        for attester in self.attesters.values():
+            if attester.verifier is not None:
+                with contextlib.suppress(Exception):
+                    await attester.verifier.close()
         for adapter in self.adapters.values():
             with contextlib.suppress(Exception):
                 await adapter.close()
@@ -268,6 +282,17 @@ def build_adapters(settings: Settings, *, with_signers: bool) -> dict[str, Chain
         else:  # pragma: no cover - the config union only admits known families
             raise ConfigError(f"chains.{name}.family", f"no adapter for family {chain.family!r}")
     return adapters
+
+
+def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier:
+    """The light-client check of one origin, by chain family (the validator's path)."""
+    from adapters.evm.inclusion import EvmInclusionVerifier, TrustedAnchor
+
+    if chain.family == "evm":
+        cp = chain.trusted_checkpoint
+        anchor = TrustedAnchor(cp.height, bytes.fromhex(cp.hash[2:])) if cp is not None else None
+        return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls, anchor=anchor)
+    raise ConfigError(f"chains.{name}.family", f"no light client for family {chain.family!r}")  # pragma: no cover
 
 
 def build_daemon(settings: Settings, role: Role, *, instance: str | None = None) -> RelayerDaemon:

@@ -7,6 +7,7 @@
     relayer devnet up|down|status                            local anvil devnet with contracts deployed
     relayer bench relay --messages N [--json]                end-to-end relay benchmark on the devnet
     relayer bench route --intents N [--json]                 aggregate same-chain throughput: single chains, round-robin, router
+    relayer bench light-clients [--json]                     Tendermint skipping, receipt proofs, sync-committee updates per second
 """
 
 from __future__ import annotations
@@ -282,6 +283,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from relayer.bench import run_relay_bench
 
     configure_logging("warning", None)
+    if args.what == "light-clients":
+        from relayer.bench import run_light_client_bench
+
+        figures = run_light_client_bench(seconds=args.seconds, json_output=args.json)
+        if args.json:
+            _print_json(figures)
+        return 0
     if args.what == "route":
         from relayer.bench_route import ROUTE_DEVNET_DIR, run_route_bench
 
@@ -373,9 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_devnet)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["relay", "route"],
+    p.add_argument("what", choices=["relay", "route", "light-clients"],
                    help="relay: cross-chain messages end to end; route: same-chain transfers through the routing API, "
-                        "each chain alone vs round-robin vs the router's split (its own 4-chain devnet)")
+                        "each chain alone vs round-robin vs the router's split (its own 4-chain devnet); "
+                        "light-clients: verifications per second of each light client (one core, no devnet)")
+    p.add_argument("--seconds", type=float, default=3.0, help="light-clients: seconds per measurement")
     p.add_argument("--messages", type=int, default=5000, help="relay: messages to send")
     p.add_argument("--intents", type=int, default=2000, help="route: transfers per mode")
     p.add_argument("--modes", default="single,round_robin,aggregate", help="route: which modes to run")

@@ -412,6 +412,14 @@ class Store:
             return s.exec(q).first()
 
     # ---- inspection and operator actions
+    def dispatched_range(self, origin: int, first_nonce: int, end_nonce: int) -> list[MessageRecord]:
+        """Messages of ``origin`` with ``first_nonce <= nonce < end_nonce``, by nonce."""
+        with Session(self.engine) as s:
+            return list(s.exec(select(MessageRecord).where(col(MessageRecord.origin) == origin,
+                                                           col(MessageRecord.nonce) >= first_nonce,
+                                                           col(MessageRecord.nonce) < end_nonce)
+                               .order_by(col(MessageRecord.nonce))).all())
+
     def get(self, message_id: str) -> MessageRecord | None:
         with Session(self.engine) as s:
             return s.get(MessageRecord, message_id.lower())

@@ -1,10 +1,13 @@
 """Validator role: attest the origin mailbox's tree, one signed checkpoint per new count.
 
-Security check (DESIGN.md, "Validators"): a validator signs ``(origin, mailbox, root, index)`` only when
-the root the chain reports at a *finalized* height equals the root it computed itself from the dispatch
-logs it indexed up to that height. A node that lies about either the logs or the root is caught by the
-mismatch, logged as ``checkpoint_root_mismatch``, and nothing is signed. (Light-client verification of
-headers and receipt inclusion is issue 4; it plugs in before ``_verified_state``.)
+Security checks (DESIGN.md, "Validators"), in order, before a validator signs ``(origin, mailbox, root, index)``:
+
+1. Inclusion (``InclusionVerifier``, the chain's light client): every message up to ``index`` is a successful
+   dispatch in a block whose header the light client verified and which is final; refused claims are
+   logged as ``checkpoint_refused`` with the failed check (a rewritten log or header, endpoints that
+   disagree) and counted in ``validator_checkpoint_refused_total{reason}``; nothing is signed.
+2. Root: the root the chain reports at the finalized height equals the root the validator computed from the
+   proven messages (``checkpoint_root_mismatch`` otherwise).
 
 Any earlier index is also signable on request: the roots of every prefix of a verified tree follow
 from its leaves, so the validator signs ``index < latest`` from its own tree, never from the RPC.
@@ -16,7 +19,16 @@ import time
 
 import structlog
 
-from adapters.base import ChainAdapter, Checkpoint, Height, MailboxState
+from adapters.base import (
+    AdapterError,
+    ChainAdapter,
+    Checkpoint,
+    DispatchClaim,
+    Height,
+    InclusionVerifier,
+    MailboxState,
+    TxHash,
+)
 from adapters.checkpoint import CheckpointSigner
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
@@ -29,8 +41,10 @@ class OriginAttester:
     """Signs checkpoints of one origin with every validator key this process holds."""
 
     def __init__(self, adapter: ChainAdapter, indexer: OriginIndexer, signers: list[CheckpointSigner], store: Store,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, verifier: InclusionVerifier | None = None) -> None:
         self.adapter = adapter
+        self.verifier = verifier
+        self.proven_count = 0  # messages 0..proven_count-1 are proven by the light client
         self.indexer = indexer
         self.signers = {s.address: s for s in signers}
         self.store = store
@@ -38,6 +52,7 @@ class OriginAttester:
         self.mailbox: bytes | None = None
         self.latest_index: int = -1
         self.mismatches = 0
+        self.refusals = 0
 
     def load(self) -> None:
         for address in self.signers:
@@ -45,6 +60,7 @@ class OriginAttester:
             if rec is not None:
                 self.latest_index = max(self.latest_index, rec.index)
                 self.mailbox = bytes.fromhex(rec.origin_mailbox[2:])
+        self.proven_count = self.latest_index + 1  # signed only after they were proven
 
     async def _verified_state(self, height: Height) -> MailboxState | None:
         state = await self.adapter.mailbox_state(height)
@@ -52,6 +68,8 @@ class OriginAttester:
             return None
         if state.count > self.indexer.tree.count:
             return None  # the indexer has not reached this height's messages yet
+        if self.verifier is not None and state.count > self.proven_count:
+            return None  # nor the light client
         local_root = self.indexer.tree.root(state.count)
         if local_root != state.root:
             self.mismatches += 1
@@ -61,9 +79,35 @@ class OriginAttester:
             return None
         return state
 
+    async def _proven(self, height: Height) -> bool:
+        """Prove the indexed messages not proven yet (all of them up to the indexer's tree) at ``height``."""
+        end = self.indexer.tree.count
+        if self.verifier is None or end <= self.proven_count:
+            return True
+        records = self.store.dispatched_range(self.adapter.domain, self.proven_count, end)
+        claims = [DispatchClaim(r.raw, Height(r.origin_height), TxHash(r.origin_tx)) for r in records]
+        if len(claims) != end - self.proven_count:
+            log.error("checkpoint_refused", chain=self.adapter.name, reason="messages missing from the store",
+                      expected=end - self.proven_count, found=len(claims))
+            return False
+        try:
+            await self.verifier.verify_dispatches(claims, height)
+        except AdapterError as exc:
+            self.refusals += 1
+            self.metrics.inc("validator_checkpoint_refused_total", origin=self.adapter.name,
+                             reason=exc.reason.replace(" ", "_"))
+            log.error("checkpoint_refused", chain=self.adapter.name, height=height, reason=exc.reason,
+                      messages=f"{self.proven_count}..{end - 1}", error=str(exc)[:400])
+            return False
+        log.debug("dispatches_proven", chain=self.adapter.name, height=height, messages=f"{self.proven_count}..{end - 1}")
+        self.proven_count = end
+        return True
+
     async def poll_once(self) -> int | None:
         height = self.indexer.indexed_height
         if height is None:
+            return None
+        if not await self._proven(height):
             return None
         state = await self._verified_state(height)
         if state is None:
