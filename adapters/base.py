@@ -98,7 +98,7 @@ class DispatchClaim:
 
 
 class InclusionVerifier(Protocol):
-    """The light-client check a validator runs before it signs (adapters/<family>/inclusion.py)."""
+    """The light-client check a validator runs before it signs (light_clients/<family>/inclusion.py)."""
 
     async def verify_dispatches(self, claims: Sequence[DispatchClaim], finalized: Height) -> None:
         """Return only if every claim is a successful dispatch in a verified block at or below ``finalized``;

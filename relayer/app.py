@@ -286,7 +286,7 @@ def build_adapters(settings: Settings, *, with_signers: bool) -> dict[str, Chain
 
 def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier:
     """The light-client check of one origin, by chain family (the validator's path)."""
-    from adapters.evm.inclusion import EvmInclusionVerifier, TrustedAnchor
+    from light_clients.ethereum.inclusion import EvmInclusionVerifier, TrustedAnchor
 
     if chain.family == "evm":
         cp = chain.trusted_checkpoint

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from config.errors import RelayerError
+from light_clients.base import LightClientError
 
 if TYPE_CHECKING:
     from light_clients.tendermint.verifier import Verdict
 
 
-class TendermintLightClientError(RelayerError):
+class TendermintLightClientError(LightClientError):
     """Root of the Tendermint light-client errors."""
 
 

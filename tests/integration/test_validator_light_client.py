@@ -24,9 +24,9 @@ from adapters.checkpoint import CheckpointSigner
 from adapters.evm import deploy
 from adapters.evm import devnet as evm_devnet
 from adapters.evm.adapter import EvmAdapter
-from adapters.evm.inclusion import EvmInclusionVerifier
 from adapters.message import address_to_bytes32, keccak256
 from config.settings import EvmChainConfig
+from light_clients.ethereum.inclusion import EvmInclusionVerifier
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.store import Store

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import enum
 
-from config.errors import RelayerError
+from light_clients.base import LightClientError as BaseLightClientError
 
 
-class LightClientError(RelayerError):
+class LightClientError(BaseLightClientError):
     """Root of the consensus light client's errors. Not retryable: the same bytes fail the same way."""
 
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import enum
 
+from light_clients.base import LightClientError as BaseLightClientError
 
-class LightClientError(Exception):
+
+class LightClientError(BaseLightClientError):
     """Root of the errors raised by the execution-layer light client."""
-
-    retryable = False
 
 
 class RlpError(LightClientError, ValueError):

@@ -42,7 +42,7 @@ from light_clients.ethereum.execution import (
     verify_header_chain,
 )
 
-log = structlog.get_logger("adapters.evm.inclusion")
+log = structlog.get_logger("light_clients.ethereum.inclusion")
 DISPATCH_TOPIC = bytes.fromhex(abi.DISPATCH_TOPIC.removeprefix("0x"))
 
 HEADER_BATCH = 200
