@@ -36,8 +36,8 @@ bench: setup
 	$(BIN)/relayer bench relay --messages 10000
 
 lint: setup
-	$(BIN)/ruff check config adapters light_clients router relayer tests
-	$(BIN)/mypy config adapters light_clients relayer
+	$(BIN)/ruff check config adapters light_clients router relayer devnets tests
+	$(BIN)/mypy config adapters light_clients relayer router devnets
 
 contracts: $(NODE_STAMP)
 	node scripts/compile-contracts.mjs

@@ -1,4 +1,4 @@
-"""DESIGN.md's direction of imports, and no chain SDK outside adapters/ and light_clients/."""
+"""DESIGN.md's direction of imports, and no chain SDK outside adapters/, light_clients/ and devnets/."""
 
 import ast
 from pathlib import Path
@@ -9,7 +9,8 @@ ALLOWED = {
     "adapters": {"adapters", "config"},
     "light_clients": {"light_clients", "adapters", "config"},
     "router": {"router", "adapters", "light_clients", "config"},
-    "relayer": {"relayer", "adapters", "light_clients", "router", "config"},
+    "relayer": {"relayer", "adapters", "light_clients", "router", "config", "devnets"},
+    "devnets": {"devnets", "adapters", "light_clients", "config"},
 }
 CHAIN_SDKS = {"web3", "eth_account", "eth_abi", "solana", "solders", "cosmpy"}
 
