@@ -303,6 +303,11 @@ class MessageSender(Protocol):
         ``sender_key``; returns once the node accepted it (no waiting for inclusion)."""
         ...
 
+    async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:
+        """Send a contract call (no value); the hash once the node accepted it. A call the chain would revert
+        is refused before sending (``TxReverted``)."""
+        ...
+
     async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:
         """(height, succeeded) of a mined transaction; ``TxNotFound`` while it is not mined."""
         ...

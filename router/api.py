@@ -54,6 +54,7 @@ QUOTE_TTL_S = 30.0
 MAX_BATCH = 1000
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
+_HEX = re.compile(r"^0x([0-9a-fA-F]{2})*$")
 
 
 class QuoteRequest(BaseModel):
@@ -70,8 +71,10 @@ class QuoteRequest(BaseModel):
 
 
 class IntentRequest(QuoteRequest):
-    recipient: str = Field(description="0x-prefixed 20-byte address that receives the tokens")
+    recipient: str = Field(description="0x-prefixed 20-byte address that receives the tokens (call: the contract)")
     integrator: str | None = Field(None, description="referral code, [a-z0-9_-]{1,32}")
+    calldata: str | None = Field(None, max_length=2 + 2 * 24_576,
+                                 description="call only: 0x-hex data for the contract (no value is sent; amount is 0)")
 
 
 def profile_from_stats(name: str, domain: int, family: str, stats: ChainStats, *, finality_blocks: float,
@@ -116,7 +119,10 @@ def _parse(req: QuoteRequest, m: CapacityModel, prefix: str) -> _Parsed:
         amount = Decimal(req.amount)
     except InvalidOperation:
         raise _bad(prefix + "amount", f"{req.amount!r} is not a number") from None
-    if not amount.is_finite() or amount <= 0:
+    if req.kind == "call":
+        if not amount.is_finite() or amount != 0:
+            raise _bad(prefix + "amount", f"a call intent sends no value: amount must be 0, got {req.amount}")
+    elif not amount.is_finite() or amount <= 0:
         raise _bad(prefix + "amount", f"must be a positive number, got {req.amount}")
     names = list(m.index)
     allowed = np.zeros(len(names), dtype=bool)
@@ -240,7 +246,12 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             if req.integrator is not None and not _CODE.match(req.integrator):
                 raise _bad(f"intents[{i}].integrator", "an integrator code is 1-32 of [a-z0-9_-]")
             if req.kind == "call":
-                raise _bad(f"intents[{i}].kind", "only transfer and xchain intents can be submitted yet")
+                if req.calldata is None or not _HEX.match(req.calldata):
+                    raise _bad(f"intents[{i}].calldata", "a call intent needs calldata: 0x followed by whole bytes of hex")
+                if req.chains is None:
+                    raise _bad(f"intents[{i}].chains", "a call intent names the chains where its contract is")
+            elif req.calldata is not None:
+                raise _bad(f"intents[{i}].calldata", "only a call intent has calldata")
             p = _parse(req, m, f"intents[{i}].")
             decimals = intents.decimals.get(req.token)
             if decimals is None:
@@ -256,14 +267,14 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         # liquidity: same-chain intents run where an operator holds enough of the token; xchain ones may land
         # anywhere the token is (the bridge mints or unlocks it) but start where an operator holds it
         balances: dict[str, dict[str, list[int]]] = {}
-        for token in {r.token for r in reqs}:
+        for token in {r.token for r in reqs if r.kind != "call"}:
             balances[token] = await intents.executor.balances(names, token)
         n = len(reqs)
         liquidity = np.zeros((n, len(names)), dtype=bool)
         for i, (req, (p, units)) in enumerate(zip(reqs, parsed, strict=True)):
             for c, name in enumerate(names):
-                liquidity[i, c] = (name in intents.token_chains.get(req.token, ())) and (
-                    p.kind == Kind.XCHAIN or max(balances[req.token][name], default=0) >= units)
+                liquidity[i, c] = p.kind == Kind.CALL or ((name in intents.token_chains.get(req.token, ())) and (
+                    p.kind == Kind.XCHAIN or max(balances[req.token][name], default=0) >= units))
         arrays = _intents([p for p, _ in parsed], m)
         arrays = Intents(kind=arrays.kind, work=arrays.work, amount=arrays.amount, allowed=arrays.allowed,
                          liquidity=liquidity, max_fee_usd=arrays.max_fee_usd, max_latency_s=arrays.max_latency_s,
@@ -291,6 +302,11 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                 origin = names[int(assignment.origin[i])]
                 rec.chain, rec.origin = names[chain], origin
                 rec.fee_usd, rec.latency_s = float(assignment.fee_usd[i]), float(assignment.latency_s[i])
+                rec.work = p.work
+                if p.kind == Kind.CALL:  # no token moves: spread calls over the operator accounts
+                    rec.calldata, rec.operator = req.calldata, ops[i % len(ops)].address
+                    records.append(rec)
+                    continue
                 funds = left[req.token][origin]
                 k = max(range(len(ops)), key=lambda j: funds[j])
                 if funds[k] < units:

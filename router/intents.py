@@ -58,6 +58,8 @@ class IntentRecord(SQLModel, table=True):
     fee_usd: float | None = None
     latency_s: float | None = None
     height: int | None = None        # block that included the (origin) transaction
+    calldata: str | None = None      # call intents: 0x-hex data sent to ``recipient`` (the contract)
+    work: float = 1.0                # gas in token transfers (the planner's unit)
 
 
 def intent_view(rec: IntentRecord) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def intent_view(rec: IntentRecord) -> dict[str, Any]:
             "token": rec.token, "amount": rec.amount, "recipient": rec.recipient, "integrator": rec.integrator,
             "from_chain": rec.from_chain, "chain": rec.chain, "origin": rec.origin, "tx_hash": rec.tx_hash,
             "message_id": rec.message_id, "fee_estimate_usd": rec.fee_usd, "latency_estimate_s": rec.latency_s,
-            "height": rec.height, "created_at": rec.created_at, "updated_at": rec.updated_at}
+            "height": rec.height, "calldata": rec.calldata, "created_at": rec.created_at, "updated_at": rec.updated_at}
 
 
 def is_settled(rec: IntentRecord) -> bool:
@@ -273,7 +275,8 @@ class IntentExecutor:
 
     @staticmethod
     def _work_of(rec: IntentRecord) -> float:
-        return 2.0 if rec.kind == "xchain" else 1.0  # planner.XCHAIN_ORIGIN_WORK on the origin; a transfer is 1
+        # on the chain that sends it: planner.XCHAIN_ORIGIN_WORK for a bridge transfer's origin leg; a call its own
+        return 2.0 if rec.kind == "xchain" else float(rec.work or 1.0)
 
     async def _one(self, rec: IntentRecord, key: str) -> None:
         work = self._work_of(rec)
@@ -289,7 +292,11 @@ class IntentExecutor:
                     self.store.update(rec.id, status="included", tx_hash=str(tx), message_id="0x" + bytes(mid).hex())
                 else:
                     assert rec.chain is not None
-                    tx = await self.senders[rec.chain].transfer_token(key, rec.token, rec.recipient, int(rec.units))
+                    sender = self.senders[rec.chain]
+                    if rec.kind == "call":
+                        tx = await sender.call_contract(key, rec.recipient, bytes.fromhex((rec.calldata or "0x")[2:]))
+                    else:
+                        tx = await sender.transfer_token(key, rec.token, rec.recipient, int(rec.units))
                     self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
                         _InFlight(rec.id, str(tx), work, time.monotonic()))
                     self._unflushed.append((rec.id, {"status": "submitted", "tx_hash": str(tx)}))

@@ -735,6 +735,15 @@ class EvmAdapter:
         return sent.tx_hash
 
     @_boundary
+    async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:
+        """A contract call from ``sender_key``'s account; eth_estimateGas refuses one that would revert."""
+        account = self._account_for(sender_key)
+        target = to.lower()
+        gas, fees = await self._estimate(account.address, target, data)
+        sent = await self._send(account, target, data, gas, fees)
+        return sent.tx_hash
+
+    @_boundary
     async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:
         receipt = await self._rpc("eth_getTransactionReceipt", [tx_hash])
         if receipt is None:

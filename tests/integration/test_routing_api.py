@@ -147,6 +147,17 @@ def test_submitted_batch_moves_tokens_and_counts_for_the_integrator(api, chain_c
          "intents[1].amount", "positive"),
         ([{"amount": "1", "recipient": "0x" + "11" * 20, "integrator": "Bad Code!"}], 400, "intents[0].integrator", "[a-z0-9_-]"),
         ([{"amount": "1", "recipient": "0x" + "11" * 20, "colour": "red"}], 400, "intents[0].colour", "Extra inputs"),
+        ([{"kind": "call", "amount": "0", "recipient": "0x" + "11" * 20, "chains": ["l1"]}], 400, "intents[0].calldata",
+         "needs calldata"),
+        ([{"kind": "call", "amount": "0", "recipient": "0x" + "11" * 20, "calldata": "0xabc", "chains": ["l1"]}], 400,
+         "intents[0].calldata", "whole bytes"),
+        ([{"kind": "call", "amount": "5", "recipient": "0x" + "11" * 20, "calldata": "0x", "chains": ["l1"]}], 400,
+         "intents[0].amount", "no value"),
+        ([{"kind": "call", "amount": "0", "recipient": "0x" + "11" * 20, "calldata": "0x"}], 400, "intents[0].chains",
+         "chains where its contract is"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20, "calldata": "0x00"}], 400, "intents[0].calldata", "only a call"),
+        ([{"kind": "xchain", "token": "USDC", "from_chain": "l1", "amount": "1", "recipient": "0x" + "11" * 20}], 400,
+         "intents[0].token", "not bridged"),
     ],
 )
 def test_bad_batches_are_refused_whole_and_nothing_is_sent(api, chain_client, intents, status, field, needle):
@@ -157,6 +168,31 @@ def test_bad_batches_are_refused_whole_and_nothing_is_sent(api, chain_client, in
     detail = resp.json()["detail"]
     assert detail["field"] == field and needle in detail["error"]
     assert _balances(chain_client, holders) == before
+
+
+def test_call_intents_run_the_contract_call_on_the_chosen_chain(api, devnet):
+    """A call intent: USDC.approve(spender, n) from an operator account; the allowance is read back on chain."""
+    from web3 import HTTPProvider, Web3
+
+    manifest = devnet.manifest()["chains"]
+    spender = _recipient()
+    approve = "0x095ea7b3" + spender[2:].rjust(64, "0") + hex(123_456)[2:].rjust(64, "0")
+    intents = [{"kind": "call", "amount": "0", "recipient": manifest[c]["tokens"]["USDC"]["address"], "calldata": approve,
+                "chains": [c], "work": 1.2} for c in ("rollup_a", "rollup_b")]
+    with RoutingClient(api) as client:
+        ids = client.submit(intents)
+        done = [client.wait(i, until=("included",), timeout=60) for i in ids]
+    assert [d["status"] for d in done] == ["included", "included"]
+    for d, chain in zip(done, ("rollup_a", "rollup_b"), strict=True):
+        assert d["chain"] == chain and d["kind"] == "call" and d["calldata"] == approve
+        w3 = Web3(HTTPProvider(manifest[chain]["rpc_url"]))
+        token = w3.eth.contract(address=Web3.to_checksum_address(manifest[chain]["tokens"]["USDC"]["address"]),
+                                abi=[{"name": "allowance", "type": "function", "stateMutability": "view",
+                                      "inputs": [{"name": "o", "type": "address"}, {"name": "s", "type": "address"}],
+                                      "outputs": [{"name": "", "type": "uint256"}]}])
+        owners = [Web3.to_checksum_address(o) for o in OPERATORS]
+        allowances = [token.functions.allowance(o, Web3.to_checksum_address(spender)).call() for o in owners]
+        assert 123_456 in allowances
 
 
 def test_batch_event_stream_follows_every_intent_to_the_end(api):
