@@ -8,6 +8,7 @@ prefix's right edge (computed recursively along one path).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 from adapters.message import MessageFormatError, keccak256
@@ -89,7 +90,7 @@ def branch_root(leaf: bytes, proof: Sequence[bytes], index: int) -> bytes:
 def _check_positions(indices: Sequence[int], count: int) -> None:
     if not indices:
         raise MessageFormatError("a multiproof needs at least one leaf")
-    for a, b in zip(indices, indices[1:]):
+    for a, b in itertools.pairwise(indices):
         if b <= a:
             raise MessageFormatError(f"multiproof leaf indices must be strictly increasing ({a} then {b})")
     if indices[0] < 0 or indices[-1] >= count:

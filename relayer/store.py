@@ -184,8 +184,9 @@ class Store:
         self._is_postgres = self.engine.dialect.name == "postgresql"
 
     def _safe_url(self) -> str:
-        head, sep, tail = self.url.partition("@")
-        return ("<credentials>@" + tail) if sep else self.url
+        before, sep, tail = self.url.partition("@")
+        scheme = before.partition("://")[0]
+        return f"{scheme}://<credentials>@{tail}" if sep else self.url
 
     def close(self) -> None:
         self.engine.dispose()
@@ -319,11 +320,11 @@ class Store:
             for attempts, group in by_attempts.items():
                 if attempts >= max_attempts:
                     dropped.extend(group)
-                    values = dict(state=MessageState.DROPPED.value, last_reason=FailureReason.MAX_ATTEMPTS.value,
-                                  last_error=f"{reason.value}: {error}"[:500])
+                    values = {"state": MessageState.DROPPED.value, "last_reason": FailureReason.MAX_ATTEMPTS.value,
+                              "last_error": f"{reason.value}: {error}"[:500]}
                 else:
-                    values = dict(state=MessageState.DISPATCHED.value, last_reason=reason.value, last_error=error[:500],
-                                  next_attempt_at=now + backoff(attempts))
+                    values = {"state": MessageState.DISPATCHED.value, "last_reason": reason.value,
+                              "last_error": error[:500], "next_attempt_at": now + backoff(attempts)}
                 s.execute(update(MessageRecord).where(col(MessageRecord.id).in_(group)).values(
                     attempts=attempts, lease_until=0.0, delivery_tx=None, updated_at=now, **values))
             s.commit()

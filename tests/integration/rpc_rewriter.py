@@ -21,7 +21,7 @@ class RewritingRpcProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 doc = json.loads(body)
                 methods = [c.get("method", "") for c in (doc if isinstance(doc, list) else [doc])]
