@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NewType, Protocol, runtime_checkable
+from typing import Any, NewType, Protocol, runtime_checkable
 
 from adapters.message import Domain, Message, MessageId
 from config.errors import RelayerError
@@ -301,6 +301,13 @@ class MessageSender(Protocol):
     async def transfer_token(self, sender_key: str, symbol: str, to: str, amount: int) -> TxHash:
         """ERC-20-style ``transfer`` of ``amount`` (smallest units) of ``symbol`` to ``to`` on this chain, signed by
         ``sender_key``; returns once the node accepted it (no waiting for inclusion)."""
+        ...
+
+    async def unsigned_transaction(self, sender: str, kind: str, *, to: str, amount: int = 0, symbol: str = "",
+                                   data: bytes = b"") -> dict[str, Any]:
+        """A transaction for ``sender`` to sign itself (JSON-able, in this chain's own shape; the wallet adds
+        the nonce): ``kind`` "transfer" (``amount`` of ``symbol`` to ``to``) or "call" (``data`` to ``to``).
+        Raises ``TxReverted`` when the chain would refuse it."""
         ...
 
     async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:

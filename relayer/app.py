@@ -117,7 +117,7 @@ class RelayerDaemon:
                 token_chains.setdefault(symbol, set()).add(name)
         senders = {n: a for n, a in self.adapters.items() if isinstance(a, MessageSender)}
         executor = None
-        if self.operator_keys and senders:
+        if senders:  # without operator keys the API still plans and hands out unsigned transactions
             operators = [Operator(k, CheckpointSigner.from_hex(k).address) for k in self.operator_keys]
             executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
                                       lambda mid: (rec.state if (rec := self.store.get(mid)) else None))

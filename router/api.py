@@ -2,7 +2,9 @@
 
     GET  /v1/chains                      live capacity, utilisation, fees and health per chain (CapacityModel)
     POST /v1/quote                       the route options for one intent, cheapest first, and the planner's choice
-    POST /v1/intents                     a batch (<= 1,000) to plan and execute with the operator's accounts: 202 + ids
+    POST /v1/intents                     a batch (<= 1,000) to plan and execute with the operator's accounts: 202 + ids;
+                                         with "signer": unsigned transactions for the dApp to sign itself
+    POST /v1/intents/{id}/broadcast      the hash of the transaction the dApp signed and broadcast
     GET  /v1/intents/{id}                planned / submitted / included / delivered / failed / unserved, tx, message id
     GET  /v1/batches/{batch}             every intent of a batch, and counts by status
     GET  /v1/batches/{batch}/events      server-sent events: each status change of the batch's intents, then done
@@ -34,13 +36,14 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.base import ChainStats
+from adapters.base import AdapterError, ChainStats
 from adapters.message import Domain
 from router.capacity import CapacityModel, ChainProfile
 from router.intents import (
     IntentExecutor,
     IntentRecord,
     IntentStore,
+    Operator,
     integrator_report,
     intent_view,
     is_settled,
@@ -75,6 +78,12 @@ class IntentRequest(QuoteRequest):
     integrator: str | None = Field(None, description="referral code, [a-z0-9_-]{1,32}")
     calldata: str | None = Field(None, max_length=2 + 2 * 24_576,
                                  description="call only: 0x-hex data for the contract (no value is sent; amount is 0)")
+
+
+class BroadcastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tx_hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$", description="hash of the signed transaction you broadcast")
 
 
 def profile_from_stats(name: str, domain: int, family: str, stats: ChainStats, *, finality_blocks: float,
@@ -226,10 +235,16 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             raise _bad("intents", "a non-empty list of intents is required")
         if len(raw) > MAX_BATCH:
             raise _bad("intents", f"at most {MAX_BATCH} intents per batch, got {len(raw)}", 413)
-        if set(body) - {"intents"}:
-            raise _bad(min(set(body) - {"intents"}), "unknown field")
-        if intents is None or intents.executor is None or not intents.executor.operators:
-            raise HTTPException(409, {"error": "no operator accounts configured ([router] operator_keys)"})
+        if set(body) - {"intents", "signer"}:
+            raise _bad(min(set(body) - {"intents", "signer"}), "unknown field")
+        signer = body.get("signer")
+        if signer is not None and (not isinstance(signer, str) or not _ADDRESS.match(signer)):
+            raise _bad("signer", f"{signer!r} is not a 0x-prefixed 20-byte address")
+        if intents is None or intents.executor is None:
+            raise HTTPException(409, {"error": "intents are not enabled on this daemon (no chain can send)"})
+        if signer is None and not intents.executor.operators:
+            raise HTTPException(409, {"error": "no operator accounts configured ([router] operator_keys); "
+                                               "pass \"signer\" to get unsigned transactions instead"})
         m = current()
         reqs: list[IntentRequest] = []
         for i, item in enumerate(raw):
@@ -252,6 +267,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                     raise _bad(f"intents[{i}].chains", "a call intent names the chains where its contract is")
             elif req.calldata is not None:
                 raise _bad(f"intents[{i}].calldata", "only a call intent has calldata")
+            if signer is not None and req.kind == "xchain":
+                raise _bad(f"intents[{i}].kind", "xchain intents are signed by the operator accounts; omit signer")
             p = _parse(req, m, f"intents[{i}].")
             decimals = intents.decimals.get(req.token)
             if decimals is None:
@@ -268,7 +285,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         # anywhere the token is (the bridge mints or unlocks it) but start where an operator holds it
         balances: dict[str, dict[str, list[int]]] = {}
         for token in {r.token for r in reqs if r.kind != "call"}:
-            balances[token] = await intents.executor.balances(names, token)
+            balances[token] = await intents.executor.balances(names, token, [signer] if signer else None)
         n = len(reqs)
         liquidity = np.zeros((n, len(names)), dtype=bool)
         for i, (req, (p, units)) in enumerate(zip(reqs, parsed, strict=True)):
@@ -286,7 +303,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         owed = [max(pending.get(n, 0.0), intents.executor.admitted_work(n, float(horizon[c]))) for c, n in enumerate(names)]
         m.observe_pending(np.arange(len(names)), np.array(owed) * m.transfer_gas)
         assignment = plan(arrays, m, window_s=1.0, now_s=clock())
-        ops = intents.executor.operators
+        ops = [Operator("", signer.lower())] if signer else intents.executor.operators
         left = {t: {c: list(v) for c, v in b.items()} for t, b in balances.items()}
         batch = "bat_" + uuid.uuid4().hex
         now = time.time()
@@ -315,11 +332,43 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                     funds[k] -= units
                     rec.operator = ops[k].address
             records.append(rec)
+        if signer is None:
+            intents.store.add_all(records)
+            intents.executor.start(records, {o.address: o.key for o in ops})
+            return JSONResponse({"batch": batch, "ids": [r.id for r in records],
+                                 "statuses": [r.status for r in records], "reasons": [r.reason for r in records]},
+                                status_code=202)
+        # unsigned: the dApp signs and broadcasts, then tells us the hash (POST /v1/intents/{id}/broadcast)
+        executor = intents.executor
+
+        async def build(rec: IntentRecord) -> dict[str, Any] | None:
+            if rec.status != "planned":
+                return None
+            try:
+                tx = await executor.unsigned(rec)
+            except AdapterError as exc:
+                rec.status, rec.reason = "failed", f"{type(exc).__name__}: {exc.reason}"[:500]
+                return None
+            rec.status = "unsigned"
+            return tx
+
+        transactions = await asyncio.gather(*(build(r) for r in records))
         intents.store.add_all(records)
-        intents.executor.start(records, {o.address: o.key for o in ops})
-        return JSONResponse({"batch": batch, "ids": [r.id for r in records],
-                             "statuses": [r.status for r in records], "reasons": [r.reason for r in records]},
+        return JSONResponse({"batch": batch, "ids": [r.id for r in records], "statuses": [r.status for r in records],
+                             "reasons": [r.reason for r in records], "transactions": list(transactions)},
                             status_code=202)
+
+    @api.post("/intents/{intent_id}/broadcast", dependencies=[Depends(require_key)])
+    async def broadcast(intent_id: str, req: BroadcastRequest) -> dict[str, Any]:
+        """Tell the router the hash of the transaction a dApp signed for an ``unsigned`` intent; it is then
+        followed to inclusion like any other."""
+        rec = intents.store.get(intent_id) if intents is not None else None
+        if rec is None or intents is None or intents.executor is None:
+            raise HTTPException(404, {"error": f"no intent {intent_id!r}"})
+        if rec.status != "unsigned":
+            raise HTTPException(409, {"field": "intent_id", "error": f"intent is {rec.status}, not unsigned"})
+        intents.executor.track(rec, req.tx_hash.lower())
+        return intent_view(rec) | {"status": "submitted", "tx_hash": req.tx_hash.lower()}
 
     @api.get("/intents/{intent_id}")
     async def intent_status(intent_id: str) -> dict[str, Any]:

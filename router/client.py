@@ -69,6 +69,14 @@ class RoutingClient:
         """Submit a batch; the whole answer: ``batch`` (for ``events``), ``ids`` and ``statuses``."""
         return self._call("POST", "/v1/intents", json={"intents": list(intents)})  # type: ignore[no-any-return]
 
+    def submit_unsigned(self, intents: Sequence[dict[str, Any]], signer: str) -> dict[str, Any]:
+        """Plan a batch for ``signer`` to sign itself: ``ids``, ``statuses`` and ``transactions`` (one per intent,
+        None where unserved); after broadcasting one, report its hash with ``broadcast``."""
+        return self._call("POST", "/v1/intents", json={"intents": list(intents), "signer": signer})  # type: ignore[no-any-return]
+
+    def broadcast(self, intent_id: str, tx_hash: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/intents/{intent_id}/broadcast", json={"tx_hash": tx_hash})  # type: ignore[no-any-return]
+
     def batch(self, batch: str) -> dict[str, Any]:
         """Every intent of ``batch`` and counts by status (``GET /v1/batches/{batch}``)."""
         return self._call("GET", f"/v1/batches/{batch}")  # type: ignore[no-any-return]

@@ -4,7 +4,7 @@ The relayer creates ``IntentStore`` on its own database engine and hands ``Inten
 adapters (as ``MessageSender``), the operator keys and a way to read a relayed message's state, so this
 module imports nothing of ``relayer`` (DESIGN.md "Layout").
 
-Life of an intent:  planned -> submitted (same-chain tx accepted) -> included (mined; for xchain: the origin
+Life of an intent:  planned (or unsigned: waiting for the dApp to sign and broadcast) -> submitted (same-chain tx accepted) -> included (mined; for xchain: the origin
 tx mined and the message id known) -> delivered (xchain: the relayer delivered the message); or failed (with
 the reason) or unserved (the planner's reason, nothing sent).
 """
@@ -242,8 +242,11 @@ class IntentExecutor:
     def _plan_work(self, chain: str, work: float) -> None:
         self._planned_work[chain] = max(0.0, self._planned_work.get(chain, 0.0) + work)
 
-    async def balances(self, chains: Sequence[str], token: str) -> dict[str, list[int]]:
-        """Each operator's balance of ``token`` on each chain (0 where the token is unknown or the chain fails)."""
+    async def balances(self, chains: Sequence[str], token: str, holders: Sequence[str] | None = None) -> dict[str, list[int]]:
+        """Each holder's (default: each operator's) balance of ``token`` on each chain (0 where the token is
+        unknown or the chain fails)."""
+        addresses = list(holders) if holders is not None else [o.address for o in self.operators]
+
         async def one(chain: str, address: str) -> int:
             try:
                 return await self.senders[chain].token_balance(token, address)
@@ -252,8 +255,25 @@ class IntentExecutor:
 
         result: dict[str, list[int]] = {}
         for chain in chains:
-            result[chain] = list(await asyncio.gather(*(one(chain, o.address) for o in self.operators)))
+            result[chain] = list(await asyncio.gather(*(one(chain, a) for a in addresses)))
         return result
+
+    async def unsigned(self, rec: IntentRecord) -> dict[str, Any]:
+        """The transaction of a planned same-chain intent for its signer (``rec.operator``) to sign."""
+        assert rec.chain is not None and rec.operator is not None
+        return await self.senders[rec.chain].unsigned_transaction(
+            rec.operator, rec.kind, to=rec.recipient, amount=int(rec.units), symbol=rec.token,
+            data=bytes.fromhex((rec.calldata or "0x")[2:]))
+
+    def track(self, rec: IntentRecord, tx_hash: str) -> None:
+        """Follow a transaction the dApp signed and broadcast itself for ``rec`` (status -> submitted)."""
+        assert rec.chain is not None
+        self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
+            _InFlight(rec.id, tx_hash, self._work_of(rec), time.monotonic()))
+        self.store.update(rec.id, status="submitted", tx_hash=tx_hash)  # at once: a second report must see it
+        self._admitted.setdefault(rec.chain, collections.deque()).append((time.monotonic(), self._work_of(rec)))
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch_in_flight(), name="intents-in-flight")
 
     def start(self, records: Sequence[IntentRecord], keys: dict[str, str]) -> None:
         """Run the planned ``records`` in a background task (``keys``: operator address -> key)."""

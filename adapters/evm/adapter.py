@@ -735,6 +735,22 @@ class EvmAdapter:
         return sent.tx_hash
 
     @_boundary
+    async def unsigned_transaction(self, sender: str, kind: str, *, to: str, amount: int = 0, symbol: str = "",
+                                   data: bytes = b"") -> dict[str, Any]:
+        """An EIP-1559 transaction (``type`` 2) for ``sender`` to sign: chainId, to, data, value, gas (estimated,
+        with the configured multiplier), maxFeePerGas, maxPriorityFeePerGas; the wallet adds the nonce."""
+        if kind == "transfer":
+            target, payload = self._token(symbol), abi.encode_transfer(to, amount)
+        elif kind == "call":
+            target, payload = to.lower(), data
+        else:
+            raise ValueError(f"no unsigned transaction for kind {kind!r}")
+        gas, fees = await self._estimate(sender, target, payload)
+        return {"type": "0x2", "chainId": hex(self._config.chain_id), "from": to_checksum_address(sender),
+                "to": to_checksum_address(target), "data": "0x" + payload.hex(), "value": "0x0", "gas": hex(gas),
+                "maxFeePerGas": hex(fees.max_fee_per_gas), "maxPriorityFeePerGas": hex(fees.priority_fee_per_gas)}
+
+    @_boundary
     async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:
         """A contract call from ``sender_key``'s account; eth_estimateGas refuses one that would revert."""
         account = self._account_for(sender_key)

@@ -195,6 +195,59 @@ def test_call_intents_run_the_contract_call_on_the_chosen_chain(api, devnet):
         assert 123_456 in allowances
 
 
+def test_unsigned_mode_hands_the_dapp_transactions_to_sign_and_follows_them(api, devnet):
+    """A dApp with its own account: the router plans, returns unsigned transactions, the dApp signs and
+    broadcasts them, reports the hashes, and the intents are followed to inclusion."""
+    from eth_account import Account
+    from web3 import HTTPProvider, Web3
+
+    manifest = devnet.manifest()["chains"]
+    dapp = Account.create()
+    funder = Account.from_key(devnet_key(USER_A))  # public anvil devnet test key
+    for name in ("l1", "rollup_a"):
+        w3 = Web3(HTTPProvider(manifest[name]["rpc_url"]))
+        w3.provider.make_request("anvil_setBalance", [dapp.address, hex(10**18)])
+        usdc = manifest[name]["tokens"]["USDC"]["address"]
+        data = "0xa9059cbb" + dapp.address[2:].lower().rjust(64, "0") + hex(5 * 10**6)[2:].rjust(64, "0")
+        tx = funder.sign_transaction({"to": Web3.to_checksum_address(usdc), "data": data, "gas": 100_000,
+                                      "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "chainId": w3.eth.chain_id,
+                                      "nonce": w3.eth.get_transaction_count(funder.address, "pending"), "type": 2})
+        assert w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction))["status"] == 1
+    recipients = [_recipient() for _ in range(2)]
+    intents = [{"token": "USDC", "amount": "1.25", "recipient": r, "chains": [c]}
+               for r, c in zip(recipients, ("l1", "rollup_a"), strict=True)]
+    with RoutingClient(api) as client:
+        with pytest.raises(RoutingError) as bad:
+            client.submit_unsigned([{**intents[0], "kind": "xchain", "from_chain": "l1", "chains": ["rollup_a"]}],
+                                   dapp.address)
+        assert bad.value.status == 400 and bad.value.detail["field"] == "intents[0].kind"
+        answer = client.submit_unsigned(intents, dapp.address)
+        assert answer["statuses"] == ["unsigned", "unsigned"]
+        for intent_id, unsigned, chain in zip(answer["ids"], answer["transactions"], ("l1", "rollup_a"), strict=True):
+            w3 = Web3(HTTPProvider(manifest[chain]["rpc_url"]))
+            assert int(unsigned["chainId"], 16) == w3.eth.chain_id and unsigned["from"] == dapp.address
+            fields = {k: (int(v, 16) if k in ("gas", "maxFeePerGas", "maxPriorityFeePerGas", "chainId", "value") else v)
+                      for k, v in unsigned.items() if k not in ("from", "type")}
+            signed = dapp.sign_transaction({**fields, "type": 2, "nonce": w3.eth.get_transaction_count(dapp.address)})
+            tx_hash = "0x" + w3.eth.send_raw_transaction(signed.raw_transaction).hex().removeprefix("0x")
+            assert client.broadcast(intent_id, tx_hash)["status"] == "submitted"
+            with pytest.raises(RoutingError) as twice:
+                client.broadcast(intent_id, tx_hash)
+            assert twice.value.status == 409
+        done = [client.wait(i, until=("included",), timeout=60) for i in answer["ids"]]
+    assert [d["status"] for d in done] == ["included", "included"]
+
+    async def balances() -> list[int]:
+        client = DevnetClient(devnet)
+        try:
+            return [await client.adapters[c].token_balance("USDC", r)  # type: ignore[attr-defined]
+                    for r, c in zip(recipients, ("l1", "rollup_a"), strict=True)]
+        finally:
+            await client.close()
+
+    assert asyncio.run(balances()) == [1_250_000, 1_250_000]
+
+
 def test_batch_event_stream_follows_every_intent_to_the_end(api):
     code = "sse-" + secrets.token_hex(4)
     batch = [{"amount": "0.5", "recipient": _recipient(), "integrator": code} for _ in range(3)]
