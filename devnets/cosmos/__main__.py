@@ -1,0 +1,37 @@
+"""``python -m devnets.cosmos --rpc-port P --rest-port Q --state-dir DIR [--block-ms 500] [--validators 4]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+from devnets.cosmos.genesis import DEFAULT_CHAIN_ID, GenesisSettings
+from devnets.cosmos.node import NodeSettings, run_node
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m devnets.cosmos", description="The project's Cosmos devnet")
+    parser.add_argument("--rpc-port", type=int, required=True)
+    parser.add_argument("--rest-port", type=int, required=True)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--block-ms", type=int, default=500)
+    parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--signers", type=int, default=None, help="how many validators sign each commit")
+    parser.add_argument("--chain-id", default=DEFAULT_CHAIN_ID)
+    parser.add_argument("--accounts", type=int, default=5)
+    parser.add_argument("--min-gas-price", type=Decimal, default=Decimal("0.0025"))
+    args = parser.parse_args(argv)
+    genesis = GenesisSettings(
+        chain_id=args.chain_id,
+        validator_count=args.validators,
+        account_count=args.accounts,
+        min_gas_price=args.min_gas_price,
+    )
+    node = NodeSettings(args.rpc_port, args.rest_port, args.state_dir, args.block_ms, signer_count=args.signers)
+    asyncio.run(run_node(node, genesis))
+
+
+if __name__ == "__main__":
+    main()
