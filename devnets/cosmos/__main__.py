@@ -12,7 +12,9 @@ from devnets.cosmos.node import NodeSettings, run_node
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m devnets.cosmos", description="The project's Cosmos devnet")
+    parser = argparse.ArgumentParser(
+        prog="python -m devnets.cosmos", description="The project's Cosmos devnet"
+    )
     parser.add_argument("--rpc-port", type=int, required=True)
     parser.add_argument("--rest-port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
@@ -29,7 +31,9 @@ def main(argv: list[str] | None = None) -> None:
         account_count=args.accounts,
         min_gas_price=args.min_gas_price,
     )
-    node = NodeSettings(args.rpc_port, args.rest_port, args.state_dir, args.block_ms, signer_count=args.signers)
+    node = NodeSettings(
+        args.rpc_port, args.rest_port, args.state_dir, args.block_ms, signer_count=args.signers
+    )
     asyncio.run(run_node(node, genesis))
 
 

@@ -81,7 +81,9 @@ class CosmosChain:
                 self._index(block)
             self.state = self.store.load_state() or self._genesis_state()
         self.check_state = self.state.copy()
-        log.info("cosmos_chain_loaded", chain_id=settings.chain_id, height=self.height, state_dir=str(state_dir))
+        log.info(
+            "cosmos_chain_loaded", chain_id=settings.chain_id, height=self.height, state_dir=str(state_dir)
+        )
 
     def _genesis_state(self) -> LedgerState:
         state = LedgerState()
@@ -145,7 +147,7 @@ class CosmosChain:
             block_time = self.genesis_time
         else:
             votes = [sig.timestamp for sig in previous.commit.signatures if sig.signature]
-            block_time = sorted(votes)[len(votes) // 2] if votes else previous.header.time + 1
+            block_time = UnixNanos(sorted(votes)[len(votes) // 2] if votes else previous.header.time + 1)
         ordered = self.validator_set.validators
         header = Header(
             version=DEFAULT_VERSION,
@@ -168,12 +170,14 @@ class CosmosChain:
         block_hash = header_hash(header)
         block_id = BlockId(block_hash, part_set_header_for(block_hash))
         vote_time = max(time.time_ns(), header.time + 1_000_000)
-        commit = sign_commit(header, self.committee, signers=self.signers, vote_time=vote_time, block_id=block_id)
+        commit = sign_commit(
+            header, self.committee, signers=self.signers, vote_time=vote_time, block_id=block_id
+        )
         block = StoredBlock(header, block_id, txs, results, commit, previous.commit if previous else None)
         self.store.save_block(block, new_state)
         self.state = new_state
         self._index(block)
-        self.mempool = self.mempool[len(txs):]
+        self.mempool = self.mempool[len(txs) :]
         self.check_state = self.state.copy()
         for raw in list(self.mempool):
             if self.processor.run(self.check_state, raw, ExecMode.CHECK, height + 1).code != 0:

@@ -81,7 +81,10 @@ def genesis_manifest(settings: GenesisSettings = GenesisSettings()) -> dict[str,
                 "address": key.address,
                 "private_key_hex": key.private_key_hex,
                 "pub_key_base64": base64.b64encode(key.pub_key).decode(),
-                "balances": {settings.fee_denom: settings.fee_balance, settings.token_denom: settings.token_balance},
+                "balances": {
+                    settings.fee_denom: settings.fee_balance,
+                    settings.token_denom: settings.token_balance,
+                },
             }
             for key in genesis_accounts(settings)
         ],

@@ -88,8 +88,10 @@ def compact_bit_array(bits: Sequence[bool]) -> CompactBitArray:
 
 def bit_array_bits(array: CompactBitArray) -> list[bool]:
     """The bits of a ``CompactBitArray``."""
-    size = len(array.elems) * 8 if array.extra_bits_stored == 0 else (len(array.elems) - 1) * 8 + (
-        array.extra_bits_stored
+    size = (
+        len(array.elems) * 8
+        if array.extra_bits_stored == 0
+        else (len(array.elems) - 1) * 8 + (array.extra_bits_stored)
     )
     return [bool(array.elems[i // 8] & (1 << (7 - i % 8))) for i in range(size)]
 
@@ -153,7 +155,9 @@ def build_multisig_send_tx(
     pub_key = multisig_pub_key(threshold, [bytes(k.public_key.public_key_bytes) for k in member_keys])
     message = ProtoAny()
     message.Pack(
-        MsgSend(from_address=from_address, to_address=to_address, amount=[Coin(denom=denom, amount=str(amount))]),
+        MsgSend(
+            from_address=from_address, to_address=to_address, amount=[Coin(denom=denom, amount=str(amount))]
+        ),
         type_url_prefix="/",
     )
     body = TxBody(messages=[message], memo=memo)

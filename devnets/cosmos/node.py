@@ -42,8 +42,12 @@ async def produce_blocks(chain: CosmosChain, block_ms: int) -> None:
 async def run_node(node: NodeSettings, genesis: GenesisSettings) -> None:
     chain = CosmosChain(genesis, node.state_dir, signer_count=node.signer_count)
     servers = [
-        uvicorn.Server(uvicorn.Config(rpc_app(chain), host=node.host, port=node.rpc_port, log_level="warning")),
-        uvicorn.Server(uvicorn.Config(rest_app(chain), host=node.host, port=node.rest_port, log_level="warning")),
+        uvicorn.Server(
+            uvicorn.Config(rpc_app(chain), host=node.host, port=node.rpc_port, log_level="warning")
+        ),
+        uvicorn.Server(
+            uvicorn.Config(rest_app(chain), host=node.host, port=node.rest_port, log_level="warning")
+        ),
     ]
     producer = asyncio.create_task(produce_blocks(chain, node.block_ms))
     log.info("cosmos_devnet_started", rpc_port=node.rpc_port, rest_port=node.rest_port, height=chain.height)

@@ -117,7 +117,9 @@ class CometRpc:
         if height <= 0:
             raise RpcError(f"height must be greater than 0, but got {height}")
         if height > latest:
-            raise RpcError(f"height {height} must be less than or equal to the current blockchain height {latest}")
+            raise RpcError(
+                f"height {height} must be less than or equal to the current blockchain height {latest}"
+            )
         block = self.chain.block(height)
         assert block is not None
         return block
@@ -150,7 +152,10 @@ class CometRpc:
             },
             "validator_info": {
                 "address": _hex(proposer.address),
-                "pub_key": {"type": rpc_json.ED25519_KEY_TYPE, "value": base64.b64encode(proposer.pub_key).decode()},
+                "pub_key": {
+                    "type": rpc_json.ED25519_KEY_TYPE,
+                    "value": base64.b64encode(proposer.pub_key).decode(),
+                },
                 "voting_power": str(proposer.voting_power),
             },
         }
@@ -188,7 +193,9 @@ class CometRpc:
                 "header": rpc_json.header_to_json(block.header),
                 "data": {"txs": [base64.b64encode(tx).decode() for tx in block.txs]},
                 "evidence": {"evidence": []},
-                "last_commit": rpc_json.commit_to_json(block.last_commit) if block.last_commit else _empty_commit_json(),
+                "last_commit": rpc_json.commit_to_json(block.last_commit)
+                if block.last_commit
+                else _empty_commit_json(),
             },
         }
 
@@ -201,7 +208,9 @@ class CometRpc:
             "finalize_block_events": [],
             "validator_updates": None,
             "consensus_param_updates": None,
-            "app_hash": base64.b64encode(after.header.app_hash if after else self.chain.state.app_hash()).decode(),
+            "app_hash": base64.b64encode(
+                after.header.app_hash if after else self.chain.state.app_hash()
+            ).decode(),
         }
 
     def commit(self, params: dict[str, Any]) -> Json:
@@ -241,7 +250,10 @@ class CometRpc:
         page = int(str(params.get("page") or 1).strip('"'))
         per_page = min(int(str(params.get("per_page") or 30).strip('"')), 100)
         selected = matches[(page - 1) * per_page : page * per_page]
-        return {"txs": [self._tx_json(block, index) for block, index in selected], "total_count": str(len(matches))}
+        return {
+            "txs": [self._tx_json(block, index) for block, index in selected],
+            "total_count": str(len(matches)),
+        }
 
     def broadcast_tx_sync(self, params: dict[str, Any]) -> Json:
         raw = _bytes_param(params.get("tx", ""))
@@ -270,7 +282,9 @@ def _bytes_param(value: object) -> bytes:
         raise RpcError(f"invalid bytes parameter {text!r}", code=-32602, message="Invalid params") from exc
 
 
-_CONDITION = re.compile(r"\s*([\w.\-]+)\s*(<=|>=|=|<|>|CONTAINS)\s*('[^']*'|\"[^\"]*\"|[^\s]+)\s*", re.IGNORECASE)
+_CONDITION = re.compile(
+    r"\s*([\w.\-]+)\s*(<=|>=|=|<|>|CONTAINS)\s*('[^']*'|\"[^\"]*\"|[^\s]+)\s*", re.IGNORECASE
+)
 
 
 def search_txs(chain: CosmosChain, query: str) -> list[tuple[StoredBlock, int]]:
@@ -333,7 +347,9 @@ def rpc_app(chain: CosmosChain) -> FastAPI:
     async def json_rpc(request: Request) -> JSONResponse:
         body = await request.json()
         params = body.get("params") or {}
-        return respond(body.get("id", -1), str(body.get("method", "")), params if isinstance(params, dict) else {})
+        return respond(
+            body.get("id", -1), str(body.get("method", "")), params if isinstance(params, dict) else {}
+        )
 
     @app.get("/{method}")
     async def uri_rpc(method: str, request: Request) -> JSONResponse:
@@ -351,7 +367,9 @@ def _grpc_error(status: int, code: int, message: str) -> JSONResponse:
 
 def _abci_events(events: tuple[Event, ...]) -> list[AbciEvent]:
     return [
-        AbciEvent(type=e.type, attributes=[EventAttribute(key=k, value=v, index=True) for k, v in e.attributes])
+        AbciEvent(
+            type=e.type, attributes=[EventAttribute(key=k, value=v, index=True) for k, v in e.attributes]
+        )
         for e in events
     ]
 
@@ -576,7 +594,9 @@ def rest_app(chain: CosmosChain) -> FastAPI:
 
     def block_json(block: StoredBlock | None) -> JSONResponse:
         if block is None:
-            return _grpc_error(400, 3, "requested block height is bigger then the chain length: invalid request")
+            return _grpc_error(
+                400, 3, "requested block height is bigger then the chain length: invalid request"
+            )
         proto = block_pb2.Block(
             header=_proto_header(block.header),
             data=types_pb2.Data(txs=list(block.txs)),
@@ -598,7 +618,11 @@ def rest_app(chain: CosmosChain) -> FastAPI:
         return {
             "params": {
                 "block": {"max_bytes": str(BLOCK_MAX_BYTES), "max_gas": str(BLOCK_MAX_GAS)},
-                "evidence": {"max_age_num_blocks": "100000", "max_age_duration": "172800s", "max_bytes": "1048576"},
+                "evidence": {
+                    "max_age_num_blocks": "100000",
+                    "max_age_duration": "172800s",
+                    "max_bytes": "1048576",
+                },
                 "validator": {"pub_key_types": ["ed25519"]},
                 "version": {"app": "0"},
             }

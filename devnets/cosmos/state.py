@@ -93,4 +93,6 @@ class LedgerState:
         )
 
     def app_hash(self) -> bytes:
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()).digest()
+        return hashlib.sha256(
+            json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+        ).digest()

@@ -43,9 +43,7 @@ def result_from_json(data: dict[str, Any]) -> TxResult:
         data=base64.b64decode(data["data"]),
         gas_wanted=data["gas_wanted"],
         gas_used=data["gas_used"],
-        events=tuple(
-            Event(e["type"], tuple((k, v) for k, v in e["attributes"])) for e in data["events"]
-        ),
+        events=tuple(Event(e["type"], tuple((k, v) for k, v in e["attributes"])) for e in data["events"]),
     )
 
 

@@ -112,7 +112,9 @@ class TxResult:
 
     def deterministic_bytes(self) -> bytes:
         """``ExecTxResult{code, data, gas_wanted, gas_used}``: a leaf of the next header's last_results_hash."""
-        result = ExecTxResult(code=self.code, data=self.data, gas_wanted=self.gas_wanted, gas_used=self.gas_used)
+        result = ExecTxResult(
+            code=self.code, data=self.data, gas_wanted=self.gas_wanted, gas_used=self.gas_used
+        )
         return bytes(result.SerializeToString())
 
 
@@ -213,7 +215,13 @@ class TxProcessor:
         except TxFailure as failure:
             state.__dict__.update(ante_state.__dict__)
             return TxResult(
-                failure.code, failure.codespace, failure.log, b"", gas_wanted, meter.consumed, tuple(ante.events)
+                failure.code,
+                failure.codespace,
+                failure.log,
+                b"",
+                gas_wanted,
+                meter.consumed,
+                tuple(ante.events),
             )
         state.__dict__.update(message_state.__dict__)
         responses = []
@@ -254,7 +262,9 @@ class TxProcessor:
         try:
             state.transfer(send.sender, send.recipient, send.coins)
         except InsufficientFunds as exc:
-            raise TxFailure(5, f"failed to execute message; message index: {index}: {exc}: insufficient funds") from exc
+            raise TxFailure(
+                5, f"failed to execute message; message index: {index}: {exc}: insufficient funds"
+            ) from exc
         amount = coins_string(send.coins)
         sender, recipient = self._bech32(send.sender), self._bech32(send.recipient)
         out.emit("message", ("action", MSG_SEND_TYPE_URL), ("sender", sender), ("module", "bank"))
@@ -279,13 +289,18 @@ class TxProcessor:
             if send.sender not in signers:
                 signers.append(send.sender)
         if len(signatures) != len(signers):
-            raise TxFailure(4, f"wrong number of signatures; expected {len(signers)}, got {len(signatures)}: unauthorized")
+            raise TxFailure(
+                4, f"wrong number of signatures; expected {len(signers)}, got {len(signatures)}: unauthorized"
+            )
         if len(auth_info.signer_infos) != len(signers):
             raise TxFailure(
-                4, f"wrong number of signers; expected {len(signers)}, got {len(auth_info.signer_infos)}: unauthorized"
+                4,
+                f"wrong number of signers; expected {len(signers)}, got {len(auth_info.signer_infos)}: unauthorized",
             )
         if body.timeout_height and height > body.timeout_height:
-            raise TxFailure(30, f"block height: {height}, timeout height: {body.timeout_height}: tx timeout height")
+            raise TxFailure(
+                30, f"block height: {height}, timeout height: {body.timeout_height}: tx timeout height"
+            )
         if len(body.memo) > MAX_MEMO_CHARACTERS:
             raise TxFailure(
                 12,
@@ -346,7 +361,8 @@ class TxProcessor:
             if info.HasField("public_key"):
                 if pub_key_address(info.public_key) != signer:
                     raise TxFailure(
-                        8, f"pubKey does not match signer address {name} with signer index: {index}: invalid pubkey"
+                        8,
+                        f"pubKey does not match signer address {name} with signer index: {index}: invalid pubkey",
                     )
                 if not record.pub_key_type_url:
                     record.pub_key_type_url = info.public_key.type_url
@@ -364,18 +380,23 @@ class TxProcessor:
         signature = bytes(tx.tx_raw.signatures[index])
         if record.pub_key_type_url == MULTISIG_PUBKEY_TYPE_URL:
             multisig = LegacyAminoPubKey.FromString(record.pub_key)
-            set_bits = bit_array_bits(info.mode_info.multi.bitarray) if info.mode_info.HasField("multi") else []
+            set_bits = (
+                bit_array_bits(info.mode_info.multi.bitarray) if info.mode_info.HasField("multi") else []
+            )
             meter.consume(SECP256K1_VERIFY_GAS * sum(set_bits), "ante verify: secp256k1")
         else:
             meter.consume(SECP256K1_VERIFY_GAS, "ante verify: secp256k1")
         if info.sequence != record.sequence:
             raise TxFailure(
-                32, f"account sequence mismatch, expected {record.sequence}, got {info.sequence}: incorrect account sequence"
+                32,
+                f"account sequence mismatch, expected {record.sequence}, got {info.sequence}: incorrect account sequence",
             )
         if mode is ExecMode.SIMULATE:
             return
         if record.pub_key_type_url == MULTISIG_PUBKEY_TYPE_URL:
-            valid = self._verify_multisig(tx, multisig, info.mode_info, signature, record.number, record.sequence)
+            valid = self._verify_multisig(
+                tx, multisig, info.mode_info, signature, record.number, record.sequence
+            )
         else:
             pub_key = bytes(PubKey.FromString(record.pub_key).key)
             valid = verify_secp256k1(
