@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,14 @@ class NodeSettings:
     signer_count: int | None = None
 
 
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT / SIGTERM to the node, which stops both servers together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def produce_blocks(chain: CosmosChain, block_ms: int) -> None:
     """One block every ``block_ms`` milliseconds, on a fixed schedule."""
     interval = block_ms / 1000
@@ -42,14 +54,20 @@ async def produce_blocks(chain: CosmosChain, block_ms: int) -> None:
 async def run_node(node: NodeSettings, genesis: GenesisSettings) -> None:
     chain = CosmosChain(genesis, node.state_dir, signer_count=node.signer_count)
     servers = [
-        uvicorn.Server(
-            uvicorn.Config(rpc_app(chain), host=node.host, port=node.rpc_port, log_level="warning")
-        ),
-        uvicorn.Server(
+        _QuietServer(uvicorn.Config(rpc_app(chain), host=node.host, port=node.rpc_port, log_level="warning")),
+        _QuietServer(
             uvicorn.Config(rest_app(chain), host=node.host, port=node.rest_port, log_level="warning")
         ),
     ]
     producer = asyncio.create_task(produce_blocks(chain, node.block_ms))
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
     log.info("cosmos_devnet_started", rpc_port=node.rpc_port, rest_port=node.rest_port, height=chain.height)
     try:
         await asyncio.gather(*(server.serve() for server in servers))
@@ -57,3 +75,4 @@ async def run_node(node: NodeSettings, genesis: GenesisSettings) -> None:
         producer.cancel()
         chain.store.close()
         log.info("cosmos_devnet_stopped", height=chain.height)
+        sys.stdout.flush()

@@ -200,6 +200,18 @@ def test_cosmpy_sends_tokens_with_a_memo_found_by_hash_and_by_search(devnet: Run
     for expected in ("coin_spent", "coin_received", "transfer", "message", "tx"):
         assert expected in types
 
+    by_json_rpc = httpx.post(
+        devnet.rpc_url,
+        json={
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tx",
+            "params": {"hash": base64.b64encode(bytes.fromhex(submitted.tx_hash)).decode()},
+        },
+        timeout=5,
+    ).json()
+    assert by_json_rpc["id"] == 7 and by_json_rpc["result"]["hash"] == submitted.tx_hash
+
     sender_address = str(sender.address())
     for query in (
         f"tx.height={response.height}",
