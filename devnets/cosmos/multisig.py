@@ -129,7 +129,10 @@ def legacy_amino_sign_bytes(
     }
     if body.timeout_height:
         document["timeout_height"] = str(body.timeout_height)
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return (
+        text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
+    )  # as Go's json
 
 
 def build_multisig_send_tx(
