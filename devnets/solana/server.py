@@ -1,0 +1,90 @@
+"""The devnet's HTTP server: JSON-RPC on ``POST /``, ``GET /health``, and the slot ticker.
+
+Everything that touches the ledger runs on the one event loop (request handlers and the ticker are
+coroutines without awaits inside ledger calls), which is what makes the single LiteSVM safe to share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from devnets.solana.errors import ParseError
+from devnets.solana.ledger import LedgerParams, SolanaLedger
+from devnets.solana.rpc import SolanaRpc
+from devnets.solana.store import LedgerStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DevnetConfig:
+    """What ``python -m devnets.solana`` is started with."""
+
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8899
+    slot_ms: int = 400
+    ledger: LedgerParams = LedgerParams()
+
+
+def build_app(config: DevnetConfig) -> Starlette:
+    """The ASGI app; opening the store and the slot ticker live in its lifespan."""
+    state: dict[str, SolanaRpc] = {}
+
+    async def tick(ledger: SolanaLedger) -> None:
+        interval = config.slot_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at += interval
+            ledger.advance_slot()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = LedgerStore(config.state_dir)
+        ledger = SolanaLedger(store, config.ledger)
+        state["rpc"] = SolanaRpc(ledger)
+        ticker = asyncio.create_task(tick(ledger))
+        log.info("solana_devnet_started", port=config.port, slot=ledger.slot, state_dir=str(config.state_dir))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            store.close()
+            log.info("solana_devnet_stopped", slot=ledger.slot)
+
+    async def json_rpc(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return JSONResponse({"jsonrpc": "2.0", "error": ParseError("Parse error").to_json(), "id": None})
+        return JSONResponse(state["rpc"].handle(body))
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[Route("/", json_rpc, methods=["POST"]), Route("/health", health, methods=["GET"])],
+        lifespan=lifespan,
+    )
+
+
+def serve(config: DevnetConfig) -> None:
+    """Run the devnet until SIGINT/SIGTERM."""
+    uvicorn.run(build_app(config), host=config.host, port=config.port, log_level="warning", access_log=False)
