@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 
-from router.api import create_routing_api
+from router.api import IntentsBackend, create_routing_api
+from router.intents import IntentExecutor, IntentStore
 
 
 def _client(keys: list[str]) -> TestClient:
@@ -24,8 +26,25 @@ def test_posts_need_a_valid_key_when_keys_are_configured() -> None:
     # past the key check: no capacity sampled yet (503), no operator accounts (409)
     assert c.post("/v1/quote", json={"amount": "1"}, headers={"X-API-Key": "s3cret"}).status_code == 503
     resp = c.post("/v1/intents", json=body, headers={"X-API-Key": "other"})
-    assert resp.status_code == 409 and "no operator accounts" in resp.json()["detail"]["error"]
+    assert resp.status_code == 409 and "not enabled" in resp.json()["detail"]["error"]
     assert c.get("/v1/chains").status_code == 503  # reads stay open
+
+
+def test_without_operator_accounts_only_unsigned_intents_are_possible() -> None:
+    store = IntentStore(create_engine("sqlite://"))
+    executor = IntentExecutor(store, {}, {}, [], lambda _mid: None)
+    app = FastAPI()
+    app.include_router(create_routing_api(lambda: None, intents=IntentsBackend(store, executor, {}, {})))
+    c = TestClient(app)
+    resp = c.post("/v1/intents", json={"intents": [{"amount": "1", "recipient": "0x" + "11" * 20}]})
+    assert resp.status_code == 409 and "no operator accounts" in resp.json()["detail"]["error"]
+    assert "signer" in resp.json()["detail"]["error"]
+    # with a signer it gets past that check (and stops at the unsampled capacity: 503)
+    resp = c.post("/v1/intents", json={"intents": [{"amount": "1", "recipient": "0x" + "11" * 20}],
+                                       "signer": "0x" + "22" * 20})
+    assert resp.status_code == 503
+    resp = c.post("/v1/intents", json={"intents": [{"amount": "1", "recipient": "0x" + "11" * 20}], "signer": "0x12"})
+    assert resp.status_code == 400 and resp.json()["detail"]["field"] == "signer"
 
 
 def test_open_without_keys() -> None:
