@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, required=True, help="ledger directory; reloaded if present")
     parser.add_argument("--slot-ms", type=int, default=400, help="slot duration in milliseconds")
     parser.add_argument(
-        "--faucet-lamports", type=int, default=LedgerParams.genesis_lamports,
+        "--faucet-lamports",
+        type=int,
+        default=LedgerParams.genesis_lamports,
         help="genesis balance of the faucet and of each devnet_keypair(i) account",
     )
     parser.add_argument("--blockhash-valid-slots", type=int, default=LedgerParams.blockhash_valid_slots)
@@ -27,7 +29,11 @@ def main(argv: list[str] | None = None) -> None:
         blockhash_valid_slots=args.blockhash_valid_slots,
         finalized_lag=args.finalized_lag,
     )
-    serve(DevnetConfig(state_dir=args.state_dir, host=args.host, port=args.port, slot_ms=args.slot_ms, ledger=ledger))
+    serve(
+        DevnetConfig(
+            state_dir=args.state_dir, host=args.host, port=args.port, slot_ms=args.slot_ms, ledger=ledger
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from devnets.solana.base58 import b58decode, b58encode
 from solders.account import Account
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.token.state import Mint, Multisig, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
+
+from devnets.solana.base58 import b58decode, b58encode
 
 SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
 TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
@@ -46,7 +47,12 @@ def ui_token_amount(amount: int, decimals: int) -> dict[str, Any]:
     if decimals:
         text = text.rjust(decimals + 1, "0")
         text = f"{text[:-decimals]}.{text[-decimals:]}".rstrip("0").rstrip(".")
-    return {"amount": str(amount), "decimals": decimals, "uiAmount": amount / 10**decimals, "uiAmountString": text}
+    return {
+        "amount": str(amount),
+        "decimals": decimals,
+        "uiAmount": amount / 10**decimals,
+        "uiAmountString": text,
+    }
 
 
 def token_balance(account: Account | None, mint_decimals: MintDecimals) -> TokenBalance | None:
@@ -192,7 +198,12 @@ def compiled_inner_instructions(inner: list[list[Any]]) -> list[dict[str, Any]]:
 def _parsed_instruction(program: Pubkey, accounts: list[Pubkey], data: bytes) -> dict[str, Any] | None:
     if program in MEMO_PROGRAM_IDS:
         return {"parsed": data.decode("utf-8", errors="replace"), "program": "spl-memo"}
-    if program == SYSTEM_PROGRAM_ID and len(data) == 12 and data[:4] == struct.pack("<I", 2) and len(accounts) >= 2:
+    if (
+        program == SYSTEM_PROGRAM_ID
+        and len(data) == 12
+        and data[:4] == struct.pack("<I", 2)
+        and len(accounts) >= 2
+    ):
         (lamports,) = struct.unpack("<Q", data[4:12])
         info = {"destination": str(accounts[1]), "lamports": lamports, "source": str(accounts[0])}
         return {"parsed": {"info": info, "type": "transfer"}, "program": "system"}
@@ -207,7 +218,7 @@ def _parsed_token_instruction(accounts: list[Pubkey], data: bytes) -> dict[str, 
         (amount,) = struct.unpack("<Q", data[1:9])
         first, second, authority = (str(a) for a in accounts[:3])
         if tag == 3:
-            info = {"amount": str(amount), "destination": second, "source": first}
+            info: dict[str, Any] = {"amount": str(amount), "destination": second, "source": first}
             kind = "transfer"
         else:
             info = {"account": second, "amount": str(amount), "mint": first}
@@ -262,7 +273,12 @@ def encode_transaction(tx: VersionedTransaction, encoding: str) -> Any:
     message: dict[str, Any] = {}
     if parsed:
         message["accountKeys"] = [
-            {"pubkey": str(k), "signer": is_signer(tx, i), "source": "transaction", "writable": is_writable(tx, i)}
+            {
+                "pubkey": str(k),
+                "signer": is_signer(tx, i),
+                "source": "transaction",
+                "writable": is_writable(tx, i),
+            }
             for i, k in enumerate(keys)
         ]
     else:

@@ -1,13 +1,13 @@
 """JSON-RPC errors of the Solana devnet, with the codes and messages a real cluster answers.
 
-    SolanaRpcError (code, message, data)
-    ├── InternalError                    -32603
-    ├── ParseError                       -32700
-    ├── InvalidRequest                   -32600
-    ├── MethodNotFound                   -32601
-    ├── InvalidParams                    -32602
-    ├── PreflightFailure                 -32002  "Transaction simulation failed: ..."
-    └── SignatureVerificationFailure     -32003
+SolanaRpcError (code, message, data)
+├── InternalError                    -32603
+├── ParseError                       -32700
+├── InvalidRequest                   -32600
+├── MethodNotFound                   -32601
+├── InvalidParams                    -32602
+├── PreflightFailure                 -32002  "Transaction simulation failed: ..."
+└── SignatureVerificationFailure     -32003
 """
 
 from __future__ import annotations

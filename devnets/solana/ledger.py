@@ -19,7 +19,6 @@ import structlog
 from solders.account import Account
 from solders.clock import Clock
 from solders.hash import Hash
-from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import Message
 from solders.pubkey import Pubkey
@@ -126,8 +125,14 @@ class SolanaLedger:
                 self.svm.set_account(key, account)
             for slot, blockhash in store.load_blockhashes():
                 self._remember_blockhash(slot, blockhash)
-            log.info("solana_devnet_restored", slot=self.slot, accounts=len(accounts),
-                     transactions=store.transaction_count())
+            for key, slot, before in store.load_pre_images():
+                self._pre_images.setdefault(key, []).append((slot, before))
+            log.info(
+                "solana_devnet_restored",
+                slot=self.slot,
+                accounts=len(accounts),
+                transactions=store.transaction_count(),
+            )
         self._record_slot()
 
     # -- slots and blockhashes --------------------------------------------------------------------
@@ -164,7 +169,13 @@ class SolanaLedger:
         self.svm.warp_to_slot(self.slot)
         clock = self.svm.get_clock()
         self.svm.set_clock(
-            Clock(self.slot, clock.epoch_start_timestamp, clock.epoch, clock.leader_schedule_epoch, int(time.time()))
+            Clock(
+                self.slot,
+                clock.epoch_start_timestamp,
+                clock.epoch,
+                clock.leader_schedule_epoch,
+                int(time.time()),
+            )
         )
 
     def _record_slot(self) -> None:
@@ -173,14 +184,16 @@ class SolanaLedger:
         oldest = self.slot - 2 * self.params.blockhash_valid_slots
         for slot in [s for s in self._slot_hashes if s < oldest]:
             del self._blockhashes[self._slot_hashes.pop(slot)]
-        self.store.save_slot(self.slot, blockhash, oldest)
+        self.store.save_slot(self.slot, blockhash, oldest, self.slot_for("finalized"))
 
     def _remember_blockhash(self, slot: int, blockhash: str) -> None:
         self._blockhashes[blockhash] = slot
         self._slot_hashes[slot] = blockhash
 
     def _write_genesis(self) -> None:
-        funded = [self.faucet.pubkey()] + [devnet_keypair(i).pubkey() for i in range(self.params.devnet_accounts)]
+        funded = [self.faucet.pubkey()] + [
+            devnet_keypair(i).pubkey() for i in range(self.params.devnet_accounts)
+        ]
         accounts = []
         for key in funded:
             account = Account(self.params.genesis_lamports, b"", Pubkey.default(), False, 0)
@@ -252,9 +265,12 @@ class SolanaLedger:
             outcome = self.simulate(tx)
             if outcome.err is not None:
                 raise PreflightFailure(
-                    f"Transaction simulation failed: {describe_transaction_error(outcome.err)}", outcome.to_json()
+                    f"Transaction simulation failed: {describe_transaction_error(outcome.err)}",
+                    outcome.to_json(),
                 )
-        elif not self.is_blockhash_valid(str(tx.message.recent_blockhash)) or self.store.transaction(signature):
+        elif not self.is_blockhash_valid(str(tx.message.recent_blockhash)) or self.store.transaction(
+            signature
+        ):
             return signature
         self._execute(tx)
         return signature
@@ -281,13 +297,14 @@ class SolanaLedger:
             return
         meta = result.meta() if isinstance(result, FailedTransactionMetadata) else result
         after = [self.svm.get_account(k) for k in keys]
+        new_pre_images = []
         for key, old, new in zip(keys, before, after, strict=True):
-            if old != new:
-                versions = self._pre_images.setdefault(key, [])
-                if not versions or versions[-1][0] != self.slot:
-                    versions.append((self.slot, old))
+            versions = self._pre_images.setdefault(key, [])
+            if old != new and (not versions or versions[-1][0] != self.slot):
+                versions.append((self.slot, old))
+                new_pre_images.append((key, self.slot, old))
         memos = memo_texts(tx)
-        meta_json = {
+        meta_json: dict[str, Any] = {
             "computeUnitsConsumed": meta.compute_units_consumed(),
             "err": err,
             "fee": meta.fee(),
@@ -312,6 +329,7 @@ class SolanaLedger:
             memo=memo_field(memos),
             addresses=[str(k) for k in keys],
             accounts=_persistable(zip(keys, after, strict=True)),
+            pre_images=new_pre_images,
         )
         log.info("solana_tx_landed", signature=signature, slot=self.slot, err=err)
 
@@ -337,7 +355,9 @@ class SolanaLedger:
         record = self.store.transaction(signature)
         if record is None:
             return None
-        return SignatureStatus(record.slot, self._confirmations(record), record.err, self.commitment_of(record))
+        return SignatureStatus(
+            record.slot, self._confirmations(record), record.err, self.commitment_of(record)
+        )
 
     def transaction(self, signature: str, commitment: Commitment) -> TransactionRecord | None:
         record = self.store.transaction(signature)
@@ -393,8 +413,10 @@ def describe_transaction_error(err: Any) -> str:
         index, inner = err["InstructionError"]
         return f"Error processing Instruction {index}: {_describe_instruction_error(inner)}"
     if isinstance(err, dict) and "InsufficientFundsForRent" in err:
-        return f"Transaction results in an account ({err['InsufficientFundsForRent']['account_index']}) with " \
+        return (
+            f"Transaction results in an account ({err['InsufficientFundsForRent']['account_index']}) with "
             "insufficient funds for rent"
+        )
     return json.dumps(err)
 
 

@@ -24,8 +24,17 @@ def start_solana_devnet(
     log_path: Path | str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start the devnet on ``127.0.0.1:port`` over ``state_dir``; wait with ``wait_until_ready``."""
-    args = [sys.executable, "-m", "devnets.solana", "--port", str(port), "--state-dir", str(state_dir),
-            "--slot-ms", str(slot_ms)]
+    args = [
+        sys.executable,
+        "-m",
+        "devnets.solana",
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state_dir),
+        "--slot-ms",
+        str(slot_ms),
+    ]
     if faucet_lamports is not None:
         args += ["--faucet-lamports", str(faucet_lamports)]
     args += extra_args or []

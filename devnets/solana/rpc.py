@@ -14,8 +14,14 @@ from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
 
 from devnets.solana.base58 import b58decode
-from devnets.solana.encoding import encode_account, encode_meta, encode_transaction, transaction_version
-from devnets.solana.encoding import token_balance, ui_token_amount
+from devnets.solana.encoding import (
+    encode_account,
+    encode_meta,
+    encode_transaction,
+    token_balance,
+    transaction_version,
+    ui_token_amount,
+)
 from devnets.solana.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound, SolanaRpcError
 from devnets.solana.ledger import Commitment, SolanaLedger
 
@@ -103,7 +109,10 @@ class SolanaRpc:
     # -- helpers --------------------------------------------------------------------------------------
 
     def _context(self, commitment: Commitment, value: Any) -> dict[str, Any]:
-        return {"context": {"apiVersion": API_VERSION, "slot": self.ledger.slot_for(commitment)}, "value": value}
+        return {
+            "context": {"apiVersion": API_VERSION, "slot": self.ledger.slot_for(commitment)},
+            "value": value,
+        }
 
     def _decode_account(self, key: Pubkey, commitment: Commitment, config: dict[str, Any]) -> Any:
         account = self.ledger.account(key, commitment)
@@ -307,21 +316,28 @@ class SolanaRpc:
         decimals = self.ledger.mint_decimals(key)
         if account is None or decimals is None:
             raise InvalidParams("Invalid param: not a Token mint")
-        return self._context(commitment, ui_token_amount(Mint.from_bytes(bytes(account.data)).supply, decimals))
+        return self._context(
+            commitment, ui_token_amount(Mint.from_bytes(bytes(account.data)).supply, decimals)
+        )
 
     def get_token_accounts_by_owner(self, params: Params) -> Any:
         owner = _pubkey(_string(params, 0, "owner"))
         selector = params[1] if len(params) > 1 and isinstance(params[1], dict) else None
         if selector is None or len(selector.keys() & {"mint", "programId"}) != 1:
-            raise InvalidParams("Invalid params: expected {\"mint\": ...} or {\"programId\": ...}")
+            raise InvalidParams('Invalid params: expected {"mint": ...} or {"programId": ...}')
         mint = _pubkey(selector["mint"]) if "mint" in selector else None
         program = _pubkey(selector["programId"]) if "programId" in selector else None
         config = _config(params, 2)
         commitment = _commitment(config)
-        found = self.ledger.token_accounts_by_owner(owner, mint=mint, program_id=program, commitment=commitment)
+        found = self.ledger.token_accounts_by_owner(
+            owner, mint=mint, program_id=program, commitment=commitment
+        )
         return self._context(
             commitment,
-            [{"account": self._decode_account(key, commitment, config), "pubkey": str(key)} for key, _ in found],
+            [
+                {"account": self._decode_account(key, commitment, config), "pubkey": str(key)}
+                for key, _ in found
+            ],
         )
 
     def request_airdrop(self, params: Params) -> str:
@@ -388,5 +404,6 @@ def _decode_transaction(text: str, encoding: str) -> VersionedTransaction:
         ) from exc
     if bytes(tx) != raw:
         raise InvalidParams("failed to deserialize transaction: trailing bytes")
+    if isinstance(tx.message, MessageV0) and tx.message.address_table_lookups:
+        raise InvalidParams("Invalid params: address table lookups are not supported by this devnet")
     return tx
-

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -36,7 +36,7 @@ class DevnetConfig:
     host: str = "127.0.0.1"
     port: int = 8899
     slot_ms: int = 400
-    ledger: LedgerParams = LedgerParams()
+    ledger: LedgerParams = field(default_factory=LedgerParams)
 
 
 def build_app(config: DevnetConfig) -> Starlette:

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     err TEXT,
     memo TEXT
 );
+CREATE TABLE IF NOT EXISTS pre_images (pubkey TEXT NOT NULL, slot INTEGER NOT NULL, account BLOB);
 CREATE TABLE IF NOT EXISTS address_signatures (
     address TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -80,13 +81,21 @@ class LedgerStore:
     def load_blockhashes(self) -> list[tuple[int, str]]:
         return [(int(s), str(h)) for s, h in self._db.execute("SELECT slot, hash FROM blockhashes")]
 
+    def load_pre_images(self) -> list[tuple[Pubkey, int, Account | None]]:
+        rows = self._db.execute("SELECT pubkey, slot, account FROM pre_images ORDER BY rowid").fetchall()
+        return [
+            (Pubkey.from_string(key), int(slot), None if blob is None else Account.from_bytes(blob))
+            for key, slot, blob in rows
+        ]
+
     def save_genesis(self, slot: int, accounts: Iterable[tuple[Pubkey, Account]]) -> None:
         with self._transaction():
             self._put_accounts(accounts)
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('slot', ?)", (str(slot),))
 
-    def save_slot(self, slot: int, blockhash: str, oldest_kept_slot: int) -> None:
+    def save_slot(self, slot: int, blockhash: str, oldest_kept_slot: int, finalized_slot: int) -> None:
         with self._transaction():
+            self._db.execute("DELETE FROM pre_images WHERE slot <= ?", (finalized_slot,))
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('slot', ?)", (str(slot),))
             self._db.execute("INSERT OR REPLACE INTO blockhashes VALUES (?, ?)", (slot, blockhash))
             self._db.execute("DELETE FROM blockhashes WHERE slot < ?", (oldest_kept_slot,))
@@ -103,13 +112,27 @@ class LedgerStore:
         memo: str | None,
         addresses: Sequence[str],
         accounts: Iterable[tuple[Pubkey, Account]],
+        pre_images: Iterable[tuple[Pubkey, int, Account | None]] = (),
     ) -> None:
+        """``pre_images``: accounts as they were before the first change in ``slot`` (``None``: absent)."""
         with self._transaction():
             self._put_accounts(accounts)
+            self._db.executemany(
+                "INSERT INTO pre_images VALUES (?, ?, ?)",
+                [(str(k), s, None if a is None else bytes(a)) for k, s, a in pre_images],
+            )
             cur = self._db.execute(
                 "INSERT INTO transactions (signature, slot, block_time, tx, meta, err, memo)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (signature, slot, block_time, tx, json.dumps(meta), None if err is None else json.dumps(err), memo),
+                (
+                    signature,
+                    slot,
+                    block_time,
+                    tx,
+                    json.dumps(meta),
+                    None if err is None else json.dumps(err),
+                    memo,
+                ),
             )
             seq = cur.lastrowid
             self._db.executemany(

@@ -26,6 +26,7 @@ from solana.rpc.models import TokenAccountOpts, TxOpts
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
+from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import (
@@ -36,7 +37,7 @@ from solders.system_program import (
     create_account_with_seed,
     transfer,
 )
-from solders.transaction import Transaction
+from solders.transaction import Transaction, VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
@@ -57,10 +58,12 @@ from spl.token.models import (
 )
 
 from devnets.solana import devnet_keypair, start_solana_devnet, stop_solana_devnet, wait_until_ready
+from devnets.solana.base58 import b58encode
 
 pytestmark = pytest.mark.integration
 
 SLOT_MS = 50
+B64 = {"encoding": "base64"}
 BLOCKHASH_VALID_SLOTS = 60
 LAMPORTS_PER_SOL = 10**9
 T = TypeVar("T")
@@ -143,25 +146,35 @@ async def _create_multisig_mint(client: AsyncClient, payer: Keypair) -> Multisig
     ixs = [
         create_account(
             CreateAccountParams(
-                from_pubkey=payer.pubkey(), to_pubkey=made.multisig.pubkey(), lamports=multisig_rent,
-                space=355, owner=TOKEN_PROGRAM_ID,
+                from_pubkey=payer.pubkey(),
+                to_pubkey=made.multisig.pubkey(),
+                lamports=multisig_rent,
+                space=355,
+                owner=TOKEN_PROGRAM_ID,
             )
         ),
         initialize_multisig(
             InitializeMultisigParams(
-                program_id=TOKEN_PROGRAM_ID, multisig=made.multisig.pubkey(), m=2,
+                program_id=TOKEN_PROGRAM_ID,
+                multisig=made.multisig.pubkey(),
+                m=2,
                 signers=[s.pubkey() for s in made.signers],
             )
         ),
         create_account(
             CreateAccountParams(
-                from_pubkey=payer.pubkey(), to_pubkey=made.mint.pubkey(), lamports=mint_rent, space=82,
+                from_pubkey=payer.pubkey(),
+                to_pubkey=made.mint.pubkey(),
+                lamports=mint_rent,
+                space=82,
                 owner=TOKEN_PROGRAM_ID,
             )
         ),
         initialize_mint(
             InitializeMintParams(
-                decimals=made.decimals, program_id=TOKEN_PROGRAM_ID, mint=made.mint.pubkey(),
+                decimals=made.decimals,
+                program_id=TOKEN_PROGRAM_ID,
+                mint=made.mint.pubkey(),
                 mint_authority=made.multisig.pubkey(),
             )
         ),
@@ -174,10 +187,27 @@ async def _create_multisig_mint(client: AsyncClient, payer: Keypair) -> Multisig
 def _mint_to(made: MultisigMint, dest: Pubkey, amount: int, signers: list[Keypair]) -> Instruction:
     return mint_to(
         MintToParams(
-            program_id=TOKEN_PROGRAM_ID, mint=made.mint.pubkey(), dest=dest,
-            mint_authority=made.multisig.pubkey(), amount=amount, signers=[s.pubkey() for s in signers],
+            program_id=TOKEN_PROGRAM_ID,
+            mint=made.mint.pubkey(),
+            dest=dest,
+            mint_authority=made.multisig.pubkey(),
+            amount=amount,
+            signers=[s.pubkey() for s in signers],
         )
     )
+
+
+async def _blockhash(client: AsyncClient) -> Hash:
+    return (await client.get_latest_blockhash(Processed)).value.blockhash
+
+
+def _transfer_message(payer: Keypair, to: Keypair, blockhash: Hash) -> Message:
+    ix = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to.pubkey(), lamports=1))
+    return Message.new_with_blockhash([ix], payer.pubkey(), blockhash)
+
+
+def _signed_transfer(payer: Keypair, to: Keypair, blockhash: Hash) -> Transaction:
+    return Transaction([payer], _transfer_message(payer, to, blockhash), blockhash)
 
 
 def _rpc(url: str, method: str, params: list[Any]) -> dict[str, Any]:
@@ -211,6 +241,24 @@ async def test_airdrop_and_sol_transfer_reach_finalized(solana_devnet: RunningDe
         assert got.transaction.meta.fee == 5000
         assert got.transaction.meta.post_balances[1] == 1_000_000
 
+        multiple = (await client.get_multiple_accounts([alice.pubkey(), Keypair().pubkey()])).value
+        assert multiple[0] is not None and multiple[0].lamports > 0 and multiple[1] is None
+        assert (
+            await client.get_fee_for_message(_transfer_message(alice, bob, await _blockhash(client)))
+        ).value == 5000
+        assert (
+            await client.get_fee_for_message(_transfer_message(alice, bob, Hash.new_unique()))
+        ).value is None
+        simulated = (
+            await client.simulate_transaction(
+                VersionedTransaction(_transfer_message(alice, bob, await _blockhash(client)), [alice])
+            )
+        ).value
+        assert simulated.err is None and simulated.logs
+        assert (await client.get_version()).value.solana_core
+        assert (await client.get_epoch_info()).value.absolute_slot >= 1
+        assert str((await client.get_genesis_hash()).value)
+
         for level in ("processed", "confirmed", "finalized"):
             assert (await client.get_slot(level)).value >= 1  # type: ignore[arg-type]
         assert (await client.get_slot(Processed)).value - (await client.get_slot(Finalized)).value >= 30
@@ -242,15 +290,22 @@ async def test_multisig_mint_memo_transfer_and_history(solana_devnet: RunningDev
             await _send(client, payer, [_mint_to(made, payer_ata, 1_000, one_signer)], *one_signer)
         assert "MissingRequiredSignature" in repr(refused.value.args[0].data.err)
         raw_tx = Transaction.new_signed_with_payer(
-            [_mint_to(made, payer_ata, 1_000, one_signer)], payer.pubkey(), [payer, *one_signer],
+            [_mint_to(made, payer_ata, 1_000, one_signer)],
+            payer.pubkey(),
+            [payer, *one_signer],
             (await client.get_latest_blockhash(Processed)).value.blockhash,
         )
         raw = _rpc(solana_devnet.url, "sendTransaction", [bytes(raw_tx).hex(), {"encoding": "base64"}])
         assert raw["error"]["code"] == -32602
-        raw = _rpc(solana_devnet.url, "sendTransaction", [base64.b64encode(bytes(raw_tx)).decode(),
-                                                            {"encoding": "base64"}])
+        raw = _rpc(
+            solana_devnet.url,
+            "sendTransaction",
+            [base64.b64encode(bytes(raw_tx)).decode(), {"encoding": "base64"}],
+        )
         assert raw["error"]["code"] == -32002
-        assert raw["error"]["message"].startswith("Transaction simulation failed: Error processing Instruction 0")
+        assert raw["error"]["message"].startswith(
+            "Transaction simulation failed: Error processing Instruction 0"
+        )
         assert raw["error"]["data"]["err"] == {"InstructionError": [0, "MissingRequiredSignature"]}
         assert raw["error"]["data"]["logs"]
 
@@ -263,11 +318,18 @@ async def test_multisig_mint_memo_transfer_and_history(solana_devnet: RunningDev
         ixs = [
             transfer_checked(
                 TransferCheckedParams(
-                    program_id=TOKEN_PROGRAM_ID, source=payer_ata, mint=mint, dest=holder_ata,
-                    owner=payer.pubkey(), amount=1_250_000, decimals=made.decimals,
+                    program_id=TOKEN_PROGRAM_ID,
+                    source=payer_ata,
+                    mint=mint,
+                    dest=holder_ata,
+                    owner=payer.pubkey(),
+                    amount=1_250_000,
+                    decimals=made.decimals,
                 )
             ),
-            create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=payer.pubkey(), message=memo_text.encode())),
+            create_memo(
+                MemoParams(program_id=MEMO_PROGRAM_ID, signer=payer.pubkey(), message=memo_text.encode())
+            ),
         ]
         sig = await _send(client, payer, ixs)
         await _wait_status(client, sig, "confirmed")
@@ -295,7 +357,9 @@ async def test_multisig_mint_memo_transfer_and_history(solana_devnet: RunningDev
         keys = [str(k) for k in plain.transaction.transaction.message.account_keys]  # type: ignore[union-attr]
         assert str(MEMO_PROGRAM_ID) in keys
 
-        owned = (await client.get_token_accounts_by_owner_json_parsed(holder.pubkey(), TokenAccountOpts(mint=mint)))
+        owned = await client.get_token_accounts_by_owner_json_parsed(
+            holder.pubkey(), TokenAccountOpts(mint=mint)
+        )
         assert [str(a.pubkey) for a in owned.value] == [str(holder_ata)]
         info = owned.value[0].account.data.parsed["info"]
         assert info["tokenAmount"]["amount"] == "1250000" and info["mint"] == str(mint)
@@ -326,25 +390,37 @@ async def test_blockhash_expiry_and_error_shapes(solana_devnet: RunningDevnet) -
             return (await client.get_block_height(Processed)).value > latest.last_valid_block_height
 
         await _eventually(expired, "the blockhash to expire")
-        assert _rpc(solana_devnet.url, "isBlockhashValid", [str(latest.blockhash)])["result"]["value"] is False
+        assert (
+            _rpc(solana_devnet.url, "isBlockhashValid", [str(latest.blockhash)])["result"]["value"] is False
+        )
 
-        raw = _rpc(solana_devnet.url, "sendTransaction", [base64.b64encode(bytes(stale)).decode(),
-                                                            {"encoding": "base64"}])
+        raw = _rpc(
+            solana_devnet.url,
+            "sendTransaction",
+            [base64.b64encode(bytes(stale)).decode(), {"encoding": "base64"}],
+        )
         assert raw["error"]["code"] == -32002
         assert raw["error"]["message"] == "Transaction simulation failed: Blockhash not found"
         assert raw["error"]["data"]["err"] == "BlockhashNotFound"
 
         poor = Keypair()
-        await _wait_status(client, (await client.request_airdrop(poor.pubkey(), 10_000_000)).value, "confirmed")
-        too_much = transfer(TransferParams(from_pubkey=poor.pubkey(), to_pubkey=payer.pubkey(), lamports=10**12))
+        await _wait_status(
+            client, (await client.request_airdrop(poor.pubkey(), 10_000_000)).value, "confirmed"
+        )
+        too_much = transfer(
+            TransferParams(from_pubkey=poor.pubkey(), to_pubkey=payer.pubkey(), lamports=10**12)
+        )
         with pytest.raises(RPCException) as broke:
             await _send(client, poor, [too_much])
-        assert "Custom(1)" in repr(broke.value.args[0].data.err) or "Custom" in repr(broke.value.args[0].data.err)
+        assert broke.value.args[0].data.logs
         tx = Transaction.new_signed_with_payer(
             [too_much], poor.pubkey(), [poor], (await client.get_latest_blockhash(Processed)).value.blockhash
         )
-        raw = _rpc(solana_devnet.url, "sendTransaction", [base64.b64encode(bytes(tx)).decode(),
-                                                            {"encoding": "base64"}])
+        raw = _rpc(
+            solana_devnet.url,
+            "sendTransaction",
+            [base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"}],
+        )
         assert raw["error"]["data"]["err"] == {"InstructionError": [0, {"Custom": 1}]}
         assert raw["error"]["message"].endswith("custom program error: 0x1")
 
@@ -357,9 +433,16 @@ async def test_blockhash_expiry_and_error_shapes(solana_devnet: RunningDevnet) -
         forged = Transaction.new_signed_with_payer([ix], payer.pubkey(), [payer], latest.blockhash)
         forged_bytes = bytearray(bytes(forged))
         forged_bytes[5] ^= 0xFF
-        raw = _rpc(solana_devnet.url, "sendTransaction", [base64.b64encode(bytes(forged_bytes)).decode(),
-                                                            {"encoding": "base64"}])
+        raw = _rpc(
+            solana_devnet.url,
+            "sendTransaction",
+            [base64.b64encode(bytes(forged_bytes)).decode(), {"encoding": "base64"}],
+        )
         assert raw["error"]["code"] == -32003
+
+        good = _signed_transfer(payer, devnet_keypair(3), await _blockhash(client))
+        sent = _rpc(solana_devnet.url, "sendTransaction", [b58encode(bytes(good))])
+        assert sent["result"] == str(good.signatures[0])
 
         assert _rpc(solana_devnet.url, "noSuchMethod", [])["error"]["code"] == -32601
         assert _rpc(solana_devnet.url, "getBalance", ["not-a-key"])["error"]["code"] == -32602
@@ -379,20 +462,44 @@ async def test_create_with_seed_twice_second_fails_already_in_use(solana_devnet:
         derived = Pubkey.create_with_seed(base.pubkey(), seed, owner)
         ix = create_account_with_seed(
             CreateAccountWithSeedParams(
-                from_pubkey=base.pubkey(), to_pubkey=derived, base=base.pubkey(), seed=seed,
-                lamports=(await client.get_minimum_balance_for_rent_exemption(0)).value, space=0, owner=owner,
+                from_pubkey=base.pubkey(),
+                to_pubkey=derived,
+                base=base.pubkey(),
+                seed=seed,
+                lamports=(await client.get_minimum_balance_for_rent_exemption(0)).value,
+                space=0,
+                owner=owner,
             )
         )
         first = await _send(client, base, [ix])
         await _wait_status(client, first, "confirmed")
         assert (await client.get_account_info(derived)).value is not None
 
-        again = [ix, create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=base.pubkey(), message=b"retry"))]
+        again = [
+            ix,
+            create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=base.pubkey(), message=b"retry")),
+        ]
         with pytest.raises(RPCException) as refused:
             await _send(client, base, again)
         failure = refused.value.args[0]
-        assert "Custom(0)" in repr(failure.data.err) or "Custom" in repr(failure.data.err)
         assert any("already in use" in line for line in failure.data.logs)
+        again_tx = Transaction.new_signed_with_payer(again, base.pubkey(), [base], await _blockhash(client))
+        raw = _rpc(solana_devnet.url, "sendTransaction", [base64.b64encode(bytes(again_tx)).decode(), B64])
+        assert raw["error"]["code"] == -32002
+        assert raw["error"]["data"]["err"] == {"InstructionError": [0, {"Custom": 0}]}
+        assert [h.signature for h in (await client.get_signatures_for_address(derived)).value] in (
+            [],
+            [first],
+        )
+
+        duplicate = Transaction.new_signed_with_payer([ix], base.pubkey(), [base], await _blockhash(client))
+        await client.send_transaction(duplicate, opts=TxOpts(skip_preflight=True))
+        raw = _rpc(solana_devnet.url, "sendTransaction", [base64.b64encode(bytes(duplicate)).decode(), B64])
+        assert (
+            raw["error"]["message"]
+            == "Transaction simulation failed: This transaction has already been processed"
+        )
+        assert raw["error"]["data"]["err"] == "AlreadyProcessed"
 
 
 async def test_state_survives_kill_9_and_restart(tmp_path: Path) -> None:
@@ -403,12 +510,22 @@ async def test_state_survives_kill_9_and_restart(tmp_path: Path) -> None:
             made = await _create_multisig_mint(client, payer)
             ata = get_associated_token_address(receiver.pubkey(), made.mint.pubkey())
             ixs = [
-                transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=receiver.pubkey(), lamports=1_000_000)),
+                transfer(
+                    TransferParams(
+                        from_pubkey=payer.pubkey(), to_pubkey=receiver.pubkey(), lamports=1_000_000
+                    )
+                ),
                 create_associated_token_account(payer.pubkey(), receiver.pubkey(), made.mint.pubkey()),
                 _mint_to(made, ata, 4_200, made.signers[1:]),
-                create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=payer.pubkey(), message=b"before crash")),
+                create_memo(
+                    MemoParams(program_id=MEMO_PROGRAM_ID, signer=payer.pubkey(), message=b"before crash")
+                ),
             ]
-            sig = await _send(client, payer, ixs, *made.signers[1:])
+            signers = [payer, *made.signers[1:]]
+            before_crash = Transaction.new_signed_with_payer(
+                ixs, payer.pubkey(), signers, await _blockhash(client)
+            )
+            sig = (await client.send_transaction(before_crash)).value
             await _wait_status(client, sig, "confirmed")
             slot_before = (await client.get_slot(Processed)).value
     finally:
@@ -427,8 +544,8 @@ async def test_state_survives_kill_9_and_restart(tmp_path: Path) -> None:
             assert mint.data.parsed["info"]["supply"] == "4200"  # type: ignore[union-attr]
             multisig = (await client.get_account_info_json_parsed(made.multisig.pubkey())).value
             assert multisig is not None and multisig.data.parsed["type"] == "multisig"  # type: ignore[union-attr]
-            history = (await client.get_signatures_for_address(receiver.pubkey())).value
-            assert history == [] or history[0].signature == sig
+            resent = await client.send_transaction(before_crash, opts=TxOpts(skip_preflight=True))
+            assert resent.value == sig
             history = (await client.get_signatures_for_address(receiver.pubkey(), commitment=Confirmed)).value
             assert history[0].signature == sig and history[0].memo == "[12] before crash"
             assert (await client.get_transaction(sig)).value is not None
@@ -436,10 +553,8 @@ async def test_state_survives_kill_9_and_restart(tmp_path: Path) -> None:
             more = _mint_to(made, ata, 1, made.signers[:2])
             await _wait_status(client, await _send(client, payer, [more], *made.signers[:2]), "finalized")
             assert (await client.get_token_account_balance(ata, Finalized)).value.amount == "4201"
-            replay = Transaction.new_signed_with_payer(
-                [more], payer.pubkey(), [payer, *made.signers[:2]],
-                (await client.get_latest_blockhash(Processed)).value.blockhash,
-            )
-            assert (await client.send_transaction(replay)).value == replay.signatures[0]
+            assert (await client.get_balance(receiver.pubkey(), Finalized)).value == 1_000_000
+            history = (await client.get_signatures_for_address(ata, commitment=Finalized)).value
+            assert len(history) == 2 and history[1].signature == sig
     finally:
         stop_solana_devnet(net.process)
