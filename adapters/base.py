@@ -89,6 +89,62 @@ class DispatchedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class CosignRequest:
+    """A destination transaction that needs the validators' own signatures before it can be submitted.
+
+    Chains without a contract that checks checkpoints (Solana: the wrapped mint's authority is an SPL Token
+    M-of-N multisig of the validators; Cosmos: an M-of-N multisig account) are delivered to by a
+    transaction the validators co-sign. The adapter builds it (``payload``: the exact bytes each co-signer
+    signs), a validator checks it does nothing but deliver ``messages`` (``CosignedDelivery.check_cosign``)
+    and signs it at most once per message; the adapter then assembles and submits it."""
+
+    chain: str                          # destination chain name (as in config)
+    payload: bytes                      # what each co-signer signs
+    messages: tuple[bytes, ...]         # the raw messages the transaction delivers, in order
+    context: dict[str, str] = field(default_factory=dict)  # what the adapter needs to re-check or assemble it
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain, "payload": self.payload.hex(), "messages": [m.hex() for m in self.messages],
+                "context": dict(self.context)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> CosignRequest:
+        return cls(str(doc["chain"]), bytes.fromhex(str(doc["payload"])), tuple(bytes.fromhex(str(m)) for m in doc["messages"]),
+                   {str(k): str(v) for k, v in dict(doc.get("context") or {}).items()})
+
+
+class Cosigner(Protocol):
+    """Gathers co-signatures from the validators (implemented by the relayer: HTTP to their endpoints)."""
+
+    async def cosign(self, request: CosignRequest, threshold: int) -> list[tuple[str, bytes]]:
+        """``threshold`` (signer id on the destination chain, signature) pairs, or ``AdapterError`` (reason
+        ``no cosign quorum``) when fewer validators agreed."""
+        ...
+
+
+@runtime_checkable
+class CosignedDelivery(Protocol):
+    """Optional capability of a destination delivered by validator co-signatures (adapters/<family>/)."""
+
+    def check_cosign(self, request: CosignRequest) -> list[MessageId]:
+        """Validator side: decode ``request.payload`` and raise ``CosignRefused`` unless it does exactly what
+        ``request.messages`` say (mint/unlock/transfer of each message's amount to its recipient, replay
+        guard per message id) and nothing else; returns the ids it delivers."""
+        ...
+
+    def cosign_with(self, key: str, request: CosignRequest) -> tuple[str, bytes]:
+        """Validator side: (this key's signer id on the chain, its signature over ``request.payload``)."""
+        ...
+
+
+class CosignRefused(AdapterError):
+    """A validator will not co-sign this delivery (what it does differs from the messages, or a message was
+    not attested, or it already co-signed another transaction for it)."""
+
+    retryable = False
+
+
+@dataclass(frozen=True, slots=True)
 class DispatchClaim:
     """What the indexer says it saw: ``raw`` message dispatched by tx ``tx_hash`` in block ``height``."""
 

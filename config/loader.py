@@ -51,14 +51,26 @@ def env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
     return found
 
 
+_FAMILIES = ("evm", "solana", "cosmos")  # tags pydantic puts in the location of a `family`-discriminated chain
+
+
 def _is_union_tag(part: str) -> bool:
     return "[" in part or part.startswith(("function-", "constrained-"))
+
+
+def _loc_path(loc: tuple[int | str, ...]) -> str:
+    """``chains.l1.evm.rpc_url`` -> ``chains.l1.rpc_url``: drop pydantic's union tags, including the chain family
+    it inserts after a chain's name."""
+    parts = [str(p) for p in loc]
+    if len(parts) >= 3 and parts[0] == "chains" and parts[2] in _FAMILIES:
+        del parts[2]
+    return ".".join(p for p in parts if not _is_union_tag(p))
 
 
 def format_validation_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"] if not _is_union_tag(str(p)))
+        path = _loc_path(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see config/examples/devnet.toml)"
@@ -76,7 +88,7 @@ def load_settings_dict(raw: Mapping[str, Any], *, source: str = "config") -> Set
         return Settings.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        path = ".".join(str(p) for p in first["loc"] if not _is_union_tag(str(p)))
+        path = _loc_path(first["loc"])
         raise ConfigError(path, format_validation_error(exc).removeprefix(f"{path}: "), source=source) from None
 
 

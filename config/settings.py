@@ -114,7 +114,71 @@ class EvmChainConfig(_Model):
     _mailbox = field_validator("mailbox")(lambda cls, v: _check_address(v))
 
 
-ChainConfig = EvmChainConfig  # becomes a union discriminated on `family` as families are added
+class SolanaTokenConfig(_Model):
+    mint: str = Field(description="SPL mint (base58)")
+    decimals: int = Field(9, ge=0, le=18)
+    wrapped: bool = Field(False, description="minted here by the validators' multisig (else native: locked in the vault)")
+    home_domain: U32 | None = Field(None, description="wrapped: domain of the token's home chain")
+    home_token: str | None = Field(None, description="wrapped: 0x-hex bytes32 of the token on its home chain")
+
+
+class SolanaChainConfig(_Model):
+    """A Solana cluster (issue 5). No program of ours: dispatches are token transfers into the bridge vault
+    (or plain memo transactions) carrying the message in a Memo; deliveries are co-signed by the validators."""
+
+    family: Literal["solana"]
+    domain: U32
+    rpc_url: str
+    verify_rpc_urls: list[str] = Field(default_factory=list, description="other endpoints that must agree")
+    multisig: str = Field(description="SPL Token native multisig of the validators (base58): wrapped mints' "
+                                      "authority and the vault's owner")
+    multisig_threshold: int = Field(ge=1, le=11)
+    bridge: str = Field(description="base58 address that identifies this chain's bridge in messages (the vault owner)")
+    tokens: dict[str, SolanaTokenConfig] = Field(default_factory=dict)
+    signer: SignerSettings | None = Field(None, description="the relayer's fee payer (base58 or hex 64-byte keypair)")
+    poll_interval_s: float = Field(0.4, gt=0, le=60)
+    request_timeout_s: float = Field(10.0, gt=0, le=300)
+    priority_fee_micro_lamports: int = Field(0, ge=0)
+    start_height: int = Field(0, ge=0, description="first slot the watcher indexes")
+
+    _rpc = field_validator("rpc_url")(lambda cls, v: _check_http_url(v))
+
+
+class CosmosTokenConfig(_Model):
+    denom: str
+    decimals: int = Field(6, ge=0, le=18)
+    wrapped: bool = Field(False, description="paid out of the multisig's escrow (else native: locked in the vault)")
+    home_domain: U32 | None = None
+    home_token: str | None = Field(None, description="wrapped: 0x-hex bytes32 of the token on its home chain")
+
+
+class CosmosChainConfig(_Model):
+    """A Cosmos SDK chain (issue 6): dispatches are MsgSend to the vault with the message in the memo, proven by
+    the Tendermint light client; deliveries are MsgSend from the validators' multisig account."""
+
+    family: Literal["cosmos"]
+    domain: U32
+    chain_id: str
+    rpc_url: str = Field(description="CometBFT RPC")
+    rest_url: str = Field(description="Cosmos REST (gRPC gateway), as cosmpy's LedgerClient uses it")
+    bech32_prefix: str = "cosmos"
+    fee_denom: str
+    gas_price: float = Field(0.0025, ge=0)
+    vault: str = Field(description="bech32 multisig account of the validators: receives locks, sends deliveries")
+    multisig_threshold: int = Field(ge=1, le=11)
+    multisig_pubkeys: list[str] = Field(description="compressed secp256k1 public keys (hex) of the multisig, in order")
+    tokens: dict[str, CosmosTokenConfig] = Field(default_factory=dict)
+    verify_rpc_urls: list[str] = Field(default_factory=list)
+    trusting_period_s: float = Field(14 * 24 * 3600, gt=0)
+    poll_interval_s: float = Field(0.5, gt=0, le=60)
+    request_timeout_s: float = Field(10.0, gt=0, le=300)
+    start_height: int = Field(0, ge=0)
+    signer: SignerSettings | None = Field(None, description="unused: deliveries are paid by the multisig account")
+
+    _rpc = field_validator("rpc_url", "rest_url")(lambda cls, v: _check_http_url(v))
+
+
+ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig | CosmosChainConfig, Field(discriminator="family")]
 
 
 class ValidatorRef(_Model):
@@ -147,6 +211,9 @@ class ValidatorRoleSettings(_Model):
     interval_s: float = Field(0.25, gt=0, le=60)
     verify_inclusion: bool = Field(True, description=(
         "prove every dispatch with the chain's light client (verified header chain, receipts root) before signing"))
+    cosign_keys: dict[str, list[SignerSettings]] = Field(default_factory=dict, description=(
+        "per co-signed destination chain (Solana, Cosmos), this process's validators' keys on that chain, in the "
+        "order of keys"))
 
 
 class RelayerRoleSettings(_Model):
