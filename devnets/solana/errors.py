@@ -7,7 +7,9 @@ SolanaRpcError (code, message, data)
 ├── MethodNotFound                   -32601
 ├── InvalidParams                    -32602
 ├── PreflightFailure                 -32002  "Transaction simulation failed: ..."
-└── SignatureVerificationFailure     -32003
+├── SignatureVerificationFailure     -32003
+├── BlockNotAvailable                -32004
+└── UnsupportedTransactionVersion    -32015
 """
 
 from __future__ import annotations
@@ -61,3 +63,14 @@ class SignatureVerificationFailure(SolanaRpcError):
 
     def __init__(self) -> None:
         super().__init__("Transaction signature verification failure")
+
+
+class BlockNotAvailable(SolanaRpcError):
+    code = -32004
+
+    def __init__(self, slot: int) -> None:
+        super().__init__(f"Block not available for slot {slot}")
+
+
+class UnsupportedTransactionVersion(SolanaRpcError):
+    code = -32015

@@ -107,6 +107,8 @@ class SolanaLedger:
         self.store = store
         self.params = params or LedgerParams()
         self.svm = LiteSVM().with_blockhash_check(False).with_sigverify(False)
+        self.block_time = int(time.time())
+        self._kept_blockhash_slots = 2 * self.params.blockhash_valid_slots
         self._blockhashes: dict[str, int] = {}
         self._slot_hashes: dict[int, str] = {}
         self._pre_images: dict[Pubkey, list[tuple[int, Account | None]]] = {}
@@ -123,7 +125,7 @@ class SolanaLedger:
             accounts = store.load_accounts()
             for key, account in accounts:
                 self.svm.set_account(key, account)
-            for slot, blockhash in store.load_blockhashes():
+            for slot, blockhash in store.load_blockhashes(since_slot=self.slot - self._kept_blockhash_slots):
                 self._remember_blockhash(slot, blockhash)
             for key, slot, before in store.load_pre_images():
                 self._pre_images.setdefault(key, []).append((slot, before))
@@ -167,6 +169,7 @@ class SolanaLedger:
 
     def _set_clock(self) -> None:
         self.svm.warp_to_slot(self.slot)
+        self.block_time = int(time.time())
         clock = self.svm.get_clock()
         self.svm.set_clock(
             Clock(
@@ -174,17 +177,17 @@ class SolanaLedger:
                 clock.epoch_start_timestamp,
                 clock.epoch,
                 clock.leader_schedule_epoch,
-                int(time.time()),
+                self.block_time,
             )
         )
 
     def _record_slot(self) -> None:
         blockhash = str(self.svm.latest_blockhash())
         self._remember_blockhash(self.slot, blockhash)
-        oldest = self.slot - 2 * self.params.blockhash_valid_slots
+        oldest = self.slot - self._kept_blockhash_slots
         for slot in [s for s in self._slot_hashes if s < oldest]:
             del self._blockhashes[self._slot_hashes.pop(slot)]
-        self.store.save_slot(self.slot, blockhash, oldest, self.slot_for("finalized"))
+        self.store.save_slot(self.slot, blockhash, self.block_time, self.slot_for("finalized"))
 
     def _remember_blockhash(self, slot: int, blockhash: str) -> None:
         self._blockhashes[blockhash] = slot
@@ -322,7 +325,7 @@ class SolanaLedger:
         self.store.save_transaction(
             signature=signature,
             slot=self.slot,
-            block_time=int(time.time()),
+            block_time=self.block_time,
             tx=bytes(tx),
             meta=meta_json,
             err=err,

@@ -22,14 +22,24 @@ from devnets.solana.encoding import (
     transaction_version,
     ui_token_amount,
 )
-from devnets.solana.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound, SolanaRpcError
+from devnets.solana.errors import (
+    BlockNotAvailable,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    SolanaRpcError,
+    UnsupportedTransactionVersion,
+)
 from devnets.solana.ledger import Commitment, SolanaLedger
+from devnets.solana.store import TransactionRecord
 
 log = structlog.get_logger(__name__)
 
 API_VERSION = "2.1.0"
 FEE_PER_SIGNATURE = 5000
 MAX_SIGNATURES_FOR_ADDRESS = 1000
+MAX_BLOCK_RANGE = 500_000
 _COMMITMENT_ALIASES: dict[str, Commitment] = {
     "processed": "processed",
     "recent": "processed",
@@ -45,10 +55,6 @@ Params = list[Any]
 Method = Callable[[Params], Any]
 
 
-class UnsupportedTransactionVersion(SolanaRpcError):
-    code = -32015
-
-
 class SolanaRpc:
     """Dispatches JSON-RPC request objects (single or batch) to the ledger."""
 
@@ -61,6 +67,10 @@ class SolanaRpc:
             "simulateTransaction": self.simulate_transaction,
             "getSignatureStatuses": self.get_signature_statuses,
             "getTransaction": self.get_transaction,
+            "getBlock": self.get_block,
+            "getBlocks": self.get_blocks,
+            "getBlockTime": self.get_block_time,
+            "getProgramAccounts": self.get_program_accounts,
             "getSignaturesForAddress": self.get_signatures_for_address,
             "getAccountInfo": self.get_account_info,
             "getMultipleAccounts": self.get_multiple_accounts,
@@ -209,7 +219,7 @@ class SolanaRpc:
     def get_transaction(self, params: Params) -> Any:
         signature = _string(params, 0, "signature")
         raw = params[1] if len(params) > 1 else {}
-        config = {"encoding": raw} if isinstance(raw, str) else (raw or {})
+        config = _present({"encoding": raw} if isinstance(raw, str) else (raw or {}))
         commitment = _commitment(config, minimum_confirmed=True)
         encoding = config.get("encoding", "json")
         if encoding not in ("json", "jsonParsed", "base64", "base58"):
@@ -217,23 +227,74 @@ class SolanaRpc:
         record = self.ledger.transaction(signature, commitment)
         if record is None:
             return None
-        tx = VersionedTransaction.from_bytes(record.tx)
-        version = transaction_version(tx)
-        max_version = config.get("maxSupportedTransactionVersion")
-        if version != "legacy" and (max_version is None or max_version < version):
-            raise UnsupportedTransactionVersion(
-                f"Transaction version ({version}) is not supported by the requesting client. Please try the "
-                'request again with the following configuration parameter: "maxSupportedTransactionVersion": 0'
-            )
+        answer = _transaction_with_meta(record, encoding, config.get("maxSupportedTransactionVersion"))
+        return {"blockTime": record.block_time, "slot": record.slot, **answer}
+
+    def get_block(self, params: Params) -> Any:
+        if not params or not isinstance(params[0], int):
+            raise InvalidParams("Invalid params: expected the slot")
+        slot = params[0]
+        raw = params[1] if len(params) > 1 else {}
+        config = _present({"encoding": raw} if isinstance(raw, str) else (raw or {}))
+        commitment = _commitment(config, minimum_confirmed=True)
+        block = self.ledger.store.block(slot) if slot <= self.ledger.slot_for(commitment) else None
+        if block is None:
+            raise BlockNotAvailable(slot)
+        blockhash, block_time = block
+        parent = self.ledger.store.block(slot - 1)
         answer: dict[str, Any] = {
-            "blockTime": record.block_time,
-            "meta": encode_meta(record.meta, tx, encoding),
-            "slot": record.slot,
-            "transaction": encode_transaction(tx, encoding),
+            "blockHeight": slot,
+            "blockTime": block_time,
+            "blockhash": blockhash,
+            "parentSlot": slot - 1 if parent is not None else slot,
+            "previousBlockhash": parent[0] if parent is not None else blockhash,
         }
-        if max_version is not None:
-            answer["version"] = version
+        details = config.get("transactionDetails", "full")
+        records = self.ledger.store.transactions_in_slot(slot)
+        if details == "full":
+            encoding = config.get("encoding", "json")
+            max_version = config.get("maxSupportedTransactionVersion")
+            answer["transactions"] = [_transaction_with_meta(r, encoding, max_version) for r in records]
+        elif details == "signatures":
+            answer["signatures"] = [r.signature for r in records]
+        elif details != "none":
+            raise InvalidParams(f"Invalid params: unsupported transactionDetails {details!r}")
+        if config.get("rewards", True):
+            answer["rewards"] = []
         return answer
+
+    def get_blocks(self, params: Params) -> list[int]:
+        if not params or not isinstance(params[0], int):
+            raise InvalidParams("Invalid params: expected the start slot")
+        start = params[0]
+        end = params[1] if len(params) > 1 and isinstance(params[1], int) else None
+        config = _config(params, 2) if len(params) > 2 else _config(params, 1) if end is None else {}
+        top = self.ledger.slot_for(_commitment(config, minimum_confirmed=True))
+        end = top if end is None else min(end, top)
+        if end - start > MAX_BLOCK_RANGE:
+            raise InvalidParams(f"Slot range too large; max {MAX_BLOCK_RANGE}")
+        return self.ledger.store.block_slots(start, end, MAX_BLOCK_RANGE + 1)
+
+    def get_block_time(self, params: Params) -> int:
+        if not params or not isinstance(params[0], int):
+            raise InvalidParams("Invalid params: expected the slot")
+        block = self.ledger.store.block(params[0])
+        if block is None:
+            raise BlockNotAvailable(params[0])
+        return block[1]
+
+    def get_program_accounts(self, params: Params) -> Any:
+        program = _pubkey(_string(params, 0, "program id"))
+        config = _config(params, 1)
+        commitment = _commitment(config)
+        filters = config.get("filters") or []
+        found = []
+        for key, _ in self.ledger.svm.get_program_accounts(program):
+            account = self.ledger.account(key, commitment)
+            if account is None or account.owner != program or not _matches(bytes(account.data), filters):
+                continue
+            found.append({"account": self._decode_account(key, commitment, config), "pubkey": str(key)})
+        return self._context(commitment, found) if config.get("withContext") else found
 
     def get_signatures_for_address(self, params: Params) -> list[dict[str, Any]]:
         address = str(_pubkey(_string(params, 0, "address")))
@@ -322,7 +383,7 @@ class SolanaRpc:
 
     def get_token_accounts_by_owner(self, params: Params) -> Any:
         owner = _pubkey(_string(params, 0, "owner"))
-        selector = params[1] if len(params) > 1 and isinstance(params[1], dict) else None
+        selector = _present(params[1]) if len(params) > 1 and isinstance(params[1], dict) else None
         if selector is None or len(selector.keys() & {"mint", "programId"}) != 1:
             raise InvalidParams('Invalid params: expected {"mint": ...} or {"programId": ...}')
         mint = _pubkey(selector["mint"]) if "mint" in selector else None
@@ -347,6 +408,47 @@ class SolanaRpc:
         return self.ledger.airdrop(key, params[1])
 
 
+def _transaction_with_meta(
+    record: TransactionRecord, encoding: str, max_version: int | None
+) -> dict[str, Any]:
+    """``transaction`` and ``meta`` (and ``version`` when the client names one) of a stored record."""
+    if encoding not in ("json", "jsonParsed", "base64", "base58"):
+        raise InvalidParams(f"Invalid params: unsupported encoding {encoding!r}")
+    tx = VersionedTransaction.from_bytes(record.tx)
+    version = transaction_version(tx)
+    if version != "legacy" and (max_version is None or max_version < version):
+        raise UnsupportedTransactionVersion(
+            f"Transaction version ({version}) is not supported by the requesting client. Please try the "
+            'request again with the following configuration parameter: "maxSupportedTransactionVersion": 0'
+        )
+    answer: dict[str, Any] = {
+        "meta": encode_meta(record.meta, tx, encoding),
+        "transaction": encode_transaction(tx, encoding),
+    }
+    if max_version is not None:
+        answer["version"] = version
+    return answer
+
+
+def _matches(data: bytes, filters: list[Any]) -> bool:
+    """``getProgramAccounts`` filters: ``dataSize`` and ``memcmp`` (base58 or base64 bytes)."""
+    for item in filters:
+        if not isinstance(item, dict):
+            raise InvalidParams("Invalid params: bad filter")
+        if "dataSize" in item:
+            if len(data) != item["dataSize"]:
+                return False
+        elif "memcmp" in item:
+            memcmp = item["memcmp"]
+            wanted = _decode_bytes(memcmp["bytes"], memcmp.get("encoding", "base58"))
+            offset = int(memcmp.get("offset", 0))
+            if data[offset : offset + len(wanted)] != wanted:
+                return False
+        else:
+            raise InvalidParams(f"Invalid params: unsupported filter {item!r}")
+    return True
+
+
 def _error_response(request_id: Any, error: SolanaRpcError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "error": error.to_json(), "id": request_id}
 
@@ -356,7 +458,12 @@ def _config(params: Params, index: int) -> dict[str, Any]:
         return {}
     if not isinstance(params[index], dict):
         raise InvalidParams(f"Invalid params: expected a configuration object at position {index}")
-    return params[index]
+    return _present(params[index])
+
+
+def _present(config: dict[str, Any]) -> dict[str, Any]:
+    """The options a client gave (solana-py sends ``null`` for the ones it leaves unset)."""
+    return {k: v for k, v in config.items() if v is not None}
 
 
 def _commitment(config: dict[str, Any], *, minimum_confirmed: bool = False) -> Commitment:

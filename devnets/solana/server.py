@@ -50,7 +50,10 @@ def build_app(config: DevnetConfig) -> Starlette:
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             next_at += interval
-            ledger.advance_slot()
+            try:
+                ledger.advance_slot()
+            except Exception:  # keep producing slots; the failure is in the log
+                log.exception("solana_slot_advance_failed", slot=ledger.slot)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

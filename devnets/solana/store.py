@@ -1,4 +1,4 @@
-"""Durable state of the Solana devnet: accounts, transaction history, slot and recent blockhashes in SQLite.
+"""Durable state of the Solana devnet: accounts, transaction history, slots (blocks) and blockhashes in SQLite.
 
 Each accepted transaction is written in one SQLite transaction (the accounts it touched, its record and its
 address index) before ``sendTransaction`` answers, so killing the process loses nothing it acknowledged.
@@ -19,7 +19,7 @@ from solders.pubkey import Pubkey
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (pubkey TEXT PRIMARY KEY, account BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS blockhashes (slot INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (slot INTEGER PRIMARY KEY, hash TEXT NOT NULL, block_time INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     signature TEXT NOT NULL UNIQUE,
@@ -78,8 +78,28 @@ class LedgerStore:
         rows = self._db.execute("SELECT pubkey, account FROM accounts").fetchall()
         return [(Pubkey.from_string(key), Account.from_bytes(blob)) for key, blob in rows]
 
-    def load_blockhashes(self) -> list[tuple[int, str]]:
-        return [(int(s), str(h)) for s, h in self._db.execute("SELECT slot, hash FROM blockhashes")]
+    def load_blockhashes(self, since_slot: int) -> list[tuple[int, str]]:
+        rows = self._db.execute("SELECT slot, hash FROM blocks WHERE slot >= ?", (since_slot,))
+        return [(int(s), str(h)) for s, h in rows]
+
+    def block(self, slot: int) -> tuple[str, int] | None:
+        """The blockhash and block time of ``slot``, if the devnet produced it."""
+        row = self._db.execute("SELECT hash, block_time FROM blocks WHERE slot = ?", (slot,)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def block_slots(self, start: int, end: int, limit: int) -> list[int]:
+        rows = self._db.execute(
+            "SELECT slot FROM blocks WHERE slot BETWEEN ? AND ? ORDER BY slot LIMIT ?", (start, end, limit)
+        )
+        return [int(r[0]) for r in rows]
+
+    def transactions_in_slot(self, slot: int) -> list[TransactionRecord]:
+        rows = self._db.execute(
+            "SELECT seq, signature, slot, block_time, tx, meta, err, memo FROM transactions"
+            " WHERE slot = ? ORDER BY seq",
+            (slot,),
+        ).fetchall()
+        return [_record(r) for r in rows]
 
     def load_pre_images(self) -> list[tuple[Pubkey, int, Account | None]]:
         rows = self._db.execute("SELECT pubkey, slot, account FROM pre_images ORDER BY rowid").fetchall()
@@ -93,12 +113,11 @@ class LedgerStore:
             self._put_accounts(accounts)
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('slot', ?)", (str(slot),))
 
-    def save_slot(self, slot: int, blockhash: str, oldest_kept_slot: int, finalized_slot: int) -> None:
+    def save_slot(self, slot: int, blockhash: str, block_time: int, finalized_slot: int) -> None:
         with self._transaction():
             self._db.execute("DELETE FROM pre_images WHERE slot <= ?", (finalized_slot,))
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('slot', ?)", (str(slot),))
-            self._db.execute("INSERT OR REPLACE INTO blockhashes VALUES (?, ?)", (slot, blockhash))
-            self._db.execute("DELETE FROM blockhashes WHERE slot < ?", (oldest_kept_slot,))
+            self._db.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?)", (slot, blockhash, block_time))
 
     def save_transaction(
         self,

@@ -22,7 +22,7 @@ import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed, Finalized, Processed
 from solana.rpc.core import RPCException
-from solana.rpc.models import TokenAccountOpts, TxOpts
+from solana.rpc.models import MemcmpOpts, TokenAccountOpts, TxOpts
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -241,6 +241,12 @@ async def test_airdrop_and_sol_transfer_reach_finalized(solana_devnet: RunningDe
         assert got.transaction.meta.fee == 5000
         assert got.transaction.meta.post_balances[1] == 1_000_000
 
+        block = (await client.get_block(processed.slot)).value
+        assert sig in [t.transaction.signatures[0] for t in block.transactions or []]  # type: ignore[union-attr]
+        assert block.parent_slot == processed.slot - 1 and block.block_time is not None
+        assert processed.slot in (await client.get_blocks(processed.slot - 1)).value
+        assert (await client.get_block_time(processed.slot)).value == block.block_time
+
         multiple = (await client.get_multiple_accounts([alice.pubkey(), Keypair().pubkey()])).value
         assert multiple[0] is not None and multiple[0].lamports > 0 and multiple[1] is None
         assert (
@@ -367,6 +373,12 @@ async def test_multisig_mint_memo_transfer_and_history(solana_devnet: RunningDev
             holder.pubkey(), TokenAccountOpts(program_id=TOKEN_PROGRAM_ID)
         )
         assert str(holder_ata) in [str(a.pubkey) for a in by_program.value]
+        holders_of_mint = await client.get_program_accounts(
+            TOKEN_PROGRAM_ID, encoding="base64", filters=[165, MemcmpOpts(offset=0, bytes=str(mint))]
+        )
+        assert sorted(str(a.pubkey) for a in holders_of_mint.value) == sorted(
+            [str(payer_ata), str(holder_ata)]
+        )
 
         await _wait_status(client, sig, "finalized")
         finalized_history = (await client.get_signatures_for_address(holder_ata, commitment=Finalized)).value
