@@ -7,6 +7,7 @@
     GET /v1/messages?state=&limit=                     recent messages
     GET /v1/messages/{id or tx hash}                   one message's pipeline record
     GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint
+    POST /validators/{address}/cosign                                   co-sign a Solana/Cosmos delivery (checked)
     GET /v1/chains, POST /v1/quote, POST /v1/intents, GET /v1/intents/{id}, GET /v1/integrators/{code}/report
                                                        routing (router.api)
 """
@@ -19,9 +20,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Body, FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from adapters.base import CosignRefused, CosignRequest
 from relayer.store import MessageRecord, MessageState
 from router.api import create_routing_api
 
@@ -124,6 +126,21 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
                                      f"signed by {address}")
         return {"validator": rec.validator, "origin": rec.origin, "origin_mailbox": rec.origin_mailbox,
                 "root": rec.root, "index": rec.index, "signature": rec.signature}
+
+    @app.post("/validators/{address}/cosign")
+    async def cosign(address: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008 - FastAPI idiom
+        """Co-sign a delivery to a Solana/Cosmos destination (``CosignRequest`` JSON); 403 with the reason when refused."""
+        if daemon.cosign is None:
+            raise HTTPException(404, "this process co-signs no deliveries (validator.cosign_keys)")
+        try:
+            request = CosignRequest.from_json(body)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise HTTPException(400, {"error": f"not a cosign request: {type(exc).__name__}: {exc}"}) from None
+        try:
+            signer, signature = await daemon.cosign.cosign(address, request)
+        except CosignRefused as exc:
+            raise HTTPException(403, {"error": str(exc), "reason": exc.reason}) from None
+        return {"signer": signer, "signature": signature.hex()}
 
     @app.get("/validators/{address}/checkpoints/{origin}/latest")
     async def latest_checkpoint(address: str, origin: int) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
 from config.settings import ChainConfig, Settings
 from relayer.checkpoints import CheckpointCollector
+from relayer.cosign import CosignService
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
@@ -74,6 +75,7 @@ class RelayerDaemon:
     chain_status: dict[str, ChainStatus] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     capacity: CapacityModel | None = None  # live chain capacity for the routing API, once every chain was sampled
+    cosign: CosignService | None = None  # validator role with co-signed destinations (Solana, Cosmos)
     operator_keys: list[str] = field(default_factory=list)  # the router's accounts (resolved keys; never logged)
     intents: IntentsBackend | None = None
 
@@ -94,6 +96,8 @@ class RelayerDaemon:
                 verifier = build_inclusion_verifier(name, s.chains[name]) if s.validator.verify_inclusion else None
                 self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store, self.metrics,
                                                    verifier=verifier)
+            if s.validator.cosign_keys:
+                self.cosign = self._cosign_service()
         if self.role in ("relayer", "all"):
             collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
                                             refresh_s=s.relayer.poll_interval_s)
@@ -104,6 +108,24 @@ class RelayerDaemon:
             self.chain_status[name] = ChainStatus(name, chain.domain)
         if self.intents is None:
             self.intents = self._intents_backend()
+
+    def _cosign_service(self) -> CosignService:
+        s = self.settings
+        keys: dict[str, dict[str, str]] = {}
+        for chain, chain_keys in s.validator.cosign_keys.items():
+            if chain not in s.chains:
+                raise ConfigError(f"validator.cosign_keys.{chain}", f"unknown chain; known: {', '.join(s.chains)}")
+            if len(chain_keys) != len(self.signers):
+                raise ConfigError(f"validator.cosign_keys.{chain}",
+                                  f"one key per validator.keys entry ({len(self.signers)}), got {len(chain_keys)}")
+            keys[chain] = {signer.address: resolve_private_key(k, where=f"validator.cosign_keys.{chain}[{i}]")
+                           for i, (signer, k) in enumerate(zip(self.signers, chain_keys, strict=True))}
+
+        def latest_signed(validator: str, origin: int) -> int | None:
+            rec = self.store.checkpoint(validator, origin, None)
+            return None if rec is None else rec.index
+
+        return CosignService(self.store, self.adapters, keys, latest_signed, self.metrics)
 
     def _intents_backend(self) -> IntentsBackend:
         """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
