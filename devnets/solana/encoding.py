@@ -180,6 +180,15 @@ def _compiled_instruction(program_id_index: int, accounts: bytes, data: bytes) -
     }
 
 
+def return_data_json(meta: Any) -> dict[str, Any] | None:
+    """``returnData`` of a LiteSVM ``TransactionMetadata`` (``None`` when no program set any)."""
+    returned = meta.return_data()
+    data = bytes(returned.data)
+    if not data:
+        return None
+    return {"data": [base64.b64encode(data).decode(), "base64"], "programId": str(returned.program_id)}
+
+
 def compiled_inner_instructions(inner: list[list[Any]]) -> list[dict[str, Any]]:
     """``meta.innerInstructions`` from LiteSVM's per-instruction lists of ``InnerInstruction``."""
     out = []

@@ -25,15 +25,21 @@ from solders.pubkey import Pubkey
 from solders.system_program import TransferParams, transfer
 from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
-from solders.transaction_metadata import FailedTransactionMetadata, SimulatedTransactionInfo
+from solders.transaction_metadata import (
+    FailedTransactionMetadata,
+    SimulatedTransactionInfo,
+    TransactionMetadata,
+)
 
 from devnets.solana.encoding import (
     MINT_LEN,
+    SYSTEM_PROGRAM_ID,
     TOKEN_PROGRAM_ID,
     TokenBalance,
     compiled_inner_instructions,
     memo_field,
     memo_texts,
+    return_data_json,
     token_balance,
     ui_token_amount,
 )
@@ -70,15 +76,30 @@ class SimulationOutcome:
     logs: list[str]
     units_consumed: int
     post_accounts: list[tuple[Pubkey, Account | None]] = field(default_factory=list)
+    inner_instructions: list[dict[str, Any]] = field(default_factory=list)
+    return_data: dict[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    @staticmethod
+    def of(
+        err: Any, meta: TransactionMetadata, posts: list[tuple[Pubkey, Account | None]]
+    ) -> SimulationOutcome:
+        return SimulationOutcome(
+            err,
+            list(meta.logs()),
+            meta.compute_units_consumed(),
+            posts,
+            compiled_inner_instructions(meta.inner_instructions()),
+            return_data_json(meta),
+        )
+
+    def to_json(self, *, inner_instructions: bool = False) -> dict[str, Any]:
         return {
             "accounts": None,
             "err": self.err,
-            "innerInstructions": None,
+            "innerInstructions": self.inner_instructions if inner_instructions else None,
             "logs": self.logs,
             "replacementBlockhash": None,
-            "returnData": None,
+            "returnData": self.return_data,
             "unitsConsumed": self.units_consumed,
         }
 
@@ -243,17 +264,27 @@ class SolanaLedger:
             raise SignatureVerificationFailure()
 
     def simulate(self, tx: VersionedTransaction, *, check_blockhash: bool = True) -> SimulationOutcome:
-        if check_blockhash and not self.is_blockhash_valid(str(tx.message.recent_blockhash)):
+        if check_blockhash and not self.is_recent(tx):
             return SimulationOutcome("BlockhashNotFound", [], 0)
         if self.store.transaction(str(tx.signatures[0])) is not None:
             return SimulationOutcome("AlreadyProcessed", [], 0)
         result = self.svm.simulate_transaction(tx)
         if isinstance(result, SimulatedTransactionInfo):
-            meta = result.meta()
-            posts: list[tuple[Pubkey, Account | None]] = list(result.post_accounts())
-            return SimulationOutcome(None, list(meta.logs()), meta.compute_units_consumed(), posts)
-        failed = result.meta()
-        return SimulationOutcome(_error_json(result), list(failed.logs()), failed.compute_units_consumed())
+            return SimulationOutcome.of(None, result.meta(), list(result.post_accounts()))
+        return SimulationOutcome.of(_error_json(result), result.meta(), [])
+
+    def is_recent(self, tx: VersionedTransaction) -> bool:
+        """Its blockhash is one of the last ``blockhash_valid_slots``, or it is a durable-nonce transaction
+        whose nonce account holds that blockhash as its nonce."""
+        blockhash = tx.message.recent_blockhash
+        if self.is_blockhash_valid(str(blockhash)):
+            return True
+        if not tx.uses_durable_nonce():
+            return False
+        advance = tx.message.instructions[0]
+        nonce = self.svm.get_account(tx.message.account_keys[advance.accounts[0]])
+        data = b"" if nonce is None else bytes(nonce.data)
+        return nonce is not None and nonce.owner == SYSTEM_PROGRAM_ID and data[40:72] == bytes(blockhash)
 
     def submit(self, tx: VersionedTransaction, *, skip_preflight: bool) -> str:
         """Checks (unless ``skip_preflight``) and executes ``tx``; records it if it lands; returns its signature.
@@ -271,9 +302,7 @@ class SolanaLedger:
                     f"Transaction simulation failed: {describe_transaction_error(outcome.err)}",
                     outcome.to_json(),
                 )
-        elif not self.is_blockhash_valid(str(tx.message.recent_blockhash)) or self.store.transaction(
-            signature
-        ):
+        elif not self.is_recent(tx) or self.store.transaction(signature):
             return signature
         self._execute(tx)
         return signature
@@ -315,6 +344,7 @@ class SolanaLedger:
             "loadedAddresses": {"readonly": [], "writable": []},
             "logMessages": list(meta.logs()),
             "postBalances": [a.lamports if a else 0 for a in after],
+            "returnData": return_data_json(meta),
             "postTokenBalances": self._token_balances(after),
             "preBalances": [a.lamports if a else 0 for a in before],
             "preTokenBalances": pre_tokens,

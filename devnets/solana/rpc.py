@@ -190,7 +190,7 @@ class SolanaRpc:
         if config.get("sigVerify"):
             self.ledger.verify_signatures(tx)
         outcome = self.ledger.simulate(tx, check_blockhash=not replace)
-        value = outcome.to_json()
+        value = outcome.to_json(inner_instructions=bool(config.get("innerInstructions", False)))
         if replace:
             blockhash, last_valid = self.ledger.blockhash_for(commitment)
             value["replacementBlockhash"] = {"blockhash": blockhash, "lastValidBlockHeight": last_valid}
@@ -332,7 +332,7 @@ class SolanaRpc:
         except ValueError as exc:
             raise InvalidParams(f"Invalid params: invalid message: {exc}") from exc
         if not self.ledger.is_blockhash_valid(str(message.recent_blockhash)):
-            return self._context(commitment, None)
+            return self._context(commitment, None)  # a durable-nonce message also answers null here
         return self._context(commitment, FEE_PER_SIGNATURE * message.header.num_required_signatures)
 
     # -- accounts -----------------------------------------------------------------------------------

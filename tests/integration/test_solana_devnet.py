@@ -30,11 +30,14 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import (
+    AdvanceNonceAccountParams,
     CreateAccountParams,
     CreateAccountWithSeedParams,
     TransferParams,
+    advance_nonce_account,
     create_account,
     create_account_with_seed,
+    create_nonce_account,
     transfer,
 )
 from solders.transaction import Transaction, VersionedTransaction
@@ -230,10 +233,21 @@ async def test_airdrop_and_sol_transfer_reach_finalized(solana_devnet: RunningDe
         assert processed is not None and processed.err is None
         assert (await client.get_transaction(sig, commitment=Finalized)).value is None
 
-        confirmed = await _wait_status(client, sig, "confirmed")
-        assert confirmed.confirmations is not None
-        assert (await client.get_balance(bob.pubkey(), Confirmed)).value == 1_000_000
-        finalized = await _wait_status(client, sig, "finalized")
+        seen: list[str] = []
+
+        async def finalized_status() -> Any:
+            status = (await client.get_signature_statuses([sig])).value[0]
+            assert status is not None
+            level = str(status.confirmation_status).rsplit(".", 1)[-1].lower()
+            if not seen or seen[-1] != level:
+                seen.append(level)
+            if level == "confirmed":
+                assert status.confirmations is not None and status.confirmations >= 1
+                assert (await client.get_balance(bob.pubkey(), Confirmed)).value == 1_000_000
+            return status if level == "finalized" else None
+
+        finalized = await _eventually(finalized_status, "finalization")
+        assert seen[-2:] == ["confirmed", "finalized"] and seen[0] in ("processed", "confirmed")
         assert finalized.confirmations is None and finalized.slot == processed.slot
         assert (await client.get_balance(bob.pubkey(), Finalized)).value == 1_000_000
         got = (await client.get_transaction(sig, commitment=Finalized)).value
@@ -395,6 +409,26 @@ async def test_blockhash_expiry_and_error_shapes(solana_devnet: RunningDevnet) -
             await client.send_transaction(unknown)
         assert refused.value.args[0].message == "Transaction simulation failed: Blockhash not found"
 
+        nonce = Keypair()
+        nonce_rent = (await client.get_minimum_balance_for_rent_exemption(80)).value
+        create_nonce = create_nonce_account(payer.pubkey(), nonce.pubkey(), payer.pubkey(), nonce_rent)
+        await _wait_status(client, await _send(client, payer, list(create_nonce), nonce), "confirmed")
+        nonce_data = (await client.get_account_info(nonce.pubkey())).value
+        assert nonce_data is not None
+        durable = Transaction.new_signed_with_payer(
+            [
+                advance_nonce_account(
+                    AdvanceNonceAccountParams(nonce_pubkey=nonce.pubkey(), authorized_pubkey=payer.pubkey())
+                ),
+                create_memo(
+                    MemoParams(program_id=MEMO_PROGRAM_ID, signer=payer.pubkey(), message=b"durable")
+                ),
+            ],
+            payer.pubkey(),
+            [payer],
+            Hash(bytes(nonce_data.data)[40:72]),
+        )
+
         latest = (await client.get_latest_blockhash(Processed)).value
         stale = Transaction.new_signed_with_payer([ix], payer.pubkey(), [payer], latest.blockhash)
 
@@ -405,6 +439,9 @@ async def test_blockhash_expiry_and_error_shapes(solana_devnet: RunningDevnet) -
         assert (
             _rpc(solana_devnet.url, "isBlockhashValid", [str(latest.blockhash)])["result"]["value"] is False
         )
+
+        durable_sig = (await client.send_transaction(durable)).value
+        assert (await _wait_status(client, durable_sig, "confirmed")).err is None
 
         raw = _rpc(
             solana_devnet.url,
