@@ -120,6 +120,8 @@ class SolanaTokenConfig(_Model):
     wrapped: bool = Field(False, description="minted here by the validators' multisig (else native: locked in the vault)")
     home_domain: U32 | None = Field(None, description="wrapped: domain of the token's home chain")
     home_token: str | None = Field(None, description="wrapped: 0x-hex bytes32 of the token on its home chain")
+    home_decimals: int | None = Field(None, ge=0, le=36, description=(
+        "wrapped: decimals on the home chain; amounts are scaled by 10**(home_decimals - decimals) (SPL amounts are u64)"))
 
 
 class SolanaChainConfig(_Model):
@@ -134,8 +136,10 @@ class SolanaChainConfig(_Model):
                                       "authority and the vault's owner")
     multisig_threshold: int = Field(ge=1, le=11)
     bridge: str = Field(description="base58 address that identifies this chain's bridge in messages (the vault owner)")
+    remote_bridges: dict[int, str] = Field(default_factory=dict, description=(
+        "domain -> 0x-hex bytes32 of the token bridge there: the only senders whose token messages are honoured"))
     tokens: dict[str, SolanaTokenConfig] = Field(default_factory=dict)
-    signer: SignerSettings | None = Field(None, description="the relayer's fee payer (base58 or hex 64-byte keypair)")
+    signer: SignerSettings | None = Field(None, description="the relayer's fee payer: a 32-byte ed25519 seed in hex")
     poll_interval_s: float = Field(0.4, gt=0, le=60)
     request_timeout_s: float = Field(10.0, gt=0, le=300)
     priority_fee_micro_lamports: int = Field(0, ge=0)
@@ -165,6 +169,8 @@ class CosmosChainConfig(_Model):
     fee_denom: str
     gas_price: float = Field(0.0025, ge=0)
     vault: str = Field(description="bech32 multisig account of the validators: receives locks, sends deliveries")
+    remote_bridges: dict[int, str] = Field(default_factory=dict, description=(
+        "domain -> 0x-hex bytes32 of the token bridge there: the only senders whose token messages are honoured"))
     multisig_threshold: int = Field(ge=1, le=11)
     multisig_pubkeys: list[str] = Field(description="compressed secp256k1 public keys (hex) of the multisig, in order")
     tokens: dict[str, CosmosTokenConfig] = Field(default_factory=dict)

@@ -86,12 +86,19 @@ class DestinationProcessor:
         self._last_confirm_round: tuple[int, frozenset[str]] | None = None
 
     # ---- prepare + submit
+    @property
+    def batch_size(self) -> int:
+        """Messages per delivery transaction: the setting, or less where the destination caps it (a Solana
+        transaction holds a few deliveries: ``max_delivery_batch`` on the adapter)."""
+        cap = getattr(self.adapter, "max_delivery_batch", None)
+        return min(self.settings.batch_size, cap) if isinstance(cap, int) and cap > 0 else self.settings.batch_size
+
     async def prepare_and_submit_once(self) -> int:
         """Claim ready work and submit it; returns the number of messages submitted."""
         room = self.settings.max_inflight_per_destination - len(self.store.pending_deliveries(self.domain))
         if room <= 0:
             return 0
-        claimed = self.store.claim_ready(self.domain, self.settings.batch_size * room, LEASE_S)
+        claimed = self.store.claim_ready(self.domain, self.batch_size * room, LEASE_S)
         if not claimed:
             return 0
         by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
@@ -113,7 +120,7 @@ class DestinationProcessor:
             if waiting:
                 self.store.mark_not_ready(waiting, FailureReason.NO_QUORUM,
                                           f"latest quorum checkpoint is index {checkpoint.checkpoint.index}", NOT_READY_DELAY_S / 2)
-            chunks = [ready[i : i + self.settings.batch_size] for i in range(0, len(ready), self.settings.batch_size)]
+            chunks = [ready[i : i + self.batch_size] for i in range(0, len(ready), self.batch_size)]
             self.store.mark_attested([m.id for m in ready if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
             jobs.extend(self._submit_chunk(origin, checkpoint, indexer, chunk) for chunk in chunks)
         # chunks go out concurrently: the adapter's nonce manager orders the sends
