@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
+"""The directory holding the ``devnets`` package, so the child imports this very code from any cwd."""
 
 
 class DevnetNotReady(RuntimeError):
@@ -39,7 +43,9 @@ def start_solana_devnet(
         args += ["--faucet-lamports", str(faucet_lamports)]
     args += extra_args or []
     out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def devnet_url(port: int) -> str:
