@@ -154,6 +154,8 @@ class CosmosTokenConfig(_Model):
     wrapped: bool = Field(False, description="paid out of the multisig's escrow (else native: locked in the vault)")
     home_domain: U32 | None = None
     home_token: str | None = Field(None, description="wrapped: 0x-hex bytes32 of the token on its home chain")
+    home_decimals: int | None = Field(None, ge=0, le=36, description=(
+        "wrapped: decimals on the home chain; amounts are scaled by 10**(home_decimals - decimals)"))
 
 
 class CosmosChainConfig(_Model):
