@@ -71,6 +71,7 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         "keys = [  # devnet test keys",
         *[f"  {{ private_key = {_toml_value(v['private_key'])} }}," for v in manifest["validator_keys"]],
         "]",
+        *_cosign_keys_toml(manifest),
         "",
         "[relayer]",
         "batch_size = 200",
@@ -84,6 +85,9 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         "",
     ]
     for name, chain in manifest["chains"].items():
+        if chain["family"] == "cosmos":
+            lines += _cosmos_chain_toml(name, chain)
+            continue
         lines += [
             f"[chains.{name}]",
             f"family = {_toml_value(chain['family'])}",
@@ -101,6 +105,39 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
     return "\n".join(lines)
 
 
+def _cosign_keys_toml(manifest: dict[str, Any]) -> list[str]:
+    """Validators' keys on the co-signed chains (devnet: the Cosmos multisig members are their secp256k1 keys)."""
+    lines = []
+    for name, chain in manifest["chains"].items():
+        if chain["family"] == "cosmos":
+            keys = ", ".join(f"{{ private_key = {_toml_value(v['private_key'])} }}" for v in manifest["validator_keys"])
+            lines.append(f"cosign_keys.{name} = [{keys}]  # devnet test keys")
+    return lines
+
+
+def _cosmos_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
+    tokens = {s: {"denom": t["address"], "decimals": t["decimals"], "wrapped": t.get("wrapped", False),
+                  **{k: t[k] for k in ("home_domain", "home_token", "home_decimals") if k in t}}
+              for s, t in chain["tokens"].items()}
+    return [
+        f"[chains.{name}]",
+        'family = "cosmos"',
+        f"domain = {chain['domain']}",
+        f"chain_id = {_toml_value(chain['chain_id'])}",
+        f"rpc_url = {_toml_value(chain['rpc_url'])}",
+        f"rest_url = {_toml_value(chain['rest_url'])}",
+        f"bech32_prefix = {_toml_value(chain['bech32_prefix'])}",
+        f"fee_denom = {_toml_value(chain['fee_denom'])}",
+        f"gas_price = {chain['gas_price']!r}",
+        f"vault = {_toml_value(chain['vault'])}",
+        f"multisig_threshold = {chain['multisig_threshold']}",
+        f"multisig_pubkeys = {_toml_value(chain['multisig_pubkeys'])}",
+        f"remote_bridges = {_toml_value(chain['remote_bridges'])}",
+        f"tokens = {_toml_value(tokens)}",
+        "",
+    ]
+
+
 def _token_entry(token: dict[str, Any]) -> dict[str, Any]:
     entry = {"address": token["address"], "decimals": token["decimals"]}
     if not token.get("bridged", True):
@@ -113,13 +150,17 @@ class Devnet:
     chains with capacity limits, for ``relayer bench route``)."""
 
     def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900,
-                 layout: str = "default") -> None:
+                 layout: str = "default", families: tuple[str, ...] = ("evm",)) -> None:
         self.dir = Path(directory).resolve()
         self.base_port = base_port
         self.api_url = f"http://127.0.0.1:{api_port}"
         if layout not in ("default", "route"):
             raise RelayerError(f"unknown devnet layout {layout!r}; known: default, route")
         self.layout = layout
+        unknown = set(families) - {"evm", "cosmos", "solana"}
+        if unknown or "evm" not in families:
+            raise RelayerError(f"devnet families must include evm and be among evm, cosmos, solana; got {families}")
+        self.families = families
 
     @property
     def manifest_path(self) -> Path:
@@ -150,9 +191,7 @@ class Devnet:
         chains = {}
         for name, info in state.get("chains", {}).items():
             alive = _pid_alive(info["pid"])
-            height = None
-            if alive and evm_devnet.answers(info["rpc_url"]):
-                height = int(evm_devnet.rpc_call(info["rpc_url"], "eth_blockNumber"), 16)
+            height = _height(info.get("family", "evm"), info["rpc_url"]) if alive else None
             chains[name] = {"pid": info["pid"], "alive": alive, "rpc_url": info["rpc_url"], "height": height}
         up = bool(chains) and all(c["height"] is not None for c in chains.values())
         return {"up": up, "dir": str(self.dir), "chains": chains, "manifest": str(self.manifest_path) if up else None}
@@ -205,11 +244,62 @@ class Devnet:
             "relayer_accounts": [evm_devnet.address_of(evm_devnet.devnet_key(i)) for i in (evm_devnet.RELAYER_A, evm_devnet.RELAYER_B)],
             "created_at": time.time(),
         }
+        try:
+            if "cosmos" in self.families:
+                manifest["chains"]["cosmos"] = self._up_cosmos(manifest, step)
+        except BaseException:
+            self.down()
+            raise
         self.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
         self.config_path.write_text(relayer_toml(manifest, store_url=f"sqlite:///{self.dir / 'relayer.db'}"))
         step(f"manifest written to {self.manifest_path}")
         log.info("devnet_up", dir=str(self.dir), chains=[asdict(c) for c in chains])
         return manifest
+
+    def _record_process(self, name: str, pid: int, rpc_url: str, family: str) -> None:
+        state = self._state()
+        state.setdefault("chains", {})[name] = {"pid": pid, "rpc_url": rpc_url, "family": family}
+        self.state_path.write_text(json.dumps(state))
+
+    def _up_cosmos(self, manifest: dict[str, Any], step: Callable[[str], None]) -> dict[str, Any]:
+        """The Cosmos devnet (its own CometBFT-committed chain), the validators' multisig vault, and the EVM
+        side: its vault enrolled as the Cosmos chain's token bridge. TST (home l1) is paid out of the vault's
+        escrow of ``uxtst`` (6 decimals) on Cosmos and locked back into it."""
+        from devnets.cosmos import genesis_manifest, start_cosmos_devnet, wait_until_ready
+        from devnets.cosmos.accounts import address_bytes
+        from devnets.cosmos.bridge_setup import setup_cosmos_bridge
+        from devnets.cosmos.genesis import GenesisSettings
+
+        rpc_port, rest_port = self.base_port + 10, self.base_port + 11
+        rpc_url, rest_url = f"http://127.0.0.1:{rpc_port}", f"http://127.0.0.1:{rest_port}"
+        proc = start_cosmos_devnet(rpc_port=rpc_port, rest_port=rest_port, state_dir=self.dir / "cosmos",
+                                   log_path=self.dir / "cosmos.log")
+        self._record_process("cosmos", proc.pid, rpc_url, "cosmos")
+        wait_until_ready(rpc_url, rest_url, process=proc, timeout=60)
+        settings = GenesisSettings()
+        validator_keys = [v["private_key"] for v in manifest["validator_keys"]]
+        bridge = setup_cosmos_bridge(rest_url, member_keys_hex=validator_keys, threshold=manifest["threshold"],
+                                     escrow=10**11, fee_funding=10**9, settings=settings)
+        vault32 = "0x" + address_bytes(bridge.vault).rjust(32, b"\0").hex()
+        evm = {n: (c["rpc_url"], c["contracts"]["token_bridge"], c["contracts"]["multisig_ism"])
+               for n, c in manifest["chains"].items() if c["family"] == "evm"}
+        evm_devnet.enroll_foreign_bridge(evm, COSMOS_DOMAIN, vault32, validators=[v["address"] for v in manifest["validators"]],
+                                         threshold=manifest["threshold"])
+        step("cosmos devnet up, vault funded and enrolled on the EVM bridges")
+        home = manifest["chains"]["l1"]["tokens"]["TST"]["address"]
+        genesis = genesis_manifest(settings)
+        return {
+            "name": "cosmos", "family": "cosmos", "domain": COSMOS_DOMAIN, "chain_id": settings.chain_id,
+            "rpc_url": rpc_url, "rest_url": rest_url, "fee_denom": settings.fee_denom, "bech32_prefix": settings.prefix,
+            "gas_price": float(settings.min_gas_price) * 4, "block_time_s": 0.5, "vault": bridge.vault,
+            "multisig_pubkeys": bridge.multisig_pubkeys, "multisig_threshold": bridge.threshold,
+            "remote_bridges": {str(c["domain"]): "0x" + bytes.fromhex(c["contracts"]["token_bridge"][2:]).rjust(32, b"\0").hex()
+                               for c in manifest["chains"].values() if c["family"] == "evm"},
+            "tokens": {"TST": {"address": settings.token_denom, "decimals": 6, "wrapped": True, "home": "l1",
+                               "home_domain": manifest["chains"]["l1"]["domain"],
+                               "home_token": "0x" + bytes.fromhex(home[2:]).rjust(32, b"\0").hex(), "home_decimals": 18}},
+            "accounts": [{"address": a["address"], "private_key": a["private_key_hex"]} for a in genesis["accounts"][1:3]],
+        }
 
     def down(self) -> list[str]:
         stopped = []
@@ -218,6 +308,25 @@ class Devnet:
             stopped.append(name)
         self.state_path.unlink(missing_ok=True)
         return stopped
+
+
+COSMOS_DOMAIN = 6000
+SOLANA_DOMAIN = 5000
+
+
+def _height(family: str, rpc_url: str) -> int | None:
+    """The chain's height if it answers (EVM JSON-RPC, CometBFT /status or Solana getSlot)."""
+    try:
+        if family == "evm":
+            return int(evm_devnet.rpc_call(rpc_url, "eth_blockNumber"), 16) if evm_devnet.answers(rpc_url) else None
+        if family == "cosmos":
+            import urllib.request
+
+            with urllib.request.urlopen(f"{rpc_url}/status", timeout=2) as resp:
+                return int(json.loads(resp.read())["result"]["sync_info"]["latest_block_height"])
+        return int(evm_devnet.rpc_call(rpc_url, "getSlot"))
+    except (OSError, ValueError, KeyError, RelayerError):
+        return None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,3 +228,26 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
         if c.capacity_gas_limit is not None:
             rpc_call(c.rpc_url, "anvil_setBlockGasLimit", [hex(c.capacity_gas_limit)])
     return {c.name: {"contracts": cores[c.name], "tokens": tokens.get(c.name, {})} for c in chains}
+
+
+def enroll_foreign_bridge(chains: dict[str, tuple[str, str, str]], domain: int, bridge32: str, *,
+                          validators: Sequence[str], threshold: int,
+                          wrapped: Sequence[tuple[int, str, str, str, int]] = ()) -> dict[str, dict[str, str]]:
+    """On every EVM chain (``name -> (rpc_url, token_bridge, multisig_ism)``): accept ``domain`` (a Solana or
+    Cosmos chain) as an origin checked by ``validators`` / ``threshold``, enroll ``bridge32`` (0x bytes32) as its
+    token bridge, and create the wrapped tokens of its native tokens (``(home_domain, home_token32, name, symbol,
+    decimals)``). Returns ``{evm chain: {symbol: wrapped address}}``."""
+    from web3 import HTTPProvider, Web3
+
+    from adapters.evm import deploy
+
+    deployer = devnet_key(DEPLOYER)
+    out: dict[str, dict[str, str]] = {}
+    for name, (rpc_url, bridge, ism) in chains.items():
+        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        deploy.set_validators(w3, deployer, ism, [domain], list(validators), threshold)
+        deploy.enroll_remote_bridges(w3, deployer, bridge, {domain: bridge32})
+        out[name] = {symbol: deploy.create_wrapped_token(w3, deployer, bridge, home_domain, home_token, token_name, symbol,
+                                                         decimals)
+                     for home_domain, home_token, token_name, symbol, decimals in wrapped}
+    return out
