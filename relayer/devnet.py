@@ -88,6 +88,9 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         if chain["family"] == "cosmos":
             lines += _cosmos_chain_toml(name, chain)
             continue
+        if chain["family"] == "solana":
+            lines += _solana_chain_toml(name, chain)
+            continue
         lines += [
             f"[chains.{name}]",
             f"family = {_toml_value(chain['family'])}",
@@ -109,10 +112,29 @@ def _cosign_keys_toml(manifest: dict[str, Any]) -> list[str]:
     """Validators' keys on the co-signed chains (devnet: the Cosmos multisig members are their secp256k1 keys)."""
     lines = []
     for name, chain in manifest["chains"].items():
-        if chain["family"] == "cosmos":
+        if chain["family"] in ("cosmos", "solana"):  # devnet: the same 32 bytes serve as the ed25519 seed
             keys = ", ".join(f"{{ private_key = {_toml_value(v['private_key'])} }}" for v in manifest["validator_keys"])
             lines.append(f"cosign_keys.{name} = [{keys}]  # devnet test keys")
     return lines
+
+
+def _solana_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
+    tokens = {s: {"mint": t["address"], "decimals": t["decimals"], "wrapped": t.get("wrapped", False),
+                  **{k: t[k] for k in ("home_domain", "home_token", "home_decimals") if k in t}}
+              for s, t in chain["tokens"].items()}
+    return [
+        f"[chains.{name}]",
+        'family = "solana"',
+        f"domain = {chain['domain']}",
+        f"rpc_url = {_toml_value(chain['rpc_url'])}",
+        f"multisig = {_toml_value(chain['multisig'])}",
+        f"multisig_threshold = {chain['multisig_threshold']}",
+        f"bridge = {_toml_value(chain['bridge'])}",
+        f"remote_bridges = {_toml_value(chain['remote_bridges'])}",
+        f"tokens = {_toml_value(tokens)}",
+        f"signer = {{ private_key = {_toml_value(chain['relayer_signer_seed'])} }}  # devnet test key (ed25519 seed)",
+        "",
+    ]
 
 
 def _cosmos_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
@@ -247,6 +269,8 @@ class Devnet:
         try:
             if "cosmos" in self.families:
                 manifest["chains"]["cosmos"] = self._up_cosmos(manifest, step)
+            if "solana" in self.families:
+                manifest["chains"]["solana"] = self._up_solana(manifest, step)
         except BaseException:
             self.down()
             raise
@@ -299,6 +323,54 @@ class Devnet:
                                "home_domain": manifest["chains"]["l1"]["domain"],
                                "home_token": "0x" + bytes.fromhex(home[2:]).rjust(32, b"\0").hex(), "home_decimals": 18}},
             "accounts": [{"address": a["address"], "private_key": a["private_key_hex"]} for a in genesis["accounts"][1:3]],
+        }
+
+    def _up_solana(self, manifest: dict[str, Any], step: Callable[[str], None]) -> dict[str, Any]:
+        """The Solana devnet (LiteSVM behind JSON-RPC), the validators' SPL multisig with wrapped TST and native
+        SOLX, and the EVM side: the multisig enrolled as Solana's token bridge, SOLX wrapped on every EVM chain."""
+        import asyncio
+
+        from devnets.solana import devnet_keypair, devnet_url, start_solana_devnet, wait_until_ready
+        from devnets.solana.base58 import b58decode, b58encode
+        from devnets.solana.bridge_setup import setup_solana_bridge
+
+        port = self.base_port + 20
+        rpc_url = devnet_url(port)
+        proc = start_solana_devnet(port, self.dir / "solana", log_path=self.dir / "solana.log")
+        self._record_process("solana", proc.pid, rpc_url, "solana")
+        wait_until_ready(rpc_url, timeout=60, process=proc)
+        users = [devnet_keypair(1), devnet_keypair(2)]
+        validator_keys = [v["private_key"] for v in manifest["validator_keys"]]
+        bridge = asyncio.run(setup_solana_bridge(rpc_url, validator_seeds_hex=validator_keys,
+                                                 threshold=manifest["threshold"], payer=devnet_keypair(0),
+                                                 users=[u.pubkey() for u in users]))
+        multisig32 = "0x" + b58decode(bridge.multisig).hex()
+        solx32 = "0x" + b58decode(bridge.solx_mint).hex()
+        evm = {n: (c["rpc_url"], c["contracts"]["token_bridge"], c["contracts"]["multisig_ism"])
+               for n, c in manifest["chains"].items() if c["family"] == "evm"}
+        wrapped = evm_devnet.enroll_foreign_bridge(evm, SOLANA_DOMAIN, multisig32,
+                                                   validators=[v["address"] for v in manifest["validators"]],
+                                                   threshold=manifest["threshold"],
+                                                   wrapped=[(SOLANA_DOMAIN, solx32, "Wrapped SOLX", "SOLX", 9)])
+        for name, tokens in wrapped.items():
+            manifest["chains"][name]["tokens"]["SOLX"] = {"address": tokens["SOLX"], "decimals": 9, "home": "solana"}
+        step("solana devnet up, multisig and mints created, enrolled on the EVM bridges")
+        home = manifest["chains"]["l1"]["tokens"]["TST"]["address"]
+        relayer = devnet_keypair(3)
+        return {
+            "name": "solana", "family": "solana", "domain": SOLANA_DOMAIN, "rpc_url": rpc_url, "block_time_s": 0.4,
+            "multisig": bridge.multisig, "multisig_threshold": bridge.threshold, "bridge": bridge.multisig,
+            "validators_solana": bridge.validators,
+            "remote_bridges": {str(c["domain"]): "0x" + bytes.fromhex(c["contracts"]["token_bridge"][2:]).rjust(32, b"\0").hex()
+                               for c in manifest["chains"].values() if c["family"] == "evm"},
+            "tokens": {
+                "TST": {"address": bridge.tst_mint, "decimals": 9, "wrapped": True, "home": "l1",
+                        "home_domain": manifest["chains"]["l1"]["domain"],
+                        "home_token": "0x" + bytes.fromhex(home[2:]).rjust(32, b"\0").hex(), "home_decimals": 18},
+                "SOLX": {"address": bridge.solx_mint, "decimals": 9, "home": "solana", "vault": bridge.solx_vault},
+            },
+            "accounts": [{"address": str(u.pubkey()), "private_key": b58encode(bytes(u))} for u in users],
+            "relayer_signer_seed": "0x" + bytes(relayer.secret()).hex(),
         }
 
     def down(self) -> list[str]:
