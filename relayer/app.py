@@ -26,6 +26,7 @@ from adapters.base import (
     AdapterError,
     CapacitySource,
     ChainAdapter,
+    Cosigner,
     ChainHealth,
     ChainStats,
     InclusionVerifier,
@@ -36,7 +37,7 @@ from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
 from config.settings import ChainConfig, Settings
 from relayer.checkpoints import CheckpointCollector
-from relayer.cosign import CosignService
+from relayer.cosign import CosignService, HttpCosigner
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
@@ -144,7 +145,7 @@ class RelayerDaemon:
             executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
                                       lambda mid: (rec.state if (rec := self.store.get(mid)) else None))
         not_bridged = frozenset(sym for chain in s.chains.values() for sym, t in getattr(chain, "tokens", {}).items()
-                                if not t.bridged)
+                                if not getattr(t, "bridged", True))
         return IntentsBackend(store, executor, decimals, token_chains, s.router.integrator_fee_share, not_bridged)
 
     # ---- periodic jobs (apscheduler)
@@ -292,21 +293,30 @@ class RelayerDaemon:
         self.store.close()
 
 
-def build_adapters(settings: Settings, *, with_signers: bool) -> dict[str, ChainAdapter]:
-    """The one place that maps a chain family to its adapter class."""
-    from adapters.evm.adapter import EvmAdapter
-
+def build_adapters(settings: Settings, *, with_signers: bool, cosigner: Cosigner | None = None) -> dict[str, ChainAdapter]:
+    """The one place that maps a chain family to its adapter class. ``cosigner`` gathers the validators'
+    signatures for destinations delivered by co-signed transactions (Solana, Cosmos)."""
     adapters: dict[str, ChainAdapter] = {}
     for name, chain in settings.chains.items():
         key = resolve_private_key(chain.signer, where=f"chains.{name}.signer") if (with_signers and chain.signer) else None
         if chain.family == "evm":
+            from adapters.evm.adapter import EvmAdapter
+
             adapters[name] = EvmAdapter(name, chain, signer_key=key)
+        elif chain.family == "cosmos":
+            from adapters.cosmos.adapter import CosmosAdapter
+
+            adapters[name] = CosmosAdapter(name, chain, cosigner=cosigner)
+        elif chain.family == "solana":
+            from adapters.solana.adapter import SolanaAdapter
+
+            adapters[name] = SolanaAdapter(name, chain, signer_key=key, cosigner=cosigner)
         else:  # pragma: no cover - the config union only admits known families
             raise ConfigError(f"chains.{name}.family", f"no adapter for family {chain.family!r}")
     return adapters
 
 
-def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier:
+def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier | None:
     """The light-client check of one origin, by chain family (the validator's path)."""
     from light_clients.ethereum.inclusion import EvmInclusionVerifier, TrustedAnchor
 
@@ -314,12 +324,17 @@ def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier
         cp = chain.trusted_checkpoint
         anchor = TrustedAnchor(cp.height, bytes.fromhex(cp.hash[2:])) if cp is not None else None
         return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls, anchor=anchor)
-    raise ConfigError(f"chains.{name}.family", f"no light client for family {chain.family!r}")  # pragma: no cover
+    if chain.family == "cosmos":
+        from light_clients.tendermint.inclusion import CosmosInclusionVerifier
+
+        return CosmosInclusionVerifier(name, chain.rpc_url, chain.vault, chain.domain, other_rpc_urls=chain.verify_rpc_urls,
+                                       trusting_period_s=chain.trusting_period_s)
+    return None  # Solana: no light client exists; the adapter requires its verify_rpc_urls to agree
 
 
 def build_daemon(settings: Settings, role: Role, *, instance: str | None = None) -> RelayerDaemon:
     if role in ("relayer", "all"):
-        missing = [n for n, c in settings.chains.items() if c.signer is None]
+        missing = [n for n, c in settings.chains.items() if c.signer is None and c.family != "cosmos"]  # cosmos: the multisig pays
         if missing:
             raise ConfigError(f"chains.{missing[0]}.signer", "the relayer role needs a signer on every destination chain")
     signers: list[CheckpointSigner] = []
@@ -329,8 +344,9 @@ def build_daemon(settings: Settings, role: Role, *, instance: str | None = None)
         for i, key in enumerate(settings.validator.keys):
             signers.append(CheckpointSigner.from_hex(resolve_private_key(key, where=f"validator.keys[{i}]")))
     store = Store(settings.store.url, owner=instance or socket.gethostname())
-    adapters = build_adapters(settings, with_signers=role in ("relayer", "all"))
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
+    adapters = build_adapters(settings, with_signers=role in ("relayer", "all"),
+                              cosigner=HttpCosigner(settings.security.validators, http))
     operator_keys = [resolve_private_key(k, where=f"router.operator_keys[{i}]")
                      for i, k in enumerate(settings.router.operator_keys)]
     return RelayerDaemon(settings, role, adapters, store, signers, http, operator_keys=operator_keys)
