@@ -26,9 +26,9 @@ from adapters.base import (
     AdapterError,
     CapacitySource,
     ChainAdapter,
-    Cosigner,
     ChainHealth,
     ChainStats,
+    Cosigner,
     InclusionVerifier,
     MessageSender,
 )
