@@ -183,6 +183,7 @@ class CosmosAdapter:
         self._out_scanned = 0  # vault's outgoing txs are known through this height
         self._timestamps: dict[int, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._next_sequence: dict[str, int] = {}  # sender -> next sequence, ahead of the chain while in mempool
 
     def __repr__(self) -> str:
         return f"CosmosAdapter(name={self._name!r}, domain={self._domain}, rpc_url={self._config.rpc_url!r})"
@@ -238,7 +239,7 @@ class CosmosAdapter:
                     continue
                 parsed = self._rules.parse(base64.b64decode(tx["tx"]))
                 if parsed is None:
-                    log.info("cosmos_dispatch_ignored", chain=self._name, tx_hash=tx_hash)
+                    log.debug("cosmos_dispatch_ignored", chain=self._name, tx_hash=tx_hash)
                     continue
                 message = parsed.message(len(self._dispatches), self._domain)
                 raw = message.encode()
@@ -487,7 +488,22 @@ class CosmosAdapter:
             raise InsufficientFunds(f"account {sender} does not exist (never funded)", chain=self._name,
                                     reason="no account")
         number = account[0]
-        sequence = account[1] if sequence is None else sequence
+        if sequence is None:
+            sequence = max(account[1], self._next_sequence.get(sender, 0))
+        try:
+            tx_hash = await self._sign_and_broadcast(key, number, sequence, messages, memo, gas)
+        except RpcError as exc:
+            expected = re.search(r"expected (\d+), got", str(exc))
+            if exc.reason != "sequence mismatch" or expected is None:
+                raise
+            sequence = int(expected.group(1))
+            log.info("cosmos_sequence_resync", chain=self._name, sender=sender, sequence=sequence)
+            tx_hash = await self._sign_and_broadcast(key, number, sequence, messages, memo, gas)
+        self._next_sequence[sender] = sequence + 1
+        return tx_hash, sequence
+
+    async def _sign_and_broadcast(self, key: PrivateKey, number: int, sequence: int, messages: Sequence[ProtoAny],
+                                  memo: str, gas: int) -> str:
         packed_key = ProtoAny()
         packed_key.Pack(PubKey(key=bytes(key.public_key.public_key_bytes)), type_url_prefix="/")
         body = TxBody(messages=list(messages), memo=memo)
@@ -501,7 +517,7 @@ class CosmosAdapter:
                            account_number=number)
         raw = TxRaw(body_bytes=body_bytes, auth_info_bytes=auth_bytes,
                     signatures=[key.sign(sign_doc.SerializeToString())]).SerializeToString()
-        return await self._http.broadcast(bytes(raw)), sequence
+        return await self._http.broadcast(bytes(raw))
 
     async def _wait_tx(self, tx_hash: str, timeout: float = TX_WAIT_S) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

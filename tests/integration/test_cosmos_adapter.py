@@ -1,0 +1,271 @@
+"""CosmosAdapter and CosmosInclusionVerifier against the project's Cosmos devnet (a real process): lock
+dispatches found with canonical messages in nonce order, invalid memos ignored, the inclusion proof accepted
+for a real dispatch and refused for forged or failed ones, and a delivery co-signed 2-of-3 by the vault's
+members paying out on chain (refused by the chain with one signature).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from adapters.base import (
+    Checkpoint,
+    CosignedDelivery,
+    CosignRefused,
+    CosignRequest,
+    DeliveryBatch,
+    DeliveryItem,
+    Height,
+    SignedCheckpoint,
+    TxHash,
+    TxReverted,
+    TxState,
+)
+from adapters.cosmos import CosmosAdapter
+from adapters.cosmos.memo import TokenBody, decode_token_body, encode_dispatch_memo, native_home_token
+from adapters.cosmos.transactions import bech32, multisig_key_address, pack_send
+from adapters.message import MESSAGE_VERSION, Domain, Message
+from config.settings import CosmosChainConfig, CosmosTokenConfig
+from devnets.cosmos import (
+    GenesisSettings,
+    devnet_account_key,
+    genesis_accounts,
+    start_cosmos_devnet,
+    wait_until_ready,
+)
+from tests.integration.harness import free_port_block
+
+SETTINGS = GenesisSettings()
+ACCOUNTS = genesis_accounts(SETTINGS)
+DOMAIN = 7001
+EVM_DOMAIN = 31337
+BRIDGE = bytes.fromhex("00" * 12 + "ab" * 20)  # the TokenBridge on the EVM side (bytes32)
+MEMBERS = [devnet_account_key(f"vault-member-{i}") for i in range(3)]
+VAULT = bech32(multisig_key_address(2, [m.pub_key for m in MEMBERS]), "cosmos")
+BLOCK_MS = 250
+
+
+@dataclass
+class Devnet:
+    rpc_url: str
+    rest_url: str
+    process: Any
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    state = tmp_path_factory.mktemp("cosmos-adapter") / "state"
+    base = free_port_block(2)
+    process = start_cosmos_devnet(rpc_port=base, rest_port=base + 1, state_dir=state, block_ms=BLOCK_MS,
+                                  log_path=state.parent / "devnet.log")
+    net = Devnet(f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}", process)
+    try:
+        wait_until_ready(net.rpc_url, net.rest_url, timeout=20, process=process)
+        yield net
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def chain_config(net: Devnet) -> CosmosChainConfig:
+    return CosmosChainConfig(
+        family="cosmos", domain=DOMAIN, chain_id=SETTINGS.chain_id, rpc_url=net.rpc_url, rest_url=net.rest_url,
+        fee_denom=SETTINGS.fee_denom, gas_price=0.01, vault=VAULT, multisig_threshold=2,
+        multisig_pubkeys=[m.pub_key.hex() for m in MEMBERS], tokens={"XTST": CosmosTokenConfig(denom="uxtst")},
+        poll_interval_s=0.1, request_timeout_s=5,
+    )
+
+
+class MemberCosigner:
+    """The validators in-process: each checks the request, then signs with its member key."""
+
+    def __init__(self, adapter: CosmosAdapter, members: list[int]) -> None:
+        self.adapter = adapter
+        self.members = members
+        self.requests: list[CosignRequest] = []
+
+    async def cosign(self, request: CosignRequest, threshold: int) -> list[tuple[str, bytes]]:
+        self.requests.append(request)
+        out = []
+        for index in self.members:
+            self.adapter.check_cosign(request)
+            out.append(self.adapter.cosign_with(MEMBERS[index].private_key_hex, request))
+        return out
+
+
+@pytest.fixture(scope="module")
+def funded(devnet: Devnet) -> None:
+    """The vault gets fees and tokens to pay out from a genesis account."""
+
+    async def fund() -> None:
+        async with adapter_for(devnet) as adapter:
+            for symbol, amount in ((SETTINGS.fee_denom, 50_000_000), ("XTST", 10_000_000)):
+                tx_hash = await adapter.transfer_token(ACCOUNTS[0].private_key_hex, symbol, VAULT, amount)
+                await wait_tx(adapter, tx_hash)
+
+    asyncio.run(fund())
+
+
+class adapter_for:
+    def __init__(self, net: Devnet, **kwargs: Any) -> None:
+        self.adapter = CosmosAdapter("cosmos", chain_config(net), remote_bridges={EVM_DOMAIN: BRIDGE}, **kwargs)
+
+    async def __aenter__(self) -> CosmosAdapter:
+        return self.adapter
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.adapter.close()
+
+
+async def wait_tx(adapter: CosmosAdapter, tx_hash: str, timeout: float = 20.0) -> tuple[Height, bool]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await adapter.tx_result(TxHash(tx_hash))
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
+async def raw_send(adapter: CosmosAdapter, sender: int, memo: str, denom: str, amount: int) -> str:
+    key = ACCOUNTS[sender].private_key
+    tx_hash, _ = await adapter._send(key, [pack_send(ACCOUNTS[sender].address, VAULT, [(denom, amount)])], memo)
+    return tx_hash
+
+
+def token_message(recipient: str, amount: int, nonce: int) -> Message:
+    recipient32 = b"\0" * 12 + bytes_of(recipient)
+    body = TokenBody(DOMAIN, native_home_token("uxtst"), recipient32, amount).encode()
+    vault32 = b"\0" * 12 + bytes_of(VAULT)
+    return Message(MESSAGE_VERSION, nonce, Domain(EVM_DOMAIN), BRIDGE, Domain(DOMAIN), vault32, body)
+
+
+def bytes_of(address: str) -> bytes:
+    from adapters.cosmos.transactions import bech32_bytes
+
+    return bech32_bytes(address)
+
+
+def batch_of(messages: list[Message]) -> DeliveryBatch:
+    checkpoint = SignedCheckpoint(Checkpoint(Domain(EVM_DOMAIN), BRIDGE, b"\0" * 32, 0), ())
+    return DeliveryBatch(checkpoint, tuple(DeliveryItem(m.encode(), m.id, m.nonce) for m in messages), ())
+
+
+async def test_lock_dispatches_get_canonical_messages_in_nonce_order(devnet: Devnet, funded: None) -> None:
+    recipient = bytes.fromhex("00" * 12 + "cd" * 20)
+    async with adapter_for(devnet) as adapter:
+        first_hash, first_id = await adapter.send_token(ACCOUNTS[1].private_key_hex, "XTST", 1500,
+                                                        Domain(EVM_DOMAIN), recipient)
+        garbage = await raw_send(adapter, 2, "xchain:v1:not base64!", "uxtst", 10)
+        wrong_amount = await raw_send(
+            adapter, 2, encode_dispatch_memo(EVM_DOMAIN, BRIDGE, TokenBody(
+                DOMAIN, native_home_token("uxtst"), recipient, 999).encode()), "uxtst", 10)
+        for tx_hash in (garbage, wrong_amount):
+            assert (await wait_tx(adapter, tx_hash))[1]
+        second_hash, second_id = await adapter.send_token(ACCOUNTS[1].private_key_hex, "XTST", 2500,
+                                                          Domain(EVM_DOMAIN), recipient)
+        top = await adapter.finalized_height()
+        found = await adapter.fetch_dispatched(Height(1), top)
+
+    by_hash = {d.tx_hash: d for d in found}
+    assert garbage not in by_hash and wrong_amount not in by_hash
+    first, second = by_hash[TxHash(first_hash)], by_hash[TxHash(second_hash)]
+    assert first.height < second.height
+    assert (first.id, second.id) == (first_id, second_id)
+    assert second.message.nonce == first.message.nonce + 1
+    assert [d.message.nonce for d in found] == list(range(len(found)))
+    vault32 = b"\0" * 12 + bytes_of(VAULT)
+    for dispatch, amount in ((first, 1500), (second, 2500)):
+        message = dispatch.message
+        assert (message.version, message.origin, message.sender) == (MESSAGE_VERSION, DOMAIN, vault32)
+        assert (message.destination, message.recipient) == (EVM_DOMAIN, BRIDGE)
+        assert decode_token_body(message.body) == TokenBody(DOMAIN, native_home_token("uxtst"), recipient, amount)
+        assert Message.decode(dispatch.raw) == message and dispatch.id == message.id
+
+    async with adapter_for(devnet) as fresh:  # a restarted adapter counts the same nonces
+        again = await fresh.fetch_dispatched(second.height, second.height)
+        state = await fresh.mailbox_state(second.height)
+    assert [d.id for d in again] == [second.id]
+    assert state.count == second.message.nonce + 1
+
+
+async def test_plain_message_has_the_signer_as_sender(devnet: Devnet, funded: None) -> None:
+    async with adapter_for(devnet) as adapter:
+        tx_hash, ids = await adapter.dispatch_messages(ACCOUNTS[3].private_key_hex, Domain(EVM_DOMAIN),
+                                                       BRIDGE, [b"hello cosmos"])
+        height, ok = await adapter.tx_result(tx_hash)
+        found = [d for d in await adapter.fetch_dispatched(height, height) if d.tx_hash == tx_hash]
+    assert ok and [d.id for d in found] == ids
+    assert found[0].message.sender == b"\0" * 12 + bytes_of(ACCOUNTS[3].address)
+    assert found[0].message.body == b"hello cosmos"
+
+
+async def test_delivery_cosigned_two_of_three_pays_out_and_is_seen_delivered(devnet: Devnet, funded: None) -> None:
+    recipient = devnet_account_key("delivery-recipient").address
+    message = token_message(recipient, 4321, nonce=11)
+    async with adapter_for(devnet) as adapter:
+        assert isinstance(adapter, CosignedDelivery)
+        before = await adapter.token_balance("XTST", recipient)
+        vault_before = await adapter.token_supply("XTST")
+        request = await adapter.cosign_request([message.encode()])
+        assert adapter.check_cosign(request) == [message.id]
+
+        for tampered in (token_message(recipient, 4322, nonce=11),
+                         token_message(ACCOUNTS[4].address, 4321, nonce=11)):
+            other = await adapter.cosign_request([tampered.encode()])
+            with pytest.raises(CosignRefused):
+                adapter.check_cosign(replace(request, payload=other.payload))
+            with pytest.raises(CosignRefused):
+                adapter.check_cosign(replace(other, messages=request.messages))
+        with pytest.raises(CosignRefused):
+            adapter.check_cosign(replace(request, context={**request.context, "fee_amount": "999999999"}))
+
+        assert await adapter.delivered([message.id]) == [False]
+        with pytest.raises(TxReverted) as refused:
+            await adapter.submit_cosigned(request, [adapter.cosign_with(MEMBERS[1].private_key_hex, request)])
+        assert refused.value.reason.startswith("code 4:")
+        assert await adapter.token_balance("XTST", recipient) == before
+
+        cosigner = MemberCosigner(adapter, [0, 2])
+        adapter._cosigner = cosigner
+        submitted = await adapter.submit_delivery(batch_of([message]))
+        outcome = await wait_outcome(adapter, submitted)
+        assert outcome.state is TxState.CONFIRMED, outcome.reason
+        assert outcome.delivered_ids == (message.id,)
+        assert len(cosigner.requests) == 1 and cosigner.requests[0].messages == (message.encode(),)
+        assert await adapter.token_balance("XTST", recipient) == before + 4321
+        assert await adapter.token_supply("XTST") == vault_before - 4321
+
+    async with adapter_for(devnet) as fresh:  # answered from the chain, not from what the adapter sent
+        assert await fresh.delivered([message.id, token_message(recipient, 1, 12).id]) == [True, False]
+        processed = await fresh.processed_messages(Height(1), await fresh.latest_height())
+    assert message.id in [i for i, _ in processed]
+
+
+async def test_non_token_messages_to_cosmos_are_refused(devnet: Devnet, funded: None) -> None:
+    plain = replace(token_message(ACCOUNTS[0].address, 1, 13), body=b"plain")
+    forged = replace(token_message(ACCOUNTS[0].address, 1, 14), sender=b"\x01" * 32)
+    async with adapter_for(devnet) as adapter:
+        with pytest.raises(TxReverted, match="token transfers only"):
+            await adapter.estimate_delivery(batch_of([plain]))
+        with pytest.raises(TxReverted, match="enrolled token bridge"):
+            await adapter.estimate_delivery(batch_of([forged]))
+        estimate = await adapter.estimate_delivery(batch_of([token_message(ACCOUNTS[0].address, 1, 15)]))
+    assert estimate.gas > 0
+
+
+async def wait_outcome(adapter: CosmosAdapter, tx: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = await adapter.confirm(tx)
+        if outcome.state is not TxState.PENDING:
+            return outcome
+        assert time.monotonic() < deadline, "tx stayed pending"
+        await asyncio.sleep(0.05)
