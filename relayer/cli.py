@@ -28,6 +28,7 @@ from config.settings import Settings
 from relayer.logconfig import configure_logging
 
 DEFAULT_DEVNET = Path(".devnet")
+DEFAULT_FAMILIES = "evm"
 
 
 class UsageError(RelayerError):
@@ -253,11 +254,12 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     configure_logging("warning", None)
     from relayer.devnet import Devnet
 
-    devnet = Devnet(Path(args.devnet), base_port=args.base_port, api_port=args.api_port)
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+    devnet = Devnet(Path(args.devnet), base_port=args.base_port, api_port=args.api_port, families=families)
     if args.action == "up":
         from relayer.progress import step_progress
 
-        with step_progress("devnet up", total=5, enabled=not args.json) as step:
+        with step_progress("devnet up", total=5 + len(families) - 1, enabled=not args.json) as step:
             manifest = devnet.up(progress=step)
         if args.json:
             _print_json({"manifest": str(devnet.manifest_path), "config": str(devnet.config_path)})
@@ -377,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devnet", default=str(DEFAULT_DEVNET), help="devnet directory (default .devnet)")
     p.add_argument("--base-port", type=int, default=8545, help="first anvil port (three are used)")
     p.add_argument("--api-port", type=int, default=8900, help="port the daemon's API will use")
+    p.add_argument("--families", default=DEFAULT_FAMILIES,
+                   help="chain families to start: evm (three anvils) plus cosmos and/or solana "
+                        "(ports base+10/+11 and base+20)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devnet)
 
