@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from adapters.base import (
     Checkpoint,
@@ -21,7 +23,9 @@ from adapters.base import (
     CosignRequest,
     DeliveryBatch,
     DeliveryItem,
+    DispatchClaim,
     Height,
+    InclusionRefused,
     SignedCheckpoint,
     TxHash,
     TxReverted,
@@ -29,7 +33,7 @@ from adapters.base import (
 )
 from adapters.cosmos import CosmosAdapter
 from adapters.cosmos.memo import TokenBody, decode_token_body, encode_dispatch_memo, native_home_token
-from adapters.cosmos.transactions import bech32, multisig_key_address, pack_send
+from adapters.cosmos.transactions import bech32, multisig_key_address, pack_send, tokens_from_config
 from adapters.message import MESSAGE_VERSION, Domain, Message
 from config.settings import CosmosChainConfig, CosmosTokenConfig
 from devnets.cosmos import (
@@ -39,6 +43,7 @@ from devnets.cosmos import (
     start_cosmos_devnet,
     wait_until_ready,
 )
+from light_clients.tendermint.inclusion import CosmosInclusionVerifier
 from tests.integration.harness import free_port_block
 
 SETTINGS = GenesisSettings()
@@ -269,3 +274,128 @@ async def wait_outcome(adapter: CosmosAdapter, tx: Any, timeout: float = 20.0) -
             return outcome
         assert time.monotonic() < deadline, "tx stayed pending"
         await asyncio.sleep(0.05)
+
+
+def verifier_for(net: Devnet, *, other_rpc_urls: tuple[str, ...] = ()) -> CosmosInclusionVerifier:
+    config = chain_config(net)
+    return CosmosInclusionVerifier("cosmos", net.rpc_url, VAULT, DOMAIN, other_rpc_urls=other_rpc_urls,
+                                   trusting_period_s=3600, tokens=tokens_from_config(DOMAIN, config.tokens))
+
+
+async def finalized_above(adapter: CosmosAdapter, height: int, timeout: float = 20.0) -> Height:
+    deadline = time.monotonic() + timeout
+    while (finalized := await adapter.finalized_height()) <= height:
+        assert time.monotonic() < deadline, f"chain did not pass height {height}"
+        await asyncio.sleep(0.05)
+    return finalized
+
+
+async def test_inclusion_verifier_accepts_real_dispatches_and_refuses_forged_and_failed(
+        devnet: Devnet, funded: None) -> None:
+    recipient = bytes.fromhex("00" * 12 + "ef" * 20)
+    too_much = 10 * SETTINGS.token_balance
+    async with adapter_for(devnet) as adapter:
+        tx_hash, message_id = await adapter.send_token(ACCOUNTS[1].private_key_hex, "XTST", 777,
+                                                       Domain(EVM_DOMAIN), recipient)
+        failed = await raw_send(adapter, 4, encode_dispatch_memo(EVM_DOMAIN, BRIDGE, TokenBody(
+            DOMAIN, native_home_token("uxtst"), recipient, too_much).encode()), "uxtst", too_much)
+        failed_height, failed_ok = await wait_tx(adapter, failed)
+        assert not failed_ok
+        height, _ = await adapter.tx_result(tx_hash)
+        finalized = await finalized_above(adapter, max(height, failed_height))
+        dispatch = next(d for d in await adapter.fetch_dispatched(height, height) if d.id == message_id)
+
+    claim = DispatchClaim(dispatch.raw, dispatch.height, dispatch.tx_hash)
+    verifier = verifier_for(devnet, other_rpc_urls=(devnet.rpc_url,))
+    try:
+        with capture_logs() as logs:
+            await verifier.verify_dispatches([claim], finalized)
+        assert next(e for e in logs if e["event"] == "light_client_anchor")["height"] == 1
+
+        forged_amount = replace(dispatch.message, body=TokenBody(
+            DOMAIN, native_home_token("uxtst"), recipient, 778).encode())
+        forged_nonce = replace(dispatch.message, nonce=dispatch.message.nonce + 1)
+        for forged in (forged_amount, forged_nonce):
+            with pytest.raises(InclusionRefused) as refused:
+                await verifier.verify_dispatches([replace(claim, raw=forged.encode())], finalized)
+            assert refused.value.reason == "message mismatch"
+
+        failed_message = replace(dispatch.message, body=TokenBody(
+            DOMAIN, native_home_token("uxtst"), recipient, too_much).encode())
+        with pytest.raises(InclusionRefused) as refused:
+            await verifier.verify_dispatches(
+                [DispatchClaim(failed_message.encode(), failed_height, TxHash(failed))], finalized)
+        assert refused.value.reason == "tx failed"
+
+        with pytest.raises(InclusionRefused) as refused:
+            await verifier.verify_dispatches([replace(claim, height=Height(claim.height - 1))], finalized)
+        assert refused.value.reason == "tx not in block"
+        with pytest.raises(InclusionRefused) as refused:
+            await verifier.verify_dispatches([claim], Height(claim.height))
+        assert refused.value.reason == "above finalized"
+    finally:
+        await verifier.close()
+
+
+def lying_http(net: Devnet, lie: Any) -> httpx.AsyncClient:
+    """An HTTP client whose answers from host ``liar`` are the devnet's, passed through ``lie(method, result)``;
+    other hosts are the devnet as it is."""
+    upstream = httpx.AsyncClient(timeout=5)
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        method = request.url.path.strip("/")
+        answer = await upstream.get(f"{net.rpc_url}/{method}", params=dict(request.url.params))
+        document = answer.json()
+        if request.url.host == "liar" and "result" in document:
+            document["result"] = lie(method, document["result"])
+        return httpx.Response(200, json=document)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handle))
+
+
+async def test_inclusion_verifier_refuses_lying_endpoints(devnet: Devnet, funded: None) -> None:
+    async with adapter_for(devnet) as adapter:
+        tx_hash, message_id = await adapter.send_token(ACCOUNTS[1].private_key_hex, "XTST", 5,
+                                                       Domain(EVM_DOMAIN), bytes(32))
+        height, _ = await adapter.tx_result(tx_hash)
+        finalized = await finalized_above(adapter, height)
+        dispatch = next(d for d in await adapter.fetch_dispatched(height, height) if d.id == message_id)
+    claim = DispatchClaim(dispatch.raw, dispatch.height, dispatch.tx_hash)
+
+    def other_app_hash(method: str, result: dict[str, Any]) -> dict[str, Any]:
+        if method == "commit":
+            result["signed_header"]["header"]["app_hash"] = "AB" * 32
+        return result
+
+    def drop_txs(method: str, result: dict[str, Any]) -> dict[str, Any]:
+        if method == "block" and int(result["block"]["header"]["height"]) == height:
+            result["block"]["data"]["txs"] = result["block"]["data"]["txs"][:-1]
+        return result
+
+    def more_gas_used(method: str, result: dict[str, Any]) -> dict[str, Any]:
+        if method == "block_results":
+            for tx in result.get("txs_results") or []:
+                tx["gas_used"] = str(int(tx["gas_used"]) + 1)
+        return result
+
+    cases = [
+        (other_app_hash, {"other_rpc_urls": ("http://liar",)}, "devnet", "endpoints disagree"),
+        (drop_txs, {}, "liar", "data hash mismatch"),
+        (more_gas_used, {}, "liar", "results hash mismatch"),
+    ]
+    for lie, options, primary, reason in cases:
+        config = chain_config(devnet)
+        rpc_url = devnet.rpc_url if primary == "devnet" else "http://liar"
+        verifier = CosmosInclusionVerifier(
+            "cosmos", rpc_url, VAULT, DOMAIN, trusting_period_s=3600, tokens=tokens_from_config(DOMAIN, config.tokens),
+            http=lying_http(devnet, lie), **options)
+        verifier._provider.close()
+        verifier._provider = type(verifier._provider)(devnet.rpc_url, 5)  # light blocks from the honest node
+        try:
+            with capture_logs() as logs, pytest.raises(InclusionRefused) as refused:
+                await verifier.verify_dispatches([claim], finalized)
+        finally:
+            await verifier.close()
+        assert refused.value.reason == reason, lie.__name__
+        if reason == "endpoints disagree":
+            assert any(e["event"] == "rpc_endpoints_disagree" for e in logs)
