@@ -340,7 +340,8 @@ class CosmosAdapter:
             if have < amount:
                 raise InsufficientFunds(f"vault holds {have}{denom}, the delivery needs {amount}{denom}",
                                         chain=self._name, reason="vault balance")
-        return self._plan_for(payouts, account[0], account[1], gas, fee)
+        sequence = max(account[1], self._next_sequence.get(self._vault, 0))  # ahead while ours is in mempool
+        return self._plan_for(payouts, account[0], sequence, gas, fee)
 
     @_boundary
     async def estimate_delivery(self, batch: DeliveryBatch) -> CostEstimate:
@@ -381,7 +382,14 @@ class CosmosAdapter:
         if not chosen:
             raise AdapterError("no valid co-signature", chain=self._name, reason="no cosign quorum")
         raw = plan.assemble(self._threshold, self._members, dict(sorted(chosen.items())[: self._threshold]))
-        tx_hash = await self._http.broadcast(raw)
+        try:
+            tx_hash = await self._http.broadcast(raw)
+        except RpcError as exc:
+            expected = re.search(r"expected (\d+), got", str(exc))
+            if exc.reason == "sequence mismatch" and expected is not None:
+                self._next_sequence[self._vault] = int(expected.group(1))  # the next request uses it
+            raise
+        self._next_sequence[self._vault] = plan.sequence + 1
         log.info("cosmos_delivery_submitted", chain=self._name, tx_hash=tx_hash, sequence=plan.sequence,
                  messages=len(plan.payouts), signers=len(chosen))
         return SubmittedTx(TxHash(tx_hash), plan.sequence, self._vault, self._clock(), plan.gas, plan.fee[1])

@@ -17,6 +17,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from adapters.base import (
+    CapacitySource,
+    ChainAdapter,
     Checkpoint,
     CosignedDelivery,
     CosignRefused,
@@ -26,15 +28,18 @@ from adapters.base import (
     DispatchClaim,
     Height,
     InclusionRefused,
+    MessageSender,
+    RpcUnavailable,
     SignedCheckpoint,
     TxHash,
+    TxNotFound,
     TxReverted,
     TxState,
 )
 from adapters.cosmos import CosmosAdapter
 from adapters.cosmos.memo import TokenBody, decode_token_body, encode_dispatch_memo, native_home_token
 from adapters.cosmos.transactions import bech32, multisig_key_address, pack_send, tokens_from_config
-from adapters.message import MESSAGE_VERSION, Domain, Message
+from adapters.message import MESSAGE_VERSION, Domain, Message, MessageId
 from config.settings import CosmosChainConfig, CosmosTokenConfig
 from devnets.cosmos import (
     GenesisSettings,
@@ -378,7 +383,7 @@ async def test_inclusion_verifier_refuses_lying_endpoints(devnet: Devnet, funded
                 tx["gas_used"] = str(int(tx["gas_used"]) + 1)
         return result
 
-    cases = [
+    cases: list[tuple[Any, dict[str, Any], str, str]] = [
         (other_app_hash, {"other_rpc_urls": ("http://liar",)}, "devnet", "endpoints disagree"),
         (drop_txs, {}, "liar", "data hash mismatch"),
         (more_gas_used, {}, "liar", "results hash mismatch"),
@@ -399,3 +404,54 @@ async def test_inclusion_verifier_refuses_lying_endpoints(devnet: Devnet, funded
         assert refused.value.reason == reason, lie.__name__
         if reason == "endpoints disagree":
             assert any(e["event"] == "rpc_endpoints_disagree" for e in logs)
+
+
+async def test_heights_health_capacity_and_protocols(devnet: Devnet, funded: None) -> None:
+    async with adapter_for(devnet) as adapter:
+        assert isinstance(adapter, ChainAdapter) and isinstance(adapter, MessageSender)
+        assert isinstance(adapter, CapacitySource)
+        latest = await adapter.latest_height()
+        assert latest - 1 <= await adapter.finalized_height() <= await adapter.latest_height()
+        health = await adapter.health()
+        assert health.healthy and health.latest_height is not None and health.latest_height >= latest
+        stats = await adapter.chain_stats(blocks=5)
+        assert stats.blocks == 5 and 0 < stats.block_time_s < 5
+        assert stats.gas_limit > 0 and 0 <= stats.gas_used_ratio <= 1 and stats.native_decimals == 6
+        with pytest.raises(TxNotFound):
+            await adapter.tx_result(TxHash("00" * 32))
+        with pytest.raises(TxReverted):
+            await adapter.call_contract(ACCOUNTS[0].private_key_hex, VAULT, b"")
+
+    dead = CosmosAdapter("cosmos", chain_config(Devnet("http://127.0.0.1:9", "http://127.0.0.1:9", None)))
+    try:
+        with pytest.raises(RpcUnavailable):
+            await dead.latest_height()
+        assert not (await dead.health()).healthy
+    finally:
+        await dead.close()
+
+
+def test_memo_formats_round_trip_and_refuse_malformed() -> None:
+    from adapters.cosmos.memo import (
+        MAX_DELIVERY_IDS,
+        MAX_MEMO_CHARS,
+        decode_delivery_memo,
+        decode_dispatch_memo,
+        encode_delivery_memo,
+    )
+
+    body = TokenBody(DOMAIN, native_home_token("uxtst"), b"\1" * 32, 10**30).encode()
+    memo = encode_dispatch_memo(EVM_DOMAIN, BRIDGE, body)
+    assert len(memo) <= MAX_MEMO_CHARS
+    decoded = decode_dispatch_memo(memo)
+    assert decoded is not None and (decoded.destination, decoded.recipient, decoded.body) == (EVM_DOMAIN, BRIDGE, body)
+    assert decode_token_body(body) == TokenBody(DOMAIN, native_home_token("uxtst"), b"\1" * 32, 10**30)
+    for bad in ("", "xchain:v1:", "xchain:v1:%%%", "xchain:v2:" + memo[10:], "xchain:v1:AAAA"):
+        assert decode_dispatch_memo(bad) is None
+    assert decode_token_body(b"\xff" * 128) is None and decode_token_body(body[:-1]) is None
+    ids = [MessageId(bytes([i]) * 32) for i in range(MAX_DELIVERY_IDS)]
+    delivery = encode_delivery_memo(ids)
+    assert len(delivery) <= MAX_MEMO_CHARS and decode_delivery_memo(delivery) == ids
+    assert decode_delivery_memo("xchain-delivery:zz") == [] and decode_delivery_memo(memo) == []
+    with pytest.raises(ValueError):
+        encode_delivery_memo([*ids, ids[0]])
