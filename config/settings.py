@@ -156,6 +156,7 @@ class CosmosTokenConfig(_Model):
     home_token: str | None = Field(None, description="wrapped: 0x-hex bytes32 of the token on its home chain")
     home_decimals: int | None = Field(None, ge=0, le=36, description=(
         "wrapped: decimals on the home chain; amounts are scaled by 10**(home_decimals - decimals)"))
+    escrow: int | None = Field(None, ge=0, description="wrapped: what the vault was funded with (smallest units)")
 
 
 class CosmosChainConfig(_Model):

@@ -306,7 +306,9 @@ def build_adapters(settings: Settings, *, with_signers: bool, cosigner: Cosigner
         elif chain.family == "cosmos":
             from adapters.cosmos.adapter import CosmosAdapter
 
-            adapters[name] = CosmosAdapter(name, chain, cosigner=cosigner)
+            escrow = {sym: t.escrow for sym, t in chain.tokens.items() if t.wrapped and t.escrow is not None}
+            adapters[name] = CosmosAdapter(name, chain, cosigner=cosigner, remote_bridges=chain.remote_bridges,
+                                           wrapped_escrow=escrow)
         elif chain.family == "solana":
             from adapters.solana.adapter import SolanaAdapter
 
@@ -325,10 +327,12 @@ def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier
         anchor = TrustedAnchor(cp.height, bytes.fromhex(cp.hash[2:])) if cp is not None else None
         return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls, anchor=anchor)
     if chain.family == "cosmos":
+        from adapters.cosmos.transactions import tokens_from_config
         from light_clients.tendermint.inclusion import CosmosInclusionVerifier
 
         return CosmosInclusionVerifier(name, chain.rpc_url, chain.vault, chain.domain, other_rpc_urls=chain.verify_rpc_urls,
-                                       trusting_period_s=chain.trusting_period_s)
+                                       trusting_period_s=chain.trusting_period_s,
+                                       tokens=tokens_from_config(chain.domain, chain.tokens))
     return None  # Solana: no light client exists; the adapter requires its verify_rpc_urls to agree
 
 

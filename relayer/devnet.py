@@ -139,7 +139,7 @@ def _solana_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
 
 def _cosmos_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
     tokens = {s: {"denom": t["address"], "decimals": t["decimals"], "wrapped": t.get("wrapped", False),
-                  **{k: t[k] for k in ("home_domain", "home_token", "home_decimals") if k in t}}
+                  **{k: t[k] for k in ("home_domain", "home_token", "home_decimals", "escrow") if k in t}}
               for s, t in chain["tokens"].items()}
     return [
         f"[chains.{name}]",
@@ -303,7 +303,7 @@ class Devnet:
         settings = GenesisSettings()
         validator_keys = [v["private_key"] for v in manifest["validator_keys"]]
         bridge = setup_cosmos_bridge(rest_url, member_keys_hex=validator_keys, threshold=manifest["threshold"],
-                                     escrow=10**11, fee_funding=10**9, settings=settings)
+                                     escrow=COSMOS_ESCROW, fee_funding=10**9, settings=settings)
         vault32 = "0x" + address_bytes(bridge.vault).rjust(32, b"\0").hex()
         evm = {n: (c["rpc_url"], c["contracts"]["token_bridge"], c["contracts"]["multisig_ism"])
                for n, c in manifest["chains"].items() if c["family"] == "evm"}
@@ -321,7 +321,8 @@ class Devnet:
                                for c in manifest["chains"].values() if c["family"] == "evm"},
             "tokens": {"TST": {"address": settings.token_denom, "decimals": 6, "wrapped": True, "home": "l1",
                                "home_domain": manifest["chains"]["l1"]["domain"],
-                               "home_token": "0x" + bytes.fromhex(home[2:]).rjust(32, b"\0").hex(), "home_decimals": 18}},
+                               "home_token": "0x" + bytes.fromhex(home[2:]).rjust(32, b"\0").hex(), "home_decimals": 18,
+                               "escrow": COSMOS_ESCROW}},
             "accounts": [{"address": a["address"], "private_key": a["private_key_hex"]} for a in genesis["accounts"][1:3]],
         }
 
@@ -383,6 +384,7 @@ class Devnet:
 
 
 COSMOS_DOMAIN = 6000
+COSMOS_ESCROW = 10**11  # uxtst in the vault: the wrapped TST the Cosmos side can pay out (100,000 TST)
 SOLANA_DOMAIN = 5000
 
 

@@ -142,6 +142,8 @@ class CosmosAdapter:
     funded with for a wrapped token (``token_supply`` of a wrapped token = escrow paid out).
     """
 
+    max_delivery_batch = MAX_DELIVERY_IDS  # a delivery's ids travel in its memo (256 characters)
+
     def __init__(
         self,
         name: str,
