@@ -187,6 +187,14 @@ class CosmosAdapter:
         self._locks: dict[str, asyncio.Lock] = {}
         self._next_sequence: dict[str, int] = {}  # sender -> next sequence, ahead of the chain while in mempool
 
+    @staticmethod
+    def account_bytes32(address: str) -> bytes:
+        """A bech32 account address as the bytes32 a message or token body carries (left-padded 20 bytes)."""
+        try:
+            return bech32_bytes(address).rjust(32, b"\0")
+        except ValueError as exc:
+            raise RpcError(f"{address!r} is not a bech32 account address", reason="bad address") from exc
+
     def __repr__(self) -> str:
         return f"CosmosAdapter(name={self._name!r}, domain={self._domain}, rpc_url={self._config.rpc_url!r})"
 
@@ -565,7 +573,7 @@ class CosmosAdapter:
             raise TxReverted(f"no remote bridge for domain {destination}", chain=self._name,
                              reason="no remote bridge")
         key = self._key(sender_key)
-        body = TokenBody(token.home_domain, token.home_token, _bytes32(recipient), amount).encode()
+        body = TokenBody(token.home_domain, token.home_token, _bytes32(recipient), token.to_home(amount)).encode()
         memo = encode_dispatch_memo(destination, bridge, body)
         send = pack_send(_address_of(key, self._prefix), self._vault, [(token.denom, amount)])
         async with self._lock("send:" + _address_of(key, self._prefix)):

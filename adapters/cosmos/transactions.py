@@ -138,6 +138,14 @@ class TokenRule:
     home_domain: int
     home_token: bytes
     wrapped: bool
+    scale: int = 1  # home units per unit here: 10 ** (home_decimals - decimals) for a wrapped token
+
+    def to_home(self, local_amount: int) -> int:
+        return local_amount * self.scale
+
+    def to_local(self, home_amount: int) -> int | None:
+        """The amount here, or None when the home amount has more precision than this chain's denom."""
+        return home_amount // self.scale if home_amount % self.scale == 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +210,8 @@ class DispatchRules:
             return ParsedDispatch(sender.rjust(32, b"\0"), memo.destination, memo.recipient, memo.body, None)
         assert token_body is not None
         coins = [(c.denom, c.amount) for c in send.amount]
-        if coins != [(token.denom, str(token_body.amount))]:
+        local = token.to_local(token_body.amount)
+        if local is None or coins != [(token.denom, str(local))]:
             return None
         return ParsedDispatch(self.vault32, memo.destination, memo.recipient, memo.body, token)
 
@@ -215,7 +224,11 @@ def tokens_from_config(domain: int, tokens: Mapping[str, Any]) -> tuple[TokenRul
             if token.home_domain is None or token.home_token is None:
                 raise ValueError(f"tokens.{symbol}: a wrapped token needs home_domain and home_token")
             home_token = bytes.fromhex(str(token.home_token).removeprefix("0x")).rjust(32, b"\0")
-            rules.append(TokenRule(symbol, token.denom, int(token.home_domain), home_token, True))
+            home_decimals = token.home_decimals if token.home_decimals is not None else token.decimals
+            if home_decimals < token.decimals:
+                raise ValueError(f"tokens.{symbol}: home_decimals below decimals is not supported")
+            rules.append(TokenRule(symbol, token.denom, int(token.home_domain), home_token, True,
+                                   10 ** (home_decimals - token.decimals)))
         else:
             rules.append(TokenRule(symbol, token.denom, domain, native_home_token(token.denom), False))
     return tuple(rules)
@@ -305,6 +318,7 @@ def payout_of(message: Message, rules: DispatchRules, remote_bridges: Mapping[in
         raise DeliveryRefused(f"unknown token ({token_body.home_domain}, 0x{token_body.home_token.hex()})")
     if any(token_body.recipient[:12]):
         raise DeliveryRefused("token recipient is not a 20-byte account")
-    if token_body.amount <= 0:
-        raise DeliveryRefused("token amount is zero")
-    return Payout(message.id, bech32(token_body.recipient[12:], prefix), token.denom, token_body.amount)
+    local = token.to_local(token_body.amount)
+    if token_body.amount <= 0 or not local:
+        raise DeliveryRefused(f"token amount {token_body.amount} is zero or finer than {token.denom} can hold")
+    return Payout(message.id, bech32(token_body.recipient[12:], prefix), token.denom, local)
