@@ -455,3 +455,34 @@ def test_memo_formats_round_trip_and_refuse_malformed() -> None:
     assert decode_delivery_memo("xchain-delivery:zz") == [] and decode_delivery_memo(memo) == []
     with pytest.raises(ValueError):
         encode_delivery_memo([*ids, ids[0]])
+
+
+async def test_a_chain_committed_by_less_than_two_thirds_is_refused(tmp_path) -> None:
+    """The same chain, but only 2 of its 4 equal validators sign each commit (50% < 2/3): a plain message
+    dispatched there is never proven, whatever the node says."""
+    base = free_port_block(2)
+    process = start_cosmos_devnet(rpc_port=base, rest_port=base + 1, state_dir=tmp_path / "state", block_ms=BLOCK_MS,
+                                  signers=2, log_path=tmp_path / "devnet.log")
+    weak = Devnet(f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}", process)
+    try:
+        wait_until_ready(weak.rpc_url, weak.rest_url, timeout=20, process=process)
+        async with adapter_for(weak) as adapter:
+            tx_hash, message_id = await adapter.send_token(ACCOUNTS[1].private_key_hex, "XTST", 5,
+                                                           Domain(EVM_DOMAIN), bytes(32))
+            height, _ = await adapter.tx_result(tx_hash)
+            finalized = await finalized_above(adapter, height)
+            dispatch = next(d for d in await adapter.fetch_dispatched(height, height) if d.id == message_id)
+        config = chain_config(weak)
+        verifier = CosmosInclusionVerifier("cosmos", weak.rpc_url, VAULT, DOMAIN, trusting_period_s=3600,
+                                           tokens=tokens_from_config(DOMAIN, config.tokens))
+        try:
+            with pytest.raises(InclusionRefused) as refused:
+                await verifier.verify_dispatches([DispatchClaim(dispatch.raw, dispatch.height, dispatch.tx_hash)],
+                                                 finalized)
+        finally:
+            await verifier.close()
+        assert refused.value.reason == "header not verified"
+        assert "no more than 2/3 of the voting power (20/40)" in str(refused.value)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
