@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from adapters.base import ChainAdapter, Height, MessageSender
-from adapters.message import MessageId, address_to_bytes32
+from adapters.message import Domain, MessageId, address_to_bytes32
 from config.loader import load_settings
 from relayer.devnet import Devnet
 from relayer.progress import make_progress
@@ -282,3 +282,114 @@ def run_light_client_bench(*, seconds: float = 3.0, json_output: bool = False) -
             if k != "details":
                 print(f"{k:>40}: {v}")
     return out
+
+
+def _recipient32(adapter: ChainAdapter, address: str) -> bytes:
+    """An account on ``adapter``'s chain as the bytes32 a token body carries (EVM 0x.., bech32, base58)."""
+    to_bytes32 = getattr(adapter, "account_bytes32", None)
+    if callable(to_bytes32):
+        return bytes(to_bytes32(address))
+    return address_to_bytes32(address)
+
+
+async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet: Devnet, token: str, amount_text: str,
+                             timeout_s: float, show: bool) -> dict[str, Any]:
+    from decimal import Decimal
+
+    from relayer.app import build_adapters
+
+    manifest = devnet.manifest()
+    settings = load_settings(devnet.config_path)
+    names = sorted({n for p in pairs for n in p})
+    adapters = build_adapters(settings, with_signers=False)
+    clocks = {n: BlockClock(adapters[n]) for n in names}
+    stop = asyncio.Event()
+    clock_tasks = [asyncio.create_task(c.run(stop)) for c in clocks.values()]
+    start_heights = {n: int(await adapters[n].latest_height()) for n in names}
+    sent: dict[MessageId, tuple[str, str, float]] = {}  # id -> (origin, destination, wall time of the origin tx)
+    progress = make_progress(show)
+    first_sent = time.time()
+
+    async def send_pair(origin: str, dest: str) -> None:
+        sender: MessageSender = adapters[origin]  # type: ignore[assignment]
+        key = manifest["chains"][origin]["accounts"][0]["private_key"]  # devnet test key
+        decimals = settings.chains[origin].tokens[token].decimals  # type: ignore[union-attr]
+        units = int(Decimal(amount_text) * 10**decimals)
+        recipient = _recipient32(adapters[dest], manifest["chains"][dest]["accounts"][1]["address"])
+        for _ in range(per_pair):
+            _tx, mid = await sender.send_token(key, token, units, Domain(settings.chains[dest].domain), recipient)
+            sent[mid] = (origin, dest, time.time())
+            progress.update(send_task, advance=1)
+
+    processed: dict[MessageId, list[tuple[str, int]]] = {}
+    total = per_pair * len(pairs)
+    with progress:
+        send_task = progress.add_task("sending token transfers", total=total)
+        deliver_task = progress.add_task("delivered (on chain)", total=total)
+        sending = asyncio.gather(*(send_pair(o, d) for o, d in pairs))
+        cursors = dict(start_heights)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for n in {d for _o, d in pairs}:
+                latest = clocks[n].latest
+                if latest < cursors[n]:
+                    continue
+                for mid, h in await adapters[n].processed_messages(Height(cursors[n]), Height(latest)):  # type: ignore[attr-defined]
+                    processed.setdefault(mid, []).append((n, int(h)))
+                cursors[n] = latest + 1
+            ours = sum(1 for mid in sent if mid in processed)
+            progress.update(deliver_task, completed=ours)
+            if sending.done() and len(sent) == total and ours == total:
+                break
+            await asyncio.sleep(0.25)  # polling the chains
+        if not sending.done():
+            sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+    stop.set()
+    await asyncio.gather(*clock_tasks, return_exceptions=True)
+    per_route: dict[str, dict[str, Any]] = {}
+    latencies_all: list[float] = []
+    for origin, dest in pairs:
+        ids = [m for m, (o, d, _t) in sent.items() if (o, d) == (origin, dest)]
+        done = [m for m in ids if m in processed]
+        lat = []
+        for m in done:
+            chain, h = processed[m][0]
+            seen = clocks[chain].time_of(h)
+            if seen is not None:
+                lat.append(max(0.0, seen - sent[m][2]))
+        latencies_all += lat
+        last = max((clocks[processed[m][0][0]].time_of(processed[m][0][1]) or time.time() for m in done), default=first_sent)
+        per_route[f"{origin}->{dest}"] = {
+            "sent": len(ids), "delivered": len(done), "lost": per_pair - len(done),
+            "duplicated": sum(1 for m in done if len(processed[m]) > 1),
+            "messages_per_s": round(len(done) / max(1e-9, last - first_sent), 2),
+            "latency_p50_s": round(statistics.median(lat), 2) if lat else None,
+            "latency_p99_s": round(_percentile(lat, 0.99), 2) if lat else None,
+        }
+    for a in adapters.values():
+        await a.close()
+    delivered = sum(r["delivered"] for r in per_route.values())
+    return {"token": token, "amount": amount_text, "per_pair": per_pair, "messages": total, "delivered": delivered,
+            "lost": total - delivered, "duplicated": sum(r["duplicated"] for r in per_route.values()),
+            "latency_p50_s": round(statistics.median(latencies_all), 2) if latencies_all else None,
+            "routes": per_route}
+
+
+def run_token_relay_bench(*, pairs: list[tuple[str, str]], per_pair: int, devnet_dir: Path, families: tuple[str, ...],
+                          json_output: bool, token: str = "TST", amount: str = "1", timeout_s: float = 300.0,
+                          base_port: int = 8545, api_port: int = 8900) -> dict[str, Any]:
+    """Token transfers on each ``(origin, destination)`` pair (e.g. l1 <-> cosmos, l1 <-> solana), through a daemon,
+    checked on chain: delivered, lost, duplicated, throughput and latency per route."""
+    devnet = Devnet(devnet_dir, base_port=base_port, api_port=api_port, families=families)
+    show = not json_output and sys.stderr.isatty()
+    devnet.up()
+    daemon = start_bench_daemon(devnet, {}, instance="bench-token")
+    try:
+        result = asyncio.run(_token_relay_bench(pairs, per_pair, devnet, token, amount, timeout_s, show))
+    finally:
+        stop_bench_daemon(daemon)
+    if not json_output:
+        for k, v in result.items():
+            print(f"{k:>16}: {v}")
+    return result

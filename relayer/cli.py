@@ -307,6 +307,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(route)
         return 0 if route["lost_all_phases"] == 0 and route["duplicated_all_phases"] == 0 else 1
+    if args.pairs:
+        from relayer.bench import run_token_relay_bench
+
+        try:
+            pairs = [(o.strip(), d.strip()) for o, _, d in (p.partition(":") for p in args.pairs.split(",")) if d]
+        except ValueError:
+            pairs = []
+        if not pairs:
+            raise UsageError(f"--pairs takes ORIGIN:DEST[,ORIGIN:DEST...], got {args.pairs!r}")
+        families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+        token_result = run_token_relay_bench(pairs=pairs, per_pair=max(1, args.messages // len(pairs)),
+                                             devnet_dir=Path(args.devnet), families=families, json_output=args.json,
+                                             token=args.token, amount=args.amount)
+        if args.json:
+            _print_json(token_result)
+        return 0 if token_result["lost"] == 0 and token_result["duplicated"] == 0 else 1
     result = run_relay_bench(messages=args.messages, devnet_dir=Path(args.devnet), json_output=args.json,
                              batch_size=args.batch_size, spread=args.spread)
     if args.json:
@@ -391,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "each chain alone vs round-robin vs the router's split (its own 4-chain devnet); "
                         "light-clients: verifications per second of each light client (one core, no devnet)")
     p.add_argument("--seconds", type=float, default=3.0, help="light-clients: seconds per measurement")
+    p.add_argument("--pairs", default="", help="relay: token transfers on these routes instead of messages, e.g. "
+                                              "l1:cosmos,cosmos:l1 (needs the families on the devnet)")
+    p.add_argument("--families", default="evm,cosmos,solana", help="relay --pairs: devnet chain families")
+    p.add_argument("--token", default="TST", help="relay --pairs: token symbol")
+    p.add_argument("--amount", default="1", help="relay --pairs: amount per transfer")
     p.add_argument("--messages", type=int, default=5000, help="relay: messages to send")
     p.add_argument("--intents", type=int, default=2000, help="route: transfers per mode")
     p.add_argument("--modes", default="single,round_robin,aggregate", help="route: which modes to run")
