@@ -6,6 +6,8 @@
   - preflight failure (-32002) -> ``TxReverted``, reason = the last program log line (or the error)
   - blockhash not found -> ``RpcError`` reason ``blockhash expired`` (retryable: rebuild and resubmit)
   - insufficient lamports for the fee or rent -> ``InsufficientFunds``
+  - System program "account already in use" (SystemError 0): ``TxReverted`` reason ``ALREADY_DELIVERED``, as it
+    is a replay guard that exists (adapters.solana.bridge)
 - malformed answers (``ValueError``, ``KeyError`` ...) -> ``RpcError`` reason ``bad answer``
 """
 
@@ -21,6 +23,8 @@ from solana.rpc.core import RPCException, RPCNoResultException
 from adapters.base import AdapterError, InsufficientFunds, RpcError, RpcUnavailable, TxReverted
 
 BLOCKHASH_EXPIRED = "blockhash expired"
+ALREADY_DELIVERED = "already delivered: a replay guard account is already in use"
+_SYSTEM_ALREADY_IN_USE = "Program 11111111111111111111111111111111 failed: custom program error: 0x0"
 _INSUFFICIENT = ("InsufficientFundsForFee", "InsufficientFundsForRent", "insufficient lamports",
                  "AccountNotFound", "Attempt to debit an account but found no record of a prior credit")
 
@@ -48,6 +52,8 @@ def rpc_error_of(error: Any, *, chain: str, context: str) -> AdapterError:
         return RpcError(text, chain=chain, reason=BLOCKHASH_EXPIRED)
     if any(marker in everything for marker in _INSUFFICIENT):
         return InsufficientFunds(text, chain=chain, reason="insufficient funds")
+    if _SYSTEM_ALREADY_IN_USE in everything or "already in use" in everything:
+        return TxReverted(f"{text}; {ALREADY_DELIVERED}", chain=chain, reason=ALREADY_DELIVERED)
     if "simulation failed" in message.lower() or data is not None and err is not None:
         reason = logs[-1] if logs else (repr(err) if err is not None else message)
         return TxReverted(f"{text}; {reason}", chain=chain, reason=reason)

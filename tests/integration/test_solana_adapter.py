@@ -1,0 +1,398 @@
+"""``SolanaAdapter`` against a real Solana devnet process (LiteSVM behind JSON-RPC, ``devnets/solana``).
+
+The bridge is set up here with solana-py: an SPL Token multisig of three deterministic validator keys
+(2 of 3), a native mint ``SOLX`` whose vault is the multisig's associated token account, a wrapped mint
+``TST`` whose mint authority is the multisig; the bridge address is the multisig. All keys are PUBLIC
+DEVNET TEST KEYS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import pytest_asyncio
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed
+from solana.rpc.core import RPCException
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.system_program import CreateAccountParams, create_account
+from solders.transaction import Transaction
+from spl.memo.constants import MEMO_PROGRAM_ID
+from spl.memo.instructions import create_memo
+from spl.memo.models import MemoParams
+from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+    initialize_mint,
+    initialize_multisig,
+    mint_to,
+    transfer,
+)
+from spl.token.models import InitializeMintParams, InitializeMultisigParams, MintToParams, TransferParams
+
+from adapters.base import (
+    AdapterError,
+    Checkpoint,
+    CosignRefused,
+    CosignRequest,
+    DeliveryBatch,
+    DeliveryItem,
+    RpcUnavailable,
+    SignedCheckpoint,
+    SubmittedTx,
+    TxOutcome,
+    TxReverted,
+    TxState,
+)
+from adapters.merkle import MerkleTree
+from adapters.message import MESSAGE_VERSION, Domain, Message
+from adapters.solana import SolanaAdapter, TokenBody, encode_dispatch_memo, guard_address
+from config.settings import SolanaChainConfig
+from devnets.solana import devnet_keypair, start_solana_devnet, stop_solana_devnet, wait_until_ready
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+SLOT_MS = 50
+DOMAIN = 1_399_811_149
+L1 = 31337
+L1_BRIDGE = bytes.fromhex("00" * 12 + "b7" * 20)
+L1_TST = bytes.fromhex("00" * 12 + "c5" * 20)
+MULTISIG_SPACE, MINT_SPACE = 355, 82
+
+
+def _key(label: str) -> Keypair:
+    """A PUBLIC DEVNET TEST KEY derived from a label."""
+    return Keypair.from_seed(_seed(label))
+
+
+def _seed(label: str) -> bytes:
+    return hashlib.sha256(b"xchain-relayer/test-solana-adapter/" + label.encode()).digest()
+
+
+VALIDATOR_SEEDS = [_seed(f"validator/{i}").hex() for i in range(3)]
+VALIDATORS = [Keypair.from_seed(bytes.fromhex(s)) for s in VALIDATOR_SEEDS]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await probe()
+        if value is not None and value is not False:
+            return value
+        await asyncio.sleep(0.05)  # polling the devnet with a deadline
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Bridge:
+    url: str
+    multisig: Keypair
+    solx: Keypair
+    tst: Keypair
+    payer: Keypair  # sets the bridge up; SOLX mint authority
+    relayer: Keypair  # pays deliveries
+    alice: Keypair
+    bob: Keypair
+
+    def config(self, **overrides: Any) -> SolanaChainConfig:
+        doc: dict[str, Any] = {
+            "family": "solana", "domain": DOMAIN, "rpc_url": self.url, "multisig": str(self.multisig.pubkey()),
+            "multisig_threshold": 2, "bridge": str(self.multisig.pubkey()),
+            "remote_bridges": {L1: "0x" + L1_BRIDGE.hex()},
+            "tokens": {
+                "SOLX": {"mint": str(self.solx.pubkey()), "decimals": 9},
+                "TST": {"mint": str(self.tst.pubkey()), "decimals": 9, "wrapped": True, "home_domain": L1,
+                        "home_token": "0x" + L1_TST.hex(), "home_decimals": 18},
+            },
+            "signer": {"private_key": bytes(self.relayer.secret())[:32].hex()},
+            "poll_interval_s": 0.05,
+        }
+        doc.update(overrides)
+        return SolanaChainConfig.model_validate(doc)
+
+
+async def _send(client: AsyncClient, payer: Keypair, ixs: list[Instruction], *signers: Keypair) -> Signature:
+    blockhash = (await client.get_latest_blockhash(Confirmed)).value.blockhash
+    tx = Transaction.new_signed_with_payer(ixs, payer.pubkey(), [payer, *signers], blockhash)
+    return (await client.send_raw_transaction(bytes(tx))).value
+
+
+async def _confirmed(client: AsyncClient, sig: Signature) -> Any:
+    async def probe() -> Any:
+        status = (await client.get_signature_statuses([sig])).value[0]
+        if status is not None and str(status.confirmation_status).lower().endswith(("confirmed", "finalized")):
+            return status
+        return None
+
+    return await _eventually(probe, f"{sig} confirmed")
+
+
+async def _set_up(url: str) -> Bridge:
+    bridge = Bridge(url, _key("multisig"), _key("mint/SOLX"), _key("mint/TST"), devnet_keypair(0),
+                    devnet_keypair(3), devnet_keypair(1), devnet_keypair(2))
+    async with AsyncClient(url, commitment=Confirmed) as client:
+        ms_rent = (await client.get_minimum_balance_for_rent_exemption(MULTISIG_SPACE)).value
+        mint_rent = (await client.get_minimum_balance_for_rent_exemption(MINT_SPACE)).value
+        payer, multisig = bridge.payer.pubkey(), bridge.multisig.pubkey()
+        ixs: list[Instruction] = [
+            create_account(CreateAccountParams(from_pubkey=payer, to_pubkey=multisig, lamports=ms_rent,
+                                               space=MULTISIG_SPACE, owner=TOKEN_PROGRAM_ID)),
+            initialize_multisig(InitializeMultisigParams(program_id=TOKEN_PROGRAM_ID, multisig=multisig, m=2,
+                                                         signers=[v.pubkey() for v in VALIDATORS])),
+        ]
+        for mint, authority in ((bridge.tst, multisig), (bridge.solx, payer)):
+            ixs += [
+                create_account(CreateAccountParams(from_pubkey=payer, to_pubkey=mint.pubkey(), lamports=mint_rent,
+                                                   space=MINT_SPACE, owner=TOKEN_PROGRAM_ID)),
+                initialize_mint(InitializeMintParams(decimals=9, program_id=TOKEN_PROGRAM_ID, mint=mint.pubkey(),
+                                                     mint_authority=authority)),
+            ]
+        await _confirmed(client, await _send(client, bridge.payer, ixs, bridge.multisig, bridge.tst, bridge.solx))
+        accounts: list[Instruction] = []
+        for owner in (multisig, bridge.alice.pubkey(), bridge.bob.pubkey()):
+            for mint in (bridge.tst.pubkey(), bridge.solx.pubkey()):
+                accounts.append(create_idempotent_associated_token_account(payer, owner, mint))
+        for owner in (bridge.alice.pubkey(), bridge.bob.pubkey(), multisig):
+            accounts.append(mint_to(MintToParams(program_id=TOKEN_PROGRAM_ID, mint=bridge.solx.pubkey(),
+                                                 dest=get_associated_token_address(owner, bridge.solx.pubkey()),
+                                                 mint_authority=payer, amount=1_000 * 10**9)))
+        for start in range(0, len(accounts), 5):
+            await _confirmed(client, await _send(client, bridge.payer, accounts[start:start + 5]))
+    return bridge
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state: Path = tmp_path_factory.mktemp("solana-adapter") / "state"
+    port = _free_port()
+    process = start_solana_devnet(port, state, slot_ms=SLOT_MS, log_path=state.parent / "devnet.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, timeout=30, process=process)
+        yield url
+    finally:
+        stop_solana_devnet(process)
+
+
+@pytest.fixture(scope="module")
+def bridge(devnet: str) -> Bridge:
+    return asyncio.run(_set_up(devnet))
+
+
+class QuorumCosigner:
+    """The validators, in process: each checks the request (``check_cosign``) and signs with its own key."""
+
+    def __init__(self, validator_side: SolanaAdapter, seeds: list[str]) -> None:
+        self.validator_side = validator_side
+        self.seeds = seeds
+        self.requests: list[CosignRequest] = []
+
+    async def cosign(self, request: CosignRequest, threshold: int) -> list[tuple[str, bytes]]:
+        self.requests.append(request)
+        wanted = request.context["signers"].split(",")
+        signatures = [self.validator_side.cosign_with(seed, request) for seed in self.seeds
+                      if str(Keypair.from_seed(bytes.fromhex(seed)).pubkey()) in wanted]
+        if len(signatures) < threshold:
+            raise AdapterError("too few validators agreed", reason="no cosign quorum")
+        return signatures[:threshold]
+
+
+@pytest_asyncio.fixture
+async def adapter(bridge: Bridge) -> AsyncIterator[SolanaAdapter]:
+    validator_side = SolanaAdapter("solana", bridge.config())
+    made = SolanaAdapter("solana", bridge.config(), cosigner=QuorumCosigner(validator_side, VALIDATOR_SEEDS))
+    try:
+        yield made
+    finally:
+        await made.close()
+        await validator_side.close()
+
+
+def _inbound(nonce: int, body: TokenBody, *, sender: bytes = L1_BRIDGE, recipient: bytes | None = None,
+             bridge: Bridge) -> Message:
+    return Message(MESSAGE_VERSION, nonce, Domain(L1), sender, Domain(DOMAIN),
+                   recipient if recipient is not None else bytes(bridge.multisig.pubkey()), body.encode())
+
+
+def _batch(*messages: Message) -> DeliveryBatch:
+    checkpoint = SignedCheckpoint(Checkpoint(Domain(L1), L1_BRIDGE, b"\0" * 32, max(m.nonce for m in messages)), ())
+    return DeliveryBatch(checkpoint, tuple(DeliveryItem(m.encode(), m.id, m.nonce) for m in messages), ())
+
+
+async def _settled(adapter: SolanaAdapter, tx: SubmittedTx) -> TxOutcome:
+    async def probe() -> TxOutcome | None:
+        outcome = await adapter.confirm(tx)
+        return None if outcome.state is TxState.PENDING else outcome
+
+    return await _eventually(probe, f"delivery {tx.tx_hash} settled")
+
+
+async def test_dispatches_are_indexed_in_chain_order_and_forged_ones_ignored(bridge: Bridge,
+                                                                            adapter: SolanaAdapter) -> None:
+    alice_key = bytes(bridge.alice.secret())[:32].hex()
+    user_on_l1 = bytes.fromhex("00" * 12 + "a1" * 20)
+    vault_before = await adapter.vault_balance("SOLX")
+    start = int(await adapter.latest_height())
+
+    token_tx, token_id = await adapter.send_token(alice_key, "SOLX", 5 * 10**9, Domain(L1), user_on_l1)
+
+    # a dispatch whose memo claims more than it locks: tokens move, no message
+    forged_body = TokenBody(DOMAIN, bytes(bridge.solx.pubkey()), user_on_l1, 7 * 10**9).encode()
+    vault = get_associated_token_address(bridge.multisig.pubkey(), bridge.solx.pubkey())
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        forged = await _send(client, bridge.alice, [
+            transfer(TransferParams(program_id=TOKEN_PROGRAM_ID, source=get_associated_token_address(
+                bridge.alice.pubkey(), bridge.solx.pubkey()), dest=vault, owner=bridge.alice.pubkey(), amount=10**9)),
+            create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=bridge.alice.pubkey(),
+                                   message=encode_dispatch_memo(L1, L1_BRIDGE, forged_body).encode())),
+        ])
+        await _confirmed(client, forged)
+
+    bob_key = bytes(bridge.bob.secret())[:32].hex()
+    plain_tx, plain_ids = await adapter.dispatch_messages(bob_key, Domain(L1), b"\x11" * 32, [b"hello solana"])
+
+    finalized = await adapter.finalized_height()
+    found = await adapter.fetch_dispatched(start, finalized)  # type: ignore[arg-type]
+    assert [d.tx_hash for d in found] == [token_tx, plain_tx]
+    assert [d.message.nonce for d in found] == [0, 1]
+    assert [d.id for d in found] == [token_id, *plain_ids]
+    token, plain = found[0].message, found[1].message
+    assert (token.version, token.origin, token.destination) == (MESSAGE_VERSION, DOMAIN, L1)
+    assert token.sender == bytes(bridge.multisig.pubkey()) and token.recipient == L1_BRIDGE
+    assert TokenBody.decode(token.body) == TokenBody(DOMAIN, bytes(bridge.solx.pubkey()), user_on_l1, 5 * 10**9)
+    assert plain.sender == bytes(bridge.bob.pubkey()) and plain.recipient == b"\x11" * 32
+    assert plain.body == b"hello solana"
+    assert found[0].height <= found[1].height
+    assert await adapter.vault_balance("SOLX") == vault_before + 6 * 10**9
+
+    state = await adapter.mailbox_state(finalized)
+    assert state.count == 2 and state.mailbox == bytes(bridge.multisig.pubkey())
+    assert state.root == MerkleTree([token_id, *plain_ids]).root()
+    # a fresh adapter (a validator, a restarted relayer) rebuilds the same messages from the chain
+    fresh = SolanaAdapter("solana", bridge.config())
+    try:
+        assert [d.raw for d in await fresh.fetch_dispatched(start, finalized)] == [d.raw for d in found]  # type: ignore[arg-type]
+        assert (await fresh.mailbox_state(finalized)).root == state.root
+    finally:
+        await fresh.close()
+
+
+async def test_cosigned_delivery_mints_once_and_replays_fail_on_chain(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    recipient = Keypair.from_seed(_seed("recipient/1")).pubkey()
+    message = _inbound(0, TokenBody(L1, L1_TST, bytes(recipient), 3 * 10**18), bridge=bridge)
+    assert await adapter.delivered([message.id]) == [False]
+    estimate = await adapter.estimate_delivery(_batch(message))
+    assert estimate.max_cost >= 5000 * 3
+
+    # the validators' check: the exact delivery of these messages, nothing else
+    request = await adapter.cosign_request([message.encode()])
+    assert adapter.check_cosign(request) == [message.id]
+    for tampered in (TokenBody(L1, L1_TST, bytes(recipient), 4 * 10**18),
+                     TokenBody(L1, L1_TST, b"\x07" * 32, 3 * 10**18)):
+        other = _inbound(0, tampered, bridge=bridge)
+        forged = await adapter.cosign_request([other.encode()])
+        with pytest.raises(CosignRefused) as refused:
+            adapter.check_cosign(CosignRequest(request.chain, forged.payload, request.messages, request.context))
+        assert refused.value.reason == "payload mismatch"
+    with pytest.raises(CosignRefused) as not_signer:
+        adapter.cosign_with(VALIDATOR_SEEDS[2], request)  # the request names validators 0 and 1
+    assert not_signer.value.reason == "not a signer"
+
+    tx = await adapter.submit_delivery(_batch(message))
+    outcome = await _settled(adapter, tx)
+    assert outcome.state is TxState.CONFIRMED, outcome
+    assert outcome.delivered_ids == (message.id,)
+    assert await adapter.token_balance("TST", str(recipient)) == 3 * 10**9
+    assert await adapter.delivered([message.id]) == [True]
+    supply = await adapter.token_supply("TST")
+
+    # the same message again, co-signed by another quorum (validators 1 and 2): the shared member's guard exists
+    replay = await adapter.cosign_request([message.encode()], [VALIDATORS[1].pubkey(), VALIDATORS[2].pubkey()])
+    signatures = [adapter.cosign_with(seed, replay) for seed in VALIDATOR_SEEDS[1:]]
+    with pytest.raises(TxReverted) as reverted:
+        await adapter.submit_cosigned(replay, signatures)
+    assert "already in use" in str(reverted.value)
+    assert await adapter.token_balance("TST", str(recipient)) == 3 * 10**9
+    assert await adapter.token_supply("TST") == supply
+
+
+async def test_native_token_comes_home_from_the_vault(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    recipient = Keypair.from_seed(_seed("recipient/2")).pubkey()
+    vault_before = await adapter.vault_balance("SOLX")
+    message = _inbound(1, TokenBody(DOMAIN, bytes(bridge.solx.pubkey()), bytes(recipient), 2 * 10**9), bridge=bridge)
+    tx = await adapter.submit_delivery(_batch(message))
+    outcome = await _settled(adapter, tx)
+    assert outcome.state is TxState.CONFIRMED and outcome.delivered_ids == (message.id,)
+    assert await adapter.token_balance("SOLX", str(recipient)) == 2 * 10**9
+    assert await adapter.vault_balance("SOLX") == vault_before - 2 * 10**9
+
+
+async def test_one_validator_signature_is_refused_by_the_chain(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    recipient = Keypair.from_seed(_seed("recipient/3")).pubkey()
+    message = _inbound(2, TokenBody(L1, L1_TST, bytes(recipient), 10**18), bridge=bridge)
+    one = [VALIDATORS[0].pubkey()]
+    request = await adapter.cosign_request([message.encode()], one)
+    with pytest.raises(CosignRefused) as too_few:
+        adapter.check_cosign(request)
+    assert too_few.value.reason == "too few signers"
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        blockhash = (await client.get_latest_blockhash(Confirmed)).value.blockhash
+        delivery, _ = adapter.rules.delivery_message([message.encode()], fee_payer=bridge.relayer.pubkey(),
+                                                     signers=one, blockhash=blockhash, guard_lamports=890_880)
+        tx = Transaction([bridge.relayer, VALIDATORS[0]], delivery, blockhash)
+        with pytest.raises(RPCException) as refused:
+            await client.send_raw_transaction(bytes(tx))
+    assert "simulation failed" in refused.value.args[0].message.lower()
+    assert await adapter.token_balance("TST", str(recipient)) == 0
+    assert await adapter.delivered([message.id]) == [False]
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        assert (await client.get_account_info(guard_address(VALIDATORS[0].pubkey(), message.id))).value is None
+
+
+async def test_undeliverable_messages_are_refused_before_signing(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    body = TokenBody(L1, L1_TST, b"\x05" * 32, 10**18)
+    cases = {
+        "unknown sender": _inbound(3, body, sender=b"\x66" * 32, bridge=bridge),
+        "unknown recipient": _inbound(3, body, recipient=b"\x42" * 32, bridge=bridge),
+        "amount not divisible": _inbound(3, TokenBody(L1, L1_TST, b"\x05" * 32, 10**18 + 1), bridge=bridge),
+        "unknown token": _inbound(3, TokenBody(L1, b"\x09" * 32, b"\x05" * 32, 10**18), bridge=bridge),
+    }
+    for reason, message in cases.items():
+        with pytest.raises(TxReverted) as refused:
+            await adapter.estimate_delivery(_batch(message))
+        assert refused.value.reason == reason
+
+
+async def test_heights_health_stats_and_unavailable_node(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    latest, finalized = await adapter.latest_height(), await adapter.finalized_height()
+    assert latest >= finalized > 0
+    health = await adapter.health()
+    assert health.healthy and health.latest_height is not None
+    stats = await adapter.chain_stats()
+    assert stats.gas_limit == 48_000_000 and stats.native_decimals == 9 and 0 < stats.block_time_s < 5
+    dead = SolanaAdapter("dead", bridge.config(rpc_url=f"http://127.0.0.1:{_free_port()}", request_timeout_s=2))
+    try:
+        with pytest.raises(RpcUnavailable):
+            await dead.latest_height()
+        assert not (await dead.health()).healthy
+    finally:
+        await dead.close()
