@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,9 +23,9 @@ import pytest_asyncio
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.core import RPCException
+from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import CreateAccountParams, create_account
 from solders.transaction import Transaction
@@ -49,18 +50,25 @@ from adapters.base import (
     CosignRequest,
     DeliveryBatch,
     DeliveryItem,
+    InsufficientFunds,
+    RpcError,
     RpcUnavailable,
     SignedCheckpoint,
     SubmittedTx,
+    TxHash,
     TxOutcome,
     TxReverted,
     TxState,
 )
 from adapters.merkle import MerkleTree
-from adapters.message import MESSAGE_VERSION, Domain, Message
+from adapters.message import MESSAGE_VERSION, Domain, Message, MessageId
 from adapters.solana import SolanaAdapter, TokenBody, encode_dispatch_memo, guard_address
+from adapters.solana.adapter import UnknownToken
+from adapters.solana.errors import BLOCKHASH_EXPIRED, map_exception
+from config.errors import ConfigError
 from config.settings import SolanaChainConfig
 from devnets.solana import devnet_keypair, start_solana_devnet, stop_solana_devnet, wait_until_ready
+from tests.integration.rpc_rewriter import RewritingRpcProxy
 
 pytestmark = pytest.mark.integration
 
@@ -169,8 +177,8 @@ async def _set_up(url: str) -> Bridge:
         await _confirmed(client, await _send(client, bridge.payer, ixs, bridge.multisig, bridge.tst, bridge.solx))
         accounts: list[Instruction] = []
         for owner in (multisig, bridge.alice.pubkey(), bridge.bob.pubkey()):
-            for mint in (bridge.tst.pubkey(), bridge.solx.pubkey()):
-                accounts.append(create_idempotent_associated_token_account(payer, owner, mint))
+            for mint_key in (bridge.tst.pubkey(), bridge.solx.pubkey()):
+                accounts.append(create_idempotent_associated_token_account(payer, owner, mint_key))
         for owner in (bridge.alice.pubkey(), bridge.bob.pubkey(), multisig):
             accounts.append(mint_to(MintToParams(program_id=TOKEN_PROGRAM_ID, mint=bridge.solx.pubkey(),
                                                  dest=get_associated_token_address(owner, bridge.solx.pubkey()),
@@ -396,3 +404,104 @@ async def test_heights_health_stats_and_unavailable_node(bridge: Bridge, adapter
         assert not (await dead.health()).healthy
     finally:
         await dead.close()
+
+
+async def test_wrapped_token_leaves_by_burning(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    alice = bridge.alice.pubkey()
+    incoming = _inbound(10, TokenBody(L1, L1_TST, bytes(alice), 4 * 10**18), bridge=bridge)
+    outcome = await _settled(adapter, await adapter.submit_delivery(_batch(incoming)))
+    assert outcome.state is TxState.CONFIRMED
+    supply = await adapter.token_supply("TST")
+    user_on_l1 = bytes.fromhex("00" * 12 + "a2" * 20)
+    tx_hash, message_id = await adapter.send_token(bytes(bridge.alice.secret())[:32].hex(), "TST", 10**9, Domain(L1),
+                                                   user_on_l1)
+    assert await adapter.token_supply("TST") == supply - 10**9
+    assert await adapter.token_balance("TST", str(alice)) == 3 * 10**9
+    (found,) = [d for d in await adapter.fetch_dispatched(0, await adapter.finalized_height())  # type: ignore[arg-type]
+                if d.tx_hash == tx_hash]
+    assert found.id == message_id and found.message.sender == bytes(bridge.multisig.pubkey())
+    assert TokenBody.decode(found.message.body) == TokenBody(L1, L1_TST, user_on_l1, 10**18)  # scaled back up
+
+
+async def test_verify_endpoints_must_agree(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    start = int(await adapter.latest_height())
+    tx_hash, ids = await adapter.dispatch_messages(bytes(bridge.bob.secret())[:32].hex(), Domain(L1), b"\x12" * 32,
+                                                   [b"checked twice"])
+    finalized = await adapter.finalized_height()
+    honest, lying_list, lying_tx = (RewritingRpcProxy(bridge.url) for _ in range(3))
+
+    def drop_newest(text: str) -> str:
+        doc = json.loads(text)
+        doc["result"] = doc["result"][1:]
+        return json.dumps(doc)
+
+    def shift_slot(text: str) -> str:
+        doc = json.loads(text)
+        if doc.get("result"):
+            doc["result"]["slot"] += 1
+        return json.dumps(doc)
+
+    lying_list.rewrite("getSignaturesForAddress", drop_newest)
+    lying_tx.rewrite("getTransaction", shift_slot)
+    adapters = {name: SolanaAdapter("solana", bridge.config(start_height=start, verify_rpc_urls=[proxy.url]))
+                for name, proxy in (("honest", honest), ("list", lying_list), ("tx", lying_tx))}
+    try:
+        found = await adapters["honest"].fetch_dispatched(start, finalized)  # type: ignore[arg-type]
+        # counting starts at start_height: nonce 0 here, while the adapter indexing from slot 0 gave it a later one
+        assert [(d.tx_hash, d.message.nonce, d.message.body) for d in found] == [(tx_hash, 0, b"checked twice")]
+        assert found[0].id != ids[0]
+        for name in ("list", "tx"):
+            with pytest.raises(RpcError) as disagree:
+                await adapters[name].fetch_dispatched(start, finalized)  # type: ignore[arg-type]
+            assert disagree.value.reason == "endpoints disagree"
+    finally:
+        for made in adapters.values():
+            await made.close()
+        for proxy in (honest, lying_list, lying_tx):
+            proxy.close()
+
+
+async def test_confirm_reports_expired_blockhash_as_dropped(adapter: SolanaAdapter) -> None:
+    never_sent = str(Signature.from_bytes(hashlib.sha512(b"never sent").digest()))
+    expired = SubmittedTx(TxHash(never_sent), 1, "relayer", time.time())
+    assert (await adapter.confirm(expired)) == TxOutcome(TxState.DROPPED, reason=BLOCKHASH_EXPIRED)
+    waiting = SubmittedTx(TxHash(never_sent), 10**12, "relayer", time.time())
+    assert (await adapter.confirm(waiting)).state is TxState.PENDING
+
+
+async def test_errors_are_mapped(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    broke = Keypair.from_seed(_seed("unfunded"))
+    with pytest.raises(InsufficientFunds):
+        await adapter.dispatch_messages(bytes(broke.secret())[:32].hex(), Domain(L1), b"\x01" * 32, [b"x"])
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        stale = Transaction.new_signed_with_payer([], bridge.bob.pubkey(), [bridge.bob], Hash.new_unique())
+        with pytest.raises(RPCException) as refused:
+            await client.send_raw_transaction(bytes(stale))
+    mapped = map_exception(refused.value, chain="solana", context="send")
+    assert isinstance(mapped, RpcError) and mapped.retryable and mapped.reason == BLOCKHASH_EXPIRED
+    with pytest.raises(UnknownToken):
+        await adapter.token_balance("NOPE", str(bridge.bob.pubkey()))
+
+
+async def test_multisig_threshold_must_match_and_be_a_majority(bridge: Bridge) -> None:
+    wrong = SolanaAdapter("solana", bridge.config(multisig_threshold=3))
+    try:
+        with pytest.raises(ConfigError, match="requires 2"):
+            await wrong.delivered([MessageId(b"\0" * 32)])
+    finally:
+        await wrong.close()
+    minority = _key("multisig/1-of-3")
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        rent = (await client.get_minimum_balance_for_rent_exemption(MULTISIG_SPACE)).value
+        await _confirmed(client, await _send(client, bridge.payer, [
+            create_account(CreateAccountParams(from_pubkey=bridge.payer.pubkey(), to_pubkey=minority.pubkey(),
+                                               lamports=rent, space=MULTISIG_SPACE, owner=TOKEN_PROGRAM_ID)),
+            initialize_multisig(InitializeMultisigParams(program_id=TOKEN_PROGRAM_ID, multisig=minority.pubkey(), m=1,
+                                                         signers=[v.pubkey() for v in VALIDATORS])),
+        ], minority))
+    weak = SolanaAdapter("solana", bridge.config(multisig=str(minority.pubkey()), multisig_threshold=1))
+    try:
+        with pytest.raises(ConfigError, match="not a majority"):
+            await weak.delivered([MessageId(b"\0" * 32)])
+    finally:
+        await weak.close()
