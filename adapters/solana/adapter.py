@@ -258,9 +258,15 @@ class SolanaAdapter:
             before = page[-1].signature
 
     async def _block_order(self, slot: int) -> dict[str, int]:
-        block = (await self._client.get_block(slot, transaction_details=TransactionDetails.Signatures, rewards=False,
-                                              commitment=Finalized, max_supported_transaction_version=0)).value
-        return {str(sig): i for i, sig in enumerate(block.signatures or [])}
+        """Position of each transaction in the finalized block ``slot`` (every endpoint must agree)."""
+        orders = []
+        for client in (self._client, *self._verifiers):
+            block = (await client.get_block(slot, transaction_details=TransactionDetails.Signatures, rewards=False,
+                                            commitment=Finalized, max_supported_transaction_version=0)).value
+            orders.append([str(sig) for sig in block.signatures or []])
+        if any(order != orders[0] for order in orders[1:]):
+            raise self._disagree(f"order of transactions in slot {slot}")
+        return {sig: i for i, sig in enumerate(orders[0])}
 
     async def _transaction(self, client: AsyncClient, signature: Signature, commitment: Commitment = Finalized
                            ) -> tuple[int, float, VersionedTransaction, bool] | None:
@@ -286,8 +292,8 @@ class SolanaAdapter:
         async with self._scan_lock:
             if to_height <= self._scanned:
                 return
-            finalized = (await self._client.get_slot(Finalized)).value
-            top = min(to_height, finalized)
+            finalized = [(await client.get_slot(Finalized)).value for client in (self._client, *self._verifiers)]
+            top = min(to_height, *finalized)  # what every endpoint has finalized
             if top <= self._scanned:
                 return
             listed = await self._signatures(self._client, self._last_signature)
