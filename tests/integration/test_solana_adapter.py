@@ -28,6 +28,8 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.signature import Signature
 from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import TransferParams as SystemTransferParams
+from solders.system_program import transfer as system_transfer
 from solders.transaction import Transaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.memo.instructions import create_memo
@@ -42,6 +44,7 @@ from spl.token.instructions import (
     transfer,
 )
 from spl.token.models import InitializeMintParams, InitializeMultisigParams, MintToParams, TransferParams
+from structlog.testing import capture_logs
 
 from adapters.base import (
     AdapterError,
@@ -272,6 +275,8 @@ async def test_dispatches_are_indexed_in_chain_order_and_forged_ones_ignored(bri
                 bridge.alice.pubkey(), bridge.solx.pubkey()), dest=vault, owner=bridge.alice.pubkey(), amount=10**9)),
             create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=bridge.alice.pubkey(),
                                    message=encode_dispatch_memo(L1, L1_BRIDGE, forged_body).encode())),
+            system_transfer(SystemTransferParams(from_pubkey=bridge.alice.pubkey(), to_pubkey=bridge.multisig.pubkey(),
+                                                 lamports=0)),  # listed with the bridge's transactions
         ])
         await _confirmed(client, forged)
 
@@ -298,7 +303,11 @@ async def test_dispatches_are_indexed_in_chain_order_and_forged_ones_ignored(bri
     # a fresh adapter (a validator, a restarted relayer) rebuilds the same messages from the chain
     fresh = SolanaAdapter("solana", bridge.config())
     try:
-        assert [d.raw for d in await fresh.fetch_dispatched(start, finalized)] == [d.raw for d in found]  # type: ignore[arg-type]
+        with capture_logs() as events:
+            refound = await fresh.fetch_dispatched(start, finalized)  # type: ignore[arg-type]
+        assert [d.raw for d in refound] == [d.raw for d in found]
+        ignored = [e for e in events if e["event"] == "dispatch_ignored"]
+        assert [e["tx"] for e in ignored] == [str(forged)] and "differs from the moved" in ignored[0]["reason"]
         assert (await fresh.mailbox_state(finalized)).root == state.root
     finally:
         await fresh.close()
@@ -352,6 +361,8 @@ async def test_native_token_comes_home_from_the_vault(bridge: Bridge, adapter: S
     assert outcome.state is TxState.CONFIRMED and outcome.delivered_ids == (message.id,)
     assert await adapter.token_balance("SOLX", str(recipient)) == 2 * 10**9
     assert await adapter.vault_balance("SOLX") == vault_before - 2 * 10**9
+    processed = await adapter.processed_messages(outcome.height or 0, await adapter.latest_height())  # type: ignore[arg-type]
+    assert (message.id, outcome.height) in processed
 
 
 async def test_one_validator_signature_is_refused_by_the_chain(bridge: Bridge, adapter: SolanaAdapter) -> None:
