@@ -367,6 +367,7 @@ class SolanaAdapter:
         return MailboxState(bytes(self._bridge), self._tree.root(count), count, height)
 
     # ---- destination: the multisig and the guards
+    @_boundary
     async def multisig_members(self) -> list[Pubkey]:
         """The multisig's members, read from the chain once; refuses a threshold that is not a majority."""
         if self._members is None:
