@@ -225,8 +225,11 @@ class CosmosAdapter:
 
     @_boundary
     async def finalized_height(self) -> Height:
+        """One below the latest committed height: a block's transactions are final once committed, but their
+        results are only proven by the *next* header's ``last_results_hash``, which the validators' light client
+        checks before signing (so the watcher indexes no further than what can be proven)."""
         commit = await self._http.rpc("commit")
-        return Height(int(commit["signed_header"]["header"]["height"]))
+        return Height(max(0, int(commit["signed_header"]["header"]["height"]) - 1))
 
     async def _block_time(self, height: int) -> float:
         if height not in self._timestamps:

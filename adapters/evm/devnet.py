@@ -140,13 +140,25 @@ def wait_until_answers(chain: EvmDevnetChain, proc: subprocess.Popen | None, dea
     raise DevnetError(f"anvil for {chain.name} did not answer on {chain.rpc_url} within {deadline_s:.0f}s")
 
 
-def stop_process(pid: int, timeout_s: float = 5.0) -> None:
+def _signal(pid: int, sig: int) -> bool:
+    """Signal ``pid``'s process group if it leads one (anvils do), else the process itself; False if gone."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
     except ProcessLookupError:
-        return
+        return False
     except PermissionError:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
+    return True
+
+
+def stop_process(pid: int, timeout_s: float = 5.0) -> None:
+    """SIGTERM, wait up to ``timeout_s``, then SIGKILL (the Solana and Cosmos devnets run in our own process
+    group, anvils in their own: both are handled)."""
+    if not _signal(pid, signal.SIGTERM):
+        return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -154,14 +166,12 @@ def stop_process(pid: int, timeout_s: float = 5.0) -> None:
         except ProcessLookupError:
             return
         try:
-            os.waitpid(pid, os.WNOHANG)
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
         except ChildProcessError:
             pass
         time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    _signal(pid, signal.SIGKILL)
 
 
 def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], threshold: int,

@@ -234,8 +234,10 @@ class CosmosInclusionVerifier:
             return
         async with self._lock:
             highest = max(c.height for c in claims)
-            if highest >= finalized:
-                raise InclusionRefused(f"claim at {highest} needs header {highest + 1}, finalized is {finalized}",
+            # the adapter's finalized height is one below the latest commit, so header ``highest + 1`` (whose
+            # last_results_hash proves the claim's results) exists for every claim at or below it
+            if highest > finalized:
+                raise InclusionRefused(f"claim at {highest} is above the finalized height {finalized}",
                                        chain=self.name, reason="above finalized")
             await self._walk_to(highest)
             for claim in claims:

@@ -181,7 +181,8 @@ async def test_lock_dispatches_get_canonical_messages_in_nonce_order(devnet: Dev
             assert (await wait_tx(adapter, tx_hash))[1]
         second_hash, second_id = await adapter.send_token(ACCOUNTS[1].private_key_hex, "XTST", 2500,
                                                           Domain(EVM_DOMAIN), recipient)
-        top = await adapter.finalized_height()
+        second_height, _ = await adapter.tx_result(second_hash)
+        top = await finalized_above(adapter, second_height - 1)  # final once the next header proves its results
         found = await adapter.fetch_dispatched(Height(1), top)
 
     by_hash = {d.tx_hash: d for d in found}
@@ -336,7 +337,7 @@ async def test_inclusion_verifier_accepts_real_dispatches_and_refuses_forged_and
             await verifier.verify_dispatches([replace(claim, height=Height(claim.height - 1))], finalized)
         assert refused.value.reason == "tx not in block"
         with pytest.raises(InclusionRefused) as refused:
-            await verifier.verify_dispatches([claim], Height(claim.height))
+            await verifier.verify_dispatches([claim], Height(claim.height - 1))
         assert refused.value.reason == "above finalized"
     finally:
         await verifier.close()
