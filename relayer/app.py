@@ -312,7 +312,7 @@ def build_adapters(settings: Settings, *, with_signers: bool, cosigner: Cosigner
         elif chain.family == "solana":
             from adapters.solana.adapter import SolanaAdapter
 
-            adapters[name] = SolanaAdapter(name, chain, signer_key=key, cosigner=cosigner)
+            adapters[name] = SolanaAdapter(name, chain, cosigner=cosigner)  # its fee payer comes from chain.signer
         else:  # pragma: no cover - the config union only admits known families
             raise ConfigError(f"chains.{name}.family", f"no adapter for family {chain.family!r}")
     return adapters
