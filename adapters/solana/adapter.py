@@ -140,8 +140,16 @@ def _bytes32(value: bytes | str) -> bytes:
 
 
 def keypair_from_hex(key: str) -> Keypair:
-    """A keypair from a 32-byte ed25519 seed (or a 64-byte secret key) in hex."""
-    raw = bytes.fromhex(key.strip().removeprefix("0x"))
+    """A keypair from a 32-byte ed25519 seed (or a 64-byte secret key) in hex, or a base58 64-byte keypair (the
+    form wallets and the devnet manifest use)."""
+    text = key.strip()
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        try:
+            return Keypair.from_base58_string(text)
+        except Exception as exc:  # solders raises its own error types for bad base58
+            raise ValueError("not a hex seed nor a base58 keypair") from exc
     if len(raw) == 32:
         return Keypair.from_seed(raw)
     if len(raw) == 64:
@@ -215,6 +223,14 @@ class SolanaAdapter:
         self._guard_lamports: int | None = None
         self._quorum_start = 0
         self._limit = asyncio.Semaphore(RPC_CONCURRENCY)
+
+    @staticmethod
+    def account_bytes32(address: str) -> bytes:
+        """A base58 account (a wallet, not its token account) as the bytes32 a token body carries."""
+        try:
+            return bytes(Pubkey.from_string(address))
+        except ValueError as exc:
+            raise RpcError(f"{address!r} is not a base58 Solana address", reason="bad address") from exc
 
     def __repr__(self) -> str:
         return f"SolanaAdapter(name={self._name!r}, domain={self._domain}, rpc_url={self._config.rpc_url!r})"
