@@ -230,7 +230,7 @@ async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: floa
 def run_route_bench(*, intents: int, devnet_dir: Path = ROUTE_DEVNET_DIR, json_output: bool = False,
                     modes: list[str] | None = None, timeout_s: float = 600.0, keep_devnet: bool = False) -> dict[str, Any]:
     """Bring up the ``route`` devnet in ``devnet_dir`` (unless up), start a daemon on it, run the phases."""
-    devnet = Devnet(devnet_dir, base_port=ROUTE_BASE_PORT, api_port=ROUTE_API_PORT, layout="route")
+    devnet = Devnet(devnet_dir, base_port=ROUTE_BASE_PORT, api_port=ROUTE_API_PORT, layout="route", families=("evm",))
     show = not json_output and sys.stderr.isatty()
     was_up = devnet.status()["up"]
     devnet.up()

@@ -28,7 +28,7 @@ from config.settings import Settings
 from relayer.logconfig import configure_logging
 
 DEFAULT_DEVNET = Path(".devnet")
-DEFAULT_FAMILIES = "evm"
+DEFAULT_FAMILIES = "evm,cosmos,solana"
 
 
 class UsageError(RelayerError):
@@ -131,24 +131,33 @@ def cmd_send(args: argparse.Namespace) -> int:
     origin_cfg, dest_cfg = settings.chains[args.origin], settings.chains[args.destination]
     sender_key = chains[args.origin]["accounts"][0]["private_key"]  # devnet test key
     from adapters.message import address_to_bytes32
-
-    if args.recipient:
-        try:
-            recipient = address_to_bytes32(args.recipient)
-            if len(bytes.fromhex(args.recipient.removeprefix("0x"))) != 20:
-                raise ValueError
-        except ValueError:
-            raise UsageError(f"--recipient {args.recipient!r} is not a 0x-prefixed 20-byte address") from None
-    elif args.token:
-        recipient = address_to_bytes32(chains[args.destination]["accounts"][0]["address"])
-    else:  # a plain message needs a contract that implements handle()
-        recipient = address_to_bytes32(chains[args.destination]["contracts"]["test_recipient"])
-
     from relayer.app import build_adapters
+
+    def recipient_for(dest: Any) -> bytes:
+        """--recipient (or the destination's first devnet account / TestRecipient) as bytes32, in the destination
+        chain's own address format (0x..., bech32, base58)."""
+        to_bytes32 = getattr(dest, "account_bytes32", None)
+        family = dest_cfg.family
+        if args.recipient:
+            try:
+                if callable(to_bytes32):
+                    return bytes(to_bytes32(args.recipient))
+                if len(bytes.fromhex(args.recipient.removeprefix("0x"))) != 20:
+                    raise ValueError
+                return address_to_bytes32(args.recipient)
+            except (ValueError, RelayerError):
+                raise UsageError(f"--recipient {args.recipient!r} is not an address on {args.destination} ({family})") from None
+        if args.token:
+            address = chains[args.destination]["accounts"][0]["address"]
+            return bytes(to_bytes32(address)) if callable(to_bytes32) else address_to_bytes32(address)
+        if family != "evm":
+            raise UsageError(f"{args.destination} ({family}) takes token transfers only: pass --token and --amount")
+        return address_to_bytes32(chains[args.destination]["contracts"]["test_recipient"])  # implements handle()
 
     async def main() -> dict[str, Any]:
         adapters = build_adapters(settings, with_signers=False)
         origin, dest = adapters[args.origin], adapters[args.destination]
+        recipient = recipient_for(dest)
         try:
             started = time.time()
             if args.token:
@@ -161,7 +170,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 tx, ids = await origin.dispatch_messages(sender_key, dest_cfg.domain, recipient, [args.body.encode()])  # type: ignore[attr-defined]
                 mid = ids[0]
             result: dict[str, Any] = {"id": "0x" + mid.hex(), "origin_tx": tx, "from": args.origin, "to": args.destination,
-                                      "recipient": "0x" + recipient[12:].hex(), "delivered": False}
+                                      "recipient": "0x" + recipient.hex(), "delivered": False}
             if args.wait:
                 deadline = time.monotonic() + args.timeout
                 while time.monotonic() < deadline:

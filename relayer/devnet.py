@@ -172,7 +172,7 @@ class Devnet:
     chains with capacity limits, for ``relayer bench route``)."""
 
     def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900,
-                 layout: str = "default", families: tuple[str, ...] = ("evm",)) -> None:
+                 layout: str = "default", families: tuple[str, ...] = ("evm", "cosmos", "solana")) -> None:
         self.dir = Path(directory).resolve()
         self.base_port = base_port
         self.api_url = f"http://127.0.0.1:{api_port}"

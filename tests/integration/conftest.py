@@ -1,4 +1,5 @@
-"""Session devnet: three real anvil chains with the contracts deployed, on free loopback ports."""
+"""Session devnet: three real anvil chains with the contracts deployed, on free loopback ports (the Solana and
+Cosmos chains are started by the tests that need them)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.integration.harness import free_port_block
 def devnet(tmp_path_factory):
     base = free_port_block(3)
     api = free_port_block(1)
-    net = Devnet(tmp_path_factory.mktemp("devnet"), base_port=base, api_port=api)
+    net = Devnet(tmp_path_factory.mktemp("devnet"), base_port=base, api_port=api, families=("evm",))
     net.up()
     yield net
     net.down()
