@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from adapters.base import ChainAdapter, Height, MessageSender
+from adapters.base import AdapterError, ChainAdapter, Height, MessageSender
 from adapters.message import Domain, MessageId, address_to_bytes32
 from config.loader import load_settings
 from relayer.devnet import Devnet
@@ -284,6 +284,9 @@ def run_light_client_bench(*, seconds: float = 3.0, json_output: bool = False) -
     return out
 
 
+SEND_CONCURRENCY = 4  # Solana token sends in flight per route (each waits ~13 s for finality)
+
+
 def _recipient32(adapter: ChainAdapter, address: str) -> bytes:
     """An account on ``adapter``'s chain as the bytes32 a token body carries (EVM 0x.., bech32, base58)."""
     to_bytes32 = getattr(adapter, "account_bytes32", None)
@@ -315,13 +318,27 @@ async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet
         key = manifest["chains"][origin]["accounts"][0]["private_key"]  # devnet test key
         decimals = settings.chains[origin].tokens[token].decimals  # type: ignore[union-attr]
         units = int(Decimal(amount_text) * 10**decimals)
-        recipient = _recipient32(adapters[dest], manifest["chains"][dest]["accounts"][1]["address"])
-        for _ in range(per_pair):
-            _tx, mid = await sender.send_token(key, token, units, Domain(settings.chains[dest].domain), recipient)
-            sent[mid] = (origin, dest, time.time())
-            progress.update(send_task, advance=1)
+        # to the account that sends on the way back (it holds what arrived)
+        recipient = _recipient32(adapters[dest], manifest["chains"][dest]["accounts"][0]["address"])
+        # several in flight where the origin allows it: an EVM send approves then transfers from one account and a
+        # Cosmos one follows the account's sequence, so those go one at a time
+        lane = asyncio.Semaphore(SEND_CONCURRENCY if settings.chains[origin].family == "solana" else 1)
+
+        async def one() -> None:
+            async with lane:
+                started = time.time()  # latency counts from here: origin inclusion and finality included
+                try:
+                    _tx, mid = await sender.send_token(key, token, units, Domain(settings.chains[dest].domain), recipient)
+                except AdapterError as exc:
+                    send_errors.append(f"{origin}->{dest}: {type(exc).__name__}: {exc}"[:300])
+                    return
+                sent[mid] = (origin, dest, started)
+                progress.update(send_task, advance=1)
+
+        await asyncio.gather(*(one() for _ in range(per_pair)))
 
     processed: dict[MessageId, list[tuple[str, int]]] = {}
+    send_errors: list[str] = []
     total = per_pair * len(pairs)
     with progress:
         send_task = progress.add_task("sending token transfers", total=total)
@@ -332,18 +349,24 @@ async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet
                 await send_pair(o, d)
                 while not all(m in processed for m, (so, sd, _t) in sent.items() if (so, sd) == (o, d)):
                     await asyncio.sleep(0.25)  # the watcher below fills ``processed``
+                    if time.monotonic() > deadline:
+                        return
 
         sending = asyncio.ensure_future(in_order())
         cursors = dict(start_heights)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for n in {d for _o, d in pairs}:
-                latest = clocks[n].latest
-                if latest < cursors[n]:
+                # scan only what is final: a Solana node serves transaction history at `finalized` only
+                try:
+                    final = int(await adapters[n].finalized_height())
+                except AdapterError:
                     continue
-                for mid, h in await adapters[n].processed_messages(Height(cursors[n]), Height(latest)):  # type: ignore[attr-defined]
+                if final < cursors[n]:
+                    continue
+                for mid, h in await adapters[n].processed_messages(Height(cursors[n]), Height(final)):  # type: ignore[attr-defined]
                     processed.setdefault(mid, []).append((n, int(h)))
-                cursors[n] = latest + 1
+                cursors[n] = final + 1
             ours = sum(1 for mid in sent if mid in processed)
             progress.update(deliver_task, completed=ours)
             if sending.done() and len(sent) == total and ours == total:
@@ -381,7 +404,7 @@ async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet
     return {"token": token, "amount": amount_text, "per_pair": per_pair, "messages": total, "delivered": delivered,
             "lost": total - delivered, "duplicated": sum(r["duplicated"] for r in per_route.values()),
             "latency_p50_s": round(statistics.median(latencies_all), 2) if latencies_all else None,
-            "routes": per_route}
+            "routes": per_route, "send_errors": send_errors}
 
 
 def run_token_relay_bench(*, pairs: list[tuple[str, str]], per_pair: int, devnet_dir: Path, families: tuple[str, ...],

@@ -328,7 +328,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         families = tuple(f.strip() for f in args.families.split(",") if f.strip())
         token_result = run_token_relay_bench(pairs=pairs, per_pair=max(1, args.messages // len(pairs)),
                                              devnet_dir=Path(args.devnet), families=families, json_output=args.json,
-                                             token=args.token, amount=args.amount)
+                                             token=args.token, amount=args.amount,
+                                             timeout_s=max(300.0, 15.0 * args.messages))
         if args.json:
             _print_json(token_result)
         return 0 if token_result["lost"] == 0 and token_result["duplicated"] == 0 else 1
