@@ -324,18 +324,22 @@ async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet
         # Cosmos one follows the account's sequence, so those go one at a time
         lane = asyncio.Semaphore(SEND_CONCURRENCY if settings.chains[origin].family == "solana" else 1)
 
-        async def one() -> None:
+        vary = settings.chains[origin].family == "solana"
+
+        async def one(i: int) -> None:
             async with lane:
                 started = time.time()  # latency counts from here: origin inclusion and finality included
+                # identical Solana transfers under one blockhash are one transaction (AlreadyProcessed): vary them
+                amount = units + i if vary else units
                 try:
-                    _tx, mid = await sender.send_token(key, token, units, Domain(settings.chains[dest].domain), recipient)
+                    _tx, mid = await sender.send_token(key, token, amount, Domain(settings.chains[dest].domain), recipient)
                 except AdapterError as exc:
                     send_errors.append(f"{origin}->{dest}: {type(exc).__name__}: {exc}"[:300])
                     return
                 sent[mid] = (origin, dest, started)
                 progress.update(send_task, advance=1)
 
-        await asyncio.gather(*(one() for _ in range(per_pair)))
+        await asyncio.gather(*(one(i) for i in range(per_pair)))
 
     processed: dict[MessageId, list[tuple[str, int]]] = {}
     send_errors: list[str] = []
