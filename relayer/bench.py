@@ -330,7 +330,7 @@ async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet
             async with lane:
                 started = time.time()  # latency counts from here: origin inclusion and finality included
                 # identical Solana transfers under one blockhash are one transaction (AlreadyProcessed): vary them
-                amount = units + i if vary else units
+                amount = units - i if vary else units
                 try:
                     _tx, mid = await sender.send_token(key, token, amount, Domain(settings.chains[dest].domain), recipient)
                 except AdapterError as exc:
