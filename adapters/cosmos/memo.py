@@ -22,42 +22,28 @@ caps memos (``max_memo_characters``, 256 by default), so a delivery holds at mos
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import struct
-from dataclasses import dataclass
 
-from adapters.message import Domain, MessageId
+from adapters import bridge_memo
+from adapters.bridge_memo import (
+    DELIVERY_PREFIX,
+    DISPATCH_PREFIX,
+    TOKEN_BODY_LEN,
+    DispatchMemo,
+    MemoFormatError,
+    TokenBody,
+    encode_dispatch_memo,
+)
+from adapters.message import MessageId
 
-DISPATCH_PREFIX = "xchain:v1:"
-DELIVERY_PREFIX = "xchain-delivery:"
+__all__ = [
+    "DELIVERY_PREFIX", "DISPATCH_PREFIX", "MAX_DELIVERY_IDS", "MAX_MEMO_CHARS", "TOKEN_BODY_LEN", "DispatchMemo",
+    "TokenBody", "decode_delivery_memo", "decode_dispatch_memo", "decode_token_body", "encode_delivery_memo",
+    "encode_dispatch_memo", "native_home_token",
+]
+
 MAX_MEMO_CHARS = 256
 MAX_DELIVERY_IDS = (MAX_MEMO_CHARS - len(DELIVERY_PREFIX) + 1) // 65  # 3 ids of 64 hex chars, comma-joined
-TOKEN_BODY_LEN = 4 * 32
-_DEST = struct.Struct(">I")
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchMemo:
-    destination: Domain
-    recipient: bytes  # bytes32
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class TokenBody:
-    """The TokenBridge body: which token (by its home), to whom, how much (smallest units)."""
-
-    home_domain: int
-    home_token: bytes
-    recipient: bytes
-    amount: int
-
-    def encode(self) -> bytes:
-        return (
-            self.home_domain.to_bytes(32, "big") + self.home_token + self.recipient + self.amount.to_bytes(32, "big")
-        )
 
 
 def native_home_token(denom: str) -> bytes:
@@ -65,53 +51,31 @@ def native_home_token(denom: str) -> bytes:
     return hashlib.sha256(denom.encode()).digest()
 
 
-def encode_dispatch_memo(destination: int, recipient: bytes, body: bytes) -> str:
-    if len(recipient) != 32:
-        raise ValueError(f"recipient must be 32 bytes, got {len(recipient)}")
-    return DISPATCH_PREFIX + base64.b64encode(_DEST.pack(destination) + recipient + body).decode()
-
-
 def decode_dispatch_memo(memo: str) -> DispatchMemo | None:
     """The dispatch a memo asks for, or ``None`` when the memo is not a well-formed dispatch."""
-    if not memo.startswith(DISPATCH_PREFIX):
-        return None
     try:
-        raw = base64.b64decode(memo[len(DISPATCH_PREFIX):], validate=True)
-    except (binascii.Error, ValueError):
+        return bridge_memo.decode_dispatch_memo(memo)
+    except MemoFormatError:
         return None
-    if len(raw) < 4 + 32:
-        return None
-    (destination,) = _DEST.unpack_from(raw)
-    return DispatchMemo(Domain(destination), raw[4:36], raw[36:])
 
 
 def decode_token_body(body: bytes) -> TokenBody | None:
     """The TokenBridge body, or ``None`` if ``body`` is not one (wrong length, homeDomain over u32)."""
-    if len(body) != TOKEN_BODY_LEN:
+    try:
+        return TokenBody.decode(body)
+    except MemoFormatError:
         return None
-    home_domain = int.from_bytes(body[0:32], "big")
-    if home_domain >= 2**32:
-        return None
-    return TokenBody(home_domain, body[32:64], body[64:96], int.from_bytes(body[96:128], "big"))
 
 
 def encode_delivery_memo(ids: list[MessageId] | tuple[MessageId, ...]) -> str:
     if len(ids) > MAX_DELIVERY_IDS:
         raise ValueError(f"a delivery memo holds at most {MAX_DELIVERY_IDS} ids, got {len(ids)}")
-    return DELIVERY_PREFIX + ",".join(bytes(i).hex() for i in ids)
+    return bridge_memo.encode_delivery_memo(ids)
 
 
 def decode_delivery_memo(memo: str) -> list[MessageId]:
     """The ids a delivery memo names; empty for any other memo (or a malformed one)."""
-    if not memo.startswith(DELIVERY_PREFIX):
+    try:
+        return bridge_memo.decode_delivery_memo(memo)
+    except MemoFormatError:
         return []
-    out = []
-    for part in memo[len(DELIVERY_PREFIX):].split(","):
-        try:
-            raw = bytes.fromhex(part)
-        except ValueError:
-            return []
-        if len(raw) != 32:
-            return []
-        out.append(MessageId(raw))
-    return out
