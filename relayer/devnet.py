@@ -305,8 +305,7 @@ class Devnet:
         bridge = setup_cosmos_bridge(rest_url, member_keys_hex=validator_keys, threshold=manifest["threshold"],
                                      escrow=COSMOS_ESCROW, fee_funding=10**9, settings=settings)
         vault32 = "0x" + address_bytes(bridge.vault).rjust(32, b"\0").hex()
-        evm = {n: (c["rpc_url"], c["contracts"]["token_bridge"], c["contracts"]["multisig_ism"])
-               for n, c in manifest["chains"].items() if c["family"] == "evm"}
+        evm = _evm_bridges(manifest)
         evm_devnet.enroll_foreign_bridge(evm, COSMOS_DOMAIN, vault32, validators=[v["address"] for v in manifest["validators"]],
                                          threshold=manifest["threshold"])
         step("cosmos devnet up, vault funded and enrolled on the EVM bridges")
@@ -317,8 +316,7 @@ class Devnet:
             "rpc_url": rpc_url, "rest_url": rest_url, "fee_denom": settings.fee_denom, "bech32_prefix": settings.prefix,
             "gas_price": float(settings.min_gas_price) * 4, "block_time_s": 0.5, "vault": bridge.vault,
             "multisig_pubkeys": bridge.multisig_pubkeys, "multisig_threshold": bridge.threshold,
-            "remote_bridges": {str(c["domain"]): "0x" + bytes.fromhex(c["contracts"]["token_bridge"][2:]).rjust(32, b"\0").hex()
-                               for c in manifest["chains"].values() if c["family"] == "evm"},
+            "remote_bridges": _remote_bridges(manifest),
             "tokens": {"TST": {"address": settings.token_denom, "decimals": 6, "wrapped": True, "home": "l1",
                                "home_domain": manifest["chains"]["l1"]["domain"],
                                "home_token": "0x" + bytes.fromhex(home[2:]).rjust(32, b"\0").hex(), "home_decimals": 18,
@@ -347,8 +345,7 @@ class Devnet:
                                                  users=[u.pubkey() for u in users]))
         multisig32 = "0x" + b58decode(bridge.multisig).hex()
         solx32 = "0x" + b58decode(bridge.solx_mint).hex()
-        evm = {n: (c["rpc_url"], c["contracts"]["token_bridge"], c["contracts"]["multisig_ism"])
-               for n, c in manifest["chains"].items() if c["family"] == "evm"}
+        evm = _evm_bridges(manifest)
         wrapped = evm_devnet.enroll_foreign_bridge(evm, SOLANA_DOMAIN, multisig32,
                                                    validators=[v["address"] for v in manifest["validators"]],
                                                    threshold=manifest["threshold"],
@@ -362,8 +359,7 @@ class Devnet:
             "name": "solana", "family": "solana", "domain": SOLANA_DOMAIN, "rpc_url": rpc_url, "block_time_s": 0.4,
             "multisig": bridge.multisig, "multisig_threshold": bridge.threshold, "bridge": bridge.multisig,
             "validators_solana": bridge.validators,
-            "remote_bridges": {str(c["domain"]): "0x" + bytes.fromhex(c["contracts"]["token_bridge"][2:]).rjust(32, b"\0").hex()
-                               for c in manifest["chains"].values() if c["family"] == "evm"},
+            "remote_bridges": _remote_bridges(manifest),
             "tokens": {
                 "TST": {"address": bridge.tst_mint, "decimals": 9, "wrapped": True, "home": "l1",
                         "home_domain": manifest["chains"]["l1"]["domain"],
@@ -386,6 +382,18 @@ class Devnet:
 COSMOS_DOMAIN = 6000
 COSMOS_ESCROW = 10**11  # uxtst in the vault: the wrapped TST the Cosmos side can pay out (100,000 TST)
 SOLANA_DOMAIN = 5000
+
+
+def _remote_bridges(manifest: dict[str, Any]) -> dict[str, str]:
+    """Domain -> bytes32 of each EVM chain's TokenBridge: the senders a Solana/Cosmos bridge honours."""
+    return {str(c["domain"]): "0x" + bytes.fromhex(c["contracts"]["token_bridge"][2:]).rjust(32, b"\0").hex()
+            for c in manifest["chains"].values() if c["family"] == "evm"}
+
+
+def _evm_bridges(manifest: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    """EVM chain -> (rpc_url, TokenBridge, MultisigIsm): where a new foreign bridge is enrolled."""
+    return {n: (c["rpc_url"], c["contracts"]["token_bridge"], c["contracts"]["multisig_ism"])
+            for n, c in manifest["chains"].items() if c["family"] == "evm"}
 
 
 def _height(family: str, rpc_url: str) -> int | None:

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hashlib
 import math
 import re
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 import structlog
@@ -70,6 +69,7 @@ from adapters.base import (
     TxReverted,
     TxState,
 )
+from adapters.boundary import bytes32, error_boundary
 from adapters.cosmos.client import CosmosHttp, RpcAnswerError, map_exception
 from adapters.cosmos.memo import MAX_DELIVERY_IDS, TokenBody, decode_delivery_memo, encode_dispatch_memo
 from adapters.cosmos.transactions import (
@@ -88,7 +88,7 @@ from adapters.cosmos.transactions import (
 )
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, Message, MessageFormatError, MessageId
-from config.errors import ConfigError, RelayerError
+from config.errors import ConfigError
 from config.settings import CosmosChainConfig
 
 log = structlog.get_logger("adapters.cosmos")
@@ -106,27 +106,8 @@ class UnknownToken(AdapterError):
     retryable = False
 
 
-def _boundary(method: Callable[Concatenate[CosmosAdapter, P], Coroutine[Any, Any, T]]
-              ) -> Callable[Concatenate[CosmosAdapter, P], Coroutine[Any, Any, T]]:
-    """Map any non-project exception leaving a public method onto the AdapterError family."""
-
-    @functools.wraps(method)
-    async def wrapper(self: CosmosAdapter, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await method(self, *args, **kwargs)
-        except RelayerError:
-            raise
-        except Exception as exc:
-            raise map_exception(exc, chain=self._name, context=method.__name__) from exc
-
-    return wrapper
-
-
-def _bytes32(value: bytes | str) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
-    if len(raw) > 32:
-        raise ValueError("more than 32 bytes")
-    return raw.rjust(32, b"\0")
+_boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain, context=context))
+_bytes32 = bytes32
 
 
 def _address_of(key: PrivateKey, prefix: str) -> str:

@@ -22,11 +22,10 @@ Keys handed in (``sender_key``, co-signing keys) are used and dropped, never log
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import structlog
 from solana.rpc.async_api import AsyncClient
@@ -75,6 +74,7 @@ from adapters.base import (
     TxReverted,
     TxState,
 )
+from adapters.boundary import bytes32, error_boundary
 from adapters.keys import resolve_private_key
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, MessageId
@@ -91,7 +91,7 @@ from adapters.solana.bridge import (
 )
 from adapters.solana.errors import BLOCKHASH_EXPIRED, map_exception
 from adapters.solana.memo import TokenBody, decode_delivery_memo, encode_dispatch_memo
-from config.errors import ConfigError, RelayerError
+from config.errors import ConfigError
 from config.settings import SolanaChainConfig
 
 log = structlog.get_logger("adapters.solana")
@@ -116,27 +116,8 @@ class UnknownToken(AdapterError):
     retryable = False
 
 
-def _boundary(method: Callable[Concatenate[SolanaAdapter, P], Coroutine[Any, Any, T]]
-              ) -> Callable[Concatenate[SolanaAdapter, P], Coroutine[Any, Any, T]]:
-    """Map any non-project exception leaving a public method onto the AdapterError family."""
-
-    @functools.wraps(method)
-    async def wrapper(self: SolanaAdapter, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await method(self, *args, **kwargs)
-        except RelayerError:
-            raise
-        except Exception as exc:
-            raise map_exception(exc, chain=self._name, context=method.__name__) from exc
-
-    return wrapper
-
-
-def _bytes32(value: bytes | str) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
-    if len(raw) > 32:
-        raise ValueError("more than 32 bytes")
-    return raw.rjust(32, b"\0")
+_boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain, context=context))
+_bytes32 = bytes32
 
 
 def keypair_from_hex(key: str) -> Keypair:
