@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from adapters.base import Height
-from adapters.message import MessageId
+from adapters.message import MessageId, address_to_bytes32
 from config.loader import load_settings
 from config.settings import Settings
 from relayer.app import build_adapters
@@ -222,3 +222,40 @@ class TcpProxy:
     def close(self) -> None:
         self.down()
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+async def dispatch_spread(client: DevnetClient, per_route: int, batch: int = 50) -> list[bytes]:
+    """``per_route`` messages on every ordered pair of chains, to each destination's TestRecipient."""
+    names = list(client.settings.chains)
+    jobs = []
+    for origin in names:
+        for dest in names:
+            if dest == origin:
+                continue
+            recipient = address_to_bytes32(client.manifest["chains"][dest]["contracts"]["test_recipient"])
+            for start in range(0, per_route, batch):
+                bodies = [f"{origin}->{dest} #{i}".encode() for i in range(start, min(per_route, start + batch))]
+                jobs.append((origin, dest, recipient, bodies))
+
+    async def send_all(origin: str) -> list[bytes]:
+        ids: list[bytes] = []
+        for o, dest, recipient, bodies in jobs:
+            if o == origin:
+                _tx, got = await client.adapters[origin].dispatch_messages(client.key(origin), client.domain(dest), recipient, bodies)
+                ids.extend(got)
+        return ids
+
+    groups = await asyncio.gather(*(send_all(n) for n in names))
+    return [i for g in groups for i in g]
+
+
+async def all_delivered_once(client: DevnetClient, ids: list[bytes], timeout: float) -> dict:
+    async def done() -> bool:
+        seen = await client.processed_since_mark()
+        return all(i in seen for i in ids)
+
+    await wait_for_async(done, timeout, f"{len(ids)} messages to be processed on chain")
+    seen = await client.processed_since_mark()
+    duplicated = {i: v for i, v in seen.items() if i in set(ids) and len(v) > 1}
+    assert duplicated == {}, f"delivered more than once: {list(duplicated)[:3]}"
+    return seen
