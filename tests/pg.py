@@ -42,7 +42,7 @@ class PostgresServer:
         cmd = [str(self.bin / args[0]), *args[1:]]
         if self._as_postgres:
             cmd = ["su", "postgres", "-c", " ".join(f"'{a}'" for a in cmd)]
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
+        done = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.strip()[-1000:]}")
 
