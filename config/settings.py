@@ -233,6 +233,13 @@ class RelayerRoleSettings(_Model):
     poll_interval_s: float = Field(0.2, gt=0, le=60)
     max_inflight_per_destination: int = Field(8, ge=1, le=256)
     signature_timeout_s: float = Field(5.0, gt=0)
+    instance_lease_s: float = Field(
+        30.0, ge=1, le=3600, description="instances sharing a database beat every instance_lease_s/5; one silent for "
+                                         "longer is dead and a live one takes over its deliveries and leased messages")
+    adopted_tx_timeout_s: float = Field(
+        120.0, gt=0, description="a dead instance's delivery tx still unmined this long after the hand-over is given "
+                                 "up (its wallet's tx cannot be bumped by us): its messages are re-asked of the chain "
+                                 "and retried")
 
 
 class StoreSettings(_Model):

@@ -20,11 +20,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import Body, FastAPI, HTTPException, Query
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CosignRefused, CosignRequest
-from relayer.store import MessageRecord, MessageState
+from relayer.store import MessageRecord, MessageState, StoreError
 from router.api import create_routing_api
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
         "delivery_tx": rec.delivery_tx,
         "delivered_height": rec.delivered_height,
         "delivered_at": rec.delivered_at,
+        "lease_owner": rec.lease_owner,
+        "handed_over_from": rec.handed_over_from,
     }
 
 
@@ -64,6 +67,14 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
                   description="Validator checkpoints, message status and health of a relayer daemon.")
     names = {c.domain: n for n, c in daemon.settings.chains.items()}
 
+    @app.exception_handler(StoreError)
+    @app.exception_handler(SQLAlchemyError)
+    async def store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        """The database is down or restarting: 503 with the reason (retry later), never a 500."""
+        reason = exc.reason if isinstance(exc, StoreError) else "store_unavailable"
+        return JSONResponse({"detail": f"the store is unavailable, retry later ({reason})", "reason": reason},
+                            status_code=503, headers={"Retry-After": "2"})
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -71,7 +82,7 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         ok, detail = daemon.ready()
-        return JSONResponse({"ready": ok, "chains": detail}, status_code=200 if ok else 503)
+        return JSONResponse({"ready": ok, "chains": detail, "store": daemon.store_status}, status_code=200 if ok else 503)
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> str:

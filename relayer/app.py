@@ -41,7 +41,7 @@ from relayer.cosign import CosignService, HttpCosigner
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
-from relayer.store import Store
+from relayer.store import Store, StoreError
 from relayer.validator import OriginAttester
 from router.api import IntentsBackend, profile_from_stats
 from router.capacity import CapacityModel
@@ -79,6 +79,8 @@ class RelayerDaemon:
     cosign: CosignService | None = None  # validator role with co-signed destinations (Solana, Cosmos)
     operator_keys: list[str] = field(default_factory=list)  # the router's accounts (resolved keys; never logged)
     intents: IntentsBackend | None = None
+    store_status: str = "ok"  # "ok" or why the last heartbeat could not reach the store (in /readyz)
+    _store_ok_since: float | None = None  # monotonic time of the first good heartbeat after start or an outage
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -210,15 +212,60 @@ class RelayerDaemon:
                 model.observe_error(i)
 
     def sweep_orphans(self) -> None:
-        for p in self.processors.values():
-            p.sweep_orphans()
+        try:
+            for p in self.processors.values():
+                p.sweep_orphans()
+        except StoreError as exc:
+            log.warning("orphan_sweep_failed", reason=exc.reason, error=str(exc)[:300])
+
+    # ---- several instances on one store: heartbeat and hand-over
+    def beat(self) -> None:
+        """Heartbeat (every ``relayer.instance_lease_s / 5``); a relayer then takes over dead instances' work."""
+        lease = self.settings.relayer.instance_lease_s
+        now = time.monotonic()
+        try:
+            was_dead = self.store.heartbeat()
+            alive = self.store.alive_instances(lease)
+        except StoreError as exc:
+            if self._store_ok_since is not None:
+                log.warning("store_unavailable", reason=exc.reason, error=str(exc)[:300])
+            self._store_ok_since = None
+            self.store_status = f"{exc.reason}: {str(exc)[:200]}"
+            self.metrics.set("relayer_store_up", 0.0)
+            self.metrics.inc("relayer_store_errors_total", reason=exc.reason)
+            return
+        if self._store_ok_since is None:
+            if self.store_status != "ok":
+                log.info("store_available_again")
+            self._store_ok_since = now
+        self.store_status = "ok"
+        self.metrics.set("relayer_store_up", 1.0)
+        self.metrics.set("relayer_instances_alive", alive)
+        if was_dead is not None:
+            log.warning("instance_was_declared_dead", instance=self.store.owner, handed_over_to=was_dead.handed_over_to,
+                        reason="heartbeat late by more than relayer.instance_lease_s")
+        # only after a whole lease of our own good beats: after a store outage every peer looks silent at first
+        if not self.processors or now - self._store_ok_since < lease:
+            return
+        try:
+            handovers = self.store.adopt_dead_instances(lease)
+        except StoreError as exc:
+            log.warning("handover_failed", reason=exc.reason, error=str(exc)[:300])
+            return
+        for h in handovers:
+            self.metrics.inc("relayer_handovers_total", from_instance=h.from_instance, reason=h.reason.value)
+            self.metrics.inc("relayer_messages_handed_over_total", h.messages, from_instance=h.from_instance,
+                             reason=h.reason.value)
+            log.warning("instance_handover", from_instance=h.from_instance, to_instance=self.store.owner,
+                        reason=h.reason.value, silent_s=round(h.silent_s, 1), deliveries=len(h.deliveries),
+                        submitted=h.submitted, released=h.released)
 
     def ready(self) -> tuple[bool, dict[str, str]]:
         detail = {}
         for name, st in self.chain_status.items():
             h = st.health
             detail[name] = "ok" if h and h.healthy else (h.detail if h else "not checked yet")
-        return all(v == "ok" for v in detail.values()), detail
+        return all(v == "ok" for v in detail.values()) and self.store_status == "ok", detail
 
     # ---- workers
     async def _origin_loop(self, domain: int, stop: asyncio.Event) -> None:
@@ -251,9 +298,13 @@ class RelayerDaemon:
             indexer.load()
         for attester in self.attesters.values():
             attester.load()
+        self.store.register_instance(self.role)
+        self._store_ok_since = time.monotonic()
         scheduler = AsyncIOScheduler()
         scheduler.add_job(self.refresh_health, "interval", seconds=2.0, max_instances=1, coalesce=True)
         scheduler.add_job(self.sweep_orphans, "interval", seconds=15.0, max_instances=1, coalesce=True)
+        scheduler.add_job(self.beat, "interval", seconds=max(0.2, self.settings.relayer.instance_lease_s / 5),
+                          max_instances=1, coalesce=True)
         if self.intents is not None and self.intents.executor is not None:
             scheduler.add_job(self.intents.executor.refresh_unsettled, "interval", seconds=1.0, max_instances=1,
                               coalesce=True)
@@ -277,6 +328,10 @@ class RelayerDaemon:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             scheduler.shutdown(wait=False)
+            try:
+                self.store.stop_instance()  # peers take over what is left at once
+            except StoreError as exc:
+                log.warning("instance_stop_not_recorded", reason=exc.reason, error=str(exc)[:300])
             log.info("daemon_stopped")
 
     async def close(self) -> None:

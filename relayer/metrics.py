@@ -17,6 +17,11 @@ _HELP = {
     "relayer_chain_up": "1 when the chain's RPC answered the last health check",
     "relayer_chain_utilisation": "mean fraction of the block gas limit used over recent blocks",
     "relayer_chain_base_fee": "next block's base fee (smallest native unit per gas)",
+    "relayer_handovers_total": "dead or stopped instances whose work this instance took over",
+    "relayer_messages_handed_over_total": "messages taken over from dead or stopped instances",
+    "relayer_instances_alive": "instances sharing the store whose heartbeat is within relayer.instance_lease_s",
+    "relayer_store_up": "1 when the last heartbeat reached the store",
+    "relayer_store_errors_total": "store operations that failed (database down or restarting), by reason",
     "validator_checkpoints_signed_total": "checkpoints signed per origin and validator",
     "validator_checkpoint_refused_total": "checkpoints not signed, by reason",
 }

@@ -11,6 +11,12 @@ Scheduling goals:
   processed are DELIVERED, the others are asked of the chain again (another relayer may have delivered
   them) and otherwise retried. A stuck transaction is replaced by the adapter (same nonce, higher fee).
 
+Hand-over: the deliveries of a dead instance adopted by this one (``Store.adopt_dead_instances``) are
+confirmed like our own, by transaction hash. Their transactions were signed by the dead instance's wallet,
+so a stuck one cannot be bumped here: after ``relayer.adopted_tx_timeout_s`` it is given up, the chain is
+asked which of its ids are delivered and the rest are retried (a late inclusion is harmless: the chain skips
+or refuses ids already processed).
+
 Exactly-once rests on the chain: the destination mailbox refuses (``process``) or skips (``processBatch``)
 an id already processed, and this processor re-asks the chain before every (re)submission.
 """
@@ -43,15 +49,17 @@ from adapters.base import (
 from adapters.merkle import multiproof, multiproof_root
 from adapters.message import MessageId
 from config.settings import RelayerRoleSettings
+from relayer import failpoints
 from relayer.backoff import ExponentialBackoff
 from relayer.checkpoints import CheckpointCollector
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
-from relayer.store import DeliveryRecord, FailureReason, MessageState, Store, StoredMessage
+from relayer.store import DeliveryRecord, FailureReason, MessageState, Store, StoredMessage, StoreError
 
 log = structlog.get_logger("relayer.processor")
 
 LEASE_S = 60.0
+STORE_BACKOFF_MAX_S = 5.0
 NOT_READY_DELAY_S = 0.5
 
 
@@ -101,6 +109,8 @@ class DestinationProcessor:
         claimed = self.store.claim_ready(self.domain, self.batch_size * room, LEASE_S)
         if not claimed:
             return 0
+        if failpoints.ENABLED:
+            await failpoints.reached("after_claim")
         by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
         for m in claimed:
             by_origin[m.origin].append(m)
@@ -123,6 +133,8 @@ class DestinationProcessor:
             chunks = [ready[i : i + self.batch_size] for i in range(0, len(ready), self.batch_size)]
             self.store.mark_attested([m.id for m in ready if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
             jobs.extend(self._submit_chunk(origin, checkpoint, indexer, chunk) for chunk in chunks)
+        if failpoints.ENABLED and jobs:
+            await failpoints.reached("after_attest")
         # chunks go out concurrently: the adapter's nonce manager orders the sends
         return sum(await asyncio.gather(*jobs)) if jobs else 0
 
@@ -175,6 +187,8 @@ class DestinationProcessor:
         self.metrics.inc("relayer_batches_submitted_total", destination=self.adapter.name)
         log.info("batch_submitted", destination=self.adapter.name, origin=self.names.get(origin, origin),
                  messages=len(ids), tx=tx.tx_hash, nonce=tx.nonce, checkpoint_index=checkpoint.checkpoint.index)
+        if failpoints.ENABLED:
+            await failpoints.reached("after_submit")
         return len(ids)
 
     def _retry(self, ids: Sequence[str], reason: FailureReason, error: str) -> None:
@@ -211,12 +225,21 @@ class DestinationProcessor:
             if outcome.replacement is not None:
                 self.store.replace_delivery(rec.tx_hash, outcome.replacement.tx_hash, outcome.replacement.max_fee)
                 log.warning("delivery_replaced", destination=self.adapter.name, old=rec.tx_hash, new=outcome.replacement.tx_hash)
+            elif rec.adopted_from is not None and self.clock() - (rec.adopted_at or 0.0) > self.settings.adopted_tx_timeout_s:
+                self.store.finish_delivery(rec.tx_hash, "abandoned")
+                log.warning("adopted_delivery_abandoned", destination=self.adapter.name, tx=rec.tx_hash,
+                            from_instance=rec.adopted_from, messages=len(ids), reason=FailureReason.TX_DROPPED.value)
+                await self._settle_unprocessed(ids, FailureReason.TX_DROPPED,
+                                               f"adopted delivery {rec.tx_hash} of {rec.adopted_from} not mined after "
+                                               f"{self.settings.adopted_tx_timeout_s:.0f}s")
             return 0
         if outcome.state is TxState.CONFIRMED:
+            if failpoints.ENABLED:
+                await failpoints.reached("after_confirmed")
             processed = {"0x" + i.hex() for i in outcome.delivered_ids}
             mine = [i for i in ids if i in processed]
-            self.store.mark_delivered(mine, tx_hash=rec.tx_hash, height=outcome.height, at=self.clock())
-            self.store.finish_delivery(rec.tx_hash, "confirmed", gas_used=outcome.gas_used, fee_paid=outcome.fee_paid, height=outcome.height)
+            self.store.settle_delivery(rec.tx_hash, mine, at=self.clock(), gas_used=outcome.gas_used,
+                                       fee_paid=outcome.fee_paid, height=outcome.height)
             self.metrics.inc("relayer_deliveries_total", len(mine), destination=self.adapter.name)
             self.metrics.inc("relayer_gas_used_total", outcome.gas_used, destination=self.adapter.name)
             rest = [i for i in ids if i not in processed]
@@ -257,15 +280,25 @@ class DestinationProcessor:
         await asyncio.gather(self._loop(stop, self.prepare_and_submit_once), self._loop(stop, self.confirm_once))
 
     async def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]]) -> None:
+        store_failures = 0
         while not stop.is_set():
+            delay = self.settings.poll_interval_s
             try:
                 did = await step()
+                store_failures = 0
             except AdapterError as exc:
                 log.warning("destination_step_failed", destination=self.adapter.name, error=str(exc)[:300])
                 did = 0
+            except StoreError as exc:  # the database is down or restarting: back off, never die
+                store_failures += 1
+                did = 0
+                delay = min(STORE_BACKOFF_MAX_S, self.settings.poll_interval_s * 2 ** min(store_failures, 8))
+                self.metrics.inc("relayer_store_errors_total", reason=exc.reason)
+                log.warning("destination_step_failed", destination=self.adapter.name, reason=exc.reason,
+                            error=str(exc)[:300], failures=store_failures, retry_in_s=round(delay, 2))
             if did:
                 continue
             try:
-                await asyncio.wait_for(stop.wait(), self.settings.poll_interval_s)
+                await asyncio.wait_for(stop.wait(), delay)
             except TimeoutError:
                 pass

@@ -7,21 +7,31 @@ not one ORM object per row.
 
 Work is claimed with leases (``lease_owner``/``lease_until``) so that several relayer processes sharing
 one database never work on the same message at once, and a dead process's claims expire.
+
+Several instances on one database (PostgreSQL): each process registers in ``instances`` and beats every few
+seconds. An instance silent for longer than ``relayer.instance_lease_s`` (or stopped cleanly) is handed over
+by the first live instance to claim it (``adopt_dead_instances``): one conditional ``UPDATE instances ... WHERE
+state = <as seen>`` decides the winner, which then takes the dead instance's pending deliveries (it confirms
+them by transaction hash) and releases its leased open messages at once; every row it touches records
+``handed_over_from`` and the typed reason. Every database error leaves this module as ``StoreError``.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
+import os
+import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Index, event, func
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Index, case, event, func, inspect, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select, update
 
 from adapters.base import DispatchedMessage
@@ -29,7 +39,13 @@ from config.errors import RelayerError
 
 
 class StoreError(RelayerError):
+    """The database failed a statement (unreachable, restarting, a conflict): retryable; ``reason`` says which."""
+
     retryable = True
+
+    def __init__(self, message: str, *, reason: str = "store_unavailable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class MessageState(str, enum.Enum):
@@ -60,6 +76,16 @@ class FailureReason(str, enum.Enum):
     NONCE_CONFLICT = "nonce_conflict"
     MAX_ATTEMPTS = "max_attempts"
     OPERATOR_RETRY = "operator_retry"
+    INSTANCE_DIED = "instance_died"  # its instance stopped beating for longer than relayer.instance_lease_s
+    INSTANCE_STOPPED = "instance_stopped"  # its instance shut down cleanly with work in hand
+    LEASE_EXPIRED = "lease_expired"  # another instance held it past its lease without settling it
+    STORE_UNAVAILABLE = "store_unavailable"  # the database did not answer (log field and metric label only)
+
+
+class InstanceState(str, enum.Enum):
+    ALIVE = "alive"
+    STOPPED = "stopped"
+    DEAD = "dead"  # declared dead and handed over (``handed_over_to``); it becomes alive again if it beats
 
 
 class MessageRecord(SQLModel, table=True):
@@ -91,6 +117,7 @@ class MessageRecord(SQLModel, table=True):
     lease_owner: str | None = None
     lease_until: float = 0.0
     updated_at: float = 0.0
+    handed_over_from: str | None = None  # the instance that held it when it was declared dead or stopped
 
 
 class DeliveryRecord(SQLModel, table=True):
@@ -111,6 +138,24 @@ class DeliveryRecord(SQLModel, table=True):
     fee_paid: int = 0
     height: int | None = None
     owner: str | None = None
+    adopted_from: str | None = None  # submitted (and signed) by this instance, which died with it pending
+    adopted_at: float | None = None
+
+
+class InstanceRecord(SQLModel, table=True):
+    """One ``relayer run`` process sharing the database: its heartbeat, and who took over its work."""
+
+    __tablename__ = "instances"
+
+    name: str = Field(primary_key=True, max_length=128)
+    role: str = ""
+    host: str = ""
+    pid: int = 0
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+    state: str = InstanceState.ALIVE.value
+    handed_over_to: str | None = None
+    handed_over_at: float | None = None
 
 
 class CheckpointRecord(SQLModel, table=True):
@@ -144,6 +189,22 @@ class StoredMessage:
     dispatched_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """The work of one dead (or stopped) instance taken over by this one."""
+
+    from_instance: str
+    reason: FailureReason
+    silent_s: float
+    deliveries: tuple[str, ...]  # pending delivery tx hashes now followed by this instance
+    submitted: int  # SUBMITTED messages in those deliveries
+    released: int  # DISPATCHED/ATTESTED messages whose lease was released for anyone to claim
+
+    @property
+    def messages(self) -> int:
+        return self.submitted + self.released
+
+
 def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
@@ -166,9 +227,59 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=5)
+    # a short connect timeout: while the server restarts, callers get StoreError quickly and back off
+    return create_engine(url, pool_pre_ping=True, pool_size=5, connect_args={"connect_timeout": 5})
 
 
+_SCHEMA_LOCK = 0x72656C61  # pg_advisory_xact_lock key: instances starting together create the schema one at a time
+
+
+def _create_schema(conn: Connection) -> None:
+    """Create missing tables, and add columns a newer version declares to tables an older one created
+    (nullable columns only: enough for the additive changes this store makes)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})"))
+    SQLModel.metadata.create_all(conn)
+    inspector = inspect(conn)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise StoreError(f"table {table.name} lacks the non-null column {column.name}: use a fresh store.url",
+                                 reason="schema")
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" '
+                              f"{column.type.compile(dialect=conn.dialect)}"))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _mapped(method: F) -> F:
+    """Database errors leave the store as ``StoreError`` (retryable), naming the operation, never the credentials."""
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except SQLAlchemyError as exc:
+            detail = (str(getattr(exc, "orig", None) or exc).strip().split("\n") or [""])[0][:300]
+            reason = "store_conflict" if isinstance(exc, IntegrityError) else "store_unavailable"
+            raise StoreError(f"store {self._safe_url()}: {method.__name__} failed: {exc.__class__.__name__}: {detail}",
+                             reason=reason) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _map_store_errors(cls: type[Store]) -> type[Store]:
+    for name, attr in list(vars(cls).items()):
+        if callable(attr) and not name.startswith("_") and name != "close":
+            setattr(cls, name, _mapped(attr))
+    return cls
+
+
+@_map_store_errors
 class Store:
     """All pipeline persistence. Methods are short transactions; none holds a transaction across I/O."""
 
@@ -178,7 +289,8 @@ class Store:
         self._clock = clock
         try:
             self.engine = make_engine(url)
-            SQLModel.metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                _create_schema(conn)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open store {self._safe_url()}: {exc.__class__.__name__}: {exc}") from exc
         self._is_postgres = self.engine.dialect.name == "postgresql"
@@ -199,8 +311,25 @@ class Store:
 
     def set_cursor(self, name: str, height: int) -> None:
         with Session(self.engine) as s:
-            s.merge(CursorRecord(name=name, height=height))
+            self._upsert(s, CursorRecord, {"name": name, "height": height}, ["name"])
             s.commit()
+
+    def _upsert(self, s: Session, model: type[SQLModel], row: dict[str, Any], keys: list[str]) -> None:
+        """Insert or overwrite one row in one statement (``merge`` reads first: two instances racing to insert
+        the same key would make one of them fail)."""
+        table = model.__table__  # type: ignore[attr-defined]
+        if self._is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            pg_stmt = pg_insert(table).values(**row)
+            s.execute(pg_stmt.on_conflict_do_update(index_elements=keys,
+                                                    set_={k: pg_stmt.excluded[k] for k in row if k not in keys}))
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            lite_stmt = sqlite_insert(table).values(**row)
+            s.execute(lite_stmt.on_conflict_do_update(index_elements=keys,
+                                                      set_={k: lite_stmt.excluded[k] for k in row if k not in keys}))
 
     # ---- indexing
     def record_dispatched(
@@ -251,7 +380,7 @@ class Store:
                 stmt = stmt.returning(table.c.id)  # rowcount of an executemany is -1 on psycopg
                 for start in range(0, len(rows), 500):
                     inserted += len(s.execute(stmt, rows[start : start + 500]).all())
-            s.merge(CursorRecord(name=cursor[0], height=cursor[1]))
+            self._upsert(s, CursorRecord, {"name": cursor[0], "height": cursor[1]}, ["name"])
             s.commit()
         return inserted
 
@@ -289,7 +418,11 @@ class Store:
                 .where(col(m.state).in_(open_states))
                 .where(col(m.next_attempt_at) <= now)
                 .where((col(m.lease_until) < now) | (col(m.lease_owner) == self.owner))
-                .values(lease_owner=self.owner, lease_until=now + lease_s)
+                .values(lease_owner=self.owner, lease_until=now + lease_s,
+                        # held by another instance whose lease ran out before it settled the message
+                        last_reason=case((col(m.lease_owner).is_not(None) & (col(m.lease_owner) != self.owner)
+                                          & (col(m.lease_until) > 0), FailureReason.LEASE_EXPIRED.value),
+                                         else_=col(m.last_reason)))
             )
             s.commit()
             rows = s.exec(
@@ -399,10 +532,122 @@ class Store:
                 state=state, gas_used=gas_used, fee_paid=fee_paid, height=height))
             s.commit()
 
+    def settle_delivery(self, tx_hash: str, delivered: Sequence[str], *, at: float, gas_used: int, fee_paid: int,
+                        height: int | None) -> None:
+        """A confirmed delivery: its processed messages DELIVERED and its row finished, in one transaction (no
+        window in which a crash leaves DELIVERED messages under a pending delivery)."""
+        now = self._clock()
+        with Session(self.engine) as s:
+            for start in range(0, len(delivered), 500):
+                s.execute(update(MessageRecord).where(col(MessageRecord.id).in_(list(delivered[start:start + 500]))).values(
+                    state=MessageState.DELIVERED.value, delivery_tx=tx_hash, delivered_height=height, delivered_at=at,
+                    last_reason=None, lease_until=0.0, updated_at=now))
+            s.execute(update(DeliveryRecord).where(col(DeliveryRecord.tx_hash) == tx_hash).values(
+                state="confirmed", gas_used=gas_used, fee_paid=fee_paid, height=height))
+            s.commit()
+
+    # ---- instances sharing the database
+    def register_instance(self, role: str) -> None:
+        now = self._clock()
+        with Session(self.engine) as s:
+            self._upsert(s, InstanceRecord, {"name": self.owner, "role": role, "host": socket.gethostname(),
+                                             "pid": os.getpid(), "started_at": now, "heartbeat_at": now,
+                                             "state": InstanceState.ALIVE.value, "handed_over_to": None,
+                                             "handed_over_at": None}, ["name"])
+            s.commit()
+
+    def heartbeat(self) -> InstanceRecord | None:
+        """This instance is alive. Returns its record as it was before the beat when another instance had
+        declared it dead meanwhile (its work is now someone else's), else None."""
+        now = self._clock()
+        with Session(self.engine) as s:
+            rec = s.get(InstanceRecord, self.owner)
+            before = None if rec is None else InstanceRecord.model_validate(rec.model_dump())
+            if rec is None:
+                s.add(InstanceRecord(name=self.owner, host=socket.gethostname(), pid=os.getpid(), started_at=now,
+                                     heartbeat_at=now))
+            else:
+                s.execute(update(InstanceRecord).where(col(InstanceRecord.name) == self.owner).values(
+                    heartbeat_at=now, state=InstanceState.ALIVE.value))
+            s.commit()
+        return before if before is not None and before.state == InstanceState.DEAD.value else None
+
+    def stop_instance(self) -> None:
+        """Clean shutdown: say so (peers take the work over at once) and release the open messages we hold."""
+        now = self._clock()
+        with Session(self.engine) as s:
+            s.execute(update(InstanceRecord).where(col(InstanceRecord.name) == self.owner).values(
+                state=InstanceState.STOPPED.value, heartbeat_at=now))
+            s.execute(update(MessageRecord).where(col(MessageRecord.lease_owner) == self.owner)
+                      .where(col(MessageRecord.state).in_([st.value for st in OPEN_STATES]))
+                      .values(lease_until=0.0))
+            s.commit()
+
+    def instances(self) -> list[InstanceRecord]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(InstanceRecord).order_by(col(InstanceRecord.name))).all())
+
+    def alive_instances(self, lease_s: float) -> int:
+        cutoff = self._clock() - lease_s
+        with Session(self.engine) as s:
+            return int(s.exec(select(func.count()).select_from(InstanceRecord)
+                              .where(col(InstanceRecord.state) == InstanceState.ALIVE.value)
+                              .where(col(InstanceRecord.heartbeat_at) >= cutoff)).one())
+
+    def adopt_dead_instances(self, lease_s: float) -> list[Handover]:
+        """Take over the work of every instance silent for longer than ``lease_s`` or stopped cleanly.
+
+        Safe against live instances racing for the same dead one: the conditional update of its instance row
+        (``state`` and ``heartbeat_at`` as we read them) succeeds for exactly one of them, inside the
+        transaction that moves the work; a loser (or a dead instance that beat again meanwhile) moves nothing.
+        """
+        now = self._clock()
+        cutoff = now - lease_s
+        i = InstanceRecord
+        with Session(self.engine) as s:
+            candidates = s.exec(select(col(i.name), col(i.state), col(i.heartbeat_at)).where(col(i.name) != self.owner)
+                                .where((col(i.state) == InstanceState.STOPPED.value)
+                                       | ((col(i.state) == InstanceState.ALIVE.value) & (col(i.heartbeat_at) < cutoff)))
+                                .order_by(col(i.name))).all()
+        return [h for name, state, beat in candidates if (h := self._adopt_one(name, state, beat, now)) is not None]
+
+    def _adopt_one(self, dead: str, state: str, beat: float, now: float) -> Handover | None:
+        reason = FailureReason.INSTANCE_STOPPED if state == InstanceState.STOPPED.value else FailureReason.INSTANCE_DIED
+        silent = now - beat
+        note = f"handed over from {dead} to {self.owner}: " + (
+            "it stopped" if reason is FailureReason.INSTANCE_STOPPED else f"no heartbeat for {silent:.1f}s")
+        m, d, i = MessageRecord, DeliveryRecord, InstanceRecord
+        with Session(self.engine) as s:
+            won = s.execute(update(i).where(col(i.name) == dead).where(col(i.state) == state)
+                            .where(col(i.heartbeat_at) == beat)
+                            .values(state=InstanceState.DEAD.value, handed_over_to=self.owner, handed_over_at=now)
+                            .returning(col(i.name))).all()
+            if not won:
+                s.rollback()
+                return None
+            taken = s.execute(update(d).where(col(d.owner) == dead).where(col(d.state) == "pending")
+                              .values(owner=self.owner, adopted_from=dead, adopted_at=now)
+                              .returning(col(d.tx_hash), col(d.message_ids))).all()
+            submitted_ids = [mid for _tx, ids in taken for mid in json.loads(ids)]
+            submitted = 0
+            for start in range(0, len(submitted_ids), 500):
+                submitted += len(s.execute(
+                    update(m).where(col(m.id).in_(submitted_ids[start:start + 500]))
+                    .where(col(m.state) == MessageState.SUBMITTED.value)
+                    .values(lease_owner=self.owner, handed_over_from=dead, last_reason=reason.value, last_error=note,
+                            updated_at=now).returning(col(m.id))).all())
+            released = s.execute(
+                update(m).where(col(m.lease_owner) == dead).where(col(m.state).in_([st.value for st in OPEN_STATES]))
+                .where(col(m.lease_until) > 0)
+                .values(lease_owner=None, lease_until=0.0, handed_over_from=dead, last_reason=reason.value,
+                        last_error=note, updated_at=now).returning(col(m.id))).all()
+            s.commit()
+        return Handover(dead, reason, silent, tuple(tx for tx, _ids in taken), submitted, len(released))
+
     # ---- checkpoints (validator role)
     def save_checkpoint(self, rec: CheckpointRecord) -> None:
         with Session(self.engine) as s:
-            s.merge(rec)
+            self._upsert(s, CheckpointRecord, rec.model_dump(), ["validator", "origin", "index"])
             s.commit()
 
     def checkpoint(self, validator: str, origin: int, index: int | None) -> CheckpointRecord | None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
-from relayer.store import Store
+from relayer.store import Store, StoreError
 from tests.faults.conftest import parse_metrics
 from tests.integration.harness import free_port_block
 from tests.pg import PostgresServer
@@ -21,15 +20,16 @@ def test_postgres_restart_keeps_data_and_the_store_reconnects():
         store = Store(url, owner="a")
         store.set_cursor("index:1", 7)
         server.stop()
-        with pytest.raises(OperationalError):
+        with pytest.raises(StoreError, match="cursor failed") as down:
             store.cursor("index:1")
+        assert down.value.reason == "store_unavailable" and down.value.retryable
         server.start()
         deadline = time.monotonic() + 10
         while True:  # pool_pre_ping replaces the dead connections once the server answers again
             try:
                 assert store.cursor("index:1") == 7
                 break
-            except OperationalError:
+            except StoreError:
                 assert time.monotonic() < deadline, "store did not reconnect after the restart"
                 time.sleep(0.1)
         store.close()

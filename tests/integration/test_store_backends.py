@@ -1,25 +1,32 @@
-"""The store on both backends: a real SQLite file and a real PostgreSQL server (started by .ci/run)."""
+"""The store on both backends: a real SQLite file and a real PostgreSQL server (the one .ci/run starts, named
+by RELAYER_TEST_POSTGRES_URL, or else one of the tests' own from tests/pg.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 
 import pytest
 from sqlalchemy import text
 
 from relayer.backoff import ExponentialBackoff
-from relayer.store import FailureReason, MessageState, Store
+from relayer.store import FailureReason, InstanceState, MessageState, Store, StoredMessage
 from tests.fakes.chain import FakeChain
+from tests.integration.harness import free_port_block
+from tests.pg import PostgresServer
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("RELAYER_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("RELAYER_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL for this test")
-        pytest.skip("no PostgreSQL here: run scripts/ci-postgres.sh start DIR and set RELAYER_TEST_POSTGRES_URL")
-    return url
+@pytest.fixture(scope="module")
+def own_pg_server():
+    if os.environ.get("RELAYER_TEST_POSTGRES_URL"):
+        yield None
+        return
+    server = PostgresServer(free_port_block(1)).init()
+    server.start()
+    yield server
+    server.destroy()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,10 +34,14 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
-    url = _postgres_url()
+    server = request.getfixturevalue("own_pg_server")
+    if server is not None:
+        yield server.new_database()
+        return
+    url = os.environ["RELAYER_TEST_POSTGRES_URL"]
     schema_reset = Store(url)
     with schema_reset.engine.begin() as conn:
-        for table in ("messages", "deliveries", "checkpoints", "cursors"):
+        for table in ("messages", "deliveries", "checkpoints", "cursors", "instances"):
             conn.execute(text(f"DELETE FROM {table}"))
     schema_reset.close()
     yield url
@@ -86,3 +97,204 @@ def test_concurrent_claims_never_overlap(store_url):
     assert len(all_ids) == 200 and len(set(all_ids)) == 200
     for s in stores:
         s.close()
+
+
+# ---- several instances on one store: heartbeats and hand-over
+
+LEASE_S = 30.0
+
+
+def _seed(url: str, n: int) -> None:
+    origin = FakeChain("o", 1)
+    seed = Store(url)
+    seed.record_dispatched([origin.dispatch(2, b"m%d" % i) for i in range(n)], cursor=("index:1", n),
+                           known_destinations={2})
+    seed.close()
+
+
+def _die_holding_work(url: str, name: str, *, claim: int, submit: int) -> tuple[Store, list[StoredMessage], str]:
+    """An instance that registered 100 s ago, claimed ``claim`` messages (leased for 600 s), submitted the first
+    ``submit`` of them in one delivery, and has been silent since."""
+    then = time.time() - 100
+    dead = Store(url, owner=name, clock=lambda: then)
+    dead.register_instance("relayer")
+    got = dead.claim_ready(2, claim, lease_s=600)
+    assert len(got) == claim
+    tx = "0x" + name.encode().hex().ljust(64, "0")
+    dead.record_submission(tx_hash=tx, destination=2, origin=1, sender="0xdead", nonce=0, ids=[m.id for m in got[:submit]],
+                           gas_limit=1, max_fee=1)
+    return dead, got, tx
+
+
+def test_dead_instances_are_handed_over_once_to_racing_adopters(store_url):
+    dead_names = [f"dead{k}" for k in range(8)]
+    _seed(store_url, 6 * len(dead_names))
+    held = {}
+    for name in dead_names:
+        store, got, tx = _die_holding_work(store_url, name, claim=6, submit=4)
+        held[name] = (got, tx)
+        store.close()
+    adopters = [Store(store_url, owner=f"live{k}") for k in range(4)]
+    for a in adopters:
+        a.register_instance("relayer")
+    barrier = threading.Barrier(len(adopters))
+    results: dict[str, list] = {}
+    errors: list[BaseException] = []
+
+    def race(store: Store) -> None:
+        try:
+            barrier.wait(10)
+            results[store.owner] = store.adopt_dead_instances(LEASE_S)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=race, args=(a,)) for a in adopters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    winners = {h.from_instance: owner for owner, hs in results.items() for h in hs}
+    handed = [h for hs in results.values() for h in hs]
+    assert sorted(h.from_instance for h in handed) == dead_names  # each dead instance exactly once
+    assert all(h.reason is FailureReason.INSTANCE_DIED and h.silent_s > LEASE_S for h in handed)
+    assert all(len(h.deliveries) == 1 and h.submitted == 4 and h.released == 2 for h in handed)
+
+    check = adopters[0]
+    instances = {i.name: i for i in check.instances()}
+    for name in dead_names:
+        got, tx = held[name]
+        winner = winners[name]
+        assert instances[name].state == InstanceState.DEAD.value and instances[name].handed_over_to == winner
+        (delivery,) = [d for d in Store.pending_deliveries(_as(check, winner), 2) if d.tx_hash == tx]
+        assert delivery.owner == winner and delivery.adopted_from == name and delivery.adopted_at is not None
+        assert json.loads(delivery.message_ids) == [m.id for m in got[:4]]
+        for m in got[:4]:
+            rec = check.get(m.id)
+            assert rec.state == MessageState.SUBMITTED.value and rec.lease_owner == winner
+            assert rec.handed_over_from == name and rec.last_reason == FailureReason.INSTANCE_DIED.value
+            assert f"handed over from {name} to {winner}" in rec.last_error
+        for m in got[4:]:  # released at once: claimable by anyone, no need to wait for the 600 s lease
+            rec = check.get(m.id)
+            assert rec.state == MessageState.DISPATCHED.value and rec.lease_until == 0.0 and rec.lease_owner is None
+            assert rec.handed_over_from == name and rec.last_reason == FailureReason.INSTANCE_DIED.value
+    assert all(a.adopt_dead_instances(LEASE_S) == [] for a in adopters)  # nothing left, nothing taken twice
+    assert adopters[0].alive_instances(LEASE_S) == len(adopters)
+    released = adopters[1].claim_ready(2, 100, lease_s=60)
+    assert len(released) == 2 * len(dead_names)
+    for a in adopters:
+        a.close()
+
+
+def _as(store: Store, owner: str) -> Store:
+    """The same database seen as another instance (for its owner-filtered queries)."""
+    view = Store.__new__(Store)
+    view.__dict__.update(store.__dict__, owner=owner)
+    return view
+
+
+def test_live_instances_are_left_alone_and_a_returning_one_takes_back_its_name(store_url):
+    _seed(store_url, 4)
+    clock = [time.time()]
+    busy = Store(store_url, owner="busy", clock=lambda: clock[0])
+    busy.register_instance("relayer")
+    got = busy.claim_ready(2, 2, lease_s=600)
+    busy.record_submission(tx_hash="0x" + "bb" * 32, destination=2, origin=1, sender="0xb", nonce=0, ids=[got[0].id],
+                           gas_limit=1, max_fee=1)
+    peer = Store(store_url, owner="peer")
+    peer.register_instance("relayer")
+    assert peer.adopt_dead_instances(LEASE_S) == []  # busy beats: not touched
+    assert [d.owner for d in busy.pending_deliveries(2)] == ["busy"]
+
+    clock[0] -= 2 * LEASE_S  # busy's next beat comes late: it stalled for a whole lease (a GC pause, a slow disk)
+    busy.heartbeat()
+    (handover,) = peer.adopt_dead_instances(LEASE_S)
+    assert handover.from_instance == "busy" and busy.pending_deliveries(2) == []
+    clock[0] += 2 * LEASE_S
+    was = busy.heartbeat()  # it is back, and learns that its work went to peer
+    assert was is not None and was.handed_over_to == "peer"
+    assert {i.name: i.state for i in peer.instances()}["busy"] == InstanceState.ALIVE.value
+    assert busy.heartbeat() is None
+    assert peer.adopt_dead_instances(LEASE_S) == []
+    busy.close()
+    peer.close()
+
+
+def test_a_stopped_instance_releases_its_leases_and_is_handed_over_at_once(store_url):
+    _seed(store_url, 5)
+    leaving = Store(store_url, owner="leaving")
+    leaving.register_instance("relayer")
+    got = leaving.claim_ready(2, 5, lease_s=600)
+    leaving.record_submission(tx_hash="0x" + "cc" * 32, destination=2, origin=1, sender="0xc", nonce=3, ids=[got[0].id],
+                              gas_limit=1, max_fee=1)
+    leaving.stop_instance()
+    other = Store(store_url, owner="other")
+    assert len(other.claim_ready(2, 10, lease_s=60)) == 4  # released by the clean stop, before any hand-over
+    (handover,) = other.adopt_dead_instances(LEASE_S)  # stopped: no need to wait for the lease
+    assert handover.reason is FailureReason.INSTANCE_STOPPED and handover.deliveries == ("0x" + "cc" * 32,)
+    assert other.get(got[0].id).last_reason == FailureReason.INSTANCE_STOPPED.value
+    leaving.close()
+    other.close()
+
+
+def test_a_lease_that_ran_out_under_another_instance_is_recorded(store_url):
+    _seed(store_url, 3)
+    clock = [1_000.0]
+    a = Store(store_url, owner="a", clock=lambda: clock[0])
+    b = Store(store_url, owner="b", clock=lambda: clock[0])
+    assert len(a.claim_ready(2, 2, lease_s=10)) == 2
+    assert len(a.claim_ready(2, 2, lease_s=10)) == 2  # our own lease: reclaimed, not "expired"
+    ours = a.get(a.claim_ready(2, 2, lease_s=10)[0].id)
+    assert ours.last_reason is None
+    clock[0] += 11
+    taken = b.claim_ready(2, 5, lease_s=10)
+    assert len(taken) == 3
+    reasons = {m.id: b.get(m.id).last_reason for m in taken}
+    assert sorted(reasons.values(), key=str) == [None] + [FailureReason.LEASE_EXPIRED.value] * 2
+    a.close()
+    b.close()
+
+
+def test_settle_delivery_is_one_step_and_upserts_survive_racing_writers(store_url):
+    _seed(store_url, 3)
+    s = Store(store_url, owner="a")
+    got = s.claim_ready(2, 3, lease_s=60)
+    tx = "0x" + "dd" * 32
+    s.record_submission(tx_hash=tx, destination=2, origin=1, sender="0xa", nonce=0, ids=[m.id for m in got],
+                        gas_limit=1, max_fee=1)
+    s.settle_delivery(tx, [m.id for m in got[:2]], at=5.0, gas_used=7, fee_paid=9, height=11)
+    assert s.pending_deliveries(2) == []
+    assert [s.get(m.id).state for m in got] == ["DELIVERED", "DELIVERED", "SUBMITTED"]
+    stores = [Store(store_url, owner=f"w{k}") for k in range(4)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def write(store: Store, k: int) -> None:
+        try:
+            barrier.wait(10)
+            for i in range(20):
+                store.set_cursor(f"race:{i}", k)
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(st, k)) for k, st in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and all(s.cursor(f"race:{i}") in range(4) for i in range(20))
+    for st in [s, *stores]:
+        st.close()
+
+
+def test_a_store_created_by_an_older_version_gains_the_new_columns(store_url):
+    old = Store(store_url)
+    with old.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE messages DROP COLUMN handed_over_from"))
+        conn.execute(text("ALTER TABLE deliveries DROP COLUMN adopted_from"))
+    old.close()
+    _seed(store_url, 1)  # opens the store again: the columns are back
+    s = Store(store_url, owner="a")
+    (m,) = s.claim_ready(2, 1, lease_s=60)
+    assert s.get(m.id).handed_over_from is None
+    s.close()

@@ -1,0 +1,59 @@
+"""Fault injection for the fault suite. TEST-ONLY: never set ``RELAYER_FAILPOINTS`` in production.
+
+A failpoint is a named place between two steps of the pipeline. It does nothing unless the environment
+variable ``RELAYER_FAILPOINTS`` names it when the process starts, e.g.::
+
+    RELAYER_FAILPOINTS="after_submit=hang"          # that step of the pipeline stops there, forever
+    RELAYER_FAILPOINTS="after_claim=exit"           # the process dies there at once (like kill -9)
+
+so a test can stop a daemon in a chosen pipeline state, then ``kill -9`` it. When the variable is unset the
+call sites test one module constant (``if failpoints.ENABLED:``) and nothing else runs.
+
+Points (``relayer/processor.py``):
+    after_claim       messages claimed (leased), still DISPATCHED
+    after_attest      a quorum checkpoint attached: ATTESTED, not yet submitted
+    after_submit      delivery tx sent and recorded: SUBMITTED, not confirmed by us
+    after_confirmed   the delivery tx is confirmed on chain, the store not yet told (still SUBMITTED)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import structlog
+
+from config.errors import ConfigError
+
+log = structlog.get_logger("relayer.failpoints")
+
+POINTS = frozenset({"after_claim", "after_attest", "after_submit", "after_confirmed"})
+ACTIONS = frozenset({"hang", "exit"})
+ENV = "RELAYER_FAILPOINTS"
+
+
+def parse(spec: str) -> dict[str, str]:
+    """``"point=action,point=action"`` -> {point: action}; unknown names are a ``ConfigError``."""
+    armed: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        point, sep, action = item.partition("=")
+        if not sep or point not in POINTS or action not in ACTIONS:
+            raise ConfigError(ENV, f"{item!r}: expected POINT=ACTION with POINT in {sorted(POINTS)} "
+                                   f"and ACTION in {sorted(ACTIONS)}")
+        armed[point] = action
+    return armed
+
+
+ARMED: dict[str, str] = parse(os.environ.get(ENV, ""))
+ENABLED = bool(ARMED)
+
+
+async def reached(point: str) -> None:
+    """Run the action armed at ``point``, if any (call only under ``if failpoints.ENABLED``)."""
+    action = ARMED.get(point)
+    if action is None:
+        return
+    log.warning("failpoint_reached", point=point, action=action)
+    if action == "exit":
+        os._exit(137)
+    await asyncio.Event().wait()  # hang: this step never goes on; the rest of the process does
