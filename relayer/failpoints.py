@@ -3,8 +3,10 @@
 A failpoint is a named place between two steps of the pipeline. It does nothing unless the environment
 variable ``RELAYER_FAILPOINTS`` names it when the process starts, e.g.::
 
-    RELAYER_FAILPOINTS="after_submit=hang"          # that step of the pipeline stops there, forever
+    RELAYER_FAILPOINTS="before_confirm=hang"        # that step of the pipeline stops there, forever
     RELAYER_FAILPOINTS="after_claim=exit"           # the process dies there at once (like kill -9)
+    RELAYER_FAILPOINTS="@/tmp/points"               # the same syntax, read from that file at every point:
+                                                    # a test arms points once the daemon has caught up
 
 so a test can stop a daemon in a chosen pipeline state, then ``kill -9`` it. When the variable is unset the
 call sites test one module constant (``if failpoints.ENABLED:``) and nothing else runs.
@@ -12,7 +14,8 @@ call sites test one module constant (``if failpoints.ENABLED:``) and nothing els
 Points (``relayer/processor.py``):
     after_claim       messages claimed (leased), still DISPATCHED
     after_attest      a quorum checkpoint attached: ATTESTED, not yet submitted
-    after_submit      delivery tx sent and recorded: SUBMITTED, not confirmed by us
+    after_submit      delivery tx sent and recorded: SUBMITTED (the confirm loop goes on)
+    before_confirm    following a delivery tx: SUBMITTED, never confirmed by us
     after_confirmed   the delivery tx is confirmed on chain, the store not yet told (still SUBMITTED)
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import structlog
 
@@ -27,7 +31,7 @@ from config.errors import ConfigError
 
 log = structlog.get_logger("relayer.failpoints")
 
-POINTS = frozenset({"after_claim", "after_attest", "after_submit", "after_confirmed"})
+POINTS = frozenset({"after_claim", "after_attest", "after_submit", "before_confirm", "after_confirmed"})
 ACTIONS = frozenset({"hang", "exit"})
 ENV = "RELAYER_FAILPOINTS"
 
@@ -44,13 +48,24 @@ def parse(spec: str) -> dict[str, str]:
     return armed
 
 
-ARMED: dict[str, str] = parse(os.environ.get(ENV, ""))
-ENABLED = bool(ARMED)
+_SPEC = os.environ.get(ENV, "")
+_FILE = Path(_SPEC[1:]) if _SPEC.startswith("@") else None
+ARMED: dict[str, str] = {} if _FILE is not None else parse(_SPEC)
+ENABLED = bool(ARMED) or _FILE is not None
+
+
+def armed() -> dict[str, str]:
+    if _FILE is None:
+        return ARMED
+    try:
+        return parse(_FILE.read_text())
+    except FileNotFoundError:
+        return {}
 
 
 async def reached(point: str) -> None:
     """Run the action armed at ``point``, if any (call only under ``if failpoints.ENABLED``)."""
-    action = ARMED.get(point)
+    action = armed().get(point)
     if action is None:
         return
     log.warning("failpoint_reached", point=point, action=action)

@@ -216,6 +216,8 @@ class DestinationProcessor:
     async def _confirm(self, rec: DeliveryRecord) -> int:
         tx = SubmittedTx(TxHash(rec.tx_hash), rec.nonce, rec.sender, rec.submitted_at, rec.gas_limit, rec.max_fee)
         ids: list[str] = json.loads(rec.message_ids)
+        if failpoints.ENABLED:
+            await failpoints.reached("before_confirm")
         try:
             outcome = await self.adapter.confirm(tx)
         except AdapterError as exc:

@@ -29,9 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Index, case, event, func, inspect, text
+from sqlalchemy import BigInteger, Index, Integer, case, event, func, inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select, update
 
 from adapters.base import DispatchedMessage
@@ -177,6 +183,13 @@ class CursorRecord(SQLModel, table=True):
     height: int
 
 
+# chain numbers (u64 nonces, u32 domains, heights, wei) overflow PostgreSQL's 32-bit INTEGER: every int is BIGINT
+for _model in (MessageRecord, DeliveryRecord, CheckpointRecord, CursorRecord, InstanceRecord):
+    for _column in _model.__table__.columns:  # type: ignore[attr-defined]
+        if isinstance(_column.type, Integer) and not isinstance(_column.type, BigInteger):
+            _column.type = BigInteger()
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: str
@@ -251,6 +264,12 @@ def _create_schema(conn: Connection) -> None:
                                  reason="schema")
             conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" '
                               f"{column.type.compile(dialect=conn.dialect)}"))
+        if conn.dialect.name == "postgresql":  # tables of a version that stored ints as 32-bit INTEGER
+            narrow = {c["name"] for c in inspector.get_columns(table.name)
+                      if isinstance(c["type"], Integer) and not isinstance(c["type"], BigInteger)}
+            for column in table.columns:
+                if column.name in narrow and isinstance(column.type, BigInteger):
+                    conn.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{column.name}" TYPE BIGINT'))
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -265,9 +284,16 @@ def _mapped(method: F) -> F:
             return method(self, *args, **kwargs)
         except SQLAlchemyError as exc:
             detail = (str(getattr(exc, "orig", None) or exc).strip().split("\n") or [""])[0][:300]
-            reason = "store_conflict" if isinstance(exc, IntegrityError) else "store_unavailable"
-            raise StoreError(f"store {self._safe_url()}: {method.__name__} failed: {exc.__class__.__name__}: {detail}",
-                             reason=reason) from exc
+            if isinstance(exc, OperationalError | InterfaceError | DisconnectionError):
+                reason = "store_unavailable"  # down, restarting, connection lost: later will do
+            elif isinstance(exc, IntegrityError):
+                reason = "store_conflict"  # another instance wrote the same row first
+            else:
+                reason = "store_rejected"  # a statement the database refuses (a bug, or a schema from elsewhere)
+            error = StoreError(f"store {self._safe_url()}: {method.__name__} failed: {exc.__class__.__name__}: {detail}",
+                               reason=reason)
+            error.retryable = reason != "store_rejected"
+            raise error from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -262,7 +262,7 @@ def test_settle_delivery_is_one_step_and_upserts_survive_racing_writers(store_ur
     tx = "0x" + "dd" * 32
     s.record_submission(tx_hash=tx, destination=2, origin=1, sender="0xa", nonce=0, ids=[m.id for m in got],
                         gas_limit=1, max_fee=1)
-    s.settle_delivery(tx, [m.id for m in got[:2]], at=5.0, gas_used=7, fee_paid=9, height=11)
+    s.settle_delivery(tx, [m.id for m in got[:2]], at=5.0, gas_used=7, fee_paid=3 * 10**18, height=11)  # wei: far past 2**31
     assert s.pending_deliveries(2) == []
     assert [s.get(m.id).state for m in got] == ["DELIVERED", "DELIVERED", "SUBMITTED"]
     stores = [Store(store_url, owner=f"w{k}") for k in range(4)]
@@ -292,9 +292,15 @@ def test_a_store_created_by_an_older_version_gains_the_new_columns(store_url):
     with old.engine.begin() as conn:
         conn.execute(text("ALTER TABLE messages DROP COLUMN handed_over_from"))
         conn.execute(text("ALTER TABLE deliveries DROP COLUMN adopted_from"))
+        if old.engine.dialect.name == "postgresql":  # an older version's 32-bit ints (SQLite's are 64-bit anyway)
+            conn.execute(text("ALTER TABLE deliveries ALTER COLUMN fee_paid TYPE INTEGER"))
     old.close()
-    _seed(store_url, 1)  # opens the store again: the columns are back
+    _seed(store_url, 1)  # opens the store again: the columns are back, and wide
     s = Store(store_url, owner="a")
     (m,) = s.claim_ready(2, 1, lease_s=60)
     assert s.get(m.id).handed_over_from is None
+    tx = "0x" + "ee" * 32
+    s.record_submission(tx_hash=tx, destination=2, origin=1, sender="0xa", nonce=0, ids=[m.id], gas_limit=1, max_fee=1)
+    s.settle_delivery(tx, [m.id], at=1.0, gas_used=1, fee_paid=10**18, height=1)
+    assert s.get(m.id).state == MessageState.DELIVERED.value
     s.close()
