@@ -232,7 +232,7 @@ class RelayerDaemon:
             self._store_ok_since = None
             self.store_status = f"{exc.reason}: {str(exc)[:200]}"
             self.metrics.set("relayer_store_up", 0.0)
-            self.metrics.inc("relayer_store_errors_total", reason=exc.reason)
+            self.metrics.inc("relayer_store_errors_total", reason=exc.reason, where="heartbeat")
             return
         if self._store_ok_since is None:
             if self.store_status != "ok":

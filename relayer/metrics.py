@@ -21,7 +21,7 @@ _HELP = {
     "relayer_messages_handed_over_total": "messages taken over from dead or stopped instances",
     "relayer_instances_alive": "instances sharing the store whose heartbeat is within relayer.instance_lease_s",
     "relayer_store_up": "1 when the last heartbeat reached the store",
-    "relayer_store_errors_total": "store operations that failed (database down or restarting), by reason",
+    "relayer_store_errors_total": "store operations that failed (database down or restarting), by reason and where (heartbeat or a destination)",
     "validator_checkpoints_signed_total": "checkpoints signed per origin and validator",
     "validator_checkpoint_refused_total": "checkpoints not signed, by reason",
 }

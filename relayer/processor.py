@@ -295,7 +295,7 @@ class DestinationProcessor:
                 store_failures += 1
                 did = 0
                 delay = min(STORE_BACKOFF_MAX_S, self.settings.poll_interval_s * 2 ** min(store_failures, 8))
-                self.metrics.inc("relayer_store_errors_total", reason=exc.reason)
+                self.metrics.inc("relayer_store_errors_total", reason=exc.reason, where=self.adapter.name)
                 log.warning("destination_step_failed", destination=self.adapter.name, reason=exc.reason,
                             error=str(exc)[:300], failures=store_failures, retry_in_s=round(delay, 2))
             if did:

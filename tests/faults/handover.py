@@ -24,11 +24,20 @@ def instance_env(pg_url: str, **extra: str) -> dict[str, str]:
 
 
 def relayer_instance(devnet, directory: Path, name: str, *, pg_url: str, account: int, role: str = "all",
-                     validator_api_url: str | None = None, env: dict[str, str] | None = None) -> DaemonProcess:
+                     validator_api_url: str | None = None, env: dict[str, str] | None = None,
+                     api_port: int | None = None) -> DaemonProcess:
     """A daemon on the shared database with its own wallet (``account``) and API port (not started)."""
-    config = write_daemon_config(devnet, directory / name, api_port=free_port_block(1), relayer_account=account,
+    config = write_daemon_config(devnet, directory / name, api_port=api_port or free_port_block(1), relayer_account=account,
                                  validator_api_url=validator_api_url)
     return DaemonProcess(config, directory / f"{name}.log", role=role, instance=name, env=instance_env(pg_url, **(env or {})))
+
+
+def boot(*daemons: DaemonProcess, timeout: float = 150) -> None:
+    """Start daemons together and wait until each serves HTTP (generous: a loaded 2-core machine boots slowly)."""
+    for d in daemons:
+        d.start(wait=False)
+    for d in daemons:
+        wait_for(d.healthy, timeout, f"{d.instance} to serve {d.api_url} (log {d.log})")
 
 
 def rows(store: Store, ids: list[bytes]) -> list[MessageRecord]:
@@ -64,5 +73,5 @@ async def processed_on_chain(client: DevnetClient, ids: list[bytes]) -> bool:
     return all(i in seen for i in ids)
 
 
-__all__ = ["INSTANCE_LEASE_S", "dispatch", "instance_env", "processed_on_chain", "relayer_instance", "rows",
+__all__ = ["INSTANCE_LEASE_S", "boot", "dispatch", "instance_env", "processed_on_chain", "relayer_instance", "rows",
            "wait_caught_up", "wait_for_async"]
