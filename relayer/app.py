@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import (
     AdapterError,
@@ -304,13 +305,14 @@ class RelayerDaemon:
         self.store.register_instance(self.role)
         self._store_ok_since = time.monotonic()
         scheduler = AsyncIOScheduler()
-        scheduler.add_job(self.refresh_health, "interval", seconds=2.0, max_instances=1, coalesce=True)
+        scheduler.add_job(_store_outage_logged(self.refresh_health), "interval", seconds=2.0, max_instances=1,
+                          coalesce=True)
         scheduler.add_job(self.sweep_orphans, "interval", seconds=15.0, max_instances=1, coalesce=True)
         scheduler.add_job(self.beat, "interval", seconds=max(0.2, self.settings.relayer.instance_lease_s / 5),
                           max_instances=1, coalesce=True)
         if self.intents is not None and self.intents.executor is not None:
-            scheduler.add_job(self.intents.executor.refresh_unsettled, "interval", seconds=1.0, max_instances=1,
-                              coalesce=True)
+            scheduler.add_job(_store_outage_logged(self.intents.executor.refresh_unsettled), "interval", seconds=1.0,
+                              max_instances=1, coalesce=True)
         await self.refresh_health()
         scheduler.start()
         log.info("daemon_started", role=self.role, chains=list(self.adapters), validators=[s.address for s in self.signers],
@@ -349,6 +351,19 @@ class RelayerDaemon:
                 await adapter.close()
         await self.http.aclose()
         self.store.close()
+
+
+def _store_outage_logged(job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    """A periodic job that touches the database: while it is down, one warning line per run instead of a traceback."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except (StoreError, SQLAlchemyError) as exc:
+            reason = exc.reason if isinstance(exc, StoreError) else "store_unavailable"
+            log.warning("job_skipped", job=getattr(job, "__qualname__", str(job)), reason=reason, error=str(exc)[:200])
+
+    return run
 
 
 def build_adapters(settings: Settings, *, with_signers: bool, cosigner: Cosigner | None = None) -> dict[str, ChainAdapter]:
