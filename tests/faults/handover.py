@@ -11,7 +11,6 @@ from tests.integration.harness import (
     DevnetClient,
     free_port_block,
     wait_for,
-    wait_for_async,
     write_daemon_config,
 )
 
@@ -72,6 +71,3 @@ async def processed_on_chain(client: DevnetClient, ids: list[bytes]) -> bool:
     seen = await client.processed_since_mark()
     return all(i in seen for i in ids)
 
-
-__all__ = ["INSTANCE_LEASE_S", "boot", "dispatch", "instance_env", "processed_on_chain", "relayer_instance", "rows",
-           "wait_caught_up", "wait_for_async"]
