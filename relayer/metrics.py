@@ -34,11 +34,14 @@ _HELP = {
     # validators as the relayer sees them (CheckpointCollector)
     "relayer_validator_up": "1 when the validator answered the relayer's last checkpoint request, else 0",
     "relayer_checkpoint_fetch_failures_total": "checkpoint requests to a validator that failed, by reason",
+    "relayer_validator_latest_index": "latest checkpoint index a validator serves to the relayer, per origin",
     "relayer_checkpoint_quorum": "1 when the last collection for an origin found a quorum of valid signatures",
     # validators (their own process)
     "validator_checkpoints_signed_total": "checkpoints signed per origin and validator",
     "validator_latest_signed_index": "highest checkpoint index signed per origin and validator",
     "validator_checkpoint_refused_total": "checkpoints not signed, by reason",
+    "validator_cosigned_total": "Solana/Cosmos deliveries co-signed per chain and validator",
+    "validator_cosign_refused_total": "co-sign requests refused, by chain and reason",
     # router
     "router_chain_utilisation": "recent use of a chain (everyone's, ours included) as a fraction of its fee-market "
                                 "target, from the capacity model (above 1: over target)",

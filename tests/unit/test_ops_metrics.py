@@ -122,3 +122,17 @@ async def test_collector_gets_a_quorum_without_waiting_on_a_hung_or_dead_validat
     assert metrics.value("relayer_checkpoint_fetch_failures_total", validator=bad, reason=reason) >= 1
     assert all(metrics.value("relayer_validator_up", validator=s.address) == 1 for s in signers if s.address != bad)
     assert metrics.value("relayer_checkpoint_quorum", origin="o") == 1
+
+
+def test_every_metric_the_code_emits_has_help_text():
+    import re
+    from pathlib import Path
+
+    from relayer.metrics import _HELP
+
+    root = Path(__file__).resolve().parents[2]
+    emitted = set()
+    for path in [*root.glob("relayer/*.py"), *root.glob("router/*.py")]:
+        emitted |= set(re.findall(r'metrics\.(?:inc|set)\(\s*"([a-z_]+)"', path.read_text()))
+    assert emitted, "found no metric names"
+    assert sorted(emitted - set(_HELP)) == []
