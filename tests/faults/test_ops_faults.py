@@ -141,6 +141,12 @@ def validator_config(devnet, directory: Path, port: int, keep: int) -> Path:  # 
     return config
 
 
+def start_together(processes: list[DaemonProcess]) -> None:
+    for p in processes:
+        p.start(wait=False)
+    wait_for(lambda: all(p.healthy() for p in processes), 90, "the daemons to serve /healthz")
+
+
 async def delivery_time(client: DevnetClient, per_route: int) -> tuple[list[bytes], float]:
     """Dispatch ``per_route`` messages on every route; seconds from the last dispatch until all were delivered."""
     ids = await dispatch_spread(client, per_route=per_route)
@@ -165,9 +171,7 @@ async def test_validators_offline_quorum_still_met_then_waits_then_delivers_each
     api = relayer.api_url
     figures: dict[str, float] = {}
     try:
-        for v in validators:
-            v.start()
-        relayer.start()
+        start_together([*validators, relayer])
         for i, v in enumerate(validators):  # each process signs with its one key only
             status = httpx.get(f"{v.api_url}/v1/status", timeout=5).json()
             assert status["validators"] == [addresses[i]]
@@ -204,8 +208,7 @@ async def test_validators_offline_quorum_still_met_then_waits_then_delivers_each
         assert s[("relayer_messages_waiting", frozenset({("reason", "no_quorum")}))] >= len(waiting)
 
         # both come back: everything delivered once
-        validators[0].start()
-        validators[1].start()
+        start_together(validators[:2])
         await all_delivered_once(client, all_ids, timeout=180)
         wait_for(lambda: metric(api, "relayer_validator_up", validator=addresses[0]) == 1, 30, "validator 0 seen up")
 
