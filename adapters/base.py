@@ -338,6 +338,36 @@ class CapacitySource(Protocol):
     async def chain_stats(self, blocks: int = 20) -> ChainStats: ...
 
 
+@dataclass(frozen=True, slots=True)
+class WalletBalance:
+    """The native balance of the account that pays this chain's deliveries (the relayer's signer, a Solana fee
+    payer, the Cosmos vault multisig)."""
+
+    chain: str
+    address: str
+    amount: int  # smallest native unit (wei, lamports, u<denom>)
+    decimals: int  # smallest units per native token = 10 ** decimals
+
+    @property
+    def native(self) -> float:
+        """The balance in native tokens (ETH, SOL, ATOM ...)."""
+        return self.amount / 10**self.decimals
+
+
+@runtime_checkable
+class WalletSource(Protocol):
+    """Optional capability: the balance of the account that pays for deliveries, for the wallet metrics."""
+
+    @property
+    def native_decimals(self) -> int:
+        """Smallest native units per native token = 10 ** native_decimals (fees in ``TxOutcome`` use them)."""
+        ...
+
+    async def wallet_balance(self) -> WalletBalance | None:
+        """The paying account's balance, or None when this adapter has no account of its own (no signer)."""
+        ...
+
+
 @runtime_checkable
 class MessageSender(Protocol):
     """Optional capability: dispatch messages and token transfers (CLI ``send``, benchmarks, tests)."""

@@ -86,6 +86,9 @@ class EvmChainConfig(_Model):
     request_timeout_s: float = Field(10.0, gt=0, le=300)
     gas: GasSettings = GasSettings()
     signer: SignerSettings | None = Field(None, description="the relayer's key for deliveries to this chain")
+    min_wallet_balance: float | None = Field(None, ge=0, description=(
+        "native tokens (not smallest units); when the paying account's balance falls below it the relayer logs "
+        "wallet_balance_low and sets relayer_wallet_balance_low to 1 (unset: no warning)"))
     start_height: int = Field(0, ge=0, description="first height the watcher indexes")
     verify_rpc_urls: list[str] = Field(default_factory=list, description=(
         "other independent endpoints of this chain; a validator signs only when they all serve the same finalized "
@@ -140,6 +143,9 @@ class SolanaChainConfig(_Model):
         "domain -> 0x-hex bytes32 of the token bridge there: the only senders whose token messages are honoured"))
     tokens: dict[str, SolanaTokenConfig] = Field(default_factory=dict)
     signer: SignerSettings | None = Field(None, description="the relayer's fee payer: a 32-byte ed25519 seed in hex")
+    min_wallet_balance: float | None = Field(None, ge=0, description=(
+        "native tokens (not smallest units); when the paying account's balance falls below it the relayer logs "
+        "wallet_balance_low and sets relayer_wallet_balance_low to 1 (unset: no warning)"))
     poll_interval_s: float = Field(0.4, gt=0, le=60)
     request_timeout_s: float = Field(10.0, gt=0, le=300)
     priority_fee_micro_lamports: int = Field(0, ge=0)
@@ -183,6 +189,9 @@ class CosmosChainConfig(_Model):
     request_timeout_s: float = Field(10.0, gt=0, le=300)
     start_height: int = Field(0, ge=0)
     signer: SignerSettings | None = Field(None, description="unused: deliveries are paid by the multisig account")
+    min_wallet_balance: float | None = Field(None, ge=0, description=(
+        "native tokens (not smallest units); when the paying account's balance falls below it the relayer logs "
+        "wallet_balance_low and sets relayer_wallet_balance_low to 1 (unset: no warning)"))
 
     _rpc = field_validator("rpc_url", "rest_url")(lambda cls, v: _check_http_url(v))
 

@@ -32,6 +32,8 @@ from adapters.base import (
     Cosigner,
     InclusionVerifier,
     MessageSender,
+    WalletBalance,
+    WalletSource,
 )
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
@@ -42,7 +44,7 @@ from relayer.cosign import CosignService, HttpCosigner
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
-from relayer.store import Store, StoreError
+from relayer.store import FailureReason, MessageState, Store, StoreError
 from relayer.validator import OriginAttester
 from router.api import IntentsBackend, profile_from_stats
 from router.capacity import CapacityModel
@@ -82,6 +84,7 @@ class RelayerDaemon:
     intents: IntentsBackend | None = None
     store_status: str = "ok"  # "ok" or why the last heartbeat could not reach the store (in /readyz)
     _store_ok_since: float | None = None  # monotonic time of the first good heartbeat after start or an outage
+    wallet_low_logged: dict[str, float] = field(default_factory=dict)  # chain -> when wallet_balance_low was last logged
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -104,7 +107,7 @@ class RelayerDaemon:
                 self.cosign = self._cosign_service()
         if self.role in ("relayer", "all"):
             collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
-                                            refresh_s=s.relayer.poll_interval_s)
+                                            refresh_s=s.relayer.poll_interval_s, metrics=self.metrics, chain_names=names)
             for name, chain in s.chains.items():
                 self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers, collector,
                                                                      s.relayer, self.metrics, chain_names=names)
@@ -176,10 +179,65 @@ class RelayerDaemon:
                     self.metrics.set("relayer_chain_finalized_lag", health.latest_height - health.finalized_height, chain=name)
 
         await asyncio.gather(*(one(n, a) for n, a in self.adapters.items()))
+        if self.role in ("relayer", "all"):
+            await self.sample_wallets()
         self._feed_capacity()
+        self._sample_router()
         names = {c.domain: n for n, c in self.settings.chains.items()}
-        for (dest, state), n in self.store.counts_by_state().items():
-            self.metrics.set("relayer_queue_depth", n, destination=names.get(dest, dest), state=state)
+        counts = self.store.counts_by_state()
+        for dest in sorted({d for d, _ in counts} | set(names)):
+            for state in MessageState:  # every state, so one that empties reads 0, not its last count
+                self.metrics.set("relayer_queue_depth", counts.get((dest, state.value), 0),
+                                 destination=names.get(dest, dest), state=state.value)
+        reasons = self.store.reasons()
+        for reason in FailureReason:
+            self.metrics.set("relayer_messages_waiting", reasons.get(reason.value, 0), reason=reason.value)
+        for attester in self.attesters.values():
+            for address in attester.signers:
+                if attester.latest_index >= 0:
+                    self.metrics.set("validator_latest_signed_index", attester.latest_index,
+                                     origin=attester.adapter.name, validator=address)
+
+    async def sample_wallets(self) -> None:
+        """Balance of each chain's paying account; below ``min_wallet_balance``: gauge 1 and ``wallet_balance_low``
+        logged (on the change, then once a minute while it lasts)."""
+        async def one(name: str, adapter: WalletSource) -> tuple[str, WalletBalance | None]:
+            try:
+                return name, await adapter.wallet_balance()
+            except AdapterError as exc:
+                log.debug("wallet_balance_unavailable", chain=name, error=str(exc)[:200])
+                return name, None
+
+        sources = [(n, a) for n, a in self.adapters.items() if isinstance(a, WalletSource)]
+        for name, balance in await asyncio.gather(*(one(n, a) for n, a in sources)):
+            if balance is None:
+                continue
+            self.metrics.set("relayer_wallet_balance", balance.native, chain=name, address=balance.address)
+            minimum = self.settings.chains[name].min_wallet_balance
+            if minimum is None:
+                continue
+            self.metrics.set("relayer_wallet_min_balance", minimum, chain=name)
+            low = balance.native < minimum
+            self.metrics.set("relayer_wallet_balance_low", 1.0 if low else 0.0, chain=name, address=balance.address)
+            now = time.monotonic()
+            if low and now - self.wallet_low_logged.get(name, -1e9) >= 60.0:
+                self.wallet_low_logged[name] = now
+                log.warning("wallet_balance_low", chain=name, address=balance.address, balance=balance.native,
+                            min_wallet_balance=minimum)
+            elif not low and self.wallet_low_logged.pop(name, None) is not None:
+                log.info("wallet_balance_ok", chain=name, address=balance.address, balance=balance.native,
+                         min_wallet_balance=minimum)
+
+    def _sample_router(self) -> None:
+        """The capacity model's view per chain: recent use as a fraction of the target, and the spare room."""
+        model = self.capacity
+        if model is None:
+            return
+        utilisation = model.used_fraction_ema / model.target_utilisation
+        spare = model.spare_gas_per_s(time.monotonic()) / model.transfer_gas
+        for name, i in model.index.items():
+            self.metrics.set("router_chain_utilisation", round(float(utilisation[i]), 6), chain=name)
+            self.metrics.set("router_chain_spare_transfers_per_s", round(float(spare[i]), 3), chain=name)
 
     def _feed_capacity(self) -> None:
         """Build the capacity model from the first full round of chain stats, then feed it every round."""

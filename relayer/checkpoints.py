@@ -5,12 +5,20 @@ latest index, takes the highest index that at least ``threshold`` validators hav
 their signatures *at that index* (a validator signs any index up to its latest). Each signature is
 checked before use: it must recover to the validator it came from, and the root must equal the root of
 our own indexed tree at that count, so we never submit a delivery the destination would refuse.
+
+Availability: every validator is asked at once, and the collector does not wait on the slowest. Once
+``threshold`` validators answered, the others get ``QUORUM_GRACE_S`` more and are then abandoned (counted
+``slow``), so one validator that hangs costs each batch at most that grace, not ``timeout_s``; a validator
+that refuses connections costs nothing. Each validator's state is a metric: ``relayer_validator_up``,
+``relayer_checkpoint_fetch_failures_total{validator,reason}``, ``relayer_validator_latest_index``, and per
+origin ``relayer_checkpoint_quorum``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import structlog
@@ -20,34 +28,93 @@ from adapters.checkpoint import SignatureError, recover_signer, sorted_signature
 from adapters.merkle import MerkleTree
 from adapters.message import Domain
 from config.settings import SecuritySettings
+from relayer.metrics import Metrics
 
 log = structlog.get_logger("relayer.checkpoints")
+
+QUORUM_GRACE_S = 0.25
+_NOT_FOUND = object()  # the validator answered 404: up, but it has nothing signed there yet
 
 
 class CheckpointCollector:
     def __init__(self, security: SecuritySettings, http: httpx.AsyncClient, *, timeout_s: float = 5.0,
-                 refresh_s: float = 0.2) -> None:
+                 refresh_s: float = 0.2, metrics: Metrics | None = None, chain_names: dict[int, str] | None = None,
+                 grace_s: float = QUORUM_GRACE_S) -> None:
         self.validators = [(v.address.lower(), v.url) for v in security.validators]
         self.threshold = security.threshold
         self.http = http
         self.timeout_s = timeout_s
         self.refresh_s = refresh_s
+        self.grace_s = min(grace_s, timeout_s)
+        self.metrics = metrics or Metrics()
+        self.names = chain_names or {}
         self._cache: dict[int, tuple[float, SignedCheckpoint | None]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self.last_problem: dict[int, str] = {}
+        self.up: dict[str, bool] = {}
 
-    async def _get(self, url: str) -> dict | None:  # type: ignore[type-arg]
+    def _mark(self, validator: str, up: bool, reason: str = "") -> None:
+        was = self.up.get(validator)
+        self.up[validator] = up
+        self.metrics.set("relayer_validator_up", 1.0 if up else 0.0, validator=validator)
+        if not up:
+            self.metrics.inc("relayer_checkpoint_fetch_failures_total", validator=validator, reason=reason)
+        if was is not None and was != up:
+            (log.info if up else log.warning)("validator_up" if up else "validator_down", validator=validator,
+                                              reason=reason or None)
+
+    async def _get(self, validator: str, url: str) -> Any:
+        """The validator's JSON answer; ``_NOT_FOUND`` on 404; None when it failed (recorded per validator)."""
         try:
             resp = await self.http.get(url, timeout=self.timeout_s)
+        except httpx.TimeoutException:
+            self._mark(validator, False, "timeout")
+            return None
         except httpx.HTTPError as exc:
             log.debug("validator_unreachable", url=url, error=type(exc).__name__)
+            self._mark(validator, False, "unreachable")
             return None
+        if resp.status_code == 404:
+            self._mark(validator, True)
+            return _NOT_FOUND
         if resp.status_code != 200:
+            self._mark(validator, False, f"http_{resp.status_code}")
             return None
         try:
-            return resp.json()  # type: ignore[no-any-return]
+            doc = resp.json()
         except ValueError:
+            self._mark(validator, False, "malformed")
             return None
+        self._mark(validator, True)
+        return doc
+
+    async def _ask_all(self, path: str) -> list[dict[str, Any] | None]:
+        """``GET {url}{path}`` of every validator at once; returns when all answered, or ``grace_s`` after
+        ``threshold`` of them did (the rest are abandoned as ``slow``). None where there is no document."""
+        tasks = {asyncio.create_task(self._get(address, f"{url}{path}")): i
+                 for i, (address, url) in enumerate(self.validators)}
+        answers: list[Any] = [None] * len(tasks)
+        pending = set(tasks)
+        loop = asyncio.get_running_loop()
+        give_up_at: float | None = None
+        try:
+            while pending:
+                timeout = None if give_up_at is None else max(0.0, give_up_at - loop.time())
+                done, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    break
+                for task in done:
+                    answers[tasks[task]] = task.result()
+                if give_up_at is None and sum(1 for a in answers if isinstance(a, dict)) >= self.threshold:
+                    give_up_at = loop.time() + self.grace_s
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for task in pending:
+            self._mark(self.validators[tasks[task]][0], False, "slow")
+        return [a if isinstance(a, dict) else None for a in answers]
 
     async def quorum(self, origin: int, tree: MerkleTree) -> SignedCheckpoint | None:
         """The freshest checkpoint of ``origin`` signed by a quorum, or None (reason in ``last_problem``)."""
@@ -58,13 +125,27 @@ class CheckpointCollector:
                 return cached[1]
             result = await self._collect(origin, tree)
             self._cache[origin] = (time.monotonic(), result)
+            self.metrics.set("relayer_checkpoint_quorum", 0.0 if result is None else 1.0,
+                             origin=self.names.get(origin, origin))
             return result
 
     async def _collect(self, origin: int, tree: MerkleTree) -> SignedCheckpoint | None:
-        latest = await asyncio.gather(*(self._get(f"{url}/checkpoints/{origin}/latest") for _, url in self.validators))
-        indices = sorted((int(doc["index"]) for doc in latest if doc and "index" in doc), reverse=True)
+        latest = await self._ask_all(f"/checkpoints/{origin}/latest")
+        indices: list[int] = []
+        for (address, _), doc in zip(self.validators, latest):
+            if doc and "index" in doc:
+                try:
+                    index = int(doc["index"])
+                except (TypeError, ValueError):
+                    continue
+                indices.append(index)
+                self.metrics.set("relayer_validator_latest_index", index, origin=self.names.get(origin, origin),
+                                 validator=address)
+        indices.sort(reverse=True)
         if len(indices) < self.threshold:
-            self.last_problem[origin] = f"{len(indices)} of {len(self.validators)} validators answered; need {self.threshold}"
+            down = [a for a, _ in self.validators if not self.up.get(a, False)]
+            self.last_problem[origin] = (f"{len(indices)} of {len(self.validators)} validators answered; need {self.threshold}"
+                                         + (f" (down: {', '.join(down)})" if down else ""))
             return None
         target = min(indices[self.threshold - 1], tree.count - 1)
         if target < 0:
@@ -73,7 +154,7 @@ class CheckpointCollector:
         cached = self._cache.get(origin)
         if cached and cached[1] and cached[1].checkpoint.index == target:
             return cached[1]
-        docs = await asyncio.gather(*(self._get(f"{url}/checkpoints/{origin}/{target}") for _, url in self.validators))
+        docs = await self._ask_all(f"/checkpoints/{origin}/{target}")
         our_root = tree.root(target + 1)
         good: list[tuple[str, bytes]] = []
         checkpoint: Checkpoint | None = None
@@ -90,7 +171,7 @@ class CheckpointCollector:
                 if recover_signer(cp, sig) != address:
                     problems.append(f"{address}: signature recovers to another address")
                     continue
-            except (KeyError, ValueError, SignatureError) as exc:
+            except (KeyError, ValueError, TypeError, SignatureError) as exc:
                 problems.append(f"{address}: malformed checkpoint ({exc})")
                 continue
             if checkpoint is not None and cp.origin_mailbox != checkpoint.origin_mailbox:

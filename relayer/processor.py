@@ -43,8 +43,10 @@ from adapters.base import (
     SignedCheckpoint,
     SubmittedTx,
     TxHash,
+    TxOutcome,
     TxReverted,
     TxState,
+    WalletSource,
 )
 from adapters.merkle import multiproof, multiproof_root
 from adapters.message import MessageId
@@ -61,6 +63,7 @@ log = structlog.get_logger("relayer.processor")
 LEASE_S = 60.0
 STORE_BACKOFF_MAX_S = 5.0
 NOT_READY_DELAY_S = 0.5
+OPERATOR_WAIT_S = 5.0  # re-check spacing for messages waiting on the operator (a wallet to top up)
 
 
 def reason_for(exc: AdapterError) -> FailureReason:
@@ -124,6 +127,8 @@ class DestinationProcessor:
             if checkpoint is None:
                 problem = self.collector.last_problem.get(origin, "no quorum")
                 self.store.mark_not_ready([m.id for m in group], FailureReason.NO_QUORUM, problem, NOT_READY_DELAY_S)
+                self.metrics.inc("relayer_failures_total", len(group), destination=self.adapter.name,
+                                 reason=FailureReason.NO_QUORUM.value)
                 continue
             ready = [m for m in group if m.nonce <= checkpoint.checkpoint.index]
             waiting = [m.id for m in group if m.nonce > checkpoint.checkpoint.index]
@@ -192,6 +197,12 @@ class DestinationProcessor:
         return len(ids)
 
     def _retry(self, ids: Sequence[str], reason: FailureReason, error: str) -> None:
+        if reason is FailureReason.INSUFFICIENT_FUNDS:
+            # the operator's problem, not the messages': they wait for a top-up without spending attempts
+            self.store.mark_not_ready(ids, reason, error, min(OPERATOR_WAIT_S, self.settings.backoff_max_s))
+            self.metrics.inc("relayer_failures_total", len(ids), destination=self.adapter.name, reason=reason.value)
+            log.warning("delivery_waiting_for_funds", destination=self.adapter.name, messages=len(ids), error=error[:300])
+            return
         dropped = self.store.mark_retry(ids, reason, error, backoff=self.backoff, max_attempts=self.settings.max_attempts)
         self.metrics.inc("relayer_failures_total", len(ids), destination=self.adapter.name, reason=reason.value)
         log.warning("delivery_retry", destination=self.adapter.name, messages=len(ids), reason=reason.value, error=error[:300])
@@ -243,7 +254,7 @@ class DestinationProcessor:
             self.store.settle_delivery(rec.tx_hash, mine, at=self.clock(), gas_used=outcome.gas_used,
                                        fee_paid=outcome.fee_paid, height=outcome.height)
             self.metrics.inc("relayer_deliveries_total", len(mine), destination=self.adapter.name)
-            self.metrics.inc("relayer_gas_used_total", outcome.gas_used, destination=self.adapter.name)
+            self._count_spent(outcome)
             rest = [i for i in ids if i not in processed]
             if rest:
                 await self._settle_unprocessed(rest, FailureReason.TX_DROPPED, "skipped by the batch: delivered by another transaction?")
@@ -251,10 +262,17 @@ class DestinationProcessor:
                      height=outcome.height, gas_used=outcome.gas_used)
             return len(mine)
         state = "reverted" if outcome.state is TxState.REVERTED else "dropped"
+        if outcome.state is TxState.REVERTED:
+            self._count_spent(outcome)  # a reverted delivery was mined and paid for too
         self.store.finish_delivery(rec.tx_hash, state)
         reason = FailureReason.TX_REVERTED if outcome.state is TxState.REVERTED else FailureReason.TX_DROPPED
         await self._settle_unprocessed(ids, reason, outcome.reason or state)
         return 0
+
+    def _count_spent(self, outcome: TxOutcome) -> None:
+        decimals = self.adapter.native_decimals if isinstance(self.adapter, WalletSource) else 18
+        self.metrics.inc("relayer_gas_used_total", outcome.gas_used, destination=self.adapter.name)
+        self.metrics.inc("relayer_fee_paid_total", outcome.fee_paid / 10**decimals, destination=self.adapter.name)
 
     async def _settle_unprocessed(self, ids: list[str], reason: FailureReason, error: str) -> None:
         """Messages a delivery did not process: delivered elsewhere (ask the chain), or retried."""

@@ -68,6 +68,7 @@ from adapters.base import (
     TxOutcome,
     TxReverted,
     TxState,
+    WalletBalance,
 )
 from adapters.boundary import bytes32, error_boundary
 from adapters.cosmos.client import CosmosHttp, RpcAnswerError, map_exception
@@ -476,6 +477,20 @@ class CosmosAdapter:
         base_fee = math.ceil(self._config.gas_price)
         return ChainStats(Height(latest), count, (times[-1] - times[0]) / count, gas_limit,
                           sum(used) / len(used) / gas_limit if used else 0.0, base_fee, 1.0, None, 6)
+
+    @property
+    def native_decimals(self) -> int:
+        """Decimals of the fee denom: a configured token with that denom says, else the Cosmos convention (6)."""
+        for token in self._config.tokens.values():
+            if token.denom == self._config.fee_denom:
+                return token.decimals
+        return 6
+
+    @_boundary
+    async def wallet_balance(self) -> WalletBalance | None:
+        """The vault multisig's fee-denom balance: it pays the fees of every co-signed delivery."""
+        amount = await self._balance(self._vault, self._config.fee_denom)
+        return WalletBalance(self._name, self._vault, amount, self.native_decimals)
 
     async def close(self) -> None:
         await self._http.close()

@@ -52,6 +52,7 @@ from adapters.base import (
     TxOutcome,
     TxReverted,
     TxState,
+    WalletBalance,
 )
 from adapters.evm import abi
 from adapters.evm.errors import LogQueryTooLarge, SigningError, map_exception, map_rpc_error
@@ -644,6 +645,16 @@ class EvmAdapter:
             base_fee_trend=(fees[-1] / fees[0]) if fees and fees[0] else 1.0,
             pending_txs=_int(pending) if pending is not None else None, native_decimals=18,  # wei per ether
         )
+
+    native_decimals = 18  # wei per ether
+
+    @_boundary
+    async def wallet_balance(self) -> WalletBalance | None:
+        """The relayer signer's balance (``eth_getBalance`` at latest), in wei."""
+        if self._signer is None:
+            return None
+        wei = _int(await self._rpc("eth_getBalance", [self._signer.address, "latest"]))
+        return WalletBalance(self._name, self._signer.address, wei, self.native_decimals)
 
     async def close(self) -> None:
         session, self._session = self._session, None

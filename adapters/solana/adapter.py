@@ -73,6 +73,7 @@ from adapters.base import (
     TxOutcome,
     TxReverted,
     TxState,
+    WalletBalance,
 )
 from adapters.boundary import bytes32, error_boundary
 from adapters.keys import resolve_private_key
@@ -647,6 +648,17 @@ class SolanaAdapter:
         slot_time = span / window if span > 0 else DEFAULT_SLOT_TIME_S
         # fees are per signature (5000 lamports), not per compute unit: 1 lamport per CU is the closest integer
         return ChainStats(Height(latest), min(blocks, window), slot_time, BLOCK_COMPUTE_LIMIT, 0.0, 1, 1.0, None, 9)
+
+    native_decimals = 9  # lamports per SOL
+
+    @_boundary
+    async def wallet_balance(self) -> WalletBalance | None:
+        """The relayer's fee payer's lamports (it pays every delivery's signature fees)."""
+        if self._payer is None:
+            return None
+        payer = self._payer.pubkey()
+        lamports = (await self._client.get_balance(payer, Confirmed)).value
+        return WalletBalance(self._name, str(payer), int(lamports), self.native_decimals)
 
     async def close(self) -> None:
         for client in (self._client, *self._verifiers):
