@@ -17,6 +17,8 @@ _HELP = {
     "relayer_chain_up": "1 when the chain's RPC answered the last health check",
     "relayer_chain_utilisation": "mean fraction of the block gas limit used over recent blocks",
     "relayer_chain_base_fee": "next block's base fee (smallest native unit per gas)",
+    "relayer_reorg_detected_total": "origin histories that contradicted indexed final data (reorg deeper than finality)",
+    "relayer_origin_halted": "1 while an origin is halted after a finality violation (operator action needed)",
     "validator_checkpoints_signed_total": "checkpoints signed per origin and validator",
     "validator_checkpoint_refused_total": "checkpoints not signed, by reason",
 }
