@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Index, event, func
+from sqlalchemy import BigInteger, Index, Integer, event, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select, update
@@ -131,6 +131,13 @@ class CursorRecord(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=128)
     height: int
+
+
+# chain numbers (u64 nonces, u32 domains, heights, wei) overflow PostgreSQL's 32-bit INTEGER: every int is BIGINT
+for _model in (MessageRecord, DeliveryRecord, CheckpointRecord, CursorRecord):
+    for _column in _model.__table__.columns:  # type: ignore[attr-defined]
+        if isinstance(_column.type, Integer) and not isinstance(_column.type, BigInteger):
+            _column.type = BigInteger()
 
 
 @dataclass(frozen=True, slots=True)
