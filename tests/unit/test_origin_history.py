@@ -178,3 +178,24 @@ def test_catch_up_table_draws_a_bar_per_origin_behind(store):
     console.print(catch_up_table({1: indexer}, {1: "rollup_a"}))
     text = console.export_text()
     assert "rollup_a" in text and "2500 / 10000 (25%)" in text and "15s" in text
+
+
+def test_status_view_shows_catch_up_bars_and_halted_origins(store):
+    from types import SimpleNamespace
+
+    from relayer.indexer import BacklogProgress, ReorgReport
+    from relayer.statusview import StatusView
+
+    behind, halted = OriginIndexer(RewritableChain("a", 1), store, known_destinations={2}), \
+        OriginIndexer(RewritableChain("b", 2), store, known_destinations={1})
+    behind.backlog = BacklogProgress(start=100, indexed=600, target=1_100, started_at=0.0, blocks_per_s=50.0)
+    halted.reorg = ReorgReport(10, 8, 3, 5, 2, "at height 10 ...")
+    settings = SimpleNamespace(chains={"rollup_a": SimpleNamespace(domain=1), "rollup_b": SimpleNamespace(domain=2)},
+                               api=SimpleNamespace(url="http://127.0.0.1:1"))
+    daemon = SimpleNamespace(settings=settings, chain_status={}, indexers={1: behind, 2: halted}, attesters={},
+                             store=store, role="all")
+    console = Console(width=160, record=True)
+    console.print(StatusView(daemon, log_file=None).render())  # type: ignore[arg-type]
+    text = console.export_text()
+    assert "backlog catch-up" in text and "600 / 1100 (50%)" in text and "10s" in text
+    assert "ORIGIN HALTED" in text and "rollup_b" in text
