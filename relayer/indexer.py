@@ -7,18 +7,22 @@ root before signing, the relayer takes Merkle proofs from it. A nonce gap is an 
 
 History check (finality violations). Before indexing further, every poll asks the chain for the mailbox's
 ``(count, root)`` at the indexed height (or at the finalized height when the chain is now below the cursor,
-e.g. a node restarted from an older state dump) and compares it with the local tree:
+e.g. a node restarted from an older state dump or rolled back) and compares it with the local tree:
 
-- at the cursor, the chain must hold exactly the indexed messages (same count, same root);
-- below the cursor, the chain's messages must be a prefix of the indexed ones (count not above, same root).
+- the same count and root at the cursor: go on;
+- below the cursor, a prefix of the index (count not above, same root): wait until the chain is final at the
+  cursor again (``chain_behind_cursor``); if that prefix is already every indexed message, the cursor is
+  rewound to that height (``cursor_rewound``) so that new blocks there are indexed, not skipped;
+- anything else: find the highest height where the chain is still a prefix of the index (binary search on
+  the mailbox state). If every indexed message is in that prefix, nothing indexed was contradicted (the chain
+  only has new messages at heights the cursor had passed): rewind to it and index them. Otherwise the chain's
+  history changed under data this indexer took as final: a reorg deeper than the configured finality (or a
+  node serving another history).
 
-A chain below the cursor is waited for (nothing indexed, nothing skipped, nothing indexed twice: indexing
-resumes at cursor + 1 once the chain is final there again). A mismatch means the chain's history changed
-under data this indexer took as final: a reorg deeper than the configured finality. The indexer then finds
-the last height where the chain still agrees (binary search on the mailbox state), logs ``origin_reorged``
-(error), counts ``relayer_reorg_detected_total{chain}``, sets ``relayer_origin_halted{chain}`` to 1, drops
-the undelivered messages past the agreeing prefix as ``DROPPED(origin_reorged)`` and stops indexing this
-origin. The attester stops signing it and processors stop delivering from it: validators already signed
+Nothing is ever indexed twice (messages below the tree's count are skipped by nonce) nor skipped (a rewind
+re-reads the heights). On a finality violation the indexer logs ``origin_reorged`` (error), counts
+``relayer_reorg_detected_total{chain}``, sets ``relayer_origin_halted{chain}`` to 1, drops the undelivered
+messages past the chain's prefix as ``DROPPED(origin_reorged)`` and stops indexing this origin. The attester stops signing it and processors stop delivering from it: validators already signed
 roots the canonical chain contradicts, so any way forward (re-signing those indices would be equivocation)
 is the operator's decision, not the daemon's.
 
@@ -136,7 +140,6 @@ class OriginIndexer:
             return 0
         finalized = await self.adapter.finalized_height()
         self.finalized_height = finalized
-        start = self.start_height if self.indexed_height is None else self.indexed_height + 1
         if self.indexed_height is not None and self.indexed_height > finalized + STORE_AHEAD_TOLERANCE:
             raise StoreAheadOfChain(
                 f"{self.adapter.name}: the store has indexed up to height {self.indexed_height} but the chain's "
@@ -144,6 +147,7 @@ class OriginIndexer:
                 "(use a fresh store.url)")
         if self.indexed_height is not None and not await self._history_agrees(finalized):
             return 0
+        start = self.start_height if self.indexed_height is None else self.indexed_height + 1
         if start > finalized:
             if self.indexed_height is not None and self.indexed_height > finalized and self._waiting_logged_at != self.indexed_height:
                 self._waiting_logged_at = self.indexed_height
@@ -216,7 +220,7 @@ class OriginIndexer:
         height = min(int(self.indexed_height), finalized)
         if height < self.start_height:
             return True
-        exact = height == self.indexed_height
+        below_cursor = height < self.indexed_height
         try:
             state = await self._state_at(height)
         except RpcUnavailable:
@@ -226,14 +230,22 @@ class OriginIndexer:
                 self._unchecked_at = height
                 log.warning("history_check_unavailable", chain=self.adapter.name, height=height, error=str(exc)[:200])
             return True
-        if self._agrees(state, exact=exact):
+        count = 0 if state is None else state.count
+        if self._agrees(state, exact=False) and (count == self.tree.count or below_cursor):
+            if below_cursor and count == self.tree.count:  # every indexed message is at or below the chain's finality
+                self._rewind(height, "the chain is final below the cursor again and holds every indexed message")
+            return True  # (below the cursor with fewer messages: wait until the chain is final at the cursor again)
+        agreeing, canonical = await self._agreeing_prefix(height)
+        if canonical == self.tree.count:  # nothing indexed was contradicted: new messages at heights already passed
+            self._rewind(agreeing, "the chain holds messages at heights the cursor had passed")
             return True
-        await self._halt(height, state)
+        await self._halt(height, state, agreeing, canonical)
         return False
 
-    async def _halt(self, height: int, state: MailboxState | None) -> None:
+    async def _agreeing_prefix(self, height: int) -> tuple[int, int]:
+        """The highest height below ``height`` where the chain's mailbox is a prefix of the index, and its count."""
         lo, hi, agreeing, canonical = self.start_height, height - 1, self.start_height - 1, 0
-        while lo <= hi:  # the highest height whose mailbox is still a prefix of the index
+        while lo <= hi:  # agreement is monotone: a prefix at some height is one at every lower height
             mid = (lo + hi) // 2
             try:
                 st = await self._state_at(mid)
@@ -244,11 +256,24 @@ class OriginIndexer:
                 agreeing, canonical, lo = mid, (0 if st is None else st.count), mid + 1
             else:
                 hi = mid - 1
+        return agreeing, canonical
+
+    def _rewind(self, height: int, why: str) -> None:
+        assert self.indexed_height is not None
+        if height >= self.indexed_height:
+            return
+        log.warning("cursor_rewound", chain=self.adapter.name, cursor=self.indexed_height, to=height,
+                    messages=self.tree.count, reason=why)
+        self.store.set_cursor(self.cursor_name, height)
+        self.indexed_height = Height(height)
+
+    async def _halt(self, height: int, state: MailboxState | None, agreeing: int, canonical: int) -> None:
         count = 0 if state is None else state.count
         detail = (f"at height {height} the chain's mailbox holds {count} messages with root "
                   f"0x{(state.root if state else b'').hex()}, the index holds {self.tree.count} "
                   f"(root of the first {min(count, self.tree.count)}: 0x{self.tree.root(min(count, self.tree.count)).hex()}); "
-                  f"the chain agrees up to height {agreeing} ({canonical} messages)")
+                  f"the chain agrees up to height {agreeing} ({canonical} messages): a reorg deeper than the "
+                  "finality rule, or an RPC node serving another history")
         dropped = self.store.drop_reorged(self.domain, canonical, detail)
         self.reorg = ReorgReport(height, agreeing, canonical, self.tree.count, len(dropped), detail)
         self.metrics.inc("relayer_reorg_detected_total", chain=self.adapter.name)

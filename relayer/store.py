@@ -135,7 +135,7 @@ class CursorRecord(SQLModel, table=True):
 
 # chain numbers (u64 nonces, u32 domains, heights, wei) overflow PostgreSQL's 32-bit INTEGER: every int is BIGINT
 for _model in (MessageRecord, DeliveryRecord, CheckpointRecord, CursorRecord):
-    for _column in _model.__table__.columns:  # type: ignore[attr-defined]
+    for _column in _model.__table__.columns:  # type: ignore[union-attr]
         if isinstance(_column.type, Integer) and not isinstance(_column.type, BigInteger):
             _column.type = BigInteger()
 

@@ -20,7 +20,7 @@ from adapters.evm.devnet import rpc_call
 from adapters.message import address_to_bytes32
 from relayer.devnet import Devnet
 from relayer.store import MessageState, Store
-from tests.faults.conftest import messages_show, metric
+from tests.faults.conftest import messages_show, metric, metric_samples
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
@@ -246,6 +246,79 @@ async def test_reorg_deeper_than_finality_is_detected_and_the_removed_message_ne
         rpc_call(url, "evm_setIntervalMining", [1])  # whole seconds only (restarting the anvil restores 0.5 s)
         daemon.stop()
         proxy.close()
+        store.close()
+        await client.close()
+
+
+# ---------------------------------------------------------------- 2a. a node back below the cursor
+async def test_chain_back_below_the_cursor_indexes_without_skipping_and_the_light_client_refuses(breakable_devnet,
+                                                                                                 tmp_path):
+    """A node that comes back lower than the indexed height (restored from an older dump, rolled back) and
+    builds other blocks there. The indexer neither skips the new blocks at heights it had passed nor indexes
+    anything twice. The blocks it replaced were final, so the validator's light client refuses to extend its
+    verified header chain over them (a finality violation of the headers it checked): nothing is signed until
+    the operator restarts the validator, which re-anchors; then everything is delivered once."""
+    net = breakable_devnet
+    client = DevnetClient(net)
+    await client.mark()
+    config = write_daemon_config(net, tmp_path, api_port=free_port_block(1))
+    daemon = DaemonProcess(config, tmp_path / "d.log", instance="rollback").start()
+    store = Store(f"sqlite:///{tmp_path / 'relayer.db'}", owner="observer")
+    b = client.adapters["rollup_b"]  # finality: 4 confirmations
+    url = rpc_of(client, "rollup_b")
+    validator = net.manifest()["validators"][0]["address"]
+    try:
+        rpc_call(url, "evm_setIntervalMining", [0])  # rollup_b's blocks by hand, so every height below is exact
+        warm_send = asyncio.create_task(send_tx(client, "rollup_b", "l1", [b"warm-up: proven by the light client"]))
+
+        async def in_pool() -> bool:
+            return int(rpc_call(url, "eth_getBlockTransactionCountByNumber", ["pending"]), 16) > 0
+
+        await wait_for_async(in_pool, 30, "the warm-up dispatch in rollup_b's pool", interval=0.05)
+        rpc_call(url, "evm_mine")
+        warm_tx, warm = await warm_send
+        warm_height = int(await b.tx_height(warm_tx))
+        rpc_call(url, "anvil_mine", [hex(10)])  # final up to warm_height + 6: the light client verifies those headers
+
+        def warm_signed() -> bool:
+            rec, cp = store.get(hexid(warm[0])), store.checkpoint(validator, client.domain("rollup_b"), None)
+            return rec is not None and cp is not None and cp.index >= rec.nonce
+
+        wait_for(warm_signed, 60, "the warm-up message proven and signed")
+        cursor = store.cursor(f"index:{client.domain('rollup_b')}") or 0
+        assert cursor >= warm_height + 6
+        rpc_call(url, "anvil_rollback", [int(await b.latest_height()) - (warm_height + 1)])  # keeps the warm-up's block
+        lowered = int(await b.latest_height())
+        assert lowered == warm_height + 1 < cursor
+        rpc_call(url, "evm_setIntervalMining", [1])  # whole seconds only (restarting the anvil restores 0.25 s)
+        tx, ids = await send_tx(client, "rollup_b", "l1", [b"below the old cursor %d" % i for i in range(3)])
+        first_height = int(await b.tx_height(tx))
+        assert first_height <= cursor, "the dispatch was not mined below the old cursor: nothing to check"
+        wait_for(lambda: all(store.get(hexid(i)) is not None for i in ids), 60, "the new dispatches indexed")
+        assert {store.get(hexid(i)).origin_height for i in ids} == {first_height}  # type: ignore[union-attr]
+        rewound = log_events(tmp_path / "d.log", "cursor_rewound")
+        assert rewound and rewound[0]["chain"] == "rollup_b" and rewound[0]["cursor"] == cursor
+        nonces = [n for n, _ in store.message_ids_in_order(client.domain("rollup_b"))]
+        assert nonces == list(range(len(nonces)))  # nothing skipped, nothing twice
+
+        def light_client_refusals() -> float:
+            return sum(v for (name, labels), v in metric_samples(daemon.api_url).items()
+                       if name == "validator_checkpoint_refused_total" and ("origin", "rollup_b") in labels
+                       and dict(labels)["reason"] in ("header_not_in_verified_chain", "header_chain_broken"))
+
+        wait_for(lambda: light_client_refusals() >= 1, 60, "the light client refusing the replaced final blocks")
+        (shown,) = messages_show(config, hexid(ids[0]))
+        assert shown["state"] != "DELIVERED" and shown["last_reason"] == "no_quorum"
+        assert metric(daemon.api_url, "relayer_reorg_detected_total", chain="rollup_b") == 0  # no message contradicted
+        daemon.stop()  # the operator's call: accept the node's new history, restart (the light client re-anchors)
+        daemon = DaemonProcess(config, tmp_path / "d2.log", instance="rollback").start()
+        seen = await all_delivered_once(client, warm + ids, timeout=90)
+        assert all(seen[i] == ["l1"] for i in warm + ids)
+        (shown,) = messages_show(config, hexid(ids[0]))
+        assert shown["state"] == "DELIVERED" and shown["origin_height"] == first_height
+    finally:
+        rpc_call(url, "evm_setIntervalMining", [1])
+        daemon.stop()
         store.close()
         await client.close()
 

@@ -62,6 +62,36 @@ async def test_chain_back_below_the_cursor_is_waited_for_without_skipping_or_ind
     assert [n for n, _ in store.message_ids_in_order(1)] == [0, 1, 2, 3] and indexer.tree.root() == chain.tree.root()
 
 
+async def test_rolled_back_over_empty_blocks_new_dispatches_there_are_indexed_not_skipped(store):
+    chain = RewritableChain("o", 1)
+    chain.dispatch(2, b"m0")  # height 1
+    chain.mine_empty(5)
+    indexer = OriginIndexer(chain, store, known_destinations={2})
+    await indexer.poll_once()
+    assert indexer.indexed_height == 6
+    chain.rewind(2)  # the node lost blocks 3..6 (empty): every indexed message is still there
+    with capture_logs() as logs:
+        assert await indexer.poll_once() == 0
+    (rewound,) = [e for e in logs if e["event"] == "cursor_rewound"]
+    assert rewound["cursor"] == 6 and rewound["to"] == 2 and indexer.indexed_height == 2 and store.cursor("index:1") == 2
+    late = chain.dispatch(2, b"m1 at height 3, below the old cursor")
+    assert await indexer.poll_once() == 1 and indexer.reorg is None
+    assert store.get("0x" + late.id.hex()) is not None and [n for n, _ in store.message_ids_in_order(1)] == [0, 1]
+
+
+async def test_new_messages_at_heights_the_cursor_passed_are_found_by_the_history_check(store):
+    chain = RewritableChain("o", 1)
+    chain.dispatch(2, b"m0")
+    chain.mine_empty(5)  # height 6
+    indexer = OriginIndexer(chain, store, known_destinations={2})
+    await indexer.poll_once()
+    chain.rewind(3)
+    late = chain.dispatch(2, b"m1 at height 4")  # the chain re-grew past nothing; height 4 < cursor 6
+    chain.mine_empty(3)  # height 7: final at the cursor again, with one message more than indexed there
+    assert await indexer.poll_once() == 1 and indexer.reorg is None
+    assert store.get("0x" + late.id.hex()).origin_height == 4
+
+
 async def test_chain_back_lower_with_other_messages_is_a_reorg_and_drops_only_the_lost_ones(store):
     chain = RewritableChain("o", 1)
     kept = chain.dispatch(2, b"kept")
