@@ -95,7 +95,7 @@ class RelayerDaemon:
         for name in origins:
             chain = s.chains[name]
             self.indexers[chain.domain] = OriginIndexer(self.adapters[name], self.store, known_destinations=domains,
-                                                        start_height=chain.start_height)
+                                                        start_height=chain.start_height, metrics=self.metrics)
         if self.role in ("validator", "all"):
             attest = s.validator.origins or list(s.chains)
             for name in attest:

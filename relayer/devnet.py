@@ -172,7 +172,13 @@ class Devnet:
     chains with capacity limits, for ``relayer bench route``)."""
 
     def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900,
-                 layout: str = "default", families: tuple[str, ...] = ("evm", "cosmos", "solana")) -> None:
+                 layout: str = "default", families: tuple[str, ...] = ("evm", "cosmos", "solana"),
+                 persistent: bool = False, state_interval_s: float | None = None) -> None:
+        """``persistent``: every anvil keeps its chain in ``DIR/NAME.state.json`` (written on SIGTERM and, with
+        ``state_interval_s``, periodically), so ``restart_chain`` brings a node back with its chain, as a real
+        node restarts from its database. Without it an anvil restart would be a new, empty chain."""
+        self.persistent = persistent
+        self.state_interval_s = state_interval_s
         self.dir = Path(directory).resolve()
         self.base_port = base_port
         self.api_url = f"http://127.0.0.1:{api_port}"
@@ -227,14 +233,13 @@ class Devnet:
             self.down()
         self.dir.mkdir(parents=True, exist_ok=True)
         # new chains: a store indexed from earlier chains would hold their cursors and Merkle trees
-        for stale in self.dir.glob("*.db*"):
+        for stale in [*self.dir.glob("*.db*"), *self.dir.glob("*.state.json")]:
             stale.unlink()
-        chains = (evm_devnet.route_bench_chains(self.base_port) if self.layout == "route"
-                  else evm_devnet.default_chains(self.base_port))
+        chains = self._evm_chains()
         procs = {}
         try:
             for c in chains:
-                procs[c.name] = evm_devnet.start_anvil(c, PROJECT_ROOT, self.dir / f"{c.name}.log")
+                procs[c.name] = self._start_anvil(c)
             self.state_path.write_text(json.dumps({"chains": {c.name: {"pid": procs[c.name].pid, "rpc_url": c.rpc_url} for c in chains}}))
             for c in chains:
                 evm_devnet.wait_until_answers(c, procs[c.name])
@@ -279,6 +284,48 @@ class Devnet:
         step(f"manifest written to {self.manifest_path}")
         log.info("devnet_up", dir=str(self.dir), chains=[asdict(c) for c in chains])
         return manifest
+
+    def _evm_chains(self) -> list[evm_devnet.EvmDevnetChain]:
+        return (evm_devnet.route_bench_chains(self.base_port) if self.layout == "route"
+                else evm_devnet.default_chains(self.base_port))
+
+    def _start_anvil(self, chain: evm_devnet.EvmDevnetChain) -> Any:
+        state = self.dir / f"{chain.name}.state.json" if self.persistent else None
+        return evm_devnet.start_anvil(chain, PROJECT_ROOT, self.dir / f"{chain.name}.log", state_path=state,
+                                      state_interval_s=self.state_interval_s)
+
+    def _evm_chain(self, name: str) -> evm_devnet.EvmDevnetChain:
+        chains = {c.name: c for c in self._evm_chains()}
+        if name not in chains:
+            raise RelayerError(f"no EVM devnet chain {name!r}; known: {', '.join(chains)}")
+        if not self.persistent:
+            raise RelayerError("this devnet was not started persistent=True: a restarted anvil would come back "
+                               "as a new, empty chain")
+        return chains[name]
+
+    def stop_chain(self, name: str) -> None:
+        """Stop one anvil with SIGTERM (it writes its state file) and wait for it to exit."""
+        chain = self._evm_chain(name)
+        info = self._state().get("chains", {}).get(name)
+        if info is None:
+            raise RelayerError(f"chain {name} is not running in {self.dir}")
+        evm_devnet.stop_process(info["pid"], timeout_s=30.0)
+        log.info("devnet_chain_stopped", chain=name, port=chain.port)
+
+    def start_chain(self, name: str) -> int:
+        """Start one stopped anvil again on its port, from its state file; returns its height."""
+        chain = self._evm_chain(name)
+        proc = self._start_anvil(chain)
+        self._record_process(name, proc.pid, chain.rpc_url, "evm")
+        evm_devnet.wait_until_answers(chain, proc)
+        height = _height("evm", chain.rpc_url)
+        log.info("devnet_chain_started", chain=name, port=chain.port, height=height)
+        return height or 0
+
+    def restart_chain(self, name: str) -> int:
+        """``stop_chain`` then ``start_chain``: the node comes back on the same port with its chain."""
+        self.stop_chain(name)
+        return self.start_chain(name)
 
     def _record_process(self, name: str, pid: int, rpc_url: str, family: str) -> None:
         state = self._state()

@@ -37,6 +37,9 @@ _HELP = {
     "relayer_wallet_balance": "native balance of the account paying deliveries on a chain, in native tokens",
     "relayer_wallet_balance_low": "1 when the paying account's balance is below the chain's min_wallet_balance",
     "relayer_wallet_min_balance": "configured min_wallet_balance per chain, in native tokens",
+    # origin history (indexer)
+    "relayer_reorg_detected_total": "origin histories that contradicted indexed final data (reorg deeper than finality)",
+    "relayer_origin_halted": "1 while an origin is halted after a finality violation (operator action needed)",
     # validators as the relayer sees them (CheckpointCollector)
     "relayer_validator_up": "1 when the validator answered the relayer's last checkpoint request, else 0",
     "relayer_checkpoint_fetch_failures_total": "checkpoint requests to a validator that failed, by reason",

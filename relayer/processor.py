@@ -123,6 +123,12 @@ class DestinationProcessor:
             if indexer is None:
                 self.store.drop([m.id for m in group], FailureReason.UNKNOWN_DESTINATION, f"origin {origin} is not configured")
                 continue
+            if indexer.reorg is not None:  # a finality violation halted that origin: deliver only its canonical prefix
+                held = [m.id for m in group if m.nonce >= indexer.reorg.canonical_count]
+                self.store.drop(held, FailureReason.ORIGIN_REORGED, indexer.reorg.detail)
+                group = [m for m in group if m.nonce < indexer.reorg.canonical_count]
+                if not group:
+                    continue
             checkpoint = await self.collector.quorum(origin, indexer.tree)
             if checkpoint is None:
                 problem = self.collector.last_problem.get(origin, "no quorum")

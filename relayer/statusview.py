@@ -5,17 +5,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from relayer.store import MessageState
 
 if TYPE_CHECKING:
     from relayer.app import RelayerDaemon
+    from relayer.indexer import OriginIndexer
+
+
+def catch_up_table(indexers: Mapping[int, OriginIndexer], names: Mapping[int, str]) -> Table | None:
+    """A bar per origin catching up a backlog (indexed height / finalized height), or None when none is."""
+    rows = [(d, i.backlog) for d, i in indexers.items() if i.backlog is not None]
+    if not rows:
+        return None
+    table = Table("origin", "progress", "indexed / finalized", "blocks/s", "eta", title="backlog catch-up")
+    for domain, bp in rows:
+        eta = bp.eta_s
+        table.add_row(names.get(domain, str(domain)), ProgressBar(total=1.0, completed=bp.fraction, width=40),
+                      f"{bp.indexed} / {bp.target} ({100 * bp.fraction:.0f}%)", f"{bp.blocks_per_s:.0f}",
+                      "-" if eta is None else f"{eta:.0f}s")
+    return table
+
+
+def halted_origins(indexers: Mapping[int, OriginIndexer], names: Mapping[int, str]) -> list[str]:
+    return [names.get(d, str(d)) for d, i in indexers.items() if i.reorg is not None]
 
 
 class StatusView:
@@ -52,7 +73,17 @@ class StatusView:
         reasons = ", ".join(f"{r}={n}" for r, n in d.store.reasons().items()) or "none"
         footer = (f"role {d.role} · API {d.settings.api.url} · delivered {delivered_total} ({rate:.1f}/s) · "
                   f"waiting reasons: {reasons} · logs: {self.log_file or 'stderr'} · Ctrl-C stops")
-        return Group(chains, pipeline, Panel(footer))
+        parts: list[RenderableType] = [chains]
+        catch_up = catch_up_table(d.indexers, names)
+        if catch_up is not None:
+            parts.append(catch_up)
+        parts.append(pipeline)
+        halted = halted_origins(d.indexers, names)
+        if halted:
+            parts.append(Panel(f"ORIGIN HALTED (reorg deeper than finality, see the origin_reorged log event): "
+                               f"{', '.join(halted)}", style="bold red"))
+        parts.append(Panel(footer))
+        return Group(*parts)
 
     async def run(self, stop: asyncio.Event) -> None:
         with Live(self.render(), refresh_per_second=2, screen=False) as live:

@@ -85,6 +85,7 @@ class FailureReason(str, enum.Enum):
     INSTANCE_DIED = "instance_died"  # its instance stopped beating for longer than relayer.instance_lease_s
     INSTANCE_STOPPED = "instance_stopped"  # its instance shut down cleanly with work in hand
     LEASE_EXPIRED = "lease_expired"  # another instance held it past its lease without settling it
+    ORIGIN_REORGED = "origin_reorged"  # the origin chain no longer holds it: a reorg deeper than its finality
     STORE_UNAVAILABLE = "store_unavailable"  # the database did not answer (log field and metric label only)
 
 
@@ -499,6 +500,16 @@ class Store:
 
     def drop(self, ids: Sequence[str], reason: FailureReason, error: str) -> None:
         self._set(ids, state=MessageState.DROPPED.value, last_reason=reason.value, last_error=error[:500], lease_until=0.0)
+
+    def drop_reorged(self, origin: int, first_nonce: int, error: str) -> list[str]:
+        """Open (not submitted, not delivered) messages of ``origin`` from ``first_nonce`` on become
+        ``DROPPED(origin_reorged)``; returns their ids."""
+        m = MessageRecord
+        with Session(self.engine) as s:
+            ids = list(s.exec(select(col(m.id)).where(col(m.origin) == origin).where(col(m.nonce) >= first_nonce)
+                              .where(col(m.state).in_([st.value for st in OPEN_STATES]))).all())
+        self.drop(ids, FailureReason.ORIGIN_REORGED, error)
+        return ids
 
     def _set(self, ids: Sequence[str], **values: object) -> None:
         if not ids:

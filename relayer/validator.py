@@ -9,6 +9,12 @@ Security checks (DESIGN.md, "Validators"), in order, before a validator signs ``
 2. Root: the root the chain reports at the finalized height equals the root the validator computed from the
    proven messages (``checkpoint_root_mismatch`` otherwise).
 
+3. History: the origin's indexer found no contradiction between the chain and what it indexed as final
+   (``OriginIndexer``: a reorg deeper than the finality rule halts the origin). A halted origin gets no new
+   signature and no old one is served (``checkpoint_refused`` with reason ``reorg``, counted once per halt).
+4. No equivocation: a checkpoint is never signed at an index already signed with another root
+   (``checkpoint_conflict``, reason ``conflicting_root``), whatever the chain says now.
+
 Any earlier index is also signable on request: the roots of every prefix of a verified tree follow
 from its leaves, so the validator signs ``index < latest`` from its own tree, never from the RPC.
 """
@@ -53,6 +59,7 @@ class OriginAttester:
         self.latest_index: int = -1
         self.mismatches = 0
         self.refusals = 0
+        self.halted = False
 
     def load(self) -> None:
         for address in self.signers:
@@ -103,7 +110,22 @@ class OriginAttester:
         self.proven_count = end
         return True
 
+    def _refuse_reorged(self) -> bool:
+        reorg = self.indexer.reorg
+        if reorg is None:
+            return False
+        if not self.halted:
+            self.halted = True
+            self.refusals += 1
+            self.metrics.inc("validator_checkpoint_refused_total", origin=self.adapter.name, reason="reorg")
+            log.error("checkpoint_refused", chain=self.adapter.name, reason="reorg", latest_signed_index=self.latest_index,
+                      canonical_messages=reorg.canonical_count, detail=reorg.detail,
+                      action="no more checkpoints for this origin until an operator intervenes")
+        return True
+
     async def poll_once(self) -> int | None:
+        if self._refuse_reorged():
+            return None
         height = self.indexer.indexed_height
         if height is None:
             return None
@@ -116,13 +138,21 @@ class OriginAttester:
         index = state.count - 1
         if index > self.latest_index:
             for address in self.signers:
-                self._sign(address, index, state.root)
+                if self._sign(address, index, state.root) is None:
+                    return None
             self.latest_index = index
             log.debug("checkpoint_signed", chain=self.adapter.name, index=index, validators=len(self.signers))
         return index
 
-    def _sign(self, address: str, index: int, root: bytes) -> CheckpointRecord:
+    def _sign(self, address: str, index: int, root: bytes) -> CheckpointRecord | None:
         assert self.mailbox is not None
+        earlier = self.store.checkpoint(address, self.adapter.domain, index)
+        if earlier is not None and earlier.root != "0x" + root.hex():
+            self.refusals += 1
+            self.metrics.inc("validator_checkpoint_refused_total", origin=self.adapter.name, reason="conflicting_root")
+            log.error("checkpoint_conflict", chain=self.adapter.name, validator=address, index=index,
+                      signed_root=earlier.root, new_root="0x" + root.hex())
+            return None
         cp = Checkpoint(self.adapter.domain, self.mailbox, root, index)
         rec = CheckpointRecord(validator=address, origin=self.adapter.domain, index=index,
                                origin_mailbox="0x" + self.mailbox.hex(), root="0x" + root.hex(),
@@ -134,7 +164,7 @@ class OriginAttester:
     def signed(self, address: str, index: int | None) -> CheckpointRecord | None:
         """The signed checkpoint at ``index`` (or the latest); signs an earlier verified index on demand."""
         address = address.lower()
-        if address not in self.signers or self.latest_index < 0:
+        if address not in self.signers or self.latest_index < 0 or self._refuse_reorged():
             return None
         if index is None:
             index = self.latest_index

@@ -114,7 +114,11 @@ def answers(url: str, chain_id: int | None = None) -> bool:
     return chain_id is None or got == chain_id
 
 
-def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path) -> subprocess.Popen:  # type: ignore[type-arg]
+def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path, *, state_path: Path | None = None,
+                state_interval_s: float | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
+    """An anvil for ``chain``. With ``state_path`` the node persists its chain there (blocks, receipts, state and
+    historical states): loaded at start when the file exists, written on a clean exit (SIGTERM) and, with
+    ``state_interval_s``, periodically, so a restarted node comes back with its chain (as far as its last dump)."""
     if answers(chain.rpc_url):
         raise DevnetError(f"port {chain.port} already answers JSON-RPC: another devnet or node is running there")
     args = [
@@ -124,6 +128,10 @@ def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path) -> su
     ]
     if chain.block_time_s is not None:
         args += ["--block-time", str(chain.block_time_s)]
+    if state_path is not None:
+        args += ["--state", str(state_path), "--preserve-historical-states"]
+        if state_interval_s is not None:
+            args += ["--state-interval", str(max(1, round(state_interval_s)))]
     log_file = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
     return subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=project_root)
