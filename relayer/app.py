@@ -38,6 +38,7 @@ from config.errors import ConfigError, RelayerError
 from config.settings import ChainConfig, Settings
 from relayer.checkpoints import CheckpointCollector
 from relayer.cosign import CosignService, HttpCosigner
+from relayer.explorer import ChainSampleBuffer
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
@@ -79,6 +80,7 @@ class RelayerDaemon:
     cosign: CosignService | None = None  # validator role with co-signed destinations (Solana, Cosmos)
     operator_keys: list[str] = field(default_factory=list)  # the router's accounts (resolved keys; never logged)
     intents: IntentsBackend | None = None
+    samples: ChainSampleBuffer = field(default_factory=ChainSampleBuffer)  # the explorer's chain history
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -175,8 +177,11 @@ class RelayerDaemon:
         await asyncio.gather(*(one(n, a) for n, a in self.adapters.items()))
         self._feed_capacity()
         names = {c.domain: n for n, c in self.settings.chains.items()}
+        queue: dict[int, dict[str, int]] = {}
         for (dest, state), n in self.store.counts_by_state().items():
             self.metrics.set("relayer_queue_depth", n, destination=names.get(dest, dest), state=state)
+            queue.setdefault(dest, {})[state] = n
+        self.samples.record(self.chain_status.values(), capacity=self.capacity, queue=queue)
 
     def _feed_capacity(self) -> None:
         """Build the capacity model from the first full round of chain stats, then feed it every round."""
