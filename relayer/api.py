@@ -61,7 +61,7 @@ def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
     }
 
 
-def create_api(daemon: RelayerDaemon) -> FastAPI:
+def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> FastAPI:
     app = FastAPI(title="xchain relayer", version="0.1.0",
                   description="Validator checkpoints, message status and health of a relayer daemon.")
     names = {c.domain: n for n, c in daemon.settings.chains.items()}
@@ -148,7 +148,7 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
     app.include_router(create_explorer_api(
         ExplorerQueries(daemon.store.engine), daemon.samples,
         [ExplorerChain(n, c.domain, c.family) for n, c in daemon.settings.chains.items()],
-        view=lambda rec: message_view(rec, names)))
+        view=lambda rec: message_view(rec, names), stopping=stop.is_set if stop is not None else None))
     app.include_router(create_routing_api(lambda: daemon.capacity, intents=daemon.intents,
                                           api_keys=daemon.settings.router.api_keys))
     return app
@@ -158,8 +158,8 @@ async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
     from relayer.app import api_host_port
 
     host, port = api_host_port(daemon.settings.api.url)
-    config = uvicorn.Config(create_api(daemon), host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=2)  # open event streams must not hold up a stop
+    config = uvicorn.Config(create_api(daemon, stop), host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM
     serve = asyncio.create_task(server.serve())

@@ -11,7 +11,8 @@
 The event stream polls the store for rows whose ``updated_at`` moved past its cursor (re-reading a short
 overlap, so a row committed late by another instance is not missed; rows already sent are not re-sent), and
 the sample buffer for rounds past its sequence number. Each ``messages`` event carries ``id: <cursor>/<seq>``
-so a browser that reconnects resumes where it was. A stream ends after ``max_s`` with an ``end`` event.
+so a browser that reconnects resumes where it was. A stream ends after ``max_s``, or when the daemon stops,
+with an ``end`` event.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ def _load_assets() -> dict[str, bytes]:
 
 def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, chains: Sequence[ExplorerChain],
                         view: Callable[[MessageRecord], dict[str, Any]], *, poll_s: float = 0.75,
-                        clock: Callable[[], float] = time.time) -> APIRouter:
+                        clock: Callable[[], float] = time.time,
+                        stopping: Callable[[], bool] | None = None) -> APIRouter:
+    """``stopping``: true once the daemon is stopping; open event streams then end (``end`` event) so the
+    server can close their connections instead of cancelling them."""
     api = APIRouter(tags=["explorer"])
     assets = _load_assets()
     by_name = {c.name: c for c in chains}
@@ -117,7 +121,8 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
             state=state.upper() if state else None, domain=by_name[chain].domain if chain else None,
             before=cursor, limit=limit))
         next_before = PageCursor(rows[-1].updated_at, rows[-1].id).encode() if len(rows) == limit else None
-        return {"messages": [view(r) for r in rows], "next_before": next_before, "latest_change": latest}
+        return {"messages": [view(r) | {"updated_at": r.updated_at} for r in rows], "next_before": next_before,
+                "latest_change": latest}
 
     @api.get("/v1/explorer/messages/{message_id}")
     async def message_detail(message_id: str) -> dict[str, Any]:
@@ -216,7 +221,7 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
             yield _sse("hello", {"cursor": cursor, "seq": seq, "server_time": clock()})
             deadline = time.monotonic() + max_s
             quiet_since = time.monotonic()
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (stopping is not None and stopping()):
                 rows = await run_in_threadpool(queries.changed_since, cursor - OVERLAP_S, MAX_EVENT_ROWS)
                 fresh = [r for r in rows if sent.get(r.id) != r.updated_at]
                 if fresh:

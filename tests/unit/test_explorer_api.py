@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -298,6 +300,21 @@ def test_event_stream_resumes_from_last_event_id_and_ends(world):
     sent = [m["id"] for e in events if e[0] == "messages" for m in e[1]["messages"]]
     assert sorted(sent) == sorted([ids["b0"], ids["b1"]])  # changed at T0-5 and T0-3, after T0-10 - 2 s overlap
     assert events[-1][1]["cursor"] == T0 - 3
+
+
+def test_event_stream_ends_when_the_daemon_stops(world):
+    stopping = threading.Event()
+    app = FastAPI()
+    app.include_router(create_explorer_api(ExplorerQueries(world.store.engine), world.samples, CHAINS,
+                                           view=lambda r: message_view(r, NAMES), poll_s=0.05, clock=world.clock,
+                                           stopping=stopping.is_set))
+    with TestClient(app) as c, c.stream("GET", "/v1/explorer/events", params={"max_s": 120}) as r:
+        lines = r.iter_lines()
+        read_events(lines, "hello")
+        started = time.monotonic()
+        stopping.set()
+        events = read_events(lines, "end")
+    assert events[-1][0] == "end" and time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize(("params", "headers", "names"), [

@@ -7,6 +7,7 @@ const OPEN_STATES = ["DISPATCHED", "ATTESTED", "SUBMITTED"];
 const PALETTE = ["#5b9cf5", "#f0883e", "#3fb27f", "#d16ba5", "#a37ee8", "#4cc3c9", "#d9a13b", "#e5534b"];
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 const PAGE = 100;
+const MAX_ROWS = 500;     // live updates beyond this drop the rows that changed longest ago ("Load more" pages on)
 const POLL_MS = 2000;
 
 const ui = {
@@ -218,6 +219,12 @@ function applyMessages(rows, live) {
     }
     ui.messages.set(m.id, { ...prev, ...m });
   }
+  if (!ui.search && ui.messages.size > MAX_ROWS) {
+    const keep = sortedRows();
+    for (const m of keep.slice(MAX_ROWS)) ui.messages.delete(m.id);
+    const last = keep[MAX_ROWS - 1];
+    if (last.updated_at !== undefined) ui.nextBefore = `${last.updated_at}~${last.id}`;
+  }
   if (changed) renderTable();
   if (live && ui.selected && rows.some((m) => m.id === ui.selected)) showDetail(ui.selected, false);
   if (live && rows.some((m) => m.state === "DELIVERED")) scheduleThroughput();
@@ -337,7 +344,7 @@ async function showDetail(id, scroll) {
   add("attempts", m.attempts);
   add("last reason", m.last_reason);
   add("last error", m.last_error);
-  add("next attempt", m.next_attempt_at ? fmtTime(m.next_attempt_at) : null);
+  if (OPEN_STATES.includes(m.state)) add("next attempt", m.next_attempt_at ? fmtTime(m.next_attempt_at) : null);
   add("delivery tx", m.delivery_tx, "hash");
   add("delivered height", m.delivered_height);
   const tl = el("ol", { class: "timeline" });
@@ -493,6 +500,31 @@ function niceMax(v) {
   return 10 * p;
 }
 
+function niceCount(v) {
+  // a maximum with 4 integer ticks: 4, 8, 20, 40, 80, 200, ...
+  let step = 1;
+  for (let p = 1; ; p *= 10) {
+    const found = [1, 2, 5].map((m) => m * p).find((st) => 4 * st >= v);
+    if (found) { step = found; break; }
+  }
+  return 4 * step;
+}
+
+function chartRange() {
+  // the selected window, but no earlier than the daemon's sample history or the first data point (a freshly
+  // started daemon should not draw 14 empty minutes), and at least two minutes wide
+  const t1 = now();
+  let first = ui.rounds.length ? ui.rounds[0].at : t1;
+  const data = ui.throughput;
+  if (data) {
+    const names = Object.keys(data.delivered);
+    const i = data.buckets.findIndex((_, k) => names.some((n) => data.delivered[n][k] > 0));
+    if (i >= 0) first = Math.min(first, data.buckets[i]);
+  }
+  const t0 = Math.min(Math.max(t1 - ui.windowS, first - 10), t1 - 120);
+  return { t0, t1, clipped: t0 > t1 - ui.windowS + 1 };
+}
+
 function axes(ctx, box, yMax, yFmt, t0, t1) {
   const grid = css("--grid");
   const muted = css("--muted");
@@ -544,34 +576,40 @@ function drawThroughput() {
   if (!data) { emptyNote(ctx, w, h, "loading…"); return; }
   const names = ui.chains.map((c) => c.name).filter((n) => n in data.delivered)
     .concat(Object.keys(data.delivered).filter((n) => !ui.colour[n]));
+  const { t0, t1 } = chartRange();
   const n = data.buckets.length;
   const totals = new Array(n).fill(0);
   for (const name of names) data.delivered[name].forEach((v, i) => { totals[i] += v; });
-  const yMax = niceMax(Math.max(1, ...totals));
+  const visible = totals.filter((_, i) => data.buckets[i] + data.bucket_s > t0);
+  const yMax = niceCount(Math.max(1, ...visible));
   const box = { x: 40, y: 8, w: w - 50, h: h - 30 };
-  axes(ctx, box, yMax, (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)), data.start, data.end);
-  const bw = box.w / n;
+  axes(ctx, box, yMax, (v) => String(Math.round(v)), t0, t1);
+  const x = (t) => box.x + ((Math.min(Math.max(t, t0), t1) - t0) / (t1 - t0)) * box.w;
   let bars = 0;
   for (let i = 0; i < n; i++) {
+    const left = x(data.buckets[i]);
+    const right = x(data.buckets[i] + data.bucket_s);
+    if (right - left < 0.5) continue;
+    const gap = Math.min(2, (right - left) * 0.2);
     let y = box.y + box.h;
     for (const name of names) {
       const v = data.delivered[name][i];
       if (!v) continue;
       const bh = (v / yMax) * box.h;
       ctx.fillStyle = ui.colour[name] || css("--muted");
-      ctx.fillRect(box.x + i * bw + Math.min(1, bw * 0.1), y - bh, Math.max(1, bw - Math.min(2, bw * 0.2)), bh);
+      ctx.fillRect(left + gap / 2, y - bh, Math.max(1, right - left - gap), bh);
       y -= bh;
       bars += 1;
     }
   }
   canvas.dataset.bars = String(bars);
-  canvas.dataset.total = String(totals.reduce((a, b) => a + b, 0));
+  canvas.dataset.total = String(visible.reduce((a, b) => a + b, 0));
   if (!bars) emptyNote(ctx, w, h, "no deliveries in this window");
   legend("#legend-throughput", names.map((nm) => [nm, ui.colour[nm] || css("--muted"), `(${data.totals.delivered[nm] || 0})`]));
 }
 
 function windowRounds() {
-  const t0 = now() - ui.windowS;
+  const { t0 } = chartRange();
   return ui.rounds.filter((r) => r.at >= t0);
 }
 
@@ -587,11 +625,10 @@ function drawQueue() {
     for (const s of Object.values(r.chains)) for (const st of OPEN_STATES) d[st] += (s.queue || {})[st] || 0;
     return d;
   });
-  const yMax = niceMax(Math.max(1, ...depth.map((d) => OPEN_STATES.reduce((a, s) => a + d[s], 0))));
-  const t1 = now();
-  const t0 = t1 - ui.windowS;
+  const yMax = niceCount(Math.max(1, ...depth.map((d) => OPEN_STATES.reduce((a, s) => a + d[s], 0))));
+  const { t0, t1 } = chartRange();
   const box = { x: 40, y: 8, w: w - 50, h: h - 30 };
-  axes(ctx, box, yMax, (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)), t0, t1);
+  axes(ctx, box, yMax, (v) => String(Math.round(v)), t0, t1);
   const x = (t) => box.x + ((t - t0) / (t1 - t0)) * box.w;
   const y = (v) => box.y + box.h - (v / yMax) * box.h;
   // stacked areas, bottom state first
@@ -626,14 +663,14 @@ function drawUtilisation() {
   const rounds = windowRounds();
   canvas.dataset.points = "0";
   if (!rounds.length) { emptyNote(ctx, w, h, "waiting for the first samples…"); return; }
-  const t1 = now();
-  const t0 = t1 - ui.windowS;
+  const { t0, t1 } = chartRange();
   let peak = 0;
   for (const r of rounds) for (const s of Object.values(r.chains)) if (s.utilisation !== null) peak = Math.max(peak, s.utilisation);
-  const targets = ui.chains.map((c) => (ui.capacity[c.name] || {}).target_utilisation).filter((v) => v !== undefined);
-  const yMax = Math.min(1, niceMax(Math.max(0.05, peak * 1.15, ...targets.map((v) => v * 1.1))));
-  const box = { x: 44, y: 8, w: w - 54, h: h - 30 };
-  axes(ctx, box, yMax, (v) => `${Math.round(v * 100)}%`, t0, t1);
+  // scaled to the load (a quiet chain is not a flat line on the floor); the dashed targets show when in range
+  const yMax = Math.min(1, niceMax(Math.max(0.01, peak * 1.25)));
+  const digits = yMax >= 0.2 ? 0 : yMax >= 0.02 ? 1 : 2;
+  const box = { x: 48, y: 8, w: w - 58, h: h - 30 };
+  axes(ctx, box, yMax, (v) => `${(v * 100).toFixed(digits)}%`, t0, t1);
   const x = (t) => box.x + ((t - t0) / (t1 - t0)) * box.w;
   const y = (v) => box.y + box.h - (Math.min(v, yMax) / yMax) * box.h;
   let points = 0;
@@ -663,6 +700,15 @@ function drawUtilisation() {
     ctx.stroke();
   }
   canvas.dataset.points = String(points);
+  const above = [...new Set(ui.chains.map((c) => (ui.capacity[c.name] || {}).target_utilisation)
+    .filter((v) => v !== undefined && v > yMax))];
+  if (above.length) {
+    ctx.fillStyle = css("--muted");
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.textAlign = "right";
+    ctx.textBaseline = "top";
+    ctx.fillText(`target ${above.map((v) => fmtPct(v)).join(", ")} (off scale ↑)`, box.x + box.w, box.y + 2);
+  }
   legend("#legend-utilisation", ui.chains.map((c) => {
     const s = latestSample(c.name);
     return [c.name, ui.colour[c.name], s ? `(${fmtPct(s.utilisation)})` : ""];
