@@ -4,9 +4,12 @@ a screenshot, no console errors, and a daemon that stops promptly with the page'
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import struct
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -93,6 +96,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     driver = browser
     client = DevnetClient(devnet)
@@ -153,6 +157,17 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
             const c = document.getElementById(id); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })""")
         assert all(n > 500 for n in painted), painted
+        # the other views of the same two charts: dispatches per origin, spare capacity per chain
+        Select(driver.find_element(By.ID, "throughput-kind")).select_by_value("dispatched")
+        Select(driver.find_element(By.ID, "capacity-kind")).select_by_value("spare_transfers_per_s")
+        wait_for(lambda: js(driver, """const t = document.getElementById('chart-throughput').dataset,
+                                          c = document.getElementById('chart-utilisation').dataset;
+                                    return t.kind === 'dispatched' && +t.bars > 0 && c.metric === 'spare_transfers_per_s'
+                                           && +c.points > 3"""), 30, "dispatches per origin and spare capacity drawn")
+        print("explorer: dispatched per origin in the window:",
+              httpx.get(f"{api}/v1/explorer/throughput", params={"window_s": 900}).json()["totals"]["dispatched"])
+        Select(driver.find_element(By.ID, "throughput-kind")).select_by_value("delivered")
+        Select(driver.find_element(By.ID, "capacity-kind")).select_by_value("utilisation")
 
         # search by message id, then by its origin transaction hash
         target = ids[0]
@@ -212,7 +227,8 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
                 break
             size = driver.get_window_size()
             driver.set_window_size(WIDTH, size["height"] + height - inner)
-            wait_for(lambda: js(driver, "return window.innerHeight") != inner, 10, "the window to resize")
+            with contextlib.suppress(AssertionError):  # a window at the screen's limit stays; the page is then cut
+                wait_for(lambda: js(driver, "return window.innerHeight") != inner, 5, "the window to resize")
         inner = js(driver, "return window.innerHeight")
         assert js(driver, "return window.innerWidth") == WIDTH
         js(driver, "window.scrollTo(0, 0)")
@@ -270,13 +286,17 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
         later = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert later == [], later
 
-        # the daemon stops promptly although the page's event stream is still open
+        # the daemon stops on SIGTERM although the page's event stream is open: the stream ends itself instead of
+        # holding uvicorn's shutdown (which would wait for it forever, or be cut by the 3-s backstop that logs)
+        assert daemon.proc is not None
         t = time.monotonic()
-        daemon.stop()
+        daemon.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.proc.wait(60)
         timings["daemon stop with stream open"] = time.monotonic() - t
-        assert daemon.proc is not None and daemon.proc.returncode != -9, "the daemon had to be killed"
-        assert timings["daemon stop with stream open"] < 15
-        assert "graceful shutdown exceeded" not in (tmp_path / "d.log").read_text(), "an event stream held up the stop"
+        log_text = (tmp_path / "d.log").read_text()
+        assert daemon.proc.returncode == 0, f"the daemon did not stop on SIGTERM; log:\n{log_text[-3000:]}"
+        assert "graceful shutdown exceeded" not in log_text, "an event stream held up the stop"
         print("explorer timings (s):", {k: round(v, 1) for k, v in timings.items()})
     finally:
         daemon.stop()

@@ -343,7 +343,7 @@ async function showDetail(id, scroll) {
   add("checkpoint index", m.checkpoint_index);
   add("attempts", m.attempts);
   add("last reason", m.last_reason);
-  add("last error", m.last_error);
+  add(m.state === "DELIVERED" ? "earlier error" : "last error", m.last_error);
   if (OPEN_STATES.includes(m.state)) add("next attempt", m.next_attempt_at ? fmtTime(m.next_attempt_at) : null);
   add("delivery tx", m.delivery_tx, "hash");
   add("delivered height", m.delivered_height);
@@ -473,7 +473,7 @@ async function refreshThroughput() {
   try {
     const bucket = ui.windowS > 1800 ? 30 : 10;
     ui.throughput = await getJSON(`/v1/explorer/throughput?window_s=${ui.windowS}&bucket_s=${bucket}`);
-    $("#throughput-caption").textContent = `per ${bucket} s, last ${ui.windowS / 60} min`;
+    $("#throughput-caption").textContent = `per ${bucket} s`;
     drawCharts();
   } catch (_) { /* keep the last chart */ }
 }
@@ -574,12 +574,14 @@ function drawThroughput() {
   const { ctx, w, h } = setupCanvas(canvas);
   const data = ui.throughput;
   if (!data) { emptyNote(ctx, w, h, "loading…"); return; }
-  const names = ui.chains.map((c) => c.name).filter((n) => n in data.delivered)
-    .concat(Object.keys(data.delivered).filter((n) => !ui.colour[n]));
+  const kind = $("#throughput-kind").value;  // delivered (per destination) or dispatched (per origin)
+  const series = data[kind];
+  const names = ui.chains.map((c) => c.name).filter((n) => n in series)
+    .concat(Object.keys(series).filter((n) => !ui.colour[n]));
   const { t0, t1 } = chartRange();
   const n = data.buckets.length;
   const totals = new Array(n).fill(0);
-  for (const name of names) data.delivered[name].forEach((v, i) => { totals[i] += v; });
+  for (const name of names) series[name].forEach((v, i) => { totals[i] += v; });
   const visible = totals.filter((_, i) => data.buckets[i] + data.bucket_s > t0);
   const yMax = niceCount(Math.max(1, ...visible));
   const box = { x: 40, y: 8, w: w - 50, h: h - 30 };
@@ -593,7 +595,7 @@ function drawThroughput() {
     const gap = Math.min(2, (right - left) * 0.2);
     let y = box.y + box.h;
     for (const name of names) {
-      const v = data.delivered[name][i];
+      const v = series[name][i];
       if (!v) continue;
       const bh = (v / yMax) * box.h;
       ctx.fillStyle = ui.colour[name] || css("--muted");
@@ -602,10 +604,11 @@ function drawThroughput() {
       bars += 1;
     }
   }
+  canvas.dataset.kind = kind;
   canvas.dataset.bars = String(bars);
   canvas.dataset.total = String(visible.reduce((a, b) => a + b, 0));
-  if (!bars) emptyNote(ctx, w, h, "no deliveries in this window");
-  legend("#legend-throughput", names.map((nm) => [nm, ui.colour[nm] || css("--muted"), `(${data.totals.delivered[nm] || 0})`]));
+  if (!bars) emptyNote(ctx, w, h, kind === "delivered" ? "no deliveries in this window" : "no dispatches in this window");
+  legend("#legend-throughput", names.map((nm) => [nm, ui.colour[nm] || css("--muted"), `(${data.totals[kind][nm] || 0})`]));
 }
 
 function windowRounds() {
@@ -657,27 +660,33 @@ function drawQueue() {
   legend("#legend-queue", OPEN_STATES.map((s) => [s.toLowerCase(), stateColour[s], `(${last[s]})`]));
 }
 
-function drawUtilisation() {
+function drawCapacity() {
   const canvas = $("#chart-utilisation");
   const { ctx, w, h } = setupCanvas(canvas);
+  const metric = $("#capacity-kind").value;  // utilisation (of the gas limit) or spare_transfers_per_s
+  const spare = metric === "spare_transfers_per_s";
+  $("#capacity-caption").textContent = spare ? "transfers/s the routing API can still admit at the target"
+    : "share of block gas limit; dashed: fee-market target";
   const rounds = windowRounds();
   canvas.dataset.points = "0";
+  canvas.dataset.metric = metric;
   if (!rounds.length) { emptyNote(ctx, w, h, "waiting for the first samples…"); return; }
   const { t0, t1 } = chartRange();
   let peak = 0;
-  for (const r of rounds) for (const s of Object.values(r.chains)) if (s.utilisation !== null) peak = Math.max(peak, s.utilisation);
+  for (const r of rounds) for (const s of Object.values(r.chains)) if (s[metric] !== null) peak = Math.max(peak, s[metric]);
   // scaled to the load (a quiet chain is not a flat line on the floor); the dashed targets show when in range
-  const yMax = Math.min(1, niceMax(Math.max(0.01, peak * 1.25)));
+  const yMax = spare ? niceMax(Math.max(1, peak * 1.1)) : Math.min(1, niceMax(Math.max(0.01, peak * 1.25)));
   const digits = yMax >= 0.2 ? 0 : yMax >= 0.02 ? 1 : 2;
-  const box = { x: 48, y: 8, w: w - 58, h: h - 30 };
-  axes(ctx, box, yMax, (v) => `${(v * 100).toFixed(digits)}%`, t0, t1);
+  const fmt = spare ? (v) => nf.format(Math.round(v)) : (v) => `${(v * 100).toFixed(digits)}%`;
+  const box = { x: spare ? 52 : 48, y: 8, w: w - (spare ? 62 : 58), h: h - 30 };
+  axes(ctx, box, yMax, fmt, t0, t1);
   const x = (t) => box.x + ((t - t0) / (t1 - t0)) * box.w;
   const y = (v) => box.y + box.h - (Math.min(v, yMax) / yMax) * box.h;
   let points = 0;
   for (const c of ui.chains) {
     const colour = ui.colour[c.name];
     const target = (ui.capacity[c.name] || {}).target_utilisation;
-    if (target !== undefined && target <= yMax) {
+    if (!spare && target !== undefined && target <= yMax) {
       ctx.setLineDash([4, 4]);
       ctx.strokeStyle = colour;
       ctx.globalAlpha = 0.5;
@@ -692,15 +701,15 @@ function drawUtilisation() {
     let started = false;
     for (const r of rounds) {
       const s = r.chains[c.name];
-      if (!s || s.utilisation === null) { started = false; continue; }
-      if (started) ctx.lineTo(x(r.at), y(s.utilisation)); else ctx.moveTo(x(r.at), y(s.utilisation));
+      if (!s || s[metric] === null) { started = false; continue; }
+      if (started) ctx.lineTo(x(r.at), y(s[metric])); else ctx.moveTo(x(r.at), y(s[metric]));
       started = true;
       points += 1;
     }
     ctx.stroke();
   }
   canvas.dataset.points = String(points);
-  const above = [...new Set(ui.chains.map((c) => (ui.capacity[c.name] || {}).target_utilisation)
+  const above = spare ? [] : [...new Set(ui.chains.map((c) => (ui.capacity[c.name] || {}).target_utilisation)
     .filter((v) => v !== undefined && v > yMax))];
   if (above.length) {
     ctx.fillStyle = css("--muted");
@@ -711,7 +720,8 @@ function drawUtilisation() {
   }
   legend("#legend-utilisation", ui.chains.map((c) => {
     const s = latestSample(c.name);
-    return [c.name, ui.colour[c.name], s ? `(${fmtPct(s.utilisation)})` : ""];
+    const v = s ? s[metric] : null;
+    return [c.name, ui.colour[c.name], v === null ? "" : spare ? `(${nf.format(v)}/s)` : `(${fmtPct(v)})`];
   }));
 }
 
@@ -724,7 +734,7 @@ function drawCharts() {
     if (!ui.chains.length) return;
     drawThroughput();
     drawQueue();
-    drawUtilisation();
+    drawCapacity();
   });
 }
 
@@ -742,6 +752,8 @@ async function start() {
     const tr = e.target.closest("tr[data-id]");
     if (tr) showDetail(tr.dataset.id, true);
   });
+  $("#throughput-kind").addEventListener("change", drawCharts);
+  $("#capacity-kind").addEventListener("change", drawCharts);
   $("#window").addEventListener("change", (e) => { ui.windowS = Number(e.target.value); refreshThroughput(); drawCharts(); });
   window.addEventListener("resize", drawCharts);
 
