@@ -549,6 +549,8 @@ function axes(ctx, box, yMax, yFmt, t0, t1) {
     const d = new Date(t * 1000);
     const label = d.toLocaleTimeString([], { hour12: false, hour: "2-digit", minute: "2-digit",
                                             second: step < 60 ? "2-digit" : undefined });
+    const half = ctx.measureText(label).width / 2;
+    if (x - half < box.x - 30 || x + half > box.x + box.w + 8) continue;  // would be cut at the canvas edge
     ctx.fillText(label, x, box.y + box.h + 5);
   }
 }
