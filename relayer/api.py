@@ -4,12 +4,13 @@
     GET /readyz                                        200 only when every configured chain answers
     GET /metrics                                       Prometheus text
     GET /v1/status                                     chains, queue depths by state, failure reasons
-    GET /v1/messages?state=&limit=                     recent messages
+    GET /v1/messages?state=&chain=&limit=&before=      recent messages, filtered and paged (relayer.explorer)
     GET /v1/messages/{id or tx hash}                   one message's pipeline record
     GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint
     POST /validators/{address}/cosign                                   co-sign a Solana/Cosmos delivery (checked)
     GET /v1/chains, POST /v1/quote, POST /v1/intents, GET /v1/intents/{id}, GET /v1/integrators/{code}/report
                                                        routing (router.api)
+    GET /explorer, GET /v1/explorer/...                the operator's explorer page and its data (relayer.explorer)
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CosignRefused, CosignRequest
-from relayer.store import MessageRecord, MessageState, StoreError
+from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
+from relayer.store import MessageRecord, StoreError
 from router.api import create_routing_api
 
 if TYPE_CHECKING:
@@ -62,7 +64,7 @@ def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
     }
 
 
-def create_api(daemon: RelayerDaemon) -> FastAPI:
+def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> FastAPI:
     app = FastAPI(title="xchain relayer", version="0.1.0",
                   description="Validator checkpoints, message status and health of a relayer daemon.")
     names = {c.domain: n for n, c in daemon.settings.chains.items()}
@@ -109,13 +111,6 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
         return {"role": daemon.role, "chains": chains, "messages": counts, "reasons": daemon.store.reasons(),
                 "validators": [s.address for s in daemon.signers], "latest_signed_index": attest}
 
-    @app.get("/v1/messages")
-    async def list_messages(state: str | None = Query(None, description="pipeline state"),
-                            limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
-        if state is not None and state.upper() not in MessageState.__members__:
-            raise HTTPException(400, f"state {state!r} is not one of {', '.join(MessageState.__members__)}")
-        return {"messages": [message_view(r, names) for r in daemon.store.recent(state=state, limit=limit)]}
-
     @app.get("/v1/messages/{key}")
     async def show_message(key: str) -> dict[str, Any]:
         if not _HEX32.match(key):
@@ -161,6 +156,10 @@ def create_api(daemon: RelayerDaemon) -> FastAPI:
     async def checkpoint_at(address: str, origin: int, index: int) -> dict[str, Any]:
         return _checkpoint(address, origin, index)
 
+    app.include_router(create_explorer_api(
+        ExplorerQueries(daemon.store.engine), daemon.samples,
+        [ExplorerChain(n, c.domain, c.family) for n, c in daemon.settings.chains.items()],
+        view=lambda rec: message_view(rec, names), stopping=stop.is_set if stop is not None else None))
     app.include_router(create_routing_api(lambda: daemon.capacity, intents=daemon.intents,
                                           api_keys=daemon.settings.router.api_keys))
     return app
@@ -170,7 +169,8 @@ async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
     from relayer.app import api_host_port
 
     host, port = api_host_port(daemon.settings.api.url)
-    config = uvicorn.Config(create_api(daemon), host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(create_api(daemon, stop), host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM
     serve = asyncio.create_task(server.serve())

@@ -41,6 +41,7 @@ from config.errors import ConfigError, RelayerError
 from config.settings import ChainConfig, Settings
 from relayer.checkpoints import CheckpointCollector
 from relayer.cosign import CosignService, HttpCosigner
+from relayer.explorer import ChainSampleBuffer
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
@@ -85,6 +86,7 @@ class RelayerDaemon:
     store_status: str = "ok"  # "ok" or why the last heartbeat could not reach the store (in /readyz)
     _store_ok_since: float | None = None  # monotonic time of the first good heartbeat after start or an outage
     wallet_low_logged: dict[str, float] = field(default_factory=dict)  # chain -> when wallet_balance_low was last logged
+    samples: ChainSampleBuffer = field(default_factory=ChainSampleBuffer)  # the explorer's chain history
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -185,6 +187,10 @@ class RelayerDaemon:
         self._sample_router()
         names = {c.domain: n for n, c in self.settings.chains.items()}
         counts = self.store.counts_by_state()
+        queue: dict[int, dict[str, int]] = {}
+        for (dest, state), n in counts.items():
+            queue.setdefault(dest, {})[state] = n
+        self.samples.record(self.chain_status.values(), capacity=self.capacity, queue=queue)
         for dest in sorted({d for d, _ in counts} | set(names)):
             for state in MessageState:  # every state, so one that empties reads 0, not its last count
                 self.metrics.set("relayer_queue_depth", counts.get((dest, state.value), 0),

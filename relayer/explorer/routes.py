@@ -1,0 +1,250 @@
+"""The explorer: an operator's page served by the daemon, and the JSON it reads.
+
+    GET /                                     redirect to /explorer
+    GET /explorer                             the page (static HTML, CSS and JS of this package; no CDN)
+    GET /v1/messages?state=&chain=&limit=&before=    messages by most recent change, filtered, paged
+    GET /v1/explorer/messages/{id}            one message and its timeline (dispatched, attested, submitted, delivered)
+    GET /v1/explorer/throughput?window_s=&bucket_s=  deliveries per destination and dispatches per origin, per bucket
+    GET /v1/explorer/samples?window_s=        chain samples (health, height, lag, utilisation, fee, queue) over time
+    GET /v1/explorer/events?since=&after_seq= server-sent events: changed messages and new chain samples
+
+The event stream polls the store for rows whose ``updated_at`` moved past its cursor (re-reading a short
+overlap, so a row committed late by another instance is not missed; rows already sent are not re-sent), and
+the sample buffer for rounds past its sequence number. Each ``messages`` event carries ``id: <cursor>/<seq>``
+so a browser that reconnects resumes where it was. A stream ends after ``max_s``, or when the daemon stops,
+with an ``end`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from relayer.explorer.queries import ExplorerQueries, PageCursor
+from relayer.explorer.samples import ChainSampleBuffer
+from relayer.store import MessageRecord, MessageState
+
+_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+OVERLAP_S = 2.0          # re-read this much before the cursor: rows committed late by a concurrent writer
+MAX_EVENT_ROWS = 500     # rows per ``messages`` event; more in one poll sets ``truncated`` (reload the list)
+KEEPALIVE_S = 15.0
+_ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+           "style.css": "text/css; charset=utf-8"}
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+@dataclass(frozen=True, slots=True)
+class ExplorerChain:
+    name: str
+    domain: int
+    family: str
+
+
+def _bad(field: str, problem: str, status: int = 400) -> HTTPException:
+    return HTTPException(status, {"field": field, "error": problem})
+
+
+def _sse(event: str, data: Any, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _load_assets() -> dict[str, bytes]:
+    static = resources.files("relayer.explorer").joinpath("static")
+    return {name: static.joinpath(name).read_bytes() for name in _ASSETS}
+
+
+def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, chains: Sequence[ExplorerChain],
+                        view: Callable[[MessageRecord], dict[str, Any]], *, poll_s: float = 0.75,
+                        clock: Callable[[], float] = time.time,
+                        stopping: Callable[[], bool] | None = None) -> APIRouter:
+    """``stopping``: true once the daemon is stopping; open event streams then end (``end`` event) so the
+    server can close their connections instead of cancelling them."""
+    api = APIRouter(tags=["explorer"])
+    assets = _load_assets()
+    by_name = {c.name: c for c in chains}
+    names = {c.domain: c.name for c in chains}
+    states = list(MessageState.__members__)
+
+    def asset(name: str) -> Response:
+        return Response(assets[name], media_type=_ASSETS[name],
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": _CSP,
+                                 "X-Content-Type-Options": "nosniff"})
+
+    @api.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/explorer", status_code=307)
+
+    @api.get("/explorer", include_in_schema=False)
+    async def page() -> Response:
+        return asset("index.html")
+
+    @api.get("/explorer/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in _ASSETS or name == "index.html":
+            raise HTTPException(404, {"error": f"no explorer file {name!r}"})
+        return asset(name)
+
+    @api.get("/v1/messages", tags=["messages"])
+    async def list_messages(
+        state: str | None = Query(None, description=f"pipeline state: {', '.join(states)}"),
+        chain: str | None = Query(None, description="a configured chain name: messages from or to it"),
+        limit: int = Query(50, ge=1, le=1000),
+        before: str | None = Query(None, description="paging: the next_before of the previous page"),
+    ) -> dict[str, Any]:
+        """Messages by most recent change, newest first. ``next_before`` pages on; ``latest_change`` is the
+        cursor to start ``/v1/explorer/events`` from."""
+        if state is not None and state.upper() not in MessageState.__members__:
+            raise HTTPException(400, f"state {state!r} is not one of {', '.join(states)}")
+        if chain is not None and chain not in by_name:
+            raise HTTPException(400, f"chain {chain!r} is not one of {', '.join(by_name)}")
+        cursor = None
+        if before is not None:
+            try:
+                cursor = PageCursor.decode(before)
+            except ValueError as exc:
+                raise HTTPException(400, f"before {before!r}: {exc}") from None
+        latest = await run_in_threadpool(queries.latest_change)
+        rows = await run_in_threadpool(lambda: queries.page(
+            state=state.upper() if state else None, domain=by_name[chain].domain if chain else None,
+            before=cursor, limit=limit))
+        next_before = PageCursor(rows[-1].updated_at, rows[-1].id).encode() if len(rows) == limit else None
+        return {"messages": [view(r) | {"updated_at": r.updated_at} for r in rows], "next_before": next_before,
+                "latest_change": latest}
+
+    @api.get("/v1/explorer/messages/{message_id}")
+    async def message_detail(message_id: str) -> dict[str, Any]:
+        """One message by id, with its timeline and every delivery transaction that carried it."""
+        if not _HEX32.match(message_id):
+            raise _bad("message_id", f"{message_id!r} is not a 0x-prefixed 32-byte hex message id")
+        key = message_id.lower()
+
+        def load() -> tuple[MessageRecord | None, list[Any], float | None]:
+            rec = queries.get(key)
+            if rec is None:
+                return None, [], None
+            return rec, queries.deliveries_of(key), queries.first_signed_at(rec.origin, rec.nonce)
+
+        rec, deliveries, signed_at = await run_in_threadpool(load)
+        if rec is None:
+            raise _bad("message_id", f"no message with id {key}", 404)
+        timeline: list[dict[str, Any]] = [
+            {"step": "dispatched", "at": rec.dispatched_at, "chain": names.get(rec.origin, str(rec.origin)),
+             "tx": rec.origin_tx, "height": rec.origin_height}]
+        # the signing time is known to a process that signs (role validator or all); a relayer only sees the index
+        timeline.append({"step": "attested", "at": signed_at, "checkpoint_index": rec.checkpoint_index})
+        for d in deliveries:
+            timeline.append({"step": "submitted", "at": d.submitted_at, "chain": names.get(d.destination, str(d.destination)),
+                             "tx": d.tx_hash, "state": d.state, "replaced_by": d.replaced_by})
+        if rec.state == MessageState.DELIVERED.value:
+            timeline.append({"step": "delivered", "at": rec.delivered_at,
+                             "chain": names.get(rec.destination, str(rec.destination)),
+                             "tx": rec.delivery_tx, "height": rec.delivered_height})
+        elif rec.state == MessageState.DROPPED.value:
+            timeline.append({"step": "dropped", "at": rec.updated_at, "reason": rec.last_reason})
+        return {"message": view(rec), "updated_at": rec.updated_at, "timeline": timeline,
+                "deliveries": [{"tx": d.tx_hash, "state": d.state, "submitted_at": d.submitted_at,
+                                "replaced_by": d.replaced_by, "gas_used": d.gas_used, "fee_paid": d.fee_paid,
+                                "height": d.height, "owner": d.owner} for d in deliveries]}
+
+    @api.get("/v1/explorer/throughput")
+    async def throughput(window_s: int = Query(600, ge=10, le=86_400, description="how far back, seconds"),
+                         bucket_s: int = Query(10, ge=1, le=3600, description="bucket width, seconds")) -> dict[str, Any]:
+        """Deliveries per destination (by ``delivered_at``) and dispatches per origin (by origin block time)
+        per bucket. Buckets are aligned to multiples of ``bucket_s``; the last one is still filling."""
+        if bucket_s > window_s:
+            raise _bad("bucket_s", f"bucket_s ({bucket_s}) is larger than window_s ({window_s})")
+        n = math.ceil(window_s / bucket_s)
+        if n > 1440:
+            raise _bad("bucket_s", f"window_s / bucket_s is {n} buckets; at most 1440 (use a wider bucket)")
+        end = (math.floor(clock() / bucket_s) + 1) * bucket_s
+        start = end - n * bucket_s
+        delivered_rows = await run_in_threadpool(queries.delivered_since, start)
+        dispatched_rows = await run_in_threadpool(queries.dispatched_since, start)
+
+        def bucketed(rows: list[tuple[int, float]]) -> dict[str, list[int]]:
+            out = {c.name: [0] * n for c in chains}
+            for domain, at in rows:
+                i = int((at - start) // bucket_s)
+                if 0 <= i < n:
+                    out.setdefault(names.get(domain, str(domain)), [0] * n)[i] += 1
+            return out
+
+        delivered = bucketed(delivered_rows)
+        dispatched = bucketed(dispatched_rows)
+        return {"window_s": window_s, "bucket_s": bucket_s, "start": start, "end": end,
+                "buckets": [start + i * bucket_s for i in range(n)], "delivered": delivered, "dispatched": dispatched,
+                "totals": {"delivered": {k: sum(v) for k, v in delivered.items()},
+                           "dispatched": {k: sum(v) for k, v in dispatched.items()}}}
+
+    @api.get("/v1/explorer/samples")
+    async def chain_samples(window_s: int = Query(900, ge=10, le=86_400, description="how far back, seconds")
+                            ) -> dict[str, Any]:
+        """What the daemon's health job saw of every chain over the window (every ~2 s; kept for an hour)."""
+        return {"chains": [{"name": c.name, "domain": c.domain, "family": c.family} for c in chains],
+                "last_seq": samples.last_seq, "samples": [s.view() for s in samples.window(window_s)]}
+
+    @api.get("/v1/explorer/events")
+    async def events(since: float | None = Query(None, description="message cursor (latest_change of /v1/messages)"),
+                     after_seq: int | None = Query(None, ge=0, description="chain samples after this sequence number"),
+                     max_s: float = Query(300.0, gt=0, le=3600, description="the stream ends after this long"),
+                     last_event_id: str | None = Header(None)) -> StreamingResponse:
+        """Server-sent events: ``hello`` (cursor, seq), ``messages`` (rows changed since the cursor),
+        ``samples`` (new chain samples), ``end``. Resumes from a ``Last-Event-ID`` of ``<cursor>/<seq>``."""
+        if since is not None and not math.isfinite(since):
+            raise _bad("since", "must be a finite number")
+        if last_event_id:
+            head, _, tail = last_event_id.partition("/")
+            try:
+                since, after_seq = float(head), int(tail)
+            except ValueError:
+                raise _bad("Last-Event-ID", f"{last_event_id!r} is not <cursor>/<seq>") from None
+        start_cursor = since if since is not None else await run_in_threadpool(queries.latest_change)
+        start_seq = after_seq if after_seq is not None else samples.last_seq
+
+        async def stream() -> AsyncIterator[str]:
+            cursor, seq = start_cursor, start_seq
+            sent: dict[str, float] = {}
+            yield "retry: 2000\n\n"
+            yield _sse("hello", {"cursor": cursor, "seq": seq, "server_time": clock()})
+            deadline = time.monotonic() + max_s
+            quiet_since = time.monotonic()
+            while time.monotonic() < deadline and not (stopping is not None and stopping()):
+                rows = await run_in_threadpool(queries.changed_since, cursor - OVERLAP_S, MAX_EVENT_ROWS)
+                fresh = [r for r in rows if sent.get(r.id) != r.updated_at]
+                if fresh:
+                    for r in fresh:
+                        sent[r.id] = r.updated_at
+                    cursor = max(cursor, max(r.updated_at for r in fresh))
+                    sent = {k: v for k, v in sent.items() if v >= cursor - OVERLAP_S}
+                    yield _sse("messages", {"cursor": cursor, "truncated": len(rows) == MAX_EVENT_ROWS,
+                                            "messages": [view(r) | {"updated_at": r.updated_at} for r in fresh]},
+                               event_id=f"{cursor!r}/{seq}")
+                    quiet_since = time.monotonic()
+                new = samples.after(seq)
+                if new:
+                    seq = new[-1].seq
+                    yield _sse("samples", {"seq": seq, "samples": [s.view() for s in new]}, event_id=f"{cursor!r}/{seq}")
+                    quiet_since = time.monotonic()
+                if time.monotonic() - quiet_since > KEEPALIVE_S:
+                    yield ": keepalive\n\n"
+                    quiet_since = time.monotonic()
+                await asyncio.sleep(poll_s)  # the stream's own pacing
+            yield _sse("end", {"cursor": cursor, "seq": seq}, event_id=f"{cursor!r}/{seq}")
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    return api
