@@ -41,7 +41,7 @@ def pg_url(pg_server) -> str:
 def messages_show(config: Path, key: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """What an operator sees: ``relayer messages show KEY --json`` run as a subprocess (one JSON object per line)."""
     out = subprocess.run([sys.executable, "-m", "relayer.cli", "messages", "show", key, "-c", str(config), "--json"],
-                         check=False, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+                         check=False, capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
     assert out.returncode == 0, f"messages show {key} failed ({out.returncode}): {out.stderr[-2000:]}"
     decoder = json.JSONDecoder()
     text, found, pos = out.stdout.strip(), [], 0

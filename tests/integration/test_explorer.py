@@ -34,7 +34,8 @@ pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 INSTALL = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver"
-NOTES_COPY = Path(os.environ.get("RELAYER_EXPLORER_SCREENSHOT", "/work/notes/explorer.png"))
+# set RELAYER_EXPLORER_SCREENSHOT=/some/dir/explorer.png to keep a copy of the screenshots outside tmp_path
+NOTES_COPY = Path(os.environ["RELAYER_EXPLORER_SCREENSHOT"]) if os.environ.get("RELAYER_EXPLORER_SCREENSHOT") else None
 WIDTH = 1440
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                   "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -88,9 +89,9 @@ def search(driver, text: str) -> str:  # type: ignore[no-untyped-def]
     return js(driver, "return document.getElementById('search-status').textContent")
 
 
-def copy_for_the_notes(shot: Path, target: Path) -> None:
-    """A copy where people look at it, on a machine that has that folder; the test's own copy is in tmp_path."""
-    if target.parent.is_dir() and os.access(target.parent, os.W_OK):
+def copy_for_the_notes(shot: Path, target: Path | None) -> None:
+    """A copy where people look at it, when asked for; the test's own copy is in tmp_path."""
+    if target is not None and target.parent.is_dir() and os.access(target.parent, os.W_OK):
         shutil.copyfile(shot, target)
 
 
@@ -258,7 +259,7 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
         assert js(driver, "return document.documentElement.scrollWidth") <= 820, "the page scrolls sideways when narrow"
         narrow = tmp_path / "explorer-narrow-light.png"
         assert driver.save_screenshot(str(narrow)) and narrow.stat().st_size > 20_000
-        copy_for_the_notes(narrow, NOTES_COPY.with_name("explorer-narrow-light.png"))
+        copy_for_the_notes(narrow, NOTES_COPY and NOTES_COPY.with_name("explorer-narrow-light.png"))
 
         # without an event stream (a proxy that blocks it, say) the page falls back to polling and still updates
         blocker = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
