@@ -16,9 +16,14 @@ import httpx
 import structlog
 
 from adapters.base import Checkpoint, SignedCheckpoint
-from adapters.checkpoint import SignatureError, recover_signer, sorted_signatures
+from adapters.checkpoint import (
+    checkpoint_from_json,
+    checkpoint_index_from_json,
+    recover_signer,
+    sorted_signatures,
+)
 from adapters.merkle import MerkleTree
-from adapters.message import Domain
+from adapters.message import MessageFormatError
 from config.settings import SecuritySettings
 
 log = structlog.get_logger("relayer.checkpoints")
@@ -62,7 +67,7 @@ class CheckpointCollector:
 
     async def _collect(self, origin: int, tree: MerkleTree) -> SignedCheckpoint | None:
         latest = await asyncio.gather(*(self._get(f"{url}/checkpoints/{origin}/latest") for _, url in self.validators))
-        indices = sorted((int(doc["index"]) for doc in latest if doc and "index" in doc), reverse=True)
+        indices = sorted((i for i in map(_index_or_none, latest) if i is not None), reverse=True)
         if len(indices) < self.threshold:
             self.last_problem[origin] = f"{len(indices)} of {len(self.validators)} validators answered; need {self.threshold}"
             return None
@@ -82,15 +87,14 @@ class CheckpointCollector:
             if not doc:
                 continue
             try:
-                cp = Checkpoint(Domain(origin), bytes.fromhex(doc["origin_mailbox"][2:]), bytes.fromhex(doc["root"][2:]), int(doc["index"]))
-                sig = bytes.fromhex(doc["signature"][2:])
+                cp, sig = checkpoint_from_json(doc, origin=origin)
                 if cp.root != our_root or cp.index != target:
                     problems.append(f"{address}: root differs from our indexed tree")
                     continue
                 if recover_signer(cp, sig) != address:
                     problems.append(f"{address}: signature recovers to another address")
                     continue
-            except (KeyError, ValueError, SignatureError) as exc:
+            except MessageFormatError as exc:  # SignatureError is one
                 problems.append(f"{address}: malformed checkpoint ({exc})")
                 continue
             if checkpoint is not None and cp.origin_mailbox != checkpoint.origin_mailbox:
@@ -105,3 +109,13 @@ class CheckpointCollector:
             return None
         self.last_problem.pop(origin, None)
         return SignedCheckpoint(checkpoint, sorted_signatures(good)[: self.threshold])
+
+
+def _index_or_none(doc: object) -> int | None:
+    """A validator's latest index, or None when it did not answer or answered something malformed."""
+    if not doc:
+        return None
+    try:
+        return checkpoint_index_from_json(doc)
+    except MessageFormatError:
+        return None
