@@ -24,7 +24,7 @@ ENV_PREFIX = "RELAYER__"
 def _parse_scalar(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # "[[[[..." nested past the parser's depth: a plain string
         return text
 
 
@@ -101,11 +101,21 @@ def load_settings(
     """Read ``path``, apply env then ``overrides`` (dotted keys), validate."""
     file = Path(path)
     try:
-        raw: dict[str, Any] = tomllib.loads(file.read_text())
+        data = file.read_bytes()
     except FileNotFoundError:
         raise ConfigError("", f"config file {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError("", f"config file {file} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{file} is not valid TOML: not UTF-8 at byte {exc.start}") from None
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{file} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError("", f"{file} is not valid TOML: arrays or tables nested too deep") from None
     for keys, value in env_overrides(os.environ if env is None else env):
         _set_path(raw, keys, value)
     for dotted, value in (overrides or {}).items():

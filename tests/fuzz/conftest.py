@@ -8,6 +8,6 @@ import os
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None, derandomize=False,
+    "fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")), deadline=None, derandomize=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
