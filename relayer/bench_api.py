@@ -19,6 +19,7 @@ the ids that are not found or not final within the drain deadline.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 import time
@@ -150,7 +151,19 @@ def _ms(values: list[float], q: float) -> float:
     return round(float(np.percentile(np.array(values), q)) * 1000, 2) if values else 0.0
 
 
-async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s: float, seed: int) -> dict[str, Any]:
+def _cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a process has used so far, from /proc (None elsewhere or when unknown)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s: float, seed: int,
+                 daemon_pid: int | None = None) -> dict[str, Any]:
     # a pooled connection is reused only within 2 s of its last answer: uvicorn closes idle keep-alive connections
     # after 5 s, and a client reusing one at that moment would see a ReadError that is not the server's fault
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
@@ -160,6 +173,7 @@ async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s
         progress = make_progress(show)
         started = time.monotonic()
         deadline = started + seconds
+        daemon_cpu0, client_cpu0 = _cpu_s(daemon_pid), time.process_time()
         with progress:
             task = progress.add_task(f"api bench: {clients} clients", total=seconds)
             workers = [asyncio.create_task(_client(load, http, deadline)) for _ in range(clients)]
@@ -172,6 +186,7 @@ async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s
             for w in workers:
                 w.result()
         elapsed = time.monotonic() - started
+        daemon_cpu1, client_cpu = _cpu_s(daemon_pid), time.process_time() - client_cpu0
         found, final = await _drain(load, http, drain_s)
     all_latency = [x for v in load.latency.values() for x in v]
     endpoints = {name: {"requests": len(v), "rps": round(len(v) / elapsed, 1), "p50_ms": _ms(v, 50),
@@ -184,6 +199,9 @@ async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s
         "clients": clients, "seconds": round(elapsed, 2), "requests": load.requests,
         "rps": round(load.requests / elapsed, 1), "p50_ms": _ms(all_latency, 50), "p99_ms": _ms(all_latency, 99),
         "errors": sum(load.errors.values()), "error_samples": load.error_samples, "endpoints": endpoints,
+        # CPU the daemon and the clients used during the load: figures that do not depend on how busy the machine is
+        "daemon_cpu_s": None if daemon_cpu0 is None or daemon_cpu1 is None else round(daemon_cpu1 - daemon_cpu0, 2),
+        "client_cpu_s": round(client_cpu, 2),
         "intents": {"accepted": accepted, "found": found, "final": final, "lost": accepted - final,
                     "statuses": dict(load.intent_statuses)},
     }
@@ -199,7 +217,8 @@ def run_api_bench(*, clients: int, seconds: float, devnet_dir: Path, json_output
     api_url = devnet.manifest()["api_url"]
     try:
         _wait_for_capacity(api_url)
-        result = asyncio.run(_bench(api_url, clients, seconds, show, drain_s, seed))
+        result = asyncio.run(_bench(api_url, clients, seconds, show, drain_s, seed,
+                                    daemon_pid=None if daemon is None else daemon.pid))
     finally:
         stop_bench_daemon(daemon)
     result["daemon"] = "reused" if daemon is None else "started"
@@ -210,6 +229,7 @@ def run_api_bench(*, clients: int, seconds: float, devnet_dir: Path, json_output
         print(f"{'all':<24} {result['requests']:>9} {result['rps']:>8} {result['p50_ms']:>8} {result['p99_ms']:>8} "
               f"{result['errors']:>7}")
         i = result["intents"]
+        print(f"CPU during the load: daemon {result['daemon_cpu_s']} s, clients {result['client_cpu_s']} s")
         print(f"intents: {i['accepted']} accepted, {i['final']} final, {i['lost']} lost; {i['statuses']}")
         for sample in result["error_samples"]:
             print(f"error: {sample}")

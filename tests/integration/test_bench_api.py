@@ -33,7 +33,7 @@ def test_bench_api_end_to_end(devnet):
     intents = figures["intents"]
     assert intents["accepted"] > 0 and intents["final"] == intents["found"] == intents["accepted"]
     assert intents["lost"] == 0 and sum(intents["statuses"].values()) == intents["accepted"]
-    assert figures["daemon"] == "started"
+    assert figures["daemon"] == "started" and figures["daemon_cpu_s"] > 0 and figures["client_cpu_s"] > 0
 
     def daemon_gone() -> bool:  # the bench stops the daemon it started
         try:
