@@ -9,6 +9,7 @@ override value (RecursionError from the scalar parse), a config path that is a d
 from __future__ import annotations
 
 import copy
+import json
 import tomllib
 from importlib.resources import files
 from pathlib import Path
@@ -67,7 +68,9 @@ def _names_a_path(exc: ConfigError, raw: Any = None) -> None:
     assert text and "Traceback" not in text and exc.problem
     if exc.path:
         assert text.startswith(exc.path) or f": {exc.path}:" in text
-        first = exc.path.split(".")[0]
+        if exc.path.startswith("RELAYER__"):  # an env variable that names no key path
+            return
+        first = json.loads(exc.path[:exc.path.index('"', 1) + 1]) if exc.path.startswith('"') else exc.path.split(".")[0]
         assert first in TOP_LEVEL or (isinstance(raw, dict) and first in raw), exc.path
 
 
@@ -165,3 +168,18 @@ def test_env_value_nested_past_the_parser_depth():
 def test_config_path_that_is_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="cannot be read"):
         load_settings(tmp_path, env={})
+
+
+def test_env_variable_that_names_no_key():
+    # was: ConfigError with the path "." (env RELAYER__. made a top-level key ".")
+    with pytest.raises(ConfigError) as err:
+        load_settings(EXAMPLE, env={"RELAYER__.": ""})
+    assert err.value.path == "RELAYER__." and "'.' is not a key" in str(err.value)
+
+
+def test_key_with_a_dot_is_quoted_in_the_path():
+    raw = copy.deepcopy(BASE)
+    raw["api"]["a.b"] = 1
+    with pytest.raises(ConfigError) as err:
+        load_settings_dict(raw)
+    assert err.value.path == 'api."a.b"' and "unknown key" in str(err.value)
