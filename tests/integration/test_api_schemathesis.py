@@ -9,6 +9,7 @@ the users') is read on every chain before and after: the fuzz sent nothing."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
@@ -61,7 +62,8 @@ def fuzzed_daemon(devnet, tmp_path_factory):
     assert not changed, f"the fuzz sent transactions: {changed}"
 
 
-MAX_EXAMPLES = 30  # per operation and generation mode: 2 x 17 operations x <= 30 requests (+ shrinking)
+# per operation and generation mode: 2 x 17 operations x <= 30 requests (+ shrinking); more for a longer local run
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "30"))
 
 
 @pytest.fixture(scope="module")
