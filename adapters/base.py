@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NewType, Protocol, runtime_checkable
 
-from adapters.message import Domain, Message, MessageId
+from adapters.message import Domain, Message, MessageFormatError, MessageId
 from config.errors import RelayerError
 
 Height = NewType("Height", int)
@@ -108,9 +108,34 @@ class CosignRequest:
                 "context": dict(self.context)}
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> CosignRequest:
-        return cls(str(doc["chain"]), bytes.fromhex(str(doc["payload"])), tuple(bytes.fromhex(str(m)) for m in doc["messages"]),
-                   {str(k): str(v) for k, v in dict(doc.get("context") or {}).items()})
+    def from_json(cls, doc: object) -> CosignRequest:
+        """The request a relayer sent (``to_json``); ``MessageFormatError`` naming the field when malformed."""
+        if not isinstance(doc, dict):
+            raise MessageFormatError(f"a cosign request is a JSON object, got {type(doc).__name__}")
+        unknown = set(doc) - {"chain", "payload", "messages", "context"}
+        if unknown:
+            raise MessageFormatError(f"cosign request: unknown field {min(map(str, unknown))!r}")
+        chain = doc.get("chain")
+        if not isinstance(chain, str) or not chain:
+            raise MessageFormatError(f"cosign request field 'chain': expected a chain name, got {chain!r:.80}")
+        payload = _hex_bytes(doc.get("payload"), "payload")
+        messages = doc.get("messages")
+        if not isinstance(messages, list):
+            raise MessageFormatError(f"cosign request field 'messages': expected a list of hex strings, got {messages!r:.80}")
+        context = doc.get("context") or {}
+        if not isinstance(context, dict) or not all(isinstance(v, str) for v in context.values()):
+            raise MessageFormatError(f"cosign request field 'context': expected an object of strings, got {context!r:.80}")
+        return cls(chain, payload, tuple(_hex_bytes(m, f"messages[{i}]") for i, m in enumerate(messages)),
+                   {str(k): v for k, v in context.items()})
+
+
+def _hex_bytes(value: object, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise MessageFormatError(f"cosign request field {where!r}: expected hex, got {value!r:.80}")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise MessageFormatError(f"cosign request field {where!r}: not hex ({value!r:.80})") from None
 
 
 class Cosigner(Protocol):

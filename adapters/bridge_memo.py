@@ -22,7 +22,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 
-from adapters.message import Domain, MessageId
+from adapters.message import Domain, MessageFormatError, MessageId
 
 DISPATCH_PREFIX = "xchain:v1:"
 DELIVERY_PREFIX = "xchain-delivery:"
@@ -30,8 +30,8 @@ TOKEN_BODY_LEN = 4 * 32
 _DEST = struct.Struct(">I")
 
 
-class MemoFormatError(ValueError):
-    """A memo that is not in the relayer's format."""
+class MemoFormatError(MessageFormatError):
+    """A memo that is not in the relayer's format (a ``MessageFormatError``, so a ``ValueError`` too)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 import coincurve
 
 from adapters.base import Checkpoint
-from adapters.message import MessageFormatError, keccak256
+from adapters.message import Domain, MessageFormatError, keccak256
 
 DOMAIN_TAG = b"XCHAIN_CHECKPOINT_V1"
 SIGNATURE_LEN = 65
@@ -91,3 +92,36 @@ def sorted_signatures(signatures: Iterable[tuple[str, bytes]]) -> tuple[tuple[st
 
 def pack_signatures(signatures: Iterable[tuple[str, bytes]]) -> bytes:
     return b"".join(sig for _, sig in signatures)
+
+
+def _hex_field(doc: dict[str, Any], key: str, length: int | None) -> bytes:
+    value = doc.get(key)
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise MessageFormatError(f"checkpoint field {key!r}: expected 0x-prefixed hex, got {value!r:.80}")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise MessageFormatError(f"checkpoint field {key!r}: not hex ({value!r:.80})") from None
+    if length is not None and len(raw) != length:
+        raise MessageFormatError(f"checkpoint field {key!r}: expected {length} bytes, got {len(raw)}")
+    return raw
+
+
+def checkpoint_index_from_json(doc: object) -> int:
+    """The ``index`` of a validator's checkpoint document (``GET .../checkpoints/{origin}/latest``)."""
+    if not isinstance(doc, dict):
+        raise MessageFormatError(f"a checkpoint document is a JSON object, got {type(doc).__name__}")
+    index = doc.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 2**32:
+        raise MessageFormatError(f"checkpoint field 'index': expected an integer in [0, 2**32), got {index!r:.80}")
+    return index
+
+
+def checkpoint_from_json(doc: object, *, origin: int) -> tuple[Checkpoint, bytes]:
+    """A validator's signed checkpoint document (its HTTP answer) as a ``Checkpoint`` and its 65-byte signature;
+    ``MessageFormatError`` naming the field when the document is malformed. The signature is not checked here
+    (``recover_signer``)."""
+    index = checkpoint_index_from_json(doc)
+    assert isinstance(doc, dict)
+    cp = Checkpoint(Domain(origin), _hex_field(doc, "origin_mailbox", 32), _hex_field(doc, "root", 32), index)
+    return cp, _hex_field(doc, "signature", SIGNATURE_LEN)

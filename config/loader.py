@@ -7,7 +7,9 @@ scalars when they parse as such (numbers, booleans, quoted strings, arrays), els
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +26,7 @@ ENV_PREFIX = "RELAYER__"
 def _parse_scalar(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # "[[[[..." nested past the parser's depth: a plain string
         return text
 
 
@@ -39,11 +41,18 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+_ENV_KEY_PART = re.compile(r"^[a-z0-9_]+$")
+
+
 def env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
     found: list[tuple[list[str], Any]] = []
     for key, value in sorted(env.items()):
         if key.startswith(ENV_PREFIX):
             path = [part.lower() for part in key[len(ENV_PREFIX):].split("__") if part]
+            bad = next((p for p in path if not _ENV_KEY_PART.match(p)), None)
+            if bad is not None:
+                raise ConfigError(key, f"environment variable does not name a config key: {bad!r} is not a key "
+                                       "(keys are letters, digits and _, joined by __)")
             if path:
                 found.append((path, _parse_scalar(value)))
     if env.get("RELAYER_STORE_URL"):
@@ -51,6 +60,7 @@ def env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
     return found
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _FAMILIES = ("evm", "solana", "cosmos")  # tags pydantic puts in the location of a `family`-discriminated chain
 
 
@@ -64,7 +74,12 @@ def _loc_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc]
     if len(parts) >= 3 and parts[0] == "chains" and parts[2] in _FAMILIES:
         del parts[2]
-    return ".".join(p for p in parts if not _is_union_tag(p))
+    return ".".join(_quoted(p) for p in parts if not _is_union_tag(p))
+
+
+def _quoted(key: str) -> str:
+    """A key as it appears in a dotted path: quoted TOML-style when it is not a bare key (``chains."a.b"``)."""
+    return key if _BARE_KEY.match(key) else json.dumps(key)
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -101,11 +116,21 @@ def load_settings(
     """Read ``path``, apply env then ``overrides`` (dotted keys), validate."""
     file = Path(path)
     try:
-        raw: dict[str, Any] = tomllib.loads(file.read_text())
+        data = file.read_bytes()
     except FileNotFoundError:
         raise ConfigError("", f"config file {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError("", f"config file {file} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{file} is not valid TOML: not UTF-8 at byte {exc.start}") from None
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{file} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError("", f"{file} is not valid TOML: arrays or tables nested too deep") from None
     for keys, value in env_overrides(os.environ if env is None else env):
         _set_path(raw, keys, value)
     for dotted, value in (overrides or {}).items():

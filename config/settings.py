@@ -264,6 +264,8 @@ class StoreSettings(_Model):
 
 class ApiSettings(_Model):
     url: str = Field("http://127.0.0.1:8900", description="where the daemon serves HTTP")
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description=(
+        "largest request body the API reads (413 above it, before any route or chain call)"))
 
     _url = field_validator("url")(lambda cls, v: _check_http_url(v))
 

@@ -27,8 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CosignRefused, CosignRequest
 from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
+from relayer.request_guard import RequestGuard
 from relayer.store import MessageRecord, StoreError
-from router.api import create_routing_api
+from router.api import BODY_ERRORS, create_routing_api, error_responses
 
 if TYPE_CHECKING:
     from relayer.app import RelayerDaemon
@@ -81,7 +82,7 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "a chain does not answer: {ready: false, chains: {name: detail}}"}})
     async def readyz() -> JSONResponse:
         ok, detail = daemon.ready()
         return JSONResponse({"ready": ok, "chains": detail, "store": daemon.store_status}, status_code=200 if ok else 503)
@@ -111,7 +112,7 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
         return {"role": daemon.role, "chains": chains, "messages": counts, "reasons": daemon.store.reasons(),
                 "validators": [s.address for s in daemon.signers], "latest_signed_index": attest}
 
-    @app.get("/v1/messages/{key}")
+    @app.get("/v1/messages/{key}", responses=error_responses(400, 404))
     async def show_message(key: str) -> dict[str, Any]:
         if not _HEX32.match(key):
             raise HTTPException(400, f"{key!r} is not a 0x-prefixed 32-byte hex message id or transaction hash")
@@ -133,7 +134,7 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
         return {"validator": rec.validator, "origin": rec.origin, "origin_mailbox": rec.origin_mailbox,
                 "root": rec.root, "index": rec.index, "signature": rec.signature}
 
-    @app.post("/validators/{address}/cosign")
+    @app.post("/validators/{address}/cosign", responses=error_responses(*BODY_ERRORS, 403, 404))
     async def cosign(address: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008 - FastAPI idiom
         """Co-sign a delivery to a Solana/Cosmos destination (``CosignRequest`` JSON); 403 with the reason when refused."""
         if daemon.cosign is None:
@@ -148,11 +149,11 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
             raise HTTPException(403, {"error": str(exc), "reason": exc.reason}) from None
         return {"signer": signer, "signature": signature.hex()}
 
-    @app.get("/validators/{address}/checkpoints/{origin}/latest")
+    @app.get("/validators/{address}/checkpoints/{origin}/latest", responses=error_responses(400, 404))
     async def latest_checkpoint(address: str, origin: int) -> dict[str, Any]:
         return _checkpoint(address, origin, None)
 
-    @app.get("/validators/{address}/checkpoints/{origin}/{index}")
+    @app.get("/validators/{address}/checkpoints/{origin}/{index}", responses=error_responses(400, 404))
     async def checkpoint_at(address: str, origin: int, index: int) -> dict[str, Any]:
         return _checkpoint(address, origin, index)
 
@@ -169,7 +170,8 @@ async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
     from relayer.app import api_host_port
 
     host, port = api_host_port(daemon.settings.api.url)
-    config = uvicorn.Config(create_api(daemon, stop), host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+    app = RequestGuard(create_api(daemon, stop), max_body_bytes=daemon.settings.api.max_body_bytes)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM

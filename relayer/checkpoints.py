@@ -24,9 +24,14 @@ import httpx
 import structlog
 
 from adapters.base import Checkpoint, SignedCheckpoint
-from adapters.checkpoint import SignatureError, recover_signer, sorted_signatures
+from adapters.checkpoint import (
+    checkpoint_from_json,
+    checkpoint_index_from_json,
+    recover_signer,
+    sorted_signatures,
+)
 from adapters.merkle import MerkleTree
-from adapters.message import Domain
+from adapters.message import MessageFormatError
 from config.settings import SecuritySettings
 from relayer.metrics import Metrics
 
@@ -133,14 +138,12 @@ class CheckpointCollector:
         latest = await self._ask_all(f"/checkpoints/{origin}/latest")
         indices: list[int] = []
         for (address, _), doc in zip(self.validators, latest):
-            if doc and "index" in doc:
-                try:
-                    index = int(doc["index"])
-                except (TypeError, ValueError):
-                    continue
-                indices.append(index)
-                self.metrics.set("relayer_validator_latest_index", index, origin=self.names.get(origin, origin),
-                                 validator=address)
+            index = _index_or_none(doc)
+            if index is None:
+                continue
+            indices.append(index)
+            self.metrics.set("relayer_validator_latest_index", index, origin=self.names.get(origin, origin),
+                             validator=address)
         indices.sort(reverse=True)
         if len(indices) < self.threshold:
             down = [a for a, _ in self.validators if not self.up.get(a, False)]
@@ -163,15 +166,14 @@ class CheckpointCollector:
             if not doc:
                 continue
             try:
-                cp = Checkpoint(Domain(origin), bytes.fromhex(doc["origin_mailbox"][2:]), bytes.fromhex(doc["root"][2:]), int(doc["index"]))
-                sig = bytes.fromhex(doc["signature"][2:])
+                cp, sig = checkpoint_from_json(doc, origin=origin)
                 if cp.root != our_root or cp.index != target:
                     problems.append(f"{address}: root differs from our indexed tree")
                     continue
                 if recover_signer(cp, sig) != address:
                     problems.append(f"{address}: signature recovers to another address")
                     continue
-            except (KeyError, ValueError, TypeError, SignatureError) as exc:
+            except MessageFormatError as exc:  # SignatureError is one
                 problems.append(f"{address}: malformed checkpoint ({exc})")
                 continue
             if checkpoint is not None and cp.origin_mailbox != checkpoint.origin_mailbox:
@@ -186,3 +188,13 @@ class CheckpointCollector:
             return None
         self.last_problem.pop(origin, None)
         return SignedCheckpoint(checkpoint, sorted_signatures(good)[: self.threshold])
+
+
+def _index_or_none(doc: object) -> int | None:
+    """A validator's latest index, or None when it did not answer or answered something malformed."""
+    if not doc:
+        return None
+    try:
+        return checkpoint_index_from_json(doc)
+    except MessageFormatError:
+        return None

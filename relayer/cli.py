@@ -7,6 +7,7 @@
     relayer devnet up|down|status                            local anvil devnet with contracts deployed
     relayer bench relay --messages N [--json]                end-to-end relay benchmark on the devnet
     relayer bench route --intents N [--json]                 aggregate same-chain throughput: single chains, round-robin, router
+    relayer bench api --clients N --seconds S [--json]       the routing API under N concurrent clients: req/s, p50/p99
     relayer bench light-clients [--json]                     Tendermint skipping, receipt proofs, sync-committee updates per second
 """
 
@@ -297,10 +298,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "light-clients":
         from relayer.bench import run_light_client_bench
 
-        figures = run_light_client_bench(seconds=args.seconds, json_output=args.json)
+        figures = run_light_client_bench(seconds=args.seconds or 3.0, json_output=args.json)
         if args.json:
             _print_json(figures)
         return 0
+    if args.what == "api":
+        from relayer.bench_api import run_api_bench
+
+        seconds = 20.0 if args.seconds is None else args.seconds
+        if args.clients <= 0 or seconds <= 0:
+            raise UsageError("--clients and --seconds must be positive")
+        api = run_api_bench(clients=args.clients, seconds=seconds, devnet_dir=Path(args.devnet), json_output=args.json)
+        if args.json:
+            _print_json(api)
+        return 0 if api["errors"] == 0 and api["intents"]["lost"] == 0 else 1
     if args.what == "route":
         from relayer.bench_route import ROUTE_DEVNET_DIR, run_route_bench
 
@@ -412,11 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_devnet)
 
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["relay", "route", "light-clients"],
+    p.add_argument("what", choices=["relay", "route", "api", "light-clients"],
                    help="relay: cross-chain messages end to end; route: same-chain transfers through the routing API, "
                         "each chain alone vs round-robin vs the router's split (its own 4-chain devnet); "
+                        "api: the routing API under --clients concurrent clients (req/s, p50/p99, errors, nothing lost); "
                         "light-clients: verifications per second of each light client (one core, no devnet)")
-    p.add_argument("--seconds", type=float, default=3.0, help="light-clients: seconds per measurement")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="light-clients: seconds per measurement (default 3); api: seconds of load (default 20)")
+    p.add_argument("--clients", type=int, default=200, help="api: concurrent clients")
     p.add_argument("--pairs", default="", help="relay: token transfers on these routes instead of messages, e.g. "
                                               "l1:cosmos,cosmos:l1 (needs the families on the devnet)")
     p.add_argument("--families", default="evm,cosmos,solana", help="relay --pairs: devnet chain families")

@@ -55,6 +55,7 @@ QUOTE_TTL_S = 30.0
 
 
 MAX_BATCH = 1000
+MAX_AMOUNT_DIGITS = 40  # 1e40 smallest units of an 18-decimal token is beyond any supply; bounds the int() of it
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
 _HEX = re.compile(r"^0x([0-9a-fA-F]{2})*$")
@@ -64,7 +65,7 @@ class QuoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["transfer", "call", "xchain"] = "transfer"
-    amount: str = Field(description="token amount as a decimal string, > 0")
+    amount: str = Field(max_length=80, description="token amount as a decimal string, > 0")
     token: str = Field("TST", min_length=1, max_length=32)
     chains: list[str] | None = Field(None, description="chains the intent accepts (destination for xchain); default all")
     from_chain: str | None = Field(None, description="origin chain of an xchain transfer")
@@ -93,6 +94,30 @@ def profile_from_stats(name: str, domain: int, family: str, stats: ChainStats, *
     return ChainProfile(name=name, domain=Domain(domain), family=family, block_time_s=block_time,
                         gas_limit=float(stats.gas_limit), transfer_gas=transfer_gas,
                         finality_s=finality_blocks * block_time, base_fee=stats.base_fee_native, native_usd=native_usd)
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx the daemon answers itself: ``detail`` is a sentence, or ``{"error": ..., "field": ...}``."""
+
+    detail: str | dict[str, Any]
+
+
+_ERROR_TEXT = {
+    400: "bad input: detail names the field and what is wrong with it",
+    401: "a valid X-API-Key header is required ([router] api_keys)",
+    403: "refused",
+    404: "not found",
+    409: "not possible in this state or with this daemon's configuration",
+    413: "too large: the request body (api.max_body_bytes) or the batch (intents per batch); detail names the limit",
+    415: "the request body is not JSON (Content-Type: application/json)",
+    503: "not ready yet (chain capacity not sampled) or not enabled on this daemon",
+}
+BODY_ERRORS = (400, 413, 415)  # what relayer.request_guard answers for any request with a body
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route can answer."""
+    return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in sorted(set(codes))}
 
 
 def _bad(field: str, problem: str, status: int = 400) -> HTTPException:
@@ -133,6 +158,8 @@ def _parse(req: QuoteRequest, m: CapacityModel, prefix: str) -> _Parsed:
             raise _bad(prefix + "amount", f"a call intent sends no value: amount must be 0, got {req.amount}")
     elif not amount.is_finite() or amount <= 0:
         raise _bad(prefix + "amount", f"must be a positive number, got {req.amount}")
+    if amount.is_finite() and amount != 0 and amount.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise _bad(prefix + "amount", f"at most {MAX_AMOUNT_DIGITS} digits before the decimal point, got {req.amount}")
     names = list(m.index)
     allowed = np.zeros(len(names), dtype=bool)
     for i, name in enumerate(req.chains if req.chains is not None else names):
@@ -166,6 +193,17 @@ def _intents(rows: list[_Parsed], m: CapacityModel) -> Intents:
         origin=np.array([r.origin for r in rows], dtype=np.int16))
 
 
+# POST /v1/intents reads its body itself (one bad intent names ``intents[i].field``; 413 over MAX_BATCH); this is
+# the body it takes, for the OpenAPI document
+_INTENT_BATCH_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": False, "required": ["intents"],
+    "properties": {
+        "intents": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": IntentRequest.model_json_schema()},
+        "signer": {"type": "string", "pattern": _ADDRESS.pattern,
+                   "description": "get unsigned transactions for this address to sign, instead of the operator's"},
+    }}}}}}
+
+
 def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Callable[[], float] = time.monotonic,
                        intents: IntentsBackend | None = None, api_keys: Sequence[str] = ()) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["routing"])
@@ -181,7 +219,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             raise HTTPException(503, {"error": "chain capacity not sampled yet; retry in a few seconds"})
         return m
 
-    @api.get("/chains")
+    @api.get("/chains", responses=error_responses(503))
     async def chains() -> dict[str, Any]:
         m = current()
         now = clock()
@@ -198,7 +236,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
              "transfer_fee_usd": float(fee[i]), "error_rate": round(float(m.error_rate[i]), 3)}
             for i, c in enumerate(m.chains)]}
 
-    @api.post("/quote", dependencies=[Depends(require_key)])
+    @api.post("/quote", dependencies=[Depends(require_key)], responses=error_responses(*BODY_ERRORS, 401, 503))
     async def quote(req: QuoteRequest) -> dict[str, Any]:
         m = current()
         parsed = _parse(req, m, "")
@@ -228,7 +266,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             "expires_at": time.time() + QUOTE_TTL_S,
         }
 
-    @api.post("/intents", status_code=202, dependencies=[Depends(require_key)])
+    @api.post("/intents", status_code=202, dependencies=[Depends(require_key)],
+              responses=error_responses(*BODY_ERRORS, 401, 409, 503), openapi_extra=_INTENT_BATCH_BODY)
     async def submit(body: dict[str, Any] = Body(...)) -> JSONResponse:  # noqa: B008 - FastAPI idiom
         raw = body.get("intents")
         if not isinstance(raw, list) or not raw:
@@ -358,7 +397,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                              "reasons": [r.reason for r in records], "transactions": list(transactions)},
                             status_code=202)
 
-    @api.post("/intents/{intent_id}/broadcast", dependencies=[Depends(require_key)])
+    @api.post("/intents/{intent_id}/broadcast", dependencies=[Depends(require_key)],
+              responses=error_responses(*BODY_ERRORS, 401, 404, 409))
     async def broadcast(intent_id: str, req: BroadcastRequest) -> dict[str, Any]:
         """Tell the router the hash of the transaction a dApp signed for an ``unsigned`` intent; it is then
         followed to inclusion like any other."""
@@ -370,7 +410,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         intents.executor.track(rec, req.tx_hash.lower())
         return intent_view(rec) | {"status": "submitted", "tx_hash": req.tx_hash.lower()}
 
-    @api.get("/intents/{intent_id}")
+    @api.get("/intents/{intent_id}", responses=error_responses(404))
     async def intent_status(intent_id: str) -> dict[str, Any]:
         rec = intents.store.get(intent_id) if intents is not None else None
         if rec is None:
@@ -379,7 +419,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             rec = await intents.executor.refresh(rec)
         return intent_view(rec)
 
-    @api.get("/batches/{batch}")
+    @api.get("/batches/{batch}", responses=error_responses(404))
     async def batch_status(batch: str) -> dict[str, Any]:
         """Every intent of a batch and a count by status."""
         records = intents.store.by_batch(batch) if intents is not None else []
@@ -391,7 +431,9 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         return {"batch": batch, "counts": counts, "settled": all(is_settled(r) for r in records),
                 "intents": [intent_view(r) for r in records]}
 
-    @api.get("/batches/{batch}/events")
+    @api.get("/batches/{batch}/events", response_class=StreamingResponse, responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "server-sent events"},
+        **error_responses(404)})
     async def batch_events(batch: str, timeout_s: float = Query(300.0, gt=0, le=3600)) -> StreamingResponse:
         """Server-sent events: one ``intent`` event per status change of the batch's intents, then ``done``."""
         if intents is None or not intents.store.by_batch(batch):
@@ -417,7 +459,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
-    @api.get("/integrators/{code}/report")
+    @api.get("/integrators/{code}/report", responses=error_responses(400, 503))
     async def report(code: str) -> dict[str, Any]:
         if not _CODE.match(code):
             raise _bad("code", "an integrator code is 1-32 of [a-z0-9_-]")

@@ -12,6 +12,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 
 from adapters.base import DeliveryBatch, SignedCheckpoint
 from adapters.checkpoint import pack_signatures
@@ -143,7 +144,11 @@ def encode_delivered_many(ids: Sequence[bytes]) -> bytes:
 
 
 def decode_bool_array(data: bytes) -> list[bool]:
-    return [bool(v) for v in abi_decode(("bool[]",), data)[0]]
+    """A ``bool[]`` return value (``deliveredMany``); ``MessageFormatError`` when the node returned something else."""
+    try:
+        return [bool(v) for v in abi_decode(("bool[]",), data)[0]]
+    except DecodingError as exc:
+        raise MessageFormatError(f"not an ABI-encoded bool[] ({len(data)} bytes): {exc}") from exc
 
 
 def encode_dispatch_batch(destination: int, recipient: bytes, bodies: Sequence[bytes]) -> bytes:
