@@ -115,6 +115,12 @@ _ERROR_TEXT = {
 BODY_ERRORS = (400, 413, 415)  # what relayer.request_guard answers for any request with a body
 
 
+# a server-sent events stream, documented per event (what OpenAPI tools such as schemathesis check)
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "server-sent events", "content": {"text/event-stream": {
+    "schema": {"type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"},
+                                                 "id": {"type": "string"}, "retry": {"type": "integer"}}}}}}}
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the error statuses a route can answer."""
     return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in sorted(set(codes))}
@@ -431,9 +437,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         return {"batch": batch, "counts": counts, "settled": all(is_settled(r) for r in records),
                 "intents": [intent_view(r) for r in records]}
 
-    @api.get("/batches/{batch}/events", response_class=StreamingResponse, responses={
-        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "server-sent events"},
-        **error_responses(404)})
+    @api.get("/batches/{batch}/events", response_class=StreamingResponse,
+             responses={**SSE_RESPONSE, **error_responses(404)})
     async def batch_events(batch: str, timeout_s: float = Query(300.0, gt=0, le=3600)) -> StreamingResponse:
         """Server-sent events: one ``intent`` event per status change of the batch's intents, then ``done``."""
         if intents is None or not intents.store.by_batch(batch):

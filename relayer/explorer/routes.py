@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from relayer.explorer.queries import ExplorerQueries, PageCursor
 from relayer.explorer.samples import ChainSampleBuffer
 from relayer.store import MessageRecord, MessageState
+from router.api import SSE_RESPONSE, error_responses
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 OVERLAP_S = 2.0          # re-read this much before the cursor: rows committed late by a concurrent writer
@@ -97,7 +98,7 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
             raise HTTPException(404, {"error": f"no explorer file {name!r}"})
         return asset(name)
 
-    @api.get("/v1/messages", tags=["messages"])
+    @api.get("/v1/messages", tags=["messages"], responses=error_responses(400))
     async def list_messages(
         state: str | None = Query(None, description=f"pipeline state: {', '.join(states)}"),
         chain: str | None = Query(None, description="a configured chain name: messages from or to it"),
@@ -124,7 +125,7 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
         return {"messages": [view(r) | {"updated_at": r.updated_at} for r in rows], "next_before": next_before,
                 "latest_change": latest}
 
-    @api.get("/v1/explorer/messages/{message_id}")
+    @api.get("/v1/explorer/messages/{message_id}", responses=error_responses(400, 404))
     async def message_detail(message_id: str) -> dict[str, Any]:
         """One message by id, with its timeline and every delivery transaction that carried it."""
         if not _HEX32.match(message_id):
@@ -159,7 +160,7 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
                                 "replaced_by": d.replaced_by, "gas_used": d.gas_used, "fee_paid": d.fee_paid,
                                 "height": d.height, "owner": d.owner} for d in deliveries]}
 
-    @api.get("/v1/explorer/throughput")
+    @api.get("/v1/explorer/throughput", responses=error_responses(400))
     async def throughput(window_s: int = Query(600, ge=10, le=86_400, description="how far back, seconds"),
                          bucket_s: int = Query(10, ge=1, le=3600, description="bucket width, seconds")) -> dict[str, Any]:
         """Deliveries per destination (by ``delivered_at``) and dispatches per origin (by origin block time)
@@ -196,7 +197,7 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
         return {"chains": [{"name": c.name, "domain": c.domain, "family": c.family} for c in chains],
                 "last_seq": samples.last_seq, "samples": [s.view() for s in samples.window(window_s)]}
 
-    @api.get("/v1/explorer/events")
+    @api.get("/v1/explorer/events", response_class=StreamingResponse, responses={**SSE_RESPONSE, **error_responses(400)})
     async def events(since: float | None = Query(None, description="message cursor (latest_change of /v1/messages)"),
                      after_seq: int | None = Query(None, ge=0, description="chain samples after this sequence number"),
                      max_s: float = Query(300.0, gt=0, le=3600, description="the stream ends after this long"),

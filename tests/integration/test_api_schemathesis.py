@@ -71,11 +71,32 @@ def api_schema(fuzzed_daemon):
     return schemathesis.openapi.from_url(f"{fuzzed_daemon.api_url}/openapi.json")
 
 
+# server-sent event streams run until their length parameter (default 300 s): a valid length is cut to 0.5 s so the
+# fuzz reads whole streams quickly; an invalid one (negative mode) is left for the server to refuse
+STREAM_LENGTH = {"/v1/explorer/events": "max_s", "/v1/batches/{batch}/events": "timeout_s"}
+
+
+def _bound_stream(case) -> None:
+    name = STREAM_LENGTH.get(case.operation.path)
+    if name is None:
+        return
+    query = dict(case.query or {})
+    value = query.get(name)
+    try:
+        valid = value is None or 0 < float(value) <= 3600
+    except (TypeError, ValueError):
+        valid = False
+    if valid:
+        query[name] = 0.5 if value is None else min(float(value), 0.5)
+        case.query = query
+
+
 def _fuzz(operation, mode: GenerationMode, session: requests.Session) -> None:
     @given(operation.as_strategy(generation_mode=mode))
     @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
               phases=[Phase.explicit, Phase.generate, Phase.shrink], database=None)
     def run(case):
+        _bound_stream(case)
         case.call_and_validate(session=session, checks=CHECKS, timeout=30)
 
     run()
