@@ -318,7 +318,8 @@ class DestinationProcessor:
 
     # ---- loops
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(self._loop(stop, self.prepare_and_submit_once, self._prepare_wake, self._prepare_idle_s),
+        await asyncio.gather(self._loop(stop, self.prepare_and_submit_once, self._prepare_wake, self._prepare_idle_s,
+                                        recheck=self._prepare_due_in),
                              self._loop(stop, self._confirm_step, self._confirm_wake, self._confirm_idle_s))
 
     async def _confirm_step(self) -> int:
@@ -330,21 +331,24 @@ class DestinationProcessor:
     def _idle_cap_s(self) -> float:
         return max(self.settings.poll_interval_s, IDLE_POLL_S)
 
-    def _prepare_idle_s(self) -> float:
-        """Until the next open message can be claimed (a retry time, another instance's lease), at most the idle cap."""
+    def _prepare_due_in(self) -> float:
+        """Seconds until the next open message can be claimed (a retry time, another instance's lease; <= 0: now),
+        at most the idle cap."""
         due_in = self.store.next_claim_in(self.domain)
-        if due_in is None:
-            return self._idle_cap_s()
-        return min(self._idle_cap_s(), max(self.settings.poll_interval_s, due_in))
+        return self._idle_cap_s() if due_in is None else min(self._idle_cap_s(), due_in)
+
+    def _prepare_idle_s(self) -> float:
+        return max(self.settings.poll_interval_s, self._prepare_due_in())
 
     def _confirm_idle_s(self) -> float:
         """Deliveries in flight: follow the chain every poll interval; none: wait for a submission (woken) or the cap."""
         return self.settings.poll_interval_s if self._deliveries_pending else self._idle_cap_s()
 
     async def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]], wake: asyncio.Event | None = None,
-                    idle_s: Callable[[], float] | None = None) -> None:
+                    idle_s: Callable[[], float] | None = None, recheck: Callable[[], float] | None = None) -> None:
         """Run ``step`` until ``stop``: again at once while it does something; when idle, after ``idle_s()`` seconds
-        or as soon as ``wake`` is set; after a store error, with exponential backoff."""
+        or as soon as ``wake`` is set; after a store error, with exponential backoff. ``recheck`` (seconds until
+        work is due) is a cheaper question asked when an idle wait ran out: the step runs only when it says now."""
         wake = wake or asyncio.Event()
         store_failures = 0
         while not stop.is_set():
@@ -371,16 +375,23 @@ class DestinationProcessor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 continue
-            await _wait_any(stop, wake, delay)
+            while not await _wait_any(stop, wake, delay) and recheck is not None:
+                try:
+                    delay = recheck()
+                except StoreError:
+                    break  # the step meets the outage and backs off
+                if delay <= 0:
+                    break
 
 
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout_s: float) -> None:
-    """Until ``stop`` or ``wake`` is set, or ``timeout_s`` passed."""
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout_s: float) -> bool:
+    """Until ``stop`` or ``wake`` is set (True), or ``timeout_s`` passed (False)."""
     if stop.is_set() or wake.is_set():
-        return
+        return True
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
     try:
-        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waiters:
             w.cancel()
+    return bool(done)

@@ -245,3 +245,39 @@ async def test_idle_loops_are_woken_by_new_work_not_by_polling(world, monkeypatc
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_an_idle_prepare_loop_asks_only_when_work_is_due(world, monkeypatch):
+    import asyncio
+    import time
+
+    clock, store, origin, dest, indexer, proc, _ = world
+    m = origin.dispatch(2, b"later")
+    await indexer.poll_once()
+    store.mark_not_ready(["0x" + m.id.hex()], FailureReason.NO_QUORUM, "later", 3.0)  # open, due in 3 s
+    calls = {"claim_ready": 0, "next_claim_in": 0}
+    for name in calls:
+        real = getattr(store, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counting)
+    stop = asyncio.Event()
+    task = asyncio.create_task(proc._loop(stop, proc.prepare_and_submit_once, proc._prepare_wake, proc._prepare_idle_s,
+                                          recheck=proc._prepare_due_in))
+    try:
+        deadline = time.monotonic() + 30
+        while calls["next_claim_in"] < 4:  # the idle waits (capped at 1 s) ran out and were re-checked
+            assert time.monotonic() < deadline, calls
+            await asyncio.sleep(0.05)
+        assert calls["claim_ready"] == 1 and dest.submitted == []  # nothing due: the step itself did not run again
+        clock.now += 3.0  # the retry time has come
+        while not dest.submitted:
+            assert time.monotonic() < deadline, calls
+            await asyncio.sleep(0.05)
+        assert calls["claim_ready"] == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
