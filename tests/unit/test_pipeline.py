@@ -272,12 +272,12 @@ async def test_an_idle_prepare_loop_asks_only_when_work_is_due(world, monkeypatc
         while calls["next_claim_in"] < 4:  # the idle waits (capped at 1 s) ran out and were re-checked
             assert time.monotonic() < deadline, calls
             await asyncio.sleep(0.05)
-        assert calls["claim_ready"] == 1 and dest.submitted == []  # nothing due: the step itself did not run again
+        assert calls["claim_ready"] == 1 and dest.submitted == [], calls  # nothing due: the step did not run again
         clock.now += 3.0  # the retry time has come
         while not dest.submitted:
             assert time.monotonic() < deadline, calls
             await asyncio.sleep(0.05)
-        assert calls["claim_ready"] == 2
+        assert calls["claim_ready"] >= 2, calls  # the due retry ran the step (then it may look for more at once)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
