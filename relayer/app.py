@@ -317,6 +317,9 @@ class RelayerDaemon:
         except StoreError as exc:
             log.warning("handover_failed", reason=exc.reason, error=str(exc)[:300])
             return
+        if any(h.deliveries or h.messages for h in handovers):
+            for processor in self.processors.values():
+                processor.wake()
         for h in handovers:
             if not h.deliveries and not h.messages:  # it left nothing in hand: only note that it is gone
                 log.info("instance_gone", instance=h.from_instance, reason=h.reason.value, silent_s=round(h.silent_s, 1))
@@ -346,6 +349,10 @@ class RelayerDaemon:
                 new = await indexer.poll_once()
                 if attester is not None:
                     await attester.poll_once()
+                # after our own attester signed: the processors find a checkpoint covering the new messages
+                for destination in indexer.take_fresh_destinations():
+                    if (processor := self.processors.get(destination)) is not None:
+                        processor.wake()
                 if new:
                     self.metrics.inc("relayer_messages_indexed_total", new, origin=indexer.adapter.name)
                 failures = 0

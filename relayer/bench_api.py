@@ -1,9 +1,9 @@
 """``relayer bench api``: the routing API under many concurrent clients on loopback.
 
 Starts (or reuses) the devnet and a ``relayer run`` daemon (its own process), then runs ``--clients`` concurrent
-clients (asyncio tasks sharing one httpx connection pool, one per client, in this process: the daemon and the
-clients are separate processes, so on a small machine the clients do not take the server's core) for
-``--seconds``. Each client loops over a realistic mix:
+clients (asyncio tasks in this process, each with its own keep-alive HTTP/1.1 connection: ``KeepAliveConnection``,
+a minimal client, because httpx cost ~10 ms of CPU per request, more than the server, and on a small machine
+the load generator took the CPU the server needed) for ``--seconds``. Each client loops over a realistic mix:
 
     GET  /v1/chains                       35%
     POST /v1/quote                        35%
@@ -19,6 +19,7 @@ the ids that are not found or not final within the drain deadline.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import sys
@@ -26,6 +27,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -38,6 +40,75 @@ FINAL = {"included", "delivered", "failed", "unserved"}
 MIX = (("chains", 35), ("quote", 35), ("messages", 15), ("intents", 15))
 TOKEN = "TST"
 AMOUNT = "0.000001"
+
+
+class KeepAliveConnection:
+    """One keep-alive HTTP/1.1 connection to the API: requests one at a time, ``Content-Length`` or chunked
+    answers. A reused connection the server closed before answering (its keep-alive timeout) is reopened and
+    the request sent once more; any other failure is the caller's error."""
+
+    def __init__(self, api_url: str, timeout_s: float = 60.0) -> None:
+        url = urlsplit(api_url)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.timeout_s = timeout_s
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        data = (head + "\r\n").encode() + (body or b"")
+        for _ in range(2):
+            reused = self.writer is not None
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port),
+                                                                  self.timeout_s)
+            assert self.reader is not None and self.writer is not None
+            try:
+                self.writer.write(data)
+                try:
+                    status_line = await asyncio.wait_for(self.reader.readline(), self.timeout_s)
+                except ConnectionResetError:
+                    if not reused:
+                        raise
+                    status_line = b""
+                if not status_line and reused:
+                    self.close()
+                    continue  # closed while idle, before our request: once more on a new connection
+                return await asyncio.wait_for(self._answer(status_line), self.timeout_s)
+            except BaseException:
+                self.close()
+                raise
+        raise ConnectionResetError("the server closed a fresh connection without answering")
+
+    async def _answer(self, status_line: bytes) -> tuple[int, bytes]:
+        assert self.reader is not None
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+            raise ValueError(f"not an HTTP status line: {status_line[:80]!r}")
+        status = int(parts[1])
+        headers: dict[bytes, bytes] = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+            chunks = []
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                chunks.append(await self.reader.readexactly(size))
+                await self.reader.readexactly(2)
+            await self.reader.readline()  # the empty trailer
+            payload = b"".join(chunks)
+        else:
+            payload = await self.reader.readexactly(int(headers.get(b"content-length", b"0")))
+        if headers.get(b"connection", b"").lower() == b"close":
+            self.close()
+        return status, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
 def _settled(view: dict[str, Any]) -> bool:
@@ -63,20 +134,20 @@ class Load:
         if len(self.error_samples) < 10:
             self.error_samples.append(f"{endpoint}: {what[:300]}")
 
-    async def call(self, http: httpx.AsyncClient, endpoint: str, method: str, path: str,
+    async def call(self, conn: KeepAliveConnection, endpoint: str, method: str, path: str,
                    body: Any = None) -> dict[str, Any] | None:
         t0 = time.perf_counter()
         try:
-            resp = await http.request(method, path, json=body)
-        except httpx.HTTPError as exc:
+            status, raw = await conn.request(method, path, None if body is None else json.dumps(body).encode())
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             self.error(endpoint, f"{type(exc).__name__}: {exc}")
             return None
         self.latency[endpoint].append(time.perf_counter() - t0)
         self.requests += 1
-        if not 200 <= resp.status_code < 300:
-            self.error(endpoint, f"{resp.status_code} {resp.text}")
+        if not 200 <= status < 300:
+            self.error(endpoint, f"{status} {raw.decode(errors='replace')}")
             return None
-        data: dict[str, Any] = resp.json()
+        data: dict[str, Any] = json.loads(raw)
         return data
 
     def quote_body(self) -> dict[str, Any]:
@@ -88,7 +159,15 @@ class Load:
                              "recipient": "0x" + self.rng.randbytes(20).hex()} for _ in range(self.rng.randint(1, 3))]}
 
 
-async def _client(load: Load, http: httpx.AsyncClient, deadline: float) -> None:
+async def _client(load: Load, api_url: str, deadline: float) -> None:
+    http = KeepAliveConnection(api_url)
+    try:
+        await _client_loop(load, http, deadline)
+    finally:
+        http.close()
+
+
+async def _client_loop(load: Load, http: KeepAliveConnection, deadline: float) -> None:
     endpoints = [e for e, _ in MIX]
     weights = [w for _, w in MIX]
     open_ids: list[str] = []
@@ -164,8 +243,9 @@ def _cpu_s(pid: int | None) -> float | None:
 
 async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s: float, seed: int,
                  daemon_pid: int | None = None) -> dict[str, Any]:
-    # a pooled connection is reused only within 2 s of its last answer: uvicorn closes idle keep-alive connections
-    # after 5 s, and a client reusing one at that moment would see a ReadError that is not the server's fault
+    # httpx only for the chain list and the drain after the load. A pooled connection is reused only within 2 s
+    # of its last answer: uvicorn closes idle keep-alive connections after 5 s, and a client reusing one at that
+    # moment would see a ReadError that is not the server's fault
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60.0) as http:
         chains = [c["name"] for c in (await http.get("/v1/chains")).json()["chains"]]
@@ -176,7 +256,7 @@ async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s
         daemon_cpu0, client_cpu0 = _cpu_s(daemon_pid), time.process_time()
         with progress:
             task = progress.add_task(f"api bench: {clients} clients", total=seconds)
-            workers = [asyncio.create_task(_client(load, http, deadline)) for _ in range(clients)]
+            workers = [asyncio.create_task(_client(load, api_url, deadline)) for _ in range(clients)]
             while not all(w.done() for w in workers):
                 await asyncio.wait(workers, timeout=0.5)
                 elapsed = min(seconds, time.monotonic() - started)

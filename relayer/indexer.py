@@ -118,10 +118,16 @@ class OriginIndexer:
         self._last_progress_log = 0.0
         self._waiting_logged_at: int | None = None
         self._unchecked_at: int | None = None
+        self._fresh_destinations: set[int] = set()
 
     @property
     def domain(self) -> int:
         return self.adapter.domain
+
+    def take_fresh_destinations(self) -> set[int]:
+        """Destinations of the messages stored since the last call (the daemon wakes their processors)."""
+        fresh, self._fresh_destinations = self._fresh_destinations, set()
+        return fresh
 
     def load(self) -> None:
         """Rebuild the tree from the store (after a restart)."""
@@ -164,6 +170,8 @@ class OriginIndexer:
         self.store.record_dispatched(fresh, cursor=(self.cursor_name, end), known_destinations=self.known_destinations)
         for d in fresh:
             self.tree.append(d.id)
+        self._fresh_destinations.update(d.message.destination for d in fresh
+                                        if d.message.destination in self.known_destinations)
         self.indexed_height = end
         self._track_backlog(start, end, finalized)
         if fresh:

@@ -24,6 +24,7 @@ an id already processed, and this processor re-asks the chain before every (re)s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import defaultdict
@@ -64,6 +65,9 @@ LEASE_S = 60.0
 STORE_BACKOFF_MAX_S = 5.0
 NOT_READY_DELAY_S = 0.5
 OPERATOR_WAIT_S = 5.0  # re-check spacing for messages waiting on the operator (a wallet to top up)
+# an idle loop looks at the store at least this often (work another instance stored, an operator's retry-now);
+# work of this process wakes it at once (``wake``), and retry times and leases are waited for precisely
+IDLE_POLL_S = 1.0
 
 
 def reason_for(exc: AdapterError) -> FailureReason:
@@ -95,6 +99,14 @@ class DestinationProcessor:
         self.backoff = ExponentialBackoff(settings.backoff_base_s, settings.backoff_max_s)
         self.domain = adapter.domain
         self._last_confirm_round: tuple[int, frozenset[str]] | None = None
+        self._prepare_wake = asyncio.Event()
+        self._confirm_wake = asyncio.Event()
+        self._deliveries_pending = True  # until the confirm loop looked
+
+    def wake(self) -> None:
+        """New work for this destination (messages indexed, deliveries adopted): both loops look now."""
+        self._prepare_wake.set()
+        self._confirm_wake.set()
 
     # ---- prepare + submit
     @property
@@ -195,6 +207,7 @@ class DestinationProcessor:
             return 0
         self.store.record_submission(tx_hash=tx.tx_hash, destination=self.domain, origin=origin, sender=tx.sender,
                                      nonce=tx.nonce, ids=ids, gas_limit=tx.gas_limit, max_fee=tx.max_fee)
+        self._confirm_wake.set()
         self.metrics.inc("relayer_batches_submitted_total", destination=self.adapter.name)
         log.info("batch_submitted", destination=self.adapter.name, origin=self.names.get(origin, origin),
                  messages=len(ids), tx=tx.tx_hash, nonce=tx.nonce, checkpoint_index=checkpoint.checkpoint.index)
@@ -203,6 +216,7 @@ class DestinationProcessor:
         return len(ids)
 
     def _retry(self, ids: Sequence[str], reason: FailureReason, error: str) -> None:
+        self._prepare_wake.set()  # the prepare loop takes the new retry time into account
         if reason is FailureReason.INSUFFICIENT_FUNDS:
             # the operator's problem, not the messages': they wait for a top-up without spending attempts
             self.store.mark_not_ready(ids, reason, error, min(OPERATOR_WAIT_S, self.settings.backoff_max_s))
@@ -220,6 +234,7 @@ class DestinationProcessor:
     async def confirm_once(self) -> int:
         """Follow pending deliveries; the chain is asked again only when it has a new block."""
         pending = self.store.pending_deliveries(self.domain)
+        self._deliveries_pending = bool(pending)
         if not pending:
             return 0
         height = await self.adapter.latest_height()
@@ -303,14 +318,46 @@ class DestinationProcessor:
 
     # ---- loops
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(self._loop(stop, self.prepare_and_submit_once), self._loop(stop, self.confirm_once))
+        await asyncio.gather(self._loop(stop, self.prepare_and_submit_once, self._prepare_wake, self._prepare_idle_s,
+                                        recheck=self._prepare_due_in),
+                             self._loop(stop, self._confirm_step, self._confirm_wake, self._confirm_idle_s))
 
-    async def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]]) -> None:
+    async def _confirm_step(self) -> int:
+        settled = await self.confirm_once()
+        if settled:
+            self._prepare_wake.set()  # room for more in flight
+        return settled
+
+    def _idle_cap_s(self) -> float:
+        return max(self.settings.poll_interval_s, IDLE_POLL_S)
+
+    def _prepare_due_in(self) -> float:
+        """Seconds until the next open message can be claimed (a retry time, another instance's lease; <= 0: now),
+        at most the idle cap."""
+        due_in = self.store.next_claim_in(self.domain)
+        return self._idle_cap_s() if due_in is None else min(self._idle_cap_s(), due_in)
+
+    def _prepare_idle_s(self) -> float:
+        return max(self.settings.poll_interval_s, self._prepare_due_in())
+
+    def _confirm_idle_s(self) -> float:
+        """Deliveries in flight: follow the chain every poll interval; none: wait for a submission (woken) or the cap."""
+        return self.settings.poll_interval_s if self._deliveries_pending else self._idle_cap_s()
+
+    async def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]], wake: asyncio.Event | None = None,
+                    idle_s: Callable[[], float] | None = None, recheck: Callable[[], float] | None = None) -> None:
+        """Run ``step`` until ``stop``: again at once while it does something; when idle, after ``idle_s()`` seconds
+        or as soon as ``wake`` is set; after a store error, with exponential backoff. ``recheck`` (seconds until
+        work is due) is a cheaper question asked when an idle wait ran out: the step runs only when it says now."""
+        wake = wake or asyncio.Event()
         store_failures = 0
         while not stop.is_set():
+            wake.clear()  # a wake-up from now on (during the step) makes the wait below return at once
             delay = self.settings.poll_interval_s
             try:
                 did = await step()
+                if not did and idle_s is not None:
+                    delay = idle_s()
                 store_failures = 0
             except AdapterError as exc:
                 log.warning("destination_step_failed", destination=self.adapter.name, error=str(exc)[:300])
@@ -324,7 +371,27 @@ class DestinationProcessor:
                             error=str(exc)[:300], failures=store_failures, retry_in_s=round(delay, 2))
             if did:
                 continue
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            if store_failures:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                continue
+            while not await _wait_any(stop, wake, delay) and recheck is not None:
+                try:
+                    delay = recheck()
+                except StoreError:
+                    break  # the step meets the outage and backs off
+                if delay <= 0:
+                    break
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout_s: float) -> bool:
+    """Until ``stop`` or ``wake`` is set (True), or ``timeout_s`` passed (False)."""
+    if stop.is_set() or wake.is_set():
+        return True
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+    return bool(done)

@@ -459,6 +459,18 @@ class Store:
             ).all()
             return [StoredMessage(r.id, r.origin, r.nonce, r.destination, r.raw, r.state, r.attempts, r.dispatched_at) for r in rows]
 
+    def next_claim_in(self, destination: int) -> float | None:
+        """Seconds until ``claim_ready(destination)`` can next return a message (<= 0: now), from the open
+        messages' retry times and the leases other instances hold on them; None when nothing is open."""
+        m = MessageRecord
+        ours = col(m.lease_owner) == self.owner
+        claimable_at = case((ours | (col(m.lease_until) < col(m.next_attempt_at)), col(m.next_attempt_at)),
+                            else_=col(m.lease_until))
+        with Session(self.engine) as s:
+            due = s.exec(select(func.min(claimable_at)).where(col(m.destination) == destination)
+                         .where(col(m.state).in_([st.value for st in OPEN_STATES]))).one()
+        return None if due is None else float(due) - self._clock()
+
     def mark_attested(self, ids: Sequence[str], checkpoint_index: int) -> None:
         self._set(ids, state=MessageState.ATTESTED.value, checkpoint_index=checkpoint_index)
 

@@ -188,3 +188,96 @@ async def test_store_from_another_chain_is_refused_clearly(world):
     indexer.load()
     with pytest.raises(StoreAheadOfChain, match="belongs to another chain"):
         await indexer.poll_once()
+
+
+async def test_next_claim_in_follows_retry_times_and_other_instances_leases(world, tmp_path):
+    clock, store, origin, dest, indexer, proc, _ = world
+    assert store.next_claim_in(2) is None  # nothing open
+    m0, m1 = origin.dispatch(2, b"a"), origin.dispatch(2, b"b")
+    await indexer.poll_once()
+    assert store.next_claim_in(2) <= 0
+    other = Store(f"sqlite:///{tmp_path / 'r.db'}", owner="other", clock=clock)
+    assert [m.id for m in other.claim_ready(2, 1, 60.0)] == ["0x" + m0.id.hex()]
+    store.mark_not_ready(["0x" + m1.id.hex()], FailureReason.NO_QUORUM, "later", 3.0)
+    assert store.next_claim_in(2) == pytest.approx(3.0)  # m1's retry time; m0 is leased by the other instance
+    store.mark_delivered(["0x" + m1.id.hex()], tx_hash=None, height=None, at=clock.now)
+    assert store.next_claim_in(2) == pytest.approx(60.0)  # when the other instance's lease on m0 runs out
+    assert other.next_claim_in(2) <= 0  # its own lease does not hold the other instance back
+    assert store.next_claim_in(1) is None
+    other.close()
+
+
+async def test_idle_loops_are_woken_by_new_work_not_by_polling(world, monkeypatch):
+    import asyncio
+    import time
+
+    from relayer import processor as processor_module
+
+    clock, store, origin, dest, indexer, proc, _ = world
+    monkeypatch.setattr(processor_module, "IDLE_POLL_S", 600.0)  # a missed wake-up would stall the test
+    idle_checks = 0
+    real_next_claim_in = store.next_claim_in
+
+    def counting_next_claim_in(destination: int) -> float | None:
+        nonlocal idle_checks
+        idle_checks += 1
+        return real_next_claim_in(destination)
+
+    monkeypatch.setattr(store, "next_claim_in", counting_next_claim_in)
+
+    async def until(predicate, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.02)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(proc.run(stop))
+    try:
+        await until(lambda: idle_checks >= 1, "the prepare loop to go idle")
+        m = origin.dispatch(2, b"woken")
+        await indexer.poll_once()
+        assert indexer.take_fresh_destinations() == {2} and indexer.take_fresh_destinations() == set()
+        proc.wake()
+        await until(lambda: dest.processed.get(m.id) == 1, "the woken loops to submit and confirm the message")
+        await until(lambda: store.get("0x" + m.id.hex()).state == MessageState.DELIVERED.value, "DELIVERED in the store")
+        assert idle_checks < 20  # no busy polling while idle
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_an_idle_prepare_loop_asks_only_when_work_is_due(world, monkeypatch):
+    import asyncio
+    import time
+
+    clock, store, origin, dest, indexer, proc, _ = world
+    m = origin.dispatch(2, b"later")
+    await indexer.poll_once()
+    store.mark_not_ready(["0x" + m.id.hex()], FailureReason.NO_QUORUM, "later", 3.0)  # open, due in 3 s
+    calls = {"claim_ready": 0, "next_claim_in": 0}
+    for name in calls:
+        real = getattr(store, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counting)
+    stop = asyncio.Event()
+    task = asyncio.create_task(proc._loop(stop, proc.prepare_and_submit_once, proc._prepare_wake, proc._prepare_idle_s,
+                                          recheck=proc._prepare_due_in))
+    try:
+        deadline = time.monotonic() + 30
+        while calls["next_claim_in"] < 4:  # the idle waits (capped at 1 s) ran out and were re-checked
+            assert time.monotonic() < deadline, calls
+            await asyncio.sleep(0.05)
+        assert calls["claim_ready"] == 1 and dest.submitted == [], calls  # nothing due: the step did not run again
+        clock.now += 3.0  # the retry time has come
+        while not dest.submitted:
+            assert time.monotonic() < deadline, calls
+            await asyncio.sleep(0.05)
+        assert calls["claim_ready"] >= 2, calls  # the due retry ran the step (then it may look for more at once)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
