@@ -215,10 +215,20 @@ class EvmAdapter:
         """
         await self._ensure_session()
         assert self._session is not None
-        async with self._session.post(self._config.rpc_url, data=json.dumps(body, default=_json_default),
-                                      headers=_JSON_HEADERS, timeout=self._timeout) as response:
-            raw = await response.read()
-        return json.loads(raw)
+        data = json.dumps(body, default=_json_default)
+        for attempt in (1, 2):
+            try:
+                async with self._session.post(self._config.rpc_url, data=data, headers=_JSON_HEADERS,
+                                              timeout=self._timeout) as response:
+                    raw = await response.read()
+                return json.loads(raw)
+            except aiohttp.ClientConnectionError as exc:
+                # a pooled connection the node closed (it restarted, or dropped an idle one) fails on reuse: once
+                # more on a fresh connection. Safe for every call here: reads, and a signed transaction sent again
+                # is the same transaction (the node answers "already known" or a nonce error the sender handles)
+                if attempt == 2 or isinstance(exc, asyncio.TimeoutError):
+                    raise
+        raise AssertionError("unreachable")
 
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
         self._request_id += 1
