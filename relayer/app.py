@@ -376,14 +376,14 @@ class RelayerDaemon:
         self.store.register_instance(self.role)
         self._store_ok_since = time.monotonic()
         scheduler = AsyncIOScheduler()
-        scheduler.add_job(_store_outage_logged(self.refresh_health), "interval", seconds=2.0, max_instances=1,
-                          coalesce=True)
+        scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(self.refresh_health), stop), "interval",
+                          seconds=2.0, max_instances=1, coalesce=True)
         scheduler.add_job(self.sweep_orphans, "interval", seconds=15.0, max_instances=1, coalesce=True)
         scheduler.add_job(self.beat, "interval", seconds=max(0.2, self.settings.relayer.instance_lease_s / 5),
                           max_instances=1, coalesce=True)
         if self.intents is not None and self.intents.executor is not None:
-            scheduler.add_job(_store_outage_logged(self.intents.executor.refresh_unsettled), "interval", seconds=1.0,
-                              max_instances=1, coalesce=True)
+            scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(self.intents.executor.refresh_unsettled), stop),
+                              "interval", seconds=1.0, max_instances=1, coalesce=True)
         await self.refresh_health()
         scheduler.start()
         log.info("daemon_started", role=self.role, chains=list(self.adapters), validators=[s.address for s in self.signers],
@@ -422,6 +422,21 @@ class RelayerDaemon:
                 await adapter.close()
         await self.http.aclose()
         self.store.close()
+
+
+def _ends_quietly_on_stop(job: Callable[[], Awaitable[object]], stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    """A periodic job still running when the daemon stops is cancelled with the event loop; once ``stop`` is set
+    that is the expected end, not an error (apscheduler would log a CancelledError traceback after
+    ``daemon_stopped`` at every Ctrl-C). A cancellation before the stop still propagates."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+
+    return run
 
 
 def _store_outage_logged(job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:

@@ -281,3 +281,25 @@ async def test_an_idle_prepare_loop_asks_only_when_work_is_due(world, monkeypatc
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_periodic_job_cut_short_by_the_stop_ends_quietly_and_earlier_cancellation_propagates():
+    import asyncio
+
+    from relayer.app import _ends_quietly_on_stop
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    stop = asyncio.Event()
+    job = asyncio.create_task(_ends_quietly_on_stop(forever, stop)())
+    await asyncio.sleep(0)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job  # not stopping: a cancellation is not swallowed
+
+    job = asyncio.create_task(_ends_quietly_on_stop(forever, stop)())
+    await asyncio.sleep(0)
+    stop.set()
+    job.cancel()
+    assert await job is None  # the daemon's stop: the job ends without an error for apscheduler to log
