@@ -192,9 +192,14 @@ async def test_validators_offline_quorum_still_met_then_waits_then_delivers_each
         hex_waiting = ["0x" + i.hex() for i in waiting]
 
         def all_waiting_on_quorum() -> bool:
+            # a message first waits behind the last quorum checkpoint gathered before the kill ("latest quorum
+            # checkpoint is index N"), then, once the collector asks again, on the missing signatures ("need 2")
             shown = api_messages(api, hex_waiting)
-            return len(shown) == len(waiting) and all(m["last_reason"] == "no_quorum" for m in shown)
-        wait_for(all_waiting_on_quorum, 120, "every new message waiting with last_reason no_quorum")
+            quorum = metric_samples(api)
+            return (len(shown) == len(waiting) and all(m["last_reason"] == "no_quorum" for m in shown)
+                    and all("need 2" in (m["last_error"] or "") for m in shown)
+                    and all(quorum.get(("relayer_checkpoint_quorum", frozenset({("origin", c)}))) == 0 for c in CHAINS))
+        wait_for(all_waiting_on_quorum, 120, "every new message waiting with last_reason no_quorum, no quorum anywhere")
         (sample,) = messages_show(config, hex_waiting[0], capsys)
         assert sample["last_reason"] == "no_quorum" and sample["attempts"] == 0
         shown = api_messages(api, hex_waiting)
