@@ -112,7 +112,9 @@ async def test_wallet_out_of_gas_waits_for_a_top_up_then_delivers_each_once(devn
             labels = {"chain": chain, "address": wallet}
             assert metric(api, "relayer_wallet_balance", **labels) == too_little / 10**18
             assert metric(api, "relayer_wallet_balance_low", **labels) == 1
-        assert metric(api, "relayer_messages_waiting", reason="insufficient_funds") >= len(ids)
+        # a gauge sampled by the 2-s health job: it catches up with the store within a round
+        wait_for(lambda: metric(api, "relayer_messages_waiting", reason="insufficient_funds") >= len(ids), 10,
+                 "relayer_messages_waiting{reason=insufficient_funds} to count every waiting message")
         log_text = (tmp_path / "d.log").read_text()
         assert "wallet_balance_low" in log_text and key[2:] not in log_text  # the key never reaches the log
 
@@ -198,7 +200,9 @@ async def test_validators_offline_quorum_still_met_then_waits_then_delivers_each
             quorum = metric_samples(api)
             return (len(shown) == len(waiting) and all(m["last_reason"] == "no_quorum" for m in shown)
                     and all("need 2" in (m["last_error"] or "") for m in shown)
-                    and all(quorum.get(("relayer_checkpoint_quorum", frozenset({("origin", c)}))) == 0 for c in CHAINS))
+                    and all(quorum.get(("relayer_checkpoint_quorum", frozenset({("origin", c)}))) == 0 for c in CHAINS)
+                    # gauges are sampled by the 2-s health job: they catch up with the store within a round
+                    and quorum.get(("relayer_messages_waiting", frozenset({("reason", "no_quorum")})), 0) >= len(waiting))
         wait_for(all_waiting_on_quorum, 120, "every new message waiting with last_reason no_quorum, no quorum anywhere")
         (sample,) = messages_show(config, hex_waiting[0], capsys)
         assert sample["last_reason"] == "no_quorum" and sample["attempts"] == 0
