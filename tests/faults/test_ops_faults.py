@@ -219,7 +219,6 @@ async def test_validators_offline_quorum_still_met_then_waits_then_delivers_each
         # both come back: everything delivered once
         start_together(validators[:2])
         await all_delivered_once(client, all_ids, timeout=180)
-        wait_for(lambda: metric(api, "relayer_validator_up", validator=addresses[0]) == 1, 30, "validator 0 seen up")
 
         # (c) one validator hung (SIGSTOP: accepts connections, never answers): the collector does not wait on it
         os.killpg(validators[2].proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
@@ -228,6 +227,9 @@ async def test_validators_offline_quorum_still_met_then_waits_then_delivers_each
             all_ids += ids
             assert metric(api, "relayer_validator_up", validator=addresses[2]) == 0
             assert metric(api, "relayer_checkpoint_fetch_failures_total", validator=addresses[2], reason="slow") > 0
+            # with 2 hung, every quorum since needed the restarted validator 0: the relayer saw it answer (it only
+            # learns of a validator when it asks one, so this is checked here, not while no work is waiting)
+            assert metric(api, "relayer_validator_up", validator=addresses[0]) == 1
         finally:
             os.killpg(validators[2].proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
         await all_delivered_once(client, all_ids, timeout=60)
