@@ -522,7 +522,9 @@ class SolanaAdapter:
             raise refuse(f"context signers: {exc}", chain=self._name, reason="bad context") from exc
 
     def _rebuild(self, request: CosignRequest, refuse: type[AdapterError]) -> tuple[SolanaMessage, list[MessageId]]:
-        """The delivery message this request must be, from its messages and context alone."""
+        """The delivery message this request must be, from its messages and context alone: the guards' owner,
+        size and seeds come from the rules (``bridge.guard_instructions``), never from the request; the only
+        number taken from it, the rent sent to each guard, is bounded by ``MAX_GUARD_LAMPORTS``."""
         if request.chain != self._name:
             raise refuse(f"request is for chain {request.chain!r}", chain=self._name, reason="wrong chain")
         signers = self._request_signers(request, refuse)

@@ -125,8 +125,9 @@ class ParsedDispatch:
 GUARD_OWNER = MEMO_PROGRAM_ID
 """Owner of every replay guard: Memo v2, immutable, never writes to or debits an account it owns."""
 GUARD_SPACE = 1
-"""Data bytes of a guard: a guard differs from any account nobody but its base could make (a pre-funded
-address is system-owned and empty) in owner and in size; one byte costs 6,960 lamports more rent than none."""
+"""Data bytes of a guard. An address others only sent lamports to stays system-owned and empty, so a guard
+differs from it in owner and in size (either would do; both are checked); one byte costs 6,960 lamports of
+rent more than none."""
 
 
 def guard_seed(message_id: bytes) -> str:
