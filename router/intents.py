@@ -81,7 +81,7 @@ class IntentRecord(SQLModel, table=True):
     client: str | None = None        # who submitted it (hashed API key or client address): may report its hash
     expected_to: str | None = None   # signer mode: the address the built transaction calls (where the chain has one)
     expected_input: str | None = None  # signer mode: its 0x-hex call data
-    built_height: int | None = None  # signer mode: the chain's height when it was built (its tx is mined after)
+    built_height: int | None = None  # signer mode: the chain's latest height when it was built (its tx comes later)
 
 
 def intent_view(rec: IntentRecord) -> dict[str, Any]:
@@ -101,8 +101,9 @@ def counts_for_integrator(rec: IntentRecord) -> bool:
 def claim_problem(rec: IntentRecord, receipt: TxReceipt) -> str | None:
     """Why the mined transaction a dApp reported for its signer-mode intent ``rec`` is not the one the router built
     for it (None: it is). Checked: sent by the intent's signer; calls the expected address with the expected call
-    data (where the chain has them: EVM), no native value; mined at or after the height the router built it at (so
-    an old transaction of the signer's cannot be passed off as this intent's). The caller also checks success."""
+    data (where the chain has them: EVM), no native value; mined after the chain's latest height when the router
+    built it (a transaction signed afterwards cannot be in that block or before; so an old transaction of the
+    signer's cannot be passed off as this intent's). The caller also checks success."""
     if receipt.sender.lower() != (rec.signer or "").lower():
         return f"sent by {receipt.sender or 'unknown'}, not by the intent's signer {rec.signer}"
     if rec.expected_to and receipt.to.lower() != rec.expected_to.lower():
@@ -111,8 +112,9 @@ def claim_problem(rec: IntentRecord, receipt: TxReceipt) -> str | None:
         return "its call data is not the one the router built for this intent"
     if receipt.value != 0:
         return f"sends {receipt.value} of the native token; the intent's transaction sends none"
-    if rec.built_height is not None and receipt.height < rec.built_height:
-        return f"mined at height {receipt.height}, before the router built this intent (height {rec.built_height})"
+    if rec.built_height is not None and receipt.height <= rec.built_height:
+        return (f"mined at height {receipt.height}, before the router built this intent (the chain was at "
+                f"{rec.built_height})")
     return None
 
 

@@ -22,7 +22,7 @@ import pytest
 from adapters.evm.devnet import USER_A, USER_B, address_of, devnet_key
 from relayer.devnet import DEVNET_INTENTS_BURST, DEVNET_INTENTS_PER_S
 from router.client import RoutingClient, RoutingError
-from tests.integration.harness import DaemonProcess, DevnetClient
+from tests.integration.harness import DaemonProcess, DevnetClient, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -136,6 +136,8 @@ def test_rewards_count_only_the_intents_own_mined_transactions(attacker, bridge_
         return str(tx)
 
     someone_elses = asyncio.run(user_transfer())
+    rpc = bridge_devnet.manifest()["chains"]["l1"]["rpc_url"]
+    wait_for(lambda: _rpc(rpc, "eth_getTransactionReceipt", [someone_elses]) is not None, 60, "the user's transfer")
     code = "attacker-" + secrets.token_hex(3)
     before = _chain_state(bridge_devnet, me)
     seen = attacker.run("router.bogus_claims", code=code, someone_elses=someone_elses, intent_tx=legit["tx_hash"],
