@@ -332,8 +332,8 @@ class RouterSettings(_Model):
         "(a budget refilled continuously over 24 h); a token not listed is never sent by the operator accounts"))
     unsigned_ttl_s: float = Field(600.0, ge=10, le=7 * 86400, description=(
         "an unsigned intent (signer mode) must be broadcast within this, and its transaction mined within this of "
-        "the broadcast, else it fails; unsigned and failed signer-mode intents are deleted this long after their "
-        "last change"))
+        "the broadcast, else it fails; unsigned intents, failed signer-mode intents and failed intents that sent "
+        "nothing are deleted this long after their last change"))
     max_open_unsigned: int = Field(10_000, ge=1, le=10_000_000, description=(
         "signer-mode intents unsigned or submitted at once, daemon-wide; beyond it POST /v1/intents with a signer "
         "answers 503 with Retry-After"))

@@ -399,7 +399,7 @@ class RelayerDaemon:
             executor = self.intents.executor
             scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(executor.refresh_unsettled), stop),
                               "interval", seconds=1.0, max_instances=1, coalesce=True)
-            ttl = self.settings.router.unsigned_ttl_s  # signer-mode rows: unsigned, unmined and failed ones expire
+            ttl = self.settings.router.unsigned_ttl_s  # rows of intents that never landed expire
             scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(_as_async(lambda: executor.prune(ttl))), stop),
                               "interval", seconds=min(30.0, ttl / 4), max_instances=1, coalesce=True)
         self._warn_if_operator_api_open()

@@ -223,17 +223,20 @@ class IntentStore:
                 col(IntentRecord.signer).is_not(None) & col(IntentRecord.status).in_(("unsigned", "submitted")))
             return int(s.exec(q).one())
 
-    def prune_signer_intents(self, ttl_s: float) -> tuple[int, list[str], int]:
-        """Bound what signer-mode callers leave behind: unsigned intents older than ``ttl_s`` are deleted, reported
-        transactions still unmined ``ttl_s`` after the report fail, failed ones are deleted ``ttl_s`` after they
-        failed. (deleted unsigned, ids failed now, deleted failed)."""
+    def prune(self, ttl_s: float) -> tuple[int, list[str], int]:
+        """Bound what callers leave behind that never landed: signer-mode intents still unsigned ``ttl_s`` after
+        they were built are deleted, reported transactions still unmined ``ttl_s`` after the report fail, and failed
+        intents are deleted ``ttl_s`` after they failed if they were signer-mode or never reached a chain (no
+        transaction: e.g. a call the chain refused to estimate). Operator transactions that were sent stay (they
+        cost us). (deleted unsigned, ids failed now, deleted failed)."""
         table = IntentRecord.__table__  # type: ignore[attr-defined]
         now = self._clock()
         old = table.c.updated_at < now - ttl_s
         signer = table.c.signer.is_not(None)
+        unlanded = signer | table.c.tx_hash.is_(None)
         with self.engine.begin() as conn:
             expired = conn.execute(sa_delete(table).where(signer & old & (table.c.status == "unsigned"))).rowcount
-            removed = conn.execute(sa_delete(table).where(signer & old & (table.c.status == "failed"))).rowcount
+            removed = conn.execute(sa_delete(table).where(unlanded & old & (table.c.status == "failed"))).rowcount
             stale = [r[0] for r in conn.execute(select(table.c.id).where(signer & old & (table.c.status == "submitted")))]
             if stale:
                 conn.execute(sa_update(table).where(table.c.id.in_(stale) & (table.c.status == "submitted")).values(
@@ -434,8 +437,8 @@ class IntentExecutor:
             txs[:] = [t for t in txs if t.intent_id not in gone]
 
     def prune(self, ttl_s: float) -> None:
-        """The periodic bound on signer-mode rows (``IntentStore.prune_signer_intents``), logged when it acts."""
-        expired, stale, removed = self.store.prune_signer_intents(ttl_s)
+        """The periodic bound on rows of intents that never landed (``IntentStore.prune``), logged when it acts."""
+        expired, stale, removed = self.store.prune(ttl_s)
         self.forget(stale)
         if expired or stale or removed:
             log.info("signer_intents_pruned", expired_unsigned=expired, failed_unmined=len(stale), deleted_failed=removed)

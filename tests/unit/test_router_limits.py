@@ -400,7 +400,7 @@ async def test_receipts_fill_in_the_fee_actually_paid(tmp_path: Path) -> None:
     assert done.status == "failed" and done.reason == "transaction reverted" and done.fee_paid == str(10**15)
 
 
-def test_signer_mode_rows_expire(tmp_path: Path) -> None:
+def test_rows_of_intents_that_never_landed_expire(tmp_path: Path) -> None:
     now = [10_000.0]
     store = IntentStore(create_engine(f"sqlite:///{tmp_path / 'prune.db'}"), clock=lambda: now[0])
 
@@ -409,19 +409,21 @@ def test_signer_mode_rows_expire(tmp_path: Path) -> None:
         r.signer, r.updated_at, r.tx_hash = signer, now[0], "0x" + f"{i:064x}"
         return r
 
+    unsent = rec(7, "failed", signer=None)
+    unsent.tx_hash = None  # an operator intent the chain refused before anything was sent
     store.add_all([rec(1, "unsigned"), rec(2, "submitted"), rec(3, "failed"), rec(4, "included"),
-                   rec(5, "failed", signer=None), rec(6, "unsigned")])
+                   rec(5, "failed", signer=None), rec(6, "unsigned"), unsent])
     store.update("int_6", status="unsigned")  # touched later than the others
-    assert store.prune_signer_intents(600) == (0, [], 0)
+    assert store.prune(600) == (0, [], 0)
     now[0] += 601
     store.update("int_6", status="unsigned")
-    expired, stale, removed = store.prune_signer_intents(600)
-    assert (expired, stale, removed) == (1, ["int_2"], 1)
-    assert store.get("int_1") is None and store.get("int_3") is None
+    expired, stale, removed = store.prune(600)
+    assert (expired, stale, removed) == (1, ["int_2"], 2)
+    assert store.get("int_1") is None and store.get("int_3") is None and store.get("int_7") is None
     assert store.get("int_2").status == "failed" and "not seen mined" in (store.get("int_2").reason or "")  # type: ignore[union-attr]
     assert store.get("int_4") is not None and store.get("int_5") is not None and store.get("int_6") is not None
     now[0] += 601
-    assert store.prune_signer_intents(600) == (1, [], 1)  # int_6 expired, int_2 (failed) deleted
+    assert store.prune(600) == (1, [], 1)  # int_6 expired, int_2 (failed) deleted
 
 
 def test_a_hash_is_claimed_by_one_signer_intent_only(tmp_path: Path) -> None:
