@@ -157,3 +157,53 @@ def test_rewards_count_only_the_intents_own_mined_transactions(attacker, bridge_
     assert report["fee_share_usd"] == 0.0 and report["by_chain"] == {} and report["pending"] == 3
     # the chain: no operator moved anything for the attacker (its own transfer to itself left its TST as it was)
     assert _chain_state(bridge_devnet, me) == before
+
+
+def test_receipts_report_fee_success_and_sender_on_every_family(attacker, bridge_devnet) -> None:
+    """``MessageSender.tx_receipt`` on the Cosmos chain and the Solana devnet (EVM: tests/integration/
+    test_routing_api.py compares it with the node's receipts): the fee actually charged, success and the signer; on
+    Cosmos also the bank send's recipient. Solana has no single called address or call data (empty), Cosmos no call
+    data: a check of those is skipped for them, never passed."""
+    from adapters.base import TxHash, TxNotFound
+    from adapters.message import Domain, address_to_bytes32
+
+    manifest = bridge_devnet.manifest()["chains"]
+    payee = attacker.addresses["cosmos"]
+
+    async def go() -> dict[str, Any]:
+        client = DevnetClient(bridge_devnet)
+        try:
+            cosmos, solana = client.adapters["cosmos"], client.adapters["solana"]
+            fee_denom = client.settings.chains["cosmos"].fee_denom  # type: ignore[union-attr]
+            other = client.address("cosmos", 1)
+            held = await cosmos.token_balance(fee_denom, payee)  # type: ignore[attr-defined]
+            sent = await cosmos.transfer_token(attacker.keys["cosmos"], fee_denom, other, 7)  # type: ignore[attr-defined]
+            memo_tx, _ids = await solana.dispatch_messages(  # type: ignore[attr-defined]
+                attacker.keys["solana"], Domain(manifest["l1"]["domain"]),
+                address_to_bytes32(manifest["l1"]["contracts"]["test_recipient"]), [b"receipt check"])
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    got = await cosmos.tx_receipt(sent)  # type: ignore[attr-defined]
+                    break
+                except TxNotFound:
+                    assert time.monotonic() < deadline, "cosmos transfer not included"
+                    await asyncio.sleep(0.2)  # polling the chain with a deadline
+            missing = None
+            try:
+                await cosmos.tx_receipt(TxHash("ab" * 32))  # type: ignore[attr-defined]
+            except TxNotFound as exc:
+                missing = exc
+            spent = held - await cosmos.token_balance(fee_denom, payee)  # type: ignore[attr-defined]
+            return {"cosmos": got, "solana": await solana.tx_receipt(memo_tx), "other": other,  # type: ignore[attr-defined]
+                    "missing": missing, "spent": spent}
+        finally:
+            await client.close()
+
+    seen = asyncio.run(go())
+    c, s = seen["cosmos"], seen["solana"]
+    assert c.success and c.sender == payee and c.to == seen["other"] and c.input == b""
+    assert c.fee_paid > 0 and seen["spent"] == 7 + c.fee_paid  # the payer's balance: the amount and exactly that fee
+    assert s.success and s.sender == attacker.addresses["solana"] and s.to == "" and s.input == b""
+    assert s.fee_paid == 5000 and s.native_decimals == 9  # one signature at 5,000 lamports
+    assert seen["missing"] is not None
