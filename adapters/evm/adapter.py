@@ -834,12 +834,13 @@ class EvmAdapter:
 
     @_boundary
     async def tx_receipt(self, tx_hash: TxHash) -> TxReceipt:
-        """``eth_getTransactionReceipt`` (height, status, gas used x effective gas price, from, to) and, once mined,
-        ``eth_getTransactionByHash`` (input, value): everything the router checks before it counts an intent."""
-        receipt = await self._rpc("eth_getTransactionReceipt", [tx_hash])
+        """``eth_getTransactionReceipt`` (height, status, gas used x effective gas price, from, to) and
+        ``eth_getTransactionByHash`` (input, value), in one JSON-RPC batch: everything the router checks before it
+        counts an intent."""
+        receipt, tx = await self._rpc_many([("eth_getTransactionReceipt", [tx_hash]),
+                                            ("eth_getTransactionByHash", [tx_hash])])
         if receipt is None:
             raise TxNotFound(f"transaction {tx_hash} is not mined", chain=self._name)
-        tx = await self._rpc("eth_getTransactionByHash", [tx_hash])
         if tx is None:  # mined a moment ago and the node's answers disagree: ask again next time
             raise TxNotFound(f"transaction {tx_hash} has a receipt but no body yet", chain=self._name)
         price = _int(receipt.get("effectiveGasPrice") or tx.get("gasPrice"))
