@@ -72,6 +72,7 @@ from adapters.base import (
     TxHash,
     TxNotFound,
     TxOutcome,
+    TxReceipt,
     TxReverted,
     TxState,
     WalletBalance,
@@ -816,6 +817,21 @@ class SolanaAdapter:
         if status is None:
             raise TxNotFound(f"tx {tx_hash} not found", chain=self._name, reason="not found")
         return Height(status.slot), status.err is None
+
+    @_boundary
+    async def tx_receipt(self, tx_hash: TxHash) -> TxReceipt:
+        """``getTransaction`` at confirmed: slot, success, ``meta.fee`` (lamports actually charged) and the fee
+        payer (the first account key: the signer). A Solana transaction runs several instructions, so it has no
+        single called address or call data: ``to`` and ``input`` stay empty and cannot be checked."""
+        answer = (await self._client.get_transaction(Signature.from_string(tx_hash), encoding="base64",
+                                                     commitment=Confirmed, max_supported_transaction_version=0)).value
+        if answer is None:
+            raise TxNotFound(f"tx {tx_hash} not found", chain=self._name, reason="not found")
+        meta = answer.transaction.meta
+        tx = answer.transaction.transaction
+        payer = str(tx.message.account_keys[0]) if isinstance(tx, VersionedTransaction) and tx.message.account_keys else ""
+        return TxReceipt(Height(answer.slot), meta is not None and meta.err is None, int(meta.fee) if meta else 0,
+                         payer, native_decimals=self.native_decimals)
 
     async def _token_amount(self, account: Pubkey) -> int:
         info = (await self._client.get_account_info(account, commitment=Confirmed)).value
