@@ -173,6 +173,26 @@ async def test_audit_after_transfers_is_backed_and_matches_the_chains(net: Devne
     assert "# HELP relayer_audit_shortfall" in text and "smallest units" in text
 
 
+def test_relayer_send_explains_a_route_refusal_and_sends_nothing(net: Devnet) -> None:
+    l1 = net.manifest()["chains"]["l1"]
+    sender = l1["accounts"][0]["address"]
+    nonce = evm_devnet.rpc_call(l1["rpc_url"], "eth_getTransactionCount", [sender, "latest"])
+    cases = [
+        ("cosmos", "TST", "1.0000000001", "cosmos holds TST in steps of 0.000001"),
+        ("solana", "TST", "1.0000000001", "solana holds TST in steps of 0.000000001"),
+        ("solana", "TST", "20000000000", "at most 18446744073.709551615 TST fits solana's amounts"),
+        ("rollup_a", "USDC", "1", "no route for USDC to rollup_a"),
+    ]
+    for destination, token, amount, words in cases:
+        done = subprocess.run([sys.executable, "-m", "relayer.cli", "send", "--devnet", str(net.dir), "--from", "l1",
+                               "--to", destination, "--token", token, "--amount", amount], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert words in done.stderr and "nothing was sent" in done.stderr, done.stderr
+    assert evm_devnet.rpc_call(l1["rpc_url"], "eth_getTransactionCount", [sender, "latest"]) == nonce
+
+
 async def test_unbacked_wrapped_tokens_are_a_shortfall(net: Devnet, daemon: DaemonProcess) -> None:
     holder = net.manifest()["chains"]["rollup_a"]["accounts"][1]["address"]
     before = json.loads(run_audit(net.config_path, "--json").stdout)
