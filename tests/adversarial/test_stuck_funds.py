@@ -5,7 +5,7 @@ the destination does not know (SOLX to Cosmos), a token nobody bridges (USDC, it
 bridge, a wrapped token burnt towards an impossible amount; and it tries to enrol a route of its own first. Every
 one reverts in a mined transaction with the TokenBridge's custom error; the attacker's TST, the L1 bridge's
 locked balance and both mailboxes are unchanged (read from the chains by the test); a representable transfer
-still arrives; ``relayer audit`` shows no shortfall."""
+still arrives (sent by a devnet user); ``relayer audit`` shows no shortfall."""
 
 from __future__ import annotations
 
@@ -62,18 +62,20 @@ async def test_undeliverable_transfers_revert_on_chain_and_nothing_is_locked(bri
         after = await _chain_view(client, attacker)
         assert after == before, "an undeliverable transfer moved something"
 
-        # the daemon keeps relaying: a representable amount (a whole number of uxtst) arrives
+        # the daemon keeps relaying: a representable transfer (a whole number of uxtst, sent by a devnet user)
+        # arrives
         amount = 2 * 10**18 + 10**12
-        sent = attacker.run("stuck_funds.send_representable", amount=amount)
-        assert sent["status"] == 1
+        cosmos, user = client.adapters["cosmos"], client.address("cosmos")
+        paid_before = await cosmos.token_balance("TST", user)  # type: ignore[attr-defined]
+        _tx, _mid = await client.adapters["l1"].send_token(  # type: ignore[attr-defined]
+            client.key("l1"), "TST", amount, client.domain("cosmos"), cosmos.account_bytes32(user))  # type: ignore[attr-defined]
 
         async def arrived() -> bool:
-            uxtst = await client.adapters["cosmos"].token_balance("TST", attacker.addresses["cosmos"])  # type: ignore[attr-defined]
-            return bool(uxtst == before["attacker_uxtst"] + amount // 10**12)
+            return bool(await cosmos.token_balance("TST", user) == paid_before + amount // 10**12)  # type: ignore[attr-defined]
 
-        await wait_for_async(arrived, 120, "the attacker's representable transfer paid out on cosmos")
+        await wait_for_async(arrived, 120, "a representable l1 -> cosmos transfer paid out")
         final = await _chain_view(client, attacker)
-        assert final["attacker_tst"] == before["attacker_tst"] - amount
+        assert final["attacker_tst"] == before["attacker_tst"], "the attacker's TST moved"
         assert final["l1_locked"] == before["l1_locked"] + amount
         assert final["l1_dispatched"] == before["l1_dispatched"] + 1
     finally:

@@ -133,14 +133,3 @@ async def dispatch_undeliverable(ctx: AttackerContext) -> dict[str, Any]:
     results.append({"case": "1.0000000001 TST to cosmos again", "chain": "l1",
                     **await l1.send(bridge, l1.transfer_remote(tst, cosmos, cosmos_me, TST + 10**8))})
     return {"approve_status": approve["status"], "own_token": mine, "cases": results}
-
-
-async def send_representable(ctx: AttackerContext, amount: int) -> dict[str, Any]:
-    """A transfer the destination can deliver (a whole number of uxtst), to the attacker's own Cosmos account."""
-    l1 = _Evm(ctx, "l1")
-    bridge = ctx.chains["l1"]["contracts"]["token_bridge"]
-    tst = ctx.chains["l1"]["tokens"]["TST"]["address"]
-    cosmos_me = ctx.adapters()["cosmos"].account_bytes32(ctx.addresses["cosmos"])
-    await l1.send(tst, abi.encode_approve(bridge, amount))
-    sent = await l1.send(bridge, l1.transfer_remote(tst, _domain(ctx, "cosmos"), cosmos_me, amount))
-    return sent
