@@ -349,6 +349,14 @@ class RouterSettings(_Model):
         return v
 
 
+class AuditSettings(_Model):
+    """The solvency audit the daemon runs (``relayer audit`` is the same reading on demand)."""
+
+    enabled: bool = Field(True, description="run the periodic audit (relayer_audit_* gauges, audit_shortfall log)")
+    interval_s: float = Field(30.0, ge=1, le=86_400, description=(
+        "seconds between two audits; each reads every chain's bridge balances once (twice when it finds a shortfall)"))
+
+
 class LogSettings(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool | None = Field(None, alias="json", description="default: JSON when stdout is not a TTY")
@@ -362,6 +370,7 @@ class Settings(_Model):
     store: StoreSettings = StoreSettings()
     api: ApiSettings = ApiSettings()
     router: RouterSettings = RouterSettings()
+    audit: AuditSettings = AuditSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

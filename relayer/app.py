@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -39,6 +40,7 @@ from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
 from config.settings import ChainConfig, Settings
+from relayer.audit import AuditJob
 from relayer.checkpoints import CheckpointCollector
 from relayer.cosign import CosignService, HttpCosigner
 from relayer.explorer import ChainSampleBuffer
@@ -88,6 +90,7 @@ class RelayerDaemon:
     _store_ok_since: float | None = None  # monotonic time of the first good heartbeat after start or an outage
     wallet_low_logged: dict[str, float] = field(default_factory=dict)  # chain -> when wallet_balance_low was last logged
     samples: ChainSampleBuffer = field(default_factory=ChainSampleBuffer)  # the explorer's chain history
+    audit: AuditJob | None = None  # the periodic solvency audit (settings.audit)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -118,6 +121,8 @@ class RelayerDaemon:
             self.chain_status[name] = ChainStatus(name, chain.domain)
         if self.intents is None:
             self.intents = self._intents_backend()
+        if self.audit is None and s.audit.enabled:
+            self.audit = AuditJob(s, self.adapters, self.metrics)
 
     def _cosign_service(self) -> CosignService:
         s = self.settings
@@ -403,6 +408,10 @@ class RelayerDaemon:
             scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(_as_async(lambda: executor.prune(ttl))), stop),
                               "interval", seconds=min(30.0, ttl / 4), max_instances=1, coalesce=True)
         self._warn_if_operator_api_open()
+        if self.audit is not None:  # the first audit right away, then every audit.interval_s
+            scheduler.add_job(_ends_quietly_on_stop(self.audit.run_once, stop), "interval",
+                              seconds=self.settings.audit.interval_s, max_instances=1, coalesce=True,
+                              next_run_time=datetime.now(UTC))
         await self.refresh_health()
         scheduler.start()
         log.info("daemon_started", role=self.role, chains=list(self.adapters), validators=[s.address for s in self.signers],

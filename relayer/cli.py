@@ -4,6 +4,7 @@
     relayer send --from CHAIN --to CHAIN (--token SYM --amount N | --body TEXT) [--recipient ADDR] [--wait] [--json]
     relayer messages list|show ID|retry ID                   the pipeline store
     relayer config check CONFIG                              validate a config and say what is wrong, where
+    relayer audit [-c CONFIG] [--json]                       bridge balance sheet: locked vs outstanding; exit 1 on a shortfall
     relayer devnet up|down|status                            local anvil devnet with contracts deployed
     relayer bench relay --messages N [--json]                end-to-end relay benchmark on the devnet
     relayer bench route --intents N [--json]                 aggregate same-chain throughput: single chains, round-robin, router
@@ -117,6 +118,30 @@ def _parse_amount(text: str, decimals: int) -> int:
     return int(units)
 
 
+def _route_refusal(reason: str, args: argparse.Namespace, decimals: int) -> str | None:
+    """The origin TokenBridge's route refusal (its custom error) in words, or None for any other revert."""
+    name, _, rest = reason.partition("(")
+    values = rest.rstrip(")").split(",")
+    what = f"{args.amount} {args.token} from {args.origin} to {args.destination}"
+    nothing = f"nothing was sent ({reason})"
+    if name == "NoRoute":
+        return (f"{args.origin}'s token bridge has no route for {args.token} to {args.destination}: "
+                f"{args.destination} does not carry it; {nothing}")
+    if name == "AmountNotRepresentable" and len(values) == 4:
+        step = _format_units(int(values[3]), decimals)
+        return (f"cannot send {what}: {args.destination} holds {args.token} in steps of {step} "
+                f"(fewer decimals); send a multiple of {step}; {nothing}")
+    if name == "AmountAboveRouteMax" and len(values) == 4:
+        return (f"cannot send {what}: at most {_format_units(int(values[3]), decimals)} {args.token} fits "
+                f"{args.destination}'s amounts; {nothing}")
+    return None
+
+
+def _format_units(units: int, decimals: int) -> str:
+    text = format(Decimal(units).scaleb(-decimals), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     configure_logging("warning", None)
     from relayer.devnet import Devnet
@@ -131,6 +156,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         raise UsageError("--from and --to name the same chain")
     origin_cfg, dest_cfg = settings.chains[args.origin], settings.chains[args.destination]
     sender_key = chains[args.origin]["accounts"][0]["private_key"]  # devnet test key
+    from adapters.base import TxReverted
     from adapters.message import address_to_bytes32
     from relayer.app import build_adapters
 
@@ -166,7 +192,13 @@ def cmd_send(args: argparse.Namespace) -> int:
                 if token is None:
                     raise UsageError(f"--token {args.token!r} is not known on {args.origin}; known: {', '.join(origin_cfg.tokens) or 'none'}")
                 amount = _parse_amount(args.amount, token.decimals)
-                tx, mid = await origin.send_token(sender_key, args.token, amount, dest_cfg.domain, recipient)  # type: ignore[attr-defined]
+                try:
+                    tx, mid = await origin.send_token(sender_key, args.token, amount, dest_cfg.domain, recipient)  # type: ignore[attr-defined]
+                except TxReverted as exc:
+                    refusal = _route_refusal(exc.reason, args, token.decimals)
+                    if refusal is None:
+                        raise
+                    raise RelayerError(refusal) from exc
             else:
                 tx, ids = await origin.dispatch_messages(sender_key, dest_cfg.domain, recipient, [args.body.encode()])  # type: ignore[attr-defined]
                 mid = ids[0]
@@ -257,6 +289,34 @@ def cmd_config(args: argparse.Namespace) -> int:
     print(f"{args.file}: ok — {len(settings.chains)} chains ({', '.join(settings.chains)}), "
           f"{len(settings.security.validators)} validators, threshold {settings.security.threshold}, store {settings.store.url.split('@')[-1]}")
     return 0
+
+
+# ---------------------------------------------------------------- audit
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The bridge's balance sheet: 0 when every token is backed, 1 on a shortfall, 2 when a chain could not be read."""
+    configure_logging("warning", None)
+    settings = _load(args)
+    from relayer.app import build_adapters
+    from relayer.audit import audit, print_sheet
+
+    async def main() -> Any:
+        adapters = build_adapters(settings, with_signers=False)
+        try:
+            return await audit(settings, adapters)
+        finally:
+            for a in adapters.values():
+                await a.close()
+
+    sheet = asyncio.run(main())
+    if args.json:
+        _print_json(sheet.to_json())
+    else:
+        print_sheet(sheet)
+    if sheet.errors:
+        for e in sheet.errors:
+            print(f"error: audit could not read {e.chain}: {e.error}", file=sys.stderr)
+        return 2
+    return 1 if sheet.shortfall else 0
 
 
 # ---------------------------------------------------------------- devnet
@@ -410,6 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["check"])
     p.add_argument("file")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("audit", help="bridge balance sheet: locked at home vs wrapped / paid out elsewhere; "
+                                     "exit 1 on a shortfall, 2 when a chain could not be read")
+    with_config(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (per-token rows, shortfall total)")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("devnet", help="start, stop or inspect the local devnet")
     p.add_argument("action", choices=["up", "down", "status"])

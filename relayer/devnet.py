@@ -76,6 +76,11 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         "[relayer]",
         "batch_size = 200",
         "",
+        "[audit]",
+        "# solvency audit every interval_s: relayer_audit_* gauges, audit_shortfall logged (`relayer audit` on demand)",
+        "enabled = true",
+        "interval_s = 30.0",
+        "",
         "[router]",
         "# the routing API signs submitted intents with the two funded devnet user accounts; no api_keys: allowed",
         "# because api.url is loopback-only (the daemon warns that anyone on this host can spend these accounts)",
@@ -379,10 +384,12 @@ class Devnet:
                                      escrow=COSMOS_ESCROW, fee_funding=10**9, settings=settings)
         vault32 = "0x" + address_bytes(bridge.vault).rjust(32, b"\0").hex()
         evm = _evm_bridges(manifest)
-        evm_devnet.enroll_foreign_bridge(evm, COSMOS_DOMAIN, vault32, validators=[v["address"] for v in manifest["validators"]],
-                                         threshold=manifest["threshold"])
-        step("cosmos devnet up, vault funded and enrolled on the EVM bridges")
         home = manifest["chains"]["l1"]["tokens"]["TST"]["address"]
+        # TST may go to Cosmos in whole uxtst (multiples of 10**12 home units); Cosmos amounts are 256-bit: no maximum
+        tst = evm_devnet.ForeignRoute(manifest["chains"]["l1"]["domain"], _bytes32_hex(home), COSMOS_TST_DECIMALS)
+        evm_devnet.enroll_foreign_bridge(evm, COSMOS_DOMAIN, vault32, validators=[v["address"] for v in manifest["validators"]],
+                                         threshold=manifest["threshold"], routes=[tst])
+        step("cosmos devnet up, vault funded and enrolled on the EVM bridges, TST routed")
         genesis = genesis_manifest(settings)
         return {
             "name": "cosmos", "family": "cosmos", "domain": COSMOS_DOMAIN, "chain_id": settings.chain_id,
@@ -390,9 +397,9 @@ class Devnet:
             "gas_price": float(settings.min_gas_price) * 4, "block_time_s": 0.5, "vault": bridge.vault,
             "multisig_pubkeys": bridge.multisig_pubkeys, "multisig_threshold": bridge.threshold,
             "remote_bridges": _remote_bridges(manifest),
-            "tokens": {"TST": {"address": settings.token_denom, "decimals": 6, "wrapped": True, "home": "l1",
-                               "home_domain": manifest["chains"]["l1"]["domain"],
-                               "home_token": "0x" + bytes.fromhex(home[2:]).rjust(32, b"\0").hex(), "home_decimals": 18,
+            "tokens": {"TST": {"address": settings.token_denom, "decimals": COSMOS_TST_DECIMALS, "wrapped": True,
+                               "home": "l1", "home_domain": manifest["chains"]["l1"]["domain"],
+                               "home_token": _bytes32_hex(home), "home_decimals": 18,
                                "escrow": COSMOS_ESCROW}},
             "accounts": [{"address": a["address"], "private_key": a["private_key_hex"]} for a in genesis["accounts"][1:3]],
         }
@@ -419,14 +426,20 @@ class Devnet:
         multisig32 = "0x" + b58decode(bridge.multisig).hex()
         solx32 = "0x" + b58decode(bridge.solx_mint).hex()
         evm = _evm_bridges(manifest)
+        home = manifest["chains"]["l1"]["tokens"]["TST"]["address"]
+        # SPL amounts are u64 of 9 decimals: TST (18 at home) goes in multiples of 10**9, SOLX unscaled
+        routes = [evm_devnet.ForeignRoute(manifest["chains"]["l1"]["domain"], _bytes32_hex(home), SOLANA_DECIMALS,
+                                          SPL_AMOUNT_MAX),
+                  evm_devnet.ForeignRoute(SOLANA_DOMAIN, solx32, SOLANA_DECIMALS, SPL_AMOUNT_MAX)]
         wrapped = evm_devnet.enroll_foreign_bridge(evm, SOLANA_DOMAIN, multisig32,
                                                    validators=[v["address"] for v in manifest["validators"]],
                                                    threshold=manifest["threshold"],
-                                                   wrapped=[(SOLANA_DOMAIN, solx32, "Wrapped SOLX", "SOLX", 9)])
+                                                   wrapped=[(SOLANA_DOMAIN, solx32, "Wrapped SOLX", "SOLX", SOLANA_DECIMALS)],
+                                                   routes=routes)
         for name, tokens in wrapped.items():
-            manifest["chains"][name]["tokens"]["SOLX"] = {"address": tokens["SOLX"], "decimals": 9, "home": "solana"}
-        step("solana devnet up, multisig and mints created, enrolled on the EVM bridges")
-        home = manifest["chains"]["l1"]["tokens"]["TST"]["address"]
+            manifest["chains"][name]["tokens"]["SOLX"] = {"address": tokens["SOLX"], "decimals": SOLANA_DECIMALS,
+                                                          "home": "solana"}
+        step("solana devnet up, multisig and mints created, enrolled on the EVM bridges, TST and SOLX routed")
         relayer = devnet_keypair(3)
         return {
             "name": "solana", "family": "solana", "domain": SOLANA_DOMAIN, "rpc_url": rpc_url, "block_time_s": 0.4,
@@ -434,10 +447,11 @@ class Devnet:
             "validators_solana": bridge.validators,
             "remote_bridges": _remote_bridges(manifest),
             "tokens": {
-                "TST": {"address": bridge.tst_mint, "decimals": 9, "wrapped": True, "home": "l1",
-                        "home_domain": manifest["chains"]["l1"]["domain"],
-                        "home_token": "0x" + bytes.fromhex(home[2:]).rjust(32, b"\0").hex(), "home_decimals": 18},
-                "SOLX": {"address": bridge.solx_mint, "decimals": 9, "home": "solana", "vault": bridge.solx_vault},
+                "TST": {"address": bridge.tst_mint, "decimals": SOLANA_DECIMALS, "wrapped": True, "home": "l1",
+                        "home_domain": manifest["chains"]["l1"]["domain"], "home_token": _bytes32_hex(home),
+                        "home_decimals": 18},
+                "SOLX": {"address": bridge.solx_mint, "decimals": SOLANA_DECIMALS, "home": "solana",
+                         "vault": bridge.solx_vault},
             },
             "accounts": [{"address": str(u.pubkey()), "private_key": b58encode(bytes(u))} for u in users],
             "relayer_signer_seed": "0x" + bytes(relayer.secret()).hex(),
@@ -454,7 +468,15 @@ class Devnet:
 
 COSMOS_DOMAIN = 6000
 COSMOS_ESCROW = 10**11  # uxtst in the vault: the wrapped TST the Cosmos side can pay out (100,000 TST)
+COSMOS_TST_DECIMALS = 6  # uxtst
 SOLANA_DOMAIN = 5000
+SOLANA_DECIMALS = 9  # both devnet mints (wrapped TST, native SOLX)
+SPL_AMOUNT_MAX = 2**64 - 1  # an SPL token amount is a u64
+
+
+def _bytes32_hex(address: str) -> str:
+    """A 0x EVM address as the 0x bytes32 that names it in token identities."""
+    return "0x" + bytes.fromhex(address[2:]).rjust(32, b"\0").hex()
 
 
 def _remote_bridges(manifest: dict[str, Any]) -> dict[str, str]:

@@ -51,6 +51,15 @@ _HELP = {
     "validator_checkpoint_refused_total": "checkpoints not signed, by reason",
     "validator_cosigned_total": "Solana/Cosmos deliveries co-signed per chain and validator",
     "validator_cosign_refused_total": "co-sign requests refused, by chain and reason",
+    # solvency audit (periodic job, audit.interval_s); amounts in the home token's smallest units
+    "relayer_audit_locked": "tokens locked on the token's home chain (TokenBridge balance or vault), in the home "
+                            "token's smallest units",
+    "relayer_audit_outstanding": "wrapped supply plus escrow paid out on every other chain, in the home token's "
+                                 "smallest units",
+    "relayer_audit_shortfall": "outstanding minus locked when positive (unbacked wrapped tokens; confirmed by two "
+                               "readings), in the home token's smallest units; 0 when backed",
+    "relayer_audit_runs_total": "audits run by the daemon, by result (backed, shortfall, failed)",
+    "relayer_audit_up": "1 when the last audit read every chain, 0 when a chain could not be read (audit_failed)",
     # router
     "router_chain_utilisation": "recent use of a chain (everyone's, ours included) as a fraction of its fee-market "
                                 "target, from the capacity model (above 1: over target)",

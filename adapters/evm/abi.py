@@ -49,6 +49,10 @@ TRANSFER = selector("transfer(address,uint256)")
 ALLOWANCE = selector("allowance(address,address)")
 BALANCE_OF = selector("balanceOf(address)")
 TOTAL_SUPPLY = selector("totalSupply()")
+DECIMALS = selector("decimals()")
+HOME_OF = selector("homeOf(address)")
+WRAPPED_TOKEN = selector("wrappedToken(uint32,bytes32)")
+ROUTES = selector("routes(uint32,address)")
 
 _CHECKPOINT_TYPES = ("bytes32", "bytes32", "uint32", "bytes")
 _ERROR_STRING = selector("Error(string)")
@@ -83,6 +87,10 @@ KNOWN_ERRORS = (
     "NoRemoteBridge(uint32)",
     "UnknownToken(uint32,bytes32)",
     "ZeroAmount()",
+    "NoRoute(uint32,address)",
+    "AmountNotRepresentable(uint32,address,uint256,uint256)",
+    "AmountAboveRouteMax(uint32,address,uint256,uint256)",
+    "InvalidRoute(uint128,uint128)",
 )
 
 
@@ -174,6 +182,25 @@ def encode_allowance(owner: str, spender: str) -> bytes:
 
 def encode_balance_of(holder: str) -> bytes:
     return BALANCE_OF + b"\0" * 12 + _address_bytes(holder)
+
+
+def encode_home_of(token: str) -> bytes:
+    return HOME_OF + b"\0" * 12 + _address_bytes(token)
+
+
+def encode_wrapped_token(home_domain: int, home_token: bytes) -> bytes:
+    return WRAPPED_TOKEN + abi_encode(("uint32", "bytes32"), (home_domain, home_token))
+
+
+def encode_routes(destination: int, token: str) -> bytes:
+    return ROUTES + word(destination) + b"\0" * 12 + _address_bytes(token)
+
+
+def decode_words(data: bytes, n: int) -> list[int]:
+    """``n`` static 32-byte return values as integers; ``MessageFormatError`` when the node returned fewer bytes."""
+    if len(data) < 32 * n:
+        raise MessageFormatError(f"expected {n} ABI words, got {len(data)} bytes")
+    return [int.from_bytes(data[32 * i : 32 * i + 32], "big") for i in range(n)]
 
 
 def decode_single_bytes(data: bytes) -> bytes:

@@ -70,6 +70,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 DELIVERED_MANY_CHUNK = 1000
+ROUTE_UNBOUNDED = 2**128 - 1  # TokenBridge.UNBOUNDED: a route without a maximum
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -86,6 +87,16 @@ _SENT_CACHE = 4096
 
 class UnknownToken(AdapterError):
     retryable = False
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeHolding:
+    """What this chain's TokenBridge holds of one token identity (home domain, home token), for the solvency audit."""
+
+    token: str  # the token's 0x address on this chain
+    wrapped: bool  # True: the bridge's wrapped token, amount = its totalSupply; False: homed here, amount = locked
+    amount: int  # smallest units; the bridge mints and burns message amounts unscaled, so these are home units
+    decimals: int
 
 
 @dataclass(slots=True)
@@ -776,6 +787,7 @@ class EvmAdapter:
             raise UnknownToken(f"chains.{self._name}.token_bridge is not set: cannot send tokens", chain=self._name,
                                reason="no token bridge")
         account = self._account_for(sender_key)
+        await self._check_route(destination, symbol, amount)
         allowance = _int("0x" + (await self._call(token, abi.encode_allowance(account.address, bridge))).hex())
         if allowance < amount:
             await self._transact(account, token, abi.encode_approve(bridge, amount), "approve")
@@ -789,6 +801,21 @@ class EvmAdapter:
                 return TxHash(receipt["transactionHash"]), MessageId(bytes.fromhex(lg["topics"][1][2:]))
         raise RpcError(f"transferRemote tx {receipt['transactionHash']} emitted no SentTransferRemote event",
                        chain=self._name, reason="no transfer event")
+
+    async def _check_route(self, destination: int, symbol: str, amount: int) -> None:
+        """The TokenBridge's own route check, asked before anything is sent (no approval for a transfer the
+        bridge would refuse); the chain enforces it regardless. Reasons read as the contract's custom errors."""
+        token = to_checksum_address(self._token(symbol))
+        scale, max_amount = await self.bridge_route(destination, symbol)
+        if scale == 0:
+            reason = f"NoRoute({destination},{token})"
+        elif amount % scale:
+            reason = f"AmountNotRepresentable({destination},{token},{amount},{scale})"
+        elif max_amount != ROUTE_UNBOUNDED and amount > max_amount:
+            reason = f"AmountAboveRouteMax({destination},{token},{amount},{max_amount})"
+        else:
+            return
+        raise TxReverted(f"transferRemote would revert: {reason}", chain=self._name, reason=reason)
 
     @_boundary
     async def transfer_token(self, sender_key: str, symbol: str, to: str, amount: int) -> TxHash:
@@ -857,6 +884,55 @@ class EvmAdapter:
     @_boundary
     async def token_supply(self, symbol: str) -> int:
         return int.from_bytes(await self._call(self._token(symbol), abi.TOTAL_SUPPLY) or b"\0", "big")
+
+    # ------------------------------------------------------------------ solvency audit (relayer/audit.py)
+    def _bridge(self) -> str:
+        if self._config.token_bridge is None:
+            raise UnknownToken(f"chains.{self._name}.token_bridge is not set", chain=self._name, reason="no token bridge")
+        return self._config.token_bridge.lower()
+
+    async def _eth_calls(self, calls: Sequence[tuple[str, bytes]]) -> list[bytes]:
+        results = await self._rpc_many([("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])
+                                        for to, data in calls])
+        return [bytes.fromhex(str(r)[2:]) for r in results]
+
+    @_boundary
+    async def bridge_home_of(self, symbol: str) -> tuple[int, bytes]:
+        """(home domain, home token as bytes32) of the configured token ``symbol``, as this chain's TokenBridge
+        records it (``homeOf``): a wrapped token's home, or (this domain, the token's address) for any other."""
+        token = self._token(symbol)
+        (raw,) = await self._eth_calls([(self._bridge(), abi.encode_home_of(token))])
+        domain, home = abi.decode_words(raw, 2)
+        if domain == 0 and home == 0:
+            return int(self._domain), address_to_bytes32(token)
+        return domain, home.to_bytes(32, "big")
+
+    @_boundary
+    async def bridge_holding(self, home_domain: int, home_token: bytes) -> BridgeHolding | None:
+        """The bridge's position in one token identity, read from the chain: the home token's balance held by
+        the bridge when the token is homed here, else the totalSupply of the bridge's wrapped token
+        (``wrappedToken(home)``); None when the bridge has no wrapped token for it."""
+        bridge = self._bridge()
+        if home_domain == int(self._domain):
+            token = "0x" + home_token[12:].hex()
+            balance, decimals = await self._eth_calls([(token, abi.encode_balance_of(bridge)), (token, abi.DECIMALS)])
+            return BridgeHolding(to_checksum_address(token), False, abi.decode_words(balance, 1)[0],
+                                 abi.decode_words(decimals, 1)[0])
+        (raw,) = await self._eth_calls([(bridge, abi.encode_wrapped_token(home_domain, home_token))])
+        address = abi.decode_words(raw, 1)[0]
+        if address == 0:
+            return None
+        token = "0x" + address.to_bytes(20, "big").hex()
+        supply, decimals = await self._eth_calls([(token, abi.TOTAL_SUPPLY), (token, abi.DECIMALS)])
+        return BridgeHolding(to_checksum_address(token), True, abi.decode_words(supply, 1)[0],
+                             abi.decode_words(decimals, 1)[0])
+
+    @_boundary
+    async def bridge_route(self, destination: int, symbol: str) -> tuple[int, int]:
+        """(scale, maxAmount) of the TokenBridge route for ``symbol`` to ``destination``; (0, 0) when none."""
+        (raw,) = await self._eth_calls([(self._bridge(), abi.encode_routes(destination, self._token(symbol)))])
+        scale, max_amount = abi.decode_words(raw, 2)
+        return scale, max_amount
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ from adapters.message import address_to_bytes32, keccak256
 from config.errors import RelayerError
 
 RECEIPT_TIMEOUT_S = 60.0
+ROUTE_UNBOUNDED = 2**128 - 1  # TokenBridge.UNBOUNDED: a route whose destination holds any amount (EVM chains)
 PRIORITY_FEE_WEI = 10**9
 GAS_HEADROOM = 1.25
 
@@ -216,6 +217,65 @@ def enroll_remote_bridges(w3: Web3, key: str, bridge: str, remotes: dict[int, st
         for domain, remote in sorted(remotes.items())
     ]
     _send_all(w3, account, txs)
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One ``TokenBridge.enrollRoute``: ``token`` (on this chain) may go to ``destination`` in multiples of
+    ``scale`` (home units per destination unit) up to ``max_amount`` home units."""
+
+    destination: int
+    token: str
+    scale: int = 1
+    max_amount: int = ROUTE_UNBOUNDED
+
+
+def route_scale(home_decimals: int, destination_decimals: int) -> int:
+    """Home units per destination unit; a destination with more decimals than home is not supported."""
+    if destination_decimals > home_decimals:
+        raise DeployError(f"a destination with {destination_decimals} decimals cannot carry a token of "
+                          f"{home_decimals} home decimals (amounts travel in home units)")
+    return 10 ** (home_decimals - destination_decimals)
+
+
+def route_max(scale: int, destination_max_units: int | None) -> int:
+    """The route's maximum in home units: the destination's own maximum times the scale (None: unbounded),
+    capped at what the route can store."""
+    if destination_max_units is None:
+        return ROUTE_UNBOUNDED
+    return min(destination_max_units * scale, ROUTE_UNBOUNDED)
+
+
+def enroll_routes(w3: Web3, key: str, bridge: str, routes: Sequence[RouteSpec]) -> None:
+    """``TokenBridge.enrollRoute(destination, token, scale, maxAmount)`` for every route (one burst of txs)."""
+    account = _account(key)
+    bridge_addr = Web3.to_checksum_address(bridge)
+    txs = []
+    for r in routes:
+        if r.scale < 1 or not r.scale <= r.max_amount <= ROUTE_UNBOUNDED:
+            raise DeployError(f"route to {r.destination} for {r.token}: scale {r.scale} and max {r.max_amount} "
+                              f"must satisfy 1 <= scale <= max <= 2**128-1")
+        data = _call_data(w3, "TokenBridge", "enrollRoute",
+                          [r.destination, Web3.to_checksum_address(r.token), r.scale, r.max_amount])
+        txs.append(_Tx(f"TokenBridge.enrollRoute(destination={r.destination}, token={r.token})", bridge_addr, data,
+                       gas=120_000))
+    _send_all(w3, account, txs)
+
+
+def bridge_token_for(w3: Web3, bridge: str, home_domain: int, home_token: str | bytes) -> str | None:
+    """The token on this chain that carries identity (``home_domain``, ``home_token``): the token itself when it
+    is homed here, else the bridge's wrapped token; None when this chain has neither."""
+    contract = w3.eth.contract(address=Web3.to_checksum_address(bridge), abi=load_artifact("TokenBridge").abi_list)
+    home = _bytes32(home_token)
+    if int(contract.functions.localDomain().call()) == home_domain:
+        return Web3.to_checksum_address(home[12:])
+    wrapped = contract.functions.wrappedToken(home_domain, home).call()
+    return None if int(wrapped, 16) == 0 else Web3.to_checksum_address(wrapped)
+
+
+def token_decimals(w3: Web3, token: str) -> int:
+    contract = w3.eth.contract(address=Web3.to_checksum_address(token), abi=load_artifact("TestToken").abi_list)
+    return int(contract.functions.decimals().call())
 
 
 def deploy_test_token(w3: Web3, key: str, name: str, symbol: str, decimals: int, initial_supply: int) -> str:

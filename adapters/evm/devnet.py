@@ -228,7 +228,16 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
     with ThreadPoolExecutor(len(chains)) as pool:
         for name, addr in pool.map(wrapped, chains[1:]):
             tokens[name] = {"TST": {"address": addr, "decimals": 18, "home": home.name}}
-    step("test token deployed and wrapped")
+
+    def tst_routes(c: EvmDevnetChain) -> None:
+        # TST may go from every EVM chain to every other one, amounts unchanged (same decimals everywhere)
+        token = tokens[c.name]["TST"]["address"]
+        deploy.enroll_routes(w3s[c.name], deployer, cores[c.name]["token_bridge"],
+                             [deploy.RouteSpec(o.domain, token) for o in chains if o.name != c.name])
+
+    with ThreadPoolExecutor(len(chains)) as pool:
+        list(pool.map(tst_routes, chains))
+    step("test token deployed, wrapped and routed")
 
     def native_usdc(c: EvmDevnetChain) -> tuple[str, str]:
         # a stablecoin issued natively on every chain (like USDC), for same-chain transfers anywhere;
@@ -248,24 +257,61 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
     return {c.name: {"contracts": cores[c.name], "tokens": tokens.get(c.name, {})} for c in chains}
 
 
+@dataclass(frozen=True)
+class ForeignRoute:
+    """A token that may leave the EVM chains for a foreign (Solana or Cosmos) chain: its identity, the decimals
+    it has there and the largest amount the foreign chain can hold in its own units (None: no limit; an SPL
+    amount is a u64)."""
+
+    home_domain: int
+    home_token: str  # 0x bytes32
+    decimals: int
+    max_units: int | None = None
+
+
 def enroll_foreign_bridge(chains: dict[str, tuple[str, str, str]], domain: int, bridge32: str, *,
                           validators: Sequence[str], threshold: int,
-                          wrapped: Sequence[tuple[int, str, str, str, int]] = ()) -> dict[str, dict[str, str]]:
+                          wrapped: Sequence[tuple[int, str, str, str, int]] = (),
+                          routes: Sequence[ForeignRoute] = ()) -> dict[str, dict[str, str]]:
     """On every EVM chain (``name -> (rpc_url, token_bridge, multisig_ism)``): accept ``domain`` (a Solana or
     Cosmos chain) as an origin checked by ``validators`` / ``threshold``, enroll ``bridge32`` (0x bytes32) as its
-    token bridge, and create the wrapped tokens of its native tokens (``(home_domain, home_token32, name, symbol,
-    decimals)``). Returns ``{evm chain: {symbol: wrapped address}}``."""
+    token bridge, create the wrapped tokens of its native tokens (``(home_domain, home_token32, name, symbol,
+    decimals)``), and enrol the TokenBridge routes: to ``domain`` for each of ``routes`` whose token the chain
+    carries (scale from the token's decimals here and there, maximum from the foreign chain's), and between the
+    EVM chains for the new wrapped tokens (scale 1). Returns ``{evm chain: {symbol: wrapped address}}``."""
     from web3 import HTTPProvider, Web3
 
     from adapters.evm import deploy
+    from adapters.evm.contracts import load_artifact
 
     deployer = devnet_key(DEPLOYER)
-    out: dict[str, dict[str, str]] = {}
-    for name, (rpc_url, bridge, ism) in chains.items():
-        w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    w3s = {name: Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30})) for name, (rpc_url, _, _) in chains.items()}
+
+    def local_domain(name: str) -> int:
+        bridge = w3s[name].eth.contract(address=Web3.to_checksum_address(chains[name][1]),
+                                        abi=load_artifact("TokenBridge").abi_list)
+        return int(bridge.functions.localDomain().call())
+
+    domains = {name: local_domain(name) for name in chains}
+
+    def wire(name: str) -> tuple[str, dict[str, str]]:
+        w3 = w3s[name]
+        _, bridge, ism = chains[name]
         deploy.set_validators(w3, deployer, ism, [domain], list(validators), threshold)
         deploy.enroll_remote_bridges(w3, deployer, bridge, {domain: bridge32})
-        out[name] = {symbol: deploy.create_wrapped_token(w3, deployer, bridge, home_domain, home_token, token_name, symbol,
-                                                         decimals)
-                     for home_domain, home_token, token_name, symbol, decimals in wrapped}
-    return out
+        created = {symbol: deploy.create_wrapped_token(w3, deployer, bridge, home_domain, home_token, token_name, symbol,
+                                                       decimals)
+                   for home_domain, home_token, token_name, symbol, decimals in wrapped}
+        specs = [deploy.RouteSpec(domains[other], token) for token in created.values()
+                 for other in chains if other != name]
+        for route in routes:
+            token = deploy.bridge_token_for(w3, bridge, route.home_domain, route.home_token)
+            if token is None:
+                continue
+            scale = deploy.route_scale(deploy.token_decimals(w3, token), route.decimals)
+            specs.append(deploy.RouteSpec(domain, token, scale, deploy.route_max(scale, route.max_units)))
+        deploy.enroll_routes(w3, deployer, bridge, specs)
+        return name, created
+
+    with ThreadPoolExecutor(max(1, len(chains))) as pool:
+        return dict(pool.map(wire, list(chains)))

@@ -182,6 +182,22 @@ def start_daemon(net: Any, directory: Path, *, edit: Callable[[str], str] | None
     return DaemonProcess(path, directory / "daemon.log", role=role, instance=instance, env=env).start()
 
 
+def assert_audit_backed(net: Any) -> dict[str, Any]:
+    """``relayer audit --json`` on the devnet (the real CLI in its own process, reading every chain): every chain
+    was read and no bridged token is short (nothing outstanding that nothing locked backs). Every adversarial test
+    ends with it; returns the balance sheet."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYER")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run([sys.executable, "-m", "relayer.cli", "audit", "-c", str(net.config_path), "--json"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False)
+    lines = done.stdout.strip().splitlines()
+    sheet = dict(json.loads(lines[-1])) if lines else {}
+    assert done.returncode == 0 and sheet.get("shortfall") == 0 and not sheet.get("errors"), (
+        f"relayer audit exited {done.returncode}: shortfall {sheet.get('shortfall')} in {sheet.get('tokens_short')}, "
+        f"errors {sheet.get('errors')}\n{done.stderr[-2000:]}")
+    return sheet
+
+
 @pytest.fixture(scope="module")
 def bridge_daemon(bridge_devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     """The devnet's daemon (role all: validators, co-signer, relayer, routing API) for one test module."""

@@ -566,6 +566,10 @@ def test_token_round_trip_l1_a_b_l1(world: dict[str, Any]) -> None:
     assert a.bridge.functions.wrappedToken(L1, home).call() == wrapped[A]
     assert a.bridge.functions.homeOf(wrapped[A]).call() == [L1, home]
     supply = tst.functions.totalSupply().call()
+    # the routes this round trip takes (same decimals everywhere: scale 1, no maximum)
+    deploy.enroll_routes(l1.w3, DEPLOYER_KEY, l1.addrs["token_bridge"], [deploy.RouteSpec(A, token_addr)])
+    deploy.enroll_routes(a.w3, DEPLOYER_KEY, a.addrs["token_bridge"], [deploy.RouteSpec(B, wrapped[A])])
+    deploy.enroll_routes(b.w3, DEPLOYER_KEY, b.addrs["token_bridge"], [deploy.RouteSpec(L1, wrapped[B])])
 
     def relay(origin: Domain, dest: Domain) -> None:
         new = origin.sync()
@@ -621,6 +625,99 @@ def test_token_round_trip_l1_a_b_l1(world: dict[str, Any]) -> None:
     expect_revert(
         a.bridge.functions.createWrapped(L1, home, "x", "x", 18), world["deployer"], "WrappedExists"
     )
+
+
+COSMOS, SOLANA = 6000, 5000  # foreign destinations: TST has 6 decimals on one, 9 (u64 amounts) on the other
+U64_MAX = 2**64 - 1
+
+
+def send_reverting(w3: Web3, fn: Any, sender: str, gas: int = 400_000) -> dict[str, Any]:
+    """Sends ``fn`` as a real transaction with a fixed gas limit (no estimate that would refuse it first) and
+    returns its mined receipt, which must show a revert."""
+    tx_hash = fn.transact({"from": sender, "gas": gas})
+    receipt = dict(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.02))
+    assert receipt["status"] == 0, f"transaction did not revert: {receipt}"
+    return receipt
+
+
+def test_transfer_remote_refuses_what_the_destination_cannot_represent(world: dict[str, Any]) -> None:
+    """Routes: to A unscaled and unbounded, to Cosmos in multiples of 10**12 (6 decimals there), to Solana in
+    multiples of 10**9 up to u64 max x 10**9. A non-representable amount, an amount above the maximum, a token
+    without a route and a route-less destination revert on chain before anything is locked; representable
+    amounts go through."""
+    domains: dict[int, Domain] = world["domains"]
+    l1 = domains[L1]
+    user, deployer = world["user"], world["deployer"]
+    bridge_addr = l1.addrs["token_bridge"]
+    token_addr = deploy.deploy_test_token(l1.w3, DEPLOYER_KEY, "Route Token", "RTK", 18, 10**40)
+    deploy.mint_test_token(l1.w3, DEPLOYER_KEY, token_addr, user, 10**39)
+    unrouted = deploy.deploy_test_token(l1.w3, DEPLOYER_KEY, "No Route", "NRT", 18, 10**24)
+    deploy.mint_test_token(l1.w3, DEPLOYER_KEY, unrouted, user, 10**21)
+    tst = l1.w3.eth.contract(address=token_addr, abi=load_artifact("TestToken").abi_list)
+    nrt = l1.w3.eth.contract(address=unrouted, abi=load_artifact("TestToken").abi_list)
+    deploy.enroll_remote_bridges(l1.w3, DEPLOYER_KEY, bridge_addr, {COSMOS: "0x" + "c0" * 32, SOLANA: "0x" + "50" * 32})
+    solana_max = deploy.route_max(10**9, U64_MAX)
+    deploy.enroll_routes(l1.w3, DEPLOYER_KEY, bridge_addr, [
+        deploy.RouteSpec(A, token_addr),
+        deploy.RouteSpec(COSMOS, token_addr, deploy.route_scale(18, 6)),
+        deploy.RouteSpec(SOLANA, token_addr, deploy.route_scale(18, 9), solana_max),
+    ])
+    bridge = l1.bridge
+    assert bridge.functions.routes(A, token_addr).call() == [1, deploy.ROUTE_UNBOUNDED]
+    assert bridge.functions.routes(COSMOS, token_addr).call() == [10**12, deploy.ROUTE_UNBOUNDED]
+    assert bridge.functions.routes(SOLANA, token_addr).call() == [10**9, U64_MAX * 10**9]
+    assert bridge.functions.routes(SOLANA, unrouted).call() == [0, 0]
+    enrolled = bridge.events.RouteEnrolled().get_logs(from_block=0)
+    assert {(e["args"]["destination"], e["args"]["token"], e["args"]["scale"]) for e in enrolled} >= {
+        (A, token_addr, 1), (COSMOS, token_addr, 10**12), (SOLANA, token_addr, 10**9)}
+    approve = 10**39
+    transact(l1.w3, tst.functions.approve(bridge_addr, approve), user)
+    transact(l1.w3, nrt.functions.approve(bridge_addr, approve), user)
+    to = address_to_bytes32(user)
+
+    def balances() -> tuple[int, int, int, int]:
+        return (int(tst.functions.balanceOf(user).call()), int(tst.functions.balanceOf(bridge_addr).call()),
+                int(nrt.functions.balanceOf(user).call()), int(nrt.functions.balanceOf(bridge_addr).call()))
+
+    refused = [
+        (token_addr, COSMOS, 10**18 + 10**8, "AmountNotRepresentable"),  # 1.0000000001 TST: finer than uxtst
+        (token_addr, COSMOS, 1, "AmountNotRepresentable"),
+        (token_addr, SOLANA, 10**18 + 1, "AmountNotRepresentable"),  # finer than 9 decimals
+        (token_addr, SOLANA, solana_max + 10**9, "AmountAboveRouteMax"),  # a multiple of the scale, over u64
+        (unrouted, A, 10**18, "NoRoute"),  # a token the bridge has no route for
+        (unrouted, COSMOS, 10**18, "NoRoute"),
+        (token_addr, B, 10**18, "NoRoute"),  # a bridged destination this token has no route to
+    ]
+    before = balances()
+    for token, destination, amount, error in refused:
+        call = bridge.functions.transferRemote(token, destination, to, amount)
+        data = expect_revert(call, user, error)
+        if error == "AmountNotRepresentable":
+            assert abi_decode(["uint32", "address", "uint256", "uint256"], bytes.fromhex(data[10:]))[2:] == (
+                amount, 10**12 if destination == COSMOS else 10**9)
+        receipt = send_reverting(l1.w3, call, user)
+        assert not bridge.events.SentTransferRemote().process_receipt(receipt, errors=DISCARD)
+        assert balances() == before, f"{error}: something moved"
+    sent_before = l1.mailbox.functions.count().call()
+    # representable amounts go through and lock exactly what was sent
+    for destination, amount in ((COSMOS, 10**18 + 10**12), (SOLANA, 10**18 + 10**9), (SOLANA, solana_max),
+                                (A, 10**18 + 1)):
+        receipt = transact(l1.w3, bridge.functions.transferRemote(token_addr, destination, to, amount), user)
+        sent = bridge.events.SentTransferRemote().process_receipt(receipt, errors=DISCARD)
+        assert [(e["args"]["destination"], e["args"]["amount"]) for e in sent] == [(destination, amount)]
+        GAS_REPORT.setdefault(f"transferRemote_lock_to_{destination}", receipt["gasUsed"])
+    total = 10**18 + 10**12 + 10**18 + 10**9 + solana_max + 10**18 + 1
+    assert balances() == (before[0] - total, before[1] + total, before[2], before[3])
+    assert l1.mailbox.functions.count().call() == sent_before + 4
+    l1.sync()
+    # only the owner enrols or removes routes; a route is at least one unit and its max at least its scale
+    expect_revert(bridge.functions.enrollRoute(COSMOS, unrouted, 1, deploy.ROUTE_UNBOUNDED), user, "NotOwner")
+    expect_revert(bridge.functions.removeRoute(COSMOS, token_addr), user, "NotOwner")
+    expect_revert(bridge.functions.enrollRoute(COSMOS, unrouted, 0, 1), deployer, "InvalidRoute")
+    expect_revert(bridge.functions.enrollRoute(COSMOS, unrouted, 10, 9), deployer, "InvalidRoute")
+    receipt = transact(l1.w3, bridge.functions.removeRoute(COSMOS, token_addr), deployer)
+    assert bridge.events.RouteRemoved().process_receipt(receipt, errors=DISCARD)[0]["args"]["token"] == token_addr
+    expect_revert(bridge.functions.transferRemote(token_addr, COSMOS, to, 10**18), user, "NoRoute")
 
 
 def test_merkle_proofs_from_python_match_on_chain_branch(world: dict[str, Any]) -> None:

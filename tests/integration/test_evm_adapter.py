@@ -40,7 +40,7 @@ from adapters.evm.adapter import EvmAdapter, UnknownToken
 from adapters.evm.devnet import devnet_key
 from adapters.evm.errors import LogQueryTooLarge
 from adapters.merkle import MerkleTree, multiproof
-from adapters.message import address_to_bytes32
+from adapters.message import Domain, address_to_bytes32
 from config.settings import EvmChainConfig
 from tests.integration.anvil import Anvil, start_anvil
 
@@ -97,6 +97,7 @@ def chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chains]:
         deploy.set_validators(w3d, DEPLOYER_KEY, dc["multisig_ism"], [ORIGIN_DOMAIN], validators, THRESHOLD)
         deploy.enroll_remote_bridges(w3o, DEPLOYER_KEY, oc["token_bridge"], {DEST_DOMAIN: dc["token_bridge"]})
         token = deploy.deploy_test_token(w3o, DEPLOYER_KEY, "Test Token", "TST", 18, 10**24)
+        deploy.enroll_routes(w3o, DEPLOYER_KEY, oc["token_bridge"], [deploy.RouteSpec(DEST_DOMAIN, token)])
         for key in USER_KEYS:
             deploy.mint_test_token(w3o, DEPLOYER_KEY, token, Account.from_key(key).address, 10**21)
         yield Chains(origin, dest, oc, dc, token)
@@ -334,6 +335,43 @@ async def test_concurrent_senders_and_token_transfer(origin: EvmAdapter, chains:
     assert mid in [d.id for d in await all_dispatched(origin)]
     with pytest.raises(UnknownToken, match="known symbols: TST"):
         await origin.token_balance("NOPE", user)
+
+
+async def test_route_refusals_are_tx_reverted_with_the_contract_error(origin: EvmAdapter, chains: Chains) -> None:
+    """A destination with 6 decimals (scale 10**12): send_token refuses a finer amount before sending anything
+    (no approval either), with the contract's error as the reason; the same transfer sent straight to the bridge
+    is refused by the chain with the decoded custom error; the audit reads answer from the bridge."""
+    foreign = 6000
+    w3o = Web3(HTTPProvider(chains.origin.url, request_kwargs={"timeout": 30}))
+    bridge = chains.origin_contracts["token_bridge"]
+    deploy.enroll_remote_bridges(w3o, DEPLOYER_KEY, bridge, {foreign: "0x" + "ab" * 32, 7000: "0x" + "cd" * 32})
+    deploy.enroll_routes(w3o, DEPLOYER_KEY, bridge, [deploy.RouteSpec(foreign, chains.token, 10**12)])
+    assert await origin.bridge_route(foreign, "TST") == (10**12, deploy.ROUTE_UNBOUNDED)
+    assert await origin.bridge_route(7000, "TST") == (0, 0)
+    key = USER_KEYS[2]
+    sender = Account.from_key(key).address
+    to = address_to_bytes32(sender)
+    nonce = w3o.eth.get_transaction_count(sender)
+    balance = await origin.token_balance("TST", sender)
+    with pytest.raises(TxReverted) as refused:
+        await origin.send_token(key, "TST", 10**18 + 1, Domain(foreign), to)
+    assert refused.value.reason == f"AmountNotRepresentable({foreign},{chains.token},{10**18 + 1},{10**12})"
+    with pytest.raises(TxReverted) as no_route:
+        await origin.send_token(key, "TST", 10**18, Domain(7000), to)
+    assert no_route.value.reason == f"NoRoute(7000,{chains.token})"
+    assert w3o.eth.get_transaction_count(sender) == nonce, "a refused transfer sent a transaction"
+    assert await origin.token_balance("TST", sender) == balance
+    call = abi.encode_transfer_remote(chains.token, foreign, to, 10**18 + 1)
+    with pytest.raises(TxReverted) as on_chain:
+        await origin.call_contract(key, bridge, call)
+    assert on_chain.value.reason.startswith("AmountNotRepresentable(6000,") and "execution reverted" in str(on_chain.value)
+    # the solvency audit's reads
+    home = address_to_bytes32(chains.token)
+    assert await origin.bridge_home_of("TST") == (ORIGIN_DOMAIN, home)
+    holding = await origin.bridge_holding(ORIGIN_DOMAIN, home)
+    assert holding is not None and not holding.wrapped and holding.decimals == 18
+    assert holding.amount == await origin.token_balance("TST", bridge)
+    assert await origin.bridge_holding(4242, home) is None
 
 
 async def test_rpc_down_is_rpc_unavailable(tmp_path: Path) -> None:
