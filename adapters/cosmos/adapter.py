@@ -513,6 +513,7 @@ class CosmosAdapter:
             timeout = self._timeouts.get(tx.tx_hash)
             if (timeout is not None and int(await self.latest_height()) >= timeout
                     and await self._find_tx(tx.tx_hash) is None):
+                self._next_sequence.pop(tx.sender, None)  # its sequence was never used: plan from the chain's again
                 return TxOutcome(TxState.DROPPED, reason=f"timeout height {timeout} passed")
             account = await self._account(tx.sender)
             if account is not None and account[1] > tx.nonce and await self._find_tx(tx.tx_hash) is None:

@@ -38,6 +38,7 @@ from adapters.base import (
     RpcError,
     RpcUnavailable,
     SignedCheckpoint,
+    SubmittedTx,
     TxHash,
     TxNotFound,
     TxReverted,
@@ -582,6 +583,14 @@ async def test_a_delivery_past_its_timeout_height_is_refused_by_the_chain_and_by
         assert (terms.last_height, terms.sequence) == (timeout, int(request.context["sequence"]))
         assert await adapter.terms_can_land(terms)
         assert await adapter.token_balance("XTST", recipient) == 0
+
+        # the relayer's view: a delivery it sent that is nowhere once its timeout height is committed is dropped
+        never = SubmittedTx(TxHash("AB" * 32), 10**6, VAULT, time.time())
+        adapter._timeouts[never.tx_hash] = int(await adapter.latest_height()) + 2
+        assert (await adapter.confirm(never)).state is TxState.PENDING
+        await wait_height(adapter, adapter._timeouts[never.tx_hash])
+        dropped = await adapter.confirm(never)
+        assert dropped.state is TxState.DROPPED and "timeout height" in dropped.reason
 
 
 async def test_no_second_payout_while_the_first_can_land_and_one_after_its_timeout(
