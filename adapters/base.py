@@ -147,6 +147,21 @@ class Cosigner(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SignedTerms:
+    """What decides whether a co-signed transaction can still land, as the validator read it from the payload
+    it rebuilt itself and from its own view of the chain, never from the request's ``context``.
+
+    Cosmos: ``sequence`` is the vault's account sequence the sign bytes commit to and ``last_height`` the body's
+    ``timeout_height`` (the chain refuses the tx in any block above it). Solana: ``anchor`` is the recent
+    blockhash the message commits to and ``last_height`` the last block height at which it can be valid (an
+    upper bound read from the chain when signing); ``sequence`` is None."""
+
+    last_height: int
+    sequence: int | None = None
+    anchor: str = ""
+
+
 @runtime_checkable
 class CosignedDelivery(Protocol):
     """Optional capability of a destination delivered by validator co-signatures (adapters/<family>/)."""
@@ -160,6 +175,20 @@ class CosignedDelivery(Protocol):
     def cosign_with(self, key: str, request: CosignRequest) -> tuple[str, bytes]:
         """Validator side: (this key's signer id on the chain, its signature over ``request.payload``)."""
         ...
+
+    async def cosign_terms(self, request: CosignRequest) -> SignedTerms:
+        """Validator side, after ``check_cosign``: the terms of the payload rebuilt from ``request``, checked
+        against the chain now; ``CosignRefused`` (reason says which) when the transaction could not land now or
+        its expiry is further ahead than this chain allows (a co-signature must stop counting soon)."""
+        ...
+
+    async def terms_can_land(self, terms: SignedTerms) -> bool:
+        """Validator side: whether a transaction signed with ``terms`` may still be included, read from the chain
+        (False only once it never can: its expiry height passed, or its sequence was used). Whether it *did*
+        land is the caller's next question (``delivered``, asked after this answer)."""
+        ...
+
+    async def delivered(self, ids: Sequence[MessageId]) -> list[bool]: ...
 
 
 class CosignRefused(AdapterError):

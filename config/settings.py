@@ -204,6 +204,10 @@ class CosmosChainConfig(_Model):
         "domain -> 0x-hex bytes32 of the token bridge there: the only senders whose token messages are honoured"))
     multisig_threshold: int = Field(ge=1, le=11)
     multisig_pubkeys: list[str] = Field(description="compressed secp256k1 public keys (hex) of the multisig, in order")
+    delivery_timeout_blocks: int = Field(60, ge=2, le=100_000, description=(
+        "a delivery's timeout_height is the relayer's latest height plus this; validators co-sign only a timeout "
+        "above their chain's height and at most twice this ahead of it, so a co-signed payout that did not land "
+        "holds its messages for at most that long (default: 60 blocks, 30 s at 0.5 s blocks)"))
     tokens: dict[str, CosmosTokenConfig] = Field(default_factory=dict)
     verify_rpc_urls: list[str] = Field(default_factory=list)
     trusting_period_s: float = Field(14 * 24 * 3600, gt=0)

@@ -295,6 +295,30 @@ def _recipient32(adapter: ChainAdapter, address: str) -> bytes:
     return address_to_bytes32(address)
 
 
+async def _bridge_in(adapters: dict[str, ChainAdapter], manifest: dict[str, Any], settings: Any, chain: str,
+                     token: str, needed: int, timeout_s: float) -> None:
+    """A sender of a token wrapped on ``chain`` must hold what it sends, and nobody does at genesis (on Cosmos the
+    vault's escrow alone holds it): bridge the shortfall in from the token's home chain and wait until it arrived."""
+    home = manifest["chains"][chain]["tokens"].get(token, {}).get("home")
+    if not home or home == chain:
+        return
+    account = manifest["chains"][chain]["accounts"][0]["address"]
+    here: MessageSender = adapters[chain]  # type: ignore[assignment]
+    have = await here.token_balance(token, account)
+    if have >= needed:
+        return
+    scale = 10 ** (settings.chains[home].tokens[token].decimals - settings.chains[chain].tokens[token].decimals)
+    sender: MessageSender = adapters[home]  # type: ignore[assignment]
+    await sender.send_token(manifest["chains"][home]["accounts"][0]["private_key"], token, (needed - have) * scale,
+                            Domain(settings.chains[chain].domain), _recipient32(adapters[chain], account))
+    deadline = time.monotonic() + timeout_s
+    while await here.token_balance(token, account) < needed:
+        if time.monotonic() > deadline:
+            raise AdapterError(f"{token} bridged in from {home} did not arrive on {chain} within {timeout_s:.0f}s",
+                               chain=chain, reason="bridge-in timeout")
+        await asyncio.sleep(0.25)  # polling the destination's balance
+
+
 async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet: Devnet, token: str, amount_text: str,
                              timeout_s: float, show: bool) -> dict[str, Any]:
     from decimal import Decimal
@@ -323,6 +347,11 @@ async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet
         # several in flight where the origin allows it: an EVM send approves then transfers from one account and a
         # Cosmos one follows the account's sequence, so those go one at a time
         lane = asyncio.Semaphore(SEND_CONCURRENCY if settings.chains[origin].family == "solana" else 1)
+        try:  # a wrapped token's sender holds only what was bridged in (an earlier route, or this)
+            await _bridge_in(adapters, manifest, settings, origin, token, units * per_pair, timeout_s / 2)
+        except AdapterError as exc:
+            send_errors.append(f"{origin}->{dest}: bridge-in: {type(exc).__name__}: {exc}"[:300])
+            return
 
         vary = settings.chains[origin].family == "solana"
 

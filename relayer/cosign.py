@@ -8,10 +8,20 @@ destination adapter builds it: ``CosignRequest``). A validator co-signs only whe
 2. the message is for this destination;
 3. the transaction does exactly what the messages say and nothing else (``CosignedDelivery.check_cosign``,
    chain-specific decoding in the adapter);
-4. it has not co-signed *another* transaction for the message: each (validator, chain, message) is recorded
-   with the payload's hash; the same payload is signed again (idempotent retry), a different one only when
-   the earlier one can no longer land (its ``expires_at`` has passed) and the chain says the message is
-   still not delivered.
+4. the transaction can land now and stops being able to soon (``CosignedDelivery.cosign_terms``: Cosmos: its
+   ``timeout_height`` is above the chain's height and at most a bounded window ahead, its vault sequence not
+   already used; Solana: its blockhash is still valid);
+5. at most once: each (validator, chain, message) is recorded with the payload's hash and its terms (sequence,
+   last height, blockhash), taken from the payload the validator rebuilt. The same payload is signed again
+   (idempotent retry); a different one only when the chain shows the recorded one can no longer land
+   (``terms_can_land``: Cosmos: the committed height reached its timeout height, or the vault's sequence moved
+   past its sequence; Solana: the finalized block height passed its last valid height) *and then*, read after
+   that observation, the message is not delivered. Nothing in the request's ``context`` counts here (a relayer
+   may put ``expires_at`` there for itself; the validator ignores it).
+
+As a Solana/Cosmos multisig threshold is a strict majority (checked at start by each adapter), any two quorums
+share a validator, and that validator signed the second payout only once the first could never land: a
+message is paid out at most once.
 
 ``HttpCosigner`` is the relayer's side: it asks every configured validator (``POST
 {validator url}/cosign``) and returns the first ``threshold`` signatures.
@@ -27,10 +37,18 @@ from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy import BigInteger, Integer, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
-from adapters.base import AdapterError, ChainAdapter, CosignedDelivery, CosignRefused, CosignRequest
+from adapters.base import (
+    AdapterError,
+    ChainAdapter,
+    CosignedDelivery,
+    CosignRefused,
+    CosignRequest,
+    SignedTerms,
+)
 from adapters.message import Message, MessageFormatError, MessageId, keccak256
 from config.settings import ValidatorRef
 from relayer.metrics import Metrics
@@ -40,14 +58,43 @@ log = structlog.get_logger("relayer.cosign")
 
 
 class CosignRecord(SQLModel, table=True):
+    """What a validator co-signed for one message: the newest payload only (an earlier one was replaced only
+    once it could never land). ``last_height`` / ``sequence`` / ``anchor``: the payload's ``SignedTerms``; a row
+    of a version before them (all NULL) is treated as able to land until the message is delivered."""
+
     __tablename__ = "cosignatures"
 
     validator: str = Field(primary_key=True, max_length=42)
     chain: str = Field(primary_key=True, max_length=64)
     message_id: str = Field(primary_key=True, max_length=66)
     payload_sha256: str = Field(max_length=64)
-    expires_at: float | None = None
+    last_height: int | None = None
+    sequence: int | None = None
+    anchor: str | None = Field(default=None, max_length=128)
     signed_at: float
+
+    def terms(self) -> SignedTerms | None:
+        if self.last_height is None:
+            return None
+        return SignedTerms(self.last_height, self.sequence, self.anchor or "")
+
+
+for _column in CosignRecord.__table__.columns:  # type: ignore[attr-defined]  # heights and sequences are u64
+    if isinstance(_column.type, Integer) and not isinstance(_column.type, BigInteger):
+        _column.type = BigInteger()
+
+
+def _create_cosign_table(engine: Engine) -> None:
+    """Create ``cosignatures``, or add the columns this version declares to one an older version created
+    (``last_height``, ``sequence``, ``anchor``: nullable; the old ``expires_at`` column stays and is unused)."""
+    table = CosignRecord.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        SQLModel.metadata.create_all(conn, tables=[table])
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" '
+                                  f"{column.type.compile(dialect=conn.dialect)}"))
 
 
 class CosignService:
@@ -64,12 +111,18 @@ class CosignService:
         self.latest_signed = latest_signed
         self.metrics = metrics
         self.clock = clock
-        self._lock = asyncio.Lock()
-        SQLModel.metadata.create_all(store.engine, tables=[CosignRecord.__table__])  # type: ignore[attr-defined]
+        self._locks: dict[str, asyncio.Lock] = {}
+        _create_cosign_table(store.engine)
 
     @property
     def engine(self) -> Engine:
         return self.store.engine
+
+    def _lock(self, chain: str) -> asyncio.Lock:
+        """One lock per chain: the check (with its chain reads) and the record of a request are one step in this
+        process, so two concurrent requests for one message cannot both pass the check. Records are per chain,
+        so requests for different chains need not wait for each other."""
+        return self._locks.setdefault(chain, asyncio.Lock())
 
     def _refuse(self, chain: str, reason: str, detail: str) -> CosignRefused:
         self.metrics.inc("validator_cosign_refused_total", chain=chain, reason=reason)
@@ -85,6 +138,25 @@ class CosignService:
         adapter = self.adapters.get(chain)
         if adapter is None or not isinstance(adapter, CosignedDelivery):
             raise self._refuse(chain, "not cosigned", f"{chain!r} is not a chain delivered by co-signatures")
+        ids = self._attested_ids(chain, adapter.domain, request, validator)
+        try:
+            delivers = adapter.check_cosign(request)
+        except AdapterError as exc:
+            raise self._refuse(chain, exc.reason or "payload mismatch", str(exc)) from exc
+        if sorted(delivers) != sorted(ids):
+            raise self._refuse(chain, "payload mismatch", "the transaction delivers other messages than the request lists")
+        terms = await self._terms(chain, adapter, request)
+        digest = hashlib.sha256(request.payload).hexdigest()
+        async with self._lock(chain):  # check-and-record is one step per process (and per chain)
+            await self._check_once(validator, chain, adapter, ids, digest)
+            self._record(validator, chain, ids, digest, terms)
+        signer, signature = adapter.cosign_with(key, request)
+        self.metrics.inc("validator_cosigned_total", chain=chain, validator=validator)
+        log.info("cosigned", chain=chain, validator=validator, messages=len(ids), sequence=terms.sequence,
+                 last_height=terms.last_height)
+        return signer, signature
+
+    def _attested_ids(self, chain: str, domain: int, request: CosignRequest, validator: str) -> list[MessageId]:
         if not request.messages:
             raise self._refuse(chain, "empty", "a delivery of no message")
         ids: list[MessageId] = []
@@ -97,58 +169,74 @@ class CosignService:
             known = self.store.get("0x" + mid.hex())
             if known is None or bytes(known.raw) != raw:
                 raise self._refuse(chain, "not attested", f"messages[{i}] 0x{mid.hex()} is not a message this validator indexed")
-            if msg.destination != adapter.domain:
+            if msg.destination != domain:
                 raise self._refuse(chain, "wrong destination",
-                                   f"messages[{i}] is for domain {msg.destination}, not {chain} ({adapter.domain})")
+                                   f"messages[{i}] is for domain {msg.destination}, not {chain} ({domain})")
             signed = self.latest_signed(validator, msg.origin)
             if signed is None or signed < msg.nonce:
                 raise self._refuse(chain, "not attested", f"messages[{i}] has nonce {msg.nonce} of origin {msg.origin}; "
                                                           f"this validator attested up to {signed}")
             ids.append(MessageId(mid))
-        try:
-            delivers = adapter.check_cosign(request)
-        except AdapterError as exc:
-            raise self._refuse(chain, exc.reason or "payload mismatch", str(exc)) from exc
-        if sorted(delivers) != sorted(ids):
-            raise self._refuse(chain, "payload mismatch", "the transaction delivers other messages than the request lists")
-        digest = hashlib.sha256(request.payload).hexdigest()
-        expires = float(request.context["expires_at"]) if "expires_at" in request.context else None
-        async with self._lock:  # check-and-record is one step per process
-            await self._check_once(validator, chain, adapter, ids, digest)
-            now = self.clock()
-            with Session(self.engine) as s:
-                for mid in ids:
-                    key_ = (validator, chain, "0x" + mid.hex())
-                    rec = s.get(CosignRecord, key_)
-                    if rec is None:
-                        rec = CosignRecord(validator=validator, chain=chain, message_id="0x" + mid.hex(),
-                                           payload_sha256=digest, expires_at=expires, signed_at=now)
-                    else:
-                        rec.payload_sha256, rec.expires_at, rec.signed_at = digest, expires, now
-                    s.add(rec)
-                s.commit()
-        signer, signature = adapter.cosign_with(key, request)
-        self.metrics.inc("validator_cosigned_total", chain=chain, validator=validator)
-        log.info("cosigned", chain=chain, validator=validator, messages=len(ids))
-        return signer, signature
+        return ids
 
-    async def _check_once(self, validator: str, chain: str, adapter: ChainAdapter, ids: list[MessageId],
+    async def _terms(self, chain: str, adapter: CosignedDelivery, request: CosignRequest) -> SignedTerms:
+        try:
+            return await adapter.cosign_terms(request)
+        except CosignRefused as exc:
+            raise self._refuse(chain, exc.reason or "bad terms", str(exc)) from exc
+        except AdapterError as exc:  # the chain could not be asked: sign nothing
+            raise self._refuse(chain, "chain unavailable", str(exc)) from exc
+
+    async def _check_once(self, validator: str, chain: str, adapter: CosignedDelivery, ids: list[MessageId],
                           digest: str) -> None:
+        """Refuse unless every message is unsigned, signed with this very payload, or signed with payloads that
+        the chain shows can never land, for messages the chain shows undelivered (read after that)."""
+        wanted = {"0x" + m.hex() for m in ids}
         with Session(self.engine) as s:
-            earlier = {r.message_id: r for r in s.exec(select(CosignRecord).where(
-                CosignRecord.validator == validator, CosignRecord.chain == chain)).all()
-                if r.message_id in {"0x" + m.hex() for m in ids}}
-        others = [r for r in earlier.values() if r.payload_sha256 != digest]
+            earlier = [r for r in s.exec(select(CosignRecord).where(
+                CosignRecord.validator == validator, CosignRecord.chain == chain,
+                CosignRecord.message_id.in_(wanted))).all()]  # type: ignore[attr-defined]
+        others = [r for r in earlier if r.payload_sha256 != digest]
         if not others:
             return
-        now = self.clock()
-        live = [r for r in others if r.expires_at is None or r.expires_at > now]
-        if live:
-            raise self._refuse(chain, "already cosigned",
-                               f"message {live[0].message_id} was co-signed in another transaction that can still land")
-        delivered = await adapter.delivered([MessageId(bytes.fromhex(r.message_id[2:])) for r in others])
+        try:
+            for record in others:
+                terms = record.terms()
+                if terms is None or await adapter.terms_can_land(terms):
+                    raise self._refuse(chain, "already cosigned",
+                                       f"message {record.message_id} was co-signed in another transaction that can "
+                                       f"still land ({_describe(terms)})")
+            delivered = await adapter.delivered([MessageId(bytes.fromhex(r.message_id[2:])) for r in others])
+        except AdapterError as exc:
+            if isinstance(exc, CosignRefused):
+                raise
+            raise self._refuse(chain, "chain unavailable", str(exc)) from exc
         if any(delivered):
             raise self._refuse(chain, "already delivered", "a message of this request is already delivered on chain")
+
+    def _record(self, validator: str, chain: str, ids: list[MessageId], digest: str, terms: SignedTerms) -> None:
+        now = self.clock()
+        with Session(self.engine) as s:
+            for mid in ids:
+                rec = s.get(CosignRecord, (validator, chain, "0x" + mid.hex()))
+                if rec is None:
+                    rec = CosignRecord(validator=validator, chain=chain, message_id="0x" + mid.hex(),
+                                       payload_sha256=digest, signed_at=now)
+                rec.payload_sha256, rec.signed_at = digest, now
+                rec.last_height, rec.sequence, rec.anchor = terms.last_height, terms.sequence, terms.anchor or None
+                s.add(rec)
+            s.commit()
+
+
+def _describe(terms: SignedTerms | None) -> str:
+    if terms is None:
+        return "recorded without terms"
+    parts = [f"last height {terms.last_height}"]
+    if terms.sequence is not None:
+        parts.append(f"sequence {terms.sequence}")
+    if terms.anchor:
+        parts.append(f"blockhash {terms.anchor}")
+    return ", ".join(parts)
 
 
 class HttpCosigner:

@@ -185,6 +185,7 @@ def _cosmos_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
         f"vault = {_toml_value(chain['vault'])}",
         f"multisig_threshold = {chain['multisig_threshold']}",
         f"multisig_pubkeys = {_toml_value(chain['multisig_pubkeys'])}",
+        f"delivery_timeout_blocks = {chain.get('delivery_timeout_blocks', 60)}  # co-signed payouts expire after this",
         f"remote_bridges = {_toml_value(chain['remote_bridges'])}",
         f"tokens = {_toml_value(tokens)}",
         "",
@@ -366,20 +367,22 @@ class Devnet:
     def _up_cosmos(self, manifest: dict[str, Any], step: Callable[[str], None]) -> dict[str, Any]:
         """The Cosmos devnet (its own CometBFT-committed chain), the validators' multisig vault, and the EVM
         side: its vault enrolled as the Cosmos chain's token bridge. TST (home l1) is paid out of the vault's
-        escrow of ``uxtst`` (6 decimals) on Cosmos and locked back into it."""
+        escrow of ``uxtst`` (6 decimals) on Cosmos and locked back into it. The escrow is the vault's from
+        genesis and no other account holds ``uxtst``: a user gets it only by bridging TST in from l1."""
         from devnets.cosmos import genesis_manifest, start_cosmos_devnet, wait_until_ready
         from devnets.cosmos.accounts import address_bytes
-        from devnets.cosmos.bridge_setup import setup_cosmos_bridge
+        from devnets.cosmos.bridge_setup import setup_cosmos_bridge, vault_address
         from devnets.cosmos.genesis import GenesisSettings
 
         rpc_port, rest_port = self.base_port + 10, self.base_port + 11
         rpc_url, rest_url = f"http://127.0.0.1:{rpc_port}", f"http://127.0.0.1:{rest_port}"
+        validator_keys = [v["private_key"] for v in manifest["validator_keys"]]
+        vault = vault_address(validator_keys, manifest["threshold"])
+        settings = GenesisSettings(escrow_address=vault, escrow_balance=COSMOS_ESCROW)
         proc = start_cosmos_devnet(rpc_port=rpc_port, rest_port=rest_port, state_dir=self.dir / "cosmos",
-                                   log_path=self.dir / "cosmos.log")
+                                   log_path=self.dir / "cosmos.log", escrow=(vault, COSMOS_ESCROW))
         self._record_process("cosmos", proc.pid, rpc_url, "cosmos")
         wait_until_ready(rpc_url, rest_url, process=proc, timeout=60)
-        settings = GenesisSettings()
-        validator_keys = [v["private_key"] for v in manifest["validator_keys"]]
         bridge = setup_cosmos_bridge(rest_url, member_keys_hex=validator_keys, threshold=manifest["threshold"],
                                      escrow=COSMOS_ESCROW, fee_funding=10**9, settings=settings)
         vault32 = "0x" + address_bytes(bridge.vault).rjust(32, b"\0").hex()
@@ -395,13 +398,17 @@ class Devnet:
             "name": "cosmos", "family": "cosmos", "domain": COSMOS_DOMAIN, "chain_id": settings.chain_id,
             "rpc_url": rpc_url, "rest_url": rest_url, "fee_denom": settings.fee_denom, "bech32_prefix": settings.prefix,
             "gas_price": float(settings.min_gas_price) * 4, "block_time_s": 0.5, "vault": bridge.vault,
+            "delivery_timeout_blocks": 60,
             "multisig_pubkeys": bridge.multisig_pubkeys, "multisig_threshold": bridge.threshold,
             "remote_bridges": _remote_bridges(manifest),
             "tokens": {"TST": {"address": settings.token_denom, "decimals": COSMOS_TST_DECIMALS, "wrapped": True,
                                "home": "l1", "home_domain": manifest["chains"]["l1"]["domain"],
                                "home_token": _bytes32_hex(home), "home_decimals": 18,
                                "escrow": COSMOS_ESCROW}},
+            # devnet test keys; they hold the fee denom only (uxtst: bridge TST in from l1 first)
             "accounts": [{"address": a["address"], "private_key": a["private_key_hex"]} for a in genesis["accounts"][1:3]],
+            "genesis_balances": {"accounts": {a["address"]: a["balances"] for a in genesis["accounts"]},
+                                 "escrow": genesis["escrow"]},
         }
 
     def _up_solana(self, manifest: dict[str, Any], step: Callable[[str], None]) -> dict[str, Any]:

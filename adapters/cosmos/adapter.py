@@ -11,9 +11,12 @@ instant finality: ``finalized_height`` is the latest height with a commit.
 
 Destination. Only token messages are delivered (``TxReverted`` "cosmos destinations take token transfers
 only" otherwise): one transaction of one ``MsgSend`` per message, from the vault multisig to each
-recipient, the ids in the memo (``xchain-delivery:``), LEGACY_AMINO_JSON sign bytes co-signed by the
-validators through the ``Cosigner``; ``check_cosign`` (validator side) rebuilds those bytes from the
-messages and refuses anything else. ``delivered`` reads the vault's own successful txs' memos.
+recipient, the ids in the memo (``xchain-delivery:``), a ``timeout_height`` (the relayer's latest height +
+``delivery_timeout_blocks``), LEGACY_AMINO_JSON sign bytes co-signed by the validators through the
+``Cosigner``; ``check_cosign`` (validator side) rebuilds those bytes from the messages and refuses anything
+else, ``cosign_terms`` checks the timeout and the vault sequence against the chain, ``terms_can_land`` says
+from the chain whether a signed payout may still be included. ``delivered`` reads the vault's own successful
+txs' memos. The multisig threshold must be a strict majority of its members (checked at construction).
 
 Every public method raises only ``AdapterError`` (``adapters.cosmos.client`` maps httpx / protobuf errors).
 Keys handed in (``sender_key``, co-signing keys) are used and dropped, never logged.
@@ -63,6 +66,7 @@ from adapters.base import (
     InsufficientFunds,
     MailboxState,
     RpcError,
+    SignedTerms,
     SubmittedTx,
     TxHash,
     TxNotFound,
@@ -147,6 +151,8 @@ class CosmosAdapter:
         self._prefix = config.bech32_prefix
         self._members = [bytes.fromhex(k.removeprefix("0x")) for k in config.multisig_pubkeys]
         self._threshold = config.multisig_threshold
+        _check_majority(name, self._threshold, self._members)
+        self._timeout_blocks = config.delivery_timeout_blocks
         try:
             vault_raw = bech32_bytes(config.vault)
         except ValueError as exc:
@@ -170,6 +176,7 @@ class CosmosAdapter:
         self._timestamps: dict[int, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._next_sequence: dict[str, int] = {}  # sender -> next sequence, ahead of the chain while in mempool
+        self._timeouts: dict[str, int] = {}  # delivery tx hash -> its timeout height (confirm: dropped after it)
 
     @staticmethod
     def account_bytes32(address: str) -> bytes:
@@ -303,8 +310,9 @@ class CosmosAdapter:
         return payouts
 
     def _plan_for(self, payouts: Sequence[Any], account_number: int, sequence: int, gas: int,
-                  fee: tuple[str, int]) -> DeliveryPlan:
-        return DeliveryPlan(self._config.chain_id, self._vault, tuple(payouts), account_number, sequence, gas, fee)
+                  fee: tuple[str, int], timeout_height: int) -> DeliveryPlan:
+        return DeliveryPlan(self._config.chain_id, self._vault, tuple(payouts), account_number, sequence, gas, fee,
+                            timeout_height)
 
     async def _account(self, address: str) -> tuple[int, int] | None:
         status, body = await self._http.rest(f"/cosmos/auth/v1beta1/accounts/{address}")
@@ -338,7 +346,8 @@ class CosmosAdapter:
                 raise InsufficientFunds(f"vault holds {have}{denom}, the delivery needs {amount}{denom}",
                                         chain=self._name, reason="vault balance")
         sequence = max(account[1], self._next_sequence.get(self._vault, 0))  # ahead while ours is in mempool
-        return self._plan_for(payouts, account[0], sequence, gas, fee)
+        timeout = int(await self.latest_height()) + self._timeout_blocks
+        return self._plan_for(payouts, account[0], sequence, gas, fee, timeout)
 
     @_boundary
     async def estimate_delivery(self, batch: DeliveryBatch) -> CostEstimate:
@@ -355,9 +364,12 @@ class CosmosAdapter:
         if self._cosigner is None:
             raise TxReverted("no cosigner configured: cosmos deliveries need the validators' signatures",
                              chain=self._name, reason="no cosigner")
-        request = await self.cosign_request([item.message for item in batch.items])
-        signatures = await self._cosigner.cosign(request, self._threshold)
-        return await self.submit_cosigned(request, signatures)
+        # one delivery at a time from plan to broadcast: two plans at one vault sequence would both be co-signed
+        # and one would fail, holding its messages at the validators until its timeout height
+        async with self._lock("deliver"):
+            request = await self.cosign_request([item.message for item in batch.items])
+            signatures = await self._cosigner.cosign(request, self._threshold)
+            return await self.submit_cosigned(request, signatures)
 
     @_boundary
     async def submit_cosigned(self, request: CosignRequest, signatures: Sequence[tuple[str, bytes]]) -> SubmittedTx:
@@ -387,8 +399,9 @@ class CosmosAdapter:
                 self._next_sequence[self._vault] = int(expected.group(1))  # the next request uses it
             raise
         self._next_sequence[self._vault] = plan.sequence + 1
+        self._timeouts[tx_hash] = plan.timeout_height
         log.info("cosmos_delivery_submitted", chain=self._name, tx_hash=tx_hash, sequence=plan.sequence,
-                 messages=len(plan.payouts), signers=len(chosen))
+                 timeout_height=plan.timeout_height, messages=len(plan.payouts), signers=len(chosen))
         return SubmittedTx(TxHash(tx_hash), plan.sequence, self._vault, self._clock(), plan.gas, plan.fee[1])
 
     def _plan_from_request(self, request: CosignRequest, refuse: type[AdapterError]) -> DeliveryPlan:
@@ -397,28 +410,81 @@ class CosmosAdapter:
             context = request.context
             account_number, sequence = int(context["account_number"]), int(context["sequence"])
             gas, fee_denom, fee_amount = int(context["gas"]), context["fee_denom"], int(context["fee_amount"])
+            timeout_height = int(context.get("timeout_height", "0"))
         except (KeyError, ValueError) as exc:
             raise refuse(f"context lacks {exc}", chain=self._name, reason="bad context") from exc
+        if not (0 <= account_number < 2**64 and 0 <= sequence < 2**64 and 0 <= timeout_height < 2**63):
+            raise refuse("account number, sequence or timeout height out of range", chain=self._name,
+                         reason="bad context")
         if context.get("sign_mode", "LEGACY_AMINO_JSON") != "LEGACY_AMINO_JSON":
             raise refuse("unsupported sign mode", chain=self._name, reason="bad context")
         if gas != delivery_gas(len(payouts)) or fee_denom != self._config.fee_denom:
             raise refuse("gas or fee denom differs from this chain's rule", chain=self._name, reason="bad fee")
         if not 0 < fee_amount <= FEE_TOLERANCE * fee_for(gas, self._config.gas_price):
             raise refuse(f"fee {fee_amount}{fee_denom} is out of bounds", chain=self._name, reason="bad fee")
-        return self._plan_for(payouts, account_number, sequence, gas, (fee_denom, fee_amount))
+        return self._plan_for(payouts, account_number, sequence, gas, (fee_denom, fee_amount), timeout_height)
 
     def check_cosign(self, request: CosignRequest) -> list[MessageId]:
         """Validator side: the payload must be exactly the multisig tx paying out ``request.messages`` (each a
         token message from the origin's enrolled bridge, to its recipient, its amount of its token), with the
-        ids in the memo, this chain's id, fee within bounds. Signing at most once per message is the caller's
-        duty (the chain itself does not refuse a second payout)."""
+        ids in the memo, this chain's id, fee within bounds, and a timeout height (without one a co-signed payout
+        could land at any later time). Signing at most once per message is the caller's duty (the chain itself
+        does not refuse a second payout), with ``cosign_terms`` and ``terms_can_land``."""
+        plan = self._checked_plan(request)
+        return [p.id for p in plan.payouts]
+
+    def _checked_plan(self, request: CosignRequest) -> DeliveryPlan:
         if request.chain != self._name:
             raise CosignRefused(f"request is for chain {request.chain!r}", chain=self._name, reason="wrong chain")
         plan = self._plan_from_request(request, CosignRefused)
         if plan.sign_bytes() != request.payload:
             raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
                                 reason="payload differs")
-        return [p.id for p in plan.payouts]
+        if plan.timeout_height == 0:
+            raise CosignRefused("the delivery has no timeout_height: once co-signed it could land at any later time",
+                                chain=self._name, reason="no timeout")
+        return plan
+
+    @_boundary
+    async def cosign_terms(self, request: CosignRequest) -> SignedTerms:
+        """Validator side: the payload's (sequence, timeout height), rebuilt from the request and checked against
+        this node's chain now. Refused: a timeout at or below the latest committed height (it cannot land), one
+        more than ``2 * delivery_timeout_blocks`` ahead (a co-signature must stop counting soon: that bound is how
+        long a payout that never lands can hold its messages), an account number other than the vault's (it
+        could never verify), a sequence below the vault's (``stale sequence``: used already)."""
+        plan = self._checked_plan(request)
+        height = int(await self.latest_height())
+        if plan.timeout_height <= height:
+            raise CosignRefused(f"timeout height {plan.timeout_height} is at or below the chain's height {height}: "
+                                "the payout can no longer land", chain=self._name, reason="expired")
+        window = 2 * self._timeout_blocks
+        if plan.timeout_height > height + window:
+            raise CosignRefused(f"timeout height {plan.timeout_height} is more than {window} blocks above the "
+                                f"chain's height {height} (chains.{self._name}.delivery_timeout_blocks x 2)",
+                                chain=self._name, reason="timeout too far")
+        account = await self._account(self._vault)
+        if account is None:
+            raise CosignRefused(f"vault {self._vault} has no account on chain", chain=self._name,
+                                reason="vault not funded")
+        number, on_chain = account
+        if plan.account_number != number:
+            raise CosignRefused(f"account number {plan.account_number} is not the vault's ({number})",
+                                chain=self._name, reason="bad context")
+        if plan.sequence < on_chain:
+            raise CosignRefused(f"sequence {plan.sequence} is below the vault's sequence {on_chain} on chain: "
+                                "already used", chain=self._name, reason="stale sequence")
+        return SignedTerms(last_height=plan.timeout_height, sequence=plan.sequence)
+
+    @_boundary
+    async def terms_can_land(self, terms: SignedTerms) -> bool:
+        """False once the chain's committed height reached the timeout height (no later block may include it) or
+        the vault's sequence moved past the payout's (that sequence was used by a transaction, this one or
+        another). Whether it landed is then ``delivered``'s answer, which scans through a height read after
+        these two reads."""
+        if int(await self.latest_height()) >= terms.last_height:
+            return False
+        account = await self._account(self._vault)
+        return not (account is not None and terms.sequence is not None and account[1] > terms.sequence)
 
     def cosign_with(self, key: str, request: CosignRequest) -> tuple[str, bytes]:
         """(compressed pubkey hex, 64-byte low-s secp256k1 signature over sha256(payload))."""
@@ -435,8 +501,22 @@ class CosmosAdapter:
 
     @_boundary
     async def confirm(self, tx: SubmittedTx) -> TxOutcome:
+        outcome = await self._outcome(tx)
+        if outcome.state is not TxState.PENDING:
+            self._timeouts.pop(tx.tx_hash, None)
+        return outcome
+
+    async def _outcome(self, tx: SubmittedTx) -> TxOutcome:
+        """A tx not found is dropped once no block can include it any more: its timeout height (known for what
+        this process submitted) is committed, or its sequence was used by another tx; the tx is looked up again
+        after that observation, so one included meanwhile is not missed."""
         found = await self._find_tx(tx.tx_hash)
         if found is None:
+            timeout = self._timeouts.get(tx.tx_hash)
+            if (timeout is not None and int(await self.latest_height()) >= timeout
+                    and await self._find_tx(tx.tx_hash) is None):
+                self._next_sequence.pop(tx.sender, None)  # its sequence was never used: plan from the chain's again
+                return TxOutcome(TxState.DROPPED, reason=f"timeout height {timeout} passed")
             account = await self._account(tx.sender)
             if account is not None and account[1] > tx.nonce and await self._find_tx(tx.tx_hash) is None:
                 return TxOutcome(TxState.DROPPED, reason="sequence used by another transaction")
@@ -696,6 +776,21 @@ class CosmosAdapter:
             raise UnknownToken(f"no initial escrow known for wrapped {symbol!r}", chain=self._name,
                                reason="unknown escrow")
         return self._escrow[symbol] - held
+
+
+def _check_majority(name: str, threshold: int, members: Sequence[bytes]) -> None:
+    """The vault's threshold must be a strict majority of distinct members: then any two quorums share a
+    validator, and the validators' once-per-message rule (relayer/cosign.py) keeps a message from being paid
+    out twice. A minority threshold would let two disjoint quorums each co-sign a payout of the same message."""
+    if len(set(members)) != len(members):
+        raise ConfigError(f"chains.{name}.multisig_pubkeys", "lists a key twice: one validator would count twice")
+    if threshold > len(members):
+        raise ConfigError(f"chains.{name}.multisig_threshold",
+                          f"is {threshold}, above the {len(members)} multisig_pubkeys")
+    if 2 * threshold <= len(members):
+        raise ConfigError(f"chains.{name}.multisig_threshold",
+                          f"{threshold} of {len(members)} is not a majority: two disjoint quorums could each "
+                          "co-sign a payout of the same message")
 
 
 def _rfc3339_seconds(text: str) -> float:

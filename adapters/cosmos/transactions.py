@@ -112,7 +112,8 @@ def _amino_coins(coins: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def amino_json_sign_bytes(*, chain_id: str, account_number: int, sequence: int, body: TxBody, fee: Fee) -> bytes:
-    """The ``StdSignDoc`` SIGN_MODE_LEGACY_AMINO_JSON signs: sorted keys, no spaces, ``<>&`` escaped like Go."""
+    """The ``StdSignDoc`` SIGN_MODE_LEGACY_AMINO_JSON signs: sorted keys, no spaces, ``<>&`` escaped like Go;
+    the body's ``timeout_height`` is in it (``omitempty``: only when set), so a signature covers the expiry."""
     msgs = []
     for packed in body.messages:
         if packed.type_url != MSG_SEND_TYPE_URL:
@@ -125,6 +126,8 @@ def amino_json_sign_bytes(*, chain_id: str, account_number: int, sequence: int, 
         "fee": {"amount": _amino_coins(fee.amount), "gas": str(fee.gas_limit)},
         "memo": body.memo, "msgs": msgs, "sequence": str(sequence),
     }
+    if body.timeout_height:
+        doc["timeout_height"] = str(body.timeout_height)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
 
@@ -244,7 +247,9 @@ class Payout:
 
 @dataclass(frozen=True)
 class DeliveryPlan:
-    """The multisig transaction paying out ``payouts``: one ``MsgSend`` per message, ids in the memo."""
+    """The multisig transaction paying out ``payouts``: one ``MsgSend`` per message, ids in the memo, and a
+    ``timeout_height``: the chain refuses it in any block above that height, so a co-signature stops counting
+    there (0: none; validators refuse to co-sign such a plan)."""
 
     chain_id: str
     vault: str
@@ -253,11 +258,13 @@ class DeliveryPlan:
     sequence: int
     gas: int
     fee: tuple[str, int]  # (denom, amount)
+    timeout_height: int = 0
 
     def body(self) -> TxBody:
         return TxBody(
             messages=[pack_send(self.vault, p.to_address, [(p.denom, p.amount)]) for p in self.payouts],
             memo=encode_delivery_memo([p.id for p in self.payouts]),
+            timeout_height=self.timeout_height,
         )
 
     def fee_proto(self) -> Fee:
@@ -270,7 +277,7 @@ class DeliveryPlan:
     def context(self) -> dict[str, str]:
         return {"account_number": str(self.account_number), "sequence": str(self.sequence),
                 "gas": str(self.gas), "fee_denom": self.fee[0], "fee_amount": str(self.fee[1]),
-                "sign_mode": "LEGACY_AMINO_JSON"}
+                "timeout_height": str(self.timeout_height), "sign_mode": "LEGACY_AMINO_JSON"}
 
     def assemble(self, threshold: int, members: Sequence[bytes], signatures: Mapping[int, bytes]) -> bytes:
         """``TxRaw`` bytes signed by ``signatures`` (member index -> 64-byte signature)."""

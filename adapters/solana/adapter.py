@@ -68,6 +68,7 @@ from adapters.base import (
     Height,
     MailboxState,
     RpcError,
+    SignedTerms,
     SubmittedTx,
     TxHash,
     TxNotFound,
@@ -152,7 +153,7 @@ class SolanaAdapter:
 
     ``cosigner`` gathers the validators' signatures for deliveries (``None``: this adapter only watches, or a
     validator uses it for ``check_cosign``/``cosign_with``). ``confirm_at``: the commitment at which a delivery
-    counts as confirmed. ``clock``: unix time (``expires_at`` of co-sign requests).
+    counts as confirmed. ``clock``: unix time (the ``expires_at`` a relayer puts in its co-sign requests).
     """
 
     max_delivery_batch: int = 1
@@ -550,17 +551,35 @@ class SolanaAdapter:
             raise self._undeliverable(exc, refuse) from exc
 
     def check_cosign(self, request: CosignRequest) -> list[MessageId]:
+        """The payload must be the delivery rebuilt from the messages (its freshness is ``cosign_terms``'s
+        question, asked of the chain; the context's ``expires_at`` is the relayer's own bookkeeping)."""
         message, ids = self._rebuild(request, CosignRefused)
-        try:
-            expires_at = float(request.context["expires_at"])
-        except (KeyError, ValueError) as exc:
-            raise CosignRefused(f"context expires_at: {exc!r}", chain=self._name, reason="bad context") from exc
-        if expires_at < self._clock():
-            raise CosignRefused("request expired", chain=self._name, reason="expired")
         if bytes(message) != request.payload:
             raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
                                 reason="payload mismatch")
         return ids
+
+    @_boundary
+    async def cosign_terms(self, request: CosignRequest) -> SignedTerms:
+        """Validator side: the rebuilt message's recent blockhash, which the chain must still accept now
+        (``getFeeForMessage`` answers null for an expired or unknown one), and an upper bound of the last block
+        height it is valid at: that of the newest blockhash now (the request's is no newer), never the request's
+        ``last_valid_block_height``."""
+        message, _ids = self._rebuild(request, CosignRefused)
+        if bytes(message) != request.payload:
+            raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
+                                reason="payload mismatch")
+        newest = (await self._client.get_latest_blockhash(Processed)).value
+        if (await self._client.get_fee_for_message(message, Processed)).value is None:  # type: ignore[arg-type]
+            raise CosignRefused(f"blockhash {message.recent_blockhash} is expired or unknown to the chain",
+                                chain=self._name, reason="expired")
+        return SignedTerms(last_height=int(newest.last_valid_block_height), anchor=str(message.recent_blockhash))
+
+    @_boundary
+    async def terms_can_land(self, terms: SignedTerms) -> bool:
+        """False once the *finalized* block height passed the blockhash's last valid height: no block from then
+        on can include it, and one that did is finalized, so ``delivered`` (asked next) sees it."""
+        return int((await self._client.get_block_height(Finalized)).value) <= terms.last_height
 
     def cosign_with(self, key: str, request: CosignRequest) -> tuple[str, bytes]:
         self.check_cosign(request)

@@ -1,4 +1,5 @@
-"""``python -m devnets.cosmos --rpc-port P --rest-port Q --state-dir DIR [--block-ms 500] [--validators 4]``."""
+"""``python -m devnets.cosmos --rpc-port P --rest-port Q --state-dir DIR [--block-ms 500] [--validators 4]
+[--escrow-address BECH32 --escrow-balance N]``."""
 
 from __future__ import annotations
 
@@ -24,13 +25,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chain-id", default=DEFAULT_CHAIN_ID)
     parser.add_argument("--accounts", type=int, default=5)
     parser.add_argument("--min-gas-price", type=Decimal, default=Decimal("0.0025"))
+    parser.add_argument("--escrow-address", default="", help="the only holder of the token denom at genesis")
+    parser.add_argument("--escrow-balance", type=int, default=0, help="token denom the escrow holds at genesis")
     args = parser.parse_args(argv)
-    genesis = GenesisSettings(
-        chain_id=args.chain_id,
-        validator_count=args.validators,
-        account_count=args.accounts,
-        min_gas_price=args.min_gas_price,
-    )
+    try:
+        genesis = GenesisSettings(
+            chain_id=args.chain_id,
+            validator_count=args.validators,
+            account_count=args.accounts,
+            min_gas_price=args.min_gas_price,
+            escrow_address=args.escrow_address,
+            escrow_balance=args.escrow_balance,
+        )
+    except ValueError as exc:
+        parser.error(f"--escrow-address/--escrow-balance: {exc}")
     node = NodeSettings(
         args.rpc_port, args.rest_port, args.state_dir, args.block_ms, signer_count=args.signers
     )

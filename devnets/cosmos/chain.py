@@ -25,7 +25,7 @@ from devnets.cosmos.blocks import (
     data_hash,
     results_hash,
 )
-from devnets.cosmos.genesis import GenesisSettings, genesis_accounts, validator_committee
+from devnets.cosmos.genesis import GenesisSettings, genesis_balances, validator_committee
 from devnets.cosmos.state import LedgerState
 from devnets.cosmos.store import ChainStore
 from devnets.cosmos.transactions import ExecMode, TxProcessor, TxResult
@@ -87,12 +87,10 @@ class CosmosChain:
 
     def _genesis_state(self) -> LedgerState:
         state = LedgerState()
-        for key in genesis_accounts(self.settings):
-            state.ensure_account(key.address_bytes)
-            state.balances[key.address_bytes] = {
-                self.settings.fee_denom: self.settings.fee_balance,
-                self.settings.token_denom: self.settings.token_balance,
-            }
+        for address, coins in genesis_balances(self.settings).items():
+            raw = address_bytes(address)
+            state.ensure_account(raw)
+            state.balances[raw] = dict(coins)
         state.ensure_account(self.processor.fee_collector)
         return state
 

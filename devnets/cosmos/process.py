@@ -24,8 +24,10 @@ def start_cosmos_devnet(
     signers: int | None = None,
     chain_id: str | None = None,
     log_path: Path | None = None,
+    escrow: tuple[str, int] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``python -m devnets.cosmos ...`` in the background; its output goes to ``log_path`` (or is dropped)."""
+    """``python -m devnets.cosmos ...`` in the background; its output goes to ``log_path`` (or is dropped).
+    ``escrow``: (bech32 address, amount): the only account holding the token denom at genesis."""
     command = [
         sys.executable, "-m", "devnets.cosmos",
         "--rpc-port", str(rpc_port), "--rest-port", str(rest_port), "--state-dir", str(state_dir),
@@ -35,6 +37,8 @@ def start_cosmos_devnet(
         command += ["--signers", str(signers)]
     if chain_id is not None:
         command += ["--chain-id", chain_id]
+    if escrow is not None:
+        command += ["--escrow-address", escrow[0], "--escrow-balance", str(escrow[1])]
     output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
 

@@ -37,6 +37,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from devnets.cosmos.accounts import address_bytes
 from devnets.cosmos.blocks import BLOCK_MAX_BYTES, BLOCK_MAX_GAS, StoredBlock
 from devnets.cosmos.chain import CosmosChain
+from devnets.cosmos.genesis import GenesisSettings, genesis_balances
 from devnets.cosmos.transactions import Event, TxResult
 from light_clients.tendermint import rpc_json
 from light_clients.tendermint.blocks import BlockId, Header, SignedHeader
@@ -172,6 +173,7 @@ class CometRpc:
                     for i, v in enumerate(self.chain.validator_set.validators)
                 ],
                 "app_hash": _hex(self.chain.genesis_app_hash),
+                "app_state": {"bank": _genesis_bank(settings)},
             }
         }
 
@@ -267,6 +269,22 @@ class CometRpc:
             "codespace": result.codespace,
             "hash": _hex(hashlib.sha256(raw).digest()),
         }
+
+
+def _genesis_bank(settings: GenesisSettings) -> Json:
+    """The bank module's genesis as the SDK exports it: every balance (sorted by address) and the supply."""
+    balances = genesis_balances(settings)
+    supply: dict[str, int] = {}
+    for coins in balances.values():
+        for denom, amount in coins.items():
+            supply[denom] = supply.get(denom, 0) + amount
+    return {
+        "balances": [
+            {"address": address, "coins": [{"denom": d, "amount": str(a)} for d, a in sorted(coins.items()) if a]}
+            for address, coins in sorted(balances.items())
+        ],
+        "supply": [{"denom": d, "amount": str(a)} for d, a in sorted(supply.items())],
+    }
 
 
 def _bytes_param(value: object) -> bytes:
@@ -490,6 +508,12 @@ def rest_app(chain: CosmosChain) -> FastAPI:
         except ValueError:
             return _grpc_error(400, 3, f"invalid address {address}: invalid address")
         return JSONResponse({"balance": {"denom": denom, "amount": str(amount)}})
+
+    @app.get("/cosmos/bank/v1beta1/supply/by_denom")
+    async def supply_of(denom: str) -> Json:
+        """The total of ``denom`` over every account (the devnet mints and burns nothing after genesis)."""
+        total = sum(coins.get(denom, 0) for coins in chain.state.balances.values())
+        return {"amount": {"denom": denom, "amount": str(total)}}
 
     @app.post("/cosmos/tx/v1beta1/txs")
     async def broadcast(request: Request) -> JSONResponse:

@@ -1,7 +1,12 @@
 """CosmosAdapter and CosmosInclusionVerifier against the project's Cosmos devnet (a real process): lock
 dispatches found with canonical messages in nonce order, invalid memos ignored, the inclusion proof accepted
-for a real dispatch and refused for forged or failed ones, and a delivery co-signed 2-of-3 by the vault's
-members paying out on chain (refused by the chain with one signature).
+for a real dispatch and refused for forged or failed ones, a delivery co-signed 2-of-3 by the vault's
+members paying out on chain (refused by the chain with one signature), a delivery past its timeout height
+refused by the chain, and the validators' once-per-message rule (``CosignService`` on a real store) judged
+from the chain: no second payout while the first can land, one after its timeout or its sequence passed.
+
+The devnet's ``uxtst`` is the vault's alone at genesis: the accounts that lock it here first get it paid out
+of the vault (the ``funded`` fixture delivers token messages to them, as a bridge-in would).
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ from adapters.base import (
     DeliveryBatch,
     DeliveryItem,
     DispatchClaim,
+    DispatchedMessage,
     Height,
     InclusionRefused,
     MessageSender,
+    RpcError,
     RpcUnavailable,
     SignedCheckpoint,
+    SubmittedTx,
     TxHash,
     TxNotFound,
     TxReverted,
@@ -51,13 +59,15 @@ from devnets.cosmos import (
 from light_clients.tendermint.inclusion import CosmosInclusionVerifier
 from tests.integration.harness import free_port_block
 
-SETTINGS = GenesisSettings()
-ACCOUNTS = genesis_accounts(SETTINGS)
 DOMAIN = 7001
 EVM_DOMAIN = 31337
 BRIDGE = bytes.fromhex("00" * 12 + "ab" * 20)  # the TokenBridge on the EVM side (bytes32)
 MEMBERS = [devnet_account_key(f"vault-member-{i}") for i in range(3)]
 VAULT = bech32(multisig_key_address(2, [m.pub_key for m in MEMBERS]), "cosmos")
+ESCROW = 10_000_000  # uxtst: the vault's at genesis, nobody else's
+SETTINGS = GenesisSettings(escrow_address=VAULT, escrow_balance=ESCROW)
+ACCOUNTS = genesis_accounts(SETTINGS)
+BRIDGED_IN = {1: 20_000, 2: 1_000}  # genesis account -> uxtst paid out to it before the tests lock some
 BLOCK_MS = 250
 
 
@@ -73,7 +83,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     state = tmp_path_factory.mktemp("cosmos-adapter") / "state"
     base = free_port_block(2)
     process = start_cosmos_devnet(rpc_port=base, rest_port=base + 1, state_dir=state, block_ms=BLOCK_MS,
-                                  log_path=state.parent / "devnet.log")
+                                  log_path=state.parent / "devnet.log", escrow=(VAULT, ESCROW))
     net = Devnet(f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}", process)
     try:
         wait_until_ready(net.rpc_url, net.rest_url, timeout=20, process=process)
@@ -83,17 +93,17 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         process.wait(timeout=10)
 
 
-def chain_config(net: Devnet) -> CosmosChainConfig:
+def chain_config(net: Devnet, **extra: Any) -> CosmosChainConfig:
     return CosmosChainConfig(
         family="cosmos", domain=DOMAIN, chain_id=SETTINGS.chain_id, rpc_url=net.rpc_url, rest_url=net.rest_url,
         fee_denom=SETTINGS.fee_denom, gas_price=0.01, vault=VAULT, multisig_threshold=2,
         multisig_pubkeys=[m.pub_key.hex() for m in MEMBERS], tokens={"XTST": CosmosTokenConfig(denom="uxtst")},
-        poll_interval_s=0.1, request_timeout_s=5,
+        poll_interval_s=0.1, request_timeout_s=5, **extra,
     )
 
 
 class MemberCosigner:
-    """The validators in-process: each checks the request, then signs with its member key."""
+    """The validators in-process: each checks the request and its terms on chain, then signs with its key."""
 
     def __init__(self, adapter: CosmosAdapter, members: list[int]) -> None:
         self.adapter = adapter
@@ -105,19 +115,26 @@ class MemberCosigner:
         out = []
         for index in self.members:
             self.adapter.check_cosign(request)
+            await self.adapter.cosign_terms(request)
             out.append(self.adapter.cosign_with(MEMBERS[index].private_key_hex, request))
         return out
 
 
 @pytest.fixture(scope="module")
 def funded(devnet: Devnet) -> None:
-    """The vault gets fees and tokens to pay out from a genesis account."""
+    """The vault gets fees from a genesis account (users hold the fee denom; the vault holds all uxtst), then
+    the accounts that lock uxtst in these tests get it paid out of the vault, as a bridge-in would."""
 
     async def fund() -> None:
         async with adapter_for(devnet) as adapter:
-            for symbol, amount in ((SETTINGS.fee_denom, 50_000_000), ("XTST", 10_000_000)):
-                tx_hash = await adapter.transfer_token(ACCOUNTS[0].private_key_hex, symbol, VAULT, amount)
-                await wait_tx(adapter, tx_hash)
+            tx_hash = await adapter.transfer_token(ACCOUNTS[0].private_key_hex, SETTINGS.fee_denom, VAULT, 50_000_000)
+            await wait_tx(adapter, tx_hash)
+            adapter._cosigner = MemberCosigner(adapter, [0, 1])
+            incoming = [token_message(ACCOUNTS[i].address, amount, nonce=1000 + i) for i, amount in BRIDGED_IN.items()]
+            outcome = await wait_outcome(adapter, await adapter.submit_delivery(batch_of(incoming)))
+            assert outcome.state is TxState.CONFIRMED, outcome.reason
+            for i, amount in BRIDGED_IN.items():
+                assert await adapter.token_balance("XTST", ACCOUNTS[i].address) == amount
 
     asyncio.run(fund())
 
@@ -299,7 +316,7 @@ async def finalized_above(adapter: CosmosAdapter, height: int, timeout: float = 
 async def test_inclusion_verifier_accepts_real_dispatches_and_refuses_forged_and_failed(
         devnet: Devnet, funded: None) -> None:
     recipient = bytes.fromhex("00" * 12 + "ef" * 20)
-    too_much = 10 * SETTINGS.token_balance
+    too_much = 10 * ESCROW  # more uxtst than exists
     async with adapter_for(devnet) as adapter:
         tx_hash, message_id = await adapter.send_token(ACCOUNTS[1].private_key_hex, "XTST", 777,
                                                        Domain(EVM_DOMAIN), recipient)
@@ -467,9 +484,9 @@ async def test_a_chain_committed_by_less_than_two_thirds_is_refused(tmp_path) ->
     weak = Devnet(f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}", process)
     try:
         wait_until_ready(weak.rpc_url, weak.rest_url, timeout=20, process=process)
-        async with adapter_for(weak) as adapter:
-            tx_hash, message_id = await adapter.send_token(ACCOUNTS[1].private_key_hex, "XTST", 5,
-                                                           Domain(EVM_DOMAIN), bytes(32))
+        async with adapter_for(weak) as adapter:  # a plain message: nobody but the vault holds uxtst there
+            tx_hash, (message_id,) = await adapter.dispatch_messages(ACCOUNTS[1].private_key_hex, Domain(EVM_DOMAIN),
+                                                                     BRIDGE, [b"on a weak chain"])
             height, _ = await adapter.tx_result(tx_hash)
             finalized = await finalized_above(adapter, height)
             dispatch = next(d for d in await adapter.fetch_dispatched(height, height) if d.id == message_id)
@@ -487,3 +504,157 @@ async def test_a_chain_committed_by_less_than_two_thirds_is_refused(tmp_path) ->
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# ---- co-signed payouts expire, and validators sign a second payout only once the first can never land --------------
+
+VALIDATOR_IDS = ["0x" + f"{i + 1:02x}" * 20 for i in range(3)]  # the validators' names in the co-sign store
+
+
+@dataclass
+class Validators:
+    """The three vault members as validators: a ``CosignService`` on a real SQLite store, over ``adapter``."""
+
+    service: Any
+    adapter: CosmosAdapter
+
+    async def sign(self, request: CosignRequest, members: tuple[int, ...] = (0, 2)) -> list[tuple[str, bytes]]:
+        return [await self.service.cosign(VALIDATOR_IDS[i], request) for i in members]
+
+
+def validators_for(adapter: CosmosAdapter, store_path: Any, messages: list[Message]) -> Validators:
+    """Validators that indexed and attested ``messages`` (the store as the indexer and attester leave it)."""
+    from relayer.cosign import CosignService
+    from relayer.metrics import Metrics
+    from relayer.store import Store
+
+    store = Store(f"sqlite:///{store_path}")
+    found = [DispatchedMessage(m, m.encode(), m.id, Height(1), TxHash("0x" + "00" * 32), i, time.time())
+             for i, m in enumerate(messages)]
+    store.record_dispatched(found, cursor=(f"origin:{EVM_DOMAIN}", 1), known_destinations={DOMAIN})
+    keys = {"cosmos": {VALIDATOR_IDS[i]: MEMBERS[i].private_key_hex for i in range(3)}}
+    service = CosignService(store, {"cosmos": adapter}, keys, lambda _v, _o: 10**6, Metrics())
+    return Validators(service, adapter)
+
+
+async def wait_height(adapter: CosmosAdapter, height: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while await adapter.latest_height() < height:
+        assert time.monotonic() < deadline, f"chain did not reach height {height}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_delivery_past_its_timeout_height_is_refused_by_the_chain_and_by_the_validators(
+        devnet: Devnet, funded: None) -> None:
+    recipient = devnet_account_key("timeout-recipient").address
+    message = token_message(recipient, 999, nonce=21)
+    async with adapter_for(devnet) as adapter:
+        request = await adapter.cosign_request([message.encode()])
+        timeout = int(request.context["timeout_height"])
+        height = await adapter.latest_height()
+        assert height < timeout <= height + 60 + 1  # latest + delivery_timeout_blocks (default 60)
+
+        def altered(**changes: str) -> CosignRequest:
+            """The same payout with other terms, re-encoded so its payload is what those terms sign."""
+            context = {**request.context, **changes}
+            plan = adapter._plan_from_request(replace(request, context=context), CosignRefused)
+            return replace(request, payload=plan.sign_bytes(), context=context)
+
+        past = altered(timeout_height=str(height - 1))
+        signatures = [adapter.cosign_with(MEMBERS[i].private_key_hex, past) for i in (0, 2)]
+        with pytest.raises(TxReverted) as refused:  # the member keys signed it: only the chain stops it
+            await adapter.submit_cosigned(past, signatures)
+        assert refused.value.reason.startswith("code 30:") and "tx timeout height" in refused.value.reason
+
+        cases = [
+            (past, "expired"),
+            (altered(timeout_height=str(height + 2 * 60 + 50)), "timeout too far"),
+            (altered(sequence=str(int(request.context["sequence"]) - 1)), "stale sequence"),
+            (altered(account_number=str(int(request.context["account_number"]) + 1)), "bad context"),
+        ]
+        for bad, reason in cases:
+            with pytest.raises(CosignRefused) as exc:
+                await adapter.cosign_terms(bad)
+            assert exc.value.reason == reason, (bad.context, exc.value)
+        with pytest.raises(CosignRefused) as exc:
+            adapter.check_cosign(altered(timeout_height="0"))
+        assert exc.value.reason == "no timeout"
+        terms = await adapter.cosign_terms(request)
+        assert (terms.last_height, terms.sequence) == (timeout, int(request.context["sequence"]))
+        assert await adapter.terms_can_land(terms)
+        assert await adapter.token_balance("XTST", recipient) == 0
+
+        # the relayer's view: a delivery it sent that is nowhere once its timeout height is committed is dropped
+        never = SubmittedTx(TxHash("AB" * 32), 10**6, VAULT, time.time())
+        adapter._timeouts[never.tx_hash] = int(await adapter.latest_height()) + 2
+        assert (await adapter.confirm(never)).state is TxState.PENDING
+        await wait_height(adapter, adapter._timeouts[never.tx_hash])
+        dropped = await adapter.confirm(never)
+        assert dropped.state is TxState.DROPPED and "timeout height" in dropped.reason
+
+
+async def test_no_second_payout_while_the_first_can_land_and_one_after_its_timeout(
+        devnet: Devnet, funded: None, tmp_path: Any) -> None:
+    """Validators co-sign a payout, which is never broadcast; another payout of the message is refused while the
+    first can still land, and co-signed once the chain passed the first's timeout height with the message
+    undelivered. The second lands; the first, broadcast late, is refused by the chain: paid out once."""
+    recipient = devnet_account_key("once-recipient").address
+    message = token_message(recipient, 1234, nonce=22)
+    async with adapter_for(devnet) as relayer_side:
+        relayer_side._timeout_blocks = 8  # 2 s at 250 ms blocks
+        validators = validators_for(relayer_side, tmp_path / "validators.db", [message])
+        first = await relayer_side.cosign_request([message.encode()])
+        first_signatures = await validators.sign(first)
+        assert await validators.sign(first) == first_signatures  # the same payload: the same signatures
+
+        await wait_height(relayer_side, await relayer_side.latest_height() + 1)
+        second = await relayer_side.cosign_request([message.encode()])
+        assert second.payload != first.payload  # another timeout height: another transaction
+        for member in range(3):  # every validator: the third never signed, so it may sign (alone it is no quorum)
+            if member == 1:
+                continue
+            with pytest.raises(CosignRefused) as exc:
+                await validators.service.cosign(VALIDATOR_IDS[member], second)
+            assert exc.value.reason == "already cosigned"
+        assert validators.service.metrics.value("validator_cosign_refused_total", chain="cosmos",
+                                                reason="already cosigned") == 2
+
+        await wait_height(relayer_side, int(first.context["timeout_height"]))
+        third = await relayer_side.cosign_request([message.encode()])
+        submitted = await relayer_side.submit_cosigned(third, await validators.sign(third))
+        outcome = await wait_outcome(relayer_side, submitted)
+        assert outcome.state is TxState.CONFIRMED and outcome.delivered_ids == (message.id,)
+        with pytest.raises(TxReverted) as late:  # the chain checks the timeout before the (used) sequence
+            await relayer_side.submit_cosigned(first, first_signatures)
+        assert late.value.reason.startswith("code 30:")
+        with pytest.raises(CosignRefused) as exc:
+            await validators.sign(await relayer_side.cosign_request([message.encode()]))
+        assert exc.value.reason == "already delivered"
+        assert await relayer_side.token_balance("XTST", recipient) == 1234
+
+
+async def test_a_used_vault_sequence_frees_a_message_whose_payout_never_landed(
+        devnet: Devnet, funded: None, tmp_path: Any) -> None:
+    """A payout co-signed at sequence s is never broadcast; another message's payout takes s. The chain's sequence
+    moved past s with the first message undelivered, so its new payout (at s + 1) is co-signed at once, well
+    before the first one's timeout; the stale one can never land."""
+    recipient = devnet_account_key("sequence-recipient").address
+    held, other = token_message(recipient, 77, nonce=23), token_message(recipient, 88, nonce=24)
+    async with adapter_for(devnet) as relayer_side:
+        validators = validators_for(relayer_side, tmp_path / "validators.db", [held, other])
+        stale = await relayer_side.cosign_request([held.encode()])
+        stale_signatures = await validators.sign(stale)
+        taking = await relayer_side.cosign_request([other.encode()])
+        assert taking.context["sequence"] == stale.context["sequence"]
+        outcome = await wait_outcome(relayer_side, await relayer_side.submit_cosigned(taking, await validators.sign(taking)))
+        assert outcome.state is TxState.CONFIRMED
+
+        fresh = await relayer_side.cosign_request([held.encode()])
+        assert int(fresh.context["sequence"]) == int(stale.context["sequence"]) + 1
+        assert await relayer_side.latest_height() < int(stale.context["timeout_height"])  # not by timeout
+        outcome = await wait_outcome(relayer_side, await relayer_side.submit_cosigned(fresh, await validators.sign(fresh)))
+        assert outcome.state is TxState.CONFIRMED and outcome.delivered_ids == (held.id,)
+        with pytest.raises(RpcError) as late:
+            await relayer_side.submit_cosigned(stale, stale_signatures)
+        assert late.value.reason == "sequence mismatch"
+        assert await relayer_side.token_balance("XTST", recipient) == 77 + 88

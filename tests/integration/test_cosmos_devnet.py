@@ -1,6 +1,7 @@
 """The project's Cosmos devnet as a real process on loopback ports: cosmpy (unmodified) talks to its REST
 gateway, the SDK's refusals come back with the SDK's codes, a multisig account spends, every block is
-verified by the project's Tendermint light client, and a restart continues the chain.
+verified by the project's Tendermint light client, a restart continues the chain, and at genesis the token
+denom (``uxtst``) is held by the escrow multisig alone.
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ from tests.integration.harness import free_port_block
 
 CHAIN_ID = "xchain-devnet-1"
 BLOCK_MS = 250
-SETTINGS = GenesisSettings()
-ACCOUNTS = genesis_accounts(SETTINGS)
+ACCOUNTS = genesis_accounts(GenesisSettings())
+MULTISIG_MEMBERS = [ACCOUNTS[i].private_key for i in (2, 3, 4)]
+MULTISIG = multisig_pub_key(2, [bytes(k.public_key.public_key_bytes) for k in MULTISIG_MEMBERS])
+ESCROW_ADDRESS = bech32_address(multisig_address(MULTISIG), "cosmos")  # the 2-of-3 multisig holds all uxtst
+ESCROW_BALANCE = 777_000
+SETTINGS = GenesisSettings(escrow_address=ESCROW_ADDRESS, escrow_balance=ESCROW_BALANCE)
 OPTIONS = VerifyOptions.from_seconds(trusting_period=3600, clock_drift=10)
 
 
@@ -115,6 +120,7 @@ def launch(state_dir: Path, *, signers: int | None = None) -> RunningDevnet:
         block_ms=BLOCK_MS,
         signers=signers,
         log_path=state_dir.parent / f"{state_dir.name}.log",
+        escrow=(ESCROW_ADDRESS, ESCROW_BALANCE),
     )
     net = RunningDevnet(
         f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}", process, state_dir, base, base + 1
@@ -152,7 +158,7 @@ def signed_send(
     sequence: int,
     to: str,
     amount: int,
-    denom: str = "uxtst",
+    denom: str = "ustake",
     fee: str = "1000ustake",
     gas: int = 200_000,
     chain_id: str = CHAIN_ID,
@@ -171,23 +177,49 @@ def test_manifest_lists_public_test_keys_and_validators() -> None:
     assert "PUBLIC DEVNET TEST KEYS" in manifest["warning"]
     assert [a["address"] for a in manifest["accounts"]] == [k.address for k in ACCOUNTS]
     assert all(a["address"].startswith("cosmos1") for a in manifest["accounts"])
+    assert all(a["balances"] == {"ustake": SETTINGS.fee_balance} for a in manifest["accounts"])
+    assert manifest["escrow"] == {"address": ESCROW_ADDRESS, "balances": {"uxtst": ESCROW_BALANCE}}
     assert len(manifest["validators"]) == 4
+
+
+def test_at_genesis_only_the_escrow_holds_the_token_denom(tmp_path: Path) -> None:
+    """A fresh chain: every genesis account holds the fee denom and no ``uxtst``; the escrow holds all of it (the
+    bank supply equals its balance), as the genesis document the node serves says too."""
+    net = launch(tmp_path / "state")
+    try:
+        client = ledger(net)
+        for account in ACCOUNTS:
+            assert client.query_bank_balance(Address(account.address), "uxtst") == 0, account.name
+            assert client.query_bank_balance(Address(account.address), "ustake") == SETTINGS.fee_balance
+        assert client.query_bank_balance(Address(ESCROW_ADDRESS), "uxtst") == ESCROW_BALANCE
+        supply = httpx.get(f"{net.rest_url}/cosmos/bank/v1beta1/supply/by_denom", params={"denom": "uxtst"},
+                           timeout=5).json()
+        assert supply == {"amount": {"denom": "uxtst", "amount": str(ESCROW_BALANCE)}}
+        bank = net.rpc("genesis")["genesis"]["app_state"]["bank"]
+        holders = {b["address"] for b in bank["balances"] if any(c["denom"] == "uxtst" for c in b["coins"])}
+        assert holders == {ESCROW_ADDRESS}
+        assert {b["address"] for b in bank["balances"]} == {a.address for a in ACCOUNTS} | {ESCROW_ADDRESS}
+        assert {"denom": "uxtst", "amount": str(ESCROW_BALANCE)} in bank["supply"]
+    finally:
+        net.stop()
 
 
 def test_cosmpy_sends_tokens_with_a_memo_found_by_hash_and_by_search(devnet: RunningDevnet) -> None:
     client = ledger(devnet)
     sender, recipient = wallet(0), ACCOUNTS[1].address
     assert client.query_chain_id() == CHAIN_ID
-    assert client.query_bank_balance(Address(recipient), "uxtst") == SETTINGS.token_balance
-    before = client.query_bank_balance(sender.address(), "uxtst")
+    received_before = client.query_bank_balance(Address(recipient), "ustake")
+    before = client.query_bank_balance(sender.address(), "ustake")
 
-    submitted = client.send_tokens(Address(recipient), 1234, "uxtst", sender, memo="xchain devnet memo")
+    submitted = client.send_tokens(Address(recipient), 1234, "ustake", sender, memo="xchain devnet memo")
     submitted.wait_to_complete(timeout=20, poll_period=0.1)
     response = submitted.response
     assert response is not None and response.code == 0 and response.height > 0
-    assert client.query_bank_balance(sender.address(), "uxtst") == before - 1234
-    assert client.query_bank_balance(Address(recipient), "uxtst") == SETTINGS.token_balance + 1234
-    assert response.events["transfer"]["amount"] == "1234uxtst"
+    fee = int(response.events["tx"]["fee"].removesuffix("ustake"))
+    assert fee > 0
+    assert client.query_bank_balance(sender.address(), "ustake") == before - 1234 - fee
+    assert client.query_bank_balance(Address(recipient), "ustake") == received_before + 1234
+    assert response.events["transfer"]["amount"] == "1234ustake"
     assert response.events["message"]["module"] == "bank"
     assert client.query_tx(submitted.tx_hash).hash == submitted.tx_hash
 
@@ -268,8 +300,8 @@ def test_refusals_carry_the_sdk_codes(devnet: RunningDevnet) -> None:
     assert no_gas["code"] == 11 and "out of gas in location" in no_gas["raw_log"]
     assert devnet.account(str(sender.address())) == (number, sequence)
 
-    too_much = signed_send(
-        sender, account_number=number, sequence=sequence, to=to, amount=SETTINGS.token_balance + 1
+    too_much = signed_send(  # a user holds no uxtst at all
+        sender, account_number=number, sequence=sequence, to=to, amount=1, denom="uxtst"
     )
     accepted = devnet.broadcast(too_much)
     assert accepted["code"] == 0 and accepted["txhash"] == hashlib.sha256(too_much).hexdigest().upper()
@@ -286,14 +318,11 @@ def test_refusals_carry_the_sdk_codes(devnet: RunningDevnet) -> None:
 
 
 def test_two_of_three_multisig_sends_with_two_signatures_and_not_with_one(devnet: RunningDevnet) -> None:
-    members = [ACCOUNTS[i].private_key for i in (2, 3, 4)]
-    pub_key = multisig_pub_key(2, [bytes(k.public_key.public_key_bytes) for k in members])
-    address = bech32_address(multisig_address(pub_key), "cosmos")
+    """The escrow multisig (2 of accounts 2, 3, 4) pays out of its genesis uxtst."""
+    members = MULTISIG_MEMBERS
+    address = ESCROW_ADDRESS
     client = ledger(devnet)
     client.send_tokens(Address(address), 5_000_000, "ustake", wallet(1)).wait_to_complete(
-        timeout=20, poll_period=0.1
-    )
-    client.send_tokens(Address(address), 777_000, "uxtst", wallet(1)).wait_to_complete(
         timeout=20, poll_period=0.1
     )
     number, sequence = devnet.account(address)
@@ -312,7 +341,7 @@ def test_two_of_three_multisig_sends_with_two_signatures_and_not_with_one(devnet
     assert two["code"] == 0, two["raw_log"]
     result = devnet.wait_for_tx(two["txhash"])["tx_result"]
     assert result["code"] == 0
-    assert client.query_bank_balance(Address(address), "uxtst") == 777_000 - 1000
+    assert client.query_bank_balance(Address(address), "uxtst") == ESCROW_BALANCE - 1000
     account = httpx.get(f"{devnet.rest_url}/cosmos/auth/v1beta1/accounts/{address}", timeout=5).json()[
         "account"
     ]
@@ -379,8 +408,8 @@ def test_restart_continues_the_chain_with_balances_intact(tmp_path: Path) -> Non
     try:
         client = ledger(net)
         recipient = Address(ACCOUNTS[2].address)
-        client.send_tokens(recipient, 4242, "uxtst", wallet(0)).wait_to_complete(timeout=20, poll_period=0.1)
-        balance = client.query_bank_balance(recipient, "uxtst")
+        client.send_tokens(recipient, 4242, "ustake", wallet(0)).wait_to_complete(timeout=20, poll_period=0.1)
+        balance = client.query_bank_balance(recipient, "ustake")
         seen_height = net.height()
         seen_block_id = net.rpc("block", height=seen_height)["block_id"]
     finally:
@@ -389,7 +418,8 @@ def test_restart_continues_the_chain_with_balances_intact(tmp_path: Path) -> Non
     try:
         restarted.wait_for_height(seen_height + 2)
         assert restarted.rpc("block", height=seen_height)["block_id"] == seen_block_id
-        assert ledger(restarted).query_bank_balance(recipient, "uxtst") == balance
+        assert ledger(restarted).query_bank_balance(recipient, "ustake") == balance
+        assert ledger(restarted).query_bank_balance(Address(ESCROW_ADDRESS), "uxtst") == ESCROW_BALANCE
         blocks = {h: light_block(restarted, h) for h in range(1, restarted.height() + 1)}
         signatures = blocks[1].commit.signatures
         assert sum(1 for sig in signatures if sig.signature) == 3 and len(signatures) == 4
