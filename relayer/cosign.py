@@ -12,6 +12,8 @@ destination adapter builds it: ``CosignRequest``). A validator co-signs only whe
    with the payload's hash; the same payload is signed again (idempotent retry), a different one only when
    the earlier one can no longer land (its ``expires_at`` has passed) and the chain says the message is
    still not delivered.
+5. the accountant (``relayer/accountant.py``, when the process has one) agrees: one call, last before signing, that
+   checks the payout against what this validator attested for the destination independently of rule 4.
 
 ``HttpCosigner`` is the relayer's side: it asks every configured validator (``POST
 {validator url}/cosign``) and returns the first ``threshold`` signatures.
@@ -33,6 +35,8 @@ from sqlmodel import Field, Session, SQLModel, select
 from adapters.base import AdapterError, ChainAdapter, CosignedDelivery, CosignRefused, CosignRequest
 from adapters.message import Message, MessageFormatError, MessageId, keccak256
 from config.settings import ValidatorRef
+from relayer import failpoints
+from relayer.accountant import GlobalAccountant
 from relayer.metrics import Metrics
 from relayer.store import Store
 
@@ -55,7 +59,7 @@ class CosignService:
 
     def __init__(self, store: Store, adapters: Mapping[str, ChainAdapter], keys: Mapping[str, Mapping[str, str]],
                  latest_signed: Callable[[str, int], int | None], metrics: Metrics, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, accountant: GlobalAccountant | None = None) -> None:
         """``keys``: chain name -> validator address -> that validator's key on the chain (never logged);
         ``latest_signed(validator, origin)``: the highest checkpoint index it signed for ``origin``."""
         self.store = store
@@ -64,6 +68,7 @@ class CosignService:
         self.latest_signed = latest_signed
         self.metrics = metrics
         self.clock = clock
+        self.accountant = accountant
         self._lock = asyncio.Lock()
         SQLModel.metadata.create_all(store.engine, tables=[CosignRecord.__table__])  # type: ignore[attr-defined]
 
@@ -114,7 +119,10 @@ class CosignService:
         digest = hashlib.sha256(request.payload).hexdigest()
         expires = float(request.context["expires_at"]) if "expires_at" in request.context else None
         async with self._lock:  # check-and-record is one step per process
-            await self._check_once(validator, chain, adapter, ids, digest)
+            if not (failpoints.ENABLED and failpoints.switched_off("cosign_once_rule")):  # test-only switch
+                await self._check_once(validator, chain, adapter, ids, digest)
+            if self.accountant is not None:
+                await self.accountant.check_cosign(validator, adapter, request)
             now = self.clock()
             with Session(self.engine) as s:
                 for mid in ids:

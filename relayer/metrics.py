@@ -51,6 +51,16 @@ _HELP = {
     "validator_checkpoint_refused_total": "checkpoints not signed, by reason",
     "validator_cosigned_total": "Solana/Cosmos deliveries co-signed per chain and validator",
     "validator_cosign_refused_total": "co-sign requests refused, by chain and reason",
+    # the validator's global accountant (relayer/accountant.py)
+    "validator_accountant_refused_total": "token transfers not attested because they would pay out more than the "
+                                          "accountant holds for them (origin; reason exceeds_outstanding or "
+                                          "exceeds_locked), counted once per transfer",
+    "validator_accountant_cosign_refused_total": "co-sign requests the accountant refused, by destination chain and "
+                                                 "reason (already_paid, payout_pending, exceeds_attested, ...)",
+    "validator_accountant_outstanding": "per token and non-home chain: attested transfers in minus attested transfers "
+                                        "out, in the token's home units (what may circulate there)",
+    "validator_accountant_locked": "per token, at its home chain: attested transfers out minus attested transfers in, "
+                                   "in home units (what the home bridge must hold)",
     # router
     "router_chain_utilisation": "recent use of a chain (everyone's, ours included) as a fraction of its fee-market "
                                 "target, from the capacity model (above 1: over target)",

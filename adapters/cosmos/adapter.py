@@ -418,6 +418,21 @@ class CosmosAdapter:
                                 reason="payload differs")
         return [p.id for p in plan.payouts]
 
+    @_boundary
+    async def cosign_can_land(self, request: CosignRequest) -> bool:
+        """``CosignLiveness``: the chain executes a multisig tx only at the vault's current sequence, so once the
+        vault's sequence is past the one this payload signs (rebuilt from the request and compared with the signed
+        bytes, so the sequence is the payload's, not the context's word) it can never land. A request that does
+        not rebuild is not judged: True (the caller keeps counting it)."""
+        try:
+            plan = self._plan_from_request(request, CosignRefused)
+        except CosignRefused:
+            return True
+        if plan.sign_bytes() != request.payload:
+            return True
+        account = await self._account(self._vault)
+        return account is None or account[1] <= plan.sequence
+
     def cosign_with(self, key: str, request: CosignRequest) -> tuple[str, bytes]:
         """(compressed pubkey hex, 64-byte low-s secp256k1 signature over sha256(payload))."""
         private = PrivateKey(bytes.fromhex(key.removeprefix("0x")))
