@@ -18,9 +18,12 @@ It is rebuilt from the validator's store at start (every message of each origin 
 **Attest time** (``OriginAttester``, before it signs a new index): in nonce order, a transfer out of a non-home
 chain may not exceed what is outstanding there, a transfer to the home chain may not exceed the lock. The attester
 signs up to the message before the first refused one and no further (a checkpoint covers a prefix of the tree, so
-the origin waits there); the refusal is logged once as ``accountant_refused`` (token, chain, amount, available,
-message id) and counted in ``validator_accountant_refused_total{origin,reason}``. It is re-evaluated every poll:
-a validator that merely lagged on another origin (the lock not attested yet) signs as soon as it caught up.
+the origin waits there, ``validator_accountant_blocked{origin}`` 1). It is re-evaluated every poll: a validator
+that merely lagged on another origin (the lock not attested yet, as after a start on a fresh store) signs as soon
+as it caught up. While another origin is not indexed to its finalized height or not attested to its index (and is
+not stopped by the accountant itself), the wait is logged once as ``accountant_waiting`` (info); once none is and
+the transfer still does not fit, it is refused: logged once as ``accountant_refused`` (error: token, chain, amount,
+available, message id) and counted in ``validator_accountant_refused_total{origin,reason}``.
 
 **Co-sign time** (``CosignService``, before it signs a Solana/Cosmos delivery; ``check_cosign``), per validator and
 destination chain, from the chain's own answers:
@@ -263,13 +266,17 @@ class GlobalAccountant:
     """One per validator process: the ledger of what it attested, and its co-signature reservations."""
 
     def __init__(self, directory: TokenDirectory, store: Store, metrics: Metrics, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 lagging: Callable[[], Iterable[int]] = lambda: ()) -> None:
+        """``lagging()``: origins this process has not indexed to their finalized height or not attested to their
+        indexed count yet."""
         self.directory = directory
         self.store = store
         self.metrics = metrics
         self.clock = clock
         self.ledger = Ledger()
-        self._refused: dict[int, str] = {}  # origin -> id of the transfer it waits at (logged once)
+        self.lagging = lagging
+        self._refused: dict[int, tuple[str, bool]] = {}  # origin -> (transfer it stops at, refused (else waiting))
         self._locks: dict[str, asyncio.Lock] = {}
         SQLModel.metadata.create_all(store.engine, tables=[CosignReservation.__table__])  # type: ignore[attr-defined]
 
@@ -329,8 +336,9 @@ class GlobalAccountant:
                 return t.nonce - 1, admitted
             trial.apply(t)
             admitted.append(t)
-            if self._refused.get(origin) == t.id:
+            if self._refused.get(origin, ("",))[0] == t.id:
                 del self._refused[origin]
+                self.metrics.set("validator_accountant_blocked", 0, origin=self.directory.chain_label(origin))
                 log.info("accountant_caught_up", origin=self.directory.chain_label(origin), message_id=t.id,
                          token=self.directory.token_label(t.token), amount=t.amount)
         return last, admitted
@@ -345,10 +353,20 @@ class GlobalAccountant:
             self._publish(touched)
 
     def _note_refusal(self, t: TokenTransfer, refusal: Refusal) -> None:
-        if self._refused.get(t.origin) == t.id:
-            return  # logged and counted when first refused; re-checked every poll
-        self._refused[t.origin] = t.id
+        """Log and count once per transfer: as waiting while other origins lag, as refused once none does."""
         origin = self.directory.chain_label(t.origin)
+        # an origin stopped by the accountant itself attested all it can: waiting for it would be waiting forever
+        behind = sorted(self.directory.chain_label(o) for o in set(self.lagging()) - set(self._refused) - {t.origin})
+        seen = self._refused.get(t.origin)
+        if seen is not None and seen[0] == t.id and (seen[1] or behind):
+            return  # logged (and counted) already; re-checked every poll
+        self._refused[t.origin] = (t.id, not behind)
+        self.metrics.set("validator_accountant_blocked", 1, origin=origin)
+        if behind:
+            log.info("accountant_waiting", origin=origin, message_id=t.id, nonce=t.nonce,
+                     token=self.directory.token_label(t.token), amount=t.amount, available=refusal.available,
+                     waiting_for=behind)
+            return
         self.metrics.inc("validator_accountant_refused_total", origin=origin, reason=refusal.reason)
         log.error("accountant_refused", origin=origin, reason=refusal.reason,
                   token=self.directory.token_label(t.token), chain=self.directory.chain_label(refusal.chain),

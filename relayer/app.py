@@ -149,7 +149,12 @@ class RelayerDaemon:
             log.warning("accountant_disabled", reason="validator.origins leaves out chains with a token bridge",
                         chains=unseen)
             return None
-        return GlobalAccountant(directory, self.store, self.metrics)
+        def lagging() -> list[int]:  # origins not indexed to their finalized height, or not attested to the index
+            return [d for d, a in self.attesters.items() if a.indexer.indexed_height is None
+                    or a.indexer.indexed_height < (a.indexer.finalized_height or 0)
+                    or a.latest_index < a.indexer.tree.count - 1]
+
+        return GlobalAccountant(directory, self.store, self.metrics, lagging=lagging)
 
     def _intents_backend(self) -> IntentsBackend:
         """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""

@@ -57,6 +57,8 @@ _HELP = {
                                           "exceeds_locked), counted once per transfer",
     "validator_accountant_cosign_refused_total": "co-sign requests the accountant refused, by destination chain and "
                                                  "reason (already_paid, payout_pending, exceeds_attested, ...)",
+    "validator_accountant_blocked": "1 while an origin's checkpoints stop before a token transfer the accountant does "
+                                    "not admit (refused, or waiting for another origin to be attested), else 0",
     "validator_accountant_outstanding": "per token and non-home chain: attested transfers in minus attested transfers "
                                         "out, in the token's home units (what may circulate there)",
     "validator_accountant_locked": "per token, at its home chain: attested transfers out minus attested transfers in, "

@@ -126,9 +126,14 @@ class BridgeChain(FakeChain):
 def chains(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'v.db'}")
     metrics = Metrics()
-    accountant = GlobalAccountant(directory(), store, metrics)
+    out: dict[int, tuple[BridgeChain, OriginIndexer, OriginAttester]] = {}
+
+    def lagging() -> list[int]:  # as the daemon wires it
+        return [d for d, (_c, i, a) in out.items() if i.indexed_height is None
+                or i.indexed_height < (i.finalized_height or 0) or a.latest_index < i.tree.count - 1]
+
+    accountant = GlobalAccountant(directory(), store, metrics, lagging=lagging)
     signer = CheckpointSigner.from_hex(VALIDATOR_KEY)
-    out = {}
     for domain in (L1, A, B):
         chain = BridgeChain(f"c{domain}", domain)
         indexer = OriginIndexer(chain, store, known_destinations={L1, A, B, COSMOS})
@@ -145,21 +150,22 @@ async def poll(chains_: dict, domain: int) -> int | None:
 
 async def test_a_lagging_origin_is_waited_for_and_an_unbacked_burn_never_signed(chains):
     store, metrics, accountant, c = chains
-    l1, a = c[L1][0], c[A][0]
+    l1, a, b = c[L1][0], c[A][0], c[B][0]
     l1.send(A, 10 * TOKEN)                   # l1 nonce 0: lock 10 for A
     a.send(L1, body=b"plain")                # A nonce 0: plain
     a.send(B, 4 * TOKEN)                     # A nonce 1: burn 4 (backed by the lock, once the validator saw it)
     a.send(L1, 0, sender=b"\x42" * 32)       # A nonce 2: someone else's "token" message: plain
     with capture_logs() as logs:
-        # the validator has not attested l1 yet: A is signed up to the plain message, not past the burn
+        # the validator has not indexed l1 yet: A is signed up to the plain message, not past the burn
         assert await poll(c, A) == 0
         assert await poll(c, A) == 0
-    refusals = [e for e in logs if e["event"] == "accountant_refused"]
-    assert len(refusals) == 1, "logged once, not once per poll"
-    expected = {"origin": "rollup_a", "chain": "rollup_a", "token": "TST", "reason": "exceeds_outstanding",
-                "available": 0, "nonce": 1, "amount": 4 * TOKEN, "destination": "rollup_b"}
-    assert {k: refusals[0][k] for k in expected} == expected
-    assert metrics.value("validator_accountant_refused_total", origin="rollup_a", reason="exceeds_outstanding") == 1
+    events = [e for e in logs if e["event"].startswith("accountant")]
+    assert [e["event"] for e in events] == ["accountant_waiting"], "logged once, not once per poll"
+    expected = {"origin": "rollup_a", "token": "TST", "available": 0, "nonce": 1, "amount": 4 * TOKEN,
+                "waiting_for": ["l1", "rollup_b"]}
+    assert {k: events[0][k] for k in expected} == expected
+    assert metrics.value("validator_accountant_refused_total", origin="rollup_a", reason="exceeds_outstanding") == 0
+    assert metrics.value("validator_accountant_blocked", origin="rollup_a") == 1
     signed = store.checkpoint(CheckpointSigner.from_hex(VALIDATOR_KEY).address, A, None)
     assert signed is not None and signed.index == 0
     # l1 attested: A catches up by itself, to the end
@@ -167,18 +173,30 @@ async def test_a_lagging_origin_is_waited_for_and_an_unbacked_burn_never_signed(
     with capture_logs() as logs:
         assert await poll(c, A) == 2
     assert [e["event"] for e in logs if e["event"].startswith("accountant")] == ["accountant_caught_up"]
+    assert metrics.value("validator_accountant_blocked", origin="rollup_a") == 0
     assert dict(accountant.ledger.outstanding[TST]) == {A: 6 * TOKEN, B: 4 * TOKEN}
     assert metrics.value("validator_accountant_outstanding", token="TST", chain="rollup_b") == 4 * TOKEN
     assert metrics.value("validator_accountant_locked", token="TST", chain="l1") == 10 * TOKEN
 
     # B burns more than it ever received (a wrapped token minted out of thin air): never signed, whatever follows
-    c[B][0].send(L1, 4 * TOKEN)
-    burn = c[B][0].send(L1, 1)
-    c[B][0].send(A, body=b"a plain message behind it waits too")
-    assert await poll(c, B) == 0
-    assert await poll(c, B) == 0
+    b.send(L1, 4 * TOKEN)
+    burn = b.send(L1, 1)
+    b.send(A, body=b"a plain message behind it waits too")
+    a.send(L1, body=b"indexed, not attested yet")
+    await c[A][1].poll_once()
+    with capture_logs() as logs:
+        assert await poll(c, B) == 0  # A lags: maybe that is where the amount comes from
+        assert await poll(c, A) == 3  # it is not
+        assert await poll(c, B) == 0
+        assert await poll(c, B) == 0
+    events = [e for e in logs if e["event"].startswith("accountant")]
+    assert [e["event"] for e in events] == ["accountant_waiting", "accountant_refused"]
+    expected = {"origin": "rollup_b", "chain": "rollup_b", "token": "TST", "reason": "exceeds_outstanding",
+                "available": 0, "nonce": 1, "amount": 1, "destination": "l1", "message_id": burn}
+    assert {k: events[1][k] for k in expected} == expected
+    assert events[1]["log_level"] == "error"
     assert metrics.value("validator_accountant_refused_total", origin="rollup_b", reason="exceeds_outstanding") == 1
-    assert accountant._refused[B] == burn
+    assert metrics.value("validator_accountant_blocked", origin="rollup_b") == 1
     assert accountant.ledger.locked[TST] == 6 * TOKEN
     assert dict(accountant.ledger.outstanding[TST]) == {A: 6 * TOKEN, B: 0}
 
