@@ -327,6 +327,8 @@ class GlobalAccountant:
         if transfers is None:
             log.debug("accountant_waits_for_store", origin=self.directory.chain_label(origin), first=first, last=last)
             return first - 1, []
+        if not transfers:
+            return last, []
         trial = copy.deepcopy(self.ledger)
         admitted: list[TokenTransfer] = []
         for t in transfers:
