@@ -294,6 +294,8 @@ class GlobalAccountant:
                 ledger.apply(t)
         self.ledger = ledger
         self._publish(None)
+        for origin in attested:
+            self.metrics.set("validator_accountant_blocked", 0, origin=self.directory.chain_label(origin))
         log.info("accountant_loaded", attested={self.directory.chain_label(o): i for o, i in attested.items()},
                  **self.ledger.snapshot())
 
