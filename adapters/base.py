@@ -191,6 +191,20 @@ class CosignedDelivery(Protocol):
     async def delivered(self, ids: Sequence[MessageId]) -> list[bool]: ...
 
 
+@runtime_checkable
+class CosignLiveness(Protocol):
+    """Optional capability of a ``CosignedDelivery`` destination: can a delivery co-signed earlier still execute?
+
+    The validator's accountant (``relayer/accountant.py``) counts every co-signed delivery as a payout until the
+    chain says it can no longer happen; without this capability it assumes so until its messages are delivered."""
+
+    async def cosign_can_land(self, request: CosignRequest) -> bool:
+        """False only when the chain guarantees that ``request`` (which passed ``check_cosign``) can never execute
+        from now on, whatever anyone sends; decided from the chain's state and the signed payload, never from
+        what the request's context claims alone (its ``expires_at`` is the requester's word)."""
+        ...
+
+
 class CosignRefused(AdapterError):
     """A validator will not co-sign this delivery (what it does differs from the messages, or a message was
     not attested, or it already co-signed another transaction for it)."""

@@ -40,6 +40,7 @@ from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
 from config.settings import ChainConfig, Settings
+from relayer.accountant import GlobalAccountant, TokenDirectory
 from relayer.audit import AuditJob
 from relayer.checkpoints import CheckpointCollector
 from relayer.cosign import CosignService, HttpCosigner
@@ -84,6 +85,7 @@ class RelayerDaemon:
     started_at: float = field(default_factory=time.time)
     capacity: CapacityModel | None = None  # live chain capacity for the routing API, once every chain was sampled
     cosign: CosignService | None = None  # validator role with co-signed destinations (Solana, Cosmos)
+    accountant: GlobalAccountant | None = None  # validator role: what was locked and paid out, per token and chain
     operator_keys: list[str] = field(default_factory=list)  # the router's accounts (resolved keys; never logged)
     intents: IntentsBackend | None = None
     store_status: str = "ok"  # "ok" or why the last heartbeat could not reach the store (in /readyz)
@@ -104,11 +106,12 @@ class RelayerDaemon:
                                                         start_height=chain.start_height, metrics=self.metrics)
         if self.role in ("validator", "all"):
             attest = s.validator.origins or list(s.chains)
+            self.accountant = self._accountant(attest)
             for name in attest:
                 d = s.chains[name].domain
                 verifier = build_inclusion_verifier(name, s.chains[name]) if s.validator.verify_inclusion else None
                 self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store, self.metrics,
-                                                   verifier=verifier)
+                                                   verifier=verifier, accountant=self.accountant)
             if s.validator.cosign_keys:
                 self.cosign = self._cosign_service()
         if self.role in ("relayer", "all"):
@@ -140,7 +143,24 @@ class RelayerDaemon:
             rec = self.store.checkpoint(validator, origin, None)
             return None if rec is None else rec.index
 
-        return CosignService(self.store, self.adapters, keys, latest_signed, self.metrics)
+        return CosignService(self.store, self.adapters, keys, latest_signed, self.metrics, accountant=self.accountant)
+
+    def _accountant(self, attest: list[str]) -> GlobalAccountant | None:
+        """The validators' accountant; it must see every origin whose bridge sends tokens (it counts only what
+        this process attests), so with ``validator.origins`` leaving one out there is none (logged)."""
+        directory = TokenDirectory.from_settings(self.settings, self.adapters)
+        unseen = sorted(directory.chain_label(d) for d in directory.bridges
+                        if directory.chain_label(d) not in attest)
+        if unseen:
+            log.warning("accountant_disabled", reason="validator.origins leaves out chains with a token bridge",
+                        chains=unseen)
+            return None
+        def lagging() -> list[int]:  # origins not indexed to their finalized height, or not attested to the index
+            return [d for d, a in self.attesters.items() if a.indexer.indexed_height is None
+                    or a.indexer.indexed_height < (a.indexer.finalized_height or 0)
+                    or a.latest_index < a.indexer.tree.count - 1]
+
+        return GlobalAccountant(directory, self.store, self.metrics, lagging=lagging)
 
     def _intents_backend(self) -> IntentsBackend:
         """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
@@ -392,6 +412,8 @@ class RelayerDaemon:
             indexer.load()
         for attester in self.attesters.values():
             attester.load()
+        if self.accountant is not None:
+            self.accountant.load({d: a.latest_index for d, a in self.attesters.items()})
         self.store.register_instance(self.role)
         self._store_ok_since = time.monotonic()
         scheduler = AsyncIOScheduler()

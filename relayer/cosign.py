@@ -22,6 +22,8 @@ destination adapter builds it: ``CosignRequest``). A validator co-signs only whe
 As a Solana/Cosmos multisig threshold is a strict majority (checked at start by each adapter), any two quorums
 share a validator, and that validator signed the second payout only once the first could never land: a
 message is paid out at most once.
+6. the accountant (``relayer/accountant.py``, when the process has one) agrees: one call, last before signing, that
+   checks the payout against what this validator attested for the destination, independently of rule 5.
 
 ``HttpCosigner`` is the relayer's side: it asks every configured validator (``POST
 {validator url}/cosign``) and returns the first ``threshold`` signatures.
@@ -51,6 +53,8 @@ from adapters.base import (
 )
 from adapters.message import Message, MessageFormatError, MessageId, keccak256
 from config.settings import ValidatorRef
+from relayer import failpoints
+from relayer.accountant import GlobalAccountant
 from relayer.metrics import Metrics
 from relayer.store import Store
 
@@ -102,7 +106,7 @@ class CosignService:
 
     def __init__(self, store: Store, adapters: Mapping[str, ChainAdapter], keys: Mapping[str, Mapping[str, str]],
                  latest_signed: Callable[[str, int], int | None], metrics: Metrics, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, accountant: GlobalAccountant | None = None) -> None:
         """``keys``: chain name -> validator address -> that validator's key on the chain (never logged);
         ``latest_signed(validator, origin)``: the highest checkpoint index it signed for ``origin``."""
         self.store = store
@@ -111,6 +115,7 @@ class CosignService:
         self.latest_signed = latest_signed
         self.metrics = metrics
         self.clock = clock
+        self.accountant = accountant
         self._locks: dict[str, asyncio.Lock] = {}
         _create_cosign_table(store.engine)
 
@@ -148,7 +153,10 @@ class CosignService:
         terms = await self._terms(chain, adapter, request)
         digest = hashlib.sha256(request.payload).hexdigest()
         async with self._lock(chain):  # check-and-record is one step per process (and per chain)
-            await self._check_once(validator, chain, adapter, ids, digest)
+            if not (failpoints.ENABLED and failpoints.switched_off("cosign_once_rule")):  # test-only switch
+                await self._check_once(validator, chain, adapter, ids, digest)
+            if self.accountant is not None:
+                await self.accountant.check_cosign(validator, adapter, request)
             self._record(validator, chain, ids, digest, terms)
         signer, signature = adapter.cosign_with(key, request)
         self.metrics.inc("validator_cosigned_total", chain=chain, validator=validator)
@@ -166,6 +174,8 @@ class CosignService:
             except MessageFormatError as exc:
                 raise self._refuse(chain, "malformed message", f"messages[{i}]: {exc}") from exc
             mid = keccak256(raw)
+            if mid in ids:  # two payouts of one message in one transaction
+                raise self._refuse(chain, "duplicate message", f"messages[{i}] 0x{mid.hex()} is listed twice")
             known = self.store.get("0x" + mid.hex())
             if known is None or bytes(known.raw) != raw:
                 raise self._refuse(chain, "not attested", f"messages[{i}] 0x{mid.hex()} is not a message this validator indexed")

@@ -7,6 +7,7 @@ variable ``RELAYER_FAILPOINTS`` names it when the process starts, e.g.::
     RELAYER_FAILPOINTS="after_claim=exit"           # the process dies there at once (like kill -9)
     RELAYER_FAILPOINTS="@/tmp/points"               # the same syntax, read from that file at every point:
                                                     # a test arms points once the daemon has caught up
+    RELAYER_FAILPOINTS="cosign_once_rule=off"       # a check switched off (``switched_off``)
 
 so a test can stop a daemon in a chosen pipeline state, then ``kill -9`` it. When the variable is unset the
 call sites test one module constant (``if failpoints.ENABLED:``) and nothing else runs.
@@ -17,6 +18,10 @@ Points (``relayer/processor.py``):
     after_submit      delivery tx sent and recorded: SUBMITTED (the confirm loop goes on)
     before_confirm    following a delivery tx: SUBMITTED, never confirmed by us
     after_confirmed   the delivery tx is confirmed on chain, the store not yet told (still SUBMITTED)
+
+Switches (action ``off`` only):
+    cosign_once_rule  the co-sign service's at-most-once rule (``relayer/cosign.py``) is skipped, as if it were
+                      fooled: the adversarial suite shows the accountant alone stops a double payout
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ log = structlog.get_logger("relayer.failpoints")
 
 POINTS = frozenset({"after_claim", "after_attest", "after_submit", "before_confirm", "after_confirmed"})
 ACTIONS = frozenset({"hang", "exit"})
+SWITCHES = frozenset({"cosign_once_rule"})
 ENV = "RELAYER_FAILPOINTS"
 
 
@@ -41,9 +47,9 @@ def parse(spec: str) -> dict[str, str]:
     armed: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         point, sep, action = item.partition("=")
-        if not sep or point not in POINTS or action not in ACTIONS:
+        if not sep or not ((point in POINTS and action in ACTIONS) or (point in SWITCHES and action == "off")):
             raise ConfigError(ENV, f"{item!r}: expected POINT=ACTION with POINT in {sorted(POINTS)} "
-                                   f"and ACTION in {sorted(ACTIONS)}")
+                                   f"and ACTION in {sorted(ACTIONS)}, or SWITCH=off with SWITCH in {sorted(SWITCHES)}")
         armed[point] = action
     return armed
 
@@ -72,3 +78,11 @@ async def reached(point: str) -> None:
     if action == "exit":
         os._exit(137)
     await asyncio.Event().wait()  # hang: this step never goes on; the rest of the process does
+
+
+def switched_off(switch: str) -> bool:
+    """Whether the check ``switch`` is armed off (call only under ``if failpoints.ENABLED``); logged every time."""
+    off = armed().get(switch) == "off"
+    if off:
+        log.warning("failpoint_reached", point=switch, action="off")
+    return off

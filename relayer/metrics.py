@@ -60,6 +60,18 @@ _HELP = {
                                "readings), in the home token's smallest units; 0 when backed",
     "relayer_audit_runs_total": "audits run by the daemon, by result (backed, shortfall, failed)",
     "relayer_audit_up": "1 when the last audit read every chain, 0 when a chain could not be read (audit_failed)",
+    # the validator's global accountant (relayer/accountant.py)
+    "validator_accountant_refused_total": "token transfers not attested because they would pay out more than the "
+                                          "accountant holds for them (origin; reason exceeds_outstanding or "
+                                          "exceeds_locked), counted once per transfer",
+    "validator_accountant_cosign_refused_total": "co-sign requests the accountant refused, by destination chain and "
+                                                 "reason (already_paid, payout_pending, exceeds_attested, ...)",
+    "validator_accountant_blocked": "1 while an origin's checkpoints stop before a token transfer the accountant does "
+                                    "not admit (refused, or waiting for another origin to be attested), else 0",
+    "validator_accountant_outstanding": "per token and non-home chain: attested transfers in minus attested transfers "
+                                        "out, in the token's home units (what may circulate there)",
+    "validator_accountant_locked": "per token, at its home chain: attested transfers out minus attested transfers in, "
+                                   "in home units (what the home bridge must hold)",
     # router
     "router_chain_utilisation": "recent use of a chain (everyone's, ours included) as a fraction of its fee-market "
                                 "target, from the capacity model (above 1: over target)",

@@ -715,6 +715,18 @@ class Store:
                                                            col(MessageRecord.nonce) < end_nonce)
                                .order_by(col(MessageRecord.nonce))).all())
 
+    def messages_sent_by(self, origin: int, sender: str, first_nonce: int, end_nonce: int
+                         ) -> tuple[int, list[tuple[int, str, bytes]]]:
+        """(how many messages of ``origin`` have ``first_nonce <= nonce < end_nonce``, those among them whose sender
+        is ``sender`` (0x bytes32) as ``(nonce, id, raw)`` by nonce): the accountant's token messages."""
+        m = MessageRecord
+        in_range = (col(m.origin) == origin, col(m.nonce) >= first_nonce, col(m.nonce) < end_nonce)
+        with Session(self.engine) as s:
+            count = s.exec(select(func.count()).select_from(m).where(*in_range)).one()
+            rows = s.exec(select(col(m.nonce), col(m.id), col(m.raw)).where(*in_range, col(m.sender) == sender.lower())
+                          .order_by(col(m.nonce))).all()
+        return int(count), [(n, i, bytes(r)) for n, i, r in rows]
+
     def get(self, message_id: str) -> MessageRecord | None:
         with Session(self.engine) as s:
             return s.get(MessageRecord, message_id.lower())

@@ -14,6 +14,9 @@ Security checks (DESIGN.md, "Validators"), in order, before a validator signs ``
    signature and no old one is served (``checkpoint_refused`` with reason ``reorg``, counted once per halt).
 4. No equivocation: a checkpoint is never signed at an index already signed with another root
    (``checkpoint_conflict``, reason ``conflicting_root``), whatever the chain says now.
+5. Solvency (``relayer/accountant.py``, when the process has an accountant): no new token transfer pays out more
+   than this validator attested was locked for it; the checkpoint stops at the message before the first one that
+   would (``accountant_refused``), and the rest waits, re-checked every poll.
 
 Any earlier index is also signable on request: the roots of every prefix of a verified tree follow
 from its leaves, so the validator signs ``index < latest`` from its own tree, never from the RPC.
@@ -36,6 +39,7 @@ from adapters.base import (
     TxHash,
 )
 from adapters.checkpoint import CheckpointSigner
+from relayer.accountant import GlobalAccountant, TokenTransfer
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.store import CheckpointRecord, Store
@@ -47,8 +51,10 @@ class OriginAttester:
     """Signs checkpoints of one origin with every validator key this process holds."""
 
     def __init__(self, adapter: ChainAdapter, indexer: OriginIndexer, signers: list[CheckpointSigner], store: Store,
-                 metrics: Metrics, verifier: InclusionVerifier | None = None) -> None:
+                 metrics: Metrics, verifier: InclusionVerifier | None = None,
+                 accountant: GlobalAccountant | None = None) -> None:
         self.adapter = adapter
+        self.accountant = accountant
         self.verifier = verifier
         self.proven_count = 0  # messages 0..proven_count-1 are proven by the light client
         self.indexer = indexer
@@ -137,10 +143,20 @@ class OriginAttester:
         self.mailbox = state.mailbox
         index = state.count - 1
         if index > self.latest_index:
+            transfers: list[TokenTransfer] = []
+            root = state.root
+            if self.accountant is not None:
+                index, transfers = self.accountant.admit(self.adapter.domain, self.latest_index + 1, index)
+                if index <= self.latest_index:
+                    return self.latest_index if self.latest_index >= 0 else None
+                if index < state.count - 1:  # a prefix of the verified tree: its root follows from the leaves
+                    root = self.indexer.tree.root(index + 1)
             for address in self.signers:
-                if self._sign(address, index, state.root) is None:
+                if self._sign(address, index, root) is None:
                     return None
             self.latest_index = index
+            if self.accountant is not None:
+                self.accountant.commit(transfers)
             log.debug("checkpoint_signed", chain=self.adapter.name, index=index, validators=len(self.signers))
         return index
 

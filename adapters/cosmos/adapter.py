@@ -486,6 +486,20 @@ class CosmosAdapter:
         account = await self._account(self._vault)
         return not (account is not None and terms.sequence is not None and account[1] > terms.sequence)
 
+    @_boundary
+    async def cosign_can_land(self, request: CosignRequest) -> bool:
+        """``CosignLiveness``: the payload (rebuilt from the request and compared with the signed bytes, so its
+        sequence and timeout height are the payload's, not the context's word) can never land once the chain's
+        committed height reached its timeout height or the vault's sequence is past its sequence
+        (``terms_can_land``). A request that does not rebuild is not judged: True (the caller keeps counting it)."""
+        try:
+            plan = self._plan_from_request(request, CosignRefused)
+        except CosignRefused:
+            return True
+        if plan.sign_bytes() != request.payload:
+            return True
+        return bool(await self.terms_can_land(SignedTerms(last_height=plan.timeout_height, sequence=plan.sequence)))
+
     def cosign_with(self, key: str, request: CosignRequest) -> tuple[str, bytes]:
         """(compressed pubkey hex, 64-byte low-s secp256k1 signature over sha256(payload))."""
         private = PrivateKey(bytes.fromhex(key.removeprefix("0x")))

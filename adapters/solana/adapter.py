@@ -594,6 +594,22 @@ class SolanaAdapter:
         return str(keypair.pubkey()), bytes(keypair.sign_message(request.payload))
 
     @_boundary
+    async def cosign_can_land(self, request: CosignRequest) -> bool:
+        """``CosignLiveness``: a delivery can never land once its blockhash (in the signed message) is no longer
+        valid (``getFeeForMessage`` answers null), nor once one of its messages is delivered (the replay guards
+        make any second delivery of a message fail atomically). A request that does not rebuild: True."""
+        try:
+            message, ids = self._rebuild(request, CosignRefused)
+        except CosignRefused:
+            return True
+        if bytes(message) != request.payload:
+            return True
+        if any(await self.delivered(ids)):
+            return False
+        fee = await self._client.get_fee_for_message(message, commitment=Processed)  # type: ignore[arg-type]
+        return fee.value is not None
+
+    @_boundary
     async def submit_cosigned(self, request: CosignRequest, signatures: Sequence[tuple[str, bytes]]
                               ) -> SubmittedTx:
         """Assemble the delivery from the fee payer's and the co-signers' signatures (checked) and send it."""
