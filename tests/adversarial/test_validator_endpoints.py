@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.evm.devnet import RELAYER_A, address_of, devnet_key
+from adapters.evm.devnet import RELAYER_A, address_of
 from adapters.message import MessageId
+from relayer.devnet import relayer_identity_key
 from tests.adversarial.conftest import start_daemon
 from tests.faults.conftest import metric
 from tests.integration.harness import DaemonProcess, DevnetClient, wait_for, wait_for_async
@@ -33,7 +34,7 @@ from tests.integration.harness import DaemonProcess, DevnetClient, wait_for, wai
 pytestmark = pytest.mark.integration
 
 WINDOW_S = 45.0  # validator.request_max_age_s of the daemon under attack (short, so the late replay is seen stale)
-RELAYER = address_of(devnet_key(RELAYER_A)).lower()  # the daemon's relayer identity (write_daemon_config default)
+RELAYER = address_of(relayer_identity_key(RELAYER_A)).lower()  # the daemon's relayer identity (write_daemon_config default)
 COSMOS_SCALE = 10**12  # TST: 18 decimals on the L1, 6 on Cosmos
 SOLANA_SCALE = 10**9   # 9 on Solana
 

@@ -22,8 +22,9 @@ import httpx
 import pytest
 
 from adapters.base import CosignRequest
-from adapters.evm.devnet import RELAYER_A, devnet_key
+from adapters.evm.devnet import RELAYER_A
 from adapters.message import address_to_bytes32, keccak256
+from relayer.devnet import relayer_identity_key
 from relayer.relayer_auth import HEADER_ADDRESS, HEADER_BODY_HASH, HEADER_SIGNATURE, RelayerRequestSigner
 from tests.faults.conftest import metric
 from tests.integration.harness import (
@@ -70,7 +71,7 @@ def test_cosign_requests_need_an_allow_listed_relayers_signature(devnet, daemon)
     validators = [v["address"].lower() for v in devnet.manifest()["validators"]]
     path = f"/validators/{validators[0]}/cosign"
     body = cosign_body()
-    relayer = RelayerRequestSigner(devnet_key(RELAYER_A))  # the daemon's relayer identity (devnet test key)
+    relayer = RelayerRequestSigner(relayer_identity_key(RELAYER_A))  # the daemon's relayer identity (devnet test key)
     outsider = RelayerRequestSigner(OUTSIDER_KEY)
     before = {r: metric(api, "validator_requests_refused_total", endpoint="cosign", reason=r)
               for r in ("missing", "malformed", "unknown_relayer", "bad_signature", "stale_timestamp", "body_mismatch",
@@ -83,7 +84,7 @@ def test_cosign_requests_need_an_allow_listed_relayers_signature(devnet, daemon)
         "outsider's own key": (path, body, outsider.headers("POST", path.encode(), body)),
         "outsider in the relayer's name": (path, body, dict(outsider.headers("POST", path.encode(), body),
                                                              **{HEADER_ADDRESS: relayer.address})),
-        "stale": (path, body, RelayerRequestSigner(devnet_key(RELAYER_A), clock=lambda: time.time() - 120)
+        "stale": (path, body, RelayerRequestSigner(relayer_identity_key(RELAYER_A), clock=lambda: time.time() - 120)
                   .headers("POST", path.encode(), body)),
         "altered body": (path, body.replace(b"ab", b"cd", 1), signed),
         "altered body, its hash recomputed": (path, body.replace(b"ab", b"cd", 1),
@@ -112,7 +113,7 @@ def test_cosign_requests_need_an_allow_listed_relayers_signature(devnet, daemon)
                       "body_mismatch": 1, "replayed": 1}
     assert metric(api, "validator_requests_admitted_total", endpoint="cosign", client=relayer.address) >= 1
     log = daemon.log.read_text()
-    assert "validator_request_refused" in log and devnet_key(RELAYER_A)[2:] not in log and OUTSIDER_KEY[2:] not in log
+    assert "validator_request_refused" in log and relayer_identity_key(RELAYER_A)[2:] not in log and OUTSIDER_KEY[2:] not in log
 
 
 async def test_an_anonymous_checkpoint_flood_gets_429_while_relaying_goes_on(devnet, daemon):  # type: ignore[no-untyped-def]
@@ -120,7 +121,7 @@ async def test_an_anonymous_checkpoint_flood_gets_429_while_relaying_goes_on(dev
     client = DevnetClient(devnet)
     validator = devnet.manifest()["validators"][0]["address"].lower()
     l1_domain = client.domain("l1")
-    relayer = RelayerRequestSigner(devnet_key(RELAYER_A))
+    relayer = RelayerRequestSigner(relayer_identity_key(RELAYER_A))
     limited_before = metric(api, "validator_requests_refused_total", endpoint="checkpoint", reason="rate_limited")
     relayer_reads_before = metric(api, "validator_requests_admitted_total", endpoint="checkpoint", client=relayer.address)
     answers: dict[int, int] = {}

@@ -98,7 +98,7 @@ def test_secret_never_in_error(tmp_path):
 
 # ---- relayer identity and the validators' allow-list (relayer/relayer_auth.py)
 
-IDENTITY_LINE = 'identity_key = { private_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d" }'
+IDENTITY_LINE = 'identity_key = { private_key = "0x13986e078393fca89aedc2ecd014df01dfbff153434c04b2e38cfedcbef710f7" }'
 VALIDATOR_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # devnet test key
 
 
@@ -110,12 +110,16 @@ def test_example_relayer_identity_is_allow_listed():
     assert s.relayer.identity_key is not None and IDENTITY_LINE in EXAMPLE.read_text()
     identity = RelayerRequestSigner(resolve_private_key(s.relayer.identity_key, where="relayer.identity_key"))
     assert identity.address in s.validator.allowed_relayers
+    from relayer.devnet import DEVNET_RELAYER_ACCOUNTS, relayer_identity_key
+
+    devnet = [RelayerRequestSigner(relayer_identity_key(i)).address for i in DEVNET_RELAYER_ACCOUNTS]
+    assert s.validator.allowed_relayers == devnet  # the example matches what `relayer devnet up` writes
     assert s.validator.request_max_age_s == 60.0 and s.validator.anonymous_requests_per_s < s.validator.relayer_requests_per_s
 
 
 @pytest.mark.parametrize(("new", "needle"), [
     ('allowed_relayers = ["0x1234"]', "20-byte hex address"),
-    ('allowed_relayers = ["0x70997970c51812dc3a010c7d01b50e0d17dc79c8", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]',
+    ('allowed_relayers = ["0x9586a4833970847aef259ad5bfb7aa8901ddf746", "0x9586A4833970847aef259ad5bfb7aa8901ddf746"]',
      "listed twice"),
 ])
 def test_bad_allowed_relayers_name_the_key(tmp_path, new, needle):
