@@ -393,6 +393,31 @@ class WalletSource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TxReceipt:
+    """A mined transaction as the chain reports it, in chain-neutral terms (``MessageSender.tx_receipt``): what
+    the router checks before it counts an intent (who sent it, what it called, whether it succeeded) and the fee
+    it actually cost.
+
+    ``to`` and ``input`` are the called (or paid) address and the call data where the chain has such a notion (EVM:
+    ``to`` lower-case hex, ``input`` the calldata); a chain without one leaves them empty, and a check of them
+    must then be skipped, not passed."""
+
+    height: Height
+    success: bool
+    fee_paid: int            # smallest native units actually paid (EVM: gas used x effective gas price)
+    sender: str              # the paying / signing account, in the chain's own address format (EVM: lower-case hex)
+    to: str = ""
+    input: bytes = b""
+    value: int = 0           # native value sent along (EVM: wei)
+    native_decimals: int = 18  # smallest native units per native token = 10 ** native_decimals
+
+    @property
+    def fee_native(self) -> float:
+        """The fee in native tokens (ETH, SOL, ATOM ...)."""
+        return self.fee_paid / 10**self.native_decimals
+
+
 @runtime_checkable
 class MessageSender(Protocol):
     """Optional capability: dispatch messages and token transfers (CLI ``send``, benchmarks, tests)."""
@@ -428,6 +453,11 @@ class MessageSender(Protocol):
 
     async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:
         """(height, succeeded) of a mined transaction; ``TxNotFound`` while it is not mined."""
+        ...
+
+    async def tx_receipt(self, tx_hash: TxHash) -> TxReceipt:
+        """The mined transaction's receipt (height, success, fee paid, sender, and where the chain has them the
+        called address and call data); ``TxNotFound`` while it is not mined (or unknown)."""
         ...
 
     async def processed_messages(self, from_height: Height, to_height: Height) -> list[tuple[MessageId, Height]]:

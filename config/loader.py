@@ -100,11 +100,16 @@ def format_validation_error(exc: ValidationError) -> str:
 
 def load_settings_dict(raw: Mapping[str, Any], *, source: str = "config") -> Settings:
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         path = _loc_path(first["loc"])
         raise ConfigError(path, format_validation_error(exc).removeprefix(f"{path}: "), source=source) from None
+    try:
+        settings.check_operator_exposure()  # operator accounts behind an open API off loopback (names router.api_keys)
+    except ConfigError as exc:
+        raise ConfigError(exc.path, exc.problem, source=source) from None
+    return settings
 
 
 def load_settings(

@@ -7,10 +7,14 @@ A config file looks like ``config/examples/devnet.toml``: ``[chains.<name>]`` ta
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from config.errors import ConfigError
 
 U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -25,6 +29,24 @@ def _check_address(value: str) -> str:
     if not _ADDRESS.match(value):
         raise ValueError(f"expected a 0x-prefixed 20-byte hex address, got {value!r}")
     return value
+
+
+def is_loopback_url(url: str) -> bool:
+    """True only when ``url``'s host is a loopback address (127.0.0.0/8, ::1) or ``localhost``: a server bound there
+    is reachable from this host alone. Any other name (it may resolve anywhere), ``0.0.0.0`` or ``::`` (every
+    interface) is not loopback-only."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_http_url(value: str) -> str:
@@ -293,16 +315,61 @@ class ApiSettings(_Model):
     _url = field_validator("url")(lambda cls, v: _check_http_url(v))
 
 
+_SELECTOR = r"^0x[0-9a-fA-F]{8}$"
+_TOKEN_SYMBOL = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class CallTarget(_Model):
+    """One contract the operator accounts may call for ``call`` intents, and the functions they may call on it."""
+
+    contract: str = Field(description="0x-prefixed 20-byte address of the contract on that chain")
+    selectors: list[Annotated[str, Field(pattern=_SELECTOR)]] = Field(min_length=1, description=(
+        "allowed 4-byte function selectors (0x + 8 hex digits, the first 4 bytes of the calldata); "
+        "anything else sent to the contract is refused"))
+
+    _contract = field_validator("contract")(lambda cls, v: _check_address(v))
+
+
 class RouterSettings(_Model):
-    """Live routing (issue 3): what the capacity model cannot read from the chains."""
+    """Live routing (issue 3): what the capacity model cannot read from the chains, and who may spend the operator
+    accounts through the routing API (issue 12)."""
 
     native_usd: float = Field(3000.0, gt=0, description="USD price of the chains' native token, for fees in USD")
     transfer_gas: int = Field(50_000, gt=0, description="gas of one token transfer, the unit of an intent's work")
     operator_keys: list[SignerSettings] = Field(
         default_factory=list, description="accounts the router signs intents with (none: POST /v1/intents is refused)")
-    api_keys: list[str] = Field(default_factory=list, description="X-API-Key values for POST /v1/quote and /v1/intents; "
-                                                                  "empty: open (devnet)")
+    api_keys: list[str] = Field(default_factory=list, description=(
+        "X-API-Key values for POST /v1/quote, /v1/intents and /v1/intents/{id}/broadcast; empty: open, which with "
+        "operator_keys is allowed only when api.url is loopback-only"))
     integrator_fee_share: float = Field(0.1, ge=0, le=1, description="share of an intent's fee earned by its integrator")
+    call_allowlist: dict[str, list[CallTarget]] = Field(default_factory=dict, description=(
+        "chain -> contracts (and their function selectors) the operator accounts may call for call intents; "
+        "empty: call intents signed by the operator accounts are refused"))
+    intents_per_s: float = Field(10.0, gt=0, le=1e6, description=(
+        "intents (and broadcast reports) each client may submit per second: a token bucket per API key, or per "
+        "client address when no api_keys are set; over it: 429 with Retry-After"))
+    intents_burst: int = Field(1000, ge=1, le=1_000_000, description=(
+        "intents a client may submit at once before intents_per_s applies (a larger batch is refused)"))
+    value_per_day: dict[str, float] = Field(default_factory=dict, description=(
+        "token symbol -> token units (not smallest units) each client may have the operator accounts send per day "
+        "(a budget refilled continuously over 24 h); a token not listed is never sent by the operator accounts"))
+    unsigned_ttl_s: float = Field(600.0, ge=10, le=7 * 86400, description=(
+        "an unsigned intent (signer mode) must be broadcast within this, and its transaction mined within this of "
+        "the broadcast, else it fails; unsigned intents, failed signer-mode intents and failed intents that sent "
+        "nothing are deleted this long after their last change"))
+    max_open_unsigned: int = Field(10_000, ge=1, le=10_000_000, description=(
+        "signer-mode intents unsigned or submitted at once, daemon-wide; beyond it POST /v1/intents with a signer "
+        "answers 503 with Retry-After"))
+
+    @field_validator("value_per_day")
+    @classmethod
+    def _value_limits(cls, v: dict[str, float]) -> dict[str, float]:
+        for symbol, limit in v.items():
+            if not _TOKEN_SYMBOL.match(symbol):
+                raise ValueError(f"{symbol!r} is not a token symbol")
+            if not limit > 0:
+                raise ValueError(f"the daily limit of {symbol} must be a positive number of token units, got {limit!r}")
+        return v
 
 
 class LogSettings(_Model):
@@ -333,7 +400,25 @@ class Settings(_Model):
         for origin in self.validator.origins or []:
             if origin not in self.chains:
                 raise ValueError(f"validator.origins names {origin!r}, which is not under [chains]")
+        for allowed in self.router.call_allowlist:
+            if allowed not in self.chains:
+                raise ValueError(f"router.call_allowlist names {allowed!r}, which is not under [chains]")
         return self
+
+    @property
+    def operator_api_open(self) -> bool:
+        """The routing API would let anyone who reaches it spend the operator accounts: operator keys, no API key."""
+        return bool(self.router.operator_keys) and not self.router.api_keys
+
+    def check_operator_exposure(self) -> None:
+        """Refuse operator accounts behind an API that needs no key unless ``api.url`` is loopback-only: anyone who
+        can reach the port could otherwise send the operators' tokens (issue 12, finding 3). ``ConfigError`` naming
+        ``router.api_keys``; the loopback-only case is allowed (the devnet) and warned about at start."""
+        if self.operator_api_open and not is_loopback_url(self.api.url):
+            raise ConfigError("router.api_keys", (
+                f"router.operator_keys is set and router.api_keys is empty, and api.url {self.api.url} is not "
+                "loopback-only: anyone who reaches the API could spend the operator accounts. Set router.api_keys, "
+                "or serve the API on 127.0.0.1 / ::1 / localhost"))
 
     def chain_by_domain(self, domain: int) -> tuple[str, ChainConfig]:
         for name, chain in self.chains.items():

@@ -45,10 +45,11 @@ from relayer.explorer import ChainSampleBuffer
 from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
+from relayer.ratelimit import KeyedRateLimiter, retry_after_header
 from relayer.relayer_auth import RelayerAuth, RelayerRequestSigner
 from relayer.store import FailureReason, MessageState, Store, StoreError
 from relayer.validator import OriginAttester
-from router.api import IntentsBackend, profile_from_stats
+from router.api import IntentLimits, IntentsBackend, call_allowed, profile_from_stats
 from router.capacity import CapacityModel
 from router.intents import IntentExecutor, IntentStore, Operator
 
@@ -150,14 +151,27 @@ class RelayerDaemon:
                 decimals.setdefault(symbol, token.decimals)
                 token_chains.setdefault(symbol, set()).add(name)
         senders = {n: a for n, a in self.adapters.items() if isinstance(a, MessageSender)}
+        r = s.router
+        allowlist = {chain: {t.contract.lower(): frozenset(sel.lower() for sel in t.selectors) for t in targets}
+                     for chain, targets in r.call_allowlist.items()}
         executor = None
         if senders:  # without operator keys the API still plans and hands out unsigned transactions
             operators = [Operator(k, CheckpointSigner.from_hex(k).address) for k in self.operator_keys]
             executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
-                                      lambda mid: (rec.state if (rec := self.store.get(mid)) else None))
+                                      lambda mid: (rec.state if (rec := self.store.get(mid)) else None),
+                                      native_usd=r.native_usd,
+                                      call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))
         not_bridged = frozenset(sym for chain in s.chains.values() for sym, t in getattr(chain, "tokens", {}).items()
                                 if not getattr(t, "bridged", True))
-        return IntentsBackend(store, executor, decimals, token_chains, s.router.integrator_fee_share, not_bridged)
+        # per client (API key, or address when there are none): bounded in memory whatever the callers send
+        limits = IntentLimits(
+            intents=KeyedRateLimiter(r.intents_per_s, float(r.intents_burst)), intents_per_s=r.intents_per_s,
+            intents_burst=r.intents_burst,
+            value={sym: KeyedRateLimiter(cap / 86_400.0, cap) for sym, cap in r.value_per_day.items()},
+            value_per_day=dict(r.value_per_day), retry_after=retry_after_header, max_open_unsigned=r.max_open_unsigned)
+        return IntentsBackend(store, executor, decimals, token_chains, r.integrator_fee_share, not_bridged,
+                              limits=limits, call_allowlist=allowlist,
+                              on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
 
     # ---- periodic jobs (apscheduler)
     async def refresh_health(self) -> None:
@@ -385,8 +399,13 @@ class RelayerDaemon:
         scheduler.add_job(self.beat, "interval", seconds=max(0.2, self.settings.relayer.instance_lease_s / 5),
                           max_instances=1, coalesce=True)
         if self.intents is not None and self.intents.executor is not None:
-            scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(self.intents.executor.refresh_unsettled), stop),
+            executor = self.intents.executor
+            scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(executor.refresh_unsettled), stop),
                               "interval", seconds=1.0, max_instances=1, coalesce=True)
+            ttl = self.settings.router.unsigned_ttl_s  # rows of intents that never landed expire
+            scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(_as_async(lambda: executor.prune(ttl))), stop),
+                              "interval", seconds=min(30.0, ttl / 4), max_instances=1, coalesce=True)
+        self._warn_if_operator_api_open()
         await self.refresh_health()
         scheduler.start()
         log.info("daemon_started", role=self.role, chains=list(self.adapters), validators=[s.address for s in self.signers],
@@ -412,6 +431,16 @@ class RelayerDaemon:
             except StoreError as exc:
                 log.warning("instance_stop_not_recorded", reason=exc.reason, error=str(exc)[:300])
             log.info("daemon_stopped")
+
+    def _warn_if_operator_api_open(self) -> None:
+        """Operator keys and no API key (allowed only on a loopback-only API, ``Settings.check_operator_exposure``):
+        say so at start, as an event and a gauge, since anyone on this host can then spend the operator accounts."""
+        open_api = self.settings.operator_api_open and bool(self.operator_keys)
+        self.metrics.set("router_operator_api_unauthenticated", 1.0 if open_api else 0.0)
+        if open_api:
+            log.warning("operator_api_unauthenticated", api=self.settings.api.url, operators=len(self.operator_keys),
+                        risk="anyone on this host can spend the operator accounts through POST /v1/intents",
+                        fix="set router.api_keys")
 
     async def close(self) -> None:
         if self.intents is not None and self.intents.executor is not None:
@@ -439,6 +468,14 @@ def _ends_quietly_on_stop(job: Callable[[], Awaitable[object]], stop: asyncio.Ev
             if not stop.is_set():
                 raise
 
+    return run
+
+
+def _as_async(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        job()
+
+    run.__qualname__ = getattr(job, "__qualname__", "job")
     return run
 
 
@@ -499,6 +536,7 @@ def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier
 
 
 def build_daemon(settings: Settings, role: Role, *, instance: str | None = None) -> RelayerDaemon:
+    settings.check_operator_exposure()  # ConfigError naming router.api_keys: operator keys on an open, non-loopback API
     if role in ("relayer", "all"):
         missing = [n for n, c in settings.chains.items() if c.signer is None and c.family != "cosmos"]  # cosmos: the multisig pays
         if missing:

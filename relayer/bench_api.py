@@ -12,8 +12,10 @@ the load generator took the CPU the server needed) for ``--seconds``. Each clien
 
 Figures: requests/s per endpoint and overall, p50/p99 latency (ms) per endpoint and overall, errors (any
 non-2xx answer or transport error: must be 0), and for intents "nothing lost": after the load, every accepted
-intent id is asked for until it reaches a final status (included, delivered, failed, unserved); ``lost`` counts
-the ids that are not found or not final within the drain deadline.
+intent id is asked for until it reaches a final status (included, delivered, failed); ``lost`` counts the ids
+that are not found or not final within the drain deadline. An intent answered ``unserved`` has no id (the router
+stores nothing of it) and is counted apart (``unserved``, by reason). The daemon the bench starts has its
+per-client limits lifted (``bench_route.BENCH_LIMITS``): every client shares one loopback address.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import httpx
 import numpy as np
 
 from relayer.bench import start_bench_daemon, stop_bench_daemon
+from relayer.bench_route import BENCH_LIMITS
 from relayer.devnet import Devnet
 from relayer.progress import make_progress
 
@@ -125,8 +128,9 @@ class Load:
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.errors: Counter[str] = Counter()
         self.error_samples: list[str] = []
-        self.accepted: dict[str, str] = {}  # intent id -> last status seen
+        self.accepted: dict[str, str] = {}  # intent id -> last status seen (intents the router took: they have ids)
         self.intent_statuses: Counter[str] = Counter()
+        self.unserved: Counter[str] = Counter()  # answered unserved (no id, nothing stored), by reason
         self.requests = 0
 
     def error(self, endpoint: str, what: str) -> None:
@@ -190,7 +194,10 @@ async def _client_loop(load: Load, http: KeepAliveConnection, deadline: float) -
         else:
             got = await load.call(http, "POST /v1/intents", "POST", "/v1/intents", load.intents_body())
             if got is not None:
-                for intent_id, status in zip(got["ids"], got["statuses"], strict=True):
+                for intent_id, status, reason in zip(got["ids"], got["statuses"], got["reasons"], strict=True):
+                    if intent_id is None:  # unserved (or not built): a final answer, stored nowhere
+                        load.unserved[reason or status] += 1
+                        continue
                     load.accepted[intent_id] = status
                     if status not in FINAL:
                         open_ids.append(intent_id)
@@ -283,7 +290,8 @@ async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s
         "daemon_cpu_s": None if daemon_cpu0 is None or daemon_cpu1 is None else round(daemon_cpu1 - daemon_cpu0, 2),
         "client_cpu_s": round(client_cpu, 2),
         "intents": {"accepted": accepted, "found": found, "final": final, "lost": accepted - final,
-                    "statuses": dict(load.intent_statuses)},
+                    "statuses": dict(load.intent_statuses), "unserved": sum(load.unserved.values()),
+                    "unserved_reasons": dict(load.unserved)},
     }
 
 
@@ -293,7 +301,7 @@ def run_api_bench(*, clients: int, seconds: float, devnet_dir: Path, json_output
     devnet = Devnet(devnet_dir, families=("evm",))
     show = not json_output and sys.stderr.isatty()
     devnet.up()
-    daemon = start_bench_daemon(devnet, {}, instance="bench-api")
+    daemon = start_bench_daemon(devnet, BENCH_LIMITS, instance="bench-api")
     api_url = devnet.manifest()["api_url"]
     try:
         _wait_for_capacity(api_url)
@@ -310,7 +318,8 @@ def run_api_bench(*, clients: int, seconds: float, devnet_dir: Path, json_output
               f"{result['errors']:>7}")
         i = result["intents"]
         print(f"CPU during the load: daemon {result['daemon_cpu_s']} s, clients {result['client_cpu_s']} s")
-        print(f"intents: {i['accepted']} accepted, {i['final']} final, {i['lost']} lost; {i['statuses']}")
+        print(f"intents: {i['accepted']} accepted, {i['final']} final, {i['lost']} lost; {i['statuses']}; "
+              f"{i['unserved']} answered unserved {i['unserved_reasons']}")
         for sample in result["error_samples"]:
             print(f"error: {sample}")
     return result

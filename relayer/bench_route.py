@@ -48,6 +48,10 @@ AMOUNT = "0.01"
 AMOUNT_UNITS = 10_000  # 0.01 USDC, 6 decimals
 SUBMIT_CHUNK = 250
 RETRYABLE = {"capacity", "liquidity"}
+# the benches measure the chains and the router, not admission: the daemon they start lifts the per-client limits
+# (all their clients share one loopback address). A daemon already serving keeps its own config.
+BENCH_LIMITS = {"RELAYER__ROUTER__INTENTS_PER_S": "100000", "RELAYER__ROUTER__INTENTS_BURST": "100000",
+                "RELAYER__ROUTER__VALUE_PER_DAY": "{ TST = 1e12, USDC = 1e12 }"}
 
 
 class RoutePhase:
@@ -62,6 +66,7 @@ class RoutePhase:
         self.batches: set[str] = set()
         self.refused: Counter[str] = Counter()
         self.resubmitted = 0
+        self.limited = 0  # answers 429 (the bench daemon's per-client limits are raised: should stay 0)
 
     def intent(self, i: int) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": "transfer", "token": TOKEN, "amount": AMOUNT, "recipient": self.recipients[i],
@@ -80,12 +85,14 @@ async def _submit_all(phase: RoutePhase, client: RoutingClient, deadline: float,
         try:
             resp = await asyncio.to_thread(client.submit_batch, [phase.intent(i) for i in take])
         except RoutingError as exc:
-            if exc.status >= 500 or exc.status == 503:
+            if exc.status >= 500 or exc.status == 429:
                 queue.extendleft(reversed(take))
-                await asyncio.sleep(0.2)  # pacing: the daemon is not ready
+                phase.limited += exc.status == 429
+                await asyncio.sleep(min(exc.retry_after_s or 0.2, 5.0))  # pacing: not ready, or over the client limit
                 continue
             raise
-        phase.batches.add(resp["batch"])
+        if resp["batch"] is not None:  # None: every intent came back unserved (nothing stored)
+            phase.batches.add(resp["batch"])
         taken = 0
         for i, intent_id, status, reason in zip(take, resp["ids"], resp["statuses"], resp["reasons"], strict=True):
             if status == "unserved" and reason in RETRYABLE:
@@ -160,7 +167,7 @@ async def _run_phase(phase: RoutePhase, client: RoutingClient, adapters: dict[st
     return {
         "intents": phase.n, "included": on_chain, "tps": round(on_chain / elapsed, 1), "elapsed_s": round(elapsed, 2),
         "served": round(on_chain / phase.n, 4), "lost": len(phase.accepted) - on_chain, "duplicated": duplicated,
-        "refused": dict(phase.refused), "resubmitted_after_capacity": phase.resubmitted,
+        "refused": dict(phase.refused), "resubmitted_after_capacity": phase.resubmitted, "rate_limited": phase.limited,
         "statuses": dict(statuses), "per_chain": dict(sorted(per_chain.items())),
     }
 
@@ -234,8 +241,8 @@ def run_route_bench(*, intents: int, devnet_dir: Path = ROUTE_DEVNET_DIR, json_o
     show = not json_output and sys.stderr.isatty()
     was_up = devnet.status()["up"]
     devnet.up()
-    daemon = start_bench_daemon(devnet, {"RELAYER__ROUTER__TRANSFER_GAS": os.environ.get("BENCH_TRANSFER_GAS", "52000")},
-                                instance="bench-route")
+    daemon = start_bench_daemon(devnet, {"RELAYER__ROUTER__TRANSFER_GAS": os.environ.get("BENCH_TRANSFER_GAS", "52000"),
+                                         **BENCH_LIMITS}, instance="bench-route")
     try:
         result = asyncio.run(_route_bench(intents, devnet, modes or ["single", "round_robin", "aggregate"], timeout_s,
                                           show))

@@ -95,11 +95,13 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         f"identity_key = {{ private_key = {_toml_value(relayer_identity_key(relayer_account))} }}  # devnet test key",
         "",
         "[router]",
-        "# the routing API signs submitted intents with the two funded devnet user accounts",
+        "# the routing API signs submitted intents with the two funded devnet user accounts; no api_keys: allowed",
+        "# because api.url is loopback-only (the daemon warns that anyone on this host can spend these accounts)",
         "operator_keys = [  # devnet test keys",
         *[f"  {{ private_key = {_toml_value(evm_devnet.devnet_key(i))} }},"
           for i in (evm_devnet.USER_A, evm_devnet.USER_B)],
         "]",
+        *_router_limits_toml(manifest),
         "",
     ]
     for name, chain in manifest["chains"].items():
@@ -124,6 +126,30 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
             "",
         ]
     return "\n".join(lines)
+
+
+RECEIVED_SELECTOR = "0x83a6deb5"  # TestRecipient.received(): a view; calling it in a transaction changes nothing
+DEVNET_INTENTS_PER_S = 100.0
+DEVNET_INTENTS_BURST = 1000
+DEVNET_VALUE_PER_DAY = {"TST": 10_000.0, "USDC": 100_000.0}
+
+
+def _router_limits_toml(manifest: dict[str, Any]) -> list[str]:
+    """Per-client limits and the call allow-list: only TestRecipient's harmless ``received()``, nothing that moves
+    or approves tokens."""
+    allow = {name: [{"contract": chain["contracts"]["test_recipient"], "selectors": [RECEIVED_SELECTOR]}]
+             for name, chain in manifest["chains"].items()
+             if chain["family"] == "evm" and "test_recipient" in chain.get("contracts", {})}
+    return [
+        f"intents_per_s = {DEVNET_INTENTS_PER_S!r}            # per client (devnet: per address, all loopback)",
+        f"intents_burst = {DEVNET_INTENTS_BURST}",
+        f"value_per_day = {_toml_value(DEVNET_VALUE_PER_DAY)}  # token units the operators send per client a day",
+        "unsigned_ttl_s = 600.0",
+        "max_open_unsigned = 10000",
+        "",
+        "[router.call_allowlist]  # TestRecipient.received() only",
+        *[f"{name} = {_toml_value(targets)}" for name, targets in allow.items()],
+    ]
 
 
 def _cosign_keys_toml(manifest: dict[str, Any]) -> list[str]:

@@ -62,6 +62,10 @@ _HELP = {
                                 "target, from the capacity model (above 1: over target)",
     "router_chain_spare_transfers_per_s": "transfers per second the router may still add to a chain at its target "
                                           "(0 when drained)",
+    "router_intents_refused_total": "routing API requests refused before anything was stored or sent, by reason "
+                                    "(rate_limit, value_limit, call_not_allowed, unsigned_full, claim_refused)",
+    "router_operator_api_unauthenticated": "1 when the routing API lets callers without an API key spend the operator "
+                                           "accounts (router.api_keys empty; allowed on a loopback-only api.url)",
 }
 
 

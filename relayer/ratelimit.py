@@ -70,6 +70,13 @@ class KeyedRateLimiter:
             self._buckets.move_to_end(key)
         return bucket.take(n, now)
 
+    def give_back(self, key: str, n: float) -> None:
+        """Return ``n`` tokens ``key`` took for work that was then not done (a request refused by a later check, an
+        intent the planner left unserved); never above the burst. A forgotten key has nothing to return to."""
+        bucket = self._buckets.get(key)
+        if bucket is not None and n > 0:
+            bucket.tokens = min(bucket.burst, bucket.tokens + n)
+
     def __len__(self) -> int:
         return len(self._buckets)
 

@@ -10,9 +10,17 @@
     GET  /v1/batches/{batch}/events      server-sent events: each status change of the batch's intents, then done
     GET  /v1/integrators/{code}/report   intents, volume, fees and fee share of one referral code, by chain and UTC day
 
-With ``[router] api_keys`` set, the two POSTs need a matching ``X-API-Key`` header (401 otherwise). A batch
+With ``[router] api_keys`` set, the POSTs need a matching ``X-API-Key`` header (401 otherwise). A batch
 is validated whole before anything is planned or sent: one bad intent refuses the batch (400 naming
 ``intents[i].field``; 413 when over the size limit).
+
+Who may spend the operator accounts (issue 12): a client (its API key, or its address when no keys are set, which
+the daemon allows only on a loopback-only API) gets ``router.intents_per_s`` intents a second (token bucket of
+``router.intents_burst``) and, of each token, ``router.value_per_day`` a day sent by the operators; over either:
+429 with ``Retry-After`` and a body naming the limit, before any row or chain call. Operator-signed call intents
+go only to ``router.call_allowlist`` contracts and selectors (403 naming ``intents[i].recipient`` or
+``intents[i].calldata`` otherwise). Intents the planner leaves unserved, and refused batches, are answered inline
+and stored nowhere (their id is null).
 
 Bad input (unknown chain, non-positive or non-numeric amount, a cross-chain intent without its origin)
 is a 4xx with a JSON body naming the field and what was wrong; nothing is planned from it.
@@ -21,18 +29,19 @@ is a 4xx with a JSON body naming the field and what was wrong; nothing is planne
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -81,6 +90,20 @@ class IntentRequest(QuoteRequest):
                                  description="call only: 0x-hex data for the contract (no value is sent; amount is 0)")
 
 
+class IntentBatchAnswer(BaseModel):
+    """The answer to ``POST /v1/intents``: one entry per submitted intent, in order. An intent that is stored (and
+    then followed with ``GET /v1/intents/{id}``) has an id; one the planner left ``unserved`` (or, in signer mode,
+    whose transaction could not be built: ``failed``) is answered here only, with its reason, and has ``null`` as
+    id: nothing of it is kept. ``batch`` is null when no intent of the batch was stored."""
+
+    batch: str | None = Field(description="id for GET /v1/batches/{batch}; null when nothing was stored")
+    ids: list[str | None] = Field(description="intent ids in submission order; null for an intent not stored")
+    statuses: list[str] = Field(description="planned, unsigned (signer mode), unserved, or failed (signer mode)")
+    reasons: list[str | None] = Field(description="why an intent is unserved or failed (planner reason or error)")
+    transactions: list[dict[str, Any] | None] | None = Field(
+        None, description="signer mode: the unsigned transaction of each intent (null where none)")
+
+
 class BroadcastRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -110,7 +133,9 @@ _ERROR_TEXT = {
     409: "not possible in this state or with this daemon's configuration",
     413: "too large: the request body (api.max_body_bytes) or the batch (intents per batch); detail names the limit",
     415: "the request body is not JSON (Content-Type: application/json)",
-    503: "not ready yet (chain capacity not sampled) or not enabled on this daemon",
+    429: "over this client's limit (router.intents_per_s, router.value_per_day): detail names it; retry after the "
+         "Retry-After header's seconds",
+    503: "not ready yet (chain capacity not sampled), not enabled on this daemon, or full (router.max_open_unsigned)",
 }
 BODY_ERRORS = (400, 413, 415)  # what relayer.request_guard answers for any request with a body
 
@@ -130,6 +155,36 @@ def _bad(field: str, problem: str, status: int = 400) -> HTTPException:
     return HTTPException(status, {"field": field, "error": problem})
 
 
+class Limiter(Protocol):
+    """A token bucket per client (``relayer.ratelimit.KeyedRateLimiter``)."""
+
+    def take(self, key: str, n: float = 1.0) -> float:
+        """0.0 when granted (``n`` taken), else the seconds to wait (``math.inf``: more than the burst)."""
+        ...
+
+    def give_back(self, key: str, n: float) -> None: ...
+
+
+@dataclass
+class IntentLimits:
+    """Per-client admission of intents, built by the relayer from ``[router]`` (issue 12, finding 3)."""
+
+    intents: Limiter                           # intents (and broadcast reports) per second
+    intents_per_s: float
+    intents_burst: int
+    value: Mapping[str, Limiter]               # token symbol -> token units a day the operators send for a client
+    value_per_day: Mapping[str, float]
+    retry_after: Callable[[float], str]        # seconds -> the Retry-After header's value
+    max_open_unsigned: int = 10_000
+
+
+def call_allowed(allowlist: Mapping[str, Mapping[str, frozenset[str]]], chain: str, contract: str, data: bytes) -> bool:
+    """Whether ``router.call_allowlist`` lets the operators call ``contract`` on ``chain`` with ``data``: the contract
+    is listed for that chain and the first 4 bytes of ``data`` are one of its selectors."""
+    selectors = allowlist.get(chain, {}).get(contract.lower())
+    return selectors is not None and len(data) >= 4 and "0x" + data[:4].hex() in selectors
+
+
 @dataclass
 class IntentsBackend:
     """What the intent endpoints need, wired by the relayer."""
@@ -140,6 +195,10 @@ class IntentsBackend:
     token_chains: dict[str, set[str]]    # token symbol -> chains where it exists
     fee_share: float = 0.1
     not_bridged: frozenset[str] = frozenset()  # tokens issued natively per chain: no cross-chain transfers
+    limits: IntentLimits | None = None   # None: no per-client limits (unit tests of other behaviour)
+    # chain -> contract (lower-case) -> allowed selectors ("0x" + 8 lower-case hex): operator-signed call intents
+    call_allowlist: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
+    on_refusal: Callable[[str], None] = lambda _reason: None  # a refused request, by reason (metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +278,81 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         if keys and (x_api_key is None or not any(hmac.compare_digest(x_api_key, k) for k in keys)):
             raise HTTPException(401, {"error": "a valid X-API-Key header is required"})
 
+    def client_of(request: Request) -> str:
+        """Whom the limits count against: the API key (hashed: the key itself is kept nowhere) when keys are
+        configured, else the client's address (the daemon then serves on loopback only when it holds operator
+        keys). Headers such as X-Forwarded-For are not trusted."""
+        key = request.headers.get("x-api-key")
+        if keys and key:
+            return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        return "addr:" + (request.client.host if request.client else "unknown")
+
+    def refuse(reason: str, status: int, detail: dict[str, Any], retry_after_s: float | None = None) -> HTTPException:
+        if intents is not None:
+            intents.on_refusal(reason)
+        headers = None
+        if retry_after_s is not None and intents is not None and intents.limits is not None:
+            detail = detail | {"retry_after_s": round(retry_after_s, 3)}
+            headers = {"Retry-After": intents.limits.retry_after(retry_after_s)}
+        return HTTPException(status, detail, headers=headers)
+
+    def admit(client: str, n: int) -> None:
+        """``n`` intents (or reports) of ``client`` against ``router.intents_per_s``: 413 above the burst, 429 with
+        Retry-After when the bucket is empty. Checked before anything is parsed, stored or asked of a chain."""
+        limits = intents.limits if intents is not None else None
+        if limits is None:
+            return
+        if n > limits.intents_burst:
+            raise refuse("rate_limit", 413, {"field": "intents", "limit": "router.intents_burst",
+                                             "error": f"at most {limits.intents_burst} intents at once "
+                                                      f"(router.intents_burst), got {n}"})
+        wait = limits.intents.take(client, n)
+        if wait > 0:
+            raise refuse("rate_limit", 429, {"error": f"over this client's limit of {limits.intents_per_s:g} intents/s "
+                                                      f"(burst {limits.intents_burst})", "limit": "router.intents_per_s"},
+                          retry_after_s=wait)
+
+    def spend_value(client: str, reqs: Sequence[IntentRequest], amounts: Sequence[Decimal]) -> dict[str, float]:
+        """The operator-sent value of a batch against the client's ``router.value_per_day`` budgets, all tokens or
+        none (a refusal gives back what it took). A token without a configured budget is never sent by the
+        operators (403); more than a whole day's budget in one batch is 403, an exhausted budget 429."""
+        limits = intents.limits if intents is not None else None
+        if limits is None:
+            return {}
+        totals: dict[str, float] = {}
+        for i, (req, amount) in enumerate(zip(reqs, amounts, strict=True)):
+            if req.kind == "call":
+                continue
+            cap = limits.value_per_day.get(req.token)
+            if cap is None:
+                raise refuse("value_limit", 403, {"field": f"intents[{i}].token", "limit": f"router.value_per_day.{req.token}",
+                                                  "error": f"the operator accounts send no {req.token}: "
+                                                           f"router.value_per_day has no daily limit for it"})
+            totals[req.token] = totals.get(req.token, 0.0) + float(amount)
+        taken: list[tuple[str, float]] = []
+        for token, total in sorted(totals.items()):
+            cap = limits.value_per_day[token]
+            if total > cap:
+                for t, v in taken:
+                    limits.value[t].give_back(client, v)
+                raise refuse("value_limit", 403, {"field": "intents", "limit": f"router.value_per_day.{token}",
+                                                  "error": f"the batch sends {total:g} {token}, more than a whole day's "
+                                                           f"limit of {cap:g} (router.value_per_day.{token})"})
+            wait = limits.value[token].take(client, total)
+            if wait > 0:
+                for t, v in taken:
+                    limits.value[t].give_back(client, v)
+                raise refuse("value_limit", 429, {"limit": f"router.value_per_day.{token}",
+                                                  "error": f"over this client's limit of {cap:g} {token} a day sent by "
+                                                           f"the operator accounts"}, retry_after_s=wait)
+            taken.append((token, total))
+        return totals
+
+    def give_back_value(client: str, token: str, amount: Decimal) -> None:
+        limits = intents.limits if intents is not None else None
+        if limits is not None and token in limits.value:
+            limits.value[token].give_back(client, float(amount))
+
     def current() -> CapacityModel:
         m = model()
         if m is None:
@@ -273,13 +407,17 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         }
 
     @api.post("/intents", status_code=202, dependencies=[Depends(require_key)],
-              responses=error_responses(*BODY_ERRORS, 401, 409, 503), openapi_extra=_INTENT_BATCH_BODY)
-    async def submit(body: dict[str, Any] = Body(...)) -> JSONResponse:  # noqa: B008 - FastAPI idiom
+              responses={202: {"model": IntentBatchAnswer, "description": "accepted: one entry per intent"},
+                         **error_responses(*BODY_ERRORS, 401, 403, 409, 429, 503)},
+              openapi_extra=_INTENT_BATCH_BODY)
+    async def submit(request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:  # noqa: B008 - FastAPI idiom
         raw = body.get("intents")
         if not isinstance(raw, list) or not raw:
             raise _bad("intents", "a non-empty list of intents is required")
         if len(raw) > MAX_BATCH:
             raise _bad("intents", f"at most {MAX_BATCH} intents per batch, got {len(raw)}", 413)
+        client = client_of(request)
+        admit(client, len(raw))
         if set(body) - {"intents", "signer"}:
             raise _bad(min(set(body) - {"intents", "signer"}), "unknown field")
         signer = body.get("signer")
@@ -290,6 +428,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         if signer is None and not intents.executor.operators:
             raise HTTPException(409, {"error": "no operator accounts configured ([router] operator_keys); "
                                                "pass \"signer\" to get unsigned transactions instead"})
+        if signer is not None and signer.lower() in {o.address.lower() for o in intents.executor.operators}:
+            raise _bad("signer", "is one of the router's operator accounts; omit signer to have it sign")
         m = current()
         reqs: list[IntentRequest] = []
         for i, item in enumerate(raw):
@@ -325,6 +465,16 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                 raise _bad(f"intents[{i}].token", f"{req.token} is issued natively on each chain and is not bridged; "
                                                   "use a bridged token for xchain intents")
             parsed.append((p, int(scaled)))
+        if signer is None:  # the operators sign: only allow-listed calls, within the client's daily value
+            for i, req in enumerate(reqs):
+                if req.kind == "call":
+                    check_call(i, req)
+            spend_value(client, reqs, [p.amount for p, _ in parsed])
+        elif intents.limits is not None and (intents.store.open_signer_intents() + len(reqs)
+                                             > intents.limits.max_open_unsigned):
+            raise refuse("unsigned_full", 503, {"error": f"too many signer-mode intents open "
+                                                         f"(router.max_open_unsigned = {intents.limits.max_open_unsigned})",
+                                                "limit": "router.max_open_unsigned"}, retry_after_s=30.0)
         names = list(m.index)
         # liquidity: same-chain intents run where an operator holds enough of the token; xchain ones may land
         # anywhere the token is (the bridge mints or unlocks it) but start where an operator holds it
@@ -357,7 +507,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             chain = int(assignment.chain[i])
             rec = IntentRecord(id=new_intent_id(), batch=batch, created_at=now, updated_at=now, kind=req.kind,
                                token=req.token, amount=str(p.amount), units=str(units), recipient=req.recipient.lower(),
-                               integrator=req.integrator, from_chain=req.from_chain)
+                               integrator=req.integrator, from_chain=req.from_chain, client=client,
+                               signer=signer.lower() if signer else None)
             if chain < 0:
                 rec.status, rec.reason = "unserved", Reason(int(assignment.reason[i])).name.lower()
             else:
@@ -378,11 +529,14 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                     rec.operator = ops[k].address
             records.append(rec)
         if signer is None:
-            intents.store.add_all(records)
-            intents.executor.start(records, {o.address: o.key for o in ops})
-            return JSONResponse({"batch": batch, "ids": [r.id for r in records],
-                                 "statuses": [r.status for r in records], "reasons": [r.reason for r in records]},
-                                status_code=202)
+            for rec, (p, _units) in zip(records, parsed, strict=True):
+                if rec.status == "unserved":  # nothing will be sent: its value goes back to the client's budget
+                    give_back_value(client, rec.token, p.amount)
+            kept = [r for r in records if r.status == "planned"]
+            if kept:
+                intents.store.add_all(kept)
+                intents.executor.start(kept, {o.address: o.key for o in ops})
+            return _answer(batch if kept else None, records)
         # unsigned: the dApp signs and broadcasts, then tells us the hash (POST /v1/intents/{id}/broadcast)
         executor = intents.executor
 
@@ -398,23 +552,65 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             return tx
 
         transactions = await asyncio.gather(*(build(r) for r in records))
-        intents.store.add_all(records)
-        return JSONResponse({"batch": batch, "ids": [r.id for r in records], "statuses": [r.status for r in records],
-                             "reasons": [r.reason for r in records], "transactions": list(transactions)},
-                            status_code=202)
+        kept = [r for r in records if r.status == "unsigned"]
+        if kept:
+            intents.store.add_all(kept)
+        return _answer(batch if kept else None, records, list(transactions))
+
+    def check_call(i: int, req: IntentRequest) -> None:
+        """An operator-signed call goes only to a ``router.call_allowlist`` contract and function, on every chain the
+        intent allows (403 naming ``intents[i].recipient`` or ``intents[i].calldata``); nothing is planned else."""
+        allowlist = intents.call_allowlist if intents is not None else {}
+        if not allowlist:
+            raise refuse("call_not_allowed", 403, {"field": f"intents[{i}].kind", "limit": "router.call_allowlist",
+                                                   "error": "call intents signed by the operator accounts are disabled "
+                                                            "(router.call_allowlist is empty)"})
+        data = bytes.fromhex((req.calldata or "0x")[2:])
+        for chain in req.chains or ():
+            contracts = allowlist.get(chain, {})
+            if req.recipient.lower() not in contracts:
+                raise refuse("call_not_allowed", 403, {
+                    "field": f"intents[{i}].recipient", "limit": "router.call_allowlist",
+                    "error": f"contract {req.recipient.lower()} on {chain} is not in router.call_allowlist"})
+            if not call_allowed(allowlist, chain, req.recipient, data):
+                selector = "0x" + data[:4].hex() if len(data) >= 4 else "none (less than 4 bytes)"
+                raise refuse("call_not_allowed", 403, {
+                    "field": f"intents[{i}].calldata", "limit": "router.call_allowlist",
+                    "error": f"function selector {selector} is not allowed on {req.recipient.lower()} on {chain} "
+                             f"(allowed: {', '.join(sorted(contracts[req.recipient.lower()]))})"})
 
     @api.post("/intents/{intent_id}/broadcast", dependencies=[Depends(require_key)],
-              responses=error_responses(*BODY_ERRORS, 401, 404, 409))
-    async def broadcast(intent_id: str, req: BroadcastRequest) -> dict[str, Any]:
-        """Tell the router the hash of the transaction a dApp signed for an ``unsigned`` intent; it is then
-        followed to inclusion like any other."""
+              responses=error_responses(*BODY_ERRORS, 401, 403, 404, 409, 429))
+    async def broadcast(intent_id: str, req: BroadcastRequest, request: Request) -> dict[str, Any]:
+        """Tell the router the hash of the transaction a dApp signed for an ``unsigned`` intent. The hash belongs to
+        this intent only (409 if any intent holds it); only the client that submitted the intent may report it
+        (403). Once mined, the transaction must be the one built for the intent (sent by its signer, to the same
+        address with the same call data, after it was built): otherwise the intent fails with the reason (400 when
+        that is known at once) and counts for nothing."""
+        client = client_of(request)
+        admit(client, 1)
         rec = intents.store.get(intent_id) if intents is not None else None
         if rec is None or intents is None or intents.executor is None:
             raise HTTPException(404, {"error": f"no intent {intent_id!r}"})
+        if rec.signer is None:
+            raise HTTPException(409, {"field": "intent_id", "error": "this intent is signed by the operator accounts"})
+        if rec.client is not None and not hmac.compare_digest(rec.client, client):
+            raise refuse("claim_refused", 403, {"field": "intent_id",
+                                                "error": "only the client that submitted this intent may report its hash"})
         if rec.status != "unsigned":
             raise HTTPException(409, {"field": "intent_id", "error": f"intent is {rec.status}, not unsigned"})
-        intents.executor.track(rec, req.tx_hash.lower())
-        return intent_view(rec) | {"status": "submitted", "tx_hash": req.tx_hash.lower()}
+        tx_hash = req.tx_hash.lower()
+        if intents.executor.knows_tx(tx_hash) or not intents.store.claim(rec.id, tx_hash):
+            latest = intents.store.get(rec.id)
+            if latest is not None and latest.status != "unsigned":
+                raise HTTPException(409, {"field": "intent_id", "error": f"intent is {latest.status}, not unsigned"})
+            raise refuse("claim_refused", 409, {"field": "tx_hash",
+                                                "error": "this transaction is already the transaction of another intent"})
+        done = await intents.executor.settle_claim(rec, tx_hash)
+        if done.status == "failed" and (done.reason or "").startswith("reported transaction refused"):
+            intents.on_refusal("claim_refused")
+            raise HTTPException(400, {"field": "tx_hash", "error": done.reason, "intent": intent_view(done)})
+        return intent_view(done)
 
     @api.get("/intents/{intent_id}", responses=error_responses(404))
     async def intent_status(intent_id: str) -> dict[str, Any]:
@@ -473,3 +669,14 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         return integrator_report(code, intents.store.by_integrator(code), intents.fee_share)
 
     return api
+
+
+def _answer(batch: str | None, records: Sequence[IntentRecord],
+            transactions: list[dict[str, Any] | None] | None = None) -> JSONResponse:
+    """``IntentBatchAnswer``: ids only for the intents that were stored (planned or unsigned)."""
+    stored = ("planned", "unsigned")
+    body: dict[str, Any] = {"batch": batch, "ids": [r.id if r.status in stored else None for r in records],
+                            "statuses": [r.status for r in records], "reasons": [r.reason for r in records]}
+    if transactions is not None:
+        body["transactions"] = transactions
+    return JSONResponse(body, status_code=202)

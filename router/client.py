@@ -4,7 +4,9 @@
     ids = client.submit([{"amount": "5", "recipient": "0x...", "integrator": "mydapp"}])
     final = client.wait(ids[0], until={"included", "delivered"}, timeout=60)
 
-Errors from the API raise ``RoutingError`` with the status code and the JSON body's ``detail``.
+Errors from the API raise ``RoutingError`` with the status code and the JSON body's ``detail`` (a 429, over the
+client's limit, also carries ``retry_after_s`` from the ``Retry-After`` header). An intent the router did not take
+(``unserved``) comes back with ``None`` as its id: nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ FINAL = frozenset({"delivered", "failed", "unserved"})
 
 
 class RoutingError(Exception):
-    def __init__(self, status: int, detail: Any) -> None:
+    def __init__(self, status: int, detail: Any, retry_after_s: float | None = None) -> None:
         self.status = status
         self.detail = detail
+        self.retry_after_s = retry_after_s  # from Retry-After (429: over the limit; 503: not ready or full)
         super().__init__(f"HTTP {status}: {detail}")
 
 
@@ -47,7 +50,8 @@ class RoutingClient:
             detail = resp.json().get("detail", resp.json())
         except ValueError:
             detail = resp.text
-        raise RoutingError(resp.status_code, detail)
+        retry = resp.headers.get("retry-after")
+        raise RoutingError(resp.status_code, detail, float(retry) if retry and retry.isdigit() else None)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self._http.request(method, path, **kwargs)
@@ -61,12 +65,14 @@ class RoutingClient:
     def quote(self, amount: str, **fields: Any) -> dict[str, Any]:
         return self._call("POST", "/v1/quote", json={"amount": str(amount), **fields})  # type: ignore[no-any-return]
 
-    def submit(self, intents: Sequence[dict[str, Any]]) -> list[str]:
-        """Submit a batch; the ids, in order (the intents run in the background: poll ``status``)."""
+    def submit(self, intents: Sequence[dict[str, Any]]) -> list[str | None]:
+        """Submit a batch; the ids, in order, None for an intent left unserved (the others run in the background:
+        poll ``status``)."""
         return self._call("POST", "/v1/intents", json={"intents": list(intents)})["ids"]  # type: ignore[no-any-return]
 
     def submit_batch(self, intents: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """Submit a batch; the whole answer: ``batch`` (for ``events``), ``ids`` and ``statuses``."""
+        """Submit a batch; the whole answer: ``batch`` (for ``events``; None when nothing was taken), ``ids`` (None
+        where unserved), ``statuses`` and ``reasons``."""
         return self._call("POST", "/v1/intents", json={"intents": list(intents)})  # type: ignore[no-any-return]
 
     def submit_unsigned(self, intents: Sequence[dict[str, Any]], signer: str) -> dict[str, Any]:

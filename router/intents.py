@@ -6,7 +6,13 @@ module imports nothing of ``relayer`` (DESIGN.md "Layout").
 
 Life of an intent:  planned (or unsigned: waiting for the dApp to sign and broadcast) -> submitted (same-chain tx accepted) -> included (mined; for xchain: the origin
 tx mined and the message id known) -> delivered (xchain: the relayer delivered the message); or failed (with
-the reason) or unserved (the planner's reason, nothing sent).
+the reason). An intent the planner leaves unserved is answered inline and never stored (issue 12: refused input
+leaves no trace).
+
+What counts for an integrator (``integrator_report``): only intents seen included on chain (cross-chain: delivered),
+with the fee their transaction actually paid, read from its receipt (``TxReceipt``), never the planner's estimate.
+A hash a dApp reports for its own signed transaction (signer mode) counts only if the mined transaction is the one
+the router built for that intent (``claim_problem``) and no other intent claimed it.
 """
 
 from __future__ import annotations
@@ -23,19 +29,27 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam
+from sqlalchemy import Index, bindparam, func, text
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from adapters.base import AdapterError, MessageSender, TxHash, TxNotFound
+from adapters.base import AdapterError, ChainAdapter, MessageSender, TxHash, TxNotFound, TxReceipt, TxReverted
 from adapters.message import Domain
 
 log = structlog.get_logger("router.intents")
 
 
+_SIGNER_MODE = text("signer IS NOT NULL")
+
+
 class IntentRecord(SQLModel, table=True):
     __tablename__ = "intents"
+    # a transaction hash a dApp reports (signer mode) belongs to one intent only: the database refuses a second claim
+    __table_args__ = (Index("ux_intents_signer_tx_hash", "tx_hash", unique=True, sqlite_where=_SIGNER_MODE,
+                            postgresql_where=_SIGNER_MODE),)
 
     id: str = Field(primary_key=True, max_length=40)
     batch: str = Field(index=True, max_length=40)
@@ -53,13 +67,21 @@ class IntentRecord(SQLModel, table=True):
     operator: str | None = None      # address of the operator account that signs it
     status: str = "planned"
     reason: str | None = None
-    tx_hash: str | None = None
+    tx_hash: str | None = Field(default=None, index=True)
     message_id: str | None = None
-    fee_usd: float | None = None
+    fee_usd: float | None = None     # the planner's estimate (shown, never counted)
     latency_s: float | None = None
     height: int | None = None        # block that included the (origin) transaction
     calldata: str | None = None      # call intents: 0x-hex data sent to ``recipient`` (the contract)
     work: float = 1.0                # gas in token transfers (the planner's unit)
+    # issue 12: what was actually paid, and what a dApp-signed transaction must match
+    fee_paid: str | None = None      # smallest native units, from the receipt (gas used x effective gas price)
+    fee_paid_usd: float | None = None  # fee_paid in USD at router.native_usd
+    signer: str | None = Field(default=None, index=True)  # signer mode: the dApp's account (None: operator-signed)
+    client: str | None = None        # who submitted it (hashed API key or client address): may report its hash
+    expected_to: str | None = None   # signer mode: the address the built transaction calls (where the chain has one)
+    expected_input: str | None = None  # signer mode: its 0x-hex call data
+    built_height: int | None = None  # signer mode: the chain's latest height when it was built (its tx comes later)
 
 
 def intent_view(rec: IntentRecord) -> dict[str, Any]:
@@ -67,7 +89,33 @@ def intent_view(rec: IntentRecord) -> dict[str, Any]:
             "token": rec.token, "amount": rec.amount, "recipient": rec.recipient, "integrator": rec.integrator,
             "from_chain": rec.from_chain, "chain": rec.chain, "origin": rec.origin, "tx_hash": rec.tx_hash,
             "message_id": rec.message_id, "fee_estimate_usd": rec.fee_usd, "latency_estimate_s": rec.latency_s,
-            "height": rec.height, "calldata": rec.calldata, "created_at": rec.created_at, "updated_at": rec.updated_at}
+            "height": rec.height, "calldata": rec.calldata, "fee_paid": rec.fee_paid, "fee_paid_usd": rec.fee_paid_usd,
+            "signer": rec.signer, "created_at": rec.created_at, "updated_at": rec.updated_at}
+
+
+def counts_for_integrator(rec: IntentRecord) -> bool:
+    """Seen included on chain (same-chain), or delivered (cross-chain): the only intents a report counts."""
+    return rec.status == "delivered" if rec.kind == "xchain" else rec.status == "included"
+
+
+def claim_problem(rec: IntentRecord, receipt: TxReceipt) -> str | None:
+    """Why the mined transaction a dApp reported for its signer-mode intent ``rec`` is not the one the router built
+    for it (None: it is). Checked: sent by the intent's signer; calls the expected address with the expected call
+    data (where the chain has them: EVM), no native value; mined after the chain's latest height when the router
+    built it (a transaction signed afterwards cannot be in that block or before; so an old transaction of the
+    signer's cannot be passed off as this intent's). The caller also checks success."""
+    if receipt.sender.lower() != (rec.signer or "").lower():
+        return f"sent by {receipt.sender or 'unknown'}, not by the intent's signer {rec.signer}"
+    if rec.expected_to and receipt.to.lower() != rec.expected_to.lower():
+        return f"calls {receipt.to or 'nothing'}, not {rec.expected_to.lower()}"
+    if rec.expected_input is not None and receipt.input != bytes.fromhex(rec.expected_input.removeprefix("0x")):
+        return "its call data is not the one the router built for this intent"
+    if receipt.value != 0:
+        return f"sends {receipt.value} of the native token; the intent's transaction sends none"
+    if rec.built_height is not None and receipt.height <= rec.built_height:
+        return (f"mined at height {receipt.height}, before the router built this intent (the chain was at "
+                f"{rec.built_height})")
+    return None
 
 
 def is_settled(rec: IntentRecord) -> bool:
@@ -86,6 +134,15 @@ class IntentStore:
         self.engine = engine
         self._clock = clock
         SQLModel.metadata.create_all(engine, tables=[IntentRecord.__table__])  # type: ignore[attr-defined]
+        self._create_indexes()
+
+    def _create_indexes(self) -> None:
+        """Indexes a table made by an older version lacks (``create_all`` adds them to new tables only)."""
+        for index in IntentRecord.__table__.indexes:  # type: ignore[attr-defined]
+            try:
+                index.create(self.engine, checkfirst=True)
+            except SQLAlchemyError as exc:  # another instance created it at the same moment
+                log.info("intent_index_not_created", index=index.name, error=str(exc)[:200])
 
     def add_all(self, records: Sequence[IntentRecord]) -> None:
         with Session(self.engine, expire_on_commit=False) as s:
@@ -142,33 +199,82 @@ class IntentStore:
         with Session(self.engine, expire_on_commit=False) as s:
             return list(s.exec(select(IntentRecord).where(col(IntentRecord.integrator) == code)).all())
 
+    def tx_known(self, tx_hash: str) -> bool:
+        """Whether any intent already holds ``tx_hash`` (sent by the operators, or claimed by a dApp)."""
+        with Session(self.engine) as s:
+            return s.exec(select(IntentRecord.id).where(col(IntentRecord.tx_hash) == tx_hash).limit(1)).first() is not None
+
+    def claim(self, intent_id: str, tx_hash: str) -> bool:
+        """Move an ``unsigned`` intent to ``submitted`` with the hash its dApp reported, in one conditional UPDATE:
+        False if it is no longer unsigned or another signer-mode intent holds the hash (unique index)."""
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        stmt = (sa_update(table).where((table.c.id == intent_id) & (table.c.status == "unsigned"))
+                .values(status="submitted", tx_hash=tx_hash, updated_at=self._clock()))
+        try:
+            with self.engine.begin() as conn:
+                return bool(conn.execute(stmt).rowcount == 1)
+        except IntegrityError:
+            return False
+
+    def open_signer_intents(self) -> int:
+        """Signer-mode intents still unsigned or submitted (what ``router.max_open_unsigned`` bounds)."""
+        with Session(self.engine) as s:
+            q = select(func.count()).select_from(IntentRecord).where(
+                col(IntentRecord.signer).is_not(None) & col(IntentRecord.status).in_(("unsigned", "submitted")))
+            return int(s.exec(q).one())
+
+    def prune(self, ttl_s: float) -> tuple[int, list[str], int]:
+        """Bound what callers leave behind that never landed: signer-mode intents still unsigned ``ttl_s`` after
+        they were built are deleted, reported transactions still unmined ``ttl_s`` after the report fail, and failed
+        intents are deleted ``ttl_s`` after they failed if they were signer-mode or never reached a chain (no
+        transaction: e.g. a call the chain refused to estimate). Operator transactions that were sent stay (they
+        cost us). (deleted unsigned, ids failed now, deleted failed)."""
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        old = table.c.updated_at < now - ttl_s
+        signer = table.c.signer.is_not(None)
+        unlanded = signer | table.c.tx_hash.is_(None)
+        with self.engine.begin() as conn:
+            expired = conn.execute(sa_delete(table).where(signer & old & (table.c.status == "unsigned"))).rowcount
+            removed = conn.execute(sa_delete(table).where(unlanded & old & (table.c.status == "failed"))).rowcount
+            stale = [r[0] for r in conn.execute(select(table.c.id).where(signer & old & (table.c.status == "submitted")))]
+            if stale:
+                conn.execute(sa_update(table).where(table.c.id.in_(stale) & (table.c.status == "submitted")).values(
+                    status="failed", updated_at=now,
+                    reason=f"the reported transaction was not seen mined within {ttl_s:.0f} s (router.unsigned_ttl_s)"))
+        return int(expired or 0), stale, int(removed or 0)
+
 
 def integrator_report(code: str, records: Sequence[IntentRecord], fee_share: float) -> dict[str, Any]:
-    """Intents, volume (sum of amounts), estimated fees (USD) and the integrator's share, total, by chain, by UTC day."""
+    """Intents, volume (sum of amounts), fees actually paid (USD, from the receipts) and the integrator's share,
+    total, by chain and by UTC day, of the intents seen included on chain (cross-chain: delivered) only; ``pending``
+    counts those that may still count (planned, unsigned, submitted, or cross-chain on their way)."""
 
     def empty() -> dict[str, Any]:
-        return {"intents": 0, "served": 0, "volume": Decimal(0), "fees_usd": 0.0}
+        return {"intents": 0, "volume": Decimal(0), "fees_usd": 0.0}
 
     def add(bucket: dict[str, Any], rec: IntentRecord) -> None:
         bucket["intents"] += 1
         bucket["volume"] += Decimal(rec.amount)
-        if rec.status not in ("unserved", "failed"):
-            bucket["served"] += 1
-            bucket["fees_usd"] += rec.fee_usd or 0.0
+        bucket["fees_usd"] += rec.fee_paid_usd or 0.0
 
     def out(bucket: dict[str, Any]) -> dict[str, Any]:
-        return {"intents": bucket["intents"], "served": bucket["served"], "volume": str(bucket["volume"]),
-                "fees_usd": bucket["fees_usd"], "fee_share_usd": bucket["fees_usd"] * fee_share}
+        return {"intents": bucket["intents"], "volume": str(bucket["volume"]), "fees_usd": bucket["fees_usd"],
+                "fee_share_usd": bucket["fees_usd"] * fee_share}
 
     total = empty()
     chains: dict[str, dict[str, Any]] = {}
     days: dict[str, dict[str, Any]] = {}
+    pending = 0
     for rec in records:
+        if not counts_for_integrator(rec):
+            pending += rec.status not in ("failed", "unserved")
+            continue
         add(total, rec)
-        add(chains.setdefault(rec.chain or "unserved", empty()), rec)
+        add(chains.setdefault(rec.chain or "unknown", empty()), rec)
         day = dt.datetime.fromtimestamp(rec.created_at, dt.UTC).date().isoformat()
         add(days.setdefault(day, empty()), rec)
-    return {"integrator": code, "fee_share": fee_share, **out(total),
+    return {"integrator": code, "fee_share": fee_share, **out(total), "pending": pending,
             "by_chain": {k: out(v) for k, v in sorted(chains.items())},
             "by_day": {k: out(v) for k, v in sorted(days.items())}}
 
@@ -181,6 +287,7 @@ class _InFlight:
     tx_hash: str
     work: float
     sent_at: float
+    claimed: IntentRecord | None = None  # signer mode: the intent its dApp reported it for (checked when mined)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +301,17 @@ class IntentExecutor:
 
     def __init__(self, store: IntentStore, senders: Mapping[str, MessageSender], domains: dict[str, int],
                  operators: Sequence[Operator], message_state: Callable[[str], str | None],
-                 concurrency: int = 32) -> None:
+                 concurrency: int = 32, *, native_usd: float = 3000.0,
+                 call_allowed: Callable[[str, str, bytes], bool] | None = None) -> None:
+        """``native_usd`` converts fees read from receipts to USD; ``call_allowed(chain, contract, calldata)`` is the
+        last check before an operator account sends a call intent (the API refuses others before planning)."""
         self.store = store
         self.senders = senders
         self.domains = domains
         self.operators = list(operators)
         self._message_state = message_state
+        self.native_usd = native_usd
+        self._call_allowed = call_allowed or (lambda _chain, _to, _data: False)
         self._limit = asyncio.Semaphore(concurrency)
         self._xchain_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -258,21 +370,78 @@ class IntentExecutor:
         return {chain: list(flat[i * len(addresses):(i + 1) * len(addresses)]) for i, chain in enumerate(chains)}
 
     async def unsigned(self, rec: IntentRecord) -> dict[str, Any]:
-        """The transaction of a planned same-chain intent for its signer (``rec.operator``) to sign."""
+        """The transaction of a planned same-chain intent for its signer (``rec.operator``) to sign; notes on
+        ``rec`` what the transaction reported for it must match (its ``to`` and ``data`` where the chain's shape
+        has them, and the chain's height now)."""
         assert rec.chain is not None and rec.operator is not None
-        return await self.senders[rec.chain].unsigned_transaction(
+        sender = self.senders[rec.chain]
+        tx = await sender.unsigned_transaction(
             rec.operator, rec.kind, to=rec.recipient, amount=int(rec.units), symbol=rec.token,
             data=bytes.fromhex((rec.calldata or "0x")[2:]))
+        to, data = tx.get("to"), tx.get("data")
+        rec.expected_to = to.lower() if isinstance(to, str) else None
+        rec.expected_input = data.lower() if isinstance(data, str) else None
+        if isinstance(sender, ChainAdapter):
+            rec.built_height = int(await sender.latest_height())
+        return tx
+
+    def knows_tx(self, tx_hash: str) -> bool:
+        """A hash the operators sent, in memory or in the store: never claimable by a dApp."""
+        if any(t.tx_hash == tx_hash for txs in self._in_flight.values() for t in txs):
+            return True
+        return any(v.get("tx_hash") == tx_hash for _i, v in self._unflushed) or self.store.tx_known(tx_hash)
+
+    def receipt_changes(self, receipt: TxReceipt, claimed: IntentRecord | None = None) -> dict[str, Any]:
+        """The columns to write once an intent's transaction is mined: included or failed (with the reason), and
+        the fee the receipt says was paid. A signer-mode intent (``claimed``) is included only if the transaction
+        is the one built for it (``claim_problem``)."""
+        fee = {"height": int(receipt.height), "fee_paid": str(receipt.fee_paid),
+               "fee_paid_usd": receipt.fee_native * self.native_usd}
+        problem = claim_problem(claimed, receipt) if claimed is not None and claimed.signer is not None else None
+        if problem is not None:
+            assert claimed is not None
+            log.warning("intent_claim_refused", intent=claimed.id, chain=claimed.chain, tx=claimed.tx_hash,
+                        reason=problem)
+            return {**fee, "status": "failed", "reason": f"reported transaction refused: {problem}"[:500]}
+        if not receipt.success:
+            return {**fee, "status": "failed", "reason": "transaction reverted"}
+        return {**fee, "status": "included", "reason": None}
 
     def track(self, rec: IntentRecord, tx_hash: str) -> None:
-        """Follow a transaction the dApp signed and broadcast itself for ``rec`` (status -> submitted)."""
+        """Follow a transaction the dApp signed and broadcast itself for ``rec`` (already claimed: submitted)."""
         assert rec.chain is not None
+        rec.tx_hash, rec.status = tx_hash, "submitted"
         self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
-            _InFlight(rec.id, tx_hash, self._work_of(rec), time.monotonic()))
-        self.store.update(rec.id, status="submitted", tx_hash=tx_hash)  # at once: a second report must see it
+            _InFlight(rec.id, tx_hash, self._work_of(rec), time.monotonic(), claimed=rec))
         self._admitted.setdefault(rec.chain, collections.deque()).append((time.monotonic(), self._work_of(rec)))
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch_in_flight(), name="intents-in-flight")
+
+    async def settle_claim(self, rec: IntentRecord, tx_hash: str) -> IntentRecord:
+        """Right after a dApp's hash was claimed for ``rec``: if the transaction is mined already, check it and
+        settle the intent now (a hash of someone else's transaction fails it at once); else follow it."""
+        assert rec.chain is not None
+        rec.tx_hash, rec.status = tx_hash, "submitted"
+        try:
+            receipt = await self.senders[rec.chain].tx_receipt(TxHash(tx_hash))
+        except AdapterError:  # not mined yet (or the node is away): the watcher follows it
+            self.track(rec, tx_hash)
+            return self.store.get(rec.id) or rec
+        self.store.update(rec.id, **self.receipt_changes(receipt, rec))
+        return self.store.get(rec.id) or rec
+
+    def forget(self, intent_ids: Sequence[str]) -> None:
+        """Stop following these intents (failed by ``prune``)."""
+        gone = set(intent_ids)
+        for key, txs in list(self._in_flight.items()):
+            txs[:] = [t for t in txs if t.intent_id not in gone]
+
+    def prune(self, ttl_s: float) -> None:
+        """The periodic bound on rows of intents that never landed (``IntentStore.prune``), logged when it acts."""
+        expired, stale, removed = self.store.prune(ttl_s)
+        self.forget(stale)
+        if expired or stale or removed:
+            log.info("signer_intents_pruned", expired_unsigned=expired, failed_unmined=len(stale), deleted_failed=removed)
 
     def start(self, records: Sequence[IntentRecord], keys: dict[str, str]) -> None:
         """Run the planned ``records`` in a background task (``keys``: operator address -> key)."""
@@ -308,12 +477,22 @@ class IntentExecutor:
                     async with lock:  # send_token approves first: one at a time per account and chain
                         tx, mid = await self.senders[rec.origin].send_token(
                             key, rec.token, int(rec.units), Domain(self.domains[rec.chain]), bytes.fromhex(rec.recipient[2:]))
-                    self.store.update(rec.id, status="included", tx_hash=str(tx), message_id="0x" + bytes(mid).hex())
+                    fee: dict[str, Any] = {}
+                    with contextlib.suppress(AdapterError):  # mined already (send_token waits): its fee, if readable
+                        receipt = await self.senders[rec.origin].tx_receipt(tx)
+                        fee = {"fee_paid": str(receipt.fee_paid), "fee_paid_usd": receipt.fee_native * self.native_usd,
+                               "height": int(receipt.height)}
+                    self.store.update(rec.id, status="included", tx_hash=str(tx), message_id="0x" + bytes(mid).hex(),
+                                      **fee)
                 else:
                     assert rec.chain is not None
                     sender = self.senders[rec.chain]
                     if rec.kind == "call":
-                        tx = await sender.call_contract(key, rec.recipient, bytes.fromhex((rec.calldata or "0x")[2:]))
+                        data = bytes.fromhex((rec.calldata or "0x")[2:])
+                        if not self._call_allowed(rec.chain, rec.recipient, data):  # the API refused it already
+                            raise TxReverted("the contract or function is not in router.call_allowlist",
+                                             chain=rec.chain, reason="call not allowed")
+                        tx = await sender.call_contract(key, rec.recipient, data)
                     else:
                         tx = await sender.transfer_token(key, rec.token, rec.recipient, int(rec.units))
                     self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
@@ -338,11 +517,10 @@ class IntentExecutor:
 
             async def check(chain: str, tx: _InFlight, changes: list[tuple[str, dict[str, Any]]] = changes) -> bool:
                 try:
-                    height, ok = await self.senders[chain].tx_result(TxHash(tx.tx_hash))
+                    receipt = await self.senders[chain].tx_receipt(TxHash(tx.tx_hash))
                 except (TxNotFound, AdapterError):
                     return time.monotonic() - tx.sent_at > give_up_s
-                changes.append((tx.intent_id, {"status": "included" if ok else "failed", "height": int(height),
-                                               "reason": None if ok else "transaction reverted"}))
+                changes.append((tx.intent_id, self.receipt_changes(receipt, tx.claimed)))
                 return True
 
             for (chain, _op), txs in list(self._in_flight.items()):
@@ -368,13 +546,10 @@ class IntentExecutor:
         and the relayer's store."""
         if rec.status == "submitted" and rec.tx_hash and rec.chain:
             try:
-                _height, ok = await self.senders[rec.chain].tx_result(TxHash(rec.tx_hash))
-            except TxNotFound:
+                receipt = await self.senders[rec.chain].tx_receipt(TxHash(rec.tx_hash))
+            except AdapterError:  # TxNotFound included: not mined yet
                 return rec
-            except AdapterError:
-                return rec
-            self.store.update(rec.id, status="included" if ok else "failed", height=int(_height),
-                              reason=None if ok else "transaction reverted")
+            self.store.update(rec.id, **self.receipt_changes(receipt, rec))
         elif (rec.status == "included" and rec.kind == "xchain" and rec.message_id
               and self._message_state(rec.message_id) == "DELIVERED"):
             self.store.update(rec.id, status="delivered")

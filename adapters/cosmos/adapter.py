@@ -34,6 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 import httpx
 import structlog
 from cosmpy.crypto.keypairs import PrivateKey, PublicKey
+from cosmpy.protos.cosmos.bank.v1beta1.tx_pb2 import MsgSend  # type: ignore[import-untyped]
 from cosmpy.protos.cosmos.base.v1beta1.coin_pb2 import Coin  # type: ignore[import-untyped]
 from cosmpy.protos.cosmos.crypto.secp256k1.keys_pb2 import PubKey  # type: ignore[import-untyped]
 from cosmpy.protos.cosmos.tx.signing.v1beta1.signing_pb2 import SignMode  # type: ignore[import-untyped]
@@ -66,6 +67,7 @@ from adapters.base import (
     TxHash,
     TxNotFound,
     TxOutcome,
+    TxReceipt,
     TxReverted,
     TxState,
     WalletBalance,
@@ -651,6 +653,26 @@ class CosmosAdapter:
         if found is None:
             raise TxNotFound(f"tx {tx_hash} not found", chain=self._name, reason="not found")
         return Height(int(found["height"])), int(found["tx_result"].get("code") or 0) == 0
+
+    @_boundary
+    async def tx_receipt(self, tx_hash: TxHash) -> TxReceipt:
+        """The committed transaction (CometBFT ``tx``): height, success (code 0), the fee it declared in the fee
+        denom (the SDK charges the declared fee whole) and, for a bank ``MsgSend``, its ``from_address`` (sender)
+        and ``to_address`` (to). There is no call data on a bank send: ``input`` stays empty; the sender of any
+        other message type is not decoded (empty)."""
+        found = await self._find_tx(tx_hash)
+        if found is None:
+            raise TxNotFound(f"tx {tx_hash} not found", chain=self._name, reason="not found")
+        raw = TxRaw.FromString(base64.b64decode(found["tx"]))
+        fee = sum(int(c.amount) for c in AuthInfo.FromString(raw.auth_info_bytes).fee.amount
+                  if c.denom == self._config.fee_denom)
+        sender = to = ""
+        messages = TxBody.FromString(raw.body_bytes).messages
+        if messages and messages[0].type_url == "/cosmos.bank.v1beta1.MsgSend":
+            send = MsgSend.FromString(messages[0].value)
+            sender, to = send.from_address, send.to_address
+        return TxReceipt(Height(int(found["height"])), int(found["tx_result"].get("code") or 0) == 0, fee, sender,
+                         to=to, native_decimals=self.native_decimals)
 
     @_boundary
     async def token_balance(self, symbol: str, holder: str) -> int:

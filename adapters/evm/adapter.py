@@ -51,6 +51,7 @@ from adapters.base import (
     TxHash,
     TxNotFound,
     TxOutcome,
+    TxReceipt,
     TxReverted,
     TxState,
     WalletBalance,
@@ -830,6 +831,24 @@ class EvmAdapter:
         if receipt is None:
             raise TxNotFound(f"transaction {tx_hash} is not mined", chain=self._name)
         return Height(_int(receipt["blockNumber"])), _int(receipt.get("status")) == 1
+
+    @_boundary
+    async def tx_receipt(self, tx_hash: TxHash) -> TxReceipt:
+        """``eth_getTransactionReceipt`` (height, status, gas used x effective gas price, from, to) and
+        ``eth_getTransactionByHash`` (input, value), in one JSON-RPC batch: everything the router checks before it
+        counts an intent."""
+        receipt, tx = await self._rpc_many([("eth_getTransactionReceipt", [tx_hash]),
+                                            ("eth_getTransactionByHash", [tx_hash])])
+        if receipt is None:
+            raise TxNotFound(f"transaction {tx_hash} is not mined", chain=self._name)
+        if tx is None:  # mined a moment ago and the node's answers disagree: ask again next time
+            raise TxNotFound(f"transaction {tx_hash} has a receipt but no body yet", chain=self._name)
+        price = _int(receipt.get("effectiveGasPrice") or tx.get("gasPrice"))
+        return TxReceipt(
+            height=Height(_int(receipt["blockNumber"])), success=_int(receipt.get("status")) == 1,
+            fee_paid=_int(receipt.get("gasUsed")) * price, sender=str(receipt.get("from") or "").lower(),
+            to=str(receipt.get("to") or "").lower(), input=bytes.fromhex(str(tx.get("input") or "0x")[2:]),
+            value=_int(tx.get("value")), native_decimals=self.native_decimals)
 
     @_boundary
     async def token_balance(self, symbol: str, holder: str) -> int:

@@ -13,7 +13,8 @@ Destination. A delivery is one transaction paid by the relayer's ``signer`` and 
 validators' SPL multisig (``multisig_threshold`` of its N members, threshold > N/2), gathered through the
 ``Cosigner``; ``check_cosign`` (validator side) rebuilds the exact message bytes from the messages and the
 request's context and refuses anything else. Replay protection is on chain: the per-validator guard accounts
-(``bridge.guard_address``), which is also how ``delivered`` answers.
+(``bridge.guard_instructions``), which is also how ``delivered`` answers: a message is delivered when at least
+``multisig_threshold`` of its guards exist (owner and size checked, lamports ignored).
 
 Every public method raises only ``AdapterError`` (``adapters.solana.errors`` maps solana-py / httpx errors).
 Keys handed in (``sender_key``, co-signing keys) are used and dropped, never logged.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import structlog
@@ -71,6 +72,7 @@ from adapters.base import (
     TxHash,
     TxNotFound,
     TxOutcome,
+    TxReceipt,
     TxReverted,
     TxState,
     WalletBalance,
@@ -80,6 +82,7 @@ from adapters.keys import resolve_private_key
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, MessageId
 from adapters.solana.bridge import (
+    GUARD_SPACE,
     MAX_TX_SIZE,
     MEMO_PROGRAMS,
     BridgeRules,
@@ -87,6 +90,7 @@ from adapters.solana.bridge import (
     TokenRule,
     Undeliverable,
     guard_address,
+    is_guard,
     token_rules,
     transaction_size,
 )
@@ -152,7 +156,8 @@ class SolanaAdapter:
     """
 
     max_delivery_batch: int = 1
-    """Messages per delivery transaction: with a 2-of-N quorum one message takes ~1 KB of the 1232-byte limit."""
+    """Messages per delivery transaction: with a 2-of-N quorum one message takes 1,033 bytes (1,077 with a
+    priority fee) of the 1,232-byte limit; two would take 1,530."""
 
     def __init__(
         self,
@@ -385,20 +390,40 @@ class SolanaAdapter:
         return self._members
 
     async def _rent_for_guard(self) -> int:
+        """Lamports each guard is sent: the rent-exempt minimum for ``GUARD_SPACE`` bytes (asked once)."""
         if self._guard_lamports is None:
-            self._guard_lamports = (await self._client.get_minimum_balance_for_rent_exemption(0)).value
+            self._guard_lamports = (await self._client.get_minimum_balance_for_rent_exemption(GUARD_SPACE)).value
         return self._guard_lamports
+
+    async def _guards_taken(self, ids: Sequence[MessageId]) -> list[list[Pubkey]]:
+        """For each id, the members whose guard for it exists (``is_guard``: owner and size; an address that
+        only holds lamports, sent by anyone, is no guard)."""
+        members = await self.multisig_members()
+        keys = [guard_address(member, i) for i in ids for member in members]
+        taken: list[bool] = []
+        for start in range(0, len(keys), 100):
+            accounts = (await self._client.get_multiple_accounts(keys[start:start + 100], commitment=Confirmed)).value
+            taken.extend(a is not None and is_guard(a.owner, bytes(a.data)) for a in accounts)
+        n = len(members)
+        return [[m for m, t in zip(members, taken[k * n:(k + 1) * n], strict=True) if t] for k in range(len(ids))]
 
     @_boundary
     async def delivered(self, ids: Sequence[MessageId]) -> list[bool]:
-        members = await self.multisig_members()
-        keys = [guard_address(member, i) for i in ids for member in members]
-        exists: list[bool] = []
-        for start in range(0, len(keys), 100):
-            accounts = (await self._client.get_multiple_accounts(keys[start:start + 100], commitment=Confirmed)).value
-            exists.extend(a is not None and a.lamports > 0 for a in accounts)
-        n = len(members)
-        return [any(exists[k * n:(k + 1) * n]) for k in range(len(ids))]
+        """Delivered = at least ``multisig_threshold`` of the id's guards exist.
+
+        A delivery makes the guards of its whole quorum in the transaction that pays out, so it leaves at
+        least ``threshold`` of them; honest validators sign guards only inside such a transaction. Fewer than
+        ``threshold`` (but some) can only be made by validators signing a guard alone: at most
+        ``n - threshold < threshold`` of them may be dishonest, so that never counts as delivered (it is
+        logged as ``solana_guards_partial``; ``submit_delivery`` then picks a quorum around those members)."""
+        threshold = self._config.multisig_threshold
+        answers: list[bool] = []
+        for message_id, taken in zip(ids, await self._guards_taken(ids), strict=True):
+            if 0 < len(taken) < threshold:
+                log.warning("solana_guards_partial", chain=self._name, id="0x" + bytes(message_id).hex(),
+                            guards=[str(m) for m in taken], threshold=threshold)
+            answers.append(len(taken) >= threshold)
+        return answers
 
     def _undeliverable(self, exc: Undeliverable, refuse: type[AdapterError]) -> AdapterError:
         return refuse(str(exc), chain=self._name, reason=exc.reason)
@@ -456,10 +481,14 @@ class SolanaAdapter:
         }
         return CosignRequest(self._name, bytes(message), tuple(bytes(m) for m in messages), context)
 
-    def _quorums(self, members: Sequence[Pubkey]) -> list[list[Pubkey]]:
+    def _quorums(self, members: Sequence[Pubkey], taken: Collection[Pubkey] = ()) -> list[tuple[int, list[Pubkey]]]:
+        """Up to ``MAX_QUORUM_TRIES`` (position, quorum) to ask, from the last one that worked on; quorums with
+        a member whose guard for a message of the batch already exists (the chain would refuse them) last."""
         combos = [list(c) for c in itertools.combinations(members, self._config.multisig_threshold)]
         start = self._quorum_start % len(combos)
-        return (combos[start:] + combos[:start])[:MAX_QUORUM_TRIES]
+        rotated = [((start + i) % len(combos), combos[(start + i) % len(combos)]) for i in range(len(combos))]
+        rotated.sort(key=lambda item: any(m in taken for m in item[1]))  # stable: rotation order otherwise
+        return rotated[:MAX_QUORUM_TRIES]
 
     @_boundary
     async def submit_delivery(self, batch: DeliveryBatch, estimate: CostEstimate | None = None) -> SubmittedTx:
@@ -468,8 +497,9 @@ class SolanaAdapter:
                              chain=self._name, reason="no cosigner")
         raws = [item.message for item in batch.items]
         members = await self.multisig_members()
+        taken = {m for guards in await self._guards_taken([item.id for item in batch.items]) for m in guards}
         last_error: AdapterError | None = None
-        for offset, quorum in enumerate(self._quorums(members)):
+        for position, quorum in self._quorums(members, taken):
             request = await self.cosign_request(raws, quorum)
             try:
                 signatures = await self._cosigner.cosign(request, self._config.multisig_threshold)
@@ -481,7 +511,7 @@ class SolanaAdapter:
                 log.info("cosign_quorum_failed", chain=self._name, quorum=[str(q) for q in quorum],
                          reason=exc.reason)
                 continue
-            self._quorum_start += offset
+            self._quorum_start = position
             return submitted
         assert last_error is not None
         raise last_error
@@ -493,7 +523,9 @@ class SolanaAdapter:
             raise refuse(f"context signers: {exc}", chain=self._name, reason="bad context") from exc
 
     def _rebuild(self, request: CosignRequest, refuse: type[AdapterError]) -> tuple[SolanaMessage, list[MessageId]]:
-        """The delivery message this request must be, from its messages and context alone."""
+        """The delivery message this request must be, from its messages and context alone: the guards' owner,
+        size and seeds come from the rules (``bridge.guard_instructions``), never from the request; the only
+        number taken from it, the rent sent to each guard, is bounded by ``MAX_GUARD_LAMPORTS``."""
         if request.chain != self._name:
             raise refuse(f"request is for chain {request.chain!r}", chain=self._name, reason="wrong chain")
         signers = self._request_signers(request, refuse)
@@ -785,6 +817,21 @@ class SolanaAdapter:
         if status is None:
             raise TxNotFound(f"tx {tx_hash} not found", chain=self._name, reason="not found")
         return Height(status.slot), status.err is None
+
+    @_boundary
+    async def tx_receipt(self, tx_hash: TxHash) -> TxReceipt:
+        """``getTransaction`` at confirmed: slot, success, ``meta.fee`` (lamports actually charged) and the fee
+        payer (the first account key: the signer). A Solana transaction runs several instructions, so it has no
+        single called address or call data: ``to`` and ``input`` stay empty and cannot be checked."""
+        answer = (await self._client.get_transaction(Signature.from_string(tx_hash), encoding="base64",
+                                                     commitment=Confirmed, max_supported_transaction_version=0)).value
+        if answer is None:
+            raise TxNotFound(f"tx {tx_hash} not found", chain=self._name, reason="not found")
+        meta = answer.transaction.meta
+        tx = answer.transaction.transaction
+        payer = str(tx.message.account_keys[0]) if isinstance(tx, VersionedTransaction) and tx.message.account_keys else ""
+        return TxReceipt(Height(answer.slot), meta is not None and meta.err is None, int(meta.fee) if meta else 0,
+                         payer, native_decimals=self.native_decimals)
 
     async def _token_amount(self, account: Pubkey) -> int:
         info = (await self._client.get_account_info(account, commitment=Confirmed)).value

@@ -22,10 +22,25 @@ bridge...) is not a dispatch and is ignored; nonces count valid dispatches only.
 Delivery (destination). One transaction, fee payer = the relayer, signed by a quorum of the multisig's
 members; per message: create-idempotent the recipient's associated token account, ``MintTo`` (wrapped) or
 ``Transfer`` out of the vault (native coming home) with the multisig as authority and the quorum as its
-signers, and the REPLAY GUARD: for each co-signer, ``create_account_with_seed(base=co-signer, seed=first
-32 hex chars of the message id)``. The base must sign, so only that validator can create its guard, and a
-second creation fails; two quorums of a multisig with threshold > N/2 share a member, so any second
-delivery of the id fails atomically on that member's guard. A final memo ``xchain-delivery:<ids>``.
+signers, and the REPLAY GUARD of each co-signer (``guard_instructions``): a System ``Transfer`` of the
+guard's rent from the fee payer to ``guard_address(co-signer, id)``, then ``AllocateWithSeed(base=co-signer,
+seed=first 32 hex chars of the id, space=GUARD_SPACE, owner=GUARD_OWNER)``. A final memo
+``xchain-delivery:<ids>``.
+
+Why the guard holds:
+
+- only that validator can make it: the address is ``create_with_seed(co-signer, seed, GUARD_OWNER)``, and
+  the System program changes an account's size or owner only with the signature of the address or, for a
+  seed address, of its base; the one thing anyone can do to the address is send it lamports;
+- lamports sent there first (any amount, by anyone) do not block it: the transfer adds the rent whatever the
+  balance, and ``AllocateWithSeed`` accepts any system-owned account without data, funded or not (the old
+  guard, ``CreateAccountWithSeed``, refused any address holding lamports: 0.0009 SOL froze a transfer);
+- it is made once: ``AllocateWithSeed`` refuses an account that is not system-owned or holds data ("already
+  in use"), and the guard owner (Memo v2, an immutable program that never writes to or debits an account)
+  never gives it back. Two quorums of a multisig with threshold > N/2 share a member, so any second delivery
+  of the id fails, atomically (no mint, no transfer), on that member's guard;
+- it is recognisable: a guard is owned by ``GUARD_OWNER`` and holds ``GUARD_SPACE`` bytes, which no
+  transfer can fake; its lamports say nothing (``is_guard``; ``SolanaAdapter.delivered`` counts guards).
 """
 
 from __future__ import annotations
@@ -39,8 +54,9 @@ from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.message import Message as SolanaMessage
 from solders.pubkey import Pubkey
-from solders.system_program import ID as SYSTEM_PROGRAM_ID
-from solders.system_program import CreateAccountWithSeedParams, create_account_with_seed
+from solders.system_program import AllocateWithSeedParams, allocate_with_seed
+from solders.system_program import TransferParams as SystemTransferParams
+from solders.system_program import transfer as system_transfer
 from solders.transaction import VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.memo.instructions import create_memo
@@ -106,13 +122,38 @@ class ParsedDispatch:
     token: str = ""  # symbol, for token dispatches
 
 
+GUARD_OWNER = MEMO_PROGRAM_ID
+"""Owner of every replay guard: Memo v2, immutable, never writes to or debits an account it owns."""
+GUARD_SPACE = 1
+"""Data bytes of a guard. An address others only sent lamports to stays system-owned and empty, so a guard
+differs from it in owner and in size (either would do; both are checked); one byte costs 6,960 lamports of
+rent more than none."""
+
+
 def guard_seed(message_id: bytes) -> str:
     return bytes(message_id).hex()[:32]
 
 
 def guard_address(member: Pubkey, message_id: bytes) -> Pubkey:
-    """The replay-guard account of ``member`` for a message id (a System account created with a seed)."""
-    return Pubkey.create_with_seed(member, guard_seed(message_id), SYSTEM_PROGRAM_ID)
+    """The replay-guard account of ``member`` for a message id (derived with the owner it is assigned to)."""
+    return Pubkey.create_with_seed(member, guard_seed(message_id), GUARD_OWNER)
+
+
+def is_guard(owner: Pubkey, data: bytes) -> bool:
+    """Whether an account (its owner and data) is a replay guard: its lamports are never looked at, since
+    anyone can send lamports to any address."""
+    return owner == GUARD_OWNER and len(data) == GUARD_SPACE
+
+
+def guard_instructions(fee_payer: Pubkey, member: Pubkey, message_id: bytes, lamports: int) -> list[Instruction]:
+    """``member``'s guard for a message: the fee payer sends the rent (``lamports``), then ``member`` (signing)
+    allocates ``GUARD_SPACE`` bytes owned by ``GUARD_OWNER``; fails if the guard already exists."""
+    address = guard_address(member, message_id)
+    return [
+        system_transfer(SystemTransferParams(from_pubkey=fee_payer, to_pubkey=address, lamports=lamports)),
+        allocate_with_seed(AllocateWithSeedParams(address=address, base=member, seed=guard_seed(message_id),
+                                                  space=GUARD_SPACE, owner=GUARD_OWNER)),
+    ]
 
 
 def token_rules(domain: int, multisig: Pubkey, tokens: Mapping[str, SolanaTokenConfig]) -> dict[str, TokenRule]:
@@ -296,9 +337,7 @@ class BridgeRules:
                 ixs.append(transfer(TransferParams(program_id=TOKEN_PROGRAM_ID, source=token.vault, dest=ata,
                                                    owner=self.multisig, amount=amount, signers=list(signers))))
             for member in signers:
-                ixs.append(create_account_with_seed(CreateAccountWithSeedParams(
-                    from_pubkey=fee_payer, to_pubkey=guard_address(member, message_id), base=member,
-                    seed=guard_seed(message_id), lamports=guard_lamports, space=0, owner=SYSTEM_PROGRAM_ID)))
+                ixs.extend(guard_instructions(fee_payer, member, message_id, guard_lamports))
         ixs.append(create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=fee_payer,
                                           message=encode_delivery_memo(ids).encode())))
         return ixs, ids

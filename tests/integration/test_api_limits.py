@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from adapters.base import ChainStats, Height, TxHash, TxNotFound
+from adapters.base import ChainStats, Height, TxHash, TxNotFound, TxReceipt
 from adapters.evm.devnet import USER_A, devnet_key
 from adapters.message import Domain, MessageId
 from config.loader import load_settings
@@ -94,6 +94,10 @@ class CountingChain(FakeChain):
 
     async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:
         self._record("tx_result")
+        raise TxNotFound(tx_hash, chain=self.name)
+
+    async def tx_receipt(self, tx_hash: TxHash) -> TxReceipt:
+        self._record("tx_receipt")
         raise TxNotFound(tx_hash, chain=self.name)
 
     async def processed_messages(self, from_height: Height, to_height: Height) -> list[tuple[MessageId, Height]]:
@@ -242,6 +246,12 @@ async def test_too_many_intents_is_413_naming_the_limit(served):
     ("POST", "/v1/quote", {"amount": "9" * 41}, 400, "at most 40 digits"),
     ("POST", "/v1/quote", {"amount": ""}, 400, "not a number"),
     ("POST", "/v1/intents/int_nope/broadcast", {"tx_hash": "0x" + "11" * 32}, 404, "no intent"),
+    ("POST", "/v1/intents", {"intents": [_intent(kind="call", amount="0", recipient="0x" + "cd" * 20,
+                                                 calldata="0xa9059cbb" + "00" * 64)]}, 403, "router.call_allowlist"),
+    ("POST", "/v1/intents", {"intents": [_intent(token="USDC")]}, 400, "unknown token"),
+    ("POST", "/v1/intents", {"intents": [_intent(amount="10001")]}, 403, "router.value_per_day.TST"),
+    ("POST", "/v1/intents", {"intents": [_intent()], "signer": "0x90f79bf6eb2c4f870365e785982e1f101e93b906"}, 400,
+     "operator accounts"),
     ("GET", "/v1/intents/0", None, 404, "no intent"),
     ("GET", "/v1/batches/0", None, 404, "no batch"),
     ("GET", "/v1/batches/0/events", None, 404, "no batch"),
@@ -269,6 +279,22 @@ async def test_rejections_are_documented_and_reach_no_chain(served, method, path
 def _matches(template: str, path: str) -> bool:
     t, p = template.strip("/").split("/"), path.strip("/").split("/")
     return len(t) == len(p) and all(a == b or a.startswith("{") for a, b in zip(t, p, strict=True))
+
+
+async def test_over_the_clients_intent_rate_is_429_documented_and_reaches_no_chain(served):
+    """router.intents_per_s of config/examples/devnet.toml (10/s, burst 1000): a batch refused for another reason
+    (more TST than a day's limit) still spends the bucket; the next batch over what is left is 429 + Retry-After."""
+    big = {"intents": [{"amount": "10001", "recipient": RECIPIENT}] * 600}  # under the body limit of this daemon
+    async with httpx.AsyncClient() as http:
+        first = await http.post(f"{served.url}/v1/intents", json=big)
+        resp = await http.post(f"{served.url}/v1/intents", json=big)
+        spec = (await http.get(f"{served.url}/openapi.json")).json()
+    assert first.status_code == 403 and first.json()["detail"]["limit"] == "router.value_per_day.TST"
+    assert resp.status_code == 429 and resp.json()["detail"]["limit"] == "router.intents_per_s"
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert "429" in spec["paths"]["/v1/intents"]["post"]["responses"]
+    assert "429" in spec["paths"]["/v1/intents/{intent_id}/broadcast"]["post"]["responses"]
+    assert served.calls == []
 
 
 async def test_body_errors_are_documented_on_every_operation_with_a_body(served):

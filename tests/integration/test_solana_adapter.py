@@ -26,8 +26,18 @@ from solana.rpc.core import RPCException
 from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
+from solders.message import Message as SolanaMessage
+from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
+from solders.system_program import (
+    AllocateWithSeedParams,
+    CreateAccountParams,
+    CreateAccountWithSeedParams,
+    allocate_with_seed,
+    create_account,
+    create_account_with_seed,
+)
 from solders.system_program import TransferParams as SystemTransferParams
 from solders.system_program import transfer as system_transfer
 from solders.transaction import Transaction
@@ -65,8 +75,17 @@ from adapters.base import (
 )
 from adapters.merkle import MerkleTree
 from adapters.message import MESSAGE_VERSION, Domain, Message, MessageId
-from adapters.solana import SolanaAdapter, TokenBody, encode_dispatch_memo, guard_address
-from adapters.solana.adapter import UnknownToken
+from adapters.solana import (
+    GUARD_OWNER,
+    GUARD_SPACE,
+    SolanaAdapter,
+    TokenBody,
+    encode_dispatch_memo,
+    guard_address,
+    guard_instructions,
+    guard_seed,
+)
+from adapters.solana.adapter import DELIVERY_COMPUTE_PER_MESSAGE, MAX_GUARD_LAMPORTS, UnknownToken
 from adapters.solana.errors import BLOCKHASH_EXPIRED, map_exception
 from config.errors import ConfigError
 from config.settings import SolanaChainConfig
@@ -380,8 +399,9 @@ async def test_one_validator_signature_is_refused_by_the_chain(bridge: Bridge, a
     assert too_few.value.reason == "too few signers"
     async with AsyncClient(bridge.url, commitment=Confirmed) as client:
         blockhash = (await client.get_latest_blockhash(Confirmed)).value.blockhash
+        rent = (await client.get_minimum_balance_for_rent_exemption(GUARD_SPACE)).value
         delivery, _ = adapter.rules.delivery_message([message.encode()], fee_payer=bridge.relayer.pubkey(),
-                                                     signers=one, blockhash=blockhash, guard_lamports=890_880)
+                                                     signers=one, blockhash=blockhash, guard_lamports=rent)
         tx = Transaction([bridge.relayer, VALIDATORS[0]], delivery, blockhash)
         with pytest.raises(RPCException) as refused:
             await client.send_raw_transaction(bytes(tx))
@@ -521,3 +541,166 @@ async def test_multisig_threshold_must_match_and_be_a_majority(bridge: Bridge) -
             await weak.delivered([MessageId(b"\0" * 32)])
     finally:
         await weak.close()
+
+
+# ---- replay guards a third party cannot occupy first (issue 12, finding 2)
+
+def _legacy_guard(member: Pubkey, message_id: bytes) -> Pubkey:
+    """Where the old guard (``CreateAccountWithSeed``, owner System) of ``member`` was: pre-funding it froze a
+    delivery for good."""
+    return Pubkey.create_with_seed(member, guard_seed(message_id), SYSTEM_PROGRAM_ID)
+
+
+async def _prefund(client: AsyncClient, payer: Keypair, amounts: dict[Pubkey, int]) -> None:
+    """What anyone can do to a guard address: send it lamports (one transaction per address)."""
+    for address, lamports in amounts.items():
+        await _confirmed(client, await _send(client, payer, [system_transfer(SystemTransferParams(
+            from_pubkey=payer.pubkey(), to_pubkey=address, lamports=lamports))]))
+
+
+async def _accounts(client: AsyncClient, addresses: list[Pubkey]) -> list[Any]:
+    return (await client.get_multiple_accounts(addresses, commitment=Confirmed)).value
+
+
+async def test_prefunded_guard_addresses_do_not_block_the_delivery(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    recipient = Keypair.from_seed(_seed("recipient/prefunded")).pubkey()
+    message = _inbound(20, TokenBody(L1, L1_TST, bytes(recipient), 5 * 10**18), bridge=bridge)
+    guards = [guard_address(v.pubkey(), message.id) for v in VALIDATORS]
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        rent_empty = (await client.get_minimum_balance_for_rent_exemption(0)).value
+        rent_guard = (await client.get_minimum_balance_for_rent_exemption(GUARD_SPACE)).value
+        # every validator's guard pre-funded, each differently: the rent-exempt minimum of an empty account
+        # (what froze the old guard), one lamport over a guard's rent, a large amount; the old addresses too
+        prefunded = dict(zip(guards, (rent_empty, rent_guard + 1, 3 * 10**9), strict=True))
+        await _prefund(client, bridge.payer, {**prefunded, **{_legacy_guard(v.pubkey(), message.id): rent_empty
+                                                              for v in VALIDATORS}})
+        for account in await _accounts(client, guards):
+            assert account.owner == SYSTEM_PROGRAM_ID and len(account.data) == 0 and account.lamports >= rent_empty
+        # topping a funded address up by one lamport is allowed too
+        await _prefund(client, bridge.payer, {guards[0]: 1})
+        prefunded[guards[0]] += 1
+    assert await adapter.delivered([message.id]) == [False]
+    supply = await adapter.token_supply("TST")
+
+    tx = await adapter.submit_delivery(_batch(message))
+    outcome = await _settled(adapter, tx)
+    assert outcome.state is TxState.CONFIRMED, outcome
+    assert outcome.delivered_ids == (message.id,)
+    assert await adapter.token_balance("TST", str(recipient)) == 5 * 10**9
+    assert await adapter.token_supply("TST") == supply + 5 * 10**9
+    assert await adapter.delivered([message.id]) == [True]
+    quorum = adapter._cosigner.requests[-1].context["signers"].split(",")  # type: ignore[union-attr]
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        for validator, account in zip(VALIDATORS, await _accounts(client, guards), strict=True):
+            if str(validator.pubkey()) in quorum:  # a guard: Memo-owned, GUARD_SPACE bytes, what was there + rent
+                assert (account.owner, len(account.data)) == (GUARD_OWNER, GUARD_SPACE)
+                assert account.lamports == prefunded[guard_address(validator.pubkey(), message.id)] + rent_guard
+            else:  # still just the attacker's lamports
+                assert account.owner == SYSTEM_PROGRAM_ID and len(account.data) == 0
+        answer = (await client.get_transaction(Signature.from_string(tx.tx_hash),
+                                               commitment=Confirmed, max_supported_transaction_version=0)).value
+    assert answer is not None and answer.transaction.meta is not None
+    used = answer.transaction.meta.compute_units_consumed
+    assert used is not None and used <= DELIVERY_COMPUTE_PER_MESSAGE
+
+    # the same message again, co-signed by the other quorum: fails on the shared member's guard, atomically
+    others = [v for v in VALIDATORS if str(v.pubkey()) not in quorum]
+    replay_quorum = sorted([others[0], next(v for v in VALIDATORS if str(v.pubkey()) in quorum)],
+                           key=VALIDATORS.index)
+    replay = await adapter.cosign_request([message.encode()], [v.pubkey() for v in replay_quorum])
+    signatures = [adapter.cosign_with(VALIDATOR_SEEDS[VALIDATORS.index(v)], replay) for v in replay_quorum]
+    with pytest.raises(TxReverted) as reverted:
+        await adapter.submit_cosigned(replay, signatures)
+    assert "already in use" in str(reverted.value)
+    assert await adapter.token_balance("TST", str(recipient)) == 5 * 10**9
+    assert await adapter.token_supply("TST") == supply + 5 * 10**9
+
+
+
+async def test_prefunded_but_never_delivered_message_is_not_delivered(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    message = _inbound(21, TokenBody(L1, L1_TST, b"\x21" * 32, 10**18), bridge=bridge)
+    guards = [guard_address(v.pubkey(), message.id) for v in VALIDATORS]
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        rent_guard = (await client.get_minimum_balance_for_rent_exemption(GUARD_SPACE)).value
+        # one lamport to an empty address: the chain itself refuses (it would leave an account below rent)
+        with pytest.raises(RPCException) as refused:
+            await _send(client, bridge.payer, [system_transfer(SystemTransferParams(
+                from_pubkey=bridge.payer.pubkey(), to_pubkey=guards[0], lamports=1))])
+        assert "insufficient funds for rent" in refused.value.args[0].message
+        # the exact rent of a guard, on every validator's address: lamports alone are never a guard
+        await _prefund(client, bridge.payer, dict.fromkeys(guards, rent_guard))
+        assert all(a is not None and a.lamports == rent_guard for a in await _accounts(client, guards))
+    assert await adapter.delivered([message.id]) == [False]
+
+
+async def test_a_guard_made_by_one_validator_alone_is_not_a_delivery(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    """A dishonest validator can sign its own guard without a payout: fewer than ``threshold`` guards are not
+    a delivery, and the relayer delivers with a quorum that leaves that validator out."""
+    recipient = Keypair.from_seed(_seed("recipient/partial")).pubkey()
+    message = _inbound(22, TokenBody(L1, L1_TST, bytes(recipient), 2 * 10**18), bridge=bridge)
+    rogue = VALIDATORS[0]
+    async with AsyncClient(bridge.url, commitment=Confirmed) as client:
+        rent_guard = (await client.get_minimum_balance_for_rent_exemption(GUARD_SPACE)).value
+        await _confirmed(client, await _send(client, bridge.payer, guard_instructions(
+            bridge.payer.pubkey(), rogue.pubkey(), message.id, rent_guard), rogue))
+        (made,) = await _accounts(client, [guard_address(rogue.pubkey(), message.id)])
+        assert (made.owner, len(made.data)) == (GUARD_OWNER, GUARD_SPACE)
+    with capture_logs() as events:
+        assert await adapter.delivered([message.id]) == [False]
+    partial = [e for e in events if e["event"] == "solana_guards_partial"]
+    assert len(partial) == 1 and partial[0]["guards"] == [str(rogue.pubkey())] and partial[0]["threshold"] == 2
+
+    outcome = await _settled(adapter, await adapter.submit_delivery(_batch(message)))
+    assert outcome.state is TxState.CONFIRMED, outcome
+    requests = adapter._cosigner.requests  # type: ignore[union-attr]
+    assert requests[-1].context["signers"] == f"{VALIDATORS[1].pubkey()},{VALIDATORS[2].pubkey()}"
+    assert await adapter.token_balance("TST", str(recipient)) == 2 * 10**9
+    assert await adapter.delivered([message.id]) == [True]
+
+
+async def test_validators_refuse_any_other_guard_than_the_rule(bridge: Bridge, adapter: SolanaAdapter) -> None:
+    message = _inbound(23, TokenBody(L1, L1_TST, b"\x23" * 32, 10**18), bridge=bridge)
+    request = await adapter.cosign_request([message.encode()])
+    assert adapter.check_cosign(request) == [message.id]
+    payer = bridge.relayer.pubkey()
+    signers = [v.pubkey() for v in VALIDATORS[:2]]
+    lamports = int(request.context["guard_lamports"])
+    ixs, _ = adapter.rules.delivery_instructions([message.encode()], fee_payer=payer, signers=signers,
+                                                 guard_lamports=lamports)
+    first = ixs.index(guard_instructions(payer, signers[0], message.id, lamports)[1])  # signers[0]'s allocate
+    seed, member = guard_seed(message.id), signers[0]
+
+    def allocate(owner: Pubkey, space: int, seed: str = seed) -> Instruction:
+        return allocate_with_seed(AllocateWithSeedParams(address=Pubkey.create_with_seed(member, seed, owner),
+                                                         base=member, seed=seed, space=space, owner=owner))
+
+    variants: dict[str, list[Instruction]] = {
+        "owner System": [*ixs[:first], allocate(SYSTEM_PROGRAM_ID, GUARD_SPACE), *ixs[first + 1:]],
+        "owner Token": [*ixs[:first], allocate(TOKEN_PROGRAM_ID, GUARD_SPACE), *ixs[first + 1:]],
+        "space 0": [*ixs[:first], allocate(GUARD_OWNER, 0), *ixs[first + 1:]],
+        "space 64": [*ixs[:first], allocate(GUARD_OWNER, 64), *ixs[first + 1:]],
+        "other seed": [*ixs[:first], allocate(GUARD_OWNER, GUARD_SPACE, "x" + seed[1:]), *ixs[first + 1:]],
+        "no transfer": [*ixs[:first - 1], *ixs[first:]],
+        "old guard": [*ixs[:first - 1], create_account_with_seed(CreateAccountWithSeedParams(
+            from_pubkey=payer, to_pubkey=_legacy_guard(member, message.id), base=member, seed=seed,
+            lamports=lamports, space=0, owner=SYSTEM_PROGRAM_ID)), *ixs[first + 1:]],
+        "more rent": [*ixs[:first - 1], system_transfer(SystemTransferParams(
+            from_pubkey=payer, to_pubkey=guard_address(member, message.id), lamports=lamports + 1)), *ixs[first:]],
+    }
+    blockhash = Hash.from_string(request.context["blockhash"])
+    for name, tampered in variants.items():
+        payload = bytes(SolanaMessage.new_with_blockhash(tampered, payer, blockhash))
+        assert payload != request.payload, name
+        with pytest.raises(CosignRefused) as refused:
+            adapter.check_cosign(CosignRequest(request.chain, payload, request.messages, request.context))
+        assert refused.value.reason == "payload mismatch", name
+    # the rent is the one number the request carries: bounded (and then the payload must match it)
+    for bad in ("0", "-1", str(MAX_GUARD_LAMPORTS + 1), "lots"):
+        context = {**request.context, "guard_lamports": bad}
+        with pytest.raises(CosignRefused) as refused:
+            adapter.check_cosign(CosignRequest(request.chain, request.payload, request.messages, context))
+        assert refused.value.reason in ("bad fee", "bad context"), bad
+    within = {**request.context, "guard_lamports": str(lamports + 1)}
+    with pytest.raises(CosignRefused) as refused:
+        adapter.check_cosign(CosignRequest(request.chain, request.payload, request.messages, within))
+    assert refused.value.reason == "payload mismatch"
