@@ -6,6 +6,10 @@
 
 Signatures in metadata are concatenated in strictly ascending order of signer address; the ISM rejects
 duplicates, unknown signers, unsorted lists and fewer than ``threshold`` signatures.
+
+The same primitive signs other 32-byte digests (``sign_digest`` / ``recover_digest_signer``), each with its own
+domain tag so one kind of signed digest can never pass for another: the relayer's signed requests to validators
+(``relayer.relayer_auth``, tag ``XCHAIN_RELAYER_REQUEST_V1``) use it.
 """
 
 from __future__ import annotations
@@ -34,8 +38,15 @@ def checkpoint_digest(cp: Checkpoint) -> bytes:
     return keccak256(DOMAIN_TAG + struct.pack(">I", cp.origin) + cp.origin_mailbox + cp.root + struct.pack(">I", cp.index))
 
 
+def eip191_hash(digest: bytes) -> bytes:
+    """The hash an EIP-191 ``personal_sign`` of the 32-byte ``digest`` signs (what ``ecrecover`` checks on chain)."""
+    if len(digest) != 32:
+        raise MessageFormatError(f"a signed digest is 32 bytes, got {len(digest)}")
+    return keccak256(b"\x19Ethereum Signed Message:\n32" + digest)
+
+
 def signed_hash(cp: Checkpoint) -> bytes:
-    return keccak256(b"\x19Ethereum Signed Message:\n32" + checkpoint_digest(cp))
+    return eip191_hash(checkpoint_digest(cp))
 
 
 def address_of_public_key(public_key: coincurve.PublicKey) -> str:
@@ -65,11 +76,21 @@ class CheckpointSigner:
         return f"CheckpointSigner(address={self.address})"
 
     def sign(self, cp: Checkpoint) -> bytes:
-        sig = self._key.sign_recoverable(signed_hash(cp), hasher=None)  # r|s|recid, low-s
+        return self.sign_digest(checkpoint_digest(cp))
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """EIP-191 signature of a domain-tagged 32-byte digest: r | s | v (27/28), s low."""
+        sig = self._key.sign_recoverable(eip191_hash(digest), hasher=None)  # r|s|recid, low-s
         return sig[:64] + bytes([sig[64] + 27])
 
 
 def recover_signer(cp: Checkpoint, signature: bytes) -> str:
+    return recover_digest_signer(checkpoint_digest(cp), signature)
+
+
+def recover_digest_signer(digest: bytes, signature: bytes) -> str:
+    """The address whose key made ``signature`` over ``digest`` (EIP-191); ``SignatureError`` when the signature
+    is not 65 bytes, has a v other than 27/28, a high s (malleable) or recovers no public key."""
     if len(signature) != SIGNATURE_LEN:
         raise SignatureError(f"a signature is {SIGNATURE_LEN} bytes, got {len(signature)}")
     v = signature[64]
@@ -78,7 +99,8 @@ def recover_signer(cp: Checkpoint, signature: bytes) -> str:
     if int.from_bytes(signature[32:64], "big") > _SECP256K1_N // 2:
         raise SignatureError("signature s is in the upper half of the curve order (malleable)")
     try:
-        public_key = coincurve.PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), signed_hash(cp), hasher=None)
+        public_key = coincurve.PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), eip191_hash(digest),
+                                                                    hasher=None)
     except Exception as exc:  # coincurve raises plain Exception/ValueError on bad points
         raise SignatureError(f"signature does not recover a public key: {exc}") from exc
     return address_of_public_key(public_key)

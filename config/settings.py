@@ -258,9 +258,32 @@ class ValidatorRoleSettings(_Model):
     cosign_keys: dict[str, list[SignerSettings]] = Field(default_factory=dict, description=(
         "per co-signed destination chain (Solana, Cosmos), this process's validators' keys on that chain, in the "
         "order of keys"))
+    allowed_relayers: list[str] = Field(default_factory=list, description=(
+        "addresses of the relayers (their relayer.identity_key) whose signed requests this validator serves: a co-sign "
+        "request signed by anyone else is refused; required with cosign_keys"))
+    request_max_age_s: float = Field(60.0, ge=5, le=3600, description=(
+        "a relayer's signed request is accepted within this many seconds of its timestamp, either way (clock skew); "
+        "outside it is refused as stale_timestamp, so a captured request cannot be replayed later"))
+    relayer_requests_per_s: float = Field(500.0, gt=0, description=(
+        "requests per second each allow-listed relayer may make to this process's co-sign and checkpoint endpoints"))
+    relayer_burst: int = Field(1000, ge=1, description="requests an allow-listed relayer may make at once")
+    anonymous_requests_per_s: float = Field(20.0, ge=0, description=(
+        "checkpoint reads per second per client address without a relayer signature (co-sign always needs one)"))
+    anonymous_burst: int = Field(40, ge=1, description="checkpoint reads a client address may make at once")
+
+    @field_validator("allowed_relayers")
+    @classmethod
+    def _relayer_addresses(cls, v: list[str]) -> list[str]:
+        lowered = [_check_address(a).lower() for a in v]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("a relayer address is listed twice")
+        return lowered
 
 
 class RelayerRoleSettings(_Model):
+    identity_key: SignerSettings | None = Field(None, description=(
+        "the relayer's identity: signs every request it sends to validators (co-sign, checkpoints); its address must "
+        "be in their validator.allowed_relayers. Required by the relayer role; never a validator's key"))
     batch_size: int = Field(200, ge=1, le=2_000, description="messages per destination transaction")
     backoff_base_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(120.0, gt=0)

@@ -6,8 +6,9 @@
     GET /v1/status                                     chains, queue depths by state, failure reasons
     GET /v1/messages?state=&chain=&limit=&before=      recent messages, filtered and paged (relayer.explorer)
     GET /v1/messages/{id or tx hash}                   one message's pipeline record
-    GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint
-    POST /validators/{address}/cosign                                   co-sign a Solana/Cosmos delivery (checked)
+    GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint (public; rate limited)
+    POST /validators/{address}/cosign                                   co-sign a Solana/Cosmos delivery (checked;
+                                                                        allow-listed relayers only: relayer.relayer_auth)
     GET /v1/chains, POST /v1/quote, POST /v1/intents, GET /v1/intents/{id}, GET /v1/integrators/{code}/report
                                                        routing (router.api)
     GET /explorer, GET /v1/explorer/...                the operator's explorer page and its data (relayer.explorer)
@@ -17,25 +18,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CosignRefused, CosignRequest
 from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
+from relayer.ratelimit import retry_after_header
+from relayer.relayer_auth import HEADERS as RELAYER_HEADERS
+from relayer.relayer_auth import Endpoint, RequestRefused, ValidatorEndpointGuard
 from relayer.request_guard import RequestGuard
 from relayer.store import MessageRecord, StoreError
-from router.api import BODY_ERRORS, create_routing_api, error_responses
+from router.api import BODY_ERRORS, ErrorBody, create_routing_api, error_responses
 
 if TYPE_CHECKING:
     from relayer.app import RelayerDaemon
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "the relayer signature is missing, malformed, stale, over another "
+                                             "request or body, or a replay: detail.reason says which "
+                                             f"({', '.join(RELAYER_HEADERS)})"},
+    429: {"model": ErrorBody, "description": "this client's budget is spent (a relayer's own, or the anonymous one of "
+                                             "its address): retry after Retry-After seconds",
+          "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}},
+}
+_COSIGN_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "a CosignRequest (adapters.base): chain, messages, payload, context"}}}}}
 
 
 def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
@@ -134,27 +149,53 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
         return {"validator": rec.validator, "origin": rec.origin, "origin_mailbox": rec.origin_mailbox,
                 "root": rec.root, "index": rec.index, "signature": rec.signature}
 
-    @app.post("/validators/{address}/cosign", responses=error_responses(*BODY_ERRORS, 403, 404))
-    async def cosign(address: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008 - FastAPI idiom
-        """Co-sign a delivery to a Solana/Cosmos destination (``CosignRequest`` JSON); 403 with the reason when refused."""
+    guard = ValidatorEndpointGuard.from_settings(daemon.settings.validator, daemon.metrics)
+
+    def _admit(request: Request, endpoint: Endpoint, body: bytes) -> str:
+        """Who may call (an allow-listed relayer's signature, or anonymous for checkpoints) and how often: the
+        served client, or the HTTP refusal with its reason (401/403) or Retry-After (429)."""
+        target = bytes(request.scope.get("raw_path") or request.url.path.encode())
+        if query := request.scope.get("query_string"):
+            target += b"?" + bytes(query)
+        try:
+            return guard.admit(endpoint, request.method, target, request.headers, body,
+                               request.client.host if request.client else "")
+        except RequestRefused as exc:
+            headers = {"Retry-After": retry_after_header(exc.retry_after_s)} if exc.status == 429 else None
+            raise HTTPException(exc.status, {"error": str(exc), "reason": exc.reason.value}, headers=headers) from None
+
+    @app.post("/validators/{address}/cosign", openapi_extra=_COSIGN_BODY,
+              responses={**error_responses(*BODY_ERRORS, 403, 404), **_AUTH_RESPONSES})
+    async def cosign(address: str, request: Request) -> dict[str, Any]:
+        """Co-sign a delivery to a Solana/Cosmos destination (``CosignRequest`` JSON), for an allow-listed relayer's
+        signed request only (401/403 with the reason otherwise, before the body is even parsed); 403 with the reason
+        when the validator's checks refuse the delivery."""
         if daemon.cosign is None:
             raise HTTPException(404, "this process co-signs no deliveries (validator.cosign_keys)")
+        raw = await request.body()
+        _admit(request, "cosign", raw)
         try:
-            request = CosignRequest.from_json(body)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise HTTPException(400, {"error": f"not a cosign request: {type(exc).__name__}: {exc}"}) from None
+            body = json.loads(raw)
+            request_ = CosignRequest.from_json(body)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise HTTPException(400, {"error": f"not a cosign request: {type(exc).__name__}: {str(exc)[:200]}"}) from None
         try:
-            signer, signature = await daemon.cosign.cosign(address, request)
+            signer, signature = await daemon.cosign.cosign(address, request_)
         except CosignRefused as exc:
             raise HTTPException(403, {"error": str(exc), "reason": exc.reason}) from None
         return {"signer": signer, "signature": signature.hex()}
 
-    @app.get("/validators/{address}/checkpoints/{origin}/latest", responses=error_responses(400, 404))
-    async def latest_checkpoint(address: str, origin: int) -> dict[str, Any]:
+    @app.get("/validators/{address}/checkpoints/{origin}/latest", responses={**error_responses(400, 404), **_AUTH_RESPONSES})
+    async def latest_checkpoint(address: str, origin: int, request: Request) -> dict[str, Any]:
+        """The latest checkpoint ``address`` signed for ``origin``: public; a relayer's signed request uses its budget."""
+        _admit(request, "checkpoint", await request.body())
         return _checkpoint(address, origin, None)
 
-    @app.get("/validators/{address}/checkpoints/{origin}/{index}", responses=error_responses(400, 404))
-    async def checkpoint_at(address: str, origin: int, index: int) -> dict[str, Any]:
+    @app.get("/validators/{address}/checkpoints/{origin}/{index}", responses={**error_responses(400, 404), **_AUTH_RESPONSES})
+    async def checkpoint_at(address: str, origin: int, index: int, request: Request) -> dict[str, Any]:
+        """The checkpoint ``address`` signed for ``origin`` at ``index``: public; a relayer's signed request uses its
+        budget."""
+        _admit(request, "checkpoint", await request.body())
         return _checkpoint(address, origin, index)
 
     app.include_router(create_explorer_api(

@@ -49,6 +49,7 @@ from relayer.indexer import OriginIndexer
 from relayer.metrics import Metrics
 from relayer.processor import DestinationProcessor
 from relayer.ratelimit import KeyedRateLimiter, retry_after_header
+from relayer.relayer_auth import RelayerAuth, RelayerRequestSigner
 from relayer.store import FailureReason, MessageState, Store, StoreError
 from relayer.validator import OriginAttester
 from router.api import IntentLimits, IntentsBackend, call_allowed, profile_from_stats
@@ -93,6 +94,7 @@ class RelayerDaemon:
     wallet_low_logged: dict[str, float] = field(default_factory=dict)  # chain -> when wallet_balance_low was last logged
     samples: ChainSampleBuffer = field(default_factory=ChainSampleBuffer)  # the explorer's chain history
     audit: AuditJob | None = None  # the periodic solvency audit (settings.audit)
+    relayer_auth: httpx.Auth | None = None  # signs the relayer's requests to validators (relayer.identity_key)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -116,7 +118,8 @@ class RelayerDaemon:
                 self.cosign = self._cosign_service()
         if self.role in ("relayer", "all"):
             collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
-                                            refresh_s=s.relayer.poll_interval_s, metrics=self.metrics, chain_names=names)
+                                            refresh_s=s.relayer.poll_interval_s, metrics=self.metrics, chain_names=names,
+                                            auth=self.relayer_auth)
             for name, chain in s.chains.items():
                 self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers, collector,
                                                                      s.relayer, self.metrics, chain_names=names)
@@ -575,13 +578,33 @@ def build_daemon(settings: Settings, role: Role, *, instance: str | None = None)
             raise ConfigError("validator.keys", "the validator role needs at least one key")
         for i, key in enumerate(settings.validator.keys):
             signers.append(CheckpointSigner.from_hex(resolve_private_key(key, where=f"validator.keys[{i}]")))
+        if settings.validator.cosign_keys and not settings.validator.allowed_relayers:
+            # without an allow-list no co-sign request could ever be accepted (and co-signing is never open to anyone)
+            raise ConfigError("validator.allowed_relayers", "co-signing (validator.cosign_keys) serves only allow-listed "
+                                                            "relayers: list their identity addresses (relayer.identity_key)")
+    relayer_auth = relayer_identity(settings) if role in ("relayer", "all") else None
     store = Store(settings.store.url, owner=instance or socket.gethostname())
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
     adapters = build_adapters(settings, with_signers=role in ("relayer", "all"),
-                              cosigner=HttpCosigner(settings.security.validators, http))
+                              cosigner=HttpCosigner(settings.security.validators, http, auth=relayer_auth))
     operator_keys = [resolve_private_key(k, where=f"router.operator_keys[{i}]")
                      for i, k in enumerate(settings.router.operator_keys)]
-    return RelayerDaemon(settings, role, adapters, store, signers, http, operator_keys=operator_keys)
+    return RelayerDaemon(settings, role, adapters, store, signers, http, operator_keys=operator_keys,
+                         relayer_auth=relayer_auth)
+
+
+def relayer_identity(settings: Settings) -> RelayerAuth:
+    """The relayer's request signer from ``relayer.identity_key`` (required by the relayer role; never a validator's
+    key, so a relayer identity can never sign anything a validator signs)."""
+    if settings.relayer.identity_key is None:
+        raise ConfigError("relayer.identity_key", "the relayer role signs its requests to validators with this key (its "
+                                                  "address goes into their validator.allowed_relayers); none is set")
+    signer = RelayerRequestSigner(resolve_private_key(settings.relayer.identity_key, where="relayer.identity_key"))
+    if signer.address in {v.address.lower() for v in settings.security.validators}:
+        raise ConfigError("relayer.identity_key", f"{signer.address} is a validator's address: the relayer's identity "
+                                                  "must be a key of its own")
+    log.info("relayer_identity", address=signer.address)
+    return RelayerAuth(signer)
 
 
 def api_host_port(url: str) -> tuple[str, int]:

@@ -12,6 +12,10 @@ Availability: every validator is asked at once, and the collector does not wait 
 that refuses connections costs nothing. Each validator's state is a metric: ``relayer_validator_up``,
 ``relayer_checkpoint_fetch_failures_total{validator,reason}``, ``relayer_validator_latest_index``, and per
 origin ``relayer_checkpoint_quorum``.
+
+Each request is signed with the relayer's identity (``auth``, ``relayer.relayer_auth.RelayerAuth``): checkpoints
+are public, but a validator serves an allow-listed relayer from its own budget, so an anonymous flood on the same
+validator does not starve the relayer.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ _NOT_FOUND = object()  # the validator answered 404: up, but it has nothing sign
 class CheckpointCollector:
     def __init__(self, security: SecuritySettings, http: httpx.AsyncClient, *, timeout_s: float = 5.0,
                  refresh_s: float = 0.2, metrics: Metrics | None = None, chain_names: dict[int, str] | None = None,
-                 grace_s: float = QUORUM_GRACE_S) -> None:
+                 grace_s: float = QUORUM_GRACE_S, auth: httpx.Auth | None = None) -> None:
+        self.auth = auth
         self.validators = [(v.address.lower(), v.url) for v in security.validators]
         self.threshold = security.threshold
         self.http = http
@@ -71,7 +76,7 @@ class CheckpointCollector:
     async def _get(self, validator: str, url: str) -> Any:
         """The validator's JSON answer; ``_NOT_FOUND`` on 404; None when it failed (recorded per validator)."""
         try:
-            resp = await self.http.get(url, timeout=self.timeout_s)
+            resp = await self.http.get(url, timeout=self.timeout_s, auth=self.auth)
         except httpx.TimeoutException:
             self._mark(validator, False, "timeout")
             return None

@@ -250,12 +250,16 @@ def _describe(terms: SignedTerms | None) -> str:
 
 
 class HttpCosigner:
-    """Relayer side: gathers co-signatures over HTTP from the configured validators."""
+    """Relayer side: gathers co-signatures over HTTP from the configured validators. ``auth`` signs each request
+    with the relayer's identity (``relayer.relayer_auth.RelayerAuth``): validators co-sign only for allow-listed
+    relayers."""
 
-    def __init__(self, validators: list[ValidatorRef], http: httpx.AsyncClient, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, validators: list[ValidatorRef], http: httpx.AsyncClient, *, timeout_s: float = 10.0,
+                 auth: httpx.Auth | None = None) -> None:
         self.validators = validators
         self.http = http
         self.timeout_s = timeout_s
+        self.auth = auth
 
     async def cosign(self, request: CosignRequest, threshold: int) -> list[tuple[str, bytes]]:
         body = request.to_json()
@@ -263,7 +267,8 @@ class HttpCosigner:
 
         async def one(v: ValidatorRef) -> tuple[str, bytes] | None:
             try:
-                resp = await self.http.post(f"{v.url.rstrip('/')}/cosign", json=body, timeout=self.timeout_s)
+                resp = await self.http.post(f"{v.url.rstrip('/')}/cosign", json=body, timeout=self.timeout_s,
+                                            auth=self.auth or httpx.USE_CLIENT_DEFAULT)
             except httpx.HTTPError as exc:
                 problems.append(f"{v.address}: {type(exc).__name__}")
                 return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,23 @@ def _toml_value(v: Any) -> str:
     raise TypeError(type(v))
 
 
-def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: int = evm_devnet.RELAYER_A) -> str:
-    """A daemon config for the devnet in ``manifest`` (devnet test keys inline, marked as such)."""
+DEVNET_RELAYER_ACCOUNTS = (evm_devnet.RELAYER_A, evm_devnet.RELAYER_B)
+IDENTITY_KEY_OFFSET = 100  # a relayer's identity is the devnet mnemonic's key at 100 + its wallet account's index
+
+
+def relayer_identity_key(relayer_account: int) -> str:
+    """The devnet identity key (``relayer.identity_key``) of the relayer paying with ``relayer_account``: a key of its
+    own, apart from the wallet, derived from the public anvil test mnemonic (a devnet test key, guarding nothing)."""
+    return evm_devnet.devnet_key(IDENTITY_KEY_OFFSET + relayer_account)
+
+
+def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: int = evm_devnet.RELAYER_A,
+                 allowed_relayer_accounts: Iterable[int] = DEVNET_RELAYER_ACCOUNTS) -> str:
+    """A daemon config for the devnet in ``manifest`` (devnet test keys inline, marked as such). The relayer's
+    identity (``relayer.identity_key``) is ``relayer_identity_key(relayer_account)``; the validators serve the
+    relayers of ``allowed_relayer_accounts`` (``validator.allowed_relayers``: the two devnet relayers by default)."""
     relayer_key = evm_devnet.devnet_key(relayer_account)
+    allowed = [evm_devnet.address_of(relayer_identity_key(i)).lower() for i in allowed_relayer_accounts]
     lines = [
         "# Daemon config for the local devnet, written by `relayer devnet up`.",
         "# Every private key below is a PUBLIC anvil devnet test key: never use them on a real network.",
@@ -72,9 +86,13 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         *[f"  {{ private_key = {_toml_value(v['private_key'])} }}," for v in manifest["validator_keys"]],
         "]",
         *_cosign_keys_toml(manifest),
+        "# relayers whose signed requests the validators serve (co-sign only for them; checkpoints for anyone)",
+        f"allowed_relayers = {_toml_value(allowed)}",
         "",
         "[relayer]",
         "batch_size = 200",
+        "# signs every request to the validators; its address is in validator.allowed_relayers",
+        f"identity_key = {{ private_key = {_toml_value(relayer_identity_key(relayer_account))} }}  # devnet test key",
         "",
         "[audit]",
         "# solvency audit every interval_s: relayer_audit_* gauges, audit_shortfall logged (`relayer audit` on demand)",

@@ -72,6 +72,12 @@ _HELP = {
                                         "out, in the token's home units (what may circulate there)",
     "validator_accountant_locked": "per token, at its home chain: attested transfers out minus attested transfers in, "
                                    "in home units (what the home bridge must hold)",
+    "validator_requests_refused_total": "requests to the validator endpoints (cosign, checkpoint) refused before any "
+                                        "check of their content, by endpoint and reason: missing, malformed, "
+                                        "stale_timestamp, unknown_relayer, body_mismatch, bad_signature, replayed, "
+                                        "rate_limited (relayer.relayer_auth)",
+    "validator_requests_admitted_total": "requests to the validator endpoints admitted, by endpoint and client (an "
+                                         "allow-listed relayer's address, or anonymous)",
     # router
     "router_chain_utilisation": "recent use of a chain (everyone's, ours included) as a fraction of its fee-market "
                                 "target, from the capacity model (above 1: over target)",

@@ -24,10 +24,11 @@ def instance_env(pg_url: str, **extra: str) -> dict[str, str]:
 
 def relayer_instance(devnet, directory: Path, name: str, *, pg_url: str, account: int, role: str = "all",
                      validator_api_url: str | None = None, env: dict[str, str] | None = None,
-                     api_port: int | None = None) -> DaemonProcess:
-    """A daemon on the shared database with its own wallet (``account``) and API port (not started)."""
+                     api_port: int | None = None, allowed_relayer_accounts: tuple[int, ...] | None = None) -> DaemonProcess:
+    """A daemon on the shared database with its own wallet and identity (``account``) and API port (not started);
+    its validators serve the relayers of ``allowed_relayer_accounts`` (default: the two devnet relayer accounts)."""
     config = write_daemon_config(devnet, directory / name, api_port=api_port or free_port_block(1), relayer_account=account,
-                                 validator_api_url=validator_api_url)
+                                 validator_api_url=validator_api_url, allowed_relayer_accounts=allowed_relayer_accounts)
     return DaemonProcess(config, directory / f"{name}.log", role=role, instance=name, env=instance_env(pg_url, **(env or {})))
 
 

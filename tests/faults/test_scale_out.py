@@ -35,7 +35,7 @@ async def test_three_relayers_split_the_work_and_survivors_adopt_a_killed_ones_d
     store = Store(pg_url, owner="observer")  # reads only
     v_port = free_port_block(1)
     validator = relayer_instance(devnet, tmp_path, "validators", pg_url=pg_url, account=1, role="validator",
-                                 api_port=v_port)
+                                 api_port=v_port, allowed_relayer_accounts=(1, 2, 8))  # r3 relays as account 8
     points = tmp_path / "failpoints"
     relayers = [relayer_instance(devnet, tmp_path, name, pg_url=pg_url, account=account, role="relayer",
                                  validator_api_url=validator.api_url,

@@ -147,9 +147,12 @@ class DevnetClient:
 
 
 def write_daemon_config(devnet: Devnet, directory: Path, *, api_port: int, relayer_account: int = 1,
-                        validator_api_url: str | None = None) -> Path:
-    """A daemon config for ``devnet`` with its own store and API port (validators served at ``validator_api_url``)."""
-    from relayer.devnet import relayer_toml
+                        validator_api_url: str | None = None,
+                        allowed_relayer_accounts: tuple[int, ...] | None = None) -> Path:
+    """A daemon config for ``devnet`` with its own store and API port (validators served at ``validator_api_url``).
+    The relayer signs with its account's key (``relayer_account``); the validators serve the relayers of
+    ``allowed_relayer_accounts`` (default: the two devnet relayer accounts)."""
+    from relayer.devnet import DEVNET_RELAYER_ACCOUNTS, relayer_toml
 
     manifest = dict(devnet.manifest())
     api_url = f"http://127.0.0.1:{api_port}"
@@ -158,7 +161,8 @@ def write_daemon_config(devnet: Devnet, directory: Path, *, api_port: int, relay
     manifest["validators"] = [{"address": v["address"], "url": f"{served_at}/validators/{v['address']}"} for v in manifest["validators"]]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "relayer.toml"
-    path.write_text(relayer_toml(manifest, store_url=f"sqlite:///{directory / 'relayer.db'}", relayer_account=relayer_account))
+    path.write_text(relayer_toml(manifest, store_url=f"sqlite:///{directory / 'relayer.db'}", relayer_account=relayer_account,
+                                 allowed_relayer_accounts=allowed_relayer_accounts or DEVNET_RELAYER_ACCOUNTS))
     return path
 
 

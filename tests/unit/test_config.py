@@ -94,3 +94,65 @@ def test_secret_never_in_error(tmp_path):
     with pytest.raises(ConfigError) as err:
         resolve_private_key(s.chains["l1"].signer, where="chains.l1.signer")
     assert "59c6995e" not in str(err.value)
+
+
+# ---- relayer identity and the validators' allow-list (relayer/relayer_auth.py)
+
+IDENTITY_LINE = 'identity_key = { private_key = "0x13986e078393fca89aedc2ecd014df01dfbff153434c04b2e38cfedcbef710f7" }'
+VALIDATOR_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # devnet test key
+
+
+def test_example_relayer_identity_is_allow_listed():
+    from adapters.keys import resolve_private_key
+    from relayer.relayer_auth import RelayerRequestSigner
+
+    s = load_settings(EXAMPLE, env={})
+    assert s.relayer.identity_key is not None and IDENTITY_LINE in EXAMPLE.read_text()
+    identity = RelayerRequestSigner(resolve_private_key(s.relayer.identity_key, where="relayer.identity_key"))
+    assert identity.address in s.validator.allowed_relayers
+    from relayer.devnet import DEVNET_RELAYER_ACCOUNTS, relayer_identity_key
+
+    devnet = [RelayerRequestSigner(relayer_identity_key(i)).address for i in DEVNET_RELAYER_ACCOUNTS]
+    assert s.validator.allowed_relayers == devnet  # the example matches what `relayer devnet up` writes
+    assert s.validator.request_max_age_s == 60.0 and s.validator.anonymous_requests_per_s < s.validator.relayer_requests_per_s
+
+
+@pytest.mark.parametrize(("new", "needle"), [
+    ('allowed_relayers = ["0x1234"]', "20-byte hex address"),
+    ('allowed_relayers = ["0x9586a4833970847aef259ad5bfb7aa8901ddf746", "0x9586A4833970847aef259ad5bfb7aa8901ddf746"]',
+     "listed twice"),
+])
+def test_bad_allowed_relayers_name_the_key(tmp_path, new, needle):
+    text = EXAMPLE.read_text()
+    old = next(line for line in text.splitlines() if line.startswith("allowed_relayers = "))
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text.replace(old, new)), env={})
+    assert err.value.path == "validator.allowed_relayers" and needle in str(err.value)
+
+
+def test_cosigning_without_an_allow_list_refuses_to_start(tmp_path):
+    from relayer.app import build_daemon
+
+    text = EXAMPLE.read_text()
+    old = next(line for line in text.splitlines() if line.startswith("allowed_relayers = "))
+    keys = ", ".join(f'{{ private_key = "{k}" }}' for k in (VALIDATOR_KEY,) * 3)
+    text = text.replace(old, f"cosign_keys.l1 = [{keys}]")
+    with pytest.raises(ConfigError) as err:
+        build_daemon(load_settings(write(tmp_path, text), env={}), "validator")
+    assert err.value.path == "validator.allowed_relayers"
+
+
+@pytest.mark.parametrize(("new", "needle"), [
+    ("", "none is set"),
+    (f'identity_key = {{ private_key = "{VALIDATOR_KEY}" }}', "a validator's address"),
+    ('identity_key = { private_key_env = "NOPE_IDENTITY" }', "NOPE_IDENTITY is not set"),
+])
+def test_the_relayer_role_needs_an_identity_of_its_own(tmp_path, new, needle):
+    from relayer.app import build_daemon
+
+    text = EXAMPLE.read_text().replace(IDENTITY_LINE, new)
+    env = {"RELAYER_ROLLUP_A_KEY": "0x" + "11" * 32, "RELAYER_ROLLUP_B_KEY": "0x" + "22" * 32}
+    with pytest.raises(ConfigError) as err:
+        build_daemon(load_settings(write(tmp_path, text), env=env), "relayer")
+    assert err.value.path.startswith("relayer.identity_key") and needle in str(err.value)
+    assert VALIDATOR_KEY[2:] not in str(err.value)
