@@ -60,6 +60,14 @@ class AttackerContext:
         """The public devnet manifest's chains (RPC URLs, contracts, tokens, accounts' addresses)."""
         return dict(self.world["chains"])
 
+    @property
+    def relayer_auth(self) -> httpx.Auth:
+        """Signs requests to validators as a relayer whose identity is the attacker's own EVM key: accepted only by
+        a validator that allow-listed it (a malicious relayer: relayers are untrusted)."""
+        from relayer.relayer_auth import RelayerAuth, RelayerRequestSigner
+
+        return RelayerAuth(RelayerRequestSigner(self.keys["evm"]))
+
     def adapters(self) -> dict[str, Any]:
         """Read/send adapters for every chain, without any signer (the attacker passes its own key per call)."""
         if self._adapters is None:

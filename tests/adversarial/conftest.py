@@ -93,6 +93,23 @@ class Attacker:
         self.addresses = addresses  # the attacker's own accounts, by chain name
         self.keys = keys            # its own keys by family (the tests may use them to check balances)
 
+    @property
+    def identity(self) -> str:
+        """The relayer identity the attacker signs with (its own EVM key): allow-list it to model a malicious relayer."""
+        from adapters.evm import devnet as evm_devnet
+
+        return evm_devnet.address_of(self.keys["evm"]).lower()
+
+    def allow_as_relayer(self, config_text: str) -> str:
+        """A daemon config whose validators also serve the attacker as a relayer (``validator.allowed_relayers``):
+        relayers are untrusted, so what a validator signs must not depend on which relayer asks."""
+        import re
+
+        edited, n = re.subn(r"^allowed_relayers = \[", f'allowed_relayers = ["{self.identity}", ', config_text,
+                            count=1, flags=re.MULTILINE)
+        assert n == 1, "the daemon config has no validator.allowed_relayers line"
+        return edited
+
     def run(self, target: str, timeout_s: float = ATTACK_TIMEOUT_S, **kwargs: Any) -> dict[str, Any]:
         args = [sys.executable, "-m", "tests.adversarial.attacker", "--world", str(self.world_path), target]
         for name, value in kwargs.items():

@@ -7,7 +7,9 @@ own delivery, then after it. Read from the chain: the recipient received the mes
 the vault's escrow dropped by exactly that, also once every co-signature any validator gave has expired; a later
 transfer is still delivered.
 
-The attack stands on the validators' once-per-message rule alone: it sends no authentication of any kind.
+The attacker is a malicious relayer the validators allow-listed (its requests are signed with its own relayer
+identity): relayers are untrusted, so the validators' once-per-message rule must hold whoever asks. (Requests
+from a relayer that is not allow-listed are refused before this rule: ``test_validator_endpoints.py``.)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 
 from adapters.message import Domain, MessageId
+from tests.adversarial.conftest import start_daemon
 from tests.integration.harness import DaemonProcess, DevnetClient, wait_for_async
 
 pytestmark = pytest.mark.integration
@@ -74,6 +77,14 @@ class Chains:
         await self.wait_height(int(await self.cosmos.latest_height()) + window)
 
 
+@pytest.fixture(scope="module")
+def relaying_daemon(bridge_devnet: Any, attacker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """The devnet's daemon (role all) whose validators also serve the attacker as a relayer."""
+    daemon = start_daemon(bridge_devnet, tmp_path_factory.mktemp("daemon"), edit=attacker.allow_as_relayer)
+    yield daemon
+    daemon.stop()
+
+
 @contextlib.contextmanager
 def validators_only(daemon: DaemonProcess) -> Iterator[DaemonProcess]:
     """The module daemon restarted as its validators alone (same config and store: what they co-signed is kept),
@@ -90,7 +101,8 @@ def validators_only(daemon: DaemonProcess) -> Iterator[DaemonProcess]:
 async def attack_while_sending(attacker: Any, chains: Chains, tmp_path: Any, **kwargs: Any) -> tuple[MessageId, dict]:
     """The attacker process starts first and pounces the moment the message id is public."""
     id_file = tmp_path / "message_id"
-    attack = asyncio.ensure_future(asyncio.to_thread(attacker.run, ATTACK, message_id_file=str(id_file), **kwargs))
+    attack = asyncio.ensure_future(asyncio.to_thread(attacker.run, ATTACK, message_id_file=str(id_file), signed=True,
+                                                     **kwargs))
     message_id = await chains.send(MESSAGE_TST)
     id_file.write_text("0x" + bytes(message_id).hex())
     seen = await attack
@@ -108,7 +120,7 @@ def assert_at_most_one_payout(seen: dict[str, Any]) -> None:
     assert len([b for b in seen["broadcasts"] if b.get("state") == "confirmed"]) <= 1, seen["broadcasts"]
 
 
-async def test_asking_first_the_attacker_gets_one_payout_signed_and_paid_once(attacker, bridge_devnet, bridge_daemon,
+async def test_asking_first_the_attacker_gets_one_payout_signed_and_paid_once(attacker, bridge_devnet, relaying_daemon,
                                                                                tmp_path) -> None:
     """The original attack, with the attacker first in line (no relayer running): each validator co-signs the first
     payout it is asked for, refuses every other sequence, timeout and fee (whatever ``expires_at`` claims), and
@@ -118,7 +130,7 @@ async def test_asking_first_the_attacker_gets_one_payout_signed_and_paid_once(at
     validators = sorted(v["address"] for v in client.manifest["validators"])
     try:
         recipient_before, vault_before = await chains.balances()
-        with validators_only(bridge_daemon):
+        with validators_only(relaying_daemon):
             message_id, seen = await attack_while_sending(attacker, chains, tmp_path)
             assert_at_most_one_payout(seen)
             assert seen["signed_payloads"] == [{"sequence": str(seen["first_sequence"]),
@@ -143,7 +155,7 @@ async def test_asking_first_the_attacker_gets_one_payout_signed_and_paid_once(at
         await client.close()
 
 
-async def test_racing_the_daemon_the_message_is_paid_once(attacker, bridge_devnet, bridge_daemon, tmp_path) -> None:
+async def test_racing_the_daemon_the_message_is_paid_once(attacker, bridge_devnet, relaying_daemon, tmp_path) -> None:
     """The daemon (validators and relayer) delivers while the attacker asks and broadcasts: whoever is first, the
     message is paid out once, also after everything the attacker was given has expired."""
     client = DevnetClient(bridge_devnet)
@@ -162,7 +174,7 @@ async def test_racing_the_daemon_the_message_is_paid_once(attacker, bridge_devne
 
 
 async def test_after_the_daemon_delivered_nothing_is_signed_and_relaying_goes_on(attacker, bridge_devnet,
-                                                                                 bridge_daemon) -> None:
+                                                                                 relaying_daemon) -> None:
     client = DevnetClient(bridge_devnet)
     chains = Chains(client, attacker.addresses["cosmos"])
     try:
@@ -170,7 +182,8 @@ async def test_after_the_daemon_delivered_nothing_is_signed_and_relaying_goes_on
         message_id = await chains.send(MESSAGE_TST)
         await chains.wait_paid(recipient_before + MESSAGE_TST * UXTST, "the message paid out on Cosmos")
 
-        seen = attacker.run(ATTACK, message_id="0x" + bytes(message_id).hex(), sequence_offsets=[-1, 0, 1, 2, 3])
+        seen = attacker.run(ATTACK, message_id="0x" + bytes(message_id).hex(), sequence_offsets=[-1, 0, 1, 2, 3],
+                            signed=True)
         assert seen["signed_payloads"] == [] and seen["broadcasts"] == [], seen
         reasons = {a["reason"] for a in seen["asked"]}
         assert reasons <= {"already delivered", "stale sequence", "expired", "timeout too far", "no timeout"}, reasons

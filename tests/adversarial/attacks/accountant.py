@@ -64,7 +64,7 @@ async def _ask_everyone(ctx: AttackerContext, request: CosignRequest) -> dict[st
     signatures: list[tuple[str, bytes]] = []
     refusals: list[str] = []
     for v in ctx.settings.security.validators:
-        resp = await ctx.http.post(f"{v.url}/cosign", json=request.to_json())
+        resp = await ctx.http.post(f"{v.url}/cosign", json=request.to_json(), auth=ctx.relayer_auth)
         if resp.status_code == 200:
             doc = resp.json()
             signatures.append((str(doc["signer"]), bytes.fromhex(str(doc["signature"]))))

@@ -16,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from adapters.base import AdapterError, CosignRefused, CosignRequest, Height, MessageId
 from tests.adversarial.attacker import AttackerContext
 
@@ -61,18 +63,20 @@ def _altered(adapter: Any, request: CosignRequest, **changes: str) -> CosignRequ
 
 
 class Asker:
-    """POSTs co-sign requests to the validators' endpoints, with no authentication, and keeps what it was given."""
+    """POSTs co-sign requests to the validators' endpoints (signed as the attacker's own relayer identity when
+    ``signed``: accepted only where a validator allow-listed it) and keeps what it was given."""
 
-    def __init__(self, ctx: AttackerContext, headers: dict[str, str]) -> None:
+    def __init__(self, ctx: AttackerContext, headers: dict[str, str], signed: bool = False) -> None:
         self.ctx = ctx
         self.headers = headers
+        self.auth = ctx.relayer_auth if signed else None
         self.asked: list[dict[str, Any]] = []
         self.signed: dict[bytes, tuple[CosignRequest, dict[str, tuple[str, bytes]]]] = {}
 
     async def ask(self, name: str, validator: dict[str, Any], request: CosignRequest, *,
                   keep: bool = True) -> dict[str, Any]:
         resp = await self.ctx.http.post(f"{validator['url'].rstrip('/')}/cosign", json=request.to_json(),
-                                        headers=self.headers)
+                                        headers=self.headers, auth=self.auth or httpx.USE_CLIENT_DEFAULT)
         if resp.status_code == 200:
             doc = resp.json()
             answer: dict[str, Any] = {"status": 200, "signer": doc["signer"]}
@@ -118,6 +122,7 @@ async def pay_one_message_many_times(
     replay: bool = True,
     broadcast: bool = True,
     headers: dict[str, str] | None = None,
+    signed: bool = False,
     wait_s: float = 120.0,
 ) -> dict[str, Any]:
     """Ask each validator (``validators``: addresses; default all) to co-sign payouts of ``message_id`` (or of the
@@ -125,14 +130,15 @@ async def pay_one_message_many_times(
     attested it, then at s + each of ``sequence_offsets`` (default 0, 1, 2), each with ``context["expires_at"] =
     expires_at``; with ``alter`` also another timeout height, one far ahead, one passed, none, another fee, the
     sequence before; with ``replay`` each request again. Every payload that got signatures is assembled and
-    broadcast (``broadcast``), and a landed one broadcast again. ``headers``: sent with every request (none by
-    default: the attack stands on the validators' once-rule alone, without any authentication)."""
+    broadcast (``broadcast``), and a landed one broadcast again. ``headers``: sent with every request; ``signed``:
+    requests signed as the attacker's own relayer identity (a malicious relayer the validators allow-listed: the
+    once-rule must hold against any relayer)."""
     message_id = await _wait_message_id(message_id, message_id_file, wait_s)
     raw, chain = await _message_raw(ctx, message_id, wait_s)
     adapter = ctx.adapters()[chain]
     targets = [v for v in ctx.world["validators"] if validators is None or v["address"] in validators]
     offsets = [0, 1, 2] if sequence_offsets is None else list(sequence_offsets)
-    asker = Asker(ctx, dict(headers or {}))
+    asker = Asker(ctx, dict(headers or {}), signed)
 
     # first in line: one payload, asked of every validator until each has attested the message
     first = _altered(adapter, await adapter.cosign_request([raw]), expires_at=expires_at)
