@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sys
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -27,7 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CosignRefused, CosignRequest
 from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
-from relayer.request_guard import RequestGuard
+from relayer.http_front import guarded_protocol
+from relayer.request_guard import FrontLimits, RequestGuard, stream_route_patterns
 from relayer.store import MessageRecord, StoreError
 from router.api import BODY_ERRORS, create_routing_api, error_responses
 
@@ -65,10 +67,42 @@ def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
     }
 
 
-def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> FastAPI:
+# what the HTTP front (relayer.http_front, relayer.request_guard) may answer to any request, before any route runs
+FRONT_ANSWERS = {
+    408: "the request's headers (api.header_timeout_s) or body (api.body_timeout_s) did not arrive in time",
+    429: "a per-client cap (connections, requests in flight, event streams): detail names the api.* key; see Retry-After",
+    431: "request line and headers over api.max_header_bytes",
+    503: "a server-wide cap (connections, requests in flight, event streams): detail names the api.* key; see Retry-After",
+}
+
+
+def _document_front_answers(app: FastAPI) -> None:
+    """Every operation in ``/openapi.json`` lists the answers the front can give it (the routes' own stay)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                responses = op.setdefault("responses", {})
+                for status, text in FRONT_ANSWERS.items():
+                    responses.setdefault(str(status), {
+                        "description": text,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limits: FrontLimits | None = None) -> FastAPI:
+    """The app; ``limits``: the HTTP front's, whose load ``/metrics`` shows."""
     app = FastAPI(title="xchain relayer", version="0.1.0",
                   description="Validator checkpoints, message status and health of a relayer daemon.")
     names = {c.domain: n for n, c in daemon.settings.chains.items()}
+    for label in ("chain", "origin", "destination"):  # a request naming any other chain adds no series
+        daemon.metrics.close_label(label, daemon.settings.chains)
 
     @app.exception_handler(StoreError)
     @app.exception_handler(SQLAlchemyError)
@@ -89,6 +123,10 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> str:
+        if limits is not None:
+            limits.publish()
+        # read live: a library imported late that raised it again would show here (relayer.cli pins it)
+        daemon.metrics.set("relayer_python_recursion_limit", sys.getrecursionlimit())
         return daemon.metrics.render()
 
     @app.get("/v1/status")
@@ -163,16 +201,28 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
         view=lambda rec: message_view(rec, names), stopping=stop.is_set if stop is not None else None))
     app.include_router(create_routing_api(lambda: daemon.capacity, intents=daemon.intents,
                                           api_keys=daemon.settings.router.api_keys))
+    _document_front_answers(app)
     return app
 
 
-async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
+def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> tuple[RequestGuard, uvicorn.Config]:
+    """The guarded app and the uvicorn config the daemon serves it with (``api.*`` limits, the guarded protocol)."""
     from relayer.app import api_host_port
 
-    host, port = api_host_port(daemon.settings.api.url)
-    app = RequestGuard(create_api(daemon, stop), max_body_bytes=daemon.settings.api.max_body_bytes)
+    api = daemon.settings.api
+    host, port = api_host_port(api.url)
+    limits = FrontLimits.from_settings(api, daemon.metrics)
+    inner = create_api(daemon, stop, limits=limits)
+    app = RequestGuard(inner, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
+                            http=guarded_protocol(limits), timeout_keep_alive=api.keep_alive_s,
+                            proxy_headers=False,  # a client is who connects: X-Forwarded-For would let it pick its key
+                            backlog=2048, timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
+    return app, config
+
+
+async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
+    _app, config = serve_app(daemon, stop)
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM
     serve = asyncio.create_task(server.serve())
@@ -181,7 +231,7 @@ async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
             await asyncio.sleep(0.02)
         if serve.done():
             serve.result()
-            raise OSError(f"the API could not listen on {host}:{port}")
+            raise OSError(f"the API could not listen on {config.host}:{config.port}")
         await stop.wait()
     finally:
         server.should_exit = True

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -39,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from adapters.base import AdapterError, ChainStats
 from adapters.message import Domain
 from router.capacity import CapacityModel, ChainProfile
+from router.events import BatchFeed
 from router.intents import (
     IntentExecutor,
     IntentRecord,
@@ -437,32 +437,17 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         return {"batch": batch, "counts": counts, "settled": all(is_settled(r) for r in records),
                 "intents": [intent_view(r) for r in records]}
 
+    batch_feed = BatchFeed(intents.store.by_batch) if intents is not None else None
+
     @api.get("/batches/{batch}/events", response_class=StreamingResponse,
              responses={**SSE_RESPONSE, **error_responses(404)})
     async def batch_events(batch: str, timeout_s: float = Query(300.0, gt=0, le=3600)) -> StreamingResponse:
-        """Server-sent events: one ``intent`` event per status change of the batch's intents, then ``done``."""
-        if intents is None or not intents.store.by_batch(batch):
+        """Server-sent events: one ``intent`` event per status change of the batch's intents, then ``done``. Every
+        stream on a batch shares one feed (router.events.BatchFeed: one store read per batch and interval)."""
+        sub = await batch_feed.subscribe(batch) if batch_feed is not None else None
+        if sub is None or batch_feed is None:
             raise HTTPException(404, {"error": f"no batch {batch!r}"})
-        store = intents.store
-
-        async def events() -> AsyncIterator[str]:
-            seen: dict[str, tuple[str, str | None]] = {}
-            deadline = time.monotonic() + timeout_s
-            while True:
-                records = store.by_batch(batch)
-                for rec in records:
-                    if seen.get(rec.id) != (rec.status, rec.reason):
-                        seen[rec.id] = (rec.status, rec.reason)
-                        yield f"event: intent\ndata: {json.dumps(intent_view(rec))}\n\n"
-                if all(is_settled(r) for r in records):
-                    yield f"event: done\ndata: {json.dumps({'batch': batch, 'settled': len(records)})}\n\n"
-                    return
-                if time.monotonic() > deadline:
-                    yield f"event: timeout\ndata: {json.dumps({'batch': batch})}\n\n"
-                    return
-                await asyncio.sleep(0.5)  # a stream's own pacing, not test synchronisation
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(batch_feed.stream(batch, sub, timeout_s), media_type="text/event-stream")
 
     @api.get("/integrators/{code}/report", responses=error_responses(400, 503))
     async def report(code: str) -> dict[str, Any]:
