@@ -200,7 +200,8 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limi
         [ExplorerChain(n, c.domain, c.family) for n, c in daemon.settings.chains.items()],
         view=lambda rec: message_view(rec, names), stopping=stop.is_set if stop is not None else None))
     app.include_router(create_routing_api(lambda: daemon.capacity, intents=daemon.intents,
-                                          api_keys=daemon.settings.router.api_keys))
+                                          api_keys=daemon.settings.router.api_keys,
+                                          admit_intents=limits.admit_intents if limits is not None else None))
     _document_front_answers(app)
     return app
 

@@ -81,7 +81,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         status, headers, body = cap_answer(cap, self.limits.connections.what)
         self._answer_and_close(status, body, headers)
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         if self._refused and self._linger is not None:
             self.transport.close()  # the client read our answer and closed its side: done lingering
         return None

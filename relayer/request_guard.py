@@ -44,7 +44,7 @@ import numpy as np
 import structlog
 
 from relayer.metrics import Metrics
-from relayer.ratelimit import InFlightLimiter, retry_after_header
+from relayer.ratelimit import InFlightLimiter, KeyedRateLimiter, TokenBucket, retry_after_header
 
 log = structlog.get_logger("relayer.api")
 
@@ -137,6 +137,34 @@ class Admission:
         return self.limiter.in_flight
 
 
+class IntentRate:
+    """Intents admitted per second by ``POST /v1/intents``, per client and in all (token buckets; a full batch of
+    ``batch`` intents always fits a full bucket). Each admitted intent is work for the daemon's event loop and its
+    chains (signing, sending, following), so this rate is what keeps that work, not only the request count,
+    bounded: 20 clients posting 1,000-intent batches back to back had the daemon sending for minutes and
+    relaying stalled."""
+
+    def __init__(self, per_s: float, per_client_per_s: float, *, batch: int = 1000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        burst_total = max(2.0 * batch, per_s)
+        self.total = TokenBucket(per_s, burst_total, burst_total, clock())
+        self.per_client = KeyedRateLimiter(per_client_per_s, max(float(batch), per_client_per_s), clock=clock)
+        self.caps = (Cap("max_intents_per_s_per_client", int(per_client_per_s), True),
+                     Cap("max_intents_per_s", int(per_s), False))
+
+    def admit(self, client: str, n: int) -> tuple[Cap, float] | None:
+        """``None`` when ``n`` intents of ``client`` may go (tokens taken), else the cap and the seconds to wait."""
+        wait = self.total.take(n, self._clock())
+        if wait > 0:
+            return self.caps[1], wait
+        wait = self.per_client.take(client, n)
+        if wait > 0:
+            self.total.tokens += n  # give back: this client was refused
+            return self.caps[0], wait
+        return None
+
+
 class ThrottledLog:
     """At most one log line per reason every ``every_s``, carrying how many were not logged since."""
 
@@ -172,10 +200,13 @@ class FrontLimits:
     max_requests_in_flight_per_client: int = 32
     max_streams: int = 256
     max_streams_per_client: int = 8
+    max_intents_per_s: float = 50.0
+    max_intents_per_s_per_client: float = 20.0
     metrics: Metrics | None = None
     connections: Admission = field(init=False)
     requests: Admission = field(init=False)
     streams: Admission = field(init=False)
+    intents: IntentRate = field(init=False)
     log: ThrottledLog = field(default_factory=ThrottledLog)
     lingering: int = 0  # refused connections being read and dropped before their close (relayer.http_front)
 
@@ -187,11 +218,29 @@ class FrontLimits:
         self.connections = admission("open connections", "max_connections")
         self.requests = admission("requests in flight", "max_requests_in_flight")
         self.streams = admission("open event streams", "max_streams")
+        self.intents = IntentRate(self.max_intents_per_s, self.max_intents_per_s_per_client)
+
+    def admit_intents(self, host: str | None, n: int) -> None:
+        """For ``router.api.create_routing_api``: raises 429 (this client's rate) or 503 (the server's) with
+        ``Retry-After`` when ``n`` more intents would pass a rate."""
+        refused = self.intents.admit(client_key(host), n)
+        if refused is None:
+            return
+        from fastapi import HTTPException
+
+        cap, wait_s = refused
+        self.refused(cap.key)
+        who = "from this client" if cap.per_client else "on this server"
+        raise HTTPException(cap.status, {"error": f"too many intents {who}: {n} now would pass the rate of "
+                                                  f"{cap.limit} per second (api.{cap.key}); retry in {wait_s:.1f} s",
+                                         "cap": f"api.{cap.key}", "limit": cap.limit},
+                            headers={"Retry-After": retry_after_header(wait_s)})
 
     @classmethod
     def from_settings(cls, api: Any, metrics: Metrics | None = None) -> FrontLimits:
         """From ``config.settings.ApiSettings`` (every field of the same name)."""
-        names = [f for f in cls.__dataclass_fields__ if f not in ("metrics", "connections", "requests", "streams", "log", "lingering")]
+        names = [f for f in cls.__dataclass_fields__ if f not in ("metrics", "connections", "requests", "streams", "intents", "log",
+                                                                    "lingering")]
         return cls(**{n: getattr(api, n) for n in names}, metrics=metrics)
 
     def refused(self, reason: str, **fields: Any) -> None:

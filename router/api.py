@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -110,6 +110,7 @@ _ERROR_TEXT = {
     409: "not possible in this state or with this daemon's configuration",
     413: "too large: the request body (api.max_body_bytes) or the batch (intents per batch); detail names the limit",
     415: "the request body is not JSON (Content-Type: application/json)",
+    429: "over a per-client rate (api.max_intents_per_s_per_client): detail names it; see Retry-After",
     503: "not ready yet (chain capacity not sampled) or not enabled on this daemon",
 }
 BODY_ERRORS = (400, 413, 415)  # what relayer.request_guard answers for any request with a body
@@ -211,7 +212,10 @@ _INTENT_BATCH_BODY = {"requestBody": {"required": True, "content": {"application
 
 
 def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Callable[[], float] = time.monotonic,
-                       intents: IntentsBackend | None = None, api_keys: Sequence[str] = ()) -> APIRouter:
+                       intents: IntentsBackend | None = None, api_keys: Sequence[str] = (),
+                       admit_intents: Callable[[str | None, int], None] | None = None) -> APIRouter:
+    """``admit_intents(client host, n)``: the daemon's rate of intents per client and in all (relayer.api); it
+    raises the refusal (429 / 503 with Retry-After) when a batch of ``n`` would pass it."""
     api = APIRouter(prefix="/v1", tags=["routing"])
     keys = frozenset(api_keys)
 
@@ -273,13 +277,15 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         }
 
     @api.post("/intents", status_code=202, dependencies=[Depends(require_key)],
-              responses=error_responses(*BODY_ERRORS, 401, 409, 503), openapi_extra=_INTENT_BATCH_BODY)
-    async def submit(body: dict[str, Any] = Body(...)) -> JSONResponse:  # noqa: B008 - FastAPI idiom
+              responses=error_responses(*BODY_ERRORS, 401, 409, 429, 503), openapi_extra=_INTENT_BATCH_BODY)
+    async def submit(request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:  # noqa: B008 - FastAPI idiom
         raw = body.get("intents")
         if not isinstance(raw, list) or not raw:
             raise _bad("intents", "a non-empty list of intents is required")
         if len(raw) > MAX_BATCH:
             raise _bad("intents", f"at most {MAX_BATCH} intents per batch, got {len(raw)}", 413)
+        if admit_intents is not None:  # before any work on them: raises 429/503 with Retry-After over the rate
+            admit_intents(request.client.host if request.client else None, len(raw))
         if set(body) - {"intents", "signer"}:
             raise _bad(min(set(body) - {"intents", "signer"}), "unknown field")
         signer = body.get("signer")

@@ -188,7 +188,8 @@ async def test_relaying_keeps_its_latency_under_each_abusive_load(devnet, tmp_pa
         if only:
             phases = [p for p in phases if p[0] in only.split(",")]
         await delivery_latency(client, "warm-up")
-        probe.start()
+        probe.start()  # its first probe (phase "start": httpx's first use in the thread) is not counted
+        wait_for(lambda: probe.probes.get("start", 0) > 0, 30, "the first /healthz probe")
         probe.phase = "quiet"
         assert daemon.proc is not None
         rss_quiet = rss_bytes(daemon.proc.pid)
@@ -216,6 +217,8 @@ async def test_relaying_keeps_its_latency_under_each_abusive_load(devnet, tmp_pa
         for row in rows[1:]:
             assert max(row["deliveries_s"]) <= bound, (row["phase"], row["deliveries_s"], f"bound {bound:.1f} s")
         for phase, worst in probe.worst.items():
+            if phase == "start":
+                continue
             assert worst <= HEALTH_BOUND_S and not probe.failures.get(phase), (phase, worst, probe.failures.get(phase))
         assert rss_after <= RSS_BOUND[0] * rss_quiet + RSS_BOUND[1], (rss_quiet >> 20, rss_after >> 20)
         assert series_after <= 4, f"validator_cosign_refused_total has {series_after} series"
@@ -231,6 +234,8 @@ async def test_relaying_keeps_its_latency_under_each_abusive_load(devnet, tmp_pa
 
 def _assert_loads_were_refused_as_designed(loads: dict[str, dict[str, Any]]) -> None:
     """What each load met: the caps and limits answered, nothing was a 5xx other than a 503 naming a cap."""
+    batches = loads["batches"]
+    assert {"429", "503"} & set(batches["statuses"]) and "api.max_intents_per_s" in json.dumps(batches["samples"])
     deep = loads["deep"]
     assert set(deep["statuses"]) <= {"400", "429", "503"} and deep["statuses"].get("400", 0) > 0, deep
     assert "max_json_depth" in deep["samples"]["400"]
