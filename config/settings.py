@@ -288,10 +288,10 @@ class ApiSettings(_Model):
         "requests being answered at once for one client"))
     max_streams: int = Field(256, ge=1, le=100_000, description="open server-sent event streams, all clients together")
     max_streams_per_client: int = Field(8, ge=1, le=100_000, description="open server-sent event streams of one client")
-    max_intents_per_s: float = Field(50.0, gt=0, le=1_000_000, description=(
+    max_intents_per_s: float = Field(20.0, gt=0, le=1_000_000, description=(
         "intents POST /v1/intents admits per second, all clients together (a full batch of 1,000 fits the burst): "
         "each is work for the daemon's chains and loop"))
-    max_intents_per_s_per_client: float = Field(20.0, gt=0, le=1_000_000, description=(
+    max_intents_per_s_per_client: float = Field(10.0, gt=0, le=1_000_000, description=(
         "intents per second one client may submit (a full batch of 1,000 fits the burst)"))
 
     _url = field_validator("url")(lambda cls, v: _check_http_url(v))

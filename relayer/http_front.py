@@ -84,7 +84,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def eof_received(self) -> None:
         if self._refused and self._linger is not None:
             self.transport.close()  # the client read our answer and closed its side: done lingering
-        return None
 
     # ---- heads: size and time
     def data_received(self, data: bytes) -> None:

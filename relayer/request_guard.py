@@ -36,6 +36,7 @@ import ipaddress
 import json
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_JSON_DEPTH = 64
 LOG_EVERY_S = 10.0
 CAP_RETRY_AFTER_S = 1.0
+INTENTS_PATH = "/v1/intents"  # POST: intents admitted at a rate (IntentRate)
 
 # ---------------------------------------------------------------- JSON depth, before any parser
 _STEP = np.zeros(256, dtype=np.int8)
@@ -139,29 +141,55 @@ class Admission:
 
 class IntentRate:
     """Intents admitted per second by ``POST /v1/intents``, per client and in all (token buckets; a full batch of
-    ``batch`` intents always fits a full bucket). Each admitted intent is work for the daemon's event loop and its
-    chains (signing, sending, following), so this rate is what keeps that work, not only the request count,
-    bounded: 20 clients posting 1,000-intent batches back to back had the daemon sending for minutes and
-    relaying stalled."""
+    ``batch`` intents fits a full bucket). Each admitted intent is work for the daemon's event loop and its chains
+    (signing, sending, following), so this rate is what keeps that work, not only the request count, bounded: 20
+    clients posting 1,000-intent batches back to back had the daemon sending for minutes and relaying stalled.
 
-    def __init__(self, per_s: float, per_client_per_s: float, *, batch: int = 1000,
+    A refusal says when to come back (``Retry-After``); a client that comes back earlier (or anyone, after a
+    server-wide refusal) is refused at the door (``refused_at_door``), before its body is read or parsed: a
+    refused 1,000-intent batch cost ~15 ms of the event loop to read, scan and parse, and refusing those was most
+    of what 20 clients posting in a loop still cost."""
+
+    def __init__(self, per_s: float, per_client_per_s: float, *, batch: int = 1000, max_clients: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        burst_total = max(2.0 * batch, per_s)
+        burst_total = max(float(batch), per_s)
         self.total = TokenBucket(per_s, burst_total, burst_total, clock())
-        self.per_client = KeyedRateLimiter(per_client_per_s, max(float(batch), per_client_per_s), clock=clock)
+        self.per_client = KeyedRateLimiter(per_client_per_s, max(float(batch), per_client_per_s), clock=clock,
+                                           max_keys=max_clients)
         self.caps = (Cap("max_intents_per_s_per_client", int(per_client_per_s), True),
                      Cap("max_intents_per_s", int(per_s), False))
+        self.max_clients = max_clients
+        self._total_until = 0.0
+        self._client_until: OrderedDict[str, float] = OrderedDict()  # bounded: the oldest forgotten first
 
     def admit(self, client: str, n: int) -> tuple[Cap, float] | None:
         """``None`` when ``n`` intents of ``client`` may go (tokens taken), else the cap and the seconds to wait."""
-        wait = self.total.take(n, self._clock())
+        now = self._clock()
+        wait = self.total.take(n, now)
         if wait > 0:
+            self._total_until = now + wait
             return self.caps[1], wait
         wait = self.per_client.take(client, n)
         if wait > 0:
             self.total.tokens += n  # give back: this client was refused
+            self._client_until[client] = now + wait
+            self._client_until.move_to_end(client)
+            if len(self._client_until) > self.max_clients:
+                self._client_until.popitem(last=False)
             return self.caps[0], wait
+        return None
+
+    def refused_at_door(self, client: str) -> tuple[Cap, float] | None:
+        """The cap and the wait left when ``client`` (or everyone) was told to come back later and it is not yet."""
+        now = self._clock()
+        if now < self._total_until:
+            return self.caps[1], self._total_until - now
+        until = self._client_until.get(client)
+        if until is not None:
+            if now < until:
+                return self.caps[0], until - now
+            del self._client_until[client]
         return None
 
 
@@ -200,8 +228,8 @@ class FrontLimits:
     max_requests_in_flight_per_client: int = 32
     max_streams: int = 256
     max_streams_per_client: int = 8
-    max_intents_per_s: float = 50.0
-    max_intents_per_s_per_client: float = 20.0
+    max_intents_per_s: float = 20.0
+    max_intents_per_s_per_client: float = 10.0
     metrics: Metrics | None = None
     connections: Admission = field(init=False)
     requests: Admission = field(init=False)
@@ -230,11 +258,8 @@ class FrontLimits:
 
         cap, wait_s = refused
         self.refused(cap.key)
-        who = "from this client" if cap.per_client else "on this server"
-        raise HTTPException(cap.status, {"error": f"too many intents {who}: {n} now would pass the rate of "
-                                                  f"{cap.limit} per second (api.{cap.key}); retry in {wait_s:.1f} s",
-                                         "cap": f"api.{cap.key}", "limit": cap.limit},
-                            headers={"Retry-After": retry_after_header(wait_s)})
+        status, headers, body = intent_rate_answer(cap, wait_s)
+        raise HTTPException(status, json.loads(body)["detail"], headers={"Retry-After": headers[2][1].decode()})
 
     @classmethod
     def from_settings(cls, api: Any, metrics: Metrics | None = None) -> FrontLimits:
@@ -264,6 +289,16 @@ def cap_answer(cap: Cap, what: str) -> tuple[int, list[tuple[bytes, bytes]], byt
     return cap.status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                         (b"retry-after", retry_after_header(CAP_RETRY_AFTER_S).encode()),
                         (b"connection", b"close")], body
+
+
+def intent_rate_answer(cap: Cap, wait_s: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers (the third is Retry-After) and body of a refusal by an intent rate."""
+    who = "from this client" if cap.per_client else "on this server"
+    body = json.dumps({"detail": {"error": f"too many intents {who}: over the rate of {cap.limit} per second "
+                                           f"(api.{cap.key}); retry in {wait_s:.1f} s",
+                                  "cap": f"api.{cap.key}", "limit": cap.limit}}).encode()
+    return cap.status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", retry_after_header(wait_s).encode()), (b"connection", b"close")], body
 
 
 def stream_route_patterns(openapi: dict[str, Any]) -> list[re.Pattern[str]]:
@@ -311,6 +346,14 @@ class RequestGuard:
             await self._capped(send, scope, cap, self.limits.requests)
             return
         try:
+            if scope.get("method") == "POST" and scope.get("path") == INTENTS_PATH:
+                door = self.limits.intents.refused_at_door(client)
+                if door is not None:  # told to come back later: refused before the body is read
+                    self.limits.refused(door[0].key, path=INTENTS_PATH)
+                    status, headers, body = intent_rate_answer(*door)
+                    await send({"type": "http.response.start", "status": status, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    return
             if scope.get("method") == "GET" and any(p.match(scope.get("path", "")) for p in self.stream_routes):
                 cap = self.limits.streams.acquire(client)
                 if cap is not None:

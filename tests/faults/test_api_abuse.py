@@ -205,7 +205,7 @@ async def test_relaying_keeps_its_latency_under_each_abusive_load(devnet, tmp_pa
             probe.phase = f"after {name}"
             summary = load.stop()
             wait_for(daemon.healthy, 60, f"the daemon to answer /healthz after {name}")  # raises if it died
-            rows.append({"phase": name, "deliveries_s": got, "load": summary})
+            rows.append({"phase": name, "deliveries_s": got, "load": summary, "rss_mb": rss_bytes(daemon.proc.pid) >> 20})
             print(f"\n{name}: deliveries {got}, /healthz worst {probe.worst.get(name)}, load {json.dumps(summary)}")
         probe.phase = "settle"
         series_after = series_count(daemon.api_url, "validator_cosign_refused_total")
@@ -250,12 +250,12 @@ def _assert_loads_were_refused_as_designed(loads: dict[str, dict[str, Any]]) -> 
 
 def _report(rows: list[dict[str, Any]], probe: HealthProbe, rss_quiet: int, rss_after: int) -> None:
     print("\nAPI abuse vs relaying (delivery l1 -> rollup_a, seconds; /healthz worst answer)")
-    print(f"{'phase':<14}{'deliveries_s':<20}{'healthz_worst_s':<18}load statuses / counts")
+    print(f"{'phase':<14}{'deliveries_s':<20}{'healthz_worst_s':<18}{'rss_mb':<8}load statuses / counts")
     for row in rows:
         lat = ", ".join(f"{x:.2f}" for x in row["deliveries_s"])
         worst = probe.worst.get(row["phase"], float("nan"))
         load = row["load"]
-        print(f"{row['phase']:<14}{lat:<20}{worst:<18.3f}{load.get('statuses', '')} {load.get('counts', '')} "
-              f"{load.get('errors', '')}")
+        print(f"{row['phase']:<14}{lat:<20}{worst:<18.3f}{row.get('rss_mb', '')!s:<8}{load.get('statuses', '')} "
+              f"{load.get('counts', '')} {load.get('errors', '')}")
     print(f"RSS: quiet {rss_quiet >> 20} MB, after the loads {rss_after >> 20} MB")
     print(json.dumps({"rows": rows, "healthz_worst": probe.worst, "healthz_failures": probe.failures}, default=str))

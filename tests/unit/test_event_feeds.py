@@ -65,7 +65,7 @@ async def test_a_hundred_streams_on_a_batch_cost_one_read_per_interval(tmp_path)
     late = await feed.subscribe("bat_1")  # a stream opened now gets the current state, from the cache
     assert late is not None and feed.queries == before_late
     late_events = events_of(late.initial)
-    assert len(late_events) == 1000 and dict((d["id"], d["status"]) for _e, d in late_events)["int_0007"] == "included"
+    assert len(late_events) == 1000 and {d["id"]: d["status"] for _e, d in late_events}["int_0007"] == "included"
     store.update_many([(f"int_{i:04d}", {"status": "unserved"}) for i in range(1000) if i not in (7, 8)])
     ends = await asyncio.gather(*(take(st, 999) for st in streams))
     assert all(events_of(got)[-1] == ("done", {"batch": "bat_1", "settled": 1000}) for got in ends)

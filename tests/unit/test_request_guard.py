@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relayer.metrics import Metrics
-from relayer.request_guard import FrontLimits, ThrottledLog, cap_answer, client_key, json_depth, stream_route_patterns
+from relayer.request_guard import (
+    FrontLimits,
+    ThrottledLog,
+    cap_answer,
+    client_key,
+    json_depth,
+    stream_route_patterns,
+)
 
 
 def parser_depth(value: object) -> int:
