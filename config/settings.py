@@ -288,6 +288,12 @@ class ApiSettings(_Model):
         "requests being answered at once for one client"))
     max_streams: int = Field(256, ge=1, le=100_000, description="open server-sent event streams, all clients together")
     max_streams_per_client: int = Field(8, ge=1, le=100_000, description="open server-sent event streams of one client")
+    own_thread: bool = Field(True, description=(
+        "serve HTTP on a thread and event loop of its own, so relaying is never queued behind API work (the routes "
+        "that need the relay loop's objects still run there, at most max_relay_requests_per_s)"))
+    max_relay_requests_per_s: float = Field(200.0, gt=0, le=1_000_000, description=(
+        "requests a second handed to the relay loop (quotes, intents, chains, status, co-sign, checkpoints), all "
+        "clients together (503 above it)"))
     max_intents_per_s: float = Field(20.0, gt=0, le=1_000_000, description=(
         "intents POST /v1/intents admits per second, all clients together (a full batch of 1,000 fits the burst): "
         "each is work for the daemon's chains and loop"))

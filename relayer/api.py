@@ -19,8 +19,11 @@ import asyncio
 import contextlib
 import re
 import sys
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+import structlog
 import uvicorn
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -29,12 +32,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.base import CosignRefused, CosignRequest
 from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
 from relayer.http_front import guarded_protocol
-from relayer.request_guard import FrontLimits, RequestGuard, stream_route_patterns
+from relayer.ratelimit import TokenBucket
+from relayer.request_guard import Cap, FrontLimits, RequestGuard, cap_answer, stream_route_patterns
 from relayer.store import MessageRecord, StoreError
 from router.api import BODY_ERRORS, create_routing_api, error_responses
 
 if TYPE_CHECKING:
     from relayer.app import RelayerDaemon
+
+log = structlog.get_logger("relayer.api")
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -206,15 +212,76 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limi
     return app
 
 
-def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> tuple[RequestGuard, uvicorn.Config]:
-    """The guarded app and the uvicorn config the daemon serves it with (``api.*`` limits, the guarded protocol)."""
+# Routes whose handlers use the relay loop's own objects (the chain adapters' sessions, the intent executor, the
+# capacity model, the attesters' signing state): with the API on its own thread, the whole request runs on the
+# relay loop (``RelayLoopRoutes``), as it always did. Everything else (health, metrics, the explorer, message and
+# batch reads, event streams) and all of the front (connections, headers, caps, body checks) runs on the API's
+# own loop.
+RELAY_LOOP_ROUTES = (
+    ("POST", r"/v1/quote"), ("POST", r"/v1/intents"), ("POST", r"/v1/intents/[^/]+/broadcast"),
+    ("GET", r"/v1/intents/[^/]+"), ("GET", r"/v1/chains"), ("GET", r"/v1/status"),
+    ("POST", r"/validators/[^/]+/cosign"), ("GET", r"/validators/[^/]+/checkpoints/.*"),
+)
+
+
+class RelayLoopRoutes:
+    """ASGI: requests to ``RELAY_LOOP_ROUTES`` run on ``relay_loop`` (their ``receive``/``send`` handed back to the
+    API's loop); at most ``max_per_s`` a second (503 naming ``api.max_relay_requests_per_s`` above it), so the
+    API can never take more than that share of the relay loop. Others run here."""
+
+    def __init__(self, app: Any, relay_loop: asyncio.AbstractEventLoop, limits: FrontLimits, max_per_s: float) -> None:
+        self.app = app
+        self.relay_loop = relay_loop
+        self.limits = limits
+        self.routes = [(m, re.compile(f"^{p}$")) for m, p in RELAY_LOOP_ROUTES]
+        self.rate = TokenBucket(max_per_s, max_per_s, max_per_s, time.monotonic())
+        self.cap = Cap("max_relay_requests_per_s", int(max_per_s), False)
+
+    def on_relay_loop(self, scope: dict[str, Any]) -> bool:
+        method, path = scope.get("method"), scope.get("path", "")
+        return any(m == method and p.match(path) for m, p in self.routes)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.on_relay_loop(scope):
+            await self.app(scope, receive, send)
+            return
+        if self.rate.take(1, time.monotonic()) > 0:
+            self.limits.refused(self.cap.key, path=scope.get("path"))
+            status, headers, body = cap_answer(self.cap, "requests for the relay loop")
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        api_loop = asyncio.get_running_loop()
+
+        async def on_api_loop(coro: Any) -> Any:
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, api_loop))
+
+        async def relay_receive() -> Any:
+            return await on_api_loop(receive())
+
+        async def relay_send(message: Any) -> None:
+            await on_api_loop(send(message))
+
+        done = asyncio.run_coroutine_threadsafe(self.app(scope, relay_receive, relay_send), self.relay_loop)
+        try:
+            await asyncio.wrap_future(done)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+
+
+def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None,
+              relay_loop: asyncio.AbstractEventLoop | None = None) -> tuple[RequestGuard, uvicorn.Config]:
+    """The guarded app and the uvicorn config the daemon serves it with (``api.*`` limits, the guarded protocol).
+    ``relay_loop``: the API is served on another loop, and ``RELAY_LOOP_ROUTES`` are run on this one."""
     from relayer.app import api_host_port
 
     api = daemon.settings.api
     host, port = api_host_port(api.url)
     limits = FrontLimits.from_settings(api, daemon.metrics)
     inner = create_api(daemon, stop, limits=limits)
-    app = RequestGuard(inner, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
+    routed: Any = inner if relay_loop is None else RelayLoopRoutes(inner, relay_loop, limits, api.max_relay_requests_per_s)
+    app = RequestGuard(routed, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             http=guarded_protocol(limits), timeout_keep_alive=api.keep_alive_s,
                             proxy_headers=False,  # a client is who connects: X-Forwarded-For would let it pick its key
@@ -223,18 +290,41 @@ def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> tuple
 
 
 async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
-    _app, config = serve_app(daemon, stop)
+    """Serve the API until ``stop``: on its own thread and event loop (``api.own_thread``, the default), so the relay
+    loops are never queued behind HTTP work, or on this loop."""
+    own_thread = daemon.settings.api.own_thread
+    _app, config = serve_app(daemon, stop, relay_loop=asyncio.get_running_loop() if own_thread else None)
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM
-    serve = asyncio.create_task(server.serve())
+    failed: list[BaseException] = []
+    if own_thread:
+        def run() -> None:
+            try:
+                asyncio.run(server.serve())
+            except BaseException as exc:  # noqa: BLE001 - reported to the daemon's loop below
+                failed.append(exc)
+
+        thread = threading.Thread(target=run, name="api", daemon=True)
+        thread.start()
+        finished = lambda: not thread.is_alive()
+    else:
+        serve = asyncio.create_task(server.serve())
+        finished = serve.done
     try:
-        while not server.started and not serve.done():
+        while not server.started and not finished():
             await asyncio.sleep(0.02)
-        if serve.done():
-            serve.result()
+        if finished():
+            if not own_thread:
+                serve.result()
+            if failed:
+                raise failed[0]
             raise OSError(f"the API could not listen on {config.host}:{config.port}")
+        log.info("api_serving", url=daemon.settings.api.url, own_thread=own_thread)
         await stop.wait()
     finally:
         server.should_exit = True
-        with contextlib.suppress(Exception):
-            await serve
+        if own_thread:
+            await asyncio.to_thread(thread.join, 10)
+        else:
+            with contextlib.suppress(Exception):
+                await serve

@@ -32,6 +32,7 @@ beyond what is in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import re
@@ -174,9 +175,9 @@ class IntentRate:
         if wait > 0:
             self.total.tokens += n  # give back: this client was refused
             self._client_until[client] = now + wait
-            self._client_until.move_to_end(client)
-            if len(self._client_until) > self.max_clients:
-                self._client_until.popitem(last=False)
+            if len(self._client_until) > self.max_clients:  # (admit runs on the relay loop, the door on the API's)
+                with contextlib.suppress(KeyError):
+                    self._client_until.popitem(last=False)
             return self.caps[0], wait
         return None
 
@@ -189,7 +190,7 @@ class IntentRate:
         if until is not None:
             if now < until:
                 return self.caps[0], until - now
-            del self._client_until[client]
+            self._client_until.pop(client, None)
         return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -136,21 +137,23 @@ async def served(tmp_path, front_overrides) -> AsyncIterator[ServedDaemon]:
                            [], http, operator_keys=[devnet_key(USER_A)])
     await daemon.refresh_health()  # samples the chains once: the capacity model the routing API plans with
     assert daemon.capacity is not None
-    _app, config = serve_app(daemon)
+    # as relayer.api.serve_api runs it: the API on a thread and loop of its own, the relay-loop routes on this loop
+    _app, config = serve_app(daemon, relay_loop=asyncio.get_running_loop())
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), name="api", daemon=True)
+    thread.start()
 
     async def started() -> bool:
-        return server.started or task.done()
+        return server.started or not thread.is_alive()
 
     await wait_for_async(started, 30, "uvicorn to listen")
+    assert thread.is_alive()
     calls.clear()
     try:
         yield ServedDaemon(f"http://127.0.0.1:{port}", daemon, calls)
     finally:
         server.should_exit = True
-        with contextlib.suppress(Exception):
-            await task
+        await asyncio.to_thread(thread.join, 10)
         await daemon.close()
 
 
