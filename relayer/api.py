@@ -289,10 +289,28 @@ def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None,
     return app, config
 
 
+def _enough_file_descriptors(max_connections: int) -> None:
+    """``api.max_connections`` sockets plus the daemon's own (RPC, store): raise the soft RLIMIT_NOFILE (often
+    1,024) toward the hard one when it is lower, else say so (connections past it would fail to be accepted)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + 512
+    if soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < wanted:
+        log.warning("api_fd_limit_low", soft=resource.getrlimit(resource.RLIMIT_NOFILE)[0], wanted=wanted,
+                    hint="raise the open files limit (ulimit -n) or lower api.max_connections")
+
+
 async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
     """Serve the API until ``stop``: on its own thread and event loop (``api.own_thread``, the default), so the relay
     loops are never queued behind HTTP work, or on this loop."""
     own_thread = daemon.settings.api.own_thread
+    _enough_file_descriptors(daemon.settings.api.max_connections)
     _app, config = serve_app(daemon, stop, relay_loop=asyncio.get_running_loop() if own_thread else None)
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM

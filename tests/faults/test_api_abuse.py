@@ -168,7 +168,9 @@ def series_count(api_url: str, name: str) -> int:
 
 async def test_relaying_keeps_its_latency_under_each_abusive_load(devnet, tmp_path) -> None:
     config = write_daemon_config(devnet, tmp_path, api_port=free_port_block(1))
-    daemon = DaemonProcess(config, tmp_path / "daemon.log", instance="abuse").start()
+    # ABUSE_OWN_THREAD=false: the same measurement with the API on the relay loop (api.own_thread = false)
+    env = {"RELAYER__API__OWN_THREAD": os.environ["ABUSE_OWN_THREAD"]} if "ABUSE_OWN_THREAD" in os.environ else {}
+    daemon = DaemonProcess(config, tmp_path / "daemon.log", instance="abuse", env=env).start()
     client = DevnetClient(devnet)
     probe = HealthProbe(daemon.api_url)
     loads: list[LoadProcess] = []
@@ -182,7 +184,9 @@ async def test_relaying_keeps_its_latency_under_each_abusive_load(devnet, tmp_pa
             ("deep", {"routes": routes, "clients": 8}),
             ("slow_headers", {"n": 200}),
             ("idle", {"n": 1000}),
-            ("batches", {"clients": 20, "intents": 1000, "chains": ["l1", "rollup_a", "rollup_b"]}),
+            # the batches' intents run on rollup_b, off the measured route: the figure is the daemon's, not the block
+            # space of l1 (an admitted 1,000-transfer burst there raised its base fee past the probe's fee cap)
+            ("batches", {"clients": 20, "intents": 1000, "chains": ["rollup_b"]}),
         ]
         only = os.environ.get("ABUSE_PHASES")  # a local run of some loads only: ABUSE_PHASES=streams,idle
         if only:
