@@ -291,9 +291,11 @@ class ApiSettings(_Model):
     own_thread: bool = Field(True, description=(
         "serve HTTP on a thread and event loop of its own, so relaying is never queued behind API work (the routes "
         "that need the relay loop's objects still run there, at most max_relay_requests_per_s)"))
-    max_relay_requests_per_s: float = Field(200.0, gt=0, le=1_000_000, description=(
+    max_relay_requests_per_s: float = Field(100.0, gt=0, le=1_000_000, description=(
         "requests a second handed to the relay loop (quotes, intents, chains, status, co-sign, checkpoints), all "
         "clients together (503 above it)"))
+    max_relay_requests_per_s_per_client: float = Field(20.0, gt=0, le=1_000_000, description=(
+        "requests a second handed to the relay loop for one client (429 above it)"))
     max_intents_per_s: float = Field(20.0, gt=0, le=1_000_000, description=(
         "intents POST /v1/intents admits per second, all clients together (a full batch of 1,000 fits the burst): "
         "each is work for the daemon's chains and loop"))
@@ -307,7 +309,8 @@ class ApiSettings(_Model):
         for per_client, total in (("max_connections_per_client", "max_connections"),
                                   ("max_requests_in_flight_per_client", "max_requests_in_flight"),
                                   ("max_streams_per_client", "max_streams"),
-                                  ("max_intents_per_s_per_client", "max_intents_per_s")):
+                                  ("max_intents_per_s_per_client", "max_intents_per_s"),
+                                  ("max_relay_requests_per_s_per_client", "max_relay_requests_per_s")):
             if getattr(self, per_client) > getattr(self, total):
                 raise ValueError(f"{per_client} ({getattr(self, per_client)}) is above {total} ({getattr(self, total)})")
         return self

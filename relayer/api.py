@@ -32,8 +32,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.base import CosignRefused, CosignRequest
 from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
 from relayer.http_front import guarded_protocol
-from relayer.ratelimit import TokenBucket
-from relayer.request_guard import Cap, FrontLimits, RequestGuard, cap_answer, stream_route_patterns
+from relayer.ratelimit import KeyedRateLimiter, TokenBucket
+from relayer.request_guard import (
+    Cap,
+    FrontLimits,
+    RequestGuard,
+    cap_answer,
+    client_key,
+    stream_route_patterns,
+)
 from relayer.store import MessageRecord, StoreError
 from router.api import BODY_ERRORS, create_routing_api, error_responses
 
@@ -226,16 +233,20 @@ RELAY_LOOP_ROUTES = (
 
 class RelayLoopRoutes:
     """ASGI: requests to ``RELAY_LOOP_ROUTES`` run on ``relay_loop`` (their ``receive``/``send`` handed back to the
-    API's loop); at most ``max_per_s`` a second (503 naming ``api.max_relay_requests_per_s`` above it), so the
-    API can never take more than that share of the relay loop. Others run here."""
+    API's loop); at most ``max_per_s`` a second in all (503 naming ``api.max_relay_requests_per_s``) and
+    ``max_per_s_per_client`` from one client (429), so the API never takes more than that share of the relay loop
+    and one client not all of it. Others run here."""
 
-    def __init__(self, app: Any, relay_loop: asyncio.AbstractEventLoop, limits: FrontLimits, max_per_s: float) -> None:
+    def __init__(self, app: Any, relay_loop: asyncio.AbstractEventLoop, limits: FrontLimits, max_per_s: float,
+                 max_per_s_per_client: float) -> None:
         self.app = app
         self.relay_loop = relay_loop
         self.limits = limits
         self.routes = [(m, re.compile(f"^{p}$")) for m, p in RELAY_LOOP_ROUTES]
         self.rate = TokenBucket(max_per_s, max_per_s, max_per_s, time.monotonic())
+        self.client_rate = KeyedRateLimiter(max_per_s_per_client, max_per_s_per_client)
         self.cap = Cap("max_relay_requests_per_s", int(max_per_s), False)
+        self.client_cap = Cap("max_relay_requests_per_s_per_client", int(max_per_s_per_client), True)
 
     def on_relay_loop(self, scope: dict[str, Any]) -> bool:
         method, path = scope.get("method"), scope.get("path", "")
@@ -245,9 +256,14 @@ class RelayLoopRoutes:
         if scope["type"] != "http" or not self.on_relay_loop(scope):
             await self.app(scope, receive, send)
             return
-        if self.rate.take(1, time.monotonic()) > 0:
-            self.limits.refused(self.cap.key, path=scope.get("path"))
-            status, headers, body = cap_answer(self.cap, "requests for the relay loop")
+        cap = None
+        if self.client_rate.take(client_key((scope.get("client") or (None, 0))[0])) > 0:
+            cap = self.client_cap  # one client may not take the relay loop's whole share
+        elif self.rate.take(1, time.monotonic()) > 0:
+            cap = self.cap
+        if cap is not None:
+            self.limits.refused(cap.key, path=scope.get("path"))
+            status, headers, body = cap_answer(cap, "requests for the relay loop")
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
@@ -280,7 +296,8 @@ def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None,
     host, port = api_host_port(api.url)
     limits = FrontLimits.from_settings(api, daemon.metrics)
     inner = create_api(daemon, stop, limits=limits)
-    routed: Any = inner if relay_loop is None else RelayLoopRoutes(inner, relay_loop, limits, api.max_relay_requests_per_s)
+    routed: Any = inner if relay_loop is None else RelayLoopRoutes(inner, relay_loop, limits, api.max_relay_requests_per_s,
+                                                                   api.max_relay_requests_per_s_per_client)
     app = RequestGuard(routed, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             http=guarded_protocol(limits), timeout_keep_alive=api.keep_alive_s,

@@ -213,7 +213,9 @@ async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
 # caps of [api] (they are what a public API needs against abuse; tests/faults/test_api_abuse.py measures them)
 BENCH_API_LIMITS = {"RELAYER__API__MAX_INTENTS_PER_S": "1000000", "RELAYER__API__MAX_INTENTS_PER_S_PER_CLIENT": "1000000",
                     "RELAYER__API__MAX_CONNECTIONS_PER_CLIENT": "1024",
-                    "RELAYER__API__MAX_REQUESTS_IN_FLIGHT_PER_CLIENT": "256"}
+                    "RELAYER__API__MAX_REQUESTS_IN_FLIGHT_PER_CLIENT": "256",
+                    "RELAYER__API__MAX_RELAY_REQUESTS_PER_S": "1000000",
+                    "RELAYER__API__MAX_RELAY_REQUESTS_PER_S_PER_CLIENT": "1000000"}
 
 
 def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: str = "bench") -> subprocess.Popen | None:  # type: ignore[type-arg]

@@ -5,7 +5,7 @@ time, an abusive load runs from a process of its own (``python -m tests.httpabus
 loopback addresses) while the same delivery is measured again:
 
     streams       100 server-sent event streams on a 1,000-intent batch's events
-    batches       20 clients posting 1,000-intent batches back to back
+    batches       20 clients posting 1,000-intent batches back to back (their transfers on rollup_b)
     flood         40 keep-alive clients alternating GET /healthz and co-sign requests for new chain names
     deep          10^5-deep JSON arrays and objects to every route of the app
     slow_headers  200 connections trickling their headers a byte a second
@@ -98,7 +98,8 @@ class HealthProbe:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
 
 
 class LoadProcess:
