@@ -229,6 +229,10 @@ RELAY_LOOP_ROUTES = (
     ("GET", r"/v1/intents/[^/]+"), ("GET", r"/v1/chains"), ("GET", r"/v1/status"),
     ("POST", r"/validators/[^/]+/cosign"), ("GET", r"/validators/[^/]+/checkpoints/.*"),
 )
+# ... of which these are not counted against the relay loop's share: the relayers' own lifeline (every relayer asks
+# every validator for checkpoints several times a second), a lookup that costs the loop little. A flood of other
+# requests must not make a validator refuse them (relaying would stop for want of a quorum).
+UNCAPPED_RELAY_ROUTES = (("GET", r"/validators/[^/]+/checkpoints/.*"),)
 
 
 class RelayLoopRoutes:
@@ -243,6 +247,7 @@ class RelayLoopRoutes:
         self.relay_loop = relay_loop
         self.limits = limits
         self.routes = [(m, re.compile(f"^{p}$")) for m, p in RELAY_LOOP_ROUTES]
+        self.uncapped = [(m, re.compile(f"^{p}$")) for m, p in UNCAPPED_RELAY_ROUTES]
         self.rate = TokenBucket(max_per_s, max_per_s, max_per_s, time.monotonic())
         self.client_rate = KeyedRateLimiter(max_per_s_per_client, max_per_s_per_client)
         self.cap = Cap("max_relay_requests_per_s", int(max_per_s), False)
@@ -257,7 +262,10 @@ class RelayLoopRoutes:
             await self.app(scope, receive, send)
             return
         cap = None
-        if self.client_rate.take(client_key((scope.get("client") or (None, 0))[0])) > 0:
+        method, path = scope.get("method"), scope.get("path", "")
+        if any(m == method and p.match(path) for m, p in self.uncapped):
+            pass
+        elif self.client_rate.take(client_key((scope.get("client") or (None, 0))[0])) > 0:
             cap = self.client_cap  # one client may not take the relay loop's whole share
         elif self.rate.take(1, time.monotonic()) > 0:
             cap = self.cap

@@ -490,3 +490,18 @@ async def test_every_operation_documents_the_front_answers(served):
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
             assert {"408", "429", "431", "503"} <= set(op["responses"]), (method, path)
+
+
+async def test_the_relay_loops_share_is_capped_per_client_but_checkpoint_reads_are_not(served):
+    """Routes that run on the relay loop (api.own_thread): at most api.max_relay_requests_per_s_per_client (20) a
+    second from one client, then 429 naming it; checkpoint reads (every relayer's lifeline) are never refused so."""
+    statuses = [(await httpabuse.request(served.url, "GET", "/v1/chains", src="127.25.0.1")).status for _ in range(40)]
+    assert statuses.count(200) >= 20 and 429 in statuses, statuses
+    refused = await httpabuse.request(served.url, "GET", "/v1/chains", src="127.25.0.1")
+    if refused.status == 429:
+        assert refused.json()["detail"]["cap"] == "api.max_relay_requests_per_s_per_client"
+        assert refused.headers["retry-after"] == "1"
+    assert (await httpabuse.request(served.url, "GET", "/v1/chains", src="127.25.0.2")).status == 200
+    checkpoints = [(await httpabuse.request(served.url, "GET", "/validators/0/checkpoints/1000/latest",
+                                            src="127.25.0.1")).status for _ in range(60)]
+    assert set(checkpoints) == {400}, checkpoints  # the route's own answer (a bad address), never a cap
