@@ -211,6 +211,7 @@ async def test_relaying_keeps_its_latency_under_each_abusive_load(devnet, tmp_pa
         rows: list[dict[str, Any]] = [{"phase": "quiet", "deliveries_s": quiet, "load": {}}]
         print(f"\nquiet: deliveries {quiet}, /healthz worst {probe.worst.get('quiet')}")
         for name, kwargs in phases:
+            probe.phase = f"{name} starting"
             load = LoadProcess(name, daemon.api_url, **kwargs)
             loads.append(load)
             await load.ready()

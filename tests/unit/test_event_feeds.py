@@ -24,19 +24,23 @@ def intent(i: int, batch: str = "bat_1", status: str = "planned") -> IntentRecor
 
 
 def events_of(texts: list[str]) -> list[tuple[str, dict]]:
+    """The events in SSE chunks (a chunk may carry several)."""
     out = []
     for text in texts:
-        head, _, data = text.partition("\ndata: ")
-        out.append((head.removeprefix("event: "), json.loads(data)))
+        for event in text.split("\n\n"):
+            if event:
+                head, _, data = event.partition("\ndata: ")
+                out.append((head.removeprefix("event: "), json.loads(data)))
     return out
 
 
 async def take(stream, n: int, timeout_s: float = 10.0) -> list[str]:
-    out = []
+    """Chunks of ``stream`` until they hold ``n`` events."""
+    out: list[str] = []
     async with asyncio.timeout(timeout_s):
         async for text in stream:
             out.append(text)
-            if len(out) == n:
+            if len(events_of(out)) >= n:
                 break
     return out
 
@@ -50,7 +54,7 @@ async def test_a_hundred_streams_on_a_batch_cost_one_read_per_interval(tmp_path)
     assert feed.queries == 1 and feed.followed == 1  # the first stream read the batch; the others got its cache
     streams = [feed.stream("bat_1", s, 30) for s in subs if s is not None]
     firsts = await asyncio.gather(*(take(st, 1000) for st in streams))
-    assert all(len(f) == 1000 for f in firsts)
+    assert all(len(f) == 1 and len(events_of(f)) == 1000 for f in firsts)  # the state in one chunk
     t0, reads0 = time.monotonic(), feed.queries
     await asyncio.sleep(0.5)  # the feed polls on its own pace meanwhile (measuring its reads, not synchronising)
     reads = feed.queries - reads0
