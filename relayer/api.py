@@ -308,7 +308,8 @@ def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None,
                                                                    api.max_relay_requests_per_s_per_client)
     app = RequestGuard(routed, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                            http=guarded_protocol(limits), timeout_keep_alive=api.keep_alive_s,
+                            http=guarded_protocol(limits), ws="none",  # no websockets: an upgrade would leave the front
+                            timeout_keep_alive=api.keep_alive_s,
                             proxy_headers=False,  # a client is who connects: X-Forwarded-For would let it pick its key
                             backlog=2048, timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
     return app, config
