@@ -41,7 +41,8 @@ def test_stream_floods_meet_the_stream_caps(attacker, bridge_daemon) -> None:
         for status, count in run["statuses"].items():
             statuses[status] = statuses.get(status, 0) + count
     assert statuses.get("200", 0) >= 200 and statuses.get("503", 0) > 0, statuses  # 256 in all, from anyone
-    assert any("api.max_streams" in s for run in seen["spread"] for s in run["samples"].values())
+    refusals = [s for run in seen["spread"] for s in run["samples"].values()]
+    assert any("api.max_streams" in s or "api.max_requests_in_flight" in s for s in refusals), refusals
     assert seen["one_address"].count(200) == 8 and seen["one_address"].count(429) == 4, seen["one_address"]
     assert "api.max_streams_per_client" in seen["one_address_refusal"] and "Retry-After: 1" in seen["one_address_refusal"]
     assert bridge_daemon.healthy()
@@ -65,7 +66,7 @@ def test_made_up_chain_names_grow_no_metric_and_no_log_line(attacker, bridge_dae
     before = metric_samples(bridge_daemon.api_url)
     log_size = bridge_daemon.log.stat().st_size
     seen = attacker.run("http.cosign_labels", n=2000)
-    assert set(seen["statuses"]) <= {"403", "429", "503"} and seen["statuses"].get("403", 0) > 1000, seen
+    assert set(seen["statuses"]) <= {"403", "429", "503"} and seen["statuses"].get("403", 0) > 1500, seen
     after = metric_samples(bridge_daemon.api_url)
     refused = {dict(labels).get("chain") for (name, labels) in after if name == "validator_cosign_refused_total"}
     assert refused <= {"unknown", "l1", "rollup_a", "rollup_b", "cosmos", "solana"}, sorted(refused)[:5]

@@ -43,6 +43,12 @@ async def streams(ctx: AttackerContext, paths: list[str], n: int = 300, seconds:
     runs = [httpabuse.run_load("streams", ctx.api_url, seconds, lambda: None, stop, path=p, n=per_path, block=41 + k)
             for k, p in enumerate(paths)]
     out["spread"] = await asyncio.gather(*runs)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the server notices the closed streams (what /metrics shows)
+        page = (await httpabuse.request(ctx.api_url, "GET", "/metrics", src="127.49.0.9")).body.decode()
+        if "\nrelayer_api_streams 0\n" in page:
+            break
+        await asyncio.sleep(0.2)
     held = []
     statuses = []
     for _ in range(12):
@@ -70,6 +76,7 @@ async def oversized_headers(ctx: AttackerContext) -> dict[str, Any]:
             writer.write(b"a" * (64 << 10))
             await writer.drain()
             sent += 64 << 10
+            await asyncio.sleep(0.002)  # lets the answer be read as soon as it comes (pacing, not synchronisation)
     except ConnectionError:
         pass
     big = await asyncio.wait_for(answered, 30)
@@ -108,8 +115,9 @@ async def connections(ctx: AttackerContext, n: int = 100) -> dict[str, Any]:
             "other_address": other.status}
 
 
-async def cosign_labels(ctx: AttackerContext, n: int = 2000) -> dict[str, Any]:
-    """Well-formed co-sign requests, each naming a chain never seen, to every validator address; 2 KB names."""
+async def cosign_labels(ctx: AttackerContext, n: int = 2000, per_s: float = 80.0) -> dict[str, Any]:
+    """Well-formed co-sign requests, each naming a chain never seen, to every validator address; 2 KB names; sent
+    at ``per_s`` (under the relay loop's share, api.max_relay_requests_per_s, so that they reach the handler)."""
     validators = [v["address"] for v in ctx.world["validators"]]
     statuses: dict[str, int] = {}
     t0 = time.monotonic()
@@ -120,6 +128,8 @@ async def cosign_labels(ctx: AttackerContext, n: int = 2000) -> dict[str, Any]:
                                        json.dumps(doc).encode(), src=httpabuse.source(53, i % 200))
         statuses[str(conn.status)] = statuses.get(str(conn.status), 0) + 1
 
-    for start in range(0, n, 50):
-        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 50))))
+    for start in range(0, n, 20):
+        t_batch = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 20))))
+        await asyncio.sleep(max(0.0, 20 / per_s - (time.monotonic() - t_batch)))  # pacing
     return {"statuses": statuses, "seconds": round(time.monotonic() - t0, 1)}
