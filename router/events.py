@@ -84,9 +84,11 @@ class _Batch:
     events: dict[str, str] = field(default_factory=dict)                    # id -> its latest ``intent`` event
     done: str | None = None
     task: asyncio.Task[None] | None = None
+    _snapshot: str | None = None  # ``events`` (and ``done``) joined, once per change: shared by every new stream
 
     def apply(self, records: Sequence[IntentRecord], batch: str) -> list[str]:
         """Take in the batch as read; the events of the intents that changed (and ``done`` once all settled)."""
+        self._snapshot = None
         out = []
         for rec in records:
             state = (rec.status, rec.reason)
@@ -100,7 +102,9 @@ class _Batch:
         return out
 
     def snapshot(self) -> list[str]:
-        return list(self.events.values()) + ([self.done] if self.done else [])
+        if self._snapshot is None:
+            self._snapshot = "".join(self.events.values()) + (self.done or "")
+        return [self._snapshot]
 
 
 class BatchFeed:
