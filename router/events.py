@@ -117,6 +117,7 @@ class BatchFeed:
         self.poll_s = poll_s
         self.max_queue = max_queue
         self._batches: dict[str, _Batch] = {}
+        self._loading: dict[str, asyncio.Future[Sequence[IntentRecord]]] = {}
         self.queries = 0  # store reads made, for tests: one per followed batch per interval
 
     async def _read(self, batch: str) -> Sequence[IntentRecord]:
@@ -127,7 +128,12 @@ class BatchFeed:
         """A subscription to ``batch``'s events, its current state first; ``None`` when there is no such batch."""
         state = self._batches.get(batch)
         if state is None:
-            records = await self._read(batch)
+            # one read however many streams open at once (100 streams opening on a batch were 100 reads of it)
+            loading = self._loading.get(batch)
+            if loading is None:
+                loading = self._loading[batch] = asyncio.ensure_future(self._read(batch))
+                loading.add_done_callback(lambda _f: self._loading.pop(batch, None))
+            records = await asyncio.shield(loading)
             if not records:
                 return None
             state = self._batches.get(batch)  # another stream may have started following it meanwhile

@@ -49,7 +49,7 @@ async def test_a_hundred_streams_on_a_batch_cost_one_read_per_interval(tmp_path)
     store = IntentStore(Store(f"sqlite:///{tmp_path / 'i.db'}", owner="t").engine)
     store.add_all([intent(i) for i in range(1000)])
     feed = BatchFeed(store.by_batch, poll_s=0.05)
-    subs = [await feed.subscribe("bat_1") for _ in range(100)]
+    subs = await asyncio.gather(*(feed.subscribe("bat_1") for _ in range(100)))  # all at once: one read
     assert all(s is not None and len(events_of(s.initial)) == 1000 for s in subs)
     assert len({id(s.initial[0]) for s in subs if s is not None}) == 1  # one snapshot string, shared
     assert feed.queries == 1 and feed.followed == 1  # the first stream read the batch; the others got its cache
