@@ -312,11 +312,57 @@ class StoreSettings(_Model):
 
 
 class ApiSettings(_Model):
+    """The HTTP front (``relayer/http_front.py``, ``relayer/request_guard.py``): what one client, and all of them
+    together, may hold. A client is its IP address (an IPv6 client its /64). Over a per-client cap the answer is
+    429, over a server-wide cap 503, both with ``Retry-After`` and a JSON body naming the key."""
+
     url: str = Field("http://127.0.0.1:8900", description="where the daemon serves HTTP")
     max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description=(
         "largest request body the API reads (413 above it, before any route or chain call)"))
+    max_json_depth: int = Field(64, ge=2, le=256, description=(
+        "deepest nesting of arrays and objects in a JSON body (400 above it, decided before any JSON parser runs)"))
+    max_header_bytes: int = Field(16 << 10, ge=1024, le=1 << 20, description=(
+        "largest request line plus headers (431 above it, decided while they stream in)"))
+    header_timeout_s: float = Field(10.0, gt=0, le=300, description=(
+        "a connection must send a request's complete headers within this many seconds of opening, or of the "
+        "previous response (slow headers: 408 and closed)"))
+    body_timeout_s: float = Field(30.0, gt=0, le=600, description=(
+        "a request's body must arrive within this many seconds of its headers (408 and closed)"))
+    keep_alive_s: int = Field(5, ge=1, le=300, description="an idle keep-alive connection is closed after this many seconds")
+    max_connections: int = Field(1024, ge=1, le=100_000, description="open connections, all clients together")
+    max_connections_per_client: int = Field(64, ge=1, le=100_000, description="open connections of one client")
+    max_requests_in_flight: int = Field(256, ge=1, le=100_000, description=(
+        "requests being answered at once, all clients together (an open event stream counts)"))
+    max_requests_in_flight_per_client: int = Field(32, ge=1, le=100_000, description=(
+        "requests being answered at once for one client"))
+    max_streams: int = Field(256, ge=1, le=100_000, description="open server-sent event streams, all clients together")
+    max_streams_per_client: int = Field(8, ge=1, le=100_000, description="open server-sent event streams of one client")
+    own_thread: bool = Field(True, description=(
+        "serve HTTP on a thread and event loop of its own, so relaying is never queued behind API work (the routes "
+        "that need the relay loop's objects still run there, at most max_relay_requests_per_s)"))
+    max_relay_requests_per_s: float = Field(100.0, gt=0, le=1_000_000, description=(
+        "requests a second handed to the relay loop (quotes, intents, chains, status, co-sign, checkpoints), all "
+        "clients together (503 above it)"))
+    max_relay_requests_per_s_per_client: float = Field(20.0, gt=0, le=1_000_000, description=(
+        "requests a second handed to the relay loop for one client (429 above it)"))
+    max_intents_per_s: float = Field(20.0, gt=0, le=1_000_000, description=(
+        "intents POST /v1/intents admits per second, all clients together (a full batch of 1,000 fits the burst): "
+        "each is work for the daemon's chains and loop"))
+    max_intents_per_s_per_client: float = Field(10.0, gt=0, le=1_000_000, description=(
+        "intents per second one client may submit (a full batch of 1,000 fits the burst)"))
 
     _url = field_validator("url")(lambda cls, v: _check_http_url(v))
+
+    @model_validator(mode="after")
+    def _per_client_within_total(self) -> ApiSettings:
+        for per_client, total in (("max_connections_per_client", "max_connections"),
+                                  ("max_requests_in_flight_per_client", "max_requests_in_flight"),
+                                  ("max_streams_per_client", "max_streams"),
+                                  ("max_intents_per_s_per_client", "max_intents_per_s"),
+                                  ("max_relay_requests_per_s_per_client", "max_relay_requests_per_s")):
+            if getattr(self, per_client) > getattr(self, total):
+                raise ValueError(f"{per_client} ({getattr(self, per_client)}) is above {total} ({getattr(self, total)})")
+        return self
 
 
 _SELECTOR = r"^0x[0-9a-fA-F]{8}$"

@@ -20,8 +20,12 @@ import asyncio
 import contextlib
 import json
 import re
+import sys
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
+import structlog
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -29,15 +33,25 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CosignRefused, CosignRequest
 from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
-from relayer.ratelimit import retry_after_header
+from relayer.http_front import guarded_protocol
+from relayer.ratelimit import KeyedRateLimiter, TokenBucket, retry_after_header
 from relayer.relayer_auth import HEADERS as RELAYER_HEADERS
 from relayer.relayer_auth import Endpoint, RequestRefused, ValidatorEndpointGuard
-from relayer.request_guard import RequestGuard
+from relayer.request_guard import (
+    Cap,
+    FrontLimits,
+    RequestGuard,
+    cap_answer,
+    client_key,
+    stream_route_patterns,
+)
 from relayer.store import MessageRecord, StoreError
 from router.api import BODY_ERRORS, ErrorBody, create_routing_api, error_responses
 
 if TYPE_CHECKING:
     from relayer.app import RelayerDaemon
+
+log = structlog.get_logger("relayer.api")
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -80,10 +94,42 @@ def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
     }
 
 
-def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> FastAPI:
+# what the HTTP front (relayer.http_front, relayer.request_guard) may answer to any request, before any route runs
+FRONT_ANSWERS = {
+    408: "the request's headers (api.header_timeout_s) or body (api.body_timeout_s) did not arrive in time",
+    429: "a per-client cap (connections, requests in flight, event streams): detail names the api.* key; see Retry-After",
+    431: "request line and headers over api.max_header_bytes",
+    503: "a server-wide cap (connections, requests in flight, event streams): detail names the api.* key; see Retry-After",
+}
+
+
+def _document_front_answers(app: FastAPI) -> None:
+    """Every operation in ``/openapi.json`` lists the answers the front can give it (the routes' own stay)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for op in operations.values():
+                responses = op.setdefault("responses", {})
+                for status, text in FRONT_ANSWERS.items():
+                    responses.setdefault(str(status), {
+                        "description": text,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limits: FrontLimits | None = None) -> FastAPI:
+    """The app; ``limits``: the HTTP front's, whose load ``/metrics`` shows."""
     app = FastAPI(title="xchain relayer", version="0.1.0",
                   description="Validator checkpoints, message status and health of a relayer daemon.")
     names = {c.domain: n for n, c in daemon.settings.chains.items()}
+    for label in ("chain", "origin", "destination"):  # a request naming any other chain adds no series
+        daemon.metrics.close_label(label, daemon.settings.chains)
 
     @app.exception_handler(StoreError)
     @app.exception_handler(SQLAlchemyError)
@@ -104,6 +150,10 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> str:
+        if limits is not None:
+            limits.publish()
+        # read live: a library imported late that raised it again would show here (relayer.cli pins it)
+        daemon.metrics.set("relayer_python_recursion_limit", sys.getrecursionlimit())
         return daemon.metrics.render()
 
     @app.get("/v1/status")
@@ -203,28 +253,162 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None) -> Fast
         [ExplorerChain(n, c.domain, c.family) for n, c in daemon.settings.chains.items()],
         view=lambda rec: message_view(rec, names), stopping=stop.is_set if stop is not None else None))
     app.include_router(create_routing_api(lambda: daemon.capacity, intents=daemon.intents,
-                                          api_keys=daemon.settings.router.api_keys))
+                                          api_keys=daemon.settings.router.api_keys,
+                                          admit_intents=limits.admit_intents if limits is not None else None))
+    _document_front_answers(app)
     return app
 
 
-async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
+# Routes whose handlers use the relay loop's own objects (the chain adapters' sessions, the intent executor, the
+# capacity model, the attesters' signing state): with the API on its own thread, the whole request runs on the
+# relay loop (``RelayLoopRoutes``), as it always did. Everything else (health, metrics, the explorer, message and
+# batch reads, event streams) and all of the front (connections, headers, caps, body checks) runs on the API's
+# own loop.
+RELAY_LOOP_ROUTES = (
+    ("POST", r"/v1/quote"), ("POST", r"/v1/intents"), ("POST", r"/v1/intents/[^/]+/broadcast"),
+    ("GET", r"/v1/intents/[^/]+"), ("GET", r"/v1/chains"), ("GET", r"/v1/status"),
+    ("POST", r"/validators/[^/]+/cosign"), ("GET", r"/validators/[^/]+/checkpoints/.*"),
+)
+# ... of which these are not counted against the relay loop's share: the relayers' own lifeline (every relayer asks
+# every validator for checkpoints several times a second), a lookup that costs the loop little. A flood of other
+# requests must not make a validator refuse them (relaying would stop for want of a quorum).
+UNCAPPED_RELAY_ROUTES = (("GET", r"/validators/[^/]+/checkpoints/.*"),)
+
+
+class RelayLoopRoutes:
+    """ASGI: requests to ``RELAY_LOOP_ROUTES`` run on ``relay_loop`` (their ``receive``/``send`` handed back to the
+    API's loop); at most ``max_per_s`` a second in all (503 naming ``api.max_relay_requests_per_s``) and
+    ``max_per_s_per_client`` from one client (429), so the API never takes more than that share of the relay loop
+    and one client not all of it. Others run here."""
+
+    def __init__(self, app: Any, relay_loop: asyncio.AbstractEventLoop, limits: FrontLimits, max_per_s: float,
+                 max_per_s_per_client: float) -> None:
+        self.app = app
+        self.relay_loop = relay_loop
+        self.limits = limits
+        self.routes = [(m, re.compile(f"^{p}$")) for m, p in RELAY_LOOP_ROUTES]
+        self.uncapped = [(m, re.compile(f"^{p}$")) for m, p in UNCAPPED_RELAY_ROUTES]
+        self.rate = TokenBucket(max_per_s, max_per_s, max_per_s, time.monotonic())
+        self.client_rate = KeyedRateLimiter(max_per_s_per_client, max_per_s_per_client)
+        self.cap = Cap("max_relay_requests_per_s", int(max_per_s), False)
+        self.client_cap = Cap("max_relay_requests_per_s_per_client", int(max_per_s_per_client), True)
+
+    def on_relay_loop(self, scope: dict[str, Any]) -> bool:
+        method, path = scope.get("method"), scope.get("path", "")
+        return any(m == method and p.match(path) for m, p in self.routes)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.on_relay_loop(scope):
+            await self.app(scope, receive, send)
+            return
+        cap = None
+        method, path = scope.get("method"), scope.get("path", "")
+        if any(m == method and p.match(path) for m, p in self.uncapped):
+            pass
+        elif self.client_rate.take(client_key((scope.get("client") or (None, 0))[0])) > 0:
+            cap = self.client_cap  # one client may not take the relay loop's whole share
+        elif self.rate.take(1, time.monotonic()) > 0:
+            cap = self.cap
+        if cap is not None:
+            self.limits.refused(cap.key, path=scope.get("path"))
+            status, headers, body = cap_answer(cap, "requests for the relay loop")
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        api_loop = asyncio.get_running_loop()
+
+        async def on_api_loop(coro: Any) -> Any:
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, api_loop))
+
+        async def relay_receive() -> Any:
+            return await on_api_loop(receive())
+
+        async def relay_send(message: Any) -> None:
+            await on_api_loop(send(message))
+
+        done = asyncio.run_coroutine_threadsafe(self.app(scope, relay_receive, relay_send), self.relay_loop)
+        try:
+            await asyncio.wrap_future(done)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+
+
+def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None,
+              relay_loop: asyncio.AbstractEventLoop | None = None) -> tuple[RequestGuard, uvicorn.Config]:
+    """The guarded app and the uvicorn config the daemon serves it with (``api.*`` limits, the guarded protocol).
+    ``relay_loop``: the API is served on another loop, and ``RELAY_LOOP_ROUTES`` are run on this one."""
     from relayer.app import api_host_port
 
-    host, port = api_host_port(daemon.settings.api.url)
-    app = RequestGuard(create_api(daemon, stop), max_body_bytes=daemon.settings.api.max_body_bytes)
+    api = daemon.settings.api
+    host, port = api_host_port(api.url)
+    limits = FrontLimits.from_settings(api, daemon.metrics)
+    inner = create_api(daemon, stop, limits=limits)
+    routed: Any = inner if relay_loop is None else RelayLoopRoutes(inner, relay_loop, limits, api.max_relay_requests_per_s,
+                                                                   api.max_relay_requests_per_s_per_client)
+    app = RequestGuard(routed, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
+                            http=guarded_protocol(limits), ws="none",  # no websockets: an upgrade would leave the front
+                            timeout_keep_alive=api.keep_alive_s,
+                            proxy_headers=False,  # a client is who connects: X-Forwarded-For would let it pick its key
+                            backlog=2048, timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
+    return app, config
+
+
+def _enough_file_descriptors(max_connections: int) -> None:
+    """``api.max_connections`` sockets plus the daemon's own (RPC, store): raise the soft RLIMIT_NOFILE (often
+    1,024) toward the hard one when it is lower, else say so (connections past it would fail to be accepted)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + 512
+    if soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < wanted:
+        log.warning("api_fd_limit_low", soft=resource.getrlimit(resource.RLIMIT_NOFILE)[0], wanted=wanted,
+                    hint="raise the open files limit (ulimit -n) or lower api.max_connections")
+
+
+async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
+    """Serve the API until ``stop``: on its own thread and event loop (``api.own_thread``, the default), so the relay
+    loops are never queued behind HTTP work, or on this loop."""
+    own_thread = daemon.settings.api.own_thread
+    _enough_file_descriptors(daemon.settings.api.max_connections)
+    _app, config = serve_app(daemon, stop, relay_loop=asyncio.get_running_loop() if own_thread else None)
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM
-    serve = asyncio.create_task(server.serve())
+    failed: list[BaseException] = []
+    if own_thread:
+        def run() -> None:
+            try:
+                asyncio.run(server.serve())
+            except BaseException as exc:  # noqa: BLE001 - reported to the daemon's loop below
+                failed.append(exc)
+
+        thread = threading.Thread(target=run, name="api", daemon=True)
+        thread.start()
+        finished = lambda: not thread.is_alive()
+    else:
+        serve = asyncio.create_task(server.serve())
+        finished = serve.done
     try:
-        while not server.started and not serve.done():
+        while not server.started and not finished():
             await asyncio.sleep(0.02)
-        if serve.done():
-            serve.result()
-            raise OSError(f"the API could not listen on {host}:{port}")
+        if finished():
+            if not own_thread:
+                serve.result()
+            if failed:
+                raise failed[0]
+            raise OSError(f"the API could not listen on {config.host}:{config.port}")
+        log.info("api_serving", url=daemon.settings.api.url, own_thread=own_thread)
         await stop.wait()
     finally:
         server.should_exit = True
-        with contextlib.suppress(Exception):
-            await serve
+        if own_thread:
+            await asyncio.to_thread(thread.join, 10)
+        else:
+            with contextlib.suppress(Exception):
+                await serve

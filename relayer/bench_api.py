@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from relayer.bench import start_bench_daemon, stop_bench_daemon
+from relayer.bench import BENCH_API_LIMITS, start_bench_daemon, stop_bench_daemon
 from relayer.bench_route import BENCH_LIMITS
 from relayer.devnet import Devnet
 from relayer.progress import make_progress
@@ -301,7 +301,7 @@ def run_api_bench(*, clients: int, seconds: float, devnet_dir: Path, json_output
     devnet = Devnet(devnet_dir, families=("evm",))
     show = not json_output and sys.stderr.isatty()
     devnet.up()
-    daemon = start_bench_daemon(devnet, BENCH_LIMITS, instance="bench-api")
+    daemon = start_bench_daemon(devnet, {**BENCH_API_LIMITS, **BENCH_LIMITS}, instance="bench-api")
     api_url = devnet.manifest()["api_url"]
     try:
         _wait_for_capacity(api_url)

@@ -35,7 +35,7 @@ from typing import Any
 
 from adapters.base import ChainAdapter, MessageSender
 from config.loader import load_settings
-from relayer.bench import BlockClock, start_bench_daemon, stop_bench_daemon
+from relayer.bench import BENCH_API_LIMITS, BlockClock, start_bench_daemon, stop_bench_daemon
 from relayer.devnet import Devnet
 from relayer.progress import make_progress
 from router.client import RoutingClient, RoutingError
@@ -242,7 +242,7 @@ def run_route_bench(*, intents: int, devnet_dir: Path = ROUTE_DEVNET_DIR, json_o
     was_up = devnet.status()["up"]
     devnet.up()
     daemon = start_bench_daemon(devnet, {"RELAYER__ROUTER__TRANSFER_GAS": os.environ.get("BENCH_TRANSFER_GAS", "52000"),
-                                         **BENCH_LIMITS}, instance="bench-route")
+                                         **BENCH_API_LIMITS, **BENCH_LIMITS}, instance="bench-route")
     try:
         result = asyncio.run(_route_bench(intents, devnet, modes or ["single", "round_robin", "aggregate"], timeout_s,
                                           show))

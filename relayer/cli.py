@@ -31,6 +31,22 @@ from relayer.logconfig import configure_logging
 
 DEFAULT_DEVNET = Path(".devnet")
 DEFAULT_FAMILIES = "evm,cosmos,solana"
+DEFAULT_RECURSION_LIMIT = 1000  # CPython's own default
+
+
+def pin_recursion_limit() -> None:
+    """Run with CPython's default recursion limit, whatever the libraries imported.
+
+    ``py_ecc`` (imported by ``eth_keyfile``, so by every daemon through ``eth_account``) raises the limit to 100,000
+    when imported; C code that recurses once per level of its input (the JSON parser) then overran the C stack
+    well before Python's check, and a 200 KB request killed the process with a segfault. Imported here first (its
+    side effect spent), then the default restored; no other dependency changes the limit (``relayer_python_
+    recursion_limit`` in ``/metrics`` shows the live value; tests/unit/test_recursion_limit.py checks both)."""
+    import importlib.util
+
+    if importlib.util.find_spec("py_ecc") is not None:
+        import py_ecc  # noqa: F401 - for its import-time side effect, before the limit is restored
+    sys.setrecursionlimit(DEFAULT_RECURSION_LIMIT)
 
 
 class UsageError(RelayerError):
@@ -81,6 +97,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     from relayer.app import build_daemon
 
     daemon = build_daemon(settings, args.role, instance=args.instance)
+    pin_recursion_limit()  # again, after everything the daemon imports
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -526,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_recursion_limit()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "send" and args.token and not args.amount:

@@ -2,6 +2,14 @@
 
 Every family has a HELP line (``_HELP``). Values are written exactly (``repr`` of the float, integers without
 an exponent), so a height of 12,345,678 or a balance of 9999.998765432 survives the round trip.
+
+The number of series is bounded whatever callers pass, so no request can grow ``/metrics``:
+
+* a label given a closed set of values (``close_label``: the daemon closes ``chain``, ``origin``, ``destination``
+  to the configured chain names and ``validator`` to the configured validator addresses) records any other value
+  as ``unknown`` (a co-sign request naming a made-up chain used to add a series per request);
+* a family holds at most ``max_series_per_family`` series; a new one past that is not recorded and counted in
+  ``relayer_metric_series_dropped_total{family}``.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 
 _HELP = {
     # chains (health job, every 2 s)
@@ -87,7 +96,18 @@ _HELP = {
                                     "(rate_limit, value_limit, call_not_allowed, unsigned_full, claim_refused)",
     "router_operator_api_unauthenticated": "1 when the routing API lets callers without an API key spend the operator "
                                            "accounts (router.api_keys empty; allowed on a loopback-only api.url)",
+    # the HTTP front (relayer.http_front, relayer.request_guard)
+    "relayer_api_refused_total": "requests and connections the HTTP front refused, by reason (a cap's api.* key, "
+                                 "body_too_large, json_depth, content_type, not_utf8, header_timeout, body_timeout...)",
+    "relayer_api_connections": "open HTTP connections admitted",
+    "relayer_api_requests_in_flight": "HTTP requests being answered (open event streams included)",
+    "relayer_api_streams": "open server-sent event streams",
+    "relayer_python_recursion_limit": "the process's Python recursion limit (relayer.cli pins it to the default, 1000)",
+    "relayer_metric_series_dropped_total": "new series not recorded because their family was at its series cap",
 }
+
+UNKNOWN = "unknown"
+DEFAULT_MAX_SERIES_PER_FAMILY = 2000
 
 
 def _escape(value: str) -> str:
@@ -105,21 +125,49 @@ def _format(value: float) -> str:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, max_series_per_family: int = DEFAULT_MAX_SERIES_PER_FAMILY) -> None:
         self._counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
         self._gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
         self._lock = threading.Lock()
+        self._closed: dict[str, frozenset[str]] = {}
+        self.max_series_per_family = max_series_per_family
+
+    def close_label(self, label: str, values: Iterable[object]) -> None:
+        """From now on label ``label`` takes only ``values`` (compared as strings); any other value is recorded as
+        ``unknown``. Closing it again with more values widens the set."""
+        with self._lock:
+            self._closed[label] = self._closed.get(label, frozenset()) | {str(v) for v in values}
+
+    def _key(self, labels: dict[str, object]) -> tuple[tuple[str, str], ...]:
+        out = []
+        for k, v in labels.items():
+            text = str(v)
+            allowed = self._closed.get(k)
+            out.append((k, text if allowed is None or text in allowed else UNKNOWN))
+        return tuple(sorted(out))
+
+    def _room(self, name: str, series: dict[tuple[tuple[str, str], ...], float], key: tuple[tuple[str, str], ...]) -> bool:
+        """Whether ``key`` may be recorded in ``series`` (held lock): it exists, or the family is under its cap."""
+        if key in series or len(series) < self.max_series_per_family:
+            return True
+        dropped = self._counters["relayer_metric_series_dropped_total"]
+        marker = (("family", name),)
+        dropped[marker] = dropped.get(marker, 0.0) + 1
+        return False
 
     def inc(self, name: str, amount: float = 1.0, **labels: object) -> None:
-        key = tuple(sorted((k, str(v)) for k, v in labels.items()))
+        key = self._key(labels)
         with self._lock:
             series = self._counters[name]
-            series[key] = series.get(key, 0.0) + amount
+            if self._room(name, series, key):
+                series[key] = series.get(key, 0.0) + amount
 
     def set(self, name: str, value: float, **labels: object) -> None:
-        key = tuple(sorted((k, str(v)) for k, v in labels.items()))
+        key = self._key(labels)
         with self._lock:
-            self._gauges[name][key] = value
+            series = self._gauges[name]
+            if self._room(name, series, key):
+                series[key] = value
 
     def replace(self, name: str, series: dict[tuple[tuple[str, str], ...], float]) -> None:
         """Set a gauge family to exactly ``series`` (label tuples as ``set`` builds them): series not given vanish."""
@@ -127,7 +175,7 @@ class Metrics:
             self._gauges[name] = {tuple(sorted(k)): v for k, v in series.items()}
 
     def value(self, name: str, **labels: object) -> float:
-        key = tuple(sorted((k, str(v)) for k, v in labels.items()))
+        key = self._key(labels)
         return self._counters.get(name, {}).get(key, self._gauges.get(name, {}).get(key, 0.0))
 
     def render(self) -> str:

@@ -31,11 +31,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
@@ -48,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from adapters.base import AdapterError, ChainStats
 from adapters.message import Domain
 from router.capacity import CapacityModel, ChainProfile
+from router.events import BatchFeed
 from router.intents import (
     IntentExecutor,
     IntentRecord,
@@ -133,9 +133,10 @@ _ERROR_TEXT = {
     409: "not possible in this state or with this daemon's configuration",
     413: "too large: the request body (api.max_body_bytes) or the batch (intents per batch); detail names the limit",
     415: "the request body is not JSON (Content-Type: application/json)",
-    429: "over this client's limit (router.intents_per_s, router.value_per_day): detail names it; retry after the "
-         "Retry-After header's seconds",
-    503: "not ready yet (chain capacity not sampled), not enabled on this daemon, or full (router.max_open_unsigned)",
+    429: "over a limit of this client (router.intents_per_s, router.value_per_day per API key or address; "
+         "api.max_intents_per_s_per_client per address): detail names it; retry after the Retry-After header's seconds",
+    503: "not ready yet (chain capacity not sampled), not enabled on this daemon, full (router.max_open_unsigned) or "
+         "over the daemon-wide intent rate (api.max_intents_per_s)",
 }
 BODY_ERRORS = (400, 413, 415)  # what relayer.request_guard answers for any request with a body
 
@@ -270,7 +271,10 @@ _INTENT_BATCH_BODY = {"requestBody": {"required": True, "content": {"application
 
 
 def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Callable[[], float] = time.monotonic,
-                       intents: IntentsBackend | None = None, api_keys: Sequence[str] = ()) -> APIRouter:
+                       intents: IntentsBackend | None = None, api_keys: Sequence[str] = (),
+                       admit_intents: Callable[[str | None, int], None] | None = None) -> APIRouter:
+    """``admit_intents(client host, n)``: the daemon's rate of intents per client and in all (relayer.api); it
+    raises the refusal (429 / 503 with Retry-After) when a batch of ``n`` would pass it."""
     api = APIRouter(prefix="/v1", tags=["routing"])
     keys = frozenset(api_keys)
 
@@ -416,8 +420,10 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             raise _bad("intents", "a non-empty list of intents is required")
         if len(raw) > MAX_BATCH:
             raise _bad("intents", f"at most {MAX_BATCH} intents per batch, got {len(raw)}", 413)
+        if admit_intents is not None:  # the front's rate by address, before any work on them (429/503 + Retry-After)
+            admit_intents(request.client.host if request.client else None, len(raw))
         client = client_of(request)
-        admit(client, len(raw))
+        admit(client, len(raw))  # this client's quota (router.intents_per_s): per API key, else per address
         if set(body) - {"intents", "signer"}:
             raise _bad(min(set(body) - {"intents", "signer"}), "unknown field")
         signer = body.get("signer")
@@ -633,32 +639,17 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         return {"batch": batch, "counts": counts, "settled": all(is_settled(r) for r in records),
                 "intents": [intent_view(r) for r in records]}
 
+    batch_feed = BatchFeed(intents.store.by_batch) if intents is not None else None
+
     @api.get("/batches/{batch}/events", response_class=StreamingResponse,
              responses={**SSE_RESPONSE, **error_responses(404)})
     async def batch_events(batch: str, timeout_s: float = Query(300.0, gt=0, le=3600)) -> StreamingResponse:
-        """Server-sent events: one ``intent`` event per status change of the batch's intents, then ``done``."""
-        if intents is None or not intents.store.by_batch(batch):
+        """Server-sent events: one ``intent`` event per status change of the batch's intents, then ``done``. Every
+        stream on a batch shares one feed (router.events.BatchFeed: one store read per batch and interval)."""
+        sub = await batch_feed.subscribe(batch) if batch_feed is not None else None
+        if sub is None or batch_feed is None:
             raise HTTPException(404, {"error": f"no batch {batch!r}"})
-        store = intents.store
-
-        async def events() -> AsyncIterator[str]:
-            seen: dict[str, tuple[str, str | None]] = {}
-            deadline = time.monotonic() + timeout_s
-            while True:
-                records = store.by_batch(batch)
-                for rec in records:
-                    if seen.get(rec.id) != (rec.status, rec.reason):
-                        seen[rec.id] = (rec.status, rec.reason)
-                        yield f"event: intent\ndata: {json.dumps(intent_view(rec))}\n\n"
-                if all(is_settled(r) for r in records):
-                    yield f"event: done\ndata: {json.dumps({'batch': batch, 'settled': len(records)})}\n\n"
-                    return
-                if time.monotonic() > deadline:
-                    yield f"event: timeout\ndata: {json.dumps({'batch': batch})}\n\n"
-                    return
-                await asyncio.sleep(0.5)  # a stream's own pacing, not test synchronisation
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+        return StreamingResponse(batch_feed.stream(batch, sub, timeout_s), media_type="text/event-stream")
 
     @api.get("/integrators/{code}/report", responses=error_responses(400, 503))
     async def report(code: str) -> dict[str, Any]:

@@ -8,11 +8,14 @@
     GET /v1/explorer/samples?window_s=        chain samples (health, height, lag, utilisation, fee, queue) over time
     GET /v1/explorer/events?since=&after_seq= server-sent events: changed messages and new chain samples
 
-The event stream polls the store for rows whose ``updated_at`` moved past its cursor (re-reading a short
-overlap, so a row committed late by another instance is not missed; rows already sent are not re-sent), and
-the sample buffer for rounds past its sequence number. Each ``messages`` event carries ``id: <cursor>/<seq>``
-so a browser that reconnects resumes where it was. A stream ends after ``max_s``, or when the daemon stops,
-with an ``end`` event.
+The event streams share one feed (``ExplorerFeed``): while anyone listens it polls the store, once per
+``poll_s`` whatever the number of streams, for rows whose ``updated_at`` moved past its cursor (re-reading a short
+overlap, so a row committed late by another instance is not missed; rows already sent are not re-sent), and the
+sample buffer for rounds past its sequence number, and hands each event (rendered once) to every stream. A
+stream that starts from an older cursor (``since``, ``Last-Event-ID``) first gets what changed since then (one
+read of its own). Each ``messages`` event carries ``id: <cursor>/<seq>`` so a browser that reconnects resumes
+where it was. A stream ends after ``max_s``, when the daemon stops, or when it falls too far behind (its queue
+is bounded), with an ``end`` event. Before, every stream polled the store itself.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import math
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -32,9 +36,10 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from relayer.explorer.queries import ExplorerQueries, PageCursor
-from relayer.explorer.samples import ChainSampleBuffer
+from relayer.explorer.samples import ChainSample, ChainSampleBuffer
 from relayer.store import MessageRecord, MessageState
 from router.api import SSE_RESPONSE, error_responses
+from router.events import Fanout, Subscription
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 OVERLAP_S = 2.0          # re-read this much before the cursor: rows committed late by a concurrent writer
@@ -62,6 +67,90 @@ def _sse(event: str, data: Any, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """One event as the feed rendered it, with the ``<cursor>/<seq>`` it moves a stream to."""
+
+    text: str
+    cursor: float
+    seq: int
+
+
+class ExplorerFeed:
+    """The one poller behind every ``/v1/explorer/events`` stream (see the module docstring)."""
+
+    def __init__(self, queries: ExplorerQueries, samples: ChainSampleBuffer, view: Callable[[MessageRecord], dict[str, Any]],
+                 *, poll_s: float, max_queue: int = 256) -> None:
+        self.queries = queries
+        self.samples = samples
+        self.view = view
+        self.poll_s = poll_s
+        self.fanout = Fanout(max_queue)
+        self.cursor = 0.0
+        self.seq = 0
+        self.reads = 0  # store reads made by the feed, for tests: one per interval whatever the streams
+        self._sent: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Event | None = None
+
+    def messages_event(self, rows: list[MessageRecord], cursor: float, seq: int, truncated: bool) -> FeedEvent:
+        return FeedEvent(_sse("messages", {"cursor": cursor, "truncated": truncated,
+                                           "messages": [self.view(r) | {"updated_at": r.updated_at} for r in rows]},
+                              event_id=f"{cursor!r}/{seq}"), cursor, seq)
+
+    @staticmethod
+    def samples_event(new: list[ChainSample], cursor: float) -> FeedEvent:
+        seq = new[-1].seq
+        return FeedEvent(_sse("samples", {"seq": seq, "samples": [s.view() for s in new]}, event_id=f"{cursor!r}/{seq}"),
+                         cursor, seq)
+
+    async def subscribe(self) -> Subscription:
+        """A place among the feed's streams; the feed starts (from the store's latest change) if it was idle."""
+        sub = self.fanout.add()
+        if self._task is None or self._task.done():
+            self._ready = asyncio.Event()
+            self._task = asyncio.create_task(self._run(self._ready), name="explorer-feed")
+        assert self._ready is not None
+        ready = self._ready
+        await ready.wait()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.fanout.remove(sub)
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        try:
+            self.cursor = await run_in_threadpool(self.queries.latest_change)
+            self.seq = self.samples.last_seq
+            rows = await run_in_threadpool(self.queries.changed_since, self.cursor - OVERLAP_S, MAX_EVENT_ROWS)
+            self._sent = {r.id: r.updated_at for r in rows}  # what a stream's own catch-up read covers
+            ready.set()
+            while len(self.fanout):
+                await asyncio.sleep(self.poll_s)  # the feed's pacing: one read per interval, whatever the streams
+                self._poll_samples()
+                await self._poll_messages()
+        finally:
+            ready.set()
+
+    async def _poll_messages(self) -> None:
+        self.reads += 1
+        rows = await run_in_threadpool(self.queries.changed_since, self.cursor - OVERLAP_S, MAX_EVENT_ROWS)
+        fresh = [r for r in rows if self._sent.get(r.id) != r.updated_at]
+        if not fresh:
+            return
+        for r in fresh:
+            self._sent[r.id] = r.updated_at
+        self.cursor = max(self.cursor, max(r.updated_at for r in fresh))
+        self._sent = {k: v for k, v in self._sent.items() if v >= self.cursor - OVERLAP_S}
+        self.fanout.publish(self.messages_event(fresh, self.cursor, self.seq, len(rows) == MAX_EVENT_ROWS))
+
+    def _poll_samples(self) -> None:
+        new = self.samples.after(self.seq)
+        if new:
+            self.seq = new[-1].seq
+            self.fanout.publish(self.samples_event(new, self.cursor))
+
+
 def _load_assets() -> dict[str, bytes]:
     static = resources.files("relayer.explorer").joinpath("static")
     return {name: static.joinpath(name).read_bytes() for name in _ASSETS}
@@ -75,6 +164,7 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
     server can close their connections instead of cancelling them."""
     api = APIRouter(tags=["explorer"])
     assets = _load_assets()
+    feed = ExplorerFeed(queries, samples, view, poll_s=poll_s)
     by_name = {c.name: c for c in chains}
     names = {c.domain: c.name for c in chains}
     states = list(MessageState.__members__)
@@ -212,40 +302,55 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
                 since, after_seq = float(head), int(tail)
             except ValueError:
                 raise _bad("Last-Event-ID", f"{last_event_id!r} is not <cursor>/<seq>") from None
-        start_cursor = since if since is not None else await run_in_threadpool(queries.latest_change)
-        start_seq = after_seq if after_seq is not None else samples.last_seq
+        sub = await feed.subscribe()
+        start_cursor = since if since is not None else feed.cursor
+        start_seq = after_seq if after_seq is not None else feed.seq
+
+        async def catch_up(cursor: float, seq: int) -> list[FeedEvent]:
+            """What changed between the stream's own cursor and the feed's (one read of its own)."""
+            out = []
+            if since is not None:
+                rows = await run_in_threadpool(queries.changed_since, cursor - OVERLAP_S, MAX_EVENT_ROWS)
+                if rows:
+                    cursor = max(cursor, max(r.updated_at for r in rows))
+                    out.append(feed.messages_event(rows, cursor, seq, len(rows) == MAX_EVENT_ROWS))
+            new = [s for s in samples.after(seq) if s.seq <= feed.seq] if seq < feed.seq else []
+            if new:
+                out.append(feed.samples_event(new, cursor))
+            return out
 
         async def stream() -> AsyncIterator[str]:
             cursor, seq = start_cursor, start_seq
-            sent: dict[str, float] = {}
-            yield "retry: 2000\n\n"
-            yield _sse("hello", {"cursor": cursor, "seq": seq, "server_time": clock()})
-            deadline = time.monotonic() + max_s
-            quiet_since = time.monotonic()
-            while time.monotonic() < deadline and not (stopping is not None and stopping()):
-                rows = await run_in_threadpool(queries.changed_since, cursor - OVERLAP_S, MAX_EVENT_ROWS)
-                fresh = [r for r in rows if sent.get(r.id) != r.updated_at]
-                if fresh:
-                    for r in fresh:
-                        sent[r.id] = r.updated_at
-                    cursor = max(cursor, max(r.updated_at for r in fresh))
-                    sent = {k: v for k, v in sent.items() if v >= cursor - OVERLAP_S}
-                    yield _sse("messages", {"cursor": cursor, "truncated": len(rows) == MAX_EVENT_ROWS,
-                                            "messages": [view(r) | {"updated_at": r.updated_at} for r in fresh]},
-                               event_id=f"{cursor!r}/{seq}")
-                    quiet_since = time.monotonic()
-                new = samples.after(seq)
-                if new:
-                    seq = new[-1].seq
-                    yield _sse("samples", {"seq": seq, "samples": [s.view() for s in new]}, event_id=f"{cursor!r}/{seq}")
-                    quiet_since = time.monotonic()
-                if time.monotonic() - quiet_since > KEEPALIVE_S:
-                    yield ": keepalive\n\n"
-                    quiet_since = time.monotonic()
-                await asyncio.sleep(poll_s)  # the stream's own pacing
-            yield _sse("end", {"cursor": cursor, "seq": seq}, event_id=f"{cursor!r}/{seq}")
+            try:
+                yield "retry: 2000\n\n"
+                yield _sse("hello", {"cursor": cursor, "seq": seq, "server_time": clock()})
+                deadline = time.monotonic() + max_s
+                quiet_since = time.monotonic()
+                events: list[FeedEvent] = await catch_up(cursor, seq)
+                while True:
+                    for event in events:
+                        cursor, seq = max(cursor, event.cursor), max(seq, event.seq)
+                        yield event.text
+                        quiet_since = time.monotonic()
+                    if time.monotonic() >= deadline or (stopping is not None and stopping()):
+                        break
+                    if time.monotonic() - quiet_since > KEEPALIVE_S:
+                        yield ": keepalive\n\n"
+                        quiet_since = time.monotonic()
+                    try:  # woken by the feed, or after poll_s to look at the deadline and the daemon's stop
+                        got = await asyncio.wait_for(sub.queue.get(), max(0.0, min(poll_s, deadline - time.monotonic())))
+                    except TimeoutError:
+                        got = ()
+                    if got is None:
+                        break  # too far behind: the client resumes with Last-Event-ID
+                    events = [got] if got else []
+                yield _sse("end", {"cursor": cursor, "seq": seq}, event_id=f"{cursor!r}/{seq}")
+            finally:
+                feed.unsubscribe(sub)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
+        body = stream()
+        weakref.finalize(body, feed.unsubscribe, sub)  # a stream dropped before it started leaves the feed too
+        return StreamingResponse(body, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return api

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,11 @@ from adapters.base import ChainStats, Height, TxHash, TxNotFound, TxReceipt
 from adapters.evm.devnet import USER_A, devnet_key
 from adapters.message import Domain, MessageId
 from config.loader import load_settings
-from relayer.api import create_api
+from relayer.api import serve_app
 from relayer.app import RelayerDaemon
-from relayer.request_guard import RequestGuard
 from relayer.store import Store
 from router.api import MAX_BATCH
+from tests import httpabuse
 from tests.fakes.chain import FakeChain
 from tests.integration.harness import free_port_block, wait_for_async
 
@@ -113,12 +115,25 @@ class ServedDaemon:
         self.port = int(url.rsplit(":", 1)[1])
 
 
+FRONT = {"api.header_timeout_s": 1.5, "api.body_timeout_s": 1.5, "api.keep_alive_s": 3,
+         "api.max_connections_per_client": 16, "api.max_requests_in_flight_per_client": 6,
+         "api.max_streams_per_client": 4}  # small caps and timeouts, so the tests reach them quickly
+
+
 @pytest.fixture
-async def served(tmp_path) -> AsyncIterator[ServedDaemon]:
+def front_overrides() -> dict[str, Any]:
+    """api.* settings of the served daemon (a test module or test may override this fixture)."""
+    return dict(FRONT)
+
+
+@pytest.fixture
+async def served(tmp_path, front_overrides) -> AsyncIterator[ServedDaemon]:
+    """The daemon's API as ``relayer run`` serves it (``relayer.api.serve_app``: the guarded protocol, the request
+    guard, the api.* limits) on a free loopback port, over counting fake chains."""
     port = free_port_block(1)
     settings = load_settings(EXAMPLE, env={}, overrides={
         "api.url": f"http://127.0.0.1:{port}", "api.max_body_bytes": LIMIT,
-        "store.url": f"sqlite:///{tmp_path / 'relayer.db'}", "validator.verify_inclusion": False})
+        "store.url": f"sqlite:///{tmp_path / 'relayer.db'}", "validator.verify_inclusion": False, **front_overrides})
     calls: list[tuple[str, str]] = []
     adapters = {n: CountingChain(n, c.domain, calls) for n, c in settings.chains.items()}
     http = httpx.AsyncClient()
@@ -126,21 +141,23 @@ async def served(tmp_path) -> AsyncIterator[ServedDaemon]:
                            [], http, operator_keys=[devnet_key(USER_A)])
     await daemon.refresh_health()  # samples the chains once: the capacity model the routing API plans with
     assert daemon.capacity is not None
-    app = RequestGuard(create_api(daemon), max_body_bytes=settings.api.max_body_bytes)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
+    # as relayer.api.serve_api runs it: the API on a thread and loop of its own, the relay-loop routes on this loop
+    _app, config = serve_app(daemon, relay_loop=asyncio.get_running_loop())
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), name="api", daemon=True)
+    thread.start()
 
     async def started() -> bool:
-        return server.started or task.done()
+        return server.started or not thread.is_alive()
 
     await wait_for_async(started, 30, "uvicorn to listen")
+    assert thread.is_alive()
     calls.clear()
     try:
         yield ServedDaemon(f"http://127.0.0.1:{port}", daemon, calls)
     finally:
         server.should_exit = True
-        with contextlib.suppress(Exception):
-            await task
+        await asyncio.to_thread(thread.join, 10)
         await daemon.close()
 
 
@@ -317,3 +334,200 @@ async def test_a_valid_intent_does_reach_the_chains(served):
 
     await wait_for_async(sent, 30, "the intent's transfer on l1")
     assert ("l1", "token_balance") in served.calls
+
+
+# ---------------------------------------------------------------- the HTTP front (issue 12), with raw sockets
+async def test_deep_json_is_400_naming_the_limit_before_any_parser(served):
+    """30,000 levels (60-180 KB, so under this daemon's 64 KiB body limit for the array; 10^5 levels against a real
+    daemon process: tests/integration/test_api_depth.py), both shapes, to routes that read a body and to one that
+    does not."""
+    for kind, depth in (("array", 30_000), ("object", 10_000)):
+        for method, path in (("POST", "/v1/quote"), ("POST", "/v1/intents"), ("GET", "/healthz")):
+            answer = await httpabuse.request(served.url, method, path, httpabuse.deep_body(kind, depth))
+            assert answer.status == 400, (kind, path, answer.body[:200])
+            detail = answer.json()["detail"]
+            assert detail["limit"] == 64 and detail["field"] == "body" and "api.max_json_depth" in detail["error"]
+            assert f"nests {depth} levels" in detail["error"]
+    # at the limit it is an ordinary body: 64 levels parse (and are refused by the route for what they say)
+    at_limit = b'{"amount": ' + b"[" * 63 + b"]" * 63 + b"}"
+    answer = await httpabuse.request(served.url, "POST", "/v1/quote", at_limit)
+    assert answer.status == 422, answer.body[:300]
+    over = b'{"amount": ' + b"[" * 64 + b"]" * 64 + b"}"
+    assert (await httpabuse.request(served.url, "POST", "/v1/quote", over)).status == 400
+    assert served.calls == []
+
+
+async def test_header_over_the_limit_is_431_while_it_streams_in(served):
+    """An 8 MB header: answered 431 as soon as the first 16 KiB are in, long before the 8 MB are sent."""
+    reader, writer = await httpabuse.connect(served.url)
+    answered = asyncio.create_task(httpabuse.read_answer(reader))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    sent = 0
+    with contextlib.suppress(ConnectionError):
+        while sent < (8 << 20) and not answered.done():
+            writer.write(b"a" * (64 << 10))
+            await writer.drain()
+            sent += 64 << 10
+    answer = await asyncio.wait_for(answered, 10)
+    writer.close()
+    assert answer.status == 431 and answer.json()["detail"]["limit"] == 16 << 10
+    assert "api.max_header_bytes" in answer.json()["detail"]["error"]
+    assert sent < (8 << 20), f"{sent} bytes of the header were sent before an answer"
+
+
+async def test_a_large_head_in_one_piece_is_431(served):
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(20))
+    reader, writer = await httpabuse.connect(served.url)
+    writer.write(head + b"\r\n")
+    answer = await asyncio.wait_for(httpabuse.read_answer(reader), 10)
+    writer.close()
+    assert answer.status == 431
+
+
+async def test_headers_trickled_a_byte_at_a_time_are_cut_off_at_the_header_timeout(served):
+    """Slowloris: a byte every 0.2 s (uvicorn's keep-alive timer restarted at each byte, for ever); closed with
+    408 after api.header_timeout_s (1.5 s here), on a new connection and on a kept-alive one."""
+    for kept_alive in (False, True):
+        reader, writer = await httpabuse.connect(served.url)
+        if kept_alive:
+            writer.write(httpabuse.request_bytes(served.url, "GET", "/healthz"))
+            assert (await httpabuse.read_answer(reader)).status == 200
+        t0 = time.monotonic()
+        closed = asyncio.create_task(httpabuse.closed_after(reader, 30))
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            if closed.done():
+                break
+            with contextlib.suppress(ConnectionError):
+                writer.write(bytes([byte]))
+            await asyncio.wait([closed], timeout=0.2)
+        gone, sent = await closed
+        took = time.monotonic() - t0
+        writer.close()
+        assert gone and 1.4 <= took <= 4.0, (kept_alive, took)
+        assert sent.startswith(b"HTTP/1.1 408") and b"api.header_timeout_s" in sent, sent[:200]
+
+
+async def test_connections_over_the_per_client_cap_are_429_and_the_total_cap_503(served):
+    held = [await httpabuse.connect(served.url, "127.20.0.1") for _ in range(16)]
+    try:
+        reader, writer = await httpabuse.connect(served.url, "127.20.0.1")
+        gone, sent = await httpabuse.closed_after(reader, 5)
+        writer.close()
+        assert gone and sent.startswith(b"HTTP/1.1 429"), sent[:200]
+        head, _, body = sent.partition(b"\r\n\r\n")
+        assert b"retry-after: 1" in head.lower()
+        assert json.loads(body)["detail"]["cap"] == "api.max_connections_per_client"
+        # another client is not affected
+        answer = await httpabuse.request(served.url, "GET", "/healthz", src="127.20.0.2")
+        assert answer.status == 200
+    finally:
+        for _r, w in held:
+            w.close()
+
+
+@pytest.mark.parametrize("front_overrides", [dict(FRONT, **{"api.max_connections": 20})])
+async def test_connections_over_the_total_cap_are_503(served):
+    held = [await httpabuse.connect(served.url, httpabuse.source(21, i)) for i in range(20)]
+    try:
+        answer = await httpabuse.request(served.url, "GET", "/healthz", src="127.21.9.9")
+        assert answer.status == 503 and answer.headers["retry-after"] == "1"
+        assert answer.json()["detail"]["cap"] == "api.max_connections"
+    finally:
+        for _r, w in held:
+            w.close()
+
+    async def admitted() -> bool:  # closed connections give their places back
+        return (await httpabuse.request(served.url, "GET", "/healthz", src="127.21.9.9")).status == 200
+
+    await wait_for_async(admitted, 10, "a place after the held connections closed")
+
+
+async def _open_stream(url: str, src: str) -> tuple[int, dict[str, str], asyncio.StreamWriter, bytes]:
+    reader, writer = await httpabuse.connect(url, src)
+    writer.write(httpabuse.request_bytes(url, "GET", "/v1/explorer/events?max_s=60"))
+    status, headers = await asyncio.wait_for(httpabuse.read_head(reader), 10)
+    body = b"" if status == 200 else await asyncio.wait_for(reader.read(4000), 10)
+    return status, headers, writer, body
+
+
+async def test_streams_over_the_per_client_cap_are_429_naming_it(served):
+    opened = [await _open_stream(served.url, "127.22.0.1") for _ in range(4)]
+    try:
+        assert [s for s, *_ in opened] == [200] * 4
+        status, headers, writer, body = await _open_stream(served.url, "127.22.0.1")
+        writer.close()
+        assert status == 429 and headers["retry-after"] == "1"
+        assert b"api.max_streams_per_client" in body
+        status, _h, writer, _b = await _open_stream(served.url, "127.22.0.2")  # another client still may
+        writer.close()
+        assert status == 200
+    finally:
+        for *_x, w, _b in opened:
+            w.close()
+
+
+@pytest.mark.parametrize("front_overrides", [dict(FRONT, **{"api.max_streams_per_client": 8})])
+async def test_requests_in_flight_over_the_per_client_cap_are_429(served):
+    opened = [await _open_stream(served.url, "127.23.0.1") for _ in range(6)]  # streams are requests in flight
+    try:
+        answer = await httpabuse.request(served.url, "GET", "/healthz", src="127.23.0.1")
+        assert answer.status == 429 and answer.json()["detail"]["cap"] == "api.max_requests_in_flight_per_client"
+        assert (await httpabuse.request(served.url, "GET", "/healthz", src="127.23.0.2")).status == 200
+    finally:
+        for *_x, w, _b in opened:
+            w.close()
+
+    async def admitted() -> bool:  # a closed stream gives its place back
+        return (await httpabuse.request(served.url, "GET", "/healthz", src="127.23.0.1")).status == 200
+
+    await wait_for_async(admitted, 10, "the client's places after its streams closed")
+
+
+async def test_a_body_that_does_not_arrive_is_408_after_the_body_timeout(served):
+    reader, writer = await httpabuse.connect(served.url)
+    writer.write(b"POST /v1/quote HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    t0 = time.monotonic()
+    answer = await asyncio.wait_for(httpabuse.read_answer(reader), 10)
+    writer.close()
+    assert answer.status == 408 and "api.body_timeout_s" in answer.json()["detail"]["error"]
+    assert 1.4 <= time.monotonic() - t0 <= 4.0
+
+
+async def test_a_thousand_idle_connections_are_closed_and_the_api_answers_meanwhile(served):
+    """1,000 connections that send nothing (10 per address): admitted up to the caps, closed at the header
+    timeout; a client of its own is answered all along."""
+    conns = []
+    for i in range(1000):
+        conns.append(await httpabuse.connect(served.url, httpabuse.source(24, i // 10)))
+    try:
+        t0 = time.monotonic()
+        answer = await httpabuse.request(served.url, "GET", "/healthz", src="127.24.99.1")
+        assert answer.status == 200 and time.monotonic() - t0 < 1.0
+        results = await asyncio.gather(*(httpabuse.closed_after(r, 10) for r, _w in conns))
+        assert all(gone for gone, _sent in results)  # every one closed by the server (1.5 s header timeout)
+    finally:
+        for _r, w in conns:
+            w.close()
+
+
+async def test_every_operation_documents_the_front_answers(served):
+    async with httpx.AsyncClient() as http:
+        spec = (await http.get(f"{served.url}/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            assert {"408", "429", "431", "503"} <= set(op["responses"]), (method, path)
+
+
+async def test_the_relay_loops_share_is_capped_per_client_but_checkpoint_reads_are_not(served):
+    """Routes that run on the relay loop (api.own_thread): at most api.max_relay_requests_per_s_per_client (20) a
+    second from one client, then 429 naming it; checkpoint reads (every relayer's lifeline) are never refused so."""
+    statuses = [(await httpabuse.request(served.url, "GET", "/v1/chains", src="127.25.0.1")).status for _ in range(40)]
+    assert statuses.count(200) >= 20 and 429 in statuses, statuses
+    refused = await httpabuse.request(served.url, "GET", "/v1/chains", src="127.25.0.1")
+    if refused.status == 429:
+        assert refused.json()["detail"]["cap"] == "api.max_relay_requests_per_s_per_client"
+        assert refused.headers["retry-after"] == "1"
+    assert (await httpabuse.request(served.url, "GET", "/v1/chains", src="127.25.0.2")).status == 200
+    checkpoints = [(await httpabuse.request(served.url, "GET", "/validators/0/checkpoints/1000/latest",
+                                            src="127.25.0.1")).status for _ in range(60)]
+    assert set(checkpoints) == {400}, checkpoints  # the route's own answer (a bad address), never a cap
