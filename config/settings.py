@@ -347,9 +347,7 @@ class ApiSettings(_Model):
         "requests a second handed to the relay loop for one client (429 above it)"))
     max_intents_per_s: float = Field(20.0, gt=0, le=1_000_000, description=(
         "intents POST /v1/intents admits per second, all clients together (a full batch of 1,000 fits the burst): "
-        "each is work for the daemon's chains and loop"))
-    max_intents_per_s_per_client: float = Field(10.0, gt=0, le=1_000_000, description=(
-        "intents per second one client may submit (a full batch of 1,000 fits the burst)"))
+        "each is work for the daemon's chains and loop (per-client quotas: router.intents_per_s)"))
 
     _url = field_validator("url")(lambda cls, v: _check_http_url(v))
 
@@ -358,7 +356,6 @@ class ApiSettings(_Model):
         for per_client, total in (("max_connections_per_client", "max_connections"),
                                   ("max_requests_in_flight_per_client", "max_requests_in_flight"),
                                   ("max_streams_per_client", "max_streams"),
-                                  ("max_intents_per_s_per_client", "max_intents_per_s"),
                                   ("max_relay_requests_per_s_per_client", "max_relay_requests_per_s")):
             if getattr(self, per_client) > getattr(self, total):
                 raise ValueError(f"{per_client} ({getattr(self, per_client)}) is above {total} ({getattr(self, total)})")

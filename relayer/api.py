@@ -35,8 +35,8 @@ from adapters.base import CosignRefused, CosignRequest
 from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
 from relayer.http_front import guarded_protocol
 from relayer.ratelimit import KeyedRateLimiter, TokenBucket, retry_after_header
+from relayer.relayer_auth import ANONYMOUS, Endpoint, RequestRefused, ValidatorEndpointGuard
 from relayer.relayer_auth import HEADERS as RELAYER_HEADERS
-from relayer.relayer_auth import Endpoint, RequestRefused, ValidatorEndpointGuard
 from relayer.request_guard import (
     Cap,
     FrontLimits,
@@ -200,15 +200,17 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limi
                 "root": rec.root, "index": rec.index, "signature": rec.signature}
 
     guard = ValidatorEndpointGuard.from_settings(daemon.settings.validator, daemon.metrics)
+    app.state.validator_guard = guard  # ValidatorAdmission (serve_app) admits with it before the relay loop
 
     def _admit(request: Request, endpoint: Endpoint, body: bytes) -> str:
         """Who may call (an allow-listed relayer's signature, or anonymous for checkpoints) and how often: the
-        served client, or the HTTP refusal with its reason (401/403) or Retry-After (429)."""
-        target = bytes(request.scope.get("raw_path") or request.url.path.encode())
-        if query := request.scope.get("query_string"):
-            target += b"?" + bytes(query)
+        served client, or the HTTP refusal with its reason (401/403) or Retry-After (429). Already decided when the
+        daemon's front (``ValidatorAdmission``) admitted the request; decided here otherwise."""
+        admitted = request.scope.get(ADMITTED_SCOPE_KEY)
+        if admitted is not None:
+            return str(admitted)
         try:
-            return guard.admit(endpoint, request.method, target, request.headers, body,
+            return guard.admit(endpoint, request.method, _target(request.scope), request.headers, body,
                                request.client.host if request.client else "")
         except RequestRefused as exc:
             headers = {"Retry-After": retry_after_header(exc.retry_after_s)} if exc.status == 429 else None
@@ -259,6 +261,77 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limi
     return app
 
 
+ADMITTED_SCOPE_KEY = "relayer.validator_admitted"  # set by ValidatorAdmission: who was served (server-side only)
+_VALIDATOR_ENDPOINTS: tuple[tuple[str, re.Pattern[str], Endpoint], ...] = (
+    ("POST", re.compile(r"^/validators/[^/]+/cosign$"), "cosign"),
+    ("GET", re.compile(r"^/validators/[^/]+/checkpoints/.*$"), "checkpoint"),
+)
+
+
+def _target(scope: Any) -> bytes:
+    """The request target as sent (path and query): what a relayer's signature covers."""
+    target = bytes(scope.get("raw_path") or str(scope.get("path", "")).encode())
+    if query := scope.get("query_string"):
+        target += b"?" + bytes(query)
+    return target
+
+
+class ValidatorAdmission:
+    """ASGI, on the API's own loop: the co-sign and checkpoint endpoints' admission (``ValidatorEndpointGuard``: an
+    allow-listed relayer's signature, the budgets) decided before a request is handed to the relay loop, so an
+    unauthenticated flood costs the relay loop nothing and cannot crowd out the relayers' requests there. The routes
+    see who was admitted in the scope (``ADMITTED_SCOPE_KEY``) and do not decide again."""
+
+    def __init__(self, app: Any, guard: ValidatorEndpointGuard, *, cosigns: bool = True) -> None:
+        """``cosigns``: this process co-signs deliveries (else its co-sign route answers 404 unadmitted)."""
+        self.app = app
+        self.guard = guard
+        self.cosigns = cosigns
+
+    def endpoint(self, scope: Any) -> Endpoint | None:
+        method, path = scope.get("method"), scope.get("path", "")
+        found = next((e for m, p, e in _VALIDATOR_ENDPOINTS if m == method and p.match(path)), None)
+        return None if found == "cosign" and not self.cosigns else found
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        endpoint = self.endpoint(scope) if scope["type"] == "http" else None
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:  # the request guard in front has bounded and buffered the body already
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        client = (scope.get("client") or ("", 0))[0] or ""
+        try:
+            admitted = self.guard.admit(endpoint, str(scope.get("method")), _target(scope), headers, body, client)
+        except RequestRefused as exc:
+            extra = [(b"retry-after", retry_after_header(exc.retry_after_s).encode())] if exc.status == 429 else []
+            answer = json.dumps({"detail": {"error": str(exc), "reason": exc.reason.value}}).encode()
+            await send({"type": "http.response.start", "status": exc.status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(answer)).encode()), *extra]})
+            await send({"type": "http.response.body", "body": answer})
+            return
+        scope[ADMITTED_SCOPE_KEY] = admitted
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 # Routes whose handlers use the relay loop's own objects (the chain adapters' sessions, the intent executor, the
 # capacity model, the attesters' signing state): with the API on its own thread, the whole request runs on the
 # relay loop (``RelayLoopRoutes``), as it always did. Everything else (health, metrics, the explorer, message and
@@ -305,6 +378,8 @@ class RelayLoopRoutes:
         method, path = scope.get("method"), scope.get("path", "")
         if any(m == method and p.match(path) for m, p in self.uncapped):
             pass
+        elif scope.get(ADMITTED_SCOPE_KEY) not in (None, ANONYMOUS):
+            pass  # an allow-listed relayer's signed request (its own budget, ValidatorAdmission): its lifeline
         elif self.client_rate.take(client_key((scope.get("client") or (None, 0))[0])) > 0:
             cap = self.client_cap  # one client may not take the relay loop's whole share
         elif self.rate.take(1, time.monotonic()) > 0:
@@ -346,6 +421,7 @@ def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None,
     inner = create_api(daemon, stop, limits=limits)
     routed: Any = inner if relay_loop is None else RelayLoopRoutes(inner, relay_loop, limits, api.max_relay_requests_per_s,
                                                                    api.max_relay_requests_per_s_per_client)
+    routed = ValidatorAdmission(routed, inner.state.validator_guard, cosigns=daemon.cosign is not None)
     app = RequestGuard(routed, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             http=guarded_protocol(limits), ws="none",  # no websockets: an upgrade would leave the front

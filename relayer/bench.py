@@ -211,7 +211,7 @@ async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
 
 # a bench measures throughput from one loopback address: the daemon it starts lifts the per-client and intent-rate
 # caps of [api] (they are what a public API needs against abuse; tests/faults/test_api_abuse.py measures them)
-BENCH_API_LIMITS = {"RELAYER__API__MAX_INTENTS_PER_S": "1000000", "RELAYER__API__MAX_INTENTS_PER_S_PER_CLIENT": "1000000",
+BENCH_API_LIMITS = {"RELAYER__API__MAX_INTENTS_PER_S": "1000000",
                     "RELAYER__API__MAX_CONNECTIONS_PER_CLIENT": "1024",
                     "RELAYER__API__MAX_REQUESTS_IN_FLIGHT_PER_CLIENT": "256",
                     "RELAYER__API__MAX_RELAY_REQUESTS_PER_S": "1000000",

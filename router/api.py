@@ -133,8 +133,8 @@ _ERROR_TEXT = {
     409: "not possible in this state or with this daemon's configuration",
     413: "too large: the request body (api.max_body_bytes) or the batch (intents per batch); detail names the limit",
     415: "the request body is not JSON (Content-Type: application/json)",
-    429: "over a limit of this client (router.intents_per_s, router.value_per_day per API key or address; "
-         "api.max_intents_per_s_per_client per address): detail names it; retry after the Retry-After header's seconds",
+    429: "over a limit of this client (router.intents_per_s, router.value_per_day, per API key or address): detail "
+         "names it; retry after the Retry-After header's seconds",
     503: "not ready yet (chain capacity not sampled), not enabled on this daemon, full (router.max_open_unsigned) or "
          "over the daemon-wide intent rate (api.max_intents_per_s)",
 }

@@ -27,6 +27,7 @@ from adapters.message import Domain, MessageId
 from config.loader import load_settings
 from relayer.api import serve_app
 from relayer.app import RelayerDaemon
+from relayer.relayer_auth import RelayerRequestSigner
 from relayer.store import Store
 from router.api import MAX_BATCH
 from tests import httpabuse
@@ -298,17 +299,22 @@ def _matches(template: str, path: str) -> bool:
     return len(t) == len(p) and all(a == b or a.startswith("{") for a, b in zip(t, p, strict=True))
 
 
+@pytest.mark.parametrize("front_overrides", [{"api.max_intents_per_s": 100_000.0}])  # the router's quota binds first
 async def test_over_the_clients_intent_rate_is_429_documented_and_reaches_no_chain(served):
     """router.intents_per_s of config/examples/devnet.toml (10/s, burst 1000): a batch refused for another reason
-    (more TST than a day's limit) still spends the bucket; the next batch over what is left is 429 + Retry-After."""
+    (more TST than a day's limit) still spends the bucket; the next batch over what is left is 429 + Retry-After,
+    and the front then refuses that client at the door (429, before its body is read) until Retry-After passed."""
     big = {"intents": [{"amount": "10001", "recipient": RECIPIENT}] * 600}  # under the body limit of this daemon
     async with httpx.AsyncClient() as http:
         first = await http.post(f"{served.url}/v1/intents", json=big)
         resp = await http.post(f"{served.url}/v1/intents", json=big)
+        again = await http.post(f"{served.url}/v1/intents", json=big)
         spec = (await http.get(f"{served.url}/openapi.json")).json()
     assert first.status_code == 403 and first.json()["detail"]["limit"] == "router.value_per_day.TST"
     assert resp.status_code == 429 and resp.json()["detail"]["limit"] == "router.intents_per_s"
     assert int(resp.headers["Retry-After"]) >= 1
+    assert again.status_code == 429 and "told to retry later" in again.json()["detail"]["error"]
+    assert 'relayer_api_refused_total{reason="intents_door"} 1' in served.daemon.metrics.render()
     assert "429" in spec["paths"]["/v1/intents"]["post"]["responses"]
     assert "429" in spec["paths"]["/v1/intents/{intent_id}/broadcast"]["post"]["responses"]
     assert served.calls == []
@@ -528,6 +534,10 @@ async def test_the_relay_loops_share_is_capped_per_client_but_checkpoint_reads_a
         assert refused.json()["detail"]["cap"] == "api.max_relay_requests_per_s_per_client"
         assert refused.headers["retry-after"] == "1"
     assert (await httpabuse.request(served.url, "GET", "/v1/chains", src="127.25.0.2")).status == 200
-    checkpoints = [(await httpabuse.request(served.url, "GET", "/validators/0/checkpoints/1000/latest",
-                                            src="127.25.0.1")).status for _ in range(60)]
+    # an allow-listed relayer's signed reads: never refused by the relay loop's share (nor by the anonymous budget)
+    relayer = RelayerRequestSigner(load_settings(EXAMPLE, env={}).relayer.identity_key.private_key.get_secret_value())  # type: ignore[union-attr]
+    path = "/validators/0/checkpoints/1000/latest"
+    checkpoints = [(await httpabuse.request(served.url, "GET", path, src="127.25.0.1",
+                                            headers=relayer.headers("GET", path.encode(), b""))).status
+                   for _ in range(60)]
     assert set(checkpoints) == {400}, checkpoints  # the route's own answer (a bad address), never a cap
