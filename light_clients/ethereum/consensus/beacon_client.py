@@ -88,6 +88,7 @@ class BeaconLightClient:
         self.store: LightClientStore | None = None
         self.updates_applied = 0
         self._last_skipped: RejectReason | None = None
+        self._last_seen: dict[str, tuple[int, bytes]] = {}  # kind -> (signature slot, attested root) last processed
 
     # ------------------------------------------------------------------ reading the endpoint
     async def _get(self, path: str, params: dict[str, int] | None = None) -> Any:
@@ -175,6 +176,10 @@ class BeaconLightClient:
     def _apply(self, update: LightClientUpdate, kind: str) -> None:
         store = self.store
         assert store is not None
+        seen = (update.signature_slot, update.attested_header.beacon.hash_tree_root())
+        if kind != "update" and self._last_seen.get(kind) == seen:
+            return  # the same signed header as last time: already processed, nothing new
+        self._last_seen[kind] = seen
         try:
             process_light_client_update(store, update, self.current_slot(), self.network.genesis_validators_root,
                                         self.network.fork_schedule)
