@@ -227,11 +227,13 @@ class EvmInclusionVerifier:
     async def _link_to_finalized(self, finalized: ExecutionCheckpoint, lowest: int) -> None:
         """Verified headers from ``lowest`` (or lower) up to the light-client-finalized block, linked to its hash."""
         number = finalized.number
+        if self._tip is None or number > self._tip.number:
+            (top,) = await self._headers(self.rpc_url, number, number)  # one call first: a fork fails here cheaply
+            if top.hash() != finalized.block_hash:
+                raise self._not_linked(number, top.hash(), finalized, "another block at the finalized height")
         if self._tip is None:
             first = min(lowest, number)
-            headers = await self._headers(self.rpc_url, first, number)
-            if headers[-1].hash() != finalized.block_hash:
-                raise self._not_linked(number, headers[-1].hash(), finalized, "another block at the finalized height")
+            headers = [*await self._headers(self.rpc_url, first, number - 1), top]
             try:
                 verify_header_chain(headers[0], headers[1:])
             except LightClientError as exc:
@@ -241,9 +243,7 @@ class EvmInclusionVerifier:
             log.info("light_client_anchor", chain=self.name, height=number, hash="0x" + finalized.block_hash.hex(),
                      lowest=first, source="beacon")
         elif number > self._tip.number:
-            headers = await self._headers(self.rpc_url, self._tip.number + 1, number)
-            if headers[-1].hash() != finalized.block_hash:
-                raise self._not_linked(number, headers[-1].hash(), finalized, "another block at the finalized height")
+            headers = [*await self._headers(self.rpc_url, self._tip.number + 1, number - 1), top]
             try:
                 verify_header_chain(self._tip, headers)
             except LightClientError as exc:
