@@ -317,11 +317,14 @@ class Devnet:
 
     def _start_beacon(self, chains: list[evm_devnet.EvmDevnetChain]) -> Any:
         """One ``python -m devnets.beacon`` following every anvil (any free port per chain), recorded in
-        ``state.json``."""
-        from devnets.beacon import ChainSpec, start_beacon_devnet
+        ``state.json``. Its sync committees derive from ``beacon.secret`` (random, mode 0600, written here and in
+        no manifest or config): whoever could derive them could sign a fork's headers."""
+        from devnets.beacon import ChainSpec, start_beacon_devnet, write_committee_secret
 
         specs = [ChainSpec(c.name, c.chain_id, c.rpc_url, c.finality, _finality_depth(c)) for c in chains]
-        proc = start_beacon_devnet(specs, self.dir / "beacon.ports.json", log_path=self.dir / "beacon.log")
+        write_committee_secret(self.dir / "beacon.secret")  # new chains, new committees; only the beacon reads it
+        proc = start_beacon_devnet(specs, self.dir / "beacon.ports.json", self.dir / "beacon.secret",
+                                   log_path=self.dir / "beacon.log")
         state = self._state()
         state["beacon"] = {"pid": proc.pid}
         self.state_path.write_text(json.dumps(state))

@@ -6,6 +6,13 @@ light-client routes, ``process`` starts and waits for ``python -m devnets.beacon
 """
 
 from devnets.beacon.follower import ChainSpec
-from devnets.beacon.process import BeaconNotReady, finalized_block_root, start_beacon_devnet, wait_until_ready
+from devnets.beacon.process import (
+    BeaconNotReady,
+    finalized_block_root,
+    start_beacon_devnet,
+    wait_until_ready,
+    write_committee_secret,
+)
 
-__all__ = ["BeaconNotReady", "ChainSpec", "finalized_block_root", "start_beacon_devnet", "wait_until_ready"]
+__all__ = ["BeaconNotReady", "ChainSpec", "finalized_block_root", "start_beacon_devnet", "wait_until_ready",
+           "write_committee_secret"]

@@ -1,5 +1,6 @@
-"""``python -m devnets.beacon --chains JSON --ports-file PATH [--host 127.0.0.1]``: the devnet beacon light-client
-endpoints, one port per chain (``port`` 0: any free port; the ports taken are written to ``--ports-file``).
+"""``python -m devnets.beacon --chains JSON --secret-file PATH --ports-file PATH [--host 127.0.0.1]``: the devnet
+beacon light-client endpoints, one port per chain (``port`` 0: any free port; the ports taken are written to
+``--ports-file``); the sync committees' keys derive from the 32 bytes in ``--secret-file`` (see committee.py).
 
 ``--chains`` is a JSON list of ``{"name", "chain_id", "rpc_url", "finality", "finality_depth", "port"}``.
 """
@@ -36,11 +37,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devnets.beacon", description=__doc__.split("\n\n")[0])
     parser.add_argument("--chains", required=True, help="JSON list of chains to follow")
     parser.add_argument("--ports-file", type=Path, required=True, help="where to write {chain: port} once bound")
+    parser.add_argument("--secret-file", type=Path, required=True, help="32 secret bytes the committees derive from")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--poll-interval-s", type=float, default=0.1)
     args = parser.parse_args(argv)
     _configure_logging()
     specs = [ChainSpec(**doc) for doc in json.loads(args.chains)]
+    secret = args.secret_file.read_bytes()
     sockets, ports = [], {}
     for spec in specs:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         sockets.append(sock)
         ports[spec.name] = sock.getsockname()[1]
     http = httpx.AsyncClient(timeout=10.0, limits=httpx.Limits(max_connections=16))
-    followers = {ports[s.name]: ChainFollower(s, http, poll_interval_s=args.poll_interval_s) for s in specs}
+    followers = {ports[s.name]: ChainFollower(s, http, secret, poll_interval_s=args.poll_interval_s) for s in specs}
     partial = args.ports_file.with_suffix(".tmp")
     partial.write_text(json.dumps(ports))
     os.replace(partial, args.ports_file)

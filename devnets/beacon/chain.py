@@ -22,8 +22,9 @@ What each slot holds (everything a light client checks is real; what it never re
 - **Committees**: ``DevnetCommittees`` (one per period, every member signing). An update's aggregate is signed by
   the committee of ``period(signature_slot)`` in the domain of the fork at ``signature_slot - 1``.
 
-Everything is a pure function of the anvil's chain, the chain id and ``genesis_time`` (anvil's genesis
-timestamp), so a restarted server rebuilds the same roots: a client's trusted block root stays valid.
+Everything is a pure function of the anvil's chain, the chain id, ``genesis_time`` (anvil's genesis timestamp)
+and the committee secret, so a restarted server rebuilds the same roots: a client's trusted block root stays
+valid.
 Kept per slot: four roots (beacon block, state, execution payload header, execution block hash), 128 bytes; the
 full execution headers of recent slots are cached and older ones are read again from the anvil when asked for.
 """
@@ -118,7 +119,7 @@ class StateLayout:
 class DevnetBeaconChain:
     """The beacon chain of one devnet EVM chain, built slot by slot from its blocks (see the module docstring)."""
 
-    def __init__(self, chain_id: int, finality_depth: int, genesis_time: int, *,
+    def __init__(self, chain_id: int, finality_depth: int, genesis_time: int, committee_secret: bytes, *,
                  fork: LightClientFork = LightClientFork.ELECTRA, preset: Preset = MINIMAL,
                  slot_duration_ms: int = DEVNET_SLOT_DURATION_MS) -> None:
         self.chain_id = chain_id
@@ -127,7 +128,7 @@ class DevnetBeaconChain:
         self.preset = preset
         self.network: NetworkConfig = devnet_network(chain_id)
         self.clock = BeaconClock(genesis_time, slot_duration_ms)
-        self.committees = DevnetCommittees(chain_id, preset.sync_committee_size)
+        self.committees = DevnetCommittees(committee_secret, chain_id, preset.sync_committee_size)
         self.layout = StateLayout.of(fork)
         self._block_roots = bytearray()
         self._state_roots = bytearray()

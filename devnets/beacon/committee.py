@@ -1,10 +1,14 @@
-"""The devnet sync committees: 32 BLS keys per period, derived from public seeds (DEVNET TEST KEYS, not secrets).
+"""The devnet sync committees: 32 BLS keys per period, derived from the devnet's committee secret.
 
 Key ``i`` of period ``p`` on execution chain ``chain_id`` is ``KeyGen(sha256("xchain devnet sync committee" |
-chain_id | p | i))``. The committee changes every period, so a client following the chain really rotates:
-it learns period ``p + 1``'s committee from an update signed by period ``p``'s (``next_sync_committee`` proved
-against the attested state root). Anyone can recompute these keys; they only stand in for a validator set on
-the local devnet, whose security rests on the trusted block root a client starts from, not on these keys.
+secret | chain_id | p | i))``. The committee changes every period, so a client following the chain really
+rotates: it learns period ``p + 1``'s committee from an update signed by period ``p``'s (``next_sync_committee``
+proved against the attested state root).
+
+The secret (32 random bytes, made by ``relayer devnet up`` into ``beacon.secret`` of the devnet directory, mode
+0600, and read only by the beacon process) is what makes the light client mean anything: a client trusts
+whatever this committee signs, so whoever can derive its keys can sign the headers of a fork of their own. It is
+in no manifest, config or log. It is still a devnet key: the committee of a real chain is its validators'.
 
 Every member signs every slot, so the aggregate signature is one signature by the sum of the secret keys
 (BLS is linear: ``sum(sk_i) * H(m) = sum(sk_i * H(m))``), which verifies under ``FastAggregateVerify`` of all
@@ -28,15 +32,21 @@ class PeriodCommittee:
     aggregate_secret: blspy.PrivateKey  # the sum of the members' secret keys (devnet test keys)
 
 
-def member_seed(chain_id: int, period: int, index: int) -> bytes:
-    return hashlib.sha256(b"xchain devnet sync committee" + chain_id.to_bytes(8, "big") + period.to_bytes(8, "big")
-                          + index.to_bytes(4, "big")).digest()
+SECRET_SIZE = 32
+
+
+def member_seed(secret: bytes, chain_id: int, period: int, index: int) -> bytes:
+    return hashlib.sha256(b"xchain devnet sync committee" + secret + chain_id.to_bytes(8, "big")
+                          + period.to_bytes(8, "big") + index.to_bytes(4, "big")).digest()
 
 
 class DevnetCommittees:
     """Committees of one devnet beacon chain, the few most recently used kept (about 5 ms to derive one)."""
 
-    def __init__(self, chain_id: int, size: int, capacity: int = 8) -> None:
+    def __init__(self, secret: bytes, chain_id: int, size: int, capacity: int = 8) -> None:
+        if len(secret) != SECRET_SIZE:
+            raise ValueError(f"the committee secret is {SECRET_SIZE} bytes, got {len(secret)}")
+        self._secret = secret
         self.chain_id = chain_id
         self.size = size
         self._capacity = capacity
@@ -46,7 +56,7 @@ class DevnetCommittees:
         if period in self._cache:
             self._cache.move_to_end(period)
             return self._cache[period]
-        secrets = [blspy.PopSchemeMPL.key_gen(member_seed(self.chain_id, period, i)) for i in range(self.size)]
+        secrets = [blspy.PopSchemeMPL.key_gen(member_seed(self._secret, self.chain_id, period, i)) for i in range(self.size)]
         publics = [sk.get_g1() for sk in secrets]
         aggregate_public = publics[0]
         for key in publics[1:]:

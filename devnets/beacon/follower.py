@@ -50,8 +50,10 @@ class ChainSpec:
 
 
 class ChainFollower:
-    def __init__(self, spec: ChainSpec, http: httpx.AsyncClient, poll_interval_s: float = 0.1) -> None:
+    def __init__(self, spec: ChainSpec, http: httpx.AsyncClient, committee_secret: bytes,
+                 poll_interval_s: float = 0.1) -> None:
         self.spec = spec
+        self._committee_secret = committee_secret
         self.http = http
         self.poll_interval_s = poll_interval_s
         self.chain: DevnetBeaconChain | None = None
@@ -128,7 +130,8 @@ class ChainFollower:
             self._check_finality_rule(latest, found[1].number)
         if chain is None:
             (genesis,) = await self.blocks([0])
-            chain = self.chain = DevnetBeaconChain(self.spec.chain_id, self.spec.finality_depth, genesis.timestamp)
+            chain = self.chain = DevnetBeaconChain(self.spec.chain_id, self.spec.finality_depth, genesis.timestamp,
+                                                   self._committee_secret)
             log.info("beacon_chain_started", chain=self.spec.name, chain_id=self.spec.chain_id,
                      genesis_time=genesis.timestamp, finality_depth=chain.finality_depth)
         elif chain.length > 0:

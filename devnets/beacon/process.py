@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from devnets.beacon.committee import SECRET_SIZE
 from devnets.beacon.follower import ChainSpec
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -22,12 +24,22 @@ class BeaconNotReady(RuntimeError):
     """The beacon process did not serve every chain before the deadline (or it exited)."""
 
 
-def start_beacon_devnet(chains: Sequence[ChainSpec], ports_file: Path, *, log_path: Path | None = None,
-                        poll_interval_s: float = 0.1) -> subprocess.Popen[bytes]:
-    """Start one process following every chain in ``chains``; wait for it with ``wait_until_ready``."""
+def write_committee_secret(path: Path) -> None:
+    """A fresh committee secret (32 random bytes), readable by its owner only."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(secrets.token_bytes(SECRET_SIZE))
+
+
+def start_beacon_devnet(chains: Sequence[ChainSpec], ports_file: Path, secret_file: Path, *,
+                        log_path: Path | None = None, poll_interval_s: float = 0.1) -> subprocess.Popen[bytes]:
+    """Start one process following every chain in ``chains`` (committees from ``secret_file``, made with
+    ``write_committee_secret``); wait for it with ``wait_until_ready``."""
     ports_file.unlink(missing_ok=True)
     args = [sys.executable, "-m", "devnets.beacon", "--chains", json.dumps([asdict(c) for c in chains]),
-            "--ports-file", str(ports_file), "--poll-interval-s", str(poll_interval_s)]
+            "--ports-file", str(ports_file), "--secret-file", str(secret_file),
+            "--poll-interval-s", str(poll_interval_s)]
     out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)

@@ -38,7 +38,13 @@ from adapters.evm import devnet as evm_devnet
 from adapters.evm.adapter import EvmAdapter
 from adapters.message import Message, address_to_bytes32
 from config.settings import EvmChainConfig
-from devnets.beacon import ChainSpec, finalized_block_root, start_beacon_devnet, wait_until_ready
+from devnets.beacon import (
+    ChainSpec,
+    finalized_block_root,
+    start_beacon_devnet,
+    wait_until_ready,
+    write_committee_secret,
+)
 from light_clients.ethereum.consensus.beacon_client import BeaconLightClient
 from light_clients.ethereum.consensus.config import DEVNET_SLOT_DURATION_MS, devnet_network
 from light_clients.ethereum.consensus.preset import LightClientFork
@@ -83,7 +89,9 @@ def origin(tmp_path_factory):
     try:
         contracts = deploy.deploy_core(Web3(HTTPProvider(node.url)), DEPLOYER, DOMAIN)
         spec = ChainSpec("origin", DOMAIN, node.url, CONFIRMATIONS, CONFIRMATIONS)
-        beacon = start_beacon_devnet([spec], directory / "ports.json", log_path=directory / "beacon.log")
+        write_committee_secret(directory / "beacon.secret")
+        beacon = start_beacon_devnet([spec], directory / "ports.json", directory / "beacon.secret",
+                                     log_path=directory / "beacon.log")
         urls = wait_until_ready(directory / "ports.json", ["origin"], process=beacon)
         yield Origin(node, contracts, urls["origin"], directory / "beacon.log")
     finally:

@@ -19,7 +19,7 @@ from light_clients.ethereum.consensus.beacon_client import BeaconLightClient, Ge
 from light_clients.ethereum.consensus.config import DEVNET_SLOT_DURATION_MS, devnet_network
 from light_clients.ethereum.consensus.errors import InvalidBootstrap, InvalidUpdate, RejectReason
 from light_clients.ethereum.consensus.preset import LightClientFork
-from tests.unit.test_devnet_beacon import block
+from tests.unit.test_devnet_beacon import SECRET, block
 
 CHAIN_ID = 31337
 GENESIS = int(time.time()) - 10**6  # the clock is far past every slot built here
@@ -30,8 +30,8 @@ class Served:
 
     def __init__(self, chain_id: int = CHAIN_ID) -> None:
         spec = ChainSpec("l1", chain_id, "http://unused.invalid", 2, 2)
-        self.follower = ChainFollower(spec, httpx.AsyncClient())
-        self.follower.chain = DevnetBeaconChain(chain_id, 2, GENESIS)
+        self.follower = ChainFollower(spec, httpx.AsyncClient(), SECRET)
+        self.follower.chain = DevnetBeaconChain(chain_id, 2, GENESIS, SECRET)
         self.follower.synced = True
         self.app = ChainApi(self.follower).app()
         self.rewrite: Callable[[str, Any], Any] | None = None

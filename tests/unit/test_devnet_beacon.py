@@ -23,6 +23,7 @@ from light_clients.ethereum.execution import BlockHeader
 
 GENESIS_TIME = 1_700_000_000
 CHAIN_ID = 31337
+SECRET = b"\x5e" * 32  # the committees' secret of these tests (relayer devnet up makes a random one)
 
 
 def block(number: int, parent: bytes) -> BlockHeader:
@@ -38,8 +39,9 @@ def block(number: int, parent: bytes) -> BlockHeader:
     )
 
 
-def build(length: int, fork: LightClientFork = LightClientFork.ELECTRA, depth: int = 2) -> DevnetBeaconChain:
-    chain = DevnetBeaconChain(CHAIN_ID, depth, GENESIS_TIME, fork=fork)
+def build(length: int, fork: LightClientFork = LightClientFork.ELECTRA, depth: int = 2,
+          secret: bytes = SECRET) -> DevnetBeaconChain:
+    chain = DevnetBeaconChain(CHAIN_ID, depth, GENESIS_TIME, secret, fork=fork)
     parent = b"\x00" * 32
     for number in range(length):
         header = block(number, parent)
@@ -163,8 +165,12 @@ def test_altered_updates_are_refused_and_leave_the_store_unchanged() -> None:
     bad_sig = dataclasses.replace(good, sync_aggregate=dataclasses.replace(good.sync_aggregate,
                                                                            sync_committee_signature=bytes(sig[::-1])))
     assert attempt(bad_sig) is RejectReason.BAD_SIGNATURE
-    foreign = DevnetBeaconChain(CHAIN_ID + 1, 2, GENESIS_TIME)  # another chain's committee and domain
+    foreign = DevnetBeaconChain(CHAIN_ID + 1, 2, GENESIS_TIME, SECRET)  # another chain's committee and domain
     assert attempt(dataclasses.replace(good, sync_aggregate=foreign.sync_aggregate(99, good.attested_header.beacon))) \
+        is RejectReason.BAD_SIGNATURE
+    guessed = build(100, secret=b"\x00" * 32)  # whoever lacks the secret: the same blocks, its own committee
+    assert guessed.block_root(70) != chain.block_root(70)  # the committees are in the state: other roots
+    assert attempt(dataclasses.replace(good, sync_aggregate=guessed.sync_aggregate(99, good.attested_header.beacon))) \
         is RejectReason.BAD_SIGNATURE
     with pytest.raises(InvalidUpdate) as raised:  # a slot the client's clock has not reached
         process_light_client_finality_update(store, good, 98, net.genesis_validators_root, net.fork_schedule)
