@@ -20,7 +20,9 @@ What each slot holds (everything a light client checks is real; what it never re
   zero, the spec's genesis checkpoint. Finality depth 0 would make a state commit to its own block, so a chain
   with ``finality = 0`` is finalized one block behind.
 - **Committees**: ``DevnetCommittees`` (one per period, every member signing). An update's aggregate is signed by
-  the committee of ``period(signature_slot)`` in the domain of the fork at ``signature_slot - 1``.
+  the committee of ``period(signature_slot)`` in the domain of the fork at ``signature_slot - 1``. The server
+  signs each head as soon as it has built it, dated to the next slot (``ChainFollower.signature_slot``), so the
+  finalized block of the newest update is the one the anvil treats as final at its head, no block later.
 
 Everything is a pure function of the anvil's chain, the chain id, ``genesis_time`` (anvil's genesis timestamp)
 and the committee secret, so a restarted server rebuilds the same roots: a client's trusted block root stays
@@ -305,8 +307,8 @@ class DevnetBeaconChain:
 
     # ------------------------------------------------------------------ which slots an answer needs
     def period_update_signature_slot(self, period: int, head: int) -> int | None:
-        """The signature slot of the update served for ``period`` when the head is ``head``: the period's last
-        slot once it is over, else the head; ``None`` while the period holds no attested slot whose finalized
+        """The signature slot of the update served for ``period`` when the newest signature slot is ``head``: the
+        period's last slot once it is over, else ``head``; ``None`` while the period holds no attested slot whose finalized
         block is in the same period yet (the update could not move a client's store into this period)."""
         per = self.preset.slots_per_period
         signature_slot = min((period + 1) * per - 1, head)

@@ -191,6 +191,16 @@ class ChainFollower:
         head = min(chain.length - 1, chain.clock.slot_at(time.time() if now is None else now))
         return head if head >= 1 else None
 
+    def signature_slot(self, now: float | None = None) -> int | None:
+        """The signature slot of the newest update: the committee signs the head as soon as it is built, its
+        aggregate dated to the next slot (in Ethereum it rides in the next block; here no block has to exist for
+        it, only the clock must have reached that slot). None before a slot 1 is attested."""
+        chain = self.chain
+        if chain is None or chain.length < 2:
+            return None
+        signature_slot = min(chain.length, chain.clock.slot_at(time.time() if now is None else now))
+        return signature_slot if signature_slot >= 2 else None
+
     async def load_executions(self, slots: Sequence[int]) -> None:
         """Read again the execution headers of ``slots`` the chain no longer caches (checked against it)."""
         chain = self.chain

@@ -15,7 +15,8 @@ Routes (JSON as the beacon-APIs spec shapes it; ``version`` is the fork, ``elect
 - ``GET /eth/v1/beacon/light_client/bootstrap/{block_root}``;
 - ``GET /eth/v1/beacon/light_client/updates?start_period=&count=``: one update per period from ``start_period``
   (consecutive, stopping at the first period that has none yet);
-- ``GET /eth/v1/beacon/light_client/finality_update`` and ``.../optimistic_update``: signed in the head slot.
+- ``GET /eth/v1/beacon/light_client/finality_update`` and ``.../optimistic_update``: the head, signed as soon as
+  it is built (signature slot head + 1, see ``ChainFollower.signature_slot``).
 """
 
 from __future__ import annotations
@@ -68,10 +69,16 @@ class ChainApi:
             raise _Unavailable("no slot published yet")
         return head
 
+    def _signature_slot(self) -> int:
+        slot = self.follower.signature_slot()
+        if slot is None:
+            raise _Unavailable("no slot attested yet")
+        return slot
+
     async def _cached(self, kind: str, signature_slot: int, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """One signed object per (kind, signature slot, block at that slot), built once."""
+        """One signed object per (kind, signature slot, attested block), built once."""
         chain = self._chain()
-        key, tip = (kind, signature_slot), chain.block_root(signature_slot)
+        key, tip = (kind, signature_slot), chain.block_root(signature_slot - 1)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == tip:
             return hit[1]
@@ -143,7 +150,7 @@ class ChainApi:
         return _json(beacon_json.envelope(chain.fork, beacon_json.bootstrap_json(chain.bootstrap(slot))))
 
     async def updates(self, request: Request) -> Response:
-        chain, head = self._chain(), self._head()
+        chain, head = self._chain(), self._signature_slot()
         start, count = request.query_params.get("start_period"), request.query_params.get("count")
         if start is None or count is None:
             return _error(400, "missing start_period or count")
@@ -158,12 +165,12 @@ class ChainApi:
         return _json(found)
 
     async def finality_update(self, request: Request) -> Response:
-        chain, head = self._chain(), self._head()
+        chain, head = self._chain(), self._signature_slot()
         return _json(await self._cached("finality", head, lambda: beacon_json.envelope(
             chain.fork, beacon_json.finality_update_json(chain.finality_update(head)))))
 
     async def optimistic_update(self, request: Request) -> Response:
-        chain, head = self._chain(), self._head()
+        chain, head = self._chain(), self._signature_slot()
         return _json(await self._cached("optimistic", head, lambda: beacon_json.envelope(
             chain.fork, beacon_json.optimistic_update_json(chain.optimistic_update(head)))))
 

@@ -74,16 +74,16 @@ async def test_client_follows_from_the_trusted_root_across_rotations() -> None:
     served.grow(5 * 64 + 30)
     client = served.client(9)
     finalized = await client.sync()
-    head = served.chain.length - 1
-    assert (finalized.number, finalized.block_hash) == (head - 3, served.chain.execution_hash(head - 3))
-    assert client.optimistic is not None and client.optimistic.number == head - 1
+    head = served.chain.length - 1  # signed at once: the head is attested, its finalized block is head - 2
+    assert (finalized.number, finalized.block_hash) == (head - 2, served.chain.execution_hash(head - 2))
+    assert client.optimistic is not None and client.optimistic.number == head
     assert client.store is not None and client.store.current_sync_committee == served.chain.committee(5)
     applied = client.updates_applied
     assert await client.sync() == finalized  # nothing new: the same updates are skipped quietly
     assert client.updates_applied == applied
     served.grow(served.chain.length + 70)  # into the next period
     moved = await client.sync()
-    assert moved.number == served.chain.length - 4 and client.store.finalized_period == 6
+    assert moved.number == served.chain.length - 3 and client.store.finalized_period == 6
     await client.close()
 
 
