@@ -198,15 +198,22 @@ class RelayerDaemon:
         reasons = self.store.reasons()
         for reason in FailureReason:
             self.metrics.set("relayer_messages_waiting", reasons.get(reason.value, 0), reason=reason.value)
+        await self._follow_light_clients()
         for attester in self.attesters.values():
-            finalized = getattr(attester.verifier, "light_client_finalized", None)
-            if finalized is not None:
-                self.metrics.set("validator_light_client_finalized_height", finalized.number,
-                                 origin=attester.adapter.name)
             for address in attester.signers:
                 if attester.latest_index >= 0:
                     self.metrics.set("validator_latest_signed_index", attester.latest_index,
                                      origin=attester.adapter.name, validator=address)
+
+    async def _follow_light_clients(self) -> None:
+        """Keep the origins' sync-committee light clients caught up between claims; export their finalized height."""
+        async def one(attester: OriginAttester) -> None:
+            follow = getattr(attester.verifier, "follow_light_client", None)
+            finalized = await follow() if follow is not None else None
+            if finalized is not None:
+                self.metrics.set("validator_light_client_finalized_height", finalized.number, origin=attester.adapter.name)
+
+        await asyncio.gather(*(one(a) for a in self.attesters.values()))
 
     async def sample_wallets(self) -> None:
         """Balance of each chain's paying account; below ``min_wallet_balance``: gauge 1 and ``wallet_balance_low``

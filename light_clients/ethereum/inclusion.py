@@ -217,6 +217,19 @@ class EvmInclusionVerifier:
                                    reason="not finalized by light client")
         return known
 
+    async def follow_light_client(self) -> ExecutionCheckpoint | None:
+        """Sync the light client now (the daemon does it every health round: it stays caught up between claims and
+        its finalized height is exported). A failure is only logged here; a claim that needs the light client is
+        refused with the reason."""
+        if self.beacon is None:
+            return None
+        self._beacon_synced_at = time.monotonic()
+        try:
+            return await self.beacon.sync()
+        except ConsensusError as exc:
+            log.warning("beacon_sync_failed", chain=self.name, url=self.beacon.url, error=str(exc)[:300])
+            return self.beacon.finalized
+
     def _not_linked(self, height: int, served: bytes, finalized: ExecutionCheckpoint, why: str) -> InclusionRefused:
         log.error("not_linked_to_finalized", chain=self.name, height=height, rpc=self.rpc_url, served="0x" + served.hex(),
                   finalized_number=finalized.number, finalized_hash="0x" + finalized.block_hash.hex(), detail=why)

@@ -345,5 +345,14 @@ def test_trust_single_rpc_is_logged_at_start_and_exported(devnet, tmp_path):
                  if '"validator_single_rpc_trust"' in line]
         assert len(lines) == 1 and '"chain": "rollup_b"' in lines[0] and '"level": "warning"' in lines[0]
         assert "chains.rollup_b.trust_single_rpc = true" in lines[0]
+
+        def light_client_height(chain: str) -> float:
+            for line in httpx.get(f"{daemon.api_url}/metrics", timeout=5).text.splitlines():
+                if line.startswith(f'validator_light_client_finalized_height{{origin="{chain}"}}'):
+                    return float(line.split()[-1])
+            return 0.0
+
+        wait_for(lambda: light_client_height("l1") > 0, 30, "l1's light client followed and exported")
+        assert light_client_height("rollup_b") == 0  # no light client there
     finally:
         daemon.stop()

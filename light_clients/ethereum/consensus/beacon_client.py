@@ -24,6 +24,7 @@ validator's inclusion check links every header to.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ class BeaconLightClient:
         self.updates_applied = 0
         self._last_skipped: RejectReason | None = None
         self._last_seen: dict[str, tuple[int, bytes]] = {}  # kind -> (signature slot, attested root) last processed
+        self._lock = asyncio.Lock()  # one sync at a time (the daemon's health job and the attester both sync)
 
     # ------------------------------------------------------------------ reading the endpoint
     async def _get(self, path: str, params: dict[str, int] | None = None) -> Any:
@@ -141,6 +143,10 @@ class BeaconLightClient:
         """Catch up: the periods the store misses, then the latest finality and optimistic updates. Returns the
         finalized execution block. Raises ``InvalidUpdate`` (the endpoint served an update that fails a check),
         ``MalformedJson``, ``GenesisMismatch`` or ``BeaconUnavailable``."""
+        async with self._lock:
+            return await self._sync()
+
+    async def _sync(self) -> ExecutionCheckpoint:
         if self.store is None:
             await self.start()
         store = self.store
