@@ -138,6 +138,8 @@ class ChainFollower:
             tip = found[-1]
             if tip is None or tip.hash() != chain.execution_hash(chain.length - 1):
                 await self._follow_reorg(chain, latest)
+                if self.chain is None:
+                    return  # rebuilt from the new genesis on the next poll
         while chain.length <= latest:
             first = chain.length
             for header in await self.blocks(list(range(first, min(latest, first + BUILD_BATCH - 1) + 1))):
@@ -162,6 +164,10 @@ class ChainFollower:
         keep = top + 1
         if theirs.hash() != chain.execution_hash(top):
             keep = await self._common_length(chain, top)
+        if keep == 0:  # not even the genesis block: another chain on this port (a node started afresh)
+            log.warning("beacon_chain_restarted", chain=self.spec.name, dropped_slots=chain.length)
+            self.chain, self.synced = None, False
+            return
         if keep < chain.length:
             finalized = chain.finalized_slot(chain.length - 1)
             event = "beacon_finality_reverted" if keep <= finalized else "beacon_reorg"

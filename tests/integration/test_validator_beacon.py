@@ -17,6 +17,7 @@ EvmInclusionVerifier with a BeaconLightClient, a real SQLite store) starting fro
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -297,6 +298,31 @@ async def test_a_beacon_endpoint_serving_forged_updates_is_refused(origin, tmp_p
         assert any(p.startswith(LC) or p == "/eth/v1/beacon/genesis" for p in proxy.paths)
     finally:
         proxy.close()
+
+
+def _beacon_execution_hash(url: str, slot: int) -> str | None:
+    """The execution block hash the beacon chain carries at ``slot`` (its bootstrap shows the payload header)."""
+    header = httpx.get(f"{url}/eth/v1/beacon/headers/{slot}", timeout=5)
+    if header.status_code != 200:
+        return None
+    root = header.json()["data"]["root"]
+    bootstrap = httpx.get(f"{url}/eth/v1/beacon/light_client/bootstrap/{root}", timeout=5)
+    return str(bootstrap.json()["data"]["header"]["execution"]["block_hash"]) if bootstrap.status_code == 200 else None
+
+
+def test_the_beacon_chain_follows_a_reorg_of_its_node(origin):
+    url = origin.node.url
+    top = int(evm_devnet.rpc_call(url, "eth_blockNumber"), 16)
+    wait_for(lambda: _beacon_execution_hash(origin.beacon_url, top) == "0x" + _block_hash(url, top).hex(), 30,
+             "the beacon chain at the node's head")
+    evm_devnet.rpc_call(url, "anvil_reorg", [2, []])  # the last two blocks replaced (by empty ones)
+    after = int(evm_devnet.rpc_call(url, "eth_blockNumber"), 16)
+    replaced = range(top - 1, after + 1)
+    wait_for(lambda: all(_beacon_execution_hash(origin.beacon_url, n) == "0x" + _block_hash(url, n).hex()
+                         for n in replaced), 30, "the beacon chain rebuilt over the replaced blocks")
+    events = [json.loads(line) for line in origin.beacon_log.read_text().splitlines() if line.startswith("{")]
+    # within finality (2 confirmations) unless the node made a block between our last look and the reorg
+    assert any(e["event"] in ("beacon_reorg", "beacon_finality_reverted") and e["dropped_slots"] >= 1 for e in events)
 
 
 # ---------------------------------------------------------------- the daemon's start-up rule (real `relayer run`)
