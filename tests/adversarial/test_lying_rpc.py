@@ -147,6 +147,11 @@ async def _supply(client: DevnetClient, chain: str) -> int:
 async def test_a_forked_l1_node_gets_nothing_signed_or_minted(bridge_devnet: Any, attacker: Any, tmp_path: Path) -> None:
     client = DevnetClient(bridge_devnet)
     mine_l1, mine_a = attacker.addresses["l1"], attacker.addresses["rollup_a"]
+
+    async def funded() -> bool:  # the fixture's TST transfer to the attacker may still be in the pool
+        return await _tst(client, "l1", mine_l1) > 0
+
+    await wait_for_async(funded, 60, "the attacker's TST on l1")
     before = {"l1": await _tst(client, "l1", mine_l1), "rollup_a": await _tst(client, "rollup_a", mine_a),
               "supply": await _supply(client, "rollup_a")}
     try:
