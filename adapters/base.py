@@ -75,6 +75,11 @@ class InclusionRefused(AdapterError):
     which check failed. Retried on the next poll: an honest node that lagged passes later, a lying one never."""
 
 
+class InclusionPending(InclusionRefused):
+    """Not proven *yet*: the light client has not seen the claimed block finalized (its consensus source is behind
+    the node). Nothing is signed; the validator waits and asks again, without counting a refusal."""
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchedMessage:
     """A message as found on its origin chain, with where it was found."""

@@ -116,7 +116,16 @@ class EvmChainConfig(_Model):
         "other independent endpoints of this chain; a validator signs only when they all serve the same finalized "
         "block hash as rpc_url"))
     trusted_checkpoint: TrustedCheckpoint | None = Field(None, description=(
-        "block the validator's light client anchors on (default: the genesis the node serves, logged)"))
+        "block the validator's light client anchors on without a beacon_url (default: the genesis the node "
+        "serves, logged)"))
+    beacon_url: str | None = Field(None, description=(
+        "Beacon API endpoint of the chain's consensus: the validator's sync-committee light client follows it "
+        "from trusted_block_root and accepts only execution blocks that link to the finalized block it derives"))
+    trusted_block_root: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{64}$", description=(
+        "beacon block root the sync-committee light client starts from (obtained out of band; with beacon_url)"))
+    trust_single_rpc: bool = Field(False, description=(
+        "a validator may attest this origin on rpc_url alone (no beacon_url, no verify_rpc_urls): it then trusts "
+        "that one node; logged at start and exported as validator_single_rpc_trust"))
     simulate_deliveries: Literal["always", "adaptive"] = Field(
         "adaptive", description='"always": eth_call every batch before sending; "adaptive": only after a revert '
         "or while the gas model is uncalibrated (signatures, roots and proofs are always checked locally)")
@@ -137,6 +146,17 @@ class EvmChainConfig(_Model):
 
     _rpc = field_validator("rpc_url")(lambda cls, v: _check_http_url(v))
     _mailbox = field_validator("mailbox")(lambda cls, v: _check_address(v))
+    _beacon = field_validator("beacon_url")(lambda cls, v: None if v is None else _check_http_url(v))
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> EvmChainConfig:
+        if (self.beacon_url is None) != (self.trusted_block_root is None):
+            raise ValueError("beacon_url and trusted_block_root go together: the light client follows beacon_url "
+                             "from trusted_block_root")
+        if self.beacon_url is not None and self.trusted_checkpoint is not None:
+            raise ValueError("trusted_checkpoint is the anchor without a beacon light client; with beacon_url the "
+                             "anchor is the block the sync committee finalized: remove one")
+        return self
 
 
 class SolanaTokenConfig(_Model):
@@ -157,6 +177,9 @@ class SolanaChainConfig(_Model):
     domain: U32
     rpc_url: str
     verify_rpc_urls: list[str] = Field(default_factory=list, description="other endpoints that must agree")
+    trust_single_rpc: bool = Field(False, description=(
+        "a validator may attest this origin on rpc_url alone (no verify_rpc_urls): it then trusts that one node; "
+        "logged at start and exported as validator_single_rpc_trust"))
     multisig: str = Field(description="SPL Token native multisig of the validators (base58): wrapped mints' "
                                       "authority and the vault's owner")
     multisig_threshold: int = Field(ge=1, le=11)

@@ -240,11 +240,22 @@ class RelayerDaemon:
         reasons = self.store.reasons()
         for reason in FailureReason:
             self.metrics.set("relayer_messages_waiting", reasons.get(reason.value, 0), reason=reason.value)
+        await self._follow_light_clients()
         for attester in self.attesters.values():
             for address in attester.signers:
                 if attester.latest_index >= 0:
                     self.metrics.set("validator_latest_signed_index", attester.latest_index,
                                      origin=attester.adapter.name, validator=address)
+
+    async def _follow_light_clients(self) -> None:
+        """Keep the origins' sync-committee light clients caught up between claims; export their finalized height."""
+        async def one(attester: OriginAttester) -> None:
+            follow = getattr(attester.verifier, "follow_light_client", None)
+            finalized = await follow() if follow is not None else None
+            if finalized is not None:
+                self.metrics.set("validator_light_client_finalized_height", finalized.number, origin=attester.adapter.name)
+
+        await asyncio.gather(*(one(a) for a in self.attesters.values()))
 
     async def sample_wallets(self) -> None:
         """Balance of each chain's paying account; below ``min_wallet_balance``: gauge 1 and ``wallet_balance_low``
@@ -555,7 +566,18 @@ def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier
     if chain.family == "evm":
         cp = chain.trusted_checkpoint
         anchor = TrustedAnchor(cp.height, bytes.fromhex(cp.hash[2:])) if cp is not None else None
-        return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls, anchor=anchor)
+        beacon = None
+        if chain.beacon_url is not None and chain.trusted_block_root is not None:
+            from light_clients.ethereum.consensus.beacon_client import BeaconLightClient
+            from light_clients.ethereum.consensus.config import DEVNET_SLOT_DURATION_MS, devnet_network
+            from light_clients.ethereum.consensus.preset import LightClientFork
+
+            # the devnet beacon network of this chain id (devnets/beacon): preset, fork schedule, genesis root
+            beacon = BeaconLightClient(name, chain.beacon_url, bytes.fromhex(chain.trusted_block_root[2:]),
+                                       devnet_network(chain.chain_id), LightClientFork.ELECTRA, DEVNET_SLOT_DURATION_MS,
+                                       timeout_s=chain.request_timeout_s)
+        return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls, anchor=anchor,
+                                    beacon=beacon)
     if chain.family == "cosmos":
         from adapters.cosmos.transactions import tokens_from_config
         from light_clients.tendermint.inclusion import CosmosInclusionVerifier
@@ -566,8 +588,67 @@ def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier
     return None  # Solana: no light client exists; the adapter requires its verify_rpc_urls to agree
 
 
+@dataclass(frozen=True)
+class OriginTrust:
+    """What a validator's checks on one origin rest on: ``source`` is ``beacon`` (sync-committee light client),
+    ``tendermint`` (the Cosmos light client), ``endpoints`` (agreeing independent RPC endpoints) or ``single_rpc``
+    (the operator chose to trust rpc_url alone: ``reason`` says how)."""
+
+    chain: str
+    family: str
+    source: str
+    reason: str = ""
+
+
+def origin_trust(settings: Settings) -> list[OriginTrust]:
+    """The start-up rule of the validator role, for every origin it attests.
+
+    EVM needs ``beacon_url`` (+ ``trusted_block_root``) or ``verify_rpc_urls`` (another independent endpoint that
+    must agree); Solana needs ``verify_rpc_urls``; Cosmos has its Tendermint light client. Otherwise the operator
+    must say ``trust_single_rpc = true`` for that chain, or ``ConfigError`` names the chain and the keys to set.
+    ``validator.verify_inclusion = false`` is itself the operator's choice to trust the RPC node of every EVM and
+    Cosmos origin (no light client runs), reported as such."""
+    found = []
+    for name in settings.validator.origins or list(settings.chains):
+        chain = settings.chains[name]
+        if chain.family == "cosmos":
+            if settings.validator.verify_inclusion:
+                found.append(OriginTrust(name, "cosmos", "tendermint"))
+            else:
+                found.append(OriginTrust(name, "cosmos", "single_rpc", "validator.verify_inclusion = false"))
+            continue
+        if chain.family == "evm" and not settings.validator.verify_inclusion:
+            found.append(OriginTrust(name, "evm", "single_rpc", "validator.verify_inclusion = false"))
+        elif chain.family == "evm" and chain.beacon_url is not None:
+            found.append(OriginTrust(name, "evm", "beacon"))
+        elif chain.verify_rpc_urls:
+            found.append(OriginTrust(name, chain.family, "endpoints"))
+        elif chain.trust_single_rpc:
+            found.append(OriginTrust(name, chain.family, "single_rpc", f"chains.{name}.trust_single_rpc = true"))
+        else:
+            keys = ("beacon_url + trusted_block_root (a sync-committee light client), " if chain.family == "evm" else "")
+            raise ConfigError(f"chains.{name}", f"the validator attests {name} but has no light-client source and no "
+                              f"second endpoint to compare its RPC node with: set {keys}verify_rpc_urls (other "
+                              f"independent endpoints that must agree), or trust_single_rpc = true to accept trusting "
+                              f"{chain.rpc_url} alone")
+    return found
+
+
+def report_origin_trust(trust: list[OriginTrust], metrics: Metrics) -> None:
+    """At start: a warning per origin trusted on one RPC node, and ``validator_single_rpc_trust{chain}`` (1 or 0)."""
+    for t in trust:
+        single = t.source == "single_rpc"
+        metrics.set("validator_single_rpc_trust", 1.0 if single else 0.0, chain=t.chain)
+        if single:
+            log.warning("validator_single_rpc_trust", chain=t.chain, family=t.family, reason=t.reason,
+                        note="this validator signs what one RPC node says about this origin")
+        else:
+            log.info("validator_origin_trust", chain=t.chain, family=t.family, source=t.source)
+
+
 def build_daemon(settings: Settings, role: Role, *, instance: str | None = None) -> RelayerDaemon:
     settings.check_operator_exposure()  # ConfigError naming router.api_keys: operator keys on an open, non-loopback API
+    trust = origin_trust(settings) if role in ("validator", "all") else []
     if role in ("relayer", "all"):
         missing = [n for n, c in settings.chains.items() if c.signer is None and c.family != "cosmos"]  # cosmos: the multisig pays
         if missing:
@@ -589,8 +670,10 @@ def build_daemon(settings: Settings, role: Role, *, instance: str | None = None)
                               cosigner=HttpCosigner(settings.security.validators, http, auth=relayer_auth))
     operator_keys = [resolve_private_key(k, where=f"router.operator_keys[{i}]")
                      for i, k in enumerate(settings.router.operator_keys)]
-    return RelayerDaemon(settings, role, adapters, store, signers, http, operator_keys=operator_keys,
-                         relayer_auth=relayer_auth)
+    daemon = RelayerDaemon(settings, role, adapters, store, signers, http, operator_keys=operator_keys,
+                           relayer_auth=relayer_auth)
+    report_origin_trust(trust, daemon.metrics)
+    return daemon
 
 
 def relayer_identity(settings: Settings) -> RelayerAuth:

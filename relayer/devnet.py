@@ -8,6 +8,13 @@
 - ``relayer.toml`` a complete daemon config for this devnet;
 - ``state.json``   the processes it started (for ``down`` and ``status``), and one log per chain.
 
+Each EVM chain also gets a beacon light-client endpoint (``devnets/beacon``: one process, ``beacon.log``, a port
+per chain): a beacon chain whose slot N carries the anvil's block N, signed by a devnet sync committee and
+finalizing what the anvil treats as final. ``relayer.toml`` points each EVM chain's validator at it
+(``beacon_url``) from the beacon block finalized when the devnet came up (``trusted_block_root``). The Solana
+devnet is one node: its chain says ``trust_single_rpc = true`` (logged by the validator at start), since a second
+port on the same node would not be an independent endpoint.
+
 ``up`` when already up checks that everything answers and changes nothing. All keys involved are the
 public anvil test keys, written as such; they guard nothing of value.
 """
@@ -128,6 +135,7 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
             f"poll_interval_s = {min(0.25, chain['block_time_s'])}",
             f"signer = {{ private_key = {_toml_value(relayer_key)} }}  # devnet test key",
             f"tokens = {_toml_value({s: _token_entry(t) for s, t in chain['tokens'].items()})}",
+            *_beacon_toml(chain),
             "",
         ]
     return "\n".join(lines)
@@ -155,6 +163,14 @@ def _router_limits_toml(manifest: dict[str, Any]) -> list[str]:
         "[router.call_allowlist]  # TestRecipient.received() only",
         *[f"{name} = {_toml_value(targets)}" for name, targets in allow.items()],
     ]
+def _beacon_toml(chain: dict[str, Any]) -> list[str]:
+    """The validator's sync-committee light client for an EVM chain: the devnet beacon endpoint and the block root
+    it starts from (the beacon block finalized when the devnet came up)."""
+    if "beacon_url" not in chain:
+        return []
+    return ["# the devnet beacon endpoint of this chain; the light client starts from the root finalized at `up`",
+            f"beacon_url = {_toml_value(chain['beacon_url'])}",
+            f"trusted_block_root = {_toml_value(chain['trusted_block_root'])}"]
 
 
 def _cosign_keys_toml(manifest: dict[str, Any]) -> list[str]:
@@ -182,6 +198,8 @@ def _solana_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
         f"remote_bridges = {_toml_value(chain['remote_bridges'])}",
         f"tokens = {_toml_value(tokens)}",
         f"signer = {{ private_key = {_toml_value(chain['relayer_signer_seed'])} }}  # devnet test key (ed25519 seed)",
+        "# one devnet node, no light client: the validator trusts it (logged at start, validator_single_rpc_trust 1)",
+        "trust_single_rpc = true",
         "",
     ]
 
@@ -272,7 +290,14 @@ class Devnet:
             height = _height(info.get("family", "evm"), info["rpc_url"]) if alive else None
             chains[name] = {"pid": info["pid"], "alive": alive, "rpc_url": info["rpc_url"], "height": height}
         up = bool(chains) and all(c["height"] is not None for c in chains.values())
-        return {"up": up, "dir": str(self.dir), "chains": chains, "manifest": str(self.manifest_path) if up else None}
+        out: dict[str, Any] = {"up": up, "dir": str(self.dir), "chains": chains}
+        beacon = state.get("beacon")
+        if beacon is not None:
+            alive = _pid_alive(beacon["pid"])
+            out["beacon"] = {"pid": beacon["pid"], "alive": alive, "urls": beacon.get("urls", {})}
+            up = out["up"] = up and alive
+        out["manifest"] = str(self.manifest_path) if up else None
+        return out
 
     def up(self, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         step = progress or (lambda _m: None)
@@ -294,9 +319,11 @@ class Devnet:
             for c in chains:
                 evm_devnet.wait_until_answers(c, procs[c.name])
             step(f"{len(chains)} anvil chains answering")
+            beacon = self._start_beacon(chains)  # follows the anvils while the contracts are deployed
             validator_keys = [evm_devnet.devnet_key(i) for i in evm_devnet.VALIDATOR_INDICES]
             validators = [evm_devnet.address_of(k) for k in validator_keys]
             deployed = evm_devnet.deploy_devnet(chains, validators=validators, threshold=THRESHOLD, progress=step)
+            beacons = self._beacon_roots(chains, beacon)
         except BaseException:
             self.down()
             raise
@@ -311,6 +338,7 @@ class Devnet:
                     "contracts": deployed[c.name]["contracts"],
                     "tokens": deployed[c.name]["tokens"],
                     "accounts": [{"address": evm_devnet.address_of(k), "private_key": k} for k in accounts],
+                    **beacons[c.name],
                 }
                 for c in chains
             },
@@ -334,6 +362,42 @@ class Devnet:
         step(f"manifest written to {self.manifest_path}")
         log.info("devnet_up", dir=str(self.dir), chains=[asdict(c) for c in chains])
         return manifest
+
+    def _start_beacon(self, chains: list[evm_devnet.EvmDevnetChain]) -> Any:
+        """One ``python -m devnets.beacon`` following every anvil (any free port per chain), recorded in
+        ``state.json``. Its sync committees derive from ``beacon.secret`` (random, mode 0600, written here and in
+        no manifest or config): whoever could derive them could sign a fork's headers."""
+        from devnets.beacon import ChainSpec, start_beacon_devnet, write_committee_secret
+
+        specs = [ChainSpec(c.name, c.chain_id, c.rpc_url, c.finality, _finality_depth(c)) for c in chains]
+        write_committee_secret(self.dir / "beacon.secret")  # new chains, new committees; only the beacon reads it
+        proc = start_beacon_devnet(specs, self.dir / "beacon.ports.json", self.dir / "beacon.secret",
+                                   log_path=self.dir / "beacon.log")
+        state = self._state()
+        state["beacon"] = {"pid": proc.pid}
+        self.state_path.write_text(json.dumps(state))
+        return proc
+
+    def _beacon_roots(self, chains: list[evm_devnet.EvmDevnetChain], proc: Any) -> dict[str, dict[str, Any]]:
+        """Each chain's beacon URL and the root of its beacon block finalized now (slot 1 at least): what the
+        validators' light clients start from."""
+        from devnets.beacon import finalized_block_root, wait_until_ready
+
+        urls = wait_until_ready(self.dir / "beacon.ports.json", [c.name for c in chains], process=proc, timeout=60)
+        state = self._state()
+        state["beacon"]["urls"] = urls
+        self.state_path.write_text(json.dumps(state))
+        found = {}
+        deadline = time.monotonic() + 60
+        for name, url in urls.items():
+            slot, root = finalized_block_root(url)
+            while slot < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+                slot, root = finalized_block_root(url)
+            if slot < 1:
+                raise RelayerError(f"the beacon chain of {name} finalized nothing within 60 s (see beacon.log)")
+            found[name] = {"beacon_url": url, "trusted_block_root": root, "beacon_trusted_slot": slot}
+        return found
 
     def _evm_chains(self) -> list[evm_devnet.EvmDevnetChain]:
         return (evm_devnet.route_bench_chains(self.base_port) if self.layout == "route"
@@ -484,7 +548,11 @@ class Devnet:
 
     def down(self) -> list[str]:
         stopped = []
-        for name, info in self._state().get("chains", {}).items():
+        state = self._state()
+        if "beacon" in state:
+            evm_devnet.stop_process(state["beacon"]["pid"])
+            stopped.append("beacon")
+        for name, info in state.get("chains", {}).items():
             evm_devnet.stop_process(info["pid"])
             stopped.append(name)
         self.state_path.unlink(missing_ok=True)
@@ -529,6 +597,12 @@ def _height(family: str, rpc_url: str) -> int | None:
         return int(evm_devnet.rpc_call(rpc_url, "getSlot"))
     except (OSError, ValueError, KeyError, RelayerError):
         return None
+
+
+def _finality_depth(chain: evm_devnet.EvmDevnetChain) -> int:
+    """Blocks between an anvil's head and what it treats as final: its ``finalized`` tag is two one-slot epochs
+    behind (``--slots-in-an-epoch 1``), a rollup's rule is its confirmations."""
+    return 2 if chain.finality == "finalized" else int(chain.finality)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -58,6 +58,10 @@ _HELP = {
     "validator_checkpoints_signed_total": "checkpoints signed per origin and validator",
     "validator_latest_signed_index": "highest checkpoint index signed per origin and validator",
     "validator_checkpoint_refused_total": "checkpoints not signed, by reason",
+    "validator_single_rpc_trust": "1 when the validator attests the chain on one RPC node's word (trust_single_rpc or "
+                                  "verify_inclusion = false), 0 when a light client or agreeing endpoints check it",
+    "validator_light_client_finalized_height": "execution height the origin's sync-committee light client finalized "
+                                               "(claims above it wait)",
     "validator_cosigned_total": "Solana/Cosmos deliveries co-signed per chain and validator",
     "validator_cosign_refused_total": "co-sign requests refused, by chain and reason",
     # solvency audit (periodic job, audit.interval_s); amounts in the home token's smallest units

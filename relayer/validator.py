@@ -34,6 +34,7 @@ from adapters.base import (
     Checkpoint,
     DispatchClaim,
     Height,
+    InclusionPending,
     InclusionVerifier,
     MailboxState,
     TxHash,
@@ -105,6 +106,10 @@ class OriginAttester:
             return False
         try:
             await self.verifier.verify_dispatches(claims, height)
+        except InclusionPending as exc:
+            log.debug("checkpoint_waiting", chain=self.adapter.name, height=height, reason=exc.reason,
+                      messages=f"{self.proven_count}..{end - 1}", detail=str(exc)[:200])
+            return False
         except AdapterError as exc:
             self.refusals += 1
             self.metrics.inc("validator_checkpoint_refused_total", origin=self.adapter.name,

@@ -14,15 +14,34 @@
    rebuild the verified header's ``receiptsRoot``; the claimed message must then be the data of a
    ``Dispatch`` log emitted by the mailbox in one of those receipts, and that receipt must have succeeded.
 
-What the anchor rests on: on a proof-of-stake chain the anchor and the finalized head come from the
-sync-committee light client (``light_clients.ethereum.consensus``: the finalized header's execution block
-hash); anvil has no consensus to follow, so on the devnet the anchor is the pinned checkpoint or genesis, and
-the finalized height is the node's ``finalized`` tag or confirmations, cross-checked against the other
-endpoints.
+What the anchor rests on. With a beacon light-client source (``beacon``: a ``BeaconLightClient`` following
+``chains.<name>.beacon_url`` from ``trusted_block_root``) the RPC node decides nothing: the sync-committee client
+derives the finalized execution block (number F, hash H) and
+
+- a claim above F waits (``InclusionPending``: not signed, not counted as a refusal) until the light client
+  finalizes its block;
+- the headers the node serves are walked *back from* the finalized block: block F must hash to H and every
+  header below it must be the parent of the one above, down to the lowest claimed height. The light-client
+  finalized block is the anchor; a node that serves another block at any of those heights (a fork, an altered
+  header, a forged log consistent across every method) breaks that link and is refused with reason
+  ``not linked to finalized``. Walking back rather than forward from some older anchor means no second trust
+  input: claims below the bootstrap block are proven too, by their links up to a finalized hash.
+- later, the range grows upward: the headers from the verified tip to the new F must link to the tip
+  (``header chain broken`` otherwise: the finalized chain no longer extends what was verified, a finality
+  violation) and end at the new H (``not linked to finalized`` otherwise); and downward for a claim below the
+  range, linked to the lowest verified header.
+- an update that fails a sync-protocol check (signature, branch, period) is refused (``beacon update refused``)
+  and nothing moves; an endpoint that does not answer is ``beacon unavailable``.
+
+Without a beacon source (anvil alone, or a chain whose consensus is not followed) the anchor is the pinned
+``trusted_checkpoint`` or the genesis the node serves, and the finalized height is the node's own (``finalized``
+tag or confirmations), cross-checked against ``verify_rpc_urls``: the validator's start-up rule (relayer/app.py)
+then requires at least one other endpoint or an explicit ``trust_single_rpc``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +49,15 @@ from typing import Any
 import httpx
 import structlog
 
-from adapters.base import DispatchClaim, Height, InclusionRefused, RpcUnavailable
+from adapters.base import DispatchClaim, Height, InclusionPending, InclusionRefused, RpcUnavailable
 from adapters.evm import abi
 from adapters.message import MessageFormatError
+from light_clients.ethereum.consensus.beacon_client import (
+    BeaconLightClient,
+    BeaconUnavailable,
+    ExecutionCheckpoint,
+)
+from light_clients.ethereum.consensus.errors import LightClientError as ConsensusError
 from light_clients.ethereum.execution import (
     BlockHeader,
     LightClientError,
@@ -59,8 +84,12 @@ class EvmInclusionVerifier:
 
     def __init__(self, name: str, rpc_url: str, mailbox: str, *, other_rpc_urls: Sequence[str] = (),
                  anchor: TrustedAnchor | None = None, http: httpx.AsyncClient | None = None,
-                 timeout_s: float = 15.0) -> None:
+                 timeout_s: float = 15.0, beacon: BeaconLightClient | None = None,
+                 beacon_refresh_s: float = 0.1) -> None:
         self.name = name
+        self.beacon = beacon
+        self.beacon_refresh_s = beacon_refresh_s
+        self._beacon_synced_at = -1e9
         self.rpc_url = rpc_url
         self.other_rpc_urls = list(other_rpc_urls)
         self.mailbox = bytes.fromhex(mailbox.removeprefix("0x").lower())
@@ -69,6 +98,7 @@ class EvmInclusionVerifier:
         self._base: int | None = None          # height of _hashes[0:32]
         self._hashes = bytearray()              # verified header hashes from _base on
         self._tip: BlockHeader | None = None    # highest verified header
+        self._low: BlockHeader | None = None    # lowest verified header (beacon mode: the range grows down too)
 
     # ------------------------------------------------------------------ JSON-RPC
     async def _batch(self, url: str, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
@@ -147,15 +177,107 @@ class EvmInclusionVerifier:
             for header in headers:
                 self._hashes += header.hash()
             self._tip = headers[-1]
-        ours = self.verified_hash(int(finalized))
+        await self._check_other_endpoints(int(finalized))
+
+    async def _check_other_endpoints(self, height: int) -> None:
+        """Every other configured endpoint must serve the verified hash at ``height``."""
+        ours = self.verified_hash(height)
         for url in self.other_rpc_urls:
-            (block,) = await self._batch(url, [("eth_getBlockByNumber", [hex(int(finalized)), False])])
+            (block,) = await self._batch(url, [("eth_getBlockByNumber", [hex(height), False])])
             theirs = (block or {}).get("hash")
             if ours is None or theirs is None or theirs.lower() != "0x" + ours.hex():
-                log.error("rpc_endpoints_disagree", chain=self.name, height=int(finalized), primary=self.rpc_url,
+                log.error("rpc_endpoints_disagree", chain=self.name, height=height, primary=self.rpc_url,
                           primary_hash="0x" + (ours or b"").hex(), other=url, other_hash=theirs)
-                raise InclusionRefused(f"endpoints disagree on block {finalized}: {self.rpc_url} 0x{(ours or b'').hex()}, "
+                raise InclusionRefused(f"endpoints disagree on block {height}: {self.rpc_url} 0x{(ours or b'').hex()}, "
                                        f"{url} {theirs}", chain=self.name, reason="endpoints disagree")
+
+    # ------------------------------------------------------------------ beacon light-client source
+    @property
+    def light_client_finalized(self) -> ExecutionCheckpoint | None:
+        """The finalized execution block the sync-committee client derived (None without one, or before it)."""
+        return None if self.beacon is None else self.beacon.finalized
+
+    async def _finalized_by_light_client(self, wanted: int) -> ExecutionCheckpoint:
+        """The light client's finalized execution block, synced first if it is below ``wanted`` (at most once
+        every ``beacon_refresh_s``)."""
+        beacon = self.beacon
+        assert beacon is not None
+        known = beacon.finalized
+        if known is None or (known.number < wanted and time.monotonic() - self._beacon_synced_at >= self.beacon_refresh_s):
+            self._beacon_synced_at = time.monotonic()
+            try:
+                known = await beacon.sync()
+            except BeaconUnavailable as exc:
+                raise RpcUnavailable(f"beacon endpoint: {exc}", chain=self.name, reason="beacon unavailable") from exc
+            except ConsensusError as exc:
+                raise InclusionRefused(f"the beacon endpoint {beacon.url} served what the sync-committee light client "
+                                       f"refuses: {exc}", chain=self.name, reason="beacon update refused") from exc
+        if known is None:
+            raise InclusionPending("the light client has no finalized block yet", chain=self.name,
+                                   reason="not finalized by light client")
+        return known
+
+    async def follow_light_client(self) -> ExecutionCheckpoint | None:
+        """Sync the light client now (the daemon does it every health round: it stays caught up between claims and
+        its finalized height is exported). A failure is only logged here; a claim that needs the light client is
+        refused with the reason."""
+        if self.beacon is None:
+            return None
+        self._beacon_synced_at = time.monotonic()
+        try:
+            return await self.beacon.sync()
+        except ConsensusError as exc:
+            log.warning("beacon_sync_failed", chain=self.name, url=self.beacon.url, error=str(exc)[:300])
+            return self.beacon.finalized
+
+    def _not_linked(self, height: int, served: bytes, finalized: ExecutionCheckpoint, why: str) -> InclusionRefused:
+        log.error("not_linked_to_finalized", chain=self.name, height=height, rpc=self.rpc_url, served="0x" + served.hex(),
+                  finalized_number=finalized.number, finalized_hash="0x" + finalized.block_hash.hex(), detail=why)
+        return InclusionRefused(f"block {height} from {self.rpc_url} does not link to the block the sync committee "
+                                f"finalized ({finalized.number}, 0x{finalized.block_hash.hex()}): {why}",
+                                chain=self.name, reason="not linked to finalized")
+
+    async def _link_to_finalized(self, finalized: ExecutionCheckpoint, lowest: int) -> None:
+        """Verified headers from ``lowest`` (or lower) up to the light-client-finalized block, linked to its hash."""
+        number = finalized.number
+        if self._tip is None or number > self._tip.number:
+            (top,) = await self._headers(self.rpc_url, number, number)  # one call first: a fork fails here cheaply
+            if top.hash() != finalized.block_hash:
+                raise self._not_linked(number, top.hash(), finalized, "another block at the finalized height")
+        if self._tip is None:
+            first = min(lowest, number)
+            headers = [*await self._headers(self.rpc_url, first, number - 1), top]
+            try:
+                verify_header_chain(headers[0], headers[1:])
+            except LightClientError as exc:
+                raise self._not_linked(number, headers[-1].hash(), finalized, f"broken parent links: {exc}") from exc
+            self._base, self._hashes = first, bytearray(b"".join(h.hash() for h in headers))
+            self._low, self._tip = headers[0], headers[-1]
+            log.info("light_client_anchor", chain=self.name, height=number, hash="0x" + finalized.block_hash.hex(),
+                     lowest=first, source="beacon")
+        elif number > self._tip.number:
+            headers = [*await self._headers(self.rpc_url, self._tip.number + 1, number - 1), top]
+            try:
+                verify_header_chain(self._tip, headers)
+            except LightClientError as exc:
+                raise InclusionRefused(f"the finalized chain up to {number} does not extend the verified chain: {exc}",
+                                       chain=self.name, reason="header chain broken") from exc
+            for header in headers:
+                self._hashes += header.hash()
+            self._tip = headers[-1]
+        elif self.verified_hash(number) != finalized.block_hash:
+            raise self._not_linked(number, self.verified_hash(number) or b"", finalized, "the verified chain has "
+                                   "another block at the finalized height")
+        assert self._base is not None and self._low is not None
+        if lowest < self._base:
+            below = await self._headers(self.rpc_url, lowest, self._base - 1)
+            try:
+                verify_header_chain(below[0], [*below[1:], self._low])
+            except LightClientError as exc:
+                raise self._not_linked(lowest, below[0].hash(), finalized, f"does not link up to the verified "
+                                       f"headers: {exc}") from exc
+            self._hashes[0:0] = b"".join(h.hash() for h in below)
+            self._base, self._low = lowest, below[0]
 
     # ------------------------------------------------------------------ claims
     async def verify_dispatches(self, claims: Sequence[DispatchClaim], finalized: Height) -> None:
@@ -163,8 +285,16 @@ class EvmInclusionVerifier:
         a verified block at or below ``finalized``."""
         if not claims:
             return
-        await self.advance(finalized)
         heights = sorted({int(c.height) for c in claims})
+        if self.beacon is None:
+            await self.advance(finalized)
+        elif heights[-1] <= finalized:
+            checkpoint = await self._finalized_by_light_client(heights[-1])
+            if heights[-1] > checkpoint.number:
+                raise InclusionPending(f"a claimed dispatch is at height {heights[-1]}, the sync committee finalized "
+                                       f"{checkpoint.number}", chain=self.name, reason="not finalized by light client")
+            await self._link_to_finalized(checkpoint, heights[0])
+            await self._check_other_endpoints(checkpoint.number)
         if heights[-1] > finalized:
             raise InclusionRefused(f"a claimed dispatch is at height {heights[-1]}, above the finalized {finalized}",
                                    chain=self.name, reason="not final")
@@ -210,3 +340,5 @@ class EvmInclusionVerifier:
 
     async def close(self) -> None:
         await self._http.aclose()
+        if self.beacon is not None:
+            await self.beacon.close()

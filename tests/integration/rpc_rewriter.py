@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,54 @@ class RewritingRpcProxy:
 
     def rewrite(self, method: str, fn: Callable[[str], str]) -> None:
         self.rules[method] = fn
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class RewritingHttpProxy:
+    """A GET proxy in front of a real HTTP API (the devnet beacon endpoint) that can rewrite its JSON answers:
+    ``rewrite(path_prefix, fn)`` passes the decoded answer of every path starting with ``path_prefix`` through
+    ``fn`` (which returns the answer to send). ``paths`` lists what was asked."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.rules: dict[str, Callable[[object], object]] = {}
+        self.paths: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                proxy.paths.append(self.path)
+                try:
+                    with urllib.request.urlopen(proxy.upstream + self.path, timeout=30) as resp:
+                        status, body = resp.status, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, body = exc.code, exc.read()
+                if status == 200:
+                    for prefix, rule in proxy.rules.items():
+                        if self.path.startswith(prefix):
+                            body = json.dumps(rule(json.loads(body))).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def rewrite(self, path_prefix: str, fn: Callable[[object], object]) -> None:
+        self.rules[path_prefix] = fn
 
     def close(self) -> None:
         self._server.shutdown()

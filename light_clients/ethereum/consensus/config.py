@@ -6,6 +6,7 @@ every signature fail rather than pass.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -102,3 +103,46 @@ def minimal_network(config_yaml: str, genesis_validators_root: bytes, name: str 
     return NetworkConfig(
         name, MINIMAL_PRESET, genesis_validators_root, ForkSchedule.from_spec_config(config_yaml)
     )
+
+
+# --- the project's devnet beacon chains (devnets/beacon) -----------------------------------------------------
+# One beacon chain per EVM devnet chain: slot N carries the anvil's block N as its execution payload, under the
+# minimal preset (32-member sync committees, 8-slot epochs, 64-slot periods) and Electra container layouts.
+# Every fork is active from genesis (the versions end in 0x78, "x": no public network uses them), so the domain
+# of every signature is Electra's. Slots are blocks, not time: the clock runs at DEVNET_SLOT_DURATION_MS a slot,
+# faster than any devnet chain makes blocks (1, 2 and 4 a second), so an honest update's signature slot is never
+# ahead of a client's clock; the server publishes a slot only once the clock has reached it (after a burst of
+# blocks, ``anvil_mine``, the slots come out as the clock reaches them).
+DEVNET_SLOT_DURATION_MS = 100
+DEVNET_FORK_SCHEDULE = ForkSchedule(
+    tuple(
+        ScheduledFork(name.lower(), 0, bytes([i, 0, 0, 0x78]))
+        for i, name in enumerate(FORK_NAMES[: FORK_NAMES.index("ELECTRA") + 1])
+    )
+)
+
+
+def devnet_genesis_validators_root(chain_id: int) -> bytes:
+    """The devnet beacon chain's genesis validators root: a fixed function of the execution chain id, so a client
+    knows it without asking the endpoint (a signature made for another chain's domain fails)."""
+    return hashlib.sha256(b"xchain devnet beacon chain" + chain_id.to_bytes(8, "big")).digest()
+
+
+def devnet_network(chain_id: int) -> NetworkConfig:
+    return NetworkConfig(f"devnet-{chain_id}", MINIMAL_PRESET, devnet_genesis_validators_root(chain_id),
+                         DEVNET_FORK_SCHEDULE)
+
+
+@dataclass(frozen=True)
+class BeaconClock:
+    """Slot arithmetic of a beacon chain: ``genesis_time`` (unix seconds) and the slot duration."""
+
+    genesis_time: int
+    slot_duration_ms: int
+
+    def slot_at(self, unix_time_s: float) -> int:
+        """The slot whose span holds ``unix_time_s`` (0 before genesis): a client's ``current_slot``."""
+        return max(0, int((unix_time_s - self.genesis_time) * 1000) // self.slot_duration_ms)
+
+    def start_of(self, slot: int) -> float:
+        return self.genesis_time + slot * self.slot_duration_ms / 1000
