@@ -221,3 +221,11 @@ def bridge_daemon(bridge_devnet: Any, tmp_path_factory: pytest.TempPathFactory) 
     daemon = start_daemon(bridge_devnet, tmp_path_factory.mktemp("daemon"))
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def audit_backed_after_module(bridge_devnet: Any) -> Iterator[None]:
+    """Every adversarial module ends with ``relayer audit`` on the devnet: whatever the attacker tried, every bridged
+    token is still backed (nothing outstanding that nothing locked backs)."""
+    yield
+    assert_audit_backed(bridge_devnet)
