@@ -256,7 +256,8 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limi
         view=lambda rec: message_view(rec, names), stopping=stop.is_set if stop is not None else None))
     app.include_router(create_routing_api(lambda: daemon.capacity, intents=daemon.intents,
                                           api_keys=daemon.settings.router.api_keys,
-                                          admit_intents=limits.admit_intents if limits is not None else None))
+                                          admit_intents=limits.admit_intents if limits is not None else None,
+                                          release_intents=limits.release_intents if limits is not None else None))
     _document_front_answers(app)
     return app
 

@@ -32,13 +32,10 @@ beyond what is in flight.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import ipaddress
 import json
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,27 +140,21 @@ class Admission:
 
 class IntentRate:
     """Intents admitted per second by ``POST /v1/intents`` on this daemon, all clients together (a token bucket; a
-    full batch of ``batch`` intents fits a full bucket), and the door that refuses, before its body is read, a
-    client told to come back later. Each admitted intent is work for the daemon's event loop and its chains
-    (signing, sending, following), so this rate is what keeps that work, not only the request count, bounded: 20
-    clients posting 1,000-intent batches back to back had the daemon sending for minutes and relaying stalled.
+    full batch of ``batch`` intents fits a full bucket). Each admitted intent is work for the daemon's event loop
+    and its chains (signing, sending, following), so this rate is what keeps that work, not only the request count,
+    bounded: 20 clients posting 1,000-intent batches back to back had the daemon sending for minutes and relaying
+    stalled. Per-client quotas are the router's (``router.intents_per_s`` per API key, else per address).
 
-    Per-client quotas are the router's (``router.intents_per_s`` per API key, else per address: a 429 with
-    ``Retry-After``); the door learns them from those answers (``told_to_wait``), keyed by the client's address and
-    API key, so a client that comes back earlier than it was told, or anyone after a server-wide refusal, is
-    refused at the door (``refused_at_door``) without its body being read or parsed: a refused 1,000-intent batch
-    cost ~15 ms of the event loop to read, scan and parse, and refusing those was most of what 20 clients posting
-    in a loop still cost."""
+    After a refusal, every request is refused at the door (``refused_at_door``) until the bucket has room again,
+    before its body is read or parsed: a refused 1,000-intent batch cost ~15 ms of the event loop to read, scan
+    and parse, and refusing those was most of what 20 clients posting in a loop still cost."""
 
-    def __init__(self, per_s: float, *, batch: int = 1000, max_clients: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_s: float, *, batch: int = 1000, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         burst_total = max(float(batch), per_s)
         self.total = TokenBucket(per_s, burst_total, burst_total, clock())
         self.cap = Cap("max_intents_per_s", int(per_s), False)
-        self.max_clients = max_clients
         self._total_until = 0.0
-        self._client_until: OrderedDict[str, float] = OrderedDict()  # bounded: the oldest forgotten first
 
     def admit(self, n: int) -> tuple[Cap, float] | None:
         """``None`` when ``n`` intents may go (tokens taken), else the cap and the seconds to wait."""
@@ -174,32 +165,16 @@ class IntentRate:
             return self.cap, wait
         return None
 
-    def told_to_wait(self, door_key: str, wait_s: float) -> None:
-        """The router answered this client 429 with ``Retry-After: wait_s``: refuse it at the door until then."""
-        self._client_until[door_key] = self._clock() + wait_s
-        self._client_until.move_to_end(door_key)
-        if len(self._client_until) > self.max_clients:
-            with contextlib.suppress(KeyError):
-                self._client_until.popitem(last=False)
+    def reopen_door(self) -> None:
+        """Tokens came back: the next request is asked of the bucket again instead of refused at the door."""
+        self._total_until = 0.0
 
-    def refused_at_door(self, door_key: str) -> tuple[int, float] | None:
-        """(status, wait left) when this client (or everyone) was told to come back later and it is not yet."""
+    def refused_at_door(self) -> tuple[Cap, float] | None:
+        """The cap and the wait left while everyone was told to come back later."""
         now = self._clock()
         if now < self._total_until:
-            return self.cap.status, self._total_until - now
-        until = self._client_until.get(door_key)
-        if until is not None:
-            if now < until:
-                return 429, until - now
-            self._client_until.pop(door_key, None)
+            return self.cap, self._total_until - now
         return None
-
-
-def intent_door_key(scope: Scope) -> str:
-    """Who the door remembers: the client's address and (a hash of) its API key, as the router counts quotas per key."""
-    api_key = next((v for k, v in scope.get("headers", []) if k.lower() == b"x-api-key"), b"")
-    digest = hashlib.sha256(bytes(api_key)).hexdigest()[:16] if api_key else "-"
-    return f"{client_key((scope.get('client') or (None, 0))[0])}|{digest}"
 
 
 class ThrottledLog:
@@ -266,8 +241,17 @@ class FrontLimits:
 
         cap, wait_s = refused
         self.refused(cap.key)
-        status, headers, body = intent_rate_answer(cap.status, wait_s)
+        status, headers, body = intent_rate_answer(cap, wait_s)
         raise HTTPException(status, json.loads(body)["detail"], headers={"Retry-After": headers[2][1].decode()})
+
+    def release_intents(self, n: int) -> None:
+        """For ``router.api.create_routing_api``: ``n`` admitted intents were not taken (refused by a later check,
+        left unserved, or signed by the dApp itself): the daemon's rate counts only what its operators send, so one
+        client's refused or unserved batches cannot spend everyone's budget."""
+        bucket = self.intents.total
+        if n > 0:
+            bucket.tokens = min(bucket.burst, bucket.tokens + n)
+            self.intents.reopen_door()
 
     @classmethod
     def from_settings(cls, api: Any, metrics: Metrics | None = None) -> FrontLimits:
@@ -299,18 +283,13 @@ def cap_answer(cap: Cap, what: str) -> tuple[int, list[tuple[bytes, bytes]], byt
                         (b"connection", b"close")], body
 
 
-def intent_rate_answer(status: int, wait_s: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, headers (the third is Retry-After) and body of a refusal by the intent rate (503: the daemon's,
-    ``api.max_intents_per_s``) or at the door (429: this client was told to retry later by the router's quota)."""
-    if status == 429:
-        detail = {"error": f"this client was told to retry later (router.intents_per_s, router.value_per_day); "
-                           f"retry in {wait_s:.1f} s", "limit": "router.intents_per_s"}
-    else:
-        detail = {"error": f"too many intents on this server (api.max_intents_per_s); retry in {wait_s:.1f} s",
-                  "cap": "api.max_intents_per_s", "limit": "api.max_intents_per_s"}
-    body = json.dumps({"detail": detail}).encode()
-    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", retry_after_header(wait_s).encode()), (b"connection", b"close")], body
+def intent_rate_answer(cap: Cap, wait_s: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers (the third is Retry-After) and body of a refusal by the daemon's intent rate."""
+    body = json.dumps({"detail": {"error": f"too many intents on this server: over the rate of {cap.limit} per "
+                                           f"second (api.{cap.key}); retry in {wait_s:.1f} s",
+                                  "cap": f"api.{cap.key}", "limit": cap.limit}}).encode()
+    return cap.status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", retry_after_header(wait_s).encode()), (b"connection", b"close")], body
 
 
 def stream_route_patterns(openapi: dict[str, Any]) -> list[re.Pattern[str]]:
@@ -359,15 +338,13 @@ class RequestGuard:
             return
         try:
             if scope.get("method") == "POST" and scope.get("path") == INTENTS_PATH:
-                door_key = intent_door_key(scope)
-                door = self.limits.intents.refused_at_door(door_key)
-                if door is not None:  # told to come back later: refused before the body is read
-                    self.limits.refused("intents_door" if door[0] == 429 else "max_intents_per_s", path=INTENTS_PATH)
+                door = self.limits.intents.refused_at_door()
+                if door is not None:  # everyone told to come back later: refused before the body is read
+                    self.limits.refused(door[0].key, path=INTENTS_PATH)
                     status, headers, body = intent_rate_answer(*door)
                     await send({"type": "http.response.start", "status": status, "headers": headers})
                     await send({"type": "http.response.body", "body": body})
                     return
-                send = self._learning_door(send, door_key)
             if scope.get("method") == "GET" and any(p.match(scope.get("path", "")) for p in self.stream_routes):
                 cap = self.limits.streams.acquire(client)
                 if cap is not None:
@@ -381,19 +358,6 @@ class RequestGuard:
                 await self._checked(scope, receive, send)
         finally:
             self.limits.requests.release(client)
-
-    def _learning_door(self, send: Send, door_key: str) -> Send:
-        """``send`` that notes a 429 answer's ``Retry-After`` for the intent door (the router's per-client quota)."""
-        intents = self.limits.intents
-
-        async def noting(message: Message) -> None:
-            if message["type"] == "http.response.start" and message.get("status") == 429:
-                retry = next((v for k, v in message.get("headers", []) if k.lower() == b"retry-after"), b"")
-                if retry.strip().isdigit():
-                    intents.told_to_wait(door_key, float(int(retry)))
-            await send(message)
-
-        return noting
 
     async def _capped(self, send: Send, scope: Scope, cap: Cap, admission: Admission) -> None:
         self.limits.refused(cap.key, path=scope.get("path"))

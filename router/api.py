@@ -272,9 +272,11 @@ _INTENT_BATCH_BODY = {"requestBody": {"required": True, "content": {"application
 
 def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Callable[[], float] = time.monotonic,
                        intents: IntentsBackend | None = None, api_keys: Sequence[str] = (),
-                       admit_intents: Callable[[str | None, int], None] | None = None) -> APIRouter:
-    """``admit_intents(client host, n)``: the daemon's rate of intents per client and in all (relayer.api); it
-    raises the refusal (429 / 503 with Retry-After) when a batch of ``n`` would pass it."""
+                       admit_intents: Callable[[str | None, int], None] | None = None,
+                       release_intents: Callable[[int], None] | None = None) -> APIRouter:
+    """``admit_intents(client host, n)``: the daemon's rate of intents (relayer.api); it raises the refusal (503 with
+    Retry-After) when a batch of ``n`` would pass it; ``release_intents(n)`` gives back what was admitted and then
+    not taken (refused later, unserved, or signed by the dApp itself)."""
     api = APIRouter(prefix="/v1", tags=["routing"])
     keys = frozenset(api_keys)
 
@@ -415,13 +417,22 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                          **error_responses(*BODY_ERRORS, 401, 403, 409, 429, 503)},
               openapi_extra=_INTENT_BATCH_BODY)
     async def submit(request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:  # noqa: B008 - FastAPI idiom
+        try:
+            return await _submit(request, body)
+        finally:  # the daemon-wide rate counts the intents the operators will send, not refused or unserved ones
+            admitted = getattr(request.state, "intents_admitted", 0)
+            if admitted and release_intents is not None:
+                release_intents(admitted - getattr(request.state, "intents_taken", 0))
+
+    async def _submit(request: Request, body: dict[str, Any]) -> JSONResponse:
         raw = body.get("intents")
         if not isinstance(raw, list) or not raw:
             raise _bad("intents", "a non-empty list of intents is required")
         if len(raw) > MAX_BATCH:
             raise _bad("intents", f"at most {MAX_BATCH} intents per batch, got {len(raw)}", 413)
-        if admit_intents is not None:  # the front's rate by address, before any work on them (429/503 + Retry-After)
+        if admit_intents is not None:  # the daemon's rate, before any work on them (503 + Retry-After)
             admit_intents(request.client.host if request.client else None, len(raw))
+            request.state.intents_admitted = len(raw)
         client = client_of(request)
         admit(client, len(raw))  # this client's quota (router.intents_per_s): per API key, else per address
         if set(body) - {"intents", "signer"}:
@@ -539,6 +550,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                 if rec.status == "unserved":  # nothing will be sent: its value goes back to the client's budget
                     give_back_value(client, rec.token, p.amount)
             kept = [r for r in records if r.status == "planned"]
+            request.state.intents_taken = len(kept)
             if kept:
                 intents.store.add_all(kept)
                 intents.executor.start(kept, {o.address: o.key for o in ops})

@@ -13,6 +13,7 @@ import pytest
 
 from adapters.evm.devnet import address_of, devnet_key
 from adapters.message import Domain
+from tests.adversarial.conftest import start_daemon
 from tests.api_routes import every_route
 from tests.faults.conftest import metric_samples
 from tests.integration.harness import DevnetClient, wait_for_async
@@ -20,6 +21,14 @@ from tests.integration.harness import DevnetClient, wait_for_async
 pytestmark = pytest.mark.integration
 
 AMOUNT = 10**15  # 0.001 TST
+
+
+@pytest.fixture(scope="module")
+def bridge_daemon(bridge_devnet, attacker, tmp_path_factory):
+    """The devnet's daemon, whose validators also serve the attacker as a relayer (a malicious allow-listed one)."""
+    daemon = start_daemon(bridge_devnet, tmp_path_factory.mktemp("daemon"), edit=attacker.allow_as_relayer)
+    yield daemon
+    daemon.stop()
 
 
 def test_deep_bodies_to_every_route_are_400_and_the_daemon_lives(attacker, bridge_daemon) -> None:
@@ -63,9 +72,13 @@ def test_oversized_and_slow_headers_and_connection_floods_are_cut_off(attacker, 
 
 
 def test_made_up_chain_names_grow_no_metric_and_no_log_line(attacker, bridge_daemon) -> None:
+    """Unsigned, the requests stop at authentication (401); signed as an allow-listed (malicious) relayer, they reach
+    the co-sign checks and are refused naming a chain nobody configured: neither grows /metrics or the log."""
     before = metric_samples(bridge_daemon.api_url)
     log_size = bridge_daemon.log.stat().st_size
-    seen = attacker.run("http.cosign_labels", n=2000)
+    unsigned = attacker.run("http.cosign_labels", n=400)
+    assert set(unsigned["statuses"]) <= {"401", "429", "503"} and unsigned["statuses"].get("401", 0) > 300, unsigned
+    seen = attacker.run("http.cosign_labels", n=2000, signed=True)
     assert set(seen["statuses"]) <= {"403", "429", "503"} and seen["statuses"].get("403", 0) > 1500, seen
     after = metric_samples(bridge_daemon.api_url)
     refused = {dict(labels).get("chain") for (name, labels) in after if name == "validator_cosign_refused_total"}

@@ -168,3 +168,20 @@ def test_stream_routes_are_found_in_the_openapi_document():
     (pattern,) = stream_route_patterns(doc)
     assert pattern.match("/v1/batches/bat_1/events") and not pattern.match("/v1/batches/bat_1")
     assert not pattern.match("/v1/batches/a/b/events")
+
+
+def test_the_daemons_intent_rate_counts_only_what_is_taken_and_reopens_its_door():
+    """api.max_intents_per_s: a batch is admitted against the daemon-wide bucket; what a later check refused or the
+    planner left unserved is given back, so one client's refused batches cannot spend everyone's budget; a refusal
+    closes the door (refused before the body is read) until tokens are back."""
+    from fastapi import HTTPException
+
+    limits = FrontLimits(max_intents_per_s=10.0)
+    limits.admit_intents("127.0.0.1", 1000)  # the burst: one whole batch
+    with pytest.raises(HTTPException) as refused:
+        limits.admit_intents("127.0.0.2", 10)
+    assert refused.value.status_code == 503 and refused.value.headers["Retry-After"] == "1"
+    assert limits.intents.refused_at_door() is not None
+    limits.release_intents(1000)  # the first batch was all unserved
+    assert limits.intents.refused_at_door() is None
+    limits.admit_intents("127.0.0.2", 1000)

@@ -115,17 +115,25 @@ async def connections(ctx: AttackerContext, n: int = 100) -> dict[str, Any]:
             "other_address": other.status}
 
 
-async def cosign_labels(ctx: AttackerContext, n: int = 2000, per_s: float = 80.0) -> dict[str, Any]:
+async def cosign_labels(ctx: AttackerContext, n: int = 2000, per_s: float = 80.0, signed: bool = False) -> dict[str, Any]:
     """Well-formed co-sign requests, each naming a chain never seen, to every validator address; 2 KB names; sent
-    at ``per_s`` (under the relay loop's share, api.max_relay_requests_per_s, so that they reach the handler)."""
+    at ``per_s`` (under the relay loop's share, api.max_relay_requests_per_s, so that they reach the handler).
+    ``signed``: as the attacker's own relayer identity (accepted where a validator allow-listed it), so the requests
+    get past authentication to the co-sign checks."""
+    from relayer.relayer_auth import RelayerRequestSigner
+
+    signer = RelayerRequestSigner(ctx.keys["evm"]) if signed else None
     validators = [v["address"] for v in ctx.world["validators"]]
     statuses: dict[str, int] = {}
     t0 = time.monotonic()
 
     async def one(i: int) -> None:
         doc = {"chain": f"attacker-{i}-" + "x" * 2000, "payload": "00", "messages": ["00" * 80]}
-        conn = await httpabuse.request(ctx.api_url, "POST", f"/validators/{validators[i % len(validators)]}/cosign",
-                                       json.dumps(doc).encode(), src=httpabuse.source(53, i % 200))
+        path = f"/validators/{validators[i % len(validators)]}/cosign"
+        body = json.dumps(doc).encode()
+        headers = signer.headers("POST", path.encode(), body) if signer is not None else None
+        conn = await httpabuse.request(ctx.api_url, "POST", path, body, src=httpabuse.source(53, i % 200),
+                                       headers=headers)
         statuses[str(conn.status)] = statuses.get(str(conn.status), 0) + 1
 
     for start in range(0, n, 20):
