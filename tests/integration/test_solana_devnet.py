@@ -123,10 +123,17 @@ async def _send(client: AsyncClient, payer: Keypair, ixs: list[Instruction], *si
     return (await client.send_transaction(tx)).value
 
 
+_LEVELS = ("processed", "confirmed", "finalized")
+
+
 async def _wait_status(client: AsyncClient, sig: Signature, level: str) -> Any:
+    """The status once ``sig`` reached ``level`` or a later one: with 50 ms slots "confirmed" lasts ~1.5 s before
+    it turns "finalized", and a poll that comes later (a loaded machine) must not wait for a level already past."""
+    wanted = _LEVELS[_LEVELS.index(level):]
+
     async def probe() -> Any:
         status = (await client.get_signature_statuses([sig])).value[0]
-        if status is not None and str(status.confirmation_status).lower().endswith(level):
+        if status is not None and str(status.confirmation_status).lower().rsplit(".", 1)[-1] in wanted:
             return status
         return None
 
