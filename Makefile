@@ -30,7 +30,7 @@ run: setup
 	$(BIN)/relayer run --start-devnet
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: setup
 	$(BIN)/relayer bench relay --messages 10000
