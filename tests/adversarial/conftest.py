@@ -1,6 +1,7 @@
-"""The adversarial suite's fixtures: one devnet with every chain family for the session, the public "world" the
-attacker process sees (no validator, relayer or operator key in it: checked), the attacker's own funded
-accounts, and a daemon per test module.
+"""The adversarial suite's fixtures: one devnet with every chain family for the suite (package scope: torn down
+when the suite ends, so the rest of the tests do not share the machine with it), the public "world" the attacker
+process sees (no validator, relayer or operator key in it: checked), the attacker's own funded accounts, and a
+daemon per test module.
 
 Only one process holding the validator keys may run on a devnet at a time (two would each keep their own record
 of what they co-signed): a module that needs another daemon config stops the module daemon first, or starts
@@ -30,7 +31,7 @@ ATTACKER_COSMOS_FEE_UNITS = 10**9
 ATTACKER_TST = 1_000 * 10**18
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def bridge_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Three anvils, the Cosmos chain and the Solana devnet, contracts and bridges wired (``relayer devnet up``)."""
     from relayer.devnet import Devnet
@@ -171,7 +172,7 @@ def _attacker_accounts(manifest: dict[str, Any]) -> tuple[dict[str, str], dict[s
     return keys, addresses
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def attacker(bridge_devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> Attacker:
     """The attacker process's world: public data only (checked) and its own funded accounts."""
     manifest = bridge_devnet.manifest()
