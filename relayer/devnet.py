@@ -241,11 +241,15 @@ class Devnet:
 
     def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900,
                  layout: str = "default", families: tuple[str, ...] = ("evm", "cosmos", "solana"),
-                 persistent: bool = False, state_interval_s: float | None = None) -> None:
-        """``persistent``: every anvil keeps its chain in ``DIR/NAME.state.json`` (written on SIGTERM and, with
+                 persistent: bool = False, state_interval_s: float | None = None,
+                 cosmos_delivery_timeout_blocks: int = 60) -> None:
+        """``cosmos_delivery_timeout_blocks``: the Cosmos chain's ``delivery_timeout_blocks`` in the written config
+        (how long an unlanded co-signed payout holds its messages; tests shorten it to wait less).
+        ``persistent``: every anvil keeps its chain in ``DIR/NAME.state.json`` (written on SIGTERM and, with
         ``state_interval_s``, periodically), so ``restart_chain`` brings a node back with its chain, as a real
         node restarts from its database. Without it an anvil restart would be a new, empty chain."""
         self.persistent = persistent
+        self.cosmos_delivery_timeout_blocks = cosmos_delivery_timeout_blocks
         self.state_interval_s = state_interval_s
         self.dir = Path(directory).resolve()
         self.base_port = base_port
@@ -480,7 +484,7 @@ class Devnet:
             "name": "cosmos", "family": "cosmos", "domain": COSMOS_DOMAIN, "chain_id": settings.chain_id,
             "rpc_url": rpc_url, "rest_url": rest_url, "fee_denom": settings.fee_denom, "bech32_prefix": settings.prefix,
             "gas_price": float(settings.min_gas_price) * 4, "block_time_s": 0.5, "vault": bridge.vault,
-            "delivery_timeout_blocks": 60,
+            "delivery_timeout_blocks": self.cosmos_delivery_timeout_blocks,
             "multisig_pubkeys": bridge.multisig_pubkeys, "multisig_threshold": bridge.threshold,
             "remote_bridges": _remote_bridges(manifest),
             "tokens": {"TST": {"address": settings.token_denom, "decimals": COSMOS_TST_DECIMALS, "wrapped": True,

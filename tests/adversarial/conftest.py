@@ -29,6 +29,7 @@ ATTACKER_ETH_WEI = 100 * 10**18
 ATTACKER_SOL_LAMPORTS = 10 * 10**9
 ATTACKER_COSMOS_FEE_UNITS = 10**9
 ATTACKER_TST = 1_000 * 10**18
+COSMOS_DELIVERY_TIMEOUT_BLOCKS = 16  # 8 s of Cosmos blocks: what is co-signed expires within 16 s (default: 60 s)
 
 
 @pytest.fixture(scope="package")
@@ -37,7 +38,8 @@ def bridge_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from relayer.devnet import Devnet
 
     net = Devnet(tmp_path_factory.mktemp("adversarial-devnet"), base_port=free_port_block(21),
-                 api_port=free_port_block(1), families=("evm", "cosmos", "solana"))
+                 api_port=free_port_block(1), families=("evm", "cosmos", "solana"),
+                 cosmos_delivery_timeout_blocks=COSMOS_DELIVERY_TIMEOUT_BLOCKS)
     net.up()
     yield net
     net.down()

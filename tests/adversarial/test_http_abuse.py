@@ -76,9 +76,9 @@ def test_made_up_chain_names_grow_no_metric_and_no_log_line(attacker, bridge_dae
     the co-sign checks and are refused naming a chain nobody configured: neither grows /metrics or the log."""
     before = metric_samples(bridge_daemon.api_url)
     log_size = bridge_daemon.log.stat().st_size
-    unsigned = attacker.run("http.cosign_labels", n=400)
+    unsigned = attacker.run("http.cosign_labels", n=400, per_s=200.0)
     assert set(unsigned["statuses"]) <= {"401", "429", "503"} and unsigned["statuses"].get("401", 0) > 300, unsigned
-    seen = attacker.run("http.cosign_labels", n=2000, signed=True)
+    seen = attacker.run("http.cosign_labels", n=2000, per_s=200.0, signed=True)
     assert set(seen["statuses"]) <= {"403", "429", "503"} and seen["statuses"].get("403", 0) > 1500, seen
     after = metric_samples(bridge_daemon.api_url)
     refused = {dict(labels).get("chain") for (name, labels) in after if name == "validator_cosign_refused_total"}

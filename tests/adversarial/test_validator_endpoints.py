@@ -33,7 +33,7 @@ from tests.integration.harness import DaemonProcess, DevnetClient, wait_for, wai
 
 pytestmark = pytest.mark.integration
 
-WINDOW_S = 45.0  # validator.request_max_age_s of the daemon under attack (short, so the late replay is seen stale)
+WINDOW_S = 15.0  # validator.request_max_age_s of the daemon under attack (short, so the late replay is seen stale)
 RELAYER = address_of(relayer_identity_key(RELAYER_A)).lower()  # the daemon's relayer identity (write_daemon_config default)
 COSMOS_SCALE = 10**12  # TST: 18 decimals on the L1, 6 on Cosmos
 SOLANA_SCALE = 10**9   # 9 on Solana
