@@ -76,7 +76,7 @@ async def oversized_headers(ctx: AttackerContext) -> dict[str, Any]:
             writer.write(b"a" * (64 << 10))
             await writer.drain()
             sent += 64 << 10
-            await asyncio.sleep(0.002)  # lets the answer be read as soon as it comes (pacing, not synchronisation)
+            await asyncio.sleep(0.01)  # ~6 MB/s: lets the answer be read as soon as it comes (pacing, not synchronisation)
     except ConnectionError:
         pass
     big = await asyncio.wait_for(answered, 30)
