@@ -34,6 +34,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters.base import CosignRefused, CosignRequest
 from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
 from relayer.http_front import guarded_protocol
+from relayer.loop_lag import watch_loop_lag
+from relayer.metrics import Metrics
 from relayer.ratelimit import KeyedRateLimiter, TokenBucket, retry_after_header
 from relayer.relayer_auth import ANONYMOUS, Endpoint, RequestRefused, ValidatorEndpointGuard
 from relayer.relayer_auth import HEADERS as RELAYER_HEADERS
@@ -449,6 +451,17 @@ def _enough_file_descriptors(max_connections: int) -> None:
                     hint="raise the open files limit (ulimit -n) or lower api.max_connections")
 
 
+async def _serve_watching_lag(server: uvicorn.Server, metrics: Metrics) -> None:
+    """``server.serve()`` on the API's own loop, with that loop's lag recorded (``loop="api"``)."""
+    served = asyncio.Event()
+    watcher = asyncio.create_task(watch_loop_lag(metrics, "api", served))
+    try:
+        await server.serve()
+    finally:
+        served.set()
+        await watcher
+
+
 async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
     """Serve the API until ``stop``: on its own thread and event loop (``api.own_thread``, the default), so the relay
     loops are never queued behind HTTP work, or on this loop."""
@@ -461,7 +474,7 @@ async def serve_api(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
     if own_thread:
         def run() -> None:
             try:
-                asyncio.run(server.serve())
+                asyncio.run(_serve_watching_lag(server, daemon.metrics))
             except BaseException as exc:  # noqa: BLE001 - reported to the daemon's loop below
                 failed.append(exc)
 

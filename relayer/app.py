@@ -421,6 +421,7 @@ class RelayerDaemon:
 
     async def run(self, stop: asyncio.Event, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
         from relayer.api import serve_api
+        from relayer.loop_lag import watch_loop_lag
 
         for indexer in self.indexers.values():
             indexer.load()
@@ -452,7 +453,8 @@ class RelayerDaemon:
         scheduler.start()
         log.info("daemon_started", role=self.role, chains=list(self.adapters), validators=[s.address for s in self.signers],
                  api=self.settings.api.url, store=self.store._safe_url())
-        tasks = [asyncio.create_task(serve_api(self, stop), name="api")]
+        tasks = [asyncio.create_task(serve_api(self, stop), name="api"),
+                 asyncio.create_task(watch_loop_lag(self.metrics, "relay", stop), name="loop-lag")]
         tasks += [asyncio.create_task(self._origin_loop(d, stop), name=f"origin-{d}") for d in self.indexers]
         tasks += [asyncio.create_task(p.run(stop), name=f"destination-{d}") for d, p in self.processors.items()]
         if on_started is not None:

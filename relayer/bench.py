@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -188,6 +189,7 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
     elapsed = max(1e-9, last_delivery - first_sent)
     for a in adapters.values():
         await a.close()
+    loop_lag = await _daemon_loop_lag(manifest["api_url"])
     return {
         "messages": messages,
         "dispatched": len(dispatched),
@@ -202,7 +204,37 @@ async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeo
         "spread": spread,
         "per_destination": per_destination,
         "dispatch_batch": dispatch_batch,
+        "event_loop_lag": loop_lag,
     }
+
+
+async def _daemon_loop_lag(api_url: str) -> dict[str, dict[str, float]]:
+    """The daemon's event loop stalls since it started, per loop: the longest and the 99th percentile's bucket
+    bound (from ``relayer_event_loop_lag_seconds``; the bound of the bucket holding the 99th percentile)."""
+    try:
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"{api_url}/metrics", timeout=5.0)).text
+    except httpx.HTTPError:
+        return {}
+    return loop_lag_from_metrics(text)
+
+
+def loop_lag_from_metrics(text: str) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for line in text.splitlines():
+        found = re.match(r'relayer_event_loop_lag_max_seconds\{loop="(\w+)"\} (\S+)', line)
+        if found:
+            out.setdefault(found[1], {})["max_s"] = round(float(found[2]), 4)
+        found = re.match(r'relayer_event_loop_lag_seconds_bucket\{loop="(\w+)",le="([^"]+)"\} (\S+)', line)
+        if found:
+            buckets.setdefault(found[1], []).append((float(found[2]), float(found[3])))
+    for loop, rows in buckets.items():
+        total = rows[-1][1] if rows else 0.0
+        bound = next((b for b, c in rows if total and c >= 0.99 * total), float("inf"))
+        out.setdefault(loop, {})["p99_le_s"] = bound
+        out[loop]["samples"] = total
+    return out
 
 
 async def _tx_height(adapter: ChainAdapter, tx: str) -> int:

@@ -108,6 +108,15 @@ _HELP = {
     "relayer_api_streams": "open server-sent event streams",
     "relayer_python_recursion_limit": "the process's Python recursion limit (relayer.cli pins it to the default, 1000)",
     "relayer_metric_series_dropped_total": "new series not recorded because their family was at its series cap",
+    # the event loops (relayer.loop_lag)
+    "relayer_event_loop_lag_seconds": "how late a 100 ms timer fired on an event loop (relay or api): time the loop "
+                                      "was blocked by synchronous work",
+    "relayer_event_loop_lag_max_seconds": "longest event loop stall seen since start, per loop",
+}
+
+# bucket upper bounds (seconds or the family's unit) of each histogram family
+_BUCKETS = {
+    "relayer_event_loop_lag_seconds": (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 }
 
 UNKNOWN = "unknown"
@@ -128,10 +137,36 @@ def _format(value: float) -> str:
     return repr(float(value))
 
 
+class _Histogram:
+    """Cumulative bucket counts, sum and count of one histogram series."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, value: float) -> None:
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[i] += 1
+        self.total += value
+        self.count += 1
+
+    def render(self, name: str, key: tuple[tuple[str, str], ...]) -> list[str]:
+        labels = "".join(f'{k}="{_escape(v)}",' for k, v in key)
+        lines = [f'{name}_bucket{{{labels}le="{_format(b)}"}} {c}' for b, c in zip(self.bounds, self.counts, strict=True)]
+        lines.append(f'{name}_bucket{{{labels}le="+Inf"}} {self.count}')
+        plain = labels.rstrip(",")
+        suffix = f"{{{plain}}}" if plain else ""
+        return [*lines, f"{name}_sum{suffix} {_format(self.total)}", f"{name}_count{suffix} {self.count}"]
+
+
 class Metrics:
     def __init__(self, *, max_series_per_family: int = DEFAULT_MAX_SERIES_PER_FAMILY) -> None:
         self._counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
         self._gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+        self._histograms: dict[str, dict[tuple[tuple[str, str], ...], _Histogram]] = defaultdict(dict)
         self._lock = threading.Lock()
         self._closed: dict[str, frozenset[str]] = {}
         self.max_series_per_family = max_series_per_family
@@ -173,6 +208,14 @@ class Metrics:
             if self._room(name, series, key):
                 series[key] = value
 
+    def observe(self, name: str, value: float, **labels: object) -> None:
+        """Add ``value`` to histogram ``name`` (its buckets are in ``_BUCKETS``)."""
+        key = self._key(labels)
+        with self._lock:
+            series = self._histograms[name]
+            if key in series or len(series) < self.max_series_per_family:
+                series.setdefault(key, _Histogram(_BUCKETS[name])).add(value)
+
     def replace(self, name: str, series: dict[tuple[tuple[str, str], ...], float]) -> None:
         """Set a gauge family to exactly ``series`` (label tuples as ``set`` builds them): series not given vanish."""
         with self._lock:
@@ -192,4 +235,9 @@ class Metrics:
                     for key, value in sorted(families[name].items()):
                         labels = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
                         out.append(f"{name}{{{labels}}} {_format(value)}" if labels else f"{name} {_format(value)}")
+            for name in sorted(self._histograms):
+                out.append(f"# HELP {name} {_HELP.get(name, name)}")
+                out.append(f"# TYPE {name} histogram")
+                for key, histogram in sorted(self._histograms[name].items()):
+                    out.extend(histogram.render(name, key))
         return "\n".join(out) + "\n"
