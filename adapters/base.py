@@ -200,7 +200,7 @@ class CosignedDelivery(Protocol):
 class CosignLiveness(Protocol):
     """Optional capability of a ``CosignedDelivery`` destination: can a delivery co-signed earlier still execute?
 
-    The validator's accountant (``relayer/accountant.py``) counts every co-signed delivery as a payout until the
+    The validator's accountant (``relayer/pipeline/accountant.py``) counts every co-signed delivery as a payout until the
     chain says it can no longer happen; without this capability it assumes so until its messages are delivered."""
 
     async def cosign_can_land(self, request: CosignRequest) -> bool:

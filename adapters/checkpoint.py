@@ -9,7 +9,7 @@ duplicates, unknown signers, unsorted lists and fewer than ``threshold`` signatu
 
 The same primitive signs other 32-byte digests (``sign_digest`` / ``recover_digest_signer``), each with its own
 domain tag so one kind of signed digest can never pass for another: the relayer's signed requests to validators
-(``relayer.relayer_auth``, tag ``XCHAIN_RELAYER_REQUEST_V1``) use it.
+(``relayer.api.relayer_auth``, tag ``XCHAIN_RELAYER_REQUEST_V1``) use it.
 """
 
 from __future__ import annotations

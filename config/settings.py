@@ -335,7 +335,7 @@ class StoreSettings(_Model):
 
 
 class ApiSettings(_Model):
-    """The HTTP front (``relayer/http_front.py``, ``relayer/request_guard.py``): what one client, and all of them
+    """The HTTP front (``relayer/api/http_front.py``, ``relayer/api/request_guard.py``): what one client, and all of them
     together, may hold. A client is its IP address (an IPv6 client its /64). Over a per-client cap the answer is
     429, over a server-wide cap 503, both with ``Retry-After`` and a JSON body naming the key."""
 

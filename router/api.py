@@ -138,7 +138,7 @@ _ERROR_TEXT = {
     503: "not ready yet (chain capacity not sampled), not enabled on this daemon, full (router.max_open_unsigned) or "
          "over the daemon-wide intent rate (api.max_intents_per_s)",
 }
-BODY_ERRORS = (400, 413, 415)  # what relayer.request_guard answers for any request with a body
+BODY_ERRORS = (400, 413, 415)  # what relayer.api.request_guard answers for any request with a body
 
 
 # a server-sent events stream, documented per event (what OpenAPI tools such as schemathesis check)
@@ -157,7 +157,7 @@ def _bad(field: str, problem: str, status: int = 400) -> HTTPException:
 
 
 class Limiter(Protocol):
-    """A token bucket per client (``relayer.ratelimit.KeyedRateLimiter``)."""
+    """A token bucket per client (``relayer.api.ratelimit.KeyedRateLimiter``)."""
 
     def take(self, key: str, n: float = 1.0) -> float:
         """0.0 when granted (``n`` taken), else the seconds to wait (``math.inf``: more than the burst)."""
@@ -274,7 +274,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                        intents: IntentsBackend | None = None, api_keys: Sequence[str] = (),
                        admit_intents: Callable[[str | None, int], None] | None = None,
                        release_intents: Callable[[int], None] | None = None) -> APIRouter:
-    """``admit_intents(client host, n)``: the daemon's rate of intents (relayer.api); it raises the refusal (503 with
+    """``admit_intents(client host, n)``: the daemon's rate of intents (relayer.api.server); it raises the refusal (503 with
     Retry-After) when a batch of ``n`` would pass it; ``release_intents(n)`` gives back what was admitted and then
     not taken (refused later, unserved, or signed by the dApp itself)."""
     api = APIRouter(prefix="/v1", tags=["routing"])

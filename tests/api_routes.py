@@ -13,8 +13,8 @@ import httpx
 from starlette.routing import Route
 
 from config.loader import load_settings
-from relayer.api import create_api
-from relayer.app import RelayerDaemon
+from relayer.api.server import create_api
+from relayer.daemon.daemon import RelayerDaemon
 from relayer.store import Store
 from tests.fakes.chain import FakeChain
 

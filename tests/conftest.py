@@ -17,7 +17,7 @@ def _fresh_structlog():
 def devnet(tmp_path_factory):
     """Session devnet: three real anvil chains with the contracts deployed, on free loopback ports (the Solana
     and Cosmos chains are started by the tests that need them). Tests that break chains make their own."""
-    from relayer.devnet import Devnet
+    from devnets.devnet import Devnet
     from tests.integration.harness import free_port_block
 
     base = free_port_block(3)

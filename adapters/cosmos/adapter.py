@@ -794,7 +794,7 @@ class CosmosAdapter:
 
 def _check_majority(name: str, threshold: int, members: Sequence[bytes]) -> None:
     """The vault's threshold must be a strict majority of distinct members: then any two quorums share a
-    validator, and the validators' once-per-message rule (relayer/cosign.py) keeps a message from being paid
+    validator, and the validators' once-per-message rule (relayer/pipeline/cosign.py) keeps a message from being paid
     out twice. A minority threshold would let two disjoint quorums each co-sign a payout of the same message."""
     if len(set(members)) != len(members):
         raise ConfigError(f"chains.{name}.multisig_pubkeys", "lists a key twice: one validator would count twice")

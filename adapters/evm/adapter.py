@@ -885,7 +885,7 @@ class EvmAdapter:
     async def token_supply(self, symbol: str) -> int:
         return int.from_bytes(await self._call(self._token(symbol), abi.TOTAL_SUPPLY) or b"\0", "big")
 
-    # ------------------------------------------------------------------ solvency audit (relayer/audit.py)
+    # ------------------------------------------------------------------ solvency audit (relayer/daemon/audit.py)
     def _bridge(self) -> str:
         if self._config.token_bridge is None:
             raise UnknownToken(f"chains.{self._name}.token_bridge is not set", chain=self._name, reason="no token bridge")

@@ -1,4 +1,4 @@
-"""Starting the devnet as a subprocess and waiting for it: what tests and ``relayer.devnet`` use."""
+"""Starting the devnet as a subprocess and waiting for it: what tests and ``devnets.devnet`` use."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ derives the finalized execution block (number F, hash H) and
 
 Without a beacon source (anvil alone, or a chain whose consensus is not followed) the anchor is the pinned
 ``trusted_checkpoint`` or the genesis the node serves, and the finalized height is the node's own (``finalized``
-tag or confirmations), cross-checked against ``verify_rpc_urls``: the validator's start-up rule (relayer/app.py)
+tag or confirmations), cross-checked against ``verify_rpc_urls``: the validator's start-up rule (relayer/daemon/daemon.py)
 then requires at least one other endpoint or an explicit ``trust_single_rpc``.
 """
 

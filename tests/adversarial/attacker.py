@@ -64,14 +64,14 @@ class AttackerContext:
     def relayer_auth(self) -> httpx.Auth:
         """Signs requests to validators as a relayer whose identity is the attacker's own EVM key: accepted only by
         a validator that allow-listed it (a malicious relayer: relayers are untrusted)."""
-        from relayer.relayer_auth import RelayerAuth, RelayerRequestSigner
+        from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
 
         return RelayerAuth(RelayerRequestSigner(self.keys["evm"]))
 
     def adapters(self) -> dict[str, Any]:
         """Read/send adapters for every chain, without any signer (the attacker passes its own key per call)."""
         if self._adapters is None:
-            from relayer.app import build_adapters
+            from relayer.daemon.daemon import build_adapters
 
             self._adapters = dict(build_adapters(self.settings, with_signers=False))
         return self._adapters

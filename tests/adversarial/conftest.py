@@ -35,7 +35,7 @@ COSMOS_DELIVERY_TIMEOUT_BLOCKS = 16  # 8 s of Cosmos blocks: what is co-signed e
 @pytest.fixture(scope="package")
 def bridge_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Three anvils, the Cosmos chain and the Solana devnet, contracts and bridges wired (``relayer devnet up``)."""
-    from relayer.devnet import Devnet
+    from devnets.devnet import Devnet
 
     net = Devnet(tmp_path_factory.mktemp("adversarial-devnet"), base_port=free_port_block(21),
                  api_port=free_port_block(1), families=("evm", "cosmos", "solana"),

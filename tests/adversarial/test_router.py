@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from adapters.evm.devnet import USER_A, USER_B, address_of, devnet_key
-from relayer.devnet import DEVNET_INTENTS_BURST, DEVNET_INTENTS_PER_S
+from devnets.devnet import DEVNET_INTENTS_BURST, DEVNET_INTENTS_PER_S
 from router.client import RoutingClient, RoutingError
 from tests.integration.harness import DaemonProcess, DevnetClient, wait_for
 

@@ -26,7 +26,7 @@ import pytest
 
 from adapters.evm.devnet import RELAYER_A, address_of
 from adapters.message import MessageId
-from relayer.devnet import relayer_identity_key
+from devnets.devnet import relayer_identity_key
 from tests.adversarial.conftest import start_daemon
 from tests.faults.conftest import metric
 from tests.integration.harness import DaemonProcess, DevnetClient, wait_for, wait_for_async

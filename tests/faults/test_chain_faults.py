@@ -18,7 +18,7 @@ import pytest
 
 from adapters.evm.devnet import rpc_call
 from adapters.message import address_to_bytes32
-from relayer.devnet import Devnet
+from devnets.devnet import Devnet
 from relayer.store import MessageState, Store
 from tests.faults.conftest import messages_show, metric, metric_samples
 from tests.integration.harness import (

@@ -1,7 +1,7 @@
 """``kill -9`` of a relayer instance in each pipeline state; another instance on the same PostgreSQL database takes
 its work over. Nothing lost, nothing delivered twice (read from the chain), the hand-over visible to an operator.
 
-The kill lands deterministically: the doomed instance runs with a failpoint file (``relayer/failpoints.py``,
+The kill lands deterministically: the doomed instance runs with a failpoint file (``relayer/daemon/failpoints.py``,
 test-only), armed once it has caught up with the devnet's history; the next message batch then stops at the
 chosen point, the test sees the wanted state in the store, and kills the process there.
 """

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from adapters.evm.devnet import DEPLOYER, RELAYER_A, address_of, devnet_key
-from relayer.cli import main as relayer_cli
+from relayer.cli.commands import main as relayer_cli
 from tests.faults.conftest import metric, metric_samples
 from tests.integration.harness import (
     DaemonProcess,

@@ -19,8 +19,8 @@ from adapters.base import Height
 from adapters.message import MessageId, address_to_bytes32
 from config.loader import load_settings
 from config.settings import Settings
-from relayer.app import build_adapters
-from relayer.devnet import Devnet
+from devnets.devnet import Devnet
+from relayer.daemon.daemon import build_adapters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +152,7 @@ def write_daemon_config(devnet: Devnet, directory: Path, *, api_port: int, relay
     """A daemon config for ``devnet`` with its own store and API port (validators served at ``validator_api_url``).
     The relayer signs with its account's key (``relayer_account``); the validators serve the relayers of
     ``allowed_relayer_accounts`` (default: the two devnet relayer accounts)."""
-    from relayer.devnet import DEVNET_RELAYER_ACCOUNTS, relayer_toml
+    from devnets.devnet import DEVNET_RELAYER_ACCOUNTS, relayer_toml
 
     manifest = dict(devnet.manifest())
     api_url = f"http://127.0.0.1:{api_port}"

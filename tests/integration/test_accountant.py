@@ -19,7 +19,7 @@ import pytest
 
 from adapters.evm import devnet as evm_devnet
 from adapters.message import address_to_bytes32, keccak256
-from relayer.devnet import Devnet
+from devnets.devnet import Devnet
 from tests.faults.conftest import metric, metric_samples
 from tests.integration.harness import (
     DaemonProcess,

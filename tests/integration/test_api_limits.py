@@ -25,9 +25,9 @@ from adapters.base import ChainStats, Height, TxHash, TxNotFound, TxReceipt
 from adapters.evm.devnet import USER_A, devnet_key
 from adapters.message import Domain, MessageId
 from config.loader import load_settings
-from relayer.api import serve_app
-from relayer.app import RelayerDaemon
-from relayer.relayer_auth import RelayerRequestSigner
+from relayer.api.relayer_auth import RelayerRequestSigner
+from relayer.api.server import serve_app
+from relayer.daemon.daemon import RelayerDaemon
 from relayer.store import Store
 from router.api import MAX_BATCH
 from tests import httpabuse
@@ -129,7 +129,7 @@ def front_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 async def served(tmp_path, front_overrides) -> AsyncIterator[ServedDaemon]:
-    """The daemon's API as ``relayer run`` serves it (``relayer.api.serve_app``: the guarded protocol, the request
+    """The daemon's API as ``relayer run`` serves it (``relayer.api.server.serve_app``: the guarded protocol, the request
     guard, the api.* limits) on a free loopback port, over counting fake chains."""
     port = free_port_block(1)
     settings = load_settings(EXAMPLE, env={}, overrides={
@@ -142,7 +142,7 @@ async def served(tmp_path, front_overrides) -> AsyncIterator[ServedDaemon]:
                            [], http, operator_keys=[devnet_key(USER_A)])
     await daemon.refresh_health()  # samples the chains once: the capacity model the routing API plans with
     assert daemon.capacity is not None
-    # as relayer.api.serve_api runs it: the API on a thread and loop of its own, the relay-loop routes on this loop
+    # as relayer.api.server.serve_api runs it: the API on a thread and loop of its own, the relay-loop routes on this loop
     _app, config = serve_app(daemon, relay_loop=asyncio.get_running_loop())
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), name="api", daemon=True)

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.evm import abi
 from adapters.evm import devnet as evm_devnet
 from adapters.message import address_to_bytes32
-from relayer.devnet import Devnet
+from devnets.devnet import Devnet
 from tests.integration.harness import (
     ROOT,
     DaemonProcess,

@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 from adapters.evm.adapter import EvmAdapter
 from adapters.evm.devnet import EvmDevnetChain, rpc_call, start_anvil, stop_process, wait_until_answers
 from config.settings import EvmChainConfig
-from relayer.indexer import OriginIndexer
+from relayer.pipeline.indexer import OriginIndexer
 from relayer.store import Store
 from tests.integration.harness import ROOT, free_port_block
 

@@ -524,8 +524,8 @@ class Validators:
 
 def validators_for(adapter: CosmosAdapter, store_path: Any, messages: list[Message]) -> Validators:
     """Validators that indexed and attested ``messages`` (the store as the indexer and attester leave it)."""
-    from relayer.cosign import CosignService
-    from relayer.metrics import Metrics
+    from relayer.daemon.metrics import Metrics
+    from relayer.pipeline.cosign import CosignService
     from relayer.store import Store
 
     store = Store(f"sqlite:///{store_path}")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from adapters.message import address_to_bytes32
-from relayer.devnet import COSMOS_ESCROW, Devnet
+from devnets.devnet import COSMOS_ESCROW, Devnet
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,

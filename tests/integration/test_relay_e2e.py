@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.message import address_to_bytes32
-from relayer.cli import main
+from relayer.cli.commands import main
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,

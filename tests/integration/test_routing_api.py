@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from adapters.evm.devnet import USER_A, USER_B, address_of, devnet_key
-from relayer.devnet import RECEIVED_SELECTOR
+from devnets.devnet import RECEIVED_SELECTOR
 from router.client import RoutingClient, RoutingError
 from tests.integration.harness import (
     ROOT,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from adapters.message import address_to_bytes32
+from devnets.devnet import Devnet
 from devnets.solana import start_solana_devnet, wait_until_ready
-from relayer.devnet import Devnet
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from relayer.backoff import ExponentialBackoff
+from relayer.pipeline.backoff import ExponentialBackoff
 from relayer.store import DeliveryRecord, FailureReason, InstanceState, MessageState, Store, StoredMessage
 from tests.fakes.chain import FakeChain
 from tests.integration.harness import free_port_block

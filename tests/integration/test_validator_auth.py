@@ -24,8 +24,8 @@ import pytest
 from adapters.base import CosignRequest
 from adapters.evm.devnet import RELAYER_A
 from adapters.message import address_to_bytes32, keccak256
-from relayer.devnet import relayer_identity_key
-from relayer.relayer_auth import HEADER_ADDRESS, HEADER_BODY_HASH, HEADER_SIGNATURE, RelayerRequestSigner
+from devnets.devnet import relayer_identity_key
+from relayer.api.relayer_auth import HEADER_ADDRESS, HEADER_BODY_HASH, HEADER_SIGNATURE, RelayerRequestSigner
 from tests.faults.conftest import metric
 from tests.integration.harness import (
     DaemonProcess,

@@ -50,10 +50,10 @@ from light_clients.ethereum.consensus.beacon_client import BeaconLightClient
 from light_clients.ethereum.consensus.config import DEVNET_SLOT_DURATION_MS, devnet_network
 from light_clients.ethereum.consensus.preset import LightClientFork
 from light_clients.ethereum.inclusion import EvmInclusionVerifier
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store
-from relayer.validator import OriginAttester
 from tests.integration.anvil import Anvil, start_anvil
 from tests.integration.harness import ROOT, DaemonProcess, free_port_block, wait_for, write_daemon_config
 from tests.integration.rpc_rewriter import RewritingHttpProxy

@@ -27,10 +27,10 @@ from adapters.evm.adapter import EvmAdapter
 from adapters.message import address_to_bytes32, keccak256
 from config.settings import EvmChainConfig
 from light_clients.ethereum.inclusion import EvmInclusionVerifier
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store
-from relayer.validator import OriginAttester
 from tests.integration.anvil import start_anvil
 from tests.integration.rpc_rewriter import RewritingRpcProxy
 

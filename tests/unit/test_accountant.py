@@ -1,4 +1,4 @@
-"""The global accountant (relayer/accountant.py): the ledger's arithmetic, the attester's refusal of a transfer that
+"""The global accountant (relayer/pipeline/accountant.py): the ledger's arithmetic, the attester's refusal of a transfer that
 pays out more than was locked (and its catching up), the rebuild from a store, and the co-sign check.
 
 Chains are fakes (tests/fakes/chain.py, and a co-signed destination below whose 'transaction' is its ids, a
@@ -17,13 +17,13 @@ from adapters.bridge_memo import TokenBody
 from adapters.checkpoint import CheckpointSigner
 from adapters.message import MESSAGE_VERSION, Domain, Message, MessageId, keccak256
 from config.errors import ConfigError
-from relayer import failpoints
-from relayer.accountant import GlobalAccountant, Ledger, TokenDirectory, TokenPlace, TokenTransfer
-from relayer.cosign import CosignService
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
+from relayer.daemon import failpoints
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.accountant import GlobalAccountant, Ledger, TokenDirectory, TokenPlace, TokenTransfer
+from relayer.pipeline.cosign import CosignService
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.validator import OriginAttester
 from relayer.store import CheckpointRecord, Store
-from relayer.validator import OriginAttester
 from tests.fakes.chain import FakeChain
 
 VALIDATOR_KEY = "8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # public anvil devnet test key

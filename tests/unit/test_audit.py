@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 
 from adapters.base import RpcUnavailable
 from config.settings import Settings
-from relayer.audit import AuditJob, audit
-from relayer.metrics import Metrics
+from relayer.daemon.audit import AuditJob, audit
+from relayer.daemon.metrics import Metrics
 
 TST_L1 = "0x" + "11" * 20
 TST_HOME = bytes(12) + bytes.fromhex("11" * 20)

@@ -1,4 +1,4 @@
-from relayer.backoff import ExponentialBackoff
+from relayer.pipeline.backoff import ExponentialBackoff
 
 
 def test_exact_sequence_doubles_then_caps():

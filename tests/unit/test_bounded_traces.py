@@ -11,8 +11,8 @@ import sys
 
 import structlog
 
-from relayer.logconfig import MAX_FIELD_CHARS, configure_logging
-from relayer.metrics import Metrics
+from relayer.daemon.logconfig import MAX_FIELD_CHARS, configure_logging
+from relayer.daemon.metrics import Metrics
 from tests.integration.harness import ROOT
 
 
@@ -66,8 +66,8 @@ def test_the_daemon_runs_with_the_default_recursion_limit():
     The live daemon's value is read from /metrics in tests/integration/test_api_depth.py."""
     code = (
         "import sys\n"
-        "import relayer.cli as cli\n"
-        "import relayer.app, relayer.api, relayer.http_front, relayer.statusview, relayer.devnet\n"
+        "import relayer.cli.commands as cli\n"
+        "import relayer.daemon.daemon, relayer.api.server, relayer.api.http_front, relayer.cli.statusview, devnets.devnet\n"
         "import adapters.evm.adapter, adapters.cosmos.adapter, adapters.solana.adapter, adapters.keys\n"
         "import light_clients.ethereum.inclusion, light_clients.tendermint.inclusion\n"
         "import light_clients.ethereum.consensus\n"

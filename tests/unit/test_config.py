@@ -5,7 +5,7 @@ import pytest
 
 from config.errors import ConfigError
 from config.loader import load_settings
-from relayer.cli import main
+from relayer.cli.commands import main
 
 EXAMPLE = Path(str(files("config") / "examples" / "devnet.toml"))
 
@@ -96,7 +96,7 @@ def test_secret_never_in_error(tmp_path):
     assert "59c6995e" not in str(err.value)
 
 
-# ---- relayer identity and the validators' allow-list (relayer/relayer_auth.py)
+# ---- relayer identity and the validators' allow-list (relayer/api/relayer_auth.py)
 
 IDENTITY_LINE = 'identity_key = { private_key = "0x13986e078393fca89aedc2ecd014df01dfbff153434c04b2e38cfedcbef710f7" }'
 VALIDATOR_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # devnet test key
@@ -104,13 +104,13 @@ VALIDATOR_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edf
 
 def test_example_relayer_identity_is_allow_listed():
     from adapters.keys import resolve_private_key
-    from relayer.relayer_auth import RelayerRequestSigner
+    from relayer.api.relayer_auth import RelayerRequestSigner
 
     s = load_settings(EXAMPLE, env={})
     assert s.relayer.identity_key is not None and IDENTITY_LINE in EXAMPLE.read_text()
     identity = RelayerRequestSigner(resolve_private_key(s.relayer.identity_key, where="relayer.identity_key"))
     assert identity.address in s.validator.allowed_relayers
-    from relayer.devnet import DEVNET_RELAYER_ACCOUNTS, relayer_identity_key
+    from devnets.devnet import DEVNET_RELAYER_ACCOUNTS, relayer_identity_key
 
     devnet = [RelayerRequestSigner(relayer_identity_key(i)).address for i in DEVNET_RELAYER_ACCOUNTS]
     assert s.validator.allowed_relayers == devnet  # the example matches what `relayer devnet up` writes
@@ -131,7 +131,7 @@ def test_bad_allowed_relayers_name_the_key(tmp_path, new, needle):
 
 
 def test_cosigning_without_an_allow_list_refuses_to_start(tmp_path):
-    from relayer.app import build_daemon
+    from relayer.daemon.daemon import build_daemon
 
     text = EXAMPLE.read_text()
     old = next(line for line in text.splitlines() if line.startswith("allowed_relayers = "))
@@ -148,7 +148,7 @@ def test_cosigning_without_an_allow_list_refuses_to_start(tmp_path):
     ('identity_key = { private_key_env = "NOPE_IDENTITY" }', "NOPE_IDENTITY is not set"),
 ])
 def test_the_relayer_role_needs_an_identity_of_its_own(tmp_path, new, needle):
-    from relayer.app import build_daemon
+    from relayer.daemon.daemon import build_daemon
 
     text = EXAMPLE.read_text().replace(IDENTITY_LINE, new)
     env = {"RELAYER_ROLLUP_A_KEY": "0x" + "11" * 32, "RELAYER_ROLLUP_B_KEY": "0x" + "22" * 32}

@@ -27,8 +27,8 @@ from adapters.base import (
     TxHash,
 )
 from adapters.message import MESSAGE_VERSION, Message, keccak256
-from relayer.cosign import CosignRecord, CosignService
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.cosign import CosignRecord, CosignService
 from relayer.store import CheckpointRecord, Store
 
 ORIGIN, DEST = 1000, 5000

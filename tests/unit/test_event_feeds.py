@@ -9,7 +9,7 @@ import gc
 import json
 import time
 
-from relayer.api import message_view
+from relayer.api.server import message_view
 from relayer.explorer import ChainSampleBuffer, ExplorerQueries
 from relayer.explorer.routes import ExplorerFeed
 from relayer.store import Store

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from adapters.base import ChainHealth, ChainStats, DispatchedMessage
 from adapters.message import Domain, Message
-from relayer.api import message_view
+from relayer.api.server import message_view
 from relayer.explorer import (
     ChainSampleBuffer,
     ExplorerChain,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from config.errors import ConfigError
-from relayer import failpoints
+from relayer.daemon import failpoints
 
 
 def test_spec_is_parsed_and_bad_names_are_clear_errors():

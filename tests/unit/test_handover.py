@@ -9,9 +9,9 @@ from structlog.testing import capture_logs
 
 from adapters.base import SubmittedTx, TxOutcome, TxState
 from config.settings import RelayerRoleSettings
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
-from relayer.processor import DestinationProcessor
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.processor import DestinationProcessor
 from relayer.store import FailureReason, MessageState, Store, StoreError
 from tests.fakes.chain import FakeChain
 from tests.unit.test_pipeline import Clock, TreeCollector

@@ -6,7 +6,7 @@ from eth_account import Account
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError
 from config.settings import SignerSettings
-from relayer.cli import main
+from relayer.cli.commands import main
 from relayer.store import Store
 from tests.fakes.chain import FakeChain
 from tests.unit.test_config import EXAMPLE

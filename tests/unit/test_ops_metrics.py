@@ -14,10 +14,10 @@ from adapters.base import Checkpoint, InsufficientFunds
 from adapters.checkpoint import CheckpointSigner
 from adapters.merkle import MerkleTree
 from config.settings import RelayerRoleSettings, SecuritySettings
-from relayer.checkpoints import CheckpointCollector
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
-from relayer.processor import DestinationProcessor
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.checkpoints import CheckpointCollector
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.processor import DestinationProcessor
 from relayer.store import FailureReason, MessageState, Store
 from tests.fakes.chain import FakeChain
 from tests.unit.test_pipeline import Clock, TreeCollector
@@ -128,11 +128,11 @@ def test_every_metric_the_code_emits_has_help_text():
     import re
     from pathlib import Path
 
-    from relayer.metrics import _HELP
+    from relayer.daemon.metrics import _HELP
 
     root = Path(__file__).resolve().parents[2]
     emitted = set()
-    for path in [*root.glob("relayer/*.py"), *root.glob("router/*.py")]:
-        emitted |= set(re.findall(r'metrics\.(?:inc|set)\(\s*"([a-z_]+)"', path.read_text()))
+    for path in [*root.glob("relayer/**/*.py"), *root.glob("router/**/*.py")]:
+        emitted |= set(re.findall(r'metrics\.(?:inc|set|observe)\(\s*"([a-z_]+)"', path.read_text()))
     assert emitted, "found no metric names"
     assert sorted(emitted - set(_HELP)) == []

@@ -11,12 +11,12 @@ from adapters.base import DispatchedMessage, Height
 from adapters.checkpoint import CheckpointSigner
 from adapters.merkle import MerkleTree
 from config.settings import RelayerRoleSettings
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
-from relayer.processor import DestinationProcessor
-from relayer.statusview import catch_up_table
+from relayer.cli.statusview import catch_up_table
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.processor import DestinationProcessor
+from relayer.pipeline.validator import OriginAttester
 from relayer.store import FailureReason, MessageState, Store
-from relayer.validator import OriginAttester
 from tests.fakes.chain import FakeChain
 from tests.unit.test_pipeline import VALIDATOR_KEY, Clock, TreeCollector
 
@@ -199,7 +199,7 @@ async def test_backlog_catch_up_reports_progress_then_caught_up(store):
 
 
 def test_catch_up_table_draws_a_bar_per_origin_behind(store):
-    from relayer.indexer import BacklogProgress
+    from relayer.pipeline.indexer import BacklogProgress
 
     chain = RewritableChain("o", 1)
     indexer = OriginIndexer(chain, store, known_destinations={2})
@@ -213,8 +213,8 @@ def test_catch_up_table_draws_a_bar_per_origin_behind(store):
 def test_status_view_shows_catch_up_bars_and_halted_origins(store):
     from types import SimpleNamespace
 
-    from relayer.indexer import BacklogProgress, ReorgReport
-    from relayer.statusview import StatusView
+    from relayer.cli.statusview import StatusView
+    from relayer.pipeline.indexer import BacklogProgress, ReorgReport
 
     behind, halted = OriginIndexer(RewritableChain("a", 1), store, known_destinations={2}), \
         OriginIndexer(RewritableChain("b", 2), store, known_destinations={1})

@@ -7,11 +7,11 @@ import pytest
 from adapters.base import Checkpoint, SignedCheckpoint, TxState
 from adapters.checkpoint import CheckpointSigner
 from config.settings import RelayerRoleSettings
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
-from relayer.processor import DestinationProcessor
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.processor import DestinationProcessor
+from relayer.pipeline.validator import OriginAttester
 from relayer.store import FailureReason, MessageState, Store
-from relayer.validator import OriginAttester
 from tests.fakes.chain import FakeChain
 
 VALIDATOR_KEY = "8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"  # public anvil devnet test key
@@ -181,7 +181,7 @@ def test_leases_keep_two_instances_apart(tmp_path):
 
 
 async def test_store_from_another_chain_is_refused_clearly(world):
-    from relayer.indexer import StoreAheadOfChain
+    from relayer.pipeline.indexer import StoreAheadOfChain
 
     clock, store, origin, dest, indexer, proc, _ = world
     store.set_cursor(indexer.cursor_name, 500)  # indexed far past this chain's head
@@ -211,7 +211,7 @@ async def test_idle_loops_are_woken_by_new_work_not_by_polling(world, monkeypatc
     import asyncio
     import time
 
-    from relayer import processor as processor_module
+    from relayer.pipeline import processor as processor_module
 
     clock, store, origin, dest, indexer, proc, _ = world
     monkeypatch.setattr(processor_module, "IDLE_POLL_S", 600.0)  # a missed wake-up would stall the test
@@ -286,7 +286,7 @@ async def test_an_idle_prepare_loop_asks_only_when_work_is_due(world, monkeypatc
 async def test_a_periodic_job_cut_short_by_the_stop_ends_quietly_and_earlier_cancellation_propagates():
     import asyncio
 
-    from relayer.app import _ends_quietly_on_stop
+    from relayer.daemon.daemon import _ends_quietly_on_stop
 
     async def forever() -> None:
         await asyncio.Event().wait()

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from relayer.ratelimit import InFlightLimiter, KeyedRateLimiter, TokenBucket, retry_after_header
+from relayer.api.ratelimit import InFlightLimiter, KeyedRateLimiter, TokenBucket, retry_after_header
 
 
 class Clock:

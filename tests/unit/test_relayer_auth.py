@@ -1,4 +1,4 @@
-"""The relayer's signed requests to validators (relayer/relayer_auth.py): sign and verify, every field tampered,
+"""The relayer's signed requests to validators (relayer/api/relayer_auth.py): sign and verify, every field tampered,
 stale and replayed requests, the allow-list, and the guard's budgets (a relayer's own, the anonymous one)."""
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from adapters.message import keccak256
-from relayer.metrics import Metrics
-from relayer.ratelimit import KeyedRateLimiter
-from relayer.relayer_auth import (
+from relayer.api.ratelimit import KeyedRateLimiter
+from relayer.api.relayer_auth import (
     HEADER_ADDRESS,
     HEADER_BODY_HASH,
     HEADER_NONCE,
@@ -29,6 +28,7 @@ from relayer.relayer_auth import (
     ValidatorEndpointGuard,
     request_digest,
 )
+from relayer.daemon.metrics import Metrics
 
 # anvil's public devnet test keys (not secrets): the two devnet relayer accounts and an outsider
 RELAYER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
@@ -278,7 +278,7 @@ def test_refusal_reasons_are_a_fixed_set_whatever_the_caller_sends():
 
 
 def test_refusals_are_logged_at_most_once_a_second_per_reason_with_the_count_skipped(capsys):
-    from relayer.logconfig import configure_logging
+    from relayer.daemon.logconfig import configure_logging
 
     configure_logging("info", json_output=True)
     clock = Clock()

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayer.metrics import Metrics
-from relayer.request_guard import (
+from relayer.api.request_guard import (
     FrontLimits,
     ThrottledLog,
     cap_answer,
@@ -19,6 +18,7 @@ from relayer.request_guard import (
     json_depth,
     stream_route_patterns,
 )
+from relayer.daemon.metrics import Metrics
 
 
 def parser_depth(value: object) -> int:

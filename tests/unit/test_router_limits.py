@@ -22,7 +22,7 @@ from adapters.message import Domain
 from config.errors import ConfigError
 from config.loader import load_settings, load_settings_dict
 from config.settings import is_loopback_url
-from relayer.ratelimit import KeyedRateLimiter, retry_after_header
+from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
 from router.api import IntentLimits, IntentsBackend, call_allowed, create_routing_api
 from router.capacity import CapacityModel, ChainProfile
 from router.intents import (

@@ -98,7 +98,7 @@ def test_simulation_is_deterministic_for_a_seed():
 
 
 def test_cli_simulate_json_last_line(capsys, tmp_path):
-    from relayer.cli import main
+    from relayer.cli.commands import main
 
     png = tmp_path / "sim.png"
     assert main(["simulate", "--offered-tps", "2000", "--seconds", "2", "--json", "--plot", str(png)]) == 0

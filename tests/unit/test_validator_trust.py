@@ -13,8 +13,8 @@ from structlog.testing import capture_logs
 
 from config.errors import ConfigError
 from config.loader import load_settings_dict
-from relayer.app import origin_trust, report_origin_trust
-from relayer.metrics import Metrics
+from relayer.daemon.daemon import origin_trust, report_origin_trust
+from relayer.daemon.metrics import Metrics
 
 EXAMPLE = Path(str(files("config") / "examples" / "devnet.toml"))
 ROOT = "0x" + "ab" * 32

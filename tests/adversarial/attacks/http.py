@@ -120,7 +120,7 @@ async def cosign_labels(ctx: AttackerContext, n: int = 2000, per_s: float = 80.0
     at ``per_s`` (under the relay loop's share, api.max_relay_requests_per_s, so that they reach the handler).
     ``signed``: as the attacker's own relayer identity (accepted where a validator allow-listed it), so the requests
     get past authentication to the co-sign checks."""
-    from relayer.relayer_auth import RelayerRequestSigner
+    from relayer.api.relayer_auth import RelayerRequestSigner
 
     signer = RelayerRequestSigner(ctx.keys["evm"]) if signed else None
     validators = [v["address"] for v in ctx.world["validators"]]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.message import keccak256
-from relayer.relayer_auth import (
+from relayer.api.relayer_auth import (
     HEADER_ADDRESS,
     HEADER_BODY_HASH,
     HEADER_TIMESTAMP,

@@ -38,9 +38,9 @@ import structlog
 
 from config.errors import RelayerError
 from config.settings import CosmosChainConfig, EvmChainConfig, Settings, SolanaChainConfig
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
 
-log = structlog.get_logger("relayer.audit")
+log = structlog.get_logger("relayer.daemon.audit")
 
 PositionKind = Literal["locked", "wrapped_supply", "escrow_paid_out"]
 

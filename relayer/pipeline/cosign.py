@@ -22,7 +22,7 @@ destination adapter builds it: ``CosignRequest``). A validator co-signs only whe
 As a Solana/Cosmos multisig threshold is a strict majority (checked at start by each adapter), any two quorums
 share a validator, and that validator signed the second payout only once the first could never land: a
 message is paid out at most once.
-6. the accountant (``relayer/accountant.py``, when the process has one) agrees: one call, last before signing, that
+6. the accountant (``relayer/pipeline/accountant.py``, when the process has one) agrees: one call, last before signing, that
    checks the payout against what this validator attested for the destination, independently of rule 5.
 
 ``HttpCosigner`` is the relayer's side: it asks every configured validator (``POST
@@ -53,12 +53,12 @@ from adapters.base import (
 )
 from adapters.message import Message, MessageFormatError, MessageId, keccak256
 from config.settings import ValidatorRef
-from relayer import failpoints
-from relayer.accountant import GlobalAccountant
-from relayer.metrics import Metrics
+from relayer.daemon import failpoints
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.accountant import GlobalAccountant
 from relayer.store import Store
 
-log = structlog.get_logger("relayer.cosign")
+log = structlog.get_logger("relayer.pipeline.cosign")
 
 
 class CosignRecord(SQLModel, table=True):
@@ -251,7 +251,7 @@ def _describe(terms: SignedTerms | None) -> str:
 
 class HttpCosigner:
     """Relayer side: gathers co-signatures over HTTP from the configured validators. ``auth`` signs each request
-    with the relayer's identity (``relayer.relayer_auth.RelayerAuth``): validators co-sign only for allow-listed
+    with the relayer's identity (``relayer.api.relayer_auth.RelayerAuth``): validators co-sign only for allow-listed
     relayers."""
 
     def __init__(self, validators: list[ValidatorRef], http: httpx.AsyncClient, *, timeout_s: float = 10.0,

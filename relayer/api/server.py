@@ -8,7 +8,7 @@
     GET /v1/messages/{id or tx hash}                   one message's pipeline record
     GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint (public; rate limited)
     POST /validators/{address}/cosign                                   co-sign a Solana/Cosmos delivery (checked;
-                                                                        allow-listed relayers only: relayer.relayer_auth)
+                                                                        allow-listed relayers only: relayer.api.relayer_auth)
     GET /v1/chains, POST /v1/quote, POST /v1/intents, GET /v1/intents/{id}, GET /v1/integrators/{code}/report
                                                        routing (router.api)
     GET /explorer, GET /v1/explorer/...                the operator's explorer page and its data (relayer.explorer)
@@ -32,14 +32,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CosignRefused, CosignRequest
-from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
-from relayer.http_front import guarded_protocol
-from relayer.loop_lag import watch_loop_lag
-from relayer.metrics import Metrics
-from relayer.ratelimit import KeyedRateLimiter, TokenBucket, retry_after_header
-from relayer.relayer_auth import ANONYMOUS, Endpoint, RequestRefused, ValidatorEndpointGuard
-from relayer.relayer_auth import HEADERS as RELAYER_HEADERS
-from relayer.request_guard import (
+from relayer.api.http_front import guarded_protocol
+from relayer.api.ratelimit import KeyedRateLimiter, TokenBucket, retry_after_header
+from relayer.api.relayer_auth import ANONYMOUS, Endpoint, RequestRefused, ValidatorEndpointGuard
+from relayer.api.relayer_auth import HEADERS as RELAYER_HEADERS
+from relayer.api.request_guard import (
     Cap,
     FrontLimits,
     RequestGuard,
@@ -47,13 +44,16 @@ from relayer.request_guard import (
     client_key,
     stream_route_patterns,
 )
+from relayer.daemon.loop_lag import watch_loop_lag
+from relayer.daemon.metrics import Metrics
+from relayer.explorer import ExplorerChain, ExplorerQueries, create_explorer_api
 from relayer.store import MessageRecord, StoreError
 from router.api import BODY_ERRORS, ErrorBody, create_routing_api, error_responses
 
 if TYPE_CHECKING:
-    from relayer.app import RelayerDaemon
+    from relayer.daemon.daemon import RelayerDaemon
 
-log = structlog.get_logger("relayer.api")
+log = structlog.get_logger("relayer.api.server")
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -96,7 +96,7 @@ def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
     }
 
 
-# what the HTTP front (relayer.http_front, relayer.request_guard) may answer to any request, before any route runs
+# what the HTTP front (relayer.api.http_front, relayer.api.request_guard) may answer to any request, before any route runs
 FRONT_ANSWERS = {
     408: "the request's headers (api.header_timeout_s) or body (api.body_timeout_s) did not arrive in time",
     429: "a per-client cap (connections, requests in flight, event streams): detail names the api.* key; see Retry-After",
@@ -416,7 +416,7 @@ def serve_app(daemon: RelayerDaemon, stop: asyncio.Event | None = None,
               relay_loop: asyncio.AbstractEventLoop | None = None) -> tuple[RequestGuard, uvicorn.Config]:
     """The guarded app and the uvicorn config the daemon serves it with (``api.*`` limits, the guarded protocol).
     ``relay_loop``: the API is served on another loop, and ``RELAY_LOOP_ROUTES`` are run on this one."""
-    from relayer.app import api_host_port
+    from relayer.daemon.daemon import api_host_port
 
     api = daemon.settings.api
     host, port = api_host_port(api.url)

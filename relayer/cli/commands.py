@@ -27,7 +27,7 @@ from typing import Any
 from config.errors import ConfigError, RelayerError
 from config.loader import load_settings
 from config.settings import Settings
-from relayer.logconfig import configure_logging
+from relayer.daemon.logconfig import configure_logging
 
 DEFAULT_DEVNET = Path(".devnet")
 DEFAULT_FAMILIES = "evm,cosmos,solana"
@@ -70,8 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     started_devnet = None
     configure_logging("warning", None)
     if args.start_devnet:
-        from relayer.devnet import Devnet
-        from relayer.progress import step_progress
+        from devnets.devnet import Devnet
+        from relayer.cli.progress import step_progress
 
         devnet = Devnet(Path(args.devnet))
         if not devnet.status()["up"]:
@@ -94,7 +94,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
     log_stream = open(args.log_file, "a") if args.log_file else None  # noqa: SIM115
     configure_logging(settings.log.level, settings.log.json_output if log_stream is None else True,
                       stream=log_stream or sys.stderr)
-    from relayer.app import build_daemon
+    from relayer.daemon.daemon import build_daemon
 
     daemon = build_daemon(settings, args.role, instance=args.instance)
     pin_recursion_limit()  # again, after everything the daemon imports
@@ -106,7 +106,7 @@ def _run_daemon(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         view = None
         if show_status:
-            from relayer.statusview import StatusView
+            from relayer.cli.statusview import StatusView
 
             view = StatusView(daemon, log_file=args.log_file)
         try:
@@ -161,7 +161,7 @@ def _format_units(units: int, decimals: int) -> str:
 
 def cmd_send(args: argparse.Namespace) -> int:
     configure_logging("warning", None)
-    from relayer.devnet import Devnet
+    from devnets.devnet import Devnet
 
     manifest = Devnet(Path(args.devnet)).manifest()
     settings = _load(args)
@@ -175,7 +175,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     sender_key = chains[args.origin]["accounts"][0]["private_key"]  # devnet test key
     from adapters.base import TxReverted
     from adapters.message import address_to_bytes32
-    from relayer.app import build_adapters
+    from relayer.daemon.daemon import build_adapters
 
     def recipient_for(dest: Any) -> bytes:
         """--recipient (or the destination's first devnet account / TestRecipient) as bytes32, in the destination
@@ -250,7 +250,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- messages
 def cmd_messages(args: argparse.Namespace) -> int:
     settings = _load(args)
-    from relayer.api import message_view
+    from relayer.api.server import message_view
     from relayer.store import Store
 
     store = Store(settings.store.url)
@@ -313,8 +313,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """The bridge's balance sheet: 0 when every token is backed, 1 on a shortfall, 2 when a chain could not be read."""
     configure_logging("warning", None)
     settings = _load(args)
-    from relayer.app import build_adapters
-    from relayer.audit import audit, print_sheet
+    from relayer.daemon.audit import audit, print_sheet
+    from relayer.daemon.daemon import build_adapters
 
     async def main() -> Any:
         adapters = build_adapters(settings, with_signers=False)
@@ -339,12 +339,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- devnet
 def cmd_devnet(args: argparse.Namespace) -> int:
     configure_logging("warning", None)
-    from relayer.devnet import Devnet
+    from devnets.devnet import Devnet
 
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())
     devnet = Devnet(Path(args.devnet), base_port=args.base_port, api_port=args.api_port, families=families)
     if args.action == "up":
-        from relayer.progress import step_progress
+        from relayer.cli.progress import step_progress
 
         with step_progress("devnet up", total=5 + len(families) - 1, enabled=not args.json) as step:
             manifest = devnet.up(progress=step)
@@ -369,18 +369,18 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- bench
 def cmd_bench(args: argparse.Namespace) -> int:
-    from relayer.bench import run_relay_bench
+    from relayer.bench.relay import run_relay_bench
 
     configure_logging("warning", None)
     if args.what == "light-clients":
-        from relayer.bench import run_light_client_bench
+        from relayer.bench.relay import run_light_client_bench
 
         figures = run_light_client_bench(seconds=args.seconds or 3.0, json_output=args.json)
         if args.json:
             _print_json(figures)
         return 0
     if args.what == "api":
-        from relayer.bench_api import run_api_bench
+        from relayer.bench.api import run_api_bench
 
         seconds = 20.0 if args.seconds is None else args.seconds
         if args.clients <= 0 or seconds <= 0:
@@ -390,7 +390,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             _print_json(api)
         return 0 if api["errors"] == 0 and api["intents"]["lost"] == 0 else 1
     if args.what == "route":
-        from relayer.bench_route import ROUTE_DEVNET_DIR, run_route_bench
+        from relayer.bench.route import ROUTE_DEVNET_DIR, run_route_bench
 
         if args.intents <= 0:
             raise UsageError("--intents must be positive")
@@ -405,7 +405,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             _print_json(route)
         return 0 if route["lost_all_phases"] == 0 and route["duplicated_all_phases"] == 0 else 1
     if args.pairs:
-        from relayer.bench import run_token_relay_bench
+        from relayer.bench.relay import run_token_relay_bench
 
         try:
             pairs = [(o.strip(), d.strip()) for o, _, d in (p.partition(":") for p in args.pairs.split(",")) if d]

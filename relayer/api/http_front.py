@@ -15,7 +15,7 @@
   closed, however slowly its bytes trickle (uvicorn's own keep-alive timer restarts on every byte, so a client
   sending one byte a second held a connection for ever).
 
-Request-level caps (in flight, streams) and the body checks are in ``relayer.request_guard``.
+Request-level caps (in flight, streams) and the body checks are in ``relayer.api.request_guard``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from relayer.request_guard import Cap, FrontLimits, cap_answer, client_key
+from relayer.api.request_guard import Cap, FrontLimits, cap_answer, client_key
 
 LINGER_S = 1.0      # how long a refused connection is read (and dropped) before it is closed
 MAX_LINGERING = 256  # refused connections lingering at once; past that they are closed at once

@@ -43,10 +43,10 @@ import structlog
 from adapters.base import AdapterError, ChainAdapter, Height, MailboxState, RpcUnavailable
 from adapters.merkle import MerkleTree
 from config.errors import RelayerError
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
 from relayer.store import Store
 
-log = structlog.get_logger("relayer.indexer")
+log = structlog.get_logger("relayer.pipeline.indexer")
 
 
 STORE_AHEAD_TOLERANCE = 64  # finalized heights may step back a little on some nodes; more means another chain

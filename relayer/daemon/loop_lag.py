@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
 
 INTERVAL_S = 0.1
 

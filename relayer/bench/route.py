@@ -35,9 +35,9 @@ from typing import Any
 
 from adapters.base import ChainAdapter, MessageSender
 from config.loader import load_settings
-from relayer.bench import BENCH_API_LIMITS, BlockClock, start_bench_daemon, stop_bench_daemon
-from relayer.devnet import Devnet
-from relayer.progress import make_progress
+from devnets.devnet import Devnet
+from relayer.bench.relay import BENCH_API_LIMITS, BlockClock, start_bench_daemon, stop_bench_daemon
+from relayer.cli.progress import make_progress
 from router.client import RoutingClient, RoutingError
 
 ROUTE_DEVNET_DIR = Path(".devnet-route")
@@ -173,7 +173,7 @@ async def _run_phase(phase: RoutePhase, client: RoutingClient, adapters: dict[st
 
 
 async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: float, show: bool) -> dict[str, Any]:
-    from relayer.app import build_adapters
+    from relayer.daemon.daemon import build_adapters
 
     settings = load_settings(devnet.config_path)
     adapters = build_adapters(settings, with_signers=False)

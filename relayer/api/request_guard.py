@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 import structlog
 
-from relayer.metrics import Metrics
-from relayer.ratelimit import InFlightLimiter, TokenBucket, retry_after_header
+from relayer.api.ratelimit import InFlightLimiter, TokenBucket, retry_after_header
+from relayer.daemon.metrics import Metrics
 
-log = structlog.get_logger("relayer.api")
+log = structlog.get_logger("relayer.api.server")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -219,7 +219,7 @@ class FrontLimits:
     streams: Admission = field(init=False)
     intents: IntentRate = field(init=False)
     log: ThrottledLog = field(default_factory=ThrottledLog)
-    lingering: int = 0  # refused connections being read and dropped before their close (relayer.http_front)
+    lingering: int = 0  # refused connections being read and dropped before their close (relayer.api.http_front)
 
     def __post_init__(self) -> None:
         def admission(what: str, key: str) -> Admission:

@@ -1,7 +1,7 @@
 """Relayer identity on the validators' endpoints: the relayer signs every request it sends to a validator, the
 validator checks the signature against its allow-list, and both endpoints are rate limited per client.
 
-Who may call what (``ValidatorEndpointGuard``, in front of the routes in ``relayer.api``):
+Who may call what (``ValidatorEndpointGuard``, in front of the routes in ``relayer.api.server``):
 
     POST /validators/{address}/cosign           only an allow-listed relayer (``validator.allowed_relayers``) with a
                                                 valid signature; its budget is keyed on its address
@@ -73,10 +73,10 @@ from adapters.checkpoint import CheckpointSigner, SignatureError, recover_digest
 from adapters.message import keccak256
 from config.errors import RelayerError
 from config.settings import ValidatorRoleSettings
-from relayer.metrics import Metrics
-from relayer.ratelimit import KeyedRateLimiter
+from relayer.api.ratelimit import KeyedRateLimiter
+from relayer.daemon.metrics import Metrics
 
-log = structlog.get_logger("relayer.relayer_auth")
+log = structlog.get_logger("relayer.api.relayer_auth")
 
 REQUEST_TAG = b"XCHAIN_RELAYER_REQUEST_V1"
 HEADER_ADDRESS = "X-Relayer-Address"

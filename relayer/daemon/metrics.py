@@ -73,7 +73,7 @@ _HELP = {
                                "readings), in the home token's smallest units; 0 when backed",
     "relayer_audit_runs_total": "audits run by the daemon, by result (backed, shortfall, failed)",
     "relayer_audit_up": "1 when the last audit read every chain, 0 when a chain could not be read (audit_failed)",
-    # the validator's global accountant (relayer/accountant.py)
+    # the validator's global accountant (relayer/pipeline/accountant.py)
     "validator_accountant_refused_total": "token transfers not attested because they would pay out more than the "
                                           "accountant holds for them (origin; reason exceeds_outstanding or "
                                           "exceeds_locked), counted once per transfer",
@@ -88,7 +88,7 @@ _HELP = {
     "validator_requests_refused_total": "requests to the validator endpoints (cosign, checkpoint) refused before any "
                                         "check of their content, by endpoint and reason: missing, malformed, "
                                         "stale_timestamp, unknown_relayer, body_mismatch, bad_signature, replayed, "
-                                        "rate_limited (relayer.relayer_auth)",
+                                        "rate_limited (relayer.api.relayer_auth)",
     "validator_requests_admitted_total": "requests to the validator endpoints admitted, by endpoint and client (an "
                                          "allow-listed relayer's address, or anonymous)",
     # router
@@ -100,7 +100,7 @@ _HELP = {
                                     "(rate_limit, value_limit, call_not_allowed, unsigned_full, claim_refused)",
     "router_operator_api_unauthenticated": "1 when the routing API lets callers without an API key spend the operator "
                                            "accounts (router.api_keys empty; allowed on a loopback-only api.url)",
-    # the HTTP front (relayer.http_front, relayer.request_guard)
+    # the HTTP front (relayer.api.http_front, relayer.api.request_guard)
     "relayer_api_refused_total": "requests and connections the HTTP front refused, by reason (a cap's api.* key, "
                                  "body_too_large, json_depth, content_type, not_utf8, header_timeout, body_timeout...)",
     "relayer_api_connections": "open HTTP connections admitted",
@@ -108,7 +108,7 @@ _HELP = {
     "relayer_api_streams": "open server-sent event streams",
     "relayer_python_recursion_limit": "the process's Python recursion limit (relayer.cli pins it to the default, 1000)",
     "relayer_metric_series_dropped_total": "new series not recorded because their family was at its series cap",
-    # the event loops (relayer.loop_lag)
+    # the event loops (relayer.daemon.loop_lag)
     "relayer_event_loop_lag_seconds": "how late a 100 ms timer fired on an event loop (relay or api): time the loop "
                                       "was blocked by synchronous work",
     "relayer_event_loop_lag_max_seconds": "longest event loop stall seen since start, per loop",

@@ -17,8 +17,8 @@ from rich.table import Table
 from relayer.store import MessageState
 
 if TYPE_CHECKING:
-    from relayer.app import RelayerDaemon
-    from relayer.indexer import OriginIndexer
+    from relayer.daemon.daemon import RelayerDaemon
+    from relayer.pipeline.indexer import OriginIndexer
 
 
 def catch_up_table(indexers: Mapping[int, OriginIndexer], names: Mapping[int, str]) -> Table | None:

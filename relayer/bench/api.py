@@ -34,10 +34,10 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from relayer.bench import BENCH_API_LIMITS, start_bench_daemon, stop_bench_daemon
-from relayer.bench_route import BENCH_LIMITS
-from relayer.devnet import Devnet
-from relayer.progress import make_progress
+from devnets.devnet import Devnet
+from relayer.bench.relay import BENCH_API_LIMITS, start_bench_daemon, stop_bench_daemon
+from relayer.bench.route import BENCH_LIMITS
+from relayer.cli.progress import make_progress
 
 FINAL = {"included", "delivered", "failed", "unserved"}
 MIX = (("chains", 35), ("quote", 35), ("messages", 15), ("intents", 15))

@@ -12,7 +12,7 @@ variable ``RELAYER_FAILPOINTS`` names it when the process starts, e.g.::
 so a test can stop a daemon in a chosen pipeline state, then ``kill -9`` it. When the variable is unset the
 call sites test one module constant (``if failpoints.ENABLED:``) and nothing else runs.
 
-Points (``relayer/processor.py``):
+Points (``relayer/pipeline/processor.py``):
     after_claim       messages claimed (leased), still DISPATCHED
     after_attest      a quorum checkpoint attached: ATTESTED, not yet submitted
     after_submit      delivery tx sent and recorded: SUBMITTED (the confirm loop goes on)
@@ -20,7 +20,7 @@ Points (``relayer/processor.py``):
     after_confirmed   the delivery tx is confirmed on chain, the store not yet told (still SUBMITTED)
 
 Switches (action ``off`` only):
-    cosign_once_rule  the co-sign service's at-most-once rule (``relayer/cosign.py``) is skipped, as if it were
+    cosign_once_rule  the co-sign service's at-most-once rule (``relayer/pipeline/cosign.py``) is skipped, as if it were
                       fooled: the adversarial suite shows the accountant alone stops a double payout
 """
 
@@ -34,7 +34,7 @@ import structlog
 
 from config.errors import ConfigError
 
-log = structlog.get_logger("relayer.failpoints")
+log = structlog.get_logger("relayer.daemon.failpoints")
 
 POINTS = frozenset({"after_claim", "after_attest", "after_submit", "before_confirm", "after_confirmed"})
 ACTIONS = frozenset({"hang", "exit"})

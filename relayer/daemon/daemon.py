@@ -40,23 +40,23 @@ from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
 from config.settings import ChainConfig, Settings
-from relayer.accountant import GlobalAccountant, TokenDirectory
-from relayer.audit import AuditJob
-from relayer.checkpoints import CheckpointCollector
-from relayer.cosign import CosignService, HttpCosigner
+from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
+from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
+from relayer.daemon.audit import AuditJob
+from relayer.daemon.metrics import Metrics
 from relayer.explorer import ChainSampleBuffer
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
-from relayer.processor import DestinationProcessor
-from relayer.ratelimit import KeyedRateLimiter, retry_after_header
-from relayer.relayer_auth import RelayerAuth, RelayerRequestSigner
+from relayer.pipeline.accountant import GlobalAccountant, TokenDirectory
+from relayer.pipeline.checkpoints import CheckpointCollector
+from relayer.pipeline.cosign import CosignService, HttpCosigner
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.processor import DestinationProcessor
+from relayer.pipeline.validator import OriginAttester
 from relayer.store import FailureReason, MessageState, Store, StoreError
-from relayer.validator import OriginAttester
 from router.api import IntentLimits, IntentsBackend, call_allowed, profile_from_stats
 from router.capacity import CapacityModel
 from router.intents import IntentExecutor, IntentStore, Operator
 
-log = structlog.get_logger("relayer.app")
+log = structlog.get_logger("relayer.daemon.daemon")
 
 Role = Literal["validator", "relayer", "all"]
 
@@ -420,8 +420,8 @@ class RelayerDaemon:
                 await asyncio.wait_for(stop.wait(), delay)
 
     async def run(self, stop: asyncio.Event, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
-        from relayer.api import serve_api
-        from relayer.loop_lag import watch_loop_lag
+        from relayer.api.server import serve_api
+        from relayer.daemon.loop_lag import watch_loop_lag
 
         for indexer in self.indexers.values():
             indexer.load()

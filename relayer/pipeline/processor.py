@@ -52,14 +52,14 @@ from adapters.base import (
 from adapters.merkle import multiproof, multiproof_root
 from adapters.message import MessageId
 from config.settings import RelayerRoleSettings
-from relayer import failpoints
-from relayer.backoff import ExponentialBackoff
-from relayer.checkpoints import CheckpointCollector
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
+from relayer.daemon import failpoints
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.backoff import ExponentialBackoff
+from relayer.pipeline.checkpoints import CheckpointCollector
+from relayer.pipeline.indexer import OriginIndexer
 from relayer.store import DeliveryRecord, FailureReason, MessageState, Store, StoredMessage, StoreError
 
-log = structlog.get_logger("relayer.processor")
+log = structlog.get_logger("relayer.pipeline.processor")
 
 LEASE_S = 60.0
 STORE_BACKOFF_MAX_S = 5.0

@@ -64,10 +64,10 @@ from adapters.base import AdapterError, ChainAdapter, CosignLiveness, CosignRefu
 from adapters.bridge_memo import TokenBody
 from adapters.message import Message, MessageFormatError, MessageId, address_to_bytes32, keccak256
 from config.settings import Settings
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
 from relayer.store import Store
 
-log = structlog.get_logger("relayer.accountant")
+log = structlog.get_logger("relayer.pipeline.accountant")
 
 TokenKey = tuple[int, bytes]  # (home domain, home token as bytes32)
 

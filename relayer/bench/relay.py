@@ -31,8 +31,8 @@ import httpx
 from adapters.base import AdapterError, ChainAdapter, Height, MessageSender
 from adapters.message import Domain, MessageId, address_to_bytes32
 from config.loader import load_settings
-from relayer.devnet import Devnet
-from relayer.progress import make_progress
+from devnets.devnet import Devnet
+from relayer.cli.progress import make_progress
 
 
 def plan_routes(messages: int, names: list[str], chains: dict[str, dict[str, Any]], spread: str) -> dict[tuple[str, str], int]:
@@ -96,7 +96,7 @@ async def _daemon_serving(api_url: str) -> bool:
 
 async def _relay_bench(messages: int, devnet: Devnet, dispatch_batch: int, timeout_s: float, show: bool,
                        spread: str) -> dict[str, Any]:
-    from relayer.app import build_adapters
+    from relayer.daemon.daemon import build_adapters
 
     manifest = devnet.manifest()
     settings = load_settings(devnet.config_path)
@@ -364,7 +364,7 @@ async def _token_relay_bench(pairs: list[tuple[str, str]], per_pair: int, devnet
                              timeout_s: float, show: bool) -> dict[str, Any]:
     from decimal import Decimal
 
-    from relayer.app import build_adapters
+    from relayer.daemon.daemon import build_adapters
 
     manifest = devnet.manifest()
     settings = load_settings(devnet.config_path)

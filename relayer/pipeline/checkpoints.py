@@ -13,7 +13,7 @@ that refuses connections costs nothing. Each validator's state is a metric: ``re
 ``relayer_checkpoint_fetch_failures_total{validator,reason}``, ``relayer_validator_latest_index``, and per
 origin ``relayer_checkpoint_quorum``.
 
-Each request is signed with the relayer's identity (``auth``, ``relayer.relayer_auth.RelayerAuth``): checkpoints
+Each request is signed with the relayer's identity (``auth``, ``relayer.api.relayer_auth.RelayerAuth``): checkpoints
 are public, but a validator serves an allow-listed relayer from its own budget, so an anonymous flood on the same
 validator does not starve the relayer.
 """
@@ -37,9 +37,9 @@ from adapters.checkpoint import (
 from adapters.merkle import MerkleTree
 from adapters.message import MessageFormatError
 from config.settings import SecuritySettings
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
 
-log = structlog.get_logger("relayer.checkpoints")
+log = structlog.get_logger("relayer.pipeline.checkpoints")
 
 QUORUM_GRACE_S = 0.25
 _NOT_FOUND = object()  # the validator answered 404: up, but it has nothing signed there yet

@@ -14,7 +14,7 @@ Security checks (DESIGN.md, "Validators"), in order, before a validator signs ``
    signature and no old one is served (``checkpoint_refused`` with reason ``reorg``, counted once per halt).
 4. No equivocation: a checkpoint is never signed at an index already signed with another root
    (``checkpoint_conflict``, reason ``conflicting_root``), whatever the chain says now.
-5. Solvency (``relayer/accountant.py``, when the process has an accountant): no new token transfer pays out more
+5. Solvency (``relayer/pipeline/accountant.py``, when the process has an accountant): no new token transfer pays out more
    than this validator attested was locked for it; the checkpoint stops at the message before the first one that
    would (``accountant_refused``), and the rest waits, re-checked every poll.
 
@@ -40,12 +40,12 @@ from adapters.base import (
     TxHash,
 )
 from adapters.checkpoint import CheckpointSigner
-from relayer.accountant import GlobalAccountant, TokenTransfer
-from relayer.indexer import OriginIndexer
-from relayer.metrics import Metrics
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.accountant import GlobalAccountant, TokenTransfer
+from relayer.pipeline.indexer import OriginIndexer
 from relayer.store import CheckpointRecord, Store
 
-log = structlog.get_logger("relayer.validator")
+log = structlog.get_logger("relayer.pipeline.validator")
 
 
 class OriginAttester:

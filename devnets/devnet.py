@@ -34,7 +34,7 @@ import structlog
 from adapters.evm import devnet as evm_devnet
 from config.errors import RelayerError
 
-log = structlog.get_logger("relayer.devnet")
+log = structlog.get_logger("devnets.devnet")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = Path(".devnet")

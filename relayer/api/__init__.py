@@ -1,0 +1,1 @@
+"""The daemon's HTTP API: the front (connection caps, header limits), the request guard, routes."""

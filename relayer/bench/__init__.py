@@ -1,0 +1,1 @@
+"""Benchmarks that the project ships: `relayer bench relay|route|api|light-clients`."""

@@ -1,0 +1,1 @@
+"""The daemon: composition of the pipeline, its jobs (health, hand-over, audit), metrics and logs."""

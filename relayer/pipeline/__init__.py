@@ -1,0 +1,1 @@
+"""The relay pipeline: index at finality, attest, collect checkpoints, deliver in batches, confirm."""
