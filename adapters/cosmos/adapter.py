@@ -53,6 +53,7 @@ from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import (  # type: ignore[import-unty
 from google.protobuf.any_pb2 import Any as ProtoAny
 
 from adapters.base import (
+    PAYLOAD_MISMATCH,
     AdapterError,
     ChainHealth,
     ChainStats,
@@ -65,7 +66,9 @@ from adapters.base import (
     Height,
     InsufficientFunds,
     MailboxState,
+    NoCosignQuorum,
     RpcError,
+    SequenceMismatch,
     SignedTerms,
     SubmittedTx,
     TxHash,
@@ -77,7 +80,7 @@ from adapters.base import (
     WalletBalance,
 )
 from adapters.boundary import bytes32, error_boundary
-from adapters.cosmos.client import CosmosHttp, RpcAnswerError, map_exception
+from adapters.cosmos.client import CosmosHttp, map_exception
 from adapters.cosmos.memo import MAX_DELIVERY_IDS, TokenBody, decode_delivery_memo, encode_dispatch_memo
 from adapters.cosmos.transactions import (
     DeliveryPlan,
@@ -110,7 +113,7 @@ TX_WAIT_S = 30.0
 
 
 class UnknownToken(AdapterError):
-    retryable = False
+    """A token symbol this chain is not configured with."""
 
 
 _boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain, context=context))
@@ -389,14 +392,13 @@ class CosmosAdapter:
                 continue
             chosen.setdefault(index, bytes(signature))
         if not chosen:
-            raise AdapterError("no valid co-signature", chain=self._name, reason="no cosign quorum")
+            raise NoCosignQuorum("no valid co-signature", chain=self._name)
         raw = plan.assemble(self._threshold, self._members, dict(sorted(chosen.items())[: self._threshold]))
         try:
             tx_hash = await self._http.broadcast(raw)
-        except RpcError as exc:
-            expected = re.search(r"expected (\d+), got", str(exc))
-            if exc.reason == "sequence mismatch" and expected is not None:
-                self._next_sequence[self._vault] = int(expected.group(1))  # the next request uses it
+        except SequenceMismatch as exc:
+            if exc.expected is not None:
+                self._next_sequence[self._vault] = exc.expected  # the next request uses it
             raise
         self._next_sequence[self._vault] = plan.sequence + 1
         self._timeouts[tx_hash] = plan.timeout_height
@@ -439,7 +441,7 @@ class CosmosAdapter:
         plan = self._plan_from_request(request, CosignRefused)
         if plan.sign_bytes() != request.payload:
             raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
-                                reason="payload differs")
+                                reason=PAYLOAD_MISMATCH)
         if plan.timeout_height == 0:
             raise CosignRefused("the delivery has no timeout_height: once co-signed it could land at any later time",
                                 chain=self._name, reason="no timeout")
@@ -508,10 +510,8 @@ class CosmosAdapter:
     async def _find_tx(self, tx_hash: str) -> dict[str, Any] | None:
         try:
             return await self._http.rpc("tx", hash="0x" + tx_hash.removeprefix("0x"))
-        except RpcAnswerError as exc:
-            if "not found" in exc.reason:
-                return None
-            raise
+        except TxNotFound:
+            return None
 
     @_boundary
     async def confirm(self, tx: SubmittedTx) -> TxOutcome:
@@ -605,11 +605,10 @@ class CosmosAdapter:
             sequence = max(account[1], self._next_sequence.get(sender, 0))
         try:
             tx_hash = await self._sign_and_broadcast(key, number, sequence, messages, memo, gas)
-        except RpcError as exc:
-            expected = re.search(r"expected (\d+), got", str(exc))
-            if exc.reason != "sequence mismatch" or expected is None:
+        except SequenceMismatch as exc:  # resent once at the sequence the chain wants (MessageSender's contract)
+            if exc.expected is None:
                 raise
-            sequence = int(expected.group(1))
+            sequence = exc.expected
             log.info("cosmos_sequence_resync", chain=self._name, sender=sender, sequence=sequence)
             tx_hash = await self._sign_and_broadcast(key, number, sequence, messages, memo, gas)
         self._next_sequence[sender] = sequence + 1

@@ -43,6 +43,7 @@ from adapters.base import (
     DispatchedMessage,
     FeeTooHigh,
     Height,
+    MailboxNotDeployed,
     MailboxState,
     NonceTooLow,
     ReplacementUnderpriced,
@@ -86,7 +87,7 @@ _SENT_CACHE = 4096
 
 
 class UnknownToken(AdapterError):
-    retryable = False
+    """A token symbol this chain is not configured with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,8 +394,8 @@ class EvmAdapter:
             ("eth_call", [{**call, "data": "0x" + abi.COUNT.hex()}, block]),
         ])
         if len(root_hex) < 66 or len(count_hex) < 66:
-            raise RpcError(f"mailbox {self._config.mailbox} returned no data at height {height} (no code there yet?)",
-                           chain=self._name, reason="mailbox not deployed")
+            raise MailboxNotDeployed(f"mailbox {self._config.mailbox} returned no data at height {height} (no code there yet?)",
+                                     chain=self._name, reason="mailbox not deployed")
         return MailboxState(self._mailbox32, bytes.fromhex(root_hex[2:66]), _int(count_hex[:66]), Height(height))
 
     @_boundary

@@ -56,6 +56,7 @@ from spl.token.instructions import (
 from spl.token.models import BurnParams, TransferCheckedParams, TransferParams
 
 from adapters.base import (
+    PAYLOAD_MISMATCH,
     AdapterError,
     ChainHealth,
     ChainStats,
@@ -67,6 +68,7 @@ from adapters.base import (
     DispatchedMessage,
     Height,
     MailboxState,
+    NoCosignQuorum,
     RpcError,
     SignedTerms,
     SubmittedTx,
@@ -88,6 +90,7 @@ from adapters.solana.bridge import (
     MEMO_PROGRAMS,
     BridgeRules,
     NotADispatch,
+    NotBridgeTraffic,
     TokenRule,
     Undeliverable,
     guard_address,
@@ -119,7 +122,7 @@ RPC_CONCURRENCY = 8
 
 
 class UnknownToken(AdapterError):
-    retryable = False
+    """A token symbol this chain is not configured with."""
 
 
 _boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain, context=context))
@@ -336,9 +339,10 @@ class SolanaAdapter:
                     continue
                 try:
                     parsed = self._rules.parse_dispatch(tx)
+                except NotBridgeTraffic:  # a payment that does not involve the bridge: nothing to say
+                    continue
                 except NotADispatch as exc:
-                    if "no dispatch memo" not in str(exc) and "does not reference" not in str(exc):
-                        log.info("dispatch_ignored", chain=self._name, tx=str(entry.signature), reason=str(exc))
+                    log.info("dispatch_ignored", chain=self._name, tx=str(entry.signature), reason=str(exc))
                     continue
                 for position, item in enumerate(parsed):
                     message = self._rules.canonical(item, len(self._dispatches) + len(found))
@@ -505,9 +509,7 @@ class SolanaAdapter:
             try:
                 signatures = await self._cosigner.cosign(request, self._config.multisig_threshold)
                 submitted = await self.submit_cosigned(request, signatures)
-            except AdapterError as exc:
-                if exc.reason not in ("no cosign quorum", "no valid co-signature"):
-                    raise
+            except NoCosignQuorum as exc:
                 last_error = exc
                 log.info("cosign_quorum_failed", chain=self._name, quorum=[str(q) for q in quorum],
                          reason=exc.reason)
@@ -556,7 +558,7 @@ class SolanaAdapter:
         message, ids = self._rebuild(request, CosignRefused)
         if bytes(message) != request.payload:
             raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
-                                reason="payload mismatch")
+                                reason=PAYLOAD_MISMATCH)
         return ids
 
     @_boundary
@@ -568,7 +570,7 @@ class SolanaAdapter:
         message, _ids = self._rebuild(request, CosignRefused)
         if bytes(message) != request.payload:
             raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
-                                reason="payload mismatch")
+                                reason=PAYLOAD_MISMATCH)
         newest = (await self._client.get_latest_blockhash(Processed)).value
         if (await self._client.get_fee_for_message(message, Processed)).value is None:  # type: ignore[arg-type]
             raise CosignRefused(f"blockhash {message.recent_blockhash} is expired or unknown to the chain",
@@ -617,7 +619,7 @@ class SolanaAdapter:
         message, ids = self._rebuild(request, TxReverted)
         if bytes(message) != request.payload:
             raise TxReverted("payload is not the delivery of these messages", chain=self._name,
-                             reason="payload mismatch")
+                             reason=PAYLOAD_MISMATCH)
         valid: dict[Pubkey, Signature] = {payer.pubkey(): payer.sign_message(request.payload)}
         for signer_id, raw in signatures:
             try:
@@ -629,8 +631,7 @@ class SolanaAdapter:
         required = list(message.account_keys[:message.header.num_required_signatures])
         missing = [str(k) for k in required if k not in valid]
         if missing:
-            raise AdapterError(f"no valid co-signature from {', '.join(missing)}", chain=self._name,
-                               reason="no valid co-signature")
+            raise NoCosignQuorum(f"no valid co-signature from {', '.join(missing)}", chain=self._name)
         tx = Transaction.populate(message, [valid[k] for k in required])
         try:
             await self._client.send_raw_transaction(bytes(tx), opts=TxOpts(skip_confirmation=True,
