@@ -36,7 +36,7 @@ from typing import Any
 from adapters.base import ChainAdapter, MessageSender
 from config.loader import load_settings
 from devnets.devnet import Devnet
-from relayer.bench.relay import BENCH_API_LIMITS, BlockClock, start_bench_daemon, stop_bench_daemon
+from relayer.bench.daemon import BENCH_API_LIMITS, BlockClock, start_bench_daemon, stop_bench_daemon
 from relayer.cli.progress import make_progress
 from router.client import RoutingClient, RoutingError
 
