@@ -498,9 +498,3 @@ class Settings(_Model):
                 f"router.operator_keys is set and router.api_keys is empty, and api.url {self.api.url} is not "
                 "loopback-only: anyone who reaches the API could spend the operator accounts. Set router.api_keys, "
                 "or serve the API on 127.0.0.1 / ::1 / localhost"))
-
-    def chain_by_domain(self, domain: int) -> tuple[str, ChainConfig]:
-        for name, chain in self.chains.items():
-            if chain.domain == domain:
-                return name, chain
-        raise KeyError(domain)

@@ -67,7 +67,6 @@ class ChainStatus:
     domain: int
     health: ChainHealth | None = None
     stats: ChainStats | None = None
-    checked_at: float = 0.0
 
 
 @dataclass
@@ -206,7 +205,6 @@ class RelayerDaemon:
             except AdapterError as exc:
                 health = ChainHealth(False, None, None, 0.0, detail=str(exc)[:200])
             self.chain_status[name].health = health
-            self.chain_status[name].checked_at = time.time()
             if health.healthy and isinstance(adapter, CapacitySource):
                 try:
                     stats = await adapter.chain_stats()
