@@ -294,7 +294,7 @@ class RelayerDaemon:
         spare = model.spare_gas_per_s(time.monotonic()) / model.transfer_gas
         for name, i in model.index.items():
             self.metrics.set("router_chain_utilisation", round(float(utilisation[i]), 6), chain=name)
-            self.metrics.set("router_chain_spare_transfers_per_s", round(float(spare[i]), 3), chain=name)
+            self.metrics.set("router_chain_spare_transfers_per_second", round(float(spare[i]), 3), chain=name)
 
     def _feed_capacity(self) -> None:
         """Build the capacity model from the first full round of chain stats, then feed it every round."""
