@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -91,6 +92,15 @@ class TokenConfig(_Model):
 class TrustedCheckpoint(_Model):
     height: int = Field(ge=0)
     hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class ChainFamily(StrEnum):
+    """The chain families, named as ``chains.NAME.family`` names them: one name per family everywhere (config, router
+    profiles, devnet manifest). Each ``*ChainConfig`` below declares its own as the union's discriminator."""
+
+    EVM = "evm"
+    SOLANA = "solana"
+    COSMOS = "cosmos"
 
 
 class EvmChainConfig(_Model):
