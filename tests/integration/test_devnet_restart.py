@@ -4,6 +4,8 @@ store; `down --keep-state` then `up` resumes the same devnet where it stopped.""
 from __future__ import annotations
 
 import json
+import random
+import socket
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,21 @@ from tests.integration.harness import free_port_block, wait_for
 pytestmark = pytest.mark.integration
 
 ADVANCE = {"cosmos": 30, "solana": 60, "l1": 15}  # blocks / slots past the first `up` before stopping
+
+
+def port_block_below_ephemeral(n: int) -> int:
+    """A base port with ``n`` free ports below Linux's ephemeral range (32768-60999): the devnet leaves its ports
+    and takes them again, and in between an outgoing connection could be given one from that range."""
+    for _ in range(200):
+        base = random.randrange(20_000, 32_000 - n)
+        try:
+            for port in range(base, base + n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no block of free ports")
 
 
 def heights(net: Devnet) -> dict[str, int]:
@@ -65,7 +82,7 @@ def beacon_serves_trusted_roots(net: Devnet) -> bool:
 
 
 def test_up_after_down_is_a_new_devnet_and_keep_state_resumes_it(tmp_path: Path) -> None:
-    net = Devnet(tmp_path / "devnet", base_port=free_port_block(21), api_port=free_port_block(1))
+    net = Devnet(tmp_path / "devnet", base_port=port_block_below_ephemeral(21), api_port=free_port_block(1))
     net.up()
     try:
         first = heights(net)
