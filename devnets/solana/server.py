@@ -47,7 +47,7 @@ def build_app(config: DevnetConfig) -> Starlette:
         """One slot every ``slot_ms``. A slot whose time passed while the process was not running (a loaded
         machine descheduled it, or the loop was busy) is not made up afterwards: catching up made dozens of slots
         at once, so a transaction went from processed to finalized between two polls and a blockhash handed out
-        just before expired at once (the cause of test_state_survives_kill_9_and_restart's 15 s timeouts)."""
+        just before expired at once (a test waiting for exactly "confirmed" then waited in vain)."""
         interval = config.slot_ms / 1000
         loop = asyncio.get_running_loop()
         next_at = loop.time() + interval
