@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -91,6 +92,15 @@ class TokenConfig(_Model):
 class TrustedCheckpoint(_Model):
     height: int = Field(ge=0)
     hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class ChainFamily(StrEnum):
+    """The chain families, named as ``chains.NAME.family`` names them: one name per family everywhere (config, router
+    profiles, devnet manifest). Each ``*ChainConfig`` below declares its own as the union's discriminator."""
+
+    EVM = "evm"
+    SOLANA = "solana"
+    COSMOS = "cosmos"
 
 
 class EvmChainConfig(_Model):
@@ -498,9 +508,3 @@ class Settings(_Model):
                 f"router.operator_keys is set and router.api_keys is empty, and api.url {self.api.url} is not "
                 "loopback-only: anyone who reaches the API could spend the operator accounts. Set router.api_keys, "
                 "or serve the API on 127.0.0.1 / ::1 / localhost"))
-
-    def chain_by_domain(self, domain: int) -> tuple[str, ChainConfig]:
-        for name, chain in self.chains.items():
-            if chain.domain == domain:
-                return name, chain
-        raise KeyError(domain)

@@ -15,19 +15,28 @@ finalizing what the anvil treats as final. ``relayer.toml`` points each EVM chai
 devnet is one node: its chain says ``trust_single_rpc = true`` (logged by the validator at start), since a second
 port on the same node would not be an independent endpoint.
 
-``up`` when already up checks that everything answers and changes nothing. All keys involved are the
-public anvil test keys, written as such; they guard nothing of value.
+``up`` when already up checks that everything answers and changes nothing. Otherwise it starts a new devnet on
+every family: the chains' state of an earlier one (``NAME.state.json``, ``cosmos/``, ``solana/``, the beacon's
+committee secret) and the relayer's store (``relayer.db``) are dropped first. ``down`` drops them too, unless it
+is ``down(keep_state=True)`` (``relayer devnet down --keep-state``): then each anvil's chain is dumped to
+``NAME.state.json``, everything else stays, ``kept.json`` says so, and the next ``up`` resumes that devnet (same
+chains, contracts, heights, beacon chains and store) instead of starting a new one.
+
+All keys involved are the public anvil test keys, written as such; they guard nothing of value.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -303,17 +312,22 @@ class Devnet:
         out["manifest"] = str(self.manifest_path) if up else None
         return out
 
+    @property
+    def kept_path(self) -> Path:
+        """Written by ``down(keep_state=True)``: the next ``up`` resumes the devnet kept here."""
+        return self.dir / "kept.json"
+
     def up(self, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Start the devnet: resume the one ``down(keep_state=True)`` kept, else a new one on every family."""
         step = progress or (lambda _m: None)
         if self.status()["up"] and self.manifest_path.exists():
             step("devnet already up")
             return self.manifest()
-        if self._state():
-            self.down()
+        self._stop_processes()
+        if self.kept_path.exists():
+            return self._resume(step)
         self.dir.mkdir(parents=True, exist_ok=True)
-        # new chains: a store indexed from earlier chains would hold their cursors and Merkle trees
-        for stale in [*self.dir.glob("*.db*"), *self.dir.glob("*.state.json")]:
-            stale.unlink()
+        self._drop_chain_state()
         chains = self._evm_chains()
         procs = {}
         try:
@@ -367,14 +381,17 @@ class Devnet:
         log.info("devnet_up", dir=str(self.dir), chains=[asdict(c) for c in chains])
         return manifest
 
-    def _start_beacon(self, chains: list[evm_devnet.EvmDevnetChain]) -> Any:
-        """One ``python -m devnets.beacon`` following every anvil (any free port per chain), recorded in
-        ``state.json``. Its sync committees derive from ``beacon.secret`` (random, mode 0600, written here and in
-        no manifest or config): whoever could derive them could sign a fork's headers."""
+    def _start_beacon(self, chains: list[evm_devnet.EvmDevnetChain], ports: dict[str, int | None] | None = None) -> Any:
+        """One ``python -m devnets.beacon`` following every anvil (any free port per chain, or ``ports``: a resumed
+        devnet's), recorded in ``state.json``. Its sync committees derive from ``beacon.secret`` (random, mode 0600,
+        written here and in no manifest or config): whoever could derive them could sign a fork's headers. A resumed
+        devnet keeps its secret: the beacon rebuilds the same beacon chains from the same anvil blocks."""
         from devnets.beacon import ChainSpec, start_beacon_devnet, write_committee_secret
 
-        specs = [ChainSpec(c.name, c.chain_id, c.rpc_url, c.finality, _finality_depth(c)) for c in chains]
-        write_committee_secret(self.dir / "beacon.secret")  # new chains, new committees; only the beacon reads it
+        specs = [ChainSpec(c.name, c.chain_id, c.rpc_url, c.finality, _finality_depth(c), (ports or {}).get(c.name) or 0)
+                 for c in chains]
+        if ports is None:
+            write_committee_secret(self.dir / "beacon.secret")  # new chains, new committees; only the beacon reads it
         proc = start_beacon_devnet(specs, self.dir / "beacon.ports.json", self.dir / "beacon.secret",
                                    log_path=self.dir / "beacon.log")
         state = self._state()
@@ -385,12 +402,9 @@ class Devnet:
     def _beacon_roots(self, chains: list[evm_devnet.EvmDevnetChain], proc: Any) -> dict[str, dict[str, Any]]:
         """Each chain's beacon URL and the root of its beacon block finalized now (slot 1 at least): what the
         validators' light clients start from."""
-        from devnets.beacon import finalized_block_root, wait_until_ready
+        from devnets.beacon import finalized_block_root
 
-        urls = wait_until_ready(self.dir / "beacon.ports.json", [c.name for c in chains], process=proc, timeout=60)
-        state = self._state()
-        state["beacon"]["urls"] = urls
-        self.state_path.write_text(json.dumps(state))
+        urls = self._beacon_urls(chains, proc)
         found = {}
         deadline = time.monotonic() + 60
         for name, url in urls.items():
@@ -403,12 +417,22 @@ class Devnet:
             found[name] = {"beacon_url": url, "trusted_block_root": root, "beacon_trusted_slot": slot}
         return found
 
+    def _beacon_urls(self, chains: list[evm_devnet.EvmDevnetChain], proc: Any) -> dict[str, str]:
+        """Each chain's beacon URL once it answers (caught up with its anvil), recorded in ``state.json``."""
+        from devnets.beacon import wait_until_ready
+
+        urls = wait_until_ready(self.dir / "beacon.ports.json", [c.name for c in chains], process=proc, timeout=60)
+        state = self._state()
+        state["beacon"]["urls"] = urls
+        self.state_path.write_text(json.dumps(state))
+        return urls
+
     def _evm_chains(self) -> list[evm_devnet.EvmDevnetChain]:
         return (evm_devnet.route_bench_chains(self.base_port) if self.layout == "route"
                 else evm_devnet.default_chains(self.base_port))
 
-    def _start_anvil(self, chain: evm_devnet.EvmDevnetChain) -> Any:
-        state = self.dir / f"{chain.name}.state.json" if self.persistent else None
+    def _start_anvil(self, chain: evm_devnet.EvmDevnetChain, *, resume: bool = False) -> Any:
+        state = self.dir / f"{chain.name}.state.json" if self.persistent or resume else None
         return evm_devnet.start_anvil(chain, PROJECT_ROOT, self.dir / f"{chain.name}.log", state_path=state,
                                       state_interval_s=self.state_interval_s)
 
@@ -455,7 +479,7 @@ class Devnet:
         side: its vault enrolled as the Cosmos chain's token bridge. TST (home l1) is paid out of the vault's
         escrow of ``uxtst`` (6 decimals) on Cosmos and locked back into it. The escrow is the vault's from
         genesis and no other account holds ``uxtst``: a user gets it only by bridging TST in from l1."""
-        from devnets.cosmos import genesis_manifest, start_cosmos_devnet, wait_until_ready
+        from devnets.cosmos import genesis_manifest
         from devnets.cosmos.accounts import address_bytes
         from devnets.cosmos.bridge_setup import setup_cosmos_bridge, vault_address
         from devnets.cosmos.genesis import GenesisSettings
@@ -465,10 +489,7 @@ class Devnet:
         validator_keys = [v["private_key"] for v in manifest["validator_keys"]]
         vault = vault_address(validator_keys, manifest["threshold"])
         settings = GenesisSettings(escrow_address=vault, escrow_balance=COSMOS_ESCROW)
-        proc = start_cosmos_devnet(rpc_port=rpc_port, rest_port=rest_port, state_dir=self.dir / "cosmos",
-                                   log_path=self.dir / "cosmos.log", escrow=(vault, COSMOS_ESCROW))
-        self._record_process("cosmos", proc.pid, rpc_url, "cosmos")
-        wait_until_ready(rpc_url, rest_url, process=proc, timeout=60)
+        self._start_cosmos(vault)
         bridge = setup_cosmos_bridge(rest_url, member_keys_hex=validator_keys, threshold=manifest["threshold"],
                                      escrow=COSMOS_ESCROW, fee_funding=10**9, settings=settings)
         vault32 = "0x" + address_bytes(bridge.vault).rjust(32, b"\0").hex()
@@ -497,20 +518,38 @@ class Devnet:
                                  "escrow": genesis["escrow"]},
         }
 
-    def _up_solana(self, manifest: dict[str, Any], step: Callable[[str], None]) -> dict[str, Any]:
-        """The Solana devnet (LiteSVM behind JSON-RPC), the validators' SPL multisig with wrapped TST and native
-        SOLX, and the EVM side: the multisig enrolled as Solana's token bridge, SOLX wrapped on every EVM chain."""
-        import asyncio
+    def _start_cosmos(self, vault: str) -> None:
+        """The Cosmos devnet process over ``cosmos/`` (a new chain whose escrow is ``vault``'s, or the kept one)."""
+        from devnets.cosmos import start_cosmos_devnet, wait_until_ready
 
-        from devnets.solana import devnet_keypair, devnet_url, start_solana_devnet, wait_until_ready
-        from devnets.solana.base58 import b58decode, b58encode
-        from devnets.solana.bridge_setup import setup_solana_bridge
+        rpc_port, rest_port = self.base_port + 10, self.base_port + 11
+        rpc_url, rest_url = f"http://127.0.0.1:{rpc_port}", f"http://127.0.0.1:{rest_port}"
+        proc = start_cosmos_devnet(rpc_port=rpc_port, rest_port=rest_port, state_dir=self.dir / "cosmos",
+                                   log_path=self.dir / "cosmos.log", escrow=(vault, COSMOS_ESCROW))
+        self._record_process("cosmos", proc.pid, rpc_url, "cosmos")
+        wait_until_ready(rpc_url, rest_url, process=proc, timeout=60)
+
+    def _start_solana(self) -> str:
+        """The Solana devnet process over ``solana/`` (a new ledger, or the kept one); its RPC URL."""
+        from devnets.solana import devnet_url, start_solana_devnet, wait_until_ready
 
         port = self.base_port + 20
         rpc_url = devnet_url(port)
         proc = start_solana_devnet(port, self.dir / "solana", log_path=self.dir / "solana.log")
         self._record_process("solana", proc.pid, rpc_url, "solana")
         wait_until_ready(rpc_url, timeout=60, process=proc)
+        return rpc_url
+
+    def _up_solana(self, manifest: dict[str, Any], step: Callable[[str], None]) -> dict[str, Any]:
+        """The Solana devnet (LiteSVM behind JSON-RPC), the validators' SPL multisig with wrapped TST and native
+        SOLX, and the EVM side: the multisig enrolled as Solana's token bridge, SOLX wrapped on every EVM chain."""
+        import asyncio
+
+        from devnets.solana import devnet_keypair
+        from devnets.solana.base58 import b58decode, b58encode
+        from devnets.solana.bridge_setup import setup_solana_bridge
+
+        rpc_url = self._start_solana()
         users = [devnet_keypair(1), devnet_keypair(2)]
         validator_keys = [v["private_key"] for v in manifest["validator_keys"]]
         bridge = asyncio.run(setup_solana_bridge(rpc_url, validator_seeds_hex=validator_keys,
@@ -550,7 +589,23 @@ class Devnet:
             "relayer_signer_seed": "0x" + bytes(relayer.secret()).hex(),
         }
 
-    def down(self) -> list[str]:
+    def down(self, *, keep_state: bool = False) -> list[str]:
+        """Stop every process; the names stopped. Without ``keep_state`` the chains' state and the relayer's store
+        go too (the next ``up`` is a new devnet); with it each anvil's chain is dumped first and ``kept.json``
+        written, so the next ``up`` resumes this devnet."""
+        if keep_state and not self.status()["up"]:
+            raise RelayerError(f"no running devnet in {self.dir} to keep: `relayer devnet up` first")
+        if keep_state:
+            self._dump_anvils()
+        stopped = self._stop_processes()
+        if keep_state:
+            kept = {"families": list(self.families), "layout": self.layout, "base_port": self.base_port}
+            self.kept_path.write_text(json.dumps(kept))
+        else:
+            self._drop_chain_state()
+        return stopped
+
+    def _stop_processes(self) -> list[str]:
         stopped = []
         state = self._state()
         if "beacon" in state:
@@ -561,6 +616,51 @@ class Devnet:
             stopped.append(name)
         self.state_path.unlink(missing_ok=True)
         return stopped
+
+    def _drop_chain_state(self) -> None:
+        """Forget the chains of an earlier devnet: anvil dumps, the Cosmos and Solana ledgers, the beacon's
+        committee secret and ports, and the relayer's store (its cursors and Merkle trees are those chains')."""
+        for stale in [*self.dir.glob("*.db*"), *self.dir.glob("*.state.json"), self.kept_path,
+                      self.dir / "beacon.secret", self.dir / "beacon.ports.json"]:
+            stale.unlink(missing_ok=True)
+        for ledger in ("cosmos", "solana"):
+            shutil.rmtree(self.dir / ledger, ignore_errors=True)
+
+    def _dump_anvils(self) -> None:
+        """Each anvil's chain (blocks, transactions, state) into ``NAME.state.json``, the file ``--state`` loads."""
+        for name, info in self._state().get("chains", {}).items():
+            if info.get("family", "evm") == "evm":
+                dumped = evm_devnet.rpc_call(info["rpc_url"], "anvil_dumpState", timeout=60.0)
+                (self.dir / f"{name}.state.json").write_bytes(gzip.decompress(bytes.fromhex(dumped[2:])))
+
+    def _resume(self, step: Callable[[str], None]) -> dict[str, Any]:
+        """Start the kept devnet's processes again on their ports, from their state; the manifest stays."""
+        kept = json.loads(self.kept_path.read_text())
+        wanted = {"families": list(self.families), "layout": self.layout, "base_port": self.base_port}
+        if kept != wanted:
+            raise RelayerError(f"the devnet kept in {self.dir} has {kept}, not {wanted}: start it with those options, "
+                               "or `relayer devnet down` to drop it")
+        manifest = self.manifest()
+        chains = self._evm_chains()
+        try:
+            procs = {c.name: self._start_anvil(c, resume=True) for c in chains}
+            for c in chains:
+                self._record_process(c.name, procs[c.name].pid, c.rpc_url, "evm")
+                evm_devnet.wait_until_answers(c, procs[c.name])
+            ports = {n: urlsplit(c["beacon_url"]).port for n, c in manifest["chains"].items() if "beacon_url" in c}
+            beacon = self._start_beacon(chains, ports=ports)
+            self._beacon_urls(chains, beacon)
+            if "cosmos" in self.families:
+                self._start_cosmos(manifest["chains"]["cosmos"]["vault"])
+            if "solana" in self.families:
+                self._start_solana()
+        except BaseException:
+            self._stop_processes()
+            raise
+        self.kept_path.unlink()
+        step(f"devnet resumed from the state kept in {self.dir}")
+        log.info("devnet_resumed", dir=str(self.dir), chains=list(manifest["chains"]))
+        return manifest
 
 
 COSMOS_DOMAIN = 6000

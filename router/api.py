@@ -46,11 +46,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.base import AdapterError, ChainStats
 from adapters.message import Domain
+from config.settings import ChainFamily
 from router.capacity import CapacityModel, ChainProfile
 from router.events import BatchFeed
 from router.intents import (
     IntentExecutor,
     IntentRecord,
+    IntentStatus,
     IntentStore,
     Operator,
     integrator_report,
@@ -114,7 +116,7 @@ def profile_from_stats(name: str, domain: int, family: str, stats: ChainStats, *
                        transfer_gas: float, native_usd: float) -> ChainProfile:
     """A chain's profile from what its adapter reports (``ChainStats``, already in chain-neutral units)."""
     block_time = max(stats.block_time_s, 0.05)
-    return ChainProfile(name=name, domain=Domain(domain), family=family, block_time_s=block_time,
+    return ChainProfile(name=name, domain=Domain(domain), family=ChainFamily(family), block_time_s=block_time,
                         gas_limit=float(stats.gas_limit), transfer_gas=transfer_gas,
                         finality_s=finality_blocks * block_time, base_fee=stats.base_fee_native, native_usd=native_usd)
 
@@ -527,7 +529,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                                integrator=req.integrator, from_chain=req.from_chain, client=client,
                                signer=signer.lower() if signer else None)
             if chain < 0:
-                rec.status, rec.reason = "unserved", Reason(int(assignment.reason[i])).name.lower()
+                rec.status, rec.reason = IntentStatus.UNSERVED, Reason(int(assignment.reason[i])).name.lower()
             else:
                 origin = names[int(assignment.origin[i])]
                 rec.chain, rec.origin = names[chain], origin
@@ -540,16 +542,16 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                 funds = left[req.token][origin]
                 k = max(range(len(ops)), key=lambda j: funds[j])
                 if funds[k] < units:
-                    rec.status, rec.reason = "unserved", "liquidity"
+                    rec.status, rec.reason = IntentStatus.UNSERVED, "liquidity"
                 else:
                     funds[k] -= units
                     rec.operator = ops[k].address
             records.append(rec)
         if signer is None:
             for rec, (p, _units) in zip(records, parsed, strict=True):
-                if rec.status == "unserved":  # nothing will be sent: its value goes back to the client's budget
+                if rec.status == IntentStatus.UNSERVED:  # nothing will be sent: its value goes back to the client's budget
                     give_back_value(client, rec.token, p.amount)
-            kept = [r for r in records if r.status == "planned"]
+            kept = [r for r in records if r.status == IntentStatus.PLANNED]
             request.state.intents_taken = len(kept)
             if kept:
                 intents.store.add_all(kept)
@@ -559,18 +561,18 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         executor = intents.executor
 
         async def build(rec: IntentRecord) -> dict[str, Any] | None:
-            if rec.status != "planned":
+            if rec.status != IntentStatus.PLANNED:
                 return None
             try:
                 tx = await executor.unsigned(rec)
             except AdapterError as exc:
-                rec.status, rec.reason = "failed", f"{type(exc).__name__}: {exc.reason}"[:500]
+                rec.status, rec.reason = IntentStatus.FAILED, f"{type(exc).__name__}: {exc.reason}"[:500]
                 return None
-            rec.status = "unsigned"
+            rec.status = IntentStatus.UNSIGNED
             return tx
 
         transactions = await asyncio.gather(*(build(r) for r in records))
-        kept = [r for r in records if r.status == "unsigned"]
+        kept = [r for r in records if r.status == IntentStatus.UNSIGNED]
         if kept:
             intents.store.add_all(kept)
         return _answer(batch if kept else None, records, list(transactions))
@@ -615,17 +617,17 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         if rec.client is not None and not hmac.compare_digest(rec.client, client):
             raise refuse("claim_refused", 403, {"field": "intent_id",
                                                 "error": "only the client that submitted this intent may report its hash"})
-        if rec.status != "unsigned":
+        if rec.status != IntentStatus.UNSIGNED:
             raise HTTPException(409, {"field": "intent_id", "error": f"intent is {rec.status}, not unsigned"})
         tx_hash = req.tx_hash.lower()
         if intents.executor.knows_tx(tx_hash) or not intents.store.claim(rec.id, tx_hash):
             latest = intents.store.get(rec.id)
-            if latest is not None and latest.status != "unsigned":
+            if latest is not None and latest.status != IntentStatus.UNSIGNED:
                 raise HTTPException(409, {"field": "intent_id", "error": f"intent is {latest.status}, not unsigned"})
             raise refuse("claim_refused", 409, {"field": "tx_hash",
                                                 "error": "this transaction is already the transaction of another intent"})
         done = await intents.executor.settle_claim(rec, tx_hash)
-        if done.status == "failed" and (done.reason or "").startswith("reported transaction refused"):
+        if done.status == IntentStatus.FAILED and (done.reason or "").startswith("reported transaction refused"):
             intents.on_refusal("claim_refused")
             raise HTTPException(400, {"field": "tx_hash", "error": done.reason, "intent": intent_view(done)})
         return intent_view(done)
@@ -677,7 +679,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
 def _answer(batch: str | None, records: Sequence[IntentRecord],
             transactions: list[dict[str, Any] | None] | None = None) -> JSONResponse:
     """``IntentBatchAnswer``: ids only for the intents that were stored (planned or unsigned)."""
-    stored = ("planned", "unsigned")
+    stored = (IntentStatus.PLANNED, IntentStatus.UNSIGNED)
     body: dict[str, Any] = {"batch": batch, "ids": [r.id if r.status in stored else None for r in records],
                             "statuses": [r.status for r in records], "reasons": [r.reason for r in records]}
     if transactions is not None:

@@ -20,15 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.message import Domain
+from config.settings import ChainFamily
 
 
 @dataclass(frozen=True, slots=True)
 class ChainProfile:
-    """What is known about a chain before it is observed. Gas means compute units on SVM chains."""
+    """What is known about a chain before it is observed. Gas means compute units on Solana chains."""
 
     name: str
     domain: Domain
-    family: str                          # "evm", "svm" or "cosmos"
+    family: ChainFamily
     block_time_s: float
     gas_limit: float                     # per block
     transfer_gas: float                  # gas of one token transfer, the unit of an intent's ``work``

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -43,6 +44,23 @@ log = structlog.get_logger("router.intents")
 
 
 _SIGNER_MODE = text("signer IS NOT NULL")
+
+
+class IntentStatus(StrEnum):
+    """Where an intent is. Stored and answered as its text (``"planned"``...): the JSON shapes and the ``status``
+    column are plain strings. planned -> submitted -> included (-> delivered, cross-chain), or failed; signer mode:
+    unsigned -> submitted (the dApp reported its transaction) -> ...; unserved: the router did not take it."""
+
+    PLANNED = "planned"
+    UNSIGNED = "unsigned"
+    SUBMITTED = "submitted"
+    INCLUDED = "included"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    UNSERVED = "unserved"
+
+
+FINAL_STATUSES = frozenset({IntentStatus.DELIVERED, IntentStatus.FAILED, IntentStatus.UNSERVED})
 
 
 class IntentRecord(SQLModel, table=True):
@@ -65,7 +83,7 @@ class IntentRecord(SQLModel, table=True):
     chain: str | None = None         # where it runs (destination of an xchain transfer)
     origin: str | None = None        # where it starts (== chain for same-chain intents)
     operator: str | None = None      # address of the operator account that signs it
-    status: str = "planned"
+    status: str = IntentStatus.PLANNED  # an IntentStatus, stored as its text
     reason: str | None = None
     tx_hash: str | None = Field(default=None, index=True)
     message_id: str | None = None
@@ -95,7 +113,7 @@ def intent_view(rec: IntentRecord) -> dict[str, Any]:
 
 def counts_for_integrator(rec: IntentRecord) -> bool:
     """Seen included on chain (same-chain), or delivered (cross-chain): the only intents a report counts."""
-    return rec.status == "delivered" if rec.kind == "xchain" else rec.status == "included"
+    return rec.status == IntentStatus.DELIVERED if rec.kind == "xchain" else rec.status == IntentStatus.INCLUDED
 
 
 def claim_problem(rec: IntentRecord, receipt: TxReceipt) -> str | None:
@@ -120,7 +138,7 @@ def claim_problem(rec: IntentRecord, receipt: TxReceipt) -> str | None:
 
 def is_settled(rec: IntentRecord) -> bool:
     """No further change will come: delivered, failed, unserved, or a same-chain intent included."""
-    return rec.status in ("delivered", "failed", "unserved") or (rec.status == "included" and rec.kind != "xchain")
+    return rec.status in FINAL_STATUSES or (rec.status == IntentStatus.INCLUDED and rec.kind != "xchain")
 
 
 def new_intent_id() -> str:
@@ -191,8 +209,8 @@ class IntentStore:
     def unsettled(self, limit: int = 500) -> list[IntentRecord]:
         """Intents whose status can still move on by itself: submitted, or included cross-chain."""
         with Session(self.engine, expire_on_commit=False) as s:
-            q = select(IntentRecord).where((col(IntentRecord.status) == "submitted")
-                                           | ((col(IntentRecord.status) == "included") & (col(IntentRecord.kind) == "xchain")))
+            q = select(IntentRecord).where((col(IntentRecord.status) == IntentStatus.SUBMITTED)
+                                           | ((col(IntentRecord.status) == IntentStatus.INCLUDED) & (col(IntentRecord.kind) == "xchain")))
             return list(s.exec(q.order_by(col(IntentRecord.updated_at)).limit(limit)).all())
 
     def by_integrator(self, code: str) -> list[IntentRecord]:
@@ -208,8 +226,8 @@ class IntentStore:
         """Move an ``unsigned`` intent to ``submitted`` with the hash its dApp reported, in one conditional UPDATE:
         False if it is no longer unsigned or another signer-mode intent holds the hash (unique index)."""
         table = IntentRecord.__table__  # type: ignore[attr-defined]
-        stmt = (sa_update(table).where((table.c.id == intent_id) & (table.c.status == "unsigned"))
-                .values(status="submitted", tx_hash=tx_hash, updated_at=self._clock()))
+        stmt = (sa_update(table).where((table.c.id == intent_id) & (table.c.status == IntentStatus.UNSIGNED))
+                .values(status=IntentStatus.SUBMITTED, tx_hash=tx_hash, updated_at=self._clock()))
         try:
             with self.engine.begin() as conn:
                 return bool(conn.execute(stmt).rowcount == 1)
@@ -220,7 +238,8 @@ class IntentStore:
         """Signer-mode intents still unsigned or submitted (what ``router.max_open_unsigned`` bounds)."""
         with Session(self.engine) as s:
             q = select(func.count()).select_from(IntentRecord).where(
-                col(IntentRecord.signer).is_not(None) & col(IntentRecord.status).in_(("unsigned", "submitted")))
+                col(IntentRecord.signer).is_not(None)
+                & col(IntentRecord.status).in_((IntentStatus.UNSIGNED, IntentStatus.SUBMITTED)))
             return int(s.exec(q).one())
 
     def prune(self, ttl_s: float) -> tuple[int, list[str], int]:
@@ -235,12 +254,12 @@ class IntentStore:
         signer = table.c.signer.is_not(None)
         unlanded = signer | table.c.tx_hash.is_(None)
         with self.engine.begin() as conn:
-            expired = conn.execute(sa_delete(table).where(signer & old & (table.c.status == "unsigned"))).rowcount
-            removed = conn.execute(sa_delete(table).where(unlanded & old & (table.c.status == "failed"))).rowcount
-            stale = [r[0] for r in conn.execute(select(table.c.id).where(signer & old & (table.c.status == "submitted")))]
+            expired = conn.execute(sa_delete(table).where(signer & old & (table.c.status == IntentStatus.UNSIGNED))).rowcount
+            removed = conn.execute(sa_delete(table).where(unlanded & old & (table.c.status == IntentStatus.FAILED))).rowcount
+            stale = [r[0] for r in conn.execute(select(table.c.id).where(signer & old & (table.c.status == IntentStatus.SUBMITTED)))]
             if stale:
-                conn.execute(sa_update(table).where(table.c.id.in_(stale) & (table.c.status == "submitted")).values(
-                    status="failed", updated_at=now,
+                conn.execute(sa_update(table).where(table.c.id.in_(stale) & (table.c.status == IntentStatus.SUBMITTED)).values(
+                    status=IntentStatus.FAILED, updated_at=now,
                     reason=f"the reported transaction was not seen mined within {ttl_s:.0f} s (router.unsigned_ttl_s)"))
         return int(expired or 0), stale, int(removed or 0)
 
@@ -268,7 +287,7 @@ def integrator_report(code: str, records: Sequence[IntentRecord], fee_share: flo
     pending = 0
     for rec in records:
         if not counts_for_integrator(rec):
-            pending += rec.status not in ("failed", "unserved")
+            pending += rec.status not in (IntentStatus.FAILED, IntentStatus.UNSERVED)
             continue
         add(total, rec)
         add(chains.setdefault(rec.chain or "unknown", empty()), rec)
@@ -402,15 +421,15 @@ class IntentExecutor:
             assert claimed is not None
             log.warning("intent_claim_refused", intent=claimed.id, chain=claimed.chain, tx=claimed.tx_hash,
                         reason=problem)
-            return {**fee, "status": "failed", "reason": f"reported transaction refused: {problem}"[:500]}
+            return {**fee, "status": IntentStatus.FAILED, "reason": f"reported transaction refused: {problem}"[:500]}
         if not receipt.success:
-            return {**fee, "status": "failed", "reason": "transaction reverted"}
-        return {**fee, "status": "included", "reason": None}
+            return {**fee, "status": IntentStatus.FAILED, "reason": "transaction reverted"}
+        return {**fee, "status": IntentStatus.INCLUDED, "reason": None}
 
     def track(self, rec: IntentRecord, tx_hash: str) -> None:
         """Follow a transaction the dApp signed and broadcast itself for ``rec`` (already claimed: submitted)."""
         assert rec.chain is not None
-        rec.tx_hash, rec.status = tx_hash, "submitted"
+        rec.tx_hash, rec.status = tx_hash, IntentStatus.SUBMITTED
         self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
             _InFlight(rec.id, tx_hash, self._work_of(rec), time.monotonic(), claimed=rec))
         self._admitted.setdefault(rec.chain, collections.deque()).append((time.monotonic(), self._work_of(rec)))
@@ -421,7 +440,7 @@ class IntentExecutor:
         """Right after a dApp's hash was claimed for ``rec``: if the transaction is mined already, check it and
         settle the intent now (a hash of someone else's transaction fails it at once); else follow it."""
         assert rec.chain is not None
-        rec.tx_hash, rec.status = tx_hash, "submitted"
+        rec.tx_hash, rec.status = tx_hash, IntentStatus.SUBMITTED
         try:
             receipt = await self.senders[rec.chain].tx_receipt(TxHash(tx_hash))
         except AdapterError:  # not mined yet (or the node is away): the watcher follows it
@@ -447,7 +466,7 @@ class IntentExecutor:
         """Run the planned ``records`` in a background task (``keys``: operator address -> key)."""
         now = time.monotonic()
         for r in records:
-            if r.status == "planned":
+            if r.status == IntentStatus.PLANNED:
                 chain = r.origin or r.chain or ""
                 self._plan_work(chain, self._work_of(r))
                 self._admitted.setdefault(chain, collections.deque()).append((now, self._work_of(r)))
@@ -458,7 +477,7 @@ class IntentExecutor:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, records: list[IntentRecord], keys: dict[str, str]) -> None:
-        await asyncio.gather(*(self._one(r, keys[r.operator or ""]) for r in records if r.status == "planned"),
+        await asyncio.gather(*(self._one(r, keys[r.operator or ""]) for r in records if r.status == IntentStatus.PLANNED),
                              return_exceptions=True)
 
     @staticmethod
@@ -482,7 +501,7 @@ class IntentExecutor:
                         receipt = await self.senders[rec.origin].tx_receipt(tx)
                         fee = {"fee_paid": str(receipt.fee_paid), "fee_paid_usd": receipt.fee_native * self.native_usd,
                                "height": int(receipt.height)}
-                    self.store.update(rec.id, status="included", tx_hash=str(tx), message_id="0x" + bytes(mid).hex(),
+                    self.store.update(rec.id, status=IntentStatus.INCLUDED, tx_hash=str(tx), message_id="0x" + bytes(mid).hex(),
                                       **fee)
                 else:
                     assert rec.chain is not None
@@ -497,11 +516,11 @@ class IntentExecutor:
                         tx = await sender.transfer_token(key, rec.token, rec.recipient, int(rec.units))
                     self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
                         _InFlight(rec.id, str(tx), work, time.monotonic()))
-                    self._unflushed.append((rec.id, {"status": "submitted", "tx_hash": str(tx)}))
+                    self._unflushed.append((rec.id, {"status": IntentStatus.SUBMITTED, "tx_hash": str(tx)}))
             except AdapterError as exc:
-                self.store.update(rec.id, status="failed", reason=f"{type(exc).__name__}: {exc.reason}"[:500])
+                self.store.update(rec.id, status=IntentStatus.FAILED, reason=f"{type(exc).__name__}: {exc.reason}"[:500])
             except Exception as exc:  # noqa: BLE001 - a background task must record, not lose, its failure
-                self.store.update(rec.id, status="failed", reason=f"{type(exc).__name__}: {exc}"[:500])
+                self.store.update(rec.id, status=IntentStatus.FAILED, reason=f"{type(exc).__name__}: {exc}"[:500])
             finally:
                 self._plan_work(chain, -work)
 
@@ -544,15 +563,15 @@ class IntentExecutor:
     async def refresh(self, rec: IntentRecord) -> IntentRecord:
         """Move a submitted intent to included / failed, an included xchain one to delivered, from the chain
         and the relayer's store."""
-        if rec.status == "submitted" and rec.tx_hash and rec.chain:
+        if rec.status == IntentStatus.SUBMITTED and rec.tx_hash and rec.chain:
             try:
                 receipt = await self.senders[rec.chain].tx_receipt(TxHash(rec.tx_hash))
             except AdapterError:  # TxNotFound included: not mined yet
                 return rec
             self.store.update(rec.id, **self.receipt_changes(receipt, rec))
-        elif (rec.status == "included" and rec.kind == "xchain" and rec.message_id
+        elif (rec.status == IntentStatus.INCLUDED and rec.kind == "xchain" and rec.message_id
               and self._message_state(rec.message_id) == "DELIVERED"):
-            self.store.update(rec.id, status="delivered")
+            self.store.update(rec.id, status=IntentStatus.DELIVERED)
         return self.store.get(rec.id) or rec
 
     async def refresh_unsettled(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import config
 from adapters.message import Domain
 from config.errors import ConfigError
+from config.settings import ChainFamily
 from router.capacity import ChainProfile
 
 PROFILE_DIR = Path(config.__file__).resolve().parent / "profiles"
@@ -24,7 +25,6 @@ _FIELDS = {f.name: f for f in dataclasses.fields(ChainProfile)}
 _KEYS = set(_FIELDS) - {"name", "scale_out"}
 _REQUIRED = {n for n, f in _FIELDS.items()
              if f.default is dataclasses.MISSING and n != "name"}
-_FAMILIES = {"evm", "svm", "cosmos"}
 _SCALE_OUT_KEYS = {"template", "count", "first_domain", "note"}
 
 
@@ -85,8 +85,10 @@ def _chain(name: str, table: Any, src: str) -> ChainProfile:
             values[key] = Domain(value)
         else:
             values[key] = _number(value, path, src)
-    if values["family"] not in _FAMILIES:
-        raise ConfigError(f"{where}.family", f"expected one of {sorted(_FAMILIES)}, got {values['family']!r}", source=src)
+    if values["family"] not in set(ChainFamily):
+        raise ConfigError(f"{where}.family", f"expected one of {sorted(ChainFamily)}, got {values['family']!r}",
+                          source=src)
+    values["family"] = ChainFamily(values["family"])
     for key in ("block_time_s", "gas_limit", "transfer_gas", "native_usd"):
         if values[key] <= 0:
             raise ConfigError(f"{where}.{key}", f"must be > 0, got {values[key]}", source=src)

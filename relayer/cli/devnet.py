@@ -18,6 +18,9 @@ def add_devnet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--families", default=DEFAULT_FAMILIES,
                    help="chain families to start: evm (three anvils) plus cosmos and/or solana "
                         "(ports base+10/+11 and base+20)")
+    p.add_argument("--keep-state", action="store_true",
+                   help="down: keep every chain's state (anvils, beacon, Cosmos, Solana) and the relayer's store, so "
+                        "the next `up` resumes this devnet; without it `down` drops them and `up` starts a new devnet")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_devnet)
 
@@ -39,8 +42,9 @@ def cmd_devnet(args: argparse.Namespace) -> int:
             print(f"devnet up: {', '.join(manifest['chains'])}; manifest {devnet.manifest_path}; config {devnet.config_path}")
         return 0
     if args.action == "down":
-        stopped = devnet.down()
-        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        stopped = devnet.down(keep_state=args.keep_state)
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}"
+              + (f"; state kept in {devnet.dir}: the next `relayer devnet up` resumes it" if args.keep_state else ""))
         return 0
     status = devnet.status()
     if args.json:

@@ -68,7 +68,6 @@ class ChainStatus:
     domain: int
     health: ChainHealth | None = None
     stats: ChainStats | None = None
-    checked_at: float = 0.0
 
 
 @dataclass
@@ -207,7 +206,6 @@ class RelayerDaemon:
             except AdapterError as exc:
                 health = ChainHealth(False, None, None, 0.0, detail=str(exc)[:200])
             self.chain_status[name].health = health
-            self.chain_status[name].checked_at = time.time()
             if health.healthy and isinstance(adapter, CapacitySource):
                 try:
                     stats = await adapter.chain_stats()
@@ -297,7 +295,7 @@ class RelayerDaemon:
         spare = model.spare_gas_per_s(time.monotonic()) / model.transfer_gas
         for name, i in model.index.items():
             self.metrics.set("router_chain_utilisation", round(float(utilisation[i]), 6), chain=name)
-            self.metrics.set("router_chain_spare_transfers_per_s", round(float(spare[i]), 3), chain=name)
+            self.metrics.set("router_chain_spare_transfers_per_second", round(float(spare[i]), 3), chain=name)
 
     def _feed_capacity(self) -> None:
         """Build the capacity model from the first full round of chain stats, then feed it every round."""

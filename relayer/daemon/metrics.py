@@ -94,8 +94,8 @@ _HELP = {
     # router
     "router_chain_utilisation": "recent use of a chain (everyone's, ours included) as a fraction of its fee-market "
                                 "target, from the capacity model (above 1: over target)",
-    "router_chain_spare_transfers_per_s": "transfers per second the router may still add to a chain at its target "
-                                          "(0 when drained)",
+    "router_chain_spare_transfers_per_second": "transfers per second the router may still add to a chain at its "
+                                               "target (0 when drained)",
     "router_intents_refused_total": "routing API requests refused before anything was stored or sent, by reason "
                                     "(rate_limit, value_limit, call_not_allowed, unsigned_full, claim_refused)",
     "router_operator_api_unauthenticated": "1 when the routing API lets callers without an API key spend the operator "

@@ -614,3 +614,26 @@ async def test_state_survives_kill_9_and_restart(tmp_path: Path) -> None:
             assert len(history) == 2 and history[1].signature == sig
     finally:
         stop_solana_devnet(net.process)
+
+
+def test_a_descheduled_server_does_not_make_up_missed_slots(tmp_path: Path) -> None:
+    """The devnet process stopped for 2 s (SIGSTOP: what a loaded machine does to it) goes on one slot at a time
+    when it runs again. It used to make up the 40 missed slots at once, so a transaction went from processed to
+    finalized between two polls (never seen "confirmed") and a blockhash handed out before the stall expired."""
+    net = _start(tmp_path / "state")
+
+    def slot() -> int:
+        answer = httpx.post(net.url, json={"jsonrpc": "2.0", "id": 1, "method": "getSlot",
+                                           "params": [{"commitment": "processed"}]}, timeout=10)
+        return int(answer.json()["result"])
+
+    try:
+        before = slot()
+        os.kill(net.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(2.0)  # the stall itself (40 slots of 50 ms), not a wait for anything
+        finally:
+            os.kill(net.process.pid, signal.SIGCONT)
+        assert slot() - before < 20  # made up: 40 at once; not made up: the few that pass around the stall
+    finally:
+        stop_solana_devnet(net.process)
