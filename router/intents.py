@@ -23,7 +23,7 @@ import contextlib
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -300,7 +300,7 @@ class IntentExecutor:
     """Sends planned intents with the operator accounts, in background tasks, and refreshes their status."""
 
     def __init__(self, store: IntentStore, senders: Mapping[str, MessageSender], domains: dict[str, int],
-                 operators: Sequence[Operator], message_state: Callable[[str], str | None],
+                 operators: Sequence[Operator], message_state: Callable[[str], Awaitable[str | None]],
                  concurrency: int = 32, *, native_usd: float = 3000.0,
                  call_allowed: Callable[[str, str, bytes], bool] | None = None) -> None:
         """``native_usd`` converts fees read from receipts to USD; ``call_allowed(chain, contract, calldata)`` is the
@@ -551,7 +551,7 @@ class IntentExecutor:
                 return rec
             self.store.update(rec.id, **self.receipt_changes(receipt, rec))
         elif (rec.status == "included" and rec.kind == "xchain" and rec.message_id
-              and self._message_state(rec.message_id) == "DELIVERED"):
+              and await self._message_state(rec.message_id) == "DELIVERED"):
             self.store.update(rec.id, status="delivered")
         return self.store.get(rec.id) or rec
 

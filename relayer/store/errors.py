@@ -69,8 +69,8 @@ C = TypeVar("C", bound=type)
 def map_store_errors(cls: C) -> C:
     """Wrap every public method ``cls`` has (its own and its table families') so database errors leave as
     ``StoreError``."""
-    for klass in reversed(cls.__mro__[:-1]):
-        for name, attr in vars(klass).items():
-            if callable(attr) and not name.startswith("_") and name != "close" and not isinstance(attr, type):
-                setattr(cls, name, _mapped(attr))
+    names = {name for klass in cls.__mro__[:-1] for name, attr in vars(klass).items()
+             if callable(attr) and not name.startswith("_") and name != "close" and not isinstance(attr, type)}
+    for name in names:
+        setattr(cls, name, _mapped(getattr(cls, name)))
     return cls
