@@ -173,7 +173,7 @@ class RelayerDaemon:
     def _intents_backend(self) -> IntentsBackend:
         """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
         s = self.settings
-        store = IntentStore(self.store.engine)
+        store = IntentStore(self.store.engine, run=self.store.aio.run)
         decimals: dict[str, int] = {}
         token_chains: dict[str, set[str]] = {}
         for name, chain in s.chains.items():
@@ -447,7 +447,7 @@ class RelayerDaemon:
             scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(executor.refresh_unsettled), stop),
                               "interval", seconds=1.0, max_instances=1, coalesce=True)
             ttl = self.settings.router.unsigned_ttl_s  # rows of intents that never landed expire
-            scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(_as_async(lambda: executor.prune(ttl))), stop),
+            scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(lambda: executor.prune(ttl)), stop),
                               "interval", seconds=min(30.0, ttl / 4), max_instances=1, coalesce=True)
         self._warn_if_operator_api_open()
         if self.audit is not None:  # the first audit right away, then every audit.interval_s
@@ -517,14 +517,6 @@ def _ends_quietly_on_stop(job: Callable[[], Awaitable[object]], stop: asyncio.Ev
             if not stop.is_set():
                 raise
 
-    return run
-
-
-def _as_async(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        job()
-
-    run.__qualname__ = getattr(job, "__qualname__", "job")
     return run
 
 

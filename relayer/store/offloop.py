@@ -63,7 +63,7 @@ class AsyncStore:
     def owner(self) -> str:
         return self.sync.owner
 
-    async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)`` on the store's threads (for code that works on the store's engine itself)."""
         return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(fn, *args, **kwargs))
 
