@@ -489,7 +489,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                 if req.kind == "call":
                     check_call(i, req)
             spend_value(client, reqs, [p.amount for p, _ in parsed])
-        elif intents.limits is not None and (intents.store.open_signer_intents() + len(reqs)
+        elif intents.limits is not None and (await intents.store.aio.open_signer_intents() + len(reqs)
                                              > intents.limits.max_open_unsigned):
             raise refuse("unsigned_full", 503, {"error": f"too many signer-mode intents open "
                                                          f"(router.max_open_unsigned = {intents.limits.max_open_unsigned})",
@@ -554,7 +554,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             kept = [r for r in records if r.status == IntentStatus.PLANNED]
             request.state.intents_taken = len(kept)
             if kept:
-                intents.store.add_all(kept)
+                await intents.store.aio.add_all(kept)
                 intents.executor.start(kept, {o.address: o.key for o in ops})
             return _answer(batch if kept else None, records)
         # unsigned: the dApp signs and broadcasts, then tells us the hash (POST /v1/intents/{id}/broadcast)
@@ -574,7 +574,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         transactions = await asyncio.gather(*(build(r) for r in records))
         kept = [r for r in records if r.status == IntentStatus.UNSIGNED]
         if kept:
-            intents.store.add_all(kept)
+            await intents.store.aio.add_all(kept)
         return _answer(batch if kept else None, records, list(transactions))
 
     def check_call(i: int, req: IntentRequest) -> None:
@@ -609,7 +609,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         that is known at once) and counts for nothing."""
         client = client_of(request)
         admit(client, 1)
-        rec = intents.store.get(intent_id) if intents is not None else None
+        rec = await intents.store.aio.get(intent_id) if intents is not None else None
         if rec is None or intents is None or intents.executor is None:
             raise HTTPException(404, {"error": f"no intent {intent_id!r}"})
         if rec.signer is None:
@@ -620,8 +620,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
         if rec.status != IntentStatus.UNSIGNED:
             raise HTTPException(409, {"field": "intent_id", "error": f"intent is {rec.status}, not unsigned"})
         tx_hash = req.tx_hash.lower()
-        if intents.executor.knows_tx(tx_hash) or not intents.store.claim(rec.id, tx_hash):
-            latest = intents.store.get(rec.id)
+        if await intents.executor.knows_tx(tx_hash) or not await intents.store.aio.claim(rec.id, tx_hash):
+            latest = await intents.store.aio.get(rec.id)
             if latest is not None and latest.status != IntentStatus.UNSIGNED:
                 raise HTTPException(409, {"field": "intent_id", "error": f"intent is {latest.status}, not unsigned"})
             raise refuse("claim_refused", 409, {"field": "tx_hash",
@@ -634,7 +634,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
 
     @api.get("/intents/{intent_id}", responses=error_responses(404))
     async def intent_status(intent_id: str) -> dict[str, Any]:
-        rec = intents.store.get(intent_id) if intents is not None else None
+        rec = await intents.store.aio.get(intent_id) if intents is not None else None
         if rec is None:
             raise HTTPException(404, {"error": f"no intent {intent_id!r}"})
         if intents is not None and intents.executor is not None:
@@ -644,7 +644,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
     @api.get("/batches/{batch}", responses=error_responses(404))
     async def batch_status(batch: str) -> dict[str, Any]:
         """Every intent of a batch and a count by status."""
-        records = intents.store.by_batch(batch) if intents is not None else []
+        records = await intents.store.aio.by_batch(batch) if intents is not None else []
         if not records:
             raise HTTPException(404, {"error": f"no batch {batch!r}"})
         counts: dict[str, int] = {}
@@ -671,7 +671,7 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
             raise _bad("code", "an integrator code is 1-32 of [a-z0-9_-]")
         if intents is None:
             raise HTTPException(503, {"error": "intents are not enabled on this daemon"})
-        return integrator_report(code, intents.store.by_integrator(code), intents.fee_share)
+        return integrator_report(code, await intents.store.aio.by_integrator(code), intents.fee_share)
 
     return api
 

@@ -21,13 +21,14 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import functools
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import Index, bindparam, func, text
@@ -145,12 +146,26 @@ def new_intent_id() -> str:
     return "int_" + uuid.uuid4().hex
 
 
-class IntentStore:
-    """Intent rows in the daemon's database (short transactions; none across I/O)."""
+P = ParamSpec("P")
+R = TypeVar("R")
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+
+class OffLoop(Protocol):
+    """Runs a synchronous function off the event loop (``asyncio.to_thread``; the daemon passes its store's threads,
+    so that SQLite's one writer is one thread)."""
+
+    def __call__(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]: ...
+
+
+class IntentStore:
+    """Intent rows in the daemon's database (short transactions; none across I/O). Synchronous; code on an event
+    loop uses ``aio`` (``AsyncIntentStore``)."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time, run: OffLoop = asyncio.to_thread
+                 ) -> None:
         self.engine = engine
         self._clock = clock
+        self.aio = AsyncIntentStore(self, run)
         SQLModel.metadata.create_all(engine, tables=[IntentRecord.__table__])  # type: ignore[attr-defined]
         self._create_indexes()
 
@@ -264,6 +279,38 @@ class IntentStore:
         return int(expired or 0), stale, int(removed or 0)
 
 
+def _off_loop(method: Callable[Concatenate[IntentStore, P], R]
+              ) -> Callable[Concatenate[AsyncIntentStore, P], Coroutine[Any, Any, R]]:
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def call(self: AsyncIntentStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        bound: Callable[P, R] = getattr(self.sync, name)  # the instance's own method (tests may replace it)
+        return await self._run(bound, *args, **kwargs)
+
+    return call
+
+
+class AsyncIntentStore:
+    """``IntentStore``'s operations as coroutines run off the event loop."""
+
+    def __init__(self, store: IntentStore, run: OffLoop) -> None:
+        self.sync = store
+        self._run = run
+
+    add_all = _off_loop(IntentStore.add_all)
+    get = _off_loop(IntentStore.get)
+    update = _off_loop(IntentStore.update)
+    update_many = _off_loop(IntentStore.update_many)
+    by_batch = _off_loop(IntentStore.by_batch)
+    unsettled = _off_loop(IntentStore.unsettled)
+    by_integrator = _off_loop(IntentStore.by_integrator)
+    tx_known = _off_loop(IntentStore.tx_known)
+    claim = _off_loop(IntentStore.claim)
+    open_signer_intents = _off_loop(IntentStore.open_signer_intents)
+    prune = _off_loop(IntentStore.prune)
+
+
 def integrator_report(code: str, records: Sequence[IntentRecord], fee_share: float) -> dict[str, Any]:
     """Intents, volume (sum of amounts), fees actually paid (USD, from the receipts) and the integrator's share,
     total, by chain and by UTC day, of the intents seen included on chain (cross-chain: delivered) only; ``pending``
@@ -319,7 +366,7 @@ class IntentExecutor:
     """Sends planned intents with the operator accounts, in background tasks, and refreshes their status."""
 
     def __init__(self, store: IntentStore, senders: Mapping[str, MessageSender], domains: dict[str, int],
-                 operators: Sequence[Operator], message_state: Callable[[str], str | None],
+                 operators: Sequence[Operator], message_state: Callable[[str], Awaitable[str | None]],
                  concurrency: int = 32, *, native_usd: float = 3000.0,
                  call_allowed: Callable[[str, str, bytes], bool] | None = None) -> None:
         """``native_usd`` converts fees read from receipts to USD; ``call_allowed(chain, contract, calldata)`` is the
@@ -340,6 +387,7 @@ class IntentExecutor:
         self._watcher: asyncio.Task[None] | None = None
         self._admitted: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work)
         self._unflushed: list[tuple[str, dict[str, Any]]] = []  # status changes written by the watcher, in order
+        self._flushing: list[tuple[str, dict[str, Any]]] = []  # those being written now (off the loop)
         self._included: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work) mined
 
     def admitted_work(self, chain: str, within_s: float) -> float:
@@ -404,11 +452,11 @@ class IntentExecutor:
             rec.built_height = int(await sender.latest_height())
         return tx
 
-    def knows_tx(self, tx_hash: str) -> bool:
+    async def knows_tx(self, tx_hash: str) -> bool:
         """A hash the operators sent, in memory or in the store: never claimable by a dApp."""
         if any(t.tx_hash == tx_hash for txs in self._in_flight.values() for t in txs):
             return True
-        return any(v.get("tx_hash") == tx_hash for _i, v in self._unflushed) or self.store.tx_known(tx_hash)
+        return any(v.get("tx_hash") == tx_hash for _i, v in (*self._unflushed, *self._flushing)) or await self.store.aio.tx_known(tx_hash)
 
     def receipt_changes(self, receipt: TxReceipt, claimed: IntentRecord | None = None) -> dict[str, Any]:
         """The columns to write once an intent's transaction is mined: included or failed (with the reason), and
@@ -445,9 +493,9 @@ class IntentExecutor:
             receipt = await self.senders[rec.chain].tx_receipt(TxHash(tx_hash))
         except AdapterError:  # not mined yet (or the node is away): the watcher follows it
             self.track(rec, tx_hash)
-            return self.store.get(rec.id) or rec
-        self.store.update(rec.id, **self.receipt_changes(receipt, rec))
-        return self.store.get(rec.id) or rec
+            return await self.store.aio.get(rec.id) or rec
+        await self.store.aio.update(rec.id, **self.receipt_changes(receipt, rec))
+        return await self.store.aio.get(rec.id) or rec
 
     def forget(self, intent_ids: Sequence[str]) -> None:
         """Stop following these intents (failed by ``prune``)."""
@@ -455,9 +503,9 @@ class IntentExecutor:
         for key, txs in list(self._in_flight.items()):
             txs[:] = [t for t in txs if t.intent_id not in gone]
 
-    def prune(self, ttl_s: float) -> None:
+    async def prune(self, ttl_s: float) -> None:
         """The periodic bound on rows of intents that never landed (``IntentStore.prune``), logged when it acts."""
-        expired, stale, removed = self.store.prune(ttl_s)
+        expired, stale, removed = await self.store.aio.prune(ttl_s)
         self.forget(stale)
         if expired or stale or removed:
             log.info("signer_intents_pruned", expired_unsigned=expired, failed_unmined=len(stale), deleted_failed=removed)
@@ -501,7 +549,7 @@ class IntentExecutor:
                         receipt = await self.senders[rec.origin].tx_receipt(tx)
                         fee = {"fee_paid": str(receipt.fee_paid), "fee_paid_usd": receipt.fee_native * self.native_usd,
                                "height": int(receipt.height)}
-                    self.store.update(rec.id, status=IntentStatus.INCLUDED, tx_hash=str(tx), message_id="0x" + bytes(mid).hex(),
+                    await self.store.aio.update(rec.id, status=IntentStatus.INCLUDED, tx_hash=str(tx), message_id="0x" + bytes(mid).hex(),
                                       **fee)
                 else:
                     assert rec.chain is not None
@@ -518,9 +566,9 @@ class IntentExecutor:
                         _InFlight(rec.id, str(tx), work, time.monotonic()))
                     self._unflushed.append((rec.id, {"status": IntentStatus.SUBMITTED, "tx_hash": str(tx)}))
             except AdapterError as exc:
-                self.store.update(rec.id, status=IntentStatus.FAILED, reason=f"{type(exc).__name__}: {exc.reason}"[:500])
+                await self.store.aio.update(rec.id, status=IntentStatus.FAILED, reason=f"{type(exc).__name__}: {exc.reason}"[:500])
             except Exception as exc:  # noqa: BLE001 - a background task must record, not lose, its failure
-                self.store.update(rec.id, status=IntentStatus.FAILED, reason=f"{type(exc).__name__}: {exc}"[:500])
+                await self.store.aio.update(rec.id, status=IntentStatus.FAILED, reason=f"{type(exc).__name__}: {exc}"[:500])
             finally:
                 self._plan_work(chain, -work)
 
@@ -551,11 +599,13 @@ class IntentExecutor:
                     (mined_at, t.work) for t in head if t.intent_id in finished)
                 if finished:
                     txs[:] = [t for t in txs if t.intent_id not in finished]
+            self._flushing = changes
             try:
-                self.store.update_many(changes)
+                await self.store.aio.update_many(changes)
             except Exception as exc:  # noqa: BLE001 - keep them for the next pass rather than lose them
                 log.warning("intent_status_flush_failed", error=str(exc)[:300], changes=len(changes))
                 self._unflushed[:0] = changes
+            self._flushing = []
             for key in [k for k, v in self._in_flight.items() if not v]:
                 del self._in_flight[key]
             await asyncio.sleep(interval_s)
@@ -568,16 +618,16 @@ class IntentExecutor:
                 receipt = await self.senders[rec.chain].tx_receipt(TxHash(rec.tx_hash))
             except AdapterError:  # TxNotFound included: not mined yet
                 return rec
-            self.store.update(rec.id, **self.receipt_changes(receipt, rec))
+            await self.store.aio.update(rec.id, **self.receipt_changes(receipt, rec))
         elif (rec.status == IntentStatus.INCLUDED and rec.kind == "xchain" and rec.message_id
-              and self._message_state(rec.message_id) == "DELIVERED"):
-            self.store.update(rec.id, status=IntentStatus.DELIVERED)
-        return self.store.get(rec.id) or rec
+              and await self._message_state(rec.message_id) == "DELIVERED"):
+            await self.store.aio.update(rec.id, status=IntentStatus.DELIVERED)
+        return await self.store.aio.get(rec.id) or rec
 
     async def refresh_unsettled(self) -> int:
         """One pass over every intent that can still move on (a periodic job of the daemon)."""
         watched = {t.intent_id for txs in self._in_flight.values() for t in txs}
-        records = [r for r in self.store.unsettled() if r.id not in watched]
+        records = [r for r in await self.store.aio.unsettled() if r.id not in watched]
         await asyncio.gather(*(self.refresh(r) for r in records))
         return len(records)
 
@@ -587,7 +637,7 @@ class IntentExecutor:
             with contextlib.suppress(BaseException):
                 await self._watcher
         changes, self._unflushed = self._unflushed, []
-        self.store.update_many(changes)
+        await self.store.aio.update_many(changes)
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):

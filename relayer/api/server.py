@@ -161,7 +161,7 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limi
     @app.get("/v1/status")
     async def status() -> dict[str, Any]:
         counts: dict[str, dict[str, int]] = {}
-        for (dest, state), n in daemon.store.counts_by_state().items():
+        for (dest, state), n in (await daemon.store.aio.counts_by_state()).items():
             counts.setdefault(names.get(dest, str(dest)), {})[state] = n
         chains = {}
         for name, st in daemon.chain_status.items():
@@ -176,25 +176,25 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limi
                                 "base_fee": st.stats.base_fee, "base_fee_trend": round(st.stats.base_fee_trend, 4),
                                 "pending_txs": st.stats.pending_txs}}
         attest = {names.get(d, str(d)): a.latest_index for d, a in daemon.attesters.items()}
-        return {"role": daemon.role, "chains": chains, "messages": counts, "reasons": daemon.store.reasons(),
+        return {"role": daemon.role, "chains": chains, "messages": counts, "reasons": await daemon.store.aio.reasons(),
                 "validators": [s.address for s in daemon.signers], "latest_signed_index": attest}
 
     @app.get("/v1/messages/{key}", responses=error_responses(400, 404))
     async def show_message(key: str) -> dict[str, Any]:
         if not _HEX32.match(key):
             raise HTTPException(400, f"{key!r} is not a 0x-prefixed 32-byte hex message id or transaction hash")
-        found = daemon.store.find(key)
+        found = await daemon.store.aio.find(key)
         if not found:
             raise HTTPException(404, f"no message with id or transaction hash {key}")
         return {"messages": [message_view(r, names) for r in found]}
 
-    def _checkpoint(address: str, origin: int, index: int | None) -> dict[str, Any]:
+    async def _checkpoint(address: str, origin: int, index: int | None) -> dict[str, Any]:
         if not _ADDRESS.match(address):
             raise HTTPException(400, f"{address!r} is not a 0x-prefixed 20-byte address")
         attester = daemon.attesters.get(origin)
         if attester is None:
             raise HTTPException(404, f"this process does not attest origin domain {origin}")
-        rec = attester.signed(address, index)
+        rec = await attester.signed(address, index)
         if rec is None:
             raise HTTPException(404, f"no checkpoint of origin {origin} at index {index if index is not None else 'latest'} "
                                      f"signed by {address}")
@@ -243,14 +243,14 @@ def create_api(daemon: RelayerDaemon, stop: asyncio.Event | None = None, *, limi
     async def latest_checkpoint(address: str, origin: int, request: Request) -> dict[str, Any]:
         """The latest checkpoint ``address`` signed for ``origin``: public; a relayer's signed request uses its budget."""
         _admit(request, "checkpoint", await request.body())
-        return _checkpoint(address, origin, None)
+        return await _checkpoint(address, origin, None)
 
     @app.get("/validators/{address}/checkpoints/{origin}/{index}", responses={**error_responses(400, 404), **_AUTH_RESPONSES})
     async def checkpoint_at(address: str, origin: int, index: int, request: Request) -> dict[str, Any]:
         """The checkpoint ``address`` signed for ``origin`` at ``index``: public; a relayer's signed request uses its
         budget."""
         _admit(request, "checkpoint", await request.body())
-        return _checkpoint(address, origin, index)
+        return await _checkpoint(address, origin, index)
 
     app.include_router(create_explorer_api(
         ExplorerQueries(daemon.store.engine), daemon.samples,

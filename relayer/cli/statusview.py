@@ -46,7 +46,7 @@ class StatusView:
         self.refresh_s = refresh_s
         self._last: tuple[float, int] | None = None
 
-    def render(self) -> Group:
+    async def render(self) -> Group:
         d = self.daemon
         names = {c.domain: n for n, c in d.settings.chains.items()}
         chains = Table("chain", "domain", "height", "finalized", "rpc ms", "healthy", "indexed msgs", "signed idx", title="chains")
@@ -57,7 +57,7 @@ class StatusView:
             chains.add_row(name, str(st.domain), str(h.latest_height if h else "-"), str(h.finalized_height if h else "-"),
                            f"{h.latency_s * 1000:.0f}" if h else "-", "yes" if h and h.healthy else "NO",
                            str(idx.tree.count if idx else "-"), str(att.latest_index if att else "-"))
-        counts = d.store.counts_by_state()
+        counts = await d.store.aio.counts_by_state()
         states = [s.value for s in MessageState]
         pipeline = Table("destination", *states, title="messages by state")
         delivered_total = 0
@@ -70,7 +70,7 @@ class StatusView:
         if self._last is not None and now > self._last[0]:
             rate = (delivered_total - self._last[1]) / (now - self._last[0])
         self._last = (now, delivered_total)
-        reasons = ", ".join(f"{r}={n}" for r, n in d.store.reasons().items()) or "none"
+        reasons = ", ".join(f"{r}={n}" for r, n in (await d.store.aio.reasons()).items()) or "none"
         footer = (f"role {d.role} · API {d.settings.api.url} · delivered {delivered_total} ({rate:.1f}/s) · "
                   f"waiting reasons: {reasons} · logs: {self.log_file or 'stderr'} · Ctrl-C stops")
         parts: list[RenderableType] = [chains]
@@ -86,8 +86,8 @@ class StatusView:
         return Group(*parts)
 
     async def run(self, stop: asyncio.Event) -> None:
-        with Live(self.render(), refresh_per_second=2, screen=False) as live:
+        with Live(await self.render(), refresh_per_second=2, screen=False) as live:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.refresh_s)
-                live.update(self.render())
+                live.update(await self.render())

@@ -148,6 +148,11 @@ class RelayerDaemon:
 
         return CosignService(self.store, self.adapters, keys, latest_signed, self.metrics, accountant=self.accountant)
 
+    async def _message_state(self, message_id: str) -> str | None:
+        """A message's state in the store (None: not stored), for the intents executor."""
+        rec = await self.store.aio.get(message_id)
+        return rec.state if rec is not None else None
+
     def _accountant(self, attest: list[str]) -> GlobalAccountant | None:
         """The validators' accountant; it must see every origin whose bridge sends tokens (it counts only what
         this process attests), so with ``validator.origins`` leaving one out there is none (logged)."""
@@ -168,7 +173,7 @@ class RelayerDaemon:
     def _intents_backend(self) -> IntentsBackend:
         """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
         s = self.settings
-        store = IntentStore(self.store.engine)
+        store = IntentStore(self.store.engine, run=self.store.aio.run)
         decimals: dict[str, int] = {}
         token_chains: dict[str, set[str]] = {}
         for name, chain in s.chains.items():
@@ -183,7 +188,7 @@ class RelayerDaemon:
         if senders:  # without operator keys the API still plans and hands out unsigned transactions
             operators = [Operator(k, CheckpointSigner.from_hex(k).address) for k in self.operator_keys]
             executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
-                                      lambda mid: (rec.state if (rec := self.store.get(mid)) else None),
+                                      self._message_state,
                                       native_usd=r.native_usd,
                                       call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))
         not_bridged = frozenset(sym for chain in s.chains.values() for sym, t in getattr(chain, "tokens", {}).items()
@@ -227,7 +232,7 @@ class RelayerDaemon:
         self._feed_capacity()
         self._sample_router()
         names = {c.domain: n for n, c in self.settings.chains.items()}
-        counts = self.store.counts_by_state()
+        counts = await self.store.aio.counts_by_state()
         queue: dict[int, dict[str, int]] = {}
         for (dest, state), n in counts.items():
             queue.setdefault(dest, {})[state] = n
@@ -236,7 +241,7 @@ class RelayerDaemon:
             for state in MessageState:  # every state, so one that empties reads 0, not its last count
                 self.metrics.set("relayer_queue_depth", counts.get((dest, state.value), 0),
                                  destination=names.get(dest, dest), state=state.value)
-        reasons = self.store.reasons()
+        reasons = await self.store.aio.reasons()
         for reason in FailureReason:
             self.metrics.set("relayer_messages_waiting", reasons.get(reason.value, 0), reason=reason.value)
         await self._follow_light_clients()
@@ -328,21 +333,21 @@ class RelayerDaemon:
             else:
                 model.observe_error(i)
 
-    def sweep_orphans(self) -> None:
+    async def sweep_orphans(self) -> None:
         try:
             for p in self.processors.values():
-                p.sweep_orphans()
+                await p.sweep_orphans()
         except StoreError as exc:
             log.warning("orphan_sweep_failed", reason=exc.reason, error=str(exc)[:300])
 
     # ---- several instances on one store: heartbeat and hand-over
-    def beat(self) -> None:
+    async def beat(self) -> None:
         """Heartbeat (every ``relayer.instance_lease_s / 5``); a relayer then takes over dead instances' work."""
         lease = self.settings.relayer.instance_lease_s
         now = time.monotonic()
         try:
-            was_dead = self.store.heartbeat()
-            alive = self.store.alive_instances(lease)
+            was_dead = await self.store.aio.heartbeat()
+            alive = await self.store.aio.alive_instances(lease)
         except StoreError as exc:
             if self._store_ok_since is not None:
                 log.warning("store_unavailable", reason=exc.reason, error=str(exc)[:300])
@@ -365,7 +370,7 @@ class RelayerDaemon:
         if not self.processors or now - self._store_ok_since < lease:
             return
         try:
-            handovers = self.store.adopt_dead_instances(lease)
+            handovers = await self.store.aio.adopt_dead_instances(lease)
         except StoreError as exc:
             log.warning("handover_failed", reason=exc.reason, error=str(exc)[:300])
             return
@@ -396,25 +401,25 @@ class RelayerDaemon:
         from relayer.daemon.loop_lag import watch_loop_lag
 
         for indexer in self.indexers.values():
-            indexer.load()
+            await self.store.aio.run(indexer.load)
         for attester in self.attesters.values():
-            attester.load()
+            await self.store.aio.run(attester.load)
         if self.accountant is not None:
-            self.accountant.load({d: a.latest_index for d, a in self.attesters.items()})
-        self.store.register_instance(self.role)
+            await self.store.aio.run(self.accountant.load, {d: a.latest_index for d, a in self.attesters.items()})
+        await self.store.aio.register_instance(self.role)
         self._store_ok_since = time.monotonic()
         scheduler = AsyncIOScheduler()
         scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(self.refresh_health), stop), "interval",
                           seconds=2.0, max_instances=1, coalesce=True)
-        scheduler.add_job(self.sweep_orphans, "interval", seconds=15.0, max_instances=1, coalesce=True)
-        scheduler.add_job(self.beat, "interval", seconds=max(0.2, self.settings.relayer.instance_lease_s / 5),
+        scheduler.add_job(_ends_quietly_on_stop(self.sweep_orphans, stop), "interval", seconds=15.0, max_instances=1, coalesce=True)
+        scheduler.add_job(_ends_quietly_on_stop(self.beat, stop), "interval", seconds=max(0.2, self.settings.relayer.instance_lease_s / 5),
                           max_instances=1, coalesce=True)
         if self.intents is not None and self.intents.executor is not None:
             executor = self.intents.executor
             scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(executor.refresh_unsettled), stop),
                               "interval", seconds=1.0, max_instances=1, coalesce=True)
             ttl = self.settings.router.unsigned_ttl_s  # rows of intents that never landed expire
-            scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(_as_async(lambda: executor.prune(ttl))), stop),
+            scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(lambda: executor.prune(ttl)), stop),
                               "interval", seconds=min(30.0, ttl / 4), max_instances=1, coalesce=True)
         self._warn_if_operator_api_open()
         if self.audit is not None:  # the first audit right away, then every audit.interval_s
@@ -445,7 +450,7 @@ class RelayerDaemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             scheduler.shutdown(wait=False)
             try:
-                self.store.stop_instance()  # peers take over what is left at once
+                await self.store.aio.stop_instance()  # peers take over what is left at once
             except StoreError as exc:
                 log.warning("instance_stop_not_recorded", reason=exc.reason, error=str(exc)[:300])
             log.info("daemon_stopped")
@@ -486,14 +491,6 @@ def _ends_quietly_on_stop(job: Callable[[], Awaitable[object]], stop: asyncio.Ev
             if not stop.is_set():
                 raise
 
-    return run
-
-
-def _as_async(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        job()
-
-    run.__qualname__ = getattr(job, "__qualname__", "job")
     return run
 
 

@@ -307,7 +307,7 @@ class GlobalAccountant:
         bridge = self.directory.bridges.get(origin)
         if bridge is None:
             return []
-        count, rows = self.store.messages_sent_by(origin, "0x" + bridge.hex(), first, last + 1)
+        count, rows = self.store.messages_sent_by(origin, bridge, first, last + 1)
         if complete and count != last - first + 1:
             return None
         out = []
@@ -315,17 +315,17 @@ class GlobalAccountant:
             transfer = self.directory.transfer(raw)
             if transfer is None:
                 continue
-            if transfer.id != message_id:
+            if transfer.id != "0x" + message_id.hex():
                 log.error("accountant_store_mismatch", origin=self.directory.chain_label(origin), message_id=message_id)
                 return None
             out.append(transfer)
         return out
 
-    def admit(self, origin: int, first: int, last: int) -> tuple[int, list[TokenTransfer]]:
+    async def admit(self, origin: int, first: int, last: int) -> tuple[int, list[TokenTransfer]]:
         """The highest nonce in ``first..last`` the attester may sign now (``first - 1``: none) and the transfers
         that signature counts (``commit`` them once it is signed). Stops before the first transfer that would pay
         out more than the ledger holds for it."""
-        transfers = self._transfers(origin, first, last)
+        transfers = await self.store.aio.run(self._transfers, origin, first, last)  # reads the store
         if transfers is None:
             log.debug("accountant_waits_for_store", origin=self.directory.chain_label(origin), first=first, last=last)
             return first - 1, []
@@ -414,7 +414,7 @@ class GlobalAccountant:
             raise self._cosign_refused(validator, chain, "duplicate_message", "a message is listed twice in one delivery")
         digest = hashlib.sha256(request.payload).hexdigest()
         async with self._lock(chain):
-            open_rows = self._open(validator, chain)
+            open_rows = await self.store.aio.run(self._open, validator, chain)
             if any(r.payload_sha256 == digest for r in open_rows):
                 return  # the same transaction again: it lands at most once and is counted already
             try:
@@ -446,7 +446,7 @@ class GlobalAccountant:
                         f"paying {payout} more of {self.directory.token_label(token)} on {chain} would make "
                         f"{used + payout}, above the {available} attested there", token=self.directory.token_label(token),
                         amount=payout, paid_and_reserved=used, available=available, message_ids=ids)
-            self._reserve(validator, chain, digest, request, transfers)
+            await self.store.aio.run(self._reserve, validator, chain, digest, request, transfers)
 
     def _open(self, validator: str, chain: str) -> list[CosignReservation]:
         r = CosignReservation
@@ -471,15 +471,18 @@ class GlobalAccountant:
         verdicts = await asyncio.gather(*(can_land(r) for r in rows))
         dead = [r for r, alive in zip(rows, verdicts, strict=True) if not alive]
         if dead:
-            now = self.clock()
-            with Session(self.store.engine) as s:
-                for row in dead:
-                    stored = s.get(CosignReservation, (row.validator, row.chain, row.payload_sha256))
-                    if stored is not None:
-                        stored.settled_at = now
-                        s.add(stored)
-                s.commit()
+            await self.store.aio.run(self._settle_reservations, dead)
         return [r for r, alive in zip(rows, verdicts, strict=True) if alive]
+
+    def _settle_reservations(self, dead: list[CosignReservation]) -> None:
+        now = self.clock()
+        with Session(self.store.engine) as s:
+            for row in dead:
+                stored = s.get(CosignReservation, (row.validator, row.chain, row.payload_sha256))
+                if stored is not None:
+                    stored.settled_at = now
+                    s.add(stored)
+            s.commit()
 
     async def _room(self, adapter: ChainAdapter, token: TokenKey, live: list[CosignReservation]
                     ) -> tuple[int, int] | None:

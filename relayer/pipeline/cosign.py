@@ -145,7 +145,7 @@ class CosignService:
         adapter = self.adapters.get(chain)
         if adapter is None or not isinstance(adapter, CosignedDelivery):
             raise self._refuse(chain, "not cosigned", f"{chain!r} is not a chain delivered by co-signatures")
-        ids = self._attested_ids(chain, adapter.domain, request, validator)
+        ids = await self.store.aio.run(self._attested_ids, chain, adapter.domain, request, validator)  # reads the store
         try:
             delivers = adapter.check_cosign(request)
         except AdapterError as exc:
@@ -159,7 +159,7 @@ class CosignService:
                 await self._check_once(validator, chain, adapter, ids, digest)
             if self.accountant is not None:
                 await self.accountant.check_cosign(validator, adapter, request)
-            self._record(validator, chain, ids, digest, terms)
+            await self.store.aio.run(self._record, validator, chain, ids, digest, terms)
         signer, signature = adapter.cosign_with(key, request)
         self.metrics.inc("validator_cosigned_total", chain=chain, validator=validator)
         log.info("cosigned", chain=chain, validator=validator, messages=len(ids), sequence=terms.sequence,
@@ -178,7 +178,7 @@ class CosignService:
             mid = keccak256(raw)
             if mid in ids:  # two payouts of one message in one transaction
                 raise self._refuse(chain, "duplicate message", f"messages[{i}] 0x{mid.hex()} is listed twice")
-            known = self.store.get("0x" + mid.hex())
+            known = self.store.get(MessageId(mid))
             if known is None or bytes(known.raw) != raw:
                 raise self._refuse(chain, "not attested", f"messages[{i}] 0x{mid.hex()} is not a message this validator indexed")
             if msg.destination != domain:
@@ -203,11 +203,7 @@ class CosignService:
                           digest: str) -> None:
         """Refuse unless every message is unsigned, signed with this very payload, or signed with payloads that
         the chain shows can never land, for messages the chain shows undelivered (read after that)."""
-        wanted = {"0x" + m.hex() for m in ids}
-        with Session(self.engine) as s:
-            earlier = [r for r in s.exec(select(CosignRecord).where(
-                CosignRecord.validator == validator, CosignRecord.chain == chain,
-                CosignRecord.message_id.in_(wanted))).all()]  # type: ignore[attr-defined]
+        earlier = await self.store.aio.run(self._earlier, validator, chain, ids)
         others = [r for r in earlier if r.payload_sha256 != digest]
         if not others:
             return
@@ -225,6 +221,14 @@ class CosignService:
             raise self._refuse(chain, "chain unavailable", str(exc)) from exc
         if any(delivered):
             raise self._refuse(chain, "already delivered", "a message of this request is already delivered on chain")
+
+    def _earlier(self, validator: str, chain: str, ids: list[MessageId]) -> list[CosignRecord]:
+        """What this validator co-signed on ``chain`` for any of ``ids``."""
+        wanted = {"0x" + m.hex() for m in ids}
+        with Session(self.engine) as s:
+            return [r for r in s.exec(select(CosignRecord).where(
+                CosignRecord.validator == validator, CosignRecord.chain == chain,
+                CosignRecord.message_id.in_(wanted))).all()]  # type: ignore[attr-defined]
 
     def _record(self, validator: str, chain: str, ids: list[MessageId], digest: str, terms: SignedTerms) -> None:
         now = self.clock()

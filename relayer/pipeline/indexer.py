@@ -142,7 +142,7 @@ class OriginIndexer:
     async def poll_once(self) -> int:
         """Index the next finalized range; returns the number of new messages."""
         if self.reorg is not None:
-            self._hold_reorged()
+            await self._hold_reorged()
             return 0
         finalized = await self.adapter.finalized_height()
         self.finalized_height = finalized
@@ -167,7 +167,7 @@ class OriginIndexer:
             if d.message.nonce != expected:
                 raise IndexGap(f"origin {self.domain}: expected nonce {expected}, found {d.message.nonce} "
                                f"in tx {d.tx_hash} at height {d.height}; not indexing past the gap")
-        self.store.record_dispatched(fresh, cursor=(self.cursor_name, end), known_destinations=self.known_destinations)
+        await self.store.aio.record_dispatched(fresh, cursor=(self.cursor_name, end), known_destinations=self.known_destinations)
         for d in fresh:
             self.tree.append(d.id)
         self._fresh_destinations.update(d.message.destination for d in fresh
@@ -239,11 +239,11 @@ class OriginIndexer:
         count = 0 if state is None else state.count
         if self._agrees(state, exact=False) and (count == self.tree.count or below_cursor):
             if below_cursor and count == self.tree.count:  # every indexed message is at or below the chain's finality
-                self._rewind(height, "the chain is final below the cursor again and holds every indexed message")
+                await self._rewind(height, "the chain is final below the cursor again and holds every indexed message")
             return True  # (below the cursor with fewer messages: wait until the chain is final at the cursor again)
         agreeing, canonical = await self._agreeing_prefix(height)
         if canonical == self.tree.count:  # nothing indexed was contradicted: new messages at heights already passed
-            self._rewind(agreeing, "the chain holds messages at heights the cursor had passed")
+            await self._rewind(agreeing, "the chain holds messages at heights the cursor had passed")
             return True
         await self._halt(height, state, agreeing, canonical)
         return False
@@ -264,13 +264,13 @@ class OriginIndexer:
                 hi = mid - 1
         return agreeing, canonical
 
-    def _rewind(self, height: int, why: str) -> None:
+    async def _rewind(self, height: int, why: str) -> None:
         assert self.indexed_height is not None
         if height >= self.indexed_height:
             return
         log.warning("cursor_rewound", chain=self.adapter.name, cursor=self.indexed_height, to=height,
                     messages=self.tree.count, reason=why)
-        self.store.set_cursor(self.cursor_name, height)
+        await self.store.aio.set_cursor(self.cursor_name, height)
         self.indexed_height = Height(height)
 
     async def _halt(self, height: int, state: MailboxState | None, agreeing: int, canonical: int) -> None:
@@ -280,7 +280,7 @@ class OriginIndexer:
                   f"(root of the first {min(count, self.tree.count)}: 0x{self.tree.root(min(count, self.tree.count)).hex()}); "
                   f"the chain agrees up to height {agreeing} ({canonical} messages): a reorg deeper than the "
                   "finality rule, or an RPC node serving another history")
-        dropped = self.store.drop_reorged(self.domain, canonical, detail)
+        dropped = await self.store.aio.drop_reorged(self.domain, canonical, detail)
         self.reorg = ReorgReport(height, agreeing, canonical, self.tree.count, len(dropped), detail)
         self.metrics.inc("relayer_reorg_detected_total", chain=self.adapter.name)
         self.metrics.set("relayer_origin_halted", 1.0, chain=self.adapter.name)
@@ -289,9 +289,9 @@ class OriginIndexer:
                   action="origin halted: no more indexing, attesting or delivering from it; operator action needed",
                   detail=detail)
 
-    def _hold_reorged(self) -> None:
+    async def _hold_reorged(self) -> None:
         """Messages a processor put back in the queue after the halt (an attempt in flight) are dropped again."""
         assert self.reorg is not None
-        again = self.store.drop_reorged(self.domain, self.reorg.canonical_count, self.reorg.detail)
+        again = await self.store.aio.drop_reorged(self.domain, self.reorg.canonical_count, self.reorg.detail)
         if again:
             log.warning("reorged_messages_dropped_again", chain=self.adapter.name, messages=len(again))

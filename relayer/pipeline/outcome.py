@@ -41,6 +41,7 @@ from adapters.base import (
     SubmittedTx,
     TxReverted,
 )
+from adapters.message import MessageId
 from config.settings import RelayerRoleSettings
 
 
@@ -122,14 +123,14 @@ def reason_of(exc: AdapterError) -> FailureReason:
 class Delivered:
     """The destination shows these messages processed (by this relayer or anyone else)."""
 
-    ids: Sequence[str]
+    ids: Sequence[MessageId]
 
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
     """The messages are in a transaction the destination accepted; the confirm stage follows it."""
 
-    ids: Sequence[str]
+    ids: Sequence[MessageId]
     tx: SubmittedTx
     origin: int
     checkpoint_index: int
@@ -139,7 +140,7 @@ class Submitted:
 class AwaitCheckpoint:
     """Past the latest quorum checkpoint of their origin (index ``index``): looked at again shortly."""
 
-    ids: Sequence[str]
+    ids: Sequence[MessageId]
     index: int
 
 
@@ -147,7 +148,7 @@ class AwaitCheckpoint:
 class Undelivered:
     """Not delivered now, because of ``reason`` (``detail`` says more); ``RetryPolicy.action`` decides."""
 
-    ids: Sequence[str]
+    ids: Sequence[MessageId]
     reason: FailureReason
     detail: str
 

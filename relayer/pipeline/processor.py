@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -113,10 +112,10 @@ class DestinationProcessor:
 
     async def prepare_and_submit_once(self) -> int:
         """Claim ready work and submit it; returns the number of messages submitted."""
-        room = self.settings.max_inflight_per_destination - len(self.store.pending_deliveries(self.domain))
+        room = self.settings.max_inflight_per_destination - len(await self.store.aio.pending_deliveries(self.domain))
         if room <= 0:
             return 0
-        claimed = self.store.claim_ready(self.domain, self.batch_size * room, LEASE_S)
+        claimed = await self.store.aio.claim_ready(self.domain, self.batch_size * room, LEASE_S)
         if not claimed:
             return 0
         if failpoints.ENABLED:
@@ -132,7 +131,7 @@ class DestinationProcessor:
             if checkpoint is None or not ready:
                 continue
             chunks = [ready[i : i + self.batch_size] for i in range(0, len(ready), self.batch_size)]
-            self.store.mark_attested([m.id for m in ready if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
+            await self.store.aio.mark_attested([m.id for m in ready if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
             indexer = self.indexers[origin]
             jobs.extend(self._submit_chunk(origin, checkpoint, indexer, chunk) for chunk in chunks)
         if failpoints.ENABLED and jobs:
@@ -169,7 +168,7 @@ class DestinationProcessor:
                             chunk: Sequence[StoredMessage]) -> int:
         ids = [m.id for m in chunk]
         try:
-            already = await self.adapter.delivered([MessageId(bytes.fromhex(i[2:])) for i in ids])
+            already = await self.adapter.delivered(ids)
         except AdapterError as exc:
             return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
         done = [i for i, d in zip(ids, already) if d]
@@ -178,7 +177,7 @@ class DestinationProcessor:
         todo = [m for m, d in zip(chunk, already) if not d]
         if not todo:
             return 0
-        items = tuple(DeliveryItem(m.raw, MessageId(bytes.fromhex(m.id[2:])), m.nonce) for m in sorted(todo, key=lambda m: m.nonce))
+        items = tuple(DeliveryItem(m.raw, m.id, m.nonce) for m in sorted(todo, key=lambda m: m.nonce))
         return await self._submit_items(origin, checkpoint, indexer, items)
 
     async def _submit_items(self, origin: int, checkpoint: SignedCheckpoint, indexer: OriginIndexer,
@@ -187,7 +186,7 @@ class DestinationProcessor:
         number of messages submitted."""
         count = checkpoint.checkpoint.index + 1
         proof = tuple(multiproof(indexer.tree, [it.leaf_index for it in items], count))
-        ids = ["0x" + it.id.hex() for it in items]
+        ids = [it.id for it in items]
         if multiproof_root([(it.leaf_index, it.id) for it in items], proof, count) != checkpoint.checkpoint.root:
             return await self._apply(Undelivered(ids, FailureReason.CHECKPOINT_MISMATCH,
                                                  "our tree does not prove these ids under the signed root"))
@@ -216,18 +215,18 @@ class DestinationProcessor:
         if isinstance(outcome, Submitted):
             return await self._record_submitted(outcome)
         if isinstance(outcome, Delivered):
-            self.store.mark_delivered(outcome.ids, tx_hash=None, height=None, at=self.clock())
+            await self.store.aio.mark_delivered(outcome.ids, tx_hash=None, height=None, at=self.clock())
             log.info("already_delivered", destination=self.adapter.name, messages=len(outcome.ids))
         elif isinstance(outcome, AwaitCheckpoint):
-            self.store.mark_not_ready(outcome.ids, FailureReason.NO_QUORUM, f"latest quorum checkpoint is index {outcome.index}",
+            await self.store.aio.mark_not_ready(outcome.ids, FailureReason.NO_QUORUM, f"latest quorum checkpoint is index {outcome.index}",
                                       self.policy.checkpoint_wait_s)
         else:
-            self._undelivered(outcome)
+            await self._undelivered(outcome)
         return 0
 
     async def _record_submitted(self, outcome: Submitted) -> int:
         tx, ids = outcome.tx, list(outcome.ids)
-        self.store.record_submission(tx_hash=tx.tx_hash, destination=self.domain, origin=outcome.origin, sender=tx.sender,
+        await self.store.aio.record_submission(tx_hash=tx.tx_hash, destination=self.domain, origin=outcome.origin, sender=tx.sender,
                                      nonce=tx.nonce, ids=ids, gas_limit=tx.gas_limit, max_fee=tx.max_fee)
         self._confirm_wake.set()
         self.metrics.inc("relayer_batches_submitted_total", destination=self.adapter.name)
@@ -237,21 +236,21 @@ class DestinationProcessor:
             await failpoints.reached("after_submit")
         return len(ids)
 
-    def _undelivered(self, outcome: Undelivered) -> None:
+    async def _undelivered(self, outcome: Undelivered) -> None:
         ids, reason, error = outcome.ids, outcome.reason, outcome.detail
         action = self.policy.action(reason)
         if action is Action.DROP:
-            self.store.drop(ids, reason, error)
+            await self.store.aio.drop(ids, reason, error)
             return
         self.metrics.inc("relayer_failures_total", len(ids), destination=self.adapter.name, reason=reason.value)
         if action is Action.WAIT:  # not the messages' fault: they wait without spending attempts
-            self.store.mark_not_ready(ids, reason, error, self.policy.wait_s(reason))
+            await self.store.aio.mark_not_ready(ids, reason, error, self.policy.wait_s(reason))
             if reason is FailureReason.INSUFFICIENT_FUNDS:  # (no quorum is found by the prepare loop itself)
                 self._prepare_wake.set()
                 log.warning("delivery_waiting_for_funds", destination=self.adapter.name, messages=len(ids), error=error[:300])
             return
         self._prepare_wake.set()  # the prepare loop takes the new retry time into account
-        dropped = self.store.mark_retry(ids, reason, error, backoff=self.policy.backoff, max_attempts=self.policy.max_attempts)
+        dropped = await self.store.aio.mark_retry(ids, reason, error, backoff=self.policy.backoff, max_attempts=self.policy.max_attempts)
         log.warning("delivery_retry", destination=self.adapter.name, messages=len(ids), reason=reason.value, error=error[:300])
         if dropped:
             log.error("messages_dropped", destination=self.adapter.name, messages=len(dropped), reason=FailureReason.MAX_ATTEMPTS.value,
@@ -260,7 +259,7 @@ class DestinationProcessor:
     # ---- confirm
     async def confirm_once(self) -> int:
         """Follow pending deliveries; the chain is asked again only when it has a new block."""
-        pending = self.store.pending_deliveries(self.domain)
+        pending = await self.store.aio.pending_deliveries(self.domain)
         self._deliveries_pending = bool(pending)
         if not pending:
             return 0
@@ -274,7 +273,7 @@ class DestinationProcessor:
 
     async def _confirm(self, rec: DeliveryRecord) -> int:
         tx = SubmittedTx(TxHash(rec.tx_hash), rec.nonce, rec.sender, rec.submitted_at, rec.gas_limit, rec.max_fee)
-        ids: list[str] = json.loads(rec.message_ids)
+        ids = rec.ids()
         if failpoints.ENABLED:
             await failpoints.reached("before_confirm")
         try:
@@ -284,10 +283,10 @@ class DestinationProcessor:
             return 0
         if outcome.state is TxState.PENDING:
             if outcome.replacement is not None:
-                self.store.replace_delivery(rec.tx_hash, outcome.replacement.tx_hash, outcome.replacement.max_fee)
+                await self.store.aio.replace_delivery(rec.tx_hash, outcome.replacement.tx_hash, outcome.replacement.max_fee)
                 log.warning("delivery_replaced", destination=self.adapter.name, old=rec.tx_hash, new=outcome.replacement.tx_hash)
             elif rec.adopted_from is not None and self.clock() - (rec.adopted_at or 0.0) > self.settings.adopted_tx_timeout_s:
-                self.store.finish_delivery(rec.tx_hash, "abandoned")
+                await self.store.aio.finish_delivery(rec.tx_hash, "abandoned")
                 log.warning("adopted_delivery_abandoned", destination=self.adapter.name, tx=rec.tx_hash,
                             from_instance=rec.adopted_from, messages=len(ids), reason=FailureReason.TX_DROPPED.value)
                 await self._settle_unprocessed(ids, FailureReason.TX_DROPPED,
@@ -297,9 +296,9 @@ class DestinationProcessor:
         if outcome.state is TxState.CONFIRMED:
             if failpoints.ENABLED:
                 await failpoints.reached("after_confirmed")
-            processed = {"0x" + i.hex() for i in outcome.delivered_ids}
+            processed = set(outcome.delivered_ids)
             mine = [i for i in ids if i in processed]
-            self.store.settle_delivery(rec.tx_hash, mine, at=self.clock(), gas_used=outcome.gas_used,
+            await self.store.aio.settle_delivery(rec.tx_hash, mine, at=self.clock(), gas_used=outcome.gas_used,
                                        fee_paid=outcome.fee_paid, height=outcome.height)
             self.metrics.inc("relayer_deliveries_total", len(mine), destination=self.adapter.name)
             self._count_spent(outcome)
@@ -312,7 +311,7 @@ class DestinationProcessor:
         state = "reverted" if outcome.state is TxState.REVERTED else "dropped"
         if outcome.state is TxState.REVERTED:
             self._count_spent(outcome)  # a reverted delivery was mined and paid for too
-        self.store.finish_delivery(rec.tx_hash, state)
+        await self.store.aio.finish_delivery(rec.tx_hash, state)
         reason = FailureReason.TX_REVERTED if outcome.state is TxState.REVERTED else FailureReason.TX_DROPPED
         await self._settle_unprocessed(ids, reason, outcome.reason or state)
         return 0
@@ -322,20 +321,20 @@ class DestinationProcessor:
         self.metrics.inc("relayer_gas_used_total", outcome.gas_used, destination=self.adapter.name)
         self.metrics.inc("relayer_fee_paid_total", outcome.fee_paid / 10**decimals, destination=self.adapter.name)
 
-    async def _settle_unprocessed(self, ids: list[str], reason: FailureReason, error: str) -> None:
+    async def _settle_unprocessed(self, ids: list[MessageId], reason: FailureReason, error: str) -> None:
         """Messages a delivery did not process: delivered elsewhere (ask the chain), or undelivered for ``reason``."""
         try:
-            flags = await self.adapter.delivered([MessageId(bytes.fromhex(i[2:])) for i in ids])
+            flags = await self.adapter.delivered(ids)
         except AdapterError:
             flags = [False] * len(ids)
         await self._apply(Delivered([i for i, d in zip(ids, flags) if d]))
         await self._apply(Undelivered([i for i, d in zip(ids, flags) if not d], reason, error))
 
-    def sweep_orphans(self) -> int:
+    async def sweep_orphans(self) -> int:
         """SUBMITTED messages whose delivery record finished without them (crash between steps): requeue."""
-        orphans = self.store.orphaned_submissions(self.domain, older_than_s=30.0)
+        orphans = await self.store.aio.orphaned_submissions(self.domain, older_than_s=30.0)
         if orphans:
-            self.store.requeue(orphans)
+            await self.store.aio.requeue(orphans)
             log.warning("orphans_requeued", destination=self.adapter.name, messages=len(orphans))
         return len(orphans)
 
@@ -354,21 +353,22 @@ class DestinationProcessor:
     def _idle_cap_s(self) -> float:
         return max(self.settings.poll_interval_s, IDLE_POLL_S)
 
-    def _prepare_due_in(self) -> float:
+    async def _prepare_due_in(self) -> float:
         """Seconds until the next open message can be claimed (a retry time, another instance's lease; <= 0: now),
         at most the idle cap."""
-        due_in = self.store.next_claim_in(self.domain)
+        due_in = await self.store.aio.next_claim_in(self.domain)
         return self._idle_cap_s() if due_in is None else min(self._idle_cap_s(), due_in)
 
-    def _prepare_idle_s(self) -> float:
-        return max(self.settings.poll_interval_s, self._prepare_due_in())
+    async def _prepare_idle_s(self) -> float:
+        return max(self.settings.poll_interval_s, await self._prepare_due_in())
 
-    def _confirm_idle_s(self) -> float:
+    async def _confirm_idle_s(self) -> float:
         """Deliveries in flight: follow the chain every poll interval; none: wait for a submission (woken) or the cap."""
         return self.settings.poll_interval_s if self._deliveries_pending else self._idle_cap_s()
 
     async def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]], wake: asyncio.Event | None = None,
-                    idle_s: Callable[[], float] | None = None, recheck: Callable[[], float] | None = None) -> None:
+                    idle_s: Callable[[], Awaitable[float]] | None = None,
+                    recheck: Callable[[], Awaitable[float]] | None = None) -> None:
         """Run ``step`` until ``stop``: again at once while it does something; when idle, after ``idle_s()`` seconds
         or as soon as ``wake`` is set; after a store error, after the outage backoff. ``recheck`` (seconds until
         work is due) is a cheaper question asked when an idle wait ran out: the step runs only when it says now."""
@@ -381,7 +381,7 @@ class DestinationProcessor:
             try:
                 did = await step()
                 if not did and idle_s is not None:
-                    delay = idle_s()
+                    delay = await idle_s()
                 store_failures = 0
             except AdapterError as exc:
                 log.warning("destination_step_failed", destination=self.adapter.name, error=str(exc)[:300])
@@ -401,7 +401,7 @@ class DestinationProcessor:
                 continue
             while not await _wait_any(stop, wake, delay) and recheck is not None:
                 try:
-                    delay = recheck()
+                    delay = await recheck()
                 except StoreError:
                     break  # the step meets the outage and backs off
                 if delay <= 0:

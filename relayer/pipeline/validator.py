@@ -98,7 +98,7 @@ class OriginAttester:
         end = self.indexer.tree.count
         if self.verifier is None or end <= self.proven_count:
             return True
-        records = self.store.dispatched_range(self.adapter.domain, self.proven_count, end)
+        records = await self.store.aio.dispatched_range(self.adapter.domain, self.proven_count, end)
         claims = [DispatchClaim(r.raw, Height(r.origin_height), TxHash(r.origin_tx)) for r in records]
         if len(claims) != end - self.proven_count:
             log.error("checkpoint_refused", chain=self.adapter.name, reason="messages missing from the store",
@@ -151,13 +151,13 @@ class OriginAttester:
             transfers: list[TokenTransfer] = []
             root = state.root
             if self.accountant is not None:
-                index, transfers = self.accountant.admit(self.adapter.domain, self.latest_index + 1, index)
+                index, transfers = await self.accountant.admit(self.adapter.domain, self.latest_index + 1, index)
                 if index <= self.latest_index:
                     return self.latest_index if self.latest_index >= 0 else None
                 if index < state.count - 1:  # a prefix of the verified tree: its root follows from the leaves
                     root = self.indexer.tree.root(index + 1)
             for address in self.signers:
-                if self._sign(address, index, root) is None:
+                if await self._sign(address, index, root) is None:
                     return None
             self.latest_index = index
             if self.accountant is not None:
@@ -165,9 +165,9 @@ class OriginAttester:
             log.debug("checkpoint_signed", chain=self.adapter.name, index=index, validators=len(self.signers))
         return index
 
-    def _sign(self, address: str, index: int, root: bytes) -> CheckpointRecord | None:
+    async def _sign(self, address: str, index: int, root: bytes) -> CheckpointRecord | None:
         assert self.mailbox is not None
-        earlier = self.store.checkpoint(address, self.adapter.domain, index)
+        earlier = await self.store.aio.checkpoint(address, self.adapter.domain, index)
         if earlier is not None and earlier.root != "0x" + root.hex():
             self.refusals += 1
             self.metrics.inc("validator_checkpoint_refused_total", origin=self.adapter.name, reason="conflicting_root")
@@ -178,11 +178,11 @@ class OriginAttester:
         rec = CheckpointRecord(validator=address, origin=self.adapter.domain, index=index,
                                origin_mailbox="0x" + self.mailbox.hex(), root="0x" + root.hex(),
                                signature="0x" + self.signers[address].sign(cp).hex(), signed_at=time.time())
-        self.store.save_checkpoint(rec)
+        await self.store.aio.save_checkpoint(rec)
         self.metrics.inc("validator_checkpoints_signed_total", origin=self.adapter.name, validator=address)
         return rec
 
-    def signed(self, address: str, index: int | None) -> CheckpointRecord | None:
+    async def signed(self, address: str, index: int | None) -> CheckpointRecord | None:
         """The signed checkpoint at ``index`` (or the latest); signs an earlier verified index on demand."""
         address = address.lower()
         if address not in self.signers or self.latest_index < 0 or self._refuse_reorged():
@@ -191,7 +191,7 @@ class OriginAttester:
             index = self.latest_index
         if index > self.latest_index or index < 0:
             return None
-        rec = self.store.checkpoint(address, self.adapter.domain, index)
+        rec = await self.store.aio.checkpoint(address, self.adapter.domain, index)
         if rec is None:
-            rec = self._sign(address, index, self.indexer.tree.root(index + 1))
+            rec = await self._sign(address, index, self.indexer.tree.root(index + 1))
         return rec

@@ -3,7 +3,6 @@ by RELAYER_TEST_POSTGRES_URL, or else one of the tests' own from tests/pg.py).""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -169,7 +168,7 @@ def test_dead_instances_are_handed_over_once_to_racing_adopters(store_url):
         assert instances[name].state == InstanceState.DEAD.value and instances[name].handed_over_to == winner
         delivery = _delivery(check, tx)
         assert delivery.owner == winner and delivery.adopted_from == name and delivery.adopted_at is not None
-        assert json.loads(delivery.message_ids) == [m.id for m in got[:4]]
+        assert delivery.ids() == [m.id for m in got[:4]]
         for m in got[:4]:
             rec = check.get(m.id)
             assert rec.state == MessageState.SUBMITTED.value and rec.lease_owner == winner

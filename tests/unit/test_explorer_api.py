@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from adapters.base import ChainHealth, ChainStats, DispatchedMessage
-from adapters.message import Domain, Message
+from adapters.message import Domain, Message, MessageId
 from relayer.api.server import message_view
 from relayer.explorer import (
     ChainSampleBuffer,
@@ -21,7 +21,7 @@ from relayer.explorer import (
     PageCursor,
     create_explorer_api,
 )
-from relayer.store import CheckpointRecord, FailureReason, Store
+from relayer.store import CheckpointRecord, FailureReason, Store, message_id
 
 T0 = 1_800_000_000.0
 CHAINS = [ExplorerChain("l1", 1, "evm"), ExplorerChain("rollup_a", 2, "evm"), ExplorerChain("rollup_b", 3, "evm")]
@@ -55,31 +55,32 @@ class World:
 def world(tmp_path):
     clock = Clock(T0)
     store = Store(f"sqlite:///{tmp_path / 'explorer.db'}", owner="test", clock=clock)
-    ids: dict[str, str] = {}
+    ids: dict[str, str] = {}  # as the API shows them
+    mids: dict[str, MessageId] = {}  # as the store takes them
     # l1 -> rollup_a: 4 messages dispatched at T0 - 100 .. T0 - 70; rollup_a -> rollup_b: 2
     for n in range(4):
         d = dispatched(1, 2, n, T0 - 100 + 10 * n)
         clock.now = T0 - 60 + n
         store.record_dispatched([d], cursor=("l1", 100 + n), known_destinations={1, 2, 3})
-        ids[f"a{n}"] = "0x" + d.id.hex()
+        ids[f"a{n}"], mids[f"a{n}"] = "0x" + d.id.hex(), d.id
     for n in range(2):
         d = dispatched(2, 3, n, T0 - 50)
         clock.now = T0 - 50 + n
         store.record_dispatched([d], cursor=("rollup_a", 100 + n), known_destinations={1, 2, 3})
-        ids[f"b{n}"] = "0x" + d.id.hex()
+        ids[f"b{n}"], mids[f"b{n}"] = "0x" + d.id.hex(), d.id
     clock.now = T0 - 40
-    store.mark_attested([ids["a0"], ids["a1"]], 1)
+    store.mark_attested([mids["a0"], mids["a1"]], 1)
     store.save_checkpoint(CheckpointRecord(validator="0x" + "11" * 20, origin=1, index=1, origin_mailbox="0x" + "22" * 20,
                                            root="0x" + "33" * 32, signature="0x", signed_at=T0 - 41))
     clock.now = T0 - 35
     store.record_submission(tx_hash="0x" + "dd" * 32, destination=2, origin=1, sender="0x" + "44" * 20, nonce=7,
-                            ids=[ids["a0"], ids["a1"]], gas_limit=1, max_fee=1)
+                            ids=[mids["a0"], mids["a1"]], gas_limit=1, max_fee=1)
     clock.now = T0 - 25  # bucket [T0-30, T0-20)
-    store.mark_delivered([ids["a0"], ids["a1"]], tx_hash="0x" + "dd" * 32, height=55, at=T0 - 25)
+    store.mark_delivered([mids["a0"], mids["a1"]], tx_hash="0x" + "dd" * 32, height=55, at=T0 - 25)
     clock.now = T0 - 5   # bucket [T0-10, T0)
-    store.mark_delivered([ids["b0"]], tx_hash="0x" + "ee" * 32, height=9, at=T0 - 5)
+    store.mark_delivered([mids["b0"]], tx_hash="0x" + "ee" * 32, height=9, at=T0 - 5)
     clock.now = T0 - 3
-    store.drop([ids["b1"]], FailureReason.MALFORMED, "bad body")
+    store.drop([mids["b1"]], FailureReason.MALFORMED, "bad body")
     clock.now = T0
     samples = ChainSampleBuffer(max_rounds=5, clock=clock)
     app = FastAPI()
@@ -280,7 +281,7 @@ def test_event_stream_pushes_changed_messages_and_new_samples(world):
         first = read_events(lines, "messages")[-1][1]
         assert [m["id"] for m in first["messages"]] == [ids["b1"]]
         world.clock.now = T0 + 1
-        store.mark_delivered([ids["a3"]], tx_hash="0x" + "ff" * 32, height=60, at=T0 + 1)
+        store.mark_delivered([message_id(ids["a3"])], tx_hash="0x" + "ff" * 32, height=60, at=T0 + 1)
         world.samples.record(chain_round(), capacity=None, queue={2: {"DELIVERED": 3}})
         got = read_events(lines, "messages")
         changed = got[-1][1]

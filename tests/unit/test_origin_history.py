@@ -76,7 +76,7 @@ async def test_rolled_back_over_empty_blocks_new_dispatches_there_are_indexed_no
     assert rewound["cursor"] == 6 and rewound["to"] == 2 and indexer.indexed_height == 2 and store.cursor("index:1") == 2
     late = chain.dispatch(2, b"m1 at height 3, below the old cursor")
     assert await indexer.poll_once() == 1 and indexer.reorg is None
-    assert store.get("0x" + late.id.hex()) is not None and [n for n, _ in store.message_ids_in_order(1)] == [0, 1]
+    assert store.get(late.id) is not None and [n for n, _ in store.message_ids_in_order(1)] == [0, 1]
 
 
 async def test_new_messages_at_heights_the_cursor_passed_are_found_by_the_history_check(store):
@@ -89,7 +89,7 @@ async def test_new_messages_at_heights_the_cursor_passed_are_found_by_the_histor
     late = chain.dispatch(2, b"m1 at height 4")  # the chain re-grew past nothing; height 4 < cursor 6
     chain.mine_empty(3)  # height 7: final at the cursor again, with one message more than indexed there
     assert await indexer.poll_once() == 1 and indexer.reorg is None
-    assert store.get("0x" + late.id.hex()).origin_height == 4
+    assert store.get(late.id).origin_height == 4
 
 
 async def test_chain_back_lower_with_other_messages_is_a_reorg_and_drops_only_the_lost_ones(store):
@@ -108,11 +108,11 @@ async def test_chain_back_lower_with_other_messages_is_a_reorg_and_drops_only_th
     assert event["log_level"] == "error" and event["canonical_messages"] == 1 and event["indexed_messages"] == 3
     assert event["agreeing_height"] == 1 and event["dropped"] == 2
     assert indexer.reorg is not None and indexer.reorg.canonical_count == 1
-    assert store.get("0x" + kept.id.hex()).state == MessageState.DISPATCHED.value
+    assert store.get(kept.id).state == MessageState.DISPATCHED.value
     for d in lost:
-        rec = store.get("0x" + d.id.hex())
+        rec = store.get(d.id)
         assert rec.state == MessageState.DROPPED.value and rec.last_reason == FailureReason.ORIGIN_REORGED.value
-    assert all(store.get("0x" + d.id.hex()) is None for d in replaced)
+    assert all(store.get(d.id) is None for d in replaced)
     assert indexer.metrics.value("relayer_reorg_detected_total", chain="o") == 1
     assert indexer.metrics.value("relayer_origin_halted", chain="o") == 1
 
@@ -133,7 +133,7 @@ async def test_reorg_deeper_than_finality_halts_signing_and_delivery_but_not_the
     second = [origin.dispatch(2, b"b%d" % i) for i in range(2)]  # heights 5, 6
     await indexer.poll_once()
     assert await attester.poll_once() == 3
-    signed_root = attester.signed(signer.address, 3).root
+    signed_root = (await attester.signed(signer.address, 3)).root
     origin.rewind(4)  # blocks 5, 6 replaced: other messages at nonces 2, 3
     forks = [origin.dispatch(2, b"fork%d" % i) for i in range(2)]
     with capture_logs() as logs:
@@ -143,19 +143,19 @@ async def test_reorg_deeper_than_finality_halts_signing_and_delivery_but_not_the
     refused = [e for e in logs if e["event"] == "checkpoint_refused"]
     assert len(refused) == 1 and refused[0]["reason"] == "reorg" and refused[0]["log_level"] == "error"
     assert metrics.value("validator_checkpoint_refused_total", origin="o", reason="reorg") == 1
-    assert attester.signed(signer.address, 3) is None and attester.signed(signer.address, None) is None
+    assert await attester.signed(signer.address, 3) is None and await attester.signed(signer.address, None) is None
     assert store.checkpoint(signer.address, 1, 3).root == signed_root  # what was signed stays; nothing new
     # the processor delivers the canonical prefix and never the messages the chain no longer holds
     await proc.prepare_and_submit_once()
     await proc.confirm_once()
     assert set(dest.processed) == {d.id for d in first}
     for d in second:
-        assert store.get("0x" + d.id.hex()).last_reason == FailureReason.ORIGIN_REORGED.value
-    assert all(store.get("0x" + d.id.hex()) is None for d in forks)
+        assert store.get(d.id).last_reason == FailureReason.ORIGIN_REORGED.value
+    assert all(store.get(d.id) is None for d in forks)
     # a message an attempt in flight put back in the queue is dropped again on the next poll
-    store.requeue(["0x" + second[0].id.hex()])
+    store.requeue([second[0].id])
     await indexer.poll_once()
-    assert store.get("0x" + second[0].id.hex()).state == MessageState.DROPPED.value
+    assert store.get(second[0].id).state == MessageState.DROPPED.value
     store.close()
 
 
@@ -169,7 +169,7 @@ async def test_validator_never_signs_another_root_at_an_index_it_signed(store):
     await indexer.poll_once()
     assert await attester.poll_once() == 1
     with capture_logs() as logs:
-        assert attester._sign(signer.address, 1, b"\x42" * 32) is None
+        assert await attester._sign(signer.address, 1, b"\x42" * 32) is None
     assert [e["event"] for e in logs] == ["checkpoint_conflict"]
     assert attester.metrics.value("validator_checkpoint_refused_total", origin="o", reason="conflicting_root") == 1
 
@@ -210,7 +210,7 @@ def test_catch_up_table_draws_a_bar_per_origin_behind(store):
     assert "rollup_a" in text and "2500 / 10000 (25%)" in text and "15s" in text
 
 
-def test_status_view_shows_catch_up_bars_and_halted_origins(store):
+async def test_status_view_shows_catch_up_bars_and_halted_origins(store):
     from types import SimpleNamespace
 
     from relayer.cli.statusview import StatusView
@@ -225,7 +225,7 @@ def test_status_view_shows_catch_up_bars_and_halted_origins(store):
     daemon = SimpleNamespace(settings=settings, chain_status={}, indexers={1: behind, 2: halted}, attesters={},
                              store=store, role="all")
     console = Console(width=160, record=True)
-    console.print(StatusView(daemon, log_file=None).render())  # type: ignore[arg-type]
+    console.print(await StatusView(daemon, log_file=None).render())  # type: ignore[arg-type]
     text = console.export_text()
     assert "backlog catch-up" in text and "600 / 1100 (50%)" in text and "10s" in text
     assert "ORIGIN HALTED" in text and "rollup_b" in text

@@ -80,7 +80,7 @@ async def test_already_delivered_is_never_submitted(world):
     dest.processed[msgs[1].id] = 1  # another relayer got there first
     assert await proc.prepare_and_submit_once() == 2
     assert {it.id for it in dest.submitted[0].items} == {msgs[0].id, msgs[2].id}
-    assert store.get("0x" + msgs[1].id.hex()).state == MessageState.DELIVERED.value
+    assert store.get(msgs[1].id).state == MessageState.DELIVERED.value
 
 
 async def test_refused_message_is_isolated_and_backed_off_then_dropped(world):
@@ -92,7 +92,7 @@ async def test_refused_message_is_isolated_and_backed_off_then_dropped(world):
     dest.rejects = lambda raw: raw.endswith(b"poison")
     await indexer.poll_once()
     assert await proc.prepare_and_submit_once() == 7
-    rec = store.get("0x" + bad.id.hex())
+    rec = store.get(bad.id)
     assert rec.state == MessageState.DISPATCHED.value and rec.attempts == 1
     # the retry policy's backoff: 1 s, then 2 s, each less up to 20 % jitter
     assert rec.last_reason == FailureReason.ESTIMATE_REVERTED.value and 0.8 <= rec.next_attempt_at - clock.now <= 1.0
@@ -154,7 +154,7 @@ async def test_attester_signs_only_matching_root(world):
         origin.dispatch(2, b"%d" % i)
     await indexer.poll_once()
     assert await attester.poll_once() == 2
-    assert attester.signed(signer.address, 1).root == "0x" + origin.tree.root(2).hex()
+    assert (await attester.signed(signer.address, 1)).root == "0x" + origin.tree.root(2).hex()
     # a node that reports a root our indexed logs do not give: refused, nothing signed
     origin.dispatch(2, b"late")
     await indexer.poll_once()
@@ -199,10 +199,10 @@ async def test_next_claim_in_follows_retry_times_and_other_instances_leases(worl
     await indexer.poll_once()
     assert store.next_claim_in(2) <= 0
     other = Store(f"sqlite:///{tmp_path / 'r.db'}", owner="other", clock=clock)
-    assert [m.id for m in other.claim_ready(2, 1, 60.0)] == ["0x" + m0.id.hex()]
-    store.mark_not_ready(["0x" + m1.id.hex()], FailureReason.NO_QUORUM, "later", 3.0)
+    assert [m.id for m in other.claim_ready(2, 1, 60.0)] == [m0.id]
+    store.mark_not_ready([m1.id], FailureReason.NO_QUORUM, "later", 3.0)
     assert store.next_claim_in(2) == pytest.approx(3.0)  # m1's retry time; m0 is leased by the other instance
-    store.mark_delivered(["0x" + m1.id.hex()], tx_hash=None, height=None, at=clock.now)
+    store.mark_delivered([m1.id], tx_hash=None, height=None, at=clock.now)
     assert store.next_claim_in(2) == pytest.approx(60.0)  # when the other instance's lease on m0 runs out
     assert other.next_claim_in(2) <= 0  # its own lease does not hold the other instance back
     assert store.next_claim_in(1) is None
@@ -242,7 +242,7 @@ async def test_idle_loops_are_woken_by_new_work_not_by_polling(world, monkeypatc
         assert indexer.take_fresh_destinations() == {2} and indexer.take_fresh_destinations() == set()
         proc.wake()
         await until(lambda: dest.processed.get(m.id) == 1, "the woken loops to submit and confirm the message")
-        await until(lambda: store.get("0x" + m.id.hex()).state == MessageState.DELIVERED.value, "DELIVERED in the store")
+        await until(lambda: store.get(m.id).state == MessageState.DELIVERED.value, "DELIVERED in the store")
         assert idle_checks < 20  # no busy polling while idle
     finally:
         stop.set()
@@ -256,7 +256,7 @@ async def test_an_idle_prepare_loop_asks_only_when_work_is_due(world, monkeypatc
     clock, store, origin, dest, indexer, proc, _ = world
     m = origin.dispatch(2, b"later")
     await indexer.poll_once()
-    store.mark_not_ready(["0x" + m.id.hex()], FailureReason.NO_QUORUM, "later", 3.0)  # open, due in 3 s
+    store.mark_not_ready([m.id], FailureReason.NO_QUORUM, "later", 3.0)  # open, due in 3 s
     calls = {"claim_ready": 0, "next_claim_in": 0}
     for name in calls:
         real = getattr(store, name)

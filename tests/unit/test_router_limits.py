@@ -160,7 +160,7 @@ class Api:
         self.store = IntentStore(create_engine(f"sqlite:///{tmp / 'intents.db'}"))
         self.chain = FakeSender()
         self.executor = IntentExecutor(self.store, {"l1": self.chain}, {"l1": 1000}, [OPERATOR],  # type: ignore[dict-item]
-                                       lambda _mid: None, native_usd=2000.0)
+                                       _not_stored, native_usd=2000.0)
         value = {"TST": 100.0, "USDC": 1000.0} if value is None else value
         self.refusals: list[str] = []
         limits = IntentLimits(intents=KeyedRateLimiter(rate, float(burst), clock=clock), intents_per_s=rate,
@@ -436,3 +436,8 @@ def test_a_hash_is_claimed_by_one_signer_intent_only(tmp_path: Path) -> None:
     assert store.claim("int_1", h) is False  # no longer unsigned
     assert store.claim("int_2", h) is False  # the unique index refuses the second claim
     assert store.get("int_2").status == "unsigned" and store.tx_known(h)  # type: ignore[union-attr]
+
+
+async def _not_stored(_message_id: str) -> str | None:
+    """No message is in a relayer store here."""
+    return None

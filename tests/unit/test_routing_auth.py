@@ -32,7 +32,7 @@ def test_posts_need_a_valid_key_when_keys_are_configured() -> None:
 
 def test_without_operator_accounts_only_unsigned_intents_are_possible() -> None:
     store = IntentStore(create_engine("sqlite://"))
-    executor = IntentExecutor(store, {}, {}, [], lambda _mid: None)
+    executor = IntentExecutor(store, {}, {}, [], _not_stored)
     app = FastAPI()
     app.include_router(create_routing_api(lambda: None, intents=IntentsBackend(store, executor, {}, {})))
     c = TestClient(app)
@@ -52,3 +52,8 @@ def test_open_without_keys() -> None:
     assert c.post("/v1/quote", json={"amount": "1"}).status_code == 503
     assert c.post("/v1/intents", json={"intents": [{"amount": "1", "recipient": "0x" + "11" * 20}]}).status_code == 409
     assert c.get("/v1/intents/int_x").status_code == 404
+
+
+async def _not_stored(_message_id: str) -> str | None:
+    """No message is in a relayer store here."""
+    return None
