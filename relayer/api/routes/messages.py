@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from relayer.api.daemon_view import DaemonView
-from relayer.api.schemas import HEX32, error_responses, message_view
+from relayer.api.schemas import HEX32, bad_input, error_responses, message_view
 
 
 def message_routes(daemon: DaemonView) -> APIRouter:
@@ -17,7 +17,7 @@ def message_routes(daemon: DaemonView) -> APIRouter:
     @api.get("/v1/messages/{key}", responses=error_responses(400, 404))
     async def show_message(key: str) -> dict[str, Any]:
         if not HEX32.match(key):
-            raise HTTPException(400, f"{key!r} is not a 0x-prefixed 32-byte hex message id or transaction hash")
+            raise bad_input("key", f"{key!r} is not a 0x-prefixed 32-byte hex message id or transaction hash")
         found = daemon.store.find(key)
         if not found:
             raise HTTPException(404, f"no message with id or transaction hash {key}")
