@@ -7,6 +7,7 @@ stored or asked of a chain from input that fails one.
     check_intent                  formats (recipient, integrator, calldata) and rules across fields
     parse_request                 an intent against the live chains (amount, chains, from_chain): quote and submit
     token_units                   the amount in the token's smallest units; tokens that are not bridged
+    planner_intents               parsed intents as the planner's arrays
     check_integrator_code         GET /v1/integrators/{code}/report
 """
 
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 
 from router.capacity import CapacityModel
 from router.errors import bad_input, first_problem
-from router.planner import Kind
+from router.planner import Intents, Kind
 from router.schemas import (
     ADDRESS,
     HEX,
@@ -155,3 +156,14 @@ def token_units(i: int, req: IntentRequest, p: ParsedIntent, decimals: Mapping[s
 def check_integrator_code(code: str) -> None:
     if not INTEGRATOR_CODE.match(code):
         raise bad_input("code", "an integrator code is 1-32 of [a-z0-9_-]")
+
+
+def planner_intents(rows: list[ParsedIntent], m: CapacityModel) -> Intents:
+    """Parsed intents as the planner's arrays (every chain liquid: ``submit_batch`` sets the liquidity)."""
+    n = len(rows)
+    return Intents(
+        kind=np.array([r.kind for r in rows], dtype=np.int8), work=np.array([r.work for r in rows], dtype=np.float32),
+        amount=np.array([float(r.amount) for r in rows]), allowed=np.array([r.allowed for r in rows], dtype=bool).reshape(n, len(m)),
+        liquidity=np.ones((n, len(m)), dtype=bool), max_fee_usd=np.array([r.max_fee_usd for r in rows], dtype=np.float32),
+        max_latency_s=np.array([r.max_latency_s for r in rows], dtype=np.float32),
+        origin=np.array([r.origin for r in rows], dtype=np.int16))

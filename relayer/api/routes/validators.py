@@ -25,33 +25,6 @@ from relayer.api.schemas import ADDRESS, AUTH_RESPONSES, BODY_ERRORS, COSIGN_BOD
 def validator_routes(daemon: DaemonView, guard: ValidatorEndpointGuard) -> APIRouter:
     api = APIRouter()
 
-    def _checkpoint(address: str, origin: int, index: int | None) -> dict[str, Any]:
-        if not ADDRESS.match(address):
-            raise bad_input("address", f"{address!r} is not a 0x-prefixed 20-byte address")
-        attester = daemon.checkpoints(origin)
-        if attester is None:
-            raise HTTPException(404, f"this process does not attest origin domain {origin}")
-        rec = attester.signed(address, index)
-        if rec is None:
-            raise HTTPException(404, f"no checkpoint of origin {origin} at index {index if index is not None else 'latest'} "
-                                     f"signed by {address}")
-        return {"validator": rec.validator, "origin": rec.origin, "origin_mailbox": rec.origin_mailbox,
-                "root": rec.root, "index": rec.index, "signature": rec.signature}
-
-    def _admit(request: Request, endpoint: Endpoint, body: bytes) -> str:
-        """Who may call (an allow-listed relayer's signature, or anonymous for checkpoints) and how often: the
-        served client, or the HTTP refusal with its reason (401/403) or Retry-After (429). Already decided when the
-        daemon's front (``ValidatorAdmission``) admitted the request; decided here otherwise."""
-        admitted = request.scope.get(ADMITTED_SCOPE_KEY)
-        if admitted is not None:
-            return str(admitted)
-        try:
-            return guard.admit(endpoint, request.method, _target(request.scope), request.headers, body,
-                               request.client.host if request.client else "")
-        except RequestRefused as exc:
-            headers = {"Retry-After": retry_after_header(exc.retry_after_s)} if exc.status == 429 else None
-            raise HTTPException(exc.status, {"error": str(exc), "reason": exc.reason.value}, headers=headers) from None
-
     @api.post("/validators/{address}/cosign", openapi_extra=COSIGN_BODY,
               responses={**error_responses(*BODY_ERRORS, 403, 404), **AUTH_RESPONSES})
     async def cosign(address: str, request: Request) -> dict[str, Any]:
@@ -61,7 +34,7 @@ def validator_routes(daemon: DaemonView, guard: ValidatorEndpointGuard) -> APIRo
         if daemon.cosign is None:
             raise HTTPException(404, "this process co-signs no deliveries (validator.cosign_keys)")
         raw = await request.body()
-        _admit(request, "cosign", raw)
+        _admit(guard, request, "cosign", raw)
         try:
             body = json.loads(raw)
             request_ = CosignRequest.from_json(body)
@@ -76,17 +49,46 @@ def validator_routes(daemon: DaemonView, guard: ValidatorEndpointGuard) -> APIRo
     @api.get("/validators/{address}/checkpoints/{origin}/latest", responses={**error_responses(400, 404), **AUTH_RESPONSES})
     async def latest_checkpoint(address: str, origin: int, request: Request) -> dict[str, Any]:
         """The latest checkpoint ``address`` signed for ``origin``: public; a relayer's signed request uses its budget."""
-        _admit(request, "checkpoint", await request.body())
-        return _checkpoint(address, origin, None)
+        _admit(guard, request, "checkpoint", await request.body())
+        return _checkpoint(daemon, address, origin, None)
 
     @api.get("/validators/{address}/checkpoints/{origin}/{index}", responses={**error_responses(400, 404), **AUTH_RESPONSES})
     async def checkpoint_at(address: str, origin: int, index: int, request: Request) -> dict[str, Any]:
         """The checkpoint ``address`` signed for ``origin`` at ``index``: public; a relayer's signed request uses its
         budget."""
-        _admit(request, "checkpoint", await request.body())
-        return _checkpoint(address, origin, index)
+        _admit(guard, request, "checkpoint", await request.body())
+        return _checkpoint(daemon, address, origin, index)
 
     return api
+
+
+def _checkpoint(daemon: DaemonView, address: str, origin: int, index: int | None) -> dict[str, Any]:
+    if not ADDRESS.match(address):
+        raise bad_input("address", f"{address!r} is not a 0x-prefixed 20-byte address")
+    attester = daemon.checkpoints(origin)
+    if attester is None:
+        raise HTTPException(404, f"this process does not attest origin domain {origin}")
+    rec = attester.signed(address, index)
+    if rec is None:
+        raise HTTPException(404, f"no checkpoint of origin {origin} at index {index if index is not None else 'latest'} "
+                                 f"signed by {address}")
+    return {"validator": rec.validator, "origin": rec.origin, "origin_mailbox": rec.origin_mailbox,
+            "root": rec.root, "index": rec.index, "signature": rec.signature}
+
+
+def _admit(guard: ValidatorEndpointGuard, request: Request, endpoint: Endpoint, body: bytes) -> str:
+    """Who may call (an allow-listed relayer's signature, or anonymous for checkpoints) and how often: the
+    served client, or the HTTP refusal with its reason (401/403) or Retry-After (429). Already decided when the
+    daemon's front (``ValidatorAdmission``) admitted the request; decided here otherwise."""
+    admitted = request.scope.get(ADMITTED_SCOPE_KEY)
+    if admitted is not None:
+        return str(admitted)
+    try:
+        return guard.admit(endpoint, request.method, _target(request.scope), request.headers, body,
+                           request.client.host if request.client else "")
+    except RequestRefused as exc:
+        headers = {"Retry-After": retry_after_header(exc.retry_after_s)} if exc.status == 429 else None
+        raise HTTPException(exc.status, {"error": str(exc), "reason": exc.reason.value}, headers=headers) from None
 
 
 ADMITTED_SCOPE_KEY = "relayer.validator_admitted"  # set by ValidatorAdmission: who was served (server-side only)
