@@ -301,7 +301,7 @@ def test_unsigned_mode_hands_the_dapp_transactions_to_sign_and_follows_them(api,
         with pytest.raises(RoutingError) as bad:
             client.submit_unsigned([{**intents[0], "kind": "xchain", "from_chain": "l1", "chains": ["rollup_a"]}],
                                    dapp.address)
-        assert bad.value.status == 400 and bad.value.detail["field"] == "intents[0].kind"
+        assert bad.value.status == 400 and bad.value.detail["field"] == bad.value.field == "intents[0].kind"
         answer = client.submit_unsigned(intents, dapp.address)
         assert answer["statuses"] == ["unsigned", "unsigned"]
         for intent_id, unsigned, chain in zip(answer["ids"], answer["transactions"], ("l1", "rollup_a"), strict=True):
