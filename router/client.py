@@ -4,8 +4,9 @@
     ids = client.submit([{"amount": "5", "recipient": "0x...", "integrator": "mydapp"}])
     final = client.wait(ids[0], until={"included", "delivered"}, timeout=60)
 
-Errors from the API raise ``RoutingError`` with the status code and the JSON body's ``detail`` (a 429, over the
-client's limit, also carries ``retry_after_s`` from the ``Retry-After`` header). An intent the router did not take
+Errors from the API raise ``RoutingError`` with the status code and the JSON body's ``detail`` (``router.errors``: one
+shape; bad input is 400 and ``field`` names what was wrong, e.g. ``intents[2].amount``; a 429, over the client's
+limit, also carries ``retry_after_s`` from the ``Retry-After`` header). An intent the router did not take
 (``unserved``) comes back with ``None`` as its id: nothing of it is kept.
 """
 
@@ -26,6 +27,7 @@ class RoutingError(Exception):
         self.status = status
         self.detail = detail
         self.retry_after_s = retry_after_s  # from Retry-After (429: over the limit; 503: not ready or full)
+        self.field = detail.get("field") if isinstance(detail, dict) else None  # bad input: the field named
         super().__init__(f"HTTP {status}: {detail}")
 
 

@@ -22,7 +22,7 @@ Body checks:
     408  a body that has not fully arrived ``api.body_timeout_s`` after its headers
 
 Each answer is JSON ``{"detail": {"error": ..., ...}}`` like the routes' own 4xx. Malformed JSON itself is left to
-FastAPI (422, ``loc: ["body", <char offset>]``, ``ctx.error``: what the parser expected there).
+FastAPI, answered in the one shape (``router.errors``: 400, field ``body``, the character offset where it broke).
 
 Refusals leave no trace per request: a counter per reason (``relayer_api_refused_total{reason}``) and at most one
 log line per reason every ``LOG_EVERY_S`` seconds (with how many were not logged). Nothing is kept per client

@@ -198,15 +198,15 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
         """Messages by most recent change, newest first. ``next_before`` pages on; ``latest_change`` is the
         cursor to start ``/v1/explorer/events`` from."""
         if state is not None and state.upper() not in MessageState.__members__:
-            raise HTTPException(400, f"state {state!r} is not one of {', '.join(states)}")
+            raise _bad("state", f"state {state!r} is not one of {', '.join(states)}")
         if chain is not None and chain not in by_name:
-            raise HTTPException(400, f"chain {chain!r} is not one of {', '.join(by_name)}")
+            raise _bad("chain", f"chain {chain!r} is not one of {', '.join(by_name)}")
         cursor = None
         if before is not None:
             try:
                 cursor = PageCursor.decode(before)
             except ValueError as exc:
-                raise HTTPException(400, f"before {before!r}: {exc}") from None
+                raise _bad("before", f"before {before!r}: {exc}") from None
         latest = await run_in_threadpool(queries.latest_change)
         rows = await run_in_threadpool(lambda: queries.page(
             state=state.upper() if state else None, domain=by_name[chain].domain if chain else None,

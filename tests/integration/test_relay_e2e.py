@@ -31,7 +31,7 @@ def check_api(api: str, delivered_id: str) -> None:
     assert msg["state"] == "DELIVERED" and msg["origin"] == "l1" and msg["destination"] == "rollup_a"
     assert msg["delivery_tx"].startswith("0x")
     bad = httpx.get(f"{api}/v1/messages/not-an-id")
-    assert bad.status_code == 400 and "32-byte hex" in bad.json()["detail"]
+    assert bad.status_code == 400 and bad.json()["detail"]["field"] == "key" and "32-byte hex" in bad.json()["detail"]["error"]
     assert httpx.get(f"{api}/v1/messages/0x{'ab' * 32}").status_code == 404
     assert httpx.get(f"{api}/v1/messages?state=LIMBO").status_code == 400
     assert httpx.get(f"{api}/validators/0x12/checkpoints/1000/latest").status_code == 400

@@ -1,0 +1,346 @@
+"""The daemon's wiring: which adapter serves each chain family, which workers each role runs and what they share.
+
+This is the only place that picks concrete classes (adapters, light clients, workers, the routing API's intents
+backend). ``relayer.daemon.daemon.build_daemon`` calls ``daemon_parts`` and ``RelayerDaemon`` calls ``Workers``;
+everything else receives its dependencies through constructors, so tests can hand the daemon fakes or real
+devnet adapters.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+import structlog
+
+from adapters.base import ChainAdapter, Cosigner, InclusionVerifier, MessageSender
+from adapters.checkpoint import CheckpointSigner
+from adapters.keys import resolve_private_key
+from config.errors import ConfigError
+from config.settings import ChainConfig, Settings
+from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
+from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
+from relayer.daemon.audit import AuditJob
+from relayer.daemon.metrics import Metrics
+from relayer.pipeline.accountant import GlobalAccountant, TokenDirectory
+from relayer.pipeline.checkpoints import CheckpointCollector
+from relayer.pipeline.cosign import CosignService, HttpCosigner
+from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.processor import DestinationProcessor
+from relayer.pipeline.validator import OriginAttester
+from relayer.store import Store
+from router.api import IntentLimits, IntentsBackend, call_allowed
+from router.intents import IntentExecutor, IntentStore, Operator
+
+log = structlog.get_logger("relayer.daemon.composition")
+
+Role = Literal["validator", "relayer", "all"]
+
+
+@dataclass
+class Workers:
+    """The workers of one role, wired from settings: origin indexers, attesters (validator), destination processors
+    (relayer), the co-sign service and accountant (validator), the routing API's intents backend and the audit."""
+
+    settings: Settings
+    role: Role
+    adapters: dict[str, ChainAdapter]
+    store: Store
+    signers: list[CheckpointSigner]
+    http: httpx.AsyncClient
+    metrics: Metrics
+    operator_keys: list[str] = field(default_factory=list)  # the router's accounts (resolved keys; never logged)
+    relayer_auth: httpx.Auth | None = None  # signs the relayer's requests to validators (relayer.identity_key)
+    intents: IntentsBackend | None = None
+    audit: AuditJob | None = None  # the periodic solvency audit (settings.audit)
+    indexers: dict[int, OriginIndexer] = field(default_factory=dict)
+    attesters: dict[int, OriginAttester] = field(default_factory=dict)
+    processors: dict[int, DestinationProcessor] = field(default_factory=dict)
+    cosign: CosignService | None = None  # validator role with co-signed destinations (Solana, Cosmos)
+    accountant: GlobalAccountant | None = None  # validator role: what was locked and paid out, per token and chain
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        domains = {c.domain for c in s.chains.values()}
+        names = {c.domain: n for n, c in s.chains.items()}
+        # a relayer indexes every chain (any may be an origin); a validator-only process just its origins
+        origins = list(s.chains) if self.role != "validator" else (s.validator.origins or list(s.chains))
+        for name in origins:
+            chain = s.chains[name]
+            self.indexers[chain.domain] = OriginIndexer(self.adapters[name], self.store, known_destinations=domains,
+                                                        start_height=chain.start_height, metrics=self.metrics)
+        if self.role in ("validator", "all"):
+            attest = s.validator.origins or list(s.chains)
+            self.accountant = self._accountant(attest)
+            for name in attest:
+                d = s.chains[name].domain
+                verifier = build_inclusion_verifier(name, s.chains[name]) if s.validator.verify_inclusion else None
+                self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store, self.metrics,
+                                                   verifier=verifier, accountant=self.accountant)
+            if s.validator.cosign_keys:
+                self.cosign = self._cosign_service()
+        if self.role in ("relayer", "all"):
+            collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
+                                            refresh_s=s.relayer.poll_interval_s, metrics=self.metrics, chain_names=names,
+                                            auth=self.relayer_auth)
+            for name, chain in s.chains.items():
+                self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers, collector,
+                                                                     s.relayer, self.metrics, chain_names=names)
+        if self.intents is None:
+            self.intents = self._intents_backend()
+        if self.audit is None and s.audit.enabled:
+            self.audit = AuditJob(s, self.adapters, self.metrics)
+
+    def _cosign_service(self) -> CosignService:
+        s = self.settings
+        keys: dict[str, dict[str, str]] = {}
+        for chain, chain_keys in s.validator.cosign_keys.items():
+            if chain not in s.chains:
+                raise ConfigError(f"validator.cosign_keys.{chain}", f"unknown chain; known: {', '.join(s.chains)}")
+            if len(chain_keys) != len(self.signers):
+                raise ConfigError(f"validator.cosign_keys.{chain}",
+                                  f"one key per validator.keys entry ({len(self.signers)}), got {len(chain_keys)}")
+            keys[chain] = {signer.address: resolve_private_key(k, where=f"validator.cosign_keys.{chain}[{i}]")
+                           for i, (signer, k) in enumerate(zip(self.signers, chain_keys, strict=True))}
+
+        def latest_signed(validator: str, origin: int) -> int | None:
+            rec = self.store.checkpoint(validator, origin, None)
+            return None if rec is None else rec.index
+
+        return CosignService(self.store, self.adapters, keys, latest_signed, self.metrics, accountant=self.accountant)
+
+    def _accountant(self, attest: list[str]) -> GlobalAccountant | None:
+        """The validators' accountant; it must see every origin whose bridge sends tokens (it counts only what
+        this process attests), so with ``validator.origins`` leaving one out there is none (logged)."""
+        directory = TokenDirectory.from_settings(self.settings, self.adapters)
+        unseen = sorted(directory.chain_label(d) for d in directory.bridges
+                        if directory.chain_label(d) not in attest)
+        if unseen:
+            log.warning("accountant_disabled", reason="validator.origins leaves out chains with a token bridge",
+                        chains=unseen)
+            return None
+        def lagging() -> list[int]:  # origins not indexed to their finalized height, or not attested to the index
+            return [d for d, a in self.attesters.items() if a.indexer.indexed_height is None
+                    or a.indexer.indexed_height < (a.indexer.finalized_height or 0)
+                    or a.latest_index < a.indexer.tree.count - 1]
+
+        return GlobalAccountant(directory, self.store, self.metrics, lagging=lagging)
+
+    async def _message_state(self, message_id: str) -> str | None:
+        """A message's state in the store (None: not stored), for the intents executor."""
+        rec = await self.store.aio.get(message_id)
+        return rec.state if rec is not None else None
+
+    def _intents_backend(self) -> IntentsBackend:
+        """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
+        s = self.settings
+        store = IntentStore(self.store.engine, run=self.store.aio.run)
+        decimals: dict[str, int] = {}
+        token_chains: dict[str, set[str]] = {}
+        for name, chain in s.chains.items():
+            for symbol, token in getattr(chain, "tokens", {}).items():
+                decimals.setdefault(symbol, token.decimals)
+                token_chains.setdefault(symbol, set()).add(name)
+        senders = {n: a for n, a in self.adapters.items() if isinstance(a, MessageSender)}
+        r = s.router
+        allowlist = {chain: {t.contract.lower(): frozenset(sel.lower() for sel in t.selectors) for t in targets}
+                     for chain, targets in r.call_allowlist.items()}
+        executor = None
+        if senders:  # without operator keys the API still plans and hands out unsigned transactions
+            operators = [Operator(k, CheckpointSigner.from_hex(k).address) for k in self.operator_keys]
+            executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
+                                      self._message_state,
+                                      native_usd=r.native_usd,
+                                      call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))
+        not_bridged = frozenset(sym for chain in s.chains.values() for sym, t in getattr(chain, "tokens", {}).items()
+                                if not getattr(t, "bridged", True))
+        # per client (API key, or address when there are none): bounded in memory whatever the callers send
+        limits = IntentLimits(
+            intents=KeyedRateLimiter(r.intents_per_s, float(r.intents_burst)), intents_per_s=r.intents_per_s,
+            intents_burst=r.intents_burst,
+            value={sym: KeyedRateLimiter(cap / 86_400.0, cap) for sym, cap in r.value_per_day.items()},
+            value_per_day=dict(r.value_per_day), retry_after=retry_after_header, max_open_unsigned=r.max_open_unsigned)
+        return IntentsBackend(store, executor, decimals, token_chains, r.integrator_fee_share, not_bridged,
+                              limits=limits, call_allowlist=allowlist,
+                              on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
+
+
+def build_adapters(settings: Settings, *, with_signers: bool, cosigner: Cosigner | None = None) -> dict[str, ChainAdapter]:
+    """The one place that maps a chain family to its adapter class. ``cosigner`` gathers the validators'
+    signatures for destinations delivered by co-signed transactions (Solana, Cosmos)."""
+    adapters: dict[str, ChainAdapter] = {}
+    for name, chain in settings.chains.items():
+        key = resolve_private_key(chain.signer, where=f"chains.{name}.signer") if (with_signers and chain.signer) else None
+        if chain.family == "evm":
+            from adapters.evm.adapter import EvmAdapter
+
+            adapters[name] = EvmAdapter(name, chain, signer_key=key)
+        elif chain.family == "cosmos":
+            from adapters.cosmos.adapter import CosmosAdapter
+
+            escrow = {sym: t.escrow for sym, t in chain.tokens.items() if t.wrapped and t.escrow is not None}
+            adapters[name] = CosmosAdapter(name, chain, cosigner=cosigner, remote_bridges=chain.remote_bridges,
+                                           wrapped_escrow=escrow)
+        elif chain.family == "solana":
+            from adapters.solana.adapter import SolanaAdapter
+
+            adapters[name] = SolanaAdapter(name, chain, cosigner=cosigner)  # its fee payer comes from chain.signer
+        else:  # pragma: no cover - the config union only admits known families
+            raise ConfigError(f"chains.{name}.family", f"no adapter for family {chain.family!r}")
+    return adapters
+
+
+def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier | None:
+    """The light-client check of one origin, by chain family (the validator's path)."""
+    from light_clients.ethereum.inclusion import EvmInclusionVerifier, TrustedAnchor
+
+    if chain.family == "evm":
+        cp = chain.trusted_checkpoint
+        anchor = TrustedAnchor(cp.height, bytes.fromhex(cp.hash[2:])) if cp is not None else None
+        beacon = None
+        if chain.beacon_url is not None and chain.trusted_block_root is not None:
+            from light_clients.ethereum.consensus.beacon_client import BeaconLightClient
+            from light_clients.ethereum.consensus.config import DEVNET_SLOT_DURATION_MS, devnet_network
+            from light_clients.ethereum.consensus.preset import LightClientFork
+
+            # the devnet beacon network of this chain id (devnets/beacon): preset, fork schedule, genesis root
+            beacon = BeaconLightClient(name, chain.beacon_url, bytes.fromhex(chain.trusted_block_root[2:]),
+                                       devnet_network(chain.chain_id), LightClientFork.ELECTRA, DEVNET_SLOT_DURATION_MS,
+                                       timeout_s=chain.request_timeout_s)
+        return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls, anchor=anchor,
+                                    beacon=beacon)
+    if chain.family == "cosmos":
+        from adapters.cosmos.transactions import tokens_from_config
+        from light_clients.tendermint.inclusion import CosmosInclusionVerifier
+
+        return CosmosInclusionVerifier(name, chain.rpc_url, chain.vault, chain.domain, other_rpc_urls=chain.verify_rpc_urls,
+                                       trusting_period_s=chain.trusting_period_s,
+                                       tokens=tokens_from_config(chain.domain, chain.tokens))
+    return None  # Solana: no light client exists; the adapter requires its verify_rpc_urls to agree
+
+
+@dataclass(frozen=True)
+class OriginTrust:
+    """What a validator's checks on one origin rest on: ``source`` is ``beacon`` (sync-committee light client),
+    ``tendermint`` (the Cosmos light client), ``endpoints`` (agreeing independent RPC endpoints) or ``single_rpc``
+    (the operator chose to trust rpc_url alone: ``reason`` says how)."""
+
+    chain: str
+    family: str
+    source: str
+    reason: str = ""
+
+
+def origin_trust(settings: Settings) -> list[OriginTrust]:
+    """The start-up rule of the validator role, for every origin it attests.
+
+    EVM needs ``beacon_url`` (+ ``trusted_block_root``) or ``verify_rpc_urls`` (another independent endpoint that
+    must agree); Solana needs ``verify_rpc_urls``; Cosmos has its Tendermint light client. Otherwise the operator
+    must say ``trust_single_rpc = true`` for that chain, or ``ConfigError`` names the chain and the keys to set.
+    ``validator.verify_inclusion = false`` is itself the operator's choice to trust the RPC node of every EVM and
+    Cosmos origin (no light client runs), reported as such."""
+    found = []
+    for name in settings.validator.origins or list(settings.chains):
+        chain = settings.chains[name]
+        if chain.family == "cosmos":
+            if settings.validator.verify_inclusion:
+                found.append(OriginTrust(name, "cosmos", "tendermint"))
+            else:
+                found.append(OriginTrust(name, "cosmos", "single_rpc", "validator.verify_inclusion = false"))
+            continue
+        if chain.family == "evm" and not settings.validator.verify_inclusion:
+            found.append(OriginTrust(name, "evm", "single_rpc", "validator.verify_inclusion = false"))
+        elif chain.family == "evm" and chain.beacon_url is not None:
+            found.append(OriginTrust(name, "evm", "beacon"))
+        elif chain.verify_rpc_urls:
+            found.append(OriginTrust(name, chain.family, "endpoints"))
+        elif chain.trust_single_rpc:
+            found.append(OriginTrust(name, chain.family, "single_rpc", f"chains.{name}.trust_single_rpc = true"))
+        else:
+            keys = ("beacon_url + trusted_block_root (a sync-committee light client), " if chain.family == "evm" else "")
+            raise ConfigError(f"chains.{name}", f"the validator attests {name} but has no light-client source and no "
+                              f"second endpoint to compare its RPC node with: set {keys}verify_rpc_urls (other "
+                              f"independent endpoints that must agree), or trust_single_rpc = true to accept trusting "
+                              f"{chain.rpc_url} alone")
+    return found
+
+
+def report_origin_trust(trust: list[OriginTrust], metrics: Metrics) -> None:
+    """At start: a warning per origin trusted on one RPC node, and ``validator_single_rpc_trust{chain}`` (1 or 0)."""
+    for t in trust:
+        single = t.source == "single_rpc"
+        metrics.set("validator_single_rpc_trust", 1.0 if single else 0.0, chain=t.chain)
+        if single:
+            log.warning("validator_single_rpc_trust", chain=t.chain, family=t.family, reason=t.reason,
+                        note="this validator signs what one RPC node says about this origin")
+        else:
+            log.info("validator_origin_trust", chain=t.chain, family=t.family, source=t.source)
+
+
+
+@dataclass
+class DaemonParts:
+    """What ``build_daemon`` hands ``RelayerDaemon``: resolved keys, the store, the shared HTTP client, the adapters."""
+
+    adapters: dict[str, ChainAdapter]
+    store: Store
+    signers: list[CheckpointSigner]
+    http: httpx.AsyncClient
+    operator_keys: list[str]
+    relayer_auth: RelayerAuth | None
+    trust: list[OriginTrust]
+
+
+def daemon_parts(settings: Settings, role: Role, *, instance: str | None = None) -> DaemonParts:
+    """The start-up checks of ``role`` (``ConfigError`` naming the key) and the parts a daemon of that role runs on."""
+    settings.check_operator_exposure()  # ConfigError naming router.api_keys: operator keys on an open, non-loopback API
+    trust = origin_trust(settings) if role in ("validator", "all") else []
+    if role in ("relayer", "all"):
+        missing = [n for n, c in settings.chains.items() if c.signer is None and c.family != "cosmos"]  # cosmos: the multisig pays
+        if missing:
+            raise ConfigError(f"chains.{missing[0]}.signer", "the relayer role needs a signer on every destination chain")
+    signers: list[CheckpointSigner] = []
+    if role in ("validator", "all"):
+        if not settings.validator.keys:
+            raise ConfigError("validator.keys", "the validator role needs at least one key")
+        for i, key in enumerate(settings.validator.keys):
+            signers.append(CheckpointSigner.from_hex(resolve_private_key(key, where=f"validator.keys[{i}]")))
+        if settings.validator.cosign_keys and not settings.validator.allowed_relayers:
+            # without an allow-list no co-sign request could ever be accepted (and co-signing is never open to anyone)
+            raise ConfigError("validator.allowed_relayers", "co-signing (validator.cosign_keys) serves only allow-listed "
+                                                            "relayers: list their identity addresses (relayer.identity_key)")
+    relayer_auth = relayer_identity(settings) if role in ("relayer", "all") else None
+    store = Store(settings.store.url, owner=instance or socket.gethostname())
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
+    adapters = build_adapters(settings, with_signers=role in ("relayer", "all"),
+                              cosigner=HttpCosigner(settings.security.validators, http, auth=relayer_auth))
+    operator_keys = [resolve_private_key(k, where=f"router.operator_keys[{i}]")
+                     for i, k in enumerate(settings.router.operator_keys)]
+    return DaemonParts(adapters, store, signers, http, operator_keys, relayer_auth, trust)
+
+
+def relayer_identity(settings: Settings) -> RelayerAuth:
+    """The relayer's request signer from ``relayer.identity_key`` (required by the relayer role; never a validator's
+    key, so a relayer identity can never sign anything a validator signs)."""
+    if settings.relayer.identity_key is None:
+        raise ConfigError("relayer.identity_key", "the relayer role signs its requests to validators with this key (its "
+                                                  "address goes into their validator.allowed_relayers); none is set")
+    signer = RelayerRequestSigner(resolve_private_key(settings.relayer.identity_key, where="relayer.identity_key"))
+    if signer.address in {v.address.lower() for v in settings.security.validators}:
+        raise ConfigError("relayer.identity_key", f"{signer.address} is a validator's address: the relayer's identity "
+                                                  "must be a key of its own")
+    log.info("relayer_identity", address=signer.address)
+    return RelayerAuth(signer)
+
+
+def warn_if_operator_api_open(settings: Settings, operator_keys: list[str], metrics: Metrics) -> None:
+    """Operator keys and no API key (allowed only on a loopback-only API, ``Settings.check_operator_exposure``):
+    say so at start, as an event and a gauge, since anyone on this host can then spend the operator accounts."""
+    open_api = settings.operator_api_open and bool(operator_keys)
+    metrics.set("router_operator_api_unauthenticated", 1.0 if open_api else 0.0)
+    if open_api:
+        log.warning("operator_api_unauthenticated", api=settings.api.url, operators=len(operator_keys),
+                    risk="anyone on this host can spend the operator accounts through POST /v1/intents",
+                    fix="set router.api_keys")

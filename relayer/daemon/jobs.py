@@ -1,0 +1,81 @@
+"""The daemon's periodic jobs (apscheduler) and the wrappers every job runs in: quiet on stop
+(``_ends_quietly_on_stop``), one warning line per run while the store is down (``_store_outage_logged``).
+
+    health          every 2 s     HealthMonitor.refresh_health: chains, wallets, capacity feed, queue gauges
+    orphan sweep    every 15 s    Handover.sweep_orphans
+    heartbeat       lease / 5     Handover.beat: heartbeat, then hand-over of dead instances' work
+    intents         every 1 s     IntentExecutor.refresh_unsettled (with operator accounts or signer mode)
+    intent expiry   <= 30 s       IntentExecutor.prune(router.unsigned_ttl_s)
+    audit           audit.interval_s, first at once   AuditJob.run_once
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
+
+from config.settings import Settings
+from relayer.daemon.audit import AuditJob
+from relayer.daemon.handover import Handover
+from relayer.daemon.health import HealthMonitor
+from relayer.store import StoreError
+from router.api import IntentsBackend
+
+log = structlog.get_logger("relayer.daemon.jobs")
+
+
+def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover, intents: IntentsBackend | None,
+                  audit: AuditJob | None, stop: asyncio.Event) -> AsyncIOScheduler:
+    """The scheduler with every periodic job of the daemon (not started)."""
+    scheduler = AsyncIOScheduler()
+    scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(health.refresh_health), stop), "interval",
+                      seconds=2.0, max_instances=1, coalesce=True)
+    scheduler.add_job(_ends_quietly_on_stop(handover.sweep_orphans, stop), "interval", seconds=15.0, max_instances=1,
+                      coalesce=True)
+    scheduler.add_job(_ends_quietly_on_stop(handover.beat, stop), "interval", seconds=max(0.2, settings.relayer.instance_lease_s / 5),
+                      max_instances=1, coalesce=True)
+    if intents is not None and intents.executor is not None:
+        executor = intents.executor
+        scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(executor.refresh_unsettled), stop),
+                          "interval", seconds=1.0, max_instances=1, coalesce=True)
+        ttl = settings.router.unsigned_ttl_s  # rows of intents that never landed expire
+        scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(lambda: executor.prune(ttl)), stop),
+                          "interval", seconds=min(30.0, ttl / 4), max_instances=1, coalesce=True)
+    if audit is not None:  # the first audit right away, then every audit.interval_s
+        scheduler.add_job(_ends_quietly_on_stop(audit.run_once, stop), "interval",
+                          seconds=settings.audit.interval_s, max_instances=1, coalesce=True,
+                          next_run_time=datetime.now(UTC))
+    return scheduler
+
+
+def _ends_quietly_on_stop(job: Callable[[], Awaitable[object]], stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    """A periodic job still running when the daemon stops is cancelled with the event loop; once ``stop`` is set
+    that is the expected end, not an error (apscheduler would log a CancelledError traceback after
+    ``daemon_stopped`` at every Ctrl-C). A cancellation before the stop still propagates."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+
+    return run
+
+
+def _store_outage_logged(job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    """A periodic job that touches the database: while it is down, one warning line per run instead of a traceback."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except (StoreError, SQLAlchemyError) as exc:
+            reason = exc.reason if isinstance(exc, StoreError) else "store_unavailable"
+            log.warning("job_skipped", job=getattr(job, "__qualname__", str(job)), reason=reason, error=str(exc)[:200])
+
+    return run
