@@ -54,9 +54,13 @@ from google.protobuf.any_pb2 import Any as ProtoAny
 
 from adapters.base import (
     AdapterError,
+    CapacitySource,
+    ChainAdapter,
     ChainHealth,
     ChainStats,
+    CosignedDelivery,
     Cosigner,
+    CosignLiveness,
     CosignRefused,
     CosignRequest,
     CostEstimate,
@@ -65,6 +69,7 @@ from adapters.base import (
     Height,
     InsufficientFunds,
     MailboxState,
+    MessageSender,
     RpcError,
     SignedTerms,
     SubmittedTx,
@@ -74,9 +79,12 @@ from adapters.base import (
     TxReceipt,
     TxReverted,
     TxState,
+    UnsignedTransactions,
     WalletBalance,
+    WalletSource,
 )
 from adapters.boundary import bytes32, error_boundary
+from adapters.capabilities import BatchLimit, Bytes32Accounts
 from adapters.cosmos.client import CosmosHttp, RpcAnswerError, map_exception
 from adapters.cosmos.memo import MAX_DELIVERY_IDS, TokenBody, decode_delivery_memo, encode_dispatch_memo
 from adapters.cosmos.transactions import (
@@ -122,7 +130,8 @@ def _address_of(key: PrivateKey, prefix: str) -> str:
     return bech32(hashlib.new("ripemd160", hashlib.sha256(pub).digest()).digest(), prefix)
 
 
-class CosmosAdapter:
+class CosmosAdapter(ChainAdapter, MessageSender, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
+                    Bytes32Accounts, CosignedDelivery, CosignLiveness):
     """One Cosmos SDK chain: origin (MsgSend-to-vault dispatches) and destination (co-signed multisig payouts).
 
     ``remote_bridges``: domain -> bytes32 of the TokenBridge there (the recipient of a lock's message, and the
@@ -736,10 +745,6 @@ class CosmosAdapter:
                                 "amount": str(fee_for(SEND_GAS, self._config.gas_price))}], "gas": str(SEND_GAS)},
             "memo": "",
         }
-
-    @_boundary
-    async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:
-        raise TxReverted("cosmos chains here have no contracts to call", chain=self._name, reason="no contracts")
 
     @_boundary
     async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:

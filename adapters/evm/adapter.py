@@ -36,14 +36,18 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from adapters.base import (
     AdapterError,
+    CapacitySource,
+    ChainAdapter,
     ChainHealth,
     ChainStats,
+    ContractCalls,
     CostEstimate,
     DeliveryBatch,
     DispatchedMessage,
     FeeTooHigh,
     Height,
     MailboxState,
+    MessageSender,
     NonceTooLow,
     ReplacementUnderpriced,
     RpcError,
@@ -54,8 +58,11 @@ from adapters.base import (
     TxReceipt,
     TxReverted,
     TxState,
+    UnsignedTransactions,
     WalletBalance,
+    WalletSource,
 )
+from adapters.capabilities import BridgeLedger
 from adapters.evm import abi
 from adapters.evm.errors import LogQueryTooLarge, SigningError, map_exception, map_rpc_error
 from adapters.evm.fees import GWEI, Fees, bumped, fees_for
@@ -137,7 +144,8 @@ CLEAN_BEFORE_OPTIMISTIC = 3
 GAP_CHECK_AFTER_S = 3.0  # a tx still unmined this long may wait behind a nonce the node evicted
 
 
-class EvmAdapter:
+class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
+                 BridgeLedger):
     """One EVM chain: origin (scan Dispatch logs, mailbox root) and destination (deliver batches, confirm)."""
 
     def __init__(

@@ -57,9 +57,13 @@ from spl.token.models import BurnParams, TransferCheckedParams, TransferParams
 
 from adapters.base import (
     AdapterError,
+    CapacitySource,
+    ChainAdapter,
     ChainHealth,
     ChainStats,
+    CosignedDelivery,
     Cosigner,
+    CosignLiveness,
     CosignRefused,
     CosignRequest,
     CostEstimate,
@@ -67,6 +71,7 @@ from adapters.base import (
     DispatchedMessage,
     Height,
     MailboxState,
+    MessageSender,
     RpcError,
     SignedTerms,
     SubmittedTx,
@@ -77,8 +82,10 @@ from adapters.base import (
     TxReverted,
     TxState,
     WalletBalance,
+    WalletSource,
 )
 from adapters.boundary import bytes32, error_boundary
+from adapters.capabilities import BatchLimit, Bytes32Accounts, VaultHoldings
 from adapters.keys import resolve_private_key
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, MessageId
@@ -148,7 +155,8 @@ def _status_level(status: Any) -> str:
     return str(getattr(status, "confirmation_status", "") or "").lower().rsplit(".", 1)[-1]
 
 
-class SolanaAdapter:
+class SolanaAdapter(ChainAdapter, MessageSender, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
+                    CosignedDelivery, CosignLiveness, VaultHoldings):
     """One Solana cluster: origin (memo dispatches referencing the bridge) and destination (co-signed payouts).
 
     ``cosigner`` gathers the validators' signatures for deliveries (``None``: this adapter only watches, or a
@@ -836,14 +844,6 @@ class SolanaAdapter:
                                                       mint=token.mint, dest=dest, owner=owner, amount=amount,
                                                       decimals=token.decimals))]
         return TxHash(str(await self._send(signer, ixs)))
-
-    async def unsigned_transaction(self, sender: str, kind: str, *, to: str, amount: int = 0, symbol: str = "",
-                                   data: bytes = b"") -> dict[str, Any]:
-        raise TxReverted("unsigned transactions are not offered on Solana", chain=self._name,
-                         reason="not supported")
-
-    async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:
-        raise TxReverted("no contracts of ours on Solana", chain=self._name, reason="no contracts")
 
     @_boundary
     async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:

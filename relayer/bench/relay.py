@@ -28,7 +28,8 @@ from typing import Any
 
 import httpx
 
-from adapters.base import AdapterError, ChainAdapter, Height, MessageSender
+from adapters.base import AdapterError, ChainAdapter, Height, MessageSender, TxHash, TxLookup
+from adapters.capabilities import Bytes32Accounts
 from adapters.message import Domain, MessageId, address_to_bytes32
 from config.loader import load_settings
 from devnets.devnet import Devnet
@@ -238,7 +239,9 @@ def loop_lag_from_metrics(text: str) -> dict[str, dict[str, float]]:
 
 
 async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
-    return int(await adapter.tx_height(tx))  # type: ignore[attr-defined]
+    if not isinstance(adapter, TxLookup):
+        raise TypeError(f"{adapter.name}: its adapter cannot look transactions up")
+    return int((await adapter.tx_result(TxHash(tx)))[0])
 
 
 # a bench measures throughput from one loopback address: the daemon it starts lifts the per-client and intent-rate
@@ -330,9 +333,8 @@ SEND_CONCURRENCY = 4  # Solana token sends in flight per route (each waits ~13 s
 
 def _recipient32(adapter: ChainAdapter, address: str) -> bytes:
     """An account on ``adapter``'s chain as the bytes32 a token body carries (EVM 0x.., bech32, base58)."""
-    to_bytes32 = getattr(adapter, "account_bytes32", None)
-    if callable(to_bytes32):
-        return bytes(to_bytes32(address))
+    if isinstance(adapter, Bytes32Accounts):
+        return bytes(adapter.account_bytes32(address))
     return address_to_bytes32(address)
 
 

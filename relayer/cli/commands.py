@@ -174,13 +174,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     origin_cfg, dest_cfg = settings.chains[args.origin], settings.chains[args.destination]
     sender_key = chains[args.origin]["accounts"][0]["private_key"]  # devnet test key
     from adapters.base import TxReverted
+    from adapters.capabilities import Bytes32Accounts
     from adapters.message import address_to_bytes32
     from relayer.daemon.daemon import build_adapters
 
     def recipient_for(dest: Any) -> bytes:
         """--recipient (or the destination's first devnet account / TestRecipient) as bytes32, in the destination
         chain's own address format (0x..., bech32, base58)."""
-        to_bytes32 = getattr(dest, "account_bytes32", None)
+        to_bytes32 = dest.account_bytes32 if isinstance(dest, Bytes32Accounts) else None
         family = dest_cfg.family
         if args.recipient:
             try:

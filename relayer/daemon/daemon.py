@@ -36,6 +36,7 @@ from adapters.base import (
     WalletBalance,
     WalletSource,
 )
+from adapters.capabilities import LightClientFollower
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError, RelayerError
@@ -250,8 +251,8 @@ class RelayerDaemon:
     async def _follow_light_clients(self) -> None:
         """Keep the origins' sync-committee light clients caught up between claims; export their finalized height."""
         async def one(attester: OriginAttester) -> None:
-            follow = getattr(attester.verifier, "follow_light_client", None)
-            finalized = await follow() if follow is not None else None
+            verifier = attester.verifier
+            finalized = await verifier.follow_light_client() if isinstance(verifier, LightClientFollower) else None
             if finalized is not None:
                 self.metrics.set("validator_light_client_finalized_height", finalized.number, origin=attester.adapter.name)
 
