@@ -103,6 +103,7 @@ from adapters.cosmos.transactions import (
 )
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, Message, MessageFormatError, MessageId
+from adapters.tokens import UnknownToken
 from config.errors import ConfigError
 from config.settings import CosmosChainConfig
 
@@ -115,10 +116,6 @@ DEFAULT_BLOCK_GAS = 100_000_000  # consensus max_gas -1 means unlimited
 SEND_GAS = 120_000
 FEE_TOLERANCE = 3  # a co-signer accepts a fee up to this many times gas * gas_price
 TX_WAIT_S = 30.0
-
-
-class UnknownToken(AdapterError):
-    retryable = False
 
 
 _boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain, context=context))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import math
 import time
 from collections import OrderedDict
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiohttp
+import structlog
 from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -68,10 +68,11 @@ from adapters.evm.errors import LogQueryTooLarge, SigningError, map_exception, m
 from adapters.evm.fees import GWEI, Fees, bumped, fees_for
 from adapters.evm.nonce import NonceManager, SignedTx
 from adapters.message import Domain, Message, MessageFormatError, MessageId, address_to_bytes32, keccak256
+from adapters.tokens import UnknownToken
 from config.errors import RelayerError
 from config.settings import EvmChainConfig
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("adapters.evm")
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -90,10 +91,6 @@ def _json_default(value: object) -> object:
 BATCH_LIMIT = 100  # JSON-RPC calls per HTTP batch; hosted nodes commonly cap batches near this
 _TIMESTAMP_CACHE = 8192
 _SENT_CACHE = 4096
-
-
-class UnknownToken(AdapterError):
-    retryable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +204,6 @@ class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCall
     def domain(self) -> Domain:
         return self._domain
 
-    @property
-    def signer_address(self) -> str | None:
-        return self._signer.address if self._signer else None
-
     # ------------------------------------------------------------------ transport
     async def _ensure_session(self) -> None:
         """A keep-alive aiohttp session for this event loop, handed to web3's provider (created once per loop)."""
@@ -294,7 +287,7 @@ class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCall
             if not isinstance(answer, list):  # the node refused the batch as a whole
                 mapped = map_rpc_error(answer.get("error") or {"message": str(answer)}, chain=self._name, context="batch")
                 if type(mapped) is RpcError:
-                    log.info("rpc_batch_unsupported", extra={"chain": self._name, "error": str(mapped)})
+                    log.info("rpc_batch_unsupported", chain=self._name, error=str(mapped))
                     self._batch_supported = False
                     return await self._rpc_many(calls)
                 raise mapped
@@ -343,7 +336,7 @@ class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCall
                 if chunk == 1:
                     raise
                 chunk = max(1, (end - start + 1) // 2)
-                log.info("log_chunk_halved", extra={"chain": self._name, "chunk_blocks": chunk})
+                log.info("log_chunk_halved", chain=self._name, chunk_blocks=chunk)
                 continue
             out.extend(lg for lg in logs if not lg.get("removed"))
             start = end + 1
@@ -428,7 +421,7 @@ class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCall
                     return flags
             except (TxReverted, DecodingError, ValueError):
                 pass  # a mailbox without deliveredMany reverts or answers nothing decodable
-            log.info("delivered_many_unsupported", extra={"chain": self._name})
+            log.info("delivered_many_unsupported", chain=self._name)
             self._delivered_many = False
         prefix = "0x" + abi.DELIVERED.hex()
         calls = [("eth_call", [{"to": self._mailbox, "data": prefix + bytes(i).hex()}, "latest"]) for i in ids]
@@ -533,7 +526,7 @@ class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCall
         if manager is None:
             async def pending() -> int:
                 return _int(await self._rpc("eth_getTransactionCount", [address, "pending"]))
-            manager = self._nonces[key] = NonceManager(address, pending)
+            manager = self._nonces[key] = NonceManager(address, pending, chain=self._name)
         return manager
 
     def _signer_fn(self, account: LocalAccount, record: _SentTx) -> Callable[[int], SignedTx]:
@@ -658,7 +651,7 @@ class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCall
         try:
             new_fees = bumped(record.fees, await self._base_fee(), self._config.gas, chain=self._name)
         except FeeTooHigh as exc:
-            log.warning("stuck_tx_not_bumped", extra={"chain": self._name, "tx": tx.tx_hash, "reason": exc.reason})
+            log.warning("stuck_tx_not_bumped", chain=self._name, tx=tx.tx_hash, reason=exc.reason)
             return TxOutcome(TxState.PENDING, reason=f"stuck: {exc.reason}")
         replacement = _SentTx(record.sender, tx.nonce, record.to, record.data, record.value, record.gas, new_fees)
         try:
@@ -668,8 +661,8 @@ class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCall
         except ReplacementUnderpriced as exc:
             return TxOutcome(TxState.PENDING, reason=f"stuck: replacement refused ({exc.reason})")
         self._remember(signed.tx_hash, replacement)
-        log.info("stuck_tx_replaced", extra={"chain": self._name, "old": tx.tx_hash, "new": signed.tx_hash,
-                                             "max_fee_gwei": new_fees.max_fee_per_gas / GWEI})
+        log.info("stuck_tx_replaced", chain=self._name, tx=tx.tx_hash, replacement=signed.tx_hash,
+                 nonce=tx.nonce, max_fee_gwei=new_fees.max_fee_per_gas / GWEI)
         new = SubmittedTx(TxHash(signed.tx_hash), tx.nonce, tx.sender, self._clock(), record.gas, new_fees.max_fee_per_gas)
         return TxOutcome(TxState.PENDING, replacement=new, reason="replaced with higher fees")
 
@@ -737,7 +730,7 @@ class EvmAdapter(ChainAdapter, MessageSender, UnsignedTransactions, ContractCall
                 await session.close()
             await self._provider.disconnect()
         except Exception as exc:  # noqa: BLE001 - closing must not fail the caller's shutdown
-            log.debug("close_failed", extra={"chain": self._name, "error": type(exc).__name__})
+            log.debug("close_failed", chain=self._name, error=type(exc).__name__)
 
     # ------------------------------------------------------------------ MessageSender
     async def _wait_mined(self, tx_hash: str) -> dict[str, Any]:
@@ -955,5 +948,5 @@ def _error_table() -> abi.ErrorTable:
         try:
             abis.append(load_artifact(name).abi)
         except ArtifactError as exc:
-            log.debug("artifact_unavailable", extra={"artifact": name, "error": str(exc)})
+            log.debug("artifact_unavailable", artifact=name, error=str(exc))
     return abi.ErrorTable.from_abi(abis)

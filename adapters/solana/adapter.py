@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import structlog
@@ -104,6 +104,7 @@ from adapters.solana.bridge import (
 )
 from adapters.solana.errors import BLOCKHASH_EXPIRED, map_exception
 from adapters.solana.memo import TokenBody, decode_delivery_memo, encode_dispatch_memo
+from adapters.tokens import UnknownToken
 from config.errors import ConfigError
 from config.settings import SolanaChainConfig
 
@@ -123,10 +124,6 @@ MAX_GUARD_LAMPORTS = 10_000_000  # a co-signer accepts at most this rent per gua
 MAX_QUORUM_TRIES = 4
 TX_WAIT_S = 60.0
 RPC_CONCURRENCY = 8
-
-
-class UnknownToken(AdapterError):
-    retryable = False
 
 
 _boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain, context=context))
@@ -895,6 +892,3 @@ class SolanaAdapter(ChainAdapter, MessageSender, WalletSource, CapacitySource, B
 
     def remote_bridge(self, domain: int) -> bytes | None:
         return self._rules.remote_bridges.get(int(domain))
-
-    def describe(self) -> Mapping[str, str]:
-        return {"bridge": str(self._bridge), "multisig": str(self._multisig)}
