@@ -31,6 +31,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -85,6 +86,7 @@ from adapters.base import (
 )
 from adapters.boundary import bytes32, error_boundary
 from adapters.capabilities import BatchLimit, Bytes32Accounts
+from adapters.cosigned import CosignedSteps, deliver_cosigned
 from adapters.cosmos.client import CosmosHttp, RpcAnswerError, map_exception
 from adapters.cosmos.memo import MAX_DELIVERY_IDS, TokenBody, decode_delivery_memo, encode_dispatch_memo
 from adapters.cosmos.transactions import (
@@ -128,7 +130,7 @@ def _address_of(key: PrivateKey, prefix: str) -> str:
 
 
 class CosmosAdapter(ChainAdapter, MessageSender, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
-                    Bytes32Accounts, CosignedDelivery, CosignLiveness):
+                    Bytes32Accounts, CosignedDelivery, CosignLiveness, CosignedSteps[tuple[()]]):
     """One Cosmos SDK chain: origin (MsgSend-to-vault dispatches) and destination (co-signed multisig payouts).
 
     ``remote_bridges``: domain -> bytes32 of the TokenBridge there (the recipient of a lock's message, and the
@@ -370,12 +372,26 @@ class CosmosAdapter(ChainAdapter, MessageSender, UnsignedTransactions, WalletSou
         if self._cosigner is None:
             raise TxReverted("no cosigner configured: cosmos deliveries need the validators' signatures",
                              chain=self._name, reason="no cosigner")
+        return await deliver_cosigned(self, self._cosigner, batch)
+
+    # ------------------------------------------------------------------ steps of the shared flow (adapters.cosigned)
+    @property
+    def cosign_threshold(self) -> int:
+        return self._threshold
+
+    def delivery_lock(self) -> AbstractAsyncContextManager[object]:
         # one delivery at a time from plan to broadcast: two plans at one vault sequence would both be co-signed
         # and one would fail, holding its messages at the validators until its timeout height
-        async with self._lock("deliver"):
-            request = await self.cosign_request([item.message for item in batch.items])
-            signatures = await self._cosigner.cosign(request, self._threshold)
-            return await self.submit_cosigned(request, signatures)
+        return self._lock("deliver")
+
+    async def quorums(self, batch: DeliveryBatch) -> list[tuple[int, tuple[()]]]:
+        return [(0, ())]  # the vault's members: whichever threshold of them answers
+
+    async def request_for(self, messages: Sequence[bytes], quorum: tuple[()]) -> CosignRequest:
+        return await self.cosign_request(messages)
+
+    def quorum_worked(self, position: int) -> None:
+        pass
 
     @_boundary
     async def submit_cosigned(self, request: CosignRequest, signatures: Sequence[tuple[str, bytes]]) -> SubmittedTx:

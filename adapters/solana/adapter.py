@@ -23,9 +23,11 @@ Keys handed in (``sender_key``, co-signing keys) are used and dropped, never log
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import structlog
@@ -86,6 +88,7 @@ from adapters.base import (
 )
 from adapters.boundary import bytes32, error_boundary
 from adapters.capabilities import BatchLimit, Bytes32Accounts, VaultHoldings
+from adapters.cosigned import CosignedSteps, deliver_cosigned
 from adapters.keys import resolve_private_key
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, MessageId
@@ -153,7 +156,7 @@ def _status_level(status: Any) -> str:
 
 
 class SolanaAdapter(ChainAdapter, MessageSender, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
-                    CosignedDelivery, CosignLiveness, VaultHoldings):
+                    CosignedDelivery, CosignLiveness, VaultHoldings, CosignedSteps[list[Pubkey]]):
     """One Solana cluster: origin (memo dispatches referencing the bridge) and destination (co-signed payouts).
 
     ``cosigner`` gathers the validators' signatures for deliveries (``None``: this adapter only watches, or a
@@ -501,26 +504,26 @@ class SolanaAdapter(ChainAdapter, MessageSender, WalletSource, CapacitySource, B
         if self._cosigner is None:
             raise TxReverted("no cosigner configured: solana deliveries need the validators' signatures",
                              chain=self._name, reason="no cosigner")
-        raws = [item.message for item in batch.items]
+        return await deliver_cosigned(self, self._cosigner, batch)
+
+    # ---- the steps of the shared co-signed delivery flow (adapters.cosigned)
+    @property
+    def cosign_threshold(self) -> int:
+        return self._config.multisig_threshold
+
+    def delivery_lock(self) -> AbstractAsyncContextManager[object]:
+        return contextlib.nullcontext()  # each delivery has its own blockhash and guards: they may overlap
+
+    async def quorums(self, batch: DeliveryBatch) -> list[tuple[int, list[Pubkey]]]:
         members = await self.multisig_members()
         taken = {m for guards in await self._guards_taken([item.id for item in batch.items]) for m in guards}
-        last_error: AdapterError | None = None
-        for position, quorum in self._quorums(members, taken):
-            request = await self.cosign_request(raws, quorum)
-            try:
-                signatures = await self._cosigner.cosign(request, self._config.multisig_threshold)
-                submitted = await self.submit_cosigned(request, signatures)
-            except AdapterError as exc:
-                if exc.reason not in ("no cosign quorum", "no valid co-signature"):
-                    raise
-                last_error = exc
-                log.info("cosign_quorum_failed", chain=self._name, quorum=[str(q) for q in quorum],
-                         reason=exc.reason)
-                continue
-            self._quorum_start = position
-            return submitted
-        assert last_error is not None
-        raise last_error
+        return self._quorums(members, taken)
+
+    async def request_for(self, messages: Sequence[bytes], quorum: list[Pubkey]) -> CosignRequest:
+        return await self.cosign_request(messages, quorum)
+
+    def quorum_worked(self, position: int) -> None:
+        self._quorum_start = position
 
     def _request_signers(self, request: CosignRequest, refuse: type[AdapterError]) -> list[Pubkey]:
         try:
