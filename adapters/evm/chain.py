@@ -70,7 +70,6 @@ TIMESTAMP_CACHE = 8192
 SENT_CACHE = 4096
 
 
-
 @dataclass(slots=True)
 class SentTx:
     """What we need to rebuild a transaction we sent, for a fee-bumped replacement."""
