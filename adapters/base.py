@@ -5,14 +5,23 @@ its SDK's exceptions into the ``AdapterError`` family at its boundary (``raise M
 no web3 / solana / cosmpy / httpx exception leaks upward.
 
     AdapterError (RelayerError)
-    +-- RpcUnavailable        endpoint down, timeout, connection refused           (retryable)
-    +-- RpcError              the endpoint answered with an error we did not expect (retryable)
+    +-- RpcUnavailable        endpoint down, timeout, connection refused
+    +-- RpcError              the endpoint answered with an error we did not expect
+    |   +-- MailboxNotDeployed  the origin mailbox has no code at the asked height (before its deployment)
     +-- TxReverted            the chain executed and reverted (or estimation reverted); ``reason``
-    +-- NonceTooLow           our nonce was already used                            (retryable)
-    +-- ReplacementUnderpriced a replacement did not pay enough more                (retryable)
-    +-- InsufficientFunds     the signer cannot pay for gas                          (retryable: an operator tops up)
-    +-- TxNotFound            a submitted transaction is neither mined nor pending   (retryable)
-    +-- FeeTooHigh            the chain's fee is above our configured cap            (retryable)
+    +-- NonceTooLow           our nonce was already used
+    +-- SequenceMismatch      the account sequence the chain expected is another (``expected``, when it says)
+    +-- ReplacementUnderpriced a replacement did not pay enough more
+    +-- InsufficientFunds     the signer cannot pay for gas (an operator tops up)
+    +-- TxNotFound            a submitted transaction is neither mined nor pending
+    +-- FeeTooHigh            the chain's fee is above our configured cap
+    +-- NoCosignQuorum        fewer validators co-signed a delivery than its threshold (Solana, Cosmos)
+    +-- CosignRefused         a validator will not co-sign a delivery (``reason``: why, e.g. ``PAYLOAD_MISMATCH``)
+    +-- InclusionRefused      a light client could not prove what an RPC node claims
+        +-- InclusionPending  not proven yet
+
+What the relayer does about each is decided by its class alone (``relayer.pipeline.outcome.reason_of`` and
+``RetryPolicy``); ``reason`` is a short description for logs, never matched on.
 """
 
 from __future__ import annotations
@@ -30,8 +39,6 @@ TxHash = NewType("TxHash", str)
 
 
 class AdapterError(RelayerError):
-    retryable = True
-
     def __init__(self, message: str, *, chain: str = "", reason: str = "") -> None:
         self.chain = chain
         self.reason = reason or message
@@ -46,12 +53,26 @@ class RpcError(AdapterError):
     pass
 
 
+class MailboxNotDeployed(RpcError):
+    """The origin mailbox has no code at the asked height: the chain's mailbox count there is 0."""
+
+
 class TxReverted(AdapterError):
-    retryable = False
+    pass
 
 
 class NonceTooLow(AdapterError):
     pass
+
+
+class SequenceMismatch(AdapterError):
+    """The chain refused the account sequence a transaction was signed with; ``expected`` is the one it wants,
+    when its answer says (Cosmos SDK code 32)."""
+
+    def __init__(self, message: str, *, chain: str = "", reason: str = "sequence mismatch",
+                 expected: int | None = None) -> None:
+        super().__init__(message, chain=chain, reason=reason)
+        self.expected = expected
 
 
 class ReplacementUnderpriced(AdapterError):
@@ -68,6 +89,16 @@ class TxNotFound(AdapterError):
 
 class FeeTooHigh(AdapterError):
     """The fee the chain asks is above the configured cap; waits for fees to fall."""
+
+
+class NoCosignQuorum(AdapterError):
+    """Fewer validators co-signed a delivery (with valid signatures) than its threshold."""
+
+    def __init__(self, message: str, *, chain: str = "", reason: str = "no cosign quorum") -> None:
+        super().__init__(message, chain=chain, reason=reason)
+
+
+PAYLOAD_MISMATCH = "payload mismatch"  # CosignRefused reason: the payload is not the delivery of its messages
 
 
 class InclusionRefused(AdapterError):
@@ -213,8 +244,6 @@ class CosignLiveness(Protocol):
 class CosignRefused(AdapterError):
     """A validator will not co-sign this delivery (what it does differs from the messages, or a message was
     not attested, or it already co-signed another transaction for it)."""
-
-    retryable = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ themselves (``CosignedDelivery``). The relayer side of it is the same on every s
         build the request for the batch (the exact payload each co-signer signs)
         gather ``threshold`` co-signatures through the ``Cosigner``
         assemble and submit the transaction
-        -> a quorum that did not agree ("no cosign quorum", "no valid co-signature"): try the next one
+        -> a quorum that did not agree (``NoCosignQuorum``): try the next one
 
 What differs per chain is behind ``CosignedSteps``: which quorums to ask (Solana rotates through the multisig's
 members, skipping those whose replay guard for a message exists; Cosmos has its vault's one), how a request is
@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from adapters.base import AdapterError, Cosigner, CosignRequest, DeliveryBatch, SubmittedTx
+from adapters.base import Cosigner, CosignRequest, DeliveryBatch, NoCosignQuorum, SubmittedTx
 
 log = structlog.get_logger("adapters.cosigned")
 
@@ -67,16 +67,14 @@ async def deliver_cosigned(steps: CosignedSteps[Q], cosigner: Cosigner, batch: D
     """Deliver ``batch`` by the validators' co-signatures: the first quorum that agrees submits it; when none
     does, the last quorum's error is raised."""
     raws = [item.message for item in batch.items]
-    last_error: AdapterError | None = None
+    last_error: NoCosignQuorum | None = None
     async with steps.delivery_lock():
         for position, quorum in await steps.quorums(batch):
             request = await steps.request_for(raws, quorum)
             try:
                 signatures = await cosigner.cosign(request, steps.cosign_threshold)
                 submitted = await steps.submit_cosigned(request, signatures)
-            except AdapterError as exc:
-                if exc.reason not in ("no cosign quorum", "no valid co-signature"):
-                    raise
+            except NoCosignQuorum as exc:
                 last_error = exc
                 log.info("cosign_quorum_failed", chain=steps.name, quorum=[str(q) for q in quorum],
                          reason=exc.reason)

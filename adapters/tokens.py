@@ -7,5 +7,3 @@ from adapters.base import AdapterError
 
 class UnknownToken(AdapterError):
     """A token symbol (or the token bridge, or a wrapped token's escrow) this chain's configuration does not name."""
-
-    retryable = False

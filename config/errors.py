@@ -1,6 +1,6 @@
 """Root of the project's exception tree.
 
-    RelayerError                      (every error we raise; carries ``retryable``)
+    RelayerError                      (every error we raise)
     +-- ConfigError (ValueError)      bad config file, key or value; names the key path
     +-- AdapterError                  defined in adapters.base: chain I/O
     |   +-- RpcUnavailable, RpcError, TxReverted, NonceTooLow, ReplacementUnderpriced,
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 
 class RelayerError(Exception):
-    """Base of every error the project raises. ``retryable`` says whether trying later may help."""
-
-    retryable: bool = False
+    """Base of every error the project raises. What is retried is decided by the error's class (for chain I/O:
+    ``relayer.pipeline.outcome.reason_of``), not by a flag on it."""
 
 
 class ConfigError(RelayerError, ValueError):

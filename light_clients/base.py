@@ -8,5 +8,3 @@ from config.errors import RelayerError
 class LightClientError(RelayerError):
     """A light client refused what it was given (a header, a proof, an update). Not retryable: the same bytes
     fail the same way; fetching them again from another source may not."""
-
-    retryable = False

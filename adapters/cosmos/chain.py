@@ -22,10 +22,11 @@ from adapters.base import (
     DispatchedMessage,
     Height,
     RpcError,
+    TxNotFound,
     TxReverted,
 )
 from adapters.boundary import bytes32, error_boundary
-from adapters.cosmos.client import CosmosHttp, RpcAnswerError, map_exception
+from adapters.cosmos.client import CosmosHttp, map_exception
 from adapters.cosmos.memo import MAX_DELIVERY_IDS
 from adapters.cosmos.transactions import (
     DeliveryPlan,
@@ -179,10 +180,8 @@ class CosmosChain:
     async def _find_tx(self, tx_hash: str) -> dict[str, Any] | None:
         try:
             return await self._http.rpc("tx", hash="0x" + tx_hash.removeprefix("0x"))
-        except RpcAnswerError as exc:
-            if "not found" in exc.reason:
-                return None
-            raise
+        except TxNotFound:
+            return None
 
     @property
     def native_decimals(self) -> int:

@@ -2,22 +2,31 @@
 mapping of what goes wrong onto the ``AdapterError`` family.
 
     httpx transport error, timeout               -> RpcUnavailable
-    JSON-RPC error, HTTP error status, bad JSON   -> RpcError
+    JSON-RPC error, HTTP error status, bad JSON   -> RpcError (CometBFT's "... not found": TxNotFound)
     broadcast refused: code 5                     -> InsufficientFunds
-                       code 32                    -> RpcError (reason "sequence mismatch"; retried)
+                       code 32                    -> SequenceMismatch (``expected``: the sequence the chain wants)
                        any other code             -> TxReverted (reason "code N: raw_log")
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from google.protobuf.message import DecodeError
 
-from adapters.base import AdapterError, InsufficientFunds, RpcError, RpcUnavailable, TxReverted
+from adapters.base import (
+    AdapterError,
+    InsufficientFunds,
+    RpcError,
+    RpcUnavailable,
+    SequenceMismatch,
+    TxNotFound,
+    TxReverted,
+)
 
 SDK_INSUFFICIENT_FUNDS = 5
 SDK_UNAUTHORIZED = 4
@@ -47,8 +56,9 @@ def broadcast_error(code: int, codespace: str, raw_log: str, *, chain: str) -> A
     text = f"code {code} ({codespace}): {raw_log}"
     if code == SDK_INSUFFICIENT_FUNDS:
         return InsufficientFunds(text, chain=chain, reason="insufficient funds")
-    if code == SDK_SEQUENCE_MISMATCH:
-        return RpcError(text, chain=chain, reason="sequence mismatch")
+    if code == SDK_SEQUENCE_MISMATCH:  # "account sequence mismatch, expected 7, got 5: incorrect account sequence"
+        expected = re.search(r"expected (\d+), got", raw_log)
+        return SequenceMismatch(text, chain=chain, expected=int(expected.group(1)) if expected else None)
     return TxReverted(text, chain=chain, reason=f"code {code}: {raw_log}")
 
 
@@ -74,6 +84,8 @@ class CosmosHttp:
         document, status = await self._get(f"{self.rpc_url}/{method}", params, method)
         if isinstance(document, dict) and "error" in document:
             error = document["error"]
+            if method == "tx" and "not found" in str(error.get("data") or ""):  # "tx (HASH) not found": no code of its own
+                raise TxNotFound(f"{method}: {error.get('data')}", chain=self.chain, reason="not found")
             raise RpcAnswerError(f"{method}: {error.get('message')}: {error.get('data')}", chain=self.chain,
                                  reason=str(error.get("data") or error.get("message")))
         if status >= 400 or not isinstance(document, dict) or not isinstance(document.get("result"), dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from cosmpy.crypto.keypairs import PrivateKey
 
 from adapters.base import (
+    PAYLOAD_MISMATCH,
     CosignRefused,
     CosignRequest,
     SignedTerms,
@@ -38,7 +39,7 @@ class CosmosCosignCheck(CosmosChain):
         plan = self._plan_from_request(request, CosignRefused)
         if plan.sign_bytes() != request.payload:
             raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
-                                reason="payload differs")
+                                reason=PAYLOAD_MISMATCH)
         if plan.timeout_height == 0:
             raise CosignRefused("the delivery has no timeout_height: once co-signed it could land at any later time",
                                 chain=self._name, reason="no timeout")

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import base64
 import math
-import re
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
 from cosmpy.crypto.keypairs import PublicKey
 
 from adapters.base import (
-    AdapterError,
     CosignRefused,
     CosignRequest,
     CostEstimate,
     DeliveryBatch,
     Height,
     InsufficientFunds,
-    RpcError,
+    NoCosignQuorum,
+    SequenceMismatch,
     SubmittedTx,
     TxHash,
     TxOutcome,
@@ -148,14 +147,13 @@ class CosmosDestination(CosmosCosignCheck):
                 continue
             chosen.setdefault(index, bytes(signature))
         if not chosen:
-            raise AdapterError("no valid co-signature", chain=self._name, reason="no cosign quorum")
+            raise NoCosignQuorum("no valid co-signature", chain=self._name)
         raw = plan.assemble(self._threshold, self._members, dict(sorted(chosen.items())[: self._threshold]))
         try:
             tx_hash = await self._http.broadcast(raw)
-        except RpcError as exc:
-            expected = re.search(r"expected (\d+), got", str(exc))
-            if exc.reason == "sequence mismatch" and expected is not None:
-                self._next_sequence[self._vault] = int(expected.group(1))  # the next request uses it
+        except SequenceMismatch as exc:
+            if exc.expected is not None:
+                self._next_sequence[self._vault] = exc.expected  # the next request uses it
             raise
         self._next_sequence[self._vault] = plan.sequence + 1
         self._timeouts[tx_hash] = plan.timeout_height

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +28,7 @@ from google.protobuf.any_pb2 import Any as ProtoAny
 from adapters.base import (
     Height,
     InsufficientFunds,
-    RpcError,
+    SequenceMismatch,
     TxHash,
     TxNotFound,
     TxReceipt,
@@ -69,11 +68,10 @@ class CosmosSender(CosmosOrigin):
             sequence = max(account[1], self._next_sequence.get(sender, 0))
         try:
             tx_hash = await self._sign_and_broadcast(key, number, sequence, messages, memo, gas)
-        except RpcError as exc:
-            expected = re.search(r"expected (\d+), got", str(exc))
-            if exc.reason != "sequence mismatch" or expected is None:
+        except SequenceMismatch as exc:  # resent once at the sequence the chain wants (MessageSender's contract)
+            if exc.expected is None:
                 raise
-            sequence = int(expected.group(1))
+            sequence = exc.expected
             log.info("cosmos_sequence_resync", chain=self._name, sender=sender, sequence=sequence)
             tx_hash = await self._sign_and_broadcast(key, number, sequence, messages, memo, gas)
         self._next_sequence[sender] = sequence + 1

@@ -54,7 +54,7 @@ class LogQueryTooLarge(RpcError):
 
 
 class SigningError(AdapterError):
-    retryable = False
+    """The local key could not sign the transaction."""
 
 
 _RATE_LIMITED = ("rate limit", "too many requests", "request limit", "capacity exceeded", "exceeded the quota")

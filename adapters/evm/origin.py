@@ -7,6 +7,7 @@ from typing import Any
 from adapters.base import (
     DispatchedMessage,
     Height,
+    MailboxNotDeployed,
     MailboxState,
     RpcError,
     TxHash,
@@ -100,8 +101,8 @@ class EvmOrigin(EvmChain):
             ("eth_call", [{**call, "data": "0x" + abi.COUNT.hex()}, block]),
         ])
         if len(root_hex) < 66 or len(count_hex) < 66:
-            raise RpcError(f"mailbox {self._config.mailbox} returned no data at height {height} (no code there yet?)",
-                           chain=self._name, reason="mailbox not deployed")
+            raise MailboxNotDeployed(f"mailbox {self._config.mailbox} returned no data at height {height} (no code there yet?)",
+                                     chain=self._name, reason="mailbox not deployed")
         return MailboxState(self._mailbox32, bytes.fromhex(root_hex[2:66]), hex_int(count_hex[:66]), Height(height))
 
     @evm_boundary

@@ -93,6 +93,10 @@ class NotADispatch(ValueError):
     """A transaction that references the bridge but is not a valid dispatch (why, in the message)."""
 
 
+class NotBridgeTraffic(NotADispatch):
+    """A transaction that does not reference the bridge, or carries no dispatch memo: not an attempt at one."""
+
+
 class Undeliverable(ValueError):
     """A message this chain will not deliver; ``reason`` is short and stable (log field, metric label)."""
 
@@ -203,7 +207,7 @@ class BridgeRules:
         message = tx.message
         keys = list(message.account_keys)
         if self.bridge not in keys:
-            raise NotADispatch("does not reference the bridge")
+            raise NotBridgeTraffic("does not reference the bridge")
         memos: list[DispatchMemo] = []
         movements: list[tuple[TokenRule, int]] = []
         for ix in message.instructions:
@@ -227,7 +231,7 @@ class BridgeRules:
                 if moved is not None:
                     movements.append(moved)
         if not memos:
-            raise NotADispatch("no dispatch memo")
+            raise NotBridgeTraffic("no dispatch memo")
         if movements:
             return [self._token_dispatch(memos, movements)]
         payer = keys[0]

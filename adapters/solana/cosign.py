@@ -6,6 +6,7 @@ from __future__ import annotations
 from solana.rpc.commitment import Finalized, Processed
 
 from adapters.base import (
+    PAYLOAD_MISMATCH,
     CosignRefused,
     CosignRequest,
     SignedTerms,
@@ -27,7 +28,7 @@ class SolanaCosignCheck(SolanaDestination):
         message, ids = self._rebuild(request, CosignRefused)
         if bytes(message) != request.payload:
             raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
-                                reason="payload mismatch")
+                                reason=PAYLOAD_MISMATCH)
         return ids
 
     @solana_boundary
@@ -39,7 +40,7 @@ class SolanaCosignCheck(SolanaDestination):
         message, _ids = self._rebuild(request, CosignRefused)
         if bytes(message) != request.payload:
             raise CosignRefused("payload is not the delivery of these messages", chain=self._name,
-                                reason="payload mismatch")
+                                reason=PAYLOAD_MISMATCH)
         newest = (await self._client.get_latest_blockhash(Processed)).value
         if (await self._client.get_fee_for_message(message, Processed)).value is None:  # type: ignore[arg-type]
             raise CosignRefused(f"blockhash {message.recent_blockhash} is expired or unknown to the chain",

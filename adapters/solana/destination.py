@@ -17,11 +17,12 @@ from solders.signature import Signature
 from solders.transaction import Transaction
 
 from adapters.base import (
-    AdapterError,
+    PAYLOAD_MISMATCH,
     CosignRequest,
     CostEstimate,
     DeliveryBatch,
     Height,
+    NoCosignQuorum,
     SubmittedTx,
     TxHash,
     TxOutcome,
@@ -151,7 +152,7 @@ class SolanaDestination(SolanaChain):
         message, ids = self._rebuild(request, TxReverted)
         if bytes(message) != request.payload:
             raise TxReverted("payload is not the delivery of these messages", chain=self._name,
-                             reason="payload mismatch")
+                             reason=PAYLOAD_MISMATCH)
         valid: dict[Pubkey, Signature] = {payer.pubkey(): payer.sign_message(request.payload)}
         for signer_id, raw in signatures:
             try:
@@ -163,8 +164,7 @@ class SolanaDestination(SolanaChain):
         required = list(message.account_keys[:message.header.num_required_signatures])
         missing = [str(k) for k in required if k not in valid]
         if missing:
-            raise AdapterError(f"no valid co-signature from {', '.join(missing)}", chain=self._name,
-                               reason="no valid co-signature")
+            raise NoCosignQuorum(f"no valid co-signature from {', '.join(missing)}", chain=self._name)
         tx = Transaction.populate(message, [valid[k] for k in required])
         try:
             await self._client.send_raw_transaction(bytes(tx), opts=TxOpts(skip_confirmation=True,

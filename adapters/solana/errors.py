@@ -4,7 +4,7 @@
 - HTTP 5xx -> ``RpcUnavailable``; other HTTP statuses -> ``RpcError``
 - a JSON-RPC error answer (``RPCException``) -> ``RpcError`` with the server's message, except:
   - preflight failure (-32002) -> ``TxReverted``, reason = the last program log line (or the error)
-  - blockhash not found -> ``RpcError`` reason ``blockhash expired`` (retryable: rebuild and resubmit)
+  - blockhash not found -> ``RpcError`` reason ``blockhash expired`` (rebuild and resubmit)
   - insufficient lamports for the fee or rent -> ``InsufficientFunds``
   - System program "account already in use" (SystemError 0): ``TxReverted`` reason ``ALREADY_DELIVERED``, as it
     is a replay guard that exists (adapters.solana.bridge)

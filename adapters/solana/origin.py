@@ -20,6 +20,7 @@ from adapters.base import (
 )
 from adapters.solana.bridge import (
     NotADispatch,
+    NotBridgeTraffic,
 )
 from adapters.solana.chain import (
     SIGNATURES_PAGE,
@@ -99,9 +100,10 @@ class SolanaOrigin(SolanaChain):
                     continue
                 try:
                     parsed = self._rules.parse_dispatch(tx)
+                except NotBridgeTraffic:  # a payment that does not involve the bridge: nothing to say
+                    continue
                 except NotADispatch as exc:
-                    if "no dispatch memo" not in str(exc) and "does not reference" not in str(exc):
-                        log.info("dispatch_ignored", chain=self._name, tx=str(entry.signature), reason=str(exc))
+                    log.info("dispatch_ignored", chain=self._name, tx=str(entry.signature), reason=str(exc))
                     continue
                 for position, item in enumerate(parsed):
                     message = self._rules.canonical(item, len(self._dispatches) + len(found))

@@ -3,7 +3,7 @@
     RelayerError                          (config.errors)
     +-- TendermintLightClientError        every error this package raises
         +-- LightBlockParseError (ValueError)   malformed CometBFT JSON; names the field path
-        +-- LightBlockUnavailable         a provider could not supply a block (retryable)
+        +-- LightBlockUnavailable         a provider could not supply a block (yet)
         +-- VerificationFailed            bisection met a block that verifies as Invalid (carries the verdict)
         +-- TargetHeightBelowTrusted      bisection asked to go backwards
 
@@ -35,9 +35,7 @@ class LightBlockParseError(TendermintLightClientError, ValueError):
 
 
 class LightBlockUnavailable(TendermintLightClientError):
-    """A provider has no light block at ``height`` (yet, or at all)."""
-
-    retryable = True
+    """A provider has no light block at ``height`` (yet, or at all): asking again later may find it."""
 
     def __init__(self, height: int, problem: str = "not available") -> None:
         self.height = height

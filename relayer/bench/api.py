@@ -35,7 +35,7 @@ import httpx
 import numpy as np
 
 from devnets.devnet import Devnet
-from relayer.bench.relay import BENCH_API_LIMITS, start_bench_daemon, stop_bench_daemon
+from relayer.bench.daemon import BENCH_API_LIMITS, start_bench_daemon, stop_bench_daemon
 from relayer.bench.route import BENCH_LIMITS
 from relayer.cli.progress import make_progress
 

@@ -36,7 +36,7 @@ from typing import Any
 from adapters.base import ChainAdapter, MessageSender
 from config.loader import load_settings
 from devnets.devnet import Devnet
-from relayer.bench.relay import BENCH_API_LIMITS, BlockClock, start_bench_daemon, stop_bench_daemon
+from relayer.bench.daemon import BENCH_API_LIMITS, BlockClock, start_bench_daemon, stop_bench_daemon
 from relayer.cli.progress import make_progress
 from router.client import RoutingClient, RoutingError
 
@@ -186,26 +186,9 @@ async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: floa
     phases: dict[str, dict[str, Any]] = {}
     try:
         with progress:
-            # wait until the daemon has sampled every chain (503 before that)
-            deadline = time.monotonic() + 60
-            chains: list[dict[str, Any]] = []
-            while time.monotonic() < deadline:
-                try:
-                    chains = await asyncio.to_thread(client.chains)
-                    if len(chains) == len(names) and all(c["healthy"] for c in chains):
-                        break
-                except RoutingError:
-                    pass
-                await asyncio.sleep(0.25)
+            chains = await _sampled_chains(client, names)
             capacity = {c["name"]: c["spare_transfers_per_s"] for c in chains}
-            plan: list[tuple[str, list[str] | None]] = []
-            if "single" in modes:
-                plan += [(f"single:{c}", [c] * n) for c in names]
-            if "round_robin" in modes:
-                plan.append(("round_robin", [names[i % len(names)] for i in range(n)]))
-            if "aggregate" in modes:
-                plan.append(("aggregate", None))
-            for label, pin in plan:
+            for label, pin in _phase_plan(modes, names, n):
                 phases[label] = await _run_phase(RoutePhase(label, n, pin), client, adapters, clocks, timeout_s, progress)
     finally:
         stop.set()
@@ -213,6 +196,39 @@ async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: floa
         client.close()
         for a in adapters.values():
             await a.close()
+    return _route_summary(n, names, capacity, phases)
+
+
+async def _sampled_chains(client: RoutingClient, names: list[str]) -> list[dict[str, Any]]:
+    """The routing API's chains once the daemon has sampled every one (503 before that), or what it said last
+    after 60 s."""
+    deadline = time.monotonic() + 60
+    chains: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        try:
+            chains = await asyncio.to_thread(client.chains)
+            if len(chains) == len(names) and all(c["healthy"] for c in chains):
+                break
+        except RoutingError:
+            pass
+        await asyncio.sleep(0.25)
+    return chains
+
+
+def _phase_plan(modes: list[str], names: list[str], n: int) -> list[tuple[str, list[str] | None]]:
+    """The phases to run, each with the chain every intent is pinned to (None: the router chooses)."""
+    plan: list[tuple[str, list[str] | None]] = []
+    if "single" in modes:
+        plan += [(f"single:{c}", [c] * n) for c in names]
+    if "round_robin" in modes:
+        plan.append(("round_robin", [names[i % len(names)] for i in range(n)]))
+    if "aggregate" in modes:
+        plan.append(("aggregate", None))
+    return plan
+
+
+def _route_summary(n: int, names: list[str], capacity: dict[str, Any], phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The phases' figures side by side: each chain alone, round-robin, the router's split, and their ratios."""
     single = {label.split(":", 1)[1]: p["tps"] for label, p in phases.items() if label.startswith("single:")}
     result: dict[str, Any] = {"intents": n, "token": TOKEN, "chains": names, "capacity_transfers_per_s": capacity}
     if single:

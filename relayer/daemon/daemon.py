@@ -39,7 +39,7 @@ from adapters.base import (
 from adapters.capabilities import LightClientFollower
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
-from config.errors import ConfigError, RelayerError
+from config.errors import ConfigError
 from config.settings import ChainConfig, Settings
 from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
 from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
@@ -50,6 +50,7 @@ from relayer.pipeline.accountant import GlobalAccountant, TokenDirectory
 from relayer.pipeline.checkpoints import CheckpointCollector
 from relayer.pipeline.cosign import CosignService, HttpCosigner
 from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.origin import OriginLoop
 from relayer.pipeline.processor import DestinationProcessor
 from relayer.pipeline.validator import OriginAttester
 from relayer.store import FailureReason, MessageState, Store, StoreError
@@ -393,33 +394,6 @@ class RelayerDaemon:
         return all(v == "ok" for v in detail.values()) and self.store_status == "ok", detail
 
     # ---- workers
-    async def _origin_loop(self, domain: int, stop: asyncio.Event) -> None:
-        indexer = self.indexers[domain]
-        attester = self.attesters.get(domain)
-        interval = self.settings.chains[indexer.adapter.name].poll_interval_s
-        failures = 0
-        while not stop.is_set():
-            try:
-                new = await indexer.poll_once()
-                if attester is not None:
-                    await attester.poll_once()
-                # after our own attester signed: the processors find a checkpoint covering the new messages
-                for destination in indexer.take_fresh_destinations():
-                    if (processor := self.processors.get(destination)) is not None:
-                        processor.wake()
-                if new:
-                    self.metrics.inc("relayer_messages_indexed_total", new, origin=indexer.adapter.name)
-                failures = 0
-            except RelayerError as exc:
-                failures += 1
-                new = 0
-                log.warning("origin_poll_failed", chain=indexer.adapter.name, error=str(exc)[:300], failures=failures)
-            if new:
-                continue
-            delay = interval if failures == 0 else min(30.0, interval * 2 ** min(failures, 8))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-
     async def run(self, stop: asyncio.Event, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
         from relayer.api.server import serve_api
         from relayer.daemon.loop_lag import watch_loop_lag
@@ -456,7 +430,9 @@ class RelayerDaemon:
                  api=self.settings.api.url, store=self.store._safe_url())
         tasks = [asyncio.create_task(serve_api(self, stop), name="api"),
                  asyncio.create_task(watch_loop_lag(self.metrics, "relay", stop), name="loop-lag")]
-        tasks += [asyncio.create_task(self._origin_loop(d, stop), name=f"origin-{d}") for d in self.indexers]
+        tasks += [asyncio.create_task(OriginLoop(i, self.attesters.get(d), self.processors, self.metrics,
+                                                 interval_s=self.settings.chains[i.adapter.name].poll_interval_s).run(stop),
+                                      name=f"origin-{d}") for d, i in self.indexers.items()]
         tasks += [asyncio.create_task(p.run(stop), name=f"destination-{d}") for d, p in self.processors.items()]
         if on_started is not None:
             await on_started()

@@ -44,11 +44,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
 from adapters.base import (
+    PAYLOAD_MISMATCH,
     AdapterError,
     ChainAdapter,
     CosignedDelivery,
     CosignRefused,
     CosignRequest,
+    NoCosignQuorum,
     SignedTerms,
 )
 from adapters.message import Message, MessageFormatError, MessageId, keccak256
@@ -147,9 +149,9 @@ class CosignService:
         try:
             delivers = adapter.check_cosign(request)
         except AdapterError as exc:
-            raise self._refuse(chain, exc.reason or "payload mismatch", str(exc)) from exc
+            raise self._refuse(chain, exc.reason or PAYLOAD_MISMATCH, str(exc)) from exc
         if sorted(delivers) != sorted(ids):
-            raise self._refuse(chain, "payload mismatch", "the transaction delivers other messages than the request lists")
+            raise self._refuse(chain, PAYLOAD_MISMATCH, "the transaction delivers other messages than the request lists")
         terms = await self._terms(chain, adapter, request)
         digest = hashlib.sha256(request.payload).hexdigest()
         async with self._lock(chain):  # check-and-record is one step per process (and per chain)
@@ -285,6 +287,6 @@ class HttpCosigner:
 
         results = [r for r in await asyncio.gather(*(one(v) for v in self.validators)) if r is not None]
         if len(results) < threshold:
-            raise AdapterError(f"{len(results)} of {threshold} co-signatures for {request.chain}: " + "; ".join(problems),
-                               chain=request.chain, reason="no cosign quorum")
+            raise NoCosignQuorum(f"{len(results)} of {threshold} co-signatures for {request.chain}: " + "; ".join(problems),
+                                 chain=request.chain)
         return results[:threshold]

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from adapters.base import AdapterError, ChainAdapter, Height, MailboxState, RpcUnavailable
+from adapters.base import AdapterError, ChainAdapter, Height, MailboxNotDeployed, MailboxState, RpcUnavailable
 from adapters.merkle import MerkleTree
 from config.errors import RelayerError
 from relayer.daemon.metrics import Metrics
@@ -55,11 +55,11 @@ PROGRESS_INTERVAL_S = 5.0
 
 
 class IndexGap(RelayerError):
-    retryable = True
+    """A nonce is missing between the index and what the chain returned: nothing past it is indexed."""
 
 
 class StoreAheadOfChain(RelayerError):
-    retryable = True
+    """The store indexed heights the chain's finality has not reached: another chain, or a reset one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +211,8 @@ class OriginIndexer:
         """The chain's mailbox at ``height``; None where the mailbox did not exist yet (count 0)."""
         try:
             return await self.adapter.mailbox_state(Height(height))
-        except AdapterError as exc:
-            if exc.reason == "mailbox not deployed":
-                return None
-            raise
+        except MailboxNotDeployed:
+            return None
 
     def _agrees(self, state: MailboxState | None, *, exact: bool) -> bool:
         count = 0 if state is None else state.count

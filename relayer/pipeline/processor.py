@@ -6,7 +6,7 @@ Scheduling goals:
 - *submit*: ask the destination which ids are already delivered (by anyone) and never submit those; the
   rest go as batches of up to ``batch_size`` under one checkpoint, one transaction each, several in flight.
   A batch the chain would refuse (estimation reverts) is split in halves until the refused messages are
-  isolated; only they are retried, with exponential backoff and a recorded reason.
+  isolated; only they are retried, with the retry policy's backoff and a recorded reason.
 - *confirm*: follow each delivery transaction to the confirmation depth; messages the receipt shows
   processed are DELIVERED, the others are asked of the chain again (another relayer may have delivered
   them) and otherwise retried. A stuck transaction is replaced by the adapter (same nonce, higher fee).
@@ -16,6 +16,9 @@ confirmed like our own, by transaction hash. Their transactions were signed by t
 so a stuck one cannot be bumped here: after ``relayer.adopted_tx_timeout_s`` it is given up, the chain is
 asked which of its ids are delivered and the rest are retried (a late inclusion is harmless: the chain skips
 or refuses ids already processed).
+
+Every stage returns ``StageOutcome`` values (``relayer.pipeline.outcome``) and ``_apply`` alone acts on them,
+by the ``RetryPolicy``: what is retried, how soon, what waits without spending an attempt, what is dropped.
 
 Exactly-once rests on the chain: the destination mailbox refuses (``process``) or skips (``processBatch``)
 an id already processed, and this processor re-asks the chain before every (re)submission.
@@ -37,10 +40,6 @@ from adapters.base import (
     ChainAdapter,
     DeliveryBatch,
     DeliveryItem,
-    FeeTooHigh,
-    InsufficientFunds,
-    NonceTooLow,
-    RpcUnavailable,
     SignedCheckpoint,
     SubmittedTx,
     TxHash,
@@ -55,40 +54,36 @@ from adapters.message import MessageId
 from config.settings import RelayerRoleSettings
 from relayer.daemon import failpoints
 from relayer.daemon.metrics import Metrics
-from relayer.pipeline.backoff import ExponentialBackoff
 from relayer.pipeline.checkpoints import CheckpointCollector
 from relayer.pipeline.indexer import OriginIndexer
-from relayer.store import DeliveryRecord, FailureReason, MessageState, Store, StoredMessage, StoreError
+from relayer.pipeline.outcome import (
+    Action,
+    AwaitCheckpoint,
+    Delivered,
+    FailureReason,
+    RetryPolicy,
+    StageOutcome,
+    Submitted,
+    Undelivered,
+    outage_backoff,
+    reason_of,
+)
+from relayer.store import DeliveryRecord, MessageState, Store, StoredMessage, StoreError
 
 log = structlog.get_logger("relayer.pipeline.processor")
 
 LEASE_S = 60.0
 STORE_BACKOFF_MAX_S = 5.0
-NOT_READY_DELAY_S = 0.5
-OPERATOR_WAIT_S = 5.0  # re-check spacing for messages waiting on the operator (a wallet to top up)
 # an idle loop looks at the store at least this often (work another instance stored, an operator's retry-now);
 # work of this process wakes it at once (``wake``), and retry times and leases are waited for precisely
 IDLE_POLL_S = 1.0
 
 
-def reason_for(exc: AdapterError) -> FailureReason:
-    if isinstance(exc, TxReverted):
-        return FailureReason.ESTIMATE_REVERTED
-    if isinstance(exc, RpcUnavailable):
-        return FailureReason.RPC_UNAVAILABLE
-    if isinstance(exc, FeeTooHigh):
-        return FailureReason.FEE_TOO_HIGH
-    if isinstance(exc, InsufficientFunds):
-        return FailureReason.INSUFFICIENT_FUNDS
-    if isinstance(exc, NonceTooLow):
-        return FailureReason.NONCE_CONFLICT
-    return FailureReason.RPC_ERROR
-
-
 class DestinationProcessor:
     def __init__(self, adapter: ChainAdapter, store: Store, indexers: dict[int, OriginIndexer],
                  collector: CheckpointCollector, settings: RelayerRoleSettings, metrics: Metrics,
-                 *, chain_names: dict[int, str] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 *, chain_names: dict[int, str] | None = None, clock: Callable[[], float] = time.time,
+                 policy: RetryPolicy | None = None) -> None:
         self.adapter = adapter
         self.store = store
         self.indexers = indexers
@@ -97,7 +92,7 @@ class DestinationProcessor:
         self.metrics = metrics
         self.names = chain_names or {}
         self.clock = clock
-        self.backoff = ExponentialBackoff(settings.backoff_base_s, settings.backoff_max_s)
+        self.policy = policy or RetryPolicy.from_settings(settings)
         self.domain = adapter.domain
         self._last_confirm_round: tuple[int, frozenset[str]] | None = None
         self._prepare_wake = asyncio.Event()
@@ -132,35 +127,44 @@ class DestinationProcessor:
             by_origin[m.origin].append(m)
         jobs: list[Awaitable[int]] = []
         for origin, group in by_origin.items():
-            indexer = self.indexers.get(origin)
-            if indexer is None:
-                self.store.drop([m.id for m in group], FailureReason.UNKNOWN_DESTINATION, f"origin {origin} is not configured")
+            outcomes, checkpoint, ready = await self._prepare(origin, group)
+            for outcome in outcomes:
+                await self._apply(outcome)
+            if checkpoint is None or not ready:
                 continue
-            if indexer.reorg is not None:  # a finality violation halted that origin: deliver only its canonical prefix
-                held = [m.id for m in group if m.nonce >= indexer.reorg.canonical_count]
-                self.store.drop(held, FailureReason.ORIGIN_REORGED, indexer.reorg.detail)
-                group = [m for m in group if m.nonce < indexer.reorg.canonical_count]
-                if not group:
-                    continue
-            checkpoint = await self.collector.quorum(origin, indexer.tree)
-            if checkpoint is None:
-                problem = self.collector.last_problem.get(origin, "no quorum")
-                self.store.mark_not_ready([m.id for m in group], FailureReason.NO_QUORUM, problem, NOT_READY_DELAY_S)
-                self.metrics.inc("relayer_failures_total", len(group), destination=self.adapter.name,
-                                 reason=FailureReason.NO_QUORUM.value)
-                continue
-            ready = [m for m in group if m.nonce <= checkpoint.checkpoint.index]
-            waiting = [m.id for m in group if m.nonce > checkpoint.checkpoint.index]
-            if waiting:
-                self.store.mark_not_ready(waiting, FailureReason.NO_QUORUM,
-                                          f"latest quorum checkpoint is index {checkpoint.checkpoint.index}", NOT_READY_DELAY_S / 2)
             chunks = [ready[i : i + self.batch_size] for i in range(0, len(ready), self.batch_size)]
             self.store.mark_attested([m.id for m in ready if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
+            indexer = self.indexers[origin]
             jobs.extend(self._submit_chunk(origin, checkpoint, indexer, chunk) for chunk in chunks)
         if failpoints.ENABLED and jobs:
             await failpoints.reached("after_attest")
         # chunks go out concurrently: the adapter's nonce manager orders the sends
         return sum(await asyncio.gather(*jobs)) if jobs else 0
+
+    async def _prepare(self, origin: int, group: list[StoredMessage]
+                       ) -> tuple[list[StageOutcome], SignedCheckpoint | None, list[StoredMessage]]:
+        """The prepare stage of one origin's claimed messages: (outcomes of those that cannot go now, the quorum
+        checkpoint, the messages it covers)."""
+        indexer = self.indexers.get(origin)
+        if indexer is None:
+            return [Undelivered([m.id for m in group], FailureReason.UNKNOWN_DESTINATION,
+                                f"origin {origin} is not configured")], None, []
+        outcomes: list[StageOutcome] = []
+        if indexer.reorg is not None:  # a finality violation halted that origin: deliver only its canonical prefix
+            held = [m.id for m in group if m.nonce >= indexer.reorg.canonical_count]
+            outcomes.append(Undelivered(held, FailureReason.ORIGIN_REORGED, indexer.reorg.detail))
+            group = [m for m in group if m.nonce < indexer.reorg.canonical_count]
+            if not group:
+                return outcomes, None, []
+        checkpoint = await self.collector.quorum(origin, indexer.tree)
+        if checkpoint is None:
+            problem = self.collector.last_problem.get(origin, "no quorum")
+            return outcomes + [Undelivered([m.id for m in group], FailureReason.NO_QUORUM, problem)], None, []
+        index = checkpoint.checkpoint.index
+        waiting = [m.id for m in group if m.nonce > index]
+        if waiting:
+            outcomes.append(AwaitCheckpoint(waiting, index))
+        return outcomes, checkpoint, [m for m in group if m.nonce <= index]
 
     async def _submit_chunk(self, origin: int, checkpoint: SignedCheckpoint, indexer: OriginIndexer,
                             chunk: Sequence[StoredMessage]) -> int:
@@ -168,12 +172,10 @@ class DestinationProcessor:
         try:
             already = await self.adapter.delivered([MessageId(bytes.fromhex(i[2:])) for i in ids])
         except AdapterError as exc:
-            self._retry(ids, reason_for(exc), str(exc))
-            return 0
+            return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
         done = [i for i, d in zip(ids, already) if d]
         if done:
-            self.store.mark_delivered(done, tx_hash=None, height=None, at=self.clock())
-            log.info("already_delivered", destination=self.adapter.name, messages=len(done))
+            await self._apply(Delivered(done))
         todo = [m for m, d in zip(chunk, already) if not d]
         if not todo:
             return 0
@@ -182,12 +184,14 @@ class DestinationProcessor:
 
     async def _submit_items(self, origin: int, checkpoint: SignedCheckpoint, indexer: OriginIndexer,
                             items: tuple[DeliveryItem, ...]) -> int:
+        """Submit ``items`` as one transaction, or in halves while the chain would refuse the batch; returns the
+        number of messages submitted."""
         count = checkpoint.checkpoint.index + 1
         proof = tuple(multiproof(indexer.tree, [it.leaf_index for it in items], count))
         ids = ["0x" + it.id.hex() for it in items]
         if multiproof_root([(it.leaf_index, it.id) for it in items], proof, count) != checkpoint.checkpoint.root:
-            self._retry(ids, FailureReason.CHECKPOINT_MISMATCH, "our tree does not prove these ids under the signed root")
-            return 0
+            return await self._apply(Undelivered(ids, FailureReason.CHECKPOINT_MISMATCH,
+                                                 "our tree does not prove these ids under the signed root"))
         batch = DeliveryBatch(checkpoint, items, proof)
         try:
             estimate = await self.adapter.estimate_delivery(batch)
@@ -196,36 +200,59 @@ class DestinationProcessor:
                 half = len(items) // 2
                 return (await self._submit_items(origin, checkpoint, indexer, items[:half])
                         + await self._submit_items(origin, checkpoint, indexer, items[half:]))
-            self._retry(ids, FailureReason.ESTIMATE_REVERTED, exc.reason)
-            return 0
+            return await self._apply(Undelivered(ids, FailureReason.ESTIMATE_REVERTED, exc.reason))
         except AdapterError as exc:
-            self._retry(ids, reason_for(exc), str(exc))
-            return 0
+            return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
         try:
             tx = await self.adapter.submit_delivery(batch, estimate)
         except AdapterError as exc:
-            self._retry(ids, reason_for(exc), str(exc))
+            return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
+        return await self._apply(Submitted(ids, tx, origin, checkpoint.checkpoint.index))
+
+    # ---- the one place outcomes are acted on
+    async def _apply(self, outcome: StageOutcome) -> int:
+        """Act on a stage's outcome (store, metrics, logs); returns the number of messages it submitted."""
+        if not outcome.ids:
             return 0
-        self.store.record_submission(tx_hash=tx.tx_hash, destination=self.domain, origin=origin, sender=tx.sender,
+        if isinstance(outcome, Submitted):
+            return await self._record_submitted(outcome)
+        if isinstance(outcome, Delivered):
+            self.store.mark_delivered(outcome.ids, tx_hash=None, height=None, at=self.clock())
+            log.info("already_delivered", destination=self.adapter.name, messages=len(outcome.ids))
+        elif isinstance(outcome, AwaitCheckpoint):
+            self.store.mark_not_ready(outcome.ids, FailureReason.NO_QUORUM, f"latest quorum checkpoint is index {outcome.index}",
+                                      self.policy.checkpoint_wait_s)
+        else:
+            self._undelivered(outcome)
+        return 0
+
+    async def _record_submitted(self, outcome: Submitted) -> int:
+        tx, ids = outcome.tx, list(outcome.ids)
+        self.store.record_submission(tx_hash=tx.tx_hash, destination=self.domain, origin=outcome.origin, sender=tx.sender,
                                      nonce=tx.nonce, ids=ids, gas_limit=tx.gas_limit, max_fee=tx.max_fee)
         self._confirm_wake.set()
         self.metrics.inc("relayer_batches_submitted_total", destination=self.adapter.name)
-        log.info("batch_submitted", destination=self.adapter.name, origin=self.names.get(origin, origin),
-                 messages=len(ids), tx=tx.tx_hash, nonce=tx.nonce, checkpoint_index=checkpoint.checkpoint.index)
+        log.info("batch_submitted", destination=self.adapter.name, origin=self.names.get(outcome.origin, outcome.origin),
+                 messages=len(ids), tx=tx.tx_hash, nonce=tx.nonce, checkpoint_index=outcome.checkpoint_index)
         if failpoints.ENABLED:
             await failpoints.reached("after_submit")
         return len(ids)
 
-    def _retry(self, ids: Sequence[str], reason: FailureReason, error: str) -> None:
-        self._prepare_wake.set()  # the prepare loop takes the new retry time into account
-        if reason is FailureReason.INSUFFICIENT_FUNDS:
-            # the operator's problem, not the messages': they wait for a top-up without spending attempts
-            self.store.mark_not_ready(ids, reason, error, min(OPERATOR_WAIT_S, self.settings.backoff_max_s))
-            self.metrics.inc("relayer_failures_total", len(ids), destination=self.adapter.name, reason=reason.value)
-            log.warning("delivery_waiting_for_funds", destination=self.adapter.name, messages=len(ids), error=error[:300])
+    def _undelivered(self, outcome: Undelivered) -> None:
+        ids, reason, error = outcome.ids, outcome.reason, outcome.detail
+        action = self.policy.action(reason)
+        if action is Action.DROP:
+            self.store.drop(ids, reason, error)
             return
-        dropped = self.store.mark_retry(ids, reason, error, backoff=self.backoff, max_attempts=self.settings.max_attempts)
         self.metrics.inc("relayer_failures_total", len(ids), destination=self.adapter.name, reason=reason.value)
+        if action is Action.WAIT:  # not the messages' fault: they wait without spending attempts
+            self.store.mark_not_ready(ids, reason, error, self.policy.wait_s(reason))
+            if reason is FailureReason.INSUFFICIENT_FUNDS:  # (no quorum is found by the prepare loop itself)
+                self._prepare_wake.set()
+                log.warning("delivery_waiting_for_funds", destination=self.adapter.name, messages=len(ids), error=error[:300])
+            return
+        self._prepare_wake.set()  # the prepare loop takes the new retry time into account
+        dropped = self.store.mark_retry(ids, reason, error, backoff=self.policy.backoff, max_attempts=self.policy.max_attempts)
         log.warning("delivery_retry", destination=self.adapter.name, messages=len(ids), reason=reason.value, error=error[:300])
         if dropped:
             log.error("messages_dropped", destination=self.adapter.name, messages=len(dropped), reason=FailureReason.MAX_ATTEMPTS.value,
@@ -297,17 +324,13 @@ class DestinationProcessor:
         self.metrics.inc("relayer_fee_paid_total", outcome.fee_paid / 10**decimals, destination=self.adapter.name)
 
     async def _settle_unprocessed(self, ids: list[str], reason: FailureReason, error: str) -> None:
-        """Messages a delivery did not process: delivered elsewhere (ask the chain), or retried."""
+        """Messages a delivery did not process: delivered elsewhere (ask the chain), or undelivered for ``reason``."""
         try:
             flags = await self.adapter.delivered([MessageId(bytes.fromhex(i[2:])) for i in ids])
         except AdapterError:
             flags = [False] * len(ids)
-        elsewhere = [i for i, d in zip(ids, flags) if d]
-        if elsewhere:
-            self.store.mark_delivered(elsewhere, tx_hash=None, height=None, at=self.clock())
-        retry = [i for i, d in zip(ids, flags) if not d]
-        if retry:
-            self._retry(retry, reason, error)
+        await self._apply(Delivered([i for i, d in zip(ids, flags) if d]))
+        await self._apply(Undelivered([i for i, d in zip(ids, flags) if not d], reason, error))
 
     def sweep_orphans(self) -> int:
         """SUBMITTED messages whose delivery record finished without them (crash between steps): requeue."""
@@ -348,9 +371,10 @@ class DestinationProcessor:
     async def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]], wake: asyncio.Event | None = None,
                     idle_s: Callable[[], float] | None = None, recheck: Callable[[], float] | None = None) -> None:
         """Run ``step`` until ``stop``: again at once while it does something; when idle, after ``idle_s()`` seconds
-        or as soon as ``wake`` is set; after a store error, with exponential backoff. ``recheck`` (seconds until
+        or as soon as ``wake`` is set; after a store error, after the outage backoff. ``recheck`` (seconds until
         work is due) is a cheaper question asked when an idle wait ran out: the step runs only when it says now."""
         wake = wake or asyncio.Event()
+        outage = outage_backoff(self.settings.poll_interval_s, STORE_BACKOFF_MAX_S)
         store_failures = 0
         while not stop.is_set():
             wake.clear()  # a wake-up from now on (during the step) makes the wait below return at once
@@ -366,7 +390,7 @@ class DestinationProcessor:
             except StoreError as exc:  # the database is down or restarting: back off, never die
                 store_failures += 1
                 did = 0
-                delay = min(STORE_BACKOFF_MAX_S, self.settings.poll_interval_s * 2 ** min(store_failures, 8))
+                delay = outage(store_failures)
                 self.metrics.inc("relayer_store_errors_total", reason=exc.reason, where=self.adapter.name)
                 log.warning("destination_step_failed", destination=self.adapter.name, reason=exc.reason,
                             error=str(exc)[:300], failures=store_failures, retry_in_s=round(delay, 2))

@@ -42,12 +42,12 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select, updat
 
 from adapters.base import DispatchedMessage
 from config.errors import RelayerError
+from relayer.pipeline.outcome import FailureReason  # the one vocabulary of reasons (last_reason)
 
 
 class StoreError(RelayerError):
-    """The database failed a statement (unreachable, restarting, a conflict): retryable; ``reason`` says which."""
-
-    retryable = True
+    """The database failed a statement (unreachable, restarting, a conflict); ``reason`` says which (only
+    ``store_rejected`` will not pass by itself)."""
 
     def __init__(self, message: str, *, reason: str = "store_unavailable") -> None:
         super().__init__(message)
@@ -63,30 +63,6 @@ class MessageState(str, enum.Enum):
 
 
 OPEN_STATES = (MessageState.DISPATCHED, MessageState.ATTESTED)
-
-
-class FailureReason(str, enum.Enum):
-    """Why a message is waiting or dropped: the log field, the metric label and the ``messages show`` line."""
-
-    UNKNOWN_DESTINATION = "unknown_destination"
-    MALFORMED = "malformed"
-    NO_QUORUM = "no_quorum"
-    CHECKPOINT_MISMATCH = "checkpoint_mismatch"
-    ESTIMATE_REVERTED = "estimate_reverted"
-    TX_REVERTED = "tx_reverted"
-    TX_DROPPED = "tx_dropped"
-    RPC_UNAVAILABLE = "rpc_unavailable"
-    RPC_ERROR = "rpc_error"
-    FEE_TOO_HIGH = "fee_too_high"
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    NONCE_CONFLICT = "nonce_conflict"
-    MAX_ATTEMPTS = "max_attempts"
-    OPERATOR_RETRY = "operator_retry"
-    INSTANCE_DIED = "instance_died"  # its instance stopped beating for longer than relayer.instance_lease_s
-    INSTANCE_STOPPED = "instance_stopped"  # its instance shut down cleanly with work in hand
-    LEASE_EXPIRED = "lease_expired"  # another instance held it past its lease without settling it
-    ORIGIN_REORGED = "origin_reorged"  # the origin chain no longer holds it: a reorg deeper than its finality
-    STORE_UNAVAILABLE = "store_unavailable"  # the database did not answer (log field and metric label only)
 
 
 class InstanceState(str, enum.Enum):
@@ -277,7 +253,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _mapped(method: F) -> F:
-    """Database errors leave the store as ``StoreError`` (retryable), naming the operation, never the credentials."""
+    """Database errors leave the store as ``StoreError`` (with its reason), naming the operation, never the credentials."""
 
     @functools.wraps(method)
     def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
@@ -293,7 +269,6 @@ def _mapped(method: F) -> F:
                 reason = "store_rejected"  # a statement the database refuses (a bug, or a schema from elsewhere)
             error = StoreError(f"store {self._safe_url()}: {method.__name__} failed: {exc.__class__.__name__}: {detail}",
                                reason=reason)
-            error.retryable = reason != "store_rejected"
             raise error from exc
 
     return wrapper  # type: ignore[return-value]

@@ -35,8 +35,8 @@ from adapters.base import (
     Height,
     InclusionRefused,
     MessageSender,
-    RpcError,
     RpcUnavailable,
+    SequenceMismatch,
     SignedCheckpoint,
     SubmittedTx,
     TxHash,
@@ -654,7 +654,7 @@ async def test_a_used_vault_sequence_frees_a_message_whose_payout_never_landed(
         assert await relayer_side.latest_height() < int(stale.context["timeout_height"])  # not by timeout
         outcome = await wait_outcome(relayer_side, await relayer_side.submit_cosigned(fresh, await validators.sign(fresh)))
         assert outcome.state is TxState.CONFIRMED and outcome.delivered_ids == (held.id,)
-        with pytest.raises(RpcError) as late:
+        with pytest.raises(SequenceMismatch) as late:
             await relayer_side.submit_cosigned(stale, stale_signatures)
-        assert late.value.reason == "sequence mismatch"
+        assert late.value.expected == int(fresh.context["sequence"]) + 1
         assert await relayer_side.token_balance("XTST", recipient) == 77 + 88

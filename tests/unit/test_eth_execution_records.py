@@ -212,9 +212,9 @@ def test_storage_slots() -> None:
     assert slot_key(b"\x01") == slot_key(1)
 
 
-def test_errors_share_a_root_and_are_not_retryable() -> None:
+def test_errors_share_a_root() -> None:
     for error in (ProofError("x"), HeaderError("x"), RlpError("x"), RpcDataError("x")):
-        assert isinstance(error, LightClientError) and error.retryable is False
+        assert isinstance(error, LightClientError)
 
 
 def test_bench_reports_a_rate() -> None:

@@ -29,6 +29,7 @@ from adapters.evm.errors import (
     map_exception,
     map_rpc_error,
 )
+from relayer.pipeline.outcome import FailureReason, reason_of
 
 INVALID_PROOF = selector("InvalidProof(bytes32)") + b"\xab" * 32
 
@@ -60,7 +61,7 @@ def _conn_key() -> object:
 def test_transport_failures_are_rpc_unavailable(exc: BaseException) -> None:
     mapped = map_exception(exc, chain="l1")
     assert type(mapped) is RpcUnavailable
-    assert mapped.retryable and mapped.chain == "l1" and str(mapped).startswith("[l1]")
+    assert reason_of(mapped) is FailureReason.RPC_UNAVAILABLE and mapped.chain == "l1" and str(mapped).startswith("[l1]")
 
 
 def test_http_status() -> None:
@@ -97,7 +98,7 @@ def test_rpc_error_messages(message: str, expected: type[AdapterError]) -> None:
 def test_custom_error_revert_is_decoded() -> None:
     error = {"code": 3, "message": "execution reverted: custom error 0x..", "data": "0x" + INVALID_PROOF.hex()}
     mapped = map_rpc_error(error, chain="l1", context="eth_estimateGas")
-    assert isinstance(mapped, TxReverted) and not mapped.retryable
+    assert isinstance(mapped, TxReverted) and reason_of(mapped) is FailureReason.ESTIMATE_REVERTED
     assert mapped.reason == "InvalidProof(0x" + "ab" * 32 + ")"
     assert "InvalidProof" in str(mapped)
 
@@ -153,7 +154,7 @@ def test_signing_errors_carry_no_key_material() -> None:
         Account.from_key(secret)
     except Exception as exc:  # noqa: BLE001
         mapped = map_exception(exc, chain="c")
-    assert isinstance(mapped, SigningError) and not mapped.retryable
+    assert isinstance(mapped, SigningError)
     assert "zz" not in str(mapped)
 
 

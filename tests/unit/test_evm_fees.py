@@ -7,6 +7,7 @@ import pytest
 from adapters.base import FeeTooHigh
 from adapters.evm.fees import GWEI, Fees, bumped, fees_for
 from config.settings import GasSettings
+from relayer.pipeline.outcome import FailureReason, reason_of
 
 GAS = GasSettings(fee_multiplier=1.25, priority_fee_gwei=1.0, max_fee_gwei=100.0, bump_percent=15)
 
@@ -34,7 +35,7 @@ def test_cap_limits_max_fee_and_tip_shrinks_to_fit() -> None:
 def test_base_fee_above_cap_raises_fee_too_high() -> None:
     with pytest.raises(FeeTooHigh) as err:
         fees_for(101 * GWEI, GAS, chain="l1")
-    assert err.value.retryable and err.value.chain == "l1"
+    assert reason_of(err.value) is FailureReason.FEE_TOO_HIGH and err.value.chain == "l1"
     assert "above the cap" in str(err.value)
 
 

@@ -94,12 +94,14 @@ async def test_refused_message_is_isolated_and_backed_off_then_dropped(world):
     assert await proc.prepare_and_submit_once() == 7
     rec = store.get("0x" + bad.id.hex())
     assert rec.state == MessageState.DISPATCHED.value and rec.attempts == 1
-    assert rec.last_reason == FailureReason.ESTIMATE_REVERTED.value and rec.next_attempt_at == clock.now + 1.0
+    # the retry policy's backoff: 1 s, then 2 s, each less up to 20 % jitter
+    assert rec.last_reason == FailureReason.ESTIMATE_REVERTED.value and 0.8 <= rec.next_attempt_at - clock.now <= 1.0
     assert await proc.prepare_and_submit_once() == 0  # not before its retry time
-    clock.now += 1.0
+    clock.now = rec.next_attempt_at
     await proc.prepare_and_submit_once()
-    assert store.get(rec.id).next_attempt_at == clock.now + 2.0
-    clock.now += 2.0
+    second = store.get(rec.id).next_attempt_at
+    assert 1.6 <= second - clock.now <= 2.0
+    clock.now = second
     await proc.prepare_and_submit_once()
     rec = store.get(rec.id)
     assert rec.state == MessageState.DROPPED.value and rec.last_reason == FailureReason.MAX_ATTEMPTS.value

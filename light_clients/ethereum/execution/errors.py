@@ -1,7 +1,7 @@
 """Errors of the Ethereum execution-layer light client.
 
 ```
-LightClientError                 root of everything this package raises (retryable = False)
+LightClientError                 root of everything this package raises
  +-- RlpError                    bytes are not strict, canonical RLP, or an item has the wrong shape
  +-- ProofError                  a Merkle-Patricia proof does not prove what is claimed
  |    +-- LogMismatch            the receipt is proven, but the log in it differs from the expected one
@@ -11,8 +11,8 @@ LightClientError                 root of everything this package raises (retryab
  +-- InvalidBlock                a block's body does not match its header (reason says which check)
 ```
 
-Every one of these means the data is wrong, not that the network is slow: retrying the same bytes cannot help,
-so ``retryable`` is False. A caller may fetch again from another RPC.
+Every one of these means the data is wrong, not that the network is slow: retrying the same bytes cannot help.
+A caller may fetch again from another RPC.
 """
 
 from __future__ import annotations

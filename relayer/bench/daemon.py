@@ -1,0 +1,91 @@
+"""What the benches share: the daemon a bench starts (and its API limits), block clocks, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+
+from adapters.base import ChainAdapter
+from devnets.devnet import Devnet
+
+# a bench measures throughput from one loopback address: the daemon it starts lifts the per-client and intent-rate
+# caps of [api] (they are what a public API needs against abuse; tests/faults/test_api_abuse.py measures them)
+BENCH_API_LIMITS = {"RELAYER__API__MAX_INTENTS_PER_S": "1000000",
+                    "RELAYER__API__MAX_CONNECTIONS_PER_CLIENT": "1024",
+                    "RELAYER__API__MAX_REQUESTS_IN_FLIGHT_PER_CLIENT": "256",
+                    "RELAYER__API__MAX_RELAY_REQUESTS_PER_S": "1000000",
+                    "RELAYER__API__MAX_RELAY_REQUESTS_PER_S_PER_CLIENT": "1000000"}
+
+
+async def _daemon_serving(api_url: str) -> bool:
+    try:
+        async with httpx.AsyncClient() as http:
+            return (await http.get(f"{api_url}/healthz", timeout=1.0)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: str = "bench") -> subprocess.Popen | None:  # type: ignore[type-arg]
+    """Start ``relayer run`` on ``devnet`` in a child process unless a daemon already serves its API; wait for it."""
+    api_url = devnet.manifest()["api_url"]
+    if asyncio.run(_daemon_serving(api_url)):
+        return None
+    log_path = devnet.dir / f"{instance}-daemon.log"
+    daemon = subprocess.Popen([sys.executable, "-m", "relayer.cli", "run", "-c", str(devnet.config_path), "--no-status",
+                               "--instance", instance], stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                              env=dict(os.environ, **env_overrides))
+    deadline = time.monotonic() + 60
+    while not asyncio.run(_daemon_serving(api_url)):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            stop_bench_daemon(daemon)
+            raise RuntimeError(f"the bench daemon did not start; see {log_path}")
+        time.sleep(0.1)
+    return daemon
+
+
+def stop_bench_daemon(daemon: subprocess.Popen | None) -> None:  # type: ignore[type-arg]
+    if daemon is None:
+        return
+    daemon.terminate()
+    try:
+        daemon.wait(15)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+
+
+class BlockClock:
+    """Records when each block of one chain was first seen (wall clock)."""
+
+    def __init__(self, adapter: ChainAdapter) -> None:
+        self.adapter = adapter
+        self.seen: dict[int, float] = {}
+        self.latest = -1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                h = int(await self.adapter.latest_height())
+            except Exception:  # noqa: BLE001 - a missed poll only coarsens timing
+                h = self.latest
+            now = time.time()
+            for b in range(self.latest + 1, h + 1):
+                self.seen[b] = now
+            self.latest = max(self.latest, h)
+            await asyncio.sleep(0.05)
+
+    def time_of(self, height: int) -> float | None:
+        return self.seen.get(height)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank; NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]

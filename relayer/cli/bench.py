@@ -1,0 +1,118 @@
+"""``relayer bench relay|route|api|light-clients``: the benchmarks (the benches themselves are in relayer/bench/)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from relayer.cli.common import DEFAULT_DEVNET, UsageError, print_json
+from relayer.daemon.logconfig import configure_logging
+
+
+def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", help="benchmarks")
+    p.add_argument("what", choices=["relay", "route", "api", "light-clients"],
+                   help="relay: cross-chain messages end to end; route: same-chain transfers through the routing API, "
+                        "each chain alone vs round-robin vs the router's split (its own 4-chain devnet); "
+                        "api: the routing API under --clients concurrent clients (req/s, p50/p99, errors, nothing lost); "
+                        "light-clients: verifications per second of each light client (one core, no devnet)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="light-clients: seconds per measurement (default 3); api: seconds of load (default 20)")
+    p.add_argument("--clients", type=int, default=200, help="api: concurrent clients")
+    p.add_argument("--pairs", default="", help="relay: token transfers on these routes instead of messages, e.g. "
+                                              "l1:cosmos,cosmos:l1 (needs the families on the devnet)")
+    p.add_argument("--families", default="evm,cosmos,solana", help="relay --pairs: devnet chain families")
+    p.add_argument("--token", default="TST", help="relay --pairs: token symbol")
+    p.add_argument("--amount", default="1", help="relay --pairs: amount per transfer")
+    p.add_argument("--messages", type=int, default=5000, help="relay: messages to send")
+    p.add_argument("--intents", type=int, default=2000, help="route: transfers per mode")
+    p.add_argument("--modes", default="single,round_robin,aggregate", help="route: which modes to run")
+    p.add_argument("--keep-devnet", action="store_true", help="route: leave the route devnet running afterwards")
+    p.add_argument("--batch-size", type=int, default=200, help="messages per delivery transaction")
+    p.add_argument("--spread", choices=["capacity", "even"], default="capacity",
+                   help="messages per route: in proportion to the chains' gas throughput, or evenly")
+    p.add_argument("--devnet", default=str(DEFAULT_DEVNET),
+                   help="devnet directory (started if needed; route: .devnet-route by default)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Exit 0 when the bench lost and duplicated nothing (api: no errors either), 1 otherwise."""
+    configure_logging("warning", None)
+    if args.what == "light-clients":
+        return _bench_light_clients(args)
+    if args.what == "api":
+        return _bench_api(args)
+    if args.what == "route":
+        return _bench_route(args)
+    if args.pairs:
+        return _bench_token_relay(args)
+    return _bench_relay(args)
+
+
+def _bench_light_clients(args: argparse.Namespace) -> int:
+    from relayer.bench.light_clients import run_light_client_bench
+
+    figures = run_light_client_bench(seconds=args.seconds or 3.0, json_output=args.json)
+    if args.json:
+        print_json(figures)
+    return 0
+
+
+def _bench_api(args: argparse.Namespace) -> int:
+    from relayer.bench.api import run_api_bench
+
+    seconds = 20.0 if args.seconds is None else args.seconds
+    if args.clients <= 0 or seconds <= 0:
+        raise UsageError("--clients and --seconds must be positive")
+    api = run_api_bench(clients=args.clients, seconds=seconds, devnet_dir=Path(args.devnet), json_output=args.json)
+    if args.json:
+        print_json(api)
+    return 0 if api["errors"] == 0 and api["intents"]["lost"] == 0 else 1
+
+
+def _bench_route(args: argparse.Namespace) -> int:
+    from relayer.bench.route import ROUTE_DEVNET_DIR, run_route_bench
+
+    if args.intents <= 0:
+        raise UsageError("--intents must be positive")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = set(modes) - {"single", "round_robin", "aggregate"}
+    if unknown or not modes:
+        raise UsageError(f"--modes takes single,round_robin,aggregate; got {args.modes!r}")
+    devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else ROUTE_DEVNET_DIR
+    route = run_route_bench(intents=args.intents, devnet_dir=devnet_dir, json_output=args.json, modes=modes,
+                            keep_devnet=args.keep_devnet)
+    if args.json:
+        print_json(route)
+    return 0 if route["lost_all_phases"] == 0 and route["duplicated_all_phases"] == 0 else 1
+
+
+def _bench_token_relay(args: argparse.Namespace) -> int:
+    from relayer.bench.token_relay import run_token_relay_bench
+
+    try:
+        pairs = [(o.strip(), d.strip()) for o, _, d in (p.partition(":") for p in args.pairs.split(",")) if d]
+    except ValueError:
+        pairs = []
+    if not pairs:
+        raise UsageError(f"--pairs takes ORIGIN:DEST[,ORIGIN:DEST...], got {args.pairs!r}")
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+    token_result = run_token_relay_bench(pairs=pairs, per_pair=max(1, args.messages // len(pairs)),
+                                         devnet_dir=Path(args.devnet), families=families, json_output=args.json,
+                                         token=args.token, amount=args.amount,
+                                         timeout_s=max(300.0, 15.0 * args.messages))
+    if args.json:
+        print_json(token_result)
+    return 0 if token_result["lost"] == 0 and token_result["duplicated"] == 0 else 1
+
+
+def _bench_relay(args: argparse.Namespace) -> int:
+    from relayer.bench.relay import run_relay_bench
+
+    result = run_relay_bench(messages=args.messages, devnet_dir=Path(args.devnet), json_output=args.json,
+                             batch_size=args.batch_size, spread=args.spread)
+    if args.json:
+        print_json(result)
+    return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
