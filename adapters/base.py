@@ -496,14 +496,23 @@ class TxReceipt:
 
 
 @runtime_checkable
-class MessageSender(Protocol):
-    """Optional capability: dispatch messages and token transfers (CLI ``send``, benchmarks, tests)."""
+class MessageDispatcher(Protocol):
+    """Sender role: dispatch messages from this chain and list the ones it processed (CLI ``send``, benchmarks)."""
 
     async def dispatch_messages(
         self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes]
     ) -> tuple[TxHash, list[MessageId]]:
         """Dispatch ``bodies`` to ``recipient`` on ``destination`` in one transaction, signed by ``sender_key``."""
         ...
+
+    async def processed_messages(self, from_height: Height, to_height: Height) -> list[tuple[MessageId, Height]]:
+        """Ids this chain's mailbox processed in ``[from_height, to_height]``, one entry per Process event."""
+        ...
+
+
+@runtime_checkable
+class TokenSender(Protocol):
+    """Sender role: bridge and transfer configured tokens, read balances and supplies (router, CLI, accountant)."""
 
     async def send_token(
         self, sender_key: str, symbol: str, amount: int, destination: Domain, recipient: bytes
@@ -516,17 +525,14 @@ class MessageSender(Protocol):
         ``sender_key``; returns once the node accepted it (no waiting for inclusion)."""
         ...
 
-    async def unsigned_transaction(self, sender: str, kind: str, *, to: str, amount: int = 0, symbol: str = "",
-                                   data: bytes = b"") -> dict[str, Any]:
-        """A transaction for ``sender`` to sign itself (JSON-able, in this chain's own shape; the wallet adds
-        the nonce): ``kind`` "transfer" (``amount`` of ``symbol`` to ``to``) or "call" (``data`` to ``to``).
-        Raises ``TxReverted`` when the chain would refuse it."""
-        ...
+    async def token_balance(self, symbol: str, holder: str) -> int: ...
 
-    async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:
-        """Send a contract call (no value); the hash once the node accepted it. A call the chain would revert
-        is refused before sending (``TxReverted``)."""
-        ...
+    async def token_supply(self, symbol: str) -> int: ...
+
+
+@runtime_checkable
+class TxLookup(Protocol):
+    """Sender role: what became of a transaction (the router's receipts, tests)."""
 
     async def tx_result(self, tx_hash: TxHash) -> tuple[Height, bool]:
         """(height, succeeded) of a mined transaction; ``TxNotFound`` while it is not mined."""
@@ -537,10 +543,31 @@ class MessageSender(Protocol):
         called address and call data); ``TxNotFound`` while it is not mined (or unknown)."""
         ...
 
-    async def processed_messages(self, from_height: Height, to_height: Height) -> list[tuple[MessageId, Height]]:
-        """Ids this chain's mailbox processed in ``[from_height, to_height]``, one entry per Process event."""
+
+@runtime_checkable
+class MessageSender(MessageDispatcher, TokenSender, TxLookup, Protocol):
+    """The sender roles every chain family has: dispatch messages, move tokens, look transactions up (CLI
+    ``send``, benchmarks, the router's operators). What only some chains do is a capability of its own
+    (``adapters.capabilities``: ``UnsignedTransactions``, ``ContractCalls``)."""
+
+
+@runtime_checkable
+class UnsignedTransactions(Protocol):
+    """Optional capability: build a transaction for a wallet to sign itself (the router's signer mode)."""
+
+    async def unsigned_transaction(self, sender: str, kind: str, *, to: str, amount: int = 0, symbol: str = "",
+                                   data: bytes = b"") -> dict[str, Any]:
+        """A transaction for ``sender`` to sign itself (JSON-able, in this chain's own shape; the wallet adds
+        the nonce): ``kind`` "transfer" (``amount`` of ``symbol`` to ``to``) or "call" (``data`` to ``to``).
+        Raises ``TxReverted`` when the chain would refuse it."""
         ...
 
-    async def token_balance(self, symbol: str, holder: str) -> int: ...
 
-    async def token_supply(self, symbol: str) -> int: ...
+@runtime_checkable
+class ContractCalls(Protocol):
+    """Optional capability: call a contract (chains with contracts of the router's dApps: EVM)."""
+
+    async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:
+        """Send a contract call (no value); the hash once the node accepted it. A call the chain would revert
+        is refused before sending (``TxReverted``)."""
+        ...

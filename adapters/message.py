@@ -41,13 +41,6 @@ def address_to_bytes32(address: str | bytes) -> bytes:
     return raw.rjust(32, b"\0")
 
 
-def bytes32_to_address(value: bytes) -> str:
-    """The EVM address in the low 20 bytes of a bytes32 (hex, lower case)."""
-    if len(value) != 32:
-        raise MessageFormatError(f"expected 32 bytes, got {len(value)}")
-    return "0x" + value[12:].hex()
-
-
 @dataclass(frozen=True, slots=True)
 class Message:
     version: int

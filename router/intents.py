@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from adapters.base import AdapterError, ChainAdapter, MessageSender, TxHash, TxNotFound, TxReceipt, TxReverted
+from adapters.capabilities import ContractCalls, UnsignedTransactions
 from adapters.message import Domain
 
 log = structlog.get_logger("router.intents")
@@ -442,6 +443,9 @@ class IntentExecutor:
         has them, and the chain's height now)."""
         assert rec.chain is not None and rec.operator is not None
         sender = self.senders[rec.chain]
+        if not isinstance(sender, UnsignedTransactions):
+            raise TxReverted(f"unsigned transactions are not offered on {rec.chain}", chain=rec.chain,
+                             reason="not supported")
         tx = await sender.unsigned_transaction(
             rec.operator, rec.kind, to=rec.recipient, amount=int(rec.units), symbol=rec.token,
             data=bytes.fromhex((rec.calldata or "0x")[2:]))
@@ -559,6 +563,9 @@ class IntentExecutor:
                         if not self._call_allowed(rec.chain, rec.recipient, data):  # the API refused it already
                             raise TxReverted("the contract or function is not in router.call_allowlist",
                                              chain=rec.chain, reason="call not allowed")
+                        if not isinstance(sender, ContractCalls):
+                            raise TxReverted(f"no contracts to call on {rec.chain}", chain=rec.chain,
+                                             reason="no contracts")
                         tx = await sender.call_contract(key, rec.recipient, data)
                     else:
                         tx = await sender.transfer_token(key, rec.token, rec.recipient, int(rec.units))

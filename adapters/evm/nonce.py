@@ -20,15 +20,16 @@ transactions.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import structlog
+
 from adapters.base import NonceTooLow, ReplacementUnderpriced
 from adapters.evm.errors import NonceTooHigh, TxAlreadyKnown
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("adapters.evm.nonce")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +47,13 @@ class NonceManager:
         address: str,
         pending_nonce: Callable[[], Awaitable[int]],
         *,
+        chain: str = "",
         max_attempts: int = 5,
         resync_after_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.address = address
+        self.chain = chain
         self._pending_nonce = pending_nonce
         self._lock = asyncio.Lock()
         self._next: int | None = None
@@ -71,7 +74,7 @@ class NonceManager:
     async def _sync(self) -> int:
         pending = await self._pending_nonce()
         if self._next is not None and pending != self._next:
-            log.info("nonce_resync", extra={"sender": self.address, "local": self._next, "node": pending})
+            log.info("nonce_resync", chain=self.chain, sender=self.address, local=self._next, node=pending)
         self._next = pending
         self._synced_at = self._clock()
         return pending
@@ -127,7 +130,8 @@ class NonceManager:
                     pass
                 filled.append(nonce)
             if filled:
-                log.warning("nonce_gap_filled", extra={"sender": self.address, "nonces": f"{filled[0]}..{filled[-1]}"})
+                log.warning("nonce_gap_filled", chain=self.chain, sender=self.address,
+                            nonces=f"{filled[0]}..{filled[-1]}")
             return filled
 
     async def replace(self, nonce: int, sign: Callable[[int], SignedTx], broadcast: Callable[[bytes], Awaitable[object]]) -> SignedTx:

@@ -50,6 +50,7 @@ import httpx
 import structlog
 
 from adapters.base import DispatchClaim, Height, InclusionPending, InclusionRefused, RpcUnavailable
+from adapters.capabilities import LightClientFollower
 from adapters.evm import abi
 from adapters.message import MessageFormatError
 from light_clients.ethereum.consensus.beacon_client import (
@@ -79,7 +80,7 @@ class TrustedAnchor:
     hash: bytes
 
 
-class EvmInclusionVerifier:
+class EvmInclusionVerifier(LightClientFollower):
     """Verifies dispatch claims of one EVM origin; keeps the verified header hashes it has walked."""
 
     def __init__(self, name: str, rpc_url: str, mailbox: str, *, other_rpc_urls: Sequence[str] = (),
@@ -144,10 +145,6 @@ class EvmInclusionVerifier:
             return None
         i = (height - self._base) * 32
         return bytes(self._hashes[i:i + 32]) if i + 32 <= len(self._hashes) else None
-
-    @property
-    def verified_height(self) -> int | None:
-        return None if self._tip is None else self._tip.number
 
     async def _start(self) -> None:
         anchor = self._anchor

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from rich.progress import Progress, TaskID
 
-from adapters.base import ChainAdapter, Height, MessageSender
+from adapters.base import ChainAdapter, Height, MessageSender, TxHash, TxLookup
 from adapters.message import MessageId, address_to_bytes32
 from config.loader import load_settings
 from devnets.devnet import Devnet
@@ -256,7 +256,9 @@ def loop_lag_from_metrics(text: str) -> dict[str, dict[str, float]]:
 
 
 async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
-    return int(await adapter.tx_height(tx))  # type: ignore[attr-defined]
+    if not isinstance(adapter, TxLookup):
+        raise TypeError(f"{adapter.name}: its adapter cannot look transactions up")
+    return int((await adapter.tx_result(TxHash(tx)))[0])
 
 
 def run_relay_bench(*, messages: int, devnet_dir: Path, json_output: bool, batch_size: int = 200,

@@ -21,6 +21,7 @@ from typing import Any
 from rich.progress import Progress, TaskID
 
 from adapters.base import AdapterError, ChainAdapter, Height, MessageSender
+from adapters.capabilities import Bytes32Accounts
 from adapters.message import Domain, MessageId, address_to_bytes32
 from config.loader import load_settings
 from config.settings import Settings
@@ -33,9 +34,8 @@ SEND_CONCURRENCY = 4  # Solana token sends in flight per route (each waits ~13 s
 
 def _recipient32(adapter: ChainAdapter, address: str) -> bytes:
     """An account on ``adapter``'s chain as the bytes32 a token body carries (EVM 0x.., bech32, base58)."""
-    to_bytes32 = getattr(adapter, "account_bytes32", None)
-    if callable(to_bytes32):
-        return bytes(to_bytes32(address))
+    if isinstance(adapter, Bytes32Accounts):
+        return bytes(adapter.account_bytes32(address))
     return address_to_bytes32(address)
 
 

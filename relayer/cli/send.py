@@ -98,9 +98,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 def _recipient_for(args: argparse.Namespace, dest: ChainAdapter, dest_cfg: ChainConfig, chains: dict[str, Any]) -> bytes:
     """--recipient (or the destination's first devnet account / TestRecipient) as bytes32, in the destination
     chain's own address format (0x..., bech32, base58)."""
+    from adapters.capabilities import Bytes32Accounts
     from adapters.message import address_to_bytes32
 
-    to_bytes32 = getattr(dest, "account_bytes32", None)
+    to_bytes32 = dest.account_bytes32 if isinstance(dest, Bytes32Accounts) else None
     family = dest_cfg.family
     if args.recipient:
         try:

@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import structlog
 
+from adapters.capabilities import Bytes32Accounts
 from config.errors import RelayerError
 from config.settings import CosmosChainConfig, EvmChainConfig, Settings, SolanaChainConfig
 from relayer.daemon.metrics import Metrics
@@ -243,7 +244,7 @@ class _SolanaBook:
         if not isinstance(adapter, _SupplyReads) or not isinstance(adapter, _VaultReads):
             raise AuditError(f"{chain}: its adapter cannot read mint supplies and the vault")
         self.chain, self.config, self.adapter = chain, config, adapter
-        to32 = getattr(adapter, "account_bytes32", None)
+        to32 = adapter.account_bytes32 if isinstance(adapter, Bytes32Accounts) else None
         self._ids: dict[TokenId, tuple[str, int]] = {}  # id -> (symbol, scale)
         self._known: list[_Known] = []
         for symbol, t in config.tokens.items():

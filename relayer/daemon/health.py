@@ -21,6 +21,7 @@ from adapters.base import (
     WalletBalance,
     WalletSource,
 )
+from adapters.capabilities import LightClientFollower
 from adapters.checkpoint import CheckpointSigner
 from config.settings import Settings
 from relayer.daemon.metrics import Metrics
@@ -111,8 +112,8 @@ class HealthMonitor:
     async def _follow_light_clients(self) -> None:
         """Keep the origins' sync-committee light clients caught up between claims; export their finalized height."""
         async def one(attester: OriginAttester) -> None:
-            follow = getattr(attester.verifier, "follow_light_client", None)
-            finalized = await follow() if follow is not None else None
+            verifier = attester.verifier
+            finalized = await verifier.follow_light_client() if isinstance(verifier, LightClientFollower) else None
             if finalized is not None:
                 self.metrics.set("validator_light_client_finalized_height", finalized.number, origin=attester.adapter.name)
 

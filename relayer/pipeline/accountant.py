@@ -62,6 +62,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from adapters.base import AdapterError, ChainAdapter, CosignLiveness, CosignRefused, CosignRequest
 from adapters.bridge_memo import TokenBody
+from adapters.capabilities import Bytes32Accounts
 from adapters.message import Message, MessageFormatError, MessageId, address_to_bytes32, keccak256
 from config.settings import Settings
 from relayer.daemon.metrics import Metrics
@@ -195,7 +196,10 @@ class TokenDirectory:
                     if evm_token.bridged:
                         directory.symbols.setdefault((domain, address_to_bytes32(evm_token.address)), symbol)
                 continue
-            to32: Callable[[str], bytes] = adapters[name].account_bytes32  # type: ignore[attr-defined]
+            accounts = adapters[name]
+            if not isinstance(accounts, Bytes32Accounts):
+                raise TypeError(f"{name}: its adapter cannot turn account addresses into bytes32")
+            to32: Callable[[str], bytes] = accounts.account_bytes32
             if chain.family == "cosmos":
                 from adapters.cosmos.memo import native_home_token
 

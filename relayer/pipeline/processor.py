@@ -47,6 +47,7 @@ from adapters.base import (
     TxState,
     WalletSource,
 )
+from adapters.capabilities import BatchLimit
 from adapters.merkle import multiproof, multiproof_root
 from adapters.message import MessageId
 from config.settings import RelayerRoleSettings
@@ -106,8 +107,8 @@ class DestinationProcessor:
     @property
     def batch_size(self) -> int:
         """Messages per delivery transaction: the setting, or less where the destination caps it (a Solana
-        transaction holds a few deliveries: ``max_delivery_batch`` on the adapter)."""
-        cap = getattr(self.adapter, "max_delivery_batch", None)
+        transaction holds a few deliveries: the adapter's ``BatchLimit``)."""
+        cap = self.adapter.max_delivery_batch if isinstance(self.adapter, BatchLimit) else None
         return min(self.settings.batch_size, cap) if isinstance(cap, int) and cap > 0 else self.settings.batch_size
 
     async def prepare_and_submit_once(self) -> int:

@@ -168,7 +168,7 @@ def _attacker_accounts(manifest: dict[str, Any]) -> tuple[dict[str, str], dict[s
         elif chain["family"] == "cosmos":
             from cosmpy.crypto.keypairs import PrivateKey
 
-            from adapters.cosmos.adapter import _address_of
+            from adapters.cosmos.chain import address_of as _address_of
 
             addresses[name] = _address_of(PrivateKey(bytes.fromhex(keys["cosmos"][2:])), chain["bech32_prefix"])
     return keys, addresses

@@ -1,0 +1,123 @@
+"""What an adapter can do beyond ``ChainAdapter``: small Protocols an adapter declares by subclassing them.
+
+Every adapter class names its capabilities in its bases (``class SolanaAdapter(ChainAdapter, BatchLimit, ...)``);
+code above ``adapters/`` asks for a capability by its type (``isinstance`` on these runtime-checkable Protocols)
+and never probes attributes. ``tests/unit/test_adapter_capabilities.py`` checks that each adapter declares
+exactly the capabilities it implements.
+
+    capability            declared by              asked by
+    MessageSender         evm, solana, cosmos      daemon (router's operators), CLI send, bench
+      MessageDispatcher   evm, solana, cosmos      CLI send, bench relay
+      TokenSender         evm, solana, cosmos      router intents, accountant, bench
+      TxLookup            evm, solana, cosmos      router intents, bench relay
+    UnsignedTransactions  evm, cosmos              router intents (signer mode)
+    ContractCalls         evm                      router intents ("call" intents)
+    WalletSource          evm, solana, cosmos      daemon wallet metrics, processor (fee decimals)
+    CapacitySource        evm, solana, cosmos      daemon (router capacity feed)
+    BatchLimit            solana, cosmos           processor (messages per delivery)
+    Bytes32Accounts       solana, cosmos           CLI send, bench, audit, accountant
+    CosignedDelivery      solana, cosmos           validator co-sign service (pipeline/cosign.py)
+    CosignLiveness        solana, cosmos           accountant
+    BridgeLedger          evm                      audit
+    VaultHoldings         solana                   audit
+    LightClientFollower   light_clients.ethereum   daemon (keeps sync-committee clients caught up)
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from adapters.base import (
+    CapacitySource,
+    ChainAdapter,
+    ContractCalls,
+    CosignedDelivery,
+    CosignLiveness,
+    MessageDispatcher,
+    MessageSender,
+    TokenSender,
+    TxLookup,
+    UnsignedTransactions,
+    WalletSource,
+)
+
+
+@runtime_checkable
+class BatchLimit(Protocol):
+    """A destination whose delivery transaction holds at most ``max_delivery_batch`` messages (the processor
+    sends no larger batches than this, whatever ``batch_size`` says)."""
+
+    @property
+    def max_delivery_batch(self) -> int: ...
+
+
+@runtime_checkable
+class Bytes32Accounts(Protocol):
+    """A chain whose account addresses are not 0x-hex: turns one (bech32, base58) into the bytes32 a message or
+    token body carries. Chains without it take 0x-hex addresses (``adapters.message.address_to_bytes32``)."""
+
+    def account_bytes32(self, address: str) -> bytes: ...
+
+
+@runtime_checkable
+class BridgeLedger(Protocol):
+    """A chain whose TokenBridge contract says what it holds of each token identity (the solvency audit)."""
+
+    async def bridge_home_of(self, symbol: str) -> tuple[int, bytes]:
+        """(home domain, home token as bytes32) of the configured token ``symbol``."""
+        ...
+
+    async def bridge_holding(self, home_domain: int, home_token: bytes) -> object | None:
+        """What the bridge holds of one token identity (``adapters.evm.BridgeHolding``), None if nothing."""
+        ...
+
+
+@runtime_checkable
+class VaultHoldings(Protocol):
+    """A chain whose bridge vault holds native tokens that came in and have not gone home (the solvency audit)."""
+
+    async def vault_balance(self, symbol: str) -> int: ...
+
+
+class FollowedHead(Protocol):
+    """The block a light client has verified as finalized."""
+
+    @property
+    def number(self) -> int: ...
+
+
+@runtime_checkable
+class LightClientFollower(Protocol):
+    """An inclusion verifier with a light client of its own that is kept caught up between claims."""
+
+    async def follow_light_client(self) -> FollowedHead | None:
+        """Sync now; the finalized head it verified (None when it has no light client to follow)."""
+        ...
+
+
+ADAPTER_CAPABILITIES: tuple[type, ...] = (
+    ChainAdapter, MessageSender, MessageDispatcher, TokenSender, TxLookup, UnsignedTransactions, ContractCalls,
+    WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, CosignedDelivery, CosignLiveness, BridgeLedger,
+    VaultHoldings,
+)
+"""Every capability an adapter can declare (the test checks declarations against implementations)."""
+
+__all__ = [
+    "ADAPTER_CAPABILITIES",
+    "BatchLimit",
+    "BridgeLedger",
+    "Bytes32Accounts",
+    "CapacitySource",
+    "ChainAdapter",
+    "ContractCalls",
+    "CosignLiveness",
+    "CosignedDelivery",
+    "FollowedHead",
+    "LightClientFollower",
+    "MessageDispatcher",
+    "MessageSender",
+    "TokenSender",
+    "TxLookup",
+    "UnsignedTransactions",
+    "VaultHoldings",
+]

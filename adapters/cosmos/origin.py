@@ -1,0 +1,59 @@
+"""Cosmos origin role: the valid dispatches paying the vault, in chain order, and their Merkle tree
+("mailbox")."""
+
+from __future__ import annotations
+
+import base64
+
+from adapters.base import (
+    DispatchedMessage,
+    Height,
+    MailboxState,
+    TxHash,
+)
+from adapters.cosmos.chain import (
+    CosmosChain,
+    cosmos_boundary,
+    log,
+)
+
+
+class CosmosOrigin(CosmosChain):
+    """Cosmos origin role: the valid dispatches paying the vault, in chain order, and their Merkle tree"""
+
+    async def _scan_dispatches(self, height: int) -> None:
+        """Extend the list of valid dispatches through ``height`` (clamped to the latest height)."""
+        async with self._lock("dispatches"):
+            height = min(height, int(await self.latest_height()))
+            if height <= self._scanned:
+                return
+            txs = await self._http.tx_search(
+                f"transfer.recipient='{self._vault}' AND tx.height>{self._scanned} AND tx.height<={height}")
+            for tx in txs:
+                tx_hash = str(tx["hash"]).upper()
+                if tx_hash in self._dispatch_hashes or int(tx["tx_result"].get("code") or 0) != 0:
+                    continue
+                parsed = self._rules.parse(base64.b64decode(tx["tx"]))
+                if parsed is None:
+                    log.debug("cosmos_dispatch_ignored", chain=self._name, tx_hash=tx_hash)
+                    continue
+                message = parsed.message(len(self._dispatches), self._domain)
+                raw = message.encode()
+                tx_height = int(tx["height"])
+                self._dispatches.append(DispatchedMessage(
+                    message, raw, message.id, Height(tx_height), TxHash(tx_hash), int(tx.get("index") or 0),
+                    await self._block_time(tx_height)))
+                self._dispatch_hashes.add(tx_hash)
+                self._tree.append(message.id)
+            self._scanned = height
+
+    @cosmos_boundary
+    async def fetch_dispatched(self, from_height: Height, to_height: Height) -> list[DispatchedMessage]:
+        await self._scan_dispatches(to_height)
+        return [d for d in self._dispatches if from_height <= d.height <= to_height]
+
+    @cosmos_boundary
+    async def mailbox_state(self, height: Height) -> MailboxState:
+        await self._scan_dispatches(height)
+        count = sum(1 for d in self._dispatches if d.height <= height)
+        return MailboxState(self._rules.vault32, self._tree.root(count), count, height)
