@@ -285,13 +285,13 @@ class Devnet:
 
     def manifest(self) -> dict[str, Any]:
         try:
-            return json.loads(self.manifest_path.read_text())  # type: ignore[no-any-return]
+            return json.loads(self.manifest_path.read_text())
         except FileNotFoundError:
             raise RelayerError(f"no devnet manifest at {self.manifest_path}: run `relayer devnet up` first") from None
 
     def _state(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_path.read_text())  # type: ignore[no-any-return]
+            return json.loads(self.state_path.read_text())
         except FileNotFoundError:
             return {}
 

@@ -62,32 +62,32 @@ class RoutingClient:
         return resp.json()
 
     def chains(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/chains")["chains"]  # type: ignore[no-any-return]
+        return self._call("GET", "/v1/chains")["chains"]
 
     def quote(self, amount: str, **fields: Any) -> dict[str, Any]:
-        return self._call("POST", "/v1/quote", json={"amount": str(amount), **fields})  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/quote", json={"amount": str(amount), **fields})
 
     def submit(self, intents: Sequence[dict[str, Any]]) -> list[str | None]:
         """Submit a batch; the ids, in order, None for an intent left unserved (the others run in the background:
         poll ``status``)."""
-        return self._call("POST", "/v1/intents", json={"intents": list(intents)})["ids"]  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/intents", json={"intents": list(intents)})["ids"]
 
     def submit_batch(self, intents: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Submit a batch; the whole answer: ``batch`` (for ``events``; None when nothing was taken), ``ids`` (None
         where unserved), ``statuses`` and ``reasons``."""
-        return self._call("POST", "/v1/intents", json={"intents": list(intents)})  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/intents", json={"intents": list(intents)})
 
     def submit_unsigned(self, intents: Sequence[dict[str, Any]], signer: str) -> dict[str, Any]:
         """Plan a batch for ``signer`` to sign itself: ``ids``, ``statuses`` and ``transactions`` (one per intent,
         None where unserved); after broadcasting one, report its hash with ``broadcast``."""
-        return self._call("POST", "/v1/intents", json={"intents": list(intents), "signer": signer})  # type: ignore[no-any-return]
+        return self._call("POST", "/v1/intents", json={"intents": list(intents), "signer": signer})
 
     def broadcast(self, intent_id: str, tx_hash: str) -> dict[str, Any]:
-        return self._call("POST", f"/v1/intents/{intent_id}/broadcast", json={"tx_hash": tx_hash})  # type: ignore[no-any-return]
+        return self._call("POST", f"/v1/intents/{intent_id}/broadcast", json={"tx_hash": tx_hash})
 
     def batch(self, batch: str) -> dict[str, Any]:
         """Every intent of ``batch`` and counts by status (``GET /v1/batches/{batch}``)."""
-        return self._call("GET", f"/v1/batches/{batch}")  # type: ignore[no-any-return]
+        return self._call("GET", f"/v1/batches/{batch}")
 
     def events(self, batch: str, timeout: float = 300.0) -> Iterator[tuple[str, dict[str, Any]]]:
         """The batch's server-sent events as ``(event, data)``: ``intent`` per status change, then ``done``
@@ -108,7 +108,7 @@ class RoutingClient:
                     event, data = "message", ""
 
     def status(self, intent_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/intents/{intent_id}")  # type: ignore[no-any-return]
+        return self._call("GET", f"/v1/intents/{intent_id}")
 
     def wait(self, intent_id: str, until: Collection[str] = ("included", "delivered"), timeout: float = 60.0,
              interval: float = 0.2) -> dict[str, Any]:
@@ -126,4 +126,4 @@ class RoutingClient:
             time.sleep(interval)
 
     def report(self, code: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/integrators/{code}/report")  # type: ignore[no-any-return]
+        return self._call("GET", f"/v1/integrators/{code}/report")

@@ -147,7 +147,7 @@ class SimResult:
     series: dict[str, Any]
 
     def summary(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__slots__ if k != "series"}  # type: ignore[attr-defined]
+        out = {k: getattr(self, k) for k in self.__slots__ if k != "series"}
         return out
 
 

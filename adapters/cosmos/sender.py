@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from cosmpy.crypto.keypairs import PrivateKey
-from cosmpy.protos.cosmos.bank.v1beta1.tx_pb2 import MsgSend  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.base.v1beta1.coin_pb2 import Coin  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.crypto.secp256k1.keys_pb2 import PubKey  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.tx.signing.v1beta1.signing_pb2 import SignMode  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import (  # type: ignore[import-untyped]
+from cosmpy.protos.cosmos.bank.v1beta1.tx_pb2 import MsgSend
+from cosmpy.protos.cosmos.base.v1beta1.coin_pb2 import Coin
+from cosmpy.protos.cosmos.crypto.secp256k1.keys_pb2 import PubKey
+from cosmpy.protos.cosmos.tx.signing.v1beta1.signing_pb2 import SignMode
+from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import (
     AuthInfo,
     Fee,
     ModeInfo,

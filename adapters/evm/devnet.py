@@ -96,7 +96,7 @@ def anvil_binary(project_root: Path) -> str:
     raise DevnetError(f"anvil not found: run `npm ci` in {project_root} (package @foundry-rs/anvil)")
 
 
-def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 2.0):  # type: ignore[no-untyped-def,type-arg]
+def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 2.0):
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
     req = urllib.request.Request(url, body, {"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -115,7 +115,7 @@ def answers(url: str, chain_id: int | None = None) -> bool:
 
 
 def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path, *, state_path: Path | None = None,
-                state_interval_s: float | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
+                state_interval_s: float | None = None) -> subprocess.Popen:
     """An anvil for ``chain``. With ``state_path`` the node persists its chain there (blocks, receipts, state and
     historical states): loaded at start when the file exists, written on a clean exit (SIGTERM) and, with
     ``state_interval_s``, periodically, so a restarted node comes back with its chain (as far as its last dump)."""
@@ -137,7 +137,7 @@ def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path, *, st
                             start_new_session=True, cwd=project_root)
 
 
-def wait_until_answers(chain: EvmDevnetChain, proc: subprocess.Popen | None, deadline_s: float = 30.0) -> None:  # type: ignore[type-arg]
+def wait_until_answers(chain: EvmDevnetChain, proc: subprocess.Popen | None, deadline_s: float = 30.0) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -183,7 +183,7 @@ def stop_process(pid: int, timeout_s: float = 5.0) -> None:
 
 
 def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], threshold: int,
-                  progress=None) -> dict[str, dict]:  # type: ignore[no-untyped-def,type-arg]
+                  progress=None) -> dict[str, dict]:
     """Deploy and wire the contracts on every chain; returns per chain its contracts and tokens."""
     from web3 import HTTPProvider, Web3
 
@@ -203,7 +203,7 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
     home = chains[0]
     token_supply = 10**9 * 10**18
 
-    def wire(c: EvmDevnetChain) -> dict:  # type: ignore[type-arg]
+    def wire(c: EvmDevnetChain) -> dict:
         w3 = w3s[c.name]
         contracts = cores[c.name]
         deploy.set_validators(w3, deployer, contracts["multisig_ism"], [o.domain for o in chains], validators, threshold)
@@ -218,7 +218,7 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
     tst = deploy.deploy_test_token(w3, deployer, "Test Token", "TST", 18, token_supply)
     for user in users:
         deploy.mint_test_token(w3, deployer, tst, user, 10**6 * 10**18)
-    tokens: dict[str, dict[str, dict]] = {home.name: {"TST": {"address": tst, "decimals": 18, "home": home.name}}}  # type: ignore[type-arg]
+    tokens: dict[str, dict[str, dict]] = {home.name: {"TST": {"address": tst, "decimals": 18, "home": home.name}}}
 
     def wrapped(c: EvmDevnetChain) -> tuple[str, str]:
         addr = deploy.create_wrapped_token(w3s[c.name], deployer, cores[c.name]["token_bridge"], home.domain,

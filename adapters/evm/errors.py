@@ -137,9 +137,9 @@ def _rpc_error_of(exc: BaseException) -> Mapping[str, Any] | None:
     """The JSON-RPC error object carried by a web3 exception, or by a ``ValueError({...})`` of older stacks."""
     response = getattr(exc, "rpc_response", None)
     if isinstance(response, Mapping) and isinstance(response.get("error"), Mapping):
-        return response["error"]  # type: ignore[no-any-return]
+        return response["error"]
     if exc.args and isinstance(exc.args[0], Mapping) and ("message" in exc.args[0] or "code" in exc.args[0]):
-        return exc.args[0]  # type: ignore[no-any-return]
+        return exc.args[0]
     if exc.args and isinstance(exc.args[0], str) and exc.args[0].startswith("{"):
         try:
             parsed = json.loads(exc.args[0].replace("'", '"'))

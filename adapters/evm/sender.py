@@ -39,7 +39,7 @@ class EvmSender(EvmChain):
         while True:
             receipt = await self._rpc("eth_getTransactionReceipt", [tx_hash])
             if receipt is not None:
-                return receipt  # type: ignore[no-any-return]
+                return receipt
             if time.monotonic() > deadline:
                 raise TxNotFound(f"transaction {tx_hash} not mined within {timeout:.0f}s", chain=self._name)
             await asyncio.sleep(min(self._config.poll_interval_s, 0.25))

@@ -21,7 +21,7 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import blspy  # type: ignore[import-untyped]
+import blspy
 
 from light_clients.ethereum.consensus.containers import SyncCommittee
 

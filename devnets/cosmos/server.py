@@ -18,15 +18,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from cosmpy.protos.cosmos.auth.v1beta1.auth_pb2 import BaseAccount  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.bank.v1beta1 import tx_pb2 as _bank_tx  # type: ignore[import-untyped]  # noqa: F401
-from cosmpy.protos.cosmos.base.abci.v1beta1.abci_pb2 import TxResponse  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.crypto.multisig import keys_pb2 as _multisig_keys  # type: ignore[import-untyped]  # noqa: F401
-from cosmpy.protos.cosmos.crypto.secp256k1 import keys_pb2 as _secp_keys  # type: ignore[import-untyped]  # noqa: F401
-from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import AuthInfo, Tx, TxBody, TxRaw  # type: ignore[import-untyped]
-from cosmpy.protos.tendermint.abci.types_pb2 import Event as AbciEvent  # type: ignore[import-untyped]
-from cosmpy.protos.tendermint.abci.types_pb2 import EventAttribute  # type: ignore[import-untyped]
-from cosmpy.protos.tendermint.types import block_pb2, types_pb2  # type: ignore[import-untyped]
+from cosmpy.protos.cosmos.auth.v1beta1.auth_pb2 import BaseAccount
+from cosmpy.protos.cosmos.bank.v1beta1 import tx_pb2 as _bank_tx  # noqa: F401
+from cosmpy.protos.cosmos.base.abci.v1beta1.abci_pb2 import TxResponse
+from cosmpy.protos.cosmos.crypto.multisig import keys_pb2 as _multisig_keys  # noqa: F401
+from cosmpy.protos.cosmos.crypto.secp256k1 import keys_pb2 as _secp_keys  # noqa: F401
+from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import AuthInfo, Tx, TxBody, TxRaw
+from cosmpy.protos.tendermint.abci.types_pb2 import Event as AbciEvent
+from cosmpy.protos.tendermint.abci.types_pb2 import EventAttribute
+from cosmpy.protos.tendermint.types import block_pb2, types_pb2
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from google.protobuf.any_pb2 import Any as ProtoAny
@@ -416,7 +416,7 @@ def _proto_block_id(block_id: BlockId) -> types_pb2.BlockID:
 
 
 def _proto_header(header: Header) -> types_pb2.Header:
-    from cosmpy.protos.tendermint.version.types_pb2 import Consensus  # type: ignore[import-untyped]
+    from cosmpy.protos.tendermint.version.types_pb2 import Consensus
 
     return types_pb2.Header(
         version=Consensus(block=header.version.block, app=header.version.app),

@@ -18,15 +18,15 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 
-from cosmpy.protos.cosmos.bank.v1beta1.tx_pb2 import MsgSend  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.base.abci.v1beta1.abci_pb2 import TxMsgData  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.crypto.multisig.keys_pb2 import LegacyAminoPubKey  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.crypto.multisig.v1beta1.multisig_pb2 import (  # type: ignore[import-untyped]
+from cosmpy.protos.cosmos.bank.v1beta1.tx_pb2 import MsgSend
+from cosmpy.protos.cosmos.base.abci.v1beta1.abci_pb2 import TxMsgData
+from cosmpy.protos.cosmos.crypto.multisig.keys_pb2 import LegacyAminoPubKey
+from cosmpy.protos.cosmos.crypto.multisig.v1beta1.multisig_pb2 import (
     MultiSignature,
 )
-from cosmpy.protos.cosmos.crypto.secp256k1.keys_pb2 import PubKey  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.tx.signing.v1beta1.signing_pb2 import SignMode  # type: ignore[import-untyped]
-from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import (  # type: ignore[import-untyped]
+from cosmpy.protos.cosmos.crypto.secp256k1.keys_pb2 import PubKey
+from cosmpy.protos.cosmos.tx.signing.v1beta1.signing_pb2 import SignMode
+from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import (
     AuthInfo,
     Fee,
     ModeInfo,
@@ -34,7 +34,7 @@ from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import (  # type: ignore[import-unty
     TxBody,
     TxRaw,
 )
-from cosmpy.protos.tendermint.abci.types_pb2 import ExecTxResult  # type: ignore[import-untyped]
+from cosmpy.protos.tendermint.abci.types_pb2 import ExecTxResult
 from google.protobuf.any_pb2 import Any as ProtoAny
 from google.protobuf.message import DecodeError
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 import structlog
-from cosmpy.protos.tendermint.abci.types_pb2 import ExecTxResult  # type: ignore[import-untyped]
+from cosmpy.protos.tendermint.abci.types_pb2 import ExecTxResult
 
 from adapters.base import DispatchClaim, Height, InclusionRefused, RpcUnavailable
 from adapters.cosmos.transactions import DispatchRules, TokenRule

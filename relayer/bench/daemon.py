@@ -30,7 +30,7 @@ async def _daemon_serving(api_url: str) -> bool:
         return False
 
 
-def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: str = "bench") -> subprocess.Popen | None:  # type: ignore[type-arg]
+def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: str = "bench") -> subprocess.Popen | None:
     """Start ``relayer run`` on ``devnet`` in a child process unless a daemon already serves its API; wait for it."""
     api_url = devnet.manifest()["api_url"]
     if asyncio.run(_daemon_serving(api_url)):
@@ -48,7 +48,7 @@ def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: 
     return daemon
 
 
-def stop_bench_daemon(daemon: subprocess.Popen | None) -> None:  # type: ignore[type-arg]
+def stop_bench_daemon(daemon: subprocess.Popen | None) -> None:
     if daemon is None:
         return
     daemon.terminate()

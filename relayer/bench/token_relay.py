@@ -144,7 +144,7 @@ async def _send_pair(run: _TokenRun, origin: str, dest: str, amount_text: str, t
     settings, token = run.settings, run.token
     sender: MessageSender = run.adapters[origin]  # type: ignore[assignment]
     key = run.manifest["chains"][origin]["accounts"][0]["private_key"]  # devnet test key
-    decimals = settings.chains[origin].tokens[token].decimals  # type: ignore[union-attr]
+    decimals = settings.chains[origin].tokens[token].decimals
     units = int(Decimal(amount_text) * 10**decimals)
     # to the account that sends on the way back (it holds what arrived)
     recipient = _recipient32(run.adapters[dest], run.manifest["chains"][dest]["accounts"][0]["address"])

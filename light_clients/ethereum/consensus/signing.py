@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-import blspy  # type: ignore[import-untyped]
+import blspy
 
 from light_clients.ethereum.consensus.containers import BeaconBlockHeader, SyncAggregate, SyncCommittee
 from light_clients.ethereum.consensus.ssz import merkleize
