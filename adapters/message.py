@@ -79,3 +79,8 @@ class Message:
 
 def message_id(data: bytes) -> MessageId:
     return MessageId(keccak256(data))
+
+
+def id_hex(mid: MessageId) -> str:
+    """A message id as logs, JSON and the store write it: 0x, then lowercase hex."""
+    return "0x" + mid.hex()

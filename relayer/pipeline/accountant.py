@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -57,16 +56,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
-from sqlalchemy import Index
-from sqlmodel import Field, Session, SQLModel, col, select
 
 from adapters.base import AdapterError, ChainAdapter, CosignLiveness, CosignRefused, CosignRequest
 from adapters.bridge_memo import TokenBody
 from adapters.capabilities import Bytes32Accounts
-from adapters.message import Message, MessageFormatError, MessageId, address_to_bytes32, keccak256
+from adapters.message import Message, MessageFormatError, MessageId, address_to_bytes32, id_hex, message_id
 from config.settings import Settings
 from relayer.daemon.metrics import Metrics
-from relayer.store import Store
+from relayer.store import CosignReservation, Store
 
 log = structlog.get_logger("relayer.pipeline.accountant")
 
@@ -81,7 +78,7 @@ def token_text(token: TokenKey) -> str:
 class TokenTransfer:
     """A token message as the accountant counts it."""
 
-    id: str  # 0x message id
+    id: MessageId
     origin: int
     nonce: int
     destination: int
@@ -170,7 +167,7 @@ class TokenDirectory:
             body = TokenBody.decode(message.body)
         except MessageFormatError:
             return None
-        return TokenTransfer("0x" + keccak256(raw).hex(), int(message.origin), message.nonce, int(message.destination),
+        return TokenTransfer(message_id(raw), int(message.origin), message.nonce, int(message.destination),
                              (body.home_domain, body.home_token), body.amount)
 
     def token_label(self, token: TokenKey) -> str:
@@ -235,28 +232,6 @@ def _home_of(home_domain: int | None, home_token: str | None, home_decimals: int
     return (int(home_domain), token), 10 ** ((decimals if home_decimals is None else home_decimals) - decimals)
 
 
-class CosignReservation(SQLModel, table=True):
-    """A delivery this validator co-signed: counted as paid out until the chain says it can never land."""
-
-    __tablename__ = "accountant_cosigns"
-    __table_args__ = (Index("ix_accountant_cosigns_open", "validator", "chain", "settled_at"),)
-
-    validator: str = Field(primary_key=True, max_length=42)
-    chain: str = Field(primary_key=True, max_length=64)
-    payload_sha256: str = Field(primary_key=True, max_length=64)
-    request: str  # the CosignRequest's JSON: what the chain is asked about later
-    message_ids: str  # JSON list of 0x ids
-    amounts: str  # JSON {token text: home units as a decimal string}
-    signed_at: float
-    settled_at: float | None = None  # when it was found unable to land (or landed and counted by the chain)
-
-    def ids(self) -> list[str]:
-        return list(json.loads(self.message_ids))
-
-    def amount(self, token: TokenKey) -> int:
-        return int(json.loads(self.amounts).get(token_text(token), "0"))
-
-
 @runtime_checkable
 class SupplySource(Protocol):
     """What the co-sign check reads of a destination (``MessageSender`` has both)."""
@@ -280,9 +255,9 @@ class GlobalAccountant:
         self.clock = clock
         self.ledger = Ledger()
         self.lagging = lagging
-        self._refused: dict[int, tuple[str, bool]] = {}  # origin -> (transfer it stops at, refused (else waiting))
+        # origin -> (transfer it stops at, refused (else waiting))
+        self._refused: dict[int, tuple[MessageId, bool]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        SQLModel.metadata.create_all(store.engine, tables=[CosignReservation.__table__])  # type: ignore[attr-defined]
 
     # ---- the ledger: rebuilt from the store, moved forward by the attesters
     def load(self, attested: Mapping[int, int]) -> None:
@@ -315,12 +290,13 @@ class GlobalAccountant:
         if complete and count != last - first + 1:
             return None
         out = []
-        for _nonce, message_id, raw in rows:
+        for _nonce, mid, raw in rows:
             transfer = self.directory.transfer(raw)
             if transfer is None:
                 continue
-            if transfer.id != "0x" + message_id.hex():
-                log.error("accountant_store_mismatch", origin=self.directory.chain_label(origin), message_id=message_id)
+            if transfer.id != mid:
+                log.error("accountant_store_mismatch", origin=self.directory.chain_label(origin),
+                          message_id=id_hex(mid))
                 return None
             out.append(transfer)
         return out
@@ -344,11 +320,11 @@ class GlobalAccountant:
                 return t.nonce - 1, admitted
             trial.apply(t)
             admitted.append(t)
-            if self._refused.get(origin, ("",))[0] == t.id:
+            if origin in self._refused and self._refused[origin][0] == t.id:
                 del self._refused[origin]
                 self.metrics.set("validator_accountant_blocked", 0, origin=self.directory.chain_label(origin))
-                log.info("accountant_caught_up", origin=self.directory.chain_label(origin), message_id=t.id,
-                         token=self.directory.token_label(t.token), amount=t.amount)
+                log.info("accountant_caught_up", origin=self.directory.chain_label(origin),
+                         message_id=id_hex(t.id), token=self.directory.token_label(t.token), amount=t.amount)
         return last, admitted
 
     def commit(self, transfers: Iterable[TokenTransfer]) -> None:
@@ -371,14 +347,14 @@ class GlobalAccountant:
         self._refused[t.origin] = (t.id, not behind)
         self.metrics.set("validator_accountant_blocked", 1, origin=origin)
         if behind:
-            log.info("accountant_waiting", origin=origin, message_id=t.id, nonce=t.nonce,
+            log.info("accountant_waiting", origin=origin, message_id=id_hex(t.id), nonce=t.nonce,
                      token=self.directory.token_label(t.token), amount=t.amount, available=refusal.available,
                      waiting_for=behind)
             return
         self.metrics.inc("validator_accountant_refused_total", origin=origin, reason=refusal.reason)
         log.error("accountant_refused", origin=origin, reason=refusal.reason,
                   token=self.directory.token_label(t.token), chain=self.directory.chain_label(refusal.chain),
-                  amount=t.amount, available=refusal.available, message_id=t.id, nonce=t.nonce,
+                  amount=t.amount, available=refusal.available, message_id=id_hex(t.id), nonce=t.nonce,
                   destination=self.directory.chain_label(t.destination),
                   action="not attested: this origin's checkpoints stop before it until the amount is there")
 
@@ -418,12 +394,12 @@ class GlobalAccountant:
             raise self._cosign_refused(validator, chain, "duplicate_message", "a message is listed twice in one delivery")
         digest = hashlib.sha256(request.payload).hexdigest()
         async with self._lock(chain):
-            open_rows = await self.store.aio.run(self._open, validator, chain)
+            open_rows = await self.store.aio.open_reservations(validator, chain)
             if any(r.payload_sha256 == digest for r in open_rows):
                 return  # the same transaction again: it lands at most once and is counted already
             try:
                 live = await self._still_live(adapter, open_rows)
-                delivered = await adapter.delivered([MessageId(bytes.fromhex(i[2:])) for i in ids])
+                delivered = await adapter.delivered(ids)
                 rooms = {token: await self._room(adapter, token, live) for token in {t.token for t in transfers}}
             except AdapterError as exc:
                 raise self._cosign_refused(validator, chain, "unverifiable",
@@ -431,13 +407,14 @@ class GlobalAccountant:
             for t, done in zip(transfers, delivered, strict=True):
                 if done:
                     raise self._cosign_refused(validator, chain, "already_paid",
-                                               f"message {t.id} is already delivered on {chain}", message_id=t.id)
+                                               f"message {id_hex(t.id)} is already delivered on {chain}",
+                                               message_id=id_hex(t.id))
             reserved = {i for r in live for i in r.ids()}
             for t in transfers:
                 if t.id in reserved:
                     raise self._cosign_refused(validator, chain, "payout_pending",
-                                               f"message {t.id} is in another co-signed transaction that can still land",
-                                               message_id=t.id)
+                                               f"message {id_hex(t.id)} is in another co-signed transaction "
+                                               "that can still land", message_id=id_hex(t.id))
             for token, room in rooms.items():
                 if room is None:
                     raise self._cosign_refused(validator, chain, "unknown_token",
@@ -449,14 +426,9 @@ class GlobalAccountant:
                         validator, chain, "exceeds_attested",
                         f"paying {payout} more of {self.directory.token_label(token)} on {chain} would make "
                         f"{used + payout}, above the {available} attested there", token=self.directory.token_label(token),
-                        amount=payout, paid_and_reserved=used, available=available, message_ids=ids)
-            await self.store.aio.run(self._reserve, validator, chain, digest, request, transfers)
-
-    def _open(self, validator: str, chain: str) -> list[CosignReservation]:
-        r = CosignReservation
-        with Session(self.store.engine) as s:
-            return list(s.exec(select(r).where(col(r.validator) == validator, col(r.chain) == chain,
-                                               col(r.settled_at).is_(None))).all())
+                        amount=payout, paid_and_reserved=used, available=available,
+                        message_ids=[id_hex(i) for i in ids])
+            await self._reserve(validator, chain, digest, request, transfers)
 
     async def _still_live(self, adapter: ChainAdapter, rows: list[CosignReservation]) -> list[CosignReservation]:
         """The reservations whose transaction may still land; the others are settled (the chain's supply now
@@ -467,26 +439,16 @@ class GlobalAccountant:
             liveness = adapter
 
             async def can_land(row: CosignReservation) -> bool:
-                return await liveness.cosign_can_land(CosignRequest.from_json(json.loads(row.request)))
+                return await liveness.cosign_can_land(row.cosign_request())
         else:
             async def can_land(row: CosignReservation) -> bool:
-                return not all(await adapter.delivered([MessageId(bytes.fromhex(i[2:])) for i in row.ids()]))
+                return not all(await adapter.delivered(row.ids()))
 
         verdicts = await asyncio.gather(*(can_land(r) for r in rows))
         dead = [r for r, alive in zip(rows, verdicts, strict=True) if not alive]
         if dead:
-            await self.store.aio.run(self._settle_reservations, dead)
+            await self.store.aio.settle_reservations(dead, at=self.clock())
         return [r for r, alive in zip(rows, verdicts, strict=True) if alive]
-
-    def _settle_reservations(self, dead: list[CosignReservation]) -> None:
-        now = self.clock()
-        with Session(self.store.engine) as s:
-            for row in dead:
-                stored = s.get(CosignReservation, (row.validator, row.chain, row.payload_sha256))
-                if stored is not None:
-                    stored.settled_at = now
-                    s.add(stored)
-            s.commit()
 
     async def _room(self, adapter: ChainAdapter, token: TokenKey, live: list[CosignReservation]
                     ) -> tuple[int, int] | None:
@@ -495,26 +457,17 @@ class GlobalAccountant:
         place = self.directory.places.get((int(adapter.domain), token))
         if place is None or not isinstance(adapter, SupplySource):
             return None
-        reserved = sum(r.amount(token) for r in live)
+        reserved = sum(r.amount(token_text(token)) for r in live)
         if place.native:  # at home: the custodian keeps what backs the wrapped tokens elsewhere
             held = await adapter.token_balance(place.symbol, place.custodian) * place.scale
             return reserved, held - self.ledger.locked.get(token, 0)
         paid = await adapter.token_supply(place.symbol) * place.scale
         return paid + reserved, self.ledger.outstanding.get(token, {}).get(int(adapter.domain), 0)
 
-    def _reserve(self, validator: str, chain: str, digest: str, request: CosignRequest,
-                 transfers: list[TokenTransfer]) -> None:
+    async def _reserve(self, validator: str, chain: str, digest: str, request: CosignRequest,
+                       transfers: list[TokenTransfer]) -> None:
         amounts: dict[str, int] = defaultdict(int)
         for t in transfers:
             amounts[token_text(t.token)] += t.amount
-        row = CosignReservation(validator=validator, chain=chain, payload_sha256=digest,
-                                request=json.dumps(request.to_json()), message_ids=json.dumps([t.id for t in transfers]),
-                                amounts=json.dumps({k: str(v) for k, v in amounts.items()}), signed_at=self.clock())
-        with Session(self.store.engine) as s:
-            existing = s.get(CosignReservation, (validator, chain, digest))
-            if existing is not None:  # settled earlier (could not land then): counted again from now on
-                existing.settled_at, existing.signed_at = None, row.signed_at
-                s.add(existing)
-            else:
-                s.add(row)
-            s.commit()
+        ids = [t.id for t in transfers]
+        await self.store.aio.reserve_cosign(validator, chain, digest, request, ids, amounts, at=self.clock())

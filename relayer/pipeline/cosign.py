@@ -39,9 +39,6 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import BigInteger, Integer, inspect, text
-from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, select
 
 from adapters.base import (
     PAYLOAD_MISMATCH,
@@ -53,54 +50,14 @@ from adapters.base import (
     NoCosignQuorum,
     SignedTerms,
 )
-from adapters.message import Message, MessageFormatError, MessageId, keccak256
+from adapters.message import Message, MessageFormatError, MessageId, id_hex, message_id
 from config.settings import ValidatorRef
 from relayer.daemon import failpoints
 from relayer.daemon.metrics import Metrics
 from relayer.pipeline.accountant import GlobalAccountant
-from relayer.store import Store
+from relayer.store import Cosignature, Store
 
 log = structlog.get_logger("relayer.pipeline.cosign")
-
-
-class CosignRecord(SQLModel, table=True):
-    """What a validator co-signed for one message: the newest payload only (an earlier one was replaced only
-    once it could never land). ``last_height`` / ``sequence`` / ``anchor``: the payload's ``SignedTerms``; a row
-    of a version before them (all NULL) is treated as able to land until the message is delivered."""
-
-    __tablename__ = "cosignatures"
-
-    validator: str = Field(primary_key=True, max_length=42)
-    chain: str = Field(primary_key=True, max_length=64)
-    message_id: str = Field(primary_key=True, max_length=66)
-    payload_sha256: str = Field(max_length=64)
-    last_height: int | None = None
-    sequence: int | None = None
-    anchor: str | None = Field(default=None, max_length=128)
-    signed_at: float
-
-    def terms(self) -> SignedTerms | None:
-        if self.last_height is None:
-            return None
-        return SignedTerms(self.last_height, self.sequence, self.anchor or "")
-
-
-for _column in CosignRecord.__table__.columns:  # type: ignore[attr-defined]  # heights and sequences are u64
-    if isinstance(_column.type, Integer) and not isinstance(_column.type, BigInteger):
-        _column.type = BigInteger()
-
-
-def _create_cosign_table(engine: Engine) -> None:
-    """Create ``cosignatures``, or add the columns this version declares to one an older version created
-    (``last_height``, ``sequence``, ``anchor``: nullable; the old ``expires_at`` column stays and is unused)."""
-    table = CosignRecord.__table__  # type: ignore[attr-defined]
-    with engine.begin() as conn:
-        SQLModel.metadata.create_all(conn, tables=[table])
-        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in present and column.nullable:
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" '
-                                  f"{column.type.compile(dialect=conn.dialect)}"))
 
 
 class CosignService:
@@ -119,11 +76,6 @@ class CosignService:
         self.clock = clock
         self.accountant = accountant
         self._locks: dict[str, asyncio.Lock] = {}
-        _create_cosign_table(store.engine)
-
-    @property
-    def engine(self) -> Engine:
-        return self.store.engine
 
     def _lock(self, chain: str) -> asyncio.Lock:
         """One lock per chain: the check (with its chain reads) and the record of a request are one step in this
@@ -159,7 +111,7 @@ class CosignService:
                 await self._check_once(validator, chain, adapter, ids, digest)
             if self.accountant is not None:
                 await self.accountant.check_cosign(validator, adapter, request)
-            await self.store.aio.run(self._record, validator, chain, ids, digest, terms)
+            await self.store.aio.record_cosignatures(validator, chain, ids, digest, terms, at=self.clock())
         signer, signature = adapter.cosign_with(key, request)
         self.metrics.inc("validator_cosigned_total", chain=chain, validator=validator)
         log.info("cosigned", chain=chain, validator=validator, messages=len(ids), sequence=terms.sequence,
@@ -175,10 +127,10 @@ class CosignService:
                 msg = Message.decode(raw)
             except MessageFormatError as exc:
                 raise self._refuse(chain, "malformed message", f"messages[{i}]: {exc}") from exc
-            mid = keccak256(raw)
+            mid = message_id(raw)
             if mid in ids:  # two payouts of one message in one transaction
                 raise self._refuse(chain, "duplicate message", f"messages[{i}] 0x{mid.hex()} is listed twice")
-            known = self.store.get(MessageId(mid))
+            known = self.store.get(mid)
             if known is None or bytes(known.raw) != raw:
                 raise self._refuse(chain, "not attested", f"messages[{i}] 0x{mid.hex()} is not a message this validator indexed")
             if msg.destination != domain:
@@ -188,7 +140,7 @@ class CosignService:
             if signed is None or signed < msg.nonce:
                 raise self._refuse(chain, "not attested", f"messages[{i}] has nonce {msg.nonce} of origin {msg.origin}; "
                                                           f"this validator attested up to {signed}")
-            ids.append(MessageId(mid))
+            ids.append(mid)
         return ids
 
     async def _terms(self, chain: str, adapter: CosignedDelivery, request: CosignRequest) -> SignedTerms:
@@ -203,18 +155,13 @@ class CosignService:
                           digest: str) -> None:
         """Refuse unless every message is unsigned, signed with this very payload, or signed with payloads that
         the chain shows can never land, for messages the chain shows undelivered (read after that)."""
-        earlier = await self.store.aio.run(self._earlier, validator, chain, ids)
-        others = [r for r in earlier if r.payload_sha256 != digest]
+        earlier = await self.store.aio.cosignatures(validator, chain, ids)
+        others = [c for c in earlier if c.payload_sha256 != digest]
         if not others:
             return
         try:
-            for record in others:
-                terms = record.terms()
-                if terms is None or await adapter.terms_can_land(terms):
-                    raise self._refuse(chain, "already cosigned",
-                                       f"message {record.message_id} was co-signed in another transaction that can "
-                                       f"still land ({_describe(terms)})")
-            delivered = await adapter.delivered([MessageId(bytes.fromhex(r.message_id[2:])) for r in others])
+            await self._refuse_if_can_land(chain, adapter, others)
+            delivered = await adapter.delivered([c.message_id for c in others])
         except AdapterError as exc:
             if isinstance(exc, CosignRefused):
                 raise
@@ -222,26 +169,13 @@ class CosignService:
         if any(delivered):
             raise self._refuse(chain, "already delivered", "a message of this request is already delivered on chain")
 
-    def _earlier(self, validator: str, chain: str, ids: list[MessageId]) -> list[CosignRecord]:
-        """What this validator co-signed on ``chain`` for any of ``ids``."""
-        wanted = {"0x" + m.hex() for m in ids}
-        with Session(self.engine) as s:
-            return [r for r in s.exec(select(CosignRecord).where(
-                CosignRecord.validator == validator, CosignRecord.chain == chain,
-                CosignRecord.message_id.in_(wanted))).all()]  # type: ignore[attr-defined]
-
-    def _record(self, validator: str, chain: str, ids: list[MessageId], digest: str, terms: SignedTerms) -> None:
-        now = self.clock()
-        with Session(self.engine) as s:
-            for mid in ids:
-                rec = s.get(CosignRecord, (validator, chain, "0x" + mid.hex()))
-                if rec is None:
-                    rec = CosignRecord(validator=validator, chain=chain, message_id="0x" + mid.hex(),
-                                       payload_sha256=digest, signed_at=now)
-                rec.payload_sha256, rec.signed_at = digest, now
-                rec.last_height, rec.sequence, rec.anchor = terms.last_height, terms.sequence, terms.anchor or None
-                s.add(rec)
-            s.commit()
+    async def _refuse_if_can_land(self, chain: str, adapter: CosignedDelivery, others: list[Cosignature]
+                                  ) -> None:
+        for c in others:
+            if c.terms is None or await adapter.terms_can_land(c.terms):
+                raise self._refuse(chain, "already cosigned",
+                                   f"message {id_hex(c.message_id)} was co-signed in another transaction that "
+                                   f"can still land ({_describe(c.terms)})")
 
 
 def _describe(terms: SignedTerms | None) -> str:

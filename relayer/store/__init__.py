@@ -1,5 +1,6 @@
-"""The persisted pipeline: messages, deliveries, signed checkpoints, watcher cursors and the instances sharing the
-database (sqlmodel), one module per table family behind one facade, ``Store``.
+"""The persisted pipeline: messages, deliveries, signed checkpoints, watcher cursors, the instances sharing the
+database, the validators' co-signatures and the accountant's reservations (sqlmodel), one module per table
+family behind one facade, ``Store``.
 
 SQLite by default (WAL, one file, nothing to set up); PostgreSQL by URL. Every state change is one SQL
 transaction, so ``kill -9`` at any instant leaves a consistent store and a restart resumes from it.
@@ -15,7 +16,8 @@ sides; the tables hold 0x hex. Every database error leaves the store as ``StoreE
 
 Modules: ``schema`` (engine, schema, what the families share), ``messages`` (indexing, claims, retries),
 ``inspection`` (reads for operators and the API), ``deliveries``, ``checkpoints``, ``cursors``, ``instances``
-(heartbeats and hand-over), ``errors``, ``offloop``.
+(heartbeats and hand-over), ``cosignatures`` (the co-sign once-rule), ``accountant`` (co-sign reservations),
+``errors``, ``offloop``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from relayer.store.accountant import CosignReservation, ReservationTable
 from relayer.store.checkpoints import CheckpointRecord, CheckpointTable
+from relayer.store.cosignatures import Cosignature, CosignatureTable, CosignRecord
 from relayer.store.cursors import CursorRecord, CursorTable
 from relayer.store.deliveries import DeliveryRecord, DeliveryTable
 from relayer.store.errors import StoreError, map_store_errors
@@ -47,6 +51,9 @@ __all__ = [
     "OPEN_STATES",
     "AsyncStore",
     "CheckpointRecord",
+    "CosignRecord",
+    "CosignReservation",
+    "Cosignature",
     "CursorRecord",
     "DeliveryRecord",
     "FailureReason",
@@ -64,7 +71,8 @@ __all__ = [
 
 
 @map_store_errors
-class Store(MessageTable, MessageQueries, DeliveryTable, CheckpointTable, CursorTable, InstanceTable):
+class Store(MessageTable, MessageQueries, DeliveryTable, CheckpointTable, CursorTable, InstanceTable,
+            CosignatureTable, ReservationTable):
     """All pipeline persistence, synchronous; ``aio`` is the same store for code on an event loop."""
 
     def __init__(self, url: str, *, owner: str = "relayer", clock: Callable[[], float] = time.time) -> None:

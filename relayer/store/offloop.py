@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Engine
 
+from relayer.store.accountant import ReservationTable
 from relayer.store.checkpoints import CheckpointTable
+from relayer.store.cosignatures import CosignatureTable
 from relayer.store.cursors import CursorTable
 from relayer.store.deliveries import DeliveryTable
 from relayer.store.inspection import MessageQueries
@@ -112,3 +114,9 @@ class AsyncStore:
     instances = _off_loop(InstanceTable.instances)
     alive_instances = _off_loop(InstanceTable.alive_instances)
     adopt_dead_instances = _off_loop(InstanceTable.adopt_dead_instances)
+    # the validators' co-signatures (the once-rule) and the accountant's reservations
+    cosignatures = _off_loop(CosignatureTable.cosignatures)
+    record_cosignatures = _off_loop(CosignatureTable.record_cosignatures)
+    open_reservations = _off_loop(ReservationTable.open_reservations)
+    settle_reservations = _off_loop(ReservationTable.settle_reservations)
+    reserve_cosign = _off_loop(ReservationTable.reserve_cosign)

@@ -28,8 +28,8 @@ from adapters.base import (
 )
 from adapters.message import MESSAGE_VERSION, Message, keccak256
 from relayer.daemon.metrics import Metrics
-from relayer.pipeline.cosign import CosignRecord, CosignService
-from relayer.store import CheckpointRecord, Store
+from relayer.pipeline.cosign import CosignService
+from relayer.store import CheckpointRecord, CosignRecord, Store
 
 ORIGIN, DEST = 1000, 5000
 VALIDATOR = "0x" + "aa" * 20
@@ -166,7 +166,7 @@ async def test_terms_the_chain_refuses_are_not_signed_or_recorded(world, sequenc
     with pytest.raises(CosignRefused) as exc:
         await service.cosign(VALIDATOR, _request(raws[:1], sequence=sequence, last=last))
     assert exc.value.reason == reason and _refused(service, reason) == 1
-    with Session(service.engine) as s:
+    with Session(service.store.engine) as s:
         assert s.get(CosignRecord, (VALIDATOR, "sol", "0x" + keccak256(raws[0]).hex())) is None
 
 
@@ -197,7 +197,7 @@ async def test_a_second_payout_after_the_first_timed_out_undelivered_and_never_o
     chain.calls.clear()
     await service.cosign(VALIDATOR, _request(raws[:1], sequence=5, last=25))
     assert chain.calls == ["terms", "can_land", "delivered"]  # delivered is read after the height
-    with Session(service.engine) as s:  # the record now holds the second payout's terms, from its payload
+    with Session(service.store.engine) as s:  # the record now holds the second payout's terms, from its payload
         rec = s.get(CosignRecord, (VALIDATOR, "sol", "0x" + keccak256(raws[0]).hex()))
         assert rec is not None and (rec.last_height, rec.sequence) == (25, 5)
     # the second one landed: never a third, even after its timeout
@@ -246,7 +246,7 @@ async def test_a_chain_that_cannot_be_asked_signs_nothing(world):
         with pytest.raises(CosignRefused) as exc:
             await service.cosign(VALIDATOR, request)
         assert exc.value.reason == "chain unavailable"
-    with Session(service.engine) as s:
+    with Session(service.store.engine) as s:
         assert s.get(CosignRecord, (VALIDATOR, "sol", "0x" + keccak256(raws[1]).hex())) is None
         rec = s.get(CosignRecord, (VALIDATOR, "sol", "0x" + keccak256(raws[0]).hex()))
         assert rec is not None and rec.last_height == 20
