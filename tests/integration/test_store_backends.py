@@ -3,6 +3,7 @@ by RELAYER_TEST_POSTGRES_URL, or else one of the tests' own from tests/pg.py).""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -11,6 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
+from adapters.base import CosignRequest, SignedTerms
+from adapters.message import MessageId
 from relayer.pipeline.outcome import Backoff
 from relayer.store import DeliveryRecord, FailureReason, InstanceState, MessageState, Store, StoredMessage
 from tests.fakes.chain import FakeChain
@@ -41,7 +44,8 @@ def store_url(request, tmp_path):
     url = os.environ["RELAYER_TEST_POSTGRES_URL"]
     schema_reset = Store(url)
     with schema_reset.engine.begin() as conn:
-        for table in ("messages", "deliveries", "checkpoints", "cursors", "instances"):
+        for table in ("messages", "deliveries", "checkpoints", "cursors", "instances", "cosignatures",
+                      "accountant_cosigns"):
             conn.execute(text(f"DELETE FROM {table}"))
     schema_reset.close()
     yield url
@@ -303,4 +307,29 @@ def test_a_store_created_by_an_older_version_gains_the_new_columns(store_url):
     s.record_submission(tx_hash=tx, destination=2, origin=1, sender="0xa", nonce=0, ids=[m.id], gas_limit=1, max_fee=1)
     s.settle_delivery(tx, [m.id], at=1.0, gas_used=1, fee_paid=10**18, height=1)
     assert s.get(m.id).state == MessageState.DELIVERED.value
+    s.close()
+
+
+async def test_cosignatures_and_reservations_take_and_give_message_ids(store_url):
+    """The validators' tables: ids go in and come out as ``MessageId`` (0x hex in the rows), u64 terms fit, and the
+    same calls are declared on ``store.aio``."""
+    s = Store(store_url)
+    ids = [MessageId(bytes([k]) * 32) for k in (1, 2)]
+    far = SignedTerms(last_height=2**40, sequence=2**33, anchor="hash")
+    await s.aio.record_cosignatures("0xv", "sol", ids, "aa" * 32, far, at=1.0)
+    await s.aio.record_cosignatures("0xv", "sol", ids[1:], "bb" * 32, SignedTerms(7), at=2.0)  # replaces the second
+    got = {c.message_id: c for c in await s.aio.cosignatures("0xv", "sol", [*ids, MessageId(b"\3" * 32)])}
+    assert set(got) == set(ids) and got[ids[0]].terms == far
+    assert (got[ids[1]].payload_sha256, got[ids[1]].terms) == ("bb" * 32, SignedTerms(7, None, ""))
+    assert s.cosignatures("0xv", "cosmos", ids) == []
+    request = CosignRequest("sol", b"payload", (b"m1", b"m2"), {"k": "v"})
+    await s.aio.reserve_cosign("0xv", "sol", "cc" * 32, request, ids, {"1:0x7e": 10**30}, at=3.0)
+    (row,) = await s.aio.open_reservations("0xv", "sol")
+    assert row.ids() == ids and row.amount("1:0x7e") == 10**30 and row.amount("2:0x00") == 0
+    assert row.cosign_request() == request and json.loads(row.message_ids)[0] == "0x" + "01" * 32
+    await s.aio.settle_reservations([row], at=4.0)
+    assert await s.aio.open_reservations("0xv", "sol") == []
+    await s.aio.reserve_cosign("0xv", "sol", "cc" * 32, request, ids, {"1:0x7e": 1}, at=5.0)  # counts again
+    (again,) = s.open_reservations("0xv", "sol")
+    assert (again.signed_at, again.settled_at, again.amount("1:0x7e")) == (5.0, None, 10**30)
     s.close()
