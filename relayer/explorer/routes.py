@@ -79,8 +79,8 @@ class FeedEvent:
 class ExplorerFeed:
     """The one poller behind every ``/v1/explorer/events`` stream (see the module docstring)."""
 
-    def __init__(self, queries: ExplorerQueries, samples: ChainSampleBuffer, view: Callable[[MessageRecord], dict[str, Any]],
-                 *, poll_s: float, max_queue: int = 256) -> None:
+    def __init__(self, queries: ExplorerQueries, samples: ChainSampleBuffer,
+                 view: Callable[[MessageRecord], dict[str, Any]], *, poll_s: float, max_queue: int = 256) -> None:
         self.queries = queries
         self.samples = samples
         self.view = view
@@ -101,7 +101,8 @@ class ExplorerFeed:
     @staticmethod
     def samples_event(new: list[ChainSample], cursor: float) -> FeedEvent:
         seq = new[-1].seq
-        return FeedEvent(_sse("samples", {"seq": seq, "samples": [s.view() for s in new]}, event_id=f"{cursor!r}/{seq}"),
+        return FeedEvent(_sse("samples", {"seq": seq, "samples": [s.view() for s in new]},
+                              event_id=f"{cursor!r}/{seq}"),
                          cursor, seq)
 
     async def subscribe(self) -> Subscription:
@@ -237,7 +238,8 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
         # the signing time is known to a process that signs (role validator or all); a relayer only sees the index
         timeline.append({"step": "attested", "at": signed_at, "checkpoint_index": rec.checkpoint_index})
         for d in deliveries:
-            timeline.append({"step": "submitted", "at": d.submitted_at, "chain": names.get(d.destination, str(d.destination)),
+            timeline.append({"step": "submitted", "at": d.submitted_at,
+                             "chain": names.get(d.destination, str(d.destination)),
                              "tx": d.tx_hash, "state": d.state, "replaced_by": d.replaced_by})
         if rec.state == MessageState.DELIVERED.value:
             timeline.append({"step": "delivered", "at": rec.delivered_at,
@@ -252,7 +254,8 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
 
     @api.get("/v1/explorer/throughput", responses=error_responses(400))
     async def throughput(window_s: int = Query(600, ge=10, le=86_400, description="how far back, seconds"),
-                         bucket_s: int = Query(10, ge=1, le=3600, description="bucket width, seconds")) -> dict[str, Any]:
+                         bucket_s: int = Query(10, ge=1, le=3600,
+                                               description="bucket width, seconds")) -> dict[str, Any]:
         """Deliveries per destination (by ``delivered_at``) and dispatches per origin (by origin block time)
         per bucket. Buckets are aligned to multiples of ``bucket_s``; the last one is still filling."""
         if bucket_s > window_s:
@@ -287,7 +290,8 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
         return {"chains": [{"name": c.name, "domain": c.domain, "family": c.family} for c in chains],
                 "last_seq": samples.last_seq, "samples": [s.view() for s in samples.window(window_s)]}
 
-    @api.get("/v1/explorer/events", response_class=StreamingResponse, responses={**SSE_RESPONSE, **error_responses(400)})
+    @api.get("/v1/explorer/events", response_class=StreamingResponse,
+             responses={**SSE_RESPONSE, **error_responses(400)})
     async def events(since: float | None = Query(None, description="message cursor (latest_change of /v1/messages)"),
                      after_seq: int | None = Query(None, ge=0, description="chain samples after this sequence number"),
                      max_s: float = Query(300.0, gt=0, le=3600, description="the stream ends after this long"),
@@ -338,7 +342,8 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
                         yield ": keepalive\n\n"
                         quiet_since = time.monotonic()
                     try:  # woken by the feed, or after poll_s to look at the deadline and the daemon's stop
-                        got = await asyncio.wait_for(sub.queue.get(), max(0.0, min(poll_s, deadline - time.monotonic())))
+                        got = await asyncio.wait_for(sub.queue.get(),
+                                                     max(0.0, min(poll_s, deadline - time.monotonic())))
                     except TimeoutError:
                         got = ()
                     if got is None:

@@ -389,7 +389,8 @@ class GlobalAccountant:
             self.metrics.set("validator_accountant_locked", self.ledger.locked.get(token, 0), token=label,
                              chain=names.chain_label(token[0]))
             for chain, amount in self.ledger.outstanding.get(token, {}).items():
-                self.metrics.set("validator_accountant_outstanding", amount, token=label, chain=names.chain_label(chain))
+                self.metrics.set("validator_accountant_outstanding", amount, token=label,
+                                 chain=names.chain_label(chain))
 
     # ---- co-signatures
     def _lock(self, chain: str) -> asyncio.Lock:
@@ -415,7 +416,8 @@ class GlobalAccountant:
             transfers.append(t)
         ids = [t.id for t in transfers]
         if len(set(ids)) != len(ids):
-            raise self._cosign_refused(validator, chain, "duplicate_message", "a message is listed twice in one delivery")
+            raise self._cosign_refused(validator, chain, "duplicate_message",
+                                       "a message is listed twice in one delivery")
         digest = hashlib.sha256(request.payload).hexdigest()
         async with self._lock(chain):
             open_rows = await self.store.aio.run(self._open, validator, chain)
@@ -436,19 +438,22 @@ class GlobalAccountant:
             for t in transfers:
                 if t.id in reserved:
                     raise self._cosign_refused(validator, chain, "payout_pending",
-                                               f"message {t.id} is in another co-signed transaction that can still land",
+                                               f"message {t.id} is in another co-signed transaction that can still "
+                                               "land",
                                                message_id=t.id)
             for token, room in rooms.items():
                 if room is None:
                     raise self._cosign_refused(validator, chain, "unknown_token",
-                                               f"no payout of {token_text(token)} on {chain} is known to the accountant")
+                                               f"no payout of {token_text(token)} on {chain} is known to the "
+                                               "accountant")
                 used, available = room
                 payout = sum(t.amount for t in transfers if t.token == token)
                 if used + payout > available:
                     raise self._cosign_refused(
                         validator, chain, "exceeds_attested",
                         f"paying {payout} more of {self.directory.token_label(token)} on {chain} would make "
-                        f"{used + payout}, above the {available} attested there", token=self.directory.token_label(token),
+                        f"{used + payout}, above the {available} attested there",
+                        token=self.directory.token_label(token),
                         amount=payout, paid_and_reserved=used, available=available, message_ids=ids)
             await self.store.aio.run(self._reserve, validator, chain, digest, request, transfers)
 
@@ -508,7 +513,8 @@ class GlobalAccountant:
         for t in transfers:
             amounts[token_text(t.token)] += t.amount
         row = CosignReservation(validator=validator, chain=chain, payload_sha256=digest,
-                                request=json.dumps(request.to_json()), message_ids=json.dumps([t.id for t in transfers]),
+                                request=json.dumps(request.to_json()),
+                                message_ids=json.dumps([t.id for t in transfers]),
                                 amounts=json.dumps({k: str(v) for k, v in amounts.items()}), signed_at=self.clock())
         with Session(self.store.engine) as s:
             existing = s.get(CosignReservation, (validator, chain, digest))
