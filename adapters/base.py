@@ -157,10 +157,12 @@ class CosignRequest:
         payload = _hex_bytes(doc.get("payload"), "payload")
         messages = doc.get("messages")
         if not isinstance(messages, list):
-            raise MessageFormatError(f"cosign request field 'messages': expected a list of hex strings, got {messages!r:.80}")
+            raise MessageFormatError("cosign request field 'messages': expected a list of hex strings, got "
+                                     f"{messages!r:.80}")
         context = doc.get("context") or {}
         if not isinstance(context, dict) or not all(isinstance(v, str) for v in context.values()):
-            raise MessageFormatError(f"cosign request field 'context': expected an object of strings, got {context!r:.80}")
+            raise MessageFormatError("cosign request field 'context': expected an object of strings, got "
+                                     f"{context!r:.80}")
         return cls(chain, payload, tuple(_hex_bytes(m, f"messages[{i}]") for i, m in enumerate(messages)),
                    {str(k): v for k, v in context.items()})
 
@@ -231,8 +233,8 @@ class CosignedDelivery(Protocol):
 class CosignLiveness(Protocol):
     """Optional capability of a ``CosignedDelivery`` destination: can a delivery co-signed earlier still execute?
 
-    The validator's accountant (``relayer/pipeline/accountant.py``) counts every co-signed delivery as a payout until the
-    chain says it can no longer happen; without this capability it assumes so until its messages are delivered."""
+    The validator's accountant (``relayer/pipeline/accountant.py``) counts every co-signed delivery as a payout until
+    the chain says it can no longer happen; without this capability it assumes so until its messages are delivered."""
 
     async def cosign_can_land(self, request: CosignRequest) -> bool:
         """False only when the chain guarantees that ``request`` (which passed ``check_cosign``) can never execute

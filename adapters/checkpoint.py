@@ -35,7 +35,8 @@ class SignatureError(MessageFormatError):
 def checkpoint_digest(cp: Checkpoint) -> bytes:
     if len(cp.origin_mailbox) != 32 or len(cp.root) != 32:
         raise MessageFormatError("checkpoint mailbox and root must be 32 bytes each")
-    return keccak256(DOMAIN_TAG + struct.pack(">I", cp.origin) + cp.origin_mailbox + cp.root + struct.pack(">I", cp.index))
+    return keccak256(DOMAIN_TAG + struct.pack(">I", cp.origin) + cp.origin_mailbox + cp.root
+                     + struct.pack(">I", cp.index))
 
 
 def eip191_hash(digest: bytes) -> bytes:
@@ -99,7 +100,8 @@ def recover_digest_signer(digest: bytes, signature: bytes) -> str:
     if int.from_bytes(signature[32:64], "big") > _SECP256K1_N // 2:
         raise SignatureError("signature s is in the upper half of the curve order (malleable)")
     try:
-        public_key = coincurve.PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), eip191_hash(digest),
+        public_key = coincurve.PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]),
+                                                                    eip191_hash(digest),
                                                                     hasher=None)
     except Exception as exc:  # coincurve raises plain Exception/ValueError on bad points
         raise SignatureError(f"signature does not recover a public key: {exc}") from exc

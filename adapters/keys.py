@@ -41,7 +41,9 @@ def resolve_private_key(signer: SignerSettings, *, where: str, env: Mapping[str,
         except FileNotFoundError:
             raise ConfigError(f"{where}.keystore", f"keystore file {path} does not exist") from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{where}.keystore", f"cannot decrypt {path}: {type(exc).__name__} (wrong password or not a V3 keystore)") from None
+            raise ConfigError(f"{where}.keystore",
+                              f"cannot decrypt {path}: {type(exc).__name__} (wrong password or not a V3 "
+                              "keystore)") from None
         origin = f"keystore {path}"
     key = key.strip()
     if not _HEX_KEY.match(key):

@@ -52,7 +52,8 @@ class Message:
     body: bytes
 
     def encode(self) -> bytes:
-        return _HEADER.pack(self.version, self.nonce, self.origin, self.sender, self.destination, self.recipient) + self.body
+        return _HEADER.pack(self.version, self.nonce, self.origin, self.sender, self.destination,
+                            self.recipient) + self.body
 
     @property
     def id(self) -> MessageId:

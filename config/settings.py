@@ -172,11 +172,13 @@ class EvmChainConfig(_Model):
 class SolanaTokenConfig(_Model):
     mint: str = Field(description="SPL mint (base58)")
     decimals: int = Field(9, ge=0, le=18)
-    wrapped: bool = Field(False, description="minted here by the validators' multisig (else native: locked in the vault)")
+    wrapped: bool = Field(False,
+                          description="minted here by the validators' multisig (else native: locked in the vault)")
     home_domain: U32 | None = Field(None, description="wrapped: domain of the token's home chain")
     home_token: str | None = Field(None, description="wrapped: 0x-hex bytes32 of the token on its home chain")
     home_decimals: int | None = Field(None, ge=0, le=36, description=(
-        "wrapped: decimals on the home chain; amounts are scaled by 10**(home_decimals - decimals) (SPL amounts are u64)"))
+        "wrapped: decimals on the home chain; amounts are scaled by 10**(home_decimals - decimals) (SPL amounts are "
+        "u64)"))
 
 
 class SolanaChainConfig(_Model):
@@ -345,8 +347,8 @@ class StoreSettings(_Model):
 
 
 class ApiSettings(_Model):
-    """The HTTP front (``relayer/api/http_front.py``, ``relayer/api/request_guard.py``): what one client, and all of them
-    together, may hold. A client is its IP address (an IPv6 client its /64). Over a per-client cap the answer is
+    """The HTTP front (``relayer/api/http_front.py``, ``relayer/api/request_guard.py``): what one client, and all of
+    them together, may hold. A client is its IP address (an IPv6 client its /64). Over a per-client cap the answer is
     429, over a server-wide cap 503, both with ``Retry-After`` and a JSON body naming the key."""
 
     url: str = Field("http://127.0.0.1:8900", description="where the daemon serves HTTP")
@@ -361,7 +363,8 @@ class ApiSettings(_Model):
         "previous response (slow headers: 408 and closed)"))
     body_timeout_s: float = Field(30.0, gt=0, le=600, description=(
         "a request's body must arrive within this many seconds of its headers (408 and closed)"))
-    keep_alive_s: int = Field(5, ge=1, le=300, description="an idle keep-alive connection is closed after this many seconds")
+    keep_alive_s: int = Field(5, ge=1, le=300,
+                              description="an idle keep-alive connection is closed after this many seconds")
     max_connections: int = Field(1024, ge=1, le=100_000, description="open connections, all clients together")
     max_connections_per_client: int = Field(64, ge=1, le=100_000, description="open connections of one client")
     max_requests_in_flight: int = Field(256, ge=1, le=100_000, description=(
@@ -391,7 +394,8 @@ class ApiSettings(_Model):
                                   ("max_streams_per_client", "max_streams"),
                                   ("max_relay_requests_per_s_per_client", "max_relay_requests_per_s")):
             if getattr(self, per_client) > getattr(self, total):
-                raise ValueError(f"{per_client} ({getattr(self, per_client)}) is above {total} ({getattr(self, total)})")
+                raise ValueError(f"{per_client} ({getattr(self, per_client)}) is above {total} "
+                                 f"({getattr(self, total)})")
         return self
 
 
@@ -421,7 +425,8 @@ class RouterSettings(_Model):
     api_keys: list[str] = Field(default_factory=list, description=(
         "X-API-Key values for POST /v1/quote, /v1/intents and /v1/intents/{id}/broadcast; empty: open, which with "
         "operator_keys is allowed only when api.url is loopback-only"))
-    integrator_fee_share: float = Field(0.1, ge=0, le=1, description="share of an intent's fee earned by its integrator")
+    integrator_fee_share: float = Field(0.1, ge=0, le=1,
+                                        description="share of an intent's fee earned by its integrator")
     call_allowlist: dict[str, list[CallTarget]] = Field(default_factory=dict, description=(
         "chain -> contracts (and their function selectors) the operator accounts may call for call intents; "
         "empty: call intents signed by the operator accounts are refused"))

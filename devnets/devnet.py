@@ -94,7 +94,8 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         "[security]",
         f"threshold = {manifest['threshold']}",
         "validators = [",
-        *[f"  {{ address = {_toml_value(v['address'])}, url = {_toml_value(v['url'])} }}," for v in manifest["validators"]],
+        *[f"  {{ address = {_toml_value(v['address'])}, url = {_toml_value(v['url'])} }},"
+          for v in manifest["validators"]],
         "]",
         "",
         "[validator]",
@@ -333,7 +334,8 @@ class Devnet:
         try:
             for c in chains:
                 procs[c.name] = self._start_anvil(c)
-            self.state_path.write_text(json.dumps({"chains": {c.name: {"pid": procs[c.name].pid, "rpc_url": c.rpc_url} for c in chains}}))
+            self.state_path.write_text(json.dumps({"chains": {c.name: {"pid": procs[c.name].pid, "rpc_url": c.rpc_url}
+                                                              for c in chains}}))
             for c in chains:
                 evm_devnet.wait_until_answers(c, procs[c.name])
             step(f"{len(chains)} anvil chains answering")
@@ -364,7 +366,8 @@ class Devnet:
             "validator_keys": [{"address": a.lower(), "private_key": k} for a, k in zip(validators, validator_keys)],
             "threshold": THRESHOLD,
             "api_url": self.api_url,
-            "relayer_accounts": [evm_devnet.address_of(evm_devnet.devnet_key(i)) for i in (evm_devnet.RELAYER_A, evm_devnet.RELAYER_B)],
+            "relayer_accounts": [evm_devnet.address_of(evm_devnet.devnet_key(i))
+                                 for i in (evm_devnet.RELAYER_A, evm_devnet.RELAYER_B)],
             "created_at": time.time(),
         }
         try:
@@ -388,7 +391,8 @@ class Devnet:
         devnet keeps its secret: the beacon rebuilds the same beacon chains from the same anvil blocks."""
         from devnets.beacon import ChainSpec, start_beacon_devnet, write_committee_secret
 
-        specs = [ChainSpec(c.name, c.chain_id, c.rpc_url, c.finality, _finality_depth(c), (ports or {}).get(c.name) or 0)
+        specs = [ChainSpec(c.name, c.chain_id, c.rpc_url, c.finality, _finality_depth(c),
+                           (ports or {}).get(c.name) or 0)
                  for c in chains]
         if ports is None:
             write_committee_secret(self.dir / "beacon.secret")  # new chains, new committees; only the beacon reads it
@@ -497,7 +501,8 @@ class Devnet:
         home = manifest["chains"]["l1"]["tokens"]["TST"]["address"]
         # TST may go to Cosmos in whole uxtst (multiples of 10**12 home units); Cosmos amounts are 256-bit: no maximum
         tst = evm_devnet.ForeignRoute(manifest["chains"]["l1"]["domain"], _bytes32_hex(home), COSMOS_TST_DECIMALS)
-        evm_devnet.enroll_foreign_bridge(evm, COSMOS_DOMAIN, vault32, validators=[v["address"] for v in manifest["validators"]],
+        evm_devnet.enroll_foreign_bridge(evm, COSMOS_DOMAIN, vault32,
+                                         validators=[v["address"] for v in manifest["validators"]],
                                          threshold=manifest["threshold"], routes=[tst])
         step("cosmos devnet up, vault funded and enrolled on the EVM bridges, TST routed")
         genesis = genesis_manifest(settings)
@@ -513,7 +518,8 @@ class Devnet:
                                "home_token": _bytes32_hex(home), "home_decimals": 18,
                                "escrow": COSMOS_ESCROW}},
             # devnet test keys; they hold the fee denom only (uxtst: bridge TST in from l1 first)
-            "accounts": [{"address": a["address"], "private_key": a["private_key_hex"]} for a in genesis["accounts"][1:3]],
+            "accounts": [{"address": a["address"], "private_key": a["private_key_hex"]}
+                         for a in genesis["accounts"][1:3]],
             "genesis_balances": {"accounts": {a["address"]: a["balances"] for a in genesis["accounts"]},
                                  "escrow": genesis["escrow"]},
         }
@@ -566,7 +572,8 @@ class Devnet:
         wrapped = evm_devnet.enroll_foreign_bridge(evm, SOLANA_DOMAIN, multisig32,
                                                    validators=[v["address"] for v in manifest["validators"]],
                                                    threshold=manifest["threshold"],
-                                                   wrapped=[(SOLANA_DOMAIN, solx32, "Wrapped SOLX", "SOLX", SOLANA_DECIMALS)],
+                                                   wrapped=[(SOLANA_DOMAIN, solx32, "Wrapped SOLX", "SOLX",
+                                                             SOLANA_DECIMALS)],
                                                    routes=routes)
         for name, tokens in wrapped.items():
             manifest["chains"][name]["tokens"]["SOLX"] = {"address": tokens["SOLX"], "decimals": SOLANA_DECIMALS,

@@ -137,8 +137,9 @@ class IntentsBackend:
 
 
 class RoutingContext:
-    """What the routing API's route groups share: the capacity model, the intents backend, the API keys (``require_key``),
-    who the client is (``client_of``), the per-client limits (``admit``, ``spend_value``) and refusals (``refuse``)."""
+    """What the routing API's route groups share: the capacity model, the intents backend, the API keys
+    (``require_key``), who the client is (``client_of``), the per-client limits (``admit``, ``spend_value``) and
+    refusals (``refuse``)."""
 
     def __init__(self, model: Callable[[], CapacityModel | None], clock: Callable[[], float],
                  intents: IntentsBackend | None, api_keys: Sequence[str],
@@ -164,7 +165,8 @@ class RoutingContext:
             return "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
         return "addr:" + (request.client.host if request.client else "unknown")
 
-    def refuse(self, reason: str, status: int, detail: dict[str, Any], retry_after_s: float | None = None) -> HTTPException:
+    def refuse(self, reason: str, status: int, detail: dict[str, Any],
+               retry_after_s: float | None = None) -> HTTPException:
         intents = self.intents
         if intents is not None:
             intents.on_refusal(reason)
@@ -206,7 +208,8 @@ class RoutingContext:
                     limits.value[t].give_back(client, v)
                 raise self.refuse("value_limit", 403, {"field": "intents", "limit": f"router.value_per_day.{token}",
                                                        "error": f"the batch sends {total:g} {token}, more than a whole "
-                                                                f"day's limit of {cap:g} (router.value_per_day.{token})"})
+                                                                f"day's limit of {cap:g} "
+                                                                f"(router.value_per_day.{token})"})
             wait = limits.value[token].take(client, total)
             if wait > 0:
                 for t, v in taken:
@@ -270,8 +273,8 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
                        intents: IntentsBackend | None = None, api_keys: Sequence[str] = (),
                        admit_intents: Callable[[str | None, int], None] | None = None,
                        release_intents: Callable[[int], None] | None = None) -> APIRouter:
-    """``admit_intents(client host, n)``: the daemon's rate of intents (relayer.api.server); it raises the refusal (503 with
-    Retry-After) when a batch of ``n`` would pass it; ``release_intents(n)`` gives back what was admitted and then
+    """``admit_intents(client host, n)``: the daemon's rate of intents (relayer.api.server); it raises the refusal (503
+    with Retry-After) when a batch of ``n`` would pass it; ``release_intents(n)`` gives back what was admitted and then
     not taken (refused later, unserved, or signed by the dApp itself)."""
     api = APIRouter(prefix="/v1", tags=["routing"])
     ctx = RoutingContext(model, clock, intents, api_keys, admit_intents, release_intents)
@@ -302,7 +305,8 @@ def _chains_view(m: CapacityModel, now: float) -> dict[str, Any]:
          "block_time_s": round(float(m.block_time_s[i]), 3), "gas_limit": int(m.gas_limit[i]),
          "utilisation": round(float(m.used_fraction_ema[i]), 4),
          "target_utilisation": float(m.target_utilisation[i]),
-         "spare_gas_per_s": round(float(spare[i])), "spare_transfers_per_s": round(float(spare[i] / m.transfer_gas[i]), 1),
+         "spare_gas_per_s": round(float(spare[i])),
+         "spare_transfers_per_s": round(float(spare[i] / m.transfer_gas[i]), 1),
          "base_fee_per_gas": float(m.base_fee[i]), "base_fee_trend": round(float(m.base_fee_trend[i]), 4),
          "transfer_fee_usd": float(fee[i]), "error_rate": round(float(m.error_rate[i]), 3)}
         for i, c in enumerate(m.chains)]}
@@ -382,7 +386,8 @@ async def _broadcast(ctx: RoutingContext, intent_id: str, req: BroadcastRequest,
         raise HTTPException(409, {"field": "intent_id", "error": "this intent is signed by the operator accounts"})
     if rec.client is not None and not hmac.compare_digest(rec.client, client):
         raise ctx.refuse("claim_refused", 403, {"field": "intent_id",
-                                                "error": "only the client that submitted this intent may report its hash"})
+                                                "error": "only the client that submitted this intent may report its "
+                                                         "hash"})
     if rec.status != IntentStatus.UNSIGNED:
         raise HTTPException(409, {"field": "intent_id", "error": f"intent is {rec.status}, not unsigned"})
     tx_hash = req.tx_hash.lower()
@@ -391,7 +396,8 @@ async def _broadcast(ctx: RoutingContext, intent_id: str, req: BroadcastRequest,
         if latest is not None and latest.status != IntentStatus.UNSIGNED:
             raise HTTPException(409, {"field": "intent_id", "error": f"intent is {latest.status}, not unsigned"})
         raise ctx.refuse("claim_refused", 409, {"field": "tx_hash",
-                                                "error": "this transaction is already the transaction of another intent"})
+                                                "error": "this transaction is already the transaction of another "
+                                                         "intent"})
     done = await intents.executor.settle_claim(rec, tx_hash)
     if done.status == IntentStatus.FAILED and (done.reason or "").startswith("reported transaction refused"):
         intents.on_refusal("claim_refused")

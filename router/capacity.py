@@ -157,7 +157,8 @@ class CapacityModel:
 
     def spare_gas_per_s(self, now_s: float) -> np.ndarray:
         """Gas per second we may add while the chain stays at its target: zero for a drained chain."""
-        background = np.maximum(0.0, self.used_fraction_ema - self.own_fraction_ema) * self.gas_limit / self.block_time_s
+        background = (np.maximum(0.0, self.used_fraction_ema - self.own_fraction_ema) * self.gas_limit
+                      / self.block_time_s)
         spare = np.maximum(0.0, self.target_gas_per_s() - background - self.incoming_gas_per_s)
         return np.where(self.healthy(now_s), spare, 0.0)
 

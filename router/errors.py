@@ -46,7 +46,8 @@ BODY_ERRORS = (400, 413, 415)  # what relayer.api.request_guard answers for any 
 ERROR_BODY_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 
 # a server-sent events stream, documented per event (what OpenAPI tools such as schemathesis check)
-SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "server-sent events", "content": {"text/event-stream": {
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"description": "server-sent events",
+                                                       "content": {"text/event-stream": {
     "schema": {"type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"},
                                                  "id": {"type": "string"}, "retry": {"type": "integer"}}}}}}}
 

@@ -4,10 +4,10 @@ The relayer creates ``IntentStore`` on its own database engine and hands ``Inten
 adapters (as ``MessageSender``), the operator keys and a way to read a relayed message's state, so this
 module imports nothing of ``relayer`` (DESIGN.md "Layout").
 
-Life of an intent:  planned (or unsigned: waiting for the dApp to sign and broadcast) -> submitted (same-chain tx accepted) -> included (mined; for xchain: the origin
-tx mined and the message id known) -> delivered (xchain: the relayer delivered the message); or failed (with
-the reason). An intent the planner leaves unserved is answered inline and never stored (issue 12: refused input
-leaves no trace).
+Life of an intent:  planned (or unsigned: waiting for the dApp to sign and broadcast) -> submitted (same-chain tx
+accepted) -> included (mined; for xchain: the origin tx mined and the message id known) -> delivered (xchain: the
+relayer delivered the message); or failed (with the reason). An intent the planner leaves unserved is answered inline
+and never stored (issue 12: refused input leaves no trace).
 
 What counts for an integrator (``integrator_report``): only intents seen included on chain (cross-chain: delivered),
 with the fee their transaction actually paid, read from its receipt (``TxReceipt``), never the planner's estimate.
@@ -214,7 +214,8 @@ class IntentStore:
                     j += 1
                 stmt = (sa_update(table).where(table.c.id == bindparam("_id"))
                         .values(updated_at=now, **{c: bindparam("_v_" + c) for c in cols}))
-                conn.execute(stmt, [{"_id": cid, **{"_v_" + c: v for c, v in vals.items()}} for cid, vals in changes[i:j]])
+                conn.execute(stmt,
+                             [{"_id": cid, **{"_v_" + c: v for c, v in vals.items()}} for cid, vals in changes[i:j]])
                 i = j
 
     def by_batch(self, batch: str) -> list[IntentRecord]:
@@ -226,7 +227,8 @@ class IntentStore:
         """Intents whose status can still move on by itself: submitted, or included cross-chain."""
         with Session(self.engine, expire_on_commit=False) as s:
             q = select(IntentRecord).where((col(IntentRecord.status) == IntentStatus.SUBMITTED)
-                                           | ((col(IntentRecord.status) == IntentStatus.INCLUDED) & (col(IntentRecord.kind) == "xchain")))
+                                           | ((col(IntentRecord.status) == IntentStatus.INCLUDED)
+                                              & (col(IntentRecord.kind) == "xchain")))
             return list(s.exec(q.order_by(col(IntentRecord.updated_at)).limit(limit)).all())
 
     def by_integrator(self, code: str) -> list[IntentRecord]:
@@ -236,7 +238,8 @@ class IntentStore:
     def tx_known(self, tx_hash: str) -> bool:
         """Whether any intent already holds ``tx_hash`` (sent by the operators, or claimed by a dApp)."""
         with Session(self.engine) as s:
-            return s.exec(select(IntentRecord.id).where(col(IntentRecord.tx_hash) == tx_hash).limit(1)).first() is not None
+            return (s.exec(select(IntentRecord.id).where(col(IntentRecord.tx_hash) == tx_hash).limit(1)).first()
+                    is not None)
 
     def claim(self, intent_id: str, tx_hash: str) -> bool:
         """Move an ``unsigned`` intent to ``submitted`` with the hash its dApp reported, in one conditional UPDATE:
@@ -270,13 +273,18 @@ class IntentStore:
         signer = table.c.signer.is_not(None)
         unlanded = signer | table.c.tx_hash.is_(None)
         with self.engine.begin() as conn:
-            expired = conn.execute(sa_delete(table).where(signer & old & (table.c.status == IntentStatus.UNSIGNED))).rowcount
-            removed = conn.execute(sa_delete(table).where(unlanded & old & (table.c.status == IntentStatus.FAILED))).rowcount
-            stale = [r[0] for r in conn.execute(select(table.c.id).where(signer & old & (table.c.status == IntentStatus.SUBMITTED)))]
+            expired = conn.execute(sa_delete(table).where(signer & old
+                                                          & (table.c.status == IntentStatus.UNSIGNED))).rowcount
+            removed = conn.execute(sa_delete(table).where(unlanded & old
+                                                          & (table.c.status == IntentStatus.FAILED))).rowcount
+            stale = [r[0] for r in conn.execute(select(table.c.id).where(signer & old
+                                                                         & (table.c.status == IntentStatus.SUBMITTED)))]
             if stale:
-                conn.execute(sa_update(table).where(table.c.id.in_(stale) & (table.c.status == IntentStatus.SUBMITTED)).values(
+                conn.execute(sa_update(table).where(table.c.id.in_(stale)
+                                                    & (table.c.status == IntentStatus.SUBMITTED)).values(
                     status=IntentStatus.FAILED, updated_at=now,
-                    reason=f"the reported transaction was not seen mined within {ttl_s:.0f} s (router.unsigned_ttl_s)"))
+                    reason=f"the reported transaction was not seen mined within {ttl_s:.0f} s "
+                           "(router.unsigned_ttl_s)"))
         return int(expired or 0), stale, int(removed or 0)
 
 
@@ -422,7 +430,8 @@ class IntentExecutor:
     def _plan_work(self, chain: str, work: float) -> None:
         self._planned_work[chain] = max(0.0, self._planned_work.get(chain, 0.0) + work)
 
-    async def balances(self, chains: Sequence[str], token: str, holders: Sequence[str] | None = None) -> dict[str, list[int]]:
+    async def balances(self, chains: Sequence[str], token: str,
+                       holders: Sequence[str] | None = None) -> dict[str, list[int]]:
         """Each holder's (default: each operator's) balance of ``token`` on each chain (0 where the token is
         unknown or the chain fails)."""
         addresses = list(holders) if holders is not None else [o.address for o in self.operators]
@@ -460,7 +469,8 @@ class IntentExecutor:
         """A hash the operators sent, in memory or in the store: never claimable by a dApp."""
         if any(t.tx_hash == tx_hash for txs in self._in_flight.values() for t in txs):
             return True
-        return any(v.get("tx_hash") == tx_hash for _i, v in (*self._unflushed, *self._flushing)) or await self.store.aio.tx_known(tx_hash)
+        return any(v.get("tx_hash") == tx_hash
+                   for _i, v in (*self._unflushed, *self._flushing)) or await self.store.aio.tx_known(tx_hash)
 
     def receipt_changes(self, receipt: TxReceipt, claimed: IntentRecord | None = None) -> dict[str, Any]:
         """The columns to write once an intent's transaction is mined: included or failed (with the reason), and
@@ -512,7 +522,8 @@ class IntentExecutor:
         expired, stale, removed = await self.store.aio.prune(ttl_s)
         self.forget(stale)
         if expired or stale or removed:
-            log.info("signer_intents_pruned", expired_unsigned=expired, failed_unmined=len(stale), deleted_failed=removed)
+            log.info("signer_intents_pruned", expired_unsigned=expired, failed_unmined=len(stale),
+                     deleted_failed=removed)
 
     def start(self, records: Sequence[IntentRecord], keys: dict[str, str]) -> None:
         """Run the planned ``records`` in a background task (``keys``: operator address -> key)."""
@@ -524,12 +535,14 @@ class IntentExecutor:
                 self._admitted.setdefault(chain, collections.deque()).append((now, self._work_of(r)))
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch_in_flight(), name="intents-in-flight")
-        task = asyncio.create_task(self._run(list(records), keys), name=f"intents-{records[0].batch if records else ''}")
+        task = asyncio.create_task(self._run(list(records), keys),
+                                   name=f"intents-{records[0].batch if records else ''}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, records: list[IntentRecord], keys: dict[str, str]) -> None:
-        await asyncio.gather(*(self._one(r, keys[r.operator or ""]) for r in records if r.status == IntentStatus.PLANNED),
+        await asyncio.gather(*(self._one(r, keys[r.operator or ""]) for r in records
+                               if r.status == IntentStatus.PLANNED),
                              return_exceptions=True)
 
     @staticmethod
@@ -547,14 +560,15 @@ class IntentExecutor:
                     lock = self._xchain_locks.setdefault((rec.origin, rec.operator or ""), asyncio.Lock())
                     async with lock:  # send_token approves first: one at a time per account and chain
                         tx, mid = await self.senders[rec.origin].send_token(
-                            key, rec.token, int(rec.units), Domain(self.domains[rec.chain]), bytes.fromhex(rec.recipient[2:]))
+                            key, rec.token, int(rec.units), Domain(self.domains[rec.chain]),
+                            bytes.fromhex(rec.recipient[2:]))
                     fee: dict[str, Any] = {}
                     with contextlib.suppress(AdapterError):  # mined already (send_token waits): its fee, if readable
                         receipt = await self.senders[rec.origin].tx_receipt(tx)
                         fee = {"fee_paid": str(receipt.fee_paid), "fee_paid_usd": receipt.fee_native * self.native_usd,
                                "height": int(receipt.height)}
-                    await self.store.aio.update(rec.id, status=IntentStatus.INCLUDED, tx_hash=str(tx), message_id="0x" + bytes(mid).hex(),
-                                      **fee)
+                    await self.store.aio.update(rec.id, status=IntentStatus.INCLUDED, tx_hash=str(tx),
+                                                message_id="0x" + bytes(mid).hex(), **fee)
                 else:
                     assert rec.chain is not None
                     sender = self.senders[rec.chain]
@@ -573,9 +587,11 @@ class IntentExecutor:
                         _InFlight(rec.id, str(tx), work, time.monotonic()))
                     self._unflushed.append((rec.id, {"status": IntentStatus.SUBMITTED, "tx_hash": str(tx)}))
             except AdapterError as exc:
-                await self.store.aio.update(rec.id, status=IntentStatus.FAILED, reason=f"{type(exc).__name__}: {exc.reason}"[:500])
+                await self.store.aio.update(rec.id, status=IntentStatus.FAILED,
+                                            reason=f"{type(exc).__name__}: {exc.reason}"[:500])
             except Exception as exc:  # noqa: BLE001 - a background task must record, not lose, its failure
-                await self.store.aio.update(rec.id, status=IntentStatus.FAILED, reason=f"{type(exc).__name__}: {exc}"[:500])
+                await self.store.aio.update(rec.id, status=IntentStatus.FAILED,
+                                            reason=f"{type(exc).__name__}: {exc}"[:500])
             finally:
                 self._plan_work(chain, -work)
 

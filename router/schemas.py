@@ -24,7 +24,8 @@ class QuoteRequest(BaseModel):
     kind: Literal["transfer", "call", "xchain"] = "transfer"
     amount: str = Field(max_length=80, description="token amount as a decimal string, > 0")
     token: str = Field("TST", min_length=1, max_length=32)
-    chains: list[str] | None = Field(None, description="chains the intent accepts (destination for xchain); default all")
+    chains: list[str] | None = Field(None,
+                                     description="chains the intent accepts (destination for xchain); default all")
     from_chain: str | None = Field(None, description="origin chain of an xchain transfer")
     work: float = Field(1.0, ge=1.0, le=1000.0, description="gas of the call in token transfers (call only)")
     max_fee_usd: float = Field(1e9, gt=0)

@@ -363,7 +363,8 @@ def plot(result: SimResult, path: str) -> None:
     fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(11, 10), sharex=True, constrained_layout=True)
     smooth = np.convolve(s["tps"], np.ones(8) / 8)[: t.size]      # trailing 2 s mean
     ax1.plot(t, s["tps"], lw=0.6, alpha=0.35, color="C0", label="per tick (blocks alias with ticks)")
-    ax1.plot(t, smooth, lw=2, color="C0", label="intents completed per second (trailing 2 s mean; cross-chain ones after finality)")
+    ax1.plot(t, smooth, lw=2, color="C0",
+             label="intents completed per second (trailing 2 s mean; cross-chain ones after finality)")
     ax1.axhline(s["offered_tps"], color="k", ls="--", lw=1, label="offered")
     ax1.set_ylabel("intents / s")
     ax1.set_title(f"offered {result.offered_tps:,.0f} TPS over {len(s['names'])} chains: served "

@@ -109,7 +109,8 @@ async def _validate_batch(ctx: RoutingContext, client: str, signer: str | None, 
     elif intents.limits is not None and (await intents.store.aio.open_signer_intents() + len(reqs)
                                          > intents.limits.max_open_unsigned):
         raise ctx.refuse("unsigned_full", 503, {"error": f"too many signer-mode intents open "
-                                                         f"(router.max_open_unsigned = {intents.limits.max_open_unsigned})",
+                                                         "(router.max_open_unsigned = "
+                                                         f"{intents.limits.max_open_unsigned})",
                                                 "limit": "router.max_open_unsigned"}, retry_after_s=30.0)
     return _Batch(client, signer, reqs, parsed)
 

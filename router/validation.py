@@ -85,7 +85,8 @@ def _amount(req: QuoteRequest, prefix: str) -> Decimal:
     elif not amount.is_finite() or amount <= 0:
         raise bad_input(prefix + "amount", f"must be a positive number, got {req.amount}")
     if amount.is_finite() and amount != 0 and amount.adjusted() >= MAX_AMOUNT_DIGITS:
-        raise bad_input(prefix + "amount", f"at most {MAX_AMOUNT_DIGITS} digits before the decimal point, got {req.amount}")
+        raise bad_input(prefix + "amount",
+                        f"at most {MAX_AMOUNT_DIGITS} digits before the decimal point, got {req.amount}")
     return amount
 
 
@@ -163,7 +164,9 @@ def planner_intents(rows: list[ParsedIntent], m: CapacityModel) -> Intents:
     n = len(rows)
     return Intents(
         kind=np.array([r.kind for r in rows], dtype=np.int8), work=np.array([r.work for r in rows], dtype=np.float32),
-        amount=np.array([float(r.amount) for r in rows]), allowed=np.array([r.allowed for r in rows], dtype=bool).reshape(n, len(m)),
-        liquidity=np.ones((n, len(m)), dtype=bool), max_fee_usd=np.array([r.max_fee_usd for r in rows], dtype=np.float32),
+        amount=np.array([float(r.amount) for r in rows]),
+        allowed=np.array([r.allowed for r in rows], dtype=bool).reshape(n, len(m)),
+        liquidity=np.ones((n, len(m)), dtype=bool),
+        max_fee_usd=np.array([r.max_fee_usd for r in rows], dtype=np.float32),
         max_latency_s=np.array([r.max_latency_s for r in rows], dtype=np.float32),
         origin=np.array([r.origin for r in rows], dtype=np.int16))

@@ -21,7 +21,8 @@ import pytest
 def postgres_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
     if not found:
-        msg = "PostgreSQL server binaries are missing: .ci/run installs Debian's postgresql package (scripts/ci-postgres.sh)"
+        msg = ("PostgreSQL server binaries are missing: .ci/run installs Debian's postgresql package "
+               "(scripts/ci-postgres.sh)")
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
@@ -42,7 +43,8 @@ class PostgresServer:
         cmd = [str(self.bin / args[0]), *args[1:]]
         if self._as_postgres:
             cmd = ["su", "postgres", "-c", " ".join(f"'{a}'" for a in cmd)]
-        done = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
+        done = subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.strip()[-1000:]}")
 

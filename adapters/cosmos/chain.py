@@ -65,7 +65,8 @@ def address_of(key: PrivateKey, prefix: str) -> str:
 
 
 class CosmosChain:
-    """One Cosmos chain's clients, vault and dispatch rules (the roles in ``adapters.cosmos.origin`` etc. build on it)."""
+    """One Cosmos chain's clients, vault and dispatch rules (the roles in ``adapters.cosmos.origin`` etc. build on
+    it)."""
 
     def __init__(
         self,

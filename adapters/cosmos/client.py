@@ -84,7 +84,8 @@ class CosmosHttp:
         document, status = await self._get(f"{self.rpc_url}/{method}", params, method)
         if isinstance(document, dict) and "error" in document:
             error = document["error"]
-            if method == "tx" and "not found" in str(error.get("data") or ""):  # "tx (HASH) not found": no code of its own
+            # "tx (HASH) not found": no code of its own
+            if method == "tx" and "not found" in str(error.get("data") or ""):
                 raise TxNotFound(f"{method}: {error.get('data')}", chain=self.chain, reason="not found")
             raise RpcAnswerError(f"{method}: {error.get('message')}: {error.get('data')}", chain=self.chain,
                                  reason=str(error.get("data") or error.get("message")))

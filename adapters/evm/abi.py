@@ -161,11 +161,13 @@ def decode_bool_array(data: bytes) -> list[bool]:
 
 def encode_dispatch_batch(destination: int, recipient: bytes, bodies: Sequence[bytes]) -> bytes:
     n = len(bodies)
-    return DISPATCH_BATCH + abi_encode(("uint32[]", "bytes32[]", "bytes[]"), ([destination] * n, [recipient] * n, list(bodies)))
+    return DISPATCH_BATCH + abi_encode(("uint32[]", "bytes32[]", "bytes[]"),
+                                       ([destination] * n, [recipient] * n, list(bodies)))
 
 
 def encode_transfer_remote(token: str, destination: int, recipient: bytes, amount: int) -> bytes:
-    return TRANSFER_REMOTE + abi_encode(("address", "uint32", "bytes32", "uint256"), (token, destination, recipient, amount))
+    return TRANSFER_REMOTE + abi_encode(("address", "uint32", "bytes32", "uint256"),
+                                        (token, destination, recipient, amount))
 
 
 def encode_approve(spender: str, amount: int) -> bytes:
@@ -248,7 +250,8 @@ class ErrorTable:
         return table
 
     def decode(self, data: bytes) -> str:
-        """A readable reason for revert ``data``: ``InvalidProof(0x..)``, the ``Error(string)`` text, or ``Panic(0x11)``."""
+        """A readable reason for revert ``data``: ``InvalidProof(0x..)``, the ``Error(string)`` text, or
+        ``Panic(0x11)``."""
         if not data:
             return "reverted without data"
         sel, args = data[:4], data[4:]

@@ -161,7 +161,8 @@ class EvmChain:
 
     def __repr__(self) -> str:
         signer = self._signer.address if self._signer else None
-        return f"{type(self).__name__}(name={self._name!r}, domain={self._domain}, rpc_url={self._config.rpc_url!r}, signer={signer})"
+        return (f"{type(self).__name__}(name={self._name!r}, domain={self._domain}, "
+                f"rpc_url={self._config.rpc_url!r}, signer={signer})")
 
     @property
     def name(self) -> str:
@@ -219,7 +220,8 @@ class EvmChain:
         except Exception as exc:
             raise map_exception(exc, chain=self._name, errors=self._errors, context=method) from exc
         if not isinstance(response, dict):
-            raise RpcError(f"{method}: the node's answer is not a JSON-RPC object", chain=self._name, reason="bad response")
+            raise RpcError(f"{method}: the node's answer is not a JSON-RPC object", chain=self._name,
+                           reason="bad response")
         error = response.get("error")
         if error is not None:
             raise map_rpc_error(error, chain=self._name, errors=self._errors, context=method)
@@ -251,7 +253,8 @@ class EvmChain:
         results: list[Any] = []
         for chunk, answer in zip(chunks, answers):
             if not isinstance(answer, list):  # the node refused the batch as a whole
-                mapped = map_rpc_error(answer.get("error") or {"message": str(answer)}, chain=self._name, context="batch")
+                mapped = map_rpc_error(answer.get("error") or {"message": str(answer)}, chain=self._name,
+                                       context="batch")
                 if type(mapped) is RpcError:
                     log.info("rpc_batch_unsupported", chain=self._name, error=str(mapped))
                     self._batch_supported = False
@@ -292,7 +295,8 @@ class EvmChain:
             return cached[1]
         block = await self._rpc("eth_getBlockByNumber", ["latest", False])
         if block is None or block.get("baseFeePerGas") is None:
-            raise RpcError("the latest block has no baseFeePerGas: EIP-1559 is required", chain=self._name, reason="no base fee")
+            raise RpcError("the latest block has no baseFeePerGas: EIP-1559 is required", chain=self._name,
+                           reason="no base fee")
         fee = hex_int(block["baseFeePerGas"])
         self._base_fee_cache = (self._clock(), fee)
         return fee
@@ -354,12 +358,14 @@ class EvmChain:
             _, old = self._sent.popitem(last=False)
             self._siblings.pop((old.sender.lower(), old.nonce), None)
 
-    async def _send(self, account: LocalAccount, to: str, data: bytes, gas: int, fees: Fees, value: int = 0) -> SubmittedTx:
+    async def _send(self, account: LocalAccount, to: str, data: bytes, gas: int, fees: Fees,
+                    value: int = 0) -> SubmittedTx:
         record = SentTx(account.address, -1, to, data, value, gas, fees)
         signed = await self._nonce_manager(account.address).send(self._signer_fn(account, record), self._broadcast)
         record.nonce = signed.nonce
         self._remember(signed.tx_hash, record)
-        return SubmittedTx(TxHash(signed.tx_hash), signed.nonce, account.address, self._clock(), gas, fees.max_fee_per_gas)
+        return SubmittedTx(TxHash(signed.tx_hash), signed.nonce, account.address, self._clock(), gas,
+                           fees.max_fee_per_gas)
 
     async def _revert_reason(self, receipt: dict[str, Any]) -> str:
         """Replay a reverted transaction as a call on the state before its block, to read the revert data."""
@@ -390,7 +396,8 @@ class EvmChain:
 
     def _bridge(self) -> str:
         if self._config.token_bridge is None:
-            raise UnknownToken(f"chains.{self._name}.token_bridge is not set", chain=self._name, reason="no token bridge")
+            raise UnknownToken(f"chains.{self._name}.token_bridge is not set", chain=self._name,
+                               reason="no token bridge")
         return self._config.token_bridge.lower()
 
     async def _eth_calls(self, calls: Sequence[tuple[str, bytes]]) -> list[bytes]:

@@ -53,7 +53,8 @@ class EvmDestination(EvmChain):
         if self._delivered_many:
             chunks = [ids[i : i + DELIVERED_MANY_CHUNK] for i in range(0, len(ids), DELIVERED_MANY_CHUNK)]
             try:
-                answers = await asyncio.gather(*(self._call(self._mailbox, abi.encode_delivered_many(c)) for c in chunks))
+                answers = await asyncio.gather(*(self._call(self._mailbox, abi.encode_delivered_many(c))
+                                                 for c in chunks))
                 flags = [f for answer in answers for f in abi.decode_bool_array(answer)]
                 if len(flags) == len(ids):
                     return flags
@@ -90,7 +91,8 @@ class EvmDestination(EvmChain):
         per calldata byte (node estimate x ``gas_limit_multiplier``); the next batches are pre-flighted with
         one ``eth_call`` (which still raises the decoded revert) and sized by that ratio. The model is
         re-calibrated every ``RECALIBRATE_EVERY`` batches (the larger of per-byte and per-message, so batches of
-        smaller or larger messages than the calibrating one are both covered) and after any reverted delivery (out of gas included).
+        smaller or larger messages than the calibrating one are both covered) and after any reverted delivery (out of
+        gas included).
 
         With ``simulate_deliveries = "adaptive"`` the ``eth_call`` is skipped once ``CLEAN_BEFORE_OPTIMISTIC``
         deliveries in a row succeeded: the relayer has already checked every signature, the root against its
@@ -140,7 +142,8 @@ class EvmDestination(EvmChain):
                 manager.invalidate()
             return TxOutcome(TxState.DROPPED, reason="neither mined nor in the node's pool")
         if node_tx.get("blockNumber"):
-            return TxOutcome(TxState.PENDING, height=Height(hex_int(node_tx["blockNumber"])), reason="mined, receipt not yet served")
+            return TxOutcome(TxState.PENDING, height=Height(hex_int(node_tx["blockNumber"])),
+                             reason="mined, receipt not yet served")
         age = self._clock() - tx.submitted_at
         account = self._accounts.get(tx.sender.lower())
         if (account is not None and age > GAP_CHECK_AFTER_S
@@ -154,14 +157,16 @@ class EvmDestination(EvmChain):
         """Our tx waits behind a nonce the node no longer holds: fill the gap with 0-value self-transfers."""
         fees = fees_for(await self._base_fee(), self._config.gas, chain=self._name)
         filler = SentTx(account.address, -1, account.address, b"", 0, 21_000, fees)
-        filled = await self._nonce_manager(account.address).fill_gap(tx.nonce, self._signer_fn(account, filler), self._broadcast)
+        filled = await self._nonce_manager(account.address).fill_gap(tx.nonce, self._signer_fn(account, filler),
+                                                                     self._broadcast)
         return TxOutcome(TxState.PENDING, reason=f"queued behind a nonce gap; filled {len(filled)} nonce(s)")
 
     async def _outcome(self, tx: SubmittedTx, receipt: dict[str, Any]) -> TxOutcome:
         height = hex_int(receipt["blockNumber"])
         latest = hex_int(await self._rpc("eth_blockNumber", []))
         if latest - height + 1 < self._config.confirmation_depth:
-            return TxOutcome(TxState.PENDING, height=Height(height), reason=f"{latest - height + 1} of {self._config.confirmation_depth} confirmations")
+            return TxOutcome(TxState.PENDING, height=Height(height),
+                             reason=f"{latest - height + 1} of {self._config.confirmation_depth} confirmations")
         gas_used = hex_int(receipt.get("gasUsed"))
         fee = gas_used * hex_int(receipt.get("effectiveGasPrice")) + hex_int(receipt.get("l1Fee"))
         if hex_int(receipt.get("status")) == 1:
@@ -195,7 +200,8 @@ class EvmDestination(EvmChain):
             return TxOutcome(TxState.PENDING, reason=f"stuck: {exc.reason}")
         replacement = SentTx(record.sender, tx.nonce, record.to, record.data, record.value, record.gas, new_fees)
         try:
-            signed = await self._nonce_manager(account.address).replace(tx.nonce, self._signer_fn(account, replacement), self._broadcast)
+            signed = await self._nonce_manager(account.address).replace(tx.nonce, self._signer_fn(account, replacement),
+                                                                        self._broadcast)
         except NonceTooLow:
             return TxOutcome(TxState.PENDING, reason="stuck tx was mined while replacing it")
         except ReplacementUnderpriced as exc:
@@ -203,5 +209,6 @@ class EvmDestination(EvmChain):
         self._remember(signed.tx_hash, replacement)
         log.info("stuck_tx_replaced", chain=self._name, tx=tx.tx_hash, replacement=signed.tx_hash,
                  nonce=tx.nonce, max_fee_gwei=new_fees.max_fee_per_gas / GWEI)
-        new = SubmittedTx(TxHash(signed.tx_hash), tx.nonce, tx.sender, self._clock(), record.gas, new_fees.max_fee_per_gas)
+        new = SubmittedTx(TxHash(signed.tx_hash), tx.nonce, tx.sender, self._clock(), record.gas,
+                          new_fees.max_fee_per_gas)
         return TxOutcome(TxState.PENDING, replacement=new, reason="replaced with higher fees")

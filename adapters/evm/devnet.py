@@ -206,7 +206,8 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
     def wire(c: EvmDevnetChain) -> dict:
         w3 = w3s[c.name]
         contracts = cores[c.name]
-        deploy.set_validators(w3, deployer, contracts["multisig_ism"], [o.domain for o in chains], validators, threshold)
+        deploy.set_validators(w3, deployer, contracts["multisig_ism"], [o.domain for o in chains], validators,
+                              threshold)
         remotes = {o.domain: cores[o.name]["token_bridge"] for o in chains if o.name != c.name}
         deploy.enroll_remote_bridges(w3, deployer, contracts["token_bridge"], remotes)
         return {}
@@ -222,7 +223,8 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
 
     def wrapped(c: EvmDevnetChain) -> tuple[str, str]:
         addr = deploy.create_wrapped_token(w3s[c.name], deployer, cores[c.name]["token_bridge"], home.domain,
-                                           "0x" + bytes.fromhex(tst[2:]).rjust(32, b"\0").hex(), "Wrapped Test Token", "TST", 18)
+                                           "0x" + bytes.fromhex(tst[2:]).rjust(32, b"\0").hex(), "Wrapped Test Token",
+                                           "TST", 18)
         return c.name, addr
 
     with ThreadPoolExecutor(len(chains)) as pool:
@@ -285,7 +287,8 @@ def enroll_foreign_bridge(chains: dict[str, tuple[str, str, str]], domain: int, 
     from adapters.evm.contracts import load_artifact
 
     deployer = devnet_key(DEPLOYER)
-    w3s = {name: Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30})) for name, (rpc_url, _, _) in chains.items()}
+    w3s = {name: Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30})) for name,
+           (rpc_url, _, _) in chains.items()}
 
     def local_domain(name: str) -> int:
         bridge = w3s[name].eth.contract(address=Web3.to_checksum_address(chains[name][1]),
@@ -299,8 +302,8 @@ def enroll_foreign_bridge(chains: dict[str, tuple[str, str, str]], domain: int, 
         _, bridge, ism = chains[name]
         deploy.set_validators(w3, deployer, ism, [domain], list(validators), threshold)
         deploy.enroll_remote_bridges(w3, deployer, bridge, {domain: bridge32})
-        created = {symbol: deploy.create_wrapped_token(w3, deployer, bridge, home_domain, home_token, token_name, symbol,
-                                                       decimals)
+        created = {symbol: deploy.create_wrapped_token(w3, deployer, bridge, home_domain, home_token, token_name,
+                                                       symbol, decimals)
                    for home_domain, home_token, token_name, symbol, decimals in wrapped}
         specs = [deploy.RouteSpec(domains[other], token) for token in created.values()
                  for other in chains if other != name]

@@ -98,7 +98,8 @@ def revert_data(error: Mapping[str, Any]) -> bytes | None:
     return None
 
 
-def map_rpc_error(error: Mapping[str, Any], *, chain: str, errors: ErrorTable | None = None, context: str = "") -> AdapterError:
+def map_rpc_error(error: Mapping[str, Any], *, chain: str, errors: ErrorTable | None = None,
+                  context: str = "") -> AdapterError:
     """Classify a JSON-RPC ``error`` object (``{"code", "message", "data"}``)."""
     message = str(error.get("message", error))
     code = error.get("code")
@@ -150,7 +151,8 @@ def _rpc_error_of(exc: BaseException) -> Mapping[str, Any] | None:
     return None
 
 
-def map_exception(exc: BaseException, *, chain: str, errors: ErrorTable | None = None, context: str = "") -> AdapterError:
+def map_exception(exc: BaseException, *, chain: str, errors: ErrorTable | None = None,
+                  context: str = "") -> AdapterError:
     """The ``AdapterError`` for any exception raised below the adapter boundary. Already-mapped errors pass through."""
     if isinstance(exc, AdapterError):
         return exc
@@ -163,7 +165,8 @@ def map_exception(exc: BaseException, *, chain: str, errors: ErrorTable | None =
     from web3 import exceptions as w3x
 
     # --- transport: nothing (useful) came back
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException, w3x.RequestTimedOut, w3x.TimeExhausted)):
+    if isinstance(exc,
+                  (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException, w3x.RequestTimedOut, w3x.TimeExhausted)):
         return RpcUnavailable(f"{where}request timed out ({kind})", chain=chain, reason="timeout")
     if isinstance(exc, aiohttp.ClientResponseError):
         if exc.status == 429 or exc.status >= 500:
@@ -185,7 +188,8 @@ def map_exception(exc: BaseException, *, chain: str, errors: ErrorTable | None =
     if isinstance(exc, w3x.ContractLogicError):
         data = exc.data if isinstance(exc.data, str) else None
         raw = bytes.fromhex(data[2:]) if data and data.startswith("0x") else None
-        reason = (errors or _DEFAULT_TABLE).decode(raw) if raw is not None else _revert_reason_from_text(str(exc.message or exc))
+        reason = ((errors or _DEFAULT_TABLE).decode(raw) if raw is not None
+                  else _revert_reason_from_text(str(exc.message or exc)))
         return TxReverted(f"{where}execution reverted: {reason}", chain=chain, reason=reason)
     if isinstance(exc, w3x.TransactionNotFound):
         return TxNotFound(f"{where}{text}", chain=chain, reason="transaction not found")
@@ -197,7 +201,8 @@ def map_exception(exc: BaseException, *, chain: str, errors: ErrorTable | None =
 
     # --- everything else: a response we could not parse, or a local signing failure
     if isinstance(exc, (json.JSONDecodeError, w3x.BadResponseFormat, w3x.BadFunctionCallOutput, w3x.InsufficientData)):
-        return RpcError(f"{where}malformed answer from the node ({kind}: {text})", chain=chain, reason="malformed response")
+        return RpcError(f"{where}malformed answer from the node ({kind}: {text})", chain=chain,
+                        reason="malformed response")
     if isinstance(exc, (ValueError, TypeError)) and _is_signing_error(exc):
         # eth_account / eth_keys messages never contain the key, but keep them out regardless
         return SigningError(f"{where}cannot sign the transaction ({kind})", chain=chain, reason="signing failed")

@@ -8,9 +8,10 @@ Rule (all values in wei):
     if max_fee < base_fee + tip:             tip = max_fee - base_fee   (capped: pay what is left as tip)
 
 Why: the base fee can rise at most 12.5 % per block, so ``2 * base_fee`` keeps the transaction includable
-through five consecutive full blocks (1.125**5 ~ 1.80; a sixth would need 2.03) without any resubmission; ``fee_multiplier`` is the
-operator's extra headroom. Under EIP-1559 the payer is charged ``min(max_fee, base_fee + tip)`` per gas,
-so the headroom costs nothing unless it is used. ``max_fee_gwei`` is a hard ceiling on what we ever offer.
+through five consecutive full blocks (1.125**5 ~ 1.80; a sixth would need 2.03) without any resubmission;
+``fee_multiplier`` is the operator's extra headroom. Under EIP-1559 the payer is charged
+``min(max_fee, base_fee + tip)`` per gas, so the headroom costs nothing unless it is used. ``max_fee_gwei`` is a hard
+ceiling on what we ever offer.
 
 Replacement (``bumped``): nodes accept a same-nonce replacement only if both ``max_fee`` and ``tip`` rise
 by at least 10 % (geth's default ``pricebump``); we raise both by ``bump_percent`` (>= 10, config-checked)
@@ -76,7 +77,8 @@ def bumped(previous: Fees, base_fee: int, gas: GasSettings, *, chain: str = "") 
     max_fee = max(max_fee, tip)
     if max_fee > cap:
         raise FeeTooHigh(
-            f"replacing needs max_fee {max_fee / GWEI:.3f} gwei (+{gas.bump_percent}%), above the cap max_fee_gwei={gas.max_fee_gwei}",
+            f"replacing needs max_fee {max_fee / GWEI:.3f} gwei (+{gas.bump_percent}%), above the cap "
+            f"max_fee_gwei={gas.max_fee_gwei}",
             chain=chain, reason="bump above cap",
         )
     return Fees(max_fee, tip)

@@ -134,7 +134,8 @@ class NonceManager:
                             nonces=f"{filled[0]}..{filled[-1]}")
             return filled
 
-    async def replace(self, nonce: int, sign: Callable[[int], SignedTx], broadcast: Callable[[bytes], Awaitable[object]]) -> SignedTx:
+    async def replace(self, nonce: int, sign: Callable[[int], SignedTx],
+                      broadcast: Callable[[bytes], Awaitable[object]]) -> SignedTx:
         """Send a replacement at an already-used ``nonce`` (fee bump); the counter is left alone."""
         async with self._lock:
             signed = sign(nonce)

@@ -56,7 +56,8 @@ class EvmOrigin(EvmChain):
             blocks = await self._rpc_many([("eth_getBlockByNumber", [hex(h), False]) for h in missing])
             for h, block in zip(missing, blocks):
                 if block is None:
-                    raise RpcError(f"block {h} is missing on the node (reorg or pruned?)", chain=self._name, reason="block missing")
+                    raise RpcError(f"block {h} is missing on the node (reorg or pruned?)", chain=self._name,
+                                   reason="block missing")
                 cache[h] = float(hex_int(block["timestamp"]))
             while len(cache) > TIMESTAMP_CACHE:
                 cache.popitem(last=False)
@@ -84,7 +85,8 @@ class EvmOrigin(EvmChain):
             topic_id = lg["topics"][1] if len(lg["topics"]) > 1 else ""
             if "0x" + mid.hex() != topic_id.lower():
                 raise RpcError(
-                    f"Dispatch log {hex_int(lg['logIndex'])} of tx {tx_hash}: message hashes to 0x{mid.hex()}, the log's id is {topic_id}",
+                    f"Dispatch log {hex_int(lg['logIndex'])} of tx {tx_hash}: message hashes to 0x{mid.hex()}, the "
+                    f"log's id is {topic_id}",
                     chain=self._name, reason="dispatch id mismatch",
                 )
             found.append(DispatchedMessage(message, raw, MessageId(mid), Height(height), TxHash(tx_hash),
@@ -101,7 +103,8 @@ class EvmOrigin(EvmChain):
             ("eth_call", [{**call, "data": "0x" + abi.COUNT.hex()}, block]),
         ])
         if len(root_hex) < 66 or len(count_hex) < 66:
-            raise MailboxNotDeployed(f"mailbox {self._config.mailbox} returned no data at height {height} (no code there yet?)",
+            raise MailboxNotDeployed(f"mailbox {self._config.mailbox} returned no data at height {height} (no code "
+                                     "there yet?)",
                                      chain=self._name, reason="mailbox not deployed")
         return MailboxState(self._mailbox32, bytes.fromhex(root_hex[2:66]), hex_int(count_hex[:66]), Height(height))
 

@@ -84,7 +84,8 @@ class EvmSender(EvmChain):
         allowance = hex_int("0x" + (await self._call(token, abi.encode_allowance(account.address, bridge))).hex())
         if allowance < amount:
             await self._transact(account, token, abi.encode_approve(bridge, amount), "approve")
-        data = abi.encode_transfer_remote(to_checksum_address(token), destination, address_to_bytes32(recipient), amount)
+        data = abi.encode_transfer_remote(to_checksum_address(token), destination, address_to_bytes32(recipient),
+                                          amount)
         receipt = await self._transact(account, bridge, data, "transferRemote")
         for lg in receipt.get("logs", []):
             if lg["topics"] and lg["topics"][0] == abi.SENT_TRANSFER_REMOTE_TOPIC:

@@ -170,7 +170,8 @@ class SolanaSender(SolanaOrigin):
             raise TxNotFound(f"tx {tx_hash} not found", chain=self._name, reason="not found")
         meta = answer.transaction.meta
         tx = answer.transaction.transaction
-        payer = str(tx.message.account_keys[0]) if isinstance(tx, VersionedTransaction) and tx.message.account_keys else ""
+        payer = (str(tx.message.account_keys[0]) if isinstance(tx, VersionedTransaction) and tx.message.account_keys
+                 else "")
         return TxReceipt(Height(answer.slot), meta is not None and meta.err is None, int(meta.fee) if meta else 0,
                          payer, native_decimals=self.native_decimals)
 

@@ -308,8 +308,8 @@ class DevnetBeaconChain:
     # ------------------------------------------------------------------ which slots an answer needs
     def period_update_signature_slot(self, period: int, head: int) -> int | None:
         """The signature slot of the update served for ``period`` when the newest signature slot is ``head``: the
-        period's last slot once it is over, else ``head``; ``None`` while the period holds no attested slot whose finalized
-        block is in the same period yet (the update could not move a client's store into this period)."""
+        period's last slot once it is over, else ``head``; ``None`` while the period holds no attested slot whose
+        finalized block is in the same period yet (the update could not move a client's store into this period)."""
         per = self.preset.slots_per_period
         signature_slot = min((period + 1) * per - 1, head)
         attested = signature_slot - 1

@@ -56,7 +56,8 @@ class DevnetCommittees:
         if period in self._cache:
             self._cache.move_to_end(period)
             return self._cache[period]
-        secrets = [blspy.PopSchemeMPL.key_gen(member_seed(self._secret, self.chain_id, period, i)) for i in range(self.size)]
+        secrets = [blspy.PopSchemeMPL.key_gen(member_seed(self._secret, self.chain_id, period, i))
+                   for i in range(self.size)]
         publics = [sk.get_g1() for sk in secrets]
         aggregate_public = publics[0]
         for key in publics[1:]:

@@ -389,7 +389,8 @@ class TxProcessor:
         if info.sequence != record.sequence:
             raise TxFailure(
                 32,
-                f"account sequence mismatch, expected {record.sequence}, got {info.sequence}: incorrect account sequence",
+                f"account sequence mismatch, expected {record.sequence}, got {info.sequence}: "
+                "incorrect account sequence",
             )
         if mode is ExecMode.SIMULATE:
             return

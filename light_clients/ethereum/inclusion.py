@@ -35,8 +35,8 @@ derives the finalized execution block (number F, hash H) and
 
 Without a beacon source (anvil alone, or a chain whose consensus is not followed) the anchor is the pinned
 ``trusted_checkpoint`` or the genesis the node serves, and the finalized height is the node's own (``finalized``
-tag or confirmations), cross-checked against ``verify_rpc_urls``: the validator's start-up rule (relayer/daemon/daemon.py)
-then requires at least one other endpoint or an explicit ``trust_single_rpc``.
+tag or confirmations), cross-checked against ``verify_rpc_urls``: the validator's start-up rule
+(relayer/daemon/daemon.py) then requires at least one other endpoint or an explicit ``trust_single_rpc``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ class EvmInclusionVerifier(LightClientFollower):
             resp.raise_for_status()
             answers = resp.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise RpcUnavailable(f"{url}: {type(exc).__name__}: {exc}", chain=self.name, reason="rpc unavailable") from exc
+            raise RpcUnavailable(f"{url}: {type(exc).__name__}: {exc}", chain=self.name,
+                                 reason="rpc unavailable") from exc
         if not isinstance(answers, list):
             raise InclusionRefused(f"{url} answered a batch with {type(answers).__name__}", chain=self.name,
                                    reason="malformed rpc answer")
@@ -118,8 +119,8 @@ class EvmInclusionVerifier(LightClientFollower):
         for i, (method, _p) in enumerate(calls):
             a = by_id.get(i)
             if a is None or "error" in a:
-                raise InclusionRefused(f"{url}: {method} failed: {a.get('error') if a else 'no answer'}", chain=self.name,
-                                       reason="rpc error")
+                raise InclusionRefused(f"{url}: {method} failed: {a.get('error') if a else 'no answer'}",
+                                       chain=self.name, reason="rpc error")
             out.append(a.get("result"))
         return out
 
@@ -200,7 +201,8 @@ class EvmInclusionVerifier(LightClientFollower):
         beacon = self.beacon
         assert beacon is not None
         known = beacon.finalized
-        if known is None or (known.number < wanted and time.monotonic() - self._beacon_synced_at >= self.beacon_refresh_s):
+        if known is None or (known.number < wanted
+                             and time.monotonic() - self._beacon_synced_at >= self.beacon_refresh_s):
             self._beacon_synced_at = time.monotonic()
             try:
                 known = await beacon.sync()
@@ -228,7 +230,8 @@ class EvmInclusionVerifier(LightClientFollower):
             return self.beacon.finalized
 
     def _not_linked(self, height: int, served: bytes, finalized: ExecutionCheckpoint, why: str) -> InclusionRefused:
-        log.error("not_linked_to_finalized", chain=self.name, height=height, rpc=self.rpc_url, served="0x" + served.hex(),
+        log.error("not_linked_to_finalized", chain=self.name, height=height, rpc=self.rpc_url,
+                  served="0x" + served.hex(),
                   finalized_number=finalized.number, finalized_hash="0x" + finalized.block_hash.hex(), detail=why)
         return InclusionRefused(f"block {height} from {self.rpc_url} does not link to the block the sync committee "
                                 f"finalized ({finalized.number}, 0x{finalized.block_hash.hex()}): {why}",
@@ -308,10 +311,12 @@ class EvmInclusionVerifier(LightClientFollower):
             try:
                 receipts = [Receipt.from_rpc(r) for r in raw_receipts or []]
             except LightClientError as exc:
-                raise InclusionRefused(f"receipts of block {h}: {exc}", chain=self.name, reason="malformed receipts") from exc
+                raise InclusionRefused(f"receipts of block {h}: {exc}", chain=self.name,
+                                       reason="malformed receipts") from exc
             if receipts_root(receipts) != header.receipts_root:
                 log.error("receipts_root_mismatch", chain=self.name, height=h,
-                          header_root="0x" + header.receipts_root.hex(), rebuilt_root="0x" + receipts_root(receipts).hex())
+                          header_root="0x" + header.receipts_root.hex(),
+                          rebuilt_root="0x" + receipts_root(receipts).hex())
                 raise InclusionRefused(f"the receipts {self.rpc_url} serves for block {h} do not rebuild its "
                                        "receiptsRoot", chain=self.name, reason="receipts root mismatch")
             proven = self._dispatched_in(receipts)

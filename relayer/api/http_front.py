@@ -142,7 +142,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline and (self.cycle is None or self.cycle.response_complete):
+        if not self.transport.is_closing() and not self.pipeline and (self.cycle is None
+                                                                      or self.cycle.response_complete):
             self._arm_head_timer()
 
     def _head_too_large(self) -> None:
@@ -165,7 +166,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self._refused or self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+        if self._refused or self.transport.is_closing() or (self.cycle is not None
+                                                            and not self.cycle.response_complete):
             return  # a request is being answered: the timer is armed again after its response
         self.limits.refused("header_timeout", client=self._client_key)
         if self._head_bytes == 0:

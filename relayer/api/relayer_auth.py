@@ -222,10 +222,12 @@ class RelayerRequestVerifier:
         timestamp = int(str(values[HEADER_TIMESTAMP]))
         now = self._clock()
         if abs(now - timestamp) > self.max_age_s:
-            raise RequestRefused(RefusalReason.STALE_TIMESTAMP, f"signed at {timestamp}, {now - timestamp:+.0f} s from this "
-                                                                f"validator's clock; accepted within {self.max_age_s:g} s")
+            raise RequestRefused(RefusalReason.STALE_TIMESTAMP,
+                                 f"signed at {timestamp}, {now - timestamp:+.0f} s from this "
+                                 f"validator's clock; accepted within {self.max_age_s:g} s")
         if address not in self.allowed:
-            raise RequestRefused(RefusalReason.UNKNOWN_RELAYER, f"relayer {address} is not in validator.allowed_relayers")
+            raise RequestRefused(RefusalReason.UNKNOWN_RELAYER,
+                                 f"relayer {address} is not in validator.allowed_relayers")
         body_hash = keccak256(body)
         if "0x" + body_hash.hex() != str(values[HEADER_BODY_HASH]).lower():
             raise RequestRefused(RefusalReason.BODY_MISMATCH, f"the body received does not hash to {HEADER_BODY_HASH}")
@@ -235,8 +237,9 @@ class RelayerRequestVerifier:
         except SignatureError as exc:
             raise RequestRefused(RefusalReason.BAD_SIGNATURE, f"the signature does not verify: {exc}") from None
         if signer != address:
-            raise RequestRefused(RefusalReason.BAD_SIGNATURE, f"the signature is not {address}'s over this method, path, "
-                                                              "timestamp, nonce and body")
+            raise RequestRefused(RefusalReason.BAD_SIGNATURE,
+                                 f"the signature is not {address}'s over this method, path, "
+                                 "timestamp, nonce and body")
         if not self._seen.first_time(digest, timestamp + self.max_age_s, now):
             raise RequestRefused(RefusalReason.REPLAYED, "this signed request was already served once")
         return address
@@ -279,7 +282,8 @@ class ValidatorEndpointGuard:
         if relayer is None:
             if endpoint == "cosign":
                 raise self._refused(endpoint, RequestRefused(
-                    RefusalReason.MISSING, f"a co-sign request must be signed by an allow-listed relayer ({', '.join(HEADERS)})"),
+                    RefusalReason.MISSING,
+                    f"a co-sign request must be signed by an allow-listed relayer ({', '.join(HEADERS)})"),
                     client, claimed)
             wait = self.anonymous.take(client or "unknown")
             budget = "the anonymous budget of this client address (validator.anonymous_requests_per_s)"

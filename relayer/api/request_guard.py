@@ -256,8 +256,8 @@ class FrontLimits:
     @classmethod
     def from_settings(cls, api: Any, metrics: Metrics | None = None) -> FrontLimits:
         """From ``config.settings.ApiSettings`` (every field of the same name)."""
-        names = [f for f in cls.__dataclass_fields__ if f not in ("metrics", "connections", "requests", "streams", "intents", "log",
-                                                                    "lingering")]
+        names = [f for f in cls.__dataclass_fields__
+                 if f not in ("metrics", "connections", "requests", "streams", "intents", "log", "lingering")]
         return cls(**{n: getattr(api, n) for n in names}, metrics=metrics)
 
     def refused(self, reason: str, **fields: Any) -> None:
@@ -383,7 +383,8 @@ class RequestGuard:
             return
         content_type = headers.get("content-type", "")
         if not is_json_media_type(content_type):
-            await self._reject(send, 415, "content_type", f"a request body must be JSON (Content-Type: application/json), "
+            await self._reject(send, 415, "content_type",
+                               f"a request body must be JSON (Content-Type: application/json), "
                                f"got {content_type[:80] or 'no Content-Type'!r}", scope, expected="application/json")
             return
         try:
@@ -401,7 +402,8 @@ class RequestGuard:
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            await self._reject(send, 400, "not_utf8", f"the JSON body is not UTF-8 (byte {exc.start})", scope, field="body")
+            await self._reject(send, 400, "not_utf8", f"the JSON body is not UTF-8 (byte {exc.start})", scope,
+                               field="body")
             return
         depth = json_depth(body)
         if depth > self.limits.max_json_depth:

@@ -24,12 +24,15 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 COSIGN_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "description": "a CosignRequest (adapters.base): chain, messages, payload, context"}}}}}
 
-# what the HTTP front (relayer.api.http_front, relayer.api.request_guard) may answer to any request, before any route runs
+# what the HTTP front (relayer.api.http_front, relayer.api.request_guard) may answer to any request, before any route
+# runs
 FRONT_ANSWERS = {
     408: "the request's headers (api.header_timeout_s) or body (api.body_timeout_s) did not arrive in time",
-    429: "a per-client cap (connections, requests in flight, event streams): detail names the api.* key; see Retry-After",
+    429: "a per-client cap (connections, requests in flight, event streams): detail names the api.* key; "
+         "see Retry-After",
     431: "request line and headers over api.max_header_bytes",
-    503: "a server-wide cap (connections, requests in flight, event streams): detail names the api.* key; see Retry-After",
+    503: "a server-wide cap (connections, requests in flight, event streams): detail names the api.* key; "
+         "see Retry-After",
 }
 
 

@@ -8,7 +8,8 @@
     GET /v1/messages/{id or tx hash}                   one message's pipeline record
     GET /validators/{address}/checkpoints/{origin}/latest | /{index}    a signed checkpoint (public; rate limited)
     POST /validators/{address}/cosign                                   co-sign a Solana/Cosmos delivery (checked;
-                                                                        allow-listed relayers only: relayer.api.relayer_auth)
+                                                                        allow-listed relayers only:
+                                                                        relayer.api.relayer_auth)
     GET /v1/chains, POST /v1/quote, POST /v1/intents, GET /v1/intents/{id}, GET /v1/integrators/{code}/report
                                                        routing (router.api)
     GET /explorer, GET /v1/explorer/...                the operator's explorer page and its data (relayer.explorer)
@@ -208,7 +209,8 @@ def serve_app(daemon: DaemonView, stop: asyncio.Event | None = None,
     host, port = api_host_port(api.url)
     limits = FrontLimits.from_settings(api, daemon.metrics)
     inner = create_api(daemon, stop, limits=limits)
-    routed: Any = inner if relay_loop is None else RelayLoopRoutes(inner, relay_loop, limits, api.max_relay_requests_per_s,
+    routed: Any = inner if relay_loop is None else RelayLoopRoutes(inner, relay_loop, limits,
+                                                                   api.max_relay_requests_per_s,
                                                                    api.max_relay_requests_per_s_per_client)
     routed = ValidatorAdmission(routed, inner.state.validator_guard, cosigns=daemon.cosign is not None)
     app = RequestGuard(routed, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
@@ -238,7 +240,8 @@ def _enough_file_descriptors(max_connections: int) -> None:
 
 
 
-LagWatcher = Callable[[asyncio.Event], Coroutine[Any, Any, None]]  # records the running loop's lag until the event is set
+# records the running loop's lag until the event is set
+LagWatcher = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def _serve_watching_lag(server: uvicorn.Server, watch_lag: LagWatcher | None) -> None:

@@ -30,7 +30,8 @@ async def _daemon_serving(api_url: str) -> bool:
         return False
 
 
-def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: str = "bench") -> subprocess.Popen | None:
+def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str],
+                       instance: str = "bench") -> subprocess.Popen | None:
     """Start ``relayer run`` on ``devnet`` in a child process unless a daemon already serves its API; wait for it."""
     api_url = devnet.manifest()["api_url"]
     if asyncio.run(_daemon_serving(api_url)):

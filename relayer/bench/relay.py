@@ -38,7 +38,8 @@ from relayer.cli.progress import make_progress
 DispatchJob = tuple[str, bytes, list[bytes]]  # (destination, recipient, message bodies): one dispatchBatch
 
 
-def plan_routes(messages: int, names: list[str], chains: dict[str, dict[str, Any]], spread: str) -> dict[tuple[str, str], int]:
+def plan_routes(messages: int, names: list[str], chains: dict[str, dict[str, Any]],
+                spread: str) -> dict[tuple[str, str], int]:
     """Messages per (origin, destination) pair, origin != destination.
 
     ``even``: every ordered pair the same share. ``capacity``: a pair's share is proportional to the product
@@ -133,12 +134,14 @@ async def _dispatch_and_watch(run: _RelayRun, routes: dict[tuple[str, str], int]
     await _watch_processed(run, sending, dict(start_heights), messages, timeout_s, deliver_task)
     if not sending.done():
         sending.cancel()
-    dispatch_done = max((run.clocks[o].time_of(h) or first_sent) for o, _d, h in run.dispatched.values()) if run.dispatched else first_sent
+    dispatch_done = max((run.clocks[o].time_of(h) or first_sent)
+                        for o, _d, h in run.dispatched.values()) if run.dispatched else first_sent
     await asyncio.gather(sending, return_exceptions=True)
     return dispatch_done
 
 
-def _dispatch_jobs(run: _RelayRun, origin: str, routes: dict[tuple[str, str], int], dispatch_batch: int) -> list[DispatchJob]:
+def _dispatch_jobs(run: _RelayRun, origin: str, routes: dict[tuple[str, str], int],
+                   dispatch_batch: int) -> list[DispatchJob]:
     """``origin``'s share of the routes in batches of at most ``dispatch_batch`` messages, to each TestRecipient."""
     jobs = []
     for dest in run.names:
@@ -262,14 +265,15 @@ async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
 
 
 def run_relay_bench(*, messages: int, devnet_dir: Path, json_output: bool, batch_size: int = 200,
-                    dispatch_batch: int = 250, timeout_s: float | None = None, spread: str = "capacity") -> dict[str, Any]:
+                    dispatch_batch: int = 250, timeout_s: float | None = None,
+                    spread: str = "capacity") -> dict[str, Any]:
     devnet = Devnet(devnet_dir, families=("evm",))  # messages between mailboxes; an already-up devnet is reused
     show = not json_output and sys.stderr.isatty()
     devnet.up()
     daemon = start_bench_daemon(devnet, {"RELAYER__RELAYER__BATCH_SIZE": str(batch_size)})
     try:
-        result = asyncio.run(_relay_bench(messages, devnet, dispatch_batch, timeout_s or max(120.0, messages / 50), show,
-                                          spread))
+        result = asyncio.run(_relay_bench(messages, devnet, dispatch_batch, timeout_s or max(120.0, messages / 50),
+                                          show, spread))
     finally:
         stop_bench_daemon(daemon)
     if not json_output:

@@ -189,7 +189,8 @@ async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: floa
             chains = await _sampled_chains(client, names)
             capacity = {c["name"]: c["spare_transfers_per_s"] for c in chains}
             for label, pin in _phase_plan(modes, names, n):
-                phases[label] = await _run_phase(RoutePhase(label, n, pin), client, adapters, clocks, timeout_s, progress)
+                phases[label] = await _run_phase(RoutePhase(label, n, pin), client, adapters, clocks, timeout_s,
+                                                 progress)
     finally:
         stop.set()
         await asyncio.gather(*clock_tasks, return_exceptions=True)
@@ -227,7 +228,8 @@ def _phase_plan(modes: list[str], names: list[str], n: int) -> list[tuple[str, l
     return plan
 
 
-def _route_summary(n: int, names: list[str], capacity: dict[str, Any], phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _route_summary(n: int, names: list[str], capacity: dict[str, Any],
+                   phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The phases' figures side by side: each chain alone, round-robin, the router's split, and their ratios."""
     single = {label.split(":", 1)[1]: p["tps"] for label, p in phases.items() if label.startswith("single:")}
     result: dict[str, Any] = {"intents": n, "token": TOKEN, "chains": names, "capacity_transfers_per_s": capacity}
@@ -251,7 +253,8 @@ def _route_summary(n: int, names: list[str], capacity: dict[str, Any], phases: d
 
 
 def run_route_bench(*, intents: int, devnet_dir: Path = ROUTE_DEVNET_DIR, json_output: bool = False,
-                    modes: list[str] | None = None, timeout_s: float = 600.0, keep_devnet: bool = False) -> dict[str, Any]:
+                    modes: list[str] | None = None, timeout_s: float = 600.0,
+                    keep_devnet: bool = False) -> dict[str, Any]:
     """Bring up the ``route`` devnet in ``devnet_dir`` (unless up), start a daemon on it, run the phases."""
     devnet = Devnet(devnet_dir, base_port=ROUTE_BASE_PORT, api_port=ROUTE_API_PORT, layout="route", families=("evm",))
     show = not json_output and sys.stderr.isatty()

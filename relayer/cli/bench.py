@@ -14,7 +14,8 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("what", choices=["relay", "route", "api", "light-clients"],
                    help="relay: cross-chain messages end to end; route: same-chain transfers through the routing API, "
                         "each chain alone vs round-robin vs the router's split (its own 4-chain devnet); "
-                        "api: the routing API under --clients concurrent clients (req/s, p50/p99, errors, nothing lost); "
+                        "api: the routing API under --clients concurrent clients (req/s, p50/p99, errors, "
+                        "nothing lost); "
                         "light-clients: verifications per second of each light client (one core, no devnet)")
     p.add_argument("--seconds", type=float, default=None,
                    help="light-clients: seconds per measurement (default 3); api: seconds of load (default 20)")

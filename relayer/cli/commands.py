@@ -4,12 +4,15 @@
     relayer send --from CHAIN --to CHAIN (--token SYM --amount N | --body TEXT) [--recipient ADDR] [--wait] [--json]
     relayer messages list|show ID|retry ID                   the pipeline store
     relayer config check CONFIG                              validate a config and say what is wrong, where
-    relayer audit [-c CONFIG] [--json]                       bridge balance sheet: locked vs outstanding; exit 1 on a shortfall
+    relayer audit [-c CONFIG] [--json]                       bridge balance sheet: locked vs outstanding; exit 1 on a
+                                                             shortfall
     relayer devnet up|down|status                            local anvil devnet with contracts deployed
     relayer bench relay --messages N [--json]                end-to-end relay benchmark on the devnet
-    relayer bench route --intents N [--json]                 aggregate same-chain throughput: single chains, round-robin, router
+    relayer bench route --intents N [--json]                 aggregate same-chain throughput: single chains,
+                                                             round-robin, router
     relayer bench api --clients N --seconds S [--json]       the routing API under N concurrent clients: req/s, p50/p99
-    relayer bench light-clients [--json]                     Tendermint skipping, receipt proofs, sync-committee updates per second
+    relayer bench light-clients [--json]                     Tendermint skipping, receipt proofs, sync-committee updates
+                                                             per second
 
 One module per command (relayer/cli/run.py, send.py, messages.py, config.py, audit.py, devnet.py, bench.py,
 simulate.py), each with its sub-parser next to its handler; parser.py assembles them; common.py holds what they

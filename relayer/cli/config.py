@@ -24,5 +24,6 @@ def cmd_config(args: argparse.Namespace) -> int:
     for i, key in enumerate(settings.validator.keys):
         resolve_private_key(key, where=f"validator.keys[{i}]")
     print(f"{args.file}: ok — {len(settings.chains)} chains ({', '.join(settings.chains)}), "
-          f"{len(settings.security.validators)} validators, threshold {settings.security.threshold}, store {settings.store.url.split('@')[-1]}")
+          f"{len(settings.security.validators)} validators, threshold {settings.security.threshold}, "
+          f"store {settings.store.url.split('@')[-1]}")
     return 0

@@ -39,7 +39,8 @@ def cmd_devnet(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"manifest": str(devnet.manifest_path), "config": str(devnet.config_path)})
         else:
-            print(f"devnet up: {', '.join(manifest['chains'])}; manifest {devnet.manifest_path}; config {devnet.config_path}")
+            print(f"devnet up: {', '.join(manifest['chains'])}; manifest {devnet.manifest_path}; "
+                  f"config {devnet.config_path}")
         return 0
     if args.action == "down":
         stopped = devnet.down(keep_state=args.keep_state)
@@ -52,5 +53,6 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     else:
         print(f"devnet {'up' if status['up'] else 'down'} ({status['dir']})")
         for name, c in status["chains"].items():
-            print(f"  {name:<10} pid {c['pid']:<8} {'alive' if c['alive'] else 'dead':<6} {c['rpc_url']}  height {c['height']}")
+            print(f"  {name:<10} pid {c['pid']:<8} {'alive' if c['alive'] else 'dead':<6} {c['rpc_url']}  height "
+                  f"{c['height']}")
     return 0 if status["up"] else 3

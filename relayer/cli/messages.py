@@ -78,5 +78,6 @@ def _retry(args: argparse.Namespace, store: Store) -> int:
     retried = store.retry_now(args.id)
     if retried is None:
         raise UsageError(f"no message with id {args.id}")
-    print(f"{retried.id}: {retried.state}" + ("" if retried.state == "DISPATCHED" else " (not retried: already past submission)"))
+    print(f"{retried.id}: {retried.state}"
+          + ("" if retried.state == "DISPATCHED" else " (not retried: already past submission)"))
     return 0

@@ -95,7 +95,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipient_for(args: argparse.Namespace, dest: ChainAdapter, dest_cfg: ChainConfig, chains: dict[str, Any]) -> bytes:
+def _recipient_for(args: argparse.Namespace, dest: ChainAdapter, dest_cfg: ChainConfig,
+                   chains: dict[str, Any]) -> bytes:
     """--recipient (or the destination's first devnet account / TestRecipient) as bytes32, in the destination
     chain's own address format (0x..., bech32, base58)."""
     from adapters.capabilities import Bytes32Accounts
@@ -111,7 +112,8 @@ def _recipient_for(args: argparse.Namespace, dest: ChainAdapter, dest_cfg: Chain
                 raise ValueError
             return address_to_bytes32(args.recipient)
         except (ValueError, RelayerError):
-            raise UsageError(f"--recipient {args.recipient!r} is not an address on {args.destination} ({family})") from None
+            raise UsageError(f"--recipient {args.recipient!r} is not an address on {args.destination} "
+                             f"({family})") from None
     if args.token:
         address = chains[args.destination]["accounts"][0]["address"]
         return bytes(to_bytes32(address)) if callable(to_bytes32) else address_to_bytes32(address)
@@ -120,7 +122,8 @@ def _recipient_for(args: argparse.Namespace, dest: ChainAdapter, dest_cfg: Chain
     return address_to_bytes32(chains[args.destination]["contracts"]["test_recipient"])  # implements handle()
 
 
-async def _send(args: argparse.Namespace, settings: Settings, chains: dict[str, Any], sender_key: str) -> dict[str, Any]:
+async def _send(args: argparse.Namespace, settings: Settings, chains: dict[str, Any],
+                sender_key: str) -> dict[str, Any]:
     """Dispatch the message or token transfer from ``--from``; with ``--wait``, wait for its delivery on ``--to``."""
     from relayer.daemon.daemon import build_adapters
 
@@ -152,7 +155,8 @@ async def _send_token(args: argparse.Namespace, origin: ChainAdapter, origin_cfg
 
     token = origin_cfg.tokens.get(args.token)
     if token is None:
-        raise UsageError(f"--token {args.token!r} is not known on {args.origin}; known: {', '.join(origin_cfg.tokens) or 'none'}")
+        raise UsageError(f"--token {args.token!r} is not known on {args.origin}; known: "
+                         f"{', '.join(origin_cfg.tokens) or 'none'}")
     amount = _parse_amount(args.amount, token.decimals)
     try:
         tx, mid = await origin.send_token(sender_key, args.token, amount, dest_cfg.domain, recipient)  # type: ignore[attr-defined]
@@ -164,7 +168,8 @@ async def _send_token(args: argparse.Namespace, origin: ChainAdapter, origin_cfg
     return tx, mid
 
 
-async def _wait_delivered(args: argparse.Namespace, dest: ChainAdapter, mid: MessageId, result: dict[str, Any], started: float) -> None:
+async def _wait_delivered(args: argparse.Namespace, dest: ChainAdapter, mid: MessageId, result: dict[str, Any],
+                          started: float) -> None:
     """Poll the destination until the message is delivered (sets ``delivered`` and ``seconds`` in ``result``)."""
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:

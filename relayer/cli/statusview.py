@@ -49,12 +49,14 @@ class StatusView:
     async def render(self) -> Group:
         d = self.daemon
         names = {c.domain: n for n, c in d.settings.chains.items()}
-        chains = Table("chain", "domain", "height", "finalized", "rpc ms", "healthy", "indexed msgs", "signed idx", title="chains")
+        chains = Table("chain", "domain", "height", "finalized", "rpc ms", "healthy", "indexed msgs", "signed idx",
+                       title="chains")
         for name, st in d.chain_status.items():
             h = st.health
             idx = d.indexers.get(st.domain)
             att = d.attesters.get(st.domain)
-            chains.add_row(name, str(st.domain), str(h.latest_height if h else "-"), str(h.finalized_height if h else "-"),
+            chains.add_row(name, str(st.domain), str(h.latest_height if h else "-"),
+                           str(h.finalized_height if h else "-"),
                            f"{h.latency_s * 1000:.0f}" if h else "-", "yes" if h and h.healthy else "NO",
                            str(idx.tree.count if idx else "-"), str(att.latest_index if att else "-"))
         counts = await d.store.aio.counts_by_state()

@@ -250,7 +250,8 @@ class _SolanaBook:
         for symbol, t in config.tokens.items():
             if t.wrapped:
                 if t.home_domain is None or t.home_token is None:
-                    raise AuditError(f"chains.{chain}.tokens.{symbol}: a wrapped token needs home_domain and home_token")
+                    raise AuditError(f"chains.{chain}.tokens.{symbol}: a wrapped token needs home_domain and "
+                                     "home_token")
                 home_decimals = t.decimals if t.home_decimals is None else t.home_decimals
                 token_id, scale = _id(t.home_domain, t.home_token), 10 ** (home_decimals - t.decimals)
                 self._known.append(_Known(chain, token_id, symbol, home_decimals))
@@ -287,7 +288,8 @@ class _CosmosBook:
         for symbol, t in config.tokens.items():
             if t.wrapped:
                 if t.home_domain is None or t.home_token is None:
-                    raise AuditError(f"chains.{chain}.tokens.{symbol}: a wrapped token needs home_domain and home_token")
+                    raise AuditError(f"chains.{chain}.tokens.{symbol}: a wrapped token needs home_domain and "
+                                     "home_token")
                 home_decimals = t.decimals if t.home_decimals is None else t.home_decimals
                 token_id, scale = _id(t.home_domain, t.home_token), 10 ** (home_decimals - t.decimals)
                 self._known.append(_Known(chain, token_id, symbol, home_decimals))
@@ -313,7 +315,8 @@ class _CosmosBook:
             return Position(self.chain, "locked", t.denom, amount, t.decimals, amount)
         note = ""
         if amount < 0:
-            note = f"the vault holds {-amount} {t.denom} more than its escrow (sent from outside the bridge); counted as 0"
+            note = (f"the vault holds {-amount} {t.denom} more than its escrow (sent from outside the bridge); "
+                    "counted as 0")
         return Position(self.chain, "escrow_paid_out", t.denom, amount, t.decimals, max(0, amount) * scale, note)
 
 
@@ -382,7 +385,8 @@ class Auditor:
             known = tokens[token_id]
             home_chain = self.domains[token_id.home_domain]
             home = [p for p in by_token[token_id] if p.kind == "locked"]
-            decimals = home[0].decimals if home else next((k.home_decimals for k in known if k.home_decimals is not None), 0)
+            decimals = home[0].decimals if home else next((k.home_decimals for k in known
+                                                           if k.home_decimals is not None), 0)
             symbol = next((k.symbol for k in known if k.chain == home_chain), known[0].symbol)
             line = TokenLine(token_id, symbol, home_chain, decimals, by_token[token_id])
             line.shortfall = line.raw_shortfall
@@ -450,7 +454,8 @@ def print_sheet(sheet: BalanceSheet, console: Any = None) -> None:
         short = ", ".join(f"{t.symbol} {t.whole(t.shortfall)}" for t in sheet.tokens if t.shortfall)
         console.print(f"[bold red]shortfall[/]: {short} (confirmed by {sheet.readings} readings)")
     else:
-        console.print(f"[green]every bridged token is backed[/] ({len(sheet.tokens)} tokens, read in {sheet.read_s:.2f}s)")
+        console.print(f"[green]every bridged token is backed[/] ({len(sheet.tokens)} tokens, "
+                      f"read in {sheet.read_s:.2f}s)")
 
 
 # ---------------------------------------------------------------- the daemon's periodic job

@@ -77,17 +77,18 @@ class Workers:
             for name in attest:
                 d = s.chains[name].domain
                 verifier = build_inclusion_verifier(name, s.chains[name]) if s.validator.verify_inclusion else None
-                self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store, self.metrics,
-                                                   verifier=verifier, accountant=self.accountant)
+                self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store,
+                                                   self.metrics, verifier=verifier, accountant=self.accountant)
             if s.validator.cosign_keys:
                 self.cosign = self._cosign_service()
         if self.role in ("relayer", "all"):
             collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
-                                            refresh_s=s.relayer.poll_interval_s, metrics=self.metrics, chain_names=names,
-                                            auth=self.relayer_auth)
+                                            refresh_s=s.relayer.poll_interval_s, metrics=self.metrics,
+                                            chain_names=names, auth=self.relayer_auth)
             for name, chain in s.chains.items():
-                self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers, collector,
-                                                                     s.relayer, self.metrics, chain_names=names)
+                self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers,
+                                                                     collector, s.relayer, self.metrics,
+                                                                     chain_names=names)
         if self.intents is None:
             self.intents = self._intents_backend()
         if self.audit is None and s.audit.enabled:
@@ -167,12 +168,14 @@ class Workers:
                               on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
 
 
-def build_adapters(settings: Settings, *, with_signers: bool, cosigner: Cosigner | None = None) -> dict[str, ChainAdapter]:
+def build_adapters(settings: Settings, *, with_signers: bool,
+                   cosigner: Cosigner | None = None) -> dict[str, ChainAdapter]:
     """The one place that maps a chain family to its adapter class. ``cosigner`` gathers the validators'
     signatures for destinations delivered by co-signed transactions (Solana, Cosmos)."""
     adapters: dict[str, ChainAdapter] = {}
     for name, chain in settings.chains.items():
-        key = resolve_private_key(chain.signer, where=f"chains.{name}.signer") if (with_signers and chain.signer) else None
+        key = (resolve_private_key(chain.signer, where=f"chains.{name}.signer") if (with_signers and chain.signer)
+               else None)
         if chain.family == "evm":
             from adapters.evm.adapter import EvmAdapter
 
@@ -209,14 +212,14 @@ def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier
             beacon = BeaconLightClient(name, chain.beacon_url, bytes.fromhex(chain.trusted_block_root[2:]),
                                        devnet_network(chain.chain_id), LightClientFork.ELECTRA, DEVNET_SLOT_DURATION_MS,
                                        timeout_s=chain.request_timeout_s)
-        return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls, anchor=anchor,
-                                    beacon=beacon)
+        return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls,
+                                    anchor=anchor, beacon=beacon)
     if chain.family == "cosmos":
         from adapters.cosmos.transactions import tokens_from_config
         from light_clients.tendermint.inclusion import CosmosInclusionVerifier
 
-        return CosmosInclusionVerifier(name, chain.rpc_url, chain.vault, chain.domain, other_rpc_urls=chain.verify_rpc_urls,
-                                       trusting_period_s=chain.trusting_period_s,
+        return CosmosInclusionVerifier(name, chain.rpc_url, chain.vault, chain.domain,
+                                       other_rpc_urls=chain.verify_rpc_urls, trusting_period_s=chain.trusting_period_s,
                                        tokens=tokens_from_config(chain.domain, chain.tokens))
     return None  # Solana: no light client exists; the adapter requires its verify_rpc_urls to agree
 
@@ -259,7 +262,8 @@ def origin_trust(settings: Settings) -> list[OriginTrust]:
         elif chain.trust_single_rpc:
             found.append(OriginTrust(name, chain.family, "single_rpc", f"chains.{name}.trust_single_rpc = true"))
         else:
-            keys = ("beacon_url + trusted_block_root (a sync-committee light client), " if chain.family == "evm" else "")
+            keys = ("beacon_url + trusted_block_root (a sync-committee light client), " if chain.family == "evm"
+                    else "")
             raise ConfigError(f"chains.{name}", f"the validator attests {name} but has no light-client source and no "
                               f"second endpoint to compare its RPC node with: set {keys}verify_rpc_urls (other "
                               f"independent endpoints that must agree), or trust_single_rpc = true to accept trusting "
@@ -298,9 +302,11 @@ def daemon_parts(settings: Settings, role: Role, *, instance: str | None = None)
     settings.check_operator_exposure()  # ConfigError naming router.api_keys: operator keys on an open, non-loopback API
     trust = origin_trust(settings) if role in ("validator", "all") else []
     if role in ("relayer", "all"):
-        missing = [n for n, c in settings.chains.items() if c.signer is None and c.family != "cosmos"]  # cosmos: the multisig pays
+        # cosmos: the multisig pays
+        missing = [n for n, c in settings.chains.items() if c.signer is None and c.family != "cosmos"]
         if missing:
-            raise ConfigError(f"chains.{missing[0]}.signer", "the relayer role needs a signer on every destination chain")
+            raise ConfigError(f"chains.{missing[0]}.signer",
+                              "the relayer role needs a signer on every destination chain")
     signers: list[CheckpointSigner] = []
     if role in ("validator", "all"):
         if not settings.validator.keys:
@@ -309,8 +315,9 @@ def daemon_parts(settings: Settings, role: Role, *, instance: str | None = None)
             signers.append(CheckpointSigner.from_hex(resolve_private_key(key, where=f"validator.keys[{i}]")))
         if settings.validator.cosign_keys and not settings.validator.allowed_relayers:
             # without an allow-list no co-sign request could ever be accepted (and co-signing is never open to anyone)
-            raise ConfigError("validator.allowed_relayers", "co-signing (validator.cosign_keys) serves only allow-listed "
-                                                            "relayers: list their identity addresses (relayer.identity_key)")
+            raise ConfigError("validator.allowed_relayers",
+                              "co-signing (validator.cosign_keys) serves only allow-listed "
+                              "relayers: list their identity addresses (relayer.identity_key)")
     relayer_auth = relayer_identity(settings) if role in ("relayer", "all") else None
     store = Store(settings.store.url, owner=instance or socket.gethostname())
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
@@ -325,8 +332,9 @@ def relayer_identity(settings: Settings) -> RelayerAuth:
     """The relayer's request signer from ``relayer.identity_key`` (required by the relayer role; never a validator's
     key, so a relayer identity can never sign anything a validator signs)."""
     if settings.relayer.identity_key is None:
-        raise ConfigError("relayer.identity_key", "the relayer role signs its requests to validators with this key (its "
-                                                  "address goes into their validator.allowed_relayers); none is set")
+        raise ConfigError("relayer.identity_key",
+                          "the relayer role signs its requests to validators with this key (its "
+                          "address goes into their validator.allowed_relayers); none is set")
     signer = RelayerRequestSigner(resolve_private_key(settings.relayer.identity_key, where="relayer.identity_key"))
     if signer.address in {v.address.lower() for v in settings.security.validators}:
         raise ConfigError("relayer.identity_key", f"{signer.address} is a validator's address: the relayer's identity "

@@ -80,9 +80,9 @@ class RelayerDaemon:
     handover: Handover = field(init=False)
 
     def __post_init__(self) -> None:
-        self.workers = Workers(self.settings, self.role, self.adapters, self.store, self.signers, self.http, self.metrics,
-                               operator_keys=self.operator_keys, relayer_auth=self.relayer_auth, intents=self.intents,
-                               audit=self.audit)
+        self.workers = Workers(self.settings, self.role, self.adapters, self.store, self.signers, self.http,
+                               self.metrics, operator_keys=self.operator_keys, relayer_auth=self.relayer_auth,
+                               intents=self.intents, audit=self.audit)
         self.intents, self.audit = self.workers.intents, self.workers.audit
         self.health = HealthMonitor(self.settings, self.role, self.adapters, self.store, self.metrics,
                                     self.workers.attesters, self.intents)
@@ -157,9 +157,10 @@ class RelayerDaemon:
         warn_if_operator_api_open(self.settings, self.operator_keys, self.metrics)
         await self.refresh_health()
         scheduler.start()
-        log.info("daemon_started", role=self.role, chains=list(self.adapters), validators=[s.address for s in self.signers],
-                 api=self.settings.api.url, store=self.store._safe_url())
-        tasks = [asyncio.create_task(serve_api(self, stop, watch_lag=lambda served: watch_loop_lag(self.metrics, "api", served)),
+        log.info("daemon_started", role=self.role, chains=list(self.adapters),
+                 validators=[s.address for s in self.signers], api=self.settings.api.url, store=self.store._safe_url())
+        tasks = [asyncio.create_task(serve_api(self, stop,
+                                               watch_lag=lambda served: watch_loop_lag(self.metrics, "api", served)),
                                      name="api"),
                  asyncio.create_task(watch_loop_lag(self.metrics, "relay", stop), name="loop-lag")]
         tasks += [asyncio.create_task(OriginLoop(i, self.attesters.get(d), self.processors, self.metrics,

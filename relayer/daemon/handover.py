@@ -79,7 +79,8 @@ class Handover:
                 processor.wake()
         for h in handovers:
             if not h.deliveries and not h.messages:  # it left nothing in hand: only note that it is gone
-                log.info("instance_gone", instance=h.from_instance, reason=h.reason.value, silent_s=round(h.silent_s, 1))
+                log.info("instance_gone", instance=h.from_instance, reason=h.reason.value,
+                         silent_s=round(h.silent_s, 1))
                 continue
             self.metrics.inc("relayer_handovers_total", from_instance=h.from_instance, reason=h.reason.value)
             self.metrics.inc("relayer_messages_handed_over_total", h.messages, from_instance=h.from_instance,

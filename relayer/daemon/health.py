@@ -55,7 +55,8 @@ class HealthMonitor:
     intents: IntentsBackend | None = None
     chain_status: dict[str, ChainStatus] = field(default_factory=dict)
     capacity: CapacityModel | None = None  # live chain capacity for the routing API, once every chain was sampled
-    wallet_low_logged: dict[str, float] = field(default_factory=dict)  # chain -> when wallet_balance_low was last logged
+    # chain -> when wallet_balance_low was last logged
+    wallet_low_logged: dict[str, float] = field(default_factory=dict)
     samples: ChainSampleBuffer = field(default_factory=ChainSampleBuffer)  # the explorer's chain history
 
     def __post_init__(self) -> None:
@@ -82,7 +83,8 @@ class HealthMonitor:
             if health.latest_height is not None:
                 self.metrics.set("relayer_chain_height", health.latest_height, chain=name)
                 if health.finalized_height is not None:
-                    self.metrics.set("relayer_chain_finalized_lag", health.latest_height - health.finalized_height, chain=name)
+                    self.metrics.set("relayer_chain_finalized_lag", health.latest_height - health.finalized_height,
+                                     chain=name)
 
         await asyncio.gather(*(one(n, a) for n, a in self.adapters.items()))
         if self.role in ("relayer", "all"):
@@ -115,7 +117,8 @@ class HealthMonitor:
             verifier = attester.verifier
             finalized = await verifier.follow_light_client() if isinstance(verifier, LightClientFollower) else None
             if finalized is not None:
-                self.metrics.set("validator_light_client_finalized_height", finalized.number, origin=attester.adapter.name)
+                self.metrics.set("validator_light_client_finalized_height", finalized.number,
+                                 origin=attester.adapter.name)
 
         await asyncio.gather(*(one(a) for a in self.attesters.values()))
 

@@ -37,8 +37,8 @@ def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover,
                       seconds=2.0, max_instances=1, coalesce=True)
     scheduler.add_job(_ends_quietly_on_stop(handover.sweep_orphans, stop), "interval", seconds=15.0, max_instances=1,
                       coalesce=True)
-    scheduler.add_job(_ends_quietly_on_stop(handover.beat, stop), "interval", seconds=max(0.2, settings.relayer.instance_lease_s / 5),
-                      max_instances=1, coalesce=True)
+    scheduler.add_job(_ends_quietly_on_stop(handover.beat, stop), "interval",
+                      seconds=max(0.2, settings.relayer.instance_lease_s / 5), max_instances=1, coalesce=True)
     if intents is not None and intents.executor is not None:
         executor = intents.executor
         scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(executor.refresh_unsettled), stop),

@@ -64,7 +64,8 @@ def _current_stderr(*_args: object) -> structlog.PrintLogger:
 
 def configure_logging(level: str = "info", json_output: bool | None = None, stream=None) -> None:
     as_json = (not (stream or sys.stderr).isatty()) if json_output is None else json_output
-    renderer = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=not as_json and (stream or sys.stderr).isatty())
+    renderer = (structlog.processors.JSONRenderer() if as_json
+                else structlog.dev.ConsoleRenderer(colors=not as_json and (stream or sys.stderr).isatty()))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -31,7 +31,8 @@ _HELP = {
     "relayer_messages_handed_over_total": "messages taken over from dead or stopped instances",
     "relayer_instances_alive": "instances sharing the store whose heartbeat is within relayer.instance_lease_s",
     "relayer_store_up": "1 when the last heartbeat reached the store",
-    "relayer_store_errors_total": "store operations that failed (database down or restarting), by reason and where (heartbeat or a destination)",
+    "relayer_store_errors_total": "store operations that failed (database down or restarting), "
+                                  "by reason and where (heartbeat or a destination)",
     # pipeline
     "relayer_messages_indexed_total": "messages found dispatched on an origin at finality",
     "relayer_queue_depth": "messages per destination and pipeline state (0 once a state empties)",
@@ -47,7 +48,8 @@ _HELP = {
     "relayer_wallet_balance_low": "1 when the paying account's balance is below the chain's min_wallet_balance",
     "relayer_wallet_min_balance": "configured min_wallet_balance per chain, in native tokens",
     # origin history (indexer)
-    "relayer_reorg_detected_total": "origin histories that contradicted indexed final data (reorg deeper than finality)",
+    "relayer_reorg_detected_total": "origin histories that contradicted indexed final data (reorg deeper than "
+                                    "finality)",
     "relayer_origin_halted": "1 while an origin is halted after a finality violation (operator action needed)",
     # validators as the relayer sees them (CheckpointCollector)
     "relayer_validator_up": "1 when the validator answered the relayer's last checkpoint request, else 0",
@@ -155,7 +157,8 @@ class _Histogram:
 
     def render(self, name: str, key: tuple[tuple[str, str], ...]) -> list[str]:
         labels = "".join(f'{k}="{_escape(v)}",' for k, v in key)
-        lines = [f'{name}_bucket{{{labels}le="{_format(b)}"}} {c}' for b, c in zip(self.bounds, self.counts, strict=True)]
+        lines = [f'{name}_bucket{{{labels}le="{_format(b)}"}} {c}'
+                 for b, c in zip(self.bounds, self.counts, strict=True)]
         lines.append(f'{name}_bucket{{{labels}le="+Inf"}} {self.count}')
         plain = labels.rstrip(",")
         suffix = f"{{{plain}}}" if plain else ""
@@ -185,7 +188,8 @@ class Metrics:
             out.append((k, text if allowed is None or text in allowed else UNKNOWN))
         return tuple(sorted(out))
 
-    def _room(self, name: str, series: dict[tuple[tuple[str, str], ...], float], key: tuple[tuple[str, str], ...]) -> bool:
+    def _room(self, name: str, series: dict[tuple[tuple[str, str], ...], float],
+              key: tuple[tuple[str, str], ...]) -> bool:
         """Whether ``key`` may be recorded in ``series`` (held lock): it exists, or the family is under its cap."""
         if key in series or len(series) < self.max_series_per_family:
             return True

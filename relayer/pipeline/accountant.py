@@ -365,7 +365,8 @@ class GlobalAccountant:
             self.metrics.set("validator_accountant_locked", self.ledger.locked.get(token, 0), token=label,
                              chain=names.chain_label(token[0]))
             for chain, amount in self.ledger.outstanding.get(token, {}).items():
-                self.metrics.set("validator_accountant_outstanding", amount, token=label, chain=names.chain_label(chain))
+                self.metrics.set("validator_accountant_outstanding", amount, token=label,
+                                 chain=names.chain_label(chain))
 
     # ---- co-signatures
     def _lock(self, chain: str) -> asyncio.Lock:
@@ -391,7 +392,8 @@ class GlobalAccountant:
             transfers.append(t)
         ids = [t.id for t in transfers]
         if len(set(ids)) != len(ids):
-            raise self._cosign_refused(validator, chain, "duplicate_message", "a message is listed twice in one delivery")
+            raise self._cosign_refused(validator, chain, "duplicate_message",
+                                       "a message is listed twice in one delivery")
         digest = hashlib.sha256(request.payload).hexdigest()
         async with self._lock(chain):
             open_rows = await self.store.aio.open_reservations(validator, chain)
@@ -418,14 +420,16 @@ class GlobalAccountant:
             for token, room in rooms.items():
                 if room is None:
                     raise self._cosign_refused(validator, chain, "unknown_token",
-                                               f"no payout of {token_text(token)} on {chain} is known to the accountant")
+                                               f"no payout of {token_text(token)} on {chain} is known to the "
+                                               "accountant")
                 used, available = room
                 payout = sum(t.amount for t in transfers if t.token == token)
                 if used + payout > available:
                     raise self._cosign_refused(
                         validator, chain, "exceeds_attested",
                         f"paying {payout} more of {self.directory.token_label(token)} on {chain} would make "
-                        f"{used + payout}, above the {available} attested there", token=self.directory.token_label(token),
+                        f"{used + payout}, above the {available} attested there",
+                        token=self.directory.token_label(token),
                         amount=payout, paid_and_reserved=used, available=available,
                         message_ids=[id_hex(i) for i in ids])
             await self._reserve(validator, chain, digest, request, transfers)

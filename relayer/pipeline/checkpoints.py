@@ -152,7 +152,8 @@ class CheckpointCollector:
         indices.sort(reverse=True)
         if len(indices) < self.threshold:
             down = [a for a, _ in self.validators if not self.up.get(a, False)]
-            self.last_problem[origin] = (f"{len(indices)} of {len(self.validators)} validators answered; need {self.threshold}"
+            self.last_problem[origin] = (f"{len(indices)} of {len(self.validators)} validators answered; "
+                                         f"need {self.threshold}"
                                          + (f" (down: {', '.join(down)})" if down else ""))
             return None
         target = min(indices[self.threshold - 1], tree.count - 1)
@@ -189,7 +190,8 @@ class CheckpointCollector:
         for p in problems:
             log.warning("checkpoint_signature_rejected", origin=origin, index=target, problem=p)
         if checkpoint is None or len(good) < self.threshold:
-            self.last_problem[origin] = f"{len(good)} valid signatures at index {target}, need {self.threshold}; " + "; ".join(problems)
+            self.last_problem[origin] = (f"{len(good)} valid signatures at index {target}, need {self.threshold}; "
+                                         + "; ".join(problems))
             return None
         self.last_problem.pop(origin, None)
         return SignedCheckpoint(checkpoint, sorted_signatures(good)[: self.threshold])

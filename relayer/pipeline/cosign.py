@@ -22,8 +22,8 @@ destination adapter builds it: ``CosignRequest``). A validator co-signs only whe
 As a Solana/Cosmos multisig threshold is a strict majority (checked at start by each adapter), any two quorums
 share a validator, and that validator signed the second payout only once the first could never land: a
 message is paid out at most once.
-6. the accountant (``relayer/pipeline/accountant.py``, when the process has one) agrees: one call, last before signing, that
-   checks the payout against what this validator attested for the destination, independently of rule 5.
+6. the accountant (``relayer/pipeline/accountant.py``, when the process has one) agrees: one call, last before signing,
+   that checks the payout against what this validator attested for the destination, independently of rule 5.
 
 ``HttpCosigner`` is the relayer's side: it asks every configured validator (``POST
 {validator url}/cosign``) and returns the first ``threshold`` signatures.
@@ -103,7 +103,8 @@ class CosignService:
         except AdapterError as exc:
             raise self._refuse(chain, exc.reason or PAYLOAD_MISMATCH, str(exc)) from exc
         if sorted(delivers) != sorted(ids):
-            raise self._refuse(chain, PAYLOAD_MISMATCH, "the transaction delivers other messages than the request lists")
+            raise self._refuse(chain, PAYLOAD_MISMATCH,
+                               "the transaction delivers other messages than the request lists")
         terms = await self._terms(chain, adapter, request)
         digest = hashlib.sha256(request.payload).hexdigest()
         async with self._lock(chain):  # check-and-record is one step per process (and per chain)
@@ -129,17 +130,19 @@ class CosignService:
                 raise self._refuse(chain, "malformed message", f"messages[{i}]: {exc}") from exc
             mid = message_id(raw)
             if mid in ids:  # two payouts of one message in one transaction
-                raise self._refuse(chain, "duplicate message", f"messages[{i}] 0x{mid.hex()} is listed twice")
+                raise self._refuse(chain, "duplicate message", f"messages[{i}] {id_hex(mid)} is listed twice")
             known = self.store.get(mid)
             if known is None or bytes(known.raw) != raw:
-                raise self._refuse(chain, "not attested", f"messages[{i}] 0x{mid.hex()} is not a message this validator indexed")
+                raise self._refuse(chain, "not attested",
+                                   f"messages[{i}] {id_hex(mid)} is not a message this validator indexed")
             if msg.destination != domain:
                 raise self._refuse(chain, "wrong destination",
                                    f"messages[{i}] is for domain {msg.destination}, not {chain} ({domain})")
             signed = self.latest_signed(validator, msg.origin)
             if signed is None or signed < msg.nonce:
-                raise self._refuse(chain, "not attested", f"messages[{i}] has nonce {msg.nonce} of origin {msg.origin}; "
-                                                          f"this validator attested up to {signed}")
+                raise self._refuse(chain, "not attested",
+                                   f"messages[{i}] has nonce {msg.nonce} of origin {msg.origin}; "
+                                   f"this validator attested up to {signed}")
             ids.append(mid)
         return ids
 
@@ -225,6 +228,6 @@ class HttpCosigner:
 
         results = [r for r in await asyncio.gather(*(one(v) for v in self.validators)) if r is not None]
         if len(results) < threshold:
-            raise NoCosignQuorum(f"{len(results)} of {threshold} co-signatures for {request.chain}: " + "; ".join(problems),
-                                 chain=request.chain)
+            raise NoCosignQuorum(f"{len(results)} of {threshold} co-signatures for {request.chain}: "
+                                 + "; ".join(problems), chain=request.chain)
         return results[:threshold]

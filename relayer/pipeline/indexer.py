@@ -22,9 +22,9 @@ e.g. a node restarted from an older state dump or rolled back) and compares it w
 Nothing is ever indexed twice (messages below the tree's count are skipped by nonce) nor skipped (a rewind
 re-reads the heights). On a finality violation the indexer logs ``origin_reorged`` (error), counts
 ``relayer_reorg_detected_total{chain}``, sets ``relayer_origin_halted{chain}`` to 1, drops the undelivered
-messages past the chain's prefix as ``DROPPED(origin_reorged)`` and stops indexing this origin. The attester stops signing it and processors stop delivering from it: validators already signed
-roots the canonical chain contradicts, so any way forward (re-signing those indices would be equivocation)
-is the operator's decision, not the daemon's.
+messages past the chain's prefix as ``DROPPED(origin_reorged)`` and stops indexing this origin. The attester stops
+signing it and processors stop delivering from it: validators already signed roots the canonical chain contradicts, so
+any way forward (re-signing those indices would be equivocation) is the operator's decision, not the daemon's.
 
 Backlog catch-up: when the finalized height is more than ``backlog_threshold`` blocks ahead of the cursor,
 ``backlog`` holds the catch-up's progress (shown as a bar in the live status view) and ``backlog_progress``
@@ -134,7 +134,8 @@ class OriginIndexer:
         self.tree = MerkleTree()
         for nonce, mid in self.store.message_ids_in_order(self.domain):
             if nonce != self.tree.count:
-                raise IndexGap(f"store holds nonce {nonce} of origin {self.domain} but the tree expects {self.tree.count}")
+                raise IndexGap(f"store holds nonce {nonce} of origin {self.domain} but the tree expects "
+                               f"{self.tree.count}")
             self.tree.append(mid)
         cursor = self.store.cursor(self.cursor_name)
         self.indexed_height = Height(cursor) if cursor is not None else None
@@ -155,9 +156,11 @@ class OriginIndexer:
             return 0
         start = self.start_height if self.indexed_height is None else self.indexed_height + 1
         if start > finalized:
-            if self.indexed_height is not None and self.indexed_height > finalized and self._waiting_logged_at != self.indexed_height:
+            if (self.indexed_height is not None and self.indexed_height > finalized
+                    and self._waiting_logged_at != self.indexed_height):
                 self._waiting_logged_at = self.indexed_height
-                log.warning("chain_behind_cursor", chain=self.adapter.name, cursor=self.indexed_height, finalized=finalized,
+                log.warning("chain_behind_cursor", chain=self.adapter.name, cursor=self.indexed_height,
+                            finalized=finalized,
                             note="the chain came back lower than the indexed height; waiting for it to pass the cursor")
             return 0
         end = Height(min(finalized, start + self.max_range - 1))
@@ -167,7 +170,8 @@ class OriginIndexer:
             if d.message.nonce != expected:
                 raise IndexGap(f"origin {self.domain}: expected nonce {expected}, found {d.message.nonce} "
                                f"in tx {d.tx_hash} at height {d.height}; not indexing past the gap")
-        await self.store.aio.record_dispatched(fresh, cursor=(self.cursor_name, end), known_destinations=self.known_destinations)
+        await self.store.aio.record_dispatched(fresh, cursor=(self.cursor_name, end),
+                                               known_destinations=self.known_destinations)
         for d in fresh:
             self.tree.append(d.id)
         self._fresh_destinations.update(d.message.destination for d in fresh
@@ -175,7 +179,8 @@ class OriginIndexer:
         self.indexed_height = end
         self._track_backlog(start, end, finalized)
         if fresh:
-            log.info("indexed", chain=self.adapter.name, heights=f"{start}-{end}", messages=len(fresh), count=self.tree.count)
+            log.info("indexed", chain=self.adapter.name, heights=f"{start}-{end}", messages=len(fresh),
+                     count=self.tree.count)
         return len(fresh)
 
     # ---- backlog catch-up progress
@@ -277,7 +282,8 @@ class OriginIndexer:
         count = 0 if state is None else state.count
         detail = (f"at height {height} the chain's mailbox holds {count} messages with root "
                   f"0x{(state.root if state else b'').hex()}, the index holds {self.tree.count} "
-                  f"(root of the first {min(count, self.tree.count)}: 0x{self.tree.root(min(count, self.tree.count)).hex()}); "
+                  f"(root of the first {min(count, self.tree.count)}: "
+                  f"0x{self.tree.root(min(count, self.tree.count)).hex()}); "
                   f"the chain agrees up to height {agreeing} ({canonical} messages): a reorg deeper than the "
                   "finality rule, or an RPC node serving another history")
         dropped = await self.store.aio.drop_reorged(self.domain, canonical, detail)

@@ -63,7 +63,8 @@ class OriginLoop:
             except RelayerError as exc:
                 failures += 1
                 new = 0
-                log.warning("origin_poll_failed", chain=self.indexer.adapter.name, error=str(exc)[:300], failures=failures)
+                log.warning("origin_poll_failed", chain=self.indexer.adapter.name, error=str(exc)[:300],
+                            failures=failures)
             if new:
                 continue
             delay = self.interval_s if failures == 0 else self.backoff(failures)

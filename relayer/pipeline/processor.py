@@ -132,7 +132,8 @@ class DestinationProcessor:
             if checkpoint is None or not ready:
                 continue
             chunks = [ready[i : i + self.batch_size] for i in range(0, len(ready), self.batch_size)]
-            await self.store.aio.mark_attested([m.id for m in ready if m.state != MessageState.ATTESTED.value], checkpoint.checkpoint.index)
+            await self.store.aio.mark_attested([m.id for m in ready if m.state != MessageState.ATTESTED.value],
+                                               checkpoint.checkpoint.index)
             indexer = self.indexers[origin]
             jobs.extend(self._submit_chunk(origin, checkpoint, indexer, chunk) for chunk in chunks)
         if failpoints.ENABLED and jobs:
@@ -219,19 +220,22 @@ class DestinationProcessor:
             await self.store.aio.mark_delivered(outcome.ids, tx_hash=None, height=None, at=self.clock())
             log.info("already_delivered", destination=self.adapter.name, messages=len(outcome.ids))
         elif isinstance(outcome, AwaitCheckpoint):
-            await self.store.aio.mark_not_ready(outcome.ids, FailureReason.NO_QUORUM, f"latest quorum checkpoint is index {outcome.index}",
-                                      self.policy.checkpoint_wait_s)
+            await self.store.aio.mark_not_ready(outcome.ids, FailureReason.NO_QUORUM,
+                                                f"latest quorum checkpoint is index {outcome.index}",
+                                                self.policy.checkpoint_wait_s)
         else:
             await self._undelivered(outcome)
         return 0
 
     async def _record_submitted(self, outcome: Submitted) -> int:
         tx, ids = outcome.tx, list(outcome.ids)
-        await self.store.aio.record_submission(tx_hash=tx.tx_hash, destination=self.domain, origin=outcome.origin, sender=tx.sender,
-                                     nonce=tx.nonce, ids=ids, gas_limit=tx.gas_limit, max_fee=tx.max_fee)
+        await self.store.aio.record_submission(tx_hash=tx.tx_hash, destination=self.domain, origin=outcome.origin,
+                                               sender=tx.sender, nonce=tx.nonce, ids=ids, gas_limit=tx.gas_limit,
+                                               max_fee=tx.max_fee)
         self._confirm_wake.set()
         self.metrics.inc("relayer_batches_submitted_total", destination=self.adapter.name)
-        log.info("batch_submitted", destination=self.adapter.name, origin=self.names.get(outcome.origin, outcome.origin),
+        log.info("batch_submitted", destination=self.adapter.name,
+                 origin=self.names.get(outcome.origin, outcome.origin),
                  messages=len(ids), tx=tx.tx_hash, nonce=tx.nonce, checkpoint_index=outcome.checkpoint_index)
         if failpoints.ENABLED:
             await failpoints.reached("after_submit")
@@ -248,14 +252,17 @@ class DestinationProcessor:
             await self.store.aio.mark_not_ready(ids, reason, error, self.policy.wait_s(reason))
             if reason is FailureReason.INSUFFICIENT_FUNDS:  # (no quorum is found by the prepare loop itself)
                 self._prepare_wake.set()
-                log.warning("delivery_waiting_for_funds", destination=self.adapter.name, messages=len(ids), error=error[:300])
+                log.warning("delivery_waiting_for_funds", destination=self.adapter.name, messages=len(ids),
+                            error=error[:300])
             return
         self._prepare_wake.set()  # the prepare loop takes the new retry time into account
-        dropped = await self.store.aio.mark_retry(ids, reason, error, backoff=self.policy.backoff, max_attempts=self.policy.max_attempts)
-        log.warning("delivery_retry", destination=self.adapter.name, messages=len(ids), reason=reason.value, error=error[:300])
+        dropped = await self.store.aio.mark_retry(ids, reason, error, backoff=self.policy.backoff,
+                                                  max_attempts=self.policy.max_attempts)
+        log.warning("delivery_retry", destination=self.adapter.name, messages=len(ids), reason=reason.value,
+                    error=error[:300])
         if dropped:
-            log.error("messages_dropped", destination=self.adapter.name, messages=len(dropped), reason=FailureReason.MAX_ATTEMPTS.value,
-                      last_reason=reason.value)
+            log.error("messages_dropped", destination=self.adapter.name, messages=len(dropped),
+                      reason=FailureReason.MAX_ATTEMPTS.value, last_reason=reason.value)
 
     # ---- confirm
     async def confirm_once(self) -> int:
@@ -284,9 +291,12 @@ class DestinationProcessor:
             return 0
         if outcome.state is TxState.PENDING:
             if outcome.replacement is not None:
-                await self.store.aio.replace_delivery(rec.tx_hash, outcome.replacement.tx_hash, outcome.replacement.max_fee)
-                log.warning("delivery_replaced", destination=self.adapter.name, old=rec.tx_hash, new=outcome.replacement.tx_hash)
-            elif rec.adopted_from is not None and self.clock() - (rec.adopted_at or 0.0) > self.settings.adopted_tx_timeout_s:
+                await self.store.aio.replace_delivery(rec.tx_hash, outcome.replacement.tx_hash,
+                                                      outcome.replacement.max_fee)
+                log.warning("delivery_replaced", destination=self.adapter.name, old=rec.tx_hash,
+                            new=outcome.replacement.tx_hash)
+            elif (rec.adopted_from is not None
+                  and self.clock() - (rec.adopted_at or 0.0) > self.settings.adopted_tx_timeout_s):
                 await self.store.aio.finish_delivery(rec.tx_hash, "abandoned")
                 log.warning("adopted_delivery_abandoned", destination=self.adapter.name, tx=rec.tx_hash,
                             from_instance=rec.adopted_from, messages=len(ids), reason=FailureReason.TX_DROPPED.value)
@@ -305,7 +315,8 @@ class DestinationProcessor:
             self._count_spent(outcome)
             rest = [i for i in ids if i not in processed]
             if rest:
-                await self._settle_unprocessed(rest, FailureReason.TX_DROPPED, "skipped by the batch: delivered by another transaction?")
+                await self._settle_unprocessed(rest, FailureReason.TX_DROPPED,
+                                               "skipped by the batch: delivered by another transaction?")
             log.info("batch_delivered", destination=self.adapter.name, messages=len(mine), tx=rec.tx_hash,
                      height=outcome.height, gas_used=outcome.gas_used)
             return len(mine)
@@ -364,7 +375,8 @@ class DestinationProcessor:
         return max(self.settings.poll_interval_s, await self._prepare_due_in())
 
     async def _confirm_idle_s(self) -> float:
-        """Deliveries in flight: follow the chain every poll interval; none: wait for a submission (woken) or the cap."""
+        """Deliveries in flight: follow the chain every poll interval; none: wait for a submission (woken) or the
+        cap."""
         return self.settings.poll_interval_s if self._deliveries_pending else self._idle_cap_s()
 
     async def _loop(self, stop: asyncio.Event, step: Callable[[], Awaitable[int]], wake: asyncio.Event | None = None,

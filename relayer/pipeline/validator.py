@@ -14,9 +14,9 @@ Security checks (DESIGN.md, "Validators"), in order, before a validator signs ``
    signature and no old one is served (``checkpoint_refused`` with reason ``reorg``, counted once per halt).
 4. No equivocation: a checkpoint is never signed at an index already signed with another root
    (``checkpoint_conflict``, reason ``conflicting_root``), whatever the chain says now.
-5. Solvency (``relayer/pipeline/accountant.py``, when the process has an accountant): no new token transfer pays out more
-   than this validator attested was locked for it; the checkpoint stops at the message before the first one that
-   would (``accountant_refused``), and the rest waits, re-checked every poll.
+5. Solvency (``relayer/pipeline/accountant.py``, when the process has an accountant): no new token transfer pays out
+   more than this validator attested was locked for it; the checkpoint stops at the message before the first one
+   that would (``accountant_refused``), and the rest waits, re-checked every poll.
 
 Any earlier index is also signable on request: the roots of every prefix of a verified tree follow
 from its leaves, so the validator signs ``index < latest`` from its own tree, never from the RPC.
@@ -117,7 +117,8 @@ class OriginAttester:
             log.error("checkpoint_refused", chain=self.adapter.name, height=height, reason=exc.reason,
                       messages=f"{self.proven_count}..{end - 1}", error=str(exc)[:400])
             return False
-        log.debug("dispatches_proven", chain=self.adapter.name, height=height, messages=f"{self.proven_count}..{end - 1}")
+        log.debug("dispatches_proven", chain=self.adapter.name, height=height,
+                  messages=f"{self.proven_count}..{end - 1}")
         self.proven_count = end
         return True
 
@@ -129,7 +130,8 @@ class OriginAttester:
             self.halted = True
             self.refusals += 1
             self.metrics.inc("validator_checkpoint_refused_total", origin=self.adapter.name, reason="reorg")
-            log.error("checkpoint_refused", chain=self.adapter.name, reason="reorg", latest_signed_index=self.latest_index,
+            log.error("checkpoint_refused", chain=self.adapter.name, reason="reorg",
+                      latest_signed_index=self.latest_index,
                       canonical_messages=reorg.canonical_count, detail=reorg.detail,
                       action="no more checkpoints for this origin until an operator intervenes")
         return True

@@ -28,7 +28,8 @@ class MessageQueries(StoreTables):
         in_range = (col(m.origin) == origin, col(m.nonce) >= first_nonce, col(m.nonce) < end_nonce)
         with Session(self.engine) as s:
             count = s.exec(select(func.count()).select_from(m).where(*in_range)).one()
-            rows = s.exec(select(col(m.nonce), col(m.id), col(m.raw)).where(*in_range, col(m.sender) == "0x" + sender.hex())
+            rows = s.exec(select(col(m.nonce), col(m.id), col(m.raw))
+                          .where(*in_range, col(m.sender) == "0x" + sender.hex())
                           .order_by(col(m.nonce))).all()
         return int(count), [(n, message_id(i), bytes(r)) for n, i, r in rows]
 

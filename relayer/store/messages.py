@@ -210,12 +210,13 @@ class MessageTable(StoreTables):
         self._set(ids, state=MessageState.ATTESTED.value, checkpoint_index=checkpoint_index)
 
     def mark_delivered(self, ids: Sequence[MessageId], *, tx_hash: str | None, height: int | None, at: float) -> None:
-        self._set(ids, state=MessageState.DELIVERED.value, delivery_tx=tx_hash, delivered_height=height, delivered_at=at,
-                  last_reason=None, lease_until=0.0)
+        self._set(ids, state=MessageState.DELIVERED.value, delivery_tx=tx_hash, delivered_height=height,
+                  delivered_at=at, last_reason=None, lease_until=0.0)
 
     def mark_retry(self, ids: Sequence[MessageId], reason: FailureReason, error: str, *,
                    backoff: Callable[[int], float], max_attempts: int) -> list[MessageId]:
-        """Count an attempt; schedule the next by ``backoff(attempts)`` or drop past ``max_attempts``. Returns dropped ids."""
+        """Count an attempt; schedule the next by ``backoff(attempts)`` or drop past ``max_attempts``. Returns dropped
+        ids."""
         if not ids:
             return []
         now = self._clock()

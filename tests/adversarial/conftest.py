@@ -98,7 +98,8 @@ class Attacker:
 
     @property
     def identity(self) -> str:
-        """The relayer identity the attacker signs with (its own EVM key): allow-list it to model a malicious relayer."""
+        """The relayer identity the attacker signs with (its own EVM key): allow-list it to model a malicious
+        relayer."""
         from adapters.evm import devnet as evm_devnet
 
         return evm_devnet.address_of(self.keys["evm"]).lower()
@@ -183,7 +184,8 @@ def attacker(bridge_devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> At
              "settings": public_settings(bridge_devnet.config_path), "validators": manifest["validators"],
              "attacker_keys": keys, "attacker_addresses": addresses}
     text = json.dumps(world)
-    leaked = [s[:8] + "..." for s in secret_values(manifest, bridge_devnet.config_path.read_text()) if s in text.lower()]
+    leaked = [s[:8] + "..." for s in secret_values(manifest, bridge_devnet.config_path.read_text())
+              if s in text.lower()]
     assert not leaked, f"the attacker's world holds keys it must not: {leaked}"
     path = tmp_path_factory.mktemp("attacker") / "world.json"
     path.write_text(text)

@@ -1,12 +1,12 @@
 """Finding 1 with the co-sign once-rule switched off (test-only failpoint ``cosign_once_rule=off``): the global
 accountant alone keeps every Cosmos payout to one per message and within what was attested.
 
-The attacker (its own process, public data, its own TST; a malicious relayer the validators allow-listed) bridges TST to its own Cosmos account and asks every
-validator to co-sign payouts of that one message at vault sequences s, s+1, s+2 with an expired context, then
-broadcasts whatever got a quorum; it asks again once paid; with a second message in flight (room the accountant
-has for the token) it asks for the first one twice and for the second one listed twice in one payout. First
-against a validator-only daemon (no relayer races the attacker), then the daemon (role all, same store) relays
-the rest. Every result is read from the chain: the attacker's balance and the escrow paid out.
+The attacker (its own process, public data, its own TST; a malicious relayer the validators allow-listed) bridges TST to
+its own Cosmos account and asks every validator to co-sign payouts of that one message at vault sequences s, s+1, s+2
+with an expired context, then broadcasts whatever got a quorum; it asks again once paid; with a second message in flight
+(room the accountant has for the token) it asks for the first one twice and for the second one listed twice in one
+payout. First against a validator-only daemon (no relayer races the attacker), then the daemon (role all, same store)
+relays the rest. Every result is read from the chain: the attacker's balance and the escrow paid out.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ async def test_with_the_once_rule_off_the_accountant_pays_each_message_once(brid
         assert metric(api, "validator_accountant_cosign_refused_total", chain="cosmos", reason="payout_pending") == 9
         assert metric(api, "validator_accountant_cosign_refused_total", chain="cosmos", reason="already_paid") == 3
         assert metric(api, "validator_cosign_refused_total", chain="cosmos", reason="duplicate message") == 3
-        assert metric(api, "validator_cosigned_total", chain="cosmos", validator=client.manifest["validators"][0]["address"]) == 2
+        assert metric(api, "validator_cosigned_total", chain="cosmos",
+                      validator=client.manifest["validators"][0]["address"]) == 2
         log = (directory / "daemon.log").read_text()
         assert '"point": "cosign_once_rule"' in log and '"accountant_cosign_refused"' in log
     finally:

@@ -78,7 +78,8 @@ class Chains:
 
 
 @pytest.fixture(scope="module")
-def relaying_daemon(bridge_devnet: Any, attacker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+def relaying_daemon(bridge_devnet: Any, attacker: Any,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     """The devnet's daemon (role all) whose validators also serve the attacker as a relayer."""
     daemon = start_daemon(bridge_devnet, tmp_path_factory.mktemp("daemon"), edit=attacker.allow_as_relayer)
     yield daemon

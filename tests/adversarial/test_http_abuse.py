@@ -43,7 +43,8 @@ def test_deep_bodies_to_every_route_are_400_and_the_daemon_lives(attacker, bridg
 
 def test_stream_floods_meet_the_stream_caps(attacker, bridge_daemon) -> None:
     batch = _unsigned_batch(bridge_daemon.api_url)
-    seen = attacker.run("http.streams", paths=["/v1/explorer/events?max_s=60", f"/v1/batches/{batch}/events?timeout_s=60"],
+    seen = attacker.run("http.streams",
+                        paths=["/v1/explorer/events?max_s=60", f"/v1/batches/{batch}/events?timeout_s=60"],
                         n=300, seconds=8)
     statuses: dict[str, int] = {}
     for run in seen["spread"]:
@@ -53,7 +54,8 @@ def test_stream_floods_meet_the_stream_caps(attacker, bridge_daemon) -> None:
     refusals = [s for run in seen["spread"] for s in run["samples"].values()]
     assert any("api.max_streams" in s or "api.max_requests_in_flight" in s for s in refusals), refusals
     assert seen["one_address"].count(200) == 8 and seen["one_address"].count(429) == 4, seen["one_address"]
-    assert "api.max_streams_per_client" in seen["one_address_refusal"] and "Retry-After: 1" in seen["one_address_refusal"]
+    assert ("api.max_streams_per_client" in seen["one_address_refusal"]
+            and "Retry-After: 1" in seen["one_address_refusal"])
     assert bridge_daemon.healthy()
 
 

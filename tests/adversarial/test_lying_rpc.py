@@ -81,7 +81,8 @@ async def _signed_indices(http: httpx.AsyncClient, api_url: str, validators: lis
     return found
 
 
-async def _run_lying_phase(net: Any, attacker: Any, tmp_path: Path, *, with_beacon: bool, reason: str) -> dict[str, Any]:
+async def _run_lying_phase(net: Any, attacker: Any, tmp_path: Path, *, with_beacon: bool,
+                           reason: str) -> dict[str, Any]:
     """Start the attacker's node, run the daemon on it until it refuses with ``reason``; returns the attack's result
     and what the daemon showed."""
     client = DevnetClient(net)
@@ -144,7 +145,8 @@ async def _supply(client: DevnetClient, chain: str) -> int:
     return int(await client.adapters[chain].token_supply("TST"))  # type: ignore[attr-defined]
 
 
-async def test_a_forked_l1_node_gets_nothing_signed_or_minted(bridge_devnet: Any, attacker: Any, tmp_path: Path) -> None:
+async def test_a_forked_l1_node_gets_nothing_signed_or_minted(bridge_devnet: Any, attacker: Any,
+                                                              tmp_path: Path) -> None:
     client = DevnetClient(bridge_devnet)
     mine_l1, mine_a = attacker.addresses["l1"], attacker.addresses["rollup_a"]
 
@@ -168,7 +170,8 @@ async def test_a_forked_l1_node_gets_nothing_signed_or_minted(bridge_devnet: Any
             recipient = client.address("rollup_a", 1)
             got = await _tst(client, "rollup_a", recipient)
             _tx, message_id = await client.adapters["l1"].send_token(  # type: ignore[attr-defined]
-                client.key("l1"), "TST", HONEST_AMOUNT, Domain(client.domain("rollup_a")), address_to_bytes32(recipient))
+                client.key("l1"), "TST", HONEST_AMOUNT, Domain(client.domain("rollup_a")),
+                address_to_bytes32(recipient))
             await all_delivered_once(client, [message_id], timeout=DELIVERY_TIMEOUT_S)
             assert await _tst(client, "rollup_a", recipient) == got + HONEST_AMOUNT
         finally:

@@ -30,7 +30,8 @@ OPERATORS = [address_of(devnet_key(i)) for i in (USER_A, USER_B)]  # the devnet'
 
 
 def _rpc(url: str, method: str, params: list[Any]) -> Any:
-    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10).json()["result"]
+    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+                      timeout=10).json()["result"]
 
 
 def _chain_state(net: Any, attacker_address: str) -> dict[str, int]:
@@ -48,7 +49,8 @@ def _chain_state(net: Any, attacker_address: str) -> dict[str, int]:
                     for holder in [*OPERATORS, attacker_address]:
                         state[f"{chain}:{symbol}:{holder}"] = await client.adapters[chain].token_balance(symbol, holder)  # type: ignore[attr-defined]
                 for op in OPERATORS:
-                    state[f"{chain}:nonce:{op}"] = int(_rpc(info["rpc_url"], "eth_getTransactionCount", [op, "pending"]), 16)
+                    state[f"{chain}:nonce:{op}"] = int(_rpc(info["rpc_url"], "eth_getTransactionCount",
+                                                            [op, "pending"]), 16)
         finally:
             await client.close()
 
@@ -144,7 +146,8 @@ def test_rewards_count_only_the_intents_own_mined_transactions(attacker, bridge_
                         operator=OPERATORS[0])
     r = seen["results"]
     assert r["someone_elses_tx"]["status"] == 400 and r["someone_elses_tx"]["field"] == "tx_hash"
-    assert r["someone_elses_tx"]["after"] == "failed" and "not by the intent's signer" in r["someone_elses_tx"]["reason"]
+    assert (r["someone_elses_tx"]["after"] == "failed"
+            and "not by the intent's signer" in r["someone_elses_tx"]["reason"])
     for replay in ("replayed_hash", "operators_intent_tx"):  # a hash already held by an intent: refused outright
         assert r[replay]["status"] == 409 and r[replay]["field"] == "tx_hash" and r[replay]["after"] == "unsigned", r
     assert r["random_hash"]["status"] == 200 and r["random_hash"]["after"] == "submitted"  # fails if never mined

@@ -34,7 +34,8 @@ from tests.integration.harness import DaemonProcess, DevnetClient, wait_for, wai
 pytestmark = pytest.mark.integration
 
 WINDOW_S = 15.0  # validator.request_max_age_s of the daemon under attack (short, so the late replay is seen stale)
-RELAYER = address_of(relayer_identity_key(RELAYER_A)).lower()  # the daemon's relayer identity (write_daemon_config default)
+# the daemon's relayer identity (write_daemon_config default)
+RELAYER = address_of(relayer_identity_key(RELAYER_A)).lower()
 COSMOS_SCALE = 10**12  # TST: 18 decimals on the L1, 6 on Cosmos
 SOLANA_SCALE = 10**9   # 9 on Solana
 
@@ -112,7 +113,8 @@ def _chain_of(body: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def proxied_daemon(bridge_devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, RecordingProxy]]:
+def proxied_daemon(bridge_devnet: Any,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProcess, RecordingProxy]]:
     api_url = bridge_devnet.manifest()["api_url"]
     proxy = RecordingProxy(api_url)
 
@@ -178,7 +180,8 @@ async def _deliver_and_capture(client: DevnetClient, proxy: RecordingProxy, dest
     earlier = len(proxy.captured)
     _mid, before = await _transfer(client, dest, amount)
     await _arrived(client, dest, before, amount // scale)
-    wait_for(lambda: any(c["chain"] == dest for c in proxy.captured[earlier:]), 30, f"a copy of a co-sign request for {dest}")
+    wait_for(lambda: any(c["chain"] == dest for c in proxy.captured[earlier:]), 30,
+             f"a copy of a co-sign request for {dest}")
     captured = proxy.latest(dest)
     assert captured is not None
     return captured
@@ -263,7 +266,8 @@ async def test_a_checkpoint_flood_is_limited_and_relaying_goes_on(bridge_devnet,
                               reason="rate_limited") - limited_before >= 100
 
             await wait_for_async(limited, 90, "the flood to be limited")
-            relayer_reads_at_flood = metric(api, "validator_requests_admitted_total", endpoint="checkpoint", client=RELAYER)
+            relayer_reads_at_flood = metric(api, "validator_requests_admitted_total", endpoint="checkpoint",
+                                            client=RELAYER)
             _mid, user_before = await _transfer(client, "cosmos", amount)
             await _arrived(client, "cosmos", user_before, amount // COSMOS_SCALE)
             assert not flood.done(), "the flood ended before the transfer arrived"

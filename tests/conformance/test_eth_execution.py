@@ -78,7 +78,8 @@ def head() -> BlockHeader:
 
 # ---- headers -------------------------------------------------------------------------------------------
 
-HEADER_FILES = sorted((APIS / "eth_getBlockByNumber").glob("*.io")) + [APIS / "eth_getBlockByHash" / "get-block-by-hash.io"]
+HEADER_FILES = (sorted((APIS / "eth_getBlockByNumber").glob("*.io"))
+                + [APIS / "eth_getBlockByHash" / "get-block-by-hash.io"])
 
 
 @pytest.mark.parametrize("path", HEADER_FILES, ids=lambda p: p.stem)

@@ -74,7 +74,8 @@ class FakeChain:
 
     def _check(self, batch: DeliveryBatch) -> None:
         count = batch.checkpoint.checkpoint.index + 1
-        if multiproof_root([(i.leaf_index, i.id) for i in batch.items], batch.proof, count) != batch.checkpoint.checkpoint.root:
+        if (multiproof_root([(i.leaf_index, i.id) for i in batch.items], batch.proof, count)
+                != batch.checkpoint.checkpoint.root):
             raise TxReverted("InvalidProof", chain=self._name)
         for item in batch.items:
             if self.rejects(item.message):

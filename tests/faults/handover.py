@@ -24,12 +24,15 @@ def instance_env(pg_url: str, **extra: str) -> dict[str, str]:
 
 def relayer_instance(devnet, directory: Path, name: str, *, pg_url: str, account: int, role: str = "all",
                      validator_api_url: str | None = None, env: dict[str, str] | None = None,
-                     api_port: int | None = None, allowed_relayer_accounts: tuple[int, ...] | None = None) -> DaemonProcess:
+                     api_port: int | None = None,
+                     allowed_relayer_accounts: tuple[int, ...] | None = None) -> DaemonProcess:
     """A daemon on the shared database with its own wallet and identity (``account``) and API port (not started);
     its validators serve the relayers of ``allowed_relayer_accounts`` (default: the two devnet relayer accounts)."""
-    config = write_daemon_config(devnet, directory / name, api_port=api_port or free_port_block(1), relayer_account=account,
+    config = write_daemon_config(devnet, directory / name, api_port=api_port or free_port_block(1),
+                                 relayer_account=account,
                                  validator_api_url=validator_api_url, allowed_relayer_accounts=allowed_relayer_accounts)
-    return DaemonProcess(config, directory / f"{name}.log", role=role, instance=name, env=instance_env(pg_url, **(env or {})))
+    return DaemonProcess(config, directory / f"{name}.log", role=role, instance=name,
+                         env=instance_env(pg_url, **(env or {})))
 
 
 def boot(*daemons: DaemonProcess, timeout: float = 150) -> None:
@@ -64,7 +67,8 @@ async def dispatch(client: DevnetClient, origin: str, destination: str, n: int) 
     """``n`` messages in one origin transaction (so one indexing round sees them all)."""
     recipient = address_to_bytes32(client.manifest["chains"][destination]["contracts"]["test_recipient"])
     _tx, ids = await client.adapters[origin].dispatch_messages(
-        client.key(origin), client.domain(destination), recipient, [f"{origin}->{destination} #{i}".encode() for i in range(n)])
+        client.key(origin), client.domain(destination), recipient,
+        [f"{origin}->{destination} #{i}".encode() for i in range(n)])
     return list(ids)
 
 

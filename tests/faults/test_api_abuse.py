@@ -125,7 +125,8 @@ class LoadProcess:
 
     async def ready(self, timeout_s: float = 90.0) -> None:
         line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout_s)  # type: ignore[union-attr]
-        assert json.loads(line or "{}").get("ready"), f"load {self.name} did not start: {line!r} {self.proc.stderr.read()[-2000:]}"  # type: ignore[union-attr]
+        assert json.loads(line or "{}").get("ready"), (
+            f"load {self.name} did not start: {line!r} {self.proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
 
     def stop(self) -> dict[str, Any]:
         self.proc.terminate()
@@ -224,7 +225,8 @@ async def test_relaying_keeps_its_latency_under_each_abusive_load(devnet, tmp_pa
             probe.phase = f"after {name}"
             summary = load.stop()
             wait_for(daemon.healthy, 60, f"the daemon to answer /healthz after {name}")  # raises if it died
-            rows.append({"phase": name, "deliveries_s": got, "load": summary, "rss_mb": rss_bytes(daemon.proc.pid) >> 20})
+            rows.append({"phase": name, "deliveries_s": got, "load": summary,
+                         "rss_mb": rss_bytes(daemon.proc.pid) >> 20})
             print(f"\n{name}: deliveries {got}, /healthz worst {probe.worst.get(name)}, load {json.dumps(summary)}")
         probe.phase = "settle"
         series_after = series_count(daemon.api_url, "validator_cosign_refused_total")

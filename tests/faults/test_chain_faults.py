@@ -113,7 +113,8 @@ async def test_rpc_outage_mid_batch_loses_nothing_and_resubmits_nothing(devnet, 
         cut_at = time.monotonic()
         in_flight = submitted()  # frozen now: the daemon cannot confirm anything on l1
         assert in_flight, "every submitted delivery was confirmed before the cut"
-        second = await send(client, "rollup_a", "l1", [b"during outage %d" % i for i in range(5)])  # straight to the chain
+        # straight to the chain
+        second = await send(client, "rollup_a", "l1", [b"during outage %d" % i for i in range(5)])
 
         def retried_for_rpc() -> bool:
             rec = store.get(hexid(second[0]))
@@ -177,7 +178,8 @@ async def test_reorg_within_finality_never_relays_the_removed_message(breakable_
         store = Store(f"sqlite:///{tmp_path / 'relayer.db'}", owner="observer")
         assert store.get(hexid(doomed)) is None  # never indexed, so never attested nor delivered
         store.close()
-        assert metric(daemon.api_url, "relayer_reorg_detected_total", chain="rollup_a") == 0  # within finality: no incident
+        # within finality: no incident
+        assert metric(daemon.api_url, "relayer_reorg_detected_total", chain="rollup_a") == 0
     finally:
         rpc_call(url, "evm_setIntervalMining", [1])  # whole seconds only (restarting the anvil restores 0.5 s)
         daemon.stop()
@@ -185,7 +187,8 @@ async def test_reorg_within_finality_never_relays_the_removed_message(breakable_
 
 
 # ---------------------------------------------------------------- 3b. reorg deeper than finality
-async def test_reorg_deeper_than_finality_is_detected_and_the_removed_message_never_delivered(breakable_devnet, tmp_path):
+async def test_reorg_deeper_than_finality_is_detected_and_the_removed_message_never_delivered(breakable_devnet,
+                                                                                              tmp_path):
     net = breakable_devnet
     client = DevnetClient(net)
     await client.mark()
@@ -221,7 +224,8 @@ async def test_reorg_deeper_than_finality_is_detected_and_the_removed_message_ne
 
         def detected() -> bool:
             return (metric(daemon.api_url, "relayer_reorg_detected_total", chain="rollup_a") == 1
-                    and metric(daemon.api_url, "validator_checkpoint_refused_total", origin="rollup_a", reason="reorg") == 1
+                    and metric(daemon.api_url, "validator_checkpoint_refused_total", origin="rollup_a",
+                               reason="reorg") == 1
                     and metric(daemon.api_url, "relayer_origin_halted", chain="rollup_a") == 1)
 
         wait_for(detected, 60, "the finality violation in /metrics")
@@ -336,7 +340,8 @@ async def test_chain_restarted_with_its_state_delivers_everything_once(breakable
                   *await send(client, "rollup_b", "rollup_a", [b"b->a %d" % i for i in range(10)])]
         height_b = int(await client.adapters["rollup_b"].latest_height())
         net.stop_chain("rollup_b")  # destination (and origin) down: SIGTERM, its chain written to its state file
-        wait_for(lambda: metric(daemon.api_url, "relayer_chain_up", chain="rollup_b") == 0, 30, "rollup_b down in /metrics")
+        wait_for(lambda: metric(daemon.api_url, "relayer_chain_up", chain="rollup_b") == 0, 30,
+                 "rollup_b down in /metrics")
         during = await send(client, "rollup_a", "rollup_b", [b"while b is down %d" % i for i in range(5)])
 
         def waiting_on_rpc() -> bool:
@@ -354,7 +359,8 @@ async def test_chain_restarted_with_its_state_delivers_everything_once(breakable
         after = [*await send(client, "rollup_a", "l1", [b"after restart a %d" % i for i in range(3)]),
                  *await send(client, "rollup_b", "l1", [b"after restart b %d" % i for i in range(3)])]
         await all_delivered_once(client, before + during + after, timeout=120)
-        wait_for(lambda: all(metric(daemon.api_url, "relayer_chain_up", chain=c) == 1 for c in ("rollup_a", "rollup_b")),
+        wait_for(lambda: all(metric(daemon.api_url, "relayer_chain_up", chain=c) == 1
+                             for c in ("rollup_a", "rollup_b")),
                  30, "both chains up again in /metrics")
         assert metric(daemon.api_url, "relayer_reorg_detected_total", chain="rollup_a") == 0
         assert metric(daemon.api_url, "relayer_reorg_detected_total", chain="rollup_b") == 0

@@ -123,7 +123,8 @@ async def test_wallet_out_of_gas_waits_for_a_top_up_then_delivers_each_once(devn
         await all_delivered_once(client, ids, timeout=150)
         wait_for(lambda: all(metric(api, "relayer_wallet_balance_low", chain=c, address=wallet) == 0 for c in CHAINS),
                  30, "relayer_wallet_balance_low back to 0")
-        wait_for(lambda: {m["state"] for m in api_messages(api, hex_ids)} == {"DELIVERED"}, 60, "every message DELIVERED")
+        wait_for(lambda: {m["state"] for m in api_messages(api, hex_ids)} == {"DELIVERED"}, 60,
+                 "every message DELIVERED")
         assert messages_show(config, hex_ids[-1], capsys)[0]["state"] == "DELIVERED"
         assert all(metric(api, "relayer_fee_paid_total", destination=c) > 0 for c in CHAINS)
     finally:
@@ -202,7 +203,8 @@ async def test_validators_offline_quorum_still_met_then_waits_then_delivers_each
                     and all("need 2" in (m["last_error"] or "") for m in shown)
                     and all(quorum.get(("relayer_checkpoint_quorum", frozenset({("origin", c)}))) == 0 for c in CHAINS)
                     # gauges are sampled by the 2-s health job: they catch up with the store within a round
-                    and quorum.get(("relayer_messages_waiting", frozenset({("reason", "no_quorum")})), 0) >= len(waiting))
+                    and quorum.get(("relayer_messages_waiting", frozenset({("reason", "no_quorum")})), 0)
+                    >= len(waiting))
         wait_for(all_waiting_on_quorum, 120, "every new message waiting with last_reason no_quorum, no quorum anywhere")
         (sample,) = messages_show(config, hex_waiting[0], capsys)
         assert sample["last_reason"] == "no_quorum" and sample["attempts"] == 0
@@ -234,7 +236,8 @@ async def test_validators_offline_quorum_still_met_then_waits_then_delivers_each
             os.killpg(validators[2].proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
         await all_delivered_once(client, all_ids, timeout=60)
         with capsys.disabled():
-            print("\ndelivery of 12 messages after their dispatch (s): " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
+            print("\ndelivery of 12 messages after their dispatch (s): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
     finally:
         relayer.stop()
         for v in validators:

@@ -34,7 +34,8 @@ async def test_postgres_restart_mid_run_loses_nothing_and_the_api_says_503(devne
     await client.mark()
     url = server.new_database()
     store = Store(url, owner="observer")  # reads only
-    daemons = [relayer_instance(devnet, tmp_path, name, pg_url=url, account=account) for name, account in (("p1", 1), ("p2", 2))]
+    daemons = [relayer_instance(devnet, tmp_path, name, pg_url=url, account=account)
+               for name, account in (("p1", 1), ("p2", 2))]
     try:
         boot(*daemons)
         await wait_caught_up(client, store)

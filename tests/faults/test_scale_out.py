@@ -54,12 +54,13 @@ async def test_three_relayers_split_the_work_and_survivors_adopt_a_killed_ones_d
 
         wait_for(r3_holds_deliveries, 90, "r3 to hold pending deliveries", interval=0.1)
         doomed.kill9()
-        in_flight = {d.tx_hash: json.loads(d.message_ids) for d in deliveries(store) if d.owner == "r3" and d.state == "pending"}
+        in_flight = {d.tx_hash: json.loads(d.message_ids) for d in deliveries(store)
+                     if d.owner == "r3" and d.state == "pending"}
         assert in_flight
 
         await all_delivered_once(client, ids, timeout=150)
-        wait_for(lambda: all(r.state == MessageState.DELIVERED.value for r in rows(store, ids)) and len(rows(store, ids)) == len(ids),
-                 60, "the store to record every delivery")
+        wait_for(lambda: all(r.state == MessageState.DELIVERED.value for r in rows(store, ids))
+                 and len(rows(store, ids)) == len(ids), 60, "the store to record every delivery")
 
         # the work was split: deliveries submitted by at least two instances (adopted ones count for their submitter)
         by_submitter: dict[str, int] = {}
@@ -70,7 +71,8 @@ async def test_three_relayers_split_the_work_and_survivors_adopt_a_killed_ones_d
         assert by_submitter.get("r3", 0) >= len(in_flight)
         # r3's in-flight deliveries were adopted, never left pending, and followed by a survivor
         adopted = {d.tx_hash: d for d in deliveries(store) if d.tx_hash in in_flight}
-        assert all(d.adopted_from == "r3" and d.owner in ("r1", "r2") and d.state != "pending" for d in adopted.values())
+        assert all(d.adopted_from == "r3" and d.owner in ("r1", "r2") and d.state != "pending"
+                   for d in adopted.values())
         tx = next(iter(in_flight))
         shown = messages_show(relayers[0].config, in_flight[tx][0], env=relayers[0].env)
         assert shown[0]["state"] == "DELIVERED" and shown[0]["handed_over_from"] == "r3"

@@ -71,7 +71,8 @@ def _names_a_path(exc: ConfigError, raw: Any = None) -> None:
         assert text.startswith(exc.path) or f": {exc.path}:" in text
         if exc.path.startswith("RELAYER__"):  # an env variable that names no key path
             return
-        first = json.loads(exc.path[:exc.path.index('"', 1) + 1]) if exc.path.startswith('"') else exc.path.split(".")[0]
+        first = (json.loads(exc.path[:exc.path.index('"', 1) + 1]) if exc.path.startswith('"')
+                 else exc.path.split(".")[0])
         assert first in TOP_LEVEL or (isinstance(raw, dict) and first in raw), exc.path
 
 
@@ -111,7 +112,8 @@ def test_mutations_of_the_example(data):
 
 env_keys = st.lists(keys, min_size=1, max_size=4).map(lambda ks: "RELAYER__" + "__".join(k.upper() for k in ks))
 env_values = st.one_of(st.text(max_size=40), st.sampled_from(
-    ["1", "-1", "true", "[1, 2", "[[[[[[[[", "\"x\"", "{ a = 1 }", "1e999", "nan", "0x", "http://", "1\nx = 2", "\x00"]))
+    ["1", "-1", "true", "[1, 2", "[[[[[[[[", "\"x\"", "{ a = 1 }", "1e999", "nan", "0x", "http://", "1\nx = 2",
+     "\x00"]))
 
 
 @FUZZ

@@ -54,7 +54,8 @@ def start_anvil(chain_id: int, log_dir: Path | None = None, *, gas_limit: int = 
         pytest.fail(f"{exc}")
     last: Exception | None = None
     for _ in range(attempts):  # a free port can be taken between probing and binding: try another
-        chain = evm_devnet.EvmDevnetChain(f"test{chain_id}", chain_id, chain_id, _free_port(), block_time_s, gas_limit, 1)
+        chain = evm_devnet.EvmDevnetChain(f"test{chain_id}", chain_id, chain_id, _free_port(), block_time_s,
+                                          gas_limit, 1)
         log = (log_dir / f"anvil-{chain_id}-{chain.port}.log") if log_dir else Path("/dev/null")
         try:
             proc = evm_devnet.start_anvil(chain, ROOT, log)

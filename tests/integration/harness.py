@@ -55,7 +55,8 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-async def wait_for_async(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.2) -> None:
+async def wait_for_async(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str,
+                         interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await predicate():
@@ -67,8 +68,8 @@ async def wait_for_async(predicate: Callable[[], Awaitable[bool]], timeout: floa
 class DaemonProcess:
     """``relayer run`` in a child process, with env overrides (store, API port, signer)."""
 
-    def __init__(self, config: Path, log: Path, *, role: str = "all", instance: str = "test", env: dict[str, str] | None = None,
-                 api_url: str | None = None) -> None:
+    def __init__(self, config: Path, log: Path, *, role: str = "all", instance: str = "test",
+                 env: dict[str, str] | None = None, api_url: str | None = None) -> None:
         self.config = config
         self.log = log
         self.role = role
@@ -89,7 +90,8 @@ class DaemonProcess:
 
     def healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"daemon {self.instance} exited with {self.proc.returncode}; log:\n{self.log.read_text()[-3000:]}")
+            raise AssertionError(f"daemon {self.instance} exited with {self.proc.returncode}; "
+                                 f"log:\n{self.log.read_text()[-3000:]}")
         try:
             return httpx.get(f"{self.api_url}/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
@@ -158,10 +160,12 @@ def write_daemon_config(devnet: Devnet, directory: Path, *, api_port: int, relay
     api_url = f"http://127.0.0.1:{api_port}"
     served_at = validator_api_url or api_url
     manifest["api_url"] = api_url
-    manifest["validators"] = [{"address": v["address"], "url": f"{served_at}/validators/{v['address']}"} for v in manifest["validators"]]
+    manifest["validators"] = [{"address": v["address"], "url": f"{served_at}/validators/{v['address']}"}
+                              for v in manifest["validators"]]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "relayer.toml"
-    path.write_text(relayer_toml(manifest, store_url=f"sqlite:///{directory / 'relayer.db'}", relayer_account=relayer_account,
+    path.write_text(relayer_toml(manifest, store_url=f"sqlite:///{directory / 'relayer.db'}",
+                                 relayer_account=relayer_account,
                                  allowed_relayer_accounts=allowed_relayer_accounts or DEVNET_RELAYER_ACCOUNTS))
     return path
 
@@ -245,7 +249,8 @@ async def dispatch_spread(client: DevnetClient, per_route: int, batch: int = 50)
         ids: list[bytes] = []
         for o, dest, recipient, bodies in jobs:
             if o == origin:
-                _tx, got = await client.adapters[origin].dispatch_messages(client.key(origin), client.domain(dest), recipient, bodies)
+                _tx, got = await client.adapters[origin].dispatch_messages(client.key(origin), client.domain(dest),
+                                                                           recipient, bodies)
                 ids.extend(got)
         return ids
 

@@ -122,7 +122,8 @@ async def test_the_ledger_agrees_with_the_chains_after_round_trips_and_a_restart
         await send_and_wait(client, "l1", "cosmos", 4 * TOKEN)
         await send_and_wait(client, "cosmos", "l1", 1 * TOKEN // SCALE)
         chains = await chain_view(client)
-        assert chains == {"rollup_a": 2.0 * TOKEN, "rollup_b": 1.0 * TOKEN, "cosmos": 3.0 * TOKEN, "locked": 6.0 * TOKEN}
+        assert chains == {"rollup_a": 2.0 * TOKEN, "rollup_b": 1.0 * TOKEN, "cosmos": 3.0 * TOKEN,
+                          "locked": 6.0 * TOKEN}
         wait_for(lambda: gauges(daemon.api_url) == chains, 30, f"the accountant's view {gauges(daemon.api_url)} "
                                                                f"to equal the chains' {chains}")
         assert metric(daemon.api_url, "validator_accountant_refused_total", origin="rollup_a",
@@ -179,8 +180,10 @@ async def test_an_unbacked_burn_is_never_attested_and_nothing_is_unlocked(net, d
         burn_id = "0x" + bytes(burn).hex()
         wait_for(lambda: metric(daemon.api_url, "validator_accountant_refused_total", origin="rollup_a",
                                 reason="exceeds_outstanding") == 1, 60, "the accountant's refusal in /metrics")
-        (refusal,) = [e for e in log_events(daemon_dir / "daemon.log", "accountant_refused") if e["message_id"] == burn_id]
-        assert {k: refusal[k] for k in ("origin", "chain", "token", "reason", "amount", "available", "destination")} == {
+        (refusal,) = [e for e in log_events(daemon_dir / "daemon.log", "accountant_refused")
+                      if e["message_id"] == burn_id]
+        assert {k: refusal[k]
+                for k in ("origin", "chain", "token", "reason", "amount", "available", "destination")} == {
             "origin": "rollup_a", "chain": "rollup_a", "token": "TST", "reason": "exceeds_outstanding",
             "amount": 5 * TOKEN, "available": 2 * TOKEN, "destination": "l1"}
 
@@ -188,8 +191,8 @@ async def test_an_unbacked_burn_is_never_attested_and_nothing_is_unlocked(net, d
         await send_and_wait(client, "l1", "rollup_b", 1 * TOKEN)
         # no validator signed the burn's index; nothing was unlocked on l1
         for v in client.manifest["validators"]:
-            doc = httpx.get(f"{daemon.api_url}/validators/{v['address']}/checkpoints/{client.domain('rollup_a')}/latest",
-                            timeout=5).json()
+            doc = httpx.get(f"{daemon.api_url}/validators/{v['address']}/checkpoints/"
+                            f"{client.domain('rollup_a')}/latest", timeout=5).json()
             assert doc["index"] == refusal["nonce"] - 1, doc
         assert await l1.delivered([burn]) == [False]
         assert await l1.token_balance("TST", user_l1) == user_before - 1 * TOKEN  # type: ignore[attr-defined]

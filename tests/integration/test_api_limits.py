@@ -129,8 +129,8 @@ def front_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 async def served(tmp_path, front_overrides) -> AsyncIterator[ServedDaemon]:
-    """The daemon's API as ``relayer run`` serves it (``relayer.api.server.serve_app``: the guarded protocol, the request
-    guard, the api.* limits) on a free loopback port, over counting fake chains."""
+    """The daemon's API as ``relayer run`` serves it (``relayer.api.server.serve_app``: the guarded protocol, the
+    request guard, the api.* limits) on a free loopback port, over counting fake chains."""
     port = free_port_block(1)
     settings = load_settings(EXAMPLE, env={}, overrides={
         "api.url": f"http://127.0.0.1:{port}", "api.max_body_bytes": LIMIT,
@@ -142,7 +142,8 @@ async def served(tmp_path, front_overrides) -> AsyncIterator[ServedDaemon]:
                            [], http, operator_keys=[devnet_key(USER_A)])
     await daemon.refresh_health()  # samples the chains once: the capacity model the routing API plans with
     assert daemon.capacity is not None
-    # as relayer.api.server.serve_api runs it: the API on a thread and loop of its own, the relay-loop routes on this loop
+    # as relayer.api.server.serve_api runs it: the API on a thread and loop of its own, the relay-loop routes on this
+    # loop
     _app, config = serve_app(daemon, relay_loop=asyncio.get_running_loop())
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), name="api", daemon=True)
@@ -185,10 +186,12 @@ def _intent(**over: Any) -> dict[str, Any]:
 
 async def test_content_length_over_the_limit_is_413_without_reading_the_body(served):
     # the body is never sent: an answer proves the decision came from the header alone
-    status, body = await raw_request(served.port, f"POST /v1/intents HTTP/1.1\nHost: x\nContent-Type: application/json\n"
-                                                  f"Content-Length: {10 << 20}\nConnection: close\n\n")
+    status, body = await raw_request(served.port,
+                                     f"POST /v1/intents HTTP/1.1\nHost: x\nContent-Type: application/json\n"
+                                     f"Content-Length: {10 << 20}\nConnection: close\n\n")
     assert status == 413
-    assert body["detail"]["limit"] == LIMIT and f"the limit is {LIMIT} bytes (api.max_body_bytes)" in body["detail"]["error"]
+    assert (body["detail"]["limit"] == LIMIT
+            and f"the limit is {LIMIT} bytes (api.max_body_bytes)" in body["detail"]["error"])
     assert served.calls == []
 
 
@@ -232,7 +235,8 @@ async def test_wrong_content_type_is_415(served, content_type, payload):
 ])
 async def test_malformed_json_is_400_naming_where_it_broke(served, payload, offset, expected):
     async with httpx.AsyncClient() as http:
-        resp = await http.post(f"{served.url}/v1/intents", content=payload, headers={"content-type": "application/json"})
+        resp = await http.post(f"{served.url}/v1/intents", content=payload,
+                               headers={"content-type": "application/json"})
     assert resp.status_code == 400
     detail = resp.json()["detail"]
     assert detail["field"] == "body" and f"at character {offset}: {expected}" in detail["error"]
@@ -243,7 +247,8 @@ async def test_body_that_is_not_utf8_is_400_naming_the_byte(served):
     async with httpx.AsyncClient() as http:
         resp = await http.post(f"{served.url}/v1/quote", content=b'{"amount": "\xff1"}',
                                headers={"content-type": "application/json"})
-    assert resp.status_code == 400 and resp.json()["detail"] == {"error": "the JSON body is not UTF-8 (byte 12)", "field": "body"}
+    assert resp.status_code == 400 and resp.json()["detail"] == {"error": "the JSON body is not UTF-8 (byte 12)",
+                                                                 "field": "body"}
     assert served.calls == []
 
 
@@ -253,7 +258,8 @@ async def test_too_many_intents_is_413_naming_the_limit(served):
     async with httpx.AsyncClient() as http:
         resp = await http.post(f"{served.url}/v1/intents", json=batch)
     assert resp.status_code == 413
-    assert resp.json()["detail"] == {"field": "intents", "error": f"at most {MAX_BATCH} intents per batch, got {MAX_BATCH + 1}"}
+    assert resp.json()["detail"] == {"field": "intents",
+                                     "error": f"at most {MAX_BATCH} intents per batch, got {MAX_BATCH + 1}"}
     assert served.calls == []
 
 
@@ -491,7 +497,8 @@ async def test_requests_in_flight_over_the_per_client_cap_are_429(served):
 
 async def test_a_body_that_does_not_arrive_is_408_after_the_body_timeout(served):
     reader, writer = await httpabuse.connect(served.url)
-    writer.write(b"POST /v1/quote HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    writer.write(b"POST /v1/quote HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{")
     t0 = time.monotonic()
     answer = await asyncio.wait_for(httpabuse.read_answer(reader), 10)
     writer.close()

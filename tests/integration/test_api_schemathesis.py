@@ -131,7 +131,8 @@ def test_valid_intents_without_operator_keys_send_nothing(fuzzed_daemon):
     refused = httpx.post(f"{fuzzed_daemon.api_url}/v1/intents", json={"intents": [intent]})
     assert refused.status_code == 409 and "operator" in refused.json()["detail"]["error"]
     signer = address_of(devnet_key(0))
-    unsigned = httpx.post(f"{fuzzed_daemon.api_url}/v1/intents", json={"intents": [intent] * 2, "signer": signer}, timeout=30)
+    unsigned = httpx.post(f"{fuzzed_daemon.api_url}/v1/intents", json={"intents": [intent] * 2, "signer": signer},
+                          timeout=30)
     assert unsigned.status_code == 202, unsigned.text
     body = unsigned.json()
     assert body["statuses"] == ["unsigned", "unsigned"] and all(tx for tx in body["transactions"])

@@ -32,8 +32,8 @@ def bare_anvil(tmp_path):
 async def test_catch_up_from_far_behind_logs_progress_with_rising_heights(bare_anvil, tmp_path):
     for _ in range(BACKLOG // 500):  # in steps: a loaded machine mines ~150-300 empty blocks/s
         rpc_call(bare_anvil.rpc_url, "anvil_mine", [hex(500)], timeout=60)
-    config = EvmChainConfig(family="evm", domain=bare_anvil.domain, chain_id=bare_anvil.chain_id, rpc_url=bare_anvil.rpc_url,
-                            mailbox="0x" + "42" * 20, finality=2)
+    config = EvmChainConfig(family="evm", domain=bare_anvil.domain, chain_id=bare_anvil.chain_id,
+                            rpc_url=bare_anvil.rpc_url, mailbox="0x" + "42" * 20, finality=2)
     adapter = EvmAdapter("backlog", config)
     store = Store(f"sqlite:///{tmp_path / 'r.db'}", owner="test")
     indexer = OriginIndexer(adapter, store, known_destinations={1}, start_height=1, max_range=250,

@@ -514,7 +514,8 @@ def test_zero_hash_constants_match_python() -> None:
     import re
 
     source = (ROOT / "contracts" / "src" / "Merkle.sol").read_text()
-    found = {int(i): bytes.fromhex(h) for i, h in re.findall(r"bytes32 internal constant Z(\d+) = 0x([0-9a-f]{64});", source)}
+    found = {int(i): bytes.fromhex(h)
+             for i, h in re.findall(r"bytes32 internal constant Z(\d+) = 0x([0-9a-f]{64});", source)}
     assert found == dict(enumerate(ZERO_HASHES))
     assert "return [" + ", ".join(f"Z{i}" for i in range(33)) + "];" in source
 
@@ -524,7 +525,8 @@ def test_batch_gas(world: dict[str, Any]) -> None:
     user = world["user"]
     raws: list[bytes] = []
     for k in range(6):  # 550 messages with 64-byte bodies, in several origin txs
-        raws += dispatch_to_recipient(l1, a, user, [keccak256(b"%d" % i) * 2 for i in range(100 * k, 100 * k + 100)][: 550 - 100 * k])
+        raws += dispatch_to_recipient(l1, a, user, [keccak256(b"%d" % i) * 2
+                                                    for i in range(100 * k, 100 * k + 100)][: 550 - 100 * k])
     assert len(raws) == 550
     cp = l1.checkpoint()
     ckpt = checkpoint_bytes(cp, sign(cp, VALIDATOR_SIGNERS[:2]))

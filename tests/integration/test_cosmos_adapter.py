@@ -646,13 +646,15 @@ async def test_a_used_vault_sequence_frees_a_message_whose_payout_never_landed(
         stale_signatures = await validators.sign(stale)
         taking = await relayer_side.cosign_request([other.encode()])
         assert taking.context["sequence"] == stale.context["sequence"]
-        outcome = await wait_outcome(relayer_side, await relayer_side.submit_cosigned(taking, await validators.sign(taking)))
+        outcome = await wait_outcome(relayer_side,
+                                     await relayer_side.submit_cosigned(taking, await validators.sign(taking)))
         assert outcome.state is TxState.CONFIRMED
 
         fresh = await relayer_side.cosign_request([held.encode()])
         assert int(fresh.context["sequence"]) == int(stale.context["sequence"]) + 1
         assert await relayer_side.latest_height() < int(stale.context["timeout_height"])  # not by timeout
-        outcome = await wait_outcome(relayer_side, await relayer_side.submit_cosigned(fresh, await validators.sign(fresh)))
+        outcome = await wait_outcome(relayer_side,
+                                     await relayer_side.submit_cosigned(fresh, await validators.sign(fresh)))
         assert outcome.state is TxState.CONFIRMED and outcome.delivered_ids == (held.id,)
         with pytest.raises(SequenceMismatch) as late:
             await relayer_side.submit_cosigned(stale, stale_signatures)

@@ -56,7 +56,8 @@ def store(net: Devnet) -> Store:
 
 def record_cosmos_message(net: Devnet, height: int) -> str:
     """What the daemon's indexer writes for a message dispatched on this devnet's Cosmos chain at ``height``."""
-    message = Message(3, height, COSMOS_DOMAIN, b"\x01" * 32, net.manifest()["chains"]["l1"]["domain"], b"\x02" * 32, b"x")
+    message = Message(3, height, COSMOS_DOMAIN, b"\x01" * 32, net.manifest()["chains"]["l1"]["domain"], b"\x02" * 32,
+                      b"x")
     found = DispatchedMessage(message, message.encode(), message.id, height, "0x" + "ab" * 32, 0, 0.0)
     s = store(net)
     try:

@@ -204,7 +204,8 @@ def test_account_and_storage_proofs_against_state_root(chain: dict[str, Any]) ->
     rpc = chain["rpc"]
     block = rpc.call("eth_getBlockByNumber", "latest", False)
     header = header_from_rpc_checked(block)
-    contract_proof = AccountProof.from_rpc(rpc.call("eth_getProof", chain["contract"], [_slot(0), _slot(5)], block["number"]))
+    contract_proof = AccountProof.from_rpc(rpc.call("eth_getProof", chain["contract"], [_slot(0), _slot(5)],
+                                                    block["number"]))
     contract_proof.verify(header.state_root)
     values = {int.from_bytes(s.key, "big"): s.value for s in contract_proof.storage_proofs}
     assert values == {0: 0x2C, 5: 0}

@@ -71,12 +71,14 @@ class Chains:
 
     def config(self, which: str, **over: object) -> EvmChainConfig:
         node, contracts, domain = (
-            (self.origin, self.origin_contracts, ORIGIN_DOMAIN) if which == "origin" else (self.dest, self.dest_contracts, DEST_DOMAIN)
+            (self.origin, self.origin_contracts, ORIGIN_DOMAIN) if which == "origin"
+            else (self.dest, self.dest_contracts, DEST_DOMAIN)
         )
         fields: dict[str, object] = {
-            "family": "evm", "domain": domain, "chain_id": node.chain_id, "rpc_url": node.url, "mailbox": contracts["mailbox"],
-            "finality": 0, "confirmation_depth": 1, "log_chunk_blocks": 50, "poll_interval_s": 0.05, "request_timeout_s": 5,
-            "token_bridge": contracts["token_bridge"],
+            "family": "evm", "domain": domain, "chain_id": node.chain_id, "rpc_url": node.url,
+            "mailbox": contracts["mailbox"],
+            "finality": 0, "confirmation_depth": 1, "log_chunk_blocks": 50, "poll_interval_s": 0.05,
+            "request_timeout_s": 5, "token_bridge": contracts["token_bridge"],
             "tokens": {"TST": {"address": self.token, "decimals": 18}} if which == "origin" else {},
         }
         fields.update(over)
@@ -121,7 +123,8 @@ async def dest(chains: Chains) -> AsyncIterator[EvmAdapter]:
 
 
 # ---------------------------------------------------------------- helpers
-async def dispatch(origin: EvmAdapter, chains: Chains, n: int, key: str = USER_KEYS[0], tag: bytes = b"m") -> list[bytes]:
+async def dispatch(origin: EvmAdapter, chains: Chains, n: int, key: str = USER_KEYS[0],
+                   tag: bytes = b"m") -> list[bytes]:
     recipient = address_to_bytes32(chains.dest_contracts["test_recipient"])
     _, ids = await origin.dispatch_messages(key, DEST_DOMAIN, recipient, [tag + b"-%d" % i for i in range(n)])  # type: ignore[arg-type]
     return ids
@@ -261,14 +264,16 @@ async def test_bad_proof_reverts_with_the_decoded_error(origin: EvmAdapter, dest
     with pytest.raises(TxReverted) as err:
         await dest.estimate_delivery(unsorted)
     assert "NoncesNotIncreasing(1)" in err.value.reason, err.value.reason
-    too_few = DeliveryBatch(signed_checkpoint(batch.checkpoint.checkpoint.origin_mailbox, batch.checkpoint.checkpoint.root,
+    too_few = DeliveryBatch(signed_checkpoint(batch.checkpoint.checkpoint.origin_mailbox,
+                                              batch.checkpoint.checkpoint.root,
                                               batch.checkpoint.checkpoint.index, signers=1), batch.items, batch.proof)
     with pytest.raises(TxReverted) as err:
         await dest.estimate_delivery(too_few)
     assert "ThresholdNotMet" in err.value.reason, err.value.reason
 
 
-async def test_nonce_too_low_after_another_process_used_the_key(origin: EvmAdapter, dest: EvmAdapter, chains: Chains) -> None:
+async def test_nonce_too_low_after_another_process_used_the_key(origin: EvmAdapter, dest: EvmAdapter,
+                                                                chains: Chains) -> None:
     ids = await dispatch(origin, chains, 4, tag=b"nonce")
     first = await batch_for(origin, ids[:2])
     assert (await settle(dest, await dest.submit_delivery(first))).state is TxState.CONFIRMED
@@ -277,11 +282,14 @@ async def test_nonce_too_low_after_another_process_used_the_key(origin: EvmAdapt
     me = Account.from_key(RELAYER_KEY)
     for _ in range(2):
         tx = {"type": 2, "chainId": chains.dest.chain_id, "to": me.address, "value": 0, "gas": 21_000,
-              "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9, "nonce": w3.eth.get_transaction_count(me.address, "pending")}
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(me.sign_transaction(tx).raw_transaction), timeout=10)
+              "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
+              "nonce": w3.eth.get_transaction_count(me.address, "pending")}
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(me.sign_transaction(tx).raw_transaction),
+                                            timeout=10)
     second = await batch_for(origin, ids[2:])
     sent = await dest.submit_delivery(second)
-    assert sent.nonce == w3.eth.get_transaction_count(me.address) - 1 or sent.nonce == w3.eth.get_transaction_count(me.address, "pending") - 1
+    assert (sent.nonce == w3.eth.get_transaction_count(me.address) - 1
+            or sent.nonce == w3.eth.get_transaction_count(me.address, "pending") - 1)
     assert (await settle(dest, sent)).state is TxState.CONFIRMED
     assert await dest.delivered(ids) == [True] * 4  # type: ignore[arg-type]
 
@@ -318,9 +326,11 @@ async def test_unknown_transaction_is_dropped(dest: EvmAdapter) -> None:
 
 
 async def test_concurrent_senders_and_token_transfer(origin: EvmAdapter, chains: Chains) -> None:
-    results = await asyncio.gather(*(dispatch(origin, chains, 3, key=k, tag=b"k%d" % i) for i, k in enumerate(USER_KEYS)))
+    results = await asyncio.gather(*(dispatch(origin, chains, 3, key=k, tag=b"k%d" % i)
+                                     for i, k in enumerate(USER_KEYS)))
     assert all(len(ids) == 3 for ids in results) and len({i for ids in results for i in ids}) == 9
-    results = await asyncio.gather(*(dispatch(origin, chains, 2, key=USER_KEYS[0], tag=b"same%d" % i) for i in range(4)))
+    results = await asyncio.gather(*(dispatch(origin, chains, 2, key=USER_KEYS[0], tag=b"same%d" % i)
+                                     for i in range(4)))
     assert len({i for ids in results for i in ids}) == 8
 
     user = Account.from_key(USER_KEYS[1]).address
@@ -364,7 +374,8 @@ async def test_route_refusals_are_tx_reverted_with_the_contract_error(origin: Ev
     call = abi.encode_transfer_remote(chains.token, foreign, to, 10**18 + 1)
     with pytest.raises(TxReverted) as on_chain:
         await origin.call_contract(key, bridge, call)
-    assert on_chain.value.reason.startswith("AmountNotRepresentable(6000,") and "execution reverted" in str(on_chain.value)
+    assert (on_chain.value.reason.startswith("AmountNotRepresentable(6000,")
+            and "execution reverted" in str(on_chain.value))
     # the solvency audit's reads
     home = address_to_bytes32(chains.token)
     assert await origin.bridge_home_of("TST") == (ORIGIN_DOMAIN, home)
@@ -376,7 +387,8 @@ async def test_route_refusals_are_tx_reverted_with_the_contract_error(origin: Ev
 
 async def test_rpc_down_is_rpc_unavailable(tmp_path: Path) -> None:
     node = start_anvil(31403, tmp_path)
-    cfg = EvmChainConfig(family="evm", domain=9, chain_id=31403, rpc_url=node.url, mailbox="0x" + "11" * 20, request_timeout_s=2)
+    cfg = EvmChainConfig(family="evm", domain=9, chain_id=31403, rpc_url=node.url, mailbox="0x" + "11" * 20,
+                         request_timeout_s=2)
     adapter = EvmAdapter("doomed", cfg, signer_key=RELAYER_KEY)
     try:
         assert await adapter.latest_height() >= 0
@@ -420,7 +432,8 @@ async def test_throughput_figures(origin: EvmAdapter, dest: EvmAdapter, chains: 
     for _ in range(5):
         t0 = time.perf_counter()
         data = abi.encode_process_batch(batch)
-        signer.sign_transaction({"type": 2, "chainId": 1, "nonce": 0, "to": chains.dest_contracts["mailbox"], "data": data,
+        signer.sign_transaction({"type": 2, "chainId": 1, "nonce": 0, "to": chains.dest_contracts["mailbox"],
+                                 "data": data,
                                  "value": 0, "gas": 30_000_000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9})
         runs.append(time.perf_counter() - t0)
     best = min(runs) * 1000

@@ -84,7 +84,8 @@ def search(driver, text: str) -> str:  # type: ignore[no-untyped-def]
     box.send_keys(text)
     js(driver, "document.getElementById('search-status').textContent = ''")
     driver.find_element(By.CSS_SELECTOR, "#search-form button[type=submit]").click()
-    wait_for(lambda: js(driver, "return document.getElementById('search-status').textContent") not in ("", "searching…"),
+    wait_for(lambda: (js(driver, "return document.getElementById('search-status').textContent")
+                      not in ("", "searching…")),
              30, f"the search for {text[:20]!r} to answer")
     return js(driver, "return document.getElementById('search-status').textContent")
 
@@ -146,7 +147,7 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
             return js(driver, """return Object.fromEntries([...document.querySelectorAll('#chains article.card')].map(c =>
                 [c.dataset.chain, {healthy: c.dataset.healthy, height: c.querySelector('[data-field=height] .v').textContent,
                  utilisation: c.querySelector('[data-field=utilisation] .v').textContent,
-                 spare: c.querySelector('[data-field=spare] .v').textContent}]))""")
+                 spare: c.querySelector('[data-field=spare] .v').textContent}]))""")  # noqa: E501 (JavaScript kept as is)
 
         wait_for(lambda: set(cards()) == {"l1", "rollup_a", "rollup_b"}
                  and all(c["healthy"] == "true" and c["height"] != "—" and c["spare"] != "—" for c in cards().values()),
@@ -162,7 +163,7 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
         wait_for(charts_drawn, 60, "the throughput, utilisation and queue charts to draw", interval=0.5)
         painted = js(driver, """return ['chart-throughput', 'chart-queue', 'chart-utilisation'].map(id => {
             const c = document.getElementById(id); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })""")
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })""")  # noqa: E501
         assert all(n > 500 for n in painted), painted
         # the other views of the same two charts: dispatches per origin, spare capacity per chain
         Select(driver.find_element(By.ID, "throughput-kind")).select_by_value("dispatched")
@@ -170,7 +171,7 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
         wait_for(lambda: js(driver, """const t = document.getElementById('chart-throughput').dataset,
                                           c = document.getElementById('chart-utilisation').dataset;
                                     return t.kind === 'dispatched' && +t.bars > 0 && c.metric === 'spare_transfers_per_s'
-                                           && +c.points > 3"""), 30, "dispatches per origin and spare capacity drawn")
+                                           && +c.points > 3"""), 30, "dispatches per origin and spare capacity drawn")  # noqa: E501
         print("explorer: dispatched per origin in the window:",
               httpx.get(f"{api}/v1/explorer/throughput", params={"window_s": 900}).json()["totals"]["dispatched"])
         Select(driver.find_element(By.ID, "throughput-kind")).select_by_value("delivered")
@@ -184,7 +185,8 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
         assert rows(driver) == {target: "DELIVERED"}
         wait_for(lambda: js(driver, "return document.getElementById('detail-body').dataset.id") == target, 30,
                  "the detail panel of the message")
-        steps = js(driver, "return [...document.querySelectorAll('#detail-body .timeline li')].map(li => li.dataset.step)")
+        steps = js(driver,
+                   "return [...document.querySelectorAll('#detail-body .timeline li')].map(li => li.dataset.step)")
         assert steps[0] == "dispatched" and "submitted" in steps and steps[-1] == "delivered", steps
         same_tx = httpx.get(f"{api}/v1/messages/{record['origin_tx']}").json()["messages"]
         status = search(driver, record["origin_tx"])
@@ -202,8 +204,8 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
         # live: a NEW message appears and reaches DELIVERED on the page without a reload
         t = time.monotonic()
         recipient = address_to_bytes32(client.manifest["chains"]["rollup_b"]["contracts"]["test_recipient"])
-        _tx, (new_id,) = await client.adapters["l1"].dispatch_messages(client.key("l1"), client.domain("rollup_b"), recipient,
-                                                                       [b"explorer live update"])
+        _tx, (new_id,) = await client.adapters["l1"].dispatch_messages(client.key("l1"), client.domain("rollup_b"),
+                                                                       recipient, [b"explorer live update"])
         new = "0x" + new_id.hex()
         wait_for(lambda: new in rows(driver), 90, "the new message to appear on the page", interval=0.25)
         timings["live: new message shown"] = time.monotonic() - t
@@ -224,7 +226,8 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
         delivered_in_store = sum(by_state.get("DELIVERED", 0)
                                  for by_state in httpx.get(f"{api}/v1/status").json()["messages"].values())
         assert delivered_in_store >= len(ids) + 1
-        wait_for(lambda: summary().get("DELIVERED", 0) >= delivered_in_store, 30, "the header to count the new delivery")
+        wait_for(lambda: summary().get("DELIVERED", 0) >= delivered_in_store, 30,
+                 "the header to count the new delivery")
 
         # screenshot of the whole page, at the page's full height
         for _ in range(3):  # the window's frame takes some of its height: grow until the page fits
@@ -248,7 +251,8 @@ async def test_explorer_page_in_headless_chromium(devnet, tmp_path, browser):
         # no console errors; Chromium logs the 404 of the not-found search (an answer the page shows) as one
         logged = driver.get_log("browser")
         errors = [e for e in logged if e["level"] == "SEVERE"
-                  and not (e["source"] == "network" and f"/v1/messages/0x{'ab' * 32}" in e["message"] and "404" in e["message"])]
+                  and not (e["source"] == "network" and f"/v1/messages/0x{'ab' * 32}" in e["message"]
+                           and "404" in e["message"])]
         assert errors == [], errors
 
         # narrow and light: the same page stacks its panels (a second screenshot, for the notes)

@@ -39,7 +39,8 @@ def with_chain_keys(config: Path, chain: str, **keys: object) -> None:
 
 
 def eth_balance_wei(rpc_url: str, address: str) -> int:
-    answer = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": [address, "latest"]},
+    answer = httpx.post(rpc_url,
+                        json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": [address, "latest"]},
                         timeout=5).json()
     return int(answer["result"], 16)
 
@@ -74,7 +75,8 @@ async def test_metrics_on_a_live_daemon_and_readyz_follows_a_cut_rpc(devnet, tmp
         def settled() -> bool:  # the health job (every 2 s) has seen the confirmations: SUBMITTED emptied
             s = metric_samples(api)
             depth = samples_of(s, "relayer_queue_depth")
-            submitted = [v for k, v in depth.items() if label(k, "state") == "SUBMITTED" and label(k, "destination") in CHAINS]
+            submitted = [v for k, v in depth.items() if label(k, "state") == "SUBMITTED"
+                         and label(k, "destination") in CHAINS]
             return (len(submitted) == 3 and not any(submitted)
                     and s.get(("router_chain_utilisation", frozenset({("chain", "l1")}))) is not None)
         wait_for(settled, 60, "SUBMITTED queue depths of 0 and the router gauges")
@@ -108,7 +110,8 @@ async def test_metrics_on_a_live_daemon_and_readyz_follows_a_cut_rpc(devnet, tmp
 
             def balance_matches(chain: str = chain) -> bool:  # the gauge is sampled every 2 s
                 rpc = client.settings.chains[chain].rpc_url
-                gauge = metric_samples(api).get(("relayer_wallet_balance", frozenset({("chain", chain), ("address", relayer)})))
+                gauge = metric_samples(api).get(("relayer_wallet_balance",
+                                                 frozenset({("chain", chain), ("address", relayer)})))
                 return gauge == eth_balance_wei(rpc, relayer) / 10**18
             wait_for(balance_matches, 10, f"relayer_wallet_balance on {chain} to equal eth_getBalance")
         for v in validators:
@@ -116,7 +119,8 @@ async def test_metrics_on_a_live_daemon_and_readyz_follows_a_cut_rpc(devnet, tmp
         assert s[("relayer_wallet_balance_low", frozenset({("chain", "l1"), ("address", relayer)}))] == 1
         assert s[("relayer_wallet_balance_low", frozenset({("chain", "rollup_a"), ("address", relayer)}))] == 0
         assert s[("relayer_wallet_min_balance", frozenset({("chain", "l1")}))] == 1_000_000
-        assert ("relayer_wallet_balance_low", frozenset({("chain", "rollup_b"), ("address", relayer)})) not in s  # no threshold
+        # no threshold
+        assert ("relayer_wallet_balance_low", frozenset({("chain", "rollup_b"), ("address", relayer)})) not in s
         assert "wallet_balance_low" in (tmp_path / "d.log").read_text()
         assert s[("relayer_messages_waiting", frozenset({("reason", "insufficient_funds")}))] == 0
 
@@ -132,8 +136,8 @@ async def test_metrics_on_a_live_daemon_and_readyz_follows_a_cut_rpc(devnet, tmp
         assert httpx.get(f"{api}/healthz", timeout=5).status_code == 200
         assert metric_samples(api)[("relayer_chain_up", frozenset({("chain", "rollup_b")}))] == 0
         recipient = address_to_bytes32(client.manifest["chains"]["rollup_b"]["contracts"]["test_recipient"])
-        _tx, late = await client.adapters["l1"].dispatch_messages(client.key("l1"), client.domain("rollup_b"), recipient,
-                                                                  [b"during the outage"])
+        _tx, late = await client.adapters["l1"].dispatch_messages(client.key("l1"), client.domain("rollup_b"),
+                                                                  recipient, [b"during the outage"])
         failures = ("relayer_failures_total", frozenset({("destination", "rollup_b"), ("reason", "rpc_unavailable")}))
         wait_for(lambda: metric_samples(api).get(failures, 0) > 0, 60, "a counted rpc_unavailable failure on rollup_b")
 

@@ -25,23 +25,27 @@ def check_api(api: str, delivered_id: str) -> None:
 
     assert httpx.get(f"{api}/readyz").json()["ready"] is True
     status = httpx.get(f"{api}/v1/status").json()
-    assert set(status["chains"]) == {"l1", "rollup_a", "rollup_b"} and all(c["healthy"] for c in status["chains"].values())
+    assert (set(status["chains"]) == {"l1", "rollup_a", "rollup_b"}
+            and all(c["healthy"] for c in status["chains"].values()))
     assert status["chains"]["rollup_a"]["capacity"]["gas_limit"] == 60_000_000
     (msg,) = httpx.get(f"{api}/v1/messages/{delivered_id}").json()["messages"]
     assert msg["state"] == "DELIVERED" and msg["origin"] == "l1" and msg["destination"] == "rollup_a"
     assert msg["delivery_tx"].startswith("0x")
     bad = httpx.get(f"{api}/v1/messages/not-an-id")
-    assert bad.status_code == 400 and bad.json()["detail"]["field"] == "key" and "32-byte hex" in bad.json()["detail"]["error"]
+    assert (bad.status_code == 400 and bad.json()["detail"]["field"] == "key"
+            and "32-byte hex" in bad.json()["detail"]["error"])
     assert httpx.get(f"{api}/v1/messages/0x{'ab' * 32}").status_code == 404
     assert httpx.get(f"{api}/v1/messages?state=LIMBO").status_code == 400
     assert httpx.get(f"{api}/validators/0x12/checkpoints/1000/latest").status_code == 400
     metrics = httpx.get(f"{api}/metrics").text
-    assert 'relayer_deliveries_total{destination="rollup_a"}' in metrics and "validator_checkpoints_signed_total" in metrics
+    assert ('relayer_deliveries_total{destination="rollup_a"}' in metrics
+            and "validator_checkpoints_signed_total" in metrics)
 
 
 async def test_token_round_trip_l1_a_b_l1_conserves_supply(devnet, tmp_path):
     client = DevnetClient(devnet)
-    daemon = DaemonProcess(write_daemon_config(devnet, tmp_path, api_port=free_port_block(1)), tmp_path / "d.log").start()
+    daemon = DaemonProcess(write_daemon_config(devnet, tmp_path, api_port=free_port_block(1)),
+                           tmp_path / "d.log").start()
     try:
         user = client.address("l1")
         recipient = address_to_bytes32(user)

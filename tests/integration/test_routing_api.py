@@ -49,7 +49,8 @@ def api(api_daemon):
 
 
 def _rpc(url: str, method: str, params: list[Any]) -> Any:
-    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10).json()["result"]
+    return httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+                      timeout=10).json()["result"]
 
 
 def _receipt_fee(rpc_url: str, tx_hash: str) -> int:
@@ -193,10 +194,12 @@ def test_submitted_batch_moves_tokens_and_counts_for_the_integrator(api, api_dae
         ([{"amount": "1", "recipient": "0x01"}] * 1001, 413, "intents", "at most 1000"),
         ([{"amount": "1", "recipient": "0x" + "11" * 20}, {"amount": "1", "recipient": "0x12zz"}], 400,
          "intents[1].recipient", "20-byte address"),
-        ([{"amount": "1", "recipient": "0x" + "11" * 20, "chains": ["l1", "mars"]}], 400, "intents[0].chains[1]", "mars"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20, "chains": ["l1", "mars"]}], 400, "intents[0].chains[1]",
+         "mars"),
         ([{"amount": "1", "recipient": "0x" + "11" * 20}, {"amount": "-2", "recipient": "0x" + "11" * 20}], 400,
          "intents[1].amount", "positive"),
-        ([{"amount": "1", "recipient": "0x" + "11" * 20, "integrator": "Bad Code!"}], 400, "intents[0].integrator", "[a-z0-9_-]"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20, "integrator": "Bad Code!"}], 400, "intents[0].integrator",
+         "[a-z0-9_-]"),
         ([{"amount": "1", "recipient": "0x" + "11" * 20, "colour": "red"}], 400, "intents[0].colour", "Extra inputs"),
         ([{"kind": "call", "amount": "0", "recipient": "0x" + "11" * 20, "chains": ["l1"]}], 400, "intents[0].calldata",
          "needs calldata"),
@@ -206,7 +209,8 @@ def test_submitted_batch_moves_tokens_and_counts_for_the_integrator(api, api_dae
          "intents[0].amount", "no value"),
         ([{"kind": "call", "amount": "0", "recipient": "0x" + "11" * 20, "calldata": "0x"}], 400, "intents[0].chains",
          "chains where its contract is"),
-        ([{"amount": "1", "recipient": "0x" + "11" * 20, "calldata": "0x00"}], 400, "intents[0].calldata", "only a call"),
+        ([{"amount": "1", "recipient": "0x" + "11" * 20, "calldata": "0x00"}], 400, "intents[0].calldata",
+         "only a call"),
         ([{"kind": "xchain", "token": "USDC", "from_chain": "l1", "amount": "1", "recipient": "0x" + "11" * 20}], 400,
          "intents[0].token", "not bridged"),
     ],
@@ -348,8 +352,8 @@ def test_unsigned_mode_hands_the_dapp_transactions_to_sign_and_follows_them(api,
 def test_batch_event_stream_follows_every_intent_to_the_end(api):
     code = "sse-" + secrets.token_hex(4)
     batch = [{"amount": "0.5", "recipient": _recipient(), "integrator": code} for _ in range(3)]
-    batch.append({"kind": "xchain", "from_chain": "l1", "chains": ["rollup_b"], "amount": "1", "recipient": _recipient(),
-                  "integrator": code})
+    batch.append({"kind": "xchain", "from_chain": "l1", "chains": ["rollup_b"], "amount": "1",
+                  "recipient": _recipient(), "integrator": code})
     with RoutingClient(api) as client:
         submitted = client.submit_batch(batch)
         last: dict[str, str] = {}
@@ -421,7 +425,8 @@ def test_over_the_intent_rate_is_429_with_retry_after_and_costs_nothing(limited,
     detail = refused.json()["detail"]
     assert detail["limit"] == "router.intents_per_s" and 0 < detail["retry_after_s"] <= 4.0
     assert int(refused.headers["Retry-After"]) >= 1
-    assert httpx.post(f"{url}/v1/intents", json={"intents": [slow] * 5}).json()["detail"]["limit"] == "router.intents_burst"
+    assert httpx.post(f"{url}/v1/intents",
+                      json={"intents": [slow] * 5}).json()["detail"]["limit"] == "router.intents_burst"
     assert _intent_rows(limited) == 0 and _nonces(devnet.manifest(), OPERATORS) == nonces
     assert _balances(chain_client, [recipient]) == {(c, recipient): 0 for c in chain_client.adapters}
     metrics = httpx.get(f"{url}/metrics").text

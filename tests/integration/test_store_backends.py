@@ -90,7 +90,8 @@ def test_concurrent_claims_never_overlap(store_url):
         mine = claimed.setdefault(store.owner, [])
         while batch := store.claim_ready(2, 7, lease_s=60):
             mine.extend(m.id for m in batch)
-            store.mark_delivered([m.id for m in batch], tx_hash=None, height=None, at=0.0)  # settle, as a processor does
+            # settle, as a processor does
+            store.mark_delivered([m.id for m in batch], tx_hash=None, height=None, at=0.0)
 
     threads = [threading.Thread(target=worker, args=(s,)) for s in stores]
     for t in threads:
@@ -125,8 +126,8 @@ def _die_holding_work(url: str, name: str, *, claim: int, submit: int) -> tuple[
     got = dead.claim_ready(2, claim, lease_s=600)
     assert len(got) == claim
     tx = "0x" + name.encode().hex().ljust(64, "0")
-    dead.record_submission(tx_hash=tx, destination=2, origin=1, sender="0xdead", nonce=0, ids=[m.id for m in got[:submit]],
-                           gas_limit=1, max_fee=1)
+    dead.record_submission(tx_hash=tx, destination=2, origin=1, sender="0xdead", nonce=0,
+                           ids=[m.id for m in got[:submit]], gas_limit=1, max_fee=1)
     return dead, got, tx
 
 
@@ -266,7 +267,8 @@ def test_settle_delivery_is_one_step_and_upserts_survive_racing_writers(store_ur
     tx = "0x" + "dd" * 32
     s.record_submission(tx_hash=tx, destination=2, origin=1, sender="0xa", nonce=0, ids=[m.id for m in got],
                         gas_limit=1, max_fee=1)
-    s.settle_delivery(tx, [m.id for m in got[:2]], at=5.0, gas_used=7, fee_paid=3 * 10**18, height=11)  # wei: far past 2**31
+    # wei: far past 2**31
+    s.settle_delivery(tx, [m.id for m in got[:2]], at=5.0, gas_used=7, fee_paid=3 * 10**18, height=11)
     assert s.pending_deliveries(2) == []
     assert [s.get(m.id).state for m in got] == ["DELIVERED", "DELIVERED", "SUBMITTED"]
     stores = [Store(store_url, owner=f"w{k}") for k in range(4)]

@@ -45,14 +45,16 @@ def with_cosign_keys_for_l1(config: Path) -> Path:
     block = re.search(r"\[validator\]\nkeys = \[[^\n]*\n((?:  \{ private_key = [^\n]*\n)+)\]", text)
     assert block is not None, "no [validator] keys block in the written config"
     keys = ", ".join(line.strip().rstrip(",") for line in block.group(1).splitlines())
-    config.write_text(text.replace("allowed_relayers = ", f"cosign_keys.l1 = [{keys}]  # devnet test keys\nallowed_relayers = ", 1))
+    config.write_text(text.replace("allowed_relayers = ",
+                                   f"cosign_keys.l1 = [{keys}]  # devnet test keys\nallowed_relayers = ", 1))
     return config
 
 
 @pytest.fixture(scope="module")
 def daemon(devnet, tmp_path_factory):  # type: ignore[no-untyped-def]
     directory = tmp_path_factory.mktemp("validator-auth")
-    process = DaemonProcess(with_cosign_keys_for_l1(write_daemon_config(devnet, directory, api_port=free_port_block(1))),
+    process = DaemonProcess(with_cosign_keys_for_l1(write_daemon_config(devnet, directory,
+                                                                        api_port=free_port_block(1))),
                             directory / "d.log").start()
     yield process
     process.stop()
@@ -88,10 +90,12 @@ def test_cosign_requests_need_an_allow_listed_relayers_signature(devnet, daemon)
                   .headers("POST", path.encode(), body)),
         "altered body": (path, body.replace(b"ab", b"cd", 1), signed),
         "altered body, its hash recomputed": (path, body.replace(b"ab", b"cd", 1),
-                                              dict(signed, **{HEADER_BODY_HASH: "0x" + keccak256(body.replace(b"ab", b"cd", 1)).hex()})),
+                                              dict(signed, **{HEADER_BODY_HASH:
+                                                              "0x" + keccak256(body.replace(b"ab", b"cd", 1)).hex()})),
         "retargeted": (f"/validators/{validators[1]}/cosign", body, signed),
     }
-    expected = {"unsigned": (401, "missing"), "malformed": (401, "malformed"), "outsider's own key": (403, "unknown_relayer"),
+    expected = {"unsigned": (401, "missing"), "malformed": (401, "malformed"),
+                "outsider's own key": (403, "unknown_relayer"),
                 "outsider in the relayer's name": (401, "bad_signature"), "stale": (401, "stale_timestamp"),
                 "altered body": (401, "body_mismatch"), "altered body, its hash recomputed": (401, "bad_signature"),
                 "retargeted": (401, "bad_signature")}
@@ -108,12 +112,14 @@ def test_cosign_requests_need_an_allow_listed_relayers_signature(devnet, daemon)
     again = post(api, path, body, signed)
     assert (again.status_code, again.json()["detail"]["reason"]) == (401, "replayed")
 
-    counts = {r: metric(api, "validator_requests_refused_total", endpoint="cosign", reason=r) - n for r, n in before.items()}
+    counts = {r: metric(api, "validator_requests_refused_total", endpoint="cosign", reason=r) - n
+              for r, n in before.items()}
     assert counts == {"missing": 1, "malformed": 1, "unknown_relayer": 1, "bad_signature": 3, "stale_timestamp": 1,
                       "body_mismatch": 1, "replayed": 1}
     assert metric(api, "validator_requests_admitted_total", endpoint="cosign", client=relayer.address) >= 1
     log = daemon.log.read_text()
-    assert "validator_request_refused" in log and relayer_identity_key(RELAYER_A)[2:] not in log and OUTSIDER_KEY[2:] not in log
+    assert ("validator_request_refused" in log and relayer_identity_key(RELAYER_A)[2:] not in log
+            and OUTSIDER_KEY[2:] not in log)
 
 
 async def test_an_anonymous_checkpoint_flood_gets_429_while_relaying_goes_on(devnet, daemon):  # type: ignore[no-untyped-def]
@@ -123,7 +129,8 @@ async def test_an_anonymous_checkpoint_flood_gets_429_while_relaying_goes_on(dev
     l1_domain = client.domain("l1")
     relayer = RelayerRequestSigner(relayer_identity_key(RELAYER_A))
     limited_before = metric(api, "validator_requests_refused_total", endpoint="checkpoint", reason="rate_limited")
-    relayer_reads_before = metric(api, "validator_requests_admitted_total", endpoint="checkpoint", client=relayer.address)
+    relayer_reads_before = metric(api, "validator_requests_admitted_total", endpoint="checkpoint",
+                                  client=relayer.address)
     answers: dict[int, int] = {}
     retry_after: set[str] = set()
     stop = asyncio.Event()
@@ -166,6 +173,8 @@ async def test_an_anonymous_checkpoint_flood_gets_429_while_relaying_goes_on(dev
     assert during > 50 and answers.get(200, 0) + answers.get(404, 0) >= 1
     assert set(answers) <= {200, 404, 429}, answers
     assert retry_after and all(v.isdigit() and int(v) >= 1 for v in retry_after)
-    assert metric(api, "validator_requests_refused_total", endpoint="checkpoint", reason="rate_limited") - limited_before >= during
-    assert metric(api, "validator_requests_admitted_total", endpoint="checkpoint", client=relayer.address) > relayer_reads_before
+    assert metric(api, "validator_requests_refused_total", endpoint="checkpoint",
+                  reason="rate_limited") - limited_before >= during
+    assert metric(api, "validator_requests_admitted_total", endpoint="checkpoint",
+                  client=relayer.address) > relayer_reads_before
 

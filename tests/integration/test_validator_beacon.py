@@ -123,7 +123,8 @@ def _config(rpc_url: str, mailbox: str) -> EvmChainConfig:
 async def _dispatch(rpc_url: str, contracts: dict[str, str], body: bytes) -> tuple[bytes, int]:
     sender = EvmAdapter("origin", _config(rpc_url, contracts["mailbox"]))
     try:
-        await sender.dispatch_messages(USER, Domain(DESTINATION), address_to_bytes32(contracts["test_recipient"]), [body])
+        await sender.dispatch_messages(USER, Domain(DESTINATION), address_to_bytes32(contracts["test_recipient"]),
+                                       [body])
         found = await sender.fetch_dispatched(Height(0), await sender.latest_height())
         mine = next(d for d in found if d.message.body == body)
         return mine.raw, int(mine.height)
@@ -147,7 +148,8 @@ async def _validate(rpc_url: str, mailbox: str, store_path: Path, beacon_url: st
     beacon = BeaconLightClient("origin", beacon_url, root, devnet_network(DOMAIN), LightClientFork.ELECTRA,
                                DEVNET_SLOT_DURATION_MS)
     verifier = EvmInclusionVerifier("origin", rpc_url, mailbox, beacon=beacon)
-    attester = OriginAttester(adapter, indexer, [CheckpointSigner.from_hex(VALIDATOR)], store, Metrics(), verifier=verifier)
+    attester = OriginAttester(adapter, indexer, [CheckpointSigner.from_hex(VALIDATOR)], store, Metrics(),
+                              verifier=verifier)
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and not until(attester):
@@ -257,7 +259,8 @@ def _bad_finality_branch(data: dict[str, Any]) -> None:
 def _attacker_committee(data: dict[str, Any]) -> None:
     if "next_sync_committee" in data:
         keys = [bytes(blspy.PopSchemeMPL.key_gen(bytes([i]) * 32).get_g1()) for i in range(1, 33)]
-        data["next_sync_committee"] = {"pubkeys": ["0x" + k.hex() for k in keys], "aggregate_pubkey": "0x" + keys[0].hex()}
+        data["next_sync_committee"] = {"pubkeys": ["0x" + k.hex() for k in keys],
+                                       "aggregate_pubkey": "0x" + keys[0].hex()}
 
 
 def _other_network(doc: Any) -> Any:
@@ -327,7 +330,8 @@ def test_the_beacon_chain_follows_a_reorg_of_its_node(origin):
 
 # ---------------------------------------------------------------- the daemon's start-up rule (real `relayer run`)
 def _relayer_run(config: Path, role: str = "validator") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "relayer.cli", "run", "-c", str(config), "--role", role, "--no-status"],
+    return subprocess.run([sys.executable, "-m", "relayer.cli", "run", "-c", str(config), "--role", role,
+                           "--no-status"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
 

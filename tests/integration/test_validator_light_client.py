@@ -61,7 +61,8 @@ def _config(rpc_url: str, mailbox: str) -> EvmChainConfig:
 async def _dispatch(node, contracts, body: bytes) -> bytes:
     sender = EvmAdapter("origin", _config(node.url, contracts["mailbox"]))
     try:
-        await sender.dispatch_messages(USER, Domain(DESTINATION), address_to_bytes32(contracts["test_recipient"]), [body])
+        await sender.dispatch_messages(USER, Domain(DESTINATION), address_to_bytes32(contracts["test_recipient"]),
+                                       [body])
         found = await sender.fetch_dispatched(Height(0), await sender.latest_height())
         return next(d.raw for d in found if d.message.body == body)
     finally:
@@ -75,7 +76,8 @@ async def _validate(rpc_url: str, mailbox: str, store_path, *, other_rpc_urls=()
     store = Store(f"sqlite:///{store_path}")
     indexer = OriginIndexer(adapter, store, known_destinations={DESTINATION})
     verifier = EvmInclusionVerifier("origin", rpc_url, mailbox, other_rpc_urls=list(other_rpc_urls))
-    attester = OriginAttester(adapter, indexer, [CheckpointSigner.from_hex(VALIDATOR)], store, Metrics(), verifier=verifier)
+    attester = OriginAttester(adapter, indexer, [CheckpointSigner.from_hex(VALIDATOR)], store, Metrics(),
+                              verifier=verifier)
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:

@@ -1,5 +1,5 @@
-"""The global accountant (relayer/pipeline/accountant.py): the ledger's arithmetic, the attester's refusal of a transfer that
-pays out more than was locked (and its catching up), the rebuild from a store, and the co-sign check.
+"""The global accountant (relayer/pipeline/accountant.py): the ledger's arithmetic, the attester's refusal of a transfer
+that pays out more than was locked (and its catching up), the rebuild from a store, and the co-sign check.
 
 Chains are fakes (tests/fakes/chain.py, and a co-signed destination below whose 'transaction' is its ids, a
 sequence and a tag); the store is a real SQLite file.
@@ -37,7 +37,8 @@ SCALE = 10**12  # and 6 on the Cosmos chain
 
 def directory() -> TokenDirectory:
     return TokenDirectory(dict(BRIDGE), {L1: "l1", A: "rollup_a", B: "rollup_b", COSMOS: "cosmos"},
-                          {(COSMOS, TST): TokenPlace("TST", SCALE, False), (A, OTHER): TokenPlace("OTH", 1, True, "custody")},
+                          {(COSMOS, TST): TokenPlace("TST", SCALE, False),
+                           (A, OTHER): TokenPlace("OTH", 1, True, "custody")},
                           {TST: "TST", OTHER: "OTH"})
 
 
@@ -112,7 +113,8 @@ def test_failpoint_switch_is_parsed_strictly():
 class BridgeChain(FakeChain):
     """A fake origin whose messages can come from its bridge (token transfers) or anyone."""
 
-    def send(self, destination: int, amount: int = 0, *, sender: bytes | None = None, body: bytes | None = None) -> bytes:
+    def send(self, destination: int, amount: int = 0, *, sender: bytes | None = None,
+             body: bytes | None = None) -> bytes:
         self.height = Height(self.height + 1)
         raw = token_raw(int(self.domain), len(self.messages), destination, amount, sender=sender, body=body)
         msg = Message.decode(raw)
@@ -252,7 +254,8 @@ class CosignedChain:
         return self.sequence <= int(request.payload.split(b"|")[1].removeprefix(b"seq="))
 
     async def cosign_terms(self, request: CosignRequest) -> SignedTerms:
-        """The signed terms of the once-rule (``CosignedDelivery``): the payload's sequence, never expiring by height."""
+        """The signed terms of the once-rule (``CosignedDelivery``): the payload's sequence, never expiring by
+        height."""
         return SignedTerms(last_height=2**62, sequence=int(request.payload.split(b"|")[1].removeprefix(b"seq=")))
 
     async def terms_can_land(self, terms: SignedTerms) -> bool:

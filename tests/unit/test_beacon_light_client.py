@@ -112,7 +112,8 @@ def _flip(hex_text: str) -> str:
      RejectReason.BAD_FINALITY_BRANCH),
     (lambda d: "next_sync_committee" in d and d["next_sync_committee"]["pubkeys"].reverse(),
      RejectReason.BAD_NEXT_SYNC_COMMITTEE_BRANCH),
-    (lambda d: d["attested_header"]["execution"].update(block_hash="0x" + "ee" * 32), RejectReason.BAD_EXECUTION_BRANCH),
+    (lambda d: d["attested_header"]["execution"].update(block_hash="0x" + "ee" * 32),
+     RejectReason.BAD_EXECUTION_BRANCH),
 ])
 async def test_forged_updates_are_refused_and_the_store_does_not_move(forgery, reason) -> None:
     served = Served()

@@ -67,7 +67,8 @@ def test_the_daemon_runs_with_the_default_recursion_limit():
     code = (
         "import sys\n"
         "import relayer.cli.commands as cli\n"
-        "import relayer.daemon.daemon, relayer.api.server, relayer.api.http_front, relayer.cli.statusview, devnets.devnet\n"
+        "import relayer.daemon.daemon, relayer.api.server, relayer.api.http_front, relayer.cli.statusview, "
+        "devnets.devnet\n"
         "import adapters.evm.adapter, adapters.cosmos.adapter, adapters.solana.adapter, adapters.keys\n"
         "import light_clients.ethereum.inclusion, light_clients.tendermint.inclusion\n"
         "import light_clients.ethereum.consensus\n"

@@ -23,7 +23,8 @@ def test_signature_recovers_and_matches_eip191():
     signer = CheckpointSigner.from_hex(KEYS[0])
     sig = signer.sign(CP)
     assert recover_signer(CP, sig) == signer.address
-    assert Account.recover_message(encode_defunct(primitive=checkpoint_digest(CP)), signature=sig).lower() == signer.address
+    assert Account.recover_message(encode_defunct(primitive=checkpoint_digest(CP)),
+                                   signature=sig).lower() == signer.address
 
 
 def test_key_not_in_repr():

@@ -38,7 +38,8 @@ def test_unknown_key_names_its_path(tmp_path):
         ('rpc_url = "http://127.0.0.1:8546"', 'rpc_url = "127.0.0.1:8546"', "chains.rollup_a.rpc_url", "http(s) URL"),
         ("threshold = 2", "threshold = 4", "security", "above the 3 validators"),
         ("domain = 3000", "domain = 2000", "", "also the domain of rollup_a"),
-        ('mailbox = "0x5FbDB2315678afecb367f032d93F642f64180aa3"\ntoken_bridge = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"\nfinality = 2',
+        (('mailbox = "0x5FbDB2315678afecb367f032d93F642f64180aa3"\n'
+          'token_bridge = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"\nfinality = 2'),
          'mailbox = "0x5FbDB"\nfinality = 2', "chains.rollup_a.mailbox", "20-byte hex address"),
     ],
 )
@@ -114,7 +115,8 @@ def test_example_relayer_identity_is_allow_listed():
 
     devnet = [RelayerRequestSigner(relayer_identity_key(i)).address for i in DEVNET_RELAYER_ACCOUNTS]
     assert s.validator.allowed_relayers == devnet  # the example matches what `relayer devnet up` writes
-    assert s.validator.request_max_age_s == 60.0 and s.validator.anonymous_requests_per_s < s.validator.relayer_requests_per_s
+    assert (s.validator.request_max_age_s == 60.0
+            and s.validator.anonymous_requests_per_s < s.validator.relayer_requests_per_s)
 
 
 @pytest.mark.parametrize(("new", "needle"), [

@@ -88,7 +88,8 @@ class FakeCosignedChain:
 
 
 def _message(nonce: int, dest: int = DEST) -> bytes:
-    return Message(MESSAGE_VERSION, nonce, Domain(ORIGIN), b"\x01" * 32, Domain(dest), b"\x02" * 32, b"body %d" % nonce).encode()
+    return Message(MESSAGE_VERSION, nonce, Domain(ORIGIN), b"\x01" * 32, Domain(dest), b"\x02" * 32,
+                   b"body %d" % nonce).encode()
 
 
 @pytest.fixture

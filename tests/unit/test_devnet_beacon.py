@@ -159,7 +159,8 @@ def test_altered_updates_are_refused_and_leave_the_store_unchanged() -> None:
     forged_final = dataclasses.replace(good, finalized_header=other.finality_update(99).finalized_header)
     assert attempt(forged_final) is RejectReason.BAD_FINALITY_BRANCH
     forged_exec = dataclasses.replace(good.finalized_header.execution, block_hash=b"\xee" * 32)
-    forged = dataclasses.replace(good, finalized_header=dataclasses.replace(good.finalized_header, execution=forged_exec))
+    forged = dataclasses.replace(good,
+                                 finalized_header=dataclasses.replace(good.finalized_header, execution=forged_exec))
     assert attempt(forged) is RejectReason.BAD_EXECUTION_BRANCH
     sig = bytearray(good.sync_aggregate.sync_committee_signature)
     bad_sig = dataclasses.replace(good, sync_aggregate=dataclasses.replace(good.sync_aggregate,

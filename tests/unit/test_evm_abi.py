@@ -28,7 +28,8 @@ def make_batch(nonces: list[int], total: int, body_len: int = 64) -> DeliveryBat
     msgs = [Message.decode(r) for r in raws]
     tree = MerkleTree([m.id for m in msgs])
     cp = Checkpoint(1000, b"\x03" * 32, tree.root(), total - 1)  # type: ignore[arg-type]
-    signed = SignedCheckpoint(cp, sorted_signatures((s.address, s.sign(cp)) for s in map(CheckpointSigner.from_hex, KEYS)))
+    signed = SignedCheckpoint(cp,
+                              sorted_signatures((s.address, s.sign(cp)) for s in map(CheckpointSigner.from_hex, KEYS)))
     items = tuple(DeliveryItem(raws[n], MessageId(msgs[n].id), n) for n in nonces)
     return DeliveryBatch(signed, items, tuple(multiproof(tree, nonces, total)))
 
@@ -42,7 +43,8 @@ def test_selector_is_the_multiproof_signature() -> None:
     assert abi.PROCESS_BATCH == abi.selector("processBatch(bytes,bytes[],bytes32[])")
 
 
-@pytest.mark.parametrize(("nonces", "total"), [([0], 1), ([0, 3, 4, 9], 12), (list(range(40)), 40), (list(range(1, 60, 2)), 64)])
+@pytest.mark.parametrize(("nonces", "total"),
+                         [([0], 1), ([0, 3, 4, 9], 12), (list(range(40)), 40), (list(range(1, 60, 2)), 64)])
 def test_encoder_equals_eth_abi(nonces: list[int], total: int) -> None:
     batch = make_batch(nonces, total)
     data = abi.encode_process_batch(batch)

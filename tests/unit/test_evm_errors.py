@@ -61,16 +61,20 @@ def _conn_key() -> object:
 def test_transport_failures_are_rpc_unavailable(exc: BaseException) -> None:
     mapped = map_exception(exc, chain="l1")
     assert type(mapped) is RpcUnavailable
-    assert reason_of(mapped) is FailureReason.RPC_UNAVAILABLE and mapped.chain == "l1" and str(mapped).startswith("[l1]")
+    assert (reason_of(mapped) is FailureReason.RPC_UNAVAILABLE and mapped.chain == "l1"
+            and str(mapped).startswith("[l1]"))
 
 
 def test_http_status() -> None:
     info = aiohttp.RequestInfo(url=aiohttp.client.URL("http://x"), method="POST", headers={}, real_url=aiohttp.client.URL("http://x"))  # type: ignore[call-arg]
-    assert type(map_exception(aiohttp.ClientResponseError(info, (), status=503, message="busy"), chain="c")) is RpcUnavailable
-    assert type(map_exception(aiohttp.ClientResponseError(info, (), status=429, message="slow down"), chain="c")) is RpcUnavailable
+    assert type(map_exception(aiohttp.ClientResponseError(info, (), status=503, message="busy"),
+                              chain="c")) is RpcUnavailable
+    assert type(map_exception(aiohttp.ClientResponseError(info, (), status=429, message="slow down"),
+                              chain="c")) is RpcUnavailable
     assert type(map_exception(aiohttp.ClientResponseError(info, (), status=404, message="nope"), chain="c")) is RpcError
     resp = httpx.Response(502, request=httpx.Request("POST", "http://x"))
-    assert type(map_exception(httpx.HTTPStatusError("bad", request=resp.request, response=resp), chain="c")) is RpcUnavailable
+    assert type(map_exception(httpx.HTTPStatusError("bad", request=resp.request, response=resp),
+                              chain="c")) is RpcUnavailable
 
 
 @pytest.mark.parametrize(
@@ -131,13 +135,15 @@ def test_error_table_from_artifact_abi() -> None:
 
 
 def test_web3_exceptions() -> None:
-    rpc = w3x.Web3RPCError("boom", rpc_response={"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "nonce too low"}})
+    rpc = w3x.Web3RPCError("boom", rpc_response={"jsonrpc": "2.0", "id": 1,
+                                                 "error": {"code": -32000, "message": "nonce too low"}})
     assert type(map_exception(rpc, chain="c")) is NonceTooLow
     logic = w3x.ContractCustomError("custom", data="0x" + INVALID_PROOF.hex())
     assert map_exception(logic, chain="c").reason.startswith("InvalidProof(")
     assert type(map_exception(w3x.TransactionNotFound("no tx"), chain="c")) is TxNotFound
     assert type(map_exception(w3x.BadResponseFormat("junk"), chain="c")) is RpcError
-    assert type(map_exception(w3x.Web3RPCError("replacement transaction underpriced"), chain="c")) is ReplacementUnderpriced
+    assert type(map_exception(w3x.Web3RPCError("replacement transaction underpriced"),
+                              chain="c")) is ReplacementUnderpriced
 
 
 def test_value_error_carrying_an_rpc_error_dict() -> None:

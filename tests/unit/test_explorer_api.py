@@ -71,7 +71,8 @@ def world(tmp_path):
         ids[f"b{n}"], mids[f"b{n}"] = "0x" + d.id.hex(), d.id
     clock.now = T0 - 40
     store.mark_attested([mids["a0"], mids["a1"]], 1)
-    store.save_checkpoint(CheckpointRecord(validator="0x" + "11" * 20, origin=1, index=1, origin_mailbox="0x" + "22" * 20,
+    store.save_checkpoint(CheckpointRecord(validator="0x" + "11" * 20, origin=1, index=1,
+                                           origin_mailbox="0x" + "22" * 20,
                                            root="0x" + "33" * 32, signature="0x", signed_at=T0 - 41))
     clock.now = T0 - 35
     store.record_submission(tx_hash="0x" + "dd" * 32, destination=2, origin=1, sender="0x" + "44" * 20, nonce=7,
@@ -290,7 +291,8 @@ def test_event_stream_pushes_changed_messages_and_new_samples(world):
         assert [m["id"] for m in changed["messages"]] == [ids["a3"]]
         assert changed["messages"][0]["state"] == "DELIVERED" and changed["cursor"] == T0 + 1
         samples = [e for e in got if e[0] == "samples"] or [read_events(lines, "samples")[-1]]
-        assert samples[-1][1]["seq"] == 2 and {s["chain"] for s in samples[-1][1]["samples"]} == {"l1", "rollup_a", "rollup_b"}
+        assert (samples[-1][1]["seq"] == 2
+                and {s["chain"] for s in samples[-1][1]["samples"]} == {"l1", "rollup_a", "rollup_b"})
 
 
 def test_event_stream_resumes_from_last_event_id_and_ends(world):

@@ -11,7 +11,8 @@ from relayer.daemon import failpoints
 
 
 def test_spec_is_parsed_and_bad_names_are_clear_errors():
-    assert failpoints.parse("after_claim=hang, before_confirm=exit") == {"after_claim": "hang", "before_confirm": "exit"}
+    assert failpoints.parse("after_claim=hang, before_confirm=exit") == {"after_claim": "hang",
+                                                                         "before_confirm": "exit"}
     assert failpoints.parse("") == {}
     with pytest.raises(ConfigError, match="RELAYER_FAILPOINTS: 'after_lunch=hang': expected POINT=ACTION"):
         failpoints.parse("after_lunch=hang")

@@ -101,7 +101,8 @@ async def test_collector_gets_a_quorum_without_waiting_on_a_hung_or_dead_validat
     signers = [CheckpointSigner.from_hex(k) for k in VALIDATOR_KEYS]
     tree = MerkleTree([bytes([i]) * 32 for i in range(1, 6)])
     mailbox = b"\x11" * 32
-    routes = {f"http://v{i}.test": _validator_app(s, tree, 7, mailbox, b) for i, (s, b) in enumerate(zip(signers, behaviours))}
+    routes = {f"http://v{i}.test": _validator_app(s, tree, 7, mailbox, b)
+              for i, (s, b) in enumerate(zip(signers, behaviours))}
 
     async def route(request: httpx.Request) -> httpx.Response:
         return await routes[f"http://{request.url.host}"](request)

@@ -73,7 +73,8 @@ async def test_rolled_back_over_empty_blocks_new_dispatches_there_are_indexed_no
     with capture_logs() as logs:
         assert await indexer.poll_once() == 0
     (rewound,) = [e for e in logs if e["event"] == "cursor_rewound"]
-    assert rewound["cursor"] == 6 and rewound["to"] == 2 and indexer.indexed_height == 2 and store.cursor("index:1") == 2
+    assert (rewound["cursor"] == 6 and rewound["to"] == 2 and indexer.indexed_height == 2
+            and store.cursor("index:1") == 2)
     late = chain.dispatch(2, b"m1 at height 3, below the old cursor")
     assert await indexer.poll_once() == 1 and indexer.reorg is None
     assert store.get(late.id) is not None and [n for n, _ in store.message_ids_in_order(1)] == [0, 1]

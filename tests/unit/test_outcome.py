@@ -95,7 +95,8 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("error", "reason"), ERRORS, ids=lambda e: type(e).__name__ if isinstance(e, Exception) else "")
+@pytest.mark.parametrize(("error", "reason"), ERRORS,
+                         ids=lambda e: type(e).__name__ if isinstance(e, Exception) else "")
 def test_errors_become_reasons_by_class_not_text(error: AdapterError, reason: FailureReason) -> None:
     assert reason_of(error) is reason
     # the text is not read: the same class with any reason string maps the same way

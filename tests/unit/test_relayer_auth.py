@@ -58,7 +58,8 @@ def verifier(clock: Clock | None = None, **kw) -> RelayerRequestVerifier:  # typ
     return RelayerRequestVerifier(allowed, max_age_s=60.0, clock=clock or Clock(), **kw)
 
 
-def refused(v: RelayerRequestVerifier, method: str, target: bytes, headers: dict[str, str], body: bytes) -> RequestRefused:
+def refused(v: RelayerRequestVerifier, method: str, target: bytes, headers: dict[str, str],
+            body: bytes) -> RequestRefused:
     with pytest.raises(RequestRefused) as err:
         v.verify(method, target, headers, body)
     return err.value
@@ -72,7 +73,8 @@ def test_a_signed_request_verifies_to_the_relayer_and_is_an_eip191_signature():
     # the same primitive as checkpoints: a plain EIP-191 personal_sign of the domain-tagged digest
     digest = request_digest("POST", COSIGN_PATH, int(headers[HEADER_TIMESTAMP]), bytes.fromhex(headers[HEADER_NONCE]),
                             keccak256(BODY))
-    recovered = Account.recover_message(encode_defunct(primitive=digest), signature=bytes.fromhex(headers[HEADER_SIGNATURE][2:]))
+    recovered = Account.recover_message(encode_defunct(primitive=digest),
+                                        signature=bytes.fromhex(headers[HEADER_SIGNATURE][2:]))
     assert recovered.lower() == s.address
 
 
@@ -230,7 +232,8 @@ def test_cosign_needs_a_signature_and_checkpoints_are_served_anonymously_within_
     assert g.admit("checkpoint", "GET", target, {}, b"", "10.0.0.7") == "anonymous"  # another client: its own budget
     # the relayer, from the same client address as the flood, is served from its own budget
     relayer = signer(clock=clock)
-    assert g.admit("checkpoint", "GET", target, relayer.headers("GET", target, b""), b"", "127.0.0.1") == relayer.address
+    assert g.admit("checkpoint", "GET", target, relayer.headers("GET", target, b""), b"",
+                   "127.0.0.1") == relayer.address
     assert g.admit("cosign", "POST", COSIGN_PATH, relayer.headers("POST", COSIGN_PATH, BODY), BODY,
                    "127.0.0.1") == relayer.address
     assert metrics.value("validator_requests_refused_total", endpoint="cosign", reason="missing") == 1
@@ -254,13 +257,15 @@ def test_forged_claims_of_a_relayer_never_spend_its_budget():
     clock = Clock()
     g = guard(clock, relayer_burst=2)
     relayer = signer(clock=clock)
-    forged = dict(signer(OUTSIDER_KEY, clock=clock).headers("POST", COSIGN_PATH, BODY), **{HEADER_ADDRESS: relayer.address})
+    forged = dict(signer(OUTSIDER_KEY, clock=clock).headers("POST", COSIGN_PATH, BODY),
+                  **{HEADER_ADDRESS: relayer.address})
     for _ in range(50):
         with pytest.raises(RequestRefused) as err:
             g.admit("cosign", "POST", COSIGN_PATH, forged, BODY, "127.0.0.1")
         assert err.value.reason in (RefusalReason.BAD_SIGNATURE, RefusalReason.REPLAYED)
     for _ in range(2):
-        assert g.admit("cosign", "POST", COSIGN_PATH, relayer.headers("POST", COSIGN_PATH, BODY), BODY, "x") == relayer.address
+        assert g.admit("cosign", "POST", COSIGN_PATH, relayer.headers("POST", COSIGN_PATH, BODY), BODY,
+                       "x") == relayer.address
     with pytest.raises(RequestRefused) as err:  # its own third request within the burst: its budget, spent by itself
         g.admit("cosign", "POST", COSIGN_PATH, relayer.headers("POST", COSIGN_PATH, BODY), BODY, "x")
     assert err.value.reason is RefusalReason.RATE_LIMITED

@@ -191,7 +191,8 @@ class BeaconLightClient:
                                         self.network.fork_schedule)
         except InvalidUpdate as exc:
             if exc.reason not in NOT_APPLICABLE_NOW:
-                log.error("beacon_update_refused", chain=self.name, url=self.url, kind=kind, reject_reason=exc.reason.value,
+                log.error("beacon_update_refused", chain=self.name, url=self.url, kind=kind,
+                          reject_reason=exc.reason.value,
                           signature_slot=update.signature_slot, attested_slot=update.attested_header.beacon.slot,
                           detail=exc.detail[:200])
                 raise

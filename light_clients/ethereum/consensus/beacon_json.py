@@ -195,8 +195,10 @@ def decode_sync_committee(value: Any, path: str, preset: Preset) -> SyncCommitte
 
 def decode_sync_aggregate(value: Any, path: str, preset: Preset) -> SyncAggregate:
     doc = _object(value, path, ("sync_committee_bits", "sync_committee_signature"))
-    return SyncAggregate(_bytes(doc["sync_committee_bits"], f"{path}.sync_committee_bits", preset.sync_committee_size // 8),
-                         _bytes(doc["sync_committee_signature"], f"{path}.sync_committee_signature", BLS_SIGNATURE_SIZE))
+    return SyncAggregate(_bytes(doc["sync_committee_bits"], f"{path}.sync_committee_bits",
+                                preset.sync_committee_size // 8),
+                         _bytes(doc["sync_committee_signature"], f"{path}.sync_committee_signature",
+                                BLS_SIGNATURE_SIZE))
 
 
 def unwrap(value: Any, fork: LightClientFork, path: str = "answer") -> Any:

@@ -26,10 +26,12 @@ def health_routes(daemon: DaemonView, limits: FrontLimits | None) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/readyz", responses={503: {"description": "a chain does not answer: {ready: false, chains: {name: detail}}"}})
+    @api.get("/readyz",
+             responses={503: {"description": "a chain does not answer: {ready: false, chains: {name: detail}}"}})
     async def readyz() -> JSONResponse:
         r = daemon.readiness()
-        return JSONResponse({"ready": r.ready, "chains": r.chains, "store": r.store}, status_code=200 if r.ready else 503)
+        return JSONResponse({"ready": r.ready, "chains": r.chains, "store": r.store},
+                            status_code=200 if r.ready else 503)
 
     @api.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> str:

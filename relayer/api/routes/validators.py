@@ -46,13 +46,16 @@ def validator_routes(daemon: DaemonView, guard: ValidatorEndpointGuard) -> APIRo
             raise HTTPException(403, {"error": str(exc), "reason": exc.reason}) from None
         return {"signer": signer, "signature": signature.hex()}
 
-    @api.get("/validators/{address}/checkpoints/{origin}/latest", responses={**error_responses(400, 404), **AUTH_RESPONSES})
+    @api.get("/validators/{address}/checkpoints/{origin}/latest",
+             responses={**error_responses(400, 404), **AUTH_RESPONSES})
     async def latest_checkpoint(address: str, origin: int, request: Request) -> dict[str, Any]:
-        """The latest checkpoint ``address`` signed for ``origin``: public; a relayer's signed request uses its budget."""
+        """The latest checkpoint ``address`` signed for ``origin``: public; a relayer's signed request uses its
+        budget."""
         _admit(guard, request, "checkpoint", await request.body())
         return await _checkpoint(daemon, address, origin, None)
 
-    @api.get("/validators/{address}/checkpoints/{origin}/{index}", responses={**error_responses(400, 404), **AUTH_RESPONSES})
+    @api.get("/validators/{address}/checkpoints/{origin}/{index}",
+             responses={**error_responses(400, 404), **AUTH_RESPONSES})
     async def checkpoint_at(address: str, origin: int, index: int, request: Request) -> dict[str, Any]:
         """The checkpoint ``address`` signed for ``origin`` at ``index``: public; a relayer's signed request uses its
         budget."""
@@ -70,8 +73,9 @@ async def _checkpoint(daemon: DaemonView, address: str, origin: int, index: int 
         raise HTTPException(404, f"this process does not attest origin domain {origin}")
     rec = await attester.signed(address, index)
     if rec is None:
-        raise HTTPException(404, f"no checkpoint of origin {origin} at index {index if index is not None else 'latest'} "
-                                 f"signed by {address}")
+        raise HTTPException(404,
+                            f"no checkpoint of origin {origin} at index {index if index is not None else 'latest'} "
+                            f"signed by {address}")
     return {"validator": rec.validator, "origin": rec.origin, "origin_mailbox": rec.origin_mailbox,
             "root": rec.root, "index": rec.index, "signature": rec.signature}
 

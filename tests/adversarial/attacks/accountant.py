@@ -110,7 +110,8 @@ async def _try_sequences(ctx: AttackerContext, raws: list[bytes], sequences: int
         answer = await _ask_everyone(ctx, request)
         tries.append({"sequence": start + k, "request": request, **answer})
     for t in tries:
-        t["result"] = await _broadcast(ctx, t["request"], t["signatures"]) if len(t["signatures"]) >= threshold else None
+        t["result"] = (await _broadcast(ctx, t["request"], t["signatures"]) if len(t["signatures"]) >= threshold
+                       else None)
     return [{"sequence": t["sequence"], "signed": len(t["signatures"]), "refusals": t["refusals"],
              "result": t["result"]} for t in tries]
 

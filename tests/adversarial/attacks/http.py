@@ -57,7 +57,8 @@ async def streams(ctx: AttackerContext, paths: list[str], n: int = 300, seconds:
         status, headers = await asyncio.wait_for(httpabuse.read_head(reader), 30)
         statuses.append(status)
         if status != 200:
-            out.setdefault("one_address_refusal", (await asyncio.wait_for(reader.read(2000), 10)).decode(errors="replace")
+            out.setdefault("one_address_refusal",
+                           (await asyncio.wait_for(reader.read(2000), 10)).decode(errors="replace")
                            + f" [Retry-After: {headers.get('retry-after')}]")
         held.append(writer)
     out["one_address"] = statuses
@@ -76,7 +77,8 @@ async def oversized_headers(ctx: AttackerContext) -> dict[str, Any]:
             writer.write(b"a" * (64 << 10))
             await writer.drain()
             sent += 64 << 10
-            await asyncio.sleep(0.01)  # ~6 MB/s: lets the answer be read as soon as it comes (pacing, not synchronisation)
+            # ~6 MB/s: lets the answer be read as soon as it comes (pacing, not synchronisation)
+            await asyncio.sleep(0.01)
     except ConnectionError:
         pass
     big = await asyncio.wait_for(answered, 30)
@@ -115,7 +117,8 @@ async def connections(ctx: AttackerContext, n: int = 100) -> dict[str, Any]:
             "other_address": other.status}
 
 
-async def cosign_labels(ctx: AttackerContext, n: int = 2000, per_s: float = 80.0, signed: bool = False) -> dict[str, Any]:
+async def cosign_labels(ctx: AttackerContext, n: int = 2000, per_s: float = 80.0,
+                        signed: bool = False) -> dict[str, Any]:
     """Well-formed co-sign requests, each naming a chain never seen, to every validator address; 2 KB names; sent
     at ``per_s`` (under the relay loop's share, api.max_relay_requests_per_s, so that they reach the handler).
     ``signed``: as the attacker's own relayer identity (accepted where a validator allow-listed it), so the requests

@@ -136,7 +136,8 @@ async def flood(ctx: AttackerContext, batches: int, size: int) -> dict[str, Any]
 
 async def _rpc(url: str, method: str, params: list[Any]) -> Any:
     async with httpx.AsyncClient(timeout=30) as http:
-        return (await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).json()["result"]
+        return (await http.post(url,
+                                json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).json()["result"]
 
 
 async def _unsigned(ctx: AttackerContext, code: str, signer: str) -> dict[str, Any]:
@@ -161,7 +162,8 @@ async def bogus_claims(ctx: AttackerContext, code: str, someone_elses: str, inte
         intent_id = made["ids"][0]
         resp = await ctx.http.post(f"{ctx.api_url}/v1/intents/{intent_id}/broadcast", json={"tx_hash": tx_hash})
         view = (await ctx.http.get(f"{ctx.api_url}/v1/intents/{intent_id}")).json()
-        results[label] = {"intent": intent_id, "after": view.get("status"), "reason": view.get("reason")} | _answer(resp)
+        results[label] = {"intent": intent_id, "after": view.get("status"),
+                          "reason": view.get("reason")} | _answer(resp)
 
     await report("someone_elses_tx", someone_elses)
     await report("replayed_hash", someone_elses)

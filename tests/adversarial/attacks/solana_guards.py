@@ -66,7 +66,8 @@ async def _send_lamports(client: AsyncClient, attacker: Keypair, address: Pubkey
     """One transfer from the attacker's own account (one per address: a refused one does not take others down)."""
     blockhash = (await client.get_latest_blockhash(Confirmed)).value.blockhash
     tx = Transaction.new_signed_with_payer([transfer(TransferParams(
-        from_pubkey=attacker.pubkey(), to_pubkey=address, lamports=lamports))], attacker.pubkey(), [attacker], blockhash)
+        from_pubkey=attacker.pubkey(), to_pubkey=address, lamports=lamports))],
+                                           attacker.pubkey(), [attacker], blockhash)
     try:
         signature = (await client.send_raw_transaction(bytes(tx))).value
     except RPCException as exc:
