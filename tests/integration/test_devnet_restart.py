@@ -54,10 +54,11 @@ def store(net: Devnet) -> Store:
     return Store(f"sqlite:///{net.dir / 'relayer.db'}")
 
 
-def record_cosmos_message(net: Devnet, height: int) -> str:
-    """What the daemon's indexer writes for a message dispatched on this devnet's Cosmos chain at ``height``."""
+def record_cosmos_message(net: Devnet, height: int, body: bytes) -> str:
+    """What the daemon's indexer writes for a message dispatched on this devnet's Cosmos chain at ``height``
+    (``body`` tells two messages apart: a new devnet may reach the same height again)."""
     message = Message(3, height, COSMOS_DOMAIN, b"\x01" * 32, net.manifest()["chains"]["l1"]["domain"], b"\x02" * 32,
-                      b"x")
+                      body)
     found = DispatchedMessage(message, message.encode(), message.id, height, "0x" + "ab" * 32, 0, 0.0)
     s = store(net)
     try:
@@ -88,7 +89,7 @@ def test_up_after_down_is_a_new_devnet_and_keep_state_resumes_it(tmp_path: Path)
     try:
         first = heights(net)
         old = advanced(net, first)
-        old_id = record_cosmos_message(net, old["cosmos"])
+        old_id = record_cosmos_message(net, old["cosmos"], b"before down")
         old_vault = net.manifest()["chains"]["cosmos"]["vault"]
         net.down()
         assert not (net.dir / "relayer.db").exists() and not (net.dir / "cosmos").exists()
@@ -103,7 +104,7 @@ def test_up_after_down_is_a_new_devnet_and_keep_state_resumes_it(tmp_path: Path)
         fresh.close()
 
         kept = advanced(net, new)
-        kept_id = record_cosmos_message(net, kept["cosmos"])
+        kept_id = record_cosmos_message(net, kept["cosmos"], b"before down --keep-state")
         manifest = net.manifest()
         net.down(keep_state=True)
         assert json.loads(net.kept_path.read_text())["families"] == ["evm", "cosmos", "solana"]
