@@ -35,7 +35,7 @@ import httpx
 import numpy as np
 
 from devnets.devnet import Devnet
-from relayer.bench.daemon import BENCH_API_LIMITS, start_bench_daemon, stop_bench_daemon
+from relayer.bench.daemon import BENCH_API_LIMITS, bench_devnet_and_daemon
 from relayer.bench.route import BENCH_LIMITS
 from relayer.cli.progress import make_progress
 
@@ -296,19 +296,17 @@ async def _bench(api_url: str, clients: int, seconds: float, show: bool, drain_s
 
 
 def run_api_bench(*, clients: int, seconds: float, devnet_dir: Path, json_output: bool, drain_s: float = 120.0,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0, base_port: int = 8545, api_port: int = 8900,
+                  keep_devnet: bool = False) -> dict[str, Any]:
     """Bring up (or reuse) the devnet in ``devnet_dir`` and a daemon on it, load its API, return the figures."""
-    devnet = Devnet(devnet_dir, families=("evm",))
+    devnet = Devnet(devnet_dir, base_port=base_port, api_port=api_port, families=("evm",))
     show = not json_output and sys.stderr.isatty()
-    devnet.up()
-    daemon = start_bench_daemon(devnet, {**BENCH_API_LIMITS, **BENCH_LIMITS}, instance="bench-api")
-    api_url = devnet.manifest()["api_url"]
-    try:
+    with bench_devnet_and_daemon(devnet, {**BENCH_API_LIMITS, **BENCH_LIMITS}, instance="bench-api",
+                                 keep_devnet=keep_devnet) as daemon:
+        api_url = devnet.manifest()["api_url"]
         _wait_for_capacity(api_url)
         result = asyncio.run(_bench(api_url, clients, seconds, show, drain_s, seed,
                                     daemon_pid=None if daemon is None else daemon.pid))
-    finally:
-        stop_bench_daemon(daemon)
     result["daemon"] = "reused" if daemon is None else "started"
     if not json_output:
         print(f"{'endpoint':<24} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")

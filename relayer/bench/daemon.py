@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from types import FrameType
 
 import httpx
 
@@ -28,6 +32,40 @@ async def _daemon_serving(api_url: str) -> bool:
             return (await http.get(f"{api_url}/healthz", timeout=1.0)).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@contextlib.contextmanager
+def bench_devnet_and_daemon(devnet: Devnet, env_overrides: dict[str, str], *, instance: str = "bench",
+                            keep_devnet: bool = False) -> Iterator[subprocess.Popen | None]:
+    """Bring ``devnet`` up unless it is, and start the bench daemon unless one serves its API; on the way out (the
+    bench's end, an error, Ctrl-C, or SIGTERM through ``sigterm_as_interrupt``) stop the daemon it started and,
+    unless ``keep_devnet``, the devnet it brought up. A devnet or daemon that was already running is left as it was."""
+    was_up = devnet.status()["up"]
+    daemon = None
+    try:
+        devnet.up()  # (stops what it started itself if it fails half-way)
+        daemon = start_bench_daemon(devnet, env_overrides, instance)
+        yield daemon
+    finally:
+        stop_bench_daemon(daemon)
+        if not was_up and not keep_devnet:
+            devnet.down()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt`` (once; a second one is ignored while cleaning up), so a bench killed
+    with SIGTERM runs its clean-up like one stopped with Ctrl-C, instead of leaving its devnet and daemon running."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str],

@@ -32,7 +32,7 @@ from adapters.base import ChainAdapter, Height, MessageSender, TxHash, TxLookup
 from adapters.message import MessageId, address_to_bytes32
 from config.loader import load_settings
 from devnets.devnet import Devnet
-from relayer.bench.daemon import BlockClock, percentile, start_bench_daemon, stop_bench_daemon
+from relayer.bench.daemon import BlockClock, bench_devnet_and_daemon, percentile
 from relayer.cli.progress import make_progress
 
 DispatchJob = tuple[str, bytes, list[bytes]]  # (destination, recipient, message bodies): one dispatchBatch
@@ -265,17 +265,14 @@ async def _tx_height(adapter: ChainAdapter, tx: str) -> int:
 
 
 def run_relay_bench(*, messages: int, devnet_dir: Path, json_output: bool, batch_size: int = 200,
-                    dispatch_batch: int = 250, timeout_s: float | None = None,
-                    spread: str = "capacity") -> dict[str, Any]:
-    devnet = Devnet(devnet_dir, families=("evm",))  # messages between mailboxes; an already-up devnet is reused
+                    dispatch_batch: int = 250, timeout_s: float | None = None, spread: str = "capacity",
+                    base_port: int = 8545, api_port: int = 8900, keep_devnet: bool = False) -> dict[str, Any]:
+    # messages between mailboxes; an already-up devnet is reused (and left up)
+    devnet = Devnet(devnet_dir, base_port=base_port, api_port=api_port, families=("evm",))
     show = not json_output and sys.stderr.isatty()
-    devnet.up()
-    daemon = start_bench_daemon(devnet, {"RELAYER__RELAYER__BATCH_SIZE": str(batch_size)})
-    try:
+    with bench_devnet_and_daemon(devnet, {"RELAYER__RELAYER__BATCH_SIZE": str(batch_size)}, keep_devnet=keep_devnet):
         result = asyncio.run(_relay_bench(messages, devnet, dispatch_batch, timeout_s or max(120.0, messages / 50),
                                           show, spread))
-    finally:
-        stop_bench_daemon(daemon)
     if not json_output:
         for k, v in result.items():
             print(f"{k:>16}: {v}")

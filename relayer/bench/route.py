@@ -36,7 +36,7 @@ from typing import Any
 from adapters.base import ChainAdapter, MessageSender
 from config.loader import load_settings
 from devnets.devnet import Devnet
-from relayer.bench.daemon import BENCH_API_LIMITS, BlockClock, start_bench_daemon, stop_bench_daemon
+from relayer.bench.daemon import BENCH_API_LIMITS, BlockClock, bench_devnet_and_daemon
 from relayer.cli.progress import make_progress
 from router.client import RoutingClient, RoutingError
 
@@ -254,21 +254,16 @@ def _route_summary(n: int, names: list[str], capacity: dict[str, Any],
 
 def run_route_bench(*, intents: int, devnet_dir: Path = ROUTE_DEVNET_DIR, json_output: bool = False,
                     modes: list[str] | None = None, timeout_s: float = 600.0,
-                    keep_devnet: bool = False) -> dict[str, Any]:
+                    keep_devnet: bool = False, base_port: int = ROUTE_BASE_PORT,
+                    api_port: int = ROUTE_API_PORT) -> dict[str, Any]:
     """Bring up the ``route`` devnet in ``devnet_dir`` (unless up), start a daemon on it, run the phases."""
-    devnet = Devnet(devnet_dir, base_port=ROUTE_BASE_PORT, api_port=ROUTE_API_PORT, layout="route", families=("evm",))
+    devnet = Devnet(devnet_dir, base_port=base_port, api_port=api_port, layout="route", families=("evm",))
     show = not json_output and sys.stderr.isatty()
-    was_up = devnet.status()["up"]
-    devnet.up()
-    daemon = start_bench_daemon(devnet, {"RELAYER__ROUTER__TRANSFER_GAS": os.environ.get("BENCH_TRANSFER_GAS", "52000"),
-                                         **BENCH_API_LIMITS, **BENCH_LIMITS}, instance="bench-route")
-    try:
+    env = {"RELAYER__ROUTER__TRANSFER_GAS": os.environ.get("BENCH_TRANSFER_GAS", "52000"), **BENCH_API_LIMITS,
+           **BENCH_LIMITS}
+    with bench_devnet_and_daemon(devnet, env, instance="bench-route", keep_devnet=keep_devnet):
         result = asyncio.run(_route_bench(intents, devnet, modes or ["single", "round_robin", "aggregate"], timeout_s,
                                           show))
-    finally:
-        stop_bench_daemon(daemon)
-        if not was_up and not keep_devnet:
-            devnet.down()
     if not json_output:
         for k, v in result.items():
             if k != "phases":

@@ -26,7 +26,7 @@ from adapters.message import Domain, MessageId, address_to_bytes32
 from config.loader import load_settings
 from config.settings import Settings
 from devnets.devnet import Devnet
-from relayer.bench.daemon import BlockClock, percentile, start_bench_daemon, stop_bench_daemon
+from relayer.bench.daemon import BlockClock, bench_devnet_and_daemon, percentile
 from relayer.cli.progress import make_progress
 
 SEND_CONCURRENCY = 4  # Solana token sends in flight per route (each waits ~13 s for finality)
@@ -223,17 +223,13 @@ def _route_figures(run: _TokenRun, origin: str, dest: str, first_sent: float) ->
 
 def run_token_relay_bench(*, pairs: list[tuple[str, str]], per_pair: int, devnet_dir: Path, families: tuple[str, ...],
                           json_output: bool, token: str = "TST", amount: str = "1", timeout_s: float = 300.0,
-                          base_port: int = 8545, api_port: int = 8900) -> dict[str, Any]:
+                          base_port: int = 8545, api_port: int = 8900, keep_devnet: bool = False) -> dict[str, Any]:
     """Token transfers on each ``(origin, destination)`` pair (e.g. l1 <-> cosmos, l1 <-> solana), through a daemon,
     checked on chain: delivered, lost, duplicated, throughput and latency per route."""
     devnet = Devnet(devnet_dir, base_port=base_port, api_port=api_port, families=families)
     show = not json_output and sys.stderr.isatty()
-    devnet.up()
-    daemon = start_bench_daemon(devnet, {}, instance="bench-token")
-    try:
+    with bench_devnet_and_daemon(devnet, {}, instance="bench-token", keep_devnet=keep_devnet):
         result = asyncio.run(_token_relay_bench(pairs, per_pair, devnet, token, amount, timeout_s, show))
-    finally:
-        stop_bench_daemon(daemon)
     if not json_output:
         for k, v in result.items():
             print(f"{k:>16}: {v}")

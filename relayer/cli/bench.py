@@ -28,7 +28,12 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--messages", type=int, default=5000, help="relay: messages to send")
     p.add_argument("--intents", type=int, default=2000, help="route: transfers per mode")
     p.add_argument("--modes", default="single,round_robin,aggregate", help="route: which modes to run")
-    p.add_argument("--keep-devnet", action="store_true", help="route: leave the route devnet running afterwards")
+    p.add_argument("--keep-devnet", action="store_true",
+                   help="leave a devnet the bench brought up running afterwards (by default the bench stops the "
+                        "devnet and daemon it started, also on Ctrl-C or SIGTERM; one already running is left as is)")
+    p.add_argument("--base-port", type=int, default=None,
+                   help="first port of the devnet the bench brings up (default 8545; route: 8645)")
+    p.add_argument("--api-port", type=int, default=None, help="its daemon's API port (default 8900; route: 8990)")
     p.add_argument("--batch-size", type=int, default=200, help="messages per delivery transaction")
     p.add_argument("--spread", choices=["capacity", "even"], default="capacity",
                    help="messages per route: in proportion to the chains' gas throughput, or evenly")
@@ -40,7 +45,19 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Exit 0 when the bench lost and duplicated nothing (api: no errors either), 1 otherwise."""
+    from relayer.bench.daemon import sigterm_as_interrupt
+
     configure_logging("warning", None)
+    with sigterm_as_interrupt():  # SIGTERM cleans up like Ctrl-C: the devnet and daemon a bench started stop
+        return _bench(args)
+
+
+def _ports(args: argparse.Namespace) -> dict[str, int]:
+    """The devnet ports given on the command line (each bench has its own defaults)."""
+    return {k: v for k, v in (("base_port", args.base_port), ("api_port", args.api_port)) if v is not None}
+
+
+def _bench(args: argparse.Namespace) -> int:
     if args.what == "light-clients":
         return _bench_light_clients(args)
     if args.what == "api":
@@ -67,7 +84,8 @@ def _bench_api(args: argparse.Namespace) -> int:
     seconds = 20.0 if args.seconds is None else args.seconds
     if args.clients <= 0 or seconds <= 0:
         raise UsageError("--clients and --seconds must be positive")
-    api = run_api_bench(clients=args.clients, seconds=seconds, devnet_dir=Path(args.devnet), json_output=args.json)
+    api = run_api_bench(clients=args.clients, seconds=seconds, devnet_dir=Path(args.devnet), json_output=args.json,
+                        keep_devnet=args.keep_devnet, **_ports(args))
     if args.json:
         print_json(api)
     return 0 if api["errors"] == 0 and api["intents"]["lost"] == 0 else 1
@@ -84,7 +102,7 @@ def _bench_route(args: argparse.Namespace) -> int:
         raise UsageError(f"--modes takes single,round_robin,aggregate; got {args.modes!r}")
     devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else ROUTE_DEVNET_DIR
     route = run_route_bench(intents=args.intents, devnet_dir=devnet_dir, json_output=args.json, modes=modes,
-                            keep_devnet=args.keep_devnet)
+                            keep_devnet=args.keep_devnet, **_ports(args))
     if args.json:
         print_json(route)
     return 0 if route["lost_all_phases"] == 0 and route["duplicated_all_phases"] == 0 else 1
@@ -103,7 +121,8 @@ def _bench_token_relay(args: argparse.Namespace) -> int:
     token_result = run_token_relay_bench(pairs=pairs, per_pair=max(1, args.messages // len(pairs)),
                                          devnet_dir=Path(args.devnet), families=families, json_output=args.json,
                                          token=args.token, amount=args.amount,
-                                         timeout_s=max(300.0, 15.0 * args.messages))
+                                         timeout_s=max(300.0, 15.0 * args.messages), keep_devnet=args.keep_devnet,
+                                         **_ports(args))
     if args.json:
         print_json(token_result)
     return 0 if token_result["lost"] == 0 and token_result["duplicated"] == 0 else 1
@@ -113,7 +132,8 @@ def _bench_relay(args: argparse.Namespace) -> int:
     from relayer.bench.relay import run_relay_bench
 
     result = run_relay_bench(messages=args.messages, devnet_dir=Path(args.devnet), json_output=args.json,
-                             batch_size=args.batch_size, spread=args.spread)
+                             batch_size=args.batch_size, spread=args.spread, keep_devnet=args.keep_devnet,
+                             **_ports(args))
     if args.json:
         print_json(result)
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
