@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import httpx
@@ -78,13 +79,20 @@ def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str],
     daemon = subprocess.Popen([sys.executable, "-m", "relayer.cli", "run", "-c", str(devnet.config_path), "--no-status",
                                "--instance", instance], stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
                               env=dict(os.environ, **env_overrides))
+    try:  # an interrupt (Ctrl-C, SIGTERM) while it starts stops it too: the caller has no handle on it yet
+        _wait_serving(daemon, api_url, log_path)
+    except BaseException:
+        stop_bench_daemon(daemon)
+        raise
+    return daemon
+
+
+def _wait_serving(daemon: subprocess.Popen, api_url: str, log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while not asyncio.run(_daemon_serving(api_url)):
         if daemon.poll() is not None or time.monotonic() > deadline:
-            stop_bench_daemon(daemon)
             raise RuntimeError(f"the bench daemon did not start; see {log_path}")
         time.sleep(0.1)
-    return daemon
 
 
 def stop_bench_daemon(daemon: subprocess.Popen | None) -> None:
