@@ -20,7 +20,9 @@ class _Named(Protocol):
 
 
 S = TypeVar("S", bound=_Named)
-Mapper = Callable[[BaseException, str, str], AdapterError]  # (exception, chain, method) -> project error
+# (exception, the adapter whose method raised it, the method) -> project error; the adapter gives the mapping
+# whatever it needs of its own (its name; EVM: its contracts' error ABIs)
+Mapper = Callable[[BaseException, Any, str], AdapterError]
 
 
 def error_boundary(mapper: Mapper) -> Callable[[Callable[Concatenate[S, P], Coroutine[Any, Any, T]]],
@@ -36,7 +38,7 @@ def error_boundary(mapper: Mapper) -> Callable[[Callable[Concatenate[S, P], Coro
             except RelayerError:
                 raise
             except Exception as exc:
-                raise mapper(exc, self.name, method.__name__) from exc
+                raise mapper(exc, self, method.__name__) from exc
 
         return wrapper
 

@@ -15,7 +15,8 @@ exactly the capabilities it implements.
     WalletSource          evm, solana, cosmos      daemon wallet metrics, processor (fee decimals)
     CapacitySource        evm, solana, cosmos      daemon (router capacity feed)
     BatchLimit            solana, cosmos           processor (messages per delivery)
-    Bytes32Accounts       solana, cosmos           CLI send, bench, audit, accountant
+    Bytes32Accounts       solana, cosmos           CLI send, bench, accountant
+    NativeTokenIds        solana, cosmos           audit, accountant
     CosignedDelivery      solana, cosmos           validator co-sign service (pipeline/cosign.py)
     CosignLiveness        solana, cosmos           accountant
     BridgeLedger          evm                      audit
@@ -49,6 +50,15 @@ class BatchLimit(Protocol):
 
     @property
     def max_delivery_batch(self) -> int: ...
+
+
+@runtime_checkable
+class NativeTokenIds(Protocol):
+    """A chain whose own tokens are not 0x-hex contract addresses: the bytes32 identity a bridge message carries
+    for the configured token ``symbol`` homed here (Solana: its mint; Cosmos: sha256 of its denom).
+    ``UnknownToken`` for a symbol the chain's configuration does not name."""
+
+    def native_token_id(self, symbol: str) -> bytes: ...
 
 
 @runtime_checkable
@@ -97,8 +107,8 @@ class LightClientFollower(Protocol):
 
 ADAPTER_CAPABILITIES: tuple[type, ...] = (
     ChainAdapter, MessageSender, MessageDispatcher, TokenSender, TxLookup, UnsignedTransactions, ContractCalls,
-    WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, CosignedDelivery, CosignLiveness, BridgeLedger,
-    VaultHoldings,
+    WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
+    BridgeLedger, VaultHoldings,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
@@ -116,6 +126,7 @@ __all__ = [
     "LightClientFollower",
     "MessageDispatcher",
     "MessageSender",
+    "NativeTokenIds",
     "TokenSender",
     "TxLookup",
     "UnsignedTransactions",

@@ -27,7 +27,7 @@ from adapters.base import (
 )
 from adapters.boundary import bytes32, error_boundary
 from adapters.cosmos.client import CosmosHttp, map_exception
-from adapters.cosmos.memo import MAX_DELIVERY_IDS
+from adapters.cosmos.memo import MAX_DELIVERY_IDS, native_home_token
 from adapters.cosmos.transactions import (
     DeliveryPlan,
     DeliveryRefused,
@@ -42,6 +42,7 @@ from adapters.cosmos.transactions import (
 )
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, Message, MessageFormatError, MessageId
+from adapters.tokens import UnknownToken
 from config.errors import ConfigError
 from config.settings import CosmosChainConfig
 
@@ -56,7 +57,7 @@ FEE_TOLERANCE = 3  # a co-signer accepts a fee up to this many times gas * gas_p
 TX_WAIT_S = 30.0
 
 
-cosmos_boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain, context=context))
+cosmos_boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain.name, context=context))
 
 
 def address_of(key: PrivateKey, prefix: str) -> str:
@@ -121,6 +122,13 @@ class CosmosChain:
             return bech32_bytes(address).rjust(32, b"\0")
         except ValueError as exc:
             raise RpcError(f"{address!r} is not a bech32 account address", reason="bad address") from exc
+
+    def native_token_id(self, symbol: str) -> bytes:
+        """The bytes32 a bridge message carries for the native token ``symbol``: sha256 of its denom."""
+        token = self._config.tokens.get(symbol)
+        if token is None:
+            raise UnknownToken(f"no token {symbol!r} on {self._name}", chain=self._name, reason="unknown token")
+        return native_home_token(token.denom)
 
     def __repr__(self) -> str:
         return f"CosmosChain(name={self._name!r}, domain={self._domain}, rpc_url={self._config.rpc_url!r})"

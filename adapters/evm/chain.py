@@ -19,9 +19,9 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 import structlog
@@ -39,13 +39,13 @@ from adapters.base import (
     TxHash,
     TxReverted,
 )
+from adapters.boundary import error_boundary
 from adapters.evm import abi
 from adapters.evm.errors import SigningError, map_exception, map_rpc_error
 from adapters.evm.fees import Fees, fees_for
 from adapters.evm.nonce import NonceManager, SignedTx
 from adapters.message import Domain, address_to_bytes32
 from adapters.tokens import UnknownToken
-from config.errors import RelayerError
 from config.settings import EvmChainConfig
 
 log = structlog.get_logger("adapters.evm")
@@ -83,20 +83,10 @@ class SentTx:
     fees: Fees
 
 
-def evm_boundary(method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]]
-                 ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
-    """Map any non-project exception leaving a public method onto the AdapterError family."""
-
-    @functools.wraps(method)
-    async def wrapper(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await method(self, *args, **kwargs)
-        except RelayerError:
-            raise
-        except Exception as exc:
-            raise map_exception(exc, chain=self._name, errors=self._errors, context=method.__name__) from exc
-
-    return wrapper
+# any non-project exception leaving a public method, mapped onto the AdapterError family with the chain's own
+# contract error ABIs (the shared boundary of adapters/boundary.py)
+evm_boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain.name, errors=chain._errors,
+                                                                        context=context))
 
 
 def hex_int(value: str | None) -> int:

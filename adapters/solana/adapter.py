@@ -32,7 +32,7 @@ from adapters.base import (
     MessageSender,
     WalletSource,
 )
-from adapters.capabilities import BatchLimit, Bytes32Accounts, VaultHoldings
+from adapters.capabilities import BatchLimit, Bytes32Accounts, NativeTokenIds, VaultHoldings
 from adapters.cosigned import CosignedSteps
 from adapters.solana.chain import (
     DELIVERY_COMPUTE_PER_MESSAGE,
@@ -51,7 +51,7 @@ __all__ = ["DELIVERY_COMPUTE_PER_MESSAGE", "MAX_GUARD_LAMPORTS", "SolanaAdapter"
 
 class SolanaAdapter(SolanaCosignCheck, SolanaSender, SolanaHealth,
                     ChainAdapter, MessageSender, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
-                    CosignedDelivery, CosignLiveness, VaultHoldings, CosignedSteps[list[Pubkey]]):
+                    NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, CosignedSteps[list[Pubkey]]):
     """One Solana cluster: origin (memo dispatches referencing the bridge, ``adapters.solana.origin``),
     destination (co-signed payouts, ``destination``; the validator's checks of them, ``cosign``), sender and
     health: the roles, composed; the capabilities it declares are the Protocols after them.

@@ -64,7 +64,7 @@ TX_WAIT_S = 60.0
 RPC_CONCURRENCY = 8
 
 
-solana_boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain, context=context))
+solana_boundary = error_boundary(lambda exc, chain, context: map_exception(exc, chain=chain.name, context=context))
 
 
 def keypair_from_hex(key: str) -> Keypair:
@@ -151,6 +151,13 @@ class SolanaChain:
             return bytes(Pubkey.from_string(address))
         except ValueError as exc:
             raise RpcError(f"{address!r} is not a base58 Solana address", reason="bad address") from exc
+
+    def native_token_id(self, symbol: str) -> bytes:
+        """The bytes32 a bridge message carries for the token ``symbol`` homed here: its mint."""
+        token = self._config.tokens.get(symbol)
+        if token is None:
+            raise UnknownToken(f"no token {symbol!r} on {self._name}", chain=self._name, reason="unknown token")
+        return self.account_bytes32(token.mint)
 
     def __repr__(self) -> str:
         return f"SolanaChain(name={self._name!r}, domain={self._domain}, rpc_url={self._config.rpc_url!r})"

@@ -311,6 +311,34 @@ def is_json_media_type(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+
+async def send_answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """Answer a request from ASGI middleware (before any route): status, headers, body."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def json_answer(detail: dict[str, Any], *extra_headers: tuple[bytes, bytes]) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Headers and body of the one error shape, ``{"detail": ...}``, as JSON."""
+    body = json.dumps({"detail": detail}).encode()
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            *extra_headers], body
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` for the app behind middleware that has read the whole body: the body once, then the real
+    ``receive`` (which waits for the disconnect, as the server would)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
 class RequestGuard:
     """Admits a request (in-flight and stream caps), buffers its body (at most ``max_body_bytes``) and hands it
     on only when it passes the checks."""
@@ -341,9 +369,7 @@ class RequestGuard:
                 door = self.limits.intents.refused_at_door()
                 if door is not None:  # everyone told to come back later: refused before the body is read
                     self.limits.refused(door[0].key, path=INTENTS_PATH)
-                    status, headers, body = intent_rate_answer(*door)
-                    await send({"type": "http.response.start", "status": status, "headers": headers})
-                    await send({"type": "http.response.body", "body": body})
+                    await send_answer(send, *intent_rate_answer(*door))
                     return
             if scope.get("method") == "GET" and any(p.match(scope.get("path", "")) for p in self.stream_routes):
                 cap = self.limits.streams.acquire(client)
@@ -361,9 +387,7 @@ class RequestGuard:
 
     async def _capped(self, send: Send, scope: Scope, cap: Cap, admission: Admission) -> None:
         self.limits.refused(cap.key, path=scope.get("path"))
-        status, headers, body = cap_answer(cap, admission.what)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_answer(send, *cap_answer(cap, admission.what))
 
     async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -411,16 +435,7 @@ class RequestGuard:
                                f"{self.limits.max_json_depth} (api.max_json_depth)", scope, field="body",
                                limit=self.limits.max_json_depth)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the disconnect, as the server would
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -443,11 +458,7 @@ class RequestGuard:
 
     async def _reject(self, send: Send, status: int, reason: str, error: str, scope: Scope, **extra: Any) -> None:
         self.limits.refused(reason, status=status, method=scope.get("method"), path=scope.get("path"), error=error)
-        body = json.dumps({"detail": {"error": error, **extra}}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await send_answer(send, status, *json_answer({"error": error, **extra}, (b"connection", b"close")))
 
 
 class _TooLarge(Exception):

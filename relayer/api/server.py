@@ -47,6 +47,7 @@ from relayer.api.request_guard import (
     RequestGuard,
     cap_answer,
     client_key,
+    send_answer,
     stream_route_patterns,
 )
 from relayer.api.routes.health import health_routes
@@ -172,9 +173,7 @@ class RelayLoopRoutes:
             cap = self.cap
         if cap is not None:
             self.limits.refused(cap.key, path=scope.get("path"))
-            status, headers, body = cap_answer(cap, "requests for the relay loop")
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send_answer(send, *cap_answer(cap, "requests for the relay loop"))
             return
         api_loop = asyncio.get_running_loop()
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -69,15 +69,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str],
-                       instance: str = "bench") -> subprocess.Popen | None:
-    """Start ``relayer run`` on ``devnet`` in a child process unless a daemon already serves its API; wait for it."""
+def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: str = "bench", *,
+                       command: Sequence[str] | None = None) -> subprocess.Popen | None:
+    """Start ``relayer run`` on ``devnet`` (or ``command``) in a child process unless a daemon already serves its API;
+    wait for it."""
     api_url = devnet.manifest()["api_url"]
     if asyncio.run(_daemon_serving(api_url)):
         return None
     log_path = devnet.dir / f"{instance}-daemon.log"
-    daemon = subprocess.Popen([sys.executable, "-m", "relayer.cli", "run", "-c", str(devnet.config_path), "--no-status",
-                               "--instance", instance], stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    command = command or [sys.executable, "-m", "relayer.cli", "run", "-c", str(devnet.config_path), "--no-status",
+                          "--instance", instance]
+    daemon = subprocess.Popen(command, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
                               env=dict(os.environ, **env_overrides))
     try:  # an interrupt (Ctrl-C, SIGTERM) while it starts stops it too: the caller has no handle on it yet
         _wait_serving(daemon, api_url, log_path)

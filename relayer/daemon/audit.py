@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import structlog
 
-from adapters.capabilities import Bytes32Accounts
+from adapters.capabilities import NativeTokenIds
 from config.errors import RelayerError
 from config.settings import CosmosChainConfig, EvmChainConfig, Settings, SolanaChainConfig
 from relayer.daemon.metrics import Metrics
@@ -239,28 +239,34 @@ class _EvmBook:
         return Position(self.chain, "wrapped_supply", holding.token, holding.amount, holding.decimals, holding.amount)
 
 
+def _token_ids(chain: str, domain: int, tokens: Mapping[str, Any], adapter: NativeTokenIds
+               ) -> tuple[dict[TokenId, tuple[str, int]], list[_Known]]:
+    """The identities of a Solana or Cosmos chain's configured tokens: a wrapped one's configured home, a native
+    one's as its adapter names it; with each one's scale from home units (id -> (symbol, scale))."""
+    ids: dict[TokenId, tuple[str, int]] = {}
+    known: list[_Known] = []
+    for symbol, t in tokens.items():
+        if t.wrapped:
+            if t.home_domain is None or t.home_token is None:
+                raise AuditError(f"chains.{chain}.tokens.{symbol}: a wrapped token needs home_domain and home_token")
+            home_decimals = t.decimals if t.home_decimals is None else t.home_decimals
+            token_id, scale = _id(t.home_domain, t.home_token), 10 ** (home_decimals - t.decimals)
+            known.append(_Known(chain, token_id, symbol, home_decimals))
+        else:
+            token_id, scale = TokenId(domain, bytes(adapter.native_token_id(symbol))), 1
+            known.append(_Known(chain, token_id, symbol, t.decimals))
+        ids[token_id] = (symbol, scale)
+    return ids, known
+
+
 class _SolanaBook:
     def __init__(self, chain: str, config: SolanaChainConfig, adapter: Any) -> None:
         if not isinstance(adapter, _SupplyReads) or not isinstance(adapter, _VaultReads):
             raise AuditError(f"{chain}: its adapter cannot read mint supplies and the vault")
+        if not isinstance(adapter, NativeTokenIds):
+            raise AuditError(f"{chain}: its adapter cannot name its mints")
         self.chain, self.config, self.adapter = chain, config, adapter
-        to32 = adapter.account_bytes32 if isinstance(adapter, Bytes32Accounts) else None
-        self._ids: dict[TokenId, tuple[str, int]] = {}  # id -> (symbol, scale)
-        self._known: list[_Known] = []
-        for symbol, t in config.tokens.items():
-            if t.wrapped:
-                if t.home_domain is None or t.home_token is None:
-                    raise AuditError(f"chains.{chain}.tokens.{symbol}: a wrapped token needs home_domain and "
-                                     "home_token")
-                home_decimals = t.decimals if t.home_decimals is None else t.home_decimals
-                token_id, scale = _id(t.home_domain, t.home_token), 10 ** (home_decimals - t.decimals)
-                self._known.append(_Known(chain, token_id, symbol, home_decimals))
-            else:
-                if not callable(to32):
-                    raise AuditError(f"{chain}: its adapter cannot name its mints")
-                token_id, scale = TokenId(config.domain, bytes(to32(t.mint))), 1
-                self._known.append(_Known(chain, token_id, symbol, t.decimals))
-            self._ids[token_id] = (symbol, scale)
+        self._ids, self._known = _token_ids(chain, config.domain, config.tokens, adapter)
 
     async def tokens(self) -> list[_Known]:
         return list(self._known)
@@ -280,25 +286,10 @@ class _SolanaBook:
 
 class _CosmosBook:
     def __init__(self, chain: str, config: CosmosChainConfig, adapter: Any) -> None:
-        if not isinstance(adapter, _SupplyReads):
+        if not isinstance(adapter, _SupplyReads) or not isinstance(adapter, NativeTokenIds):
             raise AuditError(f"{chain}: its adapter cannot read the vault")
         self.chain, self.config, self.adapter = chain, config, adapter
-        self._ids: dict[TokenId, tuple[str, int]] = {}
-        self._known: list[_Known] = []
-        for symbol, t in config.tokens.items():
-            if t.wrapped:
-                if t.home_domain is None or t.home_token is None:
-                    raise AuditError(f"chains.{chain}.tokens.{symbol}: a wrapped token needs home_domain and "
-                                     "home_token")
-                home_decimals = t.decimals if t.home_decimals is None else t.home_decimals
-                token_id, scale = _id(t.home_domain, t.home_token), 10 ** (home_decimals - t.decimals)
-                self._known.append(_Known(chain, token_id, symbol, home_decimals))
-            else:
-                from adapters.cosmos.memo import native_home_token
-
-                token_id, scale = TokenId(config.domain, native_home_token(t.denom)), 1
-                self._known.append(_Known(chain, token_id, symbol, t.decimals))
-            self._ids[token_id] = (symbol, scale)
+        self._ids, self._known = _token_ids(chain, config.domain, config.tokens, adapter)
 
     async def tokens(self) -> list[_Known]:
         return list(self._known)

@@ -21,6 +21,7 @@ is bounded), with an ``end`` event. Before, every stream polled the store itself
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import re
@@ -171,11 +172,11 @@ class _Explorer:
     clock: Callable[[], float]
     stopping: Callable[[], bool] | None
 
-    @property
+    @functools.cached_property
     def by_name(self) -> dict[str, ExplorerChain]:
         return {c.name: c for c in self.chains}
 
-    @property
+    @functools.cached_property
     def names(self) -> dict[int, str]:
         return {c.domain: c.name for c in self.chains}
 

@@ -59,7 +59,7 @@ import structlog
 
 from adapters.base import AdapterError, ChainAdapter, CosignLiveness, CosignRefused, CosignRequest
 from adapters.bridge_memo import TokenBody
-from adapters.capabilities import Bytes32Accounts
+from adapters.capabilities import Bytes32Accounts, NativeTokenIds
 from adapters.message import Message, MessageFormatError, MessageId, address_to_bytes32, id_hex, message_id
 from config.settings import Settings
 from relayer.daemon.metrics import Metrics
@@ -180,8 +180,8 @@ class TokenDirectory:
     def from_settings(cls, settings: Settings, adapters: Mapping[str, ChainAdapter]) -> TokenDirectory:
         """From the daemon's chains: EVM ``token_bridge`` and ``tokens`` (a token homed there is its address),
         Cosmos ``vault`` and ``tokens`` (wrapped: their configured home; native: ``sha256(denom)``), Solana
-        ``bridge`` and ``tokens`` (wrapped: their home; native: the mint). Addresses of non-EVM chains are turned
-        into bytes32 by their adapter's ``account_bytes32``."""
+        ``bridge`` and ``tokens`` (wrapped: their home; native: the mint). Addresses and native tokens of non-EVM
+        chains are turned into bytes32 by their adapter (``account_bytes32``, ``native_token_id``)."""
         directory = cls({})
         for name, chain in settings.chains.items():
             domain = chain.domain
@@ -193,34 +193,20 @@ class TokenDirectory:
                     if evm_token.bridged:
                         directory.symbols.setdefault((domain, address_to_bytes32(evm_token.address)), symbol)
                 continue
-            accounts = adapters[name]
-            if not isinstance(accounts, Bytes32Accounts):
-                raise TypeError(f"{name}: its adapter cannot turn account addresses into bytes32")
-            to32: Callable[[str], bytes] = accounts.account_bytes32
-            if chain.family == "cosmos":
-                from adapters.cosmos.memo import native_home_token
-
-                directory.bridges[domain] = to32(chain.vault)
-                for symbol, cosmos_token in chain.tokens.items():
-                    if cosmos_token.wrapped:
-                        key, scale = _home_of(cosmos_token.home_domain, cosmos_token.home_token,
-                                              cosmos_token.home_decimals, cosmos_token.decimals)
-                        directory.places[(domain, key)] = TokenPlace(symbol, scale, False)
-                    else:
-                        key = (domain, native_home_token(cosmos_token.denom))
-                        directory.places[(domain, key)] = TokenPlace(symbol, 1, True, chain.vault)
-                    directory.symbols.setdefault(key, symbol)
-            elif chain.family == "solana":
-                directory.bridges[domain] = to32(chain.bridge)
-                for symbol, sol_token in chain.tokens.items():
-                    if sol_token.wrapped:
-                        key, scale = _home_of(sol_token.home_domain, sol_token.home_token, sol_token.home_decimals,
-                                              sol_token.decimals)
-                        directory.places[(domain, key)] = TokenPlace(symbol, scale, False)
-                    else:
-                        key = (domain, to32(sol_token.mint))
-                        directory.places[(domain, key)] = TokenPlace(symbol, 1, True, chain.multisig)
-                    directory.symbols.setdefault(key, symbol)
+            adapter = adapters[name]
+            if not isinstance(adapter, Bytes32Accounts) or not isinstance(adapter, NativeTokenIds):
+                raise TypeError(f"{name}: its adapter cannot turn account addresses and native tokens into bytes32")
+            # where a native token waits while it is away: the Cosmos vault, the Solana bridge's multisig
+            bridge, holder = (chain.vault, chain.vault) if chain.family == "cosmos" else (chain.bridge, chain.multisig)
+            directory.bridges[domain] = adapter.account_bytes32(bridge)
+            for symbol, token in chain.tokens.items():
+                if token.wrapped:
+                    key, scale = _home_of(token.home_domain, token.home_token, token.home_decimals, token.decimals)
+                    directory.places[(domain, key)] = TokenPlace(symbol, scale, False)
+                else:
+                    key = (domain, adapter.native_token_id(symbol))
+                    directory.places[(domain, key)] = TokenPlace(symbol, 1, True, holder)
+                directory.symbols.setdefault(key, symbol)
         return directory
 
 

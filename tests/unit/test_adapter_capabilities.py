@@ -16,6 +16,7 @@ from adapters.capabilities import (
     CosignLiveness,
     MessageDispatcher,
     MessageSender,
+    NativeTokenIds,
     TokenSender,
     TxLookup,
     UnsignedTransactions,
@@ -38,9 +39,9 @@ EXPECTED: dict[type, set[type]] = {
     EvmAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
                  BridgeLedger},
     SolanaAdapter: {ChainAdapter, *SENDER_ROLES, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
-                    CosignedDelivery, CosignLiveness, VaultHoldings},
+                    NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings},
     CosmosAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
-                    Bytes32Accounts, CosignedDelivery, CosignLiveness},
+                    Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness},
 }
 
 

@@ -19,6 +19,7 @@ from adapters.base import CosignRefused, CosignRequest
 from relayer.api.daemon_view import DaemonView
 from relayer.api.ratelimit import retry_after_header
 from relayer.api.relayer_auth import Endpoint, RequestRefused, ValidatorEndpointGuard
+from relayer.api.request_guard import json_answer, replaying, send_answer
 from relayer.api.schemas import ADDRESS, AUTH_RESPONSES, BODY_ERRORS, COSIGN_BODY, bad_input, error_responses
 
 
@@ -147,21 +148,8 @@ class ValidatorAdmission:
             admitted = self.guard.admit(endpoint, str(scope.get("method")), _target(scope), headers, body, client)
         except RequestRefused as exc:
             extra = [(b"retry-after", retry_after_header(exc.retry_after_s).encode())] if exc.status == 429 else []
-            answer = json.dumps({"detail": {"error": str(exc), "reason": exc.reason.value}}).encode()
-            await send({"type": "http.response.start", "status": exc.status,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(answer)).encode()), *extra]})
-            await send({"type": "http.response.body", "body": answer})
+            await send_answer(send, exc.status, *json_answer({"error": str(exc), "reason": exc.reason.value}, *extra))
             return
         scope[ADMITTED_SCOPE_KEY] = admitted
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
