@@ -238,7 +238,9 @@ async def test_airdrop_and_sol_transfer_reach_finalized(solana_devnet: RunningDe
         sig = await _send(client, alice, [ix])
         processed = (await client.get_signature_statuses([sig])).value[0]
         assert processed is not None and processed.err is None
-        assert (await client.get_transaction(sig, commitment=Finalized)).value is None
+        early = (await client.get_transaction(sig, commitment=Finalized)).value
+        if early is not None:  # the slot ticker may finalize it before this read on a loaded machine
+            assert (await client.get_slot(Finalized)).value >= processed.slot
 
         seen: list[str] = []
 
@@ -254,7 +256,10 @@ async def test_airdrop_and_sol_transfer_reach_finalized(solana_devnet: RunningDe
             return status if level == "finalized" else None
 
         finalized = await _eventually(finalized_status, "finalization")
-        assert seen[-2:] == ["confirmed", "finalized"] and seen[0] in ("processed", "confirmed")
+        if early is None:
+            assert seen[-2:] == ["confirmed", "finalized"] and seen[0] in ("processed", "confirmed")
+        else:
+            assert seen[-1] == "finalized"
         assert finalized.confirmations is None and finalized.slot == processed.slot
         assert (await client.get_balance(bob.pubkey(), Finalized)).value == 1_000_000
         got = (await client.get_transaction(sig, commitment=Finalized)).value
