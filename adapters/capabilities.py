@@ -14,6 +14,7 @@ exactly the capabilities it implements.
     ContractCalls         evm                      router intents ("call" intents)
     WalletSource          evm, solana, cosmos      daemon wallet metrics, processor (fee decimals)
     CapacitySource        evm, solana, cosmos      daemon (router capacity feed)
+    WriteAheadSender      evm                      router lanes (durable operator intents: sign, store, then send)
     BatchLimit            solana, cosmos           processor (messages per delivery)
     Bytes32Accounts       solana, cosmos           CLI send, bench, accountant
     NativeTokenIds        solana, cosmos           audit, accountant
@@ -26,6 +27,9 @@ exactly the capabilities it implements.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from adapters.base import (
@@ -38,6 +42,7 @@ from adapters.base import (
     MessageSender,
     TokenSender,
     TxLookup,
+    TxReceipt,
     UnsignedTransactions,
     WalletSource,
 )
@@ -105,10 +110,75 @@ class LightClientFollower(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TxSpec:
+    """What an operator transaction does, before it has a nonce: ``transfer`` ``amount`` of ``symbol`` to ``to``, or
+    ``call`` the contract ``to`` with ``data``."""
+
+    kind: str
+    to: str
+    amount: int = 0
+    symbol: str = ""
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTx:
+    """A transaction priced and bounded (gas limit, fees) but not yet signed: opaque to the caller."""
+
+    spec: TxSpec
+    target: str
+    data: bytes
+    gas: int
+    max_fee: int
+    tip: int
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedTx:
+    """A signed transaction the caller stores before it is sent (write-ahead)."""
+
+    raw: bytes
+    tx_hash: str
+    nonce: int
+
+
+class Broadcast(enum.Enum):
+    """What the node said to a signed transaction."""
+
+    ACCEPTED = "accepted"        # in the pool now (or already was)
+    NONCE_USED = "nonce_used"    # its nonce is taken: mined, by it or by another transaction
+    REFUSED = "refused"          # refused for another reason (funds, fees, node away): send it again later
+
+
+@runtime_checkable
+class WriteAheadSender(Protocol):
+    """Operator transactions in three steps, so that a crash between any two loses nothing and sends nothing
+    twice: ``prepare`` (gas and fees; refuses a call that would revert), ``sign`` at a nonce the caller owns
+    (CPU only), then, once the caller has stored the signed bytes, ``broadcast``. ``mined_nonces`` and
+    ``receipts`` tell which nonces are taken and by which transactions."""
+
+    async def prepare(self, sender: str, spec: TxSpec) -> PreparedTx: ...
+
+    def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx: ...
+
+    async def broadcast(self, raws: Sequence[bytes]) -> list[tuple[Broadcast, str]]: ...
+
+    async def mined_nonces(self, accounts: Sequence[str]) -> list[int]:
+        """Per account, how many of its transactions are mined (the next nonce a block would take)."""
+        ...
+
+    async def pending_nonce(self, account: str) -> int: ...
+
+    async def receipts(self, tx_hashes: Sequence[str]) -> list[TxReceipt | None]:
+        """Each transaction's receipt, or None while it is not mined."""
+        ...
+
+
 ADAPTER_CAPABILITIES: tuple[type, ...] = (
     ChainAdapter, MessageSender, MessageDispatcher, TokenSender, TxLookup, UnsignedTransactions, ContractCalls,
     WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
-    BridgeLedger, VaultHoldings,
+    BridgeLedger, VaultHoldings, WriteAheadSender,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
@@ -116,6 +186,7 @@ __all__ = [
     "ADAPTER_CAPABILITIES",
     "BatchLimit",
     "BridgeLedger",
+    "Broadcast",
     "Bytes32Accounts",
     "CapacitySource",
     "ChainAdapter",
@@ -127,8 +198,13 @@ __all__ = [
     "MessageDispatcher",
     "MessageSender",
     "NativeTokenIds",
+    "PreparedTx",
+    "PresignedTx",
     "TokenSender",
     "TxLookup",
+    "TxSpec",
     "UnsignedTransactions",
     "VaultHoldings",
+    "WriteAheadSender",
 ]
+

@@ -442,6 +442,9 @@ class RouterSettings(_Model):
         "an unsigned intent (signer mode) must be broadcast within this, and its transaction mined within this of "
         "the broadcast, else it fails; unsigned intents, failed signer-mode intents and failed intents that sent "
         "nothing are deleted this long after their last change"))
+    lane_lease_s: float = Field(10.0, ge=1, le=600, description=(
+        "an operator account is signed with by one daemon at a time, under a lease renewed every quarter of this; "
+        "a daemon silent this long loses its accounts to the others (router/lanes.py)"))
     max_open_unsigned: int = Field(10_000, ge=1, le=10_000_000, description=(
         "signer-mode intents unsigned or submitted at once, daemon-wide; beyond it POST /v1/intents with a signer "
         "answers 503 with Retry-After"))

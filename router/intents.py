@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import Index, bindparam, func, text
+from sqlalchemy import BigInteger, Column, Index, bindparam, func, text
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
@@ -50,10 +50,12 @@ _SIGNER_MODE = text("signer IS NOT NULL")
 
 class IntentStatus(StrEnum):
     """Where an intent is. Stored and answered as its text (``"planned"``...): the JSON shapes and the ``status``
-    column are plain strings. planned -> submitted -> included (-> delivered, cross-chain), or failed; signer mode:
-    unsigned -> submitted (the dApp reported its transaction) -> ...; unserved: the router did not take it."""
+    column are plain strings. planned (accepted) -> signed (stored before it is sent: router/lanes.py) -> submitted
+    -> included (-> delivered, cross-chain), or failed; signer mode: unsigned -> submitted (the dApp reported its
+    transaction) -> ...; unserved: the router did not take it."""
 
     PLANNED = "planned"
+    SIGNED = "signed"
     UNSIGNED = "unsigned"
     SUBMITTED = "submitted"
     INCLUDED = "included"
@@ -102,6 +104,11 @@ class IntentRecord(SQLModel, table=True):
     expected_to: str | None = None   # signer mode: the address the built transaction calls (where the chain has one)
     expected_input: str | None = None  # signer mode: its 0x-hex call data
     built_height: int | None = None  # signer mode: the chain's latest height when it was built (its tx comes later)
+    # issue 14: durable lanes (router/lanes.py): the signed transaction stored before it is sent
+    nonce: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    raw_tx: str | None = None        # hex of the signed transaction, kept until it is mined
+    executor: str | None = None      # the daemon that signed it
+    included_at: float | None = None  # wall clock when the daemon saw it mined
 
 
 def intent_view(rec: IntentRecord) -> dict[str, Any]:
@@ -110,7 +117,8 @@ def intent_view(rec: IntentRecord) -> dict[str, Any]:
             "from_chain": rec.from_chain, "chain": rec.chain, "origin": rec.origin, "tx_hash": rec.tx_hash,
             "message_id": rec.message_id, "fee_estimate_usd": rec.fee_usd, "latency_estimate_s": rec.latency_s,
             "height": rec.height, "calldata": rec.calldata, "fee_paid": rec.fee_paid, "fee_paid_usd": rec.fee_paid_usd,
-            "signer": rec.signer, "created_at": rec.created_at, "updated_at": rec.updated_at}
+            "signer": rec.signer, "nonce": rec.nonce, "executor": rec.executor, "included_at": rec.included_at,
+            "created_at": rec.created_at, "updated_at": rec.updated_at}
 
 
 def counts_for_integrator(rec: IntentRecord) -> bool:
@@ -226,7 +234,8 @@ class IntentStore:
     def unsettled(self, limit: int = 500) -> list[IntentRecord]:
         """Intents whose status can still move on by itself: submitted, or included cross-chain."""
         with Session(self.engine, expire_on_commit=False) as s:
-            q = select(IntentRecord).where((col(IntentRecord.status) == IntentStatus.SUBMITTED)
+            q = select(IntentRecord).where(((col(IntentRecord.status) == IntentStatus.SUBMITTED)
+                                            & col(IntentRecord.nonce).is_(None))  # lane intents: router/lanes.py
                                            | ((col(IntentRecord.status) == IntentStatus.INCLUDED)
                                               & (col(IntentRecord.kind) == "xchain")))
             return list(s.exec(q.order_by(col(IntentRecord.updated_at)).limit(limit)).all())
@@ -365,6 +374,17 @@ class _InFlight:
     claimed: IntentRecord | None = None  # signer mode: the intent its dApp reported it for (checked when mined)
 
 
+class LaneRunner(Protocol):
+    """The durable executor of operator-signed same-chain intents (``router.lanes.LaneExecutor``)."""
+
+    @property
+    def chains(self) -> frozenset[str]: ...
+
+    def wake(self) -> None: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Operator:
     key: str        # private key (hex); never logged nor returned
@@ -377,9 +397,12 @@ class IntentExecutor:
     def __init__(self, store: IntentStore, senders: Mapping[str, MessageSender], domains: dict[str, int],
                  operators: Sequence[Operator], message_state: Callable[[str], Awaitable[str | None]],
                  concurrency: int = 32, *, native_usd: float = 3000.0,
-                 call_allowed: Callable[[str, str, bytes], bool] | None = None) -> None:
+                 call_allowed: Callable[[str, str, bytes], bool] | None = None,
+                 lanes: Callable[[IntentExecutor], LaneRunner] | None = None) -> None:
         """``native_usd`` converts fees read from receipts to USD; ``call_allowed(chain, contract, calldata)`` is the
-        last check before an operator account sends a call intent (the API refuses others before planning)."""
+        last check before an operator account sends a call intent (the API refuses others before planning);
+        ``lanes`` builds the durable runner (``router.lanes.LaneExecutor``) that executes operator-signed
+        same-chain intents on the chains it covers (the others run in this executor's background tasks)."""
         self.store = store
         self.senders = senders
         self.domains = domains
@@ -398,6 +421,17 @@ class IntentExecutor:
         self._unflushed: list[tuple[str, dict[str, Any]]] = []  # status changes written by the watcher, in order
         self._flushing: list[tuple[str, dict[str, Any]]] = []  # those being written now (off the loop)
         self._included: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work) mined
+        self.lanes = lanes(self) if lanes is not None else None
+
+    def lane_settled(self, chain: str, work: float, included: bool) -> None:
+        """A lane intent left ``chain``'s pending load (mined, or failed before it was signed)."""
+        self._plan_work(chain, -work)
+        if included:
+            self._included.setdefault(chain, collections.deque()).append((time.monotonic(), work))
+
+    def _in_lane(self, rec: IntentRecord) -> bool:
+        return (self.lanes is not None and rec.signer is None and rec.kind != "xchain"
+                and rec.chain in self.lanes.chains)
 
     def admitted_work(self, chain: str, within_s: float) -> float:
         """Work planned on ``chain`` in the last ``within_s`` seconds (the router's rate limit looks at this)."""
@@ -533,6 +567,11 @@ class IntentExecutor:
                 chain = r.origin or r.chain or ""
                 self._plan_work(chain, self._work_of(r))
                 self._admitted.setdefault(chain, collections.deque()).append((now, self._work_of(r)))
+        if self.lanes is not None and any(self._in_lane(r) for r in records):
+            self.lanes.wake()
+        records = [r for r in records if not self._in_lane(r)]
+        if not records:
+            return
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch_in_flight(), name="intents-in-flight")
         task = asyncio.create_task(self._run(list(records), keys),

@@ -9,6 +9,7 @@ devnet adapters.
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,12 +17,14 @@ import httpx
 import structlog
 
 from adapters.base import ChainAdapter, Cosigner, InclusionVerifier, MessageSender
+from adapters.capabilities import WriteAheadSender
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError
 from config.settings import ChainConfig, Settings
 from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
 from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
+from relayer.daemon import failpoints
 from relayer.daemon.audit import AuditJob
 from relayer.daemon.metrics import Metrics
 from relayer.pipeline.accountant import GlobalAccountant, TokenDirectory
@@ -33,6 +36,7 @@ from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store
 from router.api import IntentLimits, IntentsBackend, call_allowed
 from router.intents import IntentExecutor, IntentStore, Operator
+from router.lanes import LaneExecutor, LaneStore
 
 log = structlog.get_logger("relayer.daemon.composition")
 
@@ -134,6 +138,22 @@ class Workers:
         rec = await self.store.aio.get(message_id)
         return rec.state if rec is not None else None
 
+    def _lanes(self, operators: list[Operator], allowlist: dict[str, dict[str, frozenset[str]]]
+               ) -> Callable[[IntentExecutor], LaneExecutor]:
+        """The durable lanes (router/lanes.py) on every chain whose adapter signs write-ahead."""
+        r = self.settings.router
+        senders = {n: a for n, a in self.adapters.items() if isinstance(a, WriteAheadSender)}
+        lane_store = LaneStore(self.store.engine)
+
+        def build(executor: IntentExecutor) -> LaneExecutor:
+            return LaneExecutor(lane_store, senders, {o.address: o.key for o in operators}, self.store.owner,
+                                self.store.aio.run, native_usd=r.native_usd, lease_s=r.lane_lease_s,
+                                failpoint=_lane_failpoint_hook(),
+                                on_settled=executor.lane_settled,
+                                call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))
+
+        return build
+
     def _intents_backend(self) -> IntentsBackend:
         """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
         s = self.settings
@@ -154,7 +174,8 @@ class Workers:
             executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
                                       self._message_state,
                                       native_usd=r.native_usd,
-                                      call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))
+                                      call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data),
+                                      lanes=self._lanes(operators, allowlist) if operators else None)
         not_bridged = frozenset(sym for chain in s.chains.values() for sym, t in getattr(chain, "tokens", {}).items()
                                 if not getattr(t, "bridged", True))
         # per client (API key, or address when there are none): bounded in memory whatever the callers send
@@ -166,6 +187,16 @@ class Workers:
         return IntentsBackend(store, executor, decimals, token_chains, r.integrator_fee_share, not_bridged,
                               limits=limits, call_allowlist=allowlist,
                               on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
+
+
+def _lane_failpoint_hook() -> Callable[[str], Awaitable[None]]:
+    """The fault suite's failpoints inside the lanes (test-only; a no-op unless RELAYER_FAILPOINTS is set)."""
+
+    async def reached(point: str) -> None:
+        if failpoints.ENABLED:
+            await failpoints.reached(point)
+
+    return reached
 
 
 def build_adapters(settings: Settings, *, with_signers: bool,

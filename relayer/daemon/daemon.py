@@ -167,6 +167,8 @@ class RelayerDaemon:
                                                  interval_s=self.settings.chains[i.adapter.name].poll_interval_s).run(stop),
                                       name=f"origin-{d}") for d, i in self.indexers.items()]
         tasks += [asyncio.create_task(p.run(stop), name=f"destination-{d}") for d, p in self.processors.items()]
+        if self.intents is not None and self.intents.executor is not None and self.intents.executor.lanes is not None:
+            tasks.append(asyncio.create_task(self.intents.executor.lanes.run(stop), name="intent-lanes"))
         if on_started is not None:
             await on_started()
         try:

@@ -19,6 +19,12 @@ Points (``relayer/pipeline/processor.py``):
     before_confirm    following a delivery tx: SUBMITTED, never confirmed by us
     after_confirmed   the delivery tx is confirmed on chain, the store not yet told (still SUBMITTED)
 
+Points (``router/lanes.py``, operator-signed intents):
+    intent_before_sign      planned intents read by their lane, nothing signed
+    intent_after_sign       signed transactions stored (write-ahead), none sent
+    intent_after_broadcast  sent, not yet recorded as submitted
+    intent_before_settle    mined on chain, the store not yet told
+
 Switches (action ``off`` only):
     cosign_once_rule  the co-sign service's at-most-once rule (``relayer/pipeline/cosign.py``) is skipped, as if it were
                       fooled: the adversarial suite shows the accountant alone stops a double payout
@@ -36,7 +42,8 @@ from config.errors import ConfigError
 
 log = structlog.get_logger("relayer.daemon.failpoints")
 
-POINTS = frozenset({"after_claim", "after_attest", "after_submit", "before_confirm", "after_confirmed"})
+POINTS = frozenset({"after_claim", "after_attest", "after_submit", "before_confirm", "after_confirmed",
+                    "intent_before_sign", "intent_after_sign", "intent_after_broadcast", "intent_before_settle"})
 ACTIONS = frozenset({"hang", "exit"})
 SWITCHES = frozenset({"cosign_once_rule"})
 ENV = "RELAYER_FAILPOINTS"

@@ -22,6 +22,7 @@ from adapters.capabilities import (
     UnsignedTransactions,
     VaultHoldings,
     WalletSource,
+    WriteAheadSender,
 )
 from adapters.cosmos import CosmosAdapter
 from adapters.evm.adapter import EvmAdapter
@@ -37,7 +38,7 @@ from tests.unit.test_pipeline import TreeCollector
 SENDER_ROLES = {MessageSender, MessageDispatcher, TokenSender, TxLookup}
 EXPECTED: dict[type, set[type]] = {
     EvmAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
-                 BridgeLedger},
+                 BridgeLedger, WriteAheadSender},
     SolanaAdapter: {ChainAdapter, *SENDER_ROLES, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings},
     CosmosAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,

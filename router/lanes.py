@@ -1,0 +1,467 @@
+"""Durable, exactly-once execution of operator-signed intents: one *lane* per (chain, operator account).
+
+A lane owns its account's nonces. It is leased to one daemon at a time (``operator_lanes``: owner, lease, epoch,
+next nonce), so two daemons on one database never sign with the same account; daemons share the lanes fairly
+(each takes at most ``ceil(lanes / live daemons)``) and a silent daemon's lanes are adopted when its lease runs out.
+
+An intent's life in a lane, every step committed before the next begins:
+
+    planned  --sign-->  signed  --broadcast-->  submitted  --mined-->  included | failed
+      ^                   |  (write-ahead: raw transaction, hash, account and nonce stored, fenced by the lease)
+      '-- provably dead --'  (its nonce was mined by another transaction: only then is it signed again)
+
+On adoption (a restart, or another daemon's lane) the lane first *recovers*: each signed or submitted transaction
+whose nonce is mined is settled from its receipt (or, with no receipt, is provably dead and goes back to planned);
+every other one is broadcast again as the same signed bytes. A second transaction is never signed for an intent
+while its first can still be mined. ``tests/faults/test_kill9_intents.py`` kills the daemon in each state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import BigInteger, Column, and_, bindparam, false, func, or_
+from sqlalchemy import update as sa_update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel, select
+
+from adapters.base import AdapterError, TxReceipt
+from adapters.capabilities import Broadcast, PresignedTx, TxSpec, WriteAheadSender
+from router.intents import IntentRecord, IntentStatus, OffLoop
+
+log = structlog.get_logger("router.lanes")
+
+LANE_STATUSES = (IntentStatus.PLANNED, IntentStatus.SIGNED, IntentStatus.SUBMITTED)
+
+
+class OperatorLane(SQLModel, table=True):
+    """One operator account on one chain: who signs with it now, until when, and the next nonce it will use."""
+
+    __tablename__ = "operator_lanes"
+
+    chain: str = Field(primary_key=True, max_length=64)
+    account: str = Field(primary_key=True, max_length=128)
+    owner: str | None = Field(default=None, max_length=128)
+    lease_until: float = 0.0
+    epoch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    next_nonce: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    updated_at: float = 0.0
+
+
+class LaneMember(SQLModel, table=True):
+    """A daemon taking part in lane sharing, and when it last said so (the fair share counts the live ones)."""
+
+    __tablename__ = "operator_lane_members"
+
+    owner: str = Field(primary_key=True, max_length=128)
+    seen_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LaneKey:
+    chain: str
+    account: str  # 0x-hex, lower-case
+
+
+@dataclass(slots=True)
+class Lease:
+    key: LaneKey
+    epoch: int
+    next_nonce: int | None
+
+
+class LeaseLost(Exception):
+    """The lane's lease is no longer ours: nothing was written, and nothing may be sent."""
+
+
+class LaneStore:
+    """``operator_lanes`` and the intents' lane columns (short transactions, none across I/O; synchronous: the
+    executor calls it through ``run``)."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self._clock = clock
+        SQLModel.metadata.create_all(engine, tables=[OperatorLane.__table__,  # type: ignore[attr-defined]
+                                                     LaneMember.__table__])  # type: ignore[attr-defined]
+
+    def _insert_ignore(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        table = model.__table__  # type: ignore[attr-defined]
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.engine.begin() as conn:
+            conn.execute(insert(table).values(rows).on_conflict_do_nothing())
+
+    def join(self, owner: str, lanes: Sequence[LaneKey]) -> None:
+        """Make sure every lane has a row, and this daemon a member row."""
+        self._insert_ignore(OperatorLane, [{"chain": k.chain, "account": k.account} for k in lanes])
+        self.beat(owner)
+
+    def beat(self, owner: str) -> None:
+        table = LaneMember.__table__  # type: ignore[attr-defined]
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(table).values(owner=owner, seen_at=self._clock())
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["owner"], set_={"seen_at": stmt.excluded.seen_at}))
+
+    def leave(self, owner: str) -> None:
+        """A clean stop: every lane of ``owner`` free at once, and it no longer counts as a member."""
+        lanes, members = OperatorLane.__table__, LaneMember.__table__  # type: ignore[attr-defined]
+        with self.engine.begin() as conn:
+            conn.execute(sa_update(lanes).where(lanes.c.owner == owner).values(owner=None, lease_until=0.0))
+            conn.execute(members.delete().where(members.c.owner == owner))
+
+    def lease(self, owner: str, lease_s: float) -> list[Lease]:
+        """Renew this daemon's leases, give back lanes above its fair share, take free or expired ones up to it;
+        the lanes it holds afterwards."""
+        lanes, members = OperatorLane.__table__, LaneMember.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        with self.engine.begin() as conn:
+            conn.execute(members.update().where(members.c.owner == owner).values(seen_at=now))
+            live = conn.execute(select(members.c.owner).where(members.c.seen_at > now - lease_s)).all()
+            rows = conn.execute(select(lanes.c.chain, lanes.c.account, lanes.c.owner, lanes.c.lease_until)
+                                .order_by(lanes.c.chain, lanes.c.account)).all()
+            share = math.ceil(len(rows) / max(1, len(live)))
+            mine = [r for r in rows if r.owner == owner]
+            free = [r for r in rows if r.owner != owner and (r.owner is None or r.lease_until < now)]
+            for r in mine[share:]:  # above the fair share: free for a daemon that has fewer
+                conn.execute(lanes.update().where(and_(lanes.c.chain == r.chain, lanes.c.account == r.account,
+                                                       lanes.c.owner == owner)).values(owner=None, lease_until=0.0))
+            keep = mine[:share]
+            conn.execute(lanes.update().where(and_(lanes.c.owner == owner, or_(*[
+                and_(lanes.c.chain == r.chain, lanes.c.account == r.account) for r in keep] or [false()])))
+                .values(lease_until=now + lease_s))
+            for r in free[:max(0, share - len(keep))]:
+                conn.execute(lanes.update().where(and_(
+                    lanes.c.chain == r.chain, lanes.c.account == r.account,
+                    or_(lanes.c.owner.is_(None), lanes.c.lease_until < now)))
+                    .values(owner=owner, lease_until=now + lease_s, epoch=lanes.c.epoch + 1))
+            held = conn.execute(select(lanes.c.chain, lanes.c.account, lanes.c.epoch, lanes.c.next_nonce)
+                                .where(and_(lanes.c.owner == owner, lanes.c.lease_until > now))).all()
+        return [Lease(LaneKey(r.chain, r.account), int(r.epoch), r.next_nonce) for r in held]
+
+    def in_lane(self, key: LaneKey, statuses: Sequence[str], limit: int) -> list[IntentRecord]:
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        q = (select(table).where(and_(table.c.chain == key.chain, table.c.operator == key.account,
+                                      table.c.signer.is_(None), table.c.kind != "xchain",
+                                      table.c.status.in_(list(statuses))))
+             .order_by(table.c.nonce, table.c.created_at, table.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [IntentRecord.model_validate(dict(r._mapping)) for r in conn.execute(q)]
+
+    def write_ahead(self, lease: Lease, owner: str, signed: Sequence[tuple[str, PresignedTx]], next_nonce: int,
+                    failed: Sequence[tuple[str, str]] = ()) -> None:
+        """Store the signed transactions (``planned`` -> ``signed``) and the lane's next nonce in one transaction,
+        only while the lease is still ours (else ``LeaseLost`` and nothing is written). ``failed``: intents that
+        could not be prepared (reason), ended with no nonce spent."""
+        lanes, intents = OperatorLane.__table__, IntentRecord.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        with self.engine.begin() as conn:
+            fenced = conn.execute(lanes.update().where(and_(
+                lanes.c.chain == lease.key.chain, lanes.c.account == lease.key.account, lanes.c.owner == owner,
+                lanes.c.epoch == lease.epoch, lanes.c.lease_until > now)).values(next_nonce=next_nonce, updated_at=now))
+            if fenced.rowcount != 1:
+                raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account} is no longer leased to {owner}")
+            if signed:
+                stmt = (sa_update(intents).where(and_(intents.c.id == bindparam("_id"),
+                                                      intents.c.status == IntentStatus.PLANNED))
+                        .values(status=IntentStatus.SIGNED, tx_hash=bindparam("_hash"), nonce=bindparam("_nonce"),
+                                raw_tx=bindparam("_raw"), executor=owner, updated_at=now))
+                done = conn.execute(stmt, [{"_id": i, "_hash": t.tx_hash, "_nonce": t.nonce, "_raw": t.raw.hex()}
+                                           for i, t in signed])
+                if done.rowcount != len(signed):
+                    raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account}: {len(signed) - done.rowcount} "
+                                    "intents were no longer planned")
+            if failed:
+                conn.execute(sa_update(intents).where(and_(intents.c.id == bindparam("_id"),
+                                                           intents.c.status == IntentStatus.PLANNED))
+                             .values(status=IntentStatus.FAILED, reason=bindparam("_reason"), updated_at=now),
+                             [{"_id": i, "_reason": r[:500]} for i, r in failed])
+
+    def settle(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Status changes of lane intents in one transaction (submitted, included, failed, or planned again)."""
+        if not changes:
+            return
+        intents = IntentRecord.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        with self.engine.begin() as conn:
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for intent_id, values in changes:
+                groups.setdefault(tuple(sorted(values)), []).append({"_id": intent_id, **{"_v_" + k: v
+                                                                                         for k, v in values.items()}})
+            for cols, params in groups.items():
+                stmt = (sa_update(intents).where(intents.c.id == bindparam("_id"))
+                        .values(updated_at=now, **{c: bindparam("_v_" + c) for c in cols}))
+                conn.execute(stmt, params)
+
+    def pending_work(self) -> dict[str, float]:
+        """Per chain, the work of lane intents not yet mined, whoever holds their lane (the shared figure)."""
+        intents = IntentRecord.__table__  # type: ignore[attr-defined]
+        q = (select(intents.c.chain, func.sum(intents.c.work)).where(intents.c.status.in_(list(LANE_STATUSES)))
+             .group_by(intents.c.chain))
+        with self.engine.connect() as conn:
+            return {str(c): float(w or 0.0) for c, w in conn.execute(q)}
+
+
+@dataclass(slots=True)
+class _Sent:
+    intent_id: str
+    tx: PresignedTx
+    work: float
+    broadcast: bool = False
+    dead_seen: int = 0  # consecutive checks that found its nonce mined and no receipt for it
+
+
+@dataclass(slots=True)
+class _LaneState:
+    lease: Lease
+    key_hex: str
+    next_nonce: int = -1
+    recovered: bool = False
+    sent: dict[int, _Sent] = field(default_factory=dict)  # nonce -> transaction, while not settled
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+Failpoint = Callable[[str], Awaitable[None]]
+
+
+async def _no_failpoint(_point: str) -> None:
+    return None
+
+
+class LaneExecutor:
+    """Runs every lane this daemon leases: sign (write-ahead), broadcast, follow inclusion, recover on adoption."""
+
+    def __init__(self, store: LaneStore, senders: Mapping[str, WriteAheadSender], keys: Mapping[str, str],
+                 owner: str, run: OffLoop, *, native_usd: float = 3000.0, lease_s: float = 10.0,
+                 interval_s: float = 0.05, batch: int = 2000, failpoint: Failpoint = _no_failpoint,
+                 on_settled: Callable[[str, float, bool], None] = lambda chain, work, ok: None,
+                 call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False) -> None:
+        """``keys``: operator address (as the intents store it) -> private key; ``on_settled(chain, work,
+        included)`` is told of each of this daemon's intents leaving the chain's pending load;
+        ``call_allowed(chain, contract, calldata)`` is checked again before a call intent is signed."""
+        self.store = store
+        self.senders = senders
+        self._keys = dict(keys)
+        self.owner = owner
+        self._run = run
+        self.native_usd = native_usd
+        self.lease_s = lease_s
+        self.interval_s = interval_s
+        self.batch = batch
+        self._failpoint = failpoint
+        self._on_settled = on_settled
+        self._call_allowed = call_allowed
+        self._lanes: dict[LaneKey, _LaneState] = {}
+        self.lanes = [LaneKey(chain, address) for chain in senders for address in self._keys]
+
+    @property
+    def chains(self) -> frozenset[str]:
+        return frozenset(self.senders)
+
+    def wake(self) -> None:
+        """New planned intents: sign them now rather than at the next poll."""
+        for lane in self._lanes.values():
+            lane.wake.set()
+
+    def held(self) -> list[LaneKey]:
+        return list(self._lanes)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold this daemon's fair share of the lanes (renewed every quarter lease) and run each in its own task, so
+        that a slow chain or node holds up only its own lanes."""
+        await self._run(self.store.join, self.owner, self.lanes)
+        try:
+            while not stop.is_set():
+                try:
+                    await self._renew()
+                except Exception as exc:  # noqa: BLE001 - store outage: keep the lanes until their lease says no
+                    log.warning("lane_lease_renewal_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.lease_s / 4)
+        finally:
+            for key in list(self._lanes):
+                await self._drop(key)
+            with contextlib.suppress(Exception):
+                await self._run(self.store.leave, self.owner)
+
+    async def _renew(self) -> None:
+        leases = {lease.key: lease for lease in await self._run(self.store.lease, self.owner, self.lease_s)}
+        for key in [k for k in self._lanes if k not in leases or leases[k].epoch != self._lanes[k].lease.epoch]:
+            log.info("lane_released", chain=key.chain, account=key.account)
+            await self._drop(key)
+        for key, lease in leases.items():
+            if key not in self._lanes and key.chain in self.senders and key.account in self._keys:
+                log.info("lane_leased", chain=key.chain, account=key.account, epoch=lease.epoch)
+                lane = self._lanes[key] = _LaneState(lease, self._keys[key.account])
+                lane.task = asyncio.create_task(self._lane_loop(lane), name=f"lane-{key.chain}-{key.account}")
+
+    async def _drop(self, key: LaneKey) -> None:
+        lane = self._lanes.pop(key, None)
+        if lane is not None and lane.task is not None and lane.task is not asyncio.current_task():
+            lane.task.cancel()
+            with contextlib.suppress(BaseException):
+                await lane.task
+
+    async def _lane_loop(self, lane: _LaneState) -> None:
+        key = lane.lease.key
+        while True:
+            try:
+                await self._step(lane)
+            except LeaseLost as exc:
+                log.warning("lane_lease_lost", chain=key.chain, account=key.account, detail=str(exc))
+                self._lanes.pop(key, None)
+                return
+            except AdapterError as exc:
+                log.warning("lane_chain_error", chain=key.chain, account=key.account, error=str(exc)[:300])
+                await asyncio.sleep(0.5)
+            except Exception as exc:  # noqa: BLE001 - store outage and the like: log, back off, go on
+                log.warning("lane_step_failed", chain=key.chain, account=key.account,
+                            error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(1.0)
+            lane.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lane.wake.wait(), self.interval_s)
+
+    async def _step(self, lane: _LaneState) -> None:
+        if not lane.recovered:
+            await self._recover(lane)
+        await self._sign(lane)
+        await self._broadcast(lane)
+        await self._follow(lane)
+
+    # ------------------------------------------------------------ recovery
+    async def _recover(self, lane: _LaneState) -> None:
+        """Adopted (or restarted): settle what is mined, re-plan what is provably dead, re-send the rest."""
+        key, sender = lane.lease.key, self.senders[lane.lease.key.chain]
+        rows = await self._run(self.store.in_lane, key, (IntentStatus.SIGNED, IntentStatus.SUBMITTED), 1_000_000)
+        lane.sent = {int(r.nonce): _Sent(r.id, PresignedTx(bytes.fromhex(r.raw_tx or ""), r.tx_hash or "",
+                                                             int(r.nonce)), float(r.work or 1.0))
+                     for r in rows if r.nonce is not None}
+        pending = await sender.pending_nonce(key.account)
+        known = max(lane.sent, default=-1) + 1
+        lane.next_nonce = max(lane.lease.next_nonce or 0, pending, known)
+        await self._follow(lane, recovering=True)
+        lane.recovered = True
+        log.info("lane_recovered", chain=key.chain, account=key.account, resent=len(lane.sent),
+                 next_nonce=lane.next_nonce)
+
+    # ------------------------------------------------------------ sign and store (write-ahead)
+    async def _sign(self, lane: _LaneState) -> None:
+        key, sender = lane.lease.key, self.senders[lane.lease.key.chain]
+        room = self.batch - len(lane.sent)
+        if room <= 0:
+            return
+        planned = await self._run(self.store.in_lane, key, (IntentStatus.PLANNED,), room)
+        if not planned:
+            return
+        await self._failpoint("intent_before_sign")
+        prepared = await asyncio.gather(*(self._prepare(sender, key, r) for r in planned), return_exceptions=True)
+        signed: list[tuple[str, PresignedTx]] = []
+        failed: list[tuple[str, str]] = []
+        nonce = lane.next_nonce
+        for rec, prep in zip(planned, prepared, strict=True):
+            if isinstance(prep, AdapterError):
+                failed.append((rec.id, f"{type(prep).__name__}: {prep.reason}"))
+            elif isinstance(prep, BaseException):
+                failed.append((rec.id, f"{type(prep).__name__}: {prep}"))
+            else:
+                signed.append((rec.id, sender.sign(lane.key_hex, prep, nonce)))
+                nonce += 1
+        await self._run(self.store.write_ahead, lane.lease, self.owner, signed, nonce, failed)
+        lane.next_nonce = nonce
+        work = {r.id: float(r.work or 1.0) for r in planned}
+        for intent_id, tx in signed:
+            lane.sent[tx.nonce] = _Sent(intent_id, tx, work[intent_id])
+        for intent_id, _reason in failed:
+            self._on_settled(key.chain, work[intent_id], False)
+        await self._failpoint("intent_after_sign")
+
+    async def _prepare(self, sender: WriteAheadSender, key: LaneKey, rec: IntentRecord) -> Any:
+        spec = _spec(rec)
+        if spec.kind == "call" and not self._call_allowed(key.chain, spec.to, spec.data):  # the API refused it already
+            raise ValueError("the contract or function is not in router.call_allowlist")
+        return await sender.prepare(key.account, spec)
+
+    # ------------------------------------------------------------ send what is stored
+    async def _broadcast(self, lane: _LaneState) -> None:
+        todo = [s for _n, s in sorted(lane.sent.items()) if not s.broadcast]
+        if not todo:
+            return
+        answers = await self.senders[lane.lease.key.chain].broadcast([s.tx.raw for s in todo])
+        await self._failpoint("intent_after_broadcast")
+        changes = []
+        for sent, (outcome, detail) in zip(todo, answers, strict=True):
+            if outcome is Broadcast.REFUSED:
+                log.warning("intent_broadcast_refused", chain=lane.lease.key.chain, intent=sent.intent_id,
+                            nonce=sent.tx.nonce, error=detail)
+                break  # later nonces would wait behind it: send them again in order next time
+            sent.broadcast = True  # ACCEPTED, or NONCE_USED (mined: settled or found dead by _follow)
+            changes.append((sent.intent_id, {"status": IntentStatus.SUBMITTED}))
+        await self._run(self.store.settle, changes)
+
+    # ------------------------------------------------------------ inclusion
+    async def _follow(self, lane: _LaneState, *, recovering: bool = False) -> None:
+        """Settle every transaction whose nonce the chain has mined: included / failed from its receipt, or
+        provably dead (mined nonce, no receipt for ours, twice in a row) and planned again."""
+        if not lane.sent:
+            return
+        key, sender = lane.lease.key, self.senders[lane.lease.key.chain]
+        (mined,) = await sender.mined_nonces([key.account])
+        done = [s for n, s in sorted(lane.sent.items()) if n < mined]
+        if recovering:  # everything not mined goes out again, as the same signed bytes
+            for n, s in lane.sent.items():
+                s.broadcast = n < mined
+        if not done:
+            return
+        receipts = await sender.receipts([s.tx.tx_hash for s in done])
+        await self._failpoint("intent_before_settle")
+        changes: list[tuple[str, dict[str, Any]]] = []
+        now = time.time()
+        for sent, receipt in zip(done, receipts, strict=True):
+            if receipt is not None:
+                changes.append((sent.intent_id, self._mined(receipt, now)))
+                self._on_settled(key.chain, sent.work, receipt.success)
+                del lane.sent[sent.tx.nonce]
+                continue
+            sent.dead_seen += 1
+            if sent.dead_seen >= 2:
+                log.warning("intent_tx_dead", chain=key.chain, intent=sent.intent_id, nonce=sent.tx.nonce,
+                            tx=sent.tx.tx_hash)
+                changes.append((sent.intent_id, {
+                    "status": IntentStatus.PLANNED, "nonce": None, "raw_tx": None, "tx_hash": None,
+                    "reason": f"its transaction {sent.tx.tx_hash} never mined: nonce {sent.tx.nonce} was taken by "
+                              "another transaction; signed again"}))
+                del lane.sent[sent.tx.nonce]
+        await self._run(self.store.settle, changes)
+
+    def _mined(self, receipt: TxReceipt, now: float) -> dict[str, Any]:
+        fee = {"height": int(receipt.height), "fee_paid": str(receipt.fee_paid),
+               "fee_paid_usd": receipt.fee_native * self.native_usd, "included_at": now, "raw_tx": None}
+        if not receipt.success:
+            return {**fee, "status": IntentStatus.FAILED, "reason": "transaction reverted"}
+        return {**fee, "status": IntentStatus.INCLUDED, "reason": None}
+
+    def in_flight(self) -> dict[str, float]:
+        """Per chain, the work this daemon has signed and not seen mined."""
+        out: dict[str, float] = {}
+        for key, lane in self._lanes.items():
+            out[key.chain] = out.get(key.chain, 0.0) + sum(s.work for s in lane.sent.values())
+        return out
+
+
+def _spec(rec: IntentRecord) -> TxSpec:
+    if rec.kind == "call":
+        return TxSpec("call", rec.recipient, data=bytes.fromhex((rec.calldata or "0x")[2:]))
+    return TxSpec("transfer", rec.recipient, amount=int(rec.units), symbol=rec.token)
+
