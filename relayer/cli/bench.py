@@ -11,9 +11,11 @@ from relayer.daemon.logconfig import configure_logging
 
 def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["relay", "route", "api", "light-clients"],
+    p.add_argument("what", choices=["relay", "route", "intents", "api", "light-clients"],
                    help="relay: cross-chain messages end to end; route: same-chain transfers through the routing API, "
                         "each chain alone vs round-robin vs the router's split (its own 4-chain devnet); "
+                        "intents: operator-signed transfers one daemon accepts and lands per second, latency, lost and "
+                        "duplicated read from the chains (its own devnet); "
                         "api: the routing API under --clients concurrent clients (req/s, p50/p99, errors, "
                         "nothing lost); "
                         "light-clients: verifications per second of each light client (one core, no devnet)")
@@ -26,7 +28,10 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--token", default="TST", help="relay --pairs: token symbol")
     p.add_argument("--amount", default="1", help="relay --pairs: amount per transfer")
     p.add_argument("--messages", type=int, default=5000, help="relay: messages to send")
-    p.add_argument("--intents", type=int, default=2000, help="route: transfers per mode")
+    p.add_argument("--intents", type=int, default=None, help="route: transfers per mode (default 2000); intents: "
+                                                              "transfers in all (default 20000)")
+    p.add_argument("--batch", type=int, default=1000, help="intents: intents per POST /v1/intents")
+    p.add_argument("--submitters", type=int, default=4, help="intents: concurrent clients posting batches")
     p.add_argument("--modes", default="single,round_robin,aggregate", help="route: which modes to run")
     p.add_argument("--keep-devnet", action="store_true",
                    help="leave a devnet the bench brought up running afterwards (by default the bench stops the "
@@ -64,6 +69,8 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_api(args)
     if args.what == "route":
         return _bench_route(args)
+    if args.what == "intents":
+        return _bench_intents(args)
     if args.pairs:
         return _bench_token_relay(args)
     return _bench_relay(args)
@@ -94,6 +101,7 @@ def _bench_api(args: argparse.Namespace) -> int:
 def _bench_route(args: argparse.Namespace) -> int:
     from relayer.bench.route import ROUTE_DEVNET_DIR, run_route_bench
 
+    args.intents = 2000 if args.intents is None else args.intents
     if args.intents <= 0:
         raise UsageError("--intents must be positive")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -106,6 +114,20 @@ def _bench_route(args: argparse.Namespace) -> int:
     if args.json:
         print_json(route)
     return 0 if route["lost_all_phases"] == 0 and route["duplicated_all_phases"] == 0 else 1
+
+
+def _bench_intents(args: argparse.Namespace) -> int:
+    from relayer.bench.intents import INTENTS_DEVNET_DIR, run_intents_bench
+
+    n = 20_000 if args.intents is None else args.intents
+    if n <= 0 or args.batch <= 0 or args.submitters <= 0:
+        raise UsageError("--intents, --batch and --submitters must be positive")
+    devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else INTENTS_DEVNET_DIR
+    result = run_intents_bench(intents=n, batch=args.batch, submitters=args.submitters, devnet_dir=devnet_dir,
+                               json_output=args.json, keep_devnet=args.keep_devnet, **_ports(args))
+    if args.json:
+        print_json(result)
+    return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
 
 
 def _bench_token_relay(args: argparse.Namespace) -> int:

@@ -1,0 +1,345 @@
+"""Durable lanes (router/lanes.py), as logic over a real SQLite file and an in-memory fake chain.
+
+Covered:
+
+* ``LaneStore.lease``: daemons share the lanes fairly (6 lanes, two daemons: three each, never one lane held by
+  both); a silent daemon's lanes are adopted only once its lease has run out, under a higher epoch; a daemon whose
+  lane was adopted is fenced: its ``write_ahead`` raises ``LeaseLost`` and writes nothing.
+* ``LaneExecutor`` driven one ``_step`` at a time (no run loop, no threads): planned intents are signed at
+  consecutive nonces from the chain's pending nonce, stored ``signed`` before they are sent, then settled
+  ``included`` from their receipts; after a restart a stored signed transaction is sent again as the same bytes
+  and never signed twice; a transaction whose nonce another transaction took is planned again only after two
+  checks found it dead, then lands once; a call the allow-list refuses fails without spending a nonce.
+
+The fake chain (``FakeChain``) keeps each account's mined nonce, a pool of raw transactions keyed by (account,
+nonce), mines the pool in nonce order with ``mine()``, and records every raw broadcast and every signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import pytest
+from sqlalchemy import create_engine, select
+
+from adapters.base import Height, TxReceipt
+from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, WriteAheadSender
+from router.intents import IntentRecord, IntentStatus, IntentStore
+from router.lanes import LaneExecutor, LaneKey, LaneStore, Lease, LeaseLost, OperatorLane, _LaneState
+
+CHAIN = "l1"
+KEY = "0x" + "01" * 32
+ACCOUNT = "0x" + "0a" * 20
+LANE = LaneKey(CHAIN, ACCOUNT)
+CONTRACT = "0x" + "c0" * 20
+LEASE_S = 10.0
+FEE = 21_000 * 7  # what every mined transaction of the fake chain paid
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Clock:
+    def __init__(self, t: float = 1_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _hash(raw: bytes) -> str:
+    return "0x" + hashlib.sha256(raw).hexdigest()
+
+
+class FakeChain(WriteAheadSender):
+    """Mined nonces per account, a pool of raw transactions keyed by (account, nonce), receipts of mined ones; records
+    every raw broadcast (``broadcasts``), every signature (``signed``) and every mined transaction (``landed``)."""
+
+    def __init__(self, *, mined: int = 0) -> None:
+        self.accounts = {KEY: ACCOUNT}  # key -> account
+        self.mined = {ACCOUNT: mined}
+        self.pool: dict[tuple[str, int], bytes] = {}
+        self.receipts_by_hash: dict[str, TxReceipt] = {}
+        self.broadcasts: list[bytes] = []
+        self.signed: list[PresignedTx] = []
+        self.landed: list[bytes] = []
+        self.height = 100
+
+    async def prepare(self, sender: str, spec: TxSpec) -> PreparedTx:
+        target = spec.to if spec.kind == "call" else f"token:{spec.symbol}"
+        return PreparedTx(spec, target, spec.data, gas=21_000, max_fee=10, tip=1)
+
+    def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx:
+        raw = json.dumps({"from": self.accounts[key], "nonce": nonce, "pays": prepared.spec.to,
+                          "amount": prepared.spec.amount, "target": prepared.target}).encode()
+        tx = PresignedTx(raw, _hash(raw), nonce)
+        self.signed.append(tx)
+        return tx
+
+    async def broadcast(self, raws: Sequence[bytes]) -> list[tuple[Broadcast, str]]:
+        self.broadcasts.extend(raws)
+        return [self._take(raw) for raw in raws]
+
+    def _take(self, raw: bytes) -> tuple[Broadcast, str]:
+        tx = json.loads(raw)
+        slot = (tx["from"], tx["nonce"])
+        if tx["nonce"] < self.mined[tx["from"]]:
+            return Broadcast.NONCE_USED, "nonce too low"
+        if self.pool.setdefault(slot, raw) != raw:
+            return Broadcast.REFUSED, "replacement transaction underpriced"
+        return Broadcast.ACCEPTED, ""
+
+    def replace_pooled(self, account: str, nonce: int) -> None:
+        """Another transaction of the account (its key used elsewhere) takes ``nonce`` in the pool."""
+        self.pool[(account, nonce)] = json.dumps({"from": account, "nonce": nonce, "pays": "someone else"}).encode()
+
+    def mine(self) -> None:
+        """One block: every pooled transaction that is next in its account's nonce order, in that order."""
+        self.height += 1
+        for account in self.mined:
+            while (raw := self.pool.pop((account, self.mined[account]), None)) is not None:
+                self.receipts_by_hash[_hash(raw)] = TxReceipt(Height(self.height), True, FEE, account)
+                self.landed.append(raw)
+                self.mined[account] += 1
+
+    def landed_to(self, recipient: str) -> int:
+        return sum(json.loads(raw)["pays"] == recipient for raw in self.landed)
+
+    async def mined_nonces(self, accounts: Sequence[str]) -> list[int]:
+        return [self.mined[a] for a in accounts]
+
+    async def pending_nonce(self, account: str) -> int:
+        nonce = self.mined[account]
+        while (account, nonce) in self.pool:
+            nonce += 1
+        return nonce
+
+    async def receipts(self, tx_hashes: Sequence[str]) -> list[TxReceipt | None]:
+        return [self.receipts_by_hash.get(h) for h in tx_hashes]
+
+
+# ---------------------------------------------------------------- helpers
+
+def _stores(tmp_path: Path, clock: Clock) -> tuple[IntentStore, LaneStore]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'lanes.sqlite'}")
+    return IntentStore(engine, clock=clock), LaneStore(engine, clock=clock)
+
+
+def _intent(i: int, *, kind: str = "transfer", recipient: str = "", calldata: str | None = None) -> IntentRecord:
+    return IntentRecord(id=f"int_{i}", batch="b", created_at=float(i), updated_at=float(i), kind=kind, token="TST",
+                        amount="1", units="1000", recipient=recipient or _recipient(i), chain=CHAIN, origin=CHAIN,
+                        operator=ACCOUNT, calldata=calldata)
+
+
+def _recipient(i: int) -> str:
+    return f"0x{i:040x}"
+
+
+def _lane_keys(n: int) -> list[LaneKey]:
+    return [LaneKey(CHAIN, f"0x{i + 1:040x}") for i in range(n)]
+
+
+def _holders(lanes: LaneStore, now: float) -> dict[LaneKey, str | None]:
+    """Who holds each lane now, read from ``operator_lanes``."""
+    table = OperatorLane.__table__  # type: ignore[attr-defined]
+    with lanes.engine.connect() as conn:
+        rows = conn.execute(select(table.c.chain, table.c.account, table.c.owner, table.c.lease_until)).all()
+    return {LaneKey(r.chain, r.account): r.owner if r.lease_until > now else None for r in rows}
+
+
+def _stored_next_nonce(lanes: LaneStore) -> int | None:
+    table = OperatorLane.__table__  # type: ignore[attr-defined]
+    with lanes.engine.connect() as conn:
+        value = conn.execute(select(table.c.next_nonce).where(table.c.account == ACCOUNT)).scalar_one()
+    return None if value is None else int(value)
+
+
+def _lease(lanes: LaneStore, owner: str) -> Lease:
+    lanes.join(owner, [LANE])
+    [lease] = lanes.lease(owner, LEASE_S)
+    return lease
+
+
+def _lane(lanes: LaneStore, owner: str = "A") -> _LaneState:
+    return _LaneState(_lease(lanes, owner), KEY)
+
+
+async def _inline(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """The executor's ``run``: the store's synchronous calls, inline (no threads)."""
+    return fn(*args, **kwargs)
+
+
+async def _no_failpoint(_point: str) -> None:
+    return None
+
+
+def _executor(lanes: LaneStore, chain: FakeChain, *, failpoint: Callable[[str], Any] = _no_failpoint,
+              call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: True) -> LaneExecutor:
+    return LaneExecutor(lanes, {CHAIN: chain}, {ACCOUNT: KEY}, "A", _inline, lease_s=LEASE_S, failpoint=failpoint,
+                        call_allowed=call_allowed)
+
+
+def _get(intents: IntentStore, i: int) -> IntentRecord:
+    rec = intents.get(f"int_{i}")
+    assert rec is not None
+    return rec
+
+
+# ---------------------------------------------------------------- leases
+
+def test_two_daemons_share_six_lanes_three_each_and_never_hold_one_lane_both(tmp_path: Path) -> None:
+    clock = Clock()
+    _, lanes = _stores(tmp_path, clock)
+    keys = _lane_keys(6)
+    lanes.join("A", keys)
+    assert {lease.key for lease in lanes.lease("A", LEASE_S)} == set(keys)
+
+    lanes.join("B", keys)
+    held: dict[str, set[LaneKey]] = {}
+    for owner in ("A", "B", "A", "B"):  # both renew, A first, twice
+        clock.t += 1
+        held[owner] = {lease.key for lease in lanes.lease(owner, LEASE_S)}
+        rows = _holders(lanes, clock.t)
+        assert held[owner] == {k for k, o in rows.items() if o == owner}
+        assert not held.get("A", set()) & held.get("B", set())
+    assert len(held["A"]) == len(held["B"]) == 3
+    assert sorted(o or "" for o in _holders(lanes, clock.t).values()) == ["A"] * 3 + ["B"] * 3
+
+
+def test_silent_daemons_lanes_are_adopted_only_after_its_lease_ran_out(tmp_path: Path) -> None:
+    clock = Clock(1_000.0)
+    _, lanes = _stores(tmp_path, clock)
+    keys = _lane_keys(2)
+    lanes.join("A", keys)
+    epochs = {lease.key: lease.epoch for lease in lanes.lease("A", LEASE_S)}  # then A falls silent
+    lanes.join("B", keys)
+
+    clock.t = 1_000.0 + LEASE_S - 0.5
+    assert lanes.lease("B", LEASE_S) == []
+    assert set(_holders(lanes, clock.t).values()) == {"A"}
+
+    clock.t = 1_000.0 + LEASE_S + 0.5
+    adopted = lanes.lease("B", LEASE_S)
+    assert {lease.key for lease in adopted} == set(keys)
+    assert all(lease.epoch == epochs[lease.key] + 1 for lease in adopted)
+    assert set(_holders(lanes, clock.t).values()) == {"B"}
+
+
+def test_write_ahead_under_a_lease_adopted_by_another_daemon_raises_and_writes_nothing(tmp_path: Path) -> None:
+    clock = Clock()
+    intents, lanes = _stores(tmp_path, clock)
+    old = _lease(lanes, "A")
+    lanes.write_ahead(old, "A", [], next_nonce=7)
+    intents.add_all([_intent(1), _intent(2)])
+    clock.t += LEASE_S + 1
+    assert _lease(lanes, "B").epoch == old.epoch + 1
+
+    signed = [("int_1", PresignedTx(b"raw-1", "0x01", 7)), ("int_2", PresignedTx(b"raw-2", "0x02", 8))]
+    with pytest.raises(LeaseLost):
+        lanes.write_ahead(old, "A", signed, next_nonce=9)
+    for i in (1, 2):
+        rec = _get(intents, i)
+        assert (rec.status, rec.nonce, rec.raw_tx, rec.tx_hash, rec.executor) == ("planned", None, None, None, None)
+    assert _stored_next_nonce(lanes) == 7
+
+
+# ---------------------------------------------------------------- the executor, one step at a time
+
+async def test_planned_intents_are_signed_stored_sent_then_settled_included(tmp_path: Path) -> None:
+    intents, lanes = _stores(tmp_path, Clock())
+    chain = FakeChain(mined=5)
+    chain.replace_pooled(ACCOUNT, 5)  # another transaction pending at 5: the chain's pending nonce is 6
+    intents.add_all([_intent(i) for i in (1, 2, 3)])
+    at_sign: list[list[str]] = []
+
+    async def failpoint(point: str) -> None:
+        if point == "intent_after_sign":
+            at_sign.append([_get(intents, i).status for i in (1, 2, 3)])
+
+    executor, lane = _executor(lanes, chain, failpoint=failpoint), _lane(lanes)
+    await executor._step(lane)
+    assert at_sign == [["signed"] * 3]  # stored signed before anything was sent
+    rows = [_get(intents, i) for i in (1, 2, 3)]
+    assert [r.status for r in rows] == ["submitted"] * 3
+    assert [r.nonce for r in rows] == [6, 7, 8]
+    assert chain.broadcasts == [bytes.fromhex(r.raw_tx or "") for r in rows]
+
+    chain.mine()
+    await executor._step(lane)
+    for rec, before in zip([_get(intents, i) for i in (1, 2, 3)], rows, strict=True):
+        assert (rec.status, rec.tx_hash, rec.nonce) == ("included", before.tx_hash, before.nonce)
+        assert (rec.fee_paid, rec.height, rec.raw_tx) == (str(FEE), chain.height, None)
+
+
+async def test_restart_sends_the_stored_signed_transaction_again_as_the_same_bytes(tmp_path: Path) -> None:
+    intents, lanes = _stores(tmp_path, Clock())
+    chain = FakeChain()
+    intents.add_all([_intent(1)])
+
+    class Crash(Exception):
+        pass
+
+    async def crash_after_sign(point: str) -> None:
+        if point == "intent_after_sign":
+            raise Crash(point)
+
+    with pytest.raises(Crash):
+        await _executor(lanes, chain, failpoint=crash_after_sign)._step(_lane(lanes))
+    stored = _get(intents, 1)
+    assert stored.status == "signed" and chain.broadcasts == []
+
+    restarted, lane = _executor(lanes, chain), _lane(lanes)
+    await restarted._step(lane)
+    assert chain.broadcasts == [bytes.fromhex(stored.raw_tx or "")]
+    chain.mine()
+    await restarted._step(lane)
+    rec = _get(intents, 1)
+    assert (rec.status, rec.tx_hash, rec.nonce) == ("included", stored.tx_hash, stored.nonce)
+    assert len(chain.signed) == 1
+    assert chain.landed_to(_recipient(1)) == 1
+
+
+async def test_transaction_whose_nonce_another_took_is_signed_again_after_two_dead_checks(tmp_path: Path) -> None:
+    intents, lanes = _stores(tmp_path, Clock())
+    chain = FakeChain()
+    intents.add_all([_intent(1)])
+    executor, lane = _executor(lanes, chain), _lane(lanes)
+    await executor._step(lane)
+    first = _get(intents, 1)
+    assert first.nonce is not None
+    chain.replace_pooled(ACCOUNT, first.nonce)
+    chain.mine()  # the other transaction is mined at our nonce
+
+    await executor._step(lane)  # first check: dead once, not yet planned again
+    assert (_get(intents, 1).status, _get(intents, 1).tx_hash) == ("submitted", first.tx_hash)
+    await executor._step(lane)  # second check: provably dead
+    replanned = _get(intents, 1)
+    assert (replanned.status, replanned.nonce, replanned.tx_hash) == ("planned", None, None)
+    assert "signed again" in (replanned.reason or "")
+
+    await executor._step(lane)
+    again = _get(intents, 1)
+    assert (again.status, again.nonce) == ("submitted", first.nonce + 1) and again.tx_hash != first.tx_hash
+    chain.mine()
+    await executor._step(lane)
+    assert _get(intents, 1).status == "included"
+    assert len(chain.signed) == 2
+    assert chain.landed_to(_recipient(1)) == 1
+
+
+async def test_call_to_a_contract_not_allowed_fails_and_spends_no_nonce(tmp_path: Path) -> None:
+    intents, lanes = _stores(tmp_path, Clock())
+    chain = FakeChain(mined=3)
+    intents.add_all([_intent(1, kind="call", recipient=CONTRACT, calldata="0xabcdef00"), _intent(2)])
+    executor = _executor(lanes, chain, call_allowed=lambda chain, to, data: False)
+    await executor._step(_lane(lanes))
+
+    call, transfer = _get(intents, 1), _get(intents, 2)
+    assert call.status == IntentStatus.FAILED and "call_allowlist" in (call.reason or "")
+    assert (call.nonce, call.tx_hash, call.raw_tx) == (None, None, None)
+    assert (transfer.status, transfer.nonce) == ("submitted", 3)  # the nonce the call did not take
+    assert _stored_next_nonce(lanes) == 4
+    assert [tx.nonce for tx in chain.signed] == [3]
