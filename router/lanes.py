@@ -8,12 +8,15 @@ An intent's life in a lane, every step committed before the next begins:
 
     planned  --sign-->  signed  --broadcast-->  submitted  --mined-->  included | failed
       ^                   |  (write-ahead: raw transaction, hash, account and nonce stored, fenced by the lease)
-      '-- provably dead --'  (its nonce was mined by another transaction: only then is it signed again)
+      '-- provably dead --'  (its nonce was mined by another transaction, seen on two checks ``dead_after_s`` apart:
+                             only then is it signed again)
 
 On adoption (a restart, or another daemon's lane) the lane first *recovers*: each signed or submitted transaction
 whose nonce is mined is settled from its receipt (or, with no receipt, is provably dead and goes back to planned);
 every other one is broadcast again as the same signed bytes. A second transaction is never signed for an intent
-while its first can still be mined. ``tests/faults/test_kill9_intents.py`` kills the daemon in each state.
+while its first can still be mined. Every status write is fenced by the lease too, and applies only while the intent
+still holds the transaction it is about: a daemon that lost its lane changes nothing.
+``tests/faults/test_kill9_intents.py`` kills the daemon in each state.
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import structlog
-from sqlalchemy import BigInteger, Column, and_, bindparam, false, func, or_
+from sqlalchemy import BigInteger, Column, and_, bindparam, false, or_
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, select
 
 from adapters.base import AdapterError, TxReceipt
@@ -39,8 +42,6 @@ from adapters.capabilities import Broadcast, PresignedTx, TxSpec, WriteAheadSend
 from router.intents import IntentRecord, IntentStatus, OffLoop
 
 log = structlog.get_logger("router.lanes")
-
-LANE_STATUSES = (IntentStatus.PLANNED, IntentStatus.SIGNED, IntentStatus.SUBMITTED)
 
 
 class OperatorLane(SQLModel, table=True):
@@ -179,14 +180,10 @@ class LaneStore:
         """Store the signed transactions (``planned`` -> ``signed``) and the lane's next nonce in one transaction,
         only while the lease is still ours (else ``LeaseLost`` and nothing is written). ``failed``: intents that
         could not be prepared (reason), ended with no nonce spent."""
-        lanes, intents = OperatorLane.__table__, IntentRecord.__table__  # type: ignore[attr-defined]
+        intents = IntentRecord.__table__  # type: ignore[attr-defined]
         now = self._clock()
         with self.engine.begin() as conn:
-            fenced = conn.execute(lanes.update().where(and_(
-                lanes.c.chain == lease.key.chain, lanes.c.account == lease.key.account, lanes.c.owner == owner,
-                lanes.c.epoch == lease.epoch, lanes.c.lease_until > now)).values(next_nonce=next_nonce, updated_at=now))
-            if fenced.rowcount != 1:
-                raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account} is no longer leased to {owner}")
+            self._fence(conn, lease, owner, now, next_nonce)
             if signed:
                 stmt = (sa_update(intents).where(and_(intents.c.id == bindparam("_id"),
                                                       intents.c.status == IntentStatus.PLANNED))
@@ -203,29 +200,41 @@ class LaneStore:
                              .values(status=IntentStatus.FAILED, reason=bindparam("_reason"), updated_at=now),
                              [{"_id": i, "_reason": r[:500]} for i, r in failed])
 
-    def settle(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Status changes of lane intents in one transaction (submitted, included, failed, or planned again)."""
+    def _fence(self, conn: Connection, lease: Lease, owner: str, now: float, next_nonce: int | None = None) -> None:
+        """Inside a write: the lane is still ours at the epoch we leased it (else ``LeaseLost``, and the caller's
+        transaction rolls back: a daemon that lost its lane writes nothing more about it)."""
+        lanes = OperatorLane.__table__  # type: ignore[attr-defined]
+        values: dict[str, Any] = {"updated_at": now}
+        if next_nonce is not None:
+            values["next_nonce"] = next_nonce
+        fenced = conn.execute(lanes.update().where(and_(
+            lanes.c.chain == lease.key.chain, lanes.c.account == lease.key.account, lanes.c.owner == owner,
+            lanes.c.epoch == lease.epoch, lanes.c.lease_until > now)).values(**values))
+        if fenced.rowcount != 1:
+            raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account} is no longer leased to {owner}")
+
+    def settle(self, lease: Lease, owner: str, changes: Sequence[tuple[str, str, dict[str, Any]]]) -> int:
+        """Status changes of lane intents (submitted, included, failed, or planned again), each ``(intent id, the
+        transaction hash it is about, values)``, in one transaction fenced by the lease; a change applies only
+        while the intent still holds that transaction and is signed or submitted. The rows changed."""
         if not changes:
-            return
+            return 0
         intents = IntentRecord.__table__  # type: ignore[attr-defined]
         now = self._clock()
+        changed = 0
         with self.engine.begin() as conn:
+            self._fence(conn, lease, owner, now)
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for intent_id, values in changes:
-                groups.setdefault(tuple(sorted(values)), []).append({"_id": intent_id, **{"_v_" + k: v
-                                                                                         for k, v in values.items()}})
+            for intent_id, tx_hash, values in changes:
+                groups.setdefault(tuple(sorted(values)), []).append(
+                    {"_id": intent_id, "_tx": tx_hash, **{"_v_" + k: v for k, v in values.items()}})
             for cols, params in groups.items():
-                stmt = (sa_update(intents).where(intents.c.id == bindparam("_id"))
-                        .values(updated_at=now, **{c: bindparam("_v_" + c) for c in cols}))
-                conn.execute(stmt, params)
-
-    def pending_work(self) -> dict[str, float]:
-        """Per chain, the work of lane intents not yet mined, whoever holds their lane (the shared figure)."""
-        intents = IntentRecord.__table__  # type: ignore[attr-defined]
-        q = (select(intents.c.chain, func.sum(intents.c.work)).where(intents.c.status.in_(list(LANE_STATUSES)))
-             .group_by(intents.c.chain))
-        with self.engine.connect() as conn:
-            return {str(c): float(w or 0.0) for c, w in conn.execute(q)}
+                stmt = (sa_update(intents).where(and_(
+                    intents.c.id == bindparam("_id"), intents.c.tx_hash == bindparam("_tx"),
+                    or_(intents.c.status == IntentStatus.SIGNED, intents.c.status == IntentStatus.SUBMITTED)))
+                    .values(updated_at=now, **{c: bindparam("_v_" + c) for c in cols}))
+                changed += conn.execute(stmt, params).rowcount
+        return changed
 
 
 @dataclass(slots=True)
@@ -234,7 +243,8 @@ class _Sent:
     tx: PresignedTx
     work: float
     broadcast: bool = False
-    dead_seen: int = 0  # consecutive checks that found its nonce mined and no receipt for it
+    dead_seen: int = 0  # checks that found its nonce mined and no receipt for it
+    dead_since: float | None = None  # monotonic time of the first such check
 
 
 @dataclass(slots=True)
@@ -260,12 +270,15 @@ class LaneExecutor:
 
     def __init__(self, store: LaneStore, senders: Mapping[str, WriteAheadSender], keys: Mapping[str, str],
                  owner: str, run: OffLoop, *, native_usd: float = 3000.0, lease_s: float = 10.0,
-                 interval_s: float = 0.05, batch: int = 2000, failpoint: Failpoint = _no_failpoint,
+                 interval_s: float = 0.05, batch: int = 2000, dead_after_s: float = 5.0,
+                 failpoint: Failpoint = _no_failpoint,
                  on_settled: Callable[[str, float, bool], None] = lambda chain, work, ok: None,
                  call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False) -> None:
         """``keys``: operator address (as the intents store it) -> private key; ``on_settled(chain, work,
         included)`` is told of each of this daemon's intents leaving the chain's pending load;
-        ``call_allowed(chain, contract, calldata)`` is checked again before a call intent is signed."""
+        ``call_allowed(chain, contract, calldata)`` is checked again before a call intent is signed; a transaction
+        is dead (its intent signed again) only when two checks at least ``dead_after_s`` apart found its nonce mined
+        and no receipt for it (a node that briefly lacks a receipt must not cause a second payment)."""
         self.store = store
         self.senders = senders
         self._keys = dict(keys)
@@ -275,6 +288,7 @@ class LaneExecutor:
         self.lease_s = lease_s
         self.interval_s = interval_s
         self.batch = batch
+        self.dead_after_s = dead_after_s
         self._failpoint = failpoint
         self._on_settled = on_settled
         self._call_allowed = call_allowed
@@ -423,8 +437,8 @@ class LaneExecutor:
                             nonce=sent.tx.nonce, error=detail)
                 break  # later nonces would wait behind it: send them again in order next time
             sent.broadcast = True  # ACCEPTED, or NONCE_USED (mined: settled or found dead by _follow)
-            changes.append((sent.intent_id, {"status": IntentStatus.SUBMITTED}))
-        await self._run(self.store.settle, changes)
+            changes.append((sent.intent_id, sent.tx.tx_hash, {"status": IntentStatus.SUBMITTED}))
+        await self._run(self.store.settle, lane.lease, self.owner, changes)
 
     # ------------------------------------------------------------ inclusion
     async def _follow(self, lane: _LaneState, *, recovering: bool = False) -> None:
@@ -442,24 +456,25 @@ class LaneExecutor:
             return
         receipts = await sender.receipts([s.tx.tx_hash for s in done])
         await self._failpoint("intent_before_settle")
-        changes: list[tuple[str, dict[str, Any]]] = []
+        changes: list[tuple[str, str, dict[str, Any]]] = []
         now = time.time()
         for sent, receipt in zip(done, receipts, strict=True):
             if receipt is not None:
-                changes.append((sent.intent_id, self._mined(receipt, now)))
+                changes.append((sent.intent_id, sent.tx.tx_hash, self._mined(receipt, now)))
                 self._on_settled(key.chain, sent.work, receipt.success)
                 del lane.sent[sent.tx.nonce]
                 continue
             sent.dead_seen += 1
-            if sent.dead_seen >= 2:
+            sent.dead_since = sent.dead_since if sent.dead_since is not None else time.monotonic()
+            if sent.dead_seen >= 2 and time.monotonic() - sent.dead_since >= self.dead_after_s:
                 log.warning("intent_tx_dead", chain=key.chain, intent=sent.intent_id, nonce=sent.tx.nonce,
                             tx=sent.tx.tx_hash)
-                changes.append((sent.intent_id, {
+                changes.append((sent.intent_id, sent.tx.tx_hash, {
                     "status": IntentStatus.PLANNED, "nonce": None, "raw_tx": None, "tx_hash": None,
                     "reason": f"its transaction {sent.tx.tx_hash} never mined: nonce {sent.tx.nonce} was taken by "
                               "another transaction; signed again"}))
                 del lane.sent[sent.tx.nonce]
-        await self._run(self.store.settle, changes)
+        await self._run(self.store.settle, lane.lease, self.owner, changes)
 
     def _mined(self, receipt: TxReceipt, now: float) -> dict[str, Any]:
         fee = {"height": int(receipt.height), "fee_paid": str(receipt.fee_paid),

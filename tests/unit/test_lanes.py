@@ -177,9 +177,10 @@ async def _no_failpoint(_point: str) -> None:
 
 
 def _executor(lanes: LaneStore, chain: FakeChain, *, failpoint: Callable[[str], Any] = _no_failpoint,
-              call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: True) -> LaneExecutor:
+              call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: True,
+              dead_after_s: float = 0.0) -> LaneExecutor:
     return LaneExecutor(lanes, {CHAIN: chain}, {ACCOUNT: KEY}, "A", _inline, lease_s=LEASE_S, failpoint=failpoint,
-                        call_allowed=call_allowed)
+                        call_allowed=call_allowed, dead_after_s=dead_after_s)
 
 
 def _get(intents: IntentStore, i: int) -> IntentRecord:
@@ -244,6 +245,27 @@ def test_write_ahead_under_a_lease_adopted_by_another_daemon_raises_and_writes_n
         rec = _get(intents, i)
         assert (rec.status, rec.nonce, rec.raw_tx, rec.tx_hash, rec.executor) == ("planned", None, None, None, None)
     assert _stored_next_nonce(lanes) == 7
+
+
+def test_status_writes_of_a_daemon_that_lost_its_lane_are_refused_and_change_nothing(tmp_path: Path) -> None:
+    """The double payment a review found: a daemon paused past its lease must not re-plan (or otherwise rewrite) an
+    intent the adopting daemon has signed again in the meantime."""
+    clock = Clock()
+    intents, lanes = _stores(tmp_path, clock)
+    old = _lease(lanes, "A")
+    intents.add_all([_intent(1)])
+    lanes.write_ahead(old, "A", [("int_1", PresignedTx(b"raw-1", "0x01", 0))], next_nonce=1)
+    clock.t += LEASE_S + 1
+    new = _lease(lanes, "B")
+    assert lanes.settle(new, "B", [("int_1", "0x01", {"status": "planned", "tx_hash": None, "nonce": None})]) == 1
+    lanes.write_ahead(new, "B", [("int_1", PresignedTx(b"raw-2", "0x02", 1))], next_nonce=2)
+
+    with pytest.raises(LeaseLost):  # A wakes up and writes what it saw of its own transaction
+        lanes.settle(old, "A", [("int_1", "0x01", {"status": "planned", "tx_hash": None, "nonce": None})])
+    assert (_get(intents, 1).status, _get(intents, 1).tx_hash) == ("signed", "0x02")
+    # even under the live lease, a change about a transaction the intent no longer holds changes nothing
+    assert lanes.settle(new, "B", [("int_1", "0x01", {"status": "included"})]) == 0
+    assert (_get(intents, 1).status, _get(intents, 1).tx_hash) == ("signed", "0x02")
 
 
 # ---------------------------------------------------------------- the executor, one step at a time
@@ -343,3 +365,21 @@ async def test_call_to_a_contract_not_allowed_fails_and_spends_no_nonce(tmp_path
     assert (transfer.status, transfer.nonce) == ("submitted", 3)  # the nonce the call did not take
     assert _stored_next_nonce(lanes) == 4
     assert [tx.nonce for tx in chain.signed] == [3]
+
+
+async def test_two_dead_checks_in_quick_succession_do_not_sign_again(tmp_path: Path) -> None:
+    """A node that briefly lacks a receipt must not cause a second payment: the two checks must be dead_after_s
+    apart."""
+    intents, lanes = _stores(tmp_path, Clock())
+    chain = FakeChain()
+    intents.add_all([_intent(1)])
+    executor, lane = _executor(lanes, chain, dead_after_s=60.0), _lane(lanes)
+    await executor._step(lane)
+    first = _get(intents, 1)
+    assert first.nonce is not None
+    chain.replace_pooled(ACCOUNT, first.nonce)
+    chain.mine()
+    for _ in range(3):
+        await executor._step(lane)
+    assert (_get(intents, 1).status, _get(intents, 1).tx_hash) == ("submitted", first.tx_hash)
+    assert len(chain.signed) == 1
