@@ -442,6 +442,15 @@ class RouterSettings(_Model):
         "an unsigned intent (signer mode) must be broadcast within this, and its transaction mined within this of "
         "the broadcast, else it fails; unsigned intents, failed signer-mode intents and failed intents that sent "
         "nothing are deleted this long after their last change"))
+    max_wait_s: float = Field(60.0, ge=0, le=86_400, description=(
+        "an operator-signed intent that finds the chains full waits this long for room (queued) unless it says "
+        "otherwise (max_wait_s in the intent); 0: answer unserved: capacity at once"))
+    max_queued: int = Field(100_000, ge=0, le=10_000_000, description=(
+        "queued intents daemon-wide (all daemons on the database); beyond it new ones are answered unserved: capacity"))
+    backlog_s: float = Field(10.0, gt=0, le=3600, description=(
+        "the daemons stop taking intents for a chain once the work they took there and have not seen mined exceeds "
+        "this many seconds of its spare rate at the fee-market target (admission is a rate, router/room.py; this "
+        "bounds the queue when the chain or the sender falls behind)"))
     lane_lease_s: float = Field(10.0, ge=1, le=600, description=(
         "an operator account is signed with by one daemon at a time, under a lease renewed every quarter of this; "
         "a daemon silent this long loses its accounts to the others (router/lanes.py)"))

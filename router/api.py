@@ -66,6 +66,7 @@ from router.intents import (
     is_settled,
 )
 from router.planner import RELAY_OVERHEAD_S, Reason, plan
+from router.room import RoomStore
 from router.schemas import (  # noqa: F401 - the models are imported from here too
     INTENT_BATCH_BODY,
     MAX_AMOUNT_DIGITS,
@@ -134,6 +135,14 @@ class IntentsBackend:
     # chain -> contract (lower-case) -> allowed selectors ("0x" + 8 lower-case hex): operator-signed call intents
     call_allowlist: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
     on_refusal: Callable[[str], None] = lambda _reason: None  # a refused request, by reason (metrics)
+    room: RoomStore | None = None        # the chains' shared room (router/room.py); None: on the intents' own engine
+    backlog_s: float = 10.0              # seconds of a chain's spare rate the daemons may have taken and not mined
+    max_wait_s: float = 0.0              # an operator-signed intent's default wait for room (0: no queue)
+    max_queued: int = 100_000            # queued intents at most, all daemons together
+
+    def __post_init__(self) -> None:
+        if self.room is None:
+            self.room = RoomStore(self.store.engine)
 
 
 class RoutingContext:

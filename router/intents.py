@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import BigInteger, Column, Index, bindparam, func, text
+from sqlalchemy import BigInteger, Column, Index, bindparam, case, func, text
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
@@ -50,11 +50,14 @@ _SIGNER_MODE = text("signer IS NOT NULL")
 
 class IntentStatus(StrEnum):
     """Where an intent is. Stored and answered as its text (``"planned"``...): the JSON shapes and the ``status``
-    column are plain strings. planned (accepted) -> signed (stored before it is sent: router/lanes.py) -> submitted
+    column are plain strings. queued (accepted, waiting for room; or expired at its deadline, nothing sent) ->
+    planned (accepted) -> signed (stored before it is sent: router/lanes.py) -> submitted
     -> included (-> delivered, cross-chain), or failed; signer mode: unsigned -> submitted (the dApp reported its
     transaction) -> ...; unserved: the router did not take it."""
 
     PLANNED = "planned"
+    QUEUED = "queued"
+    EXPIRED = "expired"
     SIGNED = "signed"
     UNSIGNED = "unsigned"
     SUBMITTED = "submitted"
@@ -64,14 +67,18 @@ class IntentStatus(StrEnum):
     UNSERVED = "unserved"
 
 
-FINAL_STATUSES = frozenset({IntentStatus.DELIVERED, IntentStatus.FAILED, IntentStatus.UNSERVED})
+FINAL_STATUSES = frozenset({IntentStatus.DELIVERED, IntentStatus.FAILED, IntentStatus.UNSERVED,
+                            IntentStatus.EXPIRED})
 
 
 class IntentRecord(SQLModel, table=True):
     __tablename__ = "intents"
     # a transaction hash a dApp reports (signer mode) belongs to one intent only: the database refuses a second claim
     __table_args__ = (Index("ux_intents_signer_tx_hash", "tx_hash", unique=True, sqlite_where=_SIGNER_MODE,
-                            postgresql_where=_SIGNER_MODE),)
+                            postgresql_where=_SIGNER_MODE),
+                      # a lane reads its own intents by status many times a second (router/lanes.py)
+                      Index("ix_intents_lane", "chain", "operator", "status"),
+                      Index("ix_intents_status", "status"))
 
     id: str = Field(primary_key=True, max_length=40)
     batch: str = Field(index=True, max_length=40)
@@ -109,6 +116,9 @@ class IntentRecord(SQLModel, table=True):
     raw_tx: str | None = None        # hex of the signed transaction, kept until it is mined
     executor: str | None = None      # the daemon that signed it
     included_at: float | None = None  # wall clock when the daemon saw it mined
+    # queued intents (router/queue.py): what to plan them from, and until when they may wait
+    request: str | None = None       # the IntentRequest as JSON
+    deadline_at: float | None = None
 
 
 def intent_view(rec: IntentRecord) -> dict[str, Any]:
@@ -118,6 +128,7 @@ def intent_view(rec: IntentRecord) -> dict[str, Any]:
             "message_id": rec.message_id, "fee_estimate_usd": rec.fee_usd, "latency_estimate_s": rec.latency_s,
             "height": rec.height, "calldata": rec.calldata, "fee_paid": rec.fee_paid, "fee_paid_usd": rec.fee_paid_usd,
             "signer": rec.signer, "nonce": rec.nonce, "executor": rec.executor, "included_at": rec.included_at,
+            "deadline_at": rec.deadline_at,
             "created_at": rec.created_at, "updated_at": rec.updated_at}
 
 
@@ -240,6 +251,55 @@ class IntentStore:
                                               & (col(IntentRecord.kind) == "xchain")))
             return list(s.exec(q.order_by(col(IntentRecord.updated_at)).limit(limit)).all())
 
+    def queued(self, limit: int) -> list[IntentRecord]:
+        """Queued intents, oldest first."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            q = (select(IntentRecord).where(col(IntentRecord.status) == IntentStatus.QUEUED)
+                 .order_by(col(IntentRecord.created_at), col(IntentRecord.id)).limit(limit))
+            return list(s.exec(q).all())
+
+    def queued_count(self) -> int:
+        with Session(self.engine) as s:
+            q = select(func.count()).select_from(IntentRecord).where(col(IntentRecord.status) == IntentStatus.QUEUED)
+            return int(s.exec(q).one())
+
+    def expire_queued(self) -> int:
+        """Queued intents past their deadline end ``expired``: nothing was sent for them."""
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa_update(table).where(
+                (table.c.status == IntentStatus.QUEUED) & (table.c.deadline_at < now)).values(
+                status=IntentStatus.EXPIRED, updated_at=now,
+                reason="no room on an allowed chain before its deadline (max_wait_s); nothing was sent")).rowcount)
+
+    def release(self, records: Sequence[IntentRecord]) -> list[str]:
+        """Queued intents now planned: chain, operator and estimates written, each only if still queued (another
+        daemon may have released it first); the ids this call released."""
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        released = []
+        with self.engine.begin() as conn:
+            for r in records:
+                done = conn.execute(sa_update(table).where(
+                    (table.c.id == r.id) & (table.c.status == IntentStatus.QUEUED)).values(
+                    status=IntentStatus.PLANNED, chain=r.chain, origin=r.origin, operator=r.operator,
+                    fee_usd=r.fee_usd, latency_s=r.latency_s, reason=None, updated_at=now)).rowcount
+                if done == 1:
+                    released.append(r.id)
+        return released
+
+    def active_work(self) -> dict[str, float]:
+        """Per chain that sends them, the work (in token transfers) of intents taken and not yet mined, whichever
+        daemon took them: planned, signed or submitted (a cross-chain transfer's origin leg counts 2)."""
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        sender = func.coalesce(table.c.origin, table.c.chain)
+        work = case((table.c.kind == "xchain", 2.0), else_=func.coalesce(table.c.work, 1.0))
+        q = (select(sender, func.sum(work)).where(table.c.status.in_(
+            [IntentStatus.PLANNED, IntentStatus.SIGNED, IntentStatus.SUBMITTED])).group_by(sender))
+        with self.engine.connect() as conn:
+            return {str(c): float(w or 0.0) for c, w in conn.execute(q)}
+
     def by_integrator(self, code: str) -> list[IntentRecord]:
         with Session(self.engine, expire_on_commit=False) as s:
             return list(s.exec(select(IntentRecord).where(col(IntentRecord.integrator) == code)).all())
@@ -316,6 +376,10 @@ class AsyncIntentStore:
         self.sync = store
         self._run = run
 
+    async def run_sync(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Any synchronous database work on the store's threads (e.g. ``router.room``)."""
+        return await self._run(fn, *args, **kwargs)
+
     add_all = _off_loop(IntentStore.add_all)
     get = _off_loop(IntentStore.get)
     update = _off_loop(IntentStore.update)
@@ -323,6 +387,11 @@ class AsyncIntentStore:
     by_batch = _off_loop(IntentStore.by_batch)
     unsettled = _off_loop(IntentStore.unsettled)
     by_integrator = _off_loop(IntentStore.by_integrator)
+    active_work = _off_loop(IntentStore.active_work)
+    queued = _off_loop(IntentStore.queued)
+    queued_count = _off_loop(IntentStore.queued_count)
+    expire_queued = _off_loop(IntentStore.expire_queued)
+    release = _off_loop(IntentStore.release)
     tx_known = _off_loop(IntentStore.tx_known)
     claim = _off_loop(IntentStore.claim)
     open_signer_intents = _off_loop(IntentStore.open_signer_intents)
@@ -352,7 +421,7 @@ def integrator_report(code: str, records: Sequence[IntentRecord], fee_share: flo
     pending = 0
     for rec in records:
         if not counts_for_integrator(rec):
-            pending += rec.status not in (IntentStatus.FAILED, IntentStatus.UNSERVED)
+            pending += rec.status not in (IntentStatus.FAILED, IntentStatus.UNSERVED, IntentStatus.EXPIRED)
             continue
         add(total, rec)
         add(chains.setdefault(rec.chain or "unknown", empty()), rec)
@@ -413,35 +482,21 @@ class IntentExecutor:
         self._limit = asyncio.Semaphore(concurrency)
         self._xchain_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # work (in token transfers) planned on each chain and not yet mined: the router's pending load
-        self._planned_work: dict[str, float] = {}
         self._in_flight: dict[tuple[str, str], list[_InFlight]] = {}  # (chain, operator) -> sent, oldest first
         self._watcher: asyncio.Task[None] | None = None
-        self._admitted: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work)
         self._unflushed: list[tuple[str, dict[str, Any]]] = []  # status changes written by the watcher, in order
         self._flushing: list[tuple[str, dict[str, Any]]] = []  # those being written now (off the loop)
         self._included: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work) mined
         self.lanes = lanes(self) if lanes is not None else None
 
     def lane_settled(self, chain: str, work: float, included: bool) -> None:
-        """A lane intent left ``chain``'s pending load (mined, or failed before it was signed)."""
-        self._plan_work(chain, -work)
+        """A lane intent was mined (``included``: successfully), or failed before it was signed."""
         if included:
             self._included.setdefault(chain, collections.deque()).append((time.monotonic(), work))
 
     def _in_lane(self, rec: IntentRecord) -> bool:
         return (self.lanes is not None and rec.signer is None and rec.kind != "xchain"
                 and rec.chain in self.lanes.chains)
-
-    def admitted_work(self, chain: str, within_s: float) -> float:
-        """Work planned on ``chain`` in the last ``within_s`` seconds (the router's rate limit looks at this)."""
-        q = self._admitted.get(chain)
-        if not q:
-            return 0.0
-        cutoff = time.monotonic() - within_s
-        while q and q[0][0] < cutoff:
-            q.popleft()
-        return sum(w for _t, w in q)
 
     def included_work_per_s(self, chain: str, within_s: float) -> float:
         """Work of our transactions seen mined on ``chain`` per second over the last ``within_s`` seconds: the
@@ -453,16 +508,6 @@ class IntentExecutor:
         while q and q[0][0] < cutoff:
             q.popleft()
         return sum(w for _t, w in q) / within_s
-
-    def pending_work(self) -> dict[str, float]:
-        """Per chain, the work of intents planned there whose transaction is not mined yet (in transfers)."""
-        pending = dict(self._planned_work)
-        for (chain, _op), txs in self._in_flight.items():
-            pending[chain] = pending.get(chain, 0.0) + sum(t.work for t in txs)
-        return pending
-
-    def _plan_work(self, chain: str, work: float) -> None:
-        self._planned_work[chain] = max(0.0, self._planned_work.get(chain, 0.0) + work)
 
     async def balances(self, chains: Sequence[str], token: str,
                        holders: Sequence[str] | None = None) -> dict[str, list[int]]:
@@ -527,8 +572,7 @@ class IntentExecutor:
         assert rec.chain is not None
         rec.tx_hash, rec.status = tx_hash, IntentStatus.SUBMITTED
         self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
-            _InFlight(rec.id, tx_hash, self._work_of(rec), time.monotonic(), claimed=rec))
-        self._admitted.setdefault(rec.chain, collections.deque()).append((time.monotonic(), self._work_of(rec)))
+            _InFlight(rec.id, tx_hash, self.work_of(rec), time.monotonic(), claimed=rec))
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch_in_flight(), name="intents-in-flight")
 
@@ -561,12 +605,6 @@ class IntentExecutor:
 
     def start(self, records: Sequence[IntentRecord], keys: dict[str, str]) -> None:
         """Run the planned ``records`` in a background task (``keys``: operator address -> key)."""
-        now = time.monotonic()
-        for r in records:
-            if r.status == IntentStatus.PLANNED:
-                chain = r.origin or r.chain or ""
-                self._plan_work(chain, self._work_of(r))
-                self._admitted.setdefault(chain, collections.deque()).append((now, self._work_of(r)))
         if self.lanes is not None and any(self._in_lane(r) for r in records):
             self.lanes.wake()
         records = [r for r in records if not self._in_lane(r)]
@@ -585,13 +623,12 @@ class IntentExecutor:
                              return_exceptions=True)
 
     @staticmethod
-    def _work_of(rec: IntentRecord) -> float:
+    def work_of(rec: IntentRecord) -> float:
         # on the chain that sends it: planner.XCHAIN_ORIGIN_WORK for a bridge transfer's origin leg; a call its own
         return 2.0 if rec.kind == "xchain" else float(rec.work or 1.0)
 
     async def _one(self, rec: IntentRecord, key: str) -> None:
-        work = self._work_of(rec)
-        chain = rec.origin or rec.chain or ""
+        work = self.work_of(rec)
         async with self._limit:
             try:
                 if rec.kind == "xchain":
@@ -631,8 +668,6 @@ class IntentExecutor:
             except Exception as exc:  # noqa: BLE001 - a background task must record, not lose, its failure
                 await self.store.aio.update(rec.id, status=IntentStatus.FAILED,
                                             reason=f"{type(exc).__name__}: {exc}"[:500])
-            finally:
-                self._plan_work(chain, -work)
 
     async def _watch_in_flight(self, interval_s: float = 0.2, probe: int = 16, give_up_s: float = 600.0) -> None:
         """Move sent same-chain intents to included / failed as soon as their block is seen.

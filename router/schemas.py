@@ -37,6 +37,10 @@ class IntentRequest(QuoteRequest):
     integrator: str | None = Field(None, description="referral code, [a-z0-9_-]{1,32}")
     calldata: str | None = Field(None, max_length=2 + 2 * 24_576,
                                  description="call only: 0x-hex data for the contract (no value is sent; amount is 0)")
+    max_wait_s: float | None = Field(None, ge=0, le=86_400, description=(
+        "operator-signed intents: when the chains are full, wait up to this many seconds for room (status queued; "
+        "released in order, or expired with nothing sent) instead of coming back unserved: capacity. Default "
+        "router.max_wait_s; 0: do not wait. Signer mode does not queue."))
 
 
 class IntentBatchAnswer(BaseModel):
@@ -47,7 +51,8 @@ class IntentBatchAnswer(BaseModel):
 
     batch: str | None = Field(description="id for GET /v1/batches/{batch}; null when nothing was stored")
     ids: list[str | None] = Field(description="intent ids in submission order; null for an intent not stored")
-    statuses: list[str] = Field(description="planned, unsigned (signer mode), unserved, or failed (signer mode)")
+    statuses: list[str] = Field(description="planned, queued (waiting for room), unsigned (signer mode), unserved, or "
+                                            "failed (signer mode)")
     reasons: list[str | None] = Field(description="why an intent is unserved or failed (planner reason or error)")
     transactions: list[dict[str, Any] | None] | None = Field(
         None, description="signer mode: the unsigned transaction of each intent (null where none)")

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class _Batch:
+class Batch:
     """A batch on its way through ``submit_batch``: who sent it, for whom to sign, its intents as sent and as parsed."""
 
     client: str
@@ -56,11 +56,14 @@ async def submit_batch(ctx: RoutingContext, request: Request, body: dict[str, An
     m = ctx.current()
     batch = await _validate_batch(ctx, client, signer, read_intents(raw), m)
     names = list(m.index)
-    balances = await _read_balances(executor, names, batch)
-    assignment = _plan_batch(ctx, executor, m, batch, balances)
+    balances = await read_balances(executor, names, batch)
+    room = await room_now(ctx, m)
+    assignment = plan_batch(ctx, m, batch, balances, room)
     ops = [Operator("", signer.lower())] if signer else executor.operators
-    records = _assign_operators(batch, assignment, names, ops, balances)
+    records = assign_operators(batch, assignment, names, ops, balances)
+    await reserve_room(ctx, room, records)
     if signer is None:
+        await _queue_capacity_refusals(ctx, batch, records)
         return await _start_operator_batch(ctx, request, executor, batch, records, ops)
     return await _build_unsigned(ctx, executor, records)
 
@@ -91,7 +94,7 @@ def _executor_for(ctx: RoutingContext, signer: str | None) -> IntentExecutor:
 
 
 async def _validate_batch(ctx: RoutingContext, client: str, signer: str | None, reqs: list[IntentRequest],
-                    m: CapacityModel) -> _Batch:
+                    m: CapacityModel) -> Batch:
     """Every intent checked (``router.validation``), then what the operators may send for this client: only
     allow-listed calls, within its daily value; or, in signer mode, room for more open unsigned intents."""
     intents = ctx.intents
@@ -112,10 +115,10 @@ async def _validate_batch(ctx: RoutingContext, client: str, signer: str | None, 
                                                          "(router.max_open_unsigned = "
                                                          f"{intents.limits.max_open_unsigned})",
                                                 "limit": "router.max_open_unsigned"}, retry_after_s=30.0)
-    return _Batch(client, signer, reqs, parsed)
+    return Batch(client, signer, reqs, parsed)
 
 
-async def _read_balances(executor: IntentExecutor, names: list[str], batch: _Batch) -> dict[str, dict[str, list[int]]]:
+async def read_balances(executor: IntentExecutor, names: list[str], batch: Batch) -> dict[str, dict[str, list[int]]]:
     """Per token and chain, the balance of each operator account (or of the signer)."""
     balances: dict[str, dict[str, list[int]]] = {}
     for token in {r.token for r in batch.reqs if r.kind != "call"}:
@@ -123,9 +126,36 @@ async def _read_balances(executor: IntentExecutor, names: list[str], batch: _Bat
     return balances
 
 
-def _plan_batch(ctx: RoutingContext, executor: IntentExecutor, m: CapacityModel, batch: _Batch,
-                balances: dict[str, dict[str, list[int]]]) -> Assignment:
-    """The planner's assignment of the batch, with each intent's liquidity and the chains' pending work."""
+@dataclass
+class Room:
+    """Each chain's room for this batch, shared by every daemon (``router.room``): the work it may still take now
+    (``work``), at what rate its bucket fills (``rates``: spare transfers per second at the fee-market target) and
+    how many seconds of that a bucket holds (``burst_s``: the planning horizon)."""
+
+    work: dict[str, float]
+    rates: dict[str, float]
+    burst_s: dict[str, float]
+
+
+async def room_now(ctx: RoutingContext, m: CapacityModel) -> Room:
+    """The lesser of each chain's shared bucket and its backlog bound (``router.backlog_s`` of its spare rate, less
+    the work every daemon has taken there and not seen mined)."""
+    intents = ctx.intents
+    assert intents is not None and intents.room is not None
+    names = list(m.index)
+    horizon = np.maximum(1.0, m.block_time_s)
+    spare = m.spare_gas_per_s(ctx.clock()) / m.transfer_gas
+    rates = {n: float(spare[c]) for c, n in enumerate(names)}
+    burst = {n: float(horizon[c]) for c, n in enumerate(names)}
+    bucket = await intents.store.aio.run_sync(intents.room.available, rates, burst)
+    active = await intents.store.aio.active_work()
+    work = {n: max(0.0, min(bucket[n], rates[n] * intents.backlog_s - active.get(n, 0.0))) for n in names}
+    return Room(work, rates, burst)
+
+
+def plan_batch(ctx: RoutingContext, m: CapacityModel, batch: Batch, balances: dict[str, dict[str, list[int]]],
+                room: Room) -> Assignment:
+    """The planner's assignment of the batch, with each intent's liquidity and the chains' room."""
     intents = ctx.intents
     assert intents is not None
     names = list(m.index)
@@ -141,16 +171,54 @@ def _plan_batch(ctx: RoutingContext, executor: IntentExecutor, m: CapacityModel,
     arrays = Intents(kind=arrays.kind, work=arrays.work, amount=arrays.amount, allowed=arrays.allowed,
                      liquidity=liquidity, max_fee_usd=arrays.max_fee_usd, max_latency_s=arrays.max_latency_s,
                      origin=arrays.origin)
-    # what the chain still has to take: sent or planned and not mined, and at least what was admitted in the
-    # last planning horizon, so admission is a rate (target gas per second), not only a backlog bound
-    pending = executor.pending_work()
+    # the planner's window capacity is spare x horizon - pending: "pending" is set so that it equals the room
     horizon = np.maximum(1.0, m.block_time_s)
-    owed = [max(pending.get(n, 0.0), executor.admitted_work(n, float(horizon[c]))) for c, n in enumerate(names)]
-    m.observe_pending(np.arange(len(names)), np.array(owed) * m.transfer_gas)
+    spare = m.spare_gas_per_s(ctx.clock())
+    room_gas = np.array([room.work[n] for n in names]) * m.transfer_gas
+    m.observe_pending(np.arange(len(names)), np.maximum(0.0, spare * horizon - room_gas))
     return plan(arrays, m, window_s=1.0, now_s=ctx.clock())
 
 
-def _assign_operators(batch: _Batch, assignment: Assignment, names: list[str], ops: list[Operator],
+async def reserve_room(ctx: RoutingContext, room: Room, records: list[IntentRecord]) -> None:
+    """Take the planned intents' work from the shared buckets; an intent that no longer fits (another daemon took
+    the room meanwhile) is answered ``capacity`` instead, the last of the batch first."""
+    intents = ctx.intents
+    assert intents is not None and intents.room is not None
+    planned = [r for r in records if r.status == IntentStatus.PLANNED]
+    wants: dict[str, float] = {}
+    for r in planned:
+        chain = r.origin or r.chain or ""
+        wants[chain] = wants.get(chain, 0.0) + IntentExecutor.work_of(r)
+    granted = await intents.store.aio.run_sync(intents.room.reserve, wants, room.rates, room.burst_s)
+    for chain, want in wants.items():
+        excess = want - granted.get(chain, 0.0)
+        for r in reversed([r for r in planned if (r.origin or r.chain) == chain]):
+            if excess <= 1e-9:
+                break
+            r.status, r.reason = IntentStatus.UNSERVED, Reason.CAPACITY.name.lower()
+            excess -= IntentExecutor.work_of(r)
+
+
+async def _queue_capacity_refusals(ctx: RoutingContext, batch: Batch, records: list[IntentRecord]) -> None:
+    """Operator-signed intents the chains had no room for wait for it (``queued``, up to their ``max_wait_s``, default
+    ``router.max_wait_s``) instead of coming back ``capacity``, while the queue has room (``router.max_queued``)."""
+    intents = ctx.intents
+    assert intents is not None
+    waits = [intents.max_wait_s if req.max_wait_s is None else req.max_wait_s for req in batch.reqs]
+    full = [i for i, r in enumerate(records) if r.status == IntentStatus.UNSERVED and r.reason == "capacity"
+            and waits[i] > 0]
+    if not full:
+        return
+    space = max(0, intents.max_queued - await intents.store.aio.queued_count())
+    now = time.time()
+    for i in full[:space]:
+        req, rec, wait = batch.reqs[i], records[i], waits[i]
+        rec.status, rec.reason = IntentStatus.QUEUED, "waiting for room on an allowed chain"
+        rec.deadline_at = now + wait
+        rec.request, rec.chain, rec.origin, rec.operator = req.model_dump_json(), None, None, None
+
+
+def assign_operators(batch: Batch, assignment: Assignment, names: list[str], ops: list[Operator],
                       balances: dict[str, dict[str, list[int]]]) -> list[IntentRecord]:
     """One record per intent: unserved (with the planner's reason, or liquidity), or planned on its chain with the
     operator account that pays (the one holding the most of the token; calls spread over the accounts)."""
@@ -186,7 +254,7 @@ def _assign_operators(batch: _Batch, assignment: Assignment, names: list[str], o
     return records
 
 
-async def _start_operator_batch(ctx: RoutingContext, request: Request, executor: IntentExecutor, batch: _Batch,
+async def _start_operator_batch(ctx: RoutingContext, request: Request, executor: IntentExecutor, batch: Batch,
                           records: list[IntentRecord], ops: list[Operator]) -> JSONResponse:
     """The operators sign: the planned intents are stored and started; an unserved one's value goes back to the
     client's budget (nothing will be sent)."""
@@ -195,11 +263,11 @@ async def _start_operator_batch(ctx: RoutingContext, request: Request, executor:
     for rec, (p, _units) in zip(records, batch.parsed, strict=True):
         if rec.status == IntentStatus.UNSERVED:  # nothing will be sent: its value goes back to the client's budget
             ctx.give_back_value(batch.client, rec.token, p.amount)
-    kept = [r for r in records if r.status == IntentStatus.PLANNED]
+    kept = [r for r in records if r.status in (IntentStatus.PLANNED, IntentStatus.QUEUED)]
     request.state.intents_taken = len(kept)
     if kept:
         await intents.store.aio.add_all(kept)
-        executor.start(kept, {o.address: o.key for o in ops})
+        executor.start([r for r in kept if r.status == IntentStatus.PLANNED], {o.address: o.key for o in ops})
     return _answer(kept[0].batch if kept else None, records)
 
 
@@ -230,7 +298,7 @@ async def _build_unsigned(ctx: RoutingContext, executor: IntentExecutor, records
 def _answer(batch: str | None, records: Sequence[IntentRecord],
             transactions: list[dict[str, Any] | None] | None = None) -> JSONResponse:
     """``IntentBatchAnswer``: ids only for the intents that were stored (planned or unsigned)."""
-    stored = (IntentStatus.PLANNED, IntentStatus.UNSIGNED)
+    stored = (IntentStatus.PLANNED, IntentStatus.QUEUED, IntentStatus.UNSIGNED)
     body: dict[str, Any] = {"batch": batch, "ids": [r.id if r.status in stored else None for r in records],
                             "statuses": [r.status for r in records], "reasons": [r.reason for r in records]}
     if transactions is not None:

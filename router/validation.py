@@ -136,6 +136,8 @@ def check_intent(i: int, req: IntentRequest, signer: str | None) -> None:
         raise bad_input(f"intents[{i}].calldata", "only a call intent has calldata")
     if signer is not None and req.kind == "xchain":
         raise bad_input(f"intents[{i}].kind", "xchain intents are signed by the operator accounts; omit signer")
+    if signer is not None and req.max_wait_s:
+        raise bad_input(f"intents[{i}].max_wait_s", "signer-mode intents do not queue; omit max_wait_s or use 0")
 
 
 def token_units(i: int, req: IntentRequest, p: ParsedIntent, decimals: Mapping[str, int],

@@ -37,6 +37,7 @@ from relayer.store import Store
 from router.api import IntentLimits, IntentsBackend, call_allowed
 from router.intents import IntentExecutor, IntentStore, Operator
 from router.lanes import LaneExecutor, LaneStore
+from router.room import RoomStore
 
 log = structlog.get_logger("relayer.daemon.composition")
 
@@ -185,6 +186,8 @@ class Workers:
             value={sym: KeyedRateLimiter(cap / 86_400.0, cap) for sym, cap in r.value_per_day.items()},
             value_per_day=dict(r.value_per_day), retry_after=retry_after_header, max_open_unsigned=r.max_open_unsigned)
         return IntentsBackend(store, executor, decimals, token_chains, r.integrator_fee_share, not_bridged,
+                              room=RoomStore(self.store.engine), backlog_s=r.backlog_s, max_wait_s=r.max_wait_s,
+                              max_queued=r.max_queued,
                               limits=limits, call_allowlist=allowlist,
                               on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
 

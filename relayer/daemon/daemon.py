@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,8 +53,9 @@ from relayer.pipeline.origin import OriginLoop
 from relayer.pipeline.processor import DestinationProcessor
 from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store, StoreError
-from router.api import IntentsBackend
+from router.api import IntentsBackend, RoutingContext
 from router.capacity import CapacityModel
+from router.queue import run_releaser
 
 log = structlog.get_logger("relayer.daemon.daemon")
 
@@ -169,6 +171,8 @@ class RelayerDaemon:
         tasks += [asyncio.create_task(p.run(stop), name=f"destination-{d}") for d, p in self.processors.items()]
         if self.intents is not None and self.intents.executor is not None and self.intents.executor.lanes is not None:
             tasks.append(asyncio.create_task(self.intents.executor.lanes.run(stop), name="intent-lanes"))
+            releaser = RoutingContext(lambda: self.capacity, time.monotonic, self.intents, (), None, None)
+            tasks.append(asyncio.create_task(run_releaser(releaser, stop), name="intent-queue"))
         if on_started is not None:
             await on_started()
         try:

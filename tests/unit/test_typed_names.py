@@ -41,5 +41,5 @@ def test_intent_status_is_its_text_in_json() -> None:
     assert is_settled(rec)
     rec.status = "included"  # as read back from the store's text column
     assert rec.status == IntentStatus.INCLUDED and not is_settled(rec)
-    assert [s.value for s in IntentStatus] == ["planned", "signed", "unsigned", "submitted", "included", "delivered",
-                                               "failed", "unserved"]
+    assert [s.value for s in IntentStatus] == ["planned", "queued", "expired", "signed", "unsigned", "submitted",
+                                               "included", "delivered", "failed", "unserved"]

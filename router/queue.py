@@ -1,0 +1,95 @@
+"""Queued intents released as room appears (issue 14: "queue instead of refusing").
+
+An operator-signed intent that finds every allowed chain full is stored ``queued`` with its request and a deadline
+(``router/submit.py``). Every ``interval_s`` each daemon: ends the queued intents past their deadline ``expired``
+(nothing was sent), then takes the oldest queued intents that fit in the room the chains have now (``router.room``),
+plans them as a batch would be planned (balances, planner, operator accounts, the shared buckets) and moves each to
+``planned`` with one conditional update (so two daemons never release one intent twice), where the lanes pick them
+up. An intent that does not fit yet stays queued, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import structlog
+from fastapi import HTTPException
+
+from router.intents import IntentExecutor, IntentRecord, IntentStatus
+from router.schemas import IntentRequest
+from router.submit import Batch, assign_operators, plan_batch, read_balances, reserve_room, room_now
+from router.validation import parse_request
+
+if TYPE_CHECKING:
+    from router.api import RoutingContext
+
+log = structlog.get_logger("router.queue")
+
+
+async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
+    """One pass: expire, then release the oldest queued intents that fit; how many were released."""
+    intents = ctx.intents
+    assert intents is not None and intents.executor is not None
+    expired = await intents.store.aio.expire_queued()
+    if expired:
+        log.info("queued_intents_expired", count=expired)
+    queued = await intents.store.aio.queued(limit)
+    if not queued:
+        return 0
+    try:
+        m = ctx.current()
+    except HTTPException:  # capacity not sampled yet
+        return 0
+    room = await room_now(ctx, m)
+    head = _fitting_prefix(queued, sum(room.work.values()))
+    if not head:
+        return 0
+    batch = Batch(client="", signer=None, reqs=[], parsed=[])
+    for rec in head:
+        req = IntentRequest.model_validate_json(rec.request or "{}")
+        batch.reqs.append(req)
+        batch.parsed.append((parse_request(req, m, ""), int(rec.units)))
+    executor = intents.executor
+    names = list(m.index)
+    balances = await read_balances(executor, names, batch)
+    assignment = plan_batch(ctx, m, batch, balances, room)
+    fresh = assign_operators(batch, assignment, names, executor.operators, balances)
+    planned = [_planned_as(rec, plan) for rec, plan in zip(head, fresh, strict=True)
+               if plan.status == IntentStatus.PLANNED]
+    await reserve_room(ctx, room, planned)
+    ready = [r for r in planned if r.status == IntentStatus.PLANNED]
+    released = set(await intents.store.aio.release(ready))
+    started = [r for r in ready if r.id in released]
+    executor.start(started, {o.address: o.key for o in executor.operators})
+    return len(started)
+
+
+def _fitting_prefix(queued: list[IntentRecord], room_work: float) -> list[IntentRecord]:
+    """The oldest queued intents whose work fits in ``room_work``: released in order."""
+    head, need = [], 0.0
+    for rec in queued:
+        need += IntentExecutor.work_of(rec)
+        if need > room_work + 1e-9:
+            break
+        head.append(rec)
+    return head
+
+
+def _planned_as(rec: IntentRecord, plan: IntentRecord) -> IntentRecord:
+    """The queued row ``rec`` with the chain, operator and estimates its plan gave."""
+    rec.status, rec.chain, rec.origin, rec.operator = IntentStatus.PLANNED, plan.chain, plan.origin, plan.operator
+    rec.fee_usd, rec.latency_s = plan.fee_usd, plan.latency_s
+    return rec
+
+
+async def run_releaser(ctx: RoutingContext, stop: asyncio.Event, interval_s: float = 0.25) -> None:
+    """``release_queued`` every ``interval_s`` until ``stop``; a failed pass is logged and retried."""
+    while not stop.is_set():
+        try:
+            await release_queued(ctx)
+        except Exception as exc:  # noqa: BLE001 - the store or a chain away for a moment: the next pass retries
+            log.warning("queue_release_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
