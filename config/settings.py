@@ -447,7 +447,7 @@ class RouterSettings(_Model):
         "otherwise (max_wait_s in the intent); 0: answer unserved: capacity at once"))
     max_queued: int = Field(100_000, ge=0, le=10_000_000, description=(
         "queued intents daemon-wide (all daemons on the database); beyond it new ones are answered unserved: capacity"))
-    backlog_s: float = Field(10.0, gt=0, le=3600, description=(
+    backlog_s: float = Field(3.0, gt=0, le=3600, description=(
         "the daemons stop taking intents for a chain once the work they took there and have not seen mined exceeds "
         "this many seconds of its spare rate at the fee-market target (admission is a rate, router/room.py; this "
         "bounds the queue when the chain or the sender falls behind)"))

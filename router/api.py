@@ -136,7 +136,7 @@ class IntentsBackend:
     call_allowlist: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
     on_refusal: Callable[[str], None] = lambda _reason: None  # a refused request, by reason (metrics)
     room: RoomStore | None = None        # the chains' shared room (router/room.py); None: on the intents' own engine
-    backlog_s: float = 10.0              # seconds of a chain's spare rate the daemons may have taken and not mined
+    backlog_s: float = 3.0               # seconds of a chain's spare rate the daemons may have taken and not mined
     max_wait_s: float = 0.0              # an operator-signed intent's default wait for room (0: no queue)
     max_queued: int = 100_000            # queued intents at most, all daemons together
 
