@@ -154,11 +154,14 @@ class Broadcast(enum.Enum):
 @runtime_checkable
 class WriteAheadSender(Protocol):
     """Operator transactions in three steps, so that a crash between any two loses nothing and sends nothing
-    twice: ``prepare`` (gas and fees; refuses a call that would revert), ``sign`` at a nonce the caller owns
-    (CPU only), then, once the caller has stored the signed bytes, ``broadcast``. ``mined_nonces`` and
+    twice: ``prepare`` (gas and fees, for many at once; refuses a call that would revert), ``sign`` at a nonce
+    the caller owns (CPU only), then, once the caller has stored the signed bytes, ``broadcast``. ``mined_nonces`` and
     ``receipts`` tell which nonces are taken and by which transactions."""
 
-    async def prepare(self, sender: str, spec: TxSpec) -> PreparedTx: ...
+    async def prepare(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx | Exception]:
+        """Each spec priced and bounded, or the typed error that refused it (in order); one fee read and one gas
+        estimate per kind of transfer serve the whole list."""
+        ...
 
     def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx: ...
 

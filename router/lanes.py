@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, select
 
 from adapters.base import AdapterError, TxReceipt
-from adapters.capabilities import Broadcast, PresignedTx, TxSpec, WriteAheadSender
+from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, WriteAheadSender
 from router.intents import IntentRecord, IntentStatus, OffLoop
 
 log = structlog.get_logger("router.lanes")
@@ -212,6 +212,20 @@ class LaneStore:
             lanes.c.epoch == lease.epoch, lanes.c.lease_until > now)).values(**values))
         if fenced.rowcount != 1:
             raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account} is no longer leased to {owner}")
+
+    def mark_submitted(self, lease: Lease, owner: str, intent_ids: Sequence[str]) -> None:
+        """``signed`` -> ``submitted`` for these intents (the node took their transactions), fenced by the lease: one
+        statement per few thousand, not one row each (the same values for all)."""
+        if not intent_ids:
+            return
+        intents = IntentRecord.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        with self.engine.begin() as conn:
+            self._fence(conn, lease, owner, now)
+            for k in range(0, len(intent_ids), 5000):
+                conn.execute(sa_update(intents).where(and_(intents.c.id.in_(list(intent_ids[k:k + 5000])),
+                                                           intents.c.status == IntentStatus.SIGNED))
+                             .values(status=IntentStatus.SUBMITTED, updated_at=now))
 
     def settle(self, lease: Lease, owner: str, changes: Sequence[tuple[str, str, dict[str, Any]]]) -> int:
         """Status changes of lane intents (submitted, included, failed, or planned again), each ``(intent id, the
@@ -396,7 +410,7 @@ class LaneExecutor:
         if not planned:
             return
         await self._failpoint("intent_before_sign")
-        prepared = await asyncio.gather(*(self._prepare(sender, key, r) for r in planned), return_exceptions=True)
+        prepared = await self._prepare(sender, key, planned)
         signed: list[tuple[str, PresignedTx]] = []
         failed: list[tuple[str, str]] = []
         nonce = lane.next_nonce
@@ -417,11 +431,15 @@ class LaneExecutor:
             self._on_settled(key.chain, work[intent_id], False)
         await self._failpoint("intent_after_sign")
 
-    async def _prepare(self, sender: WriteAheadSender, key: LaneKey, rec: LaneRow) -> Any:
-        spec = _spec(rec)
-        if spec.kind == "call" and not self._call_allowed(key.chain, spec.to, spec.data):  # the API refused it already
-            raise ValueError("the contract or function is not in router.call_allowlist")
-        return await sender.prepare(key.account, spec)
+    async def _prepare(self, sender: WriteAheadSender, key: LaneKey, rows: Sequence[LaneRow]
+                       ) -> list[PreparedTx | Exception]:
+        """Each row priced for signing, or why not: a call not in the allow-list is refused here (the API refused it
+        already), then the rest are prepared by the chain in one go."""
+        specs = [_spec(r) for r in rows]
+        refused = [s.kind == "call" and not self._call_allowed(key.chain, s.to, s.data) for s in specs]
+        ready = iter(await sender.prepare(key.account, [s for s, no in zip(specs, refused, strict=True) if not no]))
+        return [ValueError("the contract or function is not in router.call_allowlist") if no else next(ready)
+                for no in refused]
 
     # ------------------------------------------------------------ send what is stored
     async def _broadcast(self, lane: _LaneState) -> None:
@@ -430,15 +448,15 @@ class LaneExecutor:
             return
         answers = await self.senders[lane.lease.key.chain].broadcast([s.tx.raw for s in todo])
         await self._failpoint("intent_after_broadcast")
-        changes = []
+        taken = []
         for sent, (outcome, detail) in zip(todo, answers, strict=True):
             if outcome is Broadcast.REFUSED:
                 log.warning("intent_broadcast_refused", chain=lane.lease.key.chain, intent=sent.intent_id,
                             nonce=sent.tx.nonce, error=detail)
                 break  # later nonces would wait behind it: send them again in order next time
             sent.broadcast = True  # ACCEPTED, or NONCE_USED (mined: settled or found dead by _follow)
-            changes.append((sent.intent_id, sent.tx.tx_hash, {"status": IntentStatus.SUBMITTED}))
-        await self._run(self.store.settle, lane.lease, self.owner, changes)
+            taken.append(sent.intent_id)
+        await self._run(self.store.mark_submitted, lane.lease, self.owner, taken)
 
     # ------------------------------------------------------------ inclusion
     async def _follow(self, lane: _LaneState, *, recovering: bool = False) -> None:

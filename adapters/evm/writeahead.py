@@ -1,10 +1,11 @@
 """``WriteAheadSender`` on EVM chains: the router's operator transactions priced, signed at a nonce the caller
 owns (coincurve: ``adapters.evm.rawtx``), and broadcast in JSON-RPC batches once the caller has stored them.
 
-Gas: a token transfer's limit is estimated once per token (to a fresh address, the dearest case: a new balance
-slot) and reused with the configured multiplier; a call is estimated each time (the node refuses one that would
-revert, before any nonce is spent). Fees: ``adapters.evm.fees.fees_for`` on the latest base fee (read at most
-every 0.2 s), which keeps a transaction includable through five full blocks.
+``prepare`` prices a whole list at once. Gas: a token transfer's limit is estimated once per token (to a fresh
+address, the dearest case: a new balance slot) and reused with the configured multiplier; a call is estimated each
+time (the node refuses one that would revert, before any nonce is spent). Fees: ``adapters.evm.fees.fees_for`` on
+the latest base fee, read once per list (a thousand concurrent reads of an empty cache would each go to the node),
+which keeps a transaction includable through five full blocks.
 """
 
 from __future__ import annotations
@@ -15,46 +16,76 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.base import Height, TxReceipt
+from adapters.base import AdapterError, Height, TxReceipt
 from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec
 from adapters.evm import abi
 from adapters.evm.chain import BATCH_LIMIT, EvmChain, evm_boundary, hex_int
-from adapters.evm.errors import NonceTooLow, SigningError, TxAlreadyKnown, map_rpc_error
-from adapters.evm.fees import fees_for
+from adapters.evm.errors import NonceTooLow, SigningError, TxAlreadyKnown, map_exception, map_rpc_error
+from adapters.evm.fees import Fees, fees_for
 from adapters.evm.rawtx import RawTxSigner
+
+
+def _mapped(chain: EvmChain, exc: BaseException, context: str) -> Exception:
+    """An SDK or transport error as the adapter's typed error (one already typed stays as it is)."""
+    if isinstance(exc, AdapterError):
+        return exc
+    return map_exception(exc, chain=chain.name, errors=chain._errors, context=context)
 
 
 class EvmWriteAhead(EvmChain):
     """Prepare, sign and broadcast as three separate steps (``adapters.capabilities.WriteAheadSender``)."""
 
-    _transfer_gas: dict[str, int]
+    _transfer_gas_limits: dict[str, int]
     _raw_signers: dict[str, RawTxSigner]
 
-    async def _gas_of(self, sender: str, target: str, spec: TxSpec, data: bytes) -> int:
-        if spec.kind != "transfer":
-            estimate = hex_int(await self._rpc("eth_estimateGas", [{"from": sender, "to": target,
-                                                                     "data": "0x" + data.hex()}]))
-            return math.ceil(estimate * self._config.gas.gas_limit_multiplier)
-        cache = self.__dict__.setdefault("_transfer_gas", {})
-        if target not in cache:
-            fresh = "0x" + os.urandom(20).hex()  # a holder with no balance yet: the dearest transfer
+    async def _transfer_gas(self, sender: str, token: str) -> int:
+        """A transfer's gas limit for ``token``: estimated once (to a fresh address, the dearest case: a new
+        balance slot) with the configured multiplier, then reused."""
+        cache = self.__dict__.setdefault("_transfer_gas_limits", {})
+        if token not in cache:
+            fresh = "0x" + os.urandom(20).hex()
             probe = abi.encode_transfer(fresh, 1)
-            estimate = hex_int(await self._rpc("eth_estimateGas", [{"from": sender, "to": target,
+            estimate = hex_int(await self._rpc("eth_estimateGas", [{"from": sender, "to": token,
                                                                      "data": "0x" + probe.hex()}]))
-            cache[target] = math.ceil(estimate * self._config.gas.gas_limit_multiplier)
-        return int(cache[target])
+            cache[token] = math.ceil(estimate * self._config.gas.gas_limit_multiplier)
+        return int(cache[token])
 
-    @evm_boundary
-    async def prepare(self, sender: str, spec: TxSpec) -> PreparedTx:
+    async def _call_gas(self, sender: str, target: str, data: bytes) -> int:
+        estimate = hex_int(await self._rpc("eth_estimateGas", [{"from": sender, "to": target,
+                                                                 "data": "0x" + data.hex()}]))
+        return math.ceil(estimate * self._config.gas.gas_limit_multiplier)
+
+    async def prepare(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx | Exception]:
+        """One base-fee read and one gas estimate per token serve every transfer of ``specs``; each call is
+        estimated (the node refuses one that would revert). A spec that fails gets its typed error, in place."""
+        try:
+            fees = fees_for(await self._base_fee(), self._config.gas, chain=self._name)
+        except Exception as exc:  # noqa: BLE001 - mapped here, for every spec alike
+            return [_mapped(self, exc, "eth_getBlockByNumber")] * len(specs)
+        gas_of_token: dict[str, int | Exception] = {}
+        for symbol in {s.symbol for s in specs if s.kind == "transfer"}:
+            try:
+                gas_of_token[symbol] = await self._transfer_gas(sender, self._token(symbol))
+            except Exception as exc:  # noqa: BLE001 - mapped, then given to each transfer of that token
+                gas_of_token[symbol] = _mapped(self, exc, "eth_estimateGas")
+        calls = [s for s in specs if s.kind == "call"]
+        call_gas = await asyncio.gather(*(self._call_gas(sender, s.to.lower(), s.data) for s in calls),
+                                        return_exceptions=True)
+        gas_of_call = {id(s): g for s, g in zip(calls, call_gas, strict=True)}
+        return [self._prepared(spec, gas_of_token, gas_of_call, fees) for spec in specs]
+
+    def _prepared(self, spec: TxSpec, gas_of_token: dict[str, int | Exception], gas_of_call: dict[int, Any],
+                  fees: Fees) -> PreparedTx | Exception:
         if spec.kind == "transfer":
-            target, data = self._token(spec.symbol), abi.encode_transfer(spec.to, spec.amount)
+            target, data, gas = self._token(spec.symbol), abi.encode_transfer(spec.to, spec.amount), \
+                gas_of_token[spec.symbol]
         elif spec.kind == "call":
-            target, data = spec.to.lower(), spec.data
+            target, data, gas = spec.to.lower(), spec.data, gas_of_call[id(spec)]
         else:
-            raise ValueError(f"no operator transaction of kind {spec.kind!r}")
-        gas, base_fee = await asyncio.gather(self._gas_of(sender, target, spec, data), self._base_fee())
-        fees = fees_for(base_fee, self._config.gas, chain=self._name)
-        return PreparedTx(spec, target, data, gas, fees.max_fee_per_gas, fees.priority_fee_per_gas)
+            return ValueError(f"no operator transaction of kind {spec.kind!r}")
+        if isinstance(gas, BaseException):
+            return _mapped(self, gas, "eth_estimateGas")
+        return PreparedTx(spec, target, data, int(gas), fees.max_fee_per_gas, fees.priority_fee_per_gas)
 
     def _raw_signer(self, key: str) -> RawTxSigner:
         signers = self.__dict__.setdefault("_raw_signers", {})

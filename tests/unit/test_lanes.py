@@ -68,9 +68,9 @@ class FakeChain(WriteAheadSender):
         self.landed: list[bytes] = []
         self.height = 100
 
-    async def prepare(self, sender: str, spec: TxSpec) -> PreparedTx:
-        target = spec.to if spec.kind == "call" else f"token:{spec.symbol}"
-        return PreparedTx(spec, target, spec.data, gas=21_000, max_fee=10, tip=1)
+    async def prepare(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx | Exception]:
+        return [PreparedTx(spec, spec.to if spec.kind == "call" else f"token:{spec.symbol}", spec.data, gas=21_000,
+                           max_fee=10, tip=1) for spec in specs]
 
     def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx:
         raw = json.dumps({"from": self.accounts[key], "nonce": nonce, "pays": prepared.spec.to,
