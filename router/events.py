@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.intents import IntentRecord, intent_view, is_settled
+from router.intents import IntentFields, intent_view, is_settled
 
 DEFAULT_QUEUE = 4096  # chunks a subscriber may fall behind before it is dropped
 _DONE = "event: done\n"
@@ -69,7 +69,7 @@ class Fanout:
         return len(self.subscribers)
 
 
-def _intent_event(rec: IntentRecord) -> str:
+def _intent_event(rec: IntentFields) -> str:
     return f"event: intent\ndata: {json.dumps(intent_view(rec))}\n\n"
 
 
@@ -86,7 +86,7 @@ class _Batch:
     task: asyncio.Task[None] | None = None
     _snapshot: str | None = None  # ``events`` (and ``done``) joined, once per change: shared by every new stream
 
-    def apply(self, records: Sequence[IntentRecord], batch: str) -> list[str]:
+    def apply(self, records: Sequence[IntentFields], batch: str) -> list[str]:
         """Take in the batch as read; the events of the intents that changed (and ``done`` once all settled)."""
         self._snapshot = None
         out = []
@@ -111,16 +111,16 @@ class BatchFeed:
     """Shared event feeds of intent batches (see the module docstring). ``load(batch)`` is the store read (a
     blocking call: it runs in a worker thread)."""
 
-    def __init__(self, load: Callable[[str], Sequence[IntentRecord]], *, poll_s: float = 0.5,
+    def __init__(self, load: Callable[[str], Sequence[IntentFields]], *, poll_s: float = 0.5,
                  max_queue: int = DEFAULT_QUEUE) -> None:
         self.load = load
         self.poll_s = poll_s
         self.max_queue = max_queue
         self._batches: dict[str, _Batch] = {}
-        self._loading: dict[str, asyncio.Future[Sequence[IntentRecord]]] = {}
+        self._loading: dict[str, asyncio.Future[Sequence[IntentFields]]] = {}
         self.queries = 0  # store reads made, for tests: one per followed batch per interval
 
-    async def _read(self, batch: str) -> Sequence[IntentRecord]:
+    async def _read(self, batch: str) -> Sequence[IntentFields]:
         self.queries += 1
         return await asyncio.to_thread(self.load, batch)
 

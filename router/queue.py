@@ -5,7 +5,7 @@ An operator-signed intent that finds every allowed chain full is stored ``queued
 (nothing was sent), then takes the oldest queued intents that fit in the room the chains have now (``router.room``),
 plans them as a batch would be planned (balances, planner, operator accounts, the shared buckets) and moves each to
 ``planned`` with one conditional update (so two daemons never release one intent twice), where the lanes pick them
-up. An intent that does not fit yet stays queued, in order.
+up. The oldest are taken first, and none overtakes an older one that does not fit yet (it stays queued).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 from fastapi import HTTPException
 
-from router.intents import IntentExecutor, IntentRecord, IntentStatus
+from router.intents import IntentExecutor, IntentFields, IntentStatus
 from router.schemas import IntentRequest
 from router.submit import Batch, assign_operators, plan_batch, read_balances, reserve_room, room_now
 from router.validation import parse_request
@@ -43,12 +43,12 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     except HTTPException:  # capacity not sampled yet
         return 0
     room = await room_now(ctx, m)
-    head = _fitting_prefix(queued, sum(room.work.values()))
+    requests = [IntentRequest.model_validate_json(rec.request or "{}") for rec in queued]
+    head = _fitting_prefix(queued, requests, room.work)
     if not head:
         return 0
     batch = Batch(client="", signer=None, reqs=[], parsed=[])
-    for rec in head:
-        req = IntentRequest.model_validate_json(rec.request or "{}")
+    for rec, req in zip(head, requests, strict=False):
         batch.reqs.append(req)
         batch.parsed.append((parse_request(req, m, ""), int(rec.units)))
     executor = intents.executor
@@ -66,18 +66,24 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     return len(started)
 
 
-def _fitting_prefix(queued: list[IntentRecord], room_work: float) -> list[IntentRecord]:
-    """The oldest queued intents whose work fits in ``room_work``: released in order."""
-    head, need = [], 0.0
-    for rec in queued:
-        need += IntentExecutor.work_of(rec)
-        if need > room_work + 1e-9:
+def _fitting_prefix(queued: list[IntentFields], requests: list[IntentRequest],
+                    room: dict[str, float]) -> list[IntentFields]:
+    """The oldest queued intents that fit, each on one of the chains it allows (the one with the most room left),
+    stopping at the first that does not: released strictly in order, none overtaking an older one."""
+    left = dict(room)
+    head = []
+    for rec, req in zip(queued, requests, strict=True):
+        chains = [req.from_chain] if req.kind == "xchain" and req.from_chain else (req.chains or list(left))
+        best = max((c for c in chains if c in left), key=lambda c: left[c], default=None)
+        work = IntentExecutor.work_of(rec)
+        if best is None or left[best] + 1e-9 < work:
             break
+        left[best] -= work
         head.append(rec)
     return head
 
 
-def _planned_as(rec: IntentRecord, plan: IntentRecord) -> IntentRecord:
+def _planned_as(rec: IntentFields, plan: IntentFields) -> IntentFields:
     """The queued row ``rec`` with the chain, operator and estimates its plan gave."""
     rec.status, rec.chain, rec.origin, rec.operator = IntentStatus.PLANNED, plan.chain, plan.origin, plan.operator
     rec.fee_usd, rec.latency_s = plan.fee_usd, plan.latency_s

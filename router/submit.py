@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from adapters.base import AdapterError
 from router.capacity import CapacityModel
 from router.errors import bad_input
-from router.intents import IntentExecutor, IntentRecord, IntentStatus, Operator, new_intent_id
+from router.intents import IntentExecutor, IntentFields, IntentStatus, Operator, new_intent_id
 from router.planner import Assignment, Intents, Kind, Reason, plan
 from router.schemas import IntentRequest
 from router.validation import (
@@ -179,7 +179,7 @@ def plan_batch(ctx: RoutingContext, m: CapacityModel, batch: Batch, balances: di
     return plan(arrays, m, window_s=1.0, now_s=ctx.clock())
 
 
-async def reserve_room(ctx: RoutingContext, room: Room, records: list[IntentRecord]) -> None:
+async def reserve_room(ctx: RoutingContext, room: Room, records: list[IntentFields]) -> None:
     """Take the planned intents' work from the shared buckets; an intent that no longer fits (another daemon took
     the room meanwhile) is answered ``capacity`` instead, the last of the batch first."""
     intents = ctx.intents
@@ -199,7 +199,7 @@ async def reserve_room(ctx: RoutingContext, room: Room, records: list[IntentReco
             excess -= IntentExecutor.work_of(r)
 
 
-async def _queue_capacity_refusals(ctx: RoutingContext, batch: Batch, records: list[IntentRecord]) -> None:
+async def _queue_capacity_refusals(ctx: RoutingContext, batch: Batch, records: list[IntentFields]) -> None:
     """Operator-signed intents the chains had no room for wait for it (``queued``, up to their ``max_wait_s``, default
     ``router.max_wait_s``) instead of coming back ``capacity``, while the queue has room (``router.max_queued``)."""
     intents = ctx.intents
@@ -219,7 +219,7 @@ async def _queue_capacity_refusals(ctx: RoutingContext, batch: Batch, records: l
 
 
 def assign_operators(batch: Batch, assignment: Assignment, names: list[str], ops: list[Operator],
-                      balances: dict[str, dict[str, list[int]]]) -> list[IntentRecord]:
+                      balances: dict[str, dict[str, list[int]]]) -> list[IntentFields]:
     """One record per intent: unserved (with the planner's reason, or liquidity), or planned on its chain with the
     operator account that pays (the one holding the most of the token; calls spread over the accounts)."""
     left = {t: {c: list(v) for c, v in b.items()} for t, b in balances.items()}
@@ -228,10 +228,10 @@ def assign_operators(batch: Batch, assignment: Assignment, names: list[str], ops
     records = []
     for i, (req, (p, units)) in enumerate(zip(batch.reqs, batch.parsed, strict=True)):
         chain = int(assignment.chain[i])
-        rec = IntentRecord(id=new_intent_id(), batch=batch_id, created_at=now, updated_at=now, kind=req.kind,
-                           token=req.token, amount=str(p.amount), units=str(units), recipient=req.recipient.lower(),
-                           integrator=req.integrator, from_chain=req.from_chain, client=batch.client,
-                           signer=batch.signer.lower() if batch.signer else None)
+        rec = IntentFields.model_construct(  # no validation: every value was checked above (router.validation)
+            id=new_intent_id(), batch=batch_id, created_at=now, updated_at=now, kind=req.kind, token=req.token,
+            amount=str(p.amount), units=str(units), recipient=req.recipient.lower(), integrator=req.integrator,
+            from_chain=req.from_chain, client=batch.client, signer=batch.signer.lower() if batch.signer else None)
         if chain < 0:
             rec.status, rec.reason = IntentStatus.UNSERVED, Reason(int(assignment.reason[i])).name.lower()
         else:
@@ -255,7 +255,7 @@ def assign_operators(batch: Batch, assignment: Assignment, names: list[str], ops
 
 
 async def _start_operator_batch(ctx: RoutingContext, request: Request, executor: IntentExecutor, batch: Batch,
-                          records: list[IntentRecord], ops: list[Operator]) -> JSONResponse:
+                          records: list[IntentFields], ops: list[Operator]) -> JSONResponse:
     """The operators sign: the planned intents are stored and started; an unserved one's value goes back to the
     client's budget (nothing will be sent)."""
     intents = ctx.intents
@@ -271,13 +271,13 @@ async def _start_operator_batch(ctx: RoutingContext, request: Request, executor:
     return _answer(kept[0].batch if kept else None, records)
 
 
-async def _build_unsigned(ctx: RoutingContext, executor: IntentExecutor, records: list[IntentRecord]) -> JSONResponse:
+async def _build_unsigned(ctx: RoutingContext, executor: IntentExecutor, records: list[IntentFields]) -> JSONResponse:
     """Signer mode: the unsigned transaction of each planned intent; the dApp signs and broadcasts, then tells us the
     hash (POST /v1/intents/{id}/broadcast). Only the intents whose transaction was built are stored."""
     intents = ctx.intents
     assert intents is not None
 
-    async def build(rec: IntentRecord) -> dict[str, Any] | None:
+    async def build(rec: IntentFields) -> dict[str, Any] | None:
         if rec.status != IntentStatus.PLANNED:
             return None
         try:
@@ -295,7 +295,7 @@ async def _build_unsigned(ctx: RoutingContext, executor: IntentExecutor, records
     return _answer(kept[0].batch if kept else None, records, list(transactions))
 
 
-def _answer(batch: str | None, records: Sequence[IntentRecord],
+def _answer(batch: str | None, records: Sequence[IntentFields],
             transactions: list[dict[str, Any] | None] | None = None) -> JSONResponse:
     """``IntentBatchAnswer``: ids only for the intents that were stored (planned or unsigned)."""
     stored = (IntentStatus.PLANNED, IntentStatus.QUEUED, IntentStatus.UNSIGNED)

@@ -39,7 +39,7 @@ TOKEN = "USDC"
 AMOUNT = "0.000001"  # one unit (6 decimals): the operators' balances last for millions of intents
 UNITS = 1
 INTENTS_DEVNET_DIR = Path(".devnet-intents")
-FINAL = {"included", "failed"}
+FINAL = {"included", "failed", "expired"}
 
 
 async def _submit(http: httpx.AsyncClient, api: str, recipients: list[str], batch: int, submitters: int,
@@ -89,18 +89,19 @@ async def _submit(http: httpx.AsyncClient, api: str, recipients: list[str], batc
 
 async def _follow(http: httpx.AsyncClient, api: str, batches: list[str], deadline_s: float,
                   on_final: Any) -> list[dict[str, Any]]:
-    """Every intent of ``batches`` once final (or as it is at the deadline)."""
-    done: dict[str, list[dict[str, Any]]] = {}
+    """Every intent of ``batches`` once final (or as it is at the deadline). One batch at a time, oldest first (they
+    settle about in order): one read every 0.5 s, so following does not load the daemon it measures."""
+    out: list[dict[str, Any]] = []
     deadline = time.monotonic() + deadline_s
-    while len(done) < len(batches) and time.monotonic() < deadline:
-        for b in [b for b in batches if b not in done]:
-            doc = (await http.get(f"{api}/v1/batches/{b}")).json()
-            if all(i["status"] in FINAL for i in doc["intents"]):
-                done[b] = doc["intents"]
-                on_final(len(doc["intents"]))
-        await asyncio.sleep(0.2)
-    rest = [(await http.get(f"{api}/v1/batches/{b}")).json()["intents"] for b in batches if b not in done]
-    return [i for intents in [*done.values(), *rest] for i in intents]
+    for b in batches:
+        while True:
+            intents = (await http.get(f"{api}/v1/batches/{b}")).json()["intents"]
+            if all(i["status"] in FINAL for i in intents) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        on_final(len(intents))
+        out.extend(intents)
+    return out
 
 
 async def _chain_balances(devnet: Devnet, intents: list[dict[str, Any]]) -> dict[str, int]:
