@@ -62,17 +62,15 @@ def default_chains(base_port: int = 8545) -> list[EvmDevnetChain]:
 def route_bench_chains(base_port: int) -> list[EvmDevnetChain]:
     """Four chains whose capacity, not the client, limits same-chain transfers (``relayer bench route``).
 
-    Block gas limits are lowered after deployment so that at the EIP-1559 target (half full) the chains take
-    about 16, 16, 16 and 10 token transfers per second (~52k gas each): three alike and one slower, with
-    different block times, so that a capacity-blind round-robin is held back by the slow one. The sum (~58/s)
-    is well below what one daemon sends on a 2-core machine that also runs the four nodes (~85/s measured),
-    so the chains are the bottleneck.
+    Block gas limits are set once the contracts are deployed so that at the EIP-1559 target (half full) the chains
+    take about 160, 160, 160 and 150 token transfers per second (~52k gas each; ~630/s in all), with different block
+    times (1, 0.5, 0.25 and 2 s), so that a capacity-blind round-robin is held back by the slow-block one.
     """
     return [
-        EvmDevnetChain("l1", 1000, 31337, base_port, 1.0, 30_000_000, "finalized", 1_664_000),
-        EvmDevnetChain("rollup_a", 2000, 31338, base_port + 1, 0.5, 30_000_000, 2, 832_000),
-        EvmDevnetChain("rollup_b", 3000, 31339, base_port + 2, 0.25, 30_000_000, 4, 416_000),
-        EvmDevnetChain("rollup_c", 4000, 31340, base_port + 3, 2.0, 30_000_000, 2, 2_080_000),
+        EvmDevnetChain("l1", 1000, 31337, base_port, 1.0, 30_000_000, "finalized", 16_640_000),
+        EvmDevnetChain("rollup_a", 2000, 31338, base_port + 1, 0.5, 30_000_000, 2, 8_320_000),
+        EvmDevnetChain("rollup_b", 3000, 31339, base_port + 2, 0.25, 30_000_000, 4, 4_160_000),
+        EvmDevnetChain("rollup_c", 4000, 31340, base_port + 3, 2.0, 40_000_000, 2, 31_200_000),
     ]
 
 

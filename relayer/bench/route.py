@@ -9,7 +9,7 @@ throughputs? It runs, in one process and one devnet, the same N token transfers 
 - ``aggregate_tps``: the intents name no chain; the router splits them by live capacity.
 
 The devnet is the ``route`` layout (``adapters.evm.devnet.route_bench_chains``): four anvil chains whose
-block gas limits make them, not the client, the bottleneck (about 16, 16, 16 and 10 transfers per second at
+block gas limits make them, not the client, the bottleneck (about 160, 160, 160 and 150 transfers per second at
 the EIP-1559 target of half-full blocks). The token is USDC, issued natively on every chain, so any chain can
 run any transfer. The router admits per chain what fits under its target in the next window (minus what is
 sent and not yet mined); the client, like a dApp, re-submits what comes back ``unserved`` for capacity,
@@ -48,6 +48,7 @@ AMOUNT = "0.01"
 AMOUNT_UNITS = 10_000  # 0.01 USDC, 6 decimals
 SUBMIT_CHUNK = 250
 RETRYABLE = {"capacity", "liquidity"}
+QUEUE_WAIT_S = 900.0  # a full chain queues the rest (router/queue.py) for as long as a mode may take
 # the benches measure the chains and the router, not admission: the daemon they start lifts the per-client limits
 # (all their clients share one loopback address). A daemon already serving keeps its own config.
 BENCH_LIMITS = {"RELAYER__ROUTER__INTENTS_PER_S": "100000", "RELAYER__ROUTER__INTENTS_BURST": "100000",
@@ -70,7 +71,7 @@ class RoutePhase:
 
     def intent(self, i: int) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": "transfer", "token": TOKEN, "amount": AMOUNT, "recipient": self.recipients[i],
-                                "integrator": "bench"}
+                                "integrator": "bench", "max_wait_s": QUEUE_WAIT_S}
         if self.pin is not None:
             body["chains"] = [self.pin[i]]
         return body
