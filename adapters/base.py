@@ -424,6 +424,12 @@ class ChainStats:
     base_fee_trend: float  # next base fee / base fee at the start of the window
     pending_txs: int | None = None
     native_decimals: int = 18  # smallest native units per native token = 10 ** native_decimals
+    # what our transactions pay here beyond base_fee x gas (smallest native units; the router's fee model):
+    priority_fee: int = 0  # per gas, on top of the base fee (EVM: the tip we offer)
+    tx_fee: int = 0  # per transaction we send (Cosmos: a plain send's declared fee; Solana: one signature)
+    payout_gas: int | None = None  # gas (compute units) of a delivery paying out one transfer; None: router's estimate
+    payout_fee: int | None = None  # per such delivery, instead of tx_fee (Cosmos: its declared fee, payout_gas x gas
+    #                                price; Solana: its signatures, priority fee and the rent of the accounts it opens)
 
     @property
     def base_fee_native(self) -> float:

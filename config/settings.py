@@ -419,6 +419,11 @@ class RouterSettings(_Model):
     accounts through the routing API (issue 12)."""
 
     native_usd: float = Field(3000.0, gt=0, description="USD price of the chains' native token, for fees in USD")
+    native_usd_by_chain: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, description=(
+            "chain -> USD price of one whole native token of that chain, the token its fees are paid in (a Cosmos "
+            "chain: its fee_denom, e.g. 1 ATOM = 10**6 uatom; Solana: 1 SOL), for quotes and /v1/chains; a chain not "
+            "listed is priced at native_usd (an EVM chain's ether: list every chain whose native token is not it)"))
     transfer_gas: int = Field(50_000, gt=0, description="gas of one token transfer, the unit of an intent's work")
     operator_keys: list[SignerSettings] = Field(
         default_factory=list, description="accounts the router signs intents with (none: POST /v1/intents is refused)")
@@ -509,6 +514,9 @@ class Settings(_Model):
         for allowed in self.router.call_allowlist:
             if allowed not in self.chains:
                 raise ValueError(f"router.call_allowlist names {allowed!r}, which is not under [chains]")
+        for priced in self.router.native_usd_by_chain:
+            if priced not in self.chains:
+                raise ValueError(f"router.native_usd_by_chain names {priced!r}, which is not under [chains]")
         return self
 
     @property

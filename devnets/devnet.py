@@ -117,6 +117,7 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         "interval_s = 30.0",
         "",
         "[router]",
+        *_native_usd_toml(manifest),
         "# the routing API signs submitted intents with the two funded devnet user accounts; no api_keys: allowed",
         "# because api.url is loopback-only (the daemon warns that anyone on this host can spend these accounts)",
         "operator_keys = [  # devnet test keys",
@@ -155,6 +156,22 @@ RECEIVED_SELECTOR = "0x83a6deb5"  # TestRecipient.received(): a view; calling it
 DEVNET_INTENTS_PER_S = 100.0
 DEVNET_INTENTS_BURST = 1000
 DEVNET_VALUE_PER_DAY = {"TST": 10_000.0, "USDC": 100_000.0}
+
+
+# USD per whole native token of the devnet's non-EVM chains (their fee tokens), for fees in USD: assumed prices of
+# the tokens they stand for (the Cosmos fee denom ustake as ATOM, Solana's lamports as SOL); ether is router.native_usd
+DEVNET_NATIVE_USD = {"cosmos": 5.0, "solana": 150.0}
+
+
+def _native_usd_toml(manifest: dict[str, Any]) -> list[str]:
+    """``native_usd_by_chain`` for the chains whose native token is not ether (none on an EVM-only devnet)."""
+    prices = {name: DEVNET_NATIVE_USD[chain["family"]] for name, chain in manifest["chains"].items()
+              if chain["family"] in DEVNET_NATIVE_USD}
+    if not prices:
+        return []
+    return ["# USD per native token (fees in USD: quotes, /v1/chains); ether at native_usd (3000); assumed prices of",
+            "# the tokens these stand for: the Cosmos fee denom as ATOM, Solana's lamports as SOL",
+            f"native_usd_by_chain = {_toml_value(prices)}"]
 
 
 def _router_limits_toml(manifest: dict[str, Any]) -> list[str]:

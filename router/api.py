@@ -65,7 +65,7 @@ from router.intents import (
     intent_view,
     is_settled,
 )
-from router.planner import RELAY_OVERHEAD_S, Reason, plan
+from router.planner import Reason, plan, route_costs
 from router.room import RoomStore
 from router.schemas import (  # noqa: F401 - the models are imported from here too
     INTENT_BATCH_BODY,
@@ -84,11 +84,18 @@ QUOTE_TTL_S = 30.0
 
 def profile_from_stats(name: str, domain: int, family: str, stats: ChainStats, *, finality_blocks: float,
                        transfer_gas: float, native_usd: float) -> ChainProfile:
-    """A chain's profile from what its adapter reports (``ChainStats``, already in chain-neutral units)."""
+    """A chain's profile from what its adapter reports (``ChainStats``, already in chain-neutral units), its native
+    token's USD price and ``transfer_gas``, the gas of a token transfer where the adapter does not know its payout's
+    gas (EVM). A chain whose adapter knows it (Cosmos, Solana) measures its work in payouts: ``transfer_gas`` is then
+    the payout's gas, so one intent there is one payout."""
     block_time = max(stats.block_time_s, 0.05)
+    scale = 10.0 ** -stats.native_decimals
+    payout_gas = float(stats.payout_gas) if stats.payout_gas is not None else 0.0
     return ChainProfile(name=name, domain=Domain(domain), family=ChainFamily(family), block_time_s=block_time,
-                        gas_limit=float(stats.gas_limit), transfer_gas=transfer_gas,
-                        finality_s=finality_blocks * block_time, base_fee=stats.base_fee_native, native_usd=native_usd)
+                        gas_limit=float(stats.gas_limit), transfer_gas=payout_gas or transfer_gas,
+                        finality_s=finality_blocks * block_time, base_fee=stats.base_fee_native, native_usd=native_usd,
+                        priority_fee=stats.priority_fee * scale, tx_fee=stats.tx_fee * scale, payout_gas=payout_gas,
+                        payout_fee=None if stats.payout_fee is None else stats.payout_fee * scale)
 
 
 class Limiter(Protocol):
@@ -305,10 +312,17 @@ def _capacity_routes(api: APIRouter, ctx: RoutingContext) -> None:
         return _quote(ctx.current(), req, ctx.clock())
 
 
+def _usd(value: float) -> float:
+    """A USD figure as the API shows it: 6 significant digits (the planner computes fees in float32)."""
+    return float(f"{value:.6g}")
+
+
 def _chains_view(m: CapacityModel, now: float) -> dict[str, Any]:
+    """Per chain: health, capacity, and what one transfer and one payout (the destination leg of a cross-chain
+    transfer) cost there, in USD at the chain's own native token price (``router.native_usd_by_chain``)."""
     healthy = m.healthy(now)
     spare = m.spare_gas_per_s(now)
-    fee = m.fee_per_gas_usd() * m.transfer_gas + m.tx_fee_usd()
+    transfer_fee, payout_fee = m.transfer_fee_usd(), m.payout_fee_usd()
     return {"chains": [
         {"name": c.name, "domain": int(c.domain), "healthy": bool(healthy[i]),
          "block_time_s": round(float(m.block_time_s[i]), 3), "gas_limit": int(m.gas_limit[i]),
@@ -317,33 +331,36 @@ def _chains_view(m: CapacityModel, now: float) -> dict[str, Any]:
          "spare_gas_per_s": round(float(spare[i])),
          "spare_transfers_per_s": round(float(spare[i] / m.transfer_gas[i]), 1),
          "base_fee_per_gas": float(m.base_fee[i]), "base_fee_trend": round(float(m.base_fee_trend[i]), 4),
-         "transfer_fee_usd": float(fee[i]), "error_rate": round(float(m.error_rate[i]), 3)}
+         "native_usd": float(m.native_usd[i]),
+         "transfer_fee_usd": _usd(transfer_fee[i]), "payout_fee_usd": _usd(payout_fee[i]),
+         "error_rate": round(float(m.error_rate[i]), 3)}
         for i, c in enumerate(m.chains)]}
 
 
 def _quote(m: CapacityModel, req: QuoteRequest, now: float) -> dict[str, Any]:
+    """The planner's route and every healthy allowed chain as an option, cheapest first; the route's figures are
+    its option's (both read from one ``route_costs``)."""
     parsed = parse_request(req, m, "")
-    assignment = plan(planner_intents([parsed], m), m, window_s=1.0, now_s=now)
+    intents = planner_intents([parsed], m)
+    assignment = plan(intents, m, window_s=1.0, now_s=now)
+    costs = route_costs(intents.kind, intents.work, intents.origin.astype(np.intp), m)
     names = list(m.index)
-    origin, allowed = parsed.origin, parsed.allowed
-    work = req.work if req.kind == "call" else 1.0
-    fee = (m.fee_per_gas_usd() * m.transfer_gas * work + m.tx_fee_usd())
-    latency = m.inclusion_latency_s()
-    if origin >= 0:
-        latency = latency + latency[origin] + m.finality_s[origin] + RELAY_OVERHEAD_S
-        fee = fee + fee[origin]
-    healthy = m.healthy(now)
-    candidates = sorted(np.flatnonzero(allowed & healthy), key=lambda i: float(fee[i]))
-    options = [{"chain": names[i], "origin": names[origin] if origin >= 0 else names[i],
-                "fee_usd": float(fee[i]), "latency_s": round(float(latency[i]), 3)} for i in candidates]
+    origin = parsed.origin
+    fee = costs.fee_usd[0]
+
+    def option(i: int) -> dict[str, Any]:
+        return {"chain": names[i], "origin": names[origin] if origin >= 0 else names[i],
+                "fee_usd": _usd(fee[i]), "origin_fee_usd": _usd(costs.origin_fee_usd[0]),
+                "destination_fee_usd": _usd(costs.dest_fee_usd[0, i]),
+                "latency_s": round(float(costs.latency_s[0, i]), 3)}
+
+    candidates = sorted(np.flatnonzero(parsed.allowed & m.healthy(now)), key=lambda i: float(fee[i]))
     chosen = int(assignment.chain[0])
     return {
         "kind": req.kind, "amount": str(parsed.amount), "token": req.token,
-        "route": None if chosen < 0 else {"chain": names[chosen], "origin": names[int(assignment.origin[0])],
-                                          "fee_usd": float(assignment.fee_usd[0]),
-                                          "latency_s": round(float(assignment.latency_s[0]), 3)},
+        "route": None if chosen < 0 else option(chosen),
         "unserved_reason": None if chosen >= 0 else Reason(int(assignment.reason[0])).name.lower(),
-        "options": options,
+        "options": [option(int(i)) for i in candidates],
         "expires_at": time.time() + QUOTE_TTL_S,
     }
 

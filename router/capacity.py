@@ -7,9 +7,21 @@ what we already submitted and is not yet included. A chain that stops answering,
 errors, is *drained*: its capacity is zero until it recovers, so the planner moves load away instead of
 retrying into it.
 
-Fees are in USD so chains with different native tokens compare: ``(base_fee + priority_fee) x gas x
-native_usd + tx_fee x native_usd`` (``tx_fee`` covers per-transaction charges such as Solana's signature fee
-or an OP Stack rollup's L1 data fee).
+Fees are in USD so chains with different native tokens compare, each at its own native token's price
+(``native_usd``, per chain). Two figures per chain, from its own fee unit:
+
+* a *transfer* (a same-chain token transfer, or the origin leg of a cross-chain one):
+  ``((base_fee + priority_fee) x transfer_gas + tx_fee) x native_usd``;
+* a *payout* (the destination leg of a cross-chain transfer, delivered by the relayer):
+  ``((base_fee + priority_fee) x payout_gas + payout_fee) x native_usd``.
+
+``tx_fee`` covers per-transaction charges (an OP Stack rollup's L1 data fee, a Solana signature); ``payout_fee``
+the fixed cost of a delivery (default: ``tx_fee``). Per family, as the adapters report them (``ChainStats``):
+EVM: the live base fee plus the tip we offer, per gas; ``payout_gas`` is ``XCHAIN_DEST_WORK`` transfers.
+Cosmos: no base fee; a transaction declares gas x gas price in the fee denom, charged whole, so ``tx_fee`` and
+``payout_fee`` are those declared fees and ``payout_gas`` the delivery's gas. Solana: no fee per compute unit;
+``payout_fee`` is the signatures, the priority fee and the rent of the accounts a delivery opens (replay guards,
+the recipient's token account), in lamports; ``payout_gas`` the compute units it takes (capacity only).
 """
 
 from __future__ import annotations
@@ -21,6 +33,11 @@ import numpy as np
 
 from adapters.message import Domain
 from config.settings import ChainFamily
+
+# Gas of delivering one cross-chain token transfer on an EVM destination, in token transfers (~55k gas) of that
+# chain: a message's share of Mailbox.processBatch (33k gas measured, README "Benchmarks") plus the mint/unlock
+# (~50k: assumed). Chains whose adapters know their payout's gas (Cosmos, Solana) say it (``payout_gas``).
+XCHAIN_DEST_WORK = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +58,8 @@ class ChainProfile:
     min_base_fee: float = 0.0
     priority_fee: float = 0.0           # native token per gas, paid on top of the base fee
     tx_fee: float = 0.0                 # native token per transaction
+    payout_gas: float = 0.0             # gas of a delivery paying out one transfer (0: XCHAIN_DEST_WORK transfers)
+    payout_fee: float | None = None     # native token per such delivery instead of tx_fee (None: tx_fee)
     background_utilisation: float = 0.0  # fraction of gas_limit used by everyone else
     scale_out: bool = False             # a projected chain, not one that exists today
     source: str = ""
@@ -96,6 +115,10 @@ class CapacityModel:
         self.min_base_fee = col("min_base_fee")
         self.priority_fee = col("priority_fee")
         self.tx_fee = col("tx_fee")
+        self.payout_gas = np.array([c.payout_gas or XCHAIN_DEST_WORK * c.transfer_gas for c in self.chains],
+                                   dtype=np.float64)
+        self.payout_fee = np.array([c.tx_fee if c.payout_fee is None else c.payout_fee for c in self.chains],
+                                   dtype=np.float64)
         # live state
         self.base_fee = col("base_fee")
         self.base_fee_trend = np.zeros(len(chains))        # EMA of the relative change per block
@@ -174,6 +197,22 @@ class CapacityModel:
 
     def tx_fee_usd(self) -> np.ndarray:
         return self.tx_fee * self.native_usd
+
+    def payout_tx_fee_usd(self) -> np.ndarray:
+        """The fixed part of a payout's fee (a delivery's signatures, rent, declared fee), in USD."""
+        return self.payout_fee * self.native_usd
+
+    def payout_work(self) -> np.ndarray:
+        """Gas of a payout in token transfers of its chain (EVM: ``XCHAIN_DEST_WORK``)."""
+        return self.payout_gas / self.transfer_gas
+
+    def transfer_fee_usd(self) -> np.ndarray:
+        """Expected USD fee of one token transfer (or cross-chain origin leg) on each chain."""
+        return self.fee_per_gas_usd() * self.transfer_gas + self.tx_fee_usd()
+
+    def payout_fee_usd(self) -> np.ndarray:
+        """Expected USD fee of delivering one cross-chain transfer on each chain (its destination leg)."""
+        return self.fee_per_gas_usd() * self.payout_gas + self.payout_tx_fee_usd()
 
     def inclusion_latency_s(self) -> np.ndarray:
         """Expected seconds from submission to inclusion: half a block to the next, plus our backlog's blocks."""

@@ -35,12 +35,10 @@ import numpy as np
 
 from router.capacity import CapacityModel
 
-# Gas of the two legs of a cross-chain token transfer, in token transfers (~55k gas) on the chain that runs
-# it: TokenBridge.transferRemote (burn/lock + Mailbox.dispatch + tree insert, ~110k: assumed) on the origin;
-# on the destination a message's share of Mailbox.processBatch (33k gas measured, README "Benchmarks") plus
-# the mint/unlock (~50k: assumed).
+# Gas of the origin leg of a cross-chain token transfer, in token transfers (~55k gas) on the chain that runs
+# it: TokenBridge.transferRemote (burn/lock + Mailbox.dispatch + tree insert, ~110k: assumed). The destination
+# leg is the destination chain's payout (``CapacityModel.payout_gas``; EVM: ``capacity.XCHAIN_DEST_WORK`` transfers).
 XCHAIN_ORIGIN_WORK = 2.0
-XCHAIN_DEST_WORK = 1.5
 RELAY_OVERHEAD_S = 4.0            # validators attest + relayer gathers a quorum and submits, after finality
 LATENCY_WEIGHT_USD_PER_S = 1e-4   # what a second of waiting is worth to the user
 NEAR_EQUAL = 0.1                  # chains within 10% of an intent's cheapest are interchangeable for it
@@ -110,6 +108,69 @@ class Assignment:
         return self.chain >= 0
 
 
+@dataclass(frozen=True, slots=True)
+class RouteCosts:
+    """What running each intent on each chain would cost and take: the planner plans with it and ``/v1/quote``
+    lists its options from it (one computation, so a quote's route and its options agree). Fees and latencies are
+    float32 (the planner's cost matrix), gas float64."""
+
+    dest_fee_usd: np.ndarray    # (n, C) the leg on each chain (a cross-chain intent: the destination's payout)
+    origin_fee_usd: np.ndarray  # (n,) a cross-chain intent's origin leg, else 0
+    latency_s: np.ndarray       # (n, C) submission to inclusion there (a cross-chain intent: origin finality + relay)
+    origin_gas: np.ndarray      # (n,) gas of the origin leg (XCHAIN only, else 0)
+    work: np.ndarray            # (n,) float64, the intents' work (token transfers; a cross-chain one: payouts)
+    xchain: np.ndarray          # (n,) bool
+    transfer_gas: np.ndarray    # (C,) gas of one unit of work on each chain: a token transfer ...
+    payout_gas: np.ndarray      # (C,) ... or, for a cross-chain intent, a payout
+
+    @property
+    def fee_usd(self) -> np.ndarray:
+        """(n, C) the whole route: the leg on the chain plus the origin leg."""
+        return self.dest_fee_usd + self.origin_fee_usd[:, None]
+
+    def gas(self, rows: np.ndarray, chains: np.ndarray) -> np.ndarray:
+        """Gas of intents ``rows`` on ``chains`` (same shape): their work in that chain's transfers or payouts."""
+        unit = np.where(self.xchain[rows], self.payout_gas[chains], self.transfer_gas[chains])
+        return np.asarray(self.work[rows] * unit)
+
+    def gas_matrix(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), C) gas of intents ``rows`` on every chain."""
+        w = self.work[rows, None]
+        out = np.asarray(w * self.transfer_gas[None, :])
+        x = np.flatnonzero(self.xchain[rows])
+        if x.size:
+            out[x] = w[x] * self.payout_gas[None, :]
+        return out
+
+
+def route_costs(kind: np.ndarray, work: np.ndarray, origin: np.ndarray, model: CapacityModel, *,
+                relay_overhead_s: float = RELAY_OVERHEAD_S) -> RouteCosts:
+    """Fee and latency of each intent (``kind``, ``work``, ``origin`` as in ``Intents``) on each chain of ``model``.
+
+    A same-chain intent pays ``work`` transfers there (``transfer_fee``, ``CapacityModel``); a cross-chain one pays
+    ``XCHAIN_ORIGIN_WORK x work`` transfers on its origin plus ``work`` payouts on the destination (each chain's own
+    payout: its gas at its fee per gas plus its fixed payout fee), and waits for the origin's inclusion and finality
+    and the relay before the destination's inclusion."""
+    xchain = kind == Kind.XCHAIN
+    w = work.astype(np.float32, copy=False)
+    o = np.where(xchain, origin, 0).astype(np.intp)
+    fee_gas = model.fee_per_gas_usd()
+    unit_fee = (fee_gas * model.transfer_gas).astype(np.float32)        # USD per transfer's gas
+    tx_fee = model.tx_fee_usd().astype(np.float32)
+    incl = model.inclusion_latency_s().astype(np.float32)
+    dest_fee = w[:, None] * unit_fee[None, :] + tx_fee[None, :]
+    x = np.flatnonzero(xchain)
+    if x.size:  # cross-chain rows pay each destination's payout instead
+        payout_gas_fee = (fee_gas * model.payout_gas).astype(np.float32)
+        dest_fee[x] = w[x, None] * payout_gas_fee[None, :] + model.payout_tx_fee_usd().astype(np.float32)[None, :]
+    origin_fee = np.where(xchain, XCHAIN_ORIGIN_WORK * w * unit_fee[o] + tx_fee[o], 0).astype(np.float32)
+    origin_lat = np.where(xchain, incl[o] + model.finality_s[o] + relay_overhead_s, 0).astype(np.float32)
+    return RouteCosts(dest_fee_usd=dest_fee, origin_fee_usd=origin_fee, latency_s=incl[None, :] + origin_lat[:, None],
+                      origin_gas=np.where(xchain, XCHAIN_ORIGIN_WORK * w * model.transfer_gas[o], 0.0),
+                      work=w.astype(np.float64), xchain=xchain, transfer_gas=model.transfer_gas,
+                      payout_gas=model.payout_gas)
+
+
 def _fill(chain: np.ndarray, gas: np.ndarray, capacity: np.ndarray, rank: np.ndarray) -> np.ndarray:
     """Which assigned rows fit: per chain, rows in ``rank`` order while their running gas <= capacity."""
     keep = np.zeros(chain.shape[0], dtype=bool)
@@ -153,23 +214,15 @@ def plan(intents: Intents, model: CapacityModel, *, window_s: float, seed: int =
     rng = np.random.default_rng(seed)
     rank = rng.permutation(n)
     capacity = model.window_capacity_gas(window_s, now_s)
-    fee_gas = model.fee_per_gas_usd()
-    unit_fee = (fee_gas * model.transfer_gas).astype(np.float32)        # USD per unit of work
-    tx_fee = model.tx_fee_usd().astype(np.float32)
-    incl = model.inclusion_latency_s().astype(np.float32)
     tg = model.transfer_gas
 
     xchain = intents.kind == Kind.XCHAIN
-    work = intents.work.astype(np.float32)
     origin = intents.origin.astype(np.intp)
     o = np.where(xchain, origin, 0)
-    dest_work = np.where(xchain, XCHAIN_DEST_WORK * work, work).astype(np.float32)
-    origin_fee = np.where(xchain, XCHAIN_ORIGIN_WORK * work * unit_fee[o] + tx_fee[o], 0).astype(np.float32)
-    origin_lat = np.where(xchain, incl[o] + model.finality_s[o] + relay_overhead_s, 0).astype(np.float32)
-    origin_gas = np.where(xchain, XCHAIN_ORIGIN_WORK * work * tg[o], 0.0)
-
-    fee = dest_work[:, None] * unit_fee[None, :] + tx_fee[None, :] + origin_fee[:, None]
-    lat = incl[None, :] + origin_lat[:, None]
+    costs = route_costs(intents.kind, intents.work, origin, model, relay_overhead_s=relay_overhead_s)
+    origin_gas = costs.origin_gas
+    fee = costs.fee_usd
+    lat = costs.latency_s
     candidate = intents.allowed & intents.liquidity
     candidate[np.flatnonzero(xchain), o[xchain]] = False
     fee_ok = candidate & (fee <= intents.max_fee_usd[:, None])
@@ -196,14 +249,13 @@ def plan(intents: Intents, model: CapacityModel, *, window_s: float, seed: int =
     live = np.flatnonzero(reason == Reason.OK)
     chain = np.full(n, -1, dtype=np.int16)
     if live.size:
-        lw = dest_work[live].astype(np.float64)
         cost = fee[live] + np.float32(latency_weight) * lat[live]
         cost[~feasible[live]] = np.inf
         cost[:, cap_left <= 0] = np.inf
         assigned = np.full(live.size, -1, dtype=np.int16)
         pick = _pick(cost, cap_left / tg, _spread(rng, live.size), near_equal)
         for _ in range(fill_rounds):
-            g = np.where(pick >= 0, lw * tg[np.maximum(pick, 0)], 0.0)
+            g = np.where(pick >= 0, costs.gas(live, np.maximum(pick, 0)), 0.0)
             keep = _fill(pick, g, cap_left, rank[live])
             assigned[keep] = pick[keep]
             np.subtract.at(cap_left, pick[keep], g[keep])
@@ -212,7 +264,7 @@ def plan(intents: Intents, model: CapacityModel, *, window_s: float, seed: int =
             if spilled.size == 0:
                 break
             sub = cost[spilled]
-            sub[lw[spilled, None] * tg[None, :] > cap_left[None, :]] = np.inf
+            sub[costs.gas_matrix(live[spilled]) > cap_left[None, :]] = np.inf
             pick = np.full(live.size, -1, dtype=np.int16)
             pick[spilled] = _pick(sub, cap_left / tg, _spread(rng, spilled.size), near_equal)
         chain[live] = assigned
@@ -221,7 +273,7 @@ def plan(intents: Intents, model: CapacityModel, *, window_s: float, seed: int =
     served = chain >= 0
     c = np.maximum(chain, 0)
     rows = np.arange(n)
-    gas = np.where(served, dest_work.astype(np.float64) * tg[c], 0.0)
+    gas = np.where(served, costs.gas(rows, c), 0.0)
     out_origin_gas = np.where(served & xchain, origin_gas, 0.0)
     planned = np.bincount(c[served], weights=gas[served], minlength=nc)
     planned += np.bincount(o[served & xchain], weights=out_origin_gas[served & xchain], minlength=nc)

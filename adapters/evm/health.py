@@ -17,6 +17,7 @@ from adapters.evm.chain import (
     evm_boundary,
     hex_int,
 )
+from adapters.evm.fees import gwei_to_wei
 
 
 class EvmHealth(EvmChain):
@@ -58,6 +59,7 @@ class EvmHealth(EvmChain):
             gas_used_ratio=sum(ratios) / len(ratios) if ratios else 0.0, base_fee=fees[-1] if fees else 0,
             base_fee_trend=(fees[-1] / fees[0]) if fees and fees[0] else 1.0,
             pending_txs=hex_int(pending) if pending is not None else None, native_decimals=18,  # wei per ether
+            priority_fee=gwei_to_wei(self._config.gas.priority_fee_gwei),  # the tip every transaction we send pays
         )
 
     @evm_boundary

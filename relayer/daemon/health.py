@@ -176,7 +176,7 @@ class HealthMonitor:
                 lag = (st.health.latest_height or 0) - (st.health.finalized_height or 0)
                 profiles.append(profile_from_stats(st.name, st.domain, self.settings.chains[st.name].family, st.stats,
                                                    finality_blocks=max(1, lag), transfer_gas=r.transfer_gas,
-                                                   native_usd=r.native_usd))
+                                                   native_usd=self._native_usd(st.name)))
             self.capacity = CapacityModel(profiles, now_s=now)
         model = self.capacity
         for st in self.chain_status.values():
@@ -187,12 +187,25 @@ class HealthMonitor:
                 executor = self.intents.executor if self.intents is not None else None
                 if executor is not None:
                     window = max(st.stats.blocks, 1) * st.stats.block_time_s
-                    own_gas = (executor.included_work_per_s(st.name, window) * self.settings.router.transfer_gas
+                    own_gas = (executor.included_work_per_s(st.name, window) * float(model.transfer_gas[i])
                                * st.stats.block_time_s)
                 model.observe_blocks(i, gas_used=st.stats.gas_used_ratio * st.stats.gas_limit, own_gas=own_gas,
                                      base_fee=st.stats.base_fee_native, gas_limit=st.stats.gas_limit, now_s=now)
             else:
                 model.observe_error(i)
+
+    def _native_usd(self, name: str) -> float:
+        """The USD price of ``name``'s native token: ``router.native_usd_by_chain``, else ``router.native_usd``
+        (warned about for a chain whose native token is not ether: its fees in USD are then a guess)."""
+        r = self.settings.router
+        price = r.native_usd_by_chain.get(name)
+        if price is not None:
+            return price
+        family = self.settings.chains[name].family
+        if family != "evm":
+            log.warning("native_usd_not_configured", chain=name, family=family, native_usd=r.native_usd,
+                        detail=f"fees on {name} are priced at router.native_usd; set router.native_usd_by_chain.{name}")
+        return r.native_usd
 
     def chains_ready(self) -> dict[str, str]:
         """Per chain: ``ok``, or why it is not (its health detail, or not checked yet)."""
