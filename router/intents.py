@@ -293,8 +293,9 @@ class IntentStore:
         released = []
         with self.engine.begin() as conn:
             for r in records:
-                done = conn.execute(sa_update(table).where(
-                    (table.c.id == r.id) & (table.c.status == IntentStatus.QUEUED)).values(
+                done = conn.execute(sa_update(table).where(  # never one past its deadline: that one expires
+                    (table.c.id == r.id) & (table.c.status == IntentStatus.QUEUED)
+                    & (table.c.deadline_at.is_(None) | (table.c.deadline_at >= now))).values(
                     status=IntentStatus.PLANNED, chain=r.chain, origin=r.origin, operator=r.operator,
                     fee_usd=r.fee_usd, latency_s=r.latency_s, reason=None, updated_at=now)).rowcount
                 if done == 1:
