@@ -76,7 +76,7 @@ from router.schemas import (  # noqa: F401 - the models are imported from here t
     IntentRequest,
     QuoteRequest,
 )
-from router.submit import submit_batch
+from router.submit import room_now, submit_batch
 from router.validation import check_integrator_code, parse_request, planner_intents
 
 QUOTE_TTL_S = 30.0
@@ -309,7 +309,31 @@ def _capacity_routes(api: APIRouter, ctx: RoutingContext) -> None:
 
     @api.post("/quote", dependencies=[Depends(ctx.require_key)], responses=error_responses(*BODY_ERRORS, 401, 503))
     async def quote(req: QuoteRequest) -> dict[str, Any]:
-        return _quote(ctx.current(), req, ctx.clock())
+        m = ctx.current()
+        answer = _quote(m, req, ctx.clock())
+        answer["wait_s"] = await _wait_estimate(ctx, m, req)
+        return answer
+
+
+async def _wait_estimate(ctx: RoutingContext, m: CapacityModel, req: QuoteRequest) -> float | None:
+    """Seconds until an intent like ``req``, submitted now, would find room (0: at once), from the shared room of
+    the chains it allows (``router.room``), the work already queued ahead of it and the rate the room refills at;
+    None when those chains have no spare rate (it would wait for as long as that lasts) or nothing executes intents."""
+    intents = ctx.intents
+    if intents is None or intents.executor is None:
+        return None
+    parsed = parse_request(req, m, "")
+    room = await room_now(ctx, m)
+    healthy = m.healthy(ctx.clock())
+    allowed = [n for i, n in enumerate(m.index) if parsed.allowed[i] and healthy[i]]
+    if req.kind == "xchain" and req.from_chain:
+        allowed = [req.from_chain]
+    rate = sum(room.rates[n] for n in allowed)
+    if rate <= 0:
+        return None
+    work = 2.0 if req.kind == "xchain" else (req.work if req.kind == "call" else 1.0)
+    ahead = await intents.store.aio.queued_work()
+    return round(max(0.0, (ahead + work - sum(room.work[n] for n in allowed)) / rate), 3)
 
 
 def _usd(value: float) -> float:

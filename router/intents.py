@@ -270,6 +270,14 @@ class IntentStore:
                  .order_by(col(IntentRecord.created_at), col(IntentRecord.id)).limit(limit))
             return list(s.exec(q).all())
 
+    def queued_work(self) -> float:
+        """The work (in token transfers) of every queued intent: what a new one would wait behind."""
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        work = case((table.c.kind == "xchain", 2.0), else_=func.coalesce(table.c.work, 1.0))
+        with self.engine.connect() as conn:
+            return float(conn.execute(select(func.coalesce(func.sum(work), 0.0))
+                                      .where(table.c.status == IntentStatus.QUEUED)).scalar_one())
+
     def queued_count(self) -> int:
         with Session(self.engine) as s:
             q = select(func.count()).select_from(IntentRecord).where(col(IntentRecord.status) == IntentStatus.QUEUED)
@@ -403,6 +411,7 @@ class AsyncIntentStore:
     active_work = _off_loop(IntentStore.active_work)
     queued = _off_loop(IntentStore.queued)
     queued_count = _off_loop(IntentStore.queued_count)
+    queued_work = _off_loop(IntentStore.queued_work)
     expire_queued = _off_loop(IntentStore.expire_queued)
     release = _off_loop(IntentStore.release)
     tx_known = _off_loop(IntentStore.tx_known)

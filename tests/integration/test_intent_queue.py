@@ -93,3 +93,19 @@ def test_max_wait_0_answers_capacity_and_stores_nothing(daemon, devnet):
     unserved = [r for r, s in zip(recipients, doc["statuses"], strict=True) if s == "unserved"]
     assert unserved and {doc["reasons"][i] for i, s in enumerate(doc["statuses"]) if s == "unserved"} == {"capacity"}
     assert all(i is None for i, s in zip(doc["ids"], doc["statuses"], strict=True) if s == "unserved")
+
+
+def test_quote_says_how_long_a_new_intent_would_wait(daemon, devnet):
+    def wait_s() -> float:
+        answer = httpx.post(f"{daemon.api_url}/v1/quote", timeout=30,
+                            json={"amount": AMOUNT, "token": TOKEN, "chains": [CHAIN]})
+        assert answer.status_code == 200, answer.text
+        return float(answer.json()["wait_s"])
+
+    wait_for(lambda: wait_s() == 0.0, 60, "an idle chain: no wait")
+    doc = _submit(daemon.api_url, ["0x" + os.urandom(20).hex() for _ in range(1000)])
+    assert "queued" in doc["statuses"]
+    queued = doc["statuses"].count("queued")
+    assert wait_s() > 0.5 * queued / 400  # the queue ahead drains at l1's spare rate (~300 transfers/s)
+    wait_for(lambda: _batch(daemon.api_url, doc["batch"])["settled"], 120, "the queue drained", interval=0.5)
+    wait_for(lambda: wait_s() == 0.0, 30, "no wait once the queue drained")
