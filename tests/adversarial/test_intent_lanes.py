@@ -1,0 +1,38 @@
+"""The operator lanes and the queue under attack (issue 14). Who may make the operator accounts sign: only the lane
+that holds the (chain, account) lease signs, and only intents ``POST /v1/intents`` admitted (API key where
+configured, the call allow-list, the per-client quotas). Queueing changes none of that: an intent is refused
+before it is stored or queued, never later. A signed lane transaction is public once sent; replaying it pays
+nothing more. Checked from the chains, with the attacker in its own process."""
+
+from __future__ import annotations
+
+import secrets
+
+from adapters.evm.devnet import address_of
+from tests.adversarial.test_router import _chain_state, _intent_rows, _legit_transfer
+
+
+def test_queueing_admits_nothing_the_api_would_refuse(attacker, bridge_daemon, bridge_devnet) -> None:
+    me = attacker.addresses["l1"]
+    before, rows = _chain_state(bridge_devnet, me), _intent_rows(bridge_daemon)
+    answers = attacker.run("lanes.queue_abuse", signer=address_of(attacker.keys["evm"]))["answers"]
+    forbidden = answers["a forbidden call asking to wait a day"]
+    assert forbidden["status"] == 403 and forbidden["limit"] == "router.call_allowlist", forbidden
+    for what in ("a wait longer than a day", "a negative wait"):
+        assert answers[what]["status"] in (400, 422) and answers[what]["field"] == "intents[0].max_wait_s", answers
+    signer = answers["signer mode asking to queue"]
+    assert signer["status"] == 400 and signer["field"] == "intents[0].max_wait_s", signer
+    assert _intent_rows(bridge_daemon) == rows  # nothing stored, nothing queued
+    assert _chain_state(bridge_devnet, me) == before  # and nothing signed
+
+
+def test_a_replayed_lane_transaction_pays_nothing_more(attacker, bridge_daemon, bridge_devnet) -> None:
+    me = attacker.addresses["l1"]
+    done = _legit_transfer(bridge_daemon.api_url, "0.5", "legit-" + secrets.token_hex(3))
+    assert done["nonce"] is not None and done["executor"]  # signed by a lane, write-ahead
+    before = _chain_state(bridge_devnet, me)
+    seen = attacker.run("lanes.replay_lane_tx", tx_hash=done["tx_hash"], chain=done["chain"])
+    assert seen["raw_found"]
+    for chain, answer in seen["answers"].items():  # its own chain: nonce used; the others: wrong chain id
+        assert answer["error"] is not None and answer["result"] is None, (chain, answer)
+    assert _chain_state(bridge_devnet, me) == before
