@@ -63,6 +63,7 @@ from router.intents import (
     IntentStore,
     integrator_report,
     intent_view,
+    intent_work,
     is_settled,
 )
 from router.planner import Reason, plan, route_costs
@@ -77,7 +78,7 @@ from router.schemas import (  # noqa: F401 - the models are imported from here t
     QuoteRequest,
 )
 from router.submit import room_now, submit_batch
-from router.validation import check_integrator_code, parse_request, planner_intents
+from router.validation import ParsedIntent, check_integrator_code, parse_request, planner_intents
 
 QUOTE_TTL_S = 30.0
 
@@ -310,19 +311,20 @@ def _capacity_routes(api: APIRouter, ctx: RoutingContext) -> None:
     @api.post("/quote", dependencies=[Depends(ctx.require_key)], responses=error_responses(*BODY_ERRORS, 401, 503))
     async def quote(req: QuoteRequest) -> dict[str, Any]:
         m = ctx.current()
-        answer = _quote(m, req, ctx.clock())
-        answer["wait_s"] = await _wait_estimate(ctx, m, req)
+        parsed = parse_request(req, m, "")
+        answer = _quote(m, req, parsed, ctx.clock())
+        answer["wait_s"] = await _wait_estimate(ctx, m, req, parsed)
         return answer
 
 
-async def _wait_estimate(ctx: RoutingContext, m: CapacityModel, req: QuoteRequest) -> float | None:
+async def _wait_estimate(ctx: RoutingContext, m: CapacityModel, req: QuoteRequest,
+                         parsed: ParsedIntent) -> float | None:
     """Seconds until an intent like ``req``, submitted now, would find room (0: at once), from the shared room of
     the chains it allows (``router.room``), the work already queued ahead of it and the rate the room refills at;
     None when those chains have no spare rate (it would wait for as long as that lasts) or nothing executes intents."""
     intents = ctx.intents
     if intents is None or intents.executor is None:
         return None
-    parsed = parse_request(req, m, "")
     room = await room_now(ctx, m)
     healthy = m.healthy(ctx.clock())
     allowed = [n for i, n in enumerate(m.index) if parsed.allowed[i] and healthy[i]]
@@ -331,7 +333,7 @@ async def _wait_estimate(ctx: RoutingContext, m: CapacityModel, req: QuoteReques
     rate = sum(room.rates[n] for n in allowed)
     if rate <= 0:
         return None
-    work = 2.0 if req.kind == "xchain" else (req.work if req.kind == "call" else 1.0)
+    work = intent_work(req.kind, req.work if req.kind == "call" else 1.0)
     ahead = await intents.store.aio.queued_work()
     return round(max(0.0, (ahead + work - sum(room.work[n] for n in allowed)) / rate), 3)
 
@@ -361,10 +363,9 @@ def _chains_view(m: CapacityModel, now: float) -> dict[str, Any]:
         for i, c in enumerate(m.chains)]}
 
 
-def _quote(m: CapacityModel, req: QuoteRequest, now: float) -> dict[str, Any]:
+def _quote(m: CapacityModel, req: QuoteRequest, parsed: ParsedIntent, now: float) -> dict[str, Any]:
     """The planner's route and every healthy allowed chain as an option, cheapest first; the route's figures are
     its option's (both read from one ``route_costs``)."""
-    parsed = parse_request(req, m, "")
     intents = planner_intents([parsed], m)
     assignment = plan(intents, m, window_s=1.0, now_s=now)
     costs = route_costs(intents.kind, intents.work, intents.origin.astype(np.intp), m)

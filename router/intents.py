@@ -41,6 +41,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from adapters.base import AdapterError, ChainAdapter, MessageSender, TxHash, TxNotFound, TxReceipt, TxReverted
 from adapters.capabilities import ContractCalls, UnsignedTransactions
 from adapters.message import Domain
+from router.planner import XCHAIN_ORIGIN_WORK
 
 log = structlog.get_logger("router.intents")
 
@@ -170,6 +171,17 @@ def is_settled(rec: IntentFields) -> bool:
     return rec.status in FINAL_STATUSES or (rec.status == IntentStatus.INCLUDED and rec.kind != "xchain")
 
 
+def intent_work(kind: str, work: float | None) -> float:
+    """An intent's work on the chain that sends it, in token transfers: ``XCHAIN_ORIGIN_WORK`` for a bridge
+    transfer's origin leg, a call its own, a transfer one."""
+    return XCHAIN_ORIGIN_WORK if kind == "xchain" else float(work or 1.0)
+
+
+def _work_sql(table: Any) -> Any:
+    """``intent_work`` as a column expression (sums over the intents table)."""
+    return case((table.c.kind == "xchain", XCHAIN_ORIGIN_WORK), else_=func.coalesce(table.c.work, 1.0))
+
+
 def new_intent_id() -> str:
     return "int_" + os.urandom(16).hex()  # 128 random bits, as uuid4 (which costs 4x more per id)
 
@@ -273,9 +285,8 @@ class IntentStore:
     def queued_work(self) -> float:
         """The work (in token transfers) of every queued intent: what a new one would wait behind."""
         table = IntentRecord.__table__  # type: ignore[attr-defined]
-        work = case((table.c.kind == "xchain", 2.0), else_=func.coalesce(table.c.work, 1.0))
         with self.engine.connect() as conn:
-            return float(conn.execute(select(func.coalesce(func.sum(work), 0.0))
+            return float(conn.execute(select(func.coalesce(func.sum(_work_sql(table)), 0.0))
                                       .where(table.c.status == IntentStatus.QUEUED)).scalar_one())
 
     def queued_count(self) -> int:
@@ -315,8 +326,7 @@ class IntentStore:
         daemon took them: planned, signed or submitted (a cross-chain transfer's origin leg counts 2)."""
         table = IntentRecord.__table__  # type: ignore[attr-defined]
         sender = func.coalesce(table.c.origin, table.c.chain)
-        work = case((table.c.kind == "xchain", 2.0), else_=func.coalesce(table.c.work, 1.0))
-        q = (select(sender, func.sum(work)).where(table.c.status.in_(
+        q = (select(sender, func.sum(_work_sql(table))).where(table.c.status.in_(
             [IntentStatus.PLANNED, IntentStatus.SIGNED, IntentStatus.SUBMITTED])).group_by(sender))
         with self.engine.connect() as conn:
             return {str(c): float(w or 0.0) for c, w in conn.execute(q)}
@@ -646,8 +656,7 @@ class IntentExecutor:
 
     @staticmethod
     def work_of(rec: IntentFields) -> float:
-        # on the chain that sends it: planner.XCHAIN_ORIGIN_WORK for a bridge transfer's origin leg; a call its own
-        return 2.0 if rec.kind == "xchain" else float(rec.work or 1.0)
+        return intent_work(rec.kind, rec.work)
 
     async def _one(self, rec: IntentFields, key: str) -> None:
         work = self.work_of(rec)

@@ -32,14 +32,13 @@ from typing import Any, NamedTuple
 import structlog
 from sqlalchemy import BigInteger, Column, and_, bindparam, false, or_
 from sqlalchemy import update as sa_update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, select
 
 from adapters.base import AdapterError, TxReceipt
 from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, WriteAheadSender
 from router.intents import IntentRecord, IntentStatus, OffLoop
+from router.sql import dialect_insert
 
 log = structlog.get_logger("router.lanes")
 
@@ -113,9 +112,8 @@ class LaneStore:
         if not rows:
             return
         table = model.__table__  # type: ignore[attr-defined]
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         with self.engine.begin() as conn:
-            conn.execute(insert(table).values(rows).on_conflict_do_nothing())
+            conn.execute(dialect_insert(self.engine, table).values(rows).on_conflict_do_nothing())
 
     def join(self, owner: str, lanes: Sequence[LaneKey]) -> None:
         """Make sure every lane has a row, and this daemon a member row."""
@@ -124,8 +122,7 @@ class LaneStore:
 
     def beat(self, owner: str) -> None:
         table = LaneMember.__table__  # type: ignore[attr-defined]
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(table).values(owner=owner, seen_at=self._clock())
+        stmt = dialect_insert(self.engine, table).values(owner=owner, seen_at=self._clock())
         with self.engine.begin() as conn:
             conn.execute(stmt.on_conflict_do_update(index_elements=["owner"], set_={"seen_at": stmt.excluded.seen_at}))
 
@@ -318,9 +315,6 @@ class LaneExecutor:
         for lane in self._lanes.values():
             lane.wake.set()
 
-    def held(self) -> list[LaneKey]:
-        return list(self._lanes)
-
     async def run(self, stop: asyncio.Event) -> None:
         """Hold this daemon's fair share of the lanes (renewed every quarter lease) and run each in its own task, so
         that a slow chain or node holds up only its own lanes."""
@@ -500,13 +494,6 @@ class LaneExecutor:
         if not receipt.success:
             return {**fee, "status": IntentStatus.FAILED, "reason": "transaction reverted"}
         return {**fee, "status": IntentStatus.INCLUDED, "reason": None}
-
-    def in_flight(self) -> dict[str, float]:
-        """Per chain, the work this daemon has signed and not seen mined."""
-        out: dict[str, float] = {}
-        for key, lane in self._lanes.items():
-            out[key.chain] = out.get(key.chain, 0.0) + sum(s.work for s in lane.sent.values())
-        return out
 
 
 def _spec(rec: LaneRow) -> TxSpec:

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
+
+from router.sql import dialect_insert
 
 
 class ChainRoom(SQLModel, table=True):
@@ -47,8 +47,7 @@ class RoomStore:
 
     def _ensure_rows(self, conn: Connection, chains: Sequence[str]) -> None:
         table = ChainRoom.__table__  # type: ignore[attr-defined]
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(insert(table).values([{"chain": c} for c in chains]).on_conflict_do_nothing())
+        conn.execute(dialect_insert(self.engine, table).values([{"chain": c} for c in chains]).on_conflict_do_nothing())
 
     def _rows(self, conn: Connection, chains: Sequence[str], *, lock: bool) -> dict[str, tuple[float, float]]:
         table = ChainRoom.__table__  # type: ignore[attr-defined]

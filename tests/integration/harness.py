@@ -170,6 +170,16 @@ def write_daemon_config(devnet: Devnet, directory: Path, *, api_port: int, relay
     return path
 
 
+def start_routing_daemon(devnet: Devnet, directory: Path, instance: str, *, role: str = "all",
+                         env: dict[str, str] | None = None, timeout: float = 30) -> DaemonProcess:
+    """A daemon of its own on ``devnet`` (config and store in ``directory``), started and waited for until its
+    routing API answers ``/v1/chains`` (the chains' capacity sampled once)."""
+    daemon = DaemonProcess(write_daemon_config(devnet, directory, api_port=free_port_block(1)), directory / "d.log",
+                           role=role, instance=instance, env=env).start()
+    wait_for(lambda: httpx.get(f"{daemon.api_url}/v1/chains").status_code == 200, timeout, "capacity to be sampled")
+    return daemon
+
+
 class TcpProxy:
     """A loopback TCP proxy that can be cut and restored: an RPC endpoint that goes down and comes back."""
 

@@ -31,12 +31,10 @@ from adapters.base import TxHash
 from devnets.devnet import DEVNET_NATIVE_USD, Devnet
 from relayer.store import MessageState
 from tests.integration.harness import (
-    DaemonProcess,
     DevnetClient,
     free_port_block,
-    wait_for,
+    start_routing_daemon,
     wait_for_async,
-    write_daemon_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -57,10 +55,7 @@ def net(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(net, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fees-daemon")
-    daemon = DaemonProcess(write_daemon_config(net, tmp, api_port=free_port_block(1)), tmp / "d.log",
-                           instance="fees").start()
-    wait_for(lambda: httpx.get(f"{daemon.api_url}/v1/chains").status_code == 200, 60, "capacity to be sampled")
+    daemon = start_routing_daemon(net, tmp_path_factory.mktemp("fees-daemon"), "fees", timeout=60)
     yield daemon.api_url
     daemon.stop()
 

@@ -11,7 +11,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.integration.harness import DaemonProcess, DevnetClient, free_port_block, wait_for, write_daemon_config
+from tests.integration.harness import DevnetClient, start_routing_daemon, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -23,12 +23,9 @@ UNITS = 3
 
 @pytest.fixture(scope="module")
 def daemon(devnet, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("queue")
     env = {"RELAYER__ROUTER__INTENTS_PER_S": "100000", "RELAYER__ROUTER__INTENTS_BURST": "100000",
            "RELAYER__API__MAX_INTENTS_PER_S": "100000"}
-    d = DaemonProcess(write_daemon_config(devnet, tmp, api_port=free_port_block(1)), tmp / "d.log",
-                      instance="queue", env=env).start()
-    wait_for(lambda: httpx.get(f"{d.api_url}/v1/chains").status_code == 200, 30, "capacity to be sampled")
+    d = start_routing_daemon(devnet, tmp_path_factory.mktemp("queue"), "queue", env=env)
     yield d
     d.stop()
 

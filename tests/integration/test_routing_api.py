@@ -25,7 +25,7 @@ from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
     free_port_block,
-    wait_for,
+    start_routing_daemon,
     write_daemon_config,
 )
 
@@ -35,10 +35,7 @@ NATIVE_USD = 3000.0  # router.native_usd's default: the devnet config does not s
 
 @pytest.fixture(scope="module")
 def api_daemon(devnet, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("routing")
-    daemon = DaemonProcess(write_daemon_config(devnet, tmp, api_port=free_port_block(1)), tmp / "d.log",
-                           instance="routing").start()
-    wait_for(lambda: httpx.get(f"{daemon.api_url}/v1/chains").status_code == 200, 30, "capacity to be sampled")
+    daemon = start_routing_daemon(devnet, tmp_path_factory.mktemp("routing"), "routing")
     yield daemon
     daemon.stop()
 
@@ -403,12 +400,9 @@ def test_the_loopback_daemon_without_api_keys_says_so_at_start(api, api_daemon):
 @pytest.fixture(scope="module")
 def limited(devnet, tmp_path_factory):
     """A second daemon (validator role: it relays nothing) with small per-client limits."""
-    tmp = tmp_path_factory.mktemp("limited")
     env = {"RELAYER__ROUTER__INTENTS_PER_S": "0.5", "RELAYER__ROUTER__INTENTS_BURST": "4",
            "RELAYER__ROUTER__VALUE_PER_DAY": "{ TST = 3.0 }"}
-    daemon = DaemonProcess(write_daemon_config(devnet, tmp, api_port=free_port_block(1)), tmp / "d.log",
-                           role="validator", instance="limited", env=env).start()
-    wait_for(lambda: httpx.get(f"{daemon.api_url}/v1/chains").status_code == 200, 30, "capacity to be sampled")
+    daemon = start_routing_daemon(devnet, tmp_path_factory.mktemp("limited"), "limited", role="validator", env=env)
     yield daemon
     daemon.stop()
 

@@ -107,7 +107,8 @@ def test_each_chain_is_priced_at_its_own_native_token():
 def test_a_quotes_route_is_its_option_and_sums_its_legs(dest):
     m = model()
     origin = "solana" if dest == "l1" else "l1"
-    q = _quote(m, QuoteRequest(kind="xchain", amount="1", from_chain=origin, chains=[dest]), now=0.0)
+    req = QuoteRequest(kind="xchain", amount="1", from_chain=origin, chains=[dest])
+    q = _quote(m, req, parse_request(req, m, ""), now=0.0)
     route = q["route"]
     assert q["options"] == [route] and route["chain"] == dest and route["origin"] == origin
     d, o = m.index[dest], m.index[origin]
