@@ -89,7 +89,8 @@ async def _run_lying_phase(net: Any, attacker: Any, tmp_path: Path, *, with_beac
     ready, stop = tmp_path / "attacker-ready.json", tmp_path / "attacker-stop"
     kwargs: dict[str, Any] = {"port": free_port_block(1), "ready_file": str(ready), "stop_file": str(stop)}
     if with_beacon:
-        kwargs["beacon_port"] = free_port_block(1)
+        kwargs["beacon_port"] = 0  # the attacker binds any free port and says which: chosen here, its own beacon
+        # process could take it first
     attack = asyncio.create_task(asyncio.to_thread(attacker.run, "lying_rpc.forked_l1", **kwargs))
     daemon: DaemonProcess | None = None
     try:

@@ -3,10 +3,10 @@ bridges all its TST to rollup_a. The dispatch never happened on l1, yet on this 
 method (headers and their hashes, receipts and their root, eth_getLogs, the mailbox's count and root): a
 validator that trusts its one RPC node would sign it and the relayer would mint the TST on rollup_a.
 
-With ``beacon_port`` the attacker also serves a beacon endpoint for its fork: its own ``devnets.beacon`` process
-following the fork (a sync committee of its own: it does not hold the devnet committee's secret), behind a proxy
-that passes ``genesis`` and ``bootstrap`` through from the honest endpoint (so the trusted block root still
-bootstraps) and answers every update from its own chain.
+With ``beacon_port`` (0: any free port, named in the ready file) the attacker also serves a beacon endpoint for its
+fork: its own ``devnets.beacon`` process following the fork (a sync committee of its own: it does not hold the devnet
+committee's secret), behind a proxy that passes ``genesis`` and ``bootstrap`` through from the honest endpoint (so the
+trusted block root still bootstraps) and answers every update from its own chain.
 
 And it probes the honest beacon endpoint with malformed requests (every route is public and read-only; none may
 make it sign anything of the caller's choosing).
@@ -70,6 +70,7 @@ class _SplitBeacon:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = int(self._server.server_address[1])
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -129,7 +130,7 @@ async def forked_l1(ctx: AttackerContext, *, port: int, ready_file: str, stop_fi
                                               log_path=directory / "beacon.log")
             own = wait_until_ready(directory / "ports.json", ["l1"], process=beacon_proc)["l1"]
             split = _SplitBeacon(beacon_port, l1.beacon_url, own)
-            beacon_url = f"http://127.0.0.1:{beacon_port}"
+            beacon_url = f"http://127.0.0.1:{split.port}"
         probes = await _probe_honest_beacon(ctx.http, l1.beacon_url)
         result = {"fork_url": fork_url, "beacon_url": beacon_url, "fork_block": fork_block, "forged_height": height,
                   "forged_id": "0x" + bytes(message_id).hex(), "forged_nonce": forged.message.nonce,
