@@ -364,7 +364,6 @@ class RequestGuard:
         if cap is not None:
             await self._capped(send, scope, cap, self.limits.requests)
             return
-        send = self._releasing_when_answered(send, client)
         try:
             if scope.get("method") == "POST" and scope.get("path") == INTENTS_PATH:
                 door = self.limits.intents.refused_at_door()
@@ -384,28 +383,7 @@ class RequestGuard:
             else:
                 await self._checked(scope, receive, send)
         finally:
-            send.release()  # type: ignore[attr-defined]
-
-    def _releasing_when_answered(self, send: Send, client: str) -> Send:
-        """``send`` that gives back the request's in-flight slot once its answer's last byte is sent (or on
-        ``release()``, whichever comes first). A route run on the relay loop (``relayer.api.server.RelayLoopRoutes``)
-        returns there only after the loop gets round to it: counted until then, a busy relay loop had every client's
-        next request counted with its last one, and 200 clients passed a cap of 256."""
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.limits.requests.release(client)
-
-        async def answered(message: Message) -> None:
-            await send(message)
-            if message.get("type") == "http.response.body" and not message.get("more_body", False):
-                release()
-
-        answered.release = release  # type: ignore[attr-defined]
-        return answered
+            self.limits.requests.release(client)
 
     async def _capped(self, send: Send, scope: Scope, cap: Cap, admission: Admission) -> None:
         self.limits.refused(cap.key, path=scope.get("path"))

@@ -16,6 +16,10 @@ stream that starts from an older cursor (``since``, ``Last-Event-ID``) first get
 read of its own). Each ``messages`` event carries ``id: <cursor>/<seq>`` so a browser that reconnects resumes
 where it was. A stream ends after ``max_s``, when the daemon stops, or when it falls too far behind (its queue
 is bounded), with an ``end`` event. Before, every stream polled the store itself.
+
+Identical ``/v1/messages`` requests under way share one read of the store, rendered to JSON once
+(``relayer.explorer.shared_reads.SharedReads``): a request that arrives while the same page is being read waits for
+the next read, so its answer is never older than the request.
 """
 
 from __future__ import annotations
@@ -269,8 +273,8 @@ def _read_page(ex: _Explorer, state: str | None, domain: int | None, before: Pag
     latest = ex.queries.latest_change()
     rows = ex.queries.page(state=state, domain=domain, before=before, limit=limit)
     next_before = PageCursor(rows[-1].updated_at, rows[-1].id).encode() if len(rows) == limit else None
-    return JSONResponse({"messages": [ex.view(r) | {"updated_at": r.updated_at} for r in rows],
-                         "next_before": next_before, "latest_change": latest}).body
+    return bytes(JSONResponse({"messages": [ex.view(r) | {"updated_at": r.updated_at} for r in rows],
+                               "next_before": next_before, "latest_change": latest}).body)
 
 
 async def _message_detail(ex: _Explorer, message_id: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
 
@@ -62,7 +62,7 @@ class SharedReads(Generic[V]):
                 del self._running[key]
 
 
-def _retrieve(future: asyncio.Future[object]) -> None:
+def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a shared read's error as seen even when every sharer went away before it ended (no asyncio warning)."""
     if not future.cancelled():
         future.exception()
