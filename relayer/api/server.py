@@ -176,7 +176,6 @@ class RelayLoopRoutes:
             await send_answer(send, *cap_answer(cap, "requests for the relay loop"))
             return
         api_loop = asyncio.get_running_loop()
-        answered = asyncio.Event()
 
         async def on_api_loop(coro: Any) -> Any:
             return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, api_loop))
@@ -184,41 +183,15 @@ class RelayLoopRoutes:
         async def relay_receive() -> Any:
             return await on_api_loop(receive())
 
-        async def answer(message: Any) -> None:  # on the API loop
-            await send(message)
-            if message.get("type") == "http.response.body" and not message.get("more_body", False):
-                answered.set()
-
         async def relay_send(message: Any) -> None:
-            await on_api_loop(answer(message))
+            await on_api_loop(send(message))
 
         done = asyncio.run_coroutine_threadsafe(self.app(scope, relay_receive, relay_send), self.relay_loop)
-        await self._until_answered(asyncio.wrap_future(done), answered)
-
-    @staticmethod
-    async def _until_answered(finished: asyncio.Future[Any], answered: asyncio.Event) -> None:
-        """Until the route has sent its whole answer (or ended without one). Not until it has returned on the relay
-        loop: that takes one more turn of a loop that may be busy, and counted in flight (``RequestGuard``) until
-        then, each client's next request overlapped its last; 200 clients passed the 256 of
-        ``api.max_requests_in_flight`` and half the answers were 503."""
-        sent = asyncio.ensure_future(answered.wait())
         try:
-            await asyncio.wait([finished, sent], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wrap_future(done)
         except asyncio.CancelledError:
-            finished.cancel()  # cancels the route on the relay loop
+            done.cancel()
             raise
-        finally:
-            sent.cancel()
-        if finished.done():
-            finished.result()  # the route's error, as before
-        else:
-            finished.add_done_callback(_log_late_error)
-
-
-def _log_late_error(finished: asyncio.Future[Any]) -> None:
-    """An error a relay-loop route raised after it had sent its whole answer (nobody awaits it any more)."""
-    if not finished.cancelled() and finished.exception() is not None:
-        log.warning("api_route_failed_after_answer", error=repr(finished.exception()))
 
 
 
