@@ -16,6 +16,10 @@ stream that starts from an older cursor (``since``, ``Last-Event-ID``) first get
 read of its own). Each ``messages`` event carries ``id: <cursor>/<seq>`` so a browser that reconnects resumes
 where it was. A stream ends after ``max_s``, when the daemon stops, or when it falls too far behind (its queue
 is bounded), with an ``end`` event. Before, every stream polled the store itself.
+
+Identical ``/v1/messages`` requests under way share one read of the store, rendered to JSON once
+(``relayer.explorer.shared_reads.SharedReads``): a request that arrives while the same page is being read waits for
+the next read, so its answer is never older than the request.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from importlib import resources
 from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Query
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from relayer.explorer.queries import ExplorerQueries, PageCursor
 from relayer.explorer.samples import ChainSample, ChainSampleBuffer
+from relayer.explorer.shared_reads import SharedReads
 from relayer.store import MessageRecord, MessageState
 from router.api import SSE_RESPONSE, error_responses
 from router.events import Fanout, Subscription
@@ -171,6 +176,7 @@ class _Explorer:
     poll_s: float
     clock: Callable[[], float]
     stopping: Callable[[], bool] | None
+    pages: SharedReads[bytes]  # /v1/messages: identical page requests under way share one read (and its JSON)
 
     @functools.cached_property
     def by_name(self) -> dict[str, ExplorerChain]:
@@ -189,7 +195,7 @@ def create_explorer_api(queries: ExplorerQueries, samples: ChainSampleBuffer, ch
     server can close their connections instead of cancelling them."""
     api = APIRouter(tags=["explorer"])
     ex = _Explorer(queries, samples, chains, view, ExplorerFeed(queries, samples, view, poll_s=poll_s), poll_s, clock,
-                   stopping)
+                   stopping, SharedReads(run_in_threadpool))
     _page_routes(api, _load_assets())
     _message_routes(api, ex)
     _chart_routes(api, ex)
@@ -226,13 +232,13 @@ _STATES = list(MessageState.__members__)
 def _message_routes(api: APIRouter, ex: _Explorer) -> None:
     """The message list (paged by most recent change) and one message's detail and timeline."""
 
-    @api.get("/v1/messages", tags=["messages"], responses=error_responses(400))
+    @api.get("/v1/messages", tags=["messages"], responses=error_responses(400), response_model=dict[str, Any])
     async def list_messages(
         state: str | None = Query(None, description=f"pipeline state: {', '.join(_STATES)}"),
         chain: str | None = Query(None, description="a configured chain name: messages from or to it"),
         limit: int = Query(50, ge=1, le=1000),
         before: str | None = Query(None, description="paging: the next_before of the previous page"),
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Messages by most recent change, newest first. ``next_before`` pages on; ``latest_change`` is the
         cursor to start ``/v1/explorer/events`` from."""
         return await _message_page(ex, state, chain, limit, before)
@@ -244,7 +250,7 @@ def _message_routes(api: APIRouter, ex: _Explorer) -> None:
 
 
 async def _message_page(ex: _Explorer, state: str | None, chain: str | None, limit: int,
-                        before: str | None) -> dict[str, Any]:
+                        before: str | None) -> Response:
     if state is not None and state.upper() not in MessageState.__members__:
         raise _bad("state", f"state {state!r} is not one of {', '.join(_STATES)}")
     by_name = ex.by_name
@@ -256,13 +262,19 @@ async def _message_page(ex: _Explorer, state: str | None, chain: str | None, lim
             cursor = PageCursor.decode(before)
         except ValueError as exc:
             raise _bad("before", f"before {before!r}: {exc}") from None
-    latest = await run_in_threadpool(ex.queries.latest_change)
-    rows = await run_in_threadpool(lambda: ex.queries.page(
-        state=state.upper() if state else None, domain=by_name[chain].domain if chain else None,
-        before=cursor, limit=limit))
+    state_value, domain = state.upper() if state else None, by_name[chain].domain if chain else None
+    body = await ex.pages.read((state_value, domain, cursor, limit),
+                               lambda: _read_page(ex, state_value, domain, cursor, limit))
+    return Response(body, media_type="application/json")
+
+
+def _read_page(ex: _Explorer, state: str | None, domain: int | None, before: PageCursor | None, limit: int) -> bytes:
+    """One page and the latest change (on one thread, one after the other), as the route's JSON."""
+    latest = ex.queries.latest_change()
+    rows = ex.queries.page(state=state, domain=domain, before=before, limit=limit)
     next_before = PageCursor(rows[-1].updated_at, rows[-1].id).encode() if len(rows) == limit else None
-    return {"messages": [ex.view(r) | {"updated_at": r.updated_at} for r in rows], "next_before": next_before,
-            "latest_change": latest}
+    return bytes(JSONResponse({"messages": [ex.view(r) | {"updated_at": r.updated_at} for r in rows],
+                               "next_before": next_before, "latest_change": latest}).body)
 
 
 async def _message_detail(ex: _Explorer, message_id: str) -> dict[str, Any]:

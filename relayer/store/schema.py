@@ -55,7 +55,7 @@ _SCHEMA_LOCK = 0x72656C61  # pg_advisory_xact_lock key: instances starting toget
 
 
 def create_schema(conn: Connection) -> None:
-    """Create missing tables, and add columns a newer version declares to tables an older one created
+    """Create missing tables and indexes, and add columns a newer version declares to tables an older one created
     (nullable columns only: enough for the additive changes this store makes)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})"))
@@ -77,6 +77,8 @@ def create_schema(conn: Connection) -> None:
             for column in table.columns:
                 if column.name in narrow and isinstance(column.type, BigInteger):
                     conn.execute(text(f'ALTER TABLE {table.name} ALTER COLUMN "{column.name}" TYPE BIGINT'))
+        for index in table.indexes:  # indexes a newer version declares on a table an older one created
+            index.create(conn, checkfirst=True)
 
 
 class StoreTables:
