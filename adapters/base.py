@@ -496,6 +496,7 @@ class TxReceipt:
     input: bytes = b""
     value: int = 0           # native value sent along (EVM: wei)
     native_decimals: int = 18  # smallest native units per native token = 10 ** native_decimals
+    message_id: bytes | None = None  # the token-bridge message it dispatched, if any (read by the intent lanes)
 
     @property
     def fee_native(self) -> float:

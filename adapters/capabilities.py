@@ -112,14 +112,16 @@ class LightClientFollower(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class TxSpec:
-    """What an operator transaction does, before it has a nonce: ``transfer`` ``amount`` of ``symbol`` to ``to``, or
-    ``call`` the contract ``to`` with ``data``."""
+    """What an operator transaction does, before it has a nonce: ``transfer`` ``amount`` of ``symbol`` to ``to``,
+    ``call`` the contract ``to`` with ``data``, or ``xchain``: send ``amount`` of ``symbol`` through the token bridge
+    to ``to`` (0x-hex, as the intent names it) on the chain of domain ``destination``."""
 
     kind: str
     to: str
     amount: int = 0
     symbol: str = ""
     data: bytes = b""
+    destination: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,11 @@ class WriteAheadSender(Protocol):
     twice: ``prepare`` (gas and fees, for many at once; refuses a call that would revert), ``sign`` at a nonce
     the caller owns (CPU only), then, once the caller has stored the signed bytes, ``broadcast``. ``mined_nonces`` and
     ``receipts`` tell which nonces are taken and by which transactions."""
+
+    async def prerequisites(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx]:
+        """Transactions of ``sender`` that must be mined before ``specs`` can be prepared (EVM: the standing approval
+        of the token bridge that ``xchain`` transfers of a home token spend); none most of the time."""
+        ...
 
     async def prepare(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx | Exception]:
         """Each spec priced and bounded, or the typed error that refused it (in order); one fee read and one gas

@@ -124,8 +124,9 @@ class IntentRecord(IntentFields, table=True):
     # a transaction hash a dApp reports (signer mode) belongs to one intent only: the database refuses a second claim
     __table_args__ = (Index("ux_intents_signer_tx_hash", "tx_hash", unique=True, sqlite_where=_SIGNER_MODE,
                             postgresql_where=_SIGNER_MODE),
-                      # a lane reads its own intents by status many times a second (router/lanes.py)
-                      Index("ix_intents_lane", "chain", "operator", "status"),
+                      # a lane reads its own intents by status many times a second (router/lanes.py); a lane is
+                      # the chain an intent starts on (its origin: a cross-chain transfer's lane is its origin's)
+                      Index("ix_intents_lane_origin", "origin", "operator", "status"),
                       Index("ix_intents_status", "status"))
 
 
@@ -527,8 +528,8 @@ class IntentExecutor:
             self._included.setdefault(chain, collections.deque()).append((time.monotonic(), work))
 
     def _in_lane(self, rec: IntentFields) -> bool:
-        return (self.lanes is not None and rec.signer is None and rec.kind != "xchain"
-                and rec.chain in self.lanes.chains)
+        """Operator-signed, and starting on a chain with lanes (a cross-chain transfer: its origin's)."""
+        return self.lanes is not None and rec.signer is None and (rec.origin or rec.chain) in self.lanes.chains
 
     def included_work_per_s(self, chain: str, within_s: float) -> float:
         """Work of our transactions seen mined on ``chain`` per second over the last ``within_s`` seconds: the

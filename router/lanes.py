@@ -92,6 +92,7 @@ class LaneRow(NamedTuple):
     nonce: int | None
     raw_tx: str | None
     tx_hash: str | None
+    chain: str | None  # where it lands: the lane's own chain, or a cross-chain transfer's destination
 
 
 class LeaseLost(Exception):
@@ -166,8 +167,8 @@ class LaneStore:
         """The lane's intents in ``statuses``, in nonce then arrival order (plain rows: a lane reads thousands)."""
         table = IntentRecord.__table__  # type: ignore[attr-defined]
         q = (select(*(table.c[f] for f in LaneRow._fields))
-             .where(and_(table.c.chain == key.chain, table.c.operator == key.account, table.c.signer.is_(None),
-                         table.c.kind != "xchain", table.c.status.in_(list(statuses))))
+             .where(and_(table.c.origin == key.chain, table.c.operator == key.account, table.c.signer.is_(None),
+                         table.c.status.in_(list(statuses))))
              .order_by(table.c.nonce, table.c.created_at, table.c.id).limit(limit))
         with self.engine.connect() as conn:
             return [LaneRow(*r) for r in conn.execute(q)]
@@ -280,18 +281,21 @@ class LaneExecutor:
     """Runs every lane this daemon leases: sign (write-ahead), broadcast, follow inclusion, recover on adoption."""
 
     def __init__(self, store: LaneStore, senders: Mapping[str, WriteAheadSender], keys: Mapping[str, str],
-                 owner: str, run: OffLoop, *, native_usd: float = 3000.0, lease_s: float = 10.0,
+                 owner: str, run: OffLoop, *, domains: Mapping[str, int] | None = None,
+                 native_usd: float = 3000.0, lease_s: float = 10.0,
                  interval_s: float = 0.05, batch: int = 2000, dead_after_s: float = 5.0,
                  failpoint: Failpoint = _no_failpoint,
                  on_settled: Callable[[str, float, bool], None] = lambda chain, work, ok: None,
                  call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False) -> None:
-        """``keys``: operator address (as the intents store it) -> private key; ``on_settled(chain, work,
+        """``keys``: operator address (as the intents store it) -> private key; ``domains``: chain name -> domain, the
+        destinations of cross-chain transfers; ``on_settled(chain, work,
         included)`` is told of each of this daemon's intents leaving the chain's pending load;
         ``call_allowed(chain, contract, calldata)`` is checked again before a call intent is signed; a transaction
         is dead (its intent signed again) only when two checks at least ``dead_after_s`` apart found its nonce mined
         and no receipt for it (a node that briefly lacks a receipt must not cause a second payment)."""
         self.store = store
         self.senders = senders
+        self.domains = dict(domains or {})
         self._keys = dict(keys)
         self.owner = owner
         self._run = run
@@ -300,6 +304,7 @@ class LaneExecutor:
         self.interval_s = interval_s
         self.batch = batch
         self.dead_after_s = dead_after_s
+        self.prerequisite_timeout_s = 60.0
         self._failpoint = failpoint
         self._on_settled = on_settled
         self._call_allowed = call_allowed
@@ -398,12 +403,13 @@ class LaneExecutor:
     async def _sign(self, lane: _LaneState) -> None:
         key, sender = lane.lease.key, self.senders[lane.lease.key.chain]
         room = self.batch - len(lane.sent)
-        if room <= 0:
-            return
+        if room <= 0 or any(not s.broadcast for s in lane.sent.values()):
+            return  # full, or a transaction the node has not taken yet: later nonces would wait behind it
         planned = await self._run(self.store.in_lane, key, (IntentStatus.PLANNED,), room)
         if not planned:
             return
         await self._failpoint("intent_before_sign")
+        await self._prerequisites(lane, sender, [self._spec(r) for r in planned])
         prepared = await self._prepare(sender, key, planned)
         signed: list[tuple[str, PresignedTx]] = []
         failed: list[tuple[str, str]] = []
@@ -425,11 +431,44 @@ class LaneExecutor:
             self._on_settled(key.chain, work[intent_id], False)
         await self._failpoint("intent_after_sign")
 
+    async def _prerequisites(self, lane: _LaneState, sender: WriteAheadSender, specs: Sequence[TxSpec]) -> None:
+        """What must be mined before ``specs`` can be (the token bridge's standing approval): each signed at the
+        lane's next nonce, sent, and waited for, before the lane stores that nonce as used. A crash in between costs
+        nothing: on recovery the account's pending nonce covers a transaction the node holds, and one it never took
+        leaves the nonce free."""
+        for prep in await sender.prerequisites(lane.lease.key.account, specs):
+            tx = sender.sign(lane.key_hex, prep, lane.next_nonce)
+            ((outcome, detail),) = await sender.broadcast([tx.raw])
+            if outcome is Broadcast.REFUSED:
+                raise AdapterError(f"{prep.spec.kind} {prep.spec.symbol} refused: {detail}",
+                                   chain=lane.lease.key.chain, reason="prerequisite refused")
+            deadline = time.monotonic() + self.prerequisite_timeout_s
+            while (await sender.mined_nonces([lane.lease.key.account]))[0] <= tx.nonce:
+                if time.monotonic() > deadline:
+                    raise AdapterError(f"{prep.spec.kind} {prep.spec.symbol} ({tx.tx_hash}) not mined after "
+                                       f"{self.prerequisite_timeout_s:.0f} s", chain=lane.lease.key.chain,
+                                       reason="prerequisite not mined")
+                await asyncio.sleep(0.2)
+            (receipt,) = await sender.receipts([tx.tx_hash])
+            lane.next_nonce = tx.nonce + 1
+            await self._run(self.store.write_ahead, lane.lease, self.owner, [], lane.next_nonce)
+            log.info("lane_prerequisite_mined", chain=lane.lease.key.chain, account=lane.lease.key.account,
+                     kind=prep.spec.kind, symbol=prep.spec.symbol, tx=tx.tx_hash,
+                     success=receipt is not None and receipt.success)
+
+    def _spec(self, rec: LaneRow) -> TxSpec:
+        if rec.kind == "call":
+            return TxSpec("call", rec.recipient, data=bytes.fromhex((rec.calldata or "0x")[2:]))
+        if rec.kind == "xchain":
+            return TxSpec("xchain", rec.recipient, amount=int(rec.units), symbol=rec.token,
+                          destination=self.domains[rec.chain or ""])
+        return TxSpec("transfer", rec.recipient, amount=int(rec.units), symbol=rec.token)
+
     async def _prepare(self, sender: WriteAheadSender, key: LaneKey, rows: Sequence[LaneRow]
                        ) -> list[PreparedTx | Exception]:
         """Each row priced for signing, or why not: a call not in the allow-list is refused here (the API refused it
         already), then the rest are prepared by the chain in one go."""
-        specs = [_spec(r) for r in rows]
+        specs = [self._spec(r) for r in rows]
         refused = [s.kind == "call" and not self._call_allowed(key.chain, s.to, s.data) for s in specs]
         ready = iter(await sender.prepare(key.account, [s for s, no in zip(specs, refused, strict=True) if not no]))
         return [ValueError("the contract or function is not in router.call_allowlist") if no else next(ready)
@@ -493,11 +532,8 @@ class LaneExecutor:
                "fee_paid_usd": receipt.fee_native * self.native_usd, "included_at": now, "raw_tx": None}
         if not receipt.success:
             return {**fee, "status": IntentStatus.FAILED, "reason": "transaction reverted"}
+        if receipt.message_id is not None:  # a cross-chain transfer: the message the relayer delivers
+            fee["message_id"] = "0x" + receipt.message_id.hex()
         return {**fee, "status": IntentStatus.INCLUDED, "reason": None}
 
-
-def _spec(rec: LaneRow) -> TxSpec:
-    if rec.kind == "call":
-        return TxSpec("call", rec.recipient, data=bytes.fromhex((rec.calldata or "0x")[2:]))
-    return TxSpec("transfer", rec.recipient, amount=int(rec.units), symbol=rec.token)
 

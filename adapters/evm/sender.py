@@ -99,17 +99,10 @@ class EvmSender(EvmChain):
     async def _check_route(self, destination: int, symbol: str, amount: int) -> None:
         """The TokenBridge's own route check, asked before anything is sent (no approval for a transfer the
         bridge would refuse); the chain enforces it regardless. Reasons read as the contract's custom errors."""
-        token = to_checksum_address(self._token(symbol))
         scale, max_amount = await self.bridge_route(destination, symbol)
-        if scale == 0:
-            reason = f"NoRoute({destination},{token})"
-        elif amount % scale:
-            reason = f"AmountNotRepresentable({destination},{token},{amount},{scale})"
-        elif max_amount != ROUTE_UNBOUNDED and amount > max_amount:
-            reason = f"AmountAboveRouteMax({destination},{token},{amount},{max_amount})"
-        else:
-            return
-        raise TxReverted(f"transferRemote would revert: {reason}", chain=self._name, reason=reason)
+        reason = route_problem(destination, to_checksum_address(self._token(symbol)), amount, scale, max_amount)
+        if reason is not None:
+            raise TxReverted(f"transferRemote would revert: {reason}", chain=self._name, reason=reason)
 
     @evm_boundary
     async def bridge_route(self, destination: int, symbol: str) -> tuple[int, int]:
@@ -193,3 +186,15 @@ class EvmSender(EvmChain):
     @evm_boundary
     async def token_supply(self, symbol: str) -> int:
         return int.from_bytes(await self._call(self._token(symbol), abi.TOTAL_SUPPLY) or b"\0", "big")
+
+
+def route_problem(destination: int, token: str, amount: int, scale: int, max_amount: int) -> str | None:
+    """Why the TokenBridge would refuse ``transferRemote`` of ``amount`` on a route of (``scale``, ``max_amount``),
+    named as its custom error; None when it would take it."""
+    if scale == 0:
+        return f"NoRoute({destination},{token})"
+    if amount % scale:
+        return f"AmountNotRepresentable({destination},{token},{amount},{scale})"
+    if max_amount != ROUTE_UNBOUNDED and amount > max_amount:
+        return f"AmountAboveRouteMax({destination},{token},{amount},{max_amount})"
+    return None

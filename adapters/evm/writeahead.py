@@ -6,6 +6,13 @@ address, the dearest case: a new balance slot) and reused with the configured mu
 time (the node refuses one that would revert, before any nonce is spent). Fees: ``adapters.evm.fees.fees_for`` on
 the latest base fee, read once per list (a thousand concurrent reads of an empty cache would each go to the node),
 which keeps a transaction includable through five full blocks.
+
+``xchain`` specs are ``transferRemote`` calls on the token bridge: their route is read once per (destination, token)
+and checked for each (a transfer the bridge would refuse fails before any nonce is spent), and each is estimated (the
+node refuses one that would revert), with ``XCHAIN_GAS_HEADROOM`` for the Merkle insert of a later message index. A
+home token's transfers spend a standing approval of the bridge (the maximum, which the devnet's and OpenZeppelin's
+ERC-20 never decrement): ``prerequisites`` names that approval while it is missing, and the caller has it mined
+before it prepares the transfers (``router.lanes``).
 """
 
 from __future__ import annotations
@@ -16,13 +23,31 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from eth_utils import to_checksum_address
+
 from adapters.base import AdapterError, Height, TxReceipt
 from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec
 from adapters.evm import abi
 from adapters.evm.chain import BATCH_LIMIT, EvmChain, evm_boundary, hex_int
-from adapters.evm.errors import NonceTooLow, SigningError, TxAlreadyKnown, map_exception, map_rpc_error
+from adapters.evm.errors import (
+    NonceTooLow,
+    SigningError,
+    TxAlreadyKnown,
+    TxReverted,
+    map_exception,
+    map_rpc_error,
+)
 from adapters.evm.fees import Fees, fees_for
 from adapters.evm.rawtx import RawTxSigner
+from adapters.evm.sender import route_problem
+from adapters.message import address_to_bytes32
+
+STANDING_APPROVAL = 2**256 - 1  # what the bridge may spend of an operator's home token: never decremented
+_STANDING_AT_LEAST = 2**255  # an allowance this large is standing (a token that decrements it has spent < half)
+# A list's transferRemote calls are all estimated against one state, but each dispatch inserts into the Mailbox's
+# incremental Merkle tree at the next index: up to 32 more levels read and hashed, and a fresh branch slot written
+# (~20,000 gas), than the index it was estimated at. Gas a transaction does not use is not paid.
+XCHAIN_GAS_HEADROOM = 100_000
 
 
 def _mapped(chain: EvmChain, exc: BaseException, context: str) -> Exception:
@@ -55,6 +80,28 @@ class EvmWriteAhead(EvmChain):
                                                                  "data": "0x" + data.hex()}]))
         return math.ceil(estimate * self._config.gas.gas_limit_multiplier)
 
+    async def prerequisites(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx]:
+        """The standing approval of the token bridge, for each token of an ``xchain`` spec whose allowance is not
+        standing yet (a wrapped token is burned, not spent, and gets one too: harmless, and once)."""
+        symbols = sorted({s.symbol for s in specs if s.kind == "xchain"})
+        if not symbols:
+            return []
+        bridge = self._bridge()
+        allowances = await self._eth_calls([(self._token(sym), abi.encode_allowance(sender, bridge))
+                                            for sym in symbols])
+        missing = [sym for sym, raw in zip(symbols, allowances, strict=True)
+                   if int.from_bytes(raw[:32] or b"\0", "big") < _STANDING_AT_LEAST]
+        if not missing:
+            return []
+        fees = fees_for(await self._base_fee(), self._config.gas, chain=self._name)
+        out = []
+        for sym in missing:
+            token, data = self._token(sym), abi.encode_approve(bridge, STANDING_APPROVAL)
+            gas = await self._call_gas(sender, token, data)
+            out.append(PreparedTx(TxSpec("approve", bridge, symbol=sym), token, data, gas, fees.max_fee_per_gas,
+                                  fees.priority_fee_per_gas))
+        return out
+
     async def prepare(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx | Exception]:
         """One base-fee read and one gas estimate per token serve every transfer of ``specs``; each call is
         estimated (the node refuses one that would revert). A spec that fails gets its typed error, in place."""
@@ -71,8 +118,50 @@ class EvmWriteAhead(EvmChain):
         calls = [s for s in specs if s.kind == "call"]
         call_gas = await asyncio.gather(*(self._call_gas(sender, s.to.lower(), s.data) for s in calls),
                                         return_exceptions=True)
-        gas_of_call = {id(s): g for s, g in zip(calls, call_gas, strict=True)}
+        gas_of_call: dict[int, Any] = {id(s): g for s, g in zip(calls, call_gas, strict=True)}
+        gas_of_call.update(await self._xchain_gas(sender, [s for s in specs if s.kind == "xchain"]))
         return [self._prepared(spec, gas_of_token, gas_of_call, fees) for spec in specs]
+
+    async def _xchain_gas(self, sender: str, specs: Sequence[TxSpec]) -> dict[int, int | Exception]:
+        """Per ``xchain`` spec (by id): its gas limit, or why the bridge would refuse it (its route, read once per
+        destination and token, then the node's estimate)."""
+        if not specs:
+            return {}
+        pairs = sorted({(s.destination, s.symbol) for s in specs})
+        routes: dict[tuple[int, str], tuple[int, int] | Exception] = {}
+        for pair, route in zip(pairs, await asyncio.gather(*(self._route(*p) for p in pairs),
+                                                           return_exceptions=True), strict=True):
+            routes[pair] = route if isinstance(route, (tuple, Exception)) else Exception(str(route))
+        out: dict[int, int | Exception] = {}
+        to_estimate = []
+        for spec in specs:
+            route = routes[(spec.destination, spec.symbol)]
+            if isinstance(route, Exception):
+                out[id(spec)] = route
+                continue
+            problem = route_problem(spec.destination, self._checksum_token(spec.symbol), spec.amount, *route)
+            if problem is not None:
+                out[id(spec)] = TxReverted(f"transferRemote would revert: {problem}", chain=self._name,
+                                           reason=problem)
+            else:
+                to_estimate.append(spec)
+        gas = await asyncio.gather(*(self._call_gas(sender, self._bridge(), self._transfer_remote(s))
+                                     for s in to_estimate), return_exceptions=True)
+        out.update({id(s): g if isinstance(g, BaseException) else g + XCHAIN_GAS_HEADROOM  # type: ignore[misc]
+                    for s, g in zip(to_estimate, gas, strict=True)})
+        return out
+
+    async def _route(self, destination: int, symbol: str) -> tuple[int, int]:
+        (raw,) = await self._eth_calls([(self._bridge(), abi.encode_routes(destination, self._token(symbol)))])
+        scale, max_amount = abi.decode_words(raw, 2)
+        return scale, max_amount
+
+    def _checksum_token(self, symbol: str) -> str:
+        return to_checksum_address(self._token(symbol))
+
+    def _transfer_remote(self, spec: TxSpec) -> bytes:
+        return abi.encode_transfer_remote(self._checksum_token(spec.symbol), spec.destination,
+                                          address_to_bytes32(bytes.fromhex(spec.to.removeprefix("0x"))), spec.amount)
 
     def _prepared(self, spec: TxSpec, gas_of_token: dict[str, int | Exception], gas_of_call: dict[int, Any],
                   fees: Fees) -> PreparedTx | Exception:
@@ -81,6 +170,8 @@ class EvmWriteAhead(EvmChain):
                 gas_of_token[spec.symbol]
         elif spec.kind == "call":
             target, data, gas = spec.to.lower(), spec.data, gas_of_call[id(spec)]
+        elif spec.kind == "xchain":
+            target, data, gas = self._bridge(), self._transfer_remote(spec), gas_of_call[id(spec)]
         else:
             return ValueError(f"no operator transaction of kind {spec.kind!r}")
         if isinstance(gas, BaseException):
@@ -143,9 +234,18 @@ class EvmWriteAhead(EvmChain):
         return [None if r is None else self._lean_receipt(r) for r in answers]
 
     def _lean_receipt(self, r: dict[str, Any]) -> TxReceipt:
-        """From the receipt alone (no transaction body: operator transactions need no claim check)."""
+        """From the receipt alone (no transaction body: operator transactions need no claim check); with the id of
+        the message a ``transferRemote`` dispatched."""
         return TxReceipt(height=Height(hex_int(r["blockNumber"])), success=hex_int(r.get("status")) == 1,
                          fee_paid=hex_int(r.get("gasUsed")) * hex_int(r.get("effectiveGasPrice")),
                          sender=str(r.get("from") or "").lower(), to=str(r.get("to") or "").lower(),
-                         native_decimals=self.native_decimals)
+                         native_decimals=self.native_decimals, message_id=_sent_transfer_id(r))
+
+
+def _sent_transfer_id(receipt: dict[str, Any]) -> bytes | None:
+    for lg in receipt.get("logs") or []:
+        topics = lg.get("topics") or []
+        if len(topics) > 1 and topics[0] == abi.SENT_TRANSFER_REMOTE_TOPIC:
+            return bytes.fromhex(topics[1][2:])
+    return None
 

@@ -17,6 +17,7 @@ nonce), mines the pool in nonce order with ``mine()``, and records every raw bro
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from router.intents import IntentRecord, IntentStatus, IntentStore
 from router.lanes import LaneExecutor, LaneKey, LaneStore, Lease, LeaseLost, OperatorLane, _LaneState
 
 CHAIN = "l1"
+DESTINATION = "rollup_a"
 KEY = "0x" + "01" * 32
 ACCOUNT = "0x" + "0a" * 20
 LANE = LaneKey(CHAIN, ACCOUNT)
@@ -67,9 +69,18 @@ class FakeChain(WriteAheadSender):
         self.signed: list[PresignedTx] = []
         self.landed: list[bytes] = []
         self.height = 100
+        self.needs_approval = False
+
+    async def prerequisites(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx]:
+        """An approval until one has landed, when a spec is ``xchain`` and ``needs_approval`` is set."""
+        if not self.needs_approval or not any(s.kind == "xchain" for s in specs) or any(
+                json.loads(raw)["target"] == "approve" for raw in self.landed):
+            return []
+        return [PreparedTx(TxSpec("approve", "bridge", symbol="TST"), "approve", b"", gas=50_000, max_fee=10, tip=1)]
 
     async def prepare(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx | Exception]:
-        return [PreparedTx(spec, spec.to if spec.kind == "call" else f"token:{spec.symbol}", spec.data, gas=21_000,
+        targets = {"call": None, "xchain": "bridge"}
+        return [PreparedTx(spec, targets.get(spec.kind, f"token:{spec.symbol}") or spec.to, spec.data, gas=21_000,
                            max_fee=10, tip=1) for spec in specs]
 
     def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx:
@@ -101,7 +112,9 @@ class FakeChain(WriteAheadSender):
         self.height += 1
         for account in self.mined:
             while (raw := self.pool.pop((account, self.mined[account]), None)) is not None:
-                self.receipts_by_hash[_hash(raw)] = TxReceipt(Height(self.height), True, FEE, account)
+                xchain = json.loads(raw).get("target") == "bridge"
+                self.receipts_by_hash[_hash(raw)] = TxReceipt(Height(self.height), True, FEE, account,
+                                                              message_id=_hash(raw).encode()[:32] if xchain else None)
                 self.landed.append(raw)
                 self.mined[account] += 1
 
@@ -128,9 +141,10 @@ def _stores(tmp_path: Path, clock: Clock) -> tuple[IntentStore, LaneStore]:
     return IntentStore(engine, clock=clock), LaneStore(engine, clock=clock)
 
 
-def _intent(i: int, *, kind: str = "transfer", recipient: str = "", calldata: str | None = None) -> IntentRecord:
+def _intent(i: int, *, kind: str = "transfer", recipient: str = "", calldata: str | None = None,
+            chain: str = CHAIN) -> IntentRecord:
     return IntentRecord(id=f"int_{i}", batch="b", created_at=float(i), updated_at=float(i), kind=kind, token="TST",
-                        amount="1", units="1000", recipient=recipient or _recipient(i), chain=CHAIN, origin=CHAIN,
+                        amount="1", units="1000", recipient=recipient or _recipient(i), chain=chain, origin=CHAIN,
                         operator=ACCOUNT, calldata=calldata)
 
 
@@ -180,7 +194,7 @@ def _executor(lanes: LaneStore, chain: FakeChain, *, failpoint: Callable[[str], 
               call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: True,
               dead_after_s: float = 0.0) -> LaneExecutor:
     return LaneExecutor(lanes, {CHAIN: chain}, {ACCOUNT: KEY}, "A", _inline, lease_s=LEASE_S, failpoint=failpoint,
-                        call_allowed=call_allowed, dead_after_s=dead_after_s)
+                        call_allowed=call_allowed, dead_after_s=dead_after_s, domains={CHAIN: 1, DESTINATION: 2})
 
 
 def _get(intents: IntentStore, i: int) -> IntentRecord:
@@ -383,3 +397,38 @@ async def test_two_dead_checks_in_quick_succession_do_not_sign_again(tmp_path: P
         await executor._step(lane)
     assert (_get(intents, 1).status, _get(intents, 1).tx_hash) == ("submitted", first.tx_hash)
     assert len(chain.signed) == 1
+
+
+async def test_cross_chain_transfers_wait_for_the_bridge_approval_then_settle_with_their_message(tmp_path: Path
+                                                                                                  ) -> None:
+    """A cross-chain transfer runs in its origin's lane: the token bridge's approval is signed at the lane's next
+    nonce and mined first (stored as used only then), the transfers take the nonces after it, and each settles with the
+    id of the message it dispatched."""
+    intents, lanes = _stores(tmp_path, Clock())
+    chain = FakeChain(mined=3)
+    chain.needs_approval = True
+    intents.add_all([_intent(i, kind="xchain", chain=DESTINATION) for i in (1, 2)])
+    executor, lane = _executor(lanes, chain), _lane(lanes)
+
+    async def blocks() -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            chain.mine()
+
+    miner = asyncio.create_task(blocks())
+    try:
+        await executor._step(lane)
+    finally:
+        miner.cancel()
+    approve, *rest = [json.loads(raw) for raw in chain.broadcasts]
+    assert (approve["target"], approve["nonce"]) == ("approve", 3)
+    assert [(tx["target"], tx["nonce"]) for tx in rest] == [("bridge", 4), ("bridge", 5)]
+    assert _stored_next_nonce(lanes) == 6
+    chain.mine()
+    await executor._step(lane)
+    for i in (1, 2):
+        rec = _get(intents, i)
+        assert rec.status == "included" and rec.chain == DESTINATION and rec.origin == CHAIN
+        assert rec.tx_hash and rec.message_id == "0x" + rec.tx_hash.encode()[:32].hex()
+    await executor._step(lane)
+    assert len([raw for raw in chain.broadcasts if json.loads(raw)["target"] == "approve"]) == 1  # once
