@@ -9,7 +9,8 @@ from __future__ import annotations
 import secrets
 
 from adapters.evm.devnet import address_of
-from tests.adversarial.test_router import _chain_state, _intent_rows, _legit_transfer
+from router.client import RoutingClient
+from tests.adversarial.test_router import OPERATORS, _chain_state, _intent_rows, _legit_transfer
 
 
 def test_queueing_admits_nothing_the_api_would_refuse(attacker, bridge_daemon, bridge_devnet) -> None:
@@ -36,3 +37,26 @@ def test_a_replayed_lane_transaction_pays_nothing_more(attacker, bridge_daemon, 
     for chain, answer in seen["answers"].items():  # its own chain: nonce used; the others: wrong chain id
         assert answer["error"] is not None and answer["result"] is None, (chain, answer)
     assert _chain_state(bridge_devnet, me) == before
+
+
+def test_the_operators_standing_bridge_approval_pays_no_one_else(attacker, bridge_daemon, bridge_devnet) -> None:
+    """A cross-chain intent leaves its operator's standing approval of the token bridge on l1. The attacker tries to
+    spend it: ``transferFrom`` straight from the token, and ``transferRemote`` (which pulls from its caller only).
+    Neither moves any of the operators' tokens."""
+    with RoutingClient(bridge_daemon.api_url) as client:
+        ids = client.submit([{"kind": "xchain", "from_chain": "l1", "chains": ["rollup_a"], "amount": "0.5",
+                              "token": "TST", "recipient": "0x" + secrets.token_hex(20)}])
+        done = client.wait(ids[0], until={"included"}, timeout=120)
+    assert done["nonce"] is not None and done["message_id"]  # a lane signed it, write-ahead
+    me = attacker.addresses["l1"]
+    before = _chain_state(bridge_devnet, me)
+    seen = attacker.run("lanes.spend_standing_approvals", operators=OPERATORS)
+    allowances = {op.lower(): value for op, value in seen["allowances"].items()}
+    assert allowances[done["operator"].lower()] >= 2**255, allowances  # standing: there is something to try
+    for what, attempt in seen["attempts"].items():
+        if what.startswith("transferFrom"):
+            assert not attempt["sent"] and "InsufficientAllowance" in attempt["error"], (what, attempt)
+    after = _chain_state(bridge_devnet, me)
+    for key, value in before.items():
+        if any(op in key for op in OPERATORS) and ":nonce:" not in key:
+            assert after[key] == value, key  # the operators hold what they held

@@ -1,7 +1,7 @@
 """Attacks on the durable operator lanes and the queue (issue 14: router/lanes.py, router/queue.py,
 adapters/evm/writeahead.py): get a forbidden call signed later by queueing it, queue without limits or in signer
-mode, and replay an operator's signed lane transaction (read back from the public chain) on its own chain and on
-the others, hoping it pays a second time.
+mode, replay an operator's signed lane transaction (read back from the public chain) on its own chain and on the
+others, hoping it pays a second time, and spend the operators' standing approval of the token bridge.
 
 Every function only calls the daemon's public API and the chains' public RPC."""
 
@@ -44,3 +44,40 @@ async def replay_lane_tx(ctx: AttackerContext, tx_hash: str, chain: str) -> dict
         body = resp.json()
         answers[name] = {"error": (body.get("error") or {}).get("message"), "result": body.get("result")}
     return {"raw_found": raw is not None, "answers": answers}
+
+
+async def spend_standing_approvals(ctx: AttackerContext, operators: list[str]) -> dict[str, Any]:
+    """The operators' standing approval of the token bridge on l1 (the lanes set it for cross-chain transfers; it is
+    public): try to spend it, with ``transferFrom`` straight from the token, and through the bridge's
+    ``transferRemote`` (which pulls from its caller), from the attacker's own account. What each attempt got."""
+    from adapters.evm import abi
+    from adapters.message import address_to_bytes32
+
+    me, key = ctx.addresses["l1"], ctx.keys["evm"]
+    chain = ctx.chains["l1"]
+    token, bridge = chain["tokens"]["TST"]["address"], chain["contracts"]["token_bridge"]
+    destination = ctx.settings.chains["rollup_a"].domain
+    l1 = ctx.adapters()["l1"]
+    out: dict[str, Any] = {"allowances": {}, "attempts": {}}
+    for op in operators:
+        raw = await _rpc_call(ctx, chain["rpc_url"], token, "0x" + abi.encode_allowance(op, bridge).hex())
+        out["allowances"][op] = int(raw, 16)
+        pull = "0x" + abi.selector("transferFrom(address,address,uint256)").hex() + _word(op) + _word(me) + _word(1)
+        out["attempts"][f"transferFrom {op}"] = await _attempt(l1, key, token, bytes.fromhex(pull[2:]))
+    remote = abi.encode_transfer_remote(token, destination, address_to_bytes32(bytes.fromhex(me[2:])), 1)
+    out["attempts"]["transferRemote from the attacker"] = await _attempt(l1, key, bridge, remote)
+    return out
+
+
+async def _rpc_call(ctx: AttackerContext, url: str, to: str, data: str) -> str:
+    resp = await ctx.http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_call",
+                                          "params": [{"to": to, "data": data}, "latest"]})
+    return str(resp.json()["result"])
+
+
+async def _attempt(adapter: Any, key: str, to: str, data: bytes) -> dict[str, Any]:
+    try:
+        tx = await adapter.call_contract(key, to.lower(), data)
+    except Exception as exc:  # noqa: BLE001 - what the node said is the result
+        return {"sent": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"sent": True, "tx": str(tx)}
