@@ -174,6 +174,11 @@ class WriteAheadSender(Protocol):
 
     async def broadcast(self, raws: Sequence[bytes]) -> list[tuple[Broadcast, str]]: ...
 
+    async def replacements(self, key: str, raws: Sequence[bytes]) -> list[PresignedTx | None]:
+        """Per signed transaction of ``key``'s account: a copy at the same nonce re-priced for the chain's fees now
+        when they have outgrown it (it could not be included any more), else None."""
+        ...
+
     async def mined_nonces(self, accounts: Sequence[str]) -> list[int]:
         """Per account, how many of its transactions are mined (the next nonce a block would take)."""
         ...

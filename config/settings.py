@@ -459,6 +459,10 @@ class RouterSettings(_Model):
     lane_lease_s: float = Field(10.0, ge=1, le=600, description=(
         "an operator account is signed with by one daemon at a time, under a lease renewed every quarter of this; "
         "a daemon silent this long loses its accounts to the others (router/lanes.py)"))
+    lane_reprice_after_s: float = Field(30.0, ge=1, le=3600, description=(
+        "a lane transaction sent this long ago and not mined is sent again; one whose max fee the base fee has "
+        "outgrown is first re-signed at the same nonce with bumped fees (chains.*.gas.bump_percent), keeping the "
+        "earlier hash: whichever is mined settles the intent (router/lanes.py)"))
     max_open_unsigned: int = Field(10_000, ge=1, le=10_000_000, description=(
         "signer-mode intents unsigned or submitted at once, daemon-wide; beyond it POST /v1/intents with a signer "
         "answers 503 with Retry-After"))

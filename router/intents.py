@@ -22,6 +22,7 @@ import collections
 import contextlib
 import datetime as dt
 import functools
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -111,6 +112,7 @@ class IntentFields(SQLModel):
     # issue 14: durable lanes (router/lanes.py): the signed transaction stored before it is sent
     nonce: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     raw_tx: str | None = None        # hex of the signed transaction, kept until it is mined
+    replaced_tx_hashes: str | None = None  # JSON list: earlier signatures at the same nonce, re-priced since
     executor: str | None = None      # the daemon that signed it
     included_at: float | None = None  # wall clock when the daemon saw it mined
     # queued intents (router/queue.py): what to plan them from, and until when they may wait
@@ -137,8 +139,8 @@ def intent_view(rec: IntentFields) -> dict[str, Any]:
             "message_id": rec.message_id, "fee_estimate_usd": rec.fee_usd, "latency_estimate_s": rec.latency_s,
             "height": rec.height, "calldata": rec.calldata, "fee_paid": rec.fee_paid, "fee_paid_usd": rec.fee_paid_usd,
             "signer": rec.signer, "operator": rec.operator, "nonce": rec.nonce, "executor": rec.executor,
-            "included_at": rec.included_at,
-            "deadline_at": rec.deadline_at,
+            "included_at": rec.included_at, "deadline_at": rec.deadline_at,
+            "replaced_tx_hashes": json.loads(rec.replaced_tx_hashes) if rec.replaced_tx_hashes else [],
             "created_at": rec.created_at, "updated_at": rec.updated_at}
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -93,6 +94,7 @@ class LaneRow(NamedTuple):
     raw_tx: str | None
     tx_hash: str | None
     chain: str | None  # where it lands: the lane's own chain, or a cross-chain transfer's destination
+    replaced_tx_hashes: str | None  # JSON list of earlier signatures at the same nonce (re-priced since)
 
 
 class LeaseLost(Exception):
@@ -257,6 +259,11 @@ class _Sent:
     broadcast: bool = False
     dead_seen: int = 0  # checks that found its nonce mined and no receipt for it
     dead_since: float | None = None  # monotonic time of the first such check
+    replaced: list[str] = field(default_factory=list)  # earlier signatures at this nonce: any of them may be mined
+    sent_at: float = field(default_factory=time.monotonic)  # last broadcast (or re-pricing) of this nonce
+
+    def hashes(self) -> list[str]:
+        return [self.tx.tx_hash, *self.replaced]
 
 
 @dataclass(slots=True)
@@ -284,6 +291,7 @@ class LaneExecutor:
                  owner: str, run: OffLoop, *, domains: Mapping[str, int] | None = None,
                  native_usd: float = 3000.0, lease_s: float = 10.0,
                  interval_s: float = 0.05, batch: int = 2000, dead_after_s: float = 5.0,
+                 reprice_after_s: float = 30.0,
                  failpoint: Failpoint = _no_failpoint,
                  on_settled: Callable[[str, float, bool], None] = lambda chain, work, ok: None,
                  call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False) -> None:
@@ -305,6 +313,7 @@ class LaneExecutor:
         self.batch = batch
         self.dead_after_s = dead_after_s
         self.prerequisite_timeout_s = 60.0
+        self.reprice_after_s = reprice_after_s
         self._failpoint = failpoint
         self._on_settled = on_settled
         self._call_allowed = call_allowed
@@ -382,6 +391,7 @@ class LaneExecutor:
         await self._sign(lane)
         await self._broadcast(lane)
         await self._follow(lane)
+        await self._reprice(lane)
 
     # ------------------------------------------------------------ recovery
     async def _recover(self, lane: _LaneState) -> None:
@@ -389,7 +399,8 @@ class LaneExecutor:
         key, sender = lane.lease.key, self.senders[lane.lease.key.chain]
         rows = await self._run(self.store.in_lane, key, (IntentStatus.SIGNED, IntentStatus.SUBMITTED), 1_000_000)
         lane.sent = {int(r.nonce): _Sent(r.id, PresignedTx(bytes.fromhex(r.raw_tx or ""), r.tx_hash or "",
-                                                             int(r.nonce)), float(r.work or 1.0))
+                                                             int(r.nonce)), float(r.work or 1.0),
+                                         replaced=json.loads(r.replaced_tx_hashes or "[]"))
                      for r in rows if r.nonce is not None}
         pending = await sender.pending_nonce(key.account)
         known = max(lane.sent, default=-1) + 1
@@ -505,13 +516,19 @@ class LaneExecutor:
                 s.broadcast = n < mined
         if not done:
             return
-        receipts = await sender.receipts([s.tx.tx_hash for s in done])
+        hashes = [h for s in done for h in s.hashes()]
+        by_hash = dict(zip(hashes, await sender.receipts(hashes), strict=True))
         await self._failpoint("intent_before_settle")
         changes: list[tuple[str, str, dict[str, Any]]] = []
         now = time.time()
-        for sent, receipt in zip(done, receipts, strict=True):
+        for sent in done:
+            landed = next((h for h in sent.hashes() if by_hash[h] is not None), None)
+            receipt = by_hash[landed] if landed is not None else None
             if receipt is not None:
-                changes.append((sent.intent_id, sent.tx.tx_hash, self._mined(receipt, now)))
+                values = self._mined(receipt, now)
+                if landed != sent.tx.tx_hash:  # an earlier signature landed before its re-priced copy
+                    values["tx_hash"] = landed
+                changes.append((sent.intent_id, sent.tx.tx_hash, values))
                 self._on_settled(key.chain, sent.work, receipt.success)
                 del lane.sent[sent.tx.nonce]
                 continue
@@ -522,10 +539,38 @@ class LaneExecutor:
                             tx=sent.tx.tx_hash)
                 changes.append((sent.intent_id, sent.tx.tx_hash, {
                     "status": IntentStatus.PLANNED, "nonce": None, "raw_tx": None, "tx_hash": None,
+                    "replaced_tx_hashes": None,
                     "reason": f"its transaction {sent.tx.tx_hash} never mined: nonce {sent.tx.nonce} was taken by "
                               "another transaction; signed again"}))
                 del lane.sent[sent.tx.nonce]
         await self._run(self.store.settle, lane.lease, self.owner, changes)
+
+    # ------------------------------------------------------------ fees outgrown
+    async def _reprice(self, lane: _LaneState) -> None:
+        """Transactions sent at least ``reprice_after_s`` ago and still not mined: a copy re-priced for the fees now
+        where the chain's fees have outgrown them, stored (fenced, the earlier hash kept: either may be mined) before
+        it is sent; the others are sent again as they are (a node may have dropped them)."""
+        now = time.monotonic()
+        stale = [s for _n, s in sorted(lane.sent.items()) if s.broadcast and now - s.sent_at >= self.reprice_after_s]
+        if not stale:
+            return
+        sender = self.senders[lane.lease.key.chain]
+        copies = await sender.replacements(lane.key_hex, [s.tx.raw for s in stale])
+        changes = [(s.intent_id, s.tx.tx_hash, {"raw_tx": c.raw.hex(), "tx_hash": c.tx_hash,
+                                                "replaced_tx_hashes": json.dumps(s.hashes())})
+                   for s, c in zip(stale, copies, strict=True) if c is not None]
+        await self._run(self.store.settle, lane.lease, self.owner, changes)
+        for s, c in zip(stale, copies, strict=True):
+            s.sent_at = now
+            if c is not None:
+                log.warning("intent_tx_repriced", chain=lane.lease.key.chain, intent=s.intent_id, nonce=c.nonce,
+                            tx=c.tx_hash, replaces=s.tx.tx_hash)
+                s.replaced, s.tx = s.hashes(), c
+        answers = await sender.broadcast([s.tx.raw for s in stale])
+        for s, (outcome, detail) in zip(stale, answers, strict=True):
+            if outcome is Broadcast.REFUSED:
+                log.warning("intent_rebroadcast_refused", chain=lane.lease.key.chain, intent=s.intent_id,
+                            nonce=s.tx.nonce, error=detail)
 
     def _mined(self, receipt: TxReceipt, now: float) -> dict[str, Any]:
         fee = {"height": int(receipt.height), "fee_paid": str(receipt.fee_paid),

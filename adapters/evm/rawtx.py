@@ -69,3 +69,34 @@ class RawTxSigner:
         r, s, y_parity = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
         raw = b"\x02" + _rlp_list([*fields, _rlp_int(y_parity), _rlp_int(r), _rlp_int(s)])
         return RawTx(raw, "0x" + keccak256(raw).hex(), nonce)
+
+
+@dataclass(frozen=True, slots=True)
+class Eip1559Fields:
+    """What a signed type-2 transaction asks for (decoded from its raw bytes, signature left out)."""
+
+    chain_id: int
+    nonce: int
+    tip: int
+    max_fee: int
+    gas: int
+    to: str
+    value: int
+    data: bytes
+
+
+def decode_type2(raw: bytes) -> Eip1559Fields:
+    """The fields of a signed type-2 transaction (ValueError for anything else)."""
+    import rlp
+
+    if not raw or raw[0] != 2:
+        raise ValueError("not a type-2 (EIP-1559) transaction")
+    items = rlp.decode(raw[1:])
+    if not isinstance(items, list) or len(items) != 12:
+        raise ValueError("a signed type-2 transaction has 12 fields")
+
+    def num(b: bytes) -> int:
+        return int.from_bytes(b, "big")
+
+    return Eip1559Fields(num(items[0]), num(items[1]), num(items[2]), num(items[3]), num(items[4]),
+                         "0x" + bytes(items[5]).hex(), num(items[6]), bytes(items[7]))

@@ -37,8 +37,8 @@ from adapters.evm.errors import (
     map_exception,
     map_rpc_error,
 )
-from adapters.evm.fees import Fees, fees_for
-from adapters.evm.rawtx import RawTxSigner
+from adapters.evm.fees import Fees, bumped, fees_for
+from adapters.evm.rawtx import RawTxSigner, decode_type2
 from adapters.evm.sender import route_problem
 from adapters.message import address_to_bytes32
 
@@ -218,6 +218,27 @@ class EvmWriteAhead(EvmChain):
         if isinstance(mapped, NonceTooLow):
             return Broadcast.NONCE_USED, str(mapped)[:300]
         return Broadcast.REFUSED, str(mapped)[:300]
+
+    async def replacements(self, key: str, raws: Sequence[bytes]) -> list[PresignedTx | None]:
+        """A same-nonce copy of each transaction whose max fee is below the latest base fee (it cannot be included
+        until the base fee falls), re-priced with ``adapters.evm.fees.bumped`` (at least ``gas.bump_percent`` more
+        on both fees, as nodes require of a replacement; ``FeeTooHigh`` past ``gas.max_fee_gwei``); None for the
+        others."""
+        try:
+            base_fee = await self._base_fee()
+        except Exception as exc:  # noqa: BLE001 - mapped at the boundary
+            raise _mapped(self, exc, "eth_getBlockByNumber") from None
+        out: list[PresignedTx | None] = []
+        for raw in raws:
+            tx = decode_type2(raw)
+            if tx.max_fee >= base_fee or tx.value:  # still includable; or not a lane transaction (they send no ETH)
+                out.append(None)
+                continue
+            fees = bumped(Fees(tx.max_fee, tx.tip), base_fee, self._config.gas, chain=self._name)
+            prepared = PreparedTx(TxSpec("replacement", tx.to), tx.to, tx.data, tx.gas, fees.max_fee_per_gas,
+                                  fees.priority_fee_per_gas)
+            out.append(self.sign(key, prepared, tx.nonce))
+        return out
 
     @evm_boundary
     async def mined_nonces(self, accounts: Sequence[str]) -> list[int]:

@@ -150,6 +150,7 @@ class Workers:
             return LaneExecutor(lane_store, senders, {o.address: o.key for o in operators}, self.store.owner,
                                 self.store.aio.run, domains={n: c.domain for n, c in self.settings.chains.items()},
                                 native_usd=r.native_usd, lease_s=r.lane_lease_s,
+                                reprice_after_s=r.lane_reprice_after_s,
                                 failpoint=_lane_failpoint_hook(),
                                 on_settled=executor.lane_settled,
                                 call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))

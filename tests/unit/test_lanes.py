@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -70,6 +71,7 @@ class FakeChain(WriteAheadSender):
         self.landed: list[bytes] = []
         self.height = 100
         self.needs_approval = False
+        self.base_fee = 1  # a transaction whose max fee is below it waits in the pool
 
     async def prerequisites(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx]:
         """An approval until one has landed, when a spec is ``xchain`` and ``needs_approval`` is set."""
@@ -85,7 +87,8 @@ class FakeChain(WriteAheadSender):
 
     def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx:
         raw = json.dumps({"from": self.accounts[key], "nonce": nonce, "pays": prepared.spec.to,
-                          "amount": prepared.spec.amount, "target": prepared.target}).encode()
+                          "amount": prepared.spec.amount, "target": prepared.target,
+                          "max_fee": prepared.max_fee}).encode()
         tx = PresignedTx(raw, _hash(raw), nonce)
         self.signed.append(tx)
         return tx
@@ -99,9 +102,22 @@ class FakeChain(WriteAheadSender):
         slot = (tx["from"], tx["nonce"])
         if tx["nonce"] < self.mined[tx["from"]]:
             return Broadcast.NONCE_USED, "nonce too low"
-        if self.pool.setdefault(slot, raw) != raw:
+        pooled = self.pool.setdefault(slot, raw)
+        if pooled != raw and json.loads(pooled).get("max_fee", math.inf) >= tx["max_fee"]:
             return Broadcast.REFUSED, "replacement transaction underpriced"
+        self.pool[slot] = raw  # new, or a dearer replacement
         return Broadcast.ACCEPTED, ""
+
+    async def replacements(self, key: str, raws: Sequence[bytes]) -> list[PresignedTx | None]:
+        out: list[PresignedTx | None] = []
+        for raw in raws:
+            tx = json.loads(raw)
+            if tx["max_fee"] >= self.base_fee:
+                out.append(None)
+                continue
+            spec = TxSpec("transfer", tx["pays"], amount=tx["amount"])
+            out.append(self.sign(key, PreparedTx(spec, tx["target"], b"", 21_000, self.base_fee * 2, 1), tx["nonce"]))
+        return out
 
     def replace_pooled(self, account: str, nonce: int) -> None:
         """Another transaction of the account (its key used elsewhere) takes ``nonce`` in the pool."""
@@ -111,7 +127,10 @@ class FakeChain(WriteAheadSender):
         """One block: every pooled transaction that is next in its account's nonce order, in that order."""
         self.height += 1
         for account in self.mined:
-            while (raw := self.pool.pop((account, self.mined[account]), None)) is not None:
+            while (raw := self.pool.get((account, self.mined[account]))) is not None:
+                if json.loads(raw).get("max_fee", math.inf) < self.base_fee:
+                    break  # priced out: it and every later nonce wait
+                del self.pool[(account, self.mined[account])]
                 xchain = json.loads(raw).get("target") == "bridge"
                 self.receipts_by_hash[_hash(raw)] = TxReceipt(Height(self.height), True, FEE, account,
                                                               message_id=_hash(raw).encode()[:32] if xchain else None)
@@ -192,9 +211,10 @@ async def _no_failpoint(_point: str) -> None:
 
 def _executor(lanes: LaneStore, chain: FakeChain, *, failpoint: Callable[[str], Any] = _no_failpoint,
               call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: True,
-              dead_after_s: float = 0.0) -> LaneExecutor:
+              dead_after_s: float = 0.0, reprice_after_s: float = 30.0) -> LaneExecutor:
     return LaneExecutor(lanes, {CHAIN: chain}, {ACCOUNT: KEY}, "A", _inline, lease_s=LEASE_S, failpoint=failpoint,
-                        call_allowed=call_allowed, dead_after_s=dead_after_s, domains={CHAIN: 1, DESTINATION: 2})
+                        call_allowed=call_allowed, dead_after_s=dead_after_s, domains={CHAIN: 1, DESTINATION: 2},
+                        reprice_after_s=reprice_after_s)
 
 
 def _get(intents: IntentStore, i: int) -> IntentRecord:
@@ -432,3 +452,40 @@ async def test_cross_chain_transfers_wait_for_the_bridge_approval_then_settle_wi
         assert rec.tx_hash and rec.message_id == "0x" + rec.tx_hash.encode()[:32].hex()
     await executor._step(lane)
     assert len([raw for raw in chain.broadcasts if json.loads(raw)["target"] == "approve"]) == 1  # once
+
+
+@pytest.mark.parametrize("lands", ["the re-priced copy", "the first signature"])
+async def test_a_transaction_the_base_fee_outgrew_is_repriced_and_either_signature_settles_it_once(
+        tmp_path: Path, lands: str) -> None:
+    """The base fee rises above a sent transaction's max fee: after ``reprice_after_s`` the lane signs a dearer copy
+    at the same nonce, stores it (keeping the first hash) before sending it, and settles the intent from whichever
+    of the two is mined. The intent is paid once and never planned again."""
+    intents, lanes = _stores(tmp_path, Clock())
+    chain = FakeChain(mined=0)
+    intents.add_all([_intent(1)])
+    executor, lane = _executor(lanes, chain, reprice_after_s=0.0), _lane(lanes)
+    await executor._step(lane)  # signed, sent; the reprice pass finds it priced well enough
+    first = _get(intents, 1)
+    assert first.status == "submitted" and len(chain.broadcasts) == 2  # sent, then sent again as it was
+
+    chain.base_fee = 1_000  # fees outgrew it: it waits in the pool
+    chain.mine()
+    await executor._step(lane)
+    repriced = _get(intents, 1)
+    assert repriced.status == "submitted" and repriced.nonce == first.nonce and repriced.tx_hash != first.tx_hash
+    assert json.loads(repriced.replaced_tx_hashes or "[]") == [first.tx_hash]
+    assert bytes.fromhex(repriced.raw_tx or "") == chain.broadcasts[-1]  # stored before it was sent
+
+    if lands == "the first signature":  # another node still had the first one, and the base fee fell back
+        chain.pool[(ACCOUNT, 0)] = bytes.fromhex(first.raw_tx or "")
+        chain.base_fee = 1
+    chain.mine()
+    await executor._step(lane)
+    done = _get(intents, 1)
+    want = repriced.tx_hash if lands == "the re-priced copy" else first.tx_hash
+    assert (done.status, done.tx_hash, done.nonce) == ("included", want, first.nonce)
+    assert chain.landed_to(done.recipient) == 1
+    for _ in range(3):  # nothing is signed again, whatever the lane sees next
+        chain.mine()
+        await executor._step(lane)
+    assert _get(intents, 1).status == "included" and chain.landed_to(done.recipient) == 1
