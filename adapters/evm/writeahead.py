@@ -222,12 +222,13 @@ class EvmWriteAhead(EvmChain):
     async def replacements(self, key: str, raws: Sequence[bytes]) -> list[PresignedTx | None]:
         """A same-nonce copy of each transaction whose max fee is below the latest base fee (it cannot be included
         until the base fee falls), re-priced with ``adapters.evm.fees.bumped`` (at least ``gas.bump_percent`` more
-        on both fees, as nodes require of a replacement; ``FeeTooHigh`` past ``gas.max_fee_gwei``); None for the
-        others."""
+        on both fees, as nodes require of a replacement); None for the others. ``FeeTooHigh``, with nothing signed,
+        while the base fee is above ``gas.max_fee_gwei`` or the bump would pass it."""
         try:
             base_fee = await self._base_fee()
         except Exception as exc:  # noqa: BLE001 - mapped at the boundary
             raise _mapped(self, exc, "eth_getBlockByNumber") from None
+        fees_for(base_fee, self._config.gas, chain=self._name)  # FeeTooHigh over the cap: no copy could be included
         out: list[PresignedTx | None] = []
         for raw in raws:
             tx = decode_type2(raw)
