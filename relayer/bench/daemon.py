@@ -70,10 +70,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def start_bench_daemon(devnet: Devnet, env_overrides: dict[str, str], instance: str = "bench", *,
-                       command: Sequence[str] | None = None) -> subprocess.Popen | None:
-    """Start ``relayer run`` on ``devnet`` (or ``command``) in a child process unless a daemon already serves its API;
-    wait for it."""
-    api_url = devnet.manifest()["api_url"]
+                       command: Sequence[str] | None = None, api_url: str | None = None) -> subprocess.Popen | None:
+    """Start ``relayer run`` on ``devnet`` (or ``command``) in a child process unless a daemon already serves its API
+    (``api_url``: the devnet's, unless given; another is passed to the daemon as ``RELAYER__API__URL``); wait for
+    it."""
+    if api_url is not None:
+        env_overrides = {**env_overrides, "RELAYER__API__URL": api_url}
+    api_url = api_url or devnet.manifest()["api_url"]
     if asyncio.run(_daemon_serving(api_url)):
         return None
     log_path = devnet.dir / f"{instance}-daemon.log"

@@ -15,6 +15,11 @@ run any transfer. The router admits per chain what fits under its target in the 
 sent and not yet mined); the client, like a dApp, re-submits what comes back ``unserved`` for capacity,
 so every mode runs at what its chains take.
 
+With ``daemons`` > 1 (``--daemons N --store-url postgresql://...``) N daemons share one PostgreSQL database: the
+first serves the devnet's API port, the others free ports; the bench posts to all of them at once (one submitter
+per daemon, over one queue of intents), and any of them answers for any batch. They split the operator lanes and
+take room from one shared bucket per chain (router/lanes.py, router/room.py).
+
 Figures per mode: ``tps`` = transfers included / (inclusion of the last one, first seen on its chain's
 block, - first submission); ``served`` = included / N; ``lost`` = intents the API accepted that are not on
 chain at the end. Every transfer goes to a fresh recipient, and each recipient's balance is read back from
@@ -25,18 +30,28 @@ a duplicate).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import socket
+import subprocess
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from adapters.base import ChainAdapter, MessageSender
 from config.loader import load_settings
 from devnets.devnet import Devnet
-from relayer.bench.daemon import BENCH_API_LIMITS, BlockClock, bench_devnet_and_daemon
+from relayer.bench.daemon import (
+    BENCH_API_LIMITS,
+    BlockClock,
+    bench_devnet_and_daemon,
+    start_bench_daemon,
+    stop_bench_daemon,
+)
 from relayer.cli.progress import make_progress
 from router.client import RoutingClient, RoutingError
 
@@ -77,9 +92,18 @@ class RoutePhase:
         return body
 
 
-async def _submit_all(phase: RoutePhase, client: RoutingClient, deadline: float, progress: Any, task: Any) -> None:
-    """Offer the intents as fast as the API takes them; put back what is refused for capacity."""
+async def _submit_all(phase: RoutePhase, clients: list[RoutingClient], deadline: float, progress: Any,
+                      task: Any) -> None:
+    """Offer the intents as fast as the APIs take them, one submitter per daemon over one queue; put back what is
+    refused for capacity."""
     queue = deque(range(phase.n))
+    await asyncio.gather(*(_submitter(phase, client, queue, deadline, progress, task) for client in clients))
+    for i in queue:
+        phase.refused["deadline"] += 1
+
+
+async def _submitter(phase: RoutePhase, client: RoutingClient, queue: deque[int], deadline: float, progress: Any,
+                     task: Any) -> None:
     chunk = SUBMIT_CHUNK
     while queue and time.monotonic() < deadline:
         take = [queue.popleft() for _ in range(min(chunk, len(queue)))]
@@ -108,8 +132,6 @@ async def _submit_all(phase: RoutePhase, client: RoutingClient, deadline: float,
         chunk = max(20, min(SUBMIT_CHUNK, 2 * taken))  # offer about twice what was just taken
         if taken < len(take) // 10:
             await asyncio.sleep(0.1)  # pacing: the chains are at their target; room frees up as blocks come
-    for i in queue:
-        phase.refused["deadline"] += 1
 
 
 async def _settle(phase: RoutePhase, client: RoutingClient, deadline: float) -> dict[str, dict[str, Any]]:
@@ -128,13 +150,13 @@ async def _settle(phase: RoutePhase, client: RoutingClient, deadline: float) -> 
     return views
 
 
-async def _run_phase(phase: RoutePhase, client: RoutingClient, adapters: dict[str, ChainAdapter],
+async def _run_phase(phase: RoutePhase, clients: list[RoutingClient], adapters: dict[str, ChainAdapter],
                      clocks: dict[str, BlockClock], timeout_s: float, progress: Any) -> dict[str, Any]:
     task = progress.add_task(f"{phase.name}: accepted", total=phase.n)
     started = time.time()
     deadline = time.monotonic() + timeout_s
-    await _submit_all(phase, client, deadline, progress, task)
-    views = await _settle(phase, client, deadline + 30)
+    await _submit_all(phase, clients, deadline, progress, task)
+    views = await _settle(phase, clients[-1], deadline + 30)  # any daemon answers for every batch
     progress.remove_task(task)
 
     by_id = {v["id"]: v for v in views.values()}
@@ -173,7 +195,8 @@ async def _run_phase(phase: RoutePhase, client: RoutingClient, adapters: dict[st
     }
 
 
-async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: float, show: bool) -> dict[str, Any]:
+async def _route_bench(n: int, devnet: Devnet, api_urls: list[str], modes: list[str], timeout_s: float,
+                       show: bool) -> dict[str, Any]:
     from relayer.daemon.daemon import build_adapters
 
     settings = load_settings(devnet.config_path)
@@ -182,7 +205,8 @@ async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: floa
     clocks = {c: BlockClock(adapters[c]) for c in names}
     stop = asyncio.Event()
     clock_tasks = [asyncio.create_task(c.run(stop)) for c in clocks.values()]
-    client = RoutingClient(devnet.api_url, timeout=60.0)
+    clients = [RoutingClient(url, timeout=60.0) for url in api_urls]
+    client = clients[0]
     progress = make_progress(show)
     phases: dict[str, dict[str, Any]] = {}
     try:
@@ -190,15 +214,16 @@ async def _route_bench(n: int, devnet: Devnet, modes: list[str], timeout_s: floa
             chains = await _sampled_chains(client, names)
             capacity = {c["name"]: c["spare_transfers_per_s"] for c in chains}
             for label, pin in _phase_plan(modes, names, n):
-                phases[label] = await _run_phase(RoutePhase(label, n, pin), client, adapters, clocks, timeout_s,
+                phases[label] = await _run_phase(RoutePhase(label, n, pin), clients, adapters, clocks, timeout_s,
                                                  progress)
     finally:
         stop.set()
         await asyncio.gather(*clock_tasks, return_exceptions=True)
-        client.close()
+        for c in clients:
+            c.close()
         for a in adapters.values():
             await a.close()
-    return _route_summary(n, names, capacity, phases)
+    return {"daemons": len(api_urls), **_route_summary(n, names, capacity, phases)}
 
 
 async def _sampled_chains(client: RoutingClient, names: list[str]) -> list[dict[str, Any]]:
@@ -256,17 +281,47 @@ def _route_summary(n: int, names: list[str], capacity: dict[str, Any],
 def run_route_bench(*, intents: int, devnet_dir: Path = ROUTE_DEVNET_DIR, json_output: bool = False,
                     modes: list[str] | None = None, timeout_s: float = 600.0,
                     keep_devnet: bool = False, base_port: int = ROUTE_BASE_PORT,
-                    api_port: int = ROUTE_API_PORT) -> dict[str, Any]:
-    """Bring up the ``route`` devnet in ``devnet_dir`` (unless up), start a daemon on it, run the phases."""
+                    api_port: int = ROUTE_API_PORT, daemons: int = 1, store_url: str | None = None) -> dict[str, Any]:
+    """Bring up the ``route`` devnet in ``devnet_dir`` (unless up), start ``daemons`` daemons on it (more than one:
+    sharing the database at ``store_url``), run the phases."""
     devnet = Devnet(devnet_dir, base_port=base_port, api_port=api_port, layout="route", families=("evm",))
     show = not json_output and sys.stderr.isatty()
     env = {"RELAYER__ROUTER__TRANSFER_GAS": os.environ.get("BENCH_TRANSFER_GAS", "52000"), **BENCH_API_LIMITS,
            **BENCH_LIMITS}
-    with bench_devnet_and_daemon(devnet, env, instance="bench-route", keep_devnet=keep_devnet):
-        result = asyncio.run(_route_bench(intents, devnet, modes or ["single", "round_robin", "aggregate"], timeout_s,
-                                          show))
+    if store_url is not None:
+        env["RELAYER_STORE_URL"] = store_url
+    with bench_devnet_and_daemon(devnet, env, instance="bench-route", keep_devnet=keep_devnet), \
+            _more_daemons(devnet, env, daemons - 1) as others:
+        api_urls = [devnet.manifest()["api_url"], *others]
+        result = asyncio.run(_route_bench(intents, devnet, api_urls, modes or ["single", "round_robin", "aggregate"],
+                                          timeout_s, show))
     if not json_output:
         for k, v in result.items():
             if k != "phases":
                 print(f"{k:>26}: {v}")
     return result
+
+
+@contextlib.contextmanager
+def _more_daemons(devnet: Devnet, env: dict[str, str], n: int) -> Iterator[list[str]]:
+    """``n`` more bench daemons on ``devnet`` (same config and ``env``, each its own instance name and API port);
+    their API URLs. Stopped on the way out, an error or Ctrl-C included."""
+    started: list[subprocess.Popen] = []
+    urls: list[str] = []
+    try:
+        for k in range(n):
+            url = f"http://127.0.0.1:{_free_port()}"
+            daemon = start_bench_daemon(devnet, env, f"bench-route-{k + 2}", api_url=url)
+            if daemon is not None:
+                started.append(daemon)
+            urls.append(url)
+        yield urls
+    finally:
+        for daemon in started:
+            stop_bench_daemon(daemon)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

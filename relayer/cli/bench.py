@@ -33,6 +33,10 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--batch", type=int, default=1000, help="intents: intents per POST /v1/intents")
     p.add_argument("--submitters", type=int, default=4, help="intents: concurrent clients posting batches")
     p.add_argument("--modes", default="single,round_robin,aggregate", help="route: which modes to run")
+    p.add_argument("--daemons", type=int, default=1,
+                   help="route: daemons sharing one database (more than 1 needs --store-url postgresql://...)")
+    p.add_argument("--store-url", default=None,
+                   help="route: the database every bench daemon uses (default: the devnet config's SQLite file)")
     p.add_argument("--keep-devnet", action="store_true",
                    help="leave a devnet the bench brought up running afterwards (by default the bench stops the "
                         "devnet and daemon it started, also on Ctrl-C or SIGTERM; one already running is left as is)")
@@ -108,9 +112,15 @@ def _bench_route(args: argparse.Namespace) -> int:
     unknown = set(modes) - {"single", "round_robin", "aggregate"}
     if unknown or not modes:
         raise UsageError(f"--modes takes single,round_robin,aggregate; got {args.modes!r}")
+    if args.daemons < 1:
+        raise UsageError("--daemons must be at least 1")
+    if args.daemons > 1 and not (args.store_url or "").startswith("postgresql://"):
+        raise UsageError(f"--daemons {args.daemons} share one database: pass --store-url "
+                         "postgresql://USER@HOST:PORT/DB (SQLite is one daemon's)")
     devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else ROUTE_DEVNET_DIR
     route = run_route_bench(intents=args.intents, devnet_dir=devnet_dir, json_output=args.json, modes=modes,
-                            keep_devnet=args.keep_devnet, **_ports(args))
+                            keep_devnet=args.keep_devnet, daemons=args.daemons, store_url=args.store_url,
+                            **_ports(args))
     if args.json:
         print_json(route)
     return 0 if route["lost_all_phases"] == 0 and route["duplicated_all_phases"] == 0 else 1
