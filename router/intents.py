@@ -297,15 +297,18 @@ class IntentStore:
             q = select(func.count()).select_from(IntentRecord).where(col(IntentRecord.status) == IntentStatus.QUEUED)
             return int(s.exec(q).one())
 
-    def expire_queued(self) -> int:
-        """Queued intents past their deadline end ``expired``: nothing was sent for them."""
+    def expire_queued(self) -> list[tuple[str | None, str, str]]:
+        """Queued intents past their deadline end ``expired``: nothing was sent for them. Each one this call expired,
+        as (client, token, amount): the value it reserved of its client's daily budget goes back."""
         table = IntentRecord.__table__  # type: ignore[attr-defined]
         now = self._clock()
         with self.engine.begin() as conn:
-            return int(conn.execute(sa_update(table).where(
+            rows = conn.execute(sa_update(table).where(
                 (table.c.status == IntentStatus.QUEUED) & (table.c.deadline_at < now)).values(
                 status=IntentStatus.EXPIRED, updated_at=now,
-                reason="no room on an allowed chain before its deadline (max_wait_s); nothing was sent")).rowcount)
+                reason="no room on an allowed chain before its deadline (max_wait_s); nothing was sent")
+                .returning(table.c.client, table.c.token, table.c.amount)).all()
+        return [(r.client, str(r.token), str(r.amount)) for r in rows]
 
     def release(self, records: Sequence[IntentFields]) -> list[str]:
         """Queued intents now planned: chain, operator and estimates written, each only if still queued (another

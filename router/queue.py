@@ -2,7 +2,8 @@
 
 An operator-signed intent that finds every allowed chain full is stored ``queued`` with its request and a deadline
 (``router/submit.py``). Every ``interval_s`` each daemon: ends the queued intents past their deadline ``expired``
-(nothing was sent), then takes the oldest queued intents that fit in the room the chains have now (``router.room``),
+(nothing was sent; the value each reserved goes back to its client's daily budget, ``router.value_per_day``, kept
+by the daemon that expires it), then takes the oldest queued intents that fit in the room the chains have now (``router.room``),
 plans them as a batch would be planned (balances, planner, operator accounts, the shared buckets) and moves each to
 ``planned`` with one conditional update (so two daemons never release one intent twice), where the lanes pick them
 up. The oldest are taken first, and none overtakes an older one that does not fit yet (it stays queued).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import structlog
@@ -33,8 +35,11 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     intents = ctx.intents
     assert intents is not None and intents.executor is not None
     expired = await intents.store.aio.expire_queued()
+    for client, token, amount in expired:  # nothing was sent: the value goes back to the client's daily budget
+        if client is not None:
+            ctx.give_back_value(client, token, Decimal(amount))
     if expired:
-        log.info("queued_intents_expired", count=expired)
+        log.info("queued_intents_expired", count=len(expired))
     queued = await intents.store.aio.queued(limit)
     if not queued:
         return 0

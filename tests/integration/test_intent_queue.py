@@ -106,3 +106,34 @@ def test_quote_says_how_long_a_new_intent_would_wait(daemon, devnet):
     assert wait_s() > 0.5 * queued / 400  # the queue ahead drains at l1's spare rate (~300 transfers/s)
     wait_for(lambda: _batch(daemon.api_url, doc["batch"])["settled"], 120, "the queue drained", interval=0.5)
     wait_for(lambda: wait_s() == 0.0, 30, "no wait once the queue drained")
+
+
+def test_expired_intents_give_their_value_back_to_the_clients_daily_budget(devnet, tmp_path):
+    """A client's queued intents that expire sent nothing: the value they reserved of its ``router.value_per_day``
+    is free again, so a batch that fits only with it is taken (before, it was refused until the day's refill)."""
+    budget_units = 1500  # router.value_per_day: 0.0015 USDC a day for this daemon's clients
+    env = {"RELAYER__ROUTER__INTENTS_PER_S": "100000", "RELAYER__ROUTER__INTENTS_BURST": "100000",
+           "RELAYER__API__MAX_INTENTS_PER_S": "100000", "RELAYER__ROUTER__VALUE_PER_DAY": "{ USDC = 0.0015 }"}
+    d = start_routing_daemon(devnet, tmp_path, "budget", env=env)
+    try:
+        one = "0.000001"
+        first = ["0x" + os.urandom(20).hex() for _ in range(1000)]
+        doc = httpx.post(f"{d.api_url}/v1/intents", timeout=60, json={"intents": [
+            {"amount": one, "token": TOKEN, "recipient": r, "chains": [CHAIN], "max_wait_s": 0.001}
+            for r in first]}).json()
+        spent = sum(s == "planned" for s in doc["statuses"])
+        assert sum(s == "queued" for s in doc["statuses"]) > 0  # some had to wait, and will expire
+        wait_for(lambda: _batch(d.api_url, doc["batch"])["settled"], 120, "the batch to settle", interval=0.5)
+        left = budget_units - spent  # what the budget holds once the expired intents gave theirs back
+        assert left > budget_units - 1000  # more than without the give-back
+        second = ["0x" + os.urandom(20).hex() for _ in range(left)]
+        for k in range(0, left, 1000):
+            answer = httpx.post(f"{d.api_url}/v1/intents", timeout=60, json={"intents": [
+                {"amount": one, "token": TOKEN, "recipient": r, "chains": [CHAIN]} for r in second[k:k + 1000]]})
+            assert answer.status_code == 202, answer.text
+        over = httpx.post(f"{d.api_url}/v1/intents", timeout=60, json={"intents": [  # 50 units: ~48 min of refill
+            {"amount": one, "token": TOKEN, "recipient": "0x" + os.urandom(20).hex(), "chains": [CHAIN]}
+            for _ in range(50)]})
+        assert over.status_code == 429 and "value_per_day" in over.text  # and no more than that
+    finally:
+        d.stop()
