@@ -3,10 +3,11 @@
 An operator-signed intent that finds every allowed chain full is stored ``queued`` with its request and a deadline
 (``router/submit.py``). Every ``interval_s`` each daemon: ends the queued intents past their deadline ``expired``
 (nothing was sent; the value each reserved goes back to its client's daily budget, ``router.value_per_day``, kept
-by the daemon that expires it), then takes the oldest queued intents that fit in the room the chains have now (``router.room``),
-plans them as a batch would be planned (balances, planner, operator accounts, the shared buckets) and moves each to
-``planned`` with one conditional update (so two daemons never release one intent twice), where the lanes pick them
-up. The oldest are taken first, and none overtakes an older one that does not fit yet (it stays queued).
+by the daemon that expires it), then takes the oldest queued intents that fit in the room the chains have now
+(``router.room``), plans them as a batch would be planned (balances, planner, operator accounts, the shared buckets)
+and moves them to ``planned`` with conditional updates (one statement per plan: so two daemons never release one
+intent twice), where the lanes pick them up. The oldest are taken first, and none overtakes an older one that does
+not fit yet (it stays queued).
 """
 
 from __future__ import annotations
