@@ -68,6 +68,14 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     ready = [r for r in planned if r.status == IntentStatus.PLANNED]
     released = set(await intents.store.aio.release(ready))
     started = [r for r in ready if r.id in released]
+    unused: dict[str, float] = {}  # released first by another daemon: the room this pass reserved for them goes back
+    for r in ready:
+        if r.id not in released:
+            chain = r.origin or r.chain or ""
+            unused[chain] = unused.get(chain, 0.0) + IntentExecutor.work_of(r)
+    if unused:
+        assert intents.room is not None
+        await intents.store.aio.run_sync(intents.room.give_back, unused, room.rates, room.burst_s)
     executor.start(started, {o.address: o.key for o in executor.operators})
     return len(started)
 

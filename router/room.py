@@ -81,3 +81,19 @@ class RoomStore:
                 conn.execute(table.update().where(table.c.chain == chain)
                              .values(tokens=level - granted[chain], updated_at=now))
         return granted
+
+    def give_back(self, returns: Mapping[str, float], rates: Mapping[str, float], burst_s: Mapping[str, float]) -> None:
+        """Put work taken by ``reserve`` and not used back into each chain's bucket (never above a full bucket): a
+        release that another daemon won, so that the room is not lost until the bucket refills."""
+        returns = {c: w for c, w in returns.items() if w > 0}
+        if not returns:
+            return
+        table = ChainRoom.__table__  # type: ignore[attr-defined]
+        now = self._clock()
+        with self.engine.begin() as conn:
+            rows = self._rows(conn, list(returns), lock=True)
+            for chain, work in sorted(returns.items()):
+                burst = rates[chain] * burst_s[chain]
+                level = _level(*rows.get(chain, (0.0, 0.0)), rates[chain], burst, now)
+                conn.execute(table.update().where(table.c.chain == chain)
+                             .values(tokens=min(burst, level + work), updated_at=now))

@@ -49,3 +49,16 @@ def test_two_daemons_together_never_take_more_than_the_chain_admits(tmp_path: Pa
         taken += (b if step % 2 else a).reserve({"l1": 80.0}, RATES, BURST)["l1"]
     assert taken <= RATES["l1"] * 10.0 + RATES["l1"] * BURST["l1"] + 1e-6  # the rate over 10 s, plus one full bucket
     assert taken >= RATES["l1"] * 10.0 - 1e-6  # and the room is used, not lost between them
+
+
+def test_room_given_back_is_there_for_the_next_daemon_and_never_overfills(tmp_path: Path) -> None:
+    """A daemon that reserved room for queued intents another daemon released first gives it back: the other daemon
+    finds it at once (not after the refill), and a bucket never holds more than one horizon."""
+    clock = Clock()
+    a, b = _daemons(tmp_path, clock)
+    assert a.reserve({"l1": 100.0}, RATES, BURST) == {"l1": 100.0}
+    assert b.available(RATES, BURST)["l1"] == 0.0
+    a.give_back({"l1": 40.0}, RATES, BURST)
+    assert b.reserve({"l1": 40.0}, RATES, BURST) == {"l1": 40.0}
+    a.give_back({"l1": 500.0, "rollup_a": 0.0}, RATES, BURST)
+    assert b.available(RATES, BURST) == {"l1": 100.0, "rollup_a": 200.0}
