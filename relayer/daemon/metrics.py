@@ -102,6 +102,10 @@ _HELP = {
                                     "(rate_limit, value_limit, call_not_allowed, unsigned_full, claim_refused)",
     "router_operator_api_unauthenticated": "1 when the routing API lets callers without an API key spend the operator "
                                            "accounts (router.api_keys empty; allowed on a loopback-only api.url)",
+    "router_lane_transactions_repriced_total": "operator lane transactions re-signed at their nonce with bumped fees "
+                                               "because the base fee outgrew their max fee, per chain",
+    "router_lane_broadcasts_refused_total": "operator lane transactions the node refused (not for their nonce): the "
+                                            "lane's later nonces wait behind them until it takes them, per chain",
     # the HTTP front (relayer.api.http_front, relayer.api.request_guard)
     "relayer_api_refused_total": "requests and connections the HTTP front refused, by reason (a cap's api.* key, "
                                  "body_too_large, json_depth, content_type, not_utf8, header_timeout, body_timeout...)",

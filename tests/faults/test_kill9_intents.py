@@ -48,25 +48,36 @@ def _intents(pg_url: str, ids: list[str]) -> dict[str, dict]:
         engine.dispose()
 
 
+def _doomed_and_survivor(devnet, tmp_path, pg_url: str):
+    """Two daemons on one database (not started): ``doomed`` reads failpoints from ``tmp_path/failpoints``."""
+    doomed = relayer_instance(devnet, tmp_path, "doomed", pg_url=pg_url, account=1,
+                              env={"RELAYER_FAILPOINTS": f"@{tmp_path / 'failpoints'}", **LANE_ENV})
+    survivor = relayer_instance(devnet, tmp_path, "survivor", pg_url=pg_url, account=2, env=LANE_ENV)
+    return doomed, survivor
+
+
+def _submit_armed(doomed, tmp_path, point: str, intents: list[dict]) -> list[str]:
+    """Boot ``doomed``, arm its failpoint ``point`` (hang), submit ``intents``; their ids (every one accepted)."""
+    boot(doomed)
+    wait_for(lambda: httpx.get(f"{doomed.api_url}/v1/chains").status_code == 200, 30, "capacity to be sampled")
+    (tmp_path / "failpoints").write_text(f"{point}=hang")
+    answer = httpx.post(f"{doomed.api_url}/v1/intents", timeout=30, json={"intents": intents})
+    assert answer.status_code == 202, answer.text
+    ids = answer.json()["ids"]
+    assert all(ids), answer.json()
+    return ids
+
+
 @pytest.mark.parametrize("state", list(STATES))
 async def test_kill_9_in_intent_state_lands_each_once(state, devnet, pg_url, tmp_path):
     point, status, mined = STATES[state]
     client = DevnetClient(devnet)
     adapter = client.adapters[CHAIN]
-    points = tmp_path / "failpoints"
-    doomed = relayer_instance(devnet, tmp_path, "doomed", pg_url=pg_url, account=1,
-                              env={"RELAYER_FAILPOINTS": f"@{points}", **LANE_ENV})
-    survivor = relayer_instance(devnet, tmp_path, "survivor", pg_url=pg_url, account=2, env=LANE_ENV)
+    doomed, survivor = _doomed_and_survivor(devnet, tmp_path, pg_url)
     try:
-        boot(doomed)
-        wait_for(lambda: httpx.get(f"{doomed.api_url}/v1/chains").status_code == 200, 30, "capacity to be sampled")
         recipients = ["0x" + os.urandom(20).hex() for _ in range(N)]
-        points.write_text(f"{point}=hang")
-        answer = httpx.post(f"{doomed.api_url}/v1/intents", timeout=30, json={"intents": [
-            {"amount": AMOUNT, "token": TOKEN, "recipient": r, "chains": [CHAIN]} for r in recipients]})
-        assert answer.status_code == 202, answer.text
-        ids = answer.json()["ids"]
-        assert all(ids), answer.json()
+        ids = _submit_armed(doomed, tmp_path, point, [
+            {"amount": AMOUNT, "token": TOKEN, "recipient": r, "chains": [CHAIN]} for r in recipients])
 
         def in_state() -> bool:
             rows = _intents(pg_url, ids)
@@ -123,28 +134,20 @@ async def test_kill_9_with_cross_chain_intents_lands_each_once(state, devnet, pg
     point, status = XCHAIN_STATES[state]
     client = DevnetClient(devnet)
     origin, destination = client.adapters[XCHAIN["origin"]], client.adapters[XCHAIN["destination"]]
-    points = tmp_path / "failpoints"
-    doomed = relayer_instance(devnet, tmp_path, "doomed", pg_url=pg_url, account=1,
-                              env={"RELAYER_FAILPOINTS": f"@{points}", **LANE_ENV})
-    survivor = relayer_instance(devnet, tmp_path, "survivor", pg_url=pg_url, account=2, env=LANE_ENV)
+    doomed, survivor = _doomed_and_survivor(devnet, tmp_path, pg_url)
     try:
-        boot(doomed)
-        wait_for(lambda: httpx.get(f"{doomed.api_url}/v1/chains").status_code == 200, 30, "capacity to be sampled")
         recipients = ["0x" + os.urandom(20).hex() for _ in range(N)]
-        points.write_text(f"{point}=hang")
-        answer = httpx.post(f"{doomed.api_url}/v1/intents", timeout=30, json={"intents": [
+        ids = _submit_armed(doomed, tmp_path, point, [
             {"kind": "xchain", "from_chain": XCHAIN["origin"], "chains": [XCHAIN["destination"]],
-             "amount": XCHAIN["amount"], "token": XCHAIN["token"], "recipient": r} for r in recipients]})
-        assert answer.status_code == 202, answer.text
-        ids = answer.json()["ids"]
-        assert all(ids), answer.json()
+             "amount": XCHAIN["amount"], "token": XCHAIN["token"], "recipient": r} for r in recipients])
         wait_for(lambda: all(r["status"] == status for r in _intents(pg_url, ids).values())
                  and len(_intents(pg_url, ids)) == N, 90, f"{N} intents {status} under doomed", interval=0.05)
         stored = _intents(pg_url, ids)
-        if state == "mined_not_recorded":
-            account = next(iter(stored.values()))["operator"]
-            top = max(r["nonce"] for r in stored.values())
-            await wait_for_async(lambda: _mined_past(origin, account, top), 30, "the transfers to be mined")
+        if state == "mined_not_recorded":  # each operator account's nonces (accounts differ in how far they are)
+            tops: dict[str, int] = {}
+            for r in stored.values():
+                tops[r["operator"]] = max(tops.get(r["operator"], -1), r["nonce"])
+            await wait_for_async(lambda: _mined_past(origin, tops), 30, "the transfers to be mined")
         doomed.kill9()
         survivor.start(wait=False)
         try:
@@ -170,6 +173,7 @@ async def test_kill_9_with_cross_chain_intents_lands_each_once(state, devnet, pg
             doomed.kill9()
 
 
-async def _mined_past(adapter, account: str, nonce: int) -> bool:
-    (mined,) = await adapter.mined_nonces([account])
-    return mined > nonce
+async def _mined_past(adapter, tops: dict[str, int]) -> bool:
+    """Every account has had its transactions up to its nonce in ``tops`` mined."""
+    mined = await adapter.mined_nonces(list(tops))
+    return all(m > top for m, top in zip(mined, tops.values(), strict=True))

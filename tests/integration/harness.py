@@ -180,6 +180,18 @@ def start_routing_daemon(devnet: Devnet, directory: Path, instance: str, *, role
     return daemon
 
 
+def token_balance(devnet: Devnet, chain: str, token: str, holder: str) -> int:
+    """``holder``'s balance of ``token`` on ``chain``, read from the chain (a client of its own, closed after)."""
+    async def read() -> int:
+        client = DevnetClient(devnet)
+        try:
+            return int(await client.adapters[chain].token_balance(token, holder))  # type: ignore[attr-defined]
+        finally:
+            await client.close()
+
+    return asyncio.run(read())
+
+
 class TcpProxy:
     """A loopback TCP proxy that can be cut and restored: an RPC endpoint that goes down and comes back."""
 
