@@ -291,7 +291,8 @@ class LaneExecutor:
                  owner: str, run: OffLoop, *, domains: Mapping[str, int] | None = None,
                  native_usd: float = 3000.0, lease_s: float = 10.0,
                  interval_s: float = 0.05, batch: int = 2000, dead_after_s: float = 5.0,
-                 reprice_after_s: float = 30.0, count: Callable[[str, str], None] = lambda metric, chain: None,
+                 reprice_after_s: float = 30.0, on_repriced: Callable[[str], None] = lambda chain: None,
+                 on_refused: Callable[[str], None] = lambda chain: None,
                  failpoint: Failpoint = _no_failpoint,
                  on_settled: Callable[[str, float, bool], None] = lambda chain, work, ok: None,
                  call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False) -> None:
@@ -314,7 +315,8 @@ class LaneExecutor:
         self.dead_after_s = dead_after_s
         self.prerequisite_timeout_s = 60.0
         self.reprice_after_s = reprice_after_s
-        self._count = count  # (metric name, chain): the daemon's counters
+        self._on_repriced = on_repriced  # (chain) a transaction re-signed at its nonce: the daemon counts it
+        self._on_refused = on_refused  # (chain) a transaction the node refused: the daemon counts it
         self._failpoint = failpoint
         self._on_settled = on_settled
         self._call_allowed = call_allowed
@@ -496,7 +498,7 @@ class LaneExecutor:
         taken = []
         for sent, (outcome, detail) in zip(todo, answers, strict=True):
             if outcome is Broadcast.REFUSED:
-                self._count("router_lane_broadcasts_refused_total", lane.lease.key.chain)
+                self._on_refused(lane.lease.key.chain)
                 log.warning("intent_broadcast_refused", chain=lane.lease.key.chain, intent=sent.intent_id,
                             nonce=sent.tx.nonce, error=detail)
                 break  # later nonces would wait behind it: send them again in order next time
@@ -565,14 +567,14 @@ class LaneExecutor:
         for s, c in zip(stale, copies, strict=True):
             s.sent_at = now
             if c is not None:
-                self._count("router_lane_transactions_repriced_total", lane.lease.key.chain)
+                self._on_repriced(lane.lease.key.chain)
                 log.warning("intent_tx_repriced", chain=lane.lease.key.chain, intent=s.intent_id, nonce=c.nonce,
                             tx=c.tx_hash, replaces=s.tx.tx_hash)
                 s.replaced, s.tx = s.hashes(), c
         answers = await sender.broadcast([s.tx.raw for s in stale])
         for s, (outcome, detail) in zip(stale, answers, strict=True):
             if outcome is Broadcast.REFUSED:
-                self._count("router_lane_broadcasts_refused_total", lane.lease.key.chain)
+                self._on_refused(lane.lease.key.chain)
                 log.warning("intent_rebroadcast_refused", chain=lane.lease.key.chain, intent=s.intent_id,
                             nonce=s.tx.nonce, error=detail)
 

@@ -151,7 +151,10 @@ class Workers:
                                 self.store.aio.run, domains={n: c.domain for n, c in self.settings.chains.items()},
                                 native_usd=r.native_usd, lease_s=r.lane_lease_s,
                                 reprice_after_s=r.lane_reprice_after_s,
-                                count=lambda metric, chain: self.metrics.inc(metric, chain=chain),
+                                on_repriced=lambda chain: self.metrics.inc("router_lane_transactions_repriced_total",
+                                                                           chain=chain),
+                                on_refused=lambda chain: self.metrics.inc("router_lane_broadcasts_refused_total",
+                                                                          chain=chain),
                                 failpoint=_lane_failpoint_hook(),
                                 on_settled=executor.lane_settled,
                                 call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))

@@ -25,25 +25,41 @@ from relayer.daemon.daemon import build_adapters
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_HANDED_OUT: set[int] = set()  # ports this process already gave a caller (not bound yet, maybe)
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out for outgoing connections (Linux: 32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port_block(n: int) -> int:
-    """A base port with ``n`` consecutive free loopback ports."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n >= 65535:
-            continue
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
+    """A base port with ``n`` consecutive free loopback ports, below the kernel's ephemeral range: a devnet binds its
+    ports over many seconds, and a port in that range could meanwhile be taken by any outgoing connection (CI lost
+    a whole adversarial session to a Cosmos devnet whose REST port an outgoing connection held). Never the same
+    port twice in one process."""
+    import random
+
+    low, high = 10_000, _ephemeral_low() - n
+    for _ in range(500):
+        base = random.randrange(low, high)
+        block = range(base, base + n)
+        if not _HANDED_OUT.intersection(block) and all(_free(p) for p in block):
+            _HANDED_OUT.update(block)
             return base
-    raise RuntimeError("no block of free ports")
+    raise RuntimeError("no block of free ports below the ephemeral range")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:

@@ -493,13 +493,14 @@ async def test_a_transaction_the_base_fee_outgrew_is_repriced_and_either_signatu
 
 async def test_a_transaction_the_node_refuses_is_counted_and_holds_its_lane_until_taken(tmp_path: Path) -> None:
     """The node refuses a lane transaction (another transaction holds its nonce in the pool): it stays ``signed``,
-    the refusal is counted for the operator (``router_lane_broadcasts_refused_total``), and the lane signs nothing
-    after it until the node takes it."""
+    the refusal is counted for the operator (``on_refused``: ``router_lane_broadcasts_refused_total``), and the lane
+    signs nothing after it until the node takes it."""
     intents, lanes = _stores(tmp_path, Clock())
     chain = FakeChain(mined=0)
     counted: list[tuple[str, str]] = []
     executor = LaneExecutor(lanes, {CHAIN: chain}, {ACCOUNT: KEY}, "A", _inline, lease_s=LEASE_S,
-                            count=lambda metric, c: counted.append((metric, c)))
+                            on_refused=lambda c: counted.append(("refused", c)),
+                            on_repriced=lambda c: counted.append(("repriced", c)))
     lane = _lane(lanes)
     await executor._step(lane)  # recovered: nothing to do, next nonce 0
     chain.replace_pooled(ACCOUNT, 0)  # the account's key used elsewhere: nonce 0 is taken in the pool
@@ -507,5 +508,5 @@ async def test_a_transaction_the_node_refuses_is_counted_and_holds_its_lane_unti
     await executor._step(lane)
     intents.add_all([_intent(2)])
     await executor._step(lane)
-    assert counted == [("router_lane_broadcasts_refused_total", CHAIN)] * 2
+    assert counted == [("refused", CHAIN)] * 2
     assert _get(intents, 1).status == "signed" and _get(intents, 2).status == "planned"  # nothing signed behind it
