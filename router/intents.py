@@ -121,6 +121,22 @@ class IntentFields(SQLModel):
 
 
 
+_FIELD_DEFAULTS: dict[str, Any] = {name: f.get_default(call_default_factory=True)
+                                   for name, f in IntentFields.model_fields.items() if not f.is_required()}
+
+
+def intent_fields(values: dict[str, Any]) -> IntentFields:
+    """``IntentFields`` from values already checked (router.validation), the columns not given at their defaults.
+    What ``model_construct`` does, without resolving each default per record (70 µs a record: the API builds a
+    thousand per request). ``values`` becomes the record's own ``__dict__``."""
+    rec = IntentFields.__new__(IntentFields)
+    object.__setattr__(rec, "__dict__", {**_FIELD_DEFAULTS, **values})
+    object.__setattr__(rec, "__pydantic_fields_set__", set(values))
+    object.__setattr__(rec, "__pydantic_extra__", None)
+    object.__setattr__(rec, "__pydantic_private__", None)
+    return rec
+
+
 class IntentRecord(IntentFields, table=True):
     __tablename__ = "intents"
     # a transaction hash a dApp reports (signer mode) belongs to one intent only: the database refuses a second claim
@@ -129,7 +145,6 @@ class IntentRecord(IntentFields, table=True):
                       # a lane reads its own intents by status many times a second (router/lanes.py); a lane is
                       # the chain an intent starts on (its origin: a cross-chain transfer's lane is its origin's)
                       Index("ix_intents_lane_origin", "origin", "operator", "status"),
-                      Index("ix_intents_status", "status"),
                       # unsettled(): the included cross-chain intents among every included one, without reading them
                       Index("ix_intents_status_kind", "status", "kind"),
                       Index("ix_intents_queue", "status", "created_at", "id"))  # queued(): oldest first
@@ -192,6 +207,13 @@ def new_intent_id() -> str:
     return "int_" + os.urandom(16).hex()  # 128 random bits, as uuid4 (which costs 4x more per id)
 
 
+def new_intent_ids(n: int) -> list[str]:
+    """``n`` ids as ``new_intent_id`` makes them, from one read of the OS's random source (one read per id costs
+    more than the rest of building an intent)."""
+    pool = os.urandom(16 * n).hex()
+    return ["int_" + pool[32 * k:32 * k + 32] for k in range(n)]
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -224,13 +246,18 @@ class IntentStore:
                 log.info("intent_index_not_created", index=index.name, error=str(exc)[:200])
 
     def add_all(self, records: Sequence[IntentFields]) -> None:
-        """Insert the rows in one executemany (plain column values: no ORM unit of work for a batch of a thousand)."""
+        """Insert the rows in one executemany of the columns some record sets (the rest stay NULL), as the driver's
+        own positional statement: no ORM unit of work and no per-row parameter processing for a batch of a
+        thousand (SQLite: 22 ms per thousand rows through ``table.insert()``, 8 ms so)."""
         if not records:
             return
-        table = IntentRecord.__table__  # type: ignore[attr-defined]
-        names = [c.name for c in table.columns]
+        rows = [r.__dict__ for r in records]
+        names = [c.name for c in IntentRecord.__table__.columns  # type: ignore[attr-defined]
+                 if any(row.get(c.name) is not None for row in rows)]
         with self.engine.begin() as conn:
-            conn.execute(table.insert(), [{n: getattr(r, n) for n in names} for r in records])
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            conn.exec_driver_sql(f"INSERT INTO intents ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})",
+                                 [tuple(row.get(n) for n in names) for row in rows])
 
     def get(self, intent_id: str) -> IntentFields | None:
         with Session(self.engine, expire_on_commit=False) as s:
@@ -288,7 +315,7 @@ class IntentStore:
         q = (select(table).where(table.c.status == IntentStatus.QUEUED)
              .order_by(table.c.created_at, table.c.id).limit(limit))
         with self.engine.connect() as conn:
-            return [IntentFields.model_construct(**row._mapping) for row in conn.execute(q)]
+            return [intent_fields(dict(row._mapping)) for row in conn.execute(q)]
 
     def queued_work(self) -> float:
         """The work (in token transfers) of every queued intent: what a new one would wait behind."""

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from adapters.base import AdapterError
 from router.capacity import CapacityModel
 from router.errors import bad_input
-from router.intents import IntentExecutor, IntentFields, IntentStatus, Operator, new_intent_id
+from router.intents import IntentExecutor, IntentFields, IntentStatus, Operator, intent_fields, new_intent_ids
 from router.planner import Assignment, Intents, Kind, Reason, plan
 from router.schemas import IntentRequest
 from router.validation import (
@@ -100,10 +100,15 @@ async def _validate_batch(ctx: RoutingContext, client: str, signer: str | None, 
     intents = ctx.intents
     assert intents is not None
     parsed = []
+    seen: dict[tuple[Any, ...], tuple[ParsedIntent, int]] = {}  # intents alike but for their recipient parse alike
     for i, req in enumerate(reqs):
         check_intent(i, req, signer)
-        p = parse_request(req, m, f"intents[{i}].")
-        parsed.append((p, token_units(i, req, p, intents.decimals, intents.not_bridged)))
+        shape = (req.kind, req.amount, req.token, tuple(req.chains) if req.chains is not None else None,
+                 req.from_chain, req.work, req.max_fee_usd, req.max_latency_s)
+        if shape not in seen:
+            p = parse_request(req, m, f"intents[{i}].")
+            seen[shape] = (p, token_units(i, req, p, intents.decimals, intents.not_bridged))
+        parsed.append(seen[shape])
     if signer is None:  # the operators sign: only allow-listed calls, within the client's daily value
         for i, req in enumerate(reqs):
             if req.kind == "call":
@@ -161,12 +166,14 @@ def plan_batch(ctx: RoutingContext, m: CapacityModel, batch: Batch, balances: di
     names = list(m.index)
     # liquidity: same-chain intents run where an operator holds enough of the token; xchain ones may land
     # anywhere the token is (the bridge mints or unlocks it) but start where an operator holds it
-    n = len(batch.reqs)
-    liquidity = np.zeros((n, len(names)), dtype=bool)
+    liquidity = np.zeros((len(batch.reqs), len(names)), dtype=bool)
+    rows: dict[tuple[str, Kind, int], list[bool]] = {}
     for i, (req, (p, units)) in enumerate(zip(batch.reqs, batch.parsed, strict=True)):
-        for c, name in enumerate(names):
-            liquidity[i, c] = p.kind == Kind.CALL or ((name in intents.token_chains.get(req.token, ())) and (
-                p.kind == Kind.XCHAIN or max(balances[req.token][name], default=0) >= units))
+        key = (req.token, p.kind, units)
+        if key not in rows:
+            rows[key] = [p.kind == Kind.CALL or ((name in intents.token_chains.get(req.token, ())) and (
+                p.kind == Kind.XCHAIN or max(balances[req.token][name], default=0) >= units)) for name in names]
+        liquidity[i] = rows[key]
     arrays = planner_intents([p for p, _ in batch.parsed], m)
     arrays = Intents(kind=arrays.kind, work=arrays.work, amount=arrays.amount, allowed=arrays.allowed,
                      liquidity=liquidity, max_fee_usd=arrays.max_fee_usd, max_latency_s=arrays.max_latency_s,
@@ -225,33 +232,39 @@ def assign_operators(batch: Batch, assignment: Assignment, names: list[str], ops
     left = {t: {c: list(v) for c, v in b.items()} for t, b in balances.items()}
     batch_id = "bat_" + uuid.uuid4().hex
     now = time.time()
+    ids = new_intent_ids(len(batch.reqs))
+    signer = batch.signer.lower() if batch.signer else None
     records = []
     for i, (req, (p, units)) in enumerate(zip(batch.reqs, batch.parsed, strict=True)):
+        values = {"id": ids[i], "batch": batch_id, "created_at": now, "updated_at": now, "kind": req.kind,
+                  "token": req.token, "amount": str(p.amount), "units": str(units),
+                  "recipient": req.recipient.lower(), "integrator": req.integrator, "from_chain": req.from_chain,
+                  "client": batch.client, "signer": signer}
         chain = int(assignment.chain[i])
-        rec = IntentFields.model_construct(  # no validation: every value was checked above (router.validation)
-            id=new_intent_id(), batch=batch_id, created_at=now, updated_at=now, kind=req.kind, token=req.token,
-            amount=str(p.amount), units=str(units), recipient=req.recipient.lower(), integrator=req.integrator,
-            from_chain=req.from_chain, client=batch.client, signer=batch.signer.lower() if batch.signer else None)
         if chain < 0:
-            rec.status, rec.reason = IntentStatus.UNSERVED, Reason(int(assignment.reason[i])).name.lower()
+            values.update(status=IntentStatus.UNSERVED, reason=Reason(int(assignment.reason[i])).name.lower())
         else:
-            origin = names[int(assignment.origin[i])]
-            rec.chain, rec.origin = names[chain], origin
-            rec.fee_usd, rec.latency_s = float(assignment.fee_usd[i]), float(assignment.latency_s[i])
-            rec.work = p.work
-            if p.kind == Kind.CALL:  # no token moves: spread calls over the operator accounts
-                rec.calldata, rec.operator = req.calldata, ops[i % len(ops)].address
-                records.append(rec)
-                continue
-            funds = left[req.token][origin]
-            k = max(range(len(ops)), key=lambda j: funds[j])
-            if funds[k] < units:
-                rec.status, rec.reason = IntentStatus.UNSERVED, "liquidity"
-            else:
-                funds[k] -= units
-                rec.operator = ops[k].address
-        records.append(rec)
+            values.update(_placement(assignment, i, names, p, units, req, ops, left))
+        records.append(intent_fields(values))  # no validation: every value was checked above (router.validation)
     return records
+
+
+def _placement(assignment: Assignment, i: int, names: list[str], p: ParsedIntent, units: int, req: IntentRequest,
+               ops: list[Operator], left: dict[str, dict[str, list[int]]]) -> dict[str, Any]:
+    """Planned intent ``i``'s chain, origin, estimates and operator account, taking its amount from what that account
+    has ``left``; unserved for ``liquidity`` when no account holds enough."""
+    origin = names[int(assignment.origin[i])]
+    values: dict[str, Any] = {"chain": names[int(assignment.chain[i])], "origin": origin,
+                              "fee_usd": float(assignment.fee_usd[i]), "latency_s": float(assignment.latency_s[i]),
+                              "work": p.work}
+    if p.kind == Kind.CALL:  # no token moves: spread calls over the operator accounts
+        return values | {"calldata": req.calldata, "operator": ops[i % len(ops)].address}
+    funds = left[req.token][origin]
+    k = max(range(len(ops)), key=lambda j: funds[j])
+    if funds[k] < units:
+        return values | {"status": IntentStatus.UNSERVED, "reason": "liquidity"}
+    funds[k] -= units
+    return values | {"operator": ops[k].address}
 
 
 async def _start_operator_batch(ctx: RoutingContext, request: Request, executor: IntentExecutor, batch: Batch,
