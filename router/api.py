@@ -67,7 +67,7 @@ from router.intents import (
     is_settled,
 )
 from router.planner import Reason, plan, route_costs
-from router.room import RoomStore
+from router.room import ActiveWork, RoomStore
 from router.schemas import (  # noqa: F401 - the models are imported from here too
     INTENT_BATCH_BODY,
     MAX_AMOUNT_DIGITS,
@@ -148,9 +148,13 @@ class IntentsBackend:
     max_wait_s: float = 0.0              # an operator-signed intent's default wait for room (0: no queue)
     max_queued: int = 100_000            # queued intents at most, all daemons together
 
+    active: ActiveWork | None = None     # work taken and not mined, as admission reads it; None: from ``store``
+
     def __post_init__(self) -> None:
         if self.room is None:
             self.room = RoomStore(self.store.engine)
+        if self.active is None:
+            self.active = ActiveWork(self.store.active_work)
 
 
 class RoutingContext:

@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import BigInteger, Column, Index, bindparam, case, func, text
+from sqlalchemy import BigInteger, Column, Index, case, func, text
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
@@ -42,12 +42,21 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from adapters.base import AdapterError, ChainAdapter, MessageSender, TxHash, TxNotFound, TxReceipt, TxReverted
 from adapters.capabilities import ContractCalls, UnsignedTransactions
 from adapters.message import Domain
+from router.balances import OperatorBalances
 from router.planner import XCHAIN_ORIGIN_WORK
+from router.sql import insert_rows, update_rows
 
 log = structlog.get_logger("router.intents")
 
 
 _SIGNER_MODE = text("signer IS NOT NULL")
+
+
+def _where_set(column: str) -> dict[str, Any]:
+    """A partial index's clause on both databases: rows where ``column`` is set (most intents have no integrator,
+    signer, or, when accepted, transaction: an index of the set ones costs their insert nothing)."""
+    clause = text(f"{column} IS NOT NULL")
+    return {"sqlite_where": clause, "postgresql_where": clause}
 
 
 class IntentStatus(StrEnum):
@@ -87,14 +96,14 @@ class IntentFields(SQLModel):
     amount: str                      # decimal token amount as submitted
     units: str                       # smallest units (string: may exceed 64 bits)
     recipient: str
-    integrator: str | None = Field(default=None, index=True)
+    integrator: str | None = None
     from_chain: str | None = None
     chain: str | None = None         # where it runs (destination of an xchain transfer)
     origin: str | None = None        # where it starts (== chain for same-chain intents)
     operator: str | None = None      # address of the operator account that signs it
     status: str = IntentStatus.PLANNED  # an IntentStatus, stored as its text
     reason: str | None = None
-    tx_hash: str | None = Field(default=None, index=True)
+    tx_hash: str | None = None
     message_id: str | None = None
     fee_usd: float | None = None     # the planner's estimate (shown, never counted)
     latency_s: float | None = None
@@ -104,7 +113,7 @@ class IntentFields(SQLModel):
     # issue 12: what was actually paid, and what a dApp-signed transaction must match
     fee_paid: str | None = None      # smallest native units, from the receipt (gas used x effective gas price)
     fee_paid_usd: float | None = None  # fee_paid in USD at router.native_usd
-    signer: str | None = Field(default=None, index=True)  # signer mode: the dApp's account (None: operator-signed)
+    signer: str | None = None  # signer mode: the dApp's account (None: operator-signed)
     client: str | None = None        # who submitted it (hashed API key or client address): may report its hash
     expected_to: str | None = None   # signer mode: the address the built transaction calls (where the chain has one)
     expected_input: str | None = None  # signer mode: its 0x-hex call data
@@ -147,7 +156,10 @@ class IntentRecord(IntentFields, table=True):
                       Index("ix_intents_lane_origin", "origin", "operator", "status"),
                       # unsettled(): the included cross-chain intents among every included one, without reading them
                       Index("ix_intents_status_kind", "status", "kind"),
-                      Index("ix_intents_queue", "status", "created_at", "id"))  # queued(): oldest first
+                      Index("ix_intents_queue", "status", "created_at", "id"),  # queued(): oldest first
+                      Index("ix_intents_set_tx_hash", "tx_hash", **_where_set("tx_hash")),
+                      Index("ix_intents_set_signer", "signer", **_where_set("signer")),
+                      Index("ix_intents_set_integrator", "integrator", **_where_set("integrator")))
 
 
 def intent_view(rec: IntentFields) -> dict[str, Any]:
@@ -229,11 +241,13 @@ class IntentStore:
     """Intent rows in the daemon's database (short transactions; none across I/O). Synchronous; code on an event
     loop uses ``aio`` (``AsyncIntentStore``)."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time, run: OffLoop = asyncio.to_thread
-                 ) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time, run: OffLoop = asyncio.to_thread,
+                 run_first: OffLoop | None = None) -> None:
+        """``run``: where the ``aio`` calls run; ``run_first``: the same threads, ahead of the calls waiting there
+        (for work a client waits on: ``AsyncIntentStore.run_first``; default ``run``)."""
         self.engine = engine
         self._clock = clock
-        self.aio = AsyncIntentStore(self, run)
+        self.aio = AsyncIntentStore(self, run, run_first or run)
         SQLModel.metadata.create_all(engine, tables=[IntentRecord.__table__])  # type: ignore[attr-defined]
         self._create_indexes()
 
@@ -246,18 +260,16 @@ class IntentStore:
                 log.info("intent_index_not_created", index=index.name, error=str(exc)[:200])
 
     def add_all(self, records: Sequence[IntentFields]) -> None:
-        """Insert the rows in one executemany of the columns some record sets (the rest stay NULL), as the driver's
-        own positional statement: no ORM unit of work and no per-row parameter processing for a batch of a
-        thousand (SQLite: 22 ms per thousand rows through ``table.insert()``, 8 ms so)."""
+        """Insert the rows, of the columns some record sets (the rest stay NULL), as multi-row statements
+        (``router.sql.insert_rows``): no ORM unit of work, no per-row parameter processing, no per-row statement
+        for a batch of a thousand."""
         if not records:
             return
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
         rows = [r.__dict__ for r in records]
-        names = [c.name for c in IntentRecord.__table__.columns  # type: ignore[attr-defined]
-                 if any(row.get(c.name) is not None for row in rows)]
+        names = [c.name for c in table.columns if any(row.get(c.name) is not None for row in rows)]
         with self.engine.begin() as conn:
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-            conn.exec_driver_sql(f"INSERT INTO intents ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})",
-                                 [tuple(row.get(n) for n in names) for row in rows])
+            insert_rows(conn, table, names, [tuple(row.get(n) for n in names) for row in rows])
 
     def get(self, intent_id: str) -> IntentFields | None:
         with Session(self.engine, expire_on_commit=False) as s:
@@ -276,7 +288,7 @@ class IntentStore:
 
     def update_many(self, changes: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Several updates in one transaction (``(intent id, {column: value})`` each, applied in order), as one
-        executemany per set of columns."""
+        write of many rows (``router.sql.update_rows``) per run of changes to the same columns."""
         if not changes:
             return
         table = IntentRecord.__table__  # type: ignore[attr-defined]
@@ -288,10 +300,8 @@ class IntentStore:
                 j = i
                 while j < len(changes) and sorted(changes[j][1]) == cols:
                     j += 1
-                stmt = (sa_update(table).where(table.c.id == bindparam("_id"))
-                        .values(updated_at=now, **{c: bindparam("_v_" + c) for c in cols}))
-                conn.execute(stmt,
-                             [{"_id": cid, **{"_v_" + c: v for c, v in vals.items()}} for cid, vals in changes[i:j]])
+                update_rows(conn, table, ["id"], cols, [(cid, *(vals[c] for c in cols)) for cid, vals in changes[i:j]],
+                            {"updated_at": now})
                 i = j
 
     def by_batch(self, batch: str) -> list[IntentFields]:
@@ -443,13 +453,19 @@ def _off_loop(method: Callable[Concatenate[IntentStore, P], R]
 class AsyncIntentStore:
     """``IntentStore``'s operations as coroutines run off the event loop."""
 
-    def __init__(self, store: IntentStore, run: OffLoop) -> None:
+    def __init__(self, store: IntentStore, run: OffLoop, run_first: OffLoop) -> None:
         self.sync = store
         self._run = run
+        self._run_first = run_first
 
     async def run_sync(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Any synchronous database work on the store's threads (e.g. ``router.room``)."""
         return await self._run(fn, *args, **kwargs)
+
+    async def run_first(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """As ``run_sync``, before the background loops' calls that wait for the store's threads: for the work of
+        an API request (``POST /v1/intents``)."""
+        return await self._run_first(fn, *args, **kwargs)
 
     add_all = _off_loop(IntentStore.add_all)
     get = _off_loop(IntentStore.get)
@@ -548,6 +564,7 @@ class IntentExecutor:
         self.senders = senders
         self.domains = domains
         self.operators = list(operators)
+        self.operator_balances = OperatorBalances(self.balances, [o.address for o in self.operators])
         self._message_state = message_state
         self.native_usd = native_usd
         self._call_allowed = call_allowed or (lambda _chain, _to, _data: False)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import structlog
-from sqlalchemy import BigInteger, Column, and_, bindparam, false, or_
+from sqlalchemy import BigInteger, Column, and_, false, or_
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, select
@@ -39,7 +39,7 @@ from sqlmodel import Field, SQLModel, select
 from adapters.base import AdapterError, TxReceipt
 from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, WriteAheadSender
 from router.intents import IntentRecord, IntentStatus, OffLoop
-from router.sql import dialect_insert
+from router.sql import dialect_insert, update_rows
 
 log = structlog.get_logger("router.lanes")
 
@@ -185,20 +185,16 @@ class LaneStore:
         with self.engine.begin() as conn:
             self._fence(conn, lease, owner, now, next_nonce)
             if signed:
-                stmt = (sa_update(intents).where(and_(intents.c.id == bindparam("_id"),
-                                                      intents.c.status == IntentStatus.PLANNED))
-                        .values(status=IntentStatus.SIGNED, tx_hash=bindparam("_hash"), nonce=bindparam("_nonce"),
-                                raw_tx=bindparam("_raw"), executor=owner, updated_at=now))
-                done = conn.execute(stmt, [{"_id": i, "_hash": t.tx_hash, "_nonce": t.nonce, "_raw": t.raw.hex()}
-                                           for i, t in signed])
-                if done.rowcount != len(signed):
-                    raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account}: {len(signed) - done.rowcount} "
+                done = update_rows(conn, intents, ["id"], ["tx_hash", "nonce", "raw_tx"],
+                                   [(i, t.tx_hash, t.nonce, t.raw.hex()) for i, t in signed],
+                                   {"status": IntentStatus.SIGNED, "executor": owner, "updated_at": now},
+                                   status_in=[IntentStatus.PLANNED])
+                if done != len(signed):
+                    raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account}: {len(signed) - done} "
                                     "intents were no longer planned")
             if failed:
-                conn.execute(sa_update(intents).where(and_(intents.c.id == bindparam("_id"),
-                                                           intents.c.status == IntentStatus.PLANNED))
-                             .values(status=IntentStatus.FAILED, reason=bindparam("_reason"), updated_at=now),
-                             [{"_id": i, "_reason": r[:500]} for i, r in failed])
+                update_rows(conn, intents, ["id"], ["reason"], [(i, r[:500]) for i, r in failed],
+                            {"status": IntentStatus.FAILED, "updated_at": now}, status_in=[IntentStatus.PLANNED])
 
     def _fence(self, conn: Connection, lease: Lease, owner: str, now: float, next_nonce: int | None = None) -> None:
         """Inside a write: the lane is still ours at the epoch we leased it (else ``LeaseLost``, and the caller's
@@ -238,16 +234,13 @@ class LaneStore:
         changed = 0
         with self.engine.begin() as conn:
             self._fence(conn, lease, owner, now)
-            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
             for intent_id, tx_hash, values in changes:
-                groups.setdefault(tuple(sorted(values)), []).append(
-                    {"_id": intent_id, "_tx": tx_hash, **{"_v_" + k: v for k, v in values.items()}})
-            for cols, params in groups.items():
-                stmt = (sa_update(intents).where(and_(
-                    intents.c.id == bindparam("_id"), intents.c.tx_hash == bindparam("_tx"),
-                    or_(intents.c.status == IntentStatus.SIGNED, intents.c.status == IntentStatus.SUBMITTED)))
-                    .values(updated_at=now, **{c: bindparam("_v_" + c) for c in cols}))
-                changed += conn.execute(stmt, params).rowcount
+                cols = tuple(sorted(values))
+                groups.setdefault(cols, []).append((intent_id, tx_hash, *(values[c] for c in cols)))
+            for cols, rows in groups.items():
+                changed += update_rows(conn, intents, ["id", "tx_hash"], cols, rows, {"updated_at": now},
+                                       status_in=[IntentStatus.SIGNED, IntentStatus.SUBMITTED])
         return changed
 
 

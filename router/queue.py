@@ -22,7 +22,15 @@ from fastapi import HTTPException
 
 from router.intents import IntentExecutor, IntentFields, IntentStatus
 from router.schemas import IntentRequest
-from router.submit import Batch, assign_operators, plan_batch, read_balances, reserve_room, room_now
+from router.submit import (
+    Batch,
+    assign_operators,
+    plan_batch,
+    read_balances,
+    reserve_room,
+    room_now,
+    take_planned_funds,
+)
 from router.validation import parse_request
 
 if TYPE_CHECKING:
@@ -68,6 +76,7 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     ready = [r for r in planned if r.status == IntentStatus.PLANNED]
     released = set(await intents.store.aio.release(ready))
     started = [r for r in ready if r.id in released]
+    take_planned_funds(executor, started)
     unused: dict[str, float] = {}  # released first by another daemon: the room this pass reserved for them goes back
     for r in ready:
         if r.id not in released:
@@ -76,6 +85,8 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     if unused:
         assert intents.room is not None
         await intents.store.aio.run_sync(intents.room.give_back, unused, room.rates, room.burst_s)
+        if intents.active is not None:
+            intents.active.taken({chain: -work for chain, work in unused.items()})
     executor.start(started, {o.address: o.key for o in executor.operators})
     return len(started)
 

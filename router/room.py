@@ -11,6 +11,7 @@ room; an intent the reservation then cuts (another daemon was faster) is answere
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -97,3 +98,35 @@ class RoomStore:
                 level = _level(*rows.get(chain, (0.0, 0.0)), rates[chain], burst, now)
                 conn.execute(table.update().where(table.c.chain == chain)
                              .values(tokens=min(burst, level + work), updated_at=now))
+
+
+ACTIVE_WORK_MAX_AGE_S = 0.25
+
+
+class ActiveWork:
+    """Per chain, the work every daemon has taken and not seen mined (``IntentStore.active_work``), as admission reads
+    it for each batch: from the database at most every ``max_age_s`` (a scan of every active intent: 10 ms at 12,000
+    on SQLite, ahead of each 1,000-intent request), plus what this daemon has taken since. Other daemons' takings
+    reach it within ``max_age_s``; the shared buckets (``RoomStore.reserve``), not this figure, hold the chains'
+    target."""
+
+    def __init__(self, read: Callable[[], dict[str, float]], *, max_age_s: float = ACTIVE_WORK_MAX_AGE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read = read
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()  # the store's threads (several on PostgreSQL)
+        self._read_at = float("-inf")
+        self._work: dict[str, float] = {}
+
+    def now(self) -> dict[str, float]:
+        with self._lock:
+            if self._clock() - self._read_at > self._max_age_s:
+                self._work, self._read_at = self._read(), self._clock()
+            return dict(self._work)
+
+    def taken(self, work: Mapping[str, float]) -> None:
+        """This daemon took ``work`` per chain (granted by ``RoomStore.reserve``)."""
+        with self._lock:
+            for chain, w in work.items():
+                self._work[chain] = self._work.get(chain, 0.0) + w

@@ -33,7 +33,7 @@ from router.validation import (
 )
 
 if TYPE_CHECKING:
-    from router.api import RoutingContext
+    from router.api import IntentsBackend, RoutingContext
 
 
 @dataclass
@@ -61,10 +61,9 @@ async def submit_batch(ctx: RoutingContext, request: Request, body: dict[str, An
     assignment = plan_batch(ctx, m, batch, balances, room)
     ops = [Operator("", signer.lower())] if signer else executor.operators
     records = assign_operators(batch, assignment, names, ops, balances)
-    await reserve_room(ctx, room, records)
     if signer is None:
-        await _queue_capacity_refusals(ctx, batch, records)
-        return await _start_operator_batch(ctx, request, executor, batch, records, ops)
+        return await _start_operator_batch(ctx, request, executor, batch, room, records, ops)
+    await reserve_room(ctx, room, records)
     return await _build_unsigned(ctx, executor, records)
 
 
@@ -127,8 +126,16 @@ async def read_balances(executor: IntentExecutor, names: list[str], batch: Batch
     """Per token and chain, the balance of each operator account (or of the signer)."""
     balances: dict[str, dict[str, list[int]]] = {}
     for token in {r.token for r in batch.reqs if r.kind != "call"}:
-        balances[token] = await executor.balances(names, token, [batch.signer] if batch.signer else None)
+        balances[token] = (await executor.balances(names, token, [batch.signer]) if batch.signer
+                           else await executor.operator_balances.get(names, token))
     return balances
+
+
+def take_planned_funds(executor: IntentExecutor, records: Sequence[IntentFields]) -> None:
+    """What the planned (stored) operator-signed ``records`` will send is not there for the next batch's plan."""
+    for r in records:
+        if r.status == IntentStatus.PLANNED and r.kind != "call" and r.operator and r.signer is None:
+            executor.operator_balances.take(r.token, r.origin or r.chain or "", r.operator, int(r.units))
 
 
 @dataclass
@@ -140,22 +147,29 @@ class Room:
     work: dict[str, float]
     rates: dict[str, float]
     burst_s: dict[str, float]
+    queued: int = 0  # intents queued by every daemon, when the room was read
 
 
 async def room_now(ctx: RoutingContext, m: CapacityModel) -> Room:
     """The lesser of each chain's shared bucket and its backlog bound (``router.backlog_s`` of its spare rate, less
-    the work every daemon has taken there and not seen mined)."""
+    the work every daemon has taken there and not seen mined), and the queue's length: read in one call on the
+    store's threads, ahead of the background loops' calls (a client waits, or the queue's release does)."""
     intents = ctx.intents
     assert intents is not None and intents.room is not None
+    room, taken = intents.room, intents.active
+    assert taken is not None
     names = list(m.index)
     horizon = np.maximum(1.0, m.block_time_s)
     spare = m.spare_gas_per_s(ctx.clock()) / m.transfer_gas
     rates = {n: float(spare[c]) for c, n in enumerate(names)}
     burst = {n: float(horizon[c]) for c, n in enumerate(names)}
-    bucket = await intents.store.aio.run_sync(intents.room.available, rates, burst)
-    active = await intents.store.aio.active_work()
+
+    def read() -> tuple[dict[str, float], dict[str, float], int]:
+        return room.available(rates, burst), taken.now(), intents.store.queued_count()
+
+    bucket, active, queued = await intents.store.aio.run_first(read)
     work = {n: max(0.0, min(bucket[n], rates[n] * intents.backlog_s - active.get(n, 0.0))) for n in names}
-    return Room(work, rates, burst)
+    return Room(work, rates, burst, queued)
 
 
 def plan_batch(ctx: RoutingContext, m: CapacityModel, batch: Batch, balances: dict[str, dict[str, list[int]]],
@@ -191,38 +205,65 @@ async def reserve_room(ctx: RoutingContext, room: Room, records: list[IntentFiel
     the room meanwhile) is answered ``capacity`` instead, the last of the batch first."""
     intents = ctx.intents
     assert intents is not None and intents.room is not None
-    planned = [r for r in records if r.status == IntentStatus.PLANNED]
+    wants = _work_wanted(records)
+    _cut_to_granted(records, wants, await intents.store.aio.run_first(_reserve, intents, room, wants))
+
+
+def _reserve(intents: IntentsBackend, room: Room, wants: dict[str, float]) -> dict[str, float]:
+    """``wants`` taken from the shared buckets (``RoomStore.reserve``) and counted as active; what was granted."""
+    assert intents.room is not None and intents.active is not None
+    granted = intents.room.reserve(wants, room.rates, room.burst_s)
+    intents.active.taken(granted)
+    return granted
+
+
+def _work_wanted(records: list[IntentFields]) -> dict[str, float]:
+    """The planned intents' work, per chain that sends them."""
     wants: dict[str, float] = {}
-    for r in planned:
-        chain = r.origin or r.chain or ""
-        wants[chain] = wants.get(chain, 0.0) + IntentExecutor.work_of(r)
-    granted = await intents.store.aio.run_sync(intents.room.reserve, wants, room.rates, room.burst_s)
+    for r in records:
+        if r.status == IntentStatus.PLANNED:
+            chain = r.origin or r.chain or ""
+            wants[chain] = wants.get(chain, 0.0) + IntentExecutor.work_of(r)
+    return wants
+
+
+def _cut_to_granted(records: list[IntentFields], wants: dict[str, float], granted: dict[str, float]) -> None:
+    """Where a chain granted less than ``wants``, the batch's last planned intents there become ``capacity``."""
     for chain, want in wants.items():
         excess = want - granted.get(chain, 0.0)
-        for r in reversed([r for r in planned if (r.origin or r.chain) == chain]):
+        for r in reversed([r for r in records if r.status == IntentStatus.PLANNED and (r.origin or r.chain) == chain]):
             if excess <= 1e-9:
                 break
             r.status, r.reason = IntentStatus.UNSERVED, Reason.CAPACITY.name.lower()
             excess -= IntentExecutor.work_of(r)
 
 
-async def _queue_capacity_refusals(ctx: RoutingContext, batch: Batch, records: list[IntentFields]) -> None:
+def _queue_capacity_refusals(intents: IntentsBackend, batch: Batch, records: list[IntentFields],
+                             queued: int) -> None:
     """Operator-signed intents the chains had no room for wait for it (``queued``, up to their ``max_wait_s``, default
-    ``router.max_wait_s``) instead of coming back ``capacity``, while the queue has room (``router.max_queued``)."""
-    intents = ctx.intents
-    assert intents is not None
+    ``router.max_wait_s``) instead of coming back ``capacity``, while the queue (``queued`` long) has room
+    (``router.max_queued``)."""
     waits = [intents.max_wait_s if req.max_wait_s is None else req.max_wait_s for req in batch.reqs]
     full = [i for i, r in enumerate(records) if r.status == IntentStatus.UNSERVED and r.reason == "capacity"
             and waits[i] > 0]
-    if not full:
-        return
-    space = max(0, intents.max_queued - await intents.store.aio.queued_count())
     now = time.time()
-    for i in full[:space]:
+    for i in full[:max(0, intents.max_queued - queued)]:
         req, rec, wait = batch.reqs[i], records[i], waits[i]
         rec.status, rec.reason = IntentStatus.QUEUED, "waiting for room on an allowed chain"
         rec.deadline_at = now + wait
         rec.request, rec.chain, rec.origin, rec.operator = req.model_dump_json(), None, None, None
+
+
+def _take_room_and_store(intents: IntentsBackend, room: Room, batch: Batch,
+                         records: list[IntentFields]) -> list[IntentFields]:
+    """On the store's threads, in one call: take the planned intents' work from the shared buckets (what no longer
+    fits is ``capacity``), queue the ``capacity`` ones that may wait, store the planned and queued ones; those."""
+    wants = _work_wanted(records)
+    _cut_to_granted(records, wants, _reserve(intents, room, wants))
+    _queue_capacity_refusals(intents, batch, records, room.queued)
+    kept = [r for r in records if r.status in (IntentStatus.PLANNED, IntentStatus.QUEUED)]
+    intents.store.add_all(kept)
+    return kept
 
 
 def assign_operators(batch: Batch, assignment: Assignment, names: list[str], ops: list[Operator],
@@ -268,18 +309,24 @@ def _placement(assignment: Assignment, i: int, names: list[str], p: ParsedIntent
 
 
 async def _start_operator_batch(ctx: RoutingContext, request: Request, executor: IntentExecutor, batch: Batch,
-                          records: list[IntentFields], ops: list[Operator]) -> JSONResponse:
-    """The operators sign: the planned intents are stored and started; an unserved one's value goes back to the
-    client's budget (nothing will be sent)."""
+                                room: Room, records: list[IntentFields], ops: list[Operator]) -> JSONResponse:
+    """The operators sign: the intents with room are stored and started, those without queued (stored too) or
+    unserved; an unserved one's value goes back to the client's budget (nothing will be sent)."""
     intents = ctx.intents
     assert intents is not None
-    for rec, (p, _units) in zip(records, batch.parsed, strict=True):
-        if rec.status == IntentStatus.UNSERVED:  # nothing will be sent: its value goes back to the client's budget
-            ctx.give_back_value(batch.client, rec.token, p.amount)
-    kept = [r for r in records if r.status in (IntentStatus.PLANNED, IntentStatus.QUEUED)]
+    try:
+        kept = await intents.store.aio.run_first(_take_room_and_store, intents, room, batch, records)
+    except BaseException:  # nothing was stored: the whole batch's value goes back to the client's budget
+        for rec in records:
+            rec.status = IntentStatus.UNSERVED
+        raise
+    finally:
+        for rec, (p, _units) in zip(records, batch.parsed, strict=True):
+            if rec.status == IntentStatus.UNSERVED:  # nothing will be sent: its value goes back to the budget
+                ctx.give_back_value(batch.client, rec.token, p.amount)
     request.state.intents_taken = len(kept)
+    take_planned_funds(executor, kept)
     if kept:
-        await intents.store.aio.add_all(kept)
         executor.start([r for r in kept if r.status == IntentStatus.PLANNED], {o.address: o.key for o in ops})
     return _answer(kept[0].batch if kept else None, records)
 

@@ -164,7 +164,7 @@ class Workers:
     def _intents_backend(self) -> IntentsBackend:
         """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
         s = self.settings
-        store = IntentStore(self.store.engine, run=self.store.aio.run)
+        store = IntentStore(self.store.engine, run=self.store.aio.run, run_first=self.store.aio.run_first)
         decimals: dict[str, int] = {}
         token_chains: dict[str, set[str]] = {}
         for name, chain in s.chains.items():

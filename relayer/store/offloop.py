@@ -8,7 +8,8 @@ threads as the engine's connection pool, so one slow query holds up one thread, 
 awaits its call before making the next, so one coroutine's calls (a submission, then its mark-delivered) reach
 the database in order; calls of different coroutines may run together, as those of several instances sharing the
 database always could (leases and conditional updates make that safe). A call the caller stopped waiting for
-(cancelled) still runs to its end: a transaction is never cut in half.
+(cancelled) still runs to its end: a transaction is never cut in half. Calls made with ``run_first`` (a client
+waits on them) run before the ordinary calls not yet started (``relayer.store.threads``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import Engine
@@ -30,6 +30,7 @@ from relayer.store.inspection import MessageQueries
 from relayer.store.instances import InstanceTable
 from relayer.store.messages import MessageTable
 from relayer.store.schema import POSTGRES_POOL_SIZE
+from relayer.store.threads import StoreThreads
 
 if TYPE_CHECKING:
     from relayer.store import Store
@@ -59,7 +60,7 @@ class AsyncStore:
 
     def __init__(self, store: Store) -> None:
         self.sync = store
-        self._threads = ThreadPoolExecutor(max_workers=store_threads(store.engine), thread_name_prefix="store")
+        self._threads = StoreThreads(store_threads(store.engine), "store")
 
     @property
     def owner(self) -> str:
@@ -67,7 +68,13 @@ class AsyncStore:
 
     async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """``fn(*args, **kwargs)`` on the store's threads (for code that works on the store's engine itself)."""
-        return await asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(fn, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(self._threads.ordinary,
+                                                                functools.partial(fn, *args, **kwargs))
+
+    async def run_first(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """As ``run``, before every call not yet started: for work a client is waiting on (``StoreThreads``)."""
+        return await asyncio.get_running_loop().run_in_executor(self._threads.first,
+                                                                functools.partial(fn, *args, **kwargs))
 
     def close(self) -> None:
         """Wait for the calls already made, then stop the threads."""
