@@ -48,6 +48,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from adapters.base import ChainStats
 from adapters.message import Domain
 from config.settings import ChainFamily
+from router.budgets import ValueBudgets
 from router.capacity import CapacityModel, ChainProfile
 from router.errors import (  # noqa: F401 - ErrorBody and the rest are imported from here too
     BODY_ERRORS,
@@ -116,7 +117,7 @@ class IntentLimits:
     intents: Limiter                           # intents (and broadcast reports) per second
     intents_per_s: float
     intents_burst: int
-    value: Mapping[str, Limiter]               # token symbol -> token units a day the operators send for a client
+    value: ValueBudgets                        # what the operators send for a client, per token and day (shared)
     value_per_day: Mapping[str, float]
     retry_after: Callable[[float], str]        # seconds -> the Retry-After header's value
     max_open_unsigned: int = 10_000
@@ -213,32 +214,31 @@ class RoutingContext:
                                                            f"intents/s (burst {limits.intents_burst})",
                                                   "limit": "router.intents_per_s"}, retry_after_s=wait)
 
-    def spend_value(self, client: str, reqs: Sequence[IntentRequest], amounts: Sequence[Decimal]) -> dict[str, float]:
-        """The operator-sent value of a batch against the client's ``router.value_per_day`` budgets, all tokens or
-        none (a refusal gives back what it took). A token without a configured budget is never sent by the
-        operators (403); more than a whole day's budget in one batch is 403, an exhausted budget 429."""
-        limits = self.intents.limits if self.intents is not None else None
-        if limits is None:
+    async def spend_value(self, client: str, reqs: Sequence[IntentRequest], amounts: Sequence[Decimal]
+                          ) -> dict[str, float]:
+        """The operator-sent value of a batch against the client's ``router.value_per_day`` budgets, shared by every
+        daemon on the database (``router.budgets``), all tokens or none. A token without a configured budget is
+        never sent by the operators (403); more than a whole day's budget in one batch is 403, an exhausted budget
+        429."""
+        intents = self.intents
+        limits = intents.limits if intents is not None else None
+        if intents is None or limits is None:
             return {}
         totals = self._value_totals(limits, reqs, amounts)
-        taken: list[tuple[str, float]] = []
         for token, total in sorted(totals.items()):
             cap = limits.value_per_day[token]
             if total > cap:
-                for t, v in taken:
-                    limits.value[t].give_back(client, v)
                 raise self.refuse("value_limit", 403, {"field": "intents", "limit": f"router.value_per_day.{token}",
                                                        "error": f"the batch sends {total:g} {token}, more than a whole "
                                                                 f"day's limit of {cap:g} "
                                                                 f"(router.value_per_day.{token})"})
-            wait = limits.value[token].take(client, total)
-            if wait > 0:
-                for t, v in taken:
-                    limits.value[t].give_back(client, v)
-                raise self.refuse("value_limit", 429, {"limit": f"router.value_per_day.{token}",
-                                                       "error": f"over this client's limit of {cap:g} {token} a day "
-                                                                f"sent by the operator accounts"}, retry_after_s=wait)
-            taken.append((token, total))
+        short = await intents.store.aio.run_first(limits.value.take, client, totals)
+        if short is not None:
+            token, wait = short
+            raise self.refuse("value_limit", 429, {"limit": f"router.value_per_day.{token}",
+                                                   "error": f"over this client's limit of "
+                                                            f"{limits.value_per_day[token]:g} {token} a day sent by "
+                                                            "the operator accounts"}, retry_after_s=wait)
         return totals
 
     def _value_totals(self, limits: IntentLimits, reqs: Sequence[IntentRequest],
@@ -256,10 +256,12 @@ class RoutingContext:
             totals[req.token] = totals.get(req.token, 0.0) + float(amount)
         return totals
 
-    def give_back_value(self, client: str, token: str, amount: Decimal) -> None:
-        limits = self.intents.limits if self.intents is not None else None
-        if limits is not None and token in limits.value:
-            limits.value[token].give_back(client, float(amount))
+    async def give_back_value(self, client: str, returns: Mapping[str, float]) -> None:
+        """Value taken by ``spend_value`` that will not be sent (per token) goes back to the client's budgets."""
+        intents = self.intents
+        limits = intents.limits if intents is not None else None
+        if intents is not None and limits is not None and any(v > 0 for v in returns.values()):
+            await intents.store.aio.run_first(limits.value.give_back, client, returns)
 
     def current(self) -> CapacityModel:
         m = self.model()

@@ -44,9 +44,12 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     intents = ctx.intents
     assert intents is not None and intents.executor is not None
     expired = await intents.store.aio.expire_queued()
+    unsent: dict[str, dict[str, float]] = {}
     for client, token, amount in expired:  # nothing was sent: the value goes back to the client's daily budget
         if client is not None:
-            ctx.give_back_value(client, token, Decimal(amount))
+            unsent.setdefault(client, {})[token] = unsent.get(client, {}).get(token, 0.0) + float(Decimal(amount))
+    for client, returns in unsent.items():
+        await ctx.give_back_value(client, returns)
     if expired:
         log.info("queued_intents_expired", count=len(expired))
     queued = await intents.store.aio.queued(limit)

@@ -112,7 +112,7 @@ async def _validate_batch(ctx: RoutingContext, client: str, signer: str | None, 
         for i, req in enumerate(reqs):
             if req.kind == "call":
                 ctx.check_call(i, req)
-        ctx.spend_value(client, reqs, [p.amount for p, _ in parsed])
+        await ctx.spend_value(client, reqs, [p.amount for p, _ in parsed])
     elif intents.limits is not None and (await intents.store.aio.open_signer_intents() + len(reqs)
                                          > intents.limits.max_open_unsigned):
         raise ctx.refuse("unsigned_full", 503, {"error": f"too many signer-mode intents open "
@@ -320,10 +320,12 @@ async def _start_operator_batch(ctx: RoutingContext, request: Request, executor:
         for rec in records:
             rec.status = IntentStatus.UNSERVED
         raise
-    finally:
+    finally:  # what will not be sent goes back to the client's budgets
+        unsent: dict[str, float] = {}
         for rec, (p, _units) in zip(records, batch.parsed, strict=True):
-            if rec.status == IntentStatus.UNSERVED:  # nothing will be sent: its value goes back to the budget
-                ctx.give_back_value(batch.client, rec.token, p.amount)
+            if rec.status == IntentStatus.UNSERVED and rec.kind != "call":
+                unsent[rec.token] = unsent.get(rec.token, 0.0) + float(p.amount)
+        await ctx.give_back_value(batch.client, unsent)
     request.state.intents_taken = len(kept)
     take_planned_funds(executor, kept)
     if kept:

@@ -35,6 +35,7 @@ from relayer.pipeline.processor import DestinationProcessor
 from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store
 from router.api import IntentLimits, IntentsBackend, call_allowed
+from router.budgets import ValueBudgets
 from router.intents import IntentExecutor, IntentStore, Operator
 from router.lanes import LaneExecutor, LaneStore
 from router.room import RoomStore
@@ -189,7 +190,7 @@ class Workers:
         limits = IntentLimits(
             intents=KeyedRateLimiter(r.intents_per_s, float(r.intents_burst)), intents_per_s=r.intents_per_s,
             intents_burst=r.intents_burst,
-            value={sym: KeyedRateLimiter(cap / 86_400.0, cap) for sym, cap in r.value_per_day.items()},
+            value=ValueBudgets(self.store.engine, r.value_per_day),
             value_per_day=dict(r.value_per_day), retry_after=retry_after_header, max_open_unsigned=r.max_open_unsigned)
         return IntentsBackend(store, executor, decimals, token_chains, r.integrator_fee_share, not_bridged,
                               room=RoomStore(self.store.engine), backlog_s=r.backlog_s, max_wait_s=r.max_wait_s,

@@ -6,6 +6,7 @@
     heartbeat       lease / 5     Handover.beat: heartbeat, then hand-over of dead instances' work
     intents         every 1 s     IntentExecutor.refresh_unsettled (with operator accounts or signer mode)
     intent expiry   <= 30 s       IntentExecutor.prune(router.unsigned_ttl_s)
+    value budgets   every 600 s   ValueBudgets.prune: clients' buckets full for a day
     audit           audit.interval_s, first at once   AuditJob.run_once
 """
 
@@ -46,6 +47,10 @@ def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover,
         ttl = settings.router.unsigned_ttl_s  # rows of intents that never landed expire
         scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(lambda: executor.prune(ttl)), stop),
                           "interval", seconds=min(30.0, ttl / 4), max_instances=1, coalesce=True)
+    if intents is not None and intents.limits is not None:  # clients' value buckets full for a day are forgotten
+        budgets = intents.limits.value
+        scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(lambda: intents.store.aio.run_sync(
+            budgets.prune)), stop), "interval", seconds=600.0, max_instances=1, coalesce=True)
     if audit is not None:  # the first audit right away, then every audit.interval_s
         scheduler.add_job(_ends_quietly_on_stop(audit.run_once, stop), "interval",
                           seconds=settings.audit.interval_s, max_instances=1, coalesce=True,

@@ -24,6 +24,7 @@ from config.loader import load_settings, load_settings_dict
 from config.settings import is_loopback_url
 from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
 from router.api import IntentLimits, IntentsBackend, call_allowed, create_routing_api
+from router.budgets import ValueBudgets
 from router.capacity import CapacityModel, ChainProfile
 from router.intents import (
     IntentExecutor,
@@ -165,7 +166,7 @@ class Api:
         self.refusals: list[str] = []
         limits = IntentLimits(intents=KeyedRateLimiter(rate, float(burst), clock=clock), intents_per_s=rate,
                               intents_burst=burst,
-                              value={s: KeyedRateLimiter(c / 86_400, c, clock=clock) for s, c in value.items()},
+                              value=ValueBudgets(self.store.engine, value, clock=clock),
                               value_per_day=value, retry_after=retry_after_header, max_open_unsigned=5)
         backend = IntentsBackend(self.store, self.executor, {"TST": 18, "USDC": 6}, {"TST": {"l1"}, "USDC": {"l1"}},
                                  limits=limits, call_allowlist=allow or {}, on_refusal=self.refusals.append)
@@ -441,3 +442,18 @@ def test_a_hash_is_claimed_by_one_signer_intent_only(tmp_path: Path) -> None:
 async def _not_stored(_message_id: str) -> str | None:
     """No message is in a relayer store here."""
     return None
+
+
+def test_daemons_sharing_a_database_share_each_clients_value_budget(tmp_path: Path) -> None:
+    """Two daemons on one database (two APIs on one store file): a client that sends to both gets one budget, not
+    one each; what one daemon gives back (an unserved intent) the other can spend."""
+    first, second = Api(tmp_path, value={"TST": 100.0}), Api(tmp_path, value={"TST": 100.0})
+    assert first.post([_transfer(amount="60")]).status_code == 202
+    resp = second.post([_transfer(amount="50")])
+    assert resp.status_code == 429 and resp.json()["detail"]["limit"] == "router.value_per_day.TST"
+    assert first.post([_transfer(amount="40", max_latency_s=1e-6)]).json()["statuses"] == ["unserved"]
+    assert second.post([_transfer(amount="40")]).status_code == 202
+    assert first.post([_transfer(amount="1")]).status_code == 429
+    with Session(first.store.engine) as s:  # both daemons' intents: one table
+        stored = [int(r.units) for r in s.exec(select(IntentRecord)).all()]
+    assert sorted(stored) == [40 * 10**18, 60 * 10**18]  # the operators are asked for the day's 100 TST, no more
