@@ -52,6 +52,12 @@ log = structlog.get_logger("router.intents")
 _SIGNER_MODE = text("signer IS NOT NULL")
 
 
+# indexes of earlier versions: ix_intents_status_kind and ix_intents_queue lead with status; the three others are
+# the full indexes that the partial ix_intents_set_* replace (most intents have no integrator, signer or, when
+# accepted, transaction)
+RETIRED_INDEXES = ("ix_intents_status", "ix_intents_integrator", "ix_intents_signer", "ix_intents_tx_hash")
+
+
 def _where_set(column: str) -> dict[str, Any]:
     """A partial index's clause on both databases: rows where ``column`` is set (most intents have no integrator,
     signer, or, when accepted, transaction: an index of the set ones costs their insert nothing)."""
@@ -250,6 +256,17 @@ class IntentStore:
         self.aio = AsyncIntentStore(self, run, run_first or run)
         SQLModel.metadata.create_all(engine, tables=[IntentRecord.__table__])  # type: ignore[attr-defined]
         self._create_indexes()
+        self._drop_retired_indexes()
+
+    def _drop_retired_indexes(self) -> None:
+        """Indexes older versions made that newer ones replace (``RETIRED_INDEXES``), dropped where found: a store
+        made before would otherwise keep paying for them on every insert."""
+        for name in RETIRED_INDEXES:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+            except SQLAlchemyError as exc:  # another instance is using the table: it goes at a later start
+                log.info("intent_index_not_dropped", index=name, error=str(exc)[:200])
 
     def _create_indexes(self) -> None:
         """Indexes a table made by an older version lacks (``create_all`` adds them to new tables only)."""
