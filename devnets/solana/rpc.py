@@ -246,7 +246,7 @@ class SolanaRpc:
             "blockHeight": slot,
             "blockTime": block_time,
             "blockhash": blockhash,
-            "parentSlot": slot - 1 if parent is not None else slot,
+            "parentSlot": max(0, slot - 1),  # one block a slot, none skipped; slot 1's parent is genesis (slot 0)
             "previousBlockhash": parent[0] if parent is not None else blockhash,
         }
         details = config.get("transactionDetails", "full")
