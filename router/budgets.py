@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
+from router.room import bucket_level
 from router.sql import dialect_insert
 
 DAY_S = 86_400.0
@@ -44,7 +45,13 @@ class ValueBudgets:
 
     def _level(self, token: str, left: float, updated_at: float, now: float) -> float:
         cap = self.per_day[token]
-        return cap if updated_at <= 0 else min(cap, left + cap / DAY_S * max(0.0, now - updated_at))
+        return bucket_level(left, updated_at, cap / DAY_S, cap, now)
+
+    @staticmethod
+    def _set(conn: Connection, client: str, token: str, left: float, now: float) -> None:
+        table = ClientValue.__table__  # type: ignore[attr-defined]
+        conn.execute(table.update().where(and_(table.c.client == client, table.c.token == token))
+                     .values(left=left, updated_at=now))
 
     def _rows(self, conn: Connection, client: str, tokens: list[str]) -> dict[str, tuple[float, float]]:
         table = ClientValue.__table__  # type: ignore[attr-defined]
@@ -62,7 +69,6 @@ class ValueBudgets:
         totals = {t: v for t, v in totals.items() if v > 0}
         if not totals:
             return None
-        table = ClientValue.__table__  # type: ignore[attr-defined]
         now = self._clock()
         with self.engine.begin() as conn:
             rows = self._rows(conn, client, sorted(totals))
@@ -71,8 +77,7 @@ class ValueBudgets:
                 if level < totals[token] - 1e-12:
                     return token, (totals[token] - level) / (self.per_day[token] / DAY_S)
             for token, level in levels.items():
-                conn.execute(table.update().where(and_(table.c.client == client, table.c.token == token))
-                             .values(left=level - totals[token], updated_at=now))
+                self._set(conn, client, token, level - totals[token], now)
         return None
 
     def give_back(self, client: str, returns: Mapping[str, float]) -> None:
@@ -80,14 +85,12 @@ class ValueBudgets:
         returns = {t: v for t, v in returns.items() if v > 0 and t in self.per_day}
         if not returns:
             return
-        table = ClientValue.__table__  # type: ignore[attr-defined]
         now = self._clock()
         with self.engine.begin() as conn:
             rows = self._rows(conn, client, sorted(returns))
             for token, value in sorted(returns.items()):
-                level = self._level(token, *rows[token], now)
-                conn.execute(table.update().where(and_(table.c.client == client, table.c.token == token))
-                             .values(left=min(self.per_day[token], level + value), updated_at=now))
+                self._set(conn, client, token, min(self.per_day[token], self._level(token, *rows[token], now) + value),
+                          now)
 
     def prune(self) -> int:
         """Forget the buckets that have been full for a day (nothing taken since): they are as a new client's."""

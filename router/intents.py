@@ -221,13 +221,9 @@ def _work_sql(table: Any) -> Any:
     return case((table.c.kind == "xchain", XCHAIN_ORIGIN_WORK), else_=func.coalesce(table.c.work, 1.0))
 
 
-def new_intent_id() -> str:
-    return "int_" + os.urandom(16).hex()  # 128 random bits, as uuid4 (which costs 4x more per id)
-
-
 def new_intent_ids(n: int) -> list[str]:
-    """``n`` ids as ``new_intent_id`` makes them, from one read of the OS's random source (one read per id costs
-    more than the rest of building an intent)."""
+    """``n`` intent ids, ``int_`` and 128 random bits each (as uuid4, which costs 4x more per id), from one read of
+    the OS's random source (one read per id costs more than the rest of building an intent)."""
     pool = os.urandom(16 * n).hex()
     return ["int_" + pool[32 * k:32 * k + 32] for k in range(n)]
 
@@ -491,9 +487,7 @@ class AsyncIntentStore:
     by_batch = _off_loop(IntentStore.by_batch)
     unsettled = _off_loop(IntentStore.unsettled)
     by_integrator = _off_loop(IntentStore.by_integrator)
-    active_work = _off_loop(IntentStore.active_work)
     queued = _off_loop(IntentStore.queued)
-    queued_count = _off_loop(IntentStore.queued_count)
     queued_work = _off_loop(IntentStore.queued_work)
     expire_queued = _off_loop(IntentStore.expire_queued)
     release = _off_loop(IntentStore.release)

@@ -47,7 +47,8 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     unsent: dict[str, dict[str, float]] = {}
     for client, token, amount in expired:  # nothing was sent: the value goes back to the client's daily budget
         if client is not None:
-            unsent.setdefault(client, {})[token] = unsent.get(client, {}).get(token, 0.0) + float(Decimal(amount))
+            per_token = unsent.setdefault(client, {})
+            per_token[token] = per_token.get(token, 0.0) + float(Decimal(amount))
     for client, returns in unsent.items():
         await ctx.give_back_value(client, returns)
     if expired:

@@ -32,7 +32,8 @@ class ChainRoom(SQLModel, table=True):
     updated_at: float = 0.0
 
 
-def _level(tokens: float, updated_at: float, rate: float, burst: float, now: float) -> float:
+def bucket_level(tokens: float, updated_at: float, rate: float, burst: float, now: float) -> float:
+    """A token bucket stored as (``tokens`` as of ``updated_at``; 0: never touched, full): what it holds at ``now``."""
     if updated_at <= 0:
         return burst
     return min(burst, tokens + rate * max(0.0, now - updated_at))
@@ -62,7 +63,7 @@ class RoomStore:
         now = self._clock()
         with self.engine.connect() as conn:
             rows = self._rows(conn, list(rates), lock=False)
-        return {c: _level(*rows.get(c, (0.0, 0.0)), rates[c], rates[c] * burst_s[c], now) for c in rates}
+        return {c: bucket_level(*rows.get(c, (0.0, 0.0)), rates[c], rates[c] * burst_s[c], now) for c in rates}
 
     def reserve(self, wants: Mapping[str, float], rates: Mapping[str, float],
                 burst_s: Mapping[str, float]) -> dict[str, float]:
@@ -77,7 +78,7 @@ class RoomStore:
             self._ensure_rows(conn, sorted(wants))
             rows = self._rows(conn, list(wants), lock=True)
             for chain, want in sorted(wants.items()):
-                level = _level(*rows.get(chain, (0.0, 0.0)), rates[chain], rates[chain] * burst_s[chain], now)
+                level = bucket_level(*rows.get(chain, (0.0, 0.0)), rates[chain], rates[chain] * burst_s[chain], now)
                 granted[chain] = want if level >= want - 1e-6 else max(0.0, level)
                 conn.execute(table.update().where(table.c.chain == chain)
                              .values(tokens=level - granted[chain], updated_at=now))
@@ -95,7 +96,7 @@ class RoomStore:
             rows = self._rows(conn, list(returns), lock=True)
             for chain, work in sorted(returns.items()):
                 burst = rates[chain] * burst_s[chain]
-                level = _level(*rows.get(chain, (0.0, 0.0)), rates[chain], burst, now)
+                level = bucket_level(*rows.get(chain, (0.0, 0.0)), rates[chain], burst, now)
                 conn.execute(table.update().where(table.c.chain == chain)
                              .values(tokens=min(burst, level + work), updated_at=now))
 

@@ -257,13 +257,25 @@ def _queue_capacity_refusals(intents: IntentsBackend, batch: Batch, records: lis
 def _take_room_and_store(intents: IntentsBackend, room: Room, batch: Batch,
                          records: list[IntentFields]) -> list[IntentFields]:
     """On the store's threads, in one call: take the planned intents' work from the shared buckets (what no longer
-    fits is ``capacity``), queue the ``capacity`` ones that may wait, store the planned and queued ones; those."""
+    fits is ``capacity``), queue the ``capacity`` ones that may wait, store the planned and queued ones, and give the
+    value of the unserved ones back to the client's budgets (nothing of them will be sent); the stored ones."""
     wants = _work_wanted(records)
     _cut_to_granted(records, wants, _reserve(intents, room, wants))
     _queue_capacity_refusals(intents, batch, records, room.queued)
     kept = [r for r in records if r.status in (IntentStatus.PLANNED, IntentStatus.QUEUED)]
     intents.store.add_all(kept)
+    if intents.limits is not None:
+        intents.limits.value.give_back(batch.client, _value_of(batch, records, IntentStatus.UNSERVED))
     return kept
+
+
+def _value_of(batch: Batch, records: list[IntentFields], status: str | None = None) -> dict[str, float]:
+    """Per token, what the batch's token-moving intents (those in ``status``, or all) send."""
+    value: dict[str, float] = {}
+    for rec, (p, _units) in zip(records, batch.parsed, strict=True):
+        if rec.kind != "call" and (status is None or rec.status == status):
+            value[rec.token] = value.get(rec.token, 0.0) + float(p.amount)
+    return value
 
 
 def assign_operators(batch: Batch, assignment: Assignment, names: list[str], ops: list[Operator],
@@ -311,21 +323,14 @@ def _placement(assignment: Assignment, i: int, names: list[str], p: ParsedIntent
 async def _start_operator_batch(ctx: RoutingContext, request: Request, executor: IntentExecutor, batch: Batch,
                                 room: Room, records: list[IntentFields], ops: list[Operator]) -> JSONResponse:
     """The operators sign: the intents with room are stored and started, those without queued (stored too) or
-    unserved; an unserved one's value goes back to the client's budget (nothing will be sent)."""
+    unserved (their value back in the client's budgets)."""
     intents = ctx.intents
     assert intents is not None
     try:
         kept = await intents.store.aio.run_first(_take_room_and_store, intents, room, batch, records)
-    except BaseException:  # nothing was stored: the whole batch's value goes back to the client's budget
-        for rec in records:
-            rec.status = IntentStatus.UNSERVED
+    except BaseException:  # nothing was stored: the whole batch's value goes back to the client's budgets
+        await ctx.give_back_value(batch.client, _value_of(batch, records))
         raise
-    finally:  # what will not be sent goes back to the client's budgets
-        unsent: dict[str, float] = {}
-        for rec, (p, _units) in zip(records, batch.parsed, strict=True):
-            if rec.status == IntentStatus.UNSERVED and rec.kind != "call":
-                unsent[rec.token] = unsent.get(rec.token, 0.0) + float(p.amount)
-        await ctx.give_back_value(batch.client, unsent)
     request.state.intents_taken = len(kept)
     take_planned_funds(executor, kept)
     if kept:
