@@ -14,7 +14,8 @@ exactly the capabilities it implements.
     ContractCalls         evm                      router intents ("call" intents)
     WalletSource          evm, solana, cosmos      daemon wallet metrics, processor (fee decimals)
     CapacitySource        evm, solana, cosmos      daemon (router capacity feed)
-    WriteAheadSender      evm                      router lanes (durable operator intents: sign, store, then send)
+    WriteAheadSender      evm, solana              router lanes (durable operator intents: sign, store, then send)
+    OperatorAccounts      evm, solana, cosmos      daemon (each operator key's account on each chain)
     BatchLimit            solana, cosmos           processor (messages per delivery)
     Bytes32Accounts       solana, cosmos           CLI send, bench, accountant
     NativeTokenIds        solana, cosmos           audit, accountant
@@ -154,11 +155,28 @@ class Broadcast(enum.Enum):
 
 
 @runtime_checkable
+class OperatorAccounts(Protocol):
+    """The account a private key signs for on this chain (EVM: its 0x address; Solana: the ed25519 public key of the
+    key as seed; Cosmos: its bech32 address), so that one operator key has an account on every family."""
+
+    def account_of(self, key: str) -> str: ...
+
+
+@runtime_checkable
 class WriteAheadSender(Protocol):
     """Operator transactions in three steps, so that a crash between any two loses nothing and sends nothing
     twice: ``prepare`` (gas and fees, for many at once; refuses a call that would revert), ``sign`` at a nonce
-    the caller owns (CPU only), then, once the caller has stored the signed bytes, ``broadcast``. ``mined_nonces`` and
-    ``receipts`` tell which nonces are taken and by which transactions."""
+    the caller owns (CPU only), then, once the caller has stored the signed bytes, ``broadcast``. ``decided`` and
+    ``receipts`` tell which transactions the chain has settled one way or the other, and how.
+
+    The *nonce* is the lane's sequence: on EVM the account's nonce; on Solana, which has none, a number the lane
+    gives each transaction, in order, and nothing on chain (there a transaction is bound by its recent blockhash,
+    and is dead once that has expired with the transaction unseen)."""
+
+    def lane_kinds(self) -> frozenset[str]:
+        """The intent kinds this chain's lanes sign (``transfer``, ``call``, ``xchain``): EVM all three; Solana only
+        ``xchain`` (an intent's recipient is a 0x address, which names no Solana account)."""
+        ...
 
     async def prerequisites(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx]:
         """Transactions of ``sender`` that must be mined before ``specs`` can be prepared (EVM: the standing approval
@@ -179,11 +197,15 @@ class WriteAheadSender(Protocol):
         when they have outgrown it (it could not be included any more), else None."""
         ...
 
-    async def mined_nonces(self, accounts: Sequence[str]) -> list[int]:
-        """Per account, how many of its transactions are mined (the next nonce a block would take)."""
+    async def decided(self, account: str, txs: Sequence[PresignedTx]) -> list[bool]:
+        """Per signed transaction of ``account``: whether the chain has decided it, so that ``receipts`` is final for
+        it: a receipt if it was included, none if it never can be (EVM: its nonce is mined, by it or by another
+        transaction; Solana: finalized, or unseen with its blockhash expired)."""
         ...
 
-    async def pending_nonce(self, account: str) -> int: ...
+    async def pending_nonce(self, account: str) -> int:
+        """The first nonce no transaction the node holds uses (Solana: 0, there are none)."""
+        ...
 
     async def receipts(self, tx_hashes: Sequence[str]) -> list[TxReceipt | None]:
         """Each transaction's receipt, or None while it is not mined."""
@@ -193,7 +215,7 @@ class WriteAheadSender(Protocol):
 ADAPTER_CAPABILITIES: tuple[type, ...] = (
     ChainAdapter, MessageSender, MessageDispatcher, TokenSender, TxLookup, UnsignedTransactions, ContractCalls,
     WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
-    BridgeLedger, VaultHoldings, WriteAheadSender,
+    BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
@@ -213,6 +235,7 @@ __all__ = [
     "MessageDispatcher",
     "MessageSender",
     "NativeTokenIds",
+    "OperatorAccounts",
     "PreparedTx",
     "PresignedTx",
     "TokenSender",

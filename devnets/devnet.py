@@ -22,17 +22,23 @@ is ``down(keep_state=True)`` (``relayer devnet down --keep-state``): then each a
 ``NAME.state.json``, everything else stays, ``kept.json`` says so, and the next ``up`` resumes that devnet (same
 chains, contracts, heights, beacon chains and store) instead of starting a new one.
 
+``up`` and ``down`` hold ``devnet.lock`` (an exclusive ``flock`` on the directory's lock file) while they run, and a
+bench holds it from "is it up?" to "up": a process that finds another bringing the same devnet up or down waits for
+it to finish, instead of taking a devnet still going down for a running one (or finding its ports held).
+
 All keys involved are the public anvil test keys, written as such; they guard nothing of value.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -155,7 +161,7 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
 RECEIVED_SELECTOR = "0x83a6deb5"  # TestRecipient.received(): a view; calling it in a transaction changes nothing
 DEVNET_INTENTS_PER_S = 100.0
 DEVNET_INTENTS_BURST = 1000
-DEVNET_VALUE_PER_DAY = {"TST": 10_000.0, "USDC": 100_000.0}
+DEVNET_VALUE_PER_DAY = {"TST": 10_000.0, "USDC": 100_000.0, "SOLX": 10_000.0}
 
 
 # USD per whole native token of the devnet's non-EVM chains (their fee tokens), for fees in USD: assumed prices of
@@ -174,6 +180,13 @@ def _native_usd_toml(manifest: dict[str, Any]) -> list[str]:
             f"native_usd_by_chain = {_toml_value(prices)}"]
 
 
+def _value_per_day(manifest: dict[str, Any]) -> dict[str, float]:
+    """The operators' daily budget per client and token: TST and USDC, and SOLX where there is a Solana chain (the
+    operators' Solana accounts send it cross-chain)."""
+    solana = any(chain["family"] == "solana" for chain in manifest["chains"].values())
+    return {t: v for t, v in DEVNET_VALUE_PER_DAY.items() if t != "SOLX" or solana}
+
+
 def _router_limits_toml(manifest: dict[str, Any]) -> list[str]:
     """Per-client limits and the call allow-list: only TestRecipient's harmless ``received()``, nothing that moves
     or approves tokens."""
@@ -183,7 +196,7 @@ def _router_limits_toml(manifest: dict[str, Any]) -> list[str]:
     return [
         f"intents_per_s = {DEVNET_INTENTS_PER_S!r}            # per client (devnet: per address, all loopback)",
         f"intents_burst = {DEVNET_INTENTS_BURST}",
-        f"value_per_day = {_toml_value(DEVNET_VALUE_PER_DAY)}  # token units the operators send per client a day",
+        f"value_per_day = {_toml_value(_value_per_day(manifest))}  # token units the operators send per client a day",
         "unsigned_ttl_s = 600.0",
         "max_open_unsigned = 10000",
         "",
@@ -269,13 +282,16 @@ class Devnet:
     def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900,
                  layout: str = "default", families: tuple[str, ...] = ("evm", "cosmos", "solana"),
                  persistent: bool = False, state_interval_s: float | None = None,
-                 cosmos_delivery_timeout_blocks: int = 60) -> None:
+                 cosmos_delivery_timeout_blocks: int = 60, solana_blockhash_valid_slots: int | None = None) -> None:
         """``cosmos_delivery_timeout_blocks``: the Cosmos chain's ``delivery_timeout_blocks`` in the written config
         (how long an unlanded co-signed payout holds its messages; tests shorten it to wait less).
-        ``persistent``: every anvil keeps its chain in ``DIR/NAME.state.json`` (written on SIGTERM and, with
-        ``state_interval_s``, periodically), so ``restart_chain`` brings a node back with its chain, as a real
-        node restarts from its database. Without it an anvil restart would be a new, empty chain."""
+        ``solana_blockhash_valid_slots``: how many slots a Solana blockhash stays usable (default: a real cluster's
+        150; tests shorten it to see a transaction expire sooner). ``persistent``: every anvil keeps its chain in
+        ``DIR/NAME.state.json`` (written on SIGTERM and, with ``state_interval_s``, periodically), so
+        ``restart_chain`` brings a node back with its chain, as a real node restarts from its database. Without it an
+        anvil restart would be a new, empty chain."""
         self.persistent = persistent
+        self.solana_blockhash_valid_slots = solana_blockhash_valid_slots
         self.cosmos_delivery_timeout_blocks = cosmos_delivery_timeout_blocks
         self.state_interval_s = state_interval_s
         self.dir = Path(directory).resolve()
@@ -288,6 +304,28 @@ class Devnet:
         if unknown or "evm" not in families:
             raise RelayerError(f"devnet families must include evm and be among evm, cosmos, solana; got {families}")
         self.families = families
+        self._lock_depth = 0
+
+    @contextlib.contextmanager
+    def locked(self, timeout_s: float = 180.0) -> Iterator[None]:
+        """Hold the devnet's lock: no other process brings this devnet up or down meanwhile (re-entrant within this
+        object). Waits up to ``timeout_s`` for a holder (logging that it waits), then a ``RelayerError``."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "devnet.lock", "a+") as fd:
+            _flock_within(fd, self.dir, timeout_s)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
     @property
     def manifest_path(self) -> Path:
@@ -336,8 +374,12 @@ class Devnet:
         return self.dir / "kept.json"
 
     def up(self, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-        """Start the devnet: resume the one ``down(keep_state=True)`` kept, else a new one on every family."""
-        step = progress or (lambda _m: None)
+        """Start the devnet: resume the one ``down(keep_state=True)`` kept, else a new one on every family (holding
+        the devnet's lock: a devnet another process is bringing up or down is waited for)."""
+        with self.locked():
+            return self._up(progress or (lambda _m: None))
+
+    def _up(self, step: Callable[[str], None]) -> dict[str, Any]:
         if self.status()["up"] and self.manifest_path.exists():
             step("devnet already up")
             return self.manifest()
@@ -558,7 +600,9 @@ class Devnet:
 
         port = self.base_port + 20
         rpc_url = devnet_url(port)
-        proc = start_solana_devnet(port, self.dir / "solana", log_path=self.dir / "solana.log")
+        extra = ([] if self.solana_blockhash_valid_slots is None
+                 else ["--blockhash-valid-slots", str(self.solana_blockhash_valid_slots)])
+        proc = start_solana_devnet(port, self.dir / "solana", log_path=self.dir / "solana.log", extra_args=extra)
         self._record_process("solana", proc.pid, rpc_url, "solana")
         wait_until_ready(rpc_url, timeout=60, process=proc)
         return rpc_url
@@ -568,6 +612,8 @@ class Devnet:
         SOLX, and the EVM side: the multisig enrolled as Solana's token bridge, SOLX wrapped on every EVM chain."""
         import asyncio
 
+        from solders.keypair import Keypair
+
         from devnets.solana import devnet_keypair
         from devnets.solana.base58 import b58decode, b58encode
         from devnets.solana.bridge_setup import setup_solana_bridge
@@ -575,9 +621,12 @@ class Devnet:
         rpc_url = self._start_solana()
         users = [devnet_keypair(1), devnet_keypair(2)]
         validator_keys = [v["private_key"] for v in manifest["validator_keys"]]
+        # the router's operator keys (the EVM user keys) as ed25519 seeds: their Solana accounts sign its lanes there
+        operators = [Keypair.from_seed(bytes.fromhex(evm_devnet.devnet_key(i).removeprefix("0x"))).pubkey()
+                     for i in (evm_devnet.USER_A, evm_devnet.USER_B)]
         bridge = asyncio.run(setup_solana_bridge(rpc_url, validator_seeds_hex=validator_keys,
                                                  threshold=manifest["threshold"], payer=devnet_keypair(0),
-                                                 users=[u.pubkey() for u in users]))
+                                                 users=[u.pubkey() for u in users], operators=operators))
         multisig32 = "0x" + b58decode(bridge.multisig).hex()
         solx32 = "0x" + b58decode(bridge.solx_mint).hex()
         evm = _evm_bridges(manifest)
@@ -617,6 +666,10 @@ class Devnet:
         """Stop every process; the names stopped. Without ``keep_state`` the chains' state and the relayer's store
         go too (the next ``up`` is a new devnet); with it each anvil's chain is dumped first and ``kept.json``
         written, so the next ``up`` resumes this devnet."""
+        with self.locked():
+            return self._down(keep_state=keep_state)
+
+    def _down(self, *, keep_state: bool) -> list[str]:
         if keep_state and not self.status()["up"]:
             raise RelayerError(f"no running devnet in {self.dir} to keep: `relayer devnet up` first")
         if keep_state:
@@ -685,6 +738,24 @@ class Devnet:
         step(f"devnet resumed from the state kept in {self.dir}")
         log.info("devnet_resumed", dir=str(self.dir), chains=list(manifest["chains"]))
         return manifest
+
+
+def _flock_within(fd: Any, directory: Path, timeout_s: float) -> None:
+    """An exclusive ``flock`` on ``fd``, polled until ``timeout_s`` (then ``RelayerError``)."""
+    deadline = time.monotonic() + timeout_s
+    waiting = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise RelayerError(f"the devnet in {directory} is still being brought up or down by another process "
+                                   f"after {timeout_s:.0f} s (devnet.lock)") from None
+            if not waiting:
+                log.info("devnet_lock_wait", dir=str(directory), detail="another process is bringing it up or down")
+                waiting = True
+            time.sleep(0.1)
 
 
 COSMOS_DOMAIN = 6000

@@ -150,6 +150,9 @@ class IntentsBackend:
     max_queued: int = 100_000            # queued intents at most, all daemons together
 
     active: ActiveWork | None = None     # work taken and not mined, as admission reads it; None: from ``store``
+    # (chain, token symbol) -> decimals where they differ from ``decimals`` (wrapped TST has 9 on Solana): the units a
+    # cross-chain transfer moves on its origin
+    chain_decimals: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.room is None:

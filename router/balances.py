@@ -23,11 +23,12 @@ class OperatorBalances:
     """Per token: each chain's list of the operators' balances (operator order), read at most once per
     ``max_age_s``; ``take`` removes what a planned batch will send."""
 
-    def __init__(self, read: ReadBalances, operators: Sequence[str], *, max_age_s: float = BALANCE_MAX_AGE_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        """``read(chains, token)``: every operator's balance per chain, from the chains."""
+    def __init__(self, read: ReadBalances, operators: Sequence[Sequence[str]], *,
+                 max_age_s: float = BALANCE_MAX_AGE_S, clock: Callable[[], float] = time.monotonic) -> None:
+        """``read(chains, token)``: every operator's balance per chain, from the chains; ``operators``: each
+        operator's accounts (its EVM address, and its accounts on other families)."""
         self._read = read
-        self._index = {a.lower(): k for k, a in enumerate(operators)}
+        self._index = {a.lower(): k for k, accounts in enumerate(operators) for a in accounts}
         self._max_age_s = max_age_s
         self._clock = clock
         self._cached: dict[str, tuple[float, dict[str, list[int]]]] = {}

@@ -26,7 +26,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -40,8 +40,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from adapters.base import AdapterError, ChainAdapter, MessageSender, TxHash, TxNotFound, TxReceipt, TxReverted
-from adapters.capabilities import ContractCalls, UnsignedTransactions
-from adapters.message import Domain
+from adapters.capabilities import UnsignedTransactions
 from router.balances import OperatorBalances
 from router.planner import XCHAIN_ORIGIN_WORK
 from router.sql import insert_rows, update_rows
@@ -548,6 +547,8 @@ class LaneRunner(Protocol):
     @property
     def chains(self) -> frozenset[str]: ...
 
+    def chains_for(self, kind: str) -> frozenset[str]: ...
+
     def wake(self) -> None: ...
 
     async def run(self, stop: asyncio.Event) -> None: ...
@@ -556,32 +557,34 @@ class LaneRunner(Protocol):
 @dataclass(frozen=True, slots=True)
 class Operator:
     key: str        # private key (hex); never logged nor returned
-    address: str
+    address: str    # its EVM address: the operator's name (and its account on every EVM chain)
+    accounts: Mapping[str, str] = field(default_factory=dict)  # chain -> its account there, where not ``address``
+
+    def on(self, chain: str) -> str:
+        """This operator's account on ``chain`` (a Solana public key, a Cosmos address; on EVM ``address``)."""
+        return self.accounts.get(chain, self.address)
 
 
 class IntentExecutor:
-    """Sends planned intents with the operator accounts, in background tasks, and refreshes their status."""
+    """The intents' chain side: the operators' balances, the durable lanes that sign and send operator-signed intents
+    (``router.lanes``), the unsigned transactions of signer mode and the following of the hashes their dApps report,
+    and the status refresh."""
 
     def __init__(self, store: IntentStore, senders: Mapping[str, MessageSender], domains: dict[str, int],
                  operators: Sequence[Operator], message_state: Callable[[str], Awaitable[str | None]],
-                 concurrency: int = 32, *, native_usd: float = 3000.0,
-                 call_allowed: Callable[[str, str, bytes], bool] | None = None,
+                 *, native_usd: float = 3000.0,
                  lanes: Callable[[IntentExecutor], LaneRunner] | None = None) -> None:
-        """``native_usd`` converts fees read from receipts to USD; ``call_allowed(chain, contract, calldata)`` is the
-        last check before an operator account sends a call intent (the API refuses others before planning);
-        ``lanes`` builds the durable runner (``router.lanes.LaneExecutor``) that executes operator-signed
-        same-chain intents on the chains it covers (the others run in this executor's background tasks)."""
+        """``native_usd`` converts fees read from receipts to USD; ``lanes`` builds the durable runner
+        (``router.lanes.LaneExecutor``) that executes every operator-signed intent: without it the operators sign
+        nothing (``signable_chains`` is empty)."""
         self.store = store
         self.senders = senders
         self.domains = domains
         self.operators = list(operators)
-        self.operator_balances = OperatorBalances(self.balances, [o.address for o in self.operators])
+        self.operator_balances = OperatorBalances(self.balances, [[o.address, *o.accounts.values()]
+                                                                  for o in self.operators])
         self._message_state = message_state
         self.native_usd = native_usd
-        self._call_allowed = call_allowed or (lambda _chain, _to, _data: False)
-        self._limit = asyncio.Semaphore(concurrency)
-        self._xchain_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: dict[tuple[str, str], list[_InFlight]] = {}  # (chain, operator) -> sent, oldest first
         self._watcher: asyncio.Task[None] | None = None
         self._unflushed: list[tuple[str, dict[str, Any]]] = []  # status changes written by the watcher, in order
@@ -594,9 +597,13 @@ class IntentExecutor:
         if included:
             self._included.setdefault(chain, collections.deque()).append((time.monotonic(), work))
 
-    def _in_lane(self, rec: IntentFields) -> bool:
-        """Operator-signed, and starting on a chain with lanes (a cross-chain transfer: its origin's)."""
-        return self.lanes is not None and rec.signer is None and (rec.origin or rec.chain) in self.lanes.chains
+    def signable_chains(self) -> dict[str, frozenset[str]]:
+        """Per intent kind, where the operator accounts may sign it: the chains whose durable lanes
+        (``router.lanes``) take that kind (EVM: every kind; Solana: cross-chain transfers). An operator-signed intent
+        is planned there only (a cross-chain one: from there)."""
+        lanes = self.lanes
+        return {kind: lanes.chains_for(kind) if lanes is not None else frozenset()
+                for kind in ("transfer", "call", "xchain")}
 
     def included_work_per_s(self, chain: str, within_s: float) -> float:
         """Work of our transactions seen mined on ``chain`` per second over the last ``within_s`` seconds: the
@@ -611,9 +618,10 @@ class IntentExecutor:
 
     async def balances(self, chains: Sequence[str], token: str,
                        holders: Sequence[str] | None = None) -> dict[str, list[int]]:
-        """Each holder's (default: each operator's) balance of ``token`` on each chain (0 where the token is
-        unknown or the chain fails)."""
-        addresses = list(holders) if holders is not None else [o.address for o in self.operators]
+        """Each holder's (default: each operator's account on that chain) balance of ``token`` on each chain (0 where
+        the token is unknown or the chain fails)."""
+        def holders_on(chain: str) -> list[str]:
+            return list(holders) if holders is not None else [o.on(chain) for o in self.operators]
 
         async def one(chain: str, address: str) -> int:
             try:
@@ -622,8 +630,9 @@ class IntentExecutor:
                 return 0
 
         # every chain and holder at once: one RPC round trip of latency for the whole batch, not one per chain
-        flat = await asyncio.gather(*(one(chain, a) for chain in chains for a in addresses))
-        return {chain: list(flat[i * len(addresses):(i + 1) * len(addresses)]) for i, chain in enumerate(chains)}
+        asked = [(chain, a) for chain in chains for a in holders_on(chain)]
+        flat = iter(await asyncio.gather(*(one(chain, a) for chain, a in asked)))
+        return {chain: [next(flat) for _ in holders_on(chain)] for chain in chains}
 
     async def unsigned(self, rec: IntentFields) -> dict[str, Any]:
         """The transaction of a planned same-chain intent for its signer (``rec.operator``) to sign; notes on
@@ -703,70 +712,16 @@ class IntentExecutor:
             log.info("signer_intents_pruned", expired_unsigned=expired, failed_unmined=len(stale),
                      deleted_failed=removed)
 
-    def start(self, records: Sequence[IntentFields], keys: dict[str, str]) -> None:
-        """Run the planned ``records`` in a background task (``keys``: operator address -> key)."""
-        if self.lanes is not None and any(self._in_lane(r) for r in records):
+    def start(self, records: Sequence[IntentFields]) -> None:
+        """New planned operator-signed ``records`` are stored: their lanes sign them now rather than at the next poll.
+        Operator-signed intents exist only on chains with lanes (``signable_chains``: the API and the queue plan
+        them nowhere else), so none is ever executed from memory."""
+        if self.lanes is not None and records:
             self.lanes.wake()
-        records = [r for r in records if not self._in_lane(r)]
-        if not records:
-            return
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.create_task(self._watch_in_flight(), name="intents-in-flight")
-        task = asyncio.create_task(self._run(list(records), keys),
-                                   name=f"intents-{records[0].batch if records else ''}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, records: list[IntentFields], keys: dict[str, str]) -> None:
-        await asyncio.gather(*(self._one(r, keys[r.operator or ""]) for r in records
-                               if r.status == IntentStatus.PLANNED),
-                             return_exceptions=True)
 
     @staticmethod
     def work_of(rec: IntentFields) -> float:
         return intent_work(rec.kind, rec.work)
-
-    async def _one(self, rec: IntentFields, key: str) -> None:
-        work = self.work_of(rec)
-        async with self._limit:
-            try:
-                if rec.kind == "xchain":
-                    assert rec.origin is not None and rec.chain is not None
-                    lock = self._xchain_locks.setdefault((rec.origin, rec.operator or ""), asyncio.Lock())
-                    async with lock:  # send_token approves first: one at a time per account and chain
-                        tx, mid = await self.senders[rec.origin].send_token(
-                            key, rec.token, int(rec.units), Domain(self.domains[rec.chain]),
-                            bytes.fromhex(rec.recipient[2:]))
-                    fee: dict[str, Any] = {}
-                    with contextlib.suppress(AdapterError):  # mined already (send_token waits): its fee, if readable
-                        receipt = await self.senders[rec.origin].tx_receipt(tx)
-                        fee = {"fee_paid": str(receipt.fee_paid), "fee_paid_usd": receipt.fee_native * self.native_usd,
-                               "height": int(receipt.height)}
-                    await self.store.aio.update(rec.id, status=IntentStatus.INCLUDED, tx_hash=str(tx),
-                                                message_id="0x" + bytes(mid).hex(), **fee)
-                else:
-                    assert rec.chain is not None
-                    sender = self.senders[rec.chain]
-                    if rec.kind == "call":
-                        data = bytes.fromhex((rec.calldata or "0x")[2:])
-                        if not self._call_allowed(rec.chain, rec.recipient, data):  # the API refused it already
-                            raise TxReverted("the contract or function is not in router.call_allowlist",
-                                             chain=rec.chain, reason="call not allowed")
-                        if not isinstance(sender, ContractCalls):
-                            raise TxReverted(f"no contracts to call on {rec.chain}", chain=rec.chain,
-                                             reason="no contracts")
-                        tx = await sender.call_contract(key, rec.recipient, data)
-                    else:
-                        tx = await sender.transfer_token(key, rec.token, rec.recipient, int(rec.units))
-                    self._in_flight.setdefault((rec.chain, rec.operator or ""), []).append(
-                        _InFlight(rec.id, str(tx), work, time.monotonic()))
-                    self._unflushed.append((rec.id, {"status": IntentStatus.SUBMITTED, "tx_hash": str(tx)}))
-            except AdapterError as exc:
-                await self.store.aio.update(rec.id, status=IntentStatus.FAILED,
-                                            reason=f"{type(exc).__name__}: {exc.reason}"[:500])
-            except Exception as exc:  # noqa: BLE001 - a background task must record, not lose, its failure
-                await self.store.aio.update(rec.id, status=IntentStatus.FAILED,
-                                            reason=f"{type(exc).__name__}: {exc}"[:500])
 
     async def _watch_in_flight(self, interval_s: float = 0.2, probe: int = 16, give_up_s: float = 600.0) -> None:
         """Move sent same-chain intents to included / failed as soon as their block is seen.
@@ -834,8 +789,3 @@ class IntentExecutor:
                 await self._watcher
         changes, self._unflushed = self._unflushed, []
         await self.store.aio.update_many(changes)
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await t

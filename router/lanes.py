@@ -1,22 +1,26 @@
 """Durable, exactly-once execution of operator-signed intents: one *lane* per (chain, operator account).
 
-A lane owns its account's nonces. It is leased to one daemon at a time (``operator_lanes``: owner, lease, epoch,
-next nonce), so two daemons on one database never sign with the same account; daemons share the lanes fairly
-(each takes at most ``ceil(lanes / live daemons)``) and a silent daemon's lanes are adopted when its lease runs out.
+A lane owns its account's nonces (on Solana, which has none, its own sequence numbers). It is leased to one daemon
+at a time (``operator_lanes``: owner, lease, epoch, next nonce), so two daemons on one database never sign with the
+same account; daemons share the lanes fairly (each takes at most ``ceil(lanes / live daemons)``) and a silent
+daemon's lanes are adopted when its lease runs out.
 
 An intent's life in a lane, every step committed before the next begins:
 
     planned  --sign-->  signed  --broadcast-->  submitted  --mined-->  included | failed
       ^                   |  (write-ahead: raw transaction, hash, account and nonce stored, fenced by the lease)
-      '-- provably dead --'  (its nonce was mined by another transaction, seen on two checks ``dead_after_s`` apart:
-                             only then is it signed again)
+      '-- provably dead --'  (decided without it: its nonce mined by another transaction on EVM, its blockhash
+                             expired unseen on Solana; seen on two checks ``dead_after_s`` apart: only then is it
+                             signed again)
 
 On adoption (a restart, or another daemon's lane) the lane first *recovers*: each signed or submitted transaction
-whose nonce is mined is settled from its receipt (or, with no receipt, is provably dead and goes back to planned);
-every other one is broadcast again as the same signed bytes. A second transaction is never signed for an intent
-while its first can still be mined. Every status write is fenced by the lease too, and applies only while the intent
-still holds the transaction it is about: a daemon that lost its lane changes nothing.
-``tests/faults/test_kill9_intents.py`` kills the daemon in each state.
+the chain has decided (``WriteAheadSender.decided``) is settled from its receipt (or, with no receipt, is provably
+dead and goes back to planned); every other one is broadcast again as the same signed bytes. A second transaction is
+never signed for an intent while its first can still be included. Every status write is fenced by the lease too,
+and applies only while the intent still holds the transaction it is about: a daemon that lost its lane changes
+nothing.
+``tests/faults/test_kill9_intents.py`` kills the daemon in each state; ``tests/integration/test_solana_lanes.py``
+does the same on the Solana devnet.
 """
 
 from __future__ import annotations
@@ -250,7 +254,7 @@ class _Sent:
     tx: PresignedTx
     work: float
     broadcast: bool = False
-    dead_seen: int = 0  # checks that found its nonce mined and no receipt for it
+    dead_seen: int = 0  # checks that found it decided (EVM: its nonce mined) and no receipt for it
     dead_since: float | None = None  # monotonic time of the first such check
     replaced: list[str] = field(default_factory=list)  # earlier signatures at this nonce: any of them may be mined
     sent_at: float = field(default_factory=time.monotonic)  # last broadcast (or re-pricing) of this nonce
@@ -280,8 +284,9 @@ async def _no_failpoint(_point: str) -> None:
 class LaneExecutor:
     """Runs every lane this daemon leases: sign (write-ahead), broadcast, follow inclusion, recover on adoption."""
 
-    def __init__(self, store: LaneStore, senders: Mapping[str, WriteAheadSender], keys: Mapping[str, str],
-                 owner: str, run: OffLoop, *, domains: Mapping[str, int] | None = None,
+    def __init__(self, store: LaneStore, senders: Mapping[str, WriteAheadSender],
+                 keys: Mapping[str, Mapping[str, str]], owner: str, run: OffLoop, *,
+                 domains: Mapping[str, int] | None = None,
                  native_usd: float = 3000.0, lease_s: float = 10.0,
                  interval_s: float = 0.05, batch: int = 2000, dead_after_s: float = 5.0,
                  reprice_after_s: float = 30.0, on_repriced: Callable[[str], None] = lambda chain: None,
@@ -289,16 +294,16 @@ class LaneExecutor:
                  failpoint: Failpoint = _no_failpoint,
                  on_settled: Callable[[str, float, bool], None] = lambda chain, work, ok: None,
                  call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False) -> None:
-        """``keys``: operator address (as the intents store it) -> private key; ``domains``: chain name -> domain, the
-        destinations of cross-chain transfers; ``on_settled(chain, work,
-        included)`` is told of each of this daemon's intents leaving the chain's pending load;
-        ``call_allowed(chain, contract, calldata)`` is checked again before a call intent is signed; a transaction
-        is dead (its intent signed again) only when two checks at least ``dead_after_s`` apart found its nonce mined
-        and no receipt for it (a node that briefly lacks a receipt must not cause a second payment)."""
+        """``keys``: per chain, operator account (as the intents store it) -> private key; ``domains``: chain name ->
+        domain, the destinations of cross-chain transfers; ``on_settled(chain, work, included)`` is told of each of
+        this daemon's intents leaving the chain's pending load; ``call_allowed(chain, contract, calldata)`` is checked
+        again before a call intent is signed; a transaction is dead (its intent signed again) only when two checks at
+        least ``dead_after_s`` apart found it decided and no receipt for it (a node that briefly lacks a receipt must
+        not cause a second payment)."""
         self.store = store
         self.senders = senders
         self.domains = dict(domains or {})
-        self._keys = dict(keys)
+        self._keys = {chain: dict(accounts) for chain, accounts in keys.items()}
         self.owner = owner
         self._run = run
         self.native_usd = native_usd
@@ -314,11 +319,16 @@ class LaneExecutor:
         self._on_settled = on_settled
         self._call_allowed = call_allowed
         self._lanes: dict[LaneKey, _LaneState] = {}
-        self.lanes = [LaneKey(chain, address) for chain in senders for address in self._keys]
+        self.lanes = [LaneKey(chain, account) for chain in senders for account in self._keys.get(chain, {})]
+        self._kinds = {chain: sender.lane_kinds() for chain, sender in senders.items()}
 
     @property
     def chains(self) -> frozenset[str]:
         return frozenset(self.senders)
+
+    def chains_for(self, kind: str) -> frozenset[str]:
+        """The chains whose lanes sign intents of ``kind`` (a cross-chain transfer's: its origin)."""
+        return frozenset(c for c, kinds in self._kinds.items() if kind in kinds and self._keys.get(c))
 
     def wake(self) -> None:
         """New planned intents: sign them now rather than at the next poll."""
@@ -349,9 +359,10 @@ class LaneExecutor:
             log.info("lane_released", chain=key.chain, account=key.account)
             await self._drop(key)
         for key, lease in leases.items():
-            if key not in self._lanes and key.chain in self.senders and key.account in self._keys:
+            account_key = self._keys.get(key.chain, {}).get(key.account)
+            if key not in self._lanes and key.chain in self.senders and account_key is not None:
                 log.info("lane_leased", chain=key.chain, account=key.account, epoch=lease.epoch)
-                lane = self._lanes[key] = _LaneState(lease, self._keys[key.account])
+                lane = self._lanes[key] = _LaneState(lease, account_key)
                 lane.task = asyncio.create_task(self._lane_loop(lane), name=f"lane-{key.chain}-{key.account}")
 
     async def _drop(self, key: LaneKey) -> None:
@@ -450,7 +461,7 @@ class LaneExecutor:
                 raise AdapterError(f"{prep.spec.kind} {prep.spec.symbol} refused: {detail}",
                                    chain=lane.lease.key.chain, reason="prerequisite refused")
             deadline = time.monotonic() + self.prerequisite_timeout_s
-            while (await sender.mined_nonces([lane.lease.key.account]))[0] <= tx.nonce:
+            while not (await sender.decided(lane.lease.key.account, [tx]))[0]:
                 if time.monotonic() > deadline:
                     raise AdapterError(f"{prep.spec.kind} {prep.spec.symbol} ({tx.tx_hash}) not mined after "
                                        f"{self.prerequisite_timeout_s:.0f} s", chain=lane.lease.key.chain,
@@ -501,16 +512,18 @@ class LaneExecutor:
 
     # ------------------------------------------------------------ inclusion
     async def _follow(self, lane: _LaneState, *, recovering: bool = False) -> None:
-        """Settle every transaction whose nonce the chain has mined: included / failed from its receipt, or
-        provably dead (mined nonce, no receipt for ours, twice in a row) and planned again."""
+        """Settle every transaction the chain has decided (``WriteAheadSender.decided``: on EVM its nonce is mined):
+        included / failed from its receipt, or provably dead (decided, no receipt for any of its signatures, on two
+        checks ``dead_after_s`` apart) and planned again."""
         if not lane.sent:
             return
         key, sender = lane.lease.key, self.senders[lane.lease.key.chain]
-        (mined,) = await sender.mined_nonces([key.account])
-        done = [s for n, s in sorted(lane.sent.items()) if n < mined]
-        if recovering:  # everything not mined goes out again, as the same signed bytes
-            for n, s in lane.sent.items():
-                s.broadcast = n < mined
+        ordered = [s for _n, s in sorted(lane.sent.items())]
+        decided = await sender.decided(key.account, [s.tx for s in ordered])
+        done = [s for s, d in zip(ordered, decided, strict=True) if d]
+        if recovering:  # everything not decided goes out again, as the same signed bytes
+            for s, d in zip(ordered, decided, strict=True):
+                s.broadcast = d
         if not done:
             return
         hashes = [h for s in done for h in s.hashes()]
@@ -537,8 +550,9 @@ class LaneExecutor:
                 changes.append((sent.intent_id, sent.tx.tx_hash, {
                     "status": IntentStatus.PLANNED, "nonce": None, "raw_tx": None, "tx_hash": None,
                     "replaced_tx_hashes": None,
-                    "reason": f"its transaction {sent.tx.tx_hash} never mined: nonce {sent.tx.nonce} was taken by "
-                              "another transaction; signed again"}))
+                    "reason": f"its transaction {sent.tx.tx_hash} can no longer be included (the chain decided lane "
+                              f"sequence {sent.tx.nonce} without it: on EVM another transaction took the nonce, on "
+                              "Solana its blockhash expired unseen); signed again"}))
                 del lane.sent[sent.tx.nonce]
         await self._run(self.store.settle, lane.lease, self.owner, changes)
 

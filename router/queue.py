@@ -91,7 +91,7 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
         await intents.store.aio.run_sync(intents.room.give_back, unused, room.rates, room.burst_s)
         if intents.active is not None:
             intents.active.taken({chain: -work for chain, work in unused.items()})
-    executor.start(started, {o.address: o.key for o in executor.operators})
+    executor.start(started)
     return len(started)
 
 

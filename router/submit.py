@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from router.validation import (
     batch_items,
     batch_signer,
     check_intent,
+    check_signable,
     parse_request,
     planner_intents,
     read_intents,
@@ -62,7 +63,7 @@ async def submit_batch(ctx: RoutingContext, request: Request, body: dict[str, An
     ops = [Operator("", signer.lower())] if signer else executor.operators
     records = assign_operators(batch, assignment, names, ops, balances)
     if signer is None:
-        return await _start_operator_batch(ctx, request, executor, batch, room, records, ops)
+        return await _start_operator_batch(ctx, request, executor, batch, room, records)
     await reserve_room(ctx, room, records)
     return await _build_unsigned(ctx, executor, records)
 
@@ -99,6 +100,7 @@ async def _validate_batch(ctx: RoutingContext, client: str, signer: str | None, 
     intents = ctx.intents
     assert intents is not None
     parsed = []
+    signable = intents.executor.signable_chains() if intents.executor is not None else {}
     seen: dict[tuple[Any, ...], tuple[ParsedIntent, int]] = {}  # intents alike but for their recipient parse alike
     for i, req in enumerate(reqs):
         check_intent(i, req, signer)
@@ -106,7 +108,9 @@ async def _validate_batch(ctx: RoutingContext, client: str, signer: str | None, 
                  req.from_chain, req.work, req.max_fee_usd, req.max_latency_s)
         if shape not in seen:
             p = parse_request(req, m, f"intents[{i}].")
-            seen[shape] = (p, token_units(i, req, p, intents.decimals, intents.not_bridged))
+            if signer is None:  # the operators sign only on chains with lanes
+                check_signable(i, req, signable)
+            seen[shape] = (p, token_units(i, req, p, intents.decimals, intents.not_bridged, intents.chain_decimals))
         parsed.append(seen[shape])
     if signer is None:  # the operators sign: only allow-listed calls, within the client's daily value
         for i, req in enumerate(reqs):
@@ -180,13 +184,17 @@ def plan_batch(ctx: RoutingContext, m: CapacityModel, batch: Batch, balances: di
     names = list(m.index)
     # liquidity: same-chain intents run where an operator holds enough of the token; xchain ones may land
     # anywhere the token is (the bridge mints or unlocks it) but start where an operator holds it
+    # (the operators sign only on chains with lanes: an operator-signed intent runs, or starts, only there)
+    everywhere = frozenset(names)
+    signable = ({k: everywhere for k in ("transfer", "call", "xchain")} if batch.signer
+                else intents.executor.signable_chains() if intents.executor else {})
     liquidity = np.zeros((len(batch.reqs), len(names)), dtype=bool)
-    rows: dict[tuple[str, Kind, int], list[bool]] = {}
+    rows: dict[tuple[str, Kind, int, str | None], list[bool]] = {}
     for i, (req, (p, units)) in enumerate(zip(batch.reqs, batch.parsed, strict=True)):
-        key = (req.token, p.kind, units)
+        key = (req.token, p.kind, units, req.from_chain)
         if key not in rows:
-            rows[key] = [p.kind == Kind.CALL or ((name in intents.token_chains.get(req.token, ())) and (
-                p.kind == Kind.XCHAIN or max(balances[req.token][name], default=0) >= units)) for name in names]
+            rows[key] = [_can_pay(p.kind, name, req, units, intents.token_chains, balances, signable)
+                         for name in names]
         liquidity[i] = rows[key]
     arrays = planner_intents([p for p, _ in batch.parsed], m)
     arrays = Intents(kind=arrays.kind, work=arrays.work, amount=arrays.amount, allowed=arrays.allowed,
@@ -198,6 +206,20 @@ def plan_batch(ctx: RoutingContext, m: CapacityModel, batch: Batch, balances: di
     room_gas = np.array([room.work[n] for n in names]) * m.transfer_gas
     m.observe_pending(np.arange(len(names)), np.maximum(0.0, spare * horizon - room_gas))
     return plan(arrays, m, window_s=1.0, now_s=ctx.clock())
+
+
+def _can_pay(kind: Kind, chain: str, req: IntentRequest, units: int, token_chains: dict[str, set[str]],
+             balances: dict[str, dict[str, list[int]]], signable: Mapping[str, Collection[str]]) -> bool:
+    """Whether ``chain`` can take the intent: a call where its signer may sign one; a same-chain transfer where the
+    token is and its signer may sign one and holds ``units``; a cross-chain one to anywhere the token is, from an
+    origin where its signer may sign one."""
+    if kind == Kind.CALL:
+        return chain in signable.get("call", ())
+    if chain not in token_chains.get(req.token, ()):
+        return False
+    if kind == Kind.XCHAIN:
+        return req.from_chain in signable.get("xchain", ())
+    return chain in signable.get("transfer", ()) and max(balances[req.token][chain], default=0) >= units
 
 
 async def reserve_room(ctx: RoutingContext, room: Room, records: list[IntentFields]) -> None:
@@ -311,17 +333,17 @@ def _placement(assignment: Assignment, i: int, names: list[str], p: ParsedIntent
                               "fee_usd": float(assignment.fee_usd[i]), "latency_s": float(assignment.latency_s[i]),
                               "work": p.work}
     if p.kind == Kind.CALL:  # no token moves: spread calls over the operator accounts
-        return values | {"calldata": req.calldata, "operator": ops[i % len(ops)].address}
+        return values | {"calldata": req.calldata, "operator": ops[i % len(ops)].on(origin)}
     funds = left[req.token][origin]
     k = max(range(len(ops)), key=lambda j: funds[j])
     if funds[k] < units:
         return values | {"status": IntentStatus.UNSERVED, "reason": "liquidity"}
     funds[k] -= units
-    return values | {"operator": ops[k].address}
+    return values | {"operator": ops[k].on(origin)}
 
 
 async def _start_operator_batch(ctx: RoutingContext, request: Request, executor: IntentExecutor, batch: Batch,
-                                room: Room, records: list[IntentFields], ops: list[Operator]) -> JSONResponse:
+                                room: Room, records: list[IntentFields]) -> JSONResponse:
     """The operators sign: the intents with room are stored and started, those without queued (stored too) or
     unserved (their value back in the client's budgets)."""
     intents = ctx.intents
@@ -334,7 +356,7 @@ async def _start_operator_batch(ctx: RoutingContext, request: Request, executor:
     request.state.intents_taken = len(kept)
     take_planned_funds(executor, kept)
     if kept:
-        executor.start([r for r in kept if r.status == IntentStatus.PLANNED], {o.address: o.key for o in ops})
+        executor.start([r for r in kept if r.status == IntentStatus.PLANNED])
     return _answer(kept[0].batch if kept else None, records)
 
 

@@ -5,6 +5,7 @@ stored or asked of a chain from input that fails one.
     batch_items, batch_signer     the envelope of POST /v1/intents ({"intents": [...], "signer": ...})
     read_intents                  each intent against ``IntentRequest`` (field: intents[i].<field>)
     check_intent                  formats (recipient, integrator, calldata) and rules across fields
+    check_signable                an operator-signed intent names chains where the operators sign (those with lanes)
     parse_request                 an intent against the live chains (amount, chains, from_chain): quote and submit
     token_units                   the amount in the token's smallest units; tokens that are not bridged
     planner_intents               parsed intents as the planner's arrays
@@ -13,7 +14,7 @@ stored or asked of a chain from input that fails one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -140,11 +141,30 @@ def check_intent(i: int, req: IntentRequest, signer: str | None) -> None:
         raise bad_input(f"intents[{i}].max_wait_s", "signer-mode intents do not queue; omit max_wait_s or use 0")
 
 
+def check_signable(i: int, req: IntentRequest, signable: Mapping[str, Collection[str]]) -> None:
+    """An operator-signed intent must be able to run where the operator accounts sign its kind: on chains whose
+    durable lanes (``router.lanes``) take it (``signable``: per kind). A call or same-chain transfer that names only
+    other chains, or a cross-chain transfer from another chain, is refused with the chains it could use (a dApp may
+    sign a same-chain one itself: signer mode)."""
+    where = ", ".join(sorted(signable.get(req.kind, ()))) or "none"
+    if req.kind == "xchain":
+        if req.from_chain is not None and req.from_chain not in signable.get("xchain", ()):
+            raise bad_input(f"intents[{i}].from_chain", f"the operator accounts do not sign cross-chain transfers "
+                                                       f"from {req.from_chain!r}; they do from: {where}")
+    elif req.chains is not None and not set(req.chains) & set(signable.get(req.kind, ())):
+        raise bad_input(f"intents[{i}].chains", f"the operator accounts sign {req.kind} intents on none of "
+                                                f"{sorted(req.chains)}; they do on: {where} (or pass signer to sign "
+                                                "the transaction yourself)")
+
+
 def token_units(i: int, req: IntentRequest, p: ParsedIntent, decimals: Mapping[str, int],
-                not_bridged: frozenset[str]) -> int:
-    """The amount of intent ``i`` in its token's smallest units (a known token, no more decimals than it has); an
-    xchain intent needs a bridged token."""
+                not_bridged: frozenset[str], chain_decimals: Mapping[tuple[str, str], int] | None = None) -> int:
+    """The amount of intent ``i`` in its token's smallest units (a known token, no more decimals than it has; a
+    cross-chain transfer's in its origin's token, ``chain_decimals`` where they differ); an xchain intent needs a
+    bridged token."""
     places = decimals.get(req.token)
+    if places is not None and p.kind == Kind.XCHAIN and req.from_chain is not None and chain_decimals:
+        places = chain_decimals.get((req.from_chain, req.token), places)
     if places is None:
         raise bad_input(f"intents[{i}].token", f"unknown token {req.token!r}; known: {', '.join(sorted(decimals))}")
     scaled = p.amount.scaleb(places)

@@ -33,7 +33,7 @@ from adapters.base import (
     UnsignedTransactions,
     WalletSource,
 )
-from adapters.capabilities import BatchLimit, Bytes32Accounts, NativeTokenIds
+from adapters.capabilities import BatchLimit, Bytes32Accounts, NativeTokenIds, OperatorAccounts
 from adapters.cosigned import CosignedSteps
 from adapters.cosmos.chain import CosmosChain, address_of
 from adapters.cosmos.destination import CosmosDestination
@@ -46,7 +46,8 @@ __all__ = ["CosmosAdapter", "CosmosChain", "UnknownToken", "address_of"]
 
 class CosmosAdapter(CosmosDestination, CosmosSender, CosmosHealth,
                     ChainAdapter, MessageSender, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
-                    Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, CosignedSteps[tuple[()]]):
+                    Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts,
+                    CosignedSteps[tuple[()]]):
     """One Cosmos SDK chain: origin (MsgSend-to-vault dispatches, ``adapters.cosmos.origin``), destination
     (co-signed multisig payouts, ``destination``; the validator's checks of them, ``cosign``), sender and health:
     the roles, composed; the capabilities it declares are the Protocols after them.

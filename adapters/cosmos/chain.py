@@ -242,6 +242,10 @@ class CosmosChain:
             raise refuse(f"fee {fee_amount}{fee_denom} is out of bounds", chain=self._name, reason="bad fee")
         return self._plan_for(payouts, account_number, sequence, gas, (fee_denom, fee_amount), timeout_height)
 
+    def account_of(self, key: str) -> str:
+        """The bech32 address ``key`` (secp256k1, hex) signs for (``OperatorAccounts``)."""
+        return address_of(self._key(key), self._prefix)
+
     def _key(self, key: str) -> PrivateKey:
         try:
             return PrivateKey(bytes.fromhex(key.removeprefix("0x")))

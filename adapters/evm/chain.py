@@ -304,6 +304,10 @@ class EvmChain:
             raise SigningError("the signer key is not a valid secp256k1 private key", chain=self._name,
                                reason="bad key") from None
 
+    def account_of(self, key: str) -> str:
+        """The 0x address (lower-case) ``key`` signs for (``OperatorAccounts``)."""
+        return str(self._account_for(key).address).lower()
+
     def _account_for(self, key: str) -> LocalAccount:
         """The account of a sender key, derived once (deriving the public key costs ~1 ms of CPU per call)."""
         account = self._accounts_by_key.get(key)

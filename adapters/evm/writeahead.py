@@ -241,6 +241,16 @@ class EvmWriteAhead(EvmChain):
             out.append(self.sign(key, prepared, tx.nonce))
         return out
 
+    def lane_kinds(self) -> frozenset[str]:
+        return frozenset({"transfer", "call", "xchain"})
+
+    async def decided(self, account: str, txs: Sequence[PresignedTx]) -> list[bool]:
+        """Decided once its nonce is mined (by it or by another transaction at that nonce): one read."""
+        if not txs:
+            return []
+        (mined,) = await self.mined_nonces([account])
+        return [tx.nonce < mined for tx in txs]
+
     @evm_boundary
     async def mined_nonces(self, accounts: Sequence[str]) -> list[int]:
         answers = await self._rpc_many([("eth_getTransactionCount", [a, "latest"]) for a in accounts])

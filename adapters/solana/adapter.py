@@ -32,7 +32,14 @@ from adapters.base import (
     MessageSender,
     WalletSource,
 )
-from adapters.capabilities import BatchLimit, Bytes32Accounts, NativeTokenIds, VaultHoldings
+from adapters.capabilities import (
+    BatchLimit,
+    Bytes32Accounts,
+    NativeTokenIds,
+    OperatorAccounts,
+    VaultHoldings,
+    WriteAheadSender,
+)
 from adapters.cosigned import CosignedSteps
 from adapters.solana.chain import (
     DELIVERY_COMPUTE_PER_MESSAGE,
@@ -42,16 +49,17 @@ from adapters.solana.chain import (
 )
 from adapters.solana.cosign import SolanaCosignCheck
 from adapters.solana.health import SolanaHealth
-from adapters.solana.sender import SolanaSender
+from adapters.solana.writeahead import SolanaWriteAhead
 from adapters.tokens import UnknownToken
 
 __all__ = ["DELIVERY_COMPUTE_PER_MESSAGE", "MAX_GUARD_LAMPORTS", "SolanaAdapter", "SolanaChain", "UnknownToken",
            "keypair_from_hex"]
 
 
-class SolanaAdapter(SolanaCosignCheck, SolanaSender, SolanaHealth,
+class SolanaAdapter(SolanaCosignCheck, SolanaWriteAhead, SolanaHealth,
                     ChainAdapter, MessageSender, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
-                    NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, CosignedSteps[list[Pubkey]]):
+                    NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
+                    OperatorAccounts, CosignedSteps[list[Pubkey]]):
     """One Solana cluster: origin (memo dispatches referencing the bridge, ``adapters.solana.origin``),
     destination (co-signed payouts, ``destination``; the validator's checks of them, ``cosign``), sender and
     health: the roles, composed; the capabilities it declares are the Protocols after them.

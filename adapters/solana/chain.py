@@ -218,6 +218,10 @@ class SolanaChain:
             raise UnknownToken(f"no token {symbol!r} on {self._name}", chain=self._name, reason="unknown token")
         return token
 
+    def account_of(self, key: str) -> str:
+        """The base58 public key ``key`` (an ed25519 seed in hex) signs for (``OperatorAccounts``)."""
+        return str(self._key(key).pubkey())
+
     def _key(self, key: str) -> Keypair:
         try:
             return keypair_from_hex(key)

@@ -98,14 +98,24 @@ class SolanaSender(SolanaOrigin):
     @solana_boundary
     async def send_token(self, sender_key: str, symbol: str, amount: int, destination: Domain, recipient: bytes
                          ) -> tuple[TxHash, MessageId]:
+        signer = self._key(sender_key)
+        ixs = self._token_dispatch_instructions(signer.pubkey(), symbol, amount, int(destination), recipient)
+        signature = await self._send(signer, ixs)
+        log.info("token_dispatched", chain=self._name, tx=str(signature), symbol=symbol, amount=amount,
+                 destination=int(destination))
+        slot = await self._wait_finalized(signature)
+        return TxHash(str(signature)), (await self._dispatched_by(signature, slot))[0]
+
+    def _token_dispatch_instructions(self, owner: Pubkey, symbol: str, amount: int, destination: int,
+                                     recipient: bytes) -> list[Instruction]:
+        """A token dispatch by ``owner``: burn the wrapped token (or move a native one into its vault), the bridge
+        reference, and the dispatch memo; ``TxReverted`` for an unknown route or an amount that is not a u64."""
         token = self._token(symbol)
-        remote = self._rules.remote_bridges.get(int(destination))
+        remote = self._rules.remote_bridges.get(destination)
         if remote is None:
             raise TxReverted(f"no remote bridge for domain {destination}", chain=self._name, reason="unknown route")
         if not 0 < amount <= 2**64 - 1:
             raise TxReverted(f"amount {amount} is not a positive u64", chain=self._name, reason="bad amount")
-        signer = self._key(sender_key)
-        owner = signer.pubkey()
         source = get_associated_token_address(owner, token.mint)
         body = TokenBody(token.home_domain, token.home_token, bytes32(recipient), amount * token.scale).encode()
         move: Instruction
@@ -116,12 +126,8 @@ class SolanaSender(SolanaOrigin):
             move = transfer(TransferParams(program_id=TOKEN_PROGRAM_ID, source=source, dest=token.vault,
                                            owner=owner, amount=amount))
         memo = create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner,
-                                      message=encode_dispatch_memo(int(destination), remote, body).encode()))
-        signature = await self._send(signer, [move, self._bridge_reference(owner), memo])
-        log.info("token_dispatched", chain=self._name, tx=str(signature), symbol=symbol, amount=amount,
-                 destination=int(destination))
-        slot = await self._wait_finalized(signature)
-        return TxHash(str(signature)), (await self._dispatched_by(signature, slot))[0]
+                                      message=encode_dispatch_memo(destination, remote, body).encode()))
+        return [move, self._bridge_reference(owner), memo]
 
     @solana_boundary
     async def dispatch_messages(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes]

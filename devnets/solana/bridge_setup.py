@@ -6,7 +6,8 @@
 - ``TST``: the wrapped form of the L1's TST (9 decimals here, 18 at home), minted only by the multisig;
 - ``SOLX``: a token native to Solana (9 decimals), locked in the vault (the multisig's associated token
   account) when it leaves, unlocked from it when it comes home;
-- the users' associated token accounts, and SOLX minted to them.
+- the users' and the router operators' associated token accounts, and SOLX minted to them (the operators also get
+  lamports: they are not genesis accounts).
 
 All keypairs are derived from fixed labels: PUBLIC DEVNET TEST KEYS.
 """
@@ -25,7 +26,7 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import CreateAccountParams, TransferParams, create_account, transfer
 from solders.transaction import Transaction
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
@@ -76,7 +77,12 @@ async def _confirmed(client: AsyncClient, sig: Signature, timeout_s: float = 30.
 
 
 async def setup_solana_bridge(rpc_url: str, *, validator_seeds_hex: Sequence[str], threshold: int,
-                              payer: Keypair, users: Sequence[Pubkey], user_solx: int = 10**6 * 10**9) -> SolanaBridge:
+                              payer: Keypair, users: Sequence[Pubkey], user_solx: int = 10**6 * 10**9,
+                              operators: Sequence[Pubkey] = (), operator_lamports: int = 1_000 * 10**9
+                              ) -> SolanaBridge:
+    """The bridge's multisig and mints, and the token accounts of ``users`` and ``operators`` (the router's operator
+    accounts: ``operator_lamports`` each for fees and rent, as they are not genesis accounts), each given
+    ``user_solx`` SOLX."""
     validators = [Keypair.from_seed(bytes.fromhex(s.removeprefix("0x"))) for s in validator_seeds_hex]
     multisig = labelled_keypair("bridge-multisig")
     tst, solx = labelled_keypair("mint-TST"), labelled_keypair("mint-SOLX")
@@ -98,7 +104,10 @@ async def setup_solana_bridge(rpc_url: str, *, validator_seeds_hex: Sequence[str
                                                          mint_authority=authority)),
                 ]
             await _confirmed(client, await _send(client, payer, ixs, multisig, tst, solx))
-            accounts: list[Instruction] = []
+            accounts: list[Instruction] = [
+                transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=o, lamports=operator_lamports))
+                for o in operators]
+            users = [*users, *operators]
             for owner in [multisig.pubkey(), *users]:
                 for mint in (tst, solx):
                     accounts.append(create_idempotent_associated_token_account(payer.pubkey(), owner, mint.pubkey()))

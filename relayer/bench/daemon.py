@@ -41,10 +41,12 @@ def bench_devnet_and_daemon(devnet: Devnet, env_overrides: dict[str, str], *, in
     """Bring ``devnet`` up unless it is, and start the bench daemon unless one serves its API; on the way out (the
     bench's end, an error, Ctrl-C, or SIGTERM through ``sigterm_as_interrupt``) stop the daemon it started and,
     unless ``keep_devnet``, the devnet it brought up. A devnet or daemon that was already running is left as it was."""
-    was_up = devnet.status()["up"]
     daemon = None
+    was_up = True  # until known: a devnet this bench did not see down is never brought down by it
     try:
-        devnet.up()  # (stops what it started itself if it fails half-way)
+        with devnet.locked():  # a devnet another bench is still bringing down is waited for, not taken for running
+            was_up = devnet.status()["up"]
+            devnet.up()  # (stops what it started itself if it fails half-way)
         daemon = start_bench_daemon(devnet, env_overrides, instance)
         yield daemon
     finally:

@@ -17,7 +17,7 @@ import httpx
 import structlog
 
 from adapters.base import ChainAdapter, Cosigner, InclusionVerifier, MessageSender
-from adapters.capabilities import WriteAheadSender
+from adapters.capabilities import OperatorAccounts, WriteAheadSender
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError
@@ -140,6 +140,13 @@ class Workers:
         rec = await self.store.aio.get(message_id)
         return rec.state if rec is not None else None
 
+    def _operator(self, key: str) -> Operator:
+        """An operator key with its account on every chain whose adapter names one (``OperatorAccounts``) and whose
+        account is not its EVM address (a Solana public key, a Cosmos address)."""
+        address = CheckpointSigner.from_hex(key).address
+        accounts = {name: a.account_of(key) for name, a in self.adapters.items() if isinstance(a, OperatorAccounts)}
+        return Operator(key, address, {n: acct for n, acct in accounts.items() if acct.lower() != address.lower()})
+
     def _lanes(self, operators: list[Operator], allowlist: dict[str, dict[str, frozenset[str]]]
                ) -> Callable[[IntentExecutor], LaneExecutor]:
         """The durable lanes (router/lanes.py) on every chain whose adapter signs write-ahead."""
@@ -148,7 +155,8 @@ class Workers:
         lane_store = LaneStore(self.store.engine)
 
         def build(executor: IntentExecutor) -> LaneExecutor:
-            return LaneExecutor(lane_store, senders, {o.address: o.key for o in operators}, self.store.owner,
+            keys = {chain: {o.on(chain): o.key for o in operators} for chain in senders}
+            return LaneExecutor(lane_store, senders, keys, self.store.owner,
                                 self.store.aio.run, domains={n: c.domain for n, c in self.settings.chains.items()},
                                 native_usd=r.native_usd, lease_s=r.lane_lease_s,
                                 reprice_after_s=r.lane_reprice_after_s,
@@ -172,17 +180,19 @@ class Workers:
             for symbol, token in getattr(chain, "tokens", {}).items():
                 decimals.setdefault(symbol, token.decimals)
                 token_chains.setdefault(symbol, set()).add(name)
+        chain_decimals = {(name, symbol): token.decimals for name, chain in s.chains.items()
+                          for symbol, token in getattr(chain, "tokens", {}).items()
+                          if token.decimals != decimals[symbol]}
         senders = {n: a for n, a in self.adapters.items() if isinstance(a, MessageSender)}
         r = s.router
         allowlist = {chain: {t.contract.lower(): frozenset(sel.lower() for sel in t.selectors) for t in targets}
                      for chain, targets in r.call_allowlist.items()}
         executor = None
         if senders:  # without operator keys the API still plans and hands out unsigned transactions
-            operators = [Operator(k, CheckpointSigner.from_hex(k).address) for k in self.operator_keys]
+            operators = [self._operator(k) for k in self.operator_keys]
             executor = IntentExecutor(store, senders, {n: c.domain for n, c in s.chains.items()}, operators,
                                       self._message_state,
                                       native_usd=r.native_usd,
-                                      call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data),
                                       lanes=self._lanes(operators, allowlist) if operators else None)
         not_bridged = frozenset(sym for chain in s.chains.values() for sym, t in getattr(chain, "tokens", {}).items()
                                 if not getattr(t, "bridged", True))
@@ -194,7 +204,7 @@ class Workers:
             value_per_day=dict(r.value_per_day), retry_after=retry_after_header, max_open_unsigned=r.max_open_unsigned)
         return IntentsBackend(store, executor, decimals, token_chains, r.integrator_fee_share, not_bridged,
                               room=RoomStore(self.store.engine), backlog_s=r.backlog_s, max_wait_s=r.max_wait_s,
-                              max_queued=r.max_queued,
+                              max_queued=r.max_queued, chain_decimals=chain_decimals,
                               limits=limits, call_allowlist=allowlist,
                               on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
 

@@ -17,6 +17,7 @@ from adapters.capabilities import (
     MessageDispatcher,
     MessageSender,
     NativeTokenIds,
+    OperatorAccounts,
     TokenSender,
     TxLookup,
     UnsignedTransactions,
@@ -38,11 +39,12 @@ from tests.unit.test_pipeline import TreeCollector
 SENDER_ROLES = {MessageSender, MessageDispatcher, TokenSender, TxLookup}
 EXPECTED: dict[type, set[type]] = {
     EvmAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
-                 BridgeLedger, WriteAheadSender},
+                 BridgeLedger, WriteAheadSender, OperatorAccounts},
     SolanaAdapter: {ChainAdapter, *SENDER_ROLES, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
-                    NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings},
+                    NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
+                    OperatorAccounts},
     CosmosAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
-                    Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness},
+                    Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts},
 }
 
 

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from router.balances import OperatorBalances
 from router.room import ActiveWork
 
-OPS = ["0xAA", "0xbb"]
+OPS = [["0xAA"], ["0xbb", "SoLaNaAccountOfB"]]  # each operator's accounts: its EVM address, and on other families
 
 
 class Chains:
     def __init__(self) -> None:
         self.reads = 0
-        self.balance = {"l1": [100, 50], "l2": [7, 0]}
+        self.balance = {"l1": [100, 50], "l2": [7, 9]}
 
     async def read(self, chains: Sequence[str], token: str) -> dict[str, list[int]]:
         self.reads += 1
@@ -30,7 +30,7 @@ def test_one_read_serves_every_batch_until_it_is_old() -> None:
     balances = OperatorBalances(chains.read, OPS, max_age_s=1.0, clock=lambda: now[0])
 
     async def scenario() -> None:
-        assert await balances.get(["l1", "l2"], "USDC") == {"l1": [100, 50], "l2": [7, 0]}
+        assert await balances.get(["l1", "l2"], "USDC") == {"l1": [100, 50], "l2": [7, 9]}
         now[0] = 0.9
         await balances.get(["l1", "l2"], "USDC")
         assert chains.reads == 1
@@ -62,7 +62,8 @@ def test_what_a_batch_planned_is_not_there_for_the_next_one() -> None:
         balances.take("USDC", "l1", "0xaa", 60)  # the address in another case: the same operator
         balances.take("USDC", "l1", "0xbb", 80)  # more than it holds: nothing left, never negative
         balances.take("USDC", "l2", "0xcc", 5)   # not an operator: ignored
-        assert await balances.get(["l1", "l2"], "USDC") == {"l1": [40, 0], "l2": [7, 0]}
+        balances.take("USDC", "l2", "SoLaNaAccountOfB", 3)  # operator B by its account on another family
+        assert await balances.get(["l1", "l2"], "USDC") == {"l1": [40, 0], "l2": [7, 6]}
         now[0] = 2.0  # the chain's figure replaces the estimate
         assert (await balances.get(["l1"], "USDC"))["l1"] == [100, 50]
 

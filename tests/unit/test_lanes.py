@@ -140,8 +140,11 @@ class FakeChain(WriteAheadSender):
     def landed_to(self, recipient: str) -> int:
         return sum(json.loads(raw)["pays"] == recipient for raw in self.landed)
 
-    async def mined_nonces(self, accounts: Sequence[str]) -> list[int]:
-        return [self.mined[a] for a in accounts]
+    def lane_kinds(self) -> frozenset[str]:
+        return frozenset({"transfer", "call", "xchain"})
+
+    async def decided(self, account: str, txs: Sequence[PresignedTx]) -> list[bool]:
+        return [tx.nonce < self.mined[account] for tx in txs]
 
     async def pending_nonce(self, account: str) -> int:
         nonce = self.mined[account]
@@ -212,7 +215,8 @@ async def _no_failpoint(_point: str) -> None:
 def _executor(lanes: LaneStore, chain: FakeChain, *, failpoint: Callable[[str], Any] = _no_failpoint,
               call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: True,
               dead_after_s: float = 0.0, reprice_after_s: float = 30.0) -> LaneExecutor:
-    return LaneExecutor(lanes, {CHAIN: chain}, {ACCOUNT: KEY}, "A", _inline, lease_s=LEASE_S, failpoint=failpoint,
+    return LaneExecutor(lanes, {CHAIN: chain}, {CHAIN: {ACCOUNT: KEY}}, "A", _inline, lease_s=LEASE_S,
+                        failpoint=failpoint,
                         call_allowed=call_allowed, dead_after_s=dead_after_s, domains={CHAIN: 1, DESTINATION: 2},
                         reprice_after_s=reprice_after_s)
 
@@ -498,7 +502,7 @@ async def test_a_transaction_the_node_refuses_is_counted_and_holds_its_lane_unti
     intents, lanes = _stores(tmp_path, Clock())
     chain = FakeChain(mined=0)
     counted: list[tuple[str, str]] = []
-    executor = LaneExecutor(lanes, {CHAIN: chain}, {ACCOUNT: KEY}, "A", _inline, lease_s=LEASE_S,
+    executor = LaneExecutor(lanes, {CHAIN: chain}, {CHAIN: {ACCOUNT: KEY}}, "A", _inline, lease_s=LEASE_S,
                             on_refused=lambda c: counted.append(("refused", c)),
                             on_repriced=lambda c: counted.append(("repriced", c)))
     lane = _lane(lanes)

@@ -7,12 +7,13 @@ nothing sent" is read from the table and the fake's call log."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func
 from sqlmodel import Session, select
@@ -34,6 +35,8 @@ from router.intents import (
     claim_problem,
     integrator_report,
 )
+from router.schemas import IntentRequest
+from router.validation import check_signable
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "examples" / "devnet.toml"
 OPERATOR = Operator("0x" + "01" * 32, "0x" + "0a" * 20)
@@ -116,21 +119,10 @@ class FakeSender:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.receipts: dict[str, TxReceipt] = {}
-        self.sent = 0
 
     async def token_balance(self, symbol: str, holder: str) -> int:
         self.calls.append(("token_balance", holder))
         return 10**30
-
-    async def transfer_token(self, sender_key: str, symbol: str, to: str, amount: int) -> TxHash:
-        self.sent += 1
-        tx = "0x" + f"{self.sent:064x}"
-        self.calls.append(("transfer_token", (to, amount, tx)))
-        return TxHash(tx)
-
-    async def call_contract(self, sender_key: str, to: str, data: bytes) -> TxHash:
-        self.calls.append(("call_contract", to))
-        return TxHash("0x" + "ca" * 32)
 
     async def unsigned_transaction(self, sender: str, kind: str, *, to: str, amount: int = 0, symbol: str = "",
                                    data: bytes = b"") -> dict[str, Any]:
@@ -153,6 +145,23 @@ class FakeSender:
         return [name for name, _ in self.calls]
 
 
+class IdleLanes:
+    """Lanes on ``chains`` that sign nothing: what the API plans and stores is read from the table."""
+
+    def __init__(self, chains: frozenset[str]) -> None:
+        self.chains = chains
+        self.woken = 0
+
+    def chains_for(self, kind: str) -> frozenset[str]:
+        return self.chains
+
+    def wake(self) -> None:
+        self.woken += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+
 class Api:
     def __init__(self, tmp: Path, *, allow: dict[str, dict[str, frozenset[str]]] | None = None,
                  rate: float = 10.0, burst: int = 50, value: dict[str, float] | None = None) -> None:
@@ -160,8 +169,9 @@ class Api:
         clock = lambda: self.now[0]
         self.store = IntentStore(create_engine(f"sqlite:///{tmp / 'intents.db'}"))
         self.chain = FakeSender()
+        self.lanes = IdleLanes(frozenset({"l1"}))
         self.executor = IntentExecutor(self.store, {"l1": self.chain}, {"l1": 1000}, [OPERATOR],  # type: ignore[dict-item]
-                                       _not_stored, native_usd=2000.0)
+                                       _not_stored, native_usd=2000.0, lanes=lambda _executor: self.lanes)
         value = {"TST": 100.0, "USDC": 1000.0} if value is None else value
         self.refusals: list[str] = []
         limits = IntentLimits(intents=KeyedRateLimiter(rate, float(burst), clock=clock), intents_per_s=rate,
@@ -212,6 +222,26 @@ def test_over_the_intent_rate_is_429_with_retry_after_and_nothing_stored_or_aske
         assert other.post("/v1/intents", json={"intents": [slow] * 5}).status_code == 202
 
 
+def test_operators_sign_only_on_chains_with_lanes(tmp_path: Path) -> None:
+    """A chain without durable lanes (a Solana or Cosmos chain today): an operator-signed intent that can only run
+    there is refused with the chains the operators do sign on, and nothing is stored or asked of the chain; one that
+    may run anywhere finds no chain. Signer mode still plans there."""
+    api = Api(tmp_path)
+    api.lanes.chains = frozenset()
+    resp = api.post([_transfer()])
+    assert resp.status_code == 400
+    assert resp.json()["detail"]["field"] == "intents[0].chains"
+    assert "sign transfer intents on none of ['l1']; they do on: none" in resp.json()["detail"]["error"]
+    assert api.rows() == 0 and api.chain.chain_calls == [] and api.lanes.woken == 0
+    resp = api.post([_transfer(chains=None)])
+    assert resp.status_code == 202 and resp.json()["statuses"] == ["unserved"]
+    assert resp.json()["reasons"] == ["no_chain"] and api.rows() == 0
+    signed = api.post([_transfer()], signer="0x" + "0b" * 20)
+    assert signed.status_code == 202 and signed.json()["statuses"] == ["unsigned"]
+    api.lanes.chains = frozenset({"l1"})
+    assert api.post([_transfer()]).json()["statuses"] == ["planned"] and api.lanes.woken == 1
+
+
 def test_value_per_day_budget_per_token(tmp_path: Path) -> None:
     api = Api(tmp_path, value={"TST": 100.0})
     assert api.post([_transfer(amount="60")]).status_code == 202
@@ -223,8 +253,7 @@ def test_value_per_day_budget_per_token(tmp_path: Path) -> None:
     resp = api.post([_transfer(amount="1", token="USDC")])
     assert resp.status_code == 403 and resp.json()["detail"]["field"] == "intents[0].token"
     assert resp.json()["detail"]["limit"] == "router.value_per_day.USDC"
-    sent = {args[1] for name, args in api.chain.calls if name == "transfer_token"}
-    assert api.rows() == 1 and sent <= {60 * 10**18}  # only the first, accepted, intent is ever sent
+    assert api.rows() == 1  # only the first, accepted, intent is stored: a lane signs nothing else
     # what the planner leaves unserved goes back to the budget
     assert api.post([_transfer(amount="40", max_latency_s=1e-6)]).json()["statuses"] == ["unserved"]
     assert api.post([_transfer(amount="40")]).status_code == 202
@@ -457,3 +486,22 @@ def test_daemons_sharing_a_database_share_each_clients_value_budget(tmp_path: Pa
     with Session(first.store.engine) as s:  # both daemons' intents: one table
         stored = [int(r.units) for r in s.exec(select(IntentRecord)).all()]
     assert sorted(stored) == [40 * 10**18, 60 * 10**18]  # the operators are asked for the day's 100 TST, no more
+
+
+@pytest.mark.parametrize(("req", "field", "says"), [
+    ({"kind": "xchain", "from_chain": "cosmos"}, "intents[0].from_chain",
+     "do not sign cross-chain transfers from 'cosmos'; they do from: l1, solana"),
+    ({"kind": "transfer", "chains": ["solana", "cosmos"]}, "intents[0].chains",
+     "sign transfer intents on none of ['cosmos', 'solana']; they do on: l1"),
+    ({"kind": "call", "chains": ["solana"]}, "intents[0].chains", "sign call intents on none of ['solana']"),
+])
+def test_an_intent_the_operators_cannot_sign_names_the_field_and_where_they_can(
+        req: dict[str, Any], field: str, says: str) -> None:
+    signable = {"transfer": frozenset({"l1"}), "call": frozenset({"l1"}), "xchain": frozenset({"l1", "solana"})}
+    with pytest.raises(HTTPException) as refused:
+        check_signable(0, IntentRequest.model_validate({"amount": "1", "recipient": "0x" + "ab" * 20} | req),
+                       signable)
+    assert refused.value.status_code == 400
+    assert refused.value.detail["field"] == field and says in refused.value.detail["error"]  # type: ignore[index]
+    check_signable(0, IntentRequest.model_validate({"amount": "1", "recipient": "0x" + "ab" * 20, "kind": "xchain",
+                                                    "from_chain": "solana"}), signable)  # signable: no error

@@ -111,7 +111,7 @@ async def drain(ctx: AttackerContext) -> dict[str, Any]:
     for what, intents in (
         ("50,000 TST at once", [{"amount": "50000", "token": "TST", "recipient": me, "chains": ["l1"]}]),
         ("6,000 TST twice in one batch", [{"amount": "6000", "token": "TST", "recipient": me, "chains": ["l1"]}] * 2),
-        ("a token without a daily limit", [{"amount": "1", "token": "SOLX", "recipient": me}]),
+        ("a token the daemon does not know", [{"amount": "1", "token": "DOGE", "recipient": me}]),
         ("xchain 20,000 TST", [{"kind": "xchain", "amount": "20000", "token": "TST", "recipient": me,
                                 "from_chain": "l1", "chains": ["rollup_a"]}]),
     ):
