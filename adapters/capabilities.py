@@ -14,7 +14,7 @@ exactly the capabilities it implements.
     ContractCalls         evm                      router intents ("call" intents)
     WalletSource          evm, solana, cosmos      daemon wallet metrics, processor (fee decimals)
     CapacitySource        evm, solana, cosmos      daemon (router capacity feed)
-    WriteAheadSender      evm, solana              router lanes (durable operator intents: sign, store, then send)
+    WriteAheadSender      evm, solana, cosmos      router lanes (durable operator intents: sign, store, then send)
     OperatorAccounts      evm, solana, cosmos      daemon (each operator key's account on each chain)
     BatchLimit            solana, cosmos           processor (messages per delivery)
     Bytes32Accounts       solana, cosmos           CLI send, bench, accountant
@@ -169,13 +169,13 @@ class WriteAheadSender(Protocol):
     the caller owns (CPU only), then, once the caller has stored the signed bytes, ``broadcast``. ``decided`` and
     ``receipts`` tell which transactions the chain has settled one way or the other, and how.
 
-    The *nonce* is the lane's sequence: on EVM the account's nonce; on Solana, which has none, a number the lane
-    gives each transaction, in order, and nothing on chain (there a transaction is bound by its recent blockhash,
-    and is dead once that has expired with the transaction unseen)."""
+    The *nonce* is the lane's sequence: on EVM the account's nonce, on Cosmos its sequence; on Solana, which has
+    none, a number the lane gives each transaction, in order, and nothing on chain (there a transaction is bound by
+    its recent blockhash, and is dead once that has expired with the transaction unseen)."""
 
     def lane_kinds(self) -> frozenset[str]:
-        """The intent kinds this chain's lanes sign (``transfer``, ``call``, ``xchain``): EVM all three; Solana only
-        ``xchain`` (an intent's recipient is a 0x address, which names no Solana account)."""
+        """The intent kinds this chain's lanes sign (``transfer``, ``call``, ``xchain``): EVM all three; Solana and
+        Cosmos only ``xchain`` (an intent's recipient is a 0x address, which names no account there)."""
         ...
 
     async def prerequisites(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx]:
@@ -200,7 +200,8 @@ class WriteAheadSender(Protocol):
     async def decided(self, account: str, txs: Sequence[PresignedTx]) -> list[bool]:
         """Per signed transaction of ``account``: whether the chain has decided it, so that ``receipts`` is final for
         it: a receipt if it was included, none if it never can be (EVM: its nonce is mined, by it or by another
-        transaction; Solana: finalized, or unseen with its blockhash expired)."""
+        transaction; Cosmos: the account's committed sequence is past it; Solana: finalized, or unseen with its
+        blockhash expired)."""
         ...
 
     async def pending_nonce(self, account: str) -> int:

@@ -543,8 +543,8 @@ class Devnet:
         escrow of ``uxtst`` (6 decimals) on Cosmos and locked back into it. The escrow is the vault's from
         genesis and no other account holds ``uxtst``: a user gets it only by bridging TST in from l1."""
         from devnets.cosmos import genesis_manifest
-        from devnets.cosmos.accounts import address_bytes
-        from devnets.cosmos.bridge_setup import setup_cosmos_bridge, vault_address
+        from devnets.cosmos.accounts import address_bytes, bech32_address, secp256k1_address
+        from devnets.cosmos.bridge_setup import compressed_pubkey, setup_cosmos_bridge, vault_address
         from devnets.cosmos.genesis import GenesisSettings
 
         rpc_port, rest_port = self.base_port + 10, self.base_port + 11
@@ -553,8 +553,11 @@ class Devnet:
         vault = vault_address(validator_keys, manifest["threshold"])
         settings = GenesisSettings(escrow_address=vault, escrow_balance=COSMOS_ESCROW)
         self._start_cosmos(vault)
+        # the router's operator keys (the EVM user keys) as secp256k1 keys on Cosmos: fee money for their lanes
+        operators = [bech32_address(secp256k1_address(compressed_pubkey(evm_devnet.devnet_key(i))), settings.prefix)
+                     for i in (evm_devnet.USER_A, evm_devnet.USER_B)]
         bridge = setup_cosmos_bridge(rest_url, member_keys_hex=validator_keys, threshold=manifest["threshold"],
-                                     escrow=COSMOS_ESCROW, fee_funding=10**9, settings=settings)
+                                     escrow=COSMOS_ESCROW, fee_funding=10**9, settings=settings, operators=operators)
         vault32 = "0x" + address_bytes(bridge.vault).rjust(32, b"\0").hex()
         evm = _evm_bridges(manifest)
         home = manifest["chains"]["l1"]["tokens"]["TST"]["address"]

@@ -19,8 +19,8 @@ dead and goes back to planned); every other one is broadcast again as the same s
 never signed for an intent while its first can still be included. Every status write is fenced by the lease too,
 and applies only while the intent still holds the transaction it is about: a daemon that lost its lane changes
 nothing.
-``tests/faults/test_kill9_intents.py`` kills the daemon in each state; ``tests/integration/test_solana_lanes.py``
-does the same on the Solana devnet.
+``tests/faults/test_kill9_intents.py`` kills the daemon in each state; ``tests/integration/test_solana_lanes.py`` and
+``test_cosmos_lanes.py`` do the same on the Solana and Cosmos devnets.
 """
 
 from __future__ import annotations
@@ -551,8 +551,8 @@ class LaneExecutor:
                     "status": IntentStatus.PLANNED, "nonce": None, "raw_tx": None, "tx_hash": None,
                     "replaced_tx_hashes": None,
                     "reason": f"its transaction {sent.tx.tx_hash} can no longer be included (the chain decided lane "
-                              f"sequence {sent.tx.nonce} without it: on EVM another transaction took the nonce, on "
-                              "Solana its blockhash expired unseen); signed again"}))
+                              f"sequence {sent.tx.nonce} without it: on EVM and Cosmos another transaction took the "
+                              "nonce, on Solana its blockhash expired unseen); signed again"}))
                 del lane.sent[sent.tx.nonce]
         await self._run(self.store.settle, lane.lease, self.owner, changes)
 

@@ -33,21 +33,21 @@ from adapters.base import (
     UnsignedTransactions,
     WalletSource,
 )
-from adapters.capabilities import BatchLimit, Bytes32Accounts, NativeTokenIds, OperatorAccounts
+from adapters.capabilities import BatchLimit, Bytes32Accounts, NativeTokenIds, OperatorAccounts, WriteAheadSender
 from adapters.cosigned import CosignedSteps
 from adapters.cosmos.chain import CosmosChain, address_of
 from adapters.cosmos.destination import CosmosDestination
 from adapters.cosmos.health import CosmosHealth
-from adapters.cosmos.sender import CosmosSender
+from adapters.cosmos.writeahead import CosmosWriteAhead
 from adapters.tokens import UnknownToken
 
 __all__ = ["CosmosAdapter", "CosmosChain", "UnknownToken", "address_of"]
 
 
-class CosmosAdapter(CosmosDestination, CosmosSender, CosmosHealth,
+class CosmosAdapter(CosmosDestination, CosmosWriteAhead, CosmosHealth,
                     ChainAdapter, MessageSender, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
                     Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts,
-                    CosignedSteps[tuple[()]]):
+                    WriteAheadSender, CosignedSteps[tuple[()]]):
     """One Cosmos SDK chain: origin (MsgSend-to-vault dispatches, ``adapters.cosmos.origin``), destination
     (co-signed multisig payouts, ``destination``; the validator's checks of them, ``cosign``), sender and health:
     the roles, composed; the capabilities it declares are the Protocols after them.

@@ -79,6 +79,11 @@ class CosmosSender(CosmosOrigin):
 
     async def _sign_and_broadcast(self, key: PrivateKey, number: int, sequence: int, messages: Sequence[ProtoAny],
                                   memo: str, gas: int) -> str:
+        return await self._http.broadcast(self._signed_raw(key, number, sequence, messages, memo, gas))
+
+    def _signed_raw(self, key: PrivateKey, number: int, sequence: int, messages: Sequence[ProtoAny], memo: str,
+                    gas: int) -> bytes:
+        """A transaction signed (SIGN_MODE_DIRECT) at ``sequence``, paying the configured price for ``gas``."""
         packed_key = ProtoAny()
         packed_key.Pack(PubKey(key=bytes(key.public_key.public_key_bytes)), type_url_prefix="/")
         body = TxBody(messages=list(messages), memo=memo)
@@ -90,9 +95,8 @@ class CosmosSender(CosmosOrigin):
         body_bytes, auth_bytes = body.SerializeToString(), auth_info.SerializeToString()
         sign_doc = SignDoc(body_bytes=body_bytes, auth_info_bytes=auth_bytes, chain_id=self._config.chain_id,
                            account_number=number)
-        raw = TxRaw(body_bytes=body_bytes, auth_info_bytes=auth_bytes,
-                    signatures=[key.sign(sign_doc.SerializeToString())]).SerializeToString()
-        return await self._http.broadcast(bytes(raw))
+        return bytes(TxRaw(body_bytes=body_bytes, auth_info_bytes=auth_bytes,
+                           signatures=[key.sign(sign_doc.SerializeToString())]).SerializeToString())
 
     async def _wait_tx(self, tx_hash: str, timeout: float = TX_WAIT_S) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -116,22 +120,28 @@ class CosmosSender(CosmosOrigin):
     async def send_token(
         self, sender_key: str, symbol: str, amount: int, destination: Domain, recipient: bytes
     ) -> tuple[TxHash, MessageId]:
-        token = self._rules.token_by_symbol(symbol)
-        if token is None:
-            raise UnknownToken(f"no token {symbol!r} on {self._name}", chain=self._name, reason="unknown token")
-        bridge = self._bridges.get(int(destination))
-        if bridge is None:
-            raise TxReverted(f"no remote bridge for domain {destination}", chain=self._name,
-                             reason="no remote bridge")
         key = self._key(sender_key)
-        body = TokenBody(token.home_domain, token.home_token, bytes32(recipient), token.to_home(amount)).encode()
-        memo = encode_dispatch_memo(destination, bridge, body)
-        send = pack_send(address_of(key, self._prefix), self._vault, [(token.denom, amount)])
+        send, memo = self._token_dispatch(address_of(key, self._prefix), symbol, amount, int(destination), recipient)
         async with self._lock("send:" + address_of(key, self._prefix)):
             tx_hash, _ = await self._send(key, [send], memo)
             found = await self._wait_tx(tx_hash)
         self._check_included(found)
         return TxHash(tx_hash), await self._dispatch_id(tx_hash, int(found["height"]))
+
+    def _token_dispatch(self, sender: str, symbol: str, amount: int, destination: int, recipient: bytes
+                        ) -> tuple[ProtoAny, str]:
+        """A token dispatch by ``sender``: the bank send of ``amount`` to the vault, and its dispatch memo."""
+        token = self._rules.token_by_symbol(symbol)
+        if token is None:
+            raise UnknownToken(f"no token {symbol!r} on {self._name}", chain=self._name, reason="unknown token")
+        bridge = self._bridges.get(destination)
+        if bridge is None:
+            raise TxReverted(f"no remote bridge for domain {destination}", chain=self._name,
+                             reason="no remote bridge")
+        if amount <= 0:
+            raise TxReverted(f"amount {amount} is not positive", chain=self._name, reason="bad amount")
+        body = TokenBody(token.home_domain, token.home_token, bytes32(recipient), token.to_home(amount)).encode()
+        return pack_send(sender, self._vault, [(token.denom, amount)]), encode_dispatch_memo(destination, bridge, body)
 
     def _check_included(self, found: dict[str, Any]) -> None:
         result = found["tx_result"]

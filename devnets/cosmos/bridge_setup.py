@@ -45,10 +45,11 @@ def vault_address(member_keys_hex: Sequence[str], threshold: int, prefix: str = 
 
 def setup_cosmos_bridge(rest_url: str, *, member_keys_hex: Sequence[str], threshold: int, escrow: int,
                         fee_funding: int, settings: GenesisSettings | None = None,
-                        timeout_s: float = 30.0) -> CosmosBridge:
+                        timeout_s: float = 30.0, operators: Sequence[str] = ()) -> CosmosBridge:
     """The vault of the members' keys: check it holds ``escrow`` of the token denom (given at genesis; it is
     never funded from a user account, none holds any) and fund it with ``fee_funding`` of the fee denom
-    (skipped for what it already holds)."""
+    (skipped for what it already holds). ``operators`` (the router's operator accounts, bech32) get ``fee_funding``
+    of the fee denom too, for their lanes' fees (they get the token denom only by bridging it in, as anyone)."""
     settings = settings or GenesisSettings()
     members = [compressed_pubkey(k) for k in member_keys_hex]
     vault = vault_address(member_keys_hex, threshold, settings.prefix)
@@ -61,8 +62,9 @@ def setup_cosmos_bridge(rest_url: str, *, member_keys_hex: Sequence[str], thresh
         raise EscrowMismatch(f"vault {vault} holds {held}{settings.token_denom}, not the escrow {escrow}: start the "
                              f"chain with escrow=({vault!r}, {escrow})")
     funder = LocalWallet(genesis_accounts(settings)[0].private_key, prefix=settings.prefix)
-    have = client.query_bank_balance(Address(vault), settings.fee_denom)
-    if have < fee_funding:
-        client.send_tokens(Address(vault), fee_funding - have, settings.fee_denom, funder).wait_to_complete(
-            timeout=timeout_s, poll_period=0.25)
+    for account in (vault, *operators):
+        have = client.query_bank_balance(Address(account), settings.fee_denom)
+        if have < fee_funding:
+            client.send_tokens(Address(account), fee_funding - have, settings.fee_denom, funder).wait_to_complete(
+                timeout=timeout_s, poll_period=0.25)
     return CosmosBridge(vault, [m.hex() for m in members], threshold)

@@ -13,13 +13,11 @@ The devnet's blockhashes stay valid for 25 slots (10 s) instead of a real cluste
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from solana.rpc.async_api import AsyncClient
 from solders.commitment_config import CommitmentLevel
@@ -28,25 +26,24 @@ from solders.rpc.requests import IsBlockhashValid
 from solders.rpc.responses import IsBlockhashValidResp
 from solders.signature import Signature
 from solders.transaction import Transaction
-from sqlalchemy import create_engine, text
 
 from adapters.evm.devnet import USER_A, USER_B, devnet_key
 from adapters.solana.chain import keypair_from_hex
 from devnets.devnet import Devnet
-from tests.integration.harness import (
-    DaemonProcess,
-    DevnetClient,
-    free_port_block,
-    wait_for,
-    wait_for_async,
-    write_daemon_config,
+from tests.integration.harness import DevnetClient, free_port_block, wait_for, wait_for_async
+from tests.integration.lane_daemons import (
+    boot,
+    dead_transactions,
+    intent_rows,
+    lane_config,
+    lane_daemon,
+    post_intents,
 )
 
 pytestmark = pytest.mark.integration
 
 AMOUNT = "0.25"  # SOLX, 9 decimals on Solana and wrapped on l1
 UNITS = 250_000_000
-LANE_ENV = {"RELAYER__ROUTER__LANE_LEASE_S": "3", "RELAYER__ROUTER__INTENTS_PER_S": "1000"}
 
 
 @pytest.fixture(scope="module")
@@ -63,38 +60,6 @@ def _xchain(recipient: str) -> dict[str, Any]:
             "recipient": recipient}
 
 
-def _daemon(config: Path, *, failpoints: Path | None = None) -> DaemonProcess:
-    env = dict(LANE_ENV)
-    if failpoints is not None:
-        env["RELAYER_FAILPOINTS"] = f"@{failpoints}"
-    return DaemonProcess(config, config.parent / "d.log", instance="solana-lanes", env=env)
-
-
-def _config(devnet: Devnet, directory: Path) -> Path:
-    return write_daemon_config(devnet, directory, api_port=free_port_block(1))
-
-
-def _boot(daemon: DaemonProcess) -> None:
-    daemon.start(wait=False)
-    wait_for(daemon.healthy, 150, f"the daemon to serve (log {daemon.log})")
-    wait_for(lambda: httpx.get(f"{daemon.api_url}/v1/chains").status_code == 200, 60, "capacity to be sampled")
-
-
-def _rows(directory: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
-    engine = create_engine(f"sqlite:///{directory / 'relayer.db'}")
-    try:
-        with engine.connect() as conn:
-            found = conn.execute(text("SELECT id, status, tx_hash, raw_tx, nonce, operator, recipient, message_id, "
-                                      "reason FROM intents")).mappings().all()
-        return {r["id"]: dict(r) for r in found if r["id"] in ids}
-    finally:
-        engine.dispose()
-
-
-def _post(daemon: DaemonProcess, intents: list[dict[str, Any]]) -> httpx.Response:
-    return httpx.post(f"{daemon.api_url}/v1/intents", json={"intents": intents}, timeout=30)
-
-
 async def _paid(client: DevnetClient, recipients: list[str]) -> dict[str, int]:
     return {r: int(await client.adapters["l1"].token_balance("SOLX", r)) for r in set(recipients)}  # type: ignore[attr-defined]
 
@@ -108,14 +73,14 @@ async def _operator_solx(client: DevnetClient) -> int:
 def test_the_operators_sign_on_solana_only_what_its_lanes_take(devnet: Devnet, tmp_path: Path) -> None:
     """A same-chain transfer on Solana names a 0x recipient, which is no Solana account: refused, naming where the
     operators do sign transfers; a cross-chain transfer from Solana is planned there."""
-    daemon = _daemon(_config(devnet, tmp_path))
-    _boot(daemon)
+    daemon = lane_daemon(lane_config(devnet, tmp_path))
+    boot(daemon)
     try:
-        refused = _post(daemon, [{"amount": "1", "token": "SOLX", "recipient": "0x" + "ab" * 20,
+        refused = post_intents(daemon, [{"amount": "1", "token": "SOLX", "recipient": "0x" + "ab" * 20,
                                   "chains": ["solana"]}])
         assert refused.status_code == 400 and refused.json()["detail"]["field"] == "intents[0].chains"
         assert "sign transfer intents on none of ['solana']" in refused.json()["detail"]["error"]
-        planned = _post(daemon, [_xchain("0x" + os.urandom(20).hex())])
+        planned = post_intents(daemon, [_xchain("0x" + os.urandom(20).hex())])
         assert planned.status_code == 202 and planned.json()["statuses"] == ["planned"], planned.text
     finally:
         daemon.stop()
@@ -126,31 +91,31 @@ async def test_kill_9_with_solana_lane_transactions_signed_and_unsent_lands_each
         devnet: Devnet, tmp_path: Path, expired: bool) -> None:
     client = DevnetClient(devnet)
     failpoints = tmp_path / "failpoints"
-    config = _config(devnet, tmp_path)
-    doomed = _daemon(config, failpoints=failpoints)
-    survivor = _daemon(config)  # the same config and store: the daemon restarted
+    config = lane_config(devnet, tmp_path)
+    doomed = lane_daemon(config, failpoints=failpoints)
+    survivor = lane_daemon(config)  # the same config and store: the daemon restarted
     try:
-        _boot(doomed)
+        boot(doomed)
         operator_before = await _operator_solx(client)
         twin = "0x" + os.urandom(20).hex()
         recipients = [twin, twin, "0x" + os.urandom(20).hex()]  # two intents alike in everything, and another
         before = await _paid(client, recipients)
         failpoints.write_text("intent_after_sign=hang")
-        answer = _post(doomed, [_xchain(r) for r in recipients])
+        answer = post_intents(doomed, [_xchain(r) for r in recipients])
         assert answer.status_code == 202 and answer.json()["statuses"] == ["planned"] * 3, answer.text
         ids = answer.json()["ids"]
 
         def signed() -> bool:
-            rows = _rows(tmp_path, ids)
+            rows = intent_rows(tmp_path, ids)
             return len(rows) == 3 and all(r["status"] == "signed" for r in rows.values())
 
         wait_for(signed, 60, "the three intents signed and stored, unsent")
-        stored = _rows(tmp_path, ids)
+        stored = intent_rows(tmp_path, ids)
         assert len({r["tx_hash"] for r in stored.values()}) == 3  # three transactions, the twins included
         if expired:
             await _wait_expired([r["raw_tx"] for r in stored.values()], devnet)
         doomed.kill9()
-        _boot(survivor)
+        boot(survivor)
 
         async def all_paid() -> bool:
             paid = await _paid(client, recipients)
@@ -159,17 +124,16 @@ async def test_kill_9_with_solana_lane_transactions_signed_and_unsent_lands_each
         await wait_for_async(all_paid, 180, "every transfer delivered on l1")
 
         def delivered() -> bool:
-            return all(r["status"] == "delivered" for r in _rows(tmp_path, ids).values())
+            return all(r["status"] == "delivered" for r in intent_rows(tmp_path, ids).values())
 
         wait_for(delivered, 120, "the store to record each intent delivered")
-        final = _rows(tmp_path, ids)
+        final = intent_rows(tmp_path, ids)
         paid = await _paid(client, recipients)
         assert paid[twin] - before[twin] == 2 * UNITS and paid[recipients[2]] - before[recipients[2]] == UNITS
         assert await _operator_solx(client) == operator_before - 3 * UNITS  # each sent once from Solana
         assert len({r["message_id"] for r in final.values()}) == 3 and all(r["message_id"] for r in final.values())
         statuses = await _signature_statuses(devnet, [r["tx_hash"] for r in stored.values()])
-        dead = {json.loads(line).get("tx") for line in config.parent.joinpath("d.log").read_text().splitlines()
-                if '"intent_tx_dead"' in line}
+        dead = dead_transactions(config.parent / "d.log")
         for intent_id, row in final.items():
             if expired:  # the stored transaction could never land: found dead, a second one signed, and it landed
                 assert row["tx_hash"] != stored[intent_id]["tx_hash"] and stored[intent_id]["tx_hash"] in dead

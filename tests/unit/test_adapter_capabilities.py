@@ -44,7 +44,8 @@ EXPECTED: dict[type, set[type]] = {
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
                     OperatorAccounts},
     CosmosAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
-                    Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts},
+                    Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts,
+                    WriteAheadSender},
 }
 
 
