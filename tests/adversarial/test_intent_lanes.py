@@ -6,11 +6,16 @@ nothing more. Checked from the chains, with the attacker in its own process."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from typing import Any
 
-from adapters.evm.devnet import address_of
+import httpx
+
+from adapters.evm.devnet import USER_A, USER_B, address_of, devnet_key
 from router.client import RoutingClient
 from tests.adversarial.test_router import OPERATORS, _chain_state, _intent_rows, _legit_transfer
+from tests.integration.harness import DevnetClient, wait_for
 
 
 def test_queueing_admits_nothing_the_api_would_refuse(attacker, bridge_daemon, bridge_devnet) -> None:
@@ -60,3 +65,61 @@ def test_the_operators_standing_bridge_approval_pays_no_one_else(attacker, bridg
     for key, value in before.items():
         if any(op in key for op in OPERATORS) and ":nonce:" not in key:
             assert after[key] == value, key  # the operators hold what they held
+
+
+def test_the_operators_solana_and_cosmos_accounts_sign_only_what_their_lanes_may(
+        attacker, bridge_daemon, bridge_devnet) -> None:
+    """The lanes on Solana and Cosmos sign cross-chain transfers admitted by the API (within the client's daily
+    budget), nothing else; a Solana lane transaction replayed from the chain, with preflight or without, pays nothing
+    more. Read from the chains: the operators' Solana and Cosmos accounts and the attacker's l1 account."""
+    me = attacker.addresses["l1"]
+    before, rows = _non_evm_state(bridge_devnet, me), _intent_rows(bridge_daemon)
+    answers = attacker.run("lanes.non_evm_lane_abuse")["answers"]
+    for what in ("SOLX same-chain on solana", "TST same-chain on cosmos"):
+        assert answers[what]["status"] == 400 and answers[what]["field"] == "intents[0].chains", answers[what]
+        assert "sign transfer intents on none of" in answers[what]["error"], answers[what]
+    for what, token in (("20,000 SOLX from solana", "SOLX"), ("20,000 TST from cosmos", "TST")):
+        assert answers[what]["status"] == 403 and answers[what]["limit"] == f"router.value_per_day.{token}", answers
+    assert _intent_rows(bridge_daemon) == rows and _non_evm_state(bridge_devnet, me) == before
+
+    recipient = "0x" + secrets.token_hex(20)
+    with RoutingClient(bridge_daemon.api_url) as client:
+        ids = client.submit([{"kind": "xchain", "from_chain": "solana", "chains": ["l1"], "amount": "0.5",
+                              "token": "SOLX", "recipient": recipient}])
+        done = client.wait(ids[0], until={"included", "delivered"}, timeout=180)
+    assert done["nonce"] is not None and done["message_id"]  # a Solana lane signed it, write-ahead
+    paid = _non_evm_state(bridge_devnet, me)
+    seen = attacker.run("lanes.replay_solana_lane_tx", signature=done["tx_hash"])
+    assert seen["raw_found"]
+    assert seen["answers"]["with preflight"]["error"] is not None, seen  # already processed
+    _wait_for_slot(bridge_devnet, seen["slot"] + 4)  # a few slots later, in which a replay could have landed
+    assert _non_evm_state(bridge_devnet, me) == paid  # the replays moved nothing
+
+
+def _non_evm_state(net: Any, attacker_address: str) -> dict[str, int]:
+    """The operators' SOLX and TST on Solana and TST on Cosmos, and the attacker's TST and SOLX on l1."""
+    async def read() -> dict[str, int]:
+        client = DevnetClient(net)
+        try:
+            out: dict[str, int] = {}
+            for chain, symbols in (("solana", ("SOLX", "TST")), ("cosmos", ("TST",))):
+                adapter = client.adapters[chain]
+                for i in (USER_A, USER_B):
+                    account = adapter.account_of(devnet_key(i))  # type: ignore[attr-defined]
+                    for symbol in symbols:
+                        out[f"{chain}:{symbol}:{account}"] = await adapter.token_balance(symbol, account)  # type: ignore[attr-defined]
+            l1 = client.adapters["l1"]
+            for symbol in ("TST", "SOLX"):
+                out[f"l1:{symbol}:{attacker_address}"] = await l1.token_balance(symbol, attacker_address)  # type: ignore[attr-defined]
+            return out
+        finally:
+            await client.close()
+
+    return asyncio.run(read())
+
+
+def _wait_for_slot(net: Any, slot: int) -> None:
+    rpc = net.manifest()["chains"]["solana"]["rpc_url"]
+    wait_for(lambda: httpx.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": "getSlot",
+                                           "params": [{"commitment": "confirmed"}]}).json()["result"] >= slot,
+             30, f"solana slot {slot}")

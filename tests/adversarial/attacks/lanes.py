@@ -81,3 +81,45 @@ async def _attempt(adapter: Any, key: str, to: str, data: bytes) -> dict[str, An
     except Exception as exc:  # noqa: BLE001 - what the node said is the result
         return {"sent": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     return {"sent": True, "tx": str(tx)}
+
+
+async def non_evm_lane_abuse(ctx: AttackerContext) -> dict[str, Any]:
+    """Make the operators' Solana and Cosmos accounts sign what they may not: a same-chain transfer there (their lanes
+    sign cross-chain transfers only), more than a day's budget across, and a cross-chain transfer from them in a token
+    they do not hold. What the API answered each."""
+    me = ctx.addresses["l1"]
+    tries = {
+        "SOLX same-chain on solana": {"intents": [{"amount": "1", "token": "SOLX", "recipient": me,
+                                                   "chains": ["solana"]}]},
+        "TST same-chain on cosmos": {"intents": [{"amount": "1", "token": "TST", "recipient": me,
+                                                  "chains": ["cosmos"]}]},
+        "20,000 SOLX from solana": {"intents": [{"kind": "xchain", "from_chain": "solana", "chains": ["l1"],
+                                                 "amount": "20000", "token": "SOLX", "recipient": me}]},
+        "20,000 TST from cosmos": {"intents": [{"kind": "xchain", "from_chain": "cosmos", "chains": ["l1"],
+                                                "amount": "20000", "token": "TST", "recipient": me}]},
+    }
+    return {"answers": {what: _answer(await _post(ctx, body)) for what, body in tries.items()}}
+
+
+async def replay_solana_lane_tx(ctx: AttackerContext, signature: str) -> dict[str, Any]:
+    """The operator's Solana lane transaction ``signature``, read back from the chain and sent again, with preflight
+    and without: what the node answered each time, and the slot it was at just after."""
+    import base64
+
+    rpc = ctx.chains["solana"]["rpc_url"]
+
+    async def call(method: str, params: list[Any]) -> dict[str, Any]:
+        resp = await ctx.http.post(rpc, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        return dict(resp.json())
+
+    found = (await call("getTransaction", [signature, {"encoding": "base64", "commitment": "confirmed",
+                                                       "maxSupportedTransactionVersion": 0}]))["result"]
+    raw = found["transaction"][0] if found else None
+    answers = {}
+    if raw is not None:
+        assert base64.b64decode(raw)  # the signed bytes, as anyone can read them
+        for label, skip in (("with preflight", False), ("without preflight", True)):
+            body = await call("sendTransaction", [raw, {"encoding": "base64", "skipPreflight": skip}])
+            answers[label] = {"error": (body.get("error") or {}).get("message"), "result": body.get("result")}
+    return {"raw_found": raw is not None, "answers": answers,
+            "slot": (await call("getSlot", [{"commitment": "confirmed"}]))["result"]}
