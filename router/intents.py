@@ -590,7 +590,13 @@ class IntentExecutor:
         self._unflushed: list[tuple[str, dict[str, Any]]] = []  # status changes written by the watcher, in order
         self._flushing: list[tuple[str, dict[str, Any]]] = []  # those being written now (off the loop)
         self._included: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work) mined
+        self.blocked_accounts: set[tuple[str, str]] = set()  # (chain, account) whose lane waits on a refusal
         self.lanes = lanes(self) if lanes is not None else None
+
+    def lane_blocked(self, chain: str, account: str, blocked: bool) -> None:
+        """A lane waits on a transaction its node refuses (``blocked``), or no longer: while it does, the API plans
+        no new intents for that operator account on that chain (``blocked_accounts``)."""
+        (self.blocked_accounts.add if blocked else self.blocked_accounts.discard)((chain, account.lower()))
 
     def lane_settled(self, chain: str, work: float, included: bool) -> None:
         """A lane intent was mined (``included``: successfully), or failed before it was signed."""

@@ -258,6 +258,7 @@ class _Sent:
     dead_since: float | None = None  # monotonic time of the first such check
     replaced: list[str] = field(default_factory=list)  # earlier signatures at this nonce: any of them may be mined
     sent_at: float = field(default_factory=time.monotonic)  # last broadcast (or re-pricing) of this nonce
+    refused: str | None = None  # what the node last said refusing it, while it refuses it
 
     def hashes(self) -> list[str]:
         return [self.tx.tx_hash, *self.replaced]
@@ -272,6 +273,7 @@ class _LaneState:
     sent: dict[int, _Sent] = field(default_factory=dict)  # nonce -> transaction, while not settled
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    blocked: bool = False  # the node refuses a transaction of this lane: later nonces wait behind it
 
 
 Failpoint = Callable[[str], Awaitable[None]]
@@ -291,6 +293,7 @@ class LaneExecutor:
                  interval_s: float = 0.05, batch: int = 2000, dead_after_s: float = 5.0,
                  reprice_after_s: float = 30.0, on_repriced: Callable[[str], None] = lambda chain: None,
                  on_refused: Callable[[str], None] = lambda chain: None,
+                 on_blocked: Callable[[LaneKey, bool], None] = lambda key, blocked: None,
                  failpoint: Failpoint = _no_failpoint,
                  on_settled: Callable[[str, float, bool], None] = lambda chain, work, ok: None,
                  call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False) -> None:
@@ -315,6 +318,7 @@ class LaneExecutor:
         self.reprice_after_s = reprice_after_s
         self._on_repriced = on_repriced  # (chain) a transaction re-signed at its nonce: the daemon counts it
         self._on_refused = on_refused  # (chain) a transaction the node refused: the daemon counts it
+        self._on_blocked = on_blocked  # (lane, blocked) the lane waits on a refused transaction, or no longer
         self._failpoint = failpoint
         self._on_settled = on_settled
         self._call_allowed = call_allowed
@@ -367,6 +371,8 @@ class LaneExecutor:
 
     async def _drop(self, key: LaneKey) -> None:
         lane = self._lanes.pop(key, None)
+        if lane is not None:
+            self._set_blocked(lane, False)  # whoever holds it next says
         if lane is not None and lane.task is not None and lane.task is not asyncio.current_task():
             lane.task.cancel()
             with contextlib.suppress(BaseException):
@@ -399,6 +405,7 @@ class LaneExecutor:
         await self._broadcast(lane)
         await self._follow(lane)
         await self._reprice(lane)
+        self._set_blocked(lane, any(s.refused is not None for s in lane.sent.values()))
 
     # ------------------------------------------------------------ recovery
     async def _recover(self, lane: _LaneState) -> None:
@@ -499,16 +506,35 @@ class LaneExecutor:
             return
         answers = await self.senders[lane.lease.key.chain].broadcast([s.tx.raw for s in todo])
         await self._failpoint("intent_after_broadcast")
-        taken = []
+        taken, refused = [], None
         for sent, (outcome, detail) in zip(todo, answers, strict=True):
             if outcome is Broadcast.REFUSED:
+                refused = sent if sent.refused != detail else None  # said once per new answer, not every pass
+                sent.refused = detail
                 self._on_refused(lane.lease.key.chain)
                 log.warning("intent_broadcast_refused", chain=lane.lease.key.chain, intent=sent.intent_id,
                             nonce=sent.tx.nonce, error=detail)
                 break  # later nonces would wait behind it: send them again in order next time
-            sent.broadcast = True  # ACCEPTED, or NONCE_USED (mined: settled or found dead by _follow)
+            sent.broadcast, sent.refused = True, None  # ACCEPTED, or NONCE_USED (mined: settled or found dead)
             taken.append(sent.intent_id)
         await self._run(self.store.mark_submitted, lane.lease, self.owner, taken)
+        await self._say_refused(lane, refused)
+
+    async def _say_refused(self, lane: _LaneState, sent: _Sent | None) -> None:
+        """The intent whose transaction the node refuses says why it waits (its ``reason``, while still signed)."""
+        if sent is None:
+            return
+        reason = (f"waiting: the node refuses its transaction ({sent.refused}); it is sent again until taken, and "
+                  "this operator account gets no new intents meanwhile")
+        await self._run(self.store.settle, lane.lease, self.owner, [(sent.intent_id, sent.tx.tx_hash,
+                                                                     {"reason": reason[:500]})])
+
+    def _set_blocked(self, lane: _LaneState, blocked: bool) -> None:
+        if blocked != lane.blocked:
+            lane.blocked = blocked
+            log.warning("lane_blocked" if blocked else "lane_unblocked", chain=lane.lease.key.chain,
+                        account=lane.lease.key.account)
+            self._on_blocked(lane.lease.key, blocked)
 
     # ------------------------------------------------------------ inclusion
     async def _follow(self, lane: _LaneState, *, recovering: bool = False) -> None:

@@ -127,11 +127,18 @@ async def _validate_batch(ctx: RoutingContext, client: str, signer: str | None, 
 
 
 async def read_balances(executor: IntentExecutor, names: list[str], batch: Batch) -> dict[str, dict[str, list[int]]]:
-    """Per token and chain, the balance of each operator account (or of the signer)."""
+    """Per token and chain, the balance of each operator account (or of the signer); 0 for an operator account whose
+    lane there waits on a transaction its node refuses (no new intents for it until the node takes it)."""
     balances: dict[str, dict[str, list[int]]] = {}
     for token in {r.token for r in batch.reqs if r.kind != "call"}:
         balances[token] = (await executor.balances(names, token, [batch.signer]) if batch.signer
                            else await executor.operator_balances.get(names, token))
+    if not batch.signer and executor.blocked_accounts:
+        for per_chain in balances.values():
+            for chain, held in per_chain.items():
+                for k, op in enumerate(executor.operators):
+                    if (chain, op.on(chain).lower()) in executor.blocked_accounts:
+                        held[k] = 0
     return balances
 
 

@@ -37,7 +37,7 @@ from relayer.store import Store
 from router.api import IntentLimits, IntentsBackend, call_allowed
 from router.budgets import ValueBudgets
 from router.intents import IntentExecutor, IntentStore, Operator
-from router.lanes import LaneExecutor, LaneStore
+from router.lanes import LaneExecutor, LaneKey, LaneStore
 from router.room import RoomStore
 
 log = structlog.get_logger("relayer.daemon.composition")
@@ -147,6 +147,10 @@ class Workers:
         accounts = {name: a.account_of(key) for name, a in self.adapters.items() if isinstance(a, OperatorAccounts)}
         return Operator(key, address, {n: acct for n, acct in accounts.items() if acct.lower() != address.lower()})
 
+    def _lane_blocked(self, executor: IntentExecutor, key: LaneKey, blocked: bool) -> None:
+        executor.lane_blocked(key.chain, key.account, blocked)
+        self.metrics.set("router_lane_blocked", 1.0 if blocked else 0.0, chain=key.chain, account=key.account)
+
     def _lanes(self, operators: list[Operator], allowlist: dict[str, dict[str, frozenset[str]]]
                ) -> Callable[[IntentExecutor], LaneExecutor]:
         """The durable lanes (router/lanes.py) on every chain whose adapter signs write-ahead."""
@@ -166,6 +170,7 @@ class Workers:
                                                                           chain=chain),
                                 failpoint=_lane_failpoint_hook(),
                                 on_settled=executor.lane_settled,
+                                on_blocked=lambda key, blocked: self._lane_blocked(executor, key, blocked),
                                 call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))
 
         return build

@@ -106,6 +106,8 @@ _HELP = {
                                                "because the base fee outgrew their max fee, per chain",
     "router_lane_broadcasts_refused_total": "operator lane transactions the node refused (not for their nonce): the "
                                             "lane's later nonces wait behind them until it takes them, per chain",
+    "router_lane_blocked": "1 while an operator lane waits on a transaction its node refuses (the account gets no new "
+                           "intents meanwhile), per chain and account; 0 once the node takes it",
     # the HTTP front (relayer.api.http_front, relayer.api.request_guard)
     "relayer_api_refused_total": "requests and connections the HTTP front refused, by reason (a cap's api.* key, "
                                  "body_too_large, json_depth, content_type, not_utf8, header_timeout, body_timeout...)",

@@ -514,3 +514,31 @@ async def test_a_transaction_the_node_refuses_is_counted_and_holds_its_lane_unti
     await executor._step(lane)
     assert counted == [("refused", CHAIN)] * 2
     assert _get(intents, 1).status == "signed" and _get(intents, 2).status == "planned"  # nothing signed behind it
+
+
+async def test_a_refused_transaction_says_why_it_waits_and_blocks_its_account_until_the_node_takes_it(
+        tmp_path: Path) -> None:
+    """While the node refuses a lane's transaction, its intent says why in ``reason`` (written once per new answer)
+    and the lane reports itself blocked (``on_blocked``: the API then plans nothing new for that account); once the
+    node takes it, the lane is unblocked and the intent settles as usual, its reason cleared."""
+    intents, lanes = _stores(tmp_path, Clock())
+    chain = FakeChain(mined=0)
+    blocked: list[tuple[LaneKey, bool]] = []
+    executor = LaneExecutor(lanes, {CHAIN: chain}, {CHAIN: {ACCOUNT: KEY}}, "A", _inline, lease_s=LEASE_S,
+                            on_blocked=lambda key, b: blocked.append((key, b)))
+    lane = _lane(lanes)
+    await executor._step(lane)
+    chain.replace_pooled(ACCOUNT, 0)  # nonce 0 held in the pool by another transaction: ours is refused
+    intents.add_all([_intent(1)])
+    await executor._step(lane)
+    await executor._step(lane)
+    reason = _get(intents, 1).reason or ""
+    assert _get(intents, 1).status == "signed" and reason.startswith("waiting: the node refuses its transaction")
+    assert "replacement transaction underpriced" in reason
+    assert blocked == [(LANE, True)]  # said once, not at every refusal
+    del chain.pool[(ACCOUNT, 0)]  # the other transaction leaves the pool: the node takes ours
+    await executor._step(lane)
+    assert _get(intents, 1).status == "submitted" and blocked == [(LANE, True), (LANE, False)]
+    chain.mine()
+    await executor._step(lane)
+    assert (_get(intents, 1).status, _get(intents, 1).reason) == ("included", None)

@@ -242,6 +242,17 @@ def test_operators_sign_only_on_chains_with_lanes(tmp_path: Path) -> None:
     assert api.post([_transfer()]).json()["statuses"] == ["planned"] and api.lanes.woken == 1
 
 
+def test_an_operator_account_whose_lane_is_blocked_gets_no_new_intents(tmp_path: Path) -> None:
+    """Its lane waits on a transaction the node refuses: the API plans nothing more for that account there (here the
+    only one: the intent finds no chain) until the lane is unblocked."""
+    api = Api(tmp_path)
+    api.executor.lane_blocked("l1", OPERATOR.address.upper(), True)
+    resp = api.post([_transfer()])
+    assert resp.status_code == 202 and resp.json()["statuses"] == ["unserved"] and api.rows() == 0
+    api.executor.lane_blocked("l1", OPERATOR.address, False)
+    assert api.post([_transfer()]).json()["statuses"] == ["planned"] and api.rows() == 1
+
+
 def test_value_per_day_budget_per_token(tmp_path: Path) -> None:
     api = Api(tmp_path, value={"TST": 100.0})
     assert api.post([_transfer(amount="60")]).status_code == 202
