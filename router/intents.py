@@ -34,6 +34,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import structlog
 from sqlalchemy import BigInteger, Column, Index, case, func, text
 from sqlalchemy import delete as sa_delete
+from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -316,6 +317,30 @@ class IntentStore:
                             {"updated_at": now})
                 i = j
 
+    def planned_for(self, chain: str, operator: str, limit: int = 10_000) -> list[tuple[str, str, str, str]]:
+        """``(id, kind, token, units)`` of the planned operator-signed intents ``operator``'s lane on ``chain`` would
+        sign next (a cross-chain one's lane is its origin's), oldest first."""
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        q = (sa_select(table.c.id, table.c.kind, table.c.token, table.c.units)
+             .where(table.c.origin == chain, table.c.operator == operator, table.c.signer.is_(None),
+                    table.c.status == IntentStatus.PLANNED)
+             .order_by(table.c.created_at, table.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in conn.execute(q)]
+
+    def move_planned(self, chain: str, operator: str, moves: Sequence[tuple[str, str]]) -> int:
+        """Each ``(intent id, new operator account)``: the intent changes account while it is still planned and still
+        ``operator``'s on ``chain`` (nothing was signed for it: a lane signs only what it reads as planned, and its
+        write-ahead needs it still planned); the rows moved."""
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        moved = 0
+        with self.engine.begin() as conn:
+            for intent_id, new in moves:
+                moved += conn.execute(sa_update(table).where(
+                    table.c.id == intent_id, table.c.origin == chain, table.c.operator == operator,
+                    table.c.status == IntentStatus.PLANNED).values(operator=new, updated_at=self._clock())).rowcount
+        return moved
+
     def by_batch(self, batch: str) -> list[IntentFields]:
         with Session(self.engine, expire_on_commit=False) as s:
             return list(s.exec(select(IntentRecord).where(col(IntentRecord.batch) == batch)
@@ -591,12 +616,51 @@ class IntentExecutor:
         self._flushing: list[tuple[str, dict[str, Any]]] = []  # those being written now (off the loop)
         self._included: dict[str, collections.deque[tuple[float, float]]] = {}  # chain -> (monotonic t, work) mined
         self.blocked_accounts: set[tuple[str, str]] = set()  # (chain, account) whose lane waits on a refusal
+        self._moving: set[asyncio.Task[int]] = set()
         self.lanes = lanes(self) if lanes is not None else None
 
     def lane_blocked(self, chain: str, account: str, blocked: bool) -> None:
         """A lane waits on a transaction its node refuses (``blocked``), or no longer: while it does, the API plans
-        no new intents for that operator account on that chain (``blocked_accounts``)."""
+        no new intents for that operator account on that chain (``blocked_accounts``), and the intents planned for it
+        and not yet signed move to the other accounts that can pay them (``move_off_blocked``)."""
         (self.blocked_accounts.add if blocked else self.blocked_accounts.discard)((chain, account.lower()))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not from the daemon's loop (a test): the caller may move them itself
+            return
+        if blocked:
+            task = loop.create_task(self.move_off_blocked(chain, account), name=f"move-off-{chain}-{account}")
+            self._moving.add(task)
+            task.add_done_callback(self._moving.discard)
+
+    async def move_off_blocked(self, chain: str, account: str) -> int:
+        """The planned intents of ``account``'s blocked lane on ``chain``, each to another operator account there that
+        is not blocked and holds its amount (calls: spread over them); the intents moved. Those no account can pay
+        stay, and wait for the lane."""
+        planned = await self.store.aio.run_sync(self.store.planned_for, chain, account)
+        others = [k for k, o in enumerate(self.operators) if o.on(chain).lower() != account.lower()
+                  and (chain, o.on(chain).lower()) not in self.blocked_accounts]
+        if not planned or not others:
+            return 0
+        funds = {token: (await self.operator_balances.get([chain], token))[chain]
+                 for token in {token for _id, kind, token, _units in planned if kind != "call"}}
+        moves: list[tuple[str, str]] = []
+        for intent_id, kind, token, units in planned:
+            if kind == "call":
+                k = others[len(moves) % len(others)]
+            else:
+                k = max(others, key=lambda j: funds[token][j])
+                if funds[token][k] < int(units):
+                    continue
+                funds[token][k] -= int(units)
+                self.operator_balances.take(token, chain, self.operators[k].on(chain), int(units))
+            moves.append((intent_id, self.operators[k].on(chain)))
+        moved = await self.store.aio.run_sync(self.store.move_planned, chain, account, moves)
+        log.warning("intents_moved_off_blocked_lane", chain=chain, account=account, moved=moved,
+                    staying=len(planned) - moved)
+        if moved and self.lanes is not None:
+            self.lanes.wake()
+        return moved
 
     def lane_settled(self, chain: str, work: float, included: bool) -> None:
         """A lane intent was mined (``included``: successfully), or failed before it was signed."""

@@ -188,16 +188,18 @@ class LaneStore:
         now = self._clock()
         with self.engine.begin() as conn:
             self._fence(conn, lease, owner, now, next_nonce)
+            # each still planned, and still this lane's account's (IntentStore.move_planned may have moved it)
+            account = lease.key.account
             if signed:
-                done = update_rows(conn, intents, ["id"], ["tx_hash", "nonce", "raw_tx"],
-                                   [(i, t.tx_hash, t.nonce, t.raw.hex()) for i, t in signed],
+                done = update_rows(conn, intents, ["id", "operator"], ["tx_hash", "nonce", "raw_tx"],
+                                   [(i, account, t.tx_hash, t.nonce, t.raw.hex()) for i, t in signed],
                                    {"status": IntentStatus.SIGNED, "executor": owner, "updated_at": now},
                                    status_in=[IntentStatus.PLANNED])
                 if done != len(signed):
                     raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account}: {len(signed) - done} "
-                                    "intents were no longer planned")
+                                    "intents were no longer planned for it")
             if failed:
-                update_rows(conn, intents, ["id"], ["reason"], [(i, r[:500]) for i, r in failed],
+                update_rows(conn, intents, ["id", "operator"], ["reason"], [(i, account, r[:500]) for i, r in failed],
                             {"status": IntentStatus.FAILED, "updated_at": now}, status_in=[IntentStatus.PLANNED])
 
     def _fence(self, conn: Connection, lease: Lease, owner: str, now: float, next_nonce: int | None = None) -> None:

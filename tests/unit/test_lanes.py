@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, select
 
 from adapters.base import Height, TxReceipt
 from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, WriteAheadSender
-from router.intents import IntentRecord, IntentStatus, IntentStore
+from router.intents import IntentExecutor, IntentRecord, IntentStatus, IntentStore, Operator
 from router.lanes import LaneExecutor, LaneKey, LaneStore, Lease, LeaseLost, OperatorLane, _LaneState
 
 CHAIN = "l1"
@@ -542,3 +542,67 @@ async def test_a_refused_transaction_says_why_it_waits_and_blocks_its_account_un
     chain.mine()
     await executor._step(lane)
     assert (_get(intents, 1).status, _get(intents, 1).reason) == ("included", None)
+
+
+class Holdings:
+    """A chain's token balances per holder (what ``IntentExecutor.balances`` reads)."""
+
+    def __init__(self, held: dict[str, int]) -> None:
+        self.held = held
+
+    async def token_balance(self, symbol: str, holder: str) -> int:
+        return self.held.get(holder, 0)
+
+
+async def _no_message(_message_id: str) -> str | None:
+    return None
+
+
+async def test_planned_intents_of_a_blocked_lane_move_to_accounts_that_can_pay_them(tmp_path: Path) -> None:
+    """The lane of ACCOUNT is blocked (its node refuses a transaction of it): its planned intents, which nothing has
+    signed, move to the other operator account that holds their amounts; the signed one stays, and so does one no
+    account can pay. The lane of the account they moved to is woken."""
+    intents, _lanes = _stores(tmp_path, Clock())
+    rich, poor = Operator("0x" + "02" * 32, "0x" + "0b" * 20), Operator("0x" + "03" * 32, "0x" + "0c" * 20)
+    woken: list[str] = []
+
+    class Lanes:
+        chains = frozenset({CHAIN})
+
+        def chains_for(self, kind: str) -> frozenset[str]:
+            return self.chains
+
+        def wake(self) -> None:
+            woken.append("wake")
+
+        async def run(self, stop: asyncio.Event) -> None:
+            await stop.wait()
+
+    executor = IntentExecutor(intents, {CHAIN: Holdings({rich.address: 10_000, poor.address: 5})},  # type: ignore[dict-item]
+                              {CHAIN: 1}, [Operator(KEY, ACCOUNT), rich, poor], _no_message, lanes=lambda _e: Lanes())
+    intents.add_all([_intent(i) for i in (1, 2, 3)] + [_intent(4), _intent(5)])
+    intents.update("int_4", status=IntentStatus.SIGNED, nonce=0, tx_hash="0x04")  # signed: it stays in its lane
+    intents.update("int_5", units=str(10**9))  # more than any account holds: it stays too
+    executor.lane_blocked(CHAIN, ACCOUNT, True)
+    await asyncio.gather(*executor._moving)
+    assert [_get(intents, i).operator for i in (1, 2, 3)] == [rich.address] * 3
+    assert (_get(intents, 4).operator, _get(intents, 5).operator) == (ACCOUNT, ACCOUNT)
+    assert woken == ["wake"] and (CHAIN, ACCOUNT) in executor.blocked_accounts
+    # what moved is taken off the cached balance: a second blocked account finds 7,000 left at rich, not 10,000
+    assert (await executor.operator_balances.get([CHAIN], "TST"))[CHAIN][1] == 10_000 - 3 * 1000
+
+
+def test_a_lane_cannot_store_signed_an_intent_moved_to_another_account_meanwhile(tmp_path: Path) -> None:
+    """The race ``move_off_blocked`` opens: a lane read an intent as planned, then it moved to another account; the
+    lane's write-ahead of it is refused whole (nothing stored signed, the lane's next nonce unchanged)."""
+    clock = Clock()
+    intents, lanes = _stores(tmp_path, clock)
+    lease = _lease(lanes, "A")
+    intents.add_all([_intent(1), _intent(2)])
+    assert intents.move_planned(CHAIN, ACCOUNT, [("int_1", "0x" + "0b" * 20)]) == 1
+    with pytest.raises(LeaseLost, match="no longer planned for it"):
+        lanes.write_ahead(lease, "A", [("int_1", PresignedTx(b"raw-1", "0x01", 0)),
+                                       ("int_2", PresignedTx(b"raw-2", "0x02", 1))], next_nonce=2)
+    assert [(_get(intents, i).status, _get(intents, i).tx_hash) for i in (1, 2)] == [("planned", None)] * 2
+    assert _get(intents, 1).operator == "0x" + "0b" * 20 and _stored_next_nonce(lanes) is None
+    assert intents.move_planned(CHAIN, ACCOUNT, [("int_1", ACCOUNT)]) == 0  # no longer ACCOUNT's: not moved back
