@@ -624,6 +624,8 @@ class IntentExecutor:
         no new intents for that operator account on that chain (``blocked_accounts``), and the intents planned for it
         and not yet signed move to the other accounts that can pay them (``move_off_blocked``)."""
         (self.blocked_accounts.add if blocked else self.blocked_accounts.discard)((chain, account.lower()))
+        if blocked and any(t.get_name() == f"move-off-{chain}-{account}" for t in self._moving):
+            return  # a move of this account's intents is under way
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not from the daemon's loop (a test): the caller may move them itself

@@ -276,7 +276,10 @@ class _LaneState:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     blocked: bool = False  # the node refuses a transaction of this lane: later nonces wait behind it
+    blocked_said_at: float = 0.0  # monotonic time it was last said blocked
 
+
+BLOCKED_REPEAT_S = 10.0  # a blocked lane says so again this often (its account's new planned intents then move)
 
 Failpoint = Callable[[str], Awaitable[None]]
 
@@ -532,11 +535,17 @@ class LaneExecutor:
                                                                      {"reason": reason[:500]})])
 
     def _set_blocked(self, lane: _LaneState, blocked: bool) -> None:
+        """Say when the lane becomes blocked or unblocked; while it stays blocked, say so again every
+        ``BLOCKED_REPEAT_S`` (other daemons may have planned intents for its account since: they move too)."""
+        now = time.monotonic()
         if blocked != lane.blocked:
-            lane.blocked = blocked
+            lane.blocked, lane.blocked_said_at = blocked, now
             log.warning("lane_blocked" if blocked else "lane_unblocked", chain=lane.lease.key.chain,
                         account=lane.lease.key.account)
             self._on_blocked(lane.lease.key, blocked)
+        elif blocked and now - lane.blocked_said_at >= BLOCKED_REPEAT_S:
+            lane.blocked_said_at = now
+            self._on_blocked(lane.lease.key, True)
 
     # ------------------------------------------------------------ inclusion
     async def _follow(self, lane: _LaneState, *, recovering: bool = False) -> None:

@@ -31,7 +31,16 @@ from sqlalchemy import create_engine, select
 from adapters.base import Height, TxReceipt
 from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, WriteAheadSender
 from router.intents import IntentExecutor, IntentRecord, IntentStatus, IntentStore, Operator
-from router.lanes import LaneExecutor, LaneKey, LaneStore, Lease, LeaseLost, OperatorLane, _LaneState
+from router.lanes import (
+    BLOCKED_REPEAT_S,
+    LaneExecutor,
+    LaneKey,
+    LaneStore,
+    Lease,
+    LeaseLost,
+    OperatorLane,
+    _LaneState,
+)
 
 CHAIN = "l1"
 DESTINATION = "rollup_a"
@@ -536,9 +545,12 @@ async def test_a_refused_transaction_says_why_it_waits_and_blocks_its_account_un
     assert _get(intents, 1).status == "signed" and reason.startswith("waiting: the node refuses its transaction")
     assert "replacement transaction underpriced" in reason
     assert blocked == [(LANE, True)]  # said once, not at every refusal
+    lane.blocked_said_at -= BLOCKED_REPEAT_S  # still blocked BLOCKED_REPEAT_S later: said again
+    await executor._step(lane)
+    assert blocked == [(LANE, True)] * 2
     del chain.pool[(ACCOUNT, 0)]  # the other transaction leaves the pool: the node takes ours
     await executor._step(lane)
-    assert _get(intents, 1).status == "submitted" and blocked == [(LANE, True), (LANE, False)]
+    assert _get(intents, 1).status == "submitted" and blocked == [(LANE, True)] * 2 + [(LANE, False)]
     chain.mine()
     await executor._step(lane)
     assert (_get(intents, 1).status, _get(intents, 1).reason) == ("included", None)
