@@ -295,6 +295,11 @@ async def test_airdrop_and_sol_transfer_reach_finalized(solana_devnet: RunningDe
 
         for level in ("processed", "confirmed", "finalized"):
             assert (await client.get_slot(level)).value >= 1  # type: ignore[arg-type]
+
+        async def past_the_lag() -> bool:  # finalized trails processed by 32 slots once there are that many
+            return (await client.get_slot(Processed)).value >= 34
+
+        await _eventually(past_the_lag, "slot 34")  # (CI once ran the whole test within slots 1-2)
         assert (await client.get_slot(Processed)).value - (await client.get_slot(Finalized)).value >= 30
 
 
