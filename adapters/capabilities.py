@@ -146,6 +146,20 @@ class PresignedTx:
     nonce: int
 
 
+def xchain_recipient(spec: TxSpec, chain: str, family: str) -> bytes:
+    """The recipient bytes of a lane's cross-chain transfer on a chain whose lanes sign nothing else (Solana,
+    Cosmos): ``TxReverted`` for another kind, or a recipient that is not 0x-hex of at most 32 bytes."""
+    from adapters.base import TxReverted
+
+    if spec.kind != "xchain":
+        raise TxReverted(f"{family} lanes sign cross-chain transfers only, not {spec.kind!r}", chain=chain,
+                         reason="kind not signed here")
+    if not spec.to.startswith("0x") or len(spec.to) > 66:
+        raise TxReverted(f"recipient {spec.to!r} is not 0x-hex of at most 32 bytes", chain=chain,
+                         reason="bad recipient")
+    return bytes.fromhex(spec.to[2:])
+
+
 class Broadcast(enum.Enum):
     """What the node said to a signed transaction."""
 

@@ -588,8 +588,7 @@ class LaneExecutor:
                     "status": IntentStatus.PLANNED, "nonce": None, "raw_tx": None, "tx_hash": None,
                     "replaced_tx_hashes": None,
                     "reason": f"its transaction {sent.tx.tx_hash} can no longer be included (the chain decided lane "
-                              f"sequence {sent.tx.nonce} without it: on EVM and Cosmos another transaction took the "
-                              "nonce, on Solana its blockhash expired unseen); signed again"}))
+                              f"sequence {sent.tx.nonce} without it); signed again"}))
                 del lane.sent[sent.tx.nonce]
         await self._run(self.store.settle, lane.lease, self.owner, changes)
 

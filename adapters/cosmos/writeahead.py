@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from adapters.base import AdapterError, Height, InsufficientFunds, SequenceMismatch, TxHash, TxReceipt, TxReverted
-from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec
+from adapters.base import AdapterError, Height, InsufficientFunds, SequenceMismatch, TxHash, TxReceipt
+from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, xchain_recipient
 from adapters.cosmos.chain import SEND_GAS, cosmos_boundary
 from adapters.cosmos.sender import CosmosSender
 from adapters.cosmos.transactions import fee_for
@@ -53,13 +53,8 @@ class CosmosWriteAhead(CosmosSender):
         return out
 
     def _lane_dispatch(self, sender: str, spec: TxSpec) -> tuple[object, str]:
-        if spec.kind != "xchain":
-            raise TxReverted(f"Cosmos lanes sign cross-chain transfers only, not {spec.kind!r}", chain=self._name,
-                             reason="kind not signed here")
-        if not spec.to.startswith("0x") or len(spec.to) > 66:
-            raise TxReverted(f"recipient {spec.to!r} is not 0x-hex of at most 32 bytes", chain=self._name,
-                             reason="bad recipient")
-        return self._token_dispatch(sender, spec.symbol, spec.amount, spec.destination, bytes.fromhex(spec.to[2:]))
+        recipient = xchain_recipient(spec, self._name, "Cosmos")
+        return self._token_dispatch(sender, spec.symbol, spec.amount, spec.destination, recipient)
 
     def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx:
         private = self._key(key)  # TxReverted for a bad key, without the key

@@ -40,7 +40,7 @@ from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
 
 from adapters.base import AdapterError, Height, TxHash, TxReceipt, TxReverted
-from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec
+from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, xchain_recipient
 from adapters.solana.bridge import MAX_TX_SIZE, transaction_size
 from adapters.solana.chain import solana_boundary, status_level
 from adapters.solana.errors import BLOCKHASH_EXPIRED, map_exception
@@ -79,14 +79,9 @@ class SolanaWriteAhead(SolanaSender):
         return out
 
     def _lane_message(self, owner: Pubkey, spec: TxSpec, blockhash: Hash, sequence: int) -> SolanaMessage:
-        if spec.kind != "xchain":
-            raise TxReverted(f"Solana lanes sign cross-chain transfers only, not {spec.kind!r}", chain=self._name,
-                             reason="kind not signed here")
-        if not spec.to.startswith("0x") or len(spec.to) > 66:
-            raise TxReverted(f"recipient {spec.to!r} is not 0x-hex of at most 32 bytes", chain=self._name,
-                             reason="bad recipient")
+        recipient = xchain_recipient(spec, self._name, "Solana")
         ixs: list[Instruction] = self._token_dispatch_instructions(owner, spec.symbol, spec.amount, spec.destination,
-                                                                   bytes.fromhex(spec.to[2:]))
+                                                                   recipient)
         ixs.append(create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner,
                                           message=f"{LANE_MEMO_PREFIX}{sequence}".encode())))
         message = SolanaMessage.new_with_blockhash(ixs, owner, blockhash)
@@ -128,16 +123,11 @@ class SolanaWriteAhead(SolanaSender):
     async def decided(self, account: str, txs: Sequence[PresignedTx]) -> list[bool]:
         """Finalized, or unseen with an expired blockhash (one ``isBlockhashValid`` per blockhash)."""
         statuses = await self._statuses([tx.tx_hash for tx in txs])
-        blockhashes = {Transaction.from_bytes(tx.raw).message.recent_blockhash
-                       for tx, status in zip(txs, statuses, strict=True) if status is None}
-        valid = {h: await self._blockhash_valid(h) for h in blockhashes}
-        out = []
-        for tx, status in zip(txs, statuses, strict=True):
-            if status is None:
-                out.append(not valid[Transaction.from_bytes(tx.raw).message.recent_blockhash])
-            else:
-                out.append(status_level(status) == "finalized")
-        return out
+        unseen = {i: Transaction.from_bytes(tx.raw).message.recent_blockhash
+                  for i, (tx, status) in enumerate(zip(txs, statuses, strict=True)) if status is None}
+        valid = {h: await self._blockhash_valid(h) for h in set(unseen.values())}
+        return [not valid[unseen[i]] if i in unseen else status_level(status) == "finalized"
+                for i, status in enumerate(statuses)]
 
     async def _blockhash_valid(self, blockhash: Hash) -> bool:
         """``isBlockhashValid`` at processed: whether a block could still take a transaction with this blockhash."""
