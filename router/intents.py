@@ -341,28 +341,32 @@ class IntentStore:
                     table.c.status == IntentStatus.PLANNED).values(operator=new, updated_at=self._clock())).rowcount
         return moved
 
+    def _fields(self, query: Any) -> list[IntentFields]:
+        """The rows of ``query`` (a select of the whole table) as plain ``IntentFields``, without the ORM: loading
+        ORM objects cost 10x more per row, and batch status and the queue read thousands of rows a second."""
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            names = list(result.keys())
+            return [intent_fields(dict(zip(names, row, strict=True))) for row in result]
+
     def by_batch(self, batch: str) -> list[IntentFields]:
-        with Session(self.engine, expire_on_commit=False) as s:
-            return list(s.exec(select(IntentRecord).where(col(IntentRecord.batch) == batch)
-                               .order_by(col(IntentRecord.created_at), col(IntentRecord.id))).all())
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        return self._fields(select(table).where(table.c.batch == batch).order_by(table.c.created_at, table.c.id))
 
     def unsettled(self, limit: int = 500) -> list[IntentFields]:
         """Intents whose status can still move on by itself: submitted, or included cross-chain."""
-        with Session(self.engine, expire_on_commit=False) as s:
-            q = select(IntentRecord).where(((col(IntentRecord.status) == IntentStatus.SUBMITTED)
-                                            & col(IntentRecord.nonce).is_(None))  # lane intents: router/lanes.py
-                                           | ((col(IntentRecord.status) == IntentStatus.INCLUDED)
-                                              & (col(IntentRecord.kind) == "xchain")))
-            return list(s.exec(q.order_by(col(IntentRecord.updated_at)).limit(limit)).all())
+        t = IntentRecord.__table__  # type: ignore[attr-defined]
+        return self._fields(select(t).where(((t.c.status == IntentStatus.SUBMITTED)
+                                             & t.c.nonce.is_(None))  # lane intents: router/lanes.py
+                                            | ((t.c.status == IntentStatus.INCLUDED) & (t.c.kind == "xchain")))
+                            .order_by(t.c.updated_at).limit(limit))
 
     def queued(self, limit: int) -> list[IntentFields]:
         """Queued intents, oldest first (plain rows, read in index order: the releaser reads them four times a
         second)."""
         table = IntentRecord.__table__  # type: ignore[attr-defined]
-        q = (select(table).where(table.c.status == IntentStatus.QUEUED)
-             .order_by(table.c.created_at, table.c.id).limit(limit))
-        with self.engine.connect() as conn:
-            return [intent_fields(dict(row._mapping)) for row in conn.execute(q)]
+        return self._fields(select(table).where(table.c.status == IntentStatus.QUEUED)
+                            .order_by(table.c.created_at, table.c.id).limit(limit))
 
     def queued_work(self) -> float:
         """The work (in token transfers) of every queued intent: what a new one would wait behind."""
@@ -419,8 +423,8 @@ class IntentStore:
             return {str(c): float(w or 0.0) for c, w in conn.execute(q)}
 
     def by_integrator(self, code: str) -> list[IntentFields]:
-        with Session(self.engine, expire_on_commit=False) as s:
-            return list(s.exec(select(IntentRecord).where(col(IntentRecord.integrator) == code)).all())
+        table = IntentRecord.__table__  # type: ignore[attr-defined]
+        return self._fields(select(table).where(table.c.integrator == code))
 
     def tx_known(self, tx_hash: str) -> bool:
         """Whether any intent already holds ``tx_hash`` (sent by the operators, or claimed by a dApp)."""
@@ -513,6 +517,7 @@ class AsyncIntentStore:
     by_integrator = _off_loop(IntentStore.by_integrator)
     queued = _off_loop(IntentStore.queued)
     queued_work = _off_loop(IntentStore.queued_work)
+    queued_count = _off_loop(IntentStore.queued_count)
     expire_queued = _off_loop(IntentStore.expire_queued)
     release = _off_loop(IntentStore.release)
     tx_known = _off_loop(IntentStore.tx_known)

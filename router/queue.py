@@ -53,20 +53,20 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
         await ctx.give_back_value(client, returns)
     if expired:
         log.info("queued_intents_expired", count=len(expired))
-    queued = await intents.store.aio.queued(limit)
-    if not queued:
+    if not await intents.store.aio.queued_count():
         return 0
     try:
         m = ctx.current()
     except HTTPException:  # capacity not sampled yet
         return 0
     room = await room_now(ctx, m)
-    requests = [IntentRequest.model_validate_json(rec.request or "{}") for rec in queued]
-    head = _fitting_prefix(queued, requests, room.work)
+    if max(room.work.values(), default=0.0) <= 1e-9:
+        return 0  # no chain has room: the queue is not read (four passes a second while it waits)
+    head, requests = _fitting_prefix(await intents.store.aio.queued(limit), room.work)
     if not head:
         return 0
     batch = Batch(client="", signer=None, reqs=[], parsed=[])
-    for rec, req in zip(head, requests, strict=False):
+    for rec, req in zip(head, requests, strict=True):
         batch.reqs.append(req)
         batch.parsed.append((parse_request(req, m, ""), int(rec.units)))
     executor = intents.executor
@@ -95,13 +95,16 @@ async def release_queued(ctx: RoutingContext, limit: int = 1000) -> int:
     return len(started)
 
 
-def _fitting_prefix(queued: list[IntentFields], requests: list[IntentRequest],
-                    room: dict[str, float]) -> list[IntentFields]:
+def _fitting_prefix(queued: list[IntentFields],
+                    room: dict[str, float]) -> tuple[list[IntentFields], list[IntentRequest]]:
     """The oldest queued intents that fit, each on one of the chains it allows (the one with the most room left),
-    stopping at the first that does not: released strictly in order, none overtaking an older one."""
+    stopping at the first that does not: released strictly in order, none overtaking an older one. With their
+    requests, parsed only up to that first one (a long queue is read four times a second)."""
     left = dict(room)
-    head = []
-    for rec, req in zip(queued, requests, strict=True):
+    head: list[IntentFields] = []
+    requests: list[IntentRequest] = []
+    for rec in queued:
+        req = IntentRequest.model_validate_json(rec.request or "{}")
         chains = [req.from_chain] if req.kind == "xchain" and req.from_chain else (req.chains or list(left))
         best = max((c for c in chains if c in left), key=lambda c: left[c], default=None)
         work = IntentExecutor.work_of(rec)
@@ -109,7 +112,8 @@ def _fitting_prefix(queued: list[IntentFields], requests: list[IntentRequest],
             break
         left[best] -= work
         head.append(rec)
-    return head
+        requests.append(req)
+    return head, requests
 
 
 def _planned_as(rec: IntentFields, plan: IntentFields) -> IntentFields:

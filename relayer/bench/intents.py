@@ -13,12 +13,17 @@ Figures (the last line with ``--json``):
 - ``latency_p50_s``, ``latency_p99_s``: acceptance (``created_at``) to inclusion (``included_at``) per intent;
 - ``lost``: accepted intents whose recipient holds nothing on chain at the end; ``duplicated``: recipients holding
   more than one transfer's amount. Both read from the chains with ``balanceOf``, not from the daemon.
+- ``cpu`` (Linux): CPU seconds of the daemon (when the bench started it), the chains, the devnet's beacon and the
+  bench client from the first batch to the last final intent, and how busy the machine was (``relayer.bench.cpu``);
+  ``cpu_ms_per_transfer``: each of them per included transfer. When the machine is busy, transfers/s is bounded by
+  their sum, whichever part spends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -31,6 +36,7 @@ from adapters.evm.adapter import EvmAdapter
 from config.loader import load_settings
 from config.settings import EvmChainConfig
 from devnets.devnet import Devnet
+from relayer.bench.cpu import CpuAccount
 from relayer.bench.daemon import BENCH_API_LIMITS, bench_devnet_and_daemon, percentile
 from relayer.bench.route import BENCH_LIMITS
 from relayer.cli.progress import make_progress
@@ -123,9 +129,28 @@ async def _chain_balances(devnet: Devnet, intents: list[dict[str, Any]]) -> dict
     return out
 
 
-async def _bench(devnet: Devnet, n: int, batch: int, submitters: int, show: bool, drain_s: float) -> dict[str, Any]:
+def _cpu_parts(devnet: Devnet, daemon: subprocess.Popen | None) -> CpuAccount:
+    """The run's CPU by part: the daemon (when this bench started it), the chains, the devnet's beacon, this client."""
+    status = devnet.status()
+    parts = {"daemon": [daemon.pid] if daemon is not None else [],
+             "chains": [c["pid"] for c in status["chains"].values()],
+             "beacon": [status["beacon"]["pid"]] if "beacon" in status else [], "bench": [os.getpid()]}
+    return CpuAccount(parts)
+
+
+def _cpu_figures(cpu: dict[str, Any], included: int) -> dict[str, Any]:
+    """``cpu`` (``CpuAccount.stop``) with each part's CPU per included transfer, in milliseconds."""
+    if not cpu or not included:
+        return {}
+    per = {part: round(s * 1000 / included, 3) for part, s in cpu["cpu_s"].items()}
+    return {"cpu": cpu, "cpu_ms_per_transfer": per}
+
+
+async def _bench(devnet: Devnet, n: int, batch: int, submitters: int, show: bool, drain_s: float,
+                 cpu: CpuAccount) -> dict[str, Any]:
     api = devnet.manifest()["api_url"]
     recipients = ["0x" + os.urandom(20).hex() for _ in range(n)]
+    cpu.start()
     with make_progress(show) as progress:
         accept_bar = progress.add_task("accepted", total=n)
         final_bar = progress.add_task("final", total=n)
@@ -135,6 +160,7 @@ async def _bench(devnet: Devnet, n: int, batch: int, submitters: int, show: bool
                                                       lambda k: progress.advance(accept_bar, k))
             submitted_s = time.time() - started
             intents = await _follow(http, api, batches, drain_s, lambda k: progress.advance(final_bar, k))
+    used = cpu.stop()
     balances = await _chain_balances(devnet, intents)
     included = [i for i in intents if i["status"] == "included"]
     latencies = [i["included_at"] - i["created_at"] for i in included if i.get("included_at")]
@@ -150,6 +176,7 @@ async def _bench(devnet: Devnet, n: int, batch: int, submitters: int, show: bool
         "by_chain": dict(Counter(i["chain"] for i in included)),
         "lost": sum(balances.get(i["recipient"], 0) < UNITS for i in intents),
         "duplicated": sum(balances.get(i["recipient"], 0) > UNITS for i in intents),
+        **_cpu_figures(used, len(included)),
     }
 
 
@@ -161,7 +188,8 @@ def run_intents_bench(*, intents: int, batch: int = 1000, submitters: int = 4,
     with bench_devnet_and_daemon(devnet, {**BENCH_API_LIMITS, **BENCH_LIMITS}, instance="bench-intents",
                                  keep_devnet=keep_devnet) as daemon:
         _wait_for_capacity(devnet.manifest()["api_url"])
-        result = asyncio.run(_bench(devnet, intents, batch, submitters, show, drain_s))
+        cpu = _cpu_parts(devnet, daemon)
+        result = asyncio.run(_bench(devnet, intents, batch, submitters, show, drain_s, cpu))
     result["daemon"] = "reused" if daemon is None else "started"
     if not json_output:
         print(f"{result['accepted']} intents accepted at {result['intents_accepted_per_s']}/s "
@@ -169,6 +197,10 @@ def run_intents_bench(*, intents: int, batch: int = 1000, submitters: int = 4,
               f"{result['transfers_per_s']} transfers/s; latency p50 {result['latency_p50_s']} s, "
               f"p99 {result['latency_p99_s']} s; lost {result['lost']}, duplicated {result['duplicated']}; "
               f"by chain {result['by_chain']}")
+        if "cpu" in result:
+            cpu = result["cpu"]
+            print(f"CPU per transfer (ms): {result['cpu_ms_per_transfer']}; machine {cpu['machine_busy']:.0%} busy on "
+                  f"{cpu['cores']} cores")
     return result
 
 
