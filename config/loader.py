@@ -82,6 +82,11 @@ def _quoted(key: str) -> str:
     return key if _BARE_KEY.match(key) else json.dumps(key)
 
 
+def _is_secret(path: str) -> bool:
+    """A key path whose values are secrets (private keys, API keys, seeds): an error never echoes them."""
+    return any(word in path for word in ("key", "secret", "seed", "password"))
+
+
 def format_validation_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
@@ -92,7 +97,9 @@ def format_validation_error(exc: ValidationError) -> str:
         elif err["type"] == "missing":
             msg = "required key is missing"
         given = err.get("input")
-        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(given, dict) and "got" not in msg:
+        if _is_secret(path):
+            msg += " (the value is not shown: it is a secret)"
+        elif err["type"] not in ("missing", "extra_forbidden") and not isinstance(given, dict) and "got" not in msg:
             msg += f" (got {given!r})"
         lines.append(f"{path or '<root>'}: {msg}")
     return "; ".join(lines)
@@ -104,7 +111,8 @@ def load_settings_dict(raw: Mapping[str, Any], *, source: str = "config") -> Set
     except ValidationError as exc:
         first = exc.errors()[0]
         path = _loc_path(first["loc"])
-        raise ConfigError(path, format_validation_error(exc).removeprefix(f"{path}: "), source=source) from None
+        raise ConfigError(path, format_validation_error(exc).removeprefix(f"{path or '<root>'}: "),
+                          source=source) from None
     try:
         settings.check_operator_exposure()  # operator accounts behind an open API off loopback (names router.api_keys)
     except ConfigError as exc:

@@ -315,6 +315,31 @@ class ValidatorRoleSettings(_Model):
         return lowered
 
 
+class MessageRule(_Model):
+    """One rule of ``relayer.allow`` / ``relayer.deny`` (Hyperlane's whitelist / blacklist entries). A message matches
+    when each of the four fields does: ``"*"`` (the default) matches anything; a chain name, an account address in
+    its chain's own format (0x-hex, base58, bech32; or a 0x bytes32), or a list of them matches any entry."""
+
+    origin: str | list[str] = "*"
+    sender: str | list[str] = "*"
+    destination: str | list[str] = "*"
+    recipient: str | list[str] = "*"
+
+    def values(self, field: str) -> list[str] | None:
+        """``field``'s entries; None for ``"*"`` (anything)."""
+        value = getattr(self, field)
+        entries = [value] if isinstance(value, str) else list(value)
+        return None if "*" in entries else entries
+
+    @field_validator("origin", "sender", "destination", "recipient")
+    @classmethod
+    def _entries(cls, v: str | list[str]) -> str | list[str]:
+        entries = [v] if isinstance(v, str) else v
+        if not entries or any(not e.strip() for e in entries):
+            raise ValueError('give "*", a value, or a non-empty list of values (an empty entry matches nothing)')
+        return v
+
+
 class RelayerRoleSettings(_Model):
     identity_key: SignerSettings | None = Field(None, description=(
         "the relayer's identity: signs every request it sends to validators (co-sign, checkpoints); its address must "
@@ -333,6 +358,12 @@ class RelayerRoleSettings(_Model):
         120.0, gt=0, description="a dead instance's delivery tx still unmined this long after the hand-over is given "
                                  "up (its wallet's tx cannot be bumped by us): its messages are re-asked of the chain "
                                  "and retried")
+    allow: list[MessageRule] = Field(default_factory=list, description=(
+        "only messages matching one of these rules are delivered (empty: every message); any other is "
+        "DROPPED(denied). Reloaded without a restart on SIGHUP or POST /admin/v1/filters/reload"))
+    deny: list[MessageRule] = Field(default_factory=list, description=(
+        "messages matching any of these rules are never delivered: DROPPED(denied), whatever relayer.allow says. "
+        "Reloaded like relayer.allow"))
 
 
 class StoreSettings(_Model):
@@ -486,6 +517,22 @@ class AuditSettings(_Model):
         "seconds between two audits; each reads every chain's bridge balances once (twice when it finds a shortfall)"))
 
 
+class AdminSettings(_Model):
+    """The admin API (``/admin/v1/...``: the message filters; ``relayer.api.routes.admin``), its own keys, separate
+    from the routing API's."""
+
+    api_keys: list[SecretStr] = Field(default_factory=list, description=(
+        "Bearer tokens for /admin/v1/... (Authorization: Bearer KEY); none: every admin request is refused with 403. "
+        "Secrets: set them from the environment (RELAYER__ADMIN__API_KEYS='[\"...\"]'), not in a committed file"))
+
+    @field_validator("api_keys")
+    @classmethod
+    def _long_enough(cls, v: list[SecretStr]) -> list[SecretStr]:
+        if any(len(k.get_secret_value()) < 16 for k in v):
+            raise ValueError("each admin key needs at least 16 characters (it guards the admin API)")
+        return v
+
+
 class LogSettings(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool | None = Field(None, alias="json", description="default: JSON when stdout is not a TTY")
@@ -500,6 +547,7 @@ class Settings(_Model):
     api: ApiSettings = ApiSettings()
     router: RouterSettings = RouterSettings()
     audit: AuditSettings = AuditSettings()
+    admin: AdminSettings = AdminSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")
@@ -521,6 +569,12 @@ class Settings(_Model):
         for priced in self.router.native_usd_by_chain:
             if priced not in self.chains:
                 raise ValueError(f"router.native_usd_by_chain names {priced!r}, which is not under [chains]")
+        for kind, rules in (("allow", self.relayer.allow), ("deny", self.relayer.deny)):
+            for i, rule in enumerate(rules):
+                for field in ("origin", "destination"):
+                    for name in rule.values(field) or []:
+                        if name not in self.chains:
+                            raise ValueError(f"relayer.{kind}[{i}].{field} names {name!r}, which is not under [chains]")
         return self
 
     @property

@@ -84,3 +84,11 @@ class DaemonView(Protocol):
     def samples(self) -> ChainSampleBuffer:
         """The explorer's chain history."""
         ...
+
+    def message_filters(self) -> dict[str, Any]:
+        """relayer.allow / relayer.deny in force, as configured, with when they were loaded and the reloads so far."""
+        ...
+
+    async def reload_filters(self, source: str) -> dict[str, Any]:
+        """Read relayer.allow / relayer.deny again and apply them (``ConfigError``: the old lists stay)."""
+        ...

@@ -13,6 +13,9 @@
     GET /v1/chains, POST /v1/quote, POST /v1/intents, GET /v1/intents/{id}, GET /v1/integrators/{code}/report
                                                        routing (router.api)
     GET /explorer, GET /v1/explorer/...                the operator's explorer page and its data (relayer.explorer)
+    GET /admin/v1/filters, POST /admin/v1/filters/reload
+                                                       relayer.allow / relayer.deny, admin keys only
+                                                       (relayer.api.routes.admin)
 
 Routes by area: ``relayer.api.routes.health`` (health, readiness, metrics, status), ``.messages``, ``.validators``
 (checkpoints, co-signing, their admission), the explorer and the routing API (``router.api``), mounted here. Every
@@ -50,6 +53,7 @@ from relayer.api.request_guard import (
     send_answer,
     stream_route_patterns,
 )
+from relayer.api.routes.admin import admin_routes
 from relayer.api.routes.health import health_routes
 from relayer.api.routes.messages import message_routes
 from relayer.api.routes.validators import (
@@ -106,6 +110,7 @@ def create_api(daemon: DaemonView, stop: asyncio.Event | None = None, *, limits:
     app.state.validator_guard = guard  # ValidatorAdmission (serve_app) admits with it before the relay loop
     app.include_router(health_routes(daemon, limits))
     app.include_router(message_routes(daemon))
+    app.include_router(admin_routes(daemon))
     app.include_router(validator_routes(daemon, guard))
     app.include_router(create_explorer_api(
         ExplorerQueries(daemon.store.engine), daemon.samples,
@@ -128,6 +133,7 @@ RELAY_LOOP_ROUTES = (
     ("POST", r"/v1/quote"), ("POST", r"/v1/intents"), ("POST", r"/v1/intents/[^/]+/broadcast"),
     ("GET", r"/v1/intents/[^/]+"), ("GET", r"/v1/chains"), ("GET", r"/v1/status"),
     ("POST", r"/validators/[^/]+/cosign"), ("GET", r"/validators/[^/]+/checkpoints/.*"),
+    ("POST", r"/admin/v1/filters/reload"),  # wakes the destination processors
 )
 # ... of which these are not counted against the relay loop's share: the relayers' own lifeline (every relayer asks
 # every validator for checkpoints several times a second), a lookup that costs the loop little. A flood of other

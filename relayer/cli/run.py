@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from config.errors import ConfigError
 from relayer.cli.common import add_config_flags, load_config, pin_recursion_limit
 from relayer.daemon.logconfig import configure_logging
+
+if TYPE_CHECKING:
+    from relayer.daemon.daemon import RelayerDaemon
 
 
 def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,6 +50,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"devnet stopped: {', '.join(stopped)}", file=sys.stderr)
 
 
+async def _reload_on_sighup(daemon: RelayerDaemon) -> None:
+    """SIGHUP: reload relayer.allow / relayer.deny (a bad file is logged and keeps the old lists)."""
+    with contextlib.suppress(ConfigError):
+        await daemon.reload_filters("SIGHUP")
+
+
 def _run_daemon(args: argparse.Namespace) -> int:
     settings = load_config(args)
     show_status = sys.stdout.isatty() and not args.no_status
@@ -55,13 +67,17 @@ def _run_daemon(args: argparse.Namespace) -> int:
     from relayer.daemon.daemon import build_daemon
 
     daemon = build_daemon(settings, args.role, instance=args.instance)
+    daemon.settings_source = lambda: load_config(args)  # SIGHUP / the admin API reload relayer.allow and .deny
     pin_recursion_limit()  # again, after everything the daemon imports
+
+    reloads: list[asyncio.Task[None]] = []  # (held until done: a task nobody references may be collected)
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: reloads.append(asyncio.create_task(_reload_on_sighup(daemon))))
         view = None
         if show_status:
             from relayer.cli.statusview import StatusView

@@ -30,6 +30,7 @@ from relayer.daemon.metrics import Metrics
 from relayer.pipeline.accountant import GlobalAccountant, TokenDirectory
 from relayer.pipeline.checkpoints import CheckpointCollector
 from relayer.pipeline.cosign import CosignService, HttpCosigner
+from relayer.pipeline.filters import MessageFilter, compile_rules
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.processor import DestinationProcessor
 from relayer.pipeline.validator import OriginAttester
@@ -64,6 +65,7 @@ class Workers:
     indexers: dict[int, OriginIndexer] = field(default_factory=dict)
     attesters: dict[int, OriginAttester] = field(default_factory=dict)
     processors: dict[int, DestinationProcessor] = field(default_factory=dict)
+    message_filter: MessageFilter = field(init=False)  # relayer.allow / relayer.deny in force (reloadable)
     cosign: CosignService | None = None  # validator role with co-signed destinations (Solana, Cosmos)
     accountant: GlobalAccountant | None = None  # validator role: what was locked and paid out, per token and chain
 
@@ -87,6 +89,7 @@ class Workers:
                                                    self.metrics, verifier=verifier, accountant=self.accountant)
             if s.validator.cosign_keys:
                 self.cosign = self._cosign_service()
+        self.message_filter = MessageFilter(compile_rules(s, self.adapters))  # ConfigError naming the rule
         if self.role in ("relayer", "all"):
             collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
                                             refresh_s=s.relayer.poll_interval_s, metrics=self.metrics,
@@ -94,7 +97,8 @@ class Workers:
             for name, chain in s.chains.items():
                 self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers,
                                                                      collector, s.relayer, self.metrics,
-                                                                     chain_names=names)
+                                                                     chain_names=names,
+                                                                     message_filter=self.message_filter)
         if self.intents is None:
             self.intents = self._intents_backend()
         if self.audit is None and s.audit.enabled:

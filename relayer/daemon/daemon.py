@@ -24,6 +24,7 @@ import structlog
 
 from adapters.base import ChainAdapter
 from adapters.checkpoint import CheckpointSigner
+from config.errors import ConfigError
 from config.settings import Settings
 from relayer.api.daemon_view import Readiness
 from relayer.api.server import serve_api
@@ -48,8 +49,10 @@ from relayer.daemon.metrics import Metrics
 from relayer.explorer import ChainSampleBuffer
 from relayer.pipeline.accountant import GlobalAccountant
 from relayer.pipeline.cosign import CosignService
+from relayer.pipeline.filters import MessageFilter, compile_rules
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.origin import OriginLoop
+from relayer.pipeline.outcome import FailureReason
 from relayer.pipeline.processor import DestinationProcessor
 from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store, StoreError
@@ -77,6 +80,7 @@ class RelayerDaemon:
     intents: IntentsBackend | None = None
     audit: AuditJob | None = None  # the periodic solvency audit (settings.audit)
     relayer_auth: httpx.Auth | None = None  # signs the relayer's requests to validators (relayer.identity_key)
+    settings_source: Callable[[], Settings] | None = None  # reads the config again (reload_filters); None: cannot
     workers: Workers = field(init=False)
     health: HealthMonitor = field(init=False)
     handover: Handover = field(init=False)
@@ -130,6 +134,47 @@ class RelayerDaemon:
     async def refresh_health(self) -> None:
         await self.health.refresh_health()
 
+    # ---- relayer.allow / relayer.deny
+    @property
+    def message_filter(self) -> MessageFilter:
+        return self.workers.message_filter
+
+    def message_filters(self) -> dict[str, Any]:
+        current = self.message_filter
+        return {**current.rules.view(), "loaded_at": current.loaded_at, "reloads": current.reloads}
+
+    async def reload_filters(self, source: str) -> dict[str, Any]:
+        """Read ``relayer.allow`` / ``relayer.deny`` again from the config the daemon started with, compile them and
+        swap them in whole; then send the ``DROPPED(denied)`` messages the new lists allow back to delivery. The
+        other settings are not reloaded. ``ConfigError`` (the old lists stay) for a file that does not load or a
+        rule that does not compile. ``source``: who asked (``SIGHUP``, ``admin_api``), logged."""
+        try:
+            if self.settings_source is None:
+                raise ConfigError("relayer.allow", "this daemon was not started from a config file: nothing to reload")
+            rules = compile_rules(self.settings_source(), self.adapters)
+        except ConfigError as exc:
+            self.metrics.inc("relayer_message_filter_reloads_total", result="invalid")
+            log.error("message_filters_reload_refused", source=source, error=str(exc)[:500])
+            raise
+        self.message_filter.replace(rules)
+        self.metrics.inc("relayer_message_filter_reloads_total", result="ok")
+        self._count_rules()
+        dropped = await self.store.aio.dropped_for(FailureReason.DENIED)
+        allowed = [mid for mid, raw in dropped if self.message_filter.denial(raw) is None]
+        reopened = await self.store.aio.reopen(allowed, FailureReason.OPERATOR_RETRY,
+                                               f"allowed by relayer.allow / relayer.deny as reloaded ({source})")
+        self.metrics.inc("relayer_messages_reopened_total", reopened)
+        for processor in self.processors.values():
+            processor.wake()
+        log.info("message_filters_reloaded", source=source, allow=len(rules.allow), deny=len(rules.deny),
+                 reopened=reopened)
+        return {"allow": len(rules.allow), "deny": len(rules.deny), "reopened": reopened, **rules.view()}
+
+    def _count_rules(self) -> None:
+        rules = self.message_filter.rules
+        self.metrics.set("relayer_message_filter_rules", len(rules.allow), list="allow")
+        self.metrics.set("relayer_message_filter_rules", len(rules.deny), list="deny")
+
     # ---- what the API reads (relayer.api.daemon_view.DaemonView)
     def ready(self) -> tuple[bool, dict[str, str]]:
         detail = self.health.chains_ready()
@@ -154,6 +199,7 @@ class RelayerDaemon:
         if self.accountant is not None:
             await self.store.aio.run(self.accountant.load, {d: a.latest_index for d, a in self.attesters.items()})
         await self.store.aio.register_instance(self.role)
+        self._count_rules()
         self.handover.started()
         scheduler = schedule_jobs(self.settings, self.health, self.handover, self.intents, self.audit, stop)
         warn_if_operator_api_open(self.settings, self.operator_keys, self.metrics)

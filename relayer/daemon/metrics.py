@@ -38,6 +38,13 @@ _HELP = {
     "relayer_queue_depth": "messages per destination and pipeline state (0 once a state empties)",
     "relayer_messages_waiting": "undelivered messages by their last reason (why they wait, or were dropped)",
     "relayer_deliveries_total": "messages delivered on their destination",
+    "relayer_messages_denied_total": "messages DROPPED(denied) by relayer.allow / relayer.deny, by destination",
+    "relayer_message_filter_reloads_total": "reloads of relayer.allow / relayer.deny (SIGHUP or the admin API), by "
+                                            "result: ok, or invalid (the old lists stay)",
+    "relayer_message_filter_rules": "rules in force, by list (allow, deny)",
+    "relayer_admin_requests_refused_total": "admin API requests refused, by reason: disabled (no admin.api_keys), "
+                                            "missing_key, wrong_key",
+    "relayer_messages_reopened_total": "DROPPED(denied) messages a reloaded list allows, sent back to delivery",
     "relayer_failures_total": "failed or deferred delivery attempts by destination and reason (FailureReason)",
     "relayer_batches_submitted_total": "delivery transactions submitted",
     "relayer_gas_used_total": "gas used by mined delivery transactions (reverted ones included)",

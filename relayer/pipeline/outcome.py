@@ -12,7 +12,8 @@ for the messages it handled, and ``DestinationProcessor`` alone interprets them 
                                             DROPPED(max_attempts) once ``max_attempts`` are spent
                                      WAIT   not the messages' fault (no quorum yet, a wallet to top up):
                                             claimed again after ``wait_s(reason)``, no attempt spent
-                                     DROP   never deliverable from here (unknown origin, reorged origin)
+                                     DROP   never deliverable from here (unknown origin, reorged origin,
+                                            denied by relayer.allow / relayer.deny)
 
 ``FailureReason`` is the one vocabulary of why a message waits or was dropped: the store's ``last_reason``, the
 log field, and the label of ``relayer_failures_total`` and ``relayer_messages_waiting`` (a closed set). An
@@ -67,6 +68,7 @@ class FailureReason(str, enum.Enum):
     INSTANCE_STOPPED = "instance_stopped"  # its instance shut down cleanly with work in hand
     LEASE_EXPIRED = "lease_expired"  # another instance held it past its lease without settling it
     ORIGIN_REORGED = "origin_reorged"  # the origin chain no longer holds it: a reorg deeper than its finality
+    DENIED = "denied"  # relayer.deny matches it, or relayer.allow does not (relayer.pipeline.filters)
     STORE_UNAVAILABLE = "store_unavailable"  # the database did not answer (log field and metric label only)
 
 
@@ -82,6 +84,7 @@ ACTIONS: dict[FailureReason, Action] = {
     FailureReason.MALFORMED: Action.DROP,
     FailureReason.ORIGIN_REORGED: Action.DROP,
     FailureReason.MAX_ATTEMPTS: Action.DROP,
+    FailureReason.DENIED: Action.DROP,  # until a reloaded list allows it (RelayerDaemon.reload_filters reopens it)
     FailureReason.NO_QUORUM: Action.WAIT,
     FailureReason.INSUFFICIENT_FUNDS: Action.WAIT,  # the operator's problem, not the messages'
     FailureReason.NO_COSIGN_QUORUM: Action.RETRY,

@@ -54,6 +54,7 @@ from config.settings import RelayerRoleSettings
 from relayer.daemon import failpoints
 from relayer.daemon.metrics import Metrics
 from relayer.pipeline.checkpoints import CheckpointCollector
+from relayer.pipeline.filters import MessageFilter
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.outcome import (
     Action,
@@ -82,8 +83,9 @@ class DestinationProcessor:
     def __init__(self, adapter: ChainAdapter, store: Store, indexers: dict[int, OriginIndexer],
                  collector: CheckpointCollector, settings: RelayerRoleSettings, metrics: Metrics,
                  *, chain_names: dict[int, str] | None = None, clock: Callable[[], float] = time.time,
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None, message_filter: MessageFilter | None = None) -> None:
         self.adapter = adapter
+        self.message_filter = message_filter or MessageFilter()
         self.store = store
         self.indexers = indexers
         self.collector = collector
@@ -121,6 +123,7 @@ class DestinationProcessor:
             return 0
         if failpoints.ENABLED:
             await failpoints.reached("after_claim")
+        claimed = await self._drop_denied(claimed)
         by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
         for m in claimed:
             by_origin[m.origin].append(m)
@@ -140,6 +143,31 @@ class DestinationProcessor:
             await failpoints.reached("after_attest")
         # chunks go out concurrently: the adapter's nonce manager orders the sends
         return sum(await asyncio.gather(*jobs)) if jobs else 0
+
+    async def _drop_denied(self, claimed: list[StoredMessage]) -> list[StoredMessage]:
+        """The claimed messages ``relayer.allow`` / ``relayer.deny`` let through; the others are never submitted and
+        end DROPPED(denied) with the rule that stopped them (DELIVERED where the destination shows another relayer
+        delivered them)."""
+        denied: dict[str, list[MessageId]] = defaultdict(list)
+        kept = []
+        for m in claimed:
+            why = self.message_filter.denial(m.raw)
+            if why is None:
+                kept.append(m)
+            else:
+                denied[why].append(m.id)
+        for why, ids in denied.items():
+            with contextlib.suppress(AdapterError):  # the chain away: they are denied all the same
+                done = {i for i, d in zip(ids, await self.adapter.delivered(ids), strict=True) if d}
+                if done:
+                    await self._apply(Delivered(list(done)))
+                    ids = [i for i in ids if i not in done]
+            if not ids:
+                continue
+            await self._apply(Undelivered(ids, FailureReason.DENIED, why))
+            self.metrics.inc("relayer_messages_denied_total", len(ids), destination=self.adapter.name)
+            log.warning("messages_denied", destination=self.adapter.name, messages=len(ids), reason=why[:300])
+        return kept
 
     async def _prepare(self, origin: int, group: list[StoredMessage]
                        ) -> tuple[list[StageOutcome], SignedCheckpoint | None, list[StoredMessage]]:

@@ -257,6 +257,28 @@ class MessageTable(StoreTables):
         self._set(ids, state=MessageState.DROPPED.value, last_reason=reason.value, last_error=error[:500],
                   lease_until=0.0)
 
+    def dropped_for(self, reason: FailureReason) -> list[tuple[MessageId, bytes]]:
+        """(id, raw bytes) of every message DROPPED for ``reason``."""
+        m = MessageRecord
+        with Session(self.engine) as s:
+            rows = s.exec(select(col(m.id), col(m.raw)).where(col(m.state) == MessageState.DROPPED.value)
+                          .where(col(m.last_reason) == reason.value)).all()
+        return [(message_id(k), bytes(raw)) for k, raw in rows]
+
+    def reopen(self, ids: Sequence[MessageId], reason: FailureReason, note: str) -> int:
+        """DROPPED messages among ``ids`` back to DISPATCHED, attempts reset and claimable at once, with ``reason``
+        and ``note`` as their last reason and error (the others are left as they are); how many."""
+        table = MessageRecord.__table__  # type: ignore[attr-defined]
+        keys = message_keys(ids)
+        reopened = 0
+        with self.engine.begin() as conn:
+            for k in range(0, len(keys), BATCH_ROWS):
+                reopened += conn.execute(table.update().where(
+                    table.c.id.in_(keys[k:k + BATCH_ROWS]) & (table.c.state == MessageState.DROPPED.value)).values(
+                    state=MessageState.DISPATCHED.value, attempts=0, next_attempt_at=0.0, lease_until=0.0,
+                    last_reason=reason.value, last_error=note[:500], updated_at=self._clock())).rowcount
+        return reopened
+
     def drop_reorged(self, origin: int, first_nonce: int, error: str) -> list[MessageId]:
         """Open (not submitted, not delivered) messages of ``origin`` from ``first_nonce`` on become
         ``DROPPED(origin_reorged)``; returns their ids."""

@@ -95,6 +95,8 @@ class AsyncStore:
     requeue = _off_loop(MessageTable.requeue)
     drop = _off_loop(MessageTable.drop)
     drop_reorged = _off_loop(MessageTable.drop_reorged)
+    dropped_for = _off_loop(MessageTable.dropped_for)
+    reopen = _off_loop(MessageTable.reopen)
     # messages: reads and the operator's retry
     dispatched_range = _off_loop(MessageQueries.dispatched_range)
     messages_sent_by = _off_loop(MessageQueries.messages_sent_by)

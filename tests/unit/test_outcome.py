@@ -42,6 +42,7 @@ TABLE = {
     R.MALFORMED: Action.DROP,
     R.ORIGIN_REORGED: Action.DROP,
     R.MAX_ATTEMPTS: Action.DROP,
+    R.DENIED: Action.DROP,
     R.NO_QUORUM: Action.WAIT,
     R.INSUFFICIENT_FUNDS: Action.WAIT,
     R.NO_COSIGN_QUORUM: Action.RETRY,
@@ -70,7 +71,7 @@ def test_every_reason_is_a_stage_outcome_or_the_stores_bookkeeping() -> None:
 
 def test_the_metric_label_set_is_closed_and_snake_case() -> None:
     values = [r.value for r in FailureReason]
-    assert len(values) == len(set(values)) == 20
+    assert len(values) == len(set(values)) == 21
     assert all(v.isidentifier() and v == v.lower() for v in values)
 
 

@@ -1,0 +1,86 @@
+"""The admin API (``/admin/v1/...``) attacked: the operator denied the attacker's sender (``relayer.deny``), and the
+attacker, without the admin key (none, empty, wrong, another scheme, a routing-API-style header, a guess), tries to
+read the lists and to reload them. Every request is refused with 401, the lists in force are unchanged, and the
+attacker's message stays DROPPED(denied) and undelivered on its destination (read from the chain)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.message import MessageId, address_to_bytes32
+from tests.adversarial.conftest import start_daemon
+from tests.integration.harness import DaemonProcess, DevnetClient, wait_for
+
+pytestmark = pytest.mark.integration
+
+ADMIN_KEY = "admin-" + secrets.token_hex(16)  # the operator's key (never given to the attacker)
+
+
+@pytest.fixture(scope="module")
+def admin_daemon(bridge_devnet: Any, attacker: Any, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[DaemonProcess]:
+    deny = f'\n[[relayer.deny]]\norigin = "l1"\nsender = "{attacker.addresses["l1"]}"\n'
+    daemon = start_daemon(bridge_devnet, tmp_path_factory.mktemp("admin"), edit=lambda text: text + deny,
+                          env={"RELAYER__ADMIN__API_KEYS": f'["{ADMIN_KEY}"]'})
+    yield daemon
+    daemon.stop()
+
+
+def _dispatch_from_attacker(net: Any, key: str) -> bytes:
+    async def go() -> bytes:
+        client = DevnetClient(net)
+        try:
+            recipient = address_to_bytes32(client.manifest["chains"]["rollup_a"]["contracts"]["test_recipient"])
+            _tx, ids = await client.adapters["l1"].dispatch_messages(key, client.domain("rollup_a"), recipient,  # type: ignore[attr-defined]
+                                                                     [b"let me through"])
+            return bytes(ids[0])
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def _delivered_on_rollup_a(net: Any, mid: bytes) -> bool:
+    async def go() -> bool:
+        client = DevnetClient(net)
+        try:
+            return bool((await client.adapters["rollup_a"].delivered([MessageId(mid)]))[0])
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def _record(daemon: DaemonProcess, mid: bytes) -> dict[str, Any] | None:
+    resp = httpx.get(f"{daemon.api_url}/v1/messages/0x{mid.hex()}", timeout=5)
+    return resp.json()["messages"][0] if resp.status_code == 200 else None
+
+
+def test_without_the_admin_key_the_lists_stay_and_nothing_is_delivered(attacker, bridge_devnet, admin_daemon) -> None:
+    mid = _dispatch_from_attacker(bridge_devnet, attacker.keys["evm"])
+    wait_for(lambda: (_record(admin_daemon, mid) or {}).get("state") == "DROPPED", 120,
+             "the attacker's message to be DROPPED(denied)")
+    with httpx.Client(base_url=admin_daemon.api_url, timeout=10,
+                      headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as operator:
+        before = operator.get("/admin/v1/filters").json()
+        seen = attacker.run("admin.without_the_admin_key")
+        assert len(seen["answers"]) == 16
+        assert {a["status"] for a in seen["answers"]} == {401}, [a for a in seen["answers"] if a["status"] != 401]
+        assert all(a["www_authenticate"] == "Bearer" for a in seen["answers"])
+        assert all(ADMIN_KEY not in a["body"] for a in seen["answers"])
+        after = operator.get("/admin/v1/filters").json()
+    assert after == before and after["reloads"] == 0  # nothing reloaded, the deny rule still in force
+    assert after["deny"][0]["sender"] == attacker.addresses["l1"]
+    record = _record(admin_daemon, mid)
+    assert record is not None and record["state"] == "DROPPED" and record["last_reason"] == "denied"
+    assert not _delivered_on_rollup_a(bridge_devnet, mid)  # the chain shows nothing moved
+    metrics = httpx.get(f"{admin_daemon.api_url}/metrics", timeout=5).text
+    refused = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                  if line.startswith("relayer_admin_requests_refused_total{"))
+    assert refused == 16
