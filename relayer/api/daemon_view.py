@@ -92,3 +92,7 @@ class DaemonView(Protocol):
     async def reload_filters(self, source: str) -> dict[str, Any]:
         """Read relayer.allow / relayer.deny again and apply them (``ConfigError``: the old lists stay)."""
         ...
+
+    def destinations_changed(self) -> None:
+        """The operator paused, resumed or retried something: the destination processors look again now."""
+        ...

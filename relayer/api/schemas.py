@@ -36,9 +36,32 @@ FRONT_ANSWERS = {
 }
 
 
+# an open message's last reason -> what it waits for (one word for the API, the explorer and the metrics' reasons)
+_WAITING_FOR = {"no_quorum": "quorum", "no_cosign_quorum": "quorum", "insufficient_funds": "funds",
+                "route_paused": "route_resumed", "origin_reorged": "origin_recovery"}
+
+
+def message_status(state: str, last_reason: str | None) -> tuple[str, str | None]:
+    """One status for callers, with its substate: ``waiting`` (for ``quorum``, ``funds``, ``route_resumed``, a
+    ``retry`` after a failed attempt, or ``delivery`` when nothing went wrong yet), ``submitted``, ``delivered``, or
+    ``dropped`` (its reason: ``denied``, ``max_attempts``, ``operator_dropped``, ...)."""
+    if state in ("DISPATCHED", "ATTESTED"):
+        if last_reason in _WAITING_FOR:
+            return "waiting", _WAITING_FOR[last_reason]
+        quiet = last_reason is None or last_reason in ("operator_retry", "instance_died", "instance_stopped",
+                                                       "lease_expired", "store_unavailable")
+        return "waiting", "delivery" if quiet else "retry"
+    if state == "DROPPED":
+        return "dropped", last_reason
+    return state.lower(), None
+
+
 def message_view(rec: MessageRecord, names: dict[int, str]) -> dict[str, Any]:
+    status, substate = message_status(rec.state, rec.last_reason)
     return {
         "id": rec.id,
+        "status": status,
+        "substate": substate,
         "state": rec.state,
         "origin": names.get(rec.origin, str(rec.origin)),
         "origin_domain": rec.origin,

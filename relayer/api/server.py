@@ -13,8 +13,8 @@
     GET /v1/chains, POST /v1/quote, POST /v1/intents, GET /v1/intents/{id}, GET /v1/integrators/{code}/report
                                                        routing (router.api)
     GET /explorer, GET /v1/explorer/...                the operator's explorer page and its data (relayer.explorer)
-    GET /admin/v1/filters, POST /admin/v1/filters/reload
-                                                       relayer.allow / relayer.deny, admin keys only
+    /admin/v1/...                                      the operator's: message filters, stuck messages (retry,
+                                                       drop), route pause / resume; admin keys only
                                                        (relayer.api.routes.admin)
 
 Routes by area: ``relayer.api.routes.health`` (health, readiness, metrics, status), ``.messages``, ``.validators``
@@ -133,7 +133,6 @@ RELAY_LOOP_ROUTES = (
     ("POST", r"/v1/quote"), ("POST", r"/v1/intents"), ("POST", r"/v1/intents/[^/]+/broadcast"),
     ("GET", r"/v1/intents/[^/]+"), ("GET", r"/v1/chains"), ("GET", r"/v1/status"),
     ("POST", r"/validators/[^/]+/cosign"), ("GET", r"/validators/[^/]+/checkpoints/.*"),
-    ("POST", r"/admin/v1/filters/reload"),  # wakes the destination processors
 )
 # ... of which these are not counted against the relay loop's share: the relayers' own lifeline (every relayer asks
 # every validator for checkpoints several times a second), a lookup that costs the loop little. A flood of other

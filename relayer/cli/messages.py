@@ -50,9 +50,10 @@ def _list(args: argparse.Namespace, store: Store, names: dict[int, str]) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("id", "state", "route", "nonce", "attempts", "reason")
+        table = Table("id", "status", "route", "nonce", "attempts", "reason")
         for r in rows:
-            table.add_row(r["id"][:18] + "…", r["state"], f"{r['origin']} → {r['destination']}", str(r["nonce"]),
+            status = f"{r['status']} ({r['substate']})" if r["substate"] else r["status"]
+            table.add_row(r["id"][:18] + "…", status, f"{r['origin']} → {r['destination']}", str(r["nonce"]),
                           str(r["attempts"]), r["last_reason"] or "")
         Console().print(table)
     return 0

@@ -86,6 +86,7 @@ class RelayerDaemon:
     handover: Handover = field(init=False)
 
     def __post_init__(self) -> None:
+        self._relay_loop: asyncio.AbstractEventLoop | None = None  # set by run(): where the processors run
         self.workers = Workers(self.settings, self.role, self.adapters, self.store, self.signers, self.http,
                                self.metrics, operator_keys=self.operator_keys, relayer_auth=self.relayer_auth,
                                intents=self.intents, audit=self.audit)
@@ -164,11 +165,22 @@ class RelayerDaemon:
         reopened = await self.store.aio.reopen(allowed, FailureReason.OPERATOR_RETRY,
                                                f"allowed by relayer.allow / relayer.deny as reloaded ({source})")
         self.metrics.inc("relayer_messages_reopened_total", reopened)
-        for processor in self.processors.values():
-            processor.wake()
+        self.destinations_changed()
         log.info("message_filters_reloaded", source=source, allow=len(rules.allow), deny=len(rules.deny),
                  reopened=reopened)
         return {"allow": len(rules.allow), "deny": len(rules.deny), "reopened": reopened, **rules.view()}
+
+    def destinations_changed(self) -> None:
+        """The operator changed something (from the API's own thread, or a signal): the processors look again, on
+        the relay loop they run on."""
+        def wake() -> None:
+            for processor in self.processors.values():
+                processor.routes_changed()
+
+        if self._relay_loop is None:
+            wake()
+        else:
+            self._relay_loop.call_soon_threadsafe(wake)
 
     def _count_rules(self) -> None:
         rules = self.message_filter.rules
@@ -199,6 +211,7 @@ class RelayerDaemon:
         if self.accountant is not None:
             await self.store.aio.run(self.accountant.load, {d: a.latest_index for d, a in self.attesters.items()})
         await self.store.aio.register_instance(self.role)
+        self._relay_loop = asyncio.get_running_loop()
         self._count_rules()
         self.handover.started()
         scheduler = schedule_jobs(self.settings, self.health, self.handover, self.intents, self.audit, stop)

@@ -44,6 +44,8 @@ _HELP = {
     "relayer_message_filter_rules": "rules in force, by list (allow, deny)",
     "relayer_admin_requests_refused_total": "admin API requests refused, by reason: disabled (no admin.api_keys), "
                                             "missing_key, wrong_key",
+    "relayer_admin_actions_total": "actions taken through the admin API, by action (retry, drop, pause_route, "
+                                   "resume_route)",
     "relayer_messages_reopened_total": "DROPPED(denied) messages a reloaded list allows, sent back to delivery",
     "relayer_failures_total": "failed or deferred delivery attempts by destination and reason (FailureReason)",
     "relayer_batches_submitted_total": "delivery transactions submitted",

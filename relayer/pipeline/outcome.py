@@ -69,6 +69,8 @@ class FailureReason(str, enum.Enum):
     LEASE_EXPIRED = "lease_expired"  # another instance held it past its lease without settling it
     ORIGIN_REORGED = "origin_reorged"  # the origin chain no longer holds it: a reorg deeper than its finality
     DENIED = "denied"  # relayer.deny matches it, or relayer.allow does not (relayer.pipeline.filters)
+    ROUTE_PAUSED = "route_paused"  # the operator paused its route (admin API): it waits, no attempt spent
+    OPERATOR_DROPPED = "operator_dropped"  # the operator dropped it, with a note (admin API)
     STORE_UNAVAILABLE = "store_unavailable"  # the database did not answer (log field and metric label only)
 
 
@@ -87,6 +89,7 @@ ACTIONS: dict[FailureReason, Action] = {
     FailureReason.DENIED: Action.DROP,  # until a reloaded list allows it (RelayerDaemon.reload_filters reopens it)
     FailureReason.NO_QUORUM: Action.WAIT,
     FailureReason.INSUFFICIENT_FUNDS: Action.WAIT,  # the operator's problem, not the messages'
+    FailureReason.ROUTE_PAUSED: Action.WAIT,
     FailureReason.NO_COSIGN_QUORUM: Action.RETRY,
     FailureReason.CHECKPOINT_MISMATCH: Action.RETRY,
     FailureReason.ESTIMATE_REVERTED: Action.RETRY,
@@ -97,9 +100,10 @@ ACTIONS: dict[FailureReason, Action] = {
     FailureReason.FEE_TOO_HIGH: Action.RETRY,
     FailureReason.NONCE_CONFLICT: Action.RETRY,
 }
-# reasons the store writes itself when it hands work over or requeues it (claimable at once, no attempt spent)
-BOOKKEEPING = frozenset({FailureReason.OPERATOR_RETRY, FailureReason.INSTANCE_DIED, FailureReason.INSTANCE_STOPPED,
-                         FailureReason.LEASE_EXPIRED, FailureReason.STORE_UNAVAILABLE})
+# reasons the store writes itself: a hand-over, a requeue, the operator's retry or drop (admin API, CLI)
+BOOKKEEPING = frozenset({FailureReason.OPERATOR_RETRY, FailureReason.OPERATOR_DROPPED, FailureReason.INSTANCE_DIED,
+                         FailureReason.INSTANCE_STOPPED, FailureReason.LEASE_EXPIRED,
+                         FailureReason.STORE_UNAVAILABLE})
 
 # error class -> reason, first match wins (subclasses before their bases); any other AdapterError: RPC_ERROR
 _ERROR_REASONS: tuple[tuple[type[AdapterError], FailureReason], ...] = (
@@ -215,4 +219,5 @@ class RetryPolicy:
 
     def wait_s(self, reason: FailureReason) -> float:
         """The wait of a WAIT reason (no attempt spent)."""
-        return self.operator_wait_s if reason is FailureReason.INSUFFICIENT_FUNDS else self.not_ready_wait_s
+        operators = (FailureReason.INSUFFICIENT_FUNDS, FailureReason.ROUTE_PAUSED)
+        return self.operator_wait_s if reason in operators else self.not_ready_wait_s

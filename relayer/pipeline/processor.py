@@ -77,6 +77,7 @@ STORE_BACKOFF_MAX_S = 5.0
 # an idle loop looks at the store at least this often (work another instance stored, an operator's retry-now);
 # work of this process wakes it at once (``wake``), and retry times and leases are waited for precisely
 IDLE_POLL_S = 1.0
+PAUSES_MAX_AGE_S = 1.0  # routes paused by the operator (possibly through another instance) are read this often
 
 
 class DestinationProcessor:
@@ -99,6 +100,8 @@ class DestinationProcessor:
         self._prepare_wake = asyncio.Event()
         self._confirm_wake = asyncio.Event()
         self._deliveries_pending = True  # until the confirm loop looked
+        self._paused: dict[tuple[int, int], str] = {}  # (origin, destination) -> note: routes the operator paused
+        self._paused_read_at = float("-inf")
 
     def wake(self) -> None:
         """New work for this destination (messages indexed, deliveries adopted): both loops look now."""
@@ -123,7 +126,7 @@ class DestinationProcessor:
             return 0
         if failpoints.ENABLED:
             await failpoints.reached("after_claim")
-        claimed = await self._drop_denied(claimed)
+        claimed = await self._hold_paused(await self._drop_denied(claimed))
         by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
         for m in claimed:
             by_origin[m.origin].append(m)
@@ -143,6 +146,29 @@ class DestinationProcessor:
             await failpoints.reached("after_attest")
         # chunks go out concurrently: the adapter's nonce manager orders the sends
         return sum(await asyncio.gather(*jobs)) if jobs else 0
+
+    async def _hold_paused(self, claimed: list[StoredMessage]) -> list[StoredMessage]:
+        """The claimed messages whose route is not paused; the others wait (no attempt spent) with the operator's
+        note, until the route is resumed (``Store.resume_route`` makes them claimable at once)."""
+        if self.clock() - self._paused_read_at > PAUSES_MAX_AGE_S:
+            self._paused = await self.store.aio.paused_routes()
+            self._paused_read_at = self.clock()
+        held: dict[str, list[MessageId]] = defaultdict(list)
+        kept = []
+        for m in claimed:
+            note = self._paused.get((m.origin, self.domain))
+            if note is None:
+                kept.append(m)
+            else:
+                held[note].append(m.id)
+        for note, ids in held.items():
+            await self._apply(Undelivered(ids, FailureReason.ROUTE_PAUSED, f"route paused by the operator: {note}"))
+        return kept
+
+    def routes_changed(self) -> None:
+        """A route was paused or resumed here: read the pauses again at the next claim."""
+        self._paused_read_at = float("-inf")
+        self.wake()
 
     async def _drop_denied(self, claimed: list[StoredMessage]) -> list[StoredMessage]:
         """The claimed messages ``relayer.allow`` / ``relayer.deny`` let through; the others are never submitted and

@@ -45,6 +45,7 @@ from relayer.store.messages import (
     message_id,
 )
 from relayer.store.offloop import AsyncStore
+from relayer.store.operator import OperatorTable, RoutePauseRecord, StuckMessage
 from relayer.store.schema import create_schema, make_engine
 
 __all__ = [
@@ -62,9 +63,11 @@ __all__ = [
     "InstanceState",
     "MessageRecord",
     "MessageState",
+    "RoutePauseRecord",
     "Store",
     "StoreError",
     "StoredMessage",
+    "StuckMessage",
     "make_engine",
     "message_id",
 ]
@@ -72,7 +75,7 @@ __all__ = [
 
 @map_store_errors
 class Store(MessageTable, MessageQueries, DeliveryTable, CheckpointTable, CursorTable, InstanceTable,
-            CosignatureTable, ReservationTable):
+            CosignatureTable, ReservationTable, OperatorTable):
     """All pipeline persistence, synchronous; ``aio`` is the same store for code on an event loop."""
 
     def __init__(self, url: str, *, owner: str = "relayer", clock: Callable[[], float] = time.time) -> None:

@@ -29,6 +29,7 @@ from relayer.store.deliveries import DeliveryTable
 from relayer.store.inspection import MessageQueries
 from relayer.store.instances import InstanceTable
 from relayer.store.messages import MessageTable
+from relayer.store.operator import OperatorTable
 from relayer.store.schema import POSTGRES_POOL_SIZE
 from relayer.store.threads import StoreThreads
 
@@ -96,6 +97,11 @@ class AsyncStore:
     drop = _off_loop(MessageTable.drop)
     drop_reorged = _off_loop(MessageTable.drop_reorged)
     dropped_for = _off_loop(MessageTable.dropped_for)
+    pause_route = _off_loop(OperatorTable.pause_route)
+    resume_route = _off_loop(OperatorTable.resume_route)
+    paused_routes = _off_loop(OperatorTable.paused_routes)
+    stuck_messages = _off_loop(OperatorTable.stuck_messages)
+    operator_drop = _off_loop(OperatorTable.operator_drop)
     reopen = _off_loop(MessageTable.reopen)
     # messages: reads and the operator's retry
     dispatched_range = _off_loop(MessageQueries.dispatched_range)

@@ -18,6 +18,7 @@ from config.loader import load_settings_dict
 from config.settings import Settings
 from devnets.cosmos.accounts import bech32_address
 from relayer.api.routes.admin import admin_routes
+from relayer.api.schemas import message_status
 from relayer.daemon.composition import build_adapters
 from relayer.daemon.metrics import Metrics
 from relayer.pipeline.filters import FilterRules, MessageFilter, compile_rules
@@ -162,3 +163,20 @@ def test_only_an_admin_key_reloads() -> None:
     assert view.reloaded == []
     ok = client.post("/admin/v1/filters/reload", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
     assert ok.status_code == 200 and view.reloaded == ["admin_api"]
+
+
+@pytest.mark.parametrize(("state", "reason", "expected"), [
+    ("DISPATCHED", None, ("waiting", "delivery")),
+    ("ATTESTED", "no_quorum", ("waiting", "quorum")),
+    ("DISPATCHED", "insufficient_funds", ("waiting", "funds")),
+    ("DISPATCHED", "route_paused", ("waiting", "route_resumed")),
+    ("DISPATCHED", "tx_reverted", ("waiting", "retry")),
+    ("DISPATCHED", "operator_retry", ("waiting", "delivery")),
+    ("SUBMITTED", None, ("submitted", None)),
+    ("DELIVERED", "tx_reverted", ("delivered", None)),
+    ("DROPPED", "denied", ("dropped", "denied")),
+    ("DROPPED", "operator_dropped", ("dropped", "operator_dropped")),
+])
+def test_one_status_with_a_substate_for_callers(state: str, reason: str | None,
+                                               expected: tuple[str, str | None]) -> None:
+    assert message_status(state, reason) == expected

@@ -12,6 +12,21 @@ Keys are compared in constant time and never logged or echoed. Every refusal is 
     POST /admin/v1/filters/reload   read them again from the config file, as SIGHUP does: 200 with the new lists and
                                     how many DROPPED(denied) messages they sent back to delivery; 400 naming the key
                                     when the file does not load or a rule does not compile (the old lists stay)
+    GET  /admin/v1/messages/stuck?min_wait_s=&limit=
+                                    undelivered messages waiting at least min_wait_s (default 300), dropped, or that
+                                    failed at least once: their cause and how long they have waited, longest first
+    POST /admin/v1/messages/{id}/retry
+                                    a dropped or waiting message back to delivery now, attempts reset
+    POST /admin/v1/messages/{id}/drop   {"note": ...}
+                                    an open message DROPPED(operator_dropped) with the note (409 once submitted,
+                                    or while a processor holds it)
+    GET  /admin/v1/routes/paused    the routes paused, with their notes
+    POST /admin/v1/routes/{origin}/{destination}/pause   {"note": ...}
+    POST /admin/v1/routes/{origin}/{destination}/resume
+                                    a paused route's messages wait (route_paused, no attempt spent) until resumed;
+                                    the pause is in the database: every instance sees it, a restart keeps it
+
+Every action is logged (``admin_action``) with what it changed and counted in ``relayer_admin_actions_total``.
 """
 
 from __future__ import annotations
@@ -19,11 +34,16 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException
+import structlog
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from pydantic import BaseModel, Field
 
 from config.errors import ConfigError
 from relayer.api.daemon_view import DaemonView
+from relayer.api.schemas import HEX32, bad_input, message_view
 from router.errors import ErrorBody
+
+log = structlog.get_logger("relayer.api.admin")
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "a valid admin key is required: Authorization: Bearer KEY "
@@ -56,9 +76,24 @@ class AdminKeys:
         self._metrics.inc("relayer_admin_requests_refused_total", reason=reason)
 
 
+class Note(BaseModel):
+    note: str = Field("", max_length=500, description="why: kept with the message or the pause, and logged")
+
+
 def admin_routes(daemon: DaemonView) -> APIRouter:
     api = APIRouter(prefix="/admin/v1", dependencies=[Depends(AdminKeys(daemon))], tags=["admin"])
+    _filter_routes(api, daemon)
+    _message_routes(api, daemon)
+    _route_routes(api, daemon)
+    return api
 
+
+def _acted(daemon: DaemonView, action: str, **what: Any) -> None:
+    daemon.metrics.inc("relayer_admin_actions_total", action=action)
+    log.info("admin_action", action=action, **what)
+
+
+def _filter_routes(api: APIRouter, daemon: DaemonView) -> None:
     @api.get("/filters", responses=_REFUSALS)
     async def filters() -> dict[str, Any]:
         """relayer.allow and relayer.deny in force."""
@@ -75,4 +110,86 @@ def admin_routes(daemon: DaemonView) -> APIRouter:
         except ConfigError as exc:
             raise HTTPException(400, {"field": exc.path or "config", "error": exc.problem}) from None
 
-    return api
+
+def _message_routes(api: APIRouter, daemon: DaemonView) -> None:
+    names = {c.domain: n for n, c in daemon.settings.chains.items()}
+
+    @api.get("/messages/stuck", responses=_REFUSALS)
+    async def stuck(min_wait_s: float = Query(300.0, ge=0, le=365 * 86_400),
+                    limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        """Undelivered messages that waited at least min_wait_s, were dropped, or failed at least once."""
+        found = await daemon.store.aio.stuck_messages(min_wait_s, limit)
+        return {"messages": [{**vars(m), "origin": names.get(m.origin, str(m.origin)),
+                              "destination": names.get(m.destination, str(m.destination))} for m in found]}
+
+    def checked(key: str) -> str:
+        if not HEX32.match(key):
+            raise bad_input("id", f"{key!r} is not a 0x-prefixed 32-byte hex message id")
+        return key.lower()
+
+    @api.post("/messages/{key}/retry", responses={**_REFUSALS, 404: {"model": ErrorBody, "description": "no such "
+                                                                     "message"}, 409: {"model": ErrorBody,
+                                                                                       "description": "submitted or "
+                                                                                       "delivered"}})
+    async def retry(key: str) -> dict[str, Any]:
+        """A dropped or waiting message goes back to delivery now, its attempts reset."""
+        rec = await daemon.store.aio.retry_now(checked(key))
+        if rec is None:
+            raise HTTPException(404, {"error": f"no message {key}"})
+        if rec.state in ("SUBMITTED", "DELIVERED"):
+            raise HTTPException(409, {"error": f"message {key} is {rec.state}: nothing to retry"})
+        daemon.destinations_changed()
+        _acted(daemon, "retry", message=rec.id)
+        return message_view(rec, names)
+
+    @api.post("/messages/{key}/drop", responses={**_REFUSALS, 404: {"model": ErrorBody, "description": "no such "
+                                                                    "message"}, 409: {"model": ErrorBody,
+                                                                                      "description": "not open"}})
+    async def drop(key: str, body: Note) -> dict[str, Any]:
+        """An open message (not yet submitted) is DROPPED(operator_dropped) with the note."""
+        rec, dropped = await daemon.store.aio.operator_drop(checked(key), body.note)
+        if rec is None:
+            raise HTTPException(404, {"error": f"no message {key}"})
+        if not dropped:
+            raise HTTPException(409, {"error": f"message {key} is {rec.state}" + (
+                ", held by a processor right now: try again in a moment" if rec.state in ("DISPATCHED", "ATTESTED")
+                else ": only an open message can be dropped")})
+        _acted(daemon, "drop", message=rec.id, note=body.note)
+        return message_view(rec, names)
+
+
+def _route_routes(api: APIRouter, daemon: DaemonView) -> None:
+    chains = daemon.settings.chains
+
+    def route(origin: str, destination: str) -> tuple[int, int]:
+        for field, name in (("origin", origin), ("destination", destination)):
+            if name not in chains:
+                raise bad_input(field, f"{name!r} is not a configured chain ({', '.join(chains)})")
+        return chains[origin].domain, chains[destination].domain
+
+    @api.get("/routes/paused", responses=_REFUSALS)
+    async def paused() -> dict[str, Any]:
+        names = {c.domain: n for n, c in chains.items()}
+        found = await daemon.store.aio.paused_routes()
+        return {"routes": [{"origin": names.get(o, str(o)), "destination": names.get(d, str(d)), "note": note}
+                           for (o, d), note in sorted(found.items())]}
+
+    @api.post("/routes/{origin}/{destination}/pause", responses={**_REFUSALS, 400: {"model": ErrorBody,
+                                                                                   "description": "unknown chain"}})
+    async def pause(origin: str, destination: str, body: Note) -> dict[str, Any]:
+        """The route's messages wait (route_paused, no attempt spent) until it is resumed."""
+        o, d = route(origin, destination)
+        await daemon.store.aio.pause_route(o, d, body.note)
+        daemon.destinations_changed()
+        _acted(daemon, "pause_route", origin=origin, destination=destination, note=body.note)
+        return {"origin": origin, "destination": destination, "paused": True, "note": body.note}
+
+    @api.post("/routes/{origin}/{destination}/resume", responses={**_REFUSALS, 400: {"model": ErrorBody,
+                                                                                    "description": "unknown chain"}})
+    async def resume(origin: str, destination: str) -> dict[str, Any]:
+        """The route's waiting messages are delivered again."""
+        o, d = route(origin, destination)
+        was = await daemon.store.aio.resume_route(o, d)
+        daemon.destinations_changed()
+        _acted(daemon, "resume_route", origin=origin, destination=destination, was_paused=was)
+        return {"origin": origin, "destination": destination, "paused": False, "was_paused": was}

@@ -1,5 +1,6 @@
 """The admin API without its key: no header, an empty or wrong bearer token, another scheme, a routing-API-style
-header, a key-shaped guess. Each answer is recorded; the test reads the lists in force and the chains."""
+header, a key-shaped guess; on every admin route (read and reload the filters, list stuck messages, retry or drop a
+message, pause or resume a route). Each answer is recorded; the test reads the daemon's state and the chains."""
 
 from __future__ import annotations
 
@@ -20,11 +21,20 @@ HEADERS: list[dict[str, str]] = [
 ]
 
 
-async def without_the_admin_key(ctx: AttackerContext) -> dict[str, Any]:
+def _targets(message: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+    return [("POST", "/admin/v1/filters/reload", None), ("GET", "/admin/v1/filters", None),
+            ("GET", "/admin/v1/messages/stuck?min_wait_s=0", None),
+            ("POST", f"/admin/v1/messages/{message}/retry", None),
+            ("POST", f"/admin/v1/messages/{message}/drop", {"note": "attacker"}),
+            ("POST", "/admin/v1/routes/l1/rollup_a/pause", {"note": "attacker"}),
+            ("POST", "/admin/v1/routes/l1/rollup_a/resume", None), ("GET", "/admin/v1/routes/paused", None)]
+
+
+async def without_the_admin_key(ctx: AttackerContext, message: str) -> dict[str, Any]:
     answers: list[dict[str, Any]] = []
     for headers in HEADERS:
-        for method, path in (("POST", "/admin/v1/filters/reload"), ("GET", "/admin/v1/filters")):
-            resp = await ctx.http.request(method, f"{ctx.api_url}{path}", headers=headers)
+        for method, path, body in _targets(message):
+            resp = await ctx.http.request(method, f"{ctx.api_url}{path}", headers=headers, json=body)
             answers.append({"method": method, "path": path, "headers": sorted(headers), "status": resp.status_code,
                             "www_authenticate": resp.headers.get("www-authenticate"), "body": resp.text[:300]})
     return {"answers": answers}
