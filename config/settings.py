@@ -340,6 +340,16 @@ class MessageRule(_Model):
         return v
 
 
+class RouteLimit(_Model):
+    """One entry of ``relayer.route_limits``: at most ``messages_per_s`` delivered from ``origin`` to ``destination``
+    (a chain name or ``"*"``), ``burst`` at once; the first entry matching a route is its limit."""
+
+    origin: str = "*"
+    destination: str = "*"
+    messages_per_s: float = Field(gt=0, le=1e6, description="messages this relayer delivers on the route per second")
+    burst: int = Field(1, ge=1, le=1_000_000, description="messages it may deliver at once before the rate applies")
+
+
 class RelayerRoleSettings(_Model):
     identity_key: SignerSettings | None = Field(None, description=(
         "the relayer's identity: signs every request it sends to validators (co-sign, checkpoints); its address must "
@@ -364,6 +374,10 @@ class RelayerRoleSettings(_Model):
     deny: list[MessageRule] = Field(default_factory=list, description=(
         "messages matching any of these rules are never delivered: DROPPED(denied), whatever relayer.allow says. "
         "Reloaded like relayer.allow"))
+    route_limits: list[RouteLimit] = Field(default_factory=list, description=(
+        "messages per second this relayer delivers per route, to protect a destination: over it a message waits "
+        "(rate_limited, no attempt spent); the first entry matching a route applies. Each instance on a shared "
+        "database keeps its own buckets"))
 
 
 class StoreSettings(_Model):
@@ -569,6 +583,11 @@ class Settings(_Model):
         for priced in self.router.native_usd_by_chain:
             if priced not in self.chains:
                 raise ValueError(f"router.native_usd_by_chain names {priced!r}, which is not under [chains]")
+        for i, limit in enumerate(self.relayer.route_limits):
+            for field in ("origin", "destination"):
+                name = getattr(limit, field)
+                if name != "*" and name not in self.chains:
+                    raise ValueError(f"relayer.route_limits[{i}].{field} names {name!r}, which is not under [chains]")
         for kind, rules in (("allow", self.relayer.allow), ("deny", self.relayer.deny)):
             for i, rule in enumerate(rules):
                 for field in ("origin", "destination"):

@@ -33,6 +33,7 @@ from relayer.pipeline.cosign import CosignService, HttpCosigner
 from relayer.pipeline.filters import MessageFilter, compile_rules
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.processor import DestinationProcessor
+from relayer.pipeline.route_limits import RouteLimiter
 from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store
 from router.api import IntentLimits, IntentsBackend, call_allowed
@@ -94,11 +95,14 @@ class Workers:
             collector = CheckpointCollector(s.security, self.http, timeout_s=s.relayer.signature_timeout_s,
                                             refresh_s=s.relayer.poll_interval_s, metrics=self.metrics,
                                             chain_names=names, auth=self.relayer_auth)
+            limiter = (RouteLimiter(s.relayer.route_limits, {n: c.domain for n, c in s.chains.items()})
+                       if s.relayer.route_limits else None)  # one per instance, shared by its processors
             for name, chain in s.chains.items():
                 self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers,
                                                                      collector, s.relayer, self.metrics,
                                                                      chain_names=names,
-                                                                     message_filter=self.message_filter)
+                                                                     message_filter=self.message_filter,
+                                                                     route_limiter=limiter)
         if self.intents is None:
             self.intents = self._intents_backend()
         if self.audit is None and s.audit.enabled:

@@ -44,6 +44,8 @@ _HELP = {
     "relayer_message_filter_rules": "rules in force, by list (allow, deny)",
     "relayer_admin_requests_refused_total": "admin API requests refused, by reason: disabled (no admin.api_keys), "
                                             "missing_key, wrong_key",
+    "relayer_messages_rate_limited_total": "messages held back by relayer.route_limits (each time one waits), by "
+                                           "destination",
     "relayer_admin_actions_total": "actions taken through the admin API, by action (retry, drop, pause_route, "
                                    "resume_route)",
     "relayer_messages_reopened_total": "DROPPED(denied) messages a reloaded list allows, sent back to delivery",

@@ -70,6 +70,7 @@ class FailureReason(str, enum.Enum):
     ORIGIN_REORGED = "origin_reorged"  # the origin chain no longer holds it: a reorg deeper than its finality
     DENIED = "denied"  # relayer.deny matches it, or relayer.allow does not (relayer.pipeline.filters)
     ROUTE_PAUSED = "route_paused"  # the operator paused its route (admin API): it waits, no attempt spent
+    RATE_LIMITED = "rate_limited"  # its route is at relayer.route_limits: it waits for room, no attempt spent
     OPERATOR_DROPPED = "operator_dropped"  # the operator dropped it, with a note (admin API)
     STORE_UNAVAILABLE = "store_unavailable"  # the database did not answer (log field and metric label only)
 
@@ -90,6 +91,7 @@ ACTIONS: dict[FailureReason, Action] = {
     FailureReason.NO_QUORUM: Action.WAIT,
     FailureReason.INSUFFICIENT_FUNDS: Action.WAIT,  # the operator's problem, not the messages'
     FailureReason.ROUTE_PAUSED: Action.WAIT,
+    FailureReason.RATE_LIMITED: Action.WAIT,  # (looked at again after the not-ready wait, 0.5 s)
     FailureReason.NO_COSIGN_QUORUM: Action.RETRY,
     FailureReason.CHECKPOINT_MISMATCH: Action.RETRY,
     FailureReason.ESTIMATE_REVERTED: Action.RETRY,

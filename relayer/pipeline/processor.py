@@ -68,6 +68,7 @@ from relayer.pipeline.outcome import (
     outage_backoff,
     reason_of,
 )
+from relayer.pipeline.route_limits import RouteLimiter
 from relayer.store import DeliveryRecord, MessageState, Store, StoredMessage, StoreError
 
 log = structlog.get_logger("relayer.pipeline.processor")
@@ -84,9 +85,11 @@ class DestinationProcessor:
     def __init__(self, adapter: ChainAdapter, store: Store, indexers: dict[int, OriginIndexer],
                  collector: CheckpointCollector, settings: RelayerRoleSettings, metrics: Metrics,
                  *, chain_names: dict[int, str] | None = None, clock: Callable[[], float] = time.time,
-                 policy: RetryPolicy | None = None, message_filter: MessageFilter | None = None) -> None:
+                 policy: RetryPolicy | None = None, message_filter: MessageFilter | None = None,
+                 route_limiter: RouteLimiter | None = None) -> None:
         self.adapter = adapter
         self.message_filter = message_filter or MessageFilter()
+        self.route_limiter = route_limiter
         self.store = store
         self.indexers = indexers
         self.collector = collector
@@ -126,7 +129,7 @@ class DestinationProcessor:
             return 0
         if failpoints.ENABLED:
             await failpoints.reached("after_claim")
-        claimed = await self._hold_paused(await self._drop_denied(claimed))
+        claimed = await self._hold_over_limit(await self._hold_paused(await self._drop_denied(claimed)))
         by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
         for m in claimed:
             by_origin[m.origin].append(m)
@@ -163,6 +166,28 @@ class DestinationProcessor:
                 held[note].append(m.id)
         for note, ids in held.items():
             await self._apply(Undelivered(ids, FailureReason.ROUTE_PAUSED, f"route paused by the operator: {note}"))
+        return kept
+
+    async def _hold_over_limit(self, claimed: list[StoredMessage]) -> list[StoredMessage]:
+        """The claimed messages their route's ``relayer.route_limits`` bucket has room for, oldest first per origin;
+        the others wait (rate_limited, no attempt spent)."""
+        if self.route_limiter is None:
+            return claimed
+        by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
+        for m in sorted(claimed, key=lambda m: (m.origin, m.nonce)):
+            by_origin[m.origin].append(m)
+        kept: list[StoredMessage] = []
+        for origin, group in by_origin.items():
+            granted, wait_s = self.route_limiter.admit(origin, self.domain, len(group))
+            kept += group[:granted]
+            if granted < len(group):
+                found = self.route_limiter.limit_of(origin, self.domain)
+                where = f"relayer.route_limits[{found[0]}] ({found[1].messages_per_s}/s)" if found else "a route limit"
+                route = f"{self.names.get(origin, origin)} -> {self.adapter.name}"
+                await self._apply(Undelivered([m.id for m in group[granted:]], FailureReason.RATE_LIMITED,
+                                              f"route {route} is at {where}: room again in {wait_s:.2f} s"))
+                self.metrics.inc("relayer_messages_rate_limited_total", len(group) - granted,
+                                 destination=self.adapter.name)
         return kept
 
     def routes_changed(self) -> None:

@@ -85,3 +85,4 @@ def test_bad_admin_requests_are_refused_naming_what_is_wrong(operated) -> None:
     assert _admin(daemon, "POST", "/messages/0x" + "ab" * 32 + "/retry").status_code == 404
     assert _admin(daemon, "POST", "/messages/0x" + "ab" * 32 + "/drop", {"note": "n" * 501}).status_code == 400
     assert _admin(daemon, "GET", "/routes/paused").json()["routes"] == []
+

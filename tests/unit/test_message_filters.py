@@ -180,3 +180,21 @@ def test_only_an_admin_key_reloads() -> None:
 def test_one_status_with_a_substate_for_callers(state: str, reason: str | None,
                                                expected: tuple[str, str | None]) -> None:
     assert message_status(state, reason) == expected
+
+
+def test_a_route_limit_lets_through_its_burst_then_its_rate_and_the_first_matching_entry_applies() -> None:
+    from config.settings import RouteLimit
+    from relayer.pipeline.route_limits import RouteLimiter
+
+    now = [100.0]
+    limiter = RouteLimiter([RouteLimit(origin="l1", destination="rollup_a", messages_per_s=2, burst=3),
+                            RouteLimit(destination="rollup_a", messages_per_s=1000, burst=1000)],
+                           {"l1": L1, "rollup_a": A}, clock=lambda: now[0])
+    assert limiter.admit(L1, A, 5) == (3, 0.5)  # the burst, then one more in 1 / 2 s
+    assert limiter.admit(L1, A, 1)[0] == 0
+    now[0] += 1.0
+    assert limiter.admit(L1, A, 5)[0] == 2  # 2 a second
+    assert limiter.admit(A, A, 500) == (500, 0.0)  # another origin: the second entry
+    assert limiter.admit(L1, SOLANA, 10**6) == (10**6, 0.0)  # no entry: unlimited
+    with pytest.raises(ConfigError, match=r"relayer.route_limits\[0\].origin names 'nowhere'"):
+        load_settings_dict({**_doc(), "relayer": {"route_limits": [{"origin": "nowhere", "messages_per_s": 1}]}})
