@@ -59,6 +59,14 @@ class BatchLimit(Protocol):
 
 
 @runtime_checkable
+class EndpointHealth(Protocol):
+    """A chain served by several RPC endpoints (``adapters.endpoints``): per endpoint, by its index in the
+    configuration, whether its last request succeeded."""
+
+    def endpoint_health(self) -> list[bool]: ...
+
+
+@runtime_checkable
 class NativeTokenIds(Protocol):
     """A chain whose own tokens are not 0x-hex contract addresses: the bytes32 identity a bridge message carries
     for the configured token ``symbol`` homed here (Solana: its mint; Cosmos: sha256 of its denom).
@@ -230,7 +238,7 @@ class WriteAheadSender(Protocol):
 ADAPTER_CAPABILITIES: tuple[type, ...] = (
     ChainAdapter, MessageSender, MessageDispatcher, TokenSender, TxLookup, UnsignedTransactions, ContractCalls,
     WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
-    BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts,
+    BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts, EndpointHealth,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
@@ -245,6 +253,7 @@ __all__ = [
     "ContractCalls",
     "CosignLiveness",
     "CosignedDelivery",
+    "EndpointHealth",
     "FollowedHead",
     "LightClientFollower",
     "MessageDispatcher",

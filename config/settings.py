@@ -125,6 +125,11 @@ class EvmChainConfig(_Model):
     verify_rpc_urls: list[str] = Field(default_factory=list, description=(
         "other independent endpoints of this chain; a validator signs only when they all serve the same finalized "
         "block hash as rpc_url"))
+    fallback_rpc_urls: list[str] = Field(default_factory=list, description=(
+        "more endpoints of this chain, for reads and sends: when rpc_url (or the one before) fails to connect, times "
+        "out (request_timeout_s) or answers 429/5xx, the request goes to the next, and the failing one is skipped "
+        "for 5 s (doubling while it keeps failing, up to 60 s) until a request finds it answering again; "
+        "relayer_rpc_endpoint_up{chain,endpoint} (endpoint: 0 is rpc_url, then these in order)"))
     trusted_checkpoint: TrustedCheckpoint | None = Field(None, description=(
         "block the validator's light client anchors on without a beacon_url (default: the genesis the node "
         "serves, logged)"))
@@ -155,6 +160,7 @@ class EvmChainConfig(_Model):
         raise ValueError(f'expected "finalized" or a whole number of confirmations, got {v!r}')
 
     _rpc = field_validator("rpc_url")(lambda cls, v: _check_http_url(v))
+    _fallbacks = field_validator("fallback_rpc_urls")(lambda cls, v: [_check_http_url(u) for u in v])
     _mailbox = field_validator("mailbox")(lambda cls, v: _check_address(v))
     _beacon = field_validator("beacon_url")(lambda cls, v: None if v is None else _check_http_url(v))
 

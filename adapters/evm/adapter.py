@@ -24,7 +24,7 @@ from adapters.base import (
     UnsignedTransactions,
     WalletSource,
 )
-from adapters.capabilities import BridgeLedger, OperatorAccounts, WriteAheadSender
+from adapters.capabilities import BridgeLedger, EndpointHealth, OperatorAccounts, WriteAheadSender
 from adapters.evm.chain import BATCH_LIMIT, EvmChain
 from adapters.evm.destination import EvmDestination
 from adapters.evm.health import EvmHealth
@@ -39,7 +39,7 @@ __all__ = ["BATCH_LIMIT", "BridgeHolding", "EvmAdapter", "EvmChain", "UnknownTok
 
 class EvmAdapter(EvmOrigin, EvmDestination, EvmSender, EvmWriteAhead, EvmBridgeLedger, EvmHealth,
                  ChainAdapter, MessageSender, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
-                 BridgeLedger, WriteAheadSender, OperatorAccounts):
+                 BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth):
     """One EVM chain: origin (scan Dispatch logs, mailbox root), destination (deliver batches, confirm), sender
     (dispatch, tokens, router transactions), bridge ledger and health: the roles, composed; the capabilities
     it declares are the Protocols after them."""

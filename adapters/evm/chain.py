@@ -40,6 +40,7 @@ from adapters.base import (
     TxReverted,
 )
 from adapters.boundary import error_boundary
+from adapters.endpoints import Endpoints
 from adapters.evm import abi
 from adapters.evm.errors import SigningError, map_exception, map_rpc_error
 from adapters.evm.fees import Fees, fees_for
@@ -123,6 +124,7 @@ class EvmChain:
             exception_retry_configuration=None,
         )
         self.w3 = AsyncWeb3(self._provider)
+        self._endpoints = Endpoints([config.rpc_url, *config.fallback_rpc_urls])
         self._timeout = aiohttp.ClientTimeout(total=config.request_timeout_s)
         self._request_id = 0
         self._session: aiohttp.ClientSession | None = None
@@ -184,12 +186,29 @@ class EvmChain:
         (``run_in_executor``) on every request to look its session up, a tenth of the daemon's time under load.
         """
         await self._ensure_session()
-        assert self._session is not None
         data = json.dumps(body, default=_json_default)
+        order = self._endpoints.order()  # rpc_url, then fallback_rpc_urls, the failing ones last (adapters.endpoints)
+        for k, i in enumerate(order):
+            try:
+                answer = await self._post_to(self._endpoints.urls[i], data)
+            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientResponseError) as exc:
+                if isinstance(exc, aiohttp.ClientResponseError) and exc.status < 500 and exc.status != 429:
+                    raise  # the node answered: the request is wrong, another endpoint would say the same
+                self._endpoints.failed(i)
+                if k == len(order) - 1:
+                    raise
+                log.warning("rpc_endpoint_failed", chain=self._name, endpoint=i, next_endpoint=order[k + 1],
+                            error=type(exc).__name__)
+                continue
+            self._endpoints.succeeded(i)
+            return answer
+        raise AssertionError("unreachable")
+
+    async def _post_to(self, url: str, data: str) -> Any:
+        assert self._session is not None
         for attempt in (1, 2):
             try:
-                async with self._session.post(self._config.rpc_url, data=data, headers=_JSON_HEADERS,
-                                              timeout=self._timeout) as response:
+                async with self._session.post(url, data=data, headers=_JSON_HEADERS, timeout=self._timeout) as response:
                     raw = await response.read()
                 return json.loads(raw)
             except aiohttp.ClientConnectionError as exc:
@@ -199,6 +218,10 @@ class EvmChain:
                 if attempt == 2 or isinstance(exc, asyncio.TimeoutError):
                     raise
         raise AssertionError("unreachable")
+
+    def endpoint_health(self) -> list[bool]:
+        """Per RPC endpoint (0: rpc_url, then fallback_rpc_urls): True unless its last request failed."""
+        return self._endpoints.healthy()
 
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
         self._request_id += 1

@@ -21,7 +21,7 @@ from adapters.base import (
     WalletBalance,
     WalletSource,
 )
-from adapters.capabilities import LightClientFollower
+from adapters.capabilities import EndpointHealth, LightClientFollower
 from adapters.checkpoint import CheckpointSigner
 from config.settings import Settings
 from relayer.daemon.metrics import Metrics
@@ -80,6 +80,9 @@ class HealthMonitor:
                     self.metrics.set("relayer_chain_utilisation", round(stats.gas_used_ratio, 4), chain=name)
                     self.metrics.set("relayer_chain_base_fee", stats.base_fee, chain=name)
             self.metrics.set("relayer_chain_up", 1.0 if health.healthy else 0.0, chain=name)
+            if isinstance(adapter, EndpointHealth):
+                for i, up in enumerate(adapter.endpoint_health()):
+                    self.metrics.set("relayer_rpc_endpoint_up", 1.0 if up else 0.0, chain=name, endpoint=i)
             if health.latest_height is not None:
                 self.metrics.set("relayer_chain_height", health.latest_height, chain=name)
                 if health.finalized_height is not None:

@@ -24,6 +24,8 @@ _HELP = {
     "relayer_chain_height": "latest height seen per chain",
     "relayer_chain_finalized_lag": "latest minus finalized height per chain (blocks or slots)",
     "relayer_chain_up": "1 when the chain's RPC answered the last health check, else 0",
+    "relayer_rpc_endpoint_up": "1 unless the endpoint's last request failed (endpoint: 0 is rpc_url, then "
+                               "fallback_rpc_urls in order; EVM chains)",
     "relayer_chain_utilisation": "mean fraction of the block gas limit used over recent blocks (eth_feeHistory)",
     "relayer_chain_base_fee": "next block's base fee (smallest native unit per gas)",
     # instances sharing one store

@@ -14,6 +14,7 @@ from adapters.capabilities import (
     ContractCalls,
     CosignedDelivery,
     CosignLiveness,
+    EndpointHealth,
     MessageDispatcher,
     MessageSender,
     NativeTokenIds,
@@ -39,7 +40,7 @@ from tests.unit.test_pipeline import TreeCollector
 SENDER_ROLES = {MessageSender, MessageDispatcher, TokenSender, TxLookup}
 EXPECTED: dict[type, set[type]] = {
     EvmAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
-                 BridgeLedger, WriteAheadSender, OperatorAccounts},
+                 BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth},
     SolanaAdapter: {ChainAdapter, *SENDER_ROLES, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
                     OperatorAccounts},
