@@ -77,7 +77,11 @@ def _run_daemon(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: reloads.append(asyncio.create_task(_reload_on_sighup(daemon))))
+        if sys.stdout.isatty():  # on a terminal a hangup means it closed: stop, with everything this command started
+            loop.add_signal_handler(signal.SIGHUP, stop.set)
+        else:  # a service (systemd, a container, a log file): SIGHUP reloads relayer.allow / relayer.deny
+            loop.add_signal_handler(signal.SIGHUP,
+                                    lambda: reloads.append(asyncio.create_task(_reload_on_sighup(daemon))))
         view = None
         if show_status:
             from relayer.cli.statusview import StatusView

@@ -129,7 +129,7 @@ class DestinationProcessor:
             return 0
         if failpoints.ENABLED:
             await failpoints.reached("after_claim")
-        claimed = await self._hold_over_limit(await self._hold_paused(await self._drop_denied(claimed)))
+        claimed = await self._hold_paused(await self._drop_denied(claimed))
         by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
         for m in claimed:
             by_origin[m.origin].append(m)
@@ -168,27 +168,23 @@ class DestinationProcessor:
             await self._apply(Undelivered(ids, FailureReason.ROUTE_PAUSED, f"route paused by the operator: {note}"))
         return kept
 
-    async def _hold_over_limit(self, claimed: list[StoredMessage]) -> list[StoredMessage]:
-        """The claimed messages their route's ``relayer.route_limits`` bucket has room for, oldest first per origin;
-        the others wait (rate_limited, no attempt spent)."""
-        if self.route_limiter is None:
-            return claimed
-        by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
-        for m in sorted(claimed, key=lambda m: (m.origin, m.nonce)):
-            by_origin[m.origin].append(m)
-        kept: list[StoredMessage] = []
-        for origin, group in by_origin.items():
-            granted, wait_s = self.route_limiter.admit(origin, self.domain, len(group))
-            kept += group[:granted]
-            if granted < len(group):
-                found = self.route_limiter.limit_of(origin, self.domain)
-                where = f"relayer.route_limits[{found[0]}] ({found[1].messages_per_s}/s)" if found else "a route limit"
-                route = f"{self.names.get(origin, origin)} -> {self.adapter.name}"
-                await self._apply(Undelivered([m.id for m in group[granted:]], FailureReason.RATE_LIMITED,
-                                              f"route {route} is at {where}: room again in {wait_s:.2f} s"))
-                self.metrics.inc("relayer_messages_rate_limited_total", len(group) - granted,
-                                 destination=self.adapter.name)
-        return kept
+    async def _within_limit(self, origin: int, todo: list[StoredMessage]) -> list[StoredMessage]:
+        """Of the messages about to be sent (the chain said none is delivered yet), those the route's
+        ``relayer.route_limits`` bucket has room for, oldest first; the others wait (rate_limited, no attempt
+        spent). Messages someone else delivered never take room."""
+        if self.route_limiter is None or not todo:
+            return todo
+        todo = sorted(todo, key=lambda m: m.nonce)
+        granted, wait_s = self.route_limiter.admit(origin, self.domain, len(todo))
+        if granted < len(todo):
+            found = self.route_limiter.limit_of(origin, self.domain)
+            where = f"relayer.route_limits[{found[0]}] ({found[1].messages_per_s}/s)" if found else "a route limit"
+            route = f"{self.names.get(origin, origin)} -> {self.adapter.name}"
+            await self._apply(Undelivered([m.id for m in todo[granted:]], FailureReason.RATE_LIMITED,
+                                          f"route {route} is at {where}: room again in {wait_s:.2f} s"))
+            self.metrics.inc("relayer_messages_rate_limited_total", len(todo) - granted,
+                             destination=self.adapter.name)
+        return todo[:granted]
 
     def routes_changed(self) -> None:
         """A route was paused or resumed here: read the pauses again at the next claim."""
@@ -255,7 +251,7 @@ class DestinationProcessor:
         done = [i for i, d in zip(ids, already) if d]
         if done:
             await self._apply(Delivered(done))
-        todo = [m for m, d in zip(chunk, already) if not d]
+        todo = await self._within_limit(origin, [m for m, d in zip(chunk, already) if not d])
         if not todo:
             return 0
         items = tuple(DeliveryItem(m.raw, m.id, m.nonce) for m in sorted(todo, key=lambda m: m.nonce))

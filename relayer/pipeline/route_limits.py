@@ -1,6 +1,7 @@
 """``relayer.route_limits``: at most so many messages a second this relayer delivers on a route (origin ->
-destination), to protect a destination. The processor's prepare stage lets through what a route's token bucket holds
-and the rest waits (``rate_limited``: no attempt spent, looked at again shortly), oldest first. Each instance keeps
+destination), to protect a destination. The processor's submit stage, once the destination said which messages are
+already delivered (those take no room), lets through what a route's token bucket holds and the rest waits
+(``rate_limited``: no attempt spent, looked at again shortly), oldest first. Each instance keeps
 its own buckets (instances sharing a database each deliver up to the limit)."""
 
 from __future__ import annotations

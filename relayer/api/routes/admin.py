@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field
 from config.errors import ConfigError
 from relayer.api.daemon_view import DaemonView
 from relayer.api.schemas import HEX32, bad_input, message_view
-from router.errors import ErrorBody
+from router.errors import BODY_ERRORS, ErrorBody, error_responses
 
 log = structlog.get_logger("relayer.api.admin")
 
@@ -49,6 +49,14 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "a valid admin key is required: Authorization: Bearer KEY "
                                              "(admin.api_keys)"},
     403: {"model": ErrorBody, "description": "the admin API is off: admin.api_keys is empty"},
+}
+
+
+_MESSAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "bad input: a malformed message id, a note over 500 characters"},
+    404: {"model": ErrorBody, "description": "no such message"},
+    409: {"model": ErrorBody, "description": "not possible in the message's state (submitted, delivered, already "
+                                             "dropped, or held by a processor right now)"},
 }
 
 
@@ -127,10 +135,7 @@ def _message_routes(api: APIRouter, daemon: DaemonView) -> None:
             raise bad_input("id", f"{key!r} is not a 0x-prefixed 32-byte hex message id")
         return key.lower()
 
-    @api.post("/messages/{key}/retry", responses={**_REFUSALS, 404: {"model": ErrorBody, "description": "no such "
-                                                                     "message"}, 409: {"model": ErrorBody,
-                                                                                       "description": "submitted or "
-                                                                                       "delivered"}})
+    @api.post("/messages/{key}/retry", responses={**_REFUSALS, **_MESSAGE_ANSWERS})
     async def retry(key: str) -> dict[str, Any]:
         """A dropped or waiting message goes back to delivery now, its attempts reset."""
         rec = await daemon.store.aio.retry_now(checked(key))
@@ -142,9 +147,7 @@ def _message_routes(api: APIRouter, daemon: DaemonView) -> None:
         _acted(daemon, "retry", message=rec.id)
         return message_view(rec, names)
 
-    @api.post("/messages/{key}/drop", responses={**_REFUSALS, 404: {"model": ErrorBody, "description": "no such "
-                                                                    "message"}, 409: {"model": ErrorBody,
-                                                                                      "description": "not open"}})
+    @api.post("/messages/{key}/drop", responses={**error_responses(*BODY_ERRORS), **_REFUSALS, **_MESSAGE_ANSWERS})
     async def drop(key: str, body: Note) -> dict[str, Any]:
         """An open message (not yet submitted) is DROPPED(operator_dropped) with the note."""
         rec, dropped = await daemon.store.aio.operator_drop(checked(key), body.note)
@@ -174,8 +177,10 @@ def _route_routes(api: APIRouter, daemon: DaemonView) -> None:
         return {"routes": [{"origin": names.get(o, str(o)), "destination": names.get(d, str(d)), "note": note}
                            for (o, d), note in sorted(found.items())]}
 
-    @api.post("/routes/{origin}/{destination}/pause", responses={**_REFUSALS, 400: {"model": ErrorBody,
-                                                                                   "description": "unknown chain"}})
+    @api.post("/routes/{origin}/{destination}/pause", responses={**error_responses(*BODY_ERRORS), **_REFUSALS,
+                                                                 400: {"model": ErrorBody, "description": (
+                                                                     "bad input: an unknown chain, a note over 500 "
+                                                                     "characters")}})
     async def pause(origin: str, destination: str, body: Note) -> dict[str, Any]:
         """The route's messages wait (route_paused, no attempt spent) until it is resumed."""
         o, d = route(origin, destination)
