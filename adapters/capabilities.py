@@ -28,6 +28,7 @@ exactly the capabilities it implements.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,25 @@ class PresignedTx:
     nonce: int
 
 
+def account_bytes32(adapter: object, address: str) -> bytes:
+    """``address`` as the bytes32 a message carries on ``adapter``'s chain: 0x-hex of 20 or 32 bytes on any chain,
+    else the chain's own account format (``Bytes32Accounts``: base58 on Solana, bech32 on Cosmos). ``ValueError``
+    when it is neither."""
+    from adapters.base import AdapterError
+    from adapters.message import address_to_bytes32
+
+    text = address.strip()
+    if text[:2].lower() == "0x" and len(text) in (42, 66):
+        with contextlib.suppress(ValueError):
+            return address_to_bytes32(text)
+    if isinstance(adapter, Bytes32Accounts):
+        try:
+            return bytes(adapter.account_bytes32(text))
+        except AdapterError as exc:
+            raise ValueError(str(exc)) from None
+    raise ValueError(f"{address!r} is not 0x-hex of 20 or 32 bytes")
+
+
 def xchain_recipient(spec: TxSpec, chain: str, family: str) -> bytes:
     """The recipient bytes of a lane's cross-chain transfer on a chain whose lanes sign nothing else (Solana,
     Cosmos): ``TxReverted`` for another kind, or a recipient that is not 0x-hex of at most 32 bytes."""
@@ -268,5 +288,6 @@ __all__ = [
     "UnsignedTransactions",
     "VaultHoldings",
     "WriteAheadSender",
+    "account_bytes32",
 ]
 

@@ -8,8 +8,8 @@ blacklist), matched on a message's origin, sender, destination and recipient.
   destination shows delivered by another relayer ends DELIVERED).
 
 Rules are compiled once: chain names to domains, addresses to the bytes32 a message carries. Each address is read
-in the format of the chains its rule names (or of every configured chain for ``"*"``), through the adapters
-(``adapters.capabilities.Bytes32Accounts``; 0x-hex elsewhere), so no chain-specific code lives here.
+in the format of the chains its rule names (or of every configured chain for ``"*"``) by
+``adapters.capabilities.account_bytes32``, so no chain-specific code lives here.
 
 ``MessageFilter`` holds the rules in force. A reload (SIGHUP, ``POST /admin/v1/filters/reload``;
 ``relayer.daemon.daemon.RelayerDaemon.reload_filters``) compiles the new lists first and swaps them in whole, so a
@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.base import AdapterError, ChainAdapter
-from adapters.capabilities import Bytes32Accounts
-from adapters.message import Message, MessageFormatError, address_to_bytes32
+from adapters.base import ChainAdapter
+from adapters.capabilities import account_bytes32
+from adapters.message import Message, MessageFormatError
 from config.errors import ConfigError
 from config.settings import MessageRule, Settings
 
@@ -127,16 +127,9 @@ def _accounts(addresses: Sequence[str] | None, chains: Sequence[str] | None, whe
 
 def _bytes32(address: str, readers: Sequence[ChainAdapter], where: str) -> bytes:
     """``address`` as the bytes32 a message carries, read by the first chain of ``readers`` whose format it is."""
-    text = address.strip()
-    if text.startswith(("0x", "0X")) and len(text) in (42, 66):
-        try:
-            return address_to_bytes32(text)
-        except (ValueError, MessageFormatError):
-            pass
     for adapter in readers:
-        if isinstance(adapter, Bytes32Accounts):
-            with contextlib.suppress(AdapterError, ValueError):  # not this chain's format: the next may read it
-                return bytes(adapter.account_bytes32(text))
+        with contextlib.suppress(ValueError):  # not this chain's format: the next may read it
+            return account_bytes32(adapter, address)
     names = ", ".join(a.name for a in readers) or "no configured chain"
     raise ConfigError(where, f"{address!r} is not an account address on {names} (0x-hex of 20 or 32 bytes, or the "
                              "chain's own format: base58 on Solana, bech32 on Cosmos)")

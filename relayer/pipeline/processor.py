@@ -81,6 +81,20 @@ IDLE_POLL_S = 1.0
 PAUSES_MAX_AGE_S = 1.0  # routes paused by the operator (possibly through another instance) are read this often
 
 
+def _split(claimed: Sequence[StoredMessage], why_of: Callable[[StoredMessage], str | None]
+           ) -> tuple[list[StoredMessage], dict[str, list[MessageId]]]:
+    """(the messages ``why_of`` lets through, the ids of the others grouped by why not)."""
+    kept: list[StoredMessage] = []
+    held: dict[str, list[MessageId]] = defaultdict(list)
+    for m in claimed:
+        why = why_of(m)
+        if why is None:
+            kept.append(m)
+        else:
+            held[why].append(m.id)
+    return kept, held
+
+
 class DestinationProcessor:
     def __init__(self, adapter: ChainAdapter, store: Store, indexers: dict[int, OriginIndexer],
                  collector: CheckpointCollector, settings: RelayerRoleSettings, metrics: Metrics,
@@ -156,14 +170,7 @@ class DestinationProcessor:
         if self.clock() - self._paused_read_at > PAUSES_MAX_AGE_S:
             self._paused = await self.store.aio.paused_routes()
             self._paused_read_at = self.clock()
-        held: dict[str, list[MessageId]] = defaultdict(list)
-        kept = []
-        for m in claimed:
-            note = self._paused.get((m.origin, self.domain))
-            if note is None:
-                kept.append(m)
-            else:
-                held[note].append(m.id)
+        kept, held = _split(claimed, lambda m: self._paused.get((m.origin, self.domain)))
         for note, ids in held.items():
             await self._apply(Undelivered(ids, FailureReason.ROUTE_PAUSED, f"route paused by the operator: {note}"))
         return kept
@@ -195,14 +202,7 @@ class DestinationProcessor:
         """The claimed messages ``relayer.allow`` / ``relayer.deny`` let through; the others are never submitted and
         end DROPPED(denied) with the rule that stopped them (DELIVERED where the destination shows another relayer
         delivered them)."""
-        denied: dict[str, list[MessageId]] = defaultdict(list)
-        kept = []
-        for m in claimed:
-            why = self.message_filter.denial(m.raw)
-            if why is None:
-                kept.append(m)
-            else:
-                denied[why].append(m.id)
+        kept, denied = _split(claimed, lambda m: self.message_filter.denial(m.raw))
         for why, ids in denied.items():
             with contextlib.suppress(AdapterError):  # the chain away: they are denied all the same
                 done = {i for i, d in zip(ids, await self.adapter.delivered(ids), strict=True) if d}
