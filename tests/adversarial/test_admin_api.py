@@ -7,7 +7,6 @@ delivered (both read from the chain)."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -15,9 +14,16 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.message import MessageId, address_to_bytes32
 from tests.adversarial.conftest import start_daemon
-from tests.integration.harness import DaemonProcess, DevnetClient, wait_for
+from tests.faults.conftest import metric_samples
+from tests.integration.harness import (
+    DaemonProcess,
+    DevnetClient,
+    delivered_on,
+    dispatch_to_test_recipient,
+    message_record,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,38 +41,12 @@ def admin_daemon(bridge_devnet: Any, attacker: Any, tmp_path_factory: pytest.Tem
 
 
 def _dispatch(net: Any, key: str) -> bytes:
-    async def go() -> bytes:
-        client = DevnetClient(net)
-        try:
-            recipient = address_to_bytes32(client.manifest["chains"]["rollup_a"]["contracts"]["test_recipient"])
-            _tx, ids = await client.adapters["l1"].dispatch_messages(key, client.domain("rollup_a"), recipient,  # type: ignore[attr-defined]
-                                                                     [b"let me through"])
-            return bytes(ids[0])
-        finally:
-            await client.close()
-
-    return asyncio.run(go())
-
-
-def _delivered_on_rollup_a(net: Any, mid: bytes) -> bool:
-    async def go() -> bool:
-        client = DevnetClient(net)
-        try:
-            return bool((await client.adapters["rollup_a"].delivered([MessageId(mid)]))[0])
-        finally:
-            await client.close()
-
-    return asyncio.run(go())
-
-
-def _record(daemon: DaemonProcess, mid: bytes) -> dict[str, Any] | None:
-    resp = httpx.get(f"{daemon.api_url}/v1/messages/0x{mid.hex()}", timeout=5)
-    return resp.json()["messages"][0] if resp.status_code == 200 else None
+    return dispatch_to_test_recipient(net, key, "l1", "rollup_a", [b"let me through"])[0]
 
 
 def test_without_the_admin_key_the_lists_stay_and_nothing_is_delivered(attacker, bridge_devnet, admin_daemon) -> None:
     mid = _dispatch(bridge_devnet, attacker.keys["evm"])
-    wait_for(lambda: (_record(admin_daemon, mid) or {}).get("state") == "DROPPED", 120,
+    wait_for(lambda: (message_record(admin_daemon.api_url, mid) or {}).get("state") == "DROPPED", 120,
              "the attacker's message to be DROPPED(denied)")
     with httpx.Client(base_url=admin_daemon.api_url, timeout=10,
                       headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as operator:
@@ -80,12 +60,11 @@ def test_without_the_admin_key_the_lists_stay_and_nothing_is_delivered(attacker,
         assert operator.get("/admin/v1/routes/paused").json()["routes"] == []
     assert after == before and after["reloads"] == 0  # nothing reloaded, the deny rule still in force
     assert after["deny"][0]["sender"] == attacker.addresses["l1"]
-    record = _record(admin_daemon, mid)
+    record = message_record(admin_daemon.api_url, mid)
     assert record is not None and record["state"] == "DROPPED" and record["last_reason"] == "denied"
-    assert not _delivered_on_rollup_a(bridge_devnet, mid)  # the chain shows nothing moved
+    assert not delivered_on(bridge_devnet, "rollup_a", mid)  # the chain shows nothing moved
     control = _dispatch(bridge_devnet, DevnetClient(bridge_devnet).key("l1", 1))
-    wait_for(lambda: _delivered_on_rollup_a(bridge_devnet, control), 120, "another sender's message delivered")
-    metrics = httpx.get(f"{admin_daemon.api_url}/metrics", timeout=5).text
-    refused = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                  if line.startswith("relayer_admin_requests_refused_total{"))
+    wait_for(lambda: delivered_on(bridge_devnet, "rollup_a", control), 120, "another sender's message delivered")
+    refused = sum(v for (name, _labels), v in metric_samples(admin_daemon.api_url).items()
+                  if name == "relayer_admin_requests_refused_total")
     assert refused == 8 * 8

@@ -4,17 +4,17 @@ reason visible), and once both are restored every message is delivered once. Rea
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.faults.conftest import metric
-from tests.faults.test_chain_faults import hexid, port_of, rpc_of, send
+from tests.faults.test_chain_faults import port_of, rpc_of, send
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
     TcpProxy,
     all_delivered_once,
     free_port_block,
+    message_record,
     wait_for,
     write_daemon_config,
 )
@@ -27,8 +27,7 @@ def _up(api_url: str, endpoint: int) -> float:
 
 
 def _last_reason(api_url: str, mid: bytes) -> str | None:
-    resp = httpx.get(f"{api_url}/v1/messages/{hexid(mid)}", timeout=5)
-    return resp.json()["messages"][0]["last_reason"] if resp.status_code == 200 else None
+    return (message_record(api_url, mid) or {}).get("last_reason")
 
 
 async def test_one_endpoint_cut_costs_nothing_and_both_cut_then_restored_lose_nothing(devnet, tmp_path):

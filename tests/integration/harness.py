@@ -306,3 +306,44 @@ async def all_delivered_once(client: DevnetClient, ids: list[bytes], timeout: fl
     duplicated = {i: v for i, v in seen.items() if i in set(ids) and len(v) > 1}
     assert duplicated == {}, f"delivered more than once: {list(duplicated)[:3]}"
     return seen
+
+
+def dispatch_to_test_recipient(devnet: Devnet, key: str, origin: str, destination: str,
+                               bodies: list[bytes]) -> list[bytes]:
+    """Messages from ``key``'s account on ``origin`` to ``destination``'s TestRecipient, in one transaction: their
+    ids (a client of its own, closed after)."""
+    async def go() -> list[bytes]:
+        client = DevnetClient(devnet)
+        try:
+            recipient = address_to_bytes32(client.manifest["chains"][destination]["contracts"]["test_recipient"])
+            _tx, ids = await client.adapters[origin].dispatch_messages(  # type: ignore[attr-defined]
+                key, client.domain(destination), recipient, bodies)
+            return [bytes(i) for i in ids]
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def delivered_on(devnet: Devnet, chain: str, *mids: bytes) -> bool:
+    """Whether ``chain``'s mailbox shows every message of ``mids`` processed (read from the chain, in one call)."""
+    async def go() -> bool:
+        client = DevnetClient(devnet)
+        try:
+            return all(await client.adapters[chain].delivered([MessageId(m) for m in mids]))  # type: ignore[attr-defined]
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def message_record(api_url: str, mid: bytes) -> dict[str, Any] | None:
+    """The daemon's record of ``mid`` (``GET /v1/messages/{id}``); None when it does not know it."""
+    resp = httpx.get(f"{api_url}/v1/messages/0x{mid.hex()}", timeout=5)
+    return dict(resp.json()["messages"][0]) if resp.status_code == 200 else None
+
+
+def message_status(api_url: str, mid: bytes) -> tuple[str, str | None] | None:
+    """(status, substate) of ``mid`` as the daemon reports it; None when it does not know it."""
+    found = message_record(api_url, mid)
+    return None if found is None else (found["status"], found["substate"])

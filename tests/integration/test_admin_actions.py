@@ -12,8 +12,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.harness import DaemonProcess, free_port_block, wait_for, write_daemon_config
-from tests.integration.test_message_filters import _message, _metric, _processed_on_rollup_a, _send
+from tests.faults.conftest import metric
+from tests.integration.harness import (
+    DaemonProcess,
+    DevnetClient,
+    delivered_on,
+    dispatch_to_test_recipient,
+    free_port_block,
+    message_record,
+    message_status,
+    wait_for,
+    write_daemon_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +47,11 @@ def _admin(daemon: DaemonProcess, method: str, path: str, body: dict[str, Any] |
 
 
 def _status(daemon: DaemonProcess, mid: bytes) -> tuple[str, str | None] | None:
-    found = _message(daemon, mid)  # type: ignore[arg-type]
-    return None if found is None else (found["status"], found["substate"])
+    return message_status(daemon.api_url, mid)
+
+
+def _send(devnet: Any, account: int, body: bytes) -> bytes:
+    return dispatch_to_test_recipient(devnet, DevnetClient(devnet).key("l1", account), "l1", "rollup_a", [body])[0]
 
 
 def test_a_paused_route_holds_its_messages_and_delivers_them_once_resumed(devnet, operated) -> None:
@@ -48,9 +61,9 @@ def test_a_paused_route_holds_its_messages_and_delivers_them_once_resumed(devnet
     held = _send(devnet, 1, b"held by the pause")
     wait_for(lambda: _status(daemon, held) == ("waiting", "route_resumed"), RELAY_TIMEOUT_S,
              "the message to wait for its route")
-    record = _message(daemon, held)  # type: ignore[arg-type]
+    record = message_record(daemon.api_url, held)
     assert record is not None and record["attempts"] == 0 and "destination upgrade" in record["last_error"]
-    assert not _processed_on_rollup_a(devnet, held)
+    assert not delivered_on(devnet, "rollup_a", held)
     assert _admin(daemon, "GET", "/routes/paused").json()["routes"] == [
         {"origin": "l1", "destination": "rollup_a", "note": "destination upgrade"}]
     stuck = {m["id"]: m for m in _admin(daemon, "GET", "/messages/stuck?min_wait_s=0").json()["messages"]}
@@ -64,17 +77,17 @@ def test_a_paused_route_holds_its_messages_and_delivers_them_once_resumed(devnet
 
     assert _admin(daemon, "POST", "/routes/l1/rollup_a/resume").json()["was_paused"] is True
     wait_for(lambda: _status(daemon, held) == ("delivered", None), RELAY_TIMEOUT_S, "the held message delivered")
-    assert _processed_on_rollup_a(devnet, held)
+    assert delivered_on(devnet, "rollup_a", held)
     assert _status(daemon, dropped) == ("dropped", "operator_dropped")
-    assert not _processed_on_rollup_a(devnet, dropped)
+    assert not delivered_on(devnet, "rollup_a", dropped)
     assert _admin(daemon, "POST", f"/messages/0x{dropped.hex()}/drop", {"note": "again"}).status_code == 409
 
     assert _admin(daemon, "POST", f"/messages/0x{dropped.hex()}/retry").status_code == 200
     wait_for(lambda: _status(daemon, dropped) == ("delivered", None), RELAY_TIMEOUT_S, "the retried message delivered")
-    assert _processed_on_rollup_a(devnet, dropped)
+    assert delivered_on(devnet, "rollup_a", dropped)
     assert _admin(daemon, "POST", f"/messages/0x{held.hex()}/retry").status_code == 409  # delivered: nothing to do
     for action in ("pause_route", "resume_route", "drop", "retry"):
-        assert _metric(daemon, f'relayer_admin_actions_total{{action="{action}"}}') == 1
+        assert metric(daemon.api_url, "relayer_admin_actions_total", action=action) == 1
 
 
 def test_bad_admin_requests_are_refused_naming_what_is_wrong(operated) -> None:

@@ -5,7 +5,6 @@ file that does not load leaves the lists in force as they were."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import signal
@@ -16,8 +15,17 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.message import MessageId, address_to_bytes32
-from tests.integration.harness import DaemonProcess, DevnetClient, free_port_block, wait_for, write_daemon_config
+from tests.faults.conftest import metric
+from tests.integration.harness import (
+    DaemonProcess,
+    DevnetClient,
+    delivered_on,
+    dispatch_to_test_recipient,
+    free_port_block,
+    message_record,
+    wait_for,
+    write_daemon_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,46 +51,13 @@ def filtered(devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     daemon.stop()
 
 
-def _message(daemon: DaemonProcess, mid: bytes) -> dict[str, Any] | None:
-    resp = httpx.get(f"{daemon.api_url}/v1/messages/0x{mid.hex()}", timeout=5)
-    return resp.json()["messages"][0] if resp.status_code == 200 else None
-
-
 def _state(daemon: DaemonProcess, mid: bytes) -> str | None:
-    found = _message(daemon, mid)
+    found = message_record(daemon.api_url, mid)
     return None if found is None else str(found["state"])
 
 
-def _metric(daemon: DaemonProcess, line_start: str) -> float:
-    for line in httpx.get(f"{daemon.api_url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def _send(devnet: Any, account: int, body: bytes) -> bytes:
-    async def go() -> bytes:
-        client = DevnetClient(devnet)
-        try:
-            recipient = address_to_bytes32(client.manifest["chains"]["rollup_a"]["contracts"]["test_recipient"])
-            _tx, ids = await client.adapters["l1"].dispatch_messages(client.key("l1", account),  # type: ignore[attr-defined]
-                                                                     client.domain("rollup_a"), recipient, [body])
-            return bytes(ids[0])
-        finally:
-            await client.close()
-
-    return asyncio.run(go())
-
-
-def _processed_on_rollup_a(devnet: Any, mid: bytes) -> bool:
-    async def go() -> bool:
-        client = DevnetClient(devnet)
-        try:
-            return bool((await client.adapters["rollup_a"].delivered([MessageId(mid)]))[0])
-        finally:
-            await client.close()
-
-    return asyncio.run(go())
+    return dispatch_to_test_recipient(devnet, DevnetClient(devnet).key("l1", account), "l1", "rollup_a", [body])[0]
 
 
 def _admin(daemon: DaemonProcess, method: str, path: str) -> httpx.Response:
@@ -96,27 +71,27 @@ def test_a_denied_sender_is_dropped_and_a_reloaded_list_delivers_it_once(devnet,
     allowed = _send(devnet, 1, b"from another sender, same route")
     wait_for(lambda: _state(daemon, denied) == "DROPPED" and _state(daemon, allowed) == "DELIVERED",
              RELAY_TIMEOUT_S, "the denied message dropped and the other delivered")
-    record = _message(daemon, denied)
+    record = message_record(daemon.api_url, denied)
     assert record is not None and record["last_reason"] == "denied"
     assert "relayer.deny[0]" in record["last_error"]
-    assert _processed_on_rollup_a(devnet, allowed)
-    assert not _processed_on_rollup_a(devnet, denied)  # the chain is the judge: nothing was delivered
-    assert _metric(daemon, 'relayer_messages_denied_total{destination="rollup_a"}') >= 1
-    wait_for(lambda: _metric(daemon, 'relayer_messages_waiting{reason="denied"}') >= 1, 10,
+    assert delivered_on(devnet, "rollup_a", allowed)
+    assert not delivered_on(devnet, "rollup_a", denied)  # the chain is the judge: nothing was delivered
+    assert metric(daemon.api_url, "relayer_messages_denied_total", destination="rollup_a") >= 1
+    wait_for(lambda: metric(daemon.api_url, "relayer_messages_waiting", reason="denied") >= 1, 10,
              "the health job to count the denied message")  # (every 2 s)
-    assert _metric(daemon, 'relayer_message_filter_rules{list="deny"}') == 1
+    assert metric(daemon.api_url, "relayer_message_filter_rules", list="deny") == 1
 
     path.write_text(base)  # the deny rule removed, then SIGHUP: the daemon reads the lists again
     assert daemon.proc is not None
     os.kill(daemon.proc.pid, signal.SIGHUP)
     wait_for(lambda: _state(daemon, denied) == "DELIVERED", RELAY_TIMEOUT_S, "the reopened message to be delivered")
-    assert _processed_on_rollup_a(devnet, denied)
-    assert _metric(daemon, 'relayer_message_filter_reloads_total{result="ok"}') == 1
+    assert delivered_on(devnet, "rollup_a", denied)
+    assert metric(daemon.api_url, "relayer_message_filter_reloads_total", result="ok") == 1
     # every message this daemon denied is reopened: on the session devnet, earlier tests' messages from that sender
     # too (this daemon's store indexes l1 from its start; those were delivered long ago and are DELIVERED again)
-    denied_total = _metric(daemon, 'relayer_messages_denied_total{destination="rollup_a"}')
-    assert _metric(daemon, "relayer_messages_reopened_total") == denied_total >= 1
-    assert _metric(daemon, 'relayer_message_filter_rules{list="deny"}') == 0
+    denied_total = metric(daemon.api_url, "relayer_messages_denied_total", destination="rollup_a")
+    assert metric(daemon.api_url, "relayer_messages_reopened_total") == denied_total >= 1
+    assert metric(daemon.api_url, "relayer_message_filter_rules", list="deny") == 0
     assert _admin(daemon, "GET", "/filters").json()["deny"] == []
 
 
@@ -129,13 +104,13 @@ def test_the_admin_api_reloads_the_lists_and_a_bad_file_keeps_them(devnet, filte
     assert answer.json()["deny"] == [{"origin": "l1", "sender": sender, "destination": "*", "recipient": "*"}]
     denied = _send(devnet, 1, b"denied after the admin reload")
     wait_for(lambda: _state(daemon, denied) == "DROPPED", RELAY_TIMEOUT_S, "the message to be dropped")
-    assert not _processed_on_rollup_a(devnet, denied)
+    assert not delivered_on(devnet, "rollup_a", denied)
 
     path.write_text(base + '\n[[relayer.deny]]\norigin = "nowhere"\n')
     refused = _admin(daemon, "POST", "/filters/reload")
     assert refused.status_code == 400
     assert refused.json()["detail"]["error"].startswith("relayer.deny[0].origin names 'nowhere'"), refused.text
     assert _admin(daemon, "GET", "/filters").json()["deny"][0]["sender"] == sender  # the lists in force stay
-    assert _metric(daemon, 'relayer_message_filter_reloads_total{result="invalid"}') == 1
-    assert _state(daemon, denied) == "DROPPED" and not _processed_on_rollup_a(devnet, denied)
+    assert metric(daemon.api_url, "relayer_message_filter_reloads_total", result="invalid") == 1
+    assert _state(daemon, denied) == "DROPPED" and not delivered_on(devnet, "rollup_a", denied)
     path.write_text(base)

@@ -9,17 +9,27 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import DaemonProcess, free_port_block, wait_for, write_daemon_config
-from tests.integration.test_message_filters import _message, _metric, _processed_on_rollup_a
+from tests.faults.conftest import metric
+from tests.integration.harness import (
+    DaemonProcess,
+    DevnetClient,
+    delivered_on,
+    dispatch_to_test_recipient,
+    free_port_block,
+    message_record,
+    message_status,
+    wait_for,
+    write_daemon_config,
+)
 
 pytestmark = pytest.mark.integration
 
 RELAY_TIMEOUT_S = 90.0
 
 
-def _status(daemon: DaemonProcess, mid: bytes) -> tuple[str, str | None] | None:
-    found = _message(daemon, mid)
-    return None if found is None else (found["status"], found["substate"])
+def _send_many(devnet: Any, n: int) -> list[bytes]:
+    return dispatch_to_test_recipient(devnet, DevnetClient(devnet).key("l1", 1), "l1", "rollup_a",
+                                      [f"limited #{k}".encode() for k in range(n)])
 
 
 def test_a_route_limit_spreads_deliveries_and_loses_none(devnet, tmp_path) -> None:
@@ -31,8 +41,7 @@ def test_a_route_limit_spreads_deliveries_and_loses_none(devnet, tmp_path) -> No
                           tmp_path / "plain.log", instance="no-limits").start()
     try:
         history = _send_many(devnet, 30)
-        wait_for(lambda: all(_processed_on_rollup_a(devnet, i) for i in history[-1:]) and
-                 all(_processed_on_rollup_a(devnet, i) for i in history), RELAY_TIMEOUT_S, "the history delivered")
+        wait_for(lambda: delivered_on(devnet, "rollup_a", *history), RELAY_TIMEOUT_S, "the history delivered")
     finally:
         plain.stop()
     path = write_daemon_config(devnet, tmp_path / "limited", api_port=free_port_block(1))
@@ -41,36 +50,18 @@ def test_a_route_limit_spreads_deliveries_and_loses_none(devnet, tmp_path) -> No
     daemon = DaemonProcess(path, tmp_path / "daemon.log", instance="route-limits").start()
     try:
         ids = _send_many(devnet, 4)
-        wait_for(lambda: all(_status(daemon, i) == ("delivered", None) for i in ids), RELAY_TIMEOUT_S,
+        wait_for(lambda: all(message_status(daemon.api_url, i) == ("delivered", None) for i in ids), RELAY_TIMEOUT_S,
                  "the four messages delivered")
-        records = [_message(daemon, i) for i in ids]  # type: ignore[arg-type]
-        assert all(_processed_on_rollup_a(devnet, i) for i in ids)
-        assert _metric(daemon, 'relayer_batches_submitted_total{destination="rollup_a"}') >= 3
+        records = [message_record(daemon.api_url, i) for i in ids]
+        assert delivered_on(devnet, "rollup_a", *ids)
+        assert metric(daemon.api_url, "relayer_batches_submitted_total", destination="rollup_a") >= 3
         assert all(r and r["attempts"] == 0 for r in records)
-        assert _metric(daemon, 'relayer_messages_rate_limited_total{destination="rollup_a"}') >= 3
-        old = [_message(daemon, i) for i in history]  # type: ignore[arg-type]
+        assert metric(daemon.api_url, "relayer_messages_rate_limited_total", destination="rollup_a") >= 3
+        old = [message_record(daemon.api_url, i) for i in history]
         assert all(r and r["state"] == "DELIVERED" and r["last_reason"] != "rate_limited" for r in old)
     finally:
         daemon.stop()
 
-
-def _send_many(devnet: Any, n: int) -> list[bytes]:
-    import asyncio
-
-    from adapters.message import address_to_bytes32
-    from tests.integration.harness import DevnetClient
-
-    async def go() -> list[bytes]:
-        client = DevnetClient(devnet)
-        try:
-            recipient = address_to_bytes32(client.manifest["chains"]["rollup_a"]["contracts"]["test_recipient"])
-            _tx, got = await client.adapters["l1"].dispatch_messages(  # type: ignore[attr-defined]
-                client.key("l1", 1), client.domain("rollup_a"), recipient, [f"limited #{k}".encode() for k in range(n)])
-            return [bytes(i) for i in got]
-        finally:
-            await client.close()
-
-    return asyncio.run(go())
 
 
 def test_on_a_terminal_a_hangup_stops_the_daemon(devnet, tmp_path) -> None:
