@@ -348,6 +348,7 @@ class CostEstimate:
     gas: int
     max_fee_per_gas: int
     priority_fee_per_gas: int
+    exact: bool = True  # False: sized by a model (EVM's calibrated gas per byte), not by simulating this batch
 
     @property
     def max_cost(self) -> int:

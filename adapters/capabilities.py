@@ -22,6 +22,9 @@ exactly the capabilities it implements.
     CosignedDelivery      solana, cosmos           validator co-sign service (pipeline/cosign.py)
     CosignLiveness        solana, cosmos           accountant
     BridgeLedger          evm                      audit
+    GasPaymaster          evm                      indexer (payments), gas policy, oracle upkeep, CLI add-gas, API
+    BridgeQueue           evm                      daemon (pays out inbound transfers the rate limits queued)
+    ExactEstimates        evm                      processor (a message over relayer.max_gas_per_message)
     VaultHoldings         solana                   audit
     LightClientFollower   light_clients.ethereum   daemon (keeps sync-committee clients caught up)
 """
@@ -40,6 +43,9 @@ from adapters.base import (
     ContractCalls,
     CosignedDelivery,
     CosignLiveness,
+    CostEstimate,
+    DeliveryBatch,
+    Height,
     MessageDispatcher,
     MessageSender,
     TokenSender,
@@ -59,12 +65,120 @@ class BatchLimit(Protocol):
     def max_delivery_batch(self) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class GasPayment:
+    """One payment for a message's delivery, as the origin's paymaster recorded it (EVM: a ``GasPayment`` log)."""
+
+    message_id: bytes
+    destination: int
+    gas_limit: int
+    payment: int  # origin smallest units kept by the paymaster (the excess was refunded)
+    height: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class GasOracleEntry:
+    """What an origin's gas oracle holds for one destination; ``updated_at`` 0: never written."""
+
+    destination: int
+    exchange_rate: int  # origin smallest units per destination smallest unit, x 1e10
+    gas_price: int  # destination smallest units per gas
+    minimum_payment: int  # origin smallest units per message
+    updated_at: float  # chain time of the last write
+
+    def quote(self, gas_limit: int) -> int:
+        """The paymaster's quote for ``gas_limit`` gas, as its contract computes it."""
+        return max(gas_limit * self.gas_price * self.exchange_rate // GAS_EXCHANGE_RATE_SCALE, self.minimum_payment)
+
+
+GAS_EXCHANGE_RATE_SCALE = 10**10
+
+
+@runtime_checkable
+class GasPaymaster(Protocol):
+    """An origin where senders pay for their messages' delivery (EVM: ``GasPaymaster`` and its ``GasOracle``): the
+    payments in a height range (indexed with the dispatches), the oracle's entries and quotes, writing the oracle
+    (the updater key), and paying for a message (CLI ``messages add-gas``)."""
+
+    def has_paymaster(self) -> bool: ...
+
+    async def fetch_gas_payments(self, from_height: Height, to_height: Height) -> list[GasPayment]: ...
+
+    async def gas_oracle_entries(self, destinations: Sequence[int]) -> list[GasOracleEntry]: ...
+
+    async def write_gas_oracle(self, updater_key: str, entries: Sequence[GasOracleEntry]) -> str:
+        """Write ``entries`` (their ``updated_at`` is ignored: the chain stamps it) in one transaction; its hash."""
+        ...
+
+    async def pay_for_gas(self, payer_key: str, message_id: bytes, destination: int, gas_limit: int,
+                          value: int) -> str:
+        """Pay ``value`` (at least the quote for ``gas_limit``; the excess comes back) for ``message_id``."""
+        ...
+
+    def pay_for_gas_call(self, message_id: bytes, destination: int, gas_limit: int, refund_to: str) -> dict[str, str]:
+        """The call a wallet signs to pay for ``message_id`` (``to``, ``data``; the value is the caller's)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedTransfer:
+    """An inbound token transfer the destination's bridge queued for want of rate-limit room (EVM:
+    ``TokenBridge.queued``): delivered as a message, not yet paid out."""
+
+    queue_id: int
+    origin: int
+    token: str
+    recipient: str
+    amount: int
+
+
+@runtime_checkable
+class BridgeQueue(Protocol):
+    """A token bridge whose inbound rate limits queue transfers (EVM ``TokenBridge``): the open ones, the room of a
+    bucket, and paying one out (anyone may; the relayer's wallet does it for the recipients)."""
+
+    def can_release(self) -> bool:
+        """A bridge is configured and a wallet to send from."""
+        ...
+
+    async def queued_transfers(self, from_id: int) -> list[QueuedTransfer]:
+        """The open queued transfers with ids from ``from_id`` on, oldest first."""
+        ...
+
+    async def inbound_room(self, origin: int, token: str) -> tuple[int, int]:
+        """(what ``token`` from ``origin`` may be paid out now, the bucket's capacity; 0: no limit)."""
+        ...
+
+    async def release_queued(self, queue_id: int) -> str:
+        """Pay out one queued transfer (``TxReverted`` while its bucket has no room); the transaction hash."""
+        ...
+
+
+@runtime_checkable
+class ExactEstimates(Protocol):
+    """A destination whose ``estimate_delivery`` may size a batch by a model (``CostEstimate.exact`` False): this
+    one simulates it (EVM: ``eth_estimateGas``), for decisions a model's error must not make (a message's gas over
+    ``relayer.max_gas_per_message``)."""
+
+    async def estimate_delivery_exactly(self, batch: DeliveryBatch) -> CostEstimate: ...
+
+
 @runtime_checkable
 class EndpointHealth(Protocol):
     """A chain served by several RPC endpoints (``adapters.endpoints``): per endpoint, by its index in the
     configuration, whether its last request succeeded."""
 
     def endpoint_health(self) -> list[bool]: ...
+
+
+@runtime_checkable
+class QuorumDisagreements(Protocol):
+    """A chain whose reads a quorum of RPC endpoints must agree on (``rpc_mode = "quorum"``, ``adapters.evm.quorum``):
+    the answers outvoted per (JSON-RPC method, endpoint index) since the last call."""
+
+    def take_quorum_disagreements(self) -> dict[tuple[str, int], int]: ...
 
 
 @runtime_checkable
@@ -258,7 +372,8 @@ class WriteAheadSender(Protocol):
 ADAPTER_CAPABILITIES: tuple[type, ...] = (
     ChainAdapter, MessageSender, MessageDispatcher, TokenSender, TxLookup, UnsignedTransactions, ContractCalls,
     WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
-    BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts, EndpointHealth,
+    BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymaster,
+    BridgeQueue, ExactEstimates,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
@@ -266,6 +381,7 @@ __all__ = [
     "ADAPTER_CAPABILITIES",
     "BatchLimit",
     "BridgeLedger",
+    "BridgeQueue",
     "Broadcast",
     "Bytes32Accounts",
     "CapacitySource",
@@ -274,7 +390,11 @@ __all__ = [
     "CosignLiveness",
     "CosignedDelivery",
     "EndpointHealth",
+    "ExactEstimates",
     "FollowedHead",
+    "GasOracleEntry",
+    "GasPaymaster",
+    "GasPayment",
     "LightClientFollower",
     "MessageDispatcher",
     "MessageSender",
@@ -282,6 +402,8 @@ __all__ = [
     "OperatorAccounts",
     "PreparedTx",
     "PresignedTx",
+    "QueuedTransfer",
+    "QuorumDisagreements",
     "TokenSender",
     "TxLookup",
     "TxSpec",

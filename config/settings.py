@@ -129,7 +129,18 @@ class EvmChainConfig(_Model):
         "more endpoints of this chain, for reads and sends: when rpc_url (or the one before) fails to connect, times "
         "out (request_timeout_s) or answers 429/5xx, the request goes to the next, and the failing one is skipped "
         "for 5 s (doubling while it keeps failing, up to 60 s) until a request finds it answering again; "
-        "relayer_rpc_endpoint_up{chain,endpoint} (endpoint: 0 is rpc_url, then these in order)"))
+        "relayer_rpc_endpoint_up{chain,endpoint} (endpoint: 0 is rpc_url, then these in order); in rpc_mode "
+        '"quorum" they are the other voters'))
+    rpc_mode: Literal["fallback", "quorum"] = Field("fallback", description=(
+        '"fallback": each request goes to one endpoint, rpc_url first, the next when it fails; "quorum": every read '
+        "goes to all endpoints not demoted (rpc_url and fallback_rpc_urls) at once and is accepted only when "
+        "rpc_quorum of them answer identically, so one lying or stale endpoint is outvoted "
+        "(relayer_rpc_quorum_disagreements_total{chain,method,endpoint}); without a quorum the read fails as "
+        "rpc_unavailable and is retried; a signed transaction is sent to all, accepted when any accepts it; needs "
+        "at least 2 endpoints"))
+    rpc_quorum: int | None = Field(None, ge=1, description=(
+        'in rpc_mode "quorum", how many endpoints must answer a read identically: more than half of all endpoints '
+        "(rpc_url and fallback_rpc_urls), at most all of them (default: a majority, n // 2 + 1)"))
     trusted_checkpoint: TrustedCheckpoint | None = Field(None, description=(
         "block the validator's light client anchors on without a beacon_url (default: the genesis the node "
         "serves, logged)"))
@@ -145,9 +156,13 @@ class EvmChainConfig(_Model):
         "adaptive", description='"always": eth_call every batch before sending; "adaptive": only after a revert '
         "or while the gas model is uncalibrated (signatures, roots and proofs are always checked locally)")
     token_bridge: str | None = Field(None, description="TokenBridge app address, for token sends")
+    gas_paymaster: str | None = Field(None, description=(
+        "GasPaymaster address: where senders pay for delivery of the messages they dispatch here (indexed with them; "
+        "relayer.gas_payment says what a message must have paid); its GasOracle is kept current by "
+        "relayer.gas_oracle"))
     tokens: dict[str, TokenConfig] = Field(default_factory=dict, description="symbol -> token on this chain")
 
-    @field_validator("token_bridge")
+    @field_validator("token_bridge", "gas_paymaster")
     @classmethod
     def _bridge(cls, v: str | None) -> str | None:
         return None if v is None else _check_address(v)
@@ -174,6 +189,36 @@ class EvmChainConfig(_Model):
                              "anchor is the block the sync committee finalized: remove one")
         return self
 
+    @model_validator(mode="after")
+    def _quorum(self) -> EvmChainConfig:
+        n = 1 + len(self.fallback_rpc_urls)
+        if self.rpc_mode == "fallback":
+            if self.rpc_quorum is not None:
+                raise ValueError('rpc_quorum applies to rpc_mode = "quorum" only: remove it or set rpc_mode')
+            return self
+        if n < 2:
+            raise ValueError('rpc_mode = "quorum" needs at least 2 endpoints (rpc_url and fallback_rpc_urls); '
+                             f"got {n}")
+        urls = self.rpc_urls
+        same = [(urls.index(u), i) for i, u in enumerate(urls) if urls.index(u) != i]
+        if same:  # one node counted twice would outvote an honest one; indexes only: a URL may hold an API key
+            raise ValueError(f'rpc_mode = "quorum" needs distinct endpoints: endpoints {same[0][0]} and {same[0][1]} '
+                             "are the same URL (0 is rpc_url, then fallback_rpc_urls)")
+        if self.rpc_quorum is not None and not n / 2 < self.rpc_quorum <= n:
+            raise ValueError(f"rpc_quorum must be more than half of the {n} endpoints and at most {n} "
+                             f"(between {n // 2 + 1} and {n}); got {self.rpc_quorum}")
+        return self
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        """Every endpoint in order: rpc_url, then fallback_rpc_urls."""
+        return [self.rpc_url, *self.fallback_rpc_urls]
+
+    @property
+    def quorum_size(self) -> int:
+        """How many endpoints must agree on a read in rpc_mode "quorum" (rpc_quorum, or a majority)."""
+        return self.rpc_quorum if self.rpc_quorum is not None else len(self.rpc_urls) // 2 + 1
+
 
 class SolanaTokenConfig(_Model):
     mint: str = Field(description="SPL mint (base58)")
@@ -194,6 +239,11 @@ class SolanaChainConfig(_Model):
     family: Literal["solana"]
     domain: U32
     rpc_url: str
+    fallback_rpc_urls: list[str] = Field(default_factory=list, description=(
+        "more JSON-RPC endpoints of this cluster, for reads and sends: when rpc_url (or the one before) fails to "
+        "connect, times out (request_timeout_s) or answers 429/5xx, the request goes to the next, and the failing one "
+        "is skipped for 5 s (doubling while it keeps failing, up to 60 s) until a request finds it answering again; "
+        "relayer_rpc_endpoint_up{chain,endpoint} (endpoint: 0 is rpc_url, then these in order)"))
     verify_rpc_urls: list[str] = Field(default_factory=list, description="other endpoints that must agree")
     trust_single_rpc: bool = Field(False, description=(
         "a validator may attest this origin on rpc_url alone (no verify_rpc_urls): it then trusts that one node; "
@@ -215,6 +265,12 @@ class SolanaChainConfig(_Model):
     start_height: int = Field(0, ge=0, description="first slot the watcher indexes")
 
     _rpc = field_validator("rpc_url")(lambda cls, v: _check_http_url(v))
+    _fallbacks = field_validator("fallback_rpc_urls")(lambda cls, v: [_check_http_url(u) for u in v])
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        """Every JSON-RPC endpoint in order: rpc_url, then fallback_rpc_urls."""
+        return [self.rpc_url, *self.fallback_rpc_urls]
 
 
 class CosmosTokenConfig(_Model):
@@ -237,6 +293,14 @@ class CosmosChainConfig(_Model):
     chain_id: str
     rpc_url: str = Field(description="CometBFT RPC")
     rest_url: str = Field(description="Cosmos REST (gRPC gateway), as cosmpy's LedgerClient uses it")
+    fallback_rpc_urls: list[str] = Field(default_factory=list, description=(
+        "more CometBFT RPC endpoints, tried in order when rpc_url (or the one before) fails to connect, times out "
+        "(request_timeout_s) or answers 429/5xx without a JSON-RPC answer; the failing one is skipped for 5 s "
+        "(doubling while it keeps failing, up to 60 s) until a request finds it answering again"))
+    fallback_rest_urls: list[str] = Field(default_factory=list, description=(
+        "more REST endpoints (reads and broadcasts), tried like fallback_rpc_urls after rest_url. "
+        "relayer_rpc_endpoint_up{chain,endpoint} numbers them all: 0 is rpc_url, then fallback_rpc_urls, then "
+        "rest_url, then these"))
     bech32_prefix: str = "cosmos"
     fee_denom: str
     gas_price: float = Field(0.0025, ge=0)
@@ -261,6 +325,18 @@ class CosmosChainConfig(_Model):
         "wallet_balance_low and sets relayer_wallet_balance_low to 1 (unset: no warning)"))
 
     _rpc = field_validator("rpc_url", "rest_url")(lambda cls, v: _check_http_url(v))
+    _fallbacks = field_validator("fallback_rpc_urls", "fallback_rest_urls")(
+        lambda cls, v: [_check_http_url(u) for u in v])
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        """Every CometBFT RPC endpoint in order: rpc_url, then fallback_rpc_urls."""
+        return [self.rpc_url, *self.fallback_rpc_urls]
+
+    @property
+    def rest_urls(self) -> list[str]:
+        """Every REST endpoint in order: rest_url, then fallback_rest_urls."""
+        return [self.rest_url, *self.fallback_rest_urls]
 
 
 ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig | CosmosChainConfig, Field(discriminator="family")]
@@ -356,6 +432,53 @@ class RouteLimit(_Model):
     burst: int = Field(1, ge=1, le=1_000_000, description="messages it may deliver at once before the rate applies")
 
 
+class GasPaymentRule(MessageRule):
+    """One entry of ``relayer.gas_payment`` (Hyperlane's gas payment enforcement): what the messages it matches (the
+    four fields of ``MessageRule``) must have paid the origin's GasPaymaster before this relayer delivers them. The
+    first matching entry applies; a message matching none is delivered unpaid (``none``)."""
+
+    policy: Literal["none", "minimum", "on_chain_quote"] = Field(description=(
+        '"none": deliver unpaid; "minimum": at least `minimum` (origin smallest units); "on_chain_quote": at least '
+        "`fraction` of the origin paymaster's quote for `gas_amount` gas, read when the message is looked at"))
+    minimum: int | None = Field(None, ge=0, description='policy "minimum": origin smallest units (wei)')
+    fraction: float = Field(1.0, gt=0, le=10, description='policy "on_chain_quote": share of the quote required')
+    gas_amount: int = Field(200_000, ge=1, le=30_000_000, description=(
+        'policy "on_chain_quote": the gas a delivery of one message is quoted for'))
+
+    @model_validator(mode="after")
+    def _minimum_given(self) -> GasPaymentRule:
+        if self.policy == "minimum" and self.minimum is None:
+            raise ValueError('policy "minimum" needs minimum, in the origin\'s smallest units (wei)')
+        return self
+
+
+class GasFloor(_Model):
+    """One entry of ``relayer.gas_oracle.floors``: the least a message from ``origin`` to ``destination`` (chain names
+    or ``"*"``) is quoted, in USD, whatever the gas price; the first matching entry applies."""
+
+    origin: str = "*"
+    destination: str = "*"
+    usd: float = Field(ge=0, le=1e6, allow_inf_nan=False)
+
+
+class GasOracleSettings(_Model):
+    """The relayer keeps each origin's GasOracle current (Hyperlane's gas oracle upkeep): per destination, its gas
+    price from the destination's live fee data and the exchange rate from router.native_usd(_by_chain)."""
+
+    signer: SignerSettings = Field(description=(
+        "the oracles' updater key (GasOracle.updater on every origin): a key of its own, not a delivery wallet"))
+    update_interval_s: float = Field(15.0, ge=1, le=3600, description="how often prices are read and compared")
+    deviation: float = Field(0.1, gt=0, le=10, description=(
+        "an entry is rewritten when the price moved by more than this fraction, or when it is older than "
+        "max_age_s / 2"))
+    max_age_s: float = Field(600.0, ge=10, le=86_400, description=(
+        "an entry older than this is stale: relayer_gas_oracle_stale{origin,destination} = 1 and "
+        "gas_oracle_stale logged (the quotes users pay by may no longer cover delivery)"))
+    floors: list[GasFloor] = Field(default_factory=lambda: [GasFloor(usd=0.01)], description=(
+        "USD floor per route, written on chain as the destination's minimum payment: a price drop cannot make a "
+        "quote fall below it"))
+
+
 class RelayerRoleSettings(_Model):
     identity_key: SignerSettings | None = Field(None, description=(
         "the relayer's identity: signs every request it sends to validators (co-sign, checkpoints); its address must "
@@ -380,6 +503,16 @@ class RelayerRoleSettings(_Model):
     deny: list[MessageRule] = Field(default_factory=list, description=(
         "messages matching any of these rules are never delivered: DROPPED(denied), whatever relayer.allow says. "
         "Reloaded like relayer.allow"))
+    max_gas_per_message: int | None = Field(None, ge=21_000, le=100_000_000, description=(
+        "the most gas this relayer spends per message of a delivery (a batch may use this times its messages; a "
+        "larger batch is split): a message whose delivery alone needs more is DROPPED(gas_limit_exceeded), so that a "
+        "recipient burning gas cannot drain the relayer's wallet; the operator may execute it with a higher gas limit "
+        "(POST /admin/v1/messages/{id}/execute). Unset: no limit"))
+    gas_payment: list[GasPaymentRule] = Field(default_factory=list, description=(
+        "what messages must pay before delivery, first matching entry (empty: everything is delivered unpaid); a "
+        "message paying less waits as underpaid (no attempt spent) until a top-up is indexed"))
+    gas_oracle: GasOracleSettings | None = Field(None, description=(
+        "keep the GasOracle of every origin with a gas_paymaster current (unset: the oracles are left alone)"))
     route_limits: list[RouteLimit] = Field(default_factory=list, description=(
         "messages per second this relayer delivers per route, to protect a destination: over it a message waits "
         "(rate_limited, no attempt spent); the first entry matching a route applies. Each instance on a shared "
@@ -483,6 +616,10 @@ class RouterSettings(_Model):
         "operator_keys is allowed only when api.url is loopback-only"))
     integrator_fee_share: float = Field(0.1, ge=0, le=1,
                                         description="share of an intent's fee earned by its integrator")
+    integrator_payout_interval_s: float = Field(300.0, ge=0.5, le=86_400, description=(
+        "every this many seconds each daemon pays each registered integrator (PUT /admin/v1/integrators/{code}) its "
+        "share of the fees its counted intents paid and no payout covers yet: one native transfer per chain, from an "
+        "operator account, exactly once (router/payouts.py)"))
     call_allowlist: dict[str, list[CallTarget]] = Field(default_factory=dict, description=(
         "chain -> contracts (and their function selectors) the operator accounts may call for call intents; "
         "empty: call intents signed by the operator accounts are refused"))
@@ -594,13 +731,38 @@ class Settings(_Model):
                 name = getattr(limit, field)
                 if name != "*" and name not in self.chains:
                     raise ValueError(f"relayer.route_limits[{i}].{field} names {name!r}, which is not under [chains]")
-        for kind, rules in (("allow", self.relayer.allow), ("deny", self.relayer.deny)):
+        for kind, rules in (("allow", self.relayer.allow), ("deny", self.relayer.deny),
+                            ("gas_payment", self.relayer.gas_payment)):
             for i, rule in enumerate(rules):
                 for field in ("origin", "destination"):
                     for name in rule.values(field) or []:
                         if name not in self.chains:
                             raise ValueError(f"relayer.{kind}[{i}].{field} names {name!r}, which is not under [chains]")
+        self._check_paid_origins()
+        for i, floor in enumerate(self.relayer.gas_oracle.floors if self.relayer.gas_oracle else []):
+            for field in ("origin", "destination"):
+                name = getattr(floor, field)
+                if name != "*" and name not in self.chains:
+                    raise ValueError(f"relayer.gas_oracle.floors[{i}].{field} names {name!r}, which is not under "
+                                     "[chains]")
         return self
+
+    def _check_paid_origins(self) -> None:
+        """A rule that asks for payment may only match origins where payments can be made and read: EVM chains with a
+        gas_paymaster (Solana and Cosmos dispatches carry no payment yet)."""
+        for i, rule in enumerate(self.relayer.gas_payment):
+            if rule.policy == "none":
+                continue
+            for name in rule.values("origin") or list(self.chains):
+                chain = self.chains[name]
+                if not isinstance(chain, EvmChainConfig) or chain.gas_paymaster is None:
+                    raise ValueError(
+                        f"relayer.gas_payment[{i}] asks messages from {name} to pay ({rule.policy}), but chains.{name} "
+                        "has no gas_paymaster (EVM chains only): name the paying origins in its origin field")
+
+    def native_usd(self, chain: str) -> float:
+        """The USD price of ``chain``'s native token: ``router.native_usd_by_chain``, else ``router.native_usd``."""
+        return self.router.native_usd_by_chain.get(chain, self.router.native_usd)
 
     @property
     def operator_api_open(self) -> bool:

@@ -117,6 +117,7 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
         "# signs every request to the validators; its address is in validator.allowed_relayers",
         f"identity_key = {{ private_key = {_toml_value(relayer_identity_key(relayer_account))} }}  # devnet test key",
         "",
+        *_gas_oracle_toml(manifest),
         "[audit]",
         "# solvency audit every interval_s: relayer_audit_* gauges, audit_shortfall logged (`relayer audit` on demand)",
         "enabled = true",
@@ -148,6 +149,7 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
             f"rpc_url = {_toml_value(chain['rpc_url'])}",
             f"mailbox = {_toml_value(chain['contracts']['mailbox'])}",
             f"token_bridge = {_toml_value(chain['contracts']['token_bridge'])}",
+            *_paymaster_toml(chain),
             f"finality = {_toml_value(chain['finality'])}",
             f"poll_interval_s = {min(0.25, chain['block_time_s'])}",
             f"signer = {{ private_key = {_toml_value(relayer_key)} }}  # devnet test key",
@@ -156,6 +158,22 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
             "",
         ]
     return "\n".join(lines)
+
+
+def _paymaster_toml(chain: dict[str, Any]) -> list[str]:
+    paymaster = chain["contracts"].get("gas_paymaster")  # (absent from a devnet kept by an older version)
+    return [f"gas_paymaster = {_toml_value(paymaster)}"] if paymaster else []
+
+
+def _gas_oracle_toml(manifest: dict[str, Any]) -> list[str]:
+    """The oracles' upkeep; no [[relayer.gas_payment]] rule, so the devnet delivers unpaid messages too (add one to
+    try paid delivery: ``policy = "on_chain_quote"`` with the EVM origins)."""
+    if not any(c["contracts"].get("gas_paymaster") for c in manifest["chains"].values() if "contracts" in c):
+        return []
+    key = evm_devnet.devnet_key(evm_devnet.GAS_ORACLE_UPDATER)
+    return ["[relayer.gas_oracle]",
+            "# keeps each EVM chain's GasOracle current from the destinations' live fees and router.native_usd",
+            f"signer = {{ private_key = {_toml_value(key)} }}  # devnet test key", ""]
 
 
 RECEIVED_SELECTOR = "0x83a6deb5"  # TestRecipient.received(): a view; calling it in a transaction changes nothing

@@ -8,7 +8,9 @@
     GET  /v1/intents/{id}                planned / submitted / included / delivered / failed / unserved, tx, message id
     GET  /v1/batches/{batch}             every intent of a batch, and counts by status
     GET  /v1/batches/{batch}/events      server-sent events: each status change of the batch's intents, then done
-    GET  /v1/integrators/{code}/report   intents, volume, fees and fee share of one referral code, by chain and UTC day
+    GET  /v1/integrators/{code}/report   intents, volume, fees and fee share of one referral code, by chain and UTC day;
+                                         with router.rewards: its payouts (tx hashes), rewards paid / in flight /
+                                         pending per chain, quotes and conversion, volume and fees by chain and day
 
 With ``[router] api_keys`` set, the POSTs need a matching ``X-API-Key`` header (401 otherwise). A batch
 is validated whole before anything is planned or sent: one bad intent refuses the batch (400 naming
@@ -68,6 +70,7 @@ from router.intents import (
     is_settled,
 )
 from router.planner import Reason, plan, route_costs
+from router.rewards import IntegratorRewards
 from router.room import ActiveWork, RoomStore
 from router.schemas import (  # noqa: F401 - the models are imported from here too
     INTENT_BATCH_BODY,
@@ -153,6 +156,8 @@ class IntentsBackend:
     # (chain, token symbol) -> decimals where they differ from ``decimals`` (wrapped TST has 9 on Solana): the units a
     # cross-chain transfer moves on its origin
     chain_decimals: dict[tuple[str, str], int] = field(default_factory=dict)
+    # issue 15: registered integrators, quotes per code, payouts (router.rewards); None: rewards are only reported
+    rewards: IntegratorRewards | None = None
 
     def __post_init__(self) -> None:
         if self.room is None:
@@ -319,11 +324,24 @@ def _capacity_routes(api: APIRouter, ctx: RoutingContext) -> None:
 
     @api.post("/quote", dependencies=[Depends(ctx.require_key)], responses=error_responses(*BODY_ERRORS, 401, 503))
     async def quote(req: QuoteRequest) -> dict[str, Any]:
+        if req.integrator is not None:
+            check_integrator_code(req.integrator, "integrator")
         m = ctx.current()
         parsed = parse_request(req, m, "")
         answer = _quote(m, req, parsed, ctx.clock())
         answer["wait_s"] = await _wait_estimate(ctx, m, req, parsed)
+        await _count_quote(ctx, req)
         return answer
+
+
+async def _count_quote(ctx: RoutingContext, req: QuoteRequest) -> None:
+    """A quote served to an integrator code counts for it (its explorer page, its conversion), when the code is
+    registered: a made-up code leaves no row (``router.integrators``)."""
+    if req.integrator is None:
+        return
+    rewards = ctx.intents.rewards if ctx.intents is not None else None
+    if rewards is not None:
+        await rewards.count_quote(req.integrator)
 
 
 async def _wait_estimate(ctx: RoutingContext, m: CapacityModel, req: QuoteRequest,
@@ -503,4 +521,9 @@ def _integrator_routes(api: APIRouter, ctx: RoutingContext) -> None:
         check_integrator_code(code)
         if intents is None:
             raise HTTPException(503, {"error": "intents are not enabled on this daemon"})
-        return integrator_report(code, await intents.store.aio.by_integrator(code), intents.fee_share)
+        records = await intents.store.aio.by_integrator(code)
+        rewards = intents.rewards
+        if rewards is None:
+            return integrator_report(code, records, intents.fee_share)
+        share = await rewards.share_of(code)  # a registered share overrides router.integrator_fee_share
+        return {**integrator_report(code, records, float(share)), **await rewards.attribution(code, records)}

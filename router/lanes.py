@@ -492,6 +492,8 @@ class LaneExecutor:
         if rec.kind == "xchain":
             return TxSpec("xchain", rec.recipient, amount=int(rec.units), symbol=rec.token,
                           destination=self.domains[rec.chain or ""])
+        if rec.kind == "native":  # an integrator payout (router.payouts): the chain's own coin (kind native)
+            return TxSpec("native", rec.recipient, amount=int(rec.units))
         return TxSpec("transfer", rec.recipient, amount=int(rec.units), symbol=rec.token)
 
     async def _prepare(self, sender: WriteAheadSender, key: LaneKey, rows: Sequence[LaneRow]

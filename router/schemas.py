@@ -30,11 +30,12 @@ class QuoteRequest(BaseModel):
     work: float = Field(1.0, ge=1.0, le=1000.0, description="gas of the call in token transfers (call only)")
     max_fee_usd: float = Field(1e9, gt=0)
     max_latency_s: float = Field(1e9, gt=0)
+    integrator: str | None = Field(None, description=(
+        "referral code, [a-z0-9_-]{1,32}; a quote served to a registered code counts for it (its conversion)"))
 
 
 class IntentRequest(QuoteRequest):
     recipient: str = Field(description="0x-prefixed 20-byte address that receives the tokens (call: the contract)")
-    integrator: str | None = Field(None, description="referral code, [a-z0-9_-]{1,32}")
     calldata: str | None = Field(None, max_length=2 + 2 * 24_576,
                                  description="call only: 0x-hex data for the contract (no value is sent; amount is 0)")
     max_wait_s: float | None = Field(None, ge=0, le=86_400, description=(

@@ -176,9 +176,9 @@ def token_units(i: int, req: IntentRequest, p: ParsedIntent, decimals: Mapping[s
     return int(scaled)
 
 
-def check_integrator_code(code: str) -> None:
+def check_integrator_code(code: str, field: str = "code") -> None:
     if not INTEGRATOR_CODE.match(code):
-        raise bad_input("code", "an integrator code is 1-32 of [a-z0-9_-]")
+        raise bad_input(field, "an integrator code is 1-32 of [a-z0-9_-]")
 
 
 def planner_intents(rows: list[ParsedIntent], m: CapacityModel) -> Intents:

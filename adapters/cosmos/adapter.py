@@ -18,6 +18,10 @@ else, ``cosign_terms`` checks the timeout and the vault sequence against the cha
 from the chain whether a signed payout may still be included. ``delivered`` reads the vault's own successful
 txs' memos. The multisig threshold must be a strict majority of its members (checked at construction).
 
+Endpoints. CometBFT RPC requests go to ``rpc_url``, then ``fallback_rpc_urls``; REST reads and broadcasts to
+``rest_url``, then ``fallback_rest_urls``; a failing endpoint is demoted (``adapters.cosmos.client``, the shared rules
+of ``adapters.endpoints``). ``endpoint_health`` numbers them in that order.
+
 Every public method raises only ``AdapterError`` (``adapters.cosmos.client`` maps httpx / protobuf errors).
 Keys handed in (``sender_key``, co-signing keys) are used and dropped, never logged.
 """
@@ -33,7 +37,14 @@ from adapters.base import (
     UnsignedTransactions,
     WalletSource,
 )
-from adapters.capabilities import BatchLimit, Bytes32Accounts, NativeTokenIds, OperatorAccounts, WriteAheadSender
+from adapters.capabilities import (
+    BatchLimit,
+    Bytes32Accounts,
+    EndpointHealth,
+    NativeTokenIds,
+    OperatorAccounts,
+    WriteAheadSender,
+)
 from adapters.cosigned import CosignedSteps
 from adapters.cosmos.chain import CosmosChain, address_of
 from adapters.cosmos.destination import CosmosDestination
@@ -47,7 +58,7 @@ __all__ = ["CosmosAdapter", "CosmosChain", "UnknownToken", "address_of"]
 class CosmosAdapter(CosmosDestination, CosmosWriteAhead, CosmosHealth,
                     ChainAdapter, MessageSender, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
                     Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts,
-                    WriteAheadSender, CosignedSteps[tuple[()]]):
+                    WriteAheadSender, EndpointHealth, CosignedSteps[tuple[()]]):
     """One Cosmos SDK chain: origin (MsgSend-to-vault dispatches, ``adapters.cosmos.origin``), destination
     (co-signed multisig payouts, ``destination``; the validator's checks of them, ``cosign``), sender and health:
     the roles, composed; the capabilities it declares are the Protocols after them.

@@ -101,8 +101,8 @@ class CosmosChain:
         self._rules = DispatchRules(self._domain, config.vault, tokens_from_config(config.domain, config.tokens))
         self._bridges = {int(d): bytes32(b) for d, b in (remote_bridges or {}).items()}
         self._escrow = dict(wrapped_escrow or {})
-        self._http = CosmosHttp(name, config.rpc_url, config.rest_url, timeout_s=config.request_timeout_s,
-                                http=http)
+        self._http = CosmosHttp(name, config.rpc_urls, config.rest_urls, timeout_s=config.request_timeout_s,
+                                http=http)  # each with its fallbacks (adapters.cosmos.client)
         self._dispatches: list[DispatchedMessage] = []
         self._dispatch_hashes: set[str] = set()
         self._tree = MerkleTree()
@@ -136,6 +136,11 @@ class CosmosChain:
     @property
     def name(self) -> str:
         return self._name
+
+    def endpoint_health(self) -> list[bool]:
+        """Per endpoint, True unless its last request failed (``EndpointHealth``): 0 is rpc_url, then
+        fallback_rpc_urls, rest_url and fallback_rest_urls."""
+        return self._http.endpoint_health()
 
     @property
     def domain(self) -> Domain:

@@ -1,9 +1,19 @@
-"""HTTP access to one Cosmos node: CometBFT RPC (``GET /<method>``) and the Cosmos REST gateway, and the
-mapping of what goes wrong onto the ``AdapterError`` family.
+"""HTTP access to one Cosmos chain: CometBFT RPC (``GET /<method>``) and the Cosmos REST gateway, each over its
+endpoints in fallback order, and the mapping of what goes wrong onto the ``AdapterError`` family.
 
-    httpx transport error, timeout               -> RpcUnavailable
-    JSON-RPC error, HTTP error status, bad JSON   -> RpcError (CometBFT's "... not found": TxNotFound)
+Endpoints. RPC requests go to ``rpc_url``, then ``fallback_rpc_urls``; REST reads and broadcasts to ``rest_url``, then
+``fallback_rest_urls`` (the shared rules of ``adapters.endpoints``: ``first_answer``; one that fails to connect, times
+out or answers HTTP 429/5xx is demoted). CometBFT answers every JSON-RPC error with HTTP 500 and the gateway a gRPC
+error with its HTTP status, so a 5xx carrying such a JSON answer is the node's answer, not a failing endpoint; 429,
+502, 503 and 504 always are (rate limited, or a gateway without its node). ``endpoint_health`` numbers them all: the
+RPC endpoints from 0, then the REST ones.
+
+    httpx transport error, timeout, 429/5xx from the last endpoint  -> RpcUnavailable
+    JSON-RPC error, other HTTP error status, bad JSON               -> RpcError (CometBFT's "... not found":
+                                                                       TxNotFound)
     broadcast refused: code 5                     -> InsufficientFunds
+                       code 19                    -> accepted (already in the mempool or the chain: e.g. sent before
+                                                     through an endpoint that then timed out)
                        code 32                    -> SequenceMismatch (``expected``: the sequence the chain wants)
                        any other code             -> TxReverted (reason "code N: raw_log")
 """
@@ -11,8 +21,9 @@ mapping of what goes wrong onto the ``AdapterError`` family.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -27,8 +38,11 @@ from adapters.base import (
     TxNotFound,
     TxReverted,
 )
+from adapters.endpoints import Endpoints, EndpointStatus, first_answer, is_failing_status, once_more_on_reset
 
 SDK_INSUFFICIENT_FUNDS = 5
+SDK_TX_IN_MEMPOOL_CACHE = 19
+GATEWAY_FAILURES = frozenset({429, 502, 503, 504})  # never a node's answer, whatever the body
 SDK_UNAUTHORIZED = 4
 SDK_SEQUENCE_MISMATCH = 32
 SEARCH_PAGE = 100
@@ -42,6 +56,8 @@ def map_exception(exc: BaseException, *, chain: str, context: str) -> AdapterErr
     """The ``AdapterError`` for an exception raised below the adapter's boundary."""
     if isinstance(exc, AdapterError):
         return exc
+    if isinstance(exc, EndpointStatus):  # every endpoint failed, the last with HTTP 429/5xx
+        return RpcUnavailable(f"{context}: {exc}", chain=chain, reason="http status")
     if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
         return RpcUnavailable(f"{context}: {type(exc).__name__}: {exc}", chain=chain, reason="unavailable")
     if isinstance(exc, httpx.HTTPStatusError):
@@ -62,26 +78,63 @@ def broadcast_error(code: int, codespace: str, raw_log: str, *, chain: str) -> A
     return TxReverted(text, chain=chain, reason=f"code {code}: {raw_log}")
 
 
-class CosmosHttp:
-    """CometBFT RPC and REST calls of one node; every failure comes out as an ``AdapterError``."""
+def node_answer(response: httpx.Response) -> Any:
+    """The JSON the node answered; ``EndpointStatus`` when the endpoint failed instead: HTTP 429, 502, 503 or 504, or
+    another 5xx without a node's JSON answer (a JSON-RPC error, or the gateway's gRPC error)."""
+    status = response.status_code
+    try:
+        document = response.json()
+    except ValueError:
+        if is_failing_status(status):
+            raise EndpointStatus(status) from None
+        raise
+    if is_failing_status(status) and (status in GATEWAY_FAILURES or not _from_node(document)):
+        raise EndpointStatus(status)
+    return document
 
-    def __init__(self, chain: str, rpc_url: str, rest_url: str, *, timeout_s: float,
-                 http: httpx.AsyncClient | None = None) -> None:
+
+def _from_node(document: Any) -> bool:
+    return isinstance(document, dict) and ("jsonrpc" in document or {"code", "message"} <= document.keys())
+
+
+def _urls(urls: str | Sequence[str]) -> list[str]:
+    return [u.rstrip("/") for u in ([urls] if isinstance(urls, str) else urls)]
+
+
+class CosmosHttp:
+    """CometBFT RPC and REST calls of one chain, each over its endpoints in fallback order; every failure comes out
+    as an ``AdapterError``. ``rpc_urls``, ``rest_urls``: one URL, or the endpoints in order."""
+
+    def __init__(self, chain: str, rpc_urls: str | Sequence[str], rest_urls: str | Sequence[str], *,
+                 timeout_s: float, http: httpx.AsyncClient | None = None) -> None:
         self.chain = chain
-        self.rpc_url = rpc_url.rstrip("/")
-        self.rest_url = rest_url.rstrip("/")
+        self._rpc = Endpoints(_urls(rpc_urls))
+        self._rest = Endpoints(_urls(rest_urls))
+        self.rpc_url = self._rpc.urls[0]
+        self.rest_url = self._rest.urls[0]
         self._http = http or httpx.AsyncClient(timeout=timeout_s)
 
-    async def _get(self, url: str, params: dict[str, Any] | None, context: str) -> Any:
+    def endpoint_health(self) -> list[bool]:
+        """Per endpoint, True unless its last request failed: the RPC endpoints (0 is rpc_url), then the REST ones."""
+        return [*self._rpc.healthy(), *self._rest.healthy()]
+
+    async def _request(self, rest: bool, method: str, path: str, context: str, *,
+                       params: dict[str, Any] | None = None, body: Any = None) -> tuple[Any, int]:
+        """(JSON answer, HTTP status) of the first endpoint of its kind that answers."""
+        endpoints, first_index = (self._rest, len(self._rpc.urls)) if rest else (self._rpc, 0)
+
+        async def ask(i: int) -> tuple[Any, int]:
+            response = await once_more_on_reset(
+                lambda: self._http.request(method, endpoints.urls[i] + path, params=params, json=body))
+            return node_answer(response), response.status_code
+
         try:
-            response = await self._http.get(url, params=params)
-            document = response.json()
+            return await first_answer(endpoints, ask, chain=self.chain, first_index=first_index)
         except Exception as exc:
             raise map_exception(exc, chain=self.chain, context=context) from exc
-        return document, response.status_code
 
     async def rpc(self, method: str, **params: Any) -> dict[str, Any]:
-        document, status = await self._get(f"{self.rpc_url}/{method}", params, method)
+        document, status = await self._request(False, "GET", f"/{method}", method, params=params)
         if isinstance(document, dict) and "error" in document:
             error = document["error"]
             # "tx (HASH) not found": no code of its own
@@ -95,7 +148,7 @@ class CosmosHttp:
 
     async def rest(self, path: str, **params: Any) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON body) of a REST GET; the caller decides what a 404 means."""
-        document, status = await self._get(f"{self.rest_url}{path}", params or None, path)
+        document, status = await self._request(True, "GET", path, path, params=params or None)
         if not isinstance(document, dict):
             raise RpcError(f"{path}: not a JSON object", chain=self.chain, reason="bad answer")
         return status, document
@@ -114,18 +167,15 @@ class CosmosHttp:
             page += 1
 
     async def broadcast(self, raw: bytes) -> str:
-        """Broadcast (sync mode, REST); the tx hash once the node accepted it into its mempool."""
-        try:
-            response = await self._http.post(f"{self.rest_url}/cosmos/tx/v1beta1/txs", json={
-                "tx_bytes": base64.b64encode(raw).decode(), "mode": "BROADCAST_MODE_SYNC"})
-            document = response.json()
-        except Exception as exc:
-            raise map_exception(exc, chain=self.chain, context="broadcast") from exc
+        """Broadcast (sync mode, REST); the tx hash once the node accepted it into its mempool (or already had it)."""
+        document, status = await self._request(True, "POST", "/cosmos/tx/v1beta1/txs", "broadcast", body={
+            "tx_bytes": base64.b64encode(raw).decode(), "mode": "BROADCAST_MODE_SYNC"})
         answer = document.get("tx_response") if isinstance(document, dict) else None
         if not isinstance(answer, dict):
-            raise RpcError(f"broadcast: HTTP {response.status_code}: {document}", chain=self.chain,
-                           reason="bad answer")
+            raise RpcError(f"broadcast: HTTP {status}: {document}", chain=self.chain, reason="bad answer")
         code = int(answer.get("code") or 0)
+        if code == SDK_TX_IN_MEMPOOL_CACHE:
+            return hashlib.sha256(raw).hexdigest().upper()
         if code != 0:
             raise broadcast_error(code, str(answer.get("codespace", "")), str(answer.get("raw_log", "")),
                                   chain=self.chain)

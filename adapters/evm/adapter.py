@@ -24,12 +24,23 @@ from adapters.base import (
     UnsignedTransactions,
     WalletSource,
 )
-from adapters.capabilities import BridgeLedger, EndpointHealth, OperatorAccounts, WriteAheadSender
+from adapters.capabilities import (
+    BridgeLedger,
+    BridgeQueue,
+    EndpointHealth,
+    ExactEstimates,
+    GasPaymaster,
+    OperatorAccounts,
+    QuorumDisagreements,
+    WriteAheadSender,
+)
+from adapters.evm.bridge_queue import EvmBridgeQueue
 from adapters.evm.chain import BATCH_LIMIT, EvmChain
 from adapters.evm.destination import EvmDestination
 from adapters.evm.health import EvmHealth
 from adapters.evm.ledger import BridgeHolding, EvmBridgeLedger
 from adapters.evm.origin import EvmOrigin
+from adapters.evm.paymaster import EvmGasPaymaster
 from adapters.evm.sender import EvmSender
 from adapters.evm.writeahead import EvmWriteAhead
 from adapters.tokens import UnknownToken
@@ -37,9 +48,10 @@ from adapters.tokens import UnknownToken
 __all__ = ["BATCH_LIMIT", "BridgeHolding", "EvmAdapter", "EvmChain", "UnknownToken"]
 
 
-class EvmAdapter(EvmOrigin, EvmDestination, EvmSender, EvmWriteAhead, EvmBridgeLedger, EvmHealth,
-                 ChainAdapter, MessageSender, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
-                 BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth):
+class EvmAdapter(EvmGasPaymaster, EvmBridgeQueue, EvmOrigin, EvmDestination, EvmSender, EvmWriteAhead, EvmBridgeLedger,
+                 EvmHealth, ChainAdapter, MessageSender, UnsignedTransactions, ContractCalls, WalletSource,
+                 CapacitySource, BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements,
+                 GasPaymaster, BridgeQueue, ExactEstimates):
     """One EVM chain: origin (scan Dispatch logs, mailbox root), destination (deliver batches, confirm), sender
     (dispatch, tokens, router transactions), bridge ledger and health: the roles, composed; the capabilities
     it declares are the Protocols after them."""

@@ -40,11 +40,12 @@ from adapters.base import (
     TxReverted,
 )
 from adapters.boundary import error_boundary
-from adapters.endpoints import Endpoints
+from adapters.endpoints import Endpoints, is_endpoint_failure
 from adapters.evm import abi
 from adapters.evm.errors import SigningError, map_exception, map_rpc_error
 from adapters.evm.fees import Fees, fees_for
 from adapters.evm.nonce import NonceManager, SignedTx
+from adapters.evm.quorum import QuorumRpc
 from adapters.message import Domain, address_to_bytes32
 from adapters.tokens import UnknownToken
 from config.settings import EvmChainConfig
@@ -124,7 +125,10 @@ class EvmChain:
             exception_retry_configuration=None,
         )
         self.w3 = AsyncWeb3(self._provider)
-        self._endpoints = Endpoints([config.rpc_url, *config.fallback_rpc_urls])
+        self._endpoints = Endpoints(config.rpc_urls)
+        # rpc_mode "quorum": every request through QuorumRpc (adapters.evm.quorum), else the fallback order of _post
+        self._quorum = (QuorumRpc(name, self._endpoints, config.quorum_size, self._post_to)
+                        if config.rpc_mode == "quorum" else None)
         self._timeout = aiohttp.ClientTimeout(total=config.request_timeout_s)
         self._request_id = 0
         self._session: aiohttp.ClientSession | None = None
@@ -187,12 +191,14 @@ class EvmChain:
         """
         await self._ensure_session()
         data = json.dumps(body, default=_json_default)
+        if self._quorum is not None:
+            return await self._quorum.post(body, data)
         order = self._endpoints.order()  # rpc_url, then fallback_rpc_urls, the failing ones last (adapters.endpoints)
         for k, i in enumerate(order):
             try:
                 answer = await self._post_to(self._endpoints.urls[i], data)
-            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientResponseError) as exc:
-                if isinstance(exc, aiohttp.ClientResponseError) and exc.status < 500 and exc.status != 429:
+            except Exception as exc:
+                if not is_endpoint_failure(exc):
                     raise  # the node answered: the request is wrong, another endpoint would say the same
                 self._endpoints.failed(i)
                 if k == len(order) - 1:
@@ -222,6 +228,11 @@ class EvmChain:
     def endpoint_health(self) -> list[bool]:
         """Per RPC endpoint (0: rpc_url, then fallback_rpc_urls): True unless its last request failed."""
         return self._endpoints.healthy()
+
+    def take_quorum_disagreements(self) -> dict[tuple[str, int], int]:
+        """In rpc_mode "quorum": answers outvoted per (JSON-RPC method, endpoint index) since the last call, for
+        relayer_rpc_quorum_disagreements_total; always empty in fallback mode."""
+        return self._quorum.take_disagreements() if self._quorum is not None else {}
 
     def _request(self, method: str, params: list[Any]) -> dict[str, Any]:
         self._request_id += 1

@@ -11,7 +11,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-ARTIFACT_NAMES = ("Mailbox", "MultisigIsm", "TokenBridge", "WrappedToken", "TestToken", "TestRecipient")
+ARTIFACT_NAMES = ("Mailbox", "MultisigIsm", "TokenBridge", "WrappedToken", "TestToken", "TestRecipient", "GasOracle",
+                  "GasPaymaster")
 
 
 class ArtifactError(LookupError):

@@ -188,6 +188,19 @@ def deploy_core(w3: Web3, deployer_key: str, domain: int) -> dict[str, str]:
     return {"mailbox": mailbox, "multisig_ism": ism, "token_bridge": bridge, "test_recipient": recipient}
 
 
+def deploy_gas_paymaster(w3: Web3, deployer_key: str, updater: str, beneficiary: str) -> dict[str, str]:
+    """A ``GasOracle`` written by ``updater`` and the ``GasPaymaster`` quoting from it, paying ``beneficiary``."""
+    account = _account(deployer_key)
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    oracle = create_address(account.address, nonce)
+    txs = [_deploy_tx("GasOracle", [Web3.to_checksum_address(updater)]),
+           _deploy_tx("GasPaymaster", [oracle, Web3.to_checksum_address(beneficiary)])]
+    oracle_receipt, paymaster_receipt = _send_all(w3, account, txs)
+    if oracle_receipt.get("contractAddress") != oracle:
+        raise DeployError(f"deploy GasOracle: landed at {oracle_receipt.get('contractAddress')}, expected {oracle}")
+    return {"gas_oracle": oracle, "gas_paymaster": Web3.to_checksum_address(paymaster_receipt["contractAddress"])}
+
+
 def set_validators(
     w3: Web3, key: str, ism: str, origin_domains: list[int], validators: list[str], threshold: int
 ) -> None:
@@ -260,6 +273,17 @@ def enroll_routes(w3: Web3, key: str, bridge: str, routes: Sequence[RouteSpec]) 
         txs.append(_Tx(f"TokenBridge.enrollRoute(destination={r.destination}, token={r.token})", bridge_addr, data,
                        gas=120_000))
     _send_all(w3, account, txs)
+
+
+def set_rate_limit(w3: Web3, key: str, bridge: str, domain: int, token: str, *, inbound: bool, capacity: int,
+                   rate_per_s: int) -> None:
+    """``TokenBridge.setRateLimit``: ``token`` to (or, ``inbound``, from) ``domain`` at most ``capacity`` at once,
+    refilled at ``rate_per_s`` (home units); capacity 0 removes the limit."""
+    data = _call_data(w3, "TokenBridge", "setRateLimit", [domain, Web3.to_checksum_address(token), inbound, capacity,
+                                                          rate_per_s])
+    direction = "inbound" if inbound else "outbound"
+    _send_all(w3, _account(key), [_Tx(f"TokenBridge.setRateLimit({direction}, domain={domain})",
+                                      Web3.to_checksum_address(bridge), data)])
 
 
 def bridge_token_for(w3: Web3, bridge: str, home_domain: int, home_token: str | bytes) -> str | None:

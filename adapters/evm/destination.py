@@ -114,6 +114,15 @@ class EvmDestination(EvmChain):
             base_fee = await self._base_fee()
         fees = fees_for(base_fee, self._config.gas, chain=self._name)
         gas = math.ceil(max(self._gas_per_byte * len(data), self._gas_per_item * len(batch.items)))
+        return CostEstimate(gas, fees.max_fee_per_gas, fees.priority_fee_per_gas, exact=False)
+
+    @evm_boundary
+    async def estimate_delivery_exactly(self, batch: DeliveryBatch) -> CostEstimate:
+        """``eth_estimateGas`` of this batch (``ExactEstimates``); the model is calibrated again at the next batch,
+        since the batch that misled it may have been an unusual one (a recipient that burns gas)."""
+        signer = self._require_signer()
+        gas, fees = await self._estimate(signer.address, self._mailbox, self._calldata(batch))
+        self._estimates_since_calibration = RECALIBRATE_EVERY
         return CostEstimate(gas, fees.max_fee_per_gas, fees.priority_fee_per_gas)
 
     @evm_boundary

@@ -28,6 +28,8 @@ DEVNET_TEST_MNEMONIC = "test test test test test test test test test test test j
 
 DEPLOYER, RELAYER_A, RELAYER_B, USER_A, USER_B = 0, 1, 2, 3, 4
 VALIDATOR_INDICES = (5, 6, 7)
+GAS_ORACLE_UPDATER = 300  # relayer.gas_oracle.signer: a key of its own, funded with anvil_setBalance at deployment
+UPDATER_BALANCE_WEI = 1_000 * 10**18
 
 
 class DevnetError(RelayerError):
@@ -189,6 +191,7 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
 
     deployer = devnet_key(DEPLOYER)
     users = [address_of(devnet_key(i)) for i in (USER_A, USER_B)]
+    gas_oracle_updater = address_of(devnet_key(GAS_ORACLE_UPDATER))
     w3s = {c.name: Web3(HTTPProvider(c.rpc_url, request_kwargs={"timeout": 30})) for c in chains}
     step = progress or (lambda _msg: None)
 
@@ -204,6 +207,9 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
     def wire(c: EvmDevnetChain) -> dict:
         w3 = w3s[c.name]
         contracts = cores[c.name]
+        rpc_call(c.rpc_url, "anvil_setBalance", [gas_oracle_updater, hex(UPDATER_BALANCE_WEI)])
+        contracts.update(deploy.deploy_gas_paymaster(w3, deployer, gas_oracle_updater, address_of(
+            devnet_key(RELAYER_A))))
         deploy.set_validators(w3, deployer, contracts["multisig_ism"], [o.domain for o in chains], validators,
                               threshold)
         remotes = {o.domain: cores[o.name]["token_bridge"] for o in chains if o.name != c.name}

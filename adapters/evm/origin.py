@@ -27,8 +27,10 @@ from adapters.message import Message, MessageFormatError, MessageId, keccak256
 class EvmOrigin(EvmChain):
     """EVM origin role: the mailbox's Dispatch logs, its Merkle root and count, its Process logs."""
 
-    async def _get_logs(self, topic0: str, from_height: int, to_height: int) -> list[dict[str, Any]]:
-        """Logs of the mailbox with ``topic0`` in the range, in chunks; halves the chunk when the node refuses."""
+    async def _get_logs(self, topic0: str, from_height: int, to_height: int, *, address: str | None = None
+                        ) -> list[dict[str, Any]]:
+        """Logs of the mailbox (or ``address``) with ``topic0`` in the range, in chunks; halves the chunk when the
+        node refuses."""
         chunk = self._config.log_chunk_blocks
         start = from_height
         out: list[dict[str, Any]] = []
@@ -37,7 +39,8 @@ class EvmOrigin(EvmChain):
             try:
                 logs = await self._rpc(
                     "eth_getLogs",
-                    [{"address": self._mailbox, "topics": [topic0], "fromBlock": hex(start), "toBlock": hex(end)}],
+                    [{"address": address or self._mailbox, "topics": [topic0], "fromBlock": hex(start),
+                      "toBlock": hex(end)}],
                 )
             except LogQueryTooLarge:
                 if chunk == 1:

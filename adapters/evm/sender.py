@@ -44,10 +44,11 @@ class EvmSender(EvmChain):
                 raise TxNotFound(f"transaction {tx_hash} not mined within {timeout:.0f}s", chain=self._name)
             await asyncio.sleep(min(self._config.poll_interval_s, 0.25))
 
-    async def _transact(self, account: LocalAccount, to: str, data: bytes, what: str) -> dict[str, Any]:
+    async def _transact(self, account: LocalAccount, to: str, data: bytes, what: str, *, value: int = 0
+                        ) -> dict[str, Any]:
         """Estimate, send, wait for inclusion; the receipt, or ``TxReverted`` with the decoded reason."""
-        gas, fees = await self._estimate(account.address, to, data)
-        sent = await self._send(account, to, data, gas, fees)
+        gas, fees = await self._estimate(account.address, to, data, value)
+        sent = await self._send(account, to, data, gas, fees, value)
         receipt = await self._wait_mined(sent.tx_hash)
         if hex_int(receipt.get("status")) != 1:
             reason = await self._revert_reason(receipt)

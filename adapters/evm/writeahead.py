@@ -115,7 +115,7 @@ class EvmWriteAhead(EvmChain):
                 gas_of_token[symbol] = await self._transfer_gas(sender, self._token(symbol))
             except Exception as exc:  # noqa: BLE001 - mapped, then given to each transfer of that token
                 gas_of_token[symbol] = _mapped(self, exc, "eth_estimateGas")
-        calls = [s for s in specs if s.kind == "call"]
+        calls = [s for s in specs if s.kind in ("call", "native")]  # a native transfer: a data-less call of ``to``
         call_gas = await asyncio.gather(*(self._call_gas(sender, s.to.lower(), s.data) for s in calls),
                                         return_exceptions=True)
         gas_of_call: dict[int, Any] = {id(s): g for s, g in zip(calls, call_gas, strict=True)}
@@ -172,6 +172,8 @@ class EvmWriteAhead(EvmChain):
             target, data, gas = spec.to.lower(), spec.data, gas_of_call[id(spec)]
         elif spec.kind == "xchain":
             target, data, gas = self._bridge(), self._transfer_remote(spec), gas_of_call[id(spec)]
+        elif spec.kind == "native":  # ``amount`` of the chain's own coin (integrator payouts, router/payouts.py)
+            target, data, gas = spec.to.lower(), b"", gas_of_call[id(spec)]
         else:
             return ValueError(f"no operator transaction of kind {spec.kind!r}")
         if isinstance(gas, BaseException):
@@ -190,7 +192,8 @@ class EvmWriteAhead(EvmChain):
         signer = self._raw_signer(key)  # raises SigningError for a bad key, without the key
         try:
             raw = signer.sign(nonce=nonce, to=prepared.target, data=prepared.data, gas=prepared.gas,
-                              max_fee=prepared.max_fee, tip=prepared.tip)
+                              max_fee=prepared.max_fee, tip=prepared.tip,
+                              value=prepared.spec.amount if prepared.spec.kind == "native" else 0)
         except Exception:  # noqa: BLE001 - keep key material out of the error
             raise SigningError("cannot sign the transaction", chain=self._name, reason="signing failed") from None
         return PresignedTx(raw.raw, raw.tx_hash, raw.nonce)
@@ -232,17 +235,17 @@ class EvmWriteAhead(EvmChain):
         out: list[PresignedTx | None] = []
         for raw in raws:
             tx = decode_type2(raw)
-            if tx.max_fee >= base_fee or tx.value:  # still includable; or not a lane transaction (they send no ETH)
+            if tx.max_fee >= base_fee:  # still includable
                 out.append(None)
                 continue
             fees = bumped(Fees(tx.max_fee, tx.tip), base_fee, self._config.gas, chain=self._name)
-            prepared = PreparedTx(TxSpec("replacement", tx.to), tx.to, tx.data, tx.gas, fees.max_fee_per_gas,
-                                  fees.priority_fee_per_gas)
+            spec = TxSpec("native", tx.to, amount=tx.value) if tx.value else TxSpec("replacement", tx.to)
+            prepared = PreparedTx(spec, tx.to, tx.data, tx.gas, fees.max_fee_per_gas, fees.priority_fee_per_gas)
             out.append(self.sign(key, prepared, tx.nonce))
         return out
 
     def lane_kinds(self) -> frozenset[str]:
-        return frozenset({"transfer", "call", "xchain"})
+        return frozenset({"transfer", "call", "xchain", "native"})
 
     async def decided(self, account: str, txs: Sequence[PresignedTx]) -> list[bool]:
         """Decided once its nonce is mined (by it or by another transaction at that nonce): one read."""

@@ -16,6 +16,10 @@ request's context and refuses anything else. Replay protection is on chain: the 
 (``bridge.guard_instructions``), which is also how ``delivered`` answers: a message is delivered when at least
 ``multisig_threshold`` of its guards exist (owner and size checked, lamports ignored).
 
+Endpoints. Every request goes to ``rpc_url``, then to ``fallback_rpc_urls`` in order, a failing endpoint demoted
+(``adapters.solana.transport``, the shared rules of ``adapters.endpoints``); ``endpoint_health`` is their health by
+index.
+
 Every public method raises only ``AdapterError`` (``adapters.solana.errors`` maps solana-py / httpx errors).
 Keys handed in (``sender_key``, co-signing keys) are used and dropped, never logged.
 """
@@ -35,6 +39,7 @@ from adapters.base import (
 from adapters.capabilities import (
     BatchLimit,
     Bytes32Accounts,
+    EndpointHealth,
     NativeTokenIds,
     OperatorAccounts,
     VaultHoldings,
@@ -59,7 +64,7 @@ __all__ = ["DELIVERY_COMPUTE_PER_MESSAGE", "MAX_GUARD_LAMPORTS", "SolanaAdapter"
 class SolanaAdapter(SolanaCosignCheck, SolanaWriteAhead, SolanaHealth,
                     ChainAdapter, MessageSender, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
-                    OperatorAccounts, CosignedSteps[list[Pubkey]]):
+                    OperatorAccounts, EndpointHealth, CosignedSteps[list[Pubkey]]):
     """One Solana cluster: origin (memo dispatches referencing the bridge, ``adapters.solana.origin``),
     destination (co-signed payouts, ``destination``; the validator's checks of them, ``cosign``), sender and
     health: the roles, composed; the capabilities it declares are the Protocols after them.

@@ -29,6 +29,7 @@ from adapters.base import (
     TxReverted,
 )
 from adapters.boundary import bytes32, error_boundary
+from adapters.endpoints import Endpoints
 from adapters.keys import resolve_private_key
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, MessageId
@@ -42,6 +43,7 @@ from adapters.solana.bridge import (
     token_rules,
 )
 from adapters.solana.errors import map_exception
+from adapters.solana.transport import fallback_client
 from adapters.tokens import UnknownToken
 from config.errors import ConfigError
 from config.settings import SolanaChainConfig
@@ -131,7 +133,8 @@ class SolanaChain:
                 self._payer = keypair_from_hex(key)
             except ValueError as exc:
                 raise ConfigError(f"chains.{name}.signer", str(exc)) from exc
-        self._client = AsyncClient(config.rpc_url, timeout=config.request_timeout_s)
+        self._endpoints = Endpoints(config.rpc_urls)  # rpc_url, then fallback_rpc_urls (adapters.solana.transport)
+        self._client = fallback_client(name, self._endpoints, timeout_s=config.request_timeout_s)
         self._verifiers = [AsyncClient(url, timeout=config.request_timeout_s) for url in config.verify_rpc_urls]
         self._dispatches: list[DispatchedMessage] = []
         self._tree = MerkleTree()
@@ -173,6 +176,11 @@ class SolanaChain:
     @property
     def rules(self) -> BridgeRules:
         return self._rules
+
+    def endpoint_health(self) -> list[bool]:
+        """Per JSON-RPC endpoint (0: rpc_url, then fallback_rpc_urls): True unless its last request failed
+        (``EndpointHealth``)."""
+        return self._endpoints.healthy()
 
     @property
     def fee_payer(self) -> Pubkey | None:

@@ -1,7 +1,8 @@
 """Mapping solana-py / solders / httpx exceptions onto the ``AdapterError`` family (the adapter's boundary).
 
 - transport failures and timeouts (``SolanaRpcException`` around an httpx error)  -> ``RpcUnavailable``
-- HTTP 5xx -> ``RpcUnavailable``; other HTTP statuses -> ``RpcError``
+- HTTP 5xx, and 429/5xx from the last endpoint tried (``EndpointStatus``) -> ``RpcUnavailable``; other HTTP
+  statuses -> ``RpcError``
 - a JSON-RPC error answer (``RPCException``) -> ``RpcError`` with the server's message, except:
   - preflight failure (-32002) -> ``TxReverted``, reason = the last program log line (or the error)
   - blockhash not found -> ``RpcError`` reason ``blockhash expired`` (rebuild and resubmit)
@@ -21,6 +22,7 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.core import RPCException, RPCNoResultException
 
 from adapters.base import AdapterError, InsufficientFunds, RpcError, RpcUnavailable, TxReverted
+from adapters.endpoints import EndpointStatus
 
 BLOCKHASH_EXPIRED = "blockhash expired"
 ALREADY_DELIVERED = "already delivered: a replay guard account is already in use"
@@ -64,6 +66,8 @@ def map_exception(exc: BaseException, *, chain: str, context: str) -> AdapterErr
     """The ``AdapterError`` for an exception raised below the adapter's boundary."""
     if isinstance(exc, AdapterError):
         return exc
+    if isinstance(exc, EndpointStatus):  # every endpoint failed, the last with HTTP 429/5xx (adapters.solana.transport)
+        return RpcUnavailable(f"{context}: {exc}", chain=chain, reason="http status")
     if isinstance(exc, SolanaRpcException):
         cause = exc.__cause__
         status = _status_error(cause)

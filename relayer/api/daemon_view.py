@@ -43,6 +43,14 @@ class Cosigning(Protocol):
     async def cosign(self, validator: str, request: CosignRequest) -> tuple[str, bytes]: ...
 
 
+class ExecutionRefused(Exception):
+    """A manual execution refused: ``status`` is the admin API's answer (404, 409, 503), the message says why."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
 class DaemonView(Protocol):
     """The daemon as its HTTP API sees it."""
 
@@ -91,6 +99,20 @@ class DaemonView(Protocol):
 
     async def reload_filters(self, source: str) -> dict[str, Any]:
         """Read relayer.allow / relayer.deny again and apply them (``ConfigError``: the old lists stay)."""
+        ...
+
+    async def gas_owed(self, message_id: str, refund_to: str | None) -> dict[str, Any] | None:
+        """What the message still owes under relayer.gas_payment and, with ``refund_to``, the call paying it; None:
+        no such message."""
+        ...
+
+    async def execute_message(self, message_id: str, gas_limit: int) -> dict[str, Any]:
+        """Deliver one message now in a transaction of its own with ``gas_limit`` gas (the admin API's manual
+        execution; on the relay loop); ``ExecutionRefused`` says why not."""
+        ...
+
+    async def route_profits(self) -> list[dict[str, Any]]:
+        """Per route: fees collected, gas spent and their difference, in USD (``relayer.daemon.route_profit``)."""
         ...
 
     def destinations_changed(self) -> None:

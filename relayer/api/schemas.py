@@ -38,13 +38,14 @@ FRONT_ANSWERS = {
 
 # an open message's last reason -> what it waits for (one word for the API, the explorer and the metrics' reasons)
 _WAITING_FOR = {"no_quorum": "quorum", "no_cosign_quorum": "quorum", "insufficient_funds": "funds",
-                "route_paused": "route_resumed", "rate_limited": "rate_limit_room", "origin_reorged": "origin_recovery"}
+                "route_paused": "route_resumed", "rate_limited": "rate_limit_room", "origin_reorged": "origin_recovery",
+                "underpaid": "payment"}
 
 
 def message_status(state: str, last_reason: str | None) -> tuple[str, str | None]:
-    """One status for callers, with its substate: ``waiting`` (for ``quorum``, ``funds``, ``route_resumed``,
-    ``rate_limit_room``, a
-    ``retry`` after a failed attempt, or ``delivery`` when nothing went wrong yet), ``submitted``, ``delivered``, or
+    """One status for callers, with its substate: ``waiting`` (for ``quorum``, ``funds``, ``payment``,
+    ``route_resumed``, ``rate_limit_room``, a ``retry`` after a failed attempt, or ``delivery`` when nothing went
+    wrong yet), ``submitted``, ``delivered``, or
     ``dropped`` (its reason: ``denied``, ``max_attempts``, ``operator_dropped``, ...)."""
     if state in ("DISPATCHED", "ATTESTED"):
         if last_reason in _WAITING_FOR:

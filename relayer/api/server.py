@@ -125,14 +125,15 @@ def create_api(daemon: DaemonView, stop: asyncio.Event | None = None, *, limits:
 
 
 # Routes whose handlers use the relay loop's own objects (the chain adapters' sessions, the intent executor, the
-# capacity model, the attesters' signing state): with the API on its own thread, the whole request runs on the
-# relay loop (``RelayLoopRoutes``), as it always did. Everything else (health, metrics, the explorer, message and
-# batch reads, event streams) and all of the front (connections, headers, caps, body checks) runs on the API's
-# own loop.
+# capacity model, the attesters' signing state, the gas policy's oracle reads, the processors): with the API on its
+# own thread, the whole request runs on the relay loop (``RelayLoopRoutes``), as it always did. Everything else
+# (health, metrics, the explorer, message and batch reads, event streams) and all of the front (connections, headers,
+# caps, body checks) runs on the API's own loop.
 RELAY_LOOP_ROUTES = (
     ("POST", r"/v1/quote"), ("POST", r"/v1/intents"), ("POST", r"/v1/intents/[^/]+/broadcast"),
     ("GET", r"/v1/intents/[^/]+"), ("GET", r"/v1/chains"), ("GET", r"/v1/status"),
     ("POST", r"/validators/[^/]+/cosign"), ("GET", r"/validators/[^/]+/checkpoints/.*"),
+    ("GET", r"/v1/messages/[^/]+/gas"), ("POST", r"/admin/v1/messages/[^/]+/execute"),
 )
 # ... of which these are not counted against the relay loop's share: the relayers' own lifeline (every relayer asks
 # every validator for checkpoints several times a second), a lookup that costs the loop little. A flood of other

@@ -1,4 +1,4 @@
-"""``relayer messages list|show ID|retry ID``: the pipeline store, from the command line."""
+"""``relayer messages list|show ID|retry ID|add-gas ID``: the pipeline store, from the command line."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ if TYPE_CHECKING:
 
 
 def add_messages_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("messages", help="inspect or retry messages in the store")
+    p = sub.add_parser("messages", help="inspect or retry messages in the store, or pay for their delivery",
+                       description="list: recent messages; show ID: one message; retry ID: look at it again now; "
+                                   "add-gas ID: pay its origin's paymaster what relayer.gas_payment still asks of it")
     add_config_flags(p)
-    p.add_argument("action", choices=["list", "show", "retry"])
+    p.add_argument("action", choices=["list", "show", "retry", "add-gas"])
     p.add_argument("id", nargs="?", help="message id (or origin/delivery tx hash for show)")
     p.add_argument("--state", help="filter list by state")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--key-env", help="add-gas: environment variable holding the payer's key (default on a devnet: "
+                                     "the origin's first test account)")
     p.set_defaults(func=cmd_messages)
 
 
@@ -35,6 +39,10 @@ def cmd_messages(args: argparse.Namespace) -> int:
             raise UsageError(f"messages {args.action} needs a message id")
         if args.action == "show":
             return _show(args, store, names)
+        if args.action == "add-gas":
+            from relayer.cli.add_gas import add_gas
+
+            return add_gas(args, settings, store)
         return _retry(args, store)
     finally:
         store.close()

@@ -11,26 +11,31 @@ from __future__ import annotations
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 import httpx
 import structlog
 
 from adapters.base import ChainAdapter, Cosigner, InclusionVerifier, MessageSender
-from adapters.capabilities import OperatorAccounts, WriteAheadSender
+from adapters.capabilities import GasPaymaster, OperatorAccounts, WriteAheadSender
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError
-from config.settings import ChainConfig, Settings
+from config.settings import ChainConfig, EvmChainConfig, Settings
 from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
 from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
 from relayer.daemon import failpoints
 from relayer.daemon.audit import AuditJob
+from relayer.daemon.bridge_queue import QueuedTransferReleaser
+from relayer.daemon.gas_oracle import GasOracleKeeper
 from relayer.daemon.metrics import Metrics
+from relayer.daemon.route_profit import RouteProfits
 from relayer.pipeline.accountant import GlobalAccountant, TokenDirectory
 from relayer.pipeline.checkpoints import CheckpointCollector
 from relayer.pipeline.cosign import CosignService, HttpCosigner
 from relayer.pipeline.filters import MessageFilter, compile_rules
+from relayer.pipeline.gas_policy import GasPolicy, compile_payment_rules
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.processor import DestinationProcessor
 from relayer.pipeline.route_limits import RouteLimiter
@@ -38,8 +43,11 @@ from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store
 from router.api import IntentLimits, IntentsBackend, call_allowed
 from router.budgets import ValueBudgets
+from router.integrators import IntegratorStore, address_check
 from router.intents import IntentExecutor, IntentStore, Operator
 from router.lanes import LaneExecutor, LaneKey, LaneStore
+from router.payouts import ExecutorPayoutLanes, PayoutJob, PayoutStore
+from router.rewards import IntegratorRewards
 from router.room import RoomStore
 
 log = structlog.get_logger("relayer.daemon.composition")
@@ -63,6 +71,10 @@ class Workers:
     relayer_auth: httpx.Auth | None = None  # signs the relayer's requests to validators (relayer.identity_key)
     intents: IntentsBackend | None = None
     audit: AuditJob | None = None  # the periodic solvency audit (settings.audit)
+    gas_oracle: GasOracleKeeper | None = None  # relayer.gas_oracle: keeps the origins' gas oracles current
+    route_profits: RouteProfits | None = None  # relayer role: fees collected against gas spent, per route
+    gas_policy: GasPolicy | None = None  # relayer.gas_payment compiled (relayer role, with rules)
+    queue_releaser: QueuedTransferReleaser | None = None  # relayer role: pays out rate-limited inbound transfers
     indexers: dict[int, OriginIndexer] = field(default_factory=dict)
     attesters: dict[int, OriginAttester] = field(default_factory=dict)
     processors: dict[int, DestinationProcessor] = field(default_factory=dict)
@@ -97,16 +109,32 @@ class Workers:
                                             chain_names=names, auth=self.relayer_auth)
             limiter = (RouteLimiter(s.relayer.route_limits, {n: c.domain for n, c in s.chains.items()})
                        if s.relayer.route_limits else None)  # one per instance, shared by its processors
+            self.gas_policy = gas_policy = self._gas_policy()
             for name, chain in s.chains.items():
                 self.processors[chain.domain] = DestinationProcessor(self.adapters[name], self.store, self.indexers,
                                                                      collector, s.relayer, self.metrics,
                                                                      chain_names=names,
                                                                      message_filter=self.message_filter,
-                                                                     route_limiter=limiter)
+                                                                     route_limiter=limiter, gas_policy=gas_policy)
         if self.intents is None:
             self.intents = self._intents_backend()
         if self.audit is None and s.audit.enabled:
             self.audit = AuditJob(s, self.adapters, self.metrics)
+        if self.role in ("relayer", "all"):
+            self.route_profits = RouteProfits(s, self.adapters, self.store, self.metrics)
+            self.queue_releaser = QueuedTransferReleaser(self.adapters, self.metrics)
+            if s.relayer.gas_oracle is not None:
+                key = resolve_private_key(s.relayer.gas_oracle.signer, where="relayer.gas_oracle.signer")
+                self.gas_oracle = GasOracleKeeper(s, s.relayer.gas_oracle, self.adapters, key, self.metrics)
+
+    def _gas_policy(self) -> GasPolicy | None:
+        """``relayer.gas_payment`` compiled (``ConfigError`` naming the rule), over the origins with a paymaster."""
+        rules = compile_payment_rules(self.settings, self.adapters)
+        if not rules:
+            return None
+        paymasters = {self.settings.chains[n].domain: a for n, a in self.adapters.items()
+                      if isinstance(a, GasPaymaster) and a.has_paymaster()}
+        return GasPolicy(rules, paymasters)
 
     def _cosign_service(self) -> CosignService:
         s = self.settings
@@ -163,7 +191,7 @@ class Workers:
                ) -> Callable[[IntentExecutor], LaneExecutor]:
         """The durable lanes (router/lanes.py) on every chain whose adapter signs write-ahead."""
         r = self.settings.router
-        senders = {n: a for n, a in self.adapters.items() if isinstance(a, WriteAheadSender)}
+        senders = self._lane_senders()
         lane_store = LaneStore(self.store.engine)
 
         def build(executor: IntentExecutor) -> LaneExecutor:
@@ -182,6 +210,25 @@ class Workers:
                                 call_allowed=lambda chain, to, data: call_allowed(allowlist, chain, to, data))
 
         return build
+
+    def _lane_senders(self) -> dict[str, WriteAheadSender]:
+        """Every chain's write-ahead sender (on EVM chains they also sign the integrator payouts: kind ``native``)."""
+        return {n: a for n, a in self.adapters.items() if isinstance(a, WriteAheadSender)}
+
+    def _rewards(self, store: IntentStore, executor: IntentExecutor | None) -> IntegratorRewards:
+        """Integrator registration, quotes and payouts (issue 15) on the daemon's database; the payout job only with
+        operator lanes to pay from."""
+        r = self.settings.router
+        share = Decimal(str(r.integrator_fee_share))
+        integrators, payouts = IntegratorStore(store.engine), PayoutStore(store.engine)
+        lanes = ExecutorPayoutLanes(executor) if executor is not None and executor.lanes is not None else None
+        job = None
+        if lanes is not None:
+            job = PayoutJob(payouts, integrators, lanes, store.aio.run_sync, share,
+                            {n: 18 for n, c in self.settings.chains.items() if isinstance(c, EvmChainConfig)})
+        return IntegratorRewards(integrators, payouts, share,
+                                 lanes.payout_chains if lanes is not None else frozenset,
+                                 address_check(self.adapters), self.settings.chains, store.aio.run_sync, job)
 
     def _intents_backend(self) -> IntentsBackend:
         """The routing API's intents: rows in the daemon's database, executed with the operator accounts."""
@@ -218,7 +265,7 @@ class Workers:
         return IntentsBackend(store, executor, decimals, token_chains, r.integrator_fee_share, not_bridged,
                               room=RoomStore(self.store.engine), backlog_s=r.backlog_s, max_wait_s=r.max_wait_s,
                               max_queued=r.max_queued, chain_decimals=chain_decimals,
-                              limits=limits, call_allowlist=allowlist,
+                              limits=limits, call_allowlist=allowlist, rewards=self._rewards(store, executor),
                               on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
 
 

@@ -22,11 +22,12 @@ from typing import Any
 import httpx
 import structlog
 
-from adapters.base import ChainAdapter
+from adapters.base import AdapterError, ChainAdapter
 from adapters.checkpoint import CheckpointSigner
+from adapters.message import MessageId
 from config.errors import ConfigError
 from config.settings import Settings
-from relayer.api.daemon_view import Readiness
+from relayer.api.daemon_view import ExecutionRefused, Readiness
 from relayer.api.server import serve_api
 from relayer.daemon.audit import AuditJob
 from relayer.daemon.composition import (  # noqa: F401 - re-exported: the CLI, bench and tests import them from here
@@ -50,10 +51,11 @@ from relayer.explorer import ChainSampleBuffer
 from relayer.pipeline.accountant import GlobalAccountant
 from relayer.pipeline.cosign import CosignService
 from relayer.pipeline.filters import MessageFilter, compile_rules
+from relayer.pipeline.gas_policy import top_up
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.origin import OriginLoop
 from relayer.pipeline.outcome import FailureReason
-from relayer.pipeline.processor import DestinationProcessor
+from relayer.pipeline.processor import DestinationProcessor, ManualExecutionRefused
 from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store, StoreError
 from router.api import IntentsBackend, RoutingContext
@@ -61,6 +63,9 @@ from router.capacity import CapacityModel
 from router.queue import run_releaser
 
 log = structlog.get_logger("relayer.daemon.daemon")
+
+
+EXECUTION_LEASE_S = 60.0  # a manual execution holds its message this long (its delivery is recorded well before)
 
 
 @dataclass
@@ -170,6 +175,50 @@ class RelayerDaemon:
                  reopened=reopened)
         return {"allow": len(rules.allow), "deny": len(rules.deny), "reopened": reopened, **rules.view()}
 
+    async def gas_owed(self, message_id: str, refund_to: str | None) -> dict[str, Any] | None:
+        rec = await self.store.aio.get(message_id)
+        if rec is None:
+            return None
+        policy = self.workers.gas_policy
+        mid = MessageId(bytes.fromhex(rec.id[2:]))
+        owed = await top_up(policy, rec.raw, (await self.store.aio.paid_for([mid])).get(mid))
+        names = {c.domain: n for n, c in self.settings.chains.items()}
+        view: dict[str, Any] = {"id": rec.id, "origin": names.get(rec.origin, str(rec.origin)),
+                                "destination": names.get(rec.destination, str(rec.destination)), **owed.view(),
+                                "pay": None}
+        paymaster = policy.paymasters.get(rec.origin) if policy else None
+        if refund_to and owed.gas_limit and paymaster is not None:
+            call = paymaster.pay_for_gas_call(bytes(mid), rec.destination, owed.gas_limit, refund_to)
+            view["pay"] = {**call, "value": str(owed.value)}
+        return view
+
+    async def route_profits(self) -> list[dict[str, Any]]:
+        profits = self.workers.route_profits
+        return [p.view() for p in await profits.current()] if profits else []
+
+    async def execute_message(self, message_id: str, gas_limit: int) -> dict[str, Any]:
+        """The admin API's manual execution (runs on the relay loop): ``ExecutionRefused`` says why not."""
+        rec, claimed = await self.store.aio.claim_for_execution(message_id, EXECUTION_LEASE_S)
+        if rec is None:
+            raise ExecutionRefused(404, f"no message {message_id}")
+        if claimed is None:
+            raise ExecutionRefused(409, f"message {message_id} is {rec.state}" + (
+                f" ({rec.last_reason}: it cannot be delivered)" if rec.state == "DROPPED"
+                else ", held by a processor right now: try again in a moment"
+                if rec.state in ("DISPATCHED", "ATTESTED") else ": nothing to execute"))
+        processor = self.processors.get(claimed.destination)
+        if processor is None:
+            raise ExecutionRefused(409, f"this daemon delivers nothing to domain {claimed.destination}")
+        try:
+            tx = await processor.execute_now(claimed, gas_limit)
+        except ManualExecutionRefused as exc:
+            await self.store.aio.release([claimed.id])
+            raise ExecutionRefused(409, str(exc)) from None
+        except AdapterError as exc:
+            await self.store.aio.release([claimed.id])
+            raise ExecutionRefused(503, f"the destination did not take it: {str(exc)[:300]}") from None
+        return {"id": rec.id, "tx": tx.tx_hash, "gas_limit": gas_limit}
+
     def destinations_changed(self) -> None:
         """The operator changed something (from the API's own thread, or a signal): the processors look again, on
         the relay loop they run on."""
@@ -214,7 +263,9 @@ class RelayerDaemon:
         self._relay_loop = asyncio.get_running_loop()
         self._count_rules()
         self.handover.started()
-        scheduler = schedule_jobs(self.settings, self.health, self.handover, self.intents, self.audit, stop)
+        scheduler = schedule_jobs(self.settings, self.health, self.handover, self.intents, self.audit, stop,
+                                  gas_oracle=self.workers.gas_oracle, route_profits=self.workers.route_profits,
+                                  queue_releaser=self.workers.queue_releaser)
         warn_if_operator_api_open(self.settings, self.operator_keys, self.metrics)
         await self.refresh_health()
         scheduler.start()

@@ -21,7 +21,7 @@ from adapters.base import (
     WalletBalance,
     WalletSource,
 )
-from adapters.capabilities import EndpointHealth, LightClientFollower
+from adapters.capabilities import EndpointHealth, LightClientFollower, QuorumDisagreements
 from adapters.checkpoint import CheckpointSigner
 from config.settings import Settings
 from relayer.daemon.metrics import Metrics
@@ -83,6 +83,10 @@ class HealthMonitor:
             if isinstance(adapter, EndpointHealth):
                 for i, up in enumerate(adapter.endpoint_health()):
                     self.metrics.set("relayer_rpc_endpoint_up", 1.0 if up else 0.0, chain=name, endpoint=i)
+            if isinstance(adapter, QuorumDisagreements):
+                for (method, i), outvoted in adapter.take_quorum_disagreements().items():
+                    self.metrics.inc("relayer_rpc_quorum_disagreements_total", outvoted, chain=name, method=method,
+                                     endpoint=i)
             if health.latest_height is not None:
                 self.metrics.set("relayer_chain_height", health.latest_height, chain=name)
                 if health.finalized_height is not None:
@@ -201,14 +205,11 @@ class HealthMonitor:
         """The USD price of ``name``'s native token: ``router.native_usd_by_chain``, else ``router.native_usd``
         (warned about for a chain whose native token is not ether: its fees in USD are then a guess)."""
         r = self.settings.router
-        price = r.native_usd_by_chain.get(name)
-        if price is not None:
-            return price
         family = self.settings.chains[name].family
-        if family != "evm":
+        if name not in r.native_usd_by_chain and family != "evm":
             log.warning("native_usd_not_configured", chain=name, family=family, native_usd=r.native_usd,
                         detail=f"fees on {name} are priced at router.native_usd; set router.native_usd_by_chain.{name}")
-        return r.native_usd
+        return self.settings.native_usd(name)
 
     def chains_ready(self) -> dict[str, str]:
         """Per chain: ``ok``, or why it is not (its health detail, or not checked yet)."""

@@ -8,6 +8,10 @@
     intent expiry   <= 30 s       IntentExecutor.prune(router.unsigned_ttl_s)
     value budgets   every 600 s   ValueBudgets.prune: clients' buckets full for a day
     audit           audit.interval_s, first at once   AuditJob.run_once
+    gas oracles     relayer.gas_oracle.update_interval_s, first at once   GasOracleKeeper.run_once
+    route profit    every 15 s, first at once   RouteProfits.refresh (relayer_route_*_usd gauges)
+    payouts         router.integrator_payout_interval_s   PayoutJob.run_once: integrator rewards paid on chain
+    bridge queues   every 2 s     QueuedTransferReleaser.run_once (rate-limited inbound transfers paid out)
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import Settings
 from relayer.daemon.audit import AuditJob
+from relayer.daemon.bridge_queue import QueuedTransferReleaser
+from relayer.daemon.gas_oracle import GasOracleKeeper
 from relayer.daemon.handover import Handover
 from relayer.daemon.health import HealthMonitor
+from relayer.daemon.route_profit import RouteProfits
 from relayer.store import StoreError
 from router.api import IntentsBackend
 
@@ -31,7 +38,9 @@ log = structlog.get_logger("relayer.daemon.jobs")
 
 
 def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover, intents: IntentsBackend | None,
-                  audit: AuditJob | None, stop: asyncio.Event) -> AsyncIOScheduler:
+                  audit: AuditJob | None, stop: asyncio.Event, *, gas_oracle: GasOracleKeeper | None = None,
+                  route_profits: RouteProfits | None = None,
+                  queue_releaser: QueuedTransferReleaser | None = None) -> AsyncIOScheduler:
     """The scheduler with every periodic job of the daemon (not started)."""
     scheduler = AsyncIOScheduler()
     scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(health.refresh_health), stop), "interval",
@@ -47,6 +56,10 @@ def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover,
         ttl = settings.router.unsigned_ttl_s  # rows of intents that never landed expire
         scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(lambda: executor.prune(ttl)), stop),
                           "interval", seconds=min(30.0, ttl / 4), max_instances=1, coalesce=True)
+    payouts = intents.rewards.job if intents is not None and intents.rewards is not None else None
+    if payouts is not None:  # integrator rewards paid on chain, per epoch (router/payouts.py)
+        scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(payouts.run_once), stop), "interval",
+                          seconds=settings.router.integrator_payout_interval_s, max_instances=1, coalesce=True)
     if intents is not None and intents.limits is not None:  # clients' value buckets full for a day are forgotten
         budgets = intents.limits.value
         scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(lambda: intents.store.aio.run_sync(
@@ -55,6 +68,16 @@ def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover,
         scheduler.add_job(_ends_quietly_on_stop(audit.run_once, stop), "interval",
                           seconds=settings.audit.interval_s, max_instances=1, coalesce=True,
                           next_run_time=datetime.now(UTC))
+    if gas_oracle is not None and settings.relayer.gas_oracle is not None:
+        scheduler.add_job(_ends_quietly_on_stop(gas_oracle.run_once, stop), "interval",
+                          seconds=settings.relayer.gas_oracle.update_interval_s, max_instances=1, coalesce=True,
+                          next_run_time=datetime.now(UTC))
+    if queue_releaser is not None and queue_releaser.bridges:
+        scheduler.add_job(_ends_quietly_on_stop(queue_releaser.run_once, stop), "interval", seconds=2.0,
+                          max_instances=1, coalesce=True)
+    if route_profits is not None:
+        scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(route_profits.refresh), stop), "interval",
+                          seconds=15.0, max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     return scheduler
 
 

@@ -25,7 +25,9 @@ _HELP = {
     "relayer_chain_finalized_lag": "latest minus finalized height per chain (blocks or slots)",
     "relayer_chain_up": "1 when the chain's RPC answered the last health check, else 0",
     "relayer_rpc_endpoint_up": "1 unless the endpoint's last request failed (endpoint: 0 is rpc_url, then "
-                               "fallback_rpc_urls in order; EVM chains)",
+                               "fallback_rpc_urls in order; Cosmos: then rest_url and fallback_rest_urls)",
+    "relayer_rpc_quorum_disagreements_total": "reads on which an RPC endpoint was outvoted by the quorum of the "
+                                              "others (rpc_mode quorum), by chain, JSON-RPC method and endpoint",
     "relayer_chain_utilisation": "mean fraction of the block gas limit used over recent blocks (eth_feeHistory)",
     "relayer_chain_base_fee": "next block's base fee (smallest native unit per gas)",
     # instances sharing one store
@@ -48,8 +50,22 @@ _HELP = {
                                             "missing_key, wrong_key",
     "relayer_messages_rate_limited_total": "messages held back by relayer.route_limits (each time one waits), by "
                                            "destination",
-    "relayer_admin_actions_total": "actions taken through the admin API, by action (retry, drop, pause_route, "
-                                   "resume_route)",
+    "relayer_admin_actions_total": "actions taken through the admin API, by action (retry, drop, execute, "
+                                   "pause_route, resume_route)",
+    "relayer_messages_underpaid_total": "messages held back because they paid less than relayer.gas_payment asks "
+                                        "(each time one is looked at), by destination",
+    "relayer_gas_oracle_age_seconds": "seconds since the origin's GasOracle entry for the destination was written "
+                                      "(-1: never)",
+    "relayer_gas_oracle_stale": "1 while the origin's GasOracle entry for the destination is older than "
+                                "relayer.gas_oracle.max_age_s (or was never written), else 0",
+    "relayer_gas_oracle_updates_total": "gas oracle upkeep runs per origin, by result (written, failed)",
+    "relayer_route_fees_collected_usd": "what senders paid the origin's paymaster for the route's messages, in USD "
+                                        "at router.native_usd",
+    "relayer_route_gas_spent_usd": "fees of the route's delivery transactions, in USD at router.native_usd",
+    "relayer_route_profit_usd": "fees collected minus gas spent on the route, in USD",
+    "relayer_bridge_queued_transfers": "inbound token transfers the chain's TokenBridge queued for want of "
+                                       "rate-limit room, still waiting",
+    "relayer_bridge_queued_released_total": "queued inbound token transfers this relayer paid out (releaseQueued)",
     "relayer_messages_reopened_total": "DROPPED(denied) messages a reloaded list allows, sent back to delivery",
     "relayer_failures_total": "failed or deferred delivery attempts by destination and reason (FailureReason)",
     "relayer_batches_submitted_total": "delivery transactions submitted",

@@ -8,6 +8,12 @@
     GET /v1/explorer/samples?window_s=        chain samples (health, height, lag, utilisation, fee, queue) over time
     GET /v1/explorer/events?since=&after_seq= server-sent events: changed messages and new chain samples
 
+The page reads two more things of the same daemon, and adds no endpoint for them: ``/metrics`` for the chain cards'
+RPC endpoint health (``relayer_rpc_endpoint_up{chain,endpoint}``, the adapters' ``EndpointHealth`` by endpoint index,
+never a URL), and, in its "Stuck" view, the admin API (``relayer.api.routes.admin``: stuck messages, retry, drop with a
+note, pause and resume a route) with the operator's admin key, which the page keeps in the tab's ``sessionStorage``
+only and sends as ``Authorization: Bearer``; without a key that view sends nothing.
+
 The event streams share one feed (``ExplorerFeed``): while anyone listens it polls the store, once per
 ``poll_s`` whatever the number of streams, for rows whose ``updated_at`` moved past its cursor (re-reading a short
 overlap, so a row committed late by another instance is not missed; rows already sent are not re-sent), and the
@@ -52,7 +58,7 @@ OVERLAP_S = 2.0          # re-read this much before the cursor: rows committed l
 MAX_EVENT_ROWS = 500     # rows per ``messages`` event; more in one poll sets ``truncated`` (reload the list)
 KEEPALIVE_S = 15.0
 _ASSETS = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-           "style.css": "text/css; charset=utf-8"}
+           "style.css": "text/css; charset=utf-8", "integrators.js": "text/javascript; charset=utf-8"}
 _CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 

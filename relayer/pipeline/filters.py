@@ -93,12 +93,13 @@ def compile_rules(settings: Settings, adapters: Mapping[str, ChainAdapter]) -> F
     """``relayer.allow`` / ``relayer.deny`` of ``settings``, compiled; ``ConfigError`` naming the rule's field for a
     chain that is not configured or an address no chain it names can read."""
     def compiled(kind: str, rules: list[MessageRule]) -> tuple[CompiledRule, ...]:
-        return tuple(_compile(r, f"relayer.{kind}[{i}]", settings, adapters) for i, r in enumerate(rules))
+        return tuple(compile_rule(r, f"relayer.{kind}[{i}]", settings, adapters) for i, r in enumerate(rules))
 
     return FilterRules(allow=compiled("allow", settings.relayer.allow), deny=compiled("deny", settings.relayer.deny))
 
 
-def _compile(rule: MessageRule, where: str, settings: Settings, adapters: Mapping[str, ChainAdapter]) -> CompiledRule:
+def compile_rule(rule: MessageRule, where: str, settings: Settings, adapters: Mapping[str, ChainAdapter]
+                 ) -> CompiledRule:
     origins, destinations = rule.values("origin"), rule.values("destination")
     return CompiledRule(
         origins=_domains(origins, f"{where}.origin", settings),

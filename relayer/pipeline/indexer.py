@@ -19,6 +19,11 @@ e.g. a node restarted from an older state dump or rolled back) and compares it w
   history changed under data this indexer took as final: a reorg deeper than the configured finality (or a
   node serving another history).
 
+Gas payments. On an origin with a paymaster (``GasPaymaster``), the payments made in the same heights are read with
+the dispatches and stored in the same transaction as them and the cursor (``Store.record_dispatched``), so a payment is
+counted once and never skipped, at the same finality as the messages; a message waiting for payment that a new payment
+names is claimable at once.
+
 Nothing is ever indexed twice (messages below the tree's count are skipped by nonce) nor skipped (a rewind
 re-reads the heights). On a finality violation the indexer logs ``origin_reorged`` (error), counts
 ``relayer_reorg_detected_total{chain}``, sets ``relayer_origin_halted{chain}`` to 1, drops the undelivered
@@ -41,6 +46,7 @@ from dataclasses import dataclass
 import structlog
 
 from adapters.base import AdapterError, ChainAdapter, Height, MailboxNotDeployed, MailboxState, RpcUnavailable
+from adapters.capabilities import GasPaymaster, GasPayment
 from adapters.merkle import MerkleTree
 from config.errors import RelayerError
 from relayer.daemon.metrics import Metrics
@@ -165,23 +171,32 @@ class OriginIndexer:
             return 0
         end = Height(min(finalized, start + self.max_range - 1))
         found = await self.adapter.fetch_dispatched(Height(start), end)
+        payments = await self._payments(Height(start), end)
         fresh = [d for d in found if d.message.nonce >= self.tree.count]
         for expected, d in enumerate(fresh, start=self.tree.count):
             if d.message.nonce != expected:
                 raise IndexGap(f"origin {self.domain}: expected nonce {expected}, found {d.message.nonce} "
                                f"in tx {d.tx_hash} at height {d.height}; not indexing past the gap")
         await self.store.aio.record_dispatched(fresh, cursor=(self.cursor_name, end),
-                                               known_destinations=self.known_destinations)
+                                               known_destinations=self.known_destinations, payments=payments,
+                                               origin=self.domain)
         for d in fresh:
             self.tree.append(d.id)
         self._fresh_destinations.update(d.message.destination for d in fresh
                                         if d.message.destination in self.known_destinations)
+        self._fresh_destinations.update(p.destination for p in payments if p.destination in self.known_destinations)
         self.indexed_height = end
         self._track_backlog(start, end, finalized)
         if fresh:
             log.info("indexed", chain=self.adapter.name, heights=f"{start}-{end}", messages=len(fresh),
                      count=self.tree.count)
         return len(fresh)
+
+    async def _payments(self, start: Height, end: Height) -> list[GasPayment]:
+        """The gas payments made on this origin in the range (none where it has no paymaster)."""
+        if isinstance(self.adapter, GasPaymaster) and self.adapter.has_paymaster():
+            return await self.adapter.fetch_gas_payments(start, end)
+        return []
 
     # ---- backlog catch-up progress
     def _track_backlog(self, start: int, end: int, finalized: int) -> None:

@@ -10,10 +10,12 @@ for the messages it handled, and ``DestinationProcessor`` alone interprets them 
     Undelivered(ids, reason, ..)   not delivered now, for ``reason``; ``RetryPolicy.action(reason)`` says:
                                      RETRY  an attempt is spent, next one after ``backoff(attempts)``,
                                             DROPPED(max_attempts) once ``max_attempts`` are spent
-                                     WAIT   not the messages' fault (no quorum yet, a wallet to top up):
+                                     WAIT   not the messages' fault (no quorum yet, a wallet to top up), or
+                                            theirs but curable (underpaid: a top-up resumes them):
                                             claimed again after ``wait_s(reason)``, no attempt spent
                                      DROP   never deliverable from here (unknown origin, reorged origin,
-                                            denied by relayer.allow / relayer.deny)
+                                            denied by relayer.allow / relayer.deny, over
+                                            relayer.max_gas_per_message: the operator may execute it)
 
 ``FailureReason`` is the one vocabulary of why a message waits or was dropped: the store's ``last_reason``, the
 log field, and the label of ``relayer_failures_total`` and ``relayer_messages_waiting`` (a closed set). An
@@ -71,6 +73,8 @@ class FailureReason(str, enum.Enum):
     DENIED = "denied"  # relayer.deny matches it, or relayer.allow does not (relayer.pipeline.filters)
     ROUTE_PAUSED = "route_paused"  # the operator paused its route (admin API): it waits, no attempt spent
     RATE_LIMITED = "rate_limited"  # its route is at relayer.route_limits: it waits for room, no attempt spent
+    GAS_LIMIT_EXCEEDED = "gas_limit_exceeded"  # its delivery needs more than relayer.max_gas_per_message
+    UNDERPAID = "underpaid"  # paid less than relayer.gas_payment asks: it waits for a top-up, no attempt spent
     OPERATOR_DROPPED = "operator_dropped"  # the operator dropped it, with a note (admin API)
     STORE_UNAVAILABLE = "store_unavailable"  # the database did not answer (log field and metric label only)
 
@@ -88,10 +92,12 @@ ACTIONS: dict[FailureReason, Action] = {
     FailureReason.ORIGIN_REORGED: Action.DROP,
     FailureReason.MAX_ATTEMPTS: Action.DROP,
     FailureReason.DENIED: Action.DROP,  # until a reloaded list allows it (RelayerDaemon.reload_filters reopens it)
+    FailureReason.GAS_LIMIT_EXCEEDED: Action.DROP,  # until the operator executes it with a higher gas limit
     FailureReason.NO_QUORUM: Action.WAIT,
     FailureReason.INSUFFICIENT_FUNDS: Action.WAIT,  # the operator's problem, not the messages'
     FailureReason.ROUTE_PAUSED: Action.WAIT,
     FailureReason.RATE_LIMITED: Action.WAIT,  # (looked at again after the not-ready wait, 0.5 s)
+    FailureReason.UNDERPAID: Action.WAIT,  # (at once when a payment for it is indexed, else after the operator wait)
     FailureReason.NO_COSIGN_QUORUM: Action.RETRY,
     FailureReason.CHECKPOINT_MISMATCH: Action.RETRY,
     FailureReason.ESTIMATE_REVERTED: Action.RETRY,
@@ -221,5 +227,5 @@ class RetryPolicy:
 
     def wait_s(self, reason: FailureReason) -> float:
         """The wait of a WAIT reason (no attempt spent)."""
-        operators = (FailureReason.INSUFFICIENT_FUNDS, FailureReason.ROUTE_PAUSED)
+        operators = (FailureReason.INSUFFICIENT_FUNDS, FailureReason.ROUTE_PAUSED, FailureReason.UNDERPAID)
         return self.operator_wait_s if reason in operators else self.not_ready_wait_s

@@ -37,6 +37,7 @@ import structlog
 from adapters.base import (
     AdapterError,
     ChainAdapter,
+    CostEstimate,
     DeliveryBatch,
     DeliveryItem,
     SignedCheckpoint,
@@ -47,7 +48,7 @@ from adapters.base import (
     TxState,
     WalletSource,
 )
-from adapters.capabilities import BatchLimit
+from adapters.capabilities import BatchLimit, ExactEstimates
 from adapters.merkle import multiproof, multiproof_root
 from adapters.message import MessageId
 from config.settings import RelayerRoleSettings
@@ -55,6 +56,7 @@ from relayer.daemon import failpoints
 from relayer.daemon.metrics import Metrics
 from relayer.pipeline.checkpoints import CheckpointCollector
 from relayer.pipeline.filters import MessageFilter
+from relayer.pipeline.gas_policy import GasPolicy
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.outcome import (
     Action,
@@ -74,6 +76,10 @@ from relayer.store import DeliveryRecord, MessageState, Store, StoredMessage, St
 log = structlog.get_logger("relayer.pipeline.processor")
 
 LEASE_S = 60.0
+
+
+class ManualExecutionRefused(Exception):
+    """A manual execution that cannot go now; the message says why."""
 STORE_BACKOFF_MAX_S = 5.0
 # an idle loop looks at the store at least this often (work another instance stored, an operator's retry-now);
 # work of this process wakes it at once (``wake``), and retry times and leases are waited for precisely
@@ -95,13 +101,25 @@ def _split(claimed: Sequence[StoredMessage], why_of: Callable[[StoredMessage], s
     return kept, held
 
 
+def _proven_batch(checkpoint: SignedCheckpoint, indexer: OriginIndexer, items: tuple[DeliveryItem, ...]
+                  ) -> DeliveryBatch | None:
+    """``items`` with their multiproof under ``checkpoint``; None when the local tree does not prove them under the
+    signed root."""
+    count = checkpoint.checkpoint.index + 1
+    proof = tuple(multiproof(indexer.tree, [it.leaf_index for it in items], count))
+    if multiproof_root([(it.leaf_index, it.id) for it in items], proof, count) != checkpoint.checkpoint.root:
+        return None
+    return DeliveryBatch(checkpoint, items, proof)
+
+
 class DestinationProcessor:
     def __init__(self, adapter: ChainAdapter, store: Store, indexers: dict[int, OriginIndexer],
                  collector: CheckpointCollector, settings: RelayerRoleSettings, metrics: Metrics,
                  *, chain_names: dict[int, str] | None = None, clock: Callable[[], float] = time.time,
                  policy: RetryPolicy | None = None, message_filter: MessageFilter | None = None,
-                 route_limiter: RouteLimiter | None = None) -> None:
+                 route_limiter: RouteLimiter | None = None, gas_policy: GasPolicy | None = None) -> None:
         self.adapter = adapter
+        self.gas_policy = gas_policy
         self.message_filter = message_filter or MessageFilter()
         self.route_limiter = route_limiter
         self.store = store
@@ -143,7 +161,7 @@ class DestinationProcessor:
             return 0
         if failpoints.ENABLED:
             await failpoints.reached("after_claim")
-        claimed = await self._hold_paused(await self._drop_denied(claimed))
+        claimed = await self._hold_unpaid(await self._hold_paused(await self._drop_denied(claimed)))
         by_origin: dict[int, list[StoredMessage]] = defaultdict(list)
         for m in claimed:
             by_origin[m.origin].append(m)
@@ -173,6 +191,19 @@ class DestinationProcessor:
         kept, held = _split(claimed, lambda m: self._paused.get((m.origin, self.domain)))
         for note, ids in held.items():
             await self._apply(Undelivered(ids, FailureReason.ROUTE_PAUSED, f"route paused by the operator: {note}"))
+        return kept
+
+    async def _hold_unpaid(self, claimed: list[StoredMessage]) -> list[StoredMessage]:
+        """The claimed messages that paid what ``relayer.gas_payment`` asks of them; the others wait (underpaid, no
+        attempt spent) until a payment for them is indexed (``Store.record_dispatched`` makes them claimable) or the
+        operator wait passes (the quote may have moved)."""
+        if self.gas_policy is None or not self.gas_policy.rules or not claimed:
+            return claimed
+        short = await self.gas_policy.shortfalls(claimed, self.store.aio.paid_for)
+        kept, held = _split(claimed, lambda m: short.get(m.id))
+        for why, ids in held.items():
+            await self._apply(Undelivered(ids, FailureReason.UNDERPAID, why))
+            self.metrics.inc("relayer_messages_underpaid_total", len(ids), destination=self.adapter.name)
         return kept
 
     async def _within_limit(self, origin: int, todo: list[StoredMessage]) -> list[StoredMessage]:
@@ -261,28 +292,75 @@ class DestinationProcessor:
                             items: tuple[DeliveryItem, ...]) -> int:
         """Submit ``items`` as one transaction, or in halves while the chain would refuse the batch; returns the
         number of messages submitted."""
-        count = checkpoint.checkpoint.index + 1
-        proof = tuple(multiproof(indexer.tree, [it.leaf_index for it in items], count))
         ids = [it.id for it in items]
-        if multiproof_root([(it.leaf_index, it.id) for it in items], proof, count) != checkpoint.checkpoint.root:
+        batch = _proven_batch(checkpoint, indexer, items)
+        if batch is None:
             return await self._apply(Undelivered(ids, FailureReason.CHECKPOINT_MISMATCH,
                                                  "our tree does not prove these ids under the signed root"))
-        batch = DeliveryBatch(checkpoint, items, proof)
         try:
             estimate = await self.adapter.estimate_delivery(batch)
         except TxReverted as exc:
             if len(items) > 1:
-                half = len(items) // 2
-                return (await self._submit_items(origin, checkpoint, indexer, items[:half])
-                        + await self._submit_items(origin, checkpoint, indexer, items[half:]))
+                return await self._submit_halves(origin, checkpoint, indexer, items)
             return await self._apply(Undelivered(ids, FailureReason.ESTIMATE_REVERTED, exc.reason))
         except AdapterError as exc:
             return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
+        cap = self.settings.max_gas_per_message
+        if cap is not None and estimate.gas > cap * len(items):
+            if len(items) > 1:  # isolate the messages that need more
+                return await self._submit_halves(origin, checkpoint, indexer, items)
+            try:
+                estimate = await self._exactly(batch, estimate)
+            except AdapterError as exc:
+                return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
+            if estimate.gas > cap:
+                return await self._apply(Undelivered(ids, FailureReason.GAS_LIMIT_EXCEEDED, (
+                    f"its delivery needs {estimate.gas} gas, over relayer.max_gas_per_message ({cap}): the operator "
+                    "may execute it with a higher gas limit (POST /admin/v1/messages/{id}/execute)")))
         try:
             tx = await self.adapter.submit_delivery(batch, estimate)
         except AdapterError as exc:
             return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
         return await self._apply(Submitted(ids, tx, origin, checkpoint.checkpoint.index))
+
+    async def _exactly(self, batch: DeliveryBatch, estimate: CostEstimate) -> CostEstimate:
+        """``estimate``, or the chain's simulation of ``batch`` when a model sized it (``ExactEstimates``)."""
+        if estimate.exact or not isinstance(self.adapter, ExactEstimates):
+            return estimate
+        return await self.adapter.estimate_delivery_exactly(batch)
+
+    async def _submit_halves(self, origin: int, checkpoint: SignedCheckpoint, indexer: OriginIndexer,
+                             items: tuple[DeliveryItem, ...]) -> int:
+        half = len(items) // 2
+        return (await self._submit_items(origin, checkpoint, indexer, items[:half])
+                + await self._submit_items(origin, checkpoint, indexer, items[half:]))
+
+    async def execute_now(self, message: StoredMessage, gas_limit: int) -> SubmittedTx:
+        """The operator's manual execution (CCIP's): deliver ``message`` (leased to this instance by
+        ``Store.claim_for_execution``) in a transaction of its own with ``gas_limit`` gas, whatever
+        relayer.max_gas_per_message says; the confirm loop follows it like any delivery. ``ManualExecutionRefused``
+        says why it cannot go now (delivered already, no quorum checkpoint covers it, the chain refuses it)."""
+        ids = [message.id]
+        if (await self.adapter.delivered(ids))[0]:
+            await self._apply(Delivered(ids))
+            raise ManualExecutionRefused("the destination shows it delivered already")
+        indexer = self.indexers.get(message.origin)
+        if indexer is None:
+            raise ManualExecutionRefused(f"origin {message.origin} is not configured")
+        checkpoint = await self.collector.quorum(message.origin, indexer.tree)
+        if checkpoint is None or checkpoint.checkpoint.index < message.nonce:
+            raise ManualExecutionRefused("no quorum checkpoint covers it yet: try again shortly")
+        batch = _proven_batch(checkpoint, indexer, (DeliveryItem(message.raw, message.id, message.nonce),))
+        if batch is None:
+            raise ManualExecutionRefused("our tree does not prove it under the signed root")
+        try:
+            estimate = await self.adapter.estimate_delivery(batch)
+        except TxReverted as exc:
+            raise ManualExecutionRefused(f"the destination would refuse it: {exc.reason}") from None
+        tx = await self.adapter.submit_delivery(batch, CostEstimate(gas_limit, estimate.max_fee_per_gas,
+                                                                    estimate.priority_fee_per_gas))
+        await self._apply(Submitted(ids, tx, message.origin, checkpoint.checkpoint.index))
+        return tx
 
     # ---- the one place outcomes are acted on
     async def _apply(self, outcome: StageOutcome) -> int:

@@ -15,7 +15,8 @@ operations as coroutines run on the store's own threads (``offloop``). Message i
 sides; the tables hold 0x hex. Every database error leaves the store as ``StoreError``.
 
 Modules: ``schema`` (engine, schema, what the families share), ``messages`` (indexing, claims, retries),
-``inspection`` (reads for operators and the API), ``deliveries``, ``checkpoints``, ``cursors``, ``instances``
+``inspection`` (reads for operators and the API), ``payments`` (what senders paid for delivery),
+``deliveries``, ``checkpoints``, ``cursors``, ``instances``
 (heartbeats and hand-over), ``cosignatures`` (the co-sign once-rule), ``accountant`` (co-sign reservations),
 ``errors``, ``offloop``.
 """
@@ -46,6 +47,7 @@ from relayer.store.messages import (
 )
 from relayer.store.offloop import AsyncStore
 from relayer.store.operator import OperatorTable, RoutePauseRecord, StuckMessage
+from relayer.store.payments import GasPaymentRecord, Paid, PaymentTable, RouteMoney
 from relayer.store.schema import create_schema, make_engine
 
 __all__ = [
@@ -58,11 +60,14 @@ __all__ = [
     "CursorRecord",
     "DeliveryRecord",
     "FailureReason",
+    "GasPaymentRecord",
     "Handover",
     "InstanceRecord",
     "InstanceState",
     "MessageRecord",
     "MessageState",
+    "Paid",
+    "RouteMoney",
     "RoutePauseRecord",
     "Store",
     "StoreError",
@@ -75,7 +80,7 @@ __all__ = [
 
 @map_store_errors
 class Store(MessageTable, MessageQueries, DeliveryTable, CheckpointTable, CursorTable, InstanceTable,
-            CosignatureTable, ReservationTable, OperatorTable):
+            CosignatureTable, ReservationTable, OperatorTable, PaymentTable):
     """All pipeline persistence, synchronous; ``aio`` is the same store for code on an event loop."""
 
     def __init__(self, url: str, *, owner: str = "relayer", clock: Callable[[], float] = time.time) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import Index, case, func
 from sqlmodel import Field, Session, SQLModel, col, select, update
 
 from adapters.base import DispatchedMessage
+from adapters.capabilities import GasPayment
 from adapters.message import MessageId
 from relayer.pipeline.outcome import FailureReason  # the one vocabulary of reasons (last_reason)
 from relayer.store.cursors import CursorRecord
@@ -99,32 +100,73 @@ class StoredMessage:
     dispatched_at: float
 
 
+class GasPaymentRecord(SQLModel, table=True):
+    __tablename__ = "gas_payments"
+
+    origin: int = Field(primary_key=True)
+    tx_hash: str = Field(primary_key=True, max_length=66)
+    log_index: int = Field(primary_key=True)
+    message_id: str = Field(index=True, max_length=66)
+    destination: int
+    gas_limit: int
+    payment: str  # decimal, origin smallest units
+    height: int
+
+
+widen_ints([GasPaymentRecord])
+
+
+def payment_rows(origin: int, payments: Sequence[GasPayment]) -> list[dict[str, object]]:
+    return [{"origin": origin, "tx_hash": p.tx_hash.lower(), "log_index": p.log_index,
+             "message_id": hex_id(MessageId(p.message_id)), "destination": p.destination, "gas_limit": p.gas_limit,
+             "payment": str(p.payment), "height": p.height} for p in payments]
+
+
+def reopen_underpaid(s: Session, ids: Sequence[str]) -> None:
+    """Messages waiting for payment among ``ids`` are claimable at once (a payment for them was just indexed)."""
+    m = MessageRecord
+    if ids:
+        s.execute(update(m).where(col(m.id).in_(ids)).where(col(m.state).in_([st.value for st in OPEN_STATES]))
+                  .where(col(m.last_reason) == FailureReason.UNDERPAID.value).values(next_attempt_at=0.0))
+
+
 class MessageTable(StoreTables):
     """Indexing and the relaying lifecycle of messages."""
 
     def record_dispatched(self, found: Sequence[DispatchedMessage], *, cursor: tuple[str, int],
-                          known_destinations: set[int]) -> int:
-        """Insert new messages (ignoring ids already stored) and advance the cursor, atomically."""
+                          known_destinations: set[int], payments: Sequence[GasPayment] = (), origin: int = 0) -> int:
+        """Insert new messages (ignoring ids already stored) and the gas ``payments`` made on ``origin`` in the same
+        heights, and advance the cursor, atomically; messages waiting for payment that were just paid for are
+        claimable at once. Returns the number of new messages."""
         now = self._clock()
         rows = [self._dispatched_row(d, d.message.destination in known_destinations, now) for d in found]
-        table = MessageRecord.__table__  # type: ignore[attr-defined]
         with Session(self.engine) as s:
-            inserted = 0
-            if rows:
-                stmt: Any
-                if self._is_postgres:
-                    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                    stmt = pg_insert(table).on_conflict_do_nothing()
-                else:
-                    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-                    stmt = sqlite_insert(table).on_conflict_do_nothing()
-                stmt = stmt.returning(table.c.id)  # rowcount of an executemany is -1 on psycopg
-                for start in range(0, len(rows), BATCH_ROWS):
-                    inserted += len(s.execute(stmt, rows[start : start + BATCH_ROWS]).all())
+            inserted = len(self._insert_new(s, MessageRecord, rows, "id"))
+            if payments:
+                self._insert_new(s, GasPaymentRecord, payment_rows(origin, payments), "tx_hash")
+                reopen_underpaid(s, sorted({hex_id(MessageId(p.message_id)) for p in payments}))
             self._upsert(s, CursorRecord, {"name": cursor[0], "height": cursor[1]}, ["name"])
             s.commit()
+        return inserted
+
+    def _insert_new(self, s: Session, model: type[SQLModel], rows: list[dict[str, Any]], key: str) -> list[Any]:
+        """Insert ``rows``, skipping those whose primary key is stored already; the ``key`` of each one inserted."""
+        if not rows:
+            return []
+        table = model.__table__  # type: ignore[attr-defined]
+        stmt: Any
+        if self._is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(table).on_conflict_do_nothing()
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table).on_conflict_do_nothing()
+        stmt = stmt.returning(table.c[key])  # rowcount of an executemany is -1 on psycopg
+        inserted: list[Any] = []
+        for start in range(0, len(rows), BATCH_ROWS):
+            inserted += [r[0] for r in s.execute(stmt, rows[start : start + BATCH_ROWS]).all()]
         return inserted
 
     @staticmethod
@@ -252,6 +294,10 @@ class MessageTable(StoreTables):
     def requeue(self, ids: Sequence[MessageId]) -> None:
         """Back to DISPATCHED with no lease (e.g. SUBMITTED rows whose delivery record is gone)."""
         self._set(ids, state=MessageState.DISPATCHED.value, lease_until=0.0, delivery_tx=None)
+
+    def release(self, ids: Sequence[MessageId]) -> None:
+        """Give up this instance's lease on ``ids``, their state unchanged (any processor may take them now)."""
+        self._set(ids, lease_until=0.0)
 
     def drop(self, ids: Sequence[MessageId], reason: FailureReason, error: str) -> None:
         self._set(ids, state=MessageState.DROPPED.value, last_reason=reason.value, last_error=error[:500],

@@ -30,6 +30,7 @@ from relayer.store.inspection import MessageQueries
 from relayer.store.instances import InstanceTable
 from relayer.store.messages import MessageTable
 from relayer.store.operator import OperatorTable
+from relayer.store.payments import PaymentTable
 from relayer.store.schema import POSTGRES_POOL_SIZE
 from relayer.store.threads import StoreThreads
 
@@ -94,6 +95,7 @@ class AsyncStore:
     mark_retry = _off_loop(MessageTable.mark_retry)
     mark_not_ready = _off_loop(MessageTable.mark_not_ready)
     requeue = _off_loop(MessageTable.requeue)
+    release = _off_loop(MessageTable.release)
     drop = _off_loop(MessageTable.drop)
     drop_reorged = _off_loop(MessageTable.drop_reorged)
     dropped_for = _off_loop(MessageTable.dropped_for)
@@ -102,7 +104,10 @@ class AsyncStore:
     paused_routes = _off_loop(OperatorTable.paused_routes)
     stuck_messages = _off_loop(OperatorTable.stuck_messages)
     operator_drop = _off_loop(OperatorTable.operator_drop)
+    claim_for_execution = _off_loop(OperatorTable.claim_for_execution)
     reopen = _off_loop(MessageTable.reopen)
+    paid_for = _off_loop(PaymentTable.paid_for)
+    route_money = _off_loop(PaymentTable.route_money)
     # messages: reads and the operator's retry
     dispatched_range = _off_loop(MessageQueries.dispatched_range)
     messages_sent_by = _off_loop(MessageQueries.messages_sent_by)

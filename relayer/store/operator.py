@@ -9,7 +9,8 @@ from sqlmodel import Field, Session, SQLModel, col, select, update
 
 from adapters.message import MessageId
 from relayer.pipeline.outcome import FailureReason
-from relayer.store.messages import OPEN_STATES, MessageRecord, MessageState, message_key
+from relayer.store.messages import OPEN_STATES, MessageRecord, MessageState, StoredMessage, message_key
+from relayer.store.messages import message_id as message_id_of
 from relayer.store.schema import StoreTables, widen_ints
 
 
@@ -97,3 +98,35 @@ class OperatorTable(StoreTables):
             s.commit()
             s.refresh(rec)
             return rec, True
+
+    def claim_for_execution(self, message_id: MessageId | str, lease_s: float
+                            ) -> tuple[MessageRecord | None, StoredMessage | None]:
+        """The operator's manual execution takes one message: an open one no processor holds, or a dropped one that
+        can still be delivered, is leased to this instance (a dropped one reopened as DISPATCHED first), so no
+        processor sends it meanwhile. (The record as it was, None: no such message; the claimed message, None: it may
+        not be executed now.)"""
+        now = self._clock()
+        with Session(self.engine) as s:
+            rec = s.get(MessageRecord, message_key(message_id))
+            if rec is None or not _executable(rec, now, self.owner):
+                return rec, None
+            if rec.state == MessageState.DROPPED.value:
+                rec.state = MessageState.DISPATCHED.value
+            rec.lease_owner, rec.lease_until, rec.updated_at = self.owner, now + lease_s, now
+            rec.last_reason = FailureReason.OPERATOR_RETRY.value
+            s.add(rec)
+            s.commit()
+            s.refresh(rec)
+            return rec, StoredMessage(message_id_of(rec.id), rec.origin, rec.nonce, rec.destination, rec.raw,
+                                      rec.state, rec.attempts, rec.dispatched_at)
+
+
+UNDELIVERABLE = frozenset({FailureReason.ORIGIN_REORGED.value, FailureReason.UNKNOWN_DESTINATION.value,
+                           FailureReason.MALFORMED.value})
+
+
+def _executable(rec: MessageRecord, now: float, owner: str) -> bool:
+    """Open and not held by another processor, or dropped for a reason that leaves it deliverable."""
+    if rec.state in (MessageState.DISPATCHED.value, MessageState.ATTESTED.value):
+        return rec.lease_until <= now or rec.lease_owner == owner
+    return rec.state == MessageState.DROPPED.value and rec.last_reason not in UNDELIVERABLE

@@ -77,6 +77,7 @@ def public_settings(config: Path) -> dict[str, Any]:
         chain.pop("signer", None)
     relayer = doc.get("relayer") or {}
     relayer.pop("identity_key", None)
+    relayer.pop("gas_oracle", None)  # the oracle updater's key
     doc.pop("admin", None)  # the admin API's keys
     return doc
 

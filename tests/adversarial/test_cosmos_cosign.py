@@ -118,14 +118,16 @@ def assert_at_most_one_payout(seen: dict[str, Any]) -> None:
     quorum = [p for p in seen["signed_payloads"] if len(p["validators"]) >= THRESHOLD]
     assert len(quorum) <= 1, seen["signed_payloads"]
     assert all(a["status"] in (200, 403) for a in seen["asked"]), seen["asked"]
-    assert len([b for b in seen["broadcasts"] if b.get("state") == "confirmed"]) <= 1, seen["broadcasts"]
+    landed = {b["tx"] for b in seen["broadcasts"] if b.get("state") == "confirmed"}
+    assert len(landed) <= 1, seen["broadcasts"]  # a replay of the same transaction is that transaction, not another
 
 
 async def test_asking_first_the_attacker_gets_one_payout_signed_and_paid_once(attacker, bridge_devnet, relaying_daemon,
                                                                                tmp_path) -> None:
     """The original attack, with the attacker first in line (no relayer running): each validator co-signs the first
     payout it is asked for, refuses every other sequence, timeout and fee (whatever ``expires_at`` claims), and
-    repeats its signature for a replay. The attacker's payout lands once; its second broadcast does not."""
+    repeats its signature for a replay. The attacker's payout lands once; its replay of the same transaction lands
+    nothing more."""
     client = DevnetClient(bridge_devnet)
     chains = Chains(client, attacker.addresses["cosmos"])
     validators = sorted(v["address"] for v in client.manifest["validators"])
@@ -147,7 +149,11 @@ async def test_asking_first_the_attacker_gets_one_payout_signed_and_paid_once(at
             assert reasons == {"already cosigned", "expired", "timeout too far", "no timeout",
                                *(() if fresh_vault else ("stale sequence",))}
             assert [a["status"] for a in seen["asked"] if a["request"] in ("first", "replay of first")] == [200] * 6
-            assert [b.get("state") for b in seen["broadcasts"]] == ["confirmed", None]  # its replay: refused
+            first, replay = seen["broadcasts"]
+            assert first.get("state") == "confirmed"
+            # its replay is the very same transaction: refused, or taken by the node as the one it already holds
+            # (code 19: adapters/cosmos/client.py), never a second payout (the balances below)
+            assert replay.get("state") is None or replay.get("tx") == first["tx"], seen["broadcasts"]
             assert seen["delivered"]
         await chains.wait_every_cosignature_expired()
         assert await chains.balances() == (recipient_before + MESSAGE_TST * UXTST,

@@ -325,6 +325,18 @@ def dispatch_to_test_recipient(devnet: Devnet, key: str, origin: str, destinatio
     return asyncio.run(go())
 
 
+def on_devnet(devnet: Devnet, fn: Callable[[DevnetClient], Awaitable[Any]]) -> Any:
+    """``fn(client)`` with a devnet client of its own, closed after (for tests that are not coroutines)."""
+    async def go() -> Any:
+        client = DevnetClient(devnet)
+        try:
+            return await fn(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
 def delivered_on(devnet: Devnet, chain: str, *mids: bytes) -> bool:
     """Whether ``chain``'s mailbox shows every message of ``mids`` processed (read from the chain, in one call)."""
     async def go() -> bool:

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,8 +43,10 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--force-device-scale-factor=1", "--hide-scrollbars", f"--window-size={WIDTH},1000"]
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
+@contextlib.contextmanager
+def headless_chromium(prefix: str) -> Iterator[Any]:
+    """A selenium driver of Debian's headless Chromium with a throw-away profile, its console logged; missing
+    Chromium fails the test in CI (``.ci/run`` installs it) and skips it elsewhere."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} or {CHROMEDRIVER} is missing; .ci/run installs them with: {INSTALL}")
@@ -51,7 +54,7 @@ def browser() -> Iterator[object]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    profile = tempfile.mkdtemp(prefix="explorer-chromium-")
+    profile = tempfile.mkdtemp(prefix=prefix)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
@@ -64,6 +67,12 @@ def browser() -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with headless_chromium("explorer-chromium-") as driver:
+        yield driver
 
 
 def js(driver, script: str, *args):  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from adapters.capabilities import (
     ADAPTER_CAPABILITIES,
     BatchLimit,
     BridgeLedger,
+    BridgeQueue,
     Bytes32Accounts,
     CapacitySource,
     ChainAdapter,
@@ -15,10 +16,13 @@ from adapters.capabilities import (
     CosignedDelivery,
     CosignLiveness,
     EndpointHealth,
+    ExactEstimates,
+    GasPaymaster,
     MessageDispatcher,
     MessageSender,
     NativeTokenIds,
     OperatorAccounts,
+    QuorumDisagreements,
     TokenSender,
     TxLookup,
     UnsignedTransactions,
@@ -40,13 +44,14 @@ from tests.unit.test_pipeline import TreeCollector
 SENDER_ROLES = {MessageSender, MessageDispatcher, TokenSender, TxLookup}
 EXPECTED: dict[type, set[type]] = {
     EvmAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
-                 BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth},
+                 BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements,
+                 GasPaymaster, BridgeQueue, ExactEstimates},
     SolanaAdapter: {ChainAdapter, *SENDER_ROLES, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
-                    OperatorAccounts},
+                    OperatorAccounts, EndpointHealth},
     CosmosAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
                     Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts,
-                    WriteAheadSender},
+                    WriteAheadSender, EndpointHealth},
 }
 
 

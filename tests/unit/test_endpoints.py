@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.endpoints import Endpoints
+from adapters.endpoints import Endpoints, quorum_height, tally
 
 
 def test_a_failing_endpoint_is_skipped_for_its_cool_down_then_probed_again() -> None:
@@ -41,3 +41,28 @@ def test_when_every_endpoint_is_demoted_all_are_still_tried_soonest_back_first()
 def test_an_empty_list_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one endpoint"):
         Endpoints([])
+
+
+def test_ready_endpoints_are_those_not_demoted_or_whose_cool_down_is_over() -> None:
+    now = [0.0]
+    eps = Endpoints(["http://a", "http://b", "http://c"], cool_down_s=5, clock=lambda: now[0])
+    eps.failed(1)
+    assert eps.ready() == [0, 2]
+    now[0] = 5.0
+    assert eps.ready() == [0, 1, 2] and eps.healthy() == [True, False, True]  # asked again: its probe
+
+
+def test_a_tally_has_one_winner_with_a_quorum_and_names_the_outvoted() -> None:
+    votes = tally({0: "x", 1: "y", 2: "x"}, quorum=2)
+    assert votes.winner == "x" and votes.outvoted() == [1]
+    assert votes.describe() == "2 agreed (endpoints 0, 2); 1 agreed (endpoints 1); 2 needed"
+    split = tally({0: "x", 1: "y", 2: "z"}, quorum=2)
+    assert split.winner is None and split.outvoted() == []
+    assert tally({}, quorum=2).describe() == "no answers; 2 needed"
+
+
+def test_the_quorum_height_is_the_quorum_th_highest_answer() -> None:
+    assert quorum_height({0: 10, 1: 12, 2: 11}, quorum=2) == 11
+    assert quorum_height({0: 10, 1: 10**9, 2: 11}, quorum=2) == 11  # one liar cannot raise it
+    assert quorum_height({0: 10, 1: 12, 2: 11}, quorum=3) == 10
+    assert quorum_height({0: 10}, quorum=2) is None

@@ -305,3 +305,64 @@ async def test_a_periodic_job_cut_short_by_the_stop_ends_quietly_and_earlier_can
     stop.set()
     job.cancel()
     assert await job is None  # the daemon's stop: the job ends without an error for apscheduler to log
+
+
+def _gas_hungry(dest: FakeChain) -> list[int]:
+    """``dest`` estimates 5M gas for a message ending in "heavy", 50k for any other; the gas of each submission."""
+    sent: list[int] = []
+    plain_submit = dest.submit_delivery
+
+    async def estimate(batch):  # type: ignore[no-untyped-def]
+        from adapters.base import CostEstimate
+
+        return CostEstimate(sum(5_000_000 if it.message.endswith(b"heavy") else 50_000 for it in batch.items), 10, 1)
+
+    async def submit(batch, estimate=None):  # type: ignore[no-untyped-def]
+        sent.append(estimate.gas if estimate else -1)
+        return await plain_submit(batch, estimate)
+
+    dest.estimate_delivery = estimate  # type: ignore[method-assign]
+    dest.submit_delivery = submit  # type: ignore[method-assign]
+    return sent
+
+
+async def test_a_message_over_the_gas_limit_is_isolated_dropped_and_executed_by_the_operator(world):
+    """relayer.max_gas_per_message: a batch over it is split; the one message that needs more is
+    DROPPED(gas_limit_exceeded), the others go; the operator's manual execution sends it alone with its own gas."""
+    clock, store, origin, dest, indexer, proc, _ = world
+    proc.settings = proc.settings.model_copy(update={"max_gas_per_message": 200_000})
+    sent = _gas_hungry(dest)
+    msgs = [origin.dispatch(2, b"heavy" if i == 2 else b"ok%d" % i) for i in range(4)]
+    await indexer.poll_once()
+    assert await proc.prepare_and_submit_once() == 3
+    assert sorted(len(b.items) for b in dest.submitted) == [1, 2]  # halves, then the half holding it split again
+    heavy = store.get(msgs[2].id)
+    assert heavy.state == MessageState.DROPPED.value and heavy.last_reason == FailureReason.GAS_LIMIT_EXCEEDED.value
+    assert "needs 5000000 gas, over relayer.max_gas_per_message (200000)" in heavy.last_error
+    assert await proc.confirm_once() == 3
+    _rec, claimed = store.claim_for_execution(msgs[2].id, 60.0)
+    assert claimed is not None
+    tx = await proc.execute_now(claimed, 6_000_000)
+    assert sent[-1] == 6_000_000 and [it.id for it in dest.submitted[-1].items] == [msgs[2].id]
+    assert store.get(msgs[2].id).state == MessageState.SUBMITTED.value and tx.tx_hash
+    assert await proc.confirm_once() == 1
+    assert store.get(msgs[2].id).state == MessageState.DELIVERED.value and dest.processed[msgs[2].id] == 1
+
+
+async def test_manual_execution_refuses_what_is_delivered_or_undeliverable(world):
+    from relayer.pipeline.processor import ManualExecutionRefused
+
+    clock, store, origin, dest, indexer, proc, _ = world
+    done = origin.dispatch(2, b"done")
+    await indexer.poll_once()
+    dest.processed[done.id] = 1  # someone delivered it
+    _rec, claimed = store.claim_for_execution(done.id, 60.0)
+    with pytest.raises(ManualExecutionRefused, match="delivered already"):
+        await proc.execute_now(claimed, 100_000)
+    assert store.get(done.id).state == MessageState.DELIVERED.value
+    rec, claimed = store.claim_for_execution(done.id, 60.0)
+    assert rec is not None and claimed is None  # delivered: nothing to execute
+    reorged = origin.dispatch(2, b"reorged")
+    await indexer.poll_once()
+    store.drop([reorged.id], FailureReason.ORIGIN_REORGED, "gone")
+    assert store.claim_for_execution(reorged.id, 60.0)[1] is None  # its origin no longer holds it

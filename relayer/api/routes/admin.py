@@ -14,9 +14,13 @@ Keys are compared in constant time and never logged or echoed. Every refusal is 
                                     when the file does not load or a rule does not compile (the old lists stay)
     GET  /admin/v1/messages/stuck?min_wait_s=&limit=
                                     undelivered messages waiting at least min_wait_s (default 300), dropped, or that
-                                    failed at least once: their cause and how long they have waited, longest first
+                                    failed at least once: their cause, status and substate (as GET /v1/messages/{id}
+                                    gives them) and how long they have waited, longest first
     POST /admin/v1/messages/{id}/retry
                                     a dropped or waiting message back to delivery now, attempts reset
+    POST /admin/v1/messages/{id}/execute   {"gas_limit": N}
+                                    manual execution: deliver it now in a transaction of its own with N gas (a
+                                    message dropped for gas_limit_exceeded, max_attempts, ..., or one waiting)
     POST /admin/v1/messages/{id}/drop   {"note": ...}
                                     an open message DROPPED(operator_dropped) with the note (409 once submitted,
                                     or while a processor holds it)
@@ -25,6 +29,13 @@ Keys are compared in constant time and never logged or echoed. Every refusal is 
     POST /admin/v1/routes/{origin}/{destination}/resume
                                     a paused route's messages wait (route_paused, no attempt spent) until resumed;
                                     the pause is in the database: every instance sees it, a restart keeps it
+    PUT  /admin/v1/integrators/{code}   {"payout_addresses": {chain: address}, "share": 0.2 | null}
+                                    register an integrator code, or replace its registration: a payout address per
+                                    chain (each in its chain's own format) and its share (null: router.integrator_fee_
+                                    share); in the database, for every instance (router/integrators.py); 400 naming the
+                                    field (payout_addresses.l1, share, code)
+    GET  /admin/v1/integrators/{code}, GET /admin/v1/integrators
+                                    one registration, every registration
 
 Every action is logged (``admin_action``) with what it changed and counted in ``relayer_admin_actions_total``.
 """
@@ -36,12 +47,14 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from config.errors import ConfigError
-from relayer.api.daemon_view import DaemonView
-from relayer.api.schemas import HEX32, bad_input, message_view
+from relayer.api.daemon_view import DaemonView, ExecutionRefused
+from relayer.api.schemas import HEX32, bad_input, message_status, message_view
 from router.errors import BODY_ERRORS, ErrorBody, error_responses
+from router.integrators import RegistrationError, check_registration_code
+from router.rewards import IntegratorRewards
 
 log = structlog.get_logger("relayer.api.admin")
 
@@ -88,11 +101,19 @@ class Note(BaseModel):
     note: str = Field("", max_length=500, description="why: kept with the message or the pause, and logged")
 
 
+class Execution(BaseModel):
+    gas_limit: int = Field(ge=21_000, le=100_000_000, description=(
+        "gas for the delivery transaction of this one message (the destination's gas: EVM gas, Cosmos gas, Solana "
+        "compute units), whatever relayer.max_gas_per_message says"))
+
+
 def admin_routes(daemon: DaemonView) -> APIRouter:
     api = APIRouter(prefix="/admin/v1", dependencies=[Depends(AdminKeys(daemon))], tags=["admin"])
     _filter_routes(api, daemon)
     _message_routes(api, daemon)
+    _execute_route(api, daemon)
     _route_routes(api, daemon)
+    _integrator_routes(api, daemon)
     return api
 
 
@@ -128,7 +149,9 @@ def _message_routes(api: APIRouter, daemon: DaemonView) -> None:
         """Undelivered messages that waited at least min_wait_s, were dropped, or failed at least once."""
         found = await daemon.store.aio.stuck_messages(min_wait_s, limit)
         return {"messages": [{**vars(m), "origin": names.get(m.origin, str(m.origin)),
-                              "destination": names.get(m.destination, str(m.destination))} for m in found]}
+                              "destination": names.get(m.destination, str(m.destination)),
+                              **dict(zip(("status", "substate"), message_status(m.state, m.reason), strict=True))}
+                             for m in found]}
 
     def checked(key: str) -> str:
         if not HEX32.match(key):
@@ -159,6 +182,25 @@ def _message_routes(api: APIRouter, daemon: DaemonView) -> None:
                 else ": only an open message can be dropped")})
         _acted(daemon, "drop", message=rec.id, note=body.note)
         return message_view(rec, names)
+
+
+def _execute_route(api: APIRouter, daemon: DaemonView) -> None:
+    @api.post("/messages/{key}/execute", responses={**error_responses(*BODY_ERRORS), **_REFUSALS, **_MESSAGE_ANSWERS,
+                                                    503: {"model": ErrorBody, "description": (
+                                                        "the destination did not take the transaction")}})
+    async def execute(key: str, body: Execution) -> dict[str, Any]:
+        """Manual execution (CCIP's): deliver this message now, in a transaction of its own with ``gas_limit`` gas: a
+        message DROPPED(gas_limit_exceeded), max_attempts, operator_dropped or denied, or one waiting. The answer is
+        the transaction sent; the message ends DELIVERED once it is confirmed (409: delivered already, in flight, held
+        by a processor right now, origin reorged, or no quorum checkpoint covers it yet)."""
+        if not HEX32.match(key):
+            raise bad_input("id", f"{key!r} is not a 0x-prefixed 32-byte hex message id")
+        try:
+            done = await daemon.execute_message(key.lower(), body.gas_limit)
+        except ExecutionRefused as exc:
+            raise HTTPException(exc.status, {"error": str(exc)}) from None
+        _acted(daemon, "execute", message=done["id"], gas_limit=body.gas_limit, tx=done["tx"])
+        return done
 
 
 def _route_routes(api: APIRouter, daemon: DaemonView) -> None:
@@ -198,3 +240,59 @@ def _route_routes(api: APIRouter, daemon: DaemonView) -> None:
         daemon.destinations_changed()
         _acted(daemon, "resume_route", origin=origin, destination=destination, was_paused=was)
         return {"origin": origin, "destination": destination, "paused": False, "was_paused": was}
+
+
+class Registration(BaseModel):
+    """An integrator's registration (router/integrators.py): where its rewards are paid, and its share."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payout_addresses: dict[str, str] = Field(description=(
+        "chain -> payout address in that chain's own format (EVM 0x-hex, Solana base58, Cosmos bech32); rewards are "
+        "paid on EVM chains (router/payouts.py), elsewhere they are reported as pending"))
+    share: float | None = Field(None, description=(
+        "share of the fees its intents paid, 0-1, at most 6 decimal places; null: router.integrator_fee_share"))
+
+
+_INTEGRATOR_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "bad input, naming the field: code, payout_addresses.CHAIN, share"},
+    503: {"model": ErrorBody, "description": "the routing API's intents are not enabled on this daemon"},
+}
+
+
+def _integrator_routes(api: APIRouter, daemon: DaemonView) -> None:
+    def rewards() -> IntegratorRewards:
+        found = daemon.intents.rewards if daemon.intents is not None else None
+        if found is None:
+            raise HTTPException(503, {"error": "the routing API's intents are not enabled on this daemon"})
+        return found
+
+    @api.put("/integrators/{code}", responses={**error_responses(*BODY_ERRORS), **_REFUSALS, **_INTEGRATOR_ANSWERS})
+    async def register(code: str, body: Registration) -> dict[str, Any]:
+        """Register an integrator code, or replace its registration whole: a payout address per chain and its share.
+        Its rewards are then paid on chain every router.integrator_payout_interval_s (router/payouts.py)."""
+        try:
+            view, created = await rewards().register(code, body.model_dump())
+        except RegistrationError as exc:
+            raise bad_input(exc.field, exc.error) from None
+        _acted(daemon, "register_integrator", code=code, created=created, share=view["share"],
+               payout_addresses=view["payout_addresses"])
+        return {"integrator": view, "created": created}
+
+    @api.get("/integrators/{code}", responses={**_REFUSALS, **_INTEGRATOR_ANSWERS,
+                                                404: {"model": ErrorBody, "description": "not registered"}})
+    async def integrator(code: str) -> dict[str, Any]:
+        """One integrator's registration."""
+        try:
+            check_registration_code(code)
+        except RegistrationError as exc:
+            raise bad_input(exc.field, exc.error) from None
+        found = await rewards().get(code)
+        if found is None:
+            raise HTTPException(404, {"error": f"integrator {code!r} is not registered"})
+        return found
+
+    @api.get("/integrators", responses={**_REFUSALS, 503: _INTEGRATOR_ANSWERS[503]})
+    async def integrators() -> dict[str, Any]:
+        """Every registered integrator."""
+        return {"integrators": await rewards().all()}

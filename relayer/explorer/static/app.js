@@ -28,6 +28,10 @@ const ui = {
   pollTimer: null,
   windowS: 900,
   flash: new Set(),
+  endpoints: {},          // chain name -> [up?] per RPC endpoint index (relayer_rpc_endpoint_up), never URLs
+  view: "messages",       // messages | stuck
+  admin: { stuck: [], paused: [], statuses: new Map(), refused: false, loading: false, again: false, dropping: null,
+           executing: null, fetchedAt: 0 },  // the stuck view: what the admin API answered last
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -441,7 +445,8 @@ function renderCards() {
          kv("transfer fee", cap.transfer_fee_usd !== undefined ? `$${cap.transfer_fee_usd.toPrecision(2)}` : "—", "fee_usd")),
       meter,
       el("div", { class: "queue", title: "messages to this chain by state" },
-         ...STATES.map((st) => el("span", { class: `state-${st}` }, `${st.toLowerCase()} ${queue[st] || 0}`)))));
+         ...STATES.map((st) => el("span", { class: `state-${st}` }, `${st.toLowerCase()} ${queue[st] || 0}`))),
+      endpointRow(c.name)));
   }
   box.replaceChildren(...cards);
 }
@@ -740,6 +745,364 @@ function drawCharts() {
   });
 }
 
+// ---------------------------------------------------------------- RPC endpoint health (chain cards)
+// relayer_rpc_endpoint_up{chain,endpoint} from /metrics: the daemon's EndpointHealth, by endpoint index (0 is
+// rpc_url, then fallback_rpc_urls in order). URLs are never read or shown: they may hold a provider's API key.
+const ENDPOINTS_MS = 5000;
+
+function parseEndpointHealth(text) {
+  const found = {};
+  for (const line of text.split("\n")) {
+    const m = /^relayer_rpc_endpoint_up\{([^}]*)\}\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    const i = Number(labels.endpoint);
+    if (!labels.chain || !Number.isInteger(i) || i < 0 || i > 63) continue;
+    (found[labels.chain] = found[labels.chain] || [])[i] = Number(m[2]) === 1;
+  }
+  return found;
+}
+
+async function refreshEndpoints() {
+  try {
+    const res = await fetch("/metrics", { headers: { Accept: "text/plain" }, cache: "no-store" });
+    if (!res.ok) return;
+    const found = parseEndpointHealth(await res.text());
+    if (JSON.stringify(found) === JSON.stringify(ui.endpoints)) return;
+    ui.endpoints = found;
+    renderCards();
+  } catch (_) { /* the cards keep the last known endpoint health */ }
+}
+
+function endpointRow(chain) {
+  const ups = ui.endpoints[chain];
+  if (!ups || ups.length < 2) return null;  // one endpoint: the card's UP/DOWN already says it
+  const role = (i) => (i === 0 ? "rpc_url" : `fallback_rpc_urls[${i - 1}]`);
+  return el("div", { class: "endpoints", "data-field": "endpoints" },
+    el("span", { class: "k" }, "rpc endpoints"),
+    ...ups.map((up, i) => el("span", { class: `badge ${up ? "up" : "down"}`, "data-endpoint": String(i),
+      "data-up": String(!!up), title: `endpoint ${i} (${role(i)}): ${up ? "its last request succeeded" : "its last request failed"}` },
+      `#${i} ${up ? "up" : "down"}`)));
+}
+
+// ---------------------------------------------------------------- profit and loss per route (GET /v1/routes/profit)
+// What senders paid the origins' paymasters against what the route's deliveries spent: public on chain, no key.
+const PROFIT_MS = 15000;
+
+function usd(x) {
+  return `${x < 0 ? "-" : ""}$${Math.abs(x).toFixed(Math.abs(x) >= 1 ? 2 : 6)}`;
+}
+
+async function refreshProfit() {
+  try {
+    const { routes } = await getJSON("/v1/routes/profit");
+    $("#profit").hidden = routes.length === 0;
+    $("#profit-table tbody").replaceChildren(...routes.map((r) => el("tr",
+      { "data-route": `${r.origin}->${r.destination}` },
+      el("td", {}, `${r.origin} → ${r.destination}`), el("td", { class: "num" }, String(r.payments)),
+      el("td", { class: "num", "data-field": "fees" }, usd(r.fees_collected_usd)),
+      el("td", { class: "num", "data-field": "gas" }, usd(r.gas_spent_usd)),
+      el("td", { class: `num ${r.profit_usd < 0 ? "loss" : "gain"}`, "data-field": "profit" }, usd(r.profit_usd)))));
+  } catch (_) { /* the table keeps its last figures */ }
+}
+
+// ---------------------------------------------------------------- views (messages | stuck)
+function showView(view) {
+  ui.view = view;
+  for (const b of document.querySelectorAll(".tabs [role=tab]")) b.setAttribute("aria-selected", String(b.dataset.view === view));
+  $("#lower").hidden = view !== "messages";
+  $("#stuck").hidden = view !== "stuck";
+  $("#integrator").hidden = view !== "integrator";  // integrators.js: #integrator/CODE, the public report
+  if (view === "stuck") { history.replaceState(null, "", "#stuck"); renderStuckView(); loadStuck(); }
+  else if (view === "integrator") window.Integrators.show();
+  else { history.replaceState(null, "", location.pathname + location.search); drawCharts(); }
+}
+
+// ---------------------------------------------------------------- stuck messages (the admin API, behind its key)
+// The admin key lives in this tab's sessionStorage only: never in the URL, never in localStorage, never logged.
+const KEY_SLOT = "explorer-admin-key";
+const STUCK_MS = 5000;
+const NOTE_MAX = 500;
+
+function adminKey() {
+  try { return sessionStorage.getItem(KEY_SLOT) || ""; } catch (_) { return ""; }
+}
+function storeAdminKey(key) {
+  try { sessionStorage.setItem(KEY_SLOT, key); } catch (_) { /* storage off: the key cannot be kept */ }
+}
+
+function adminStatus(text, kind) {
+  const s = $("#admin-status");
+  s.textContent = text;
+  s.className = `status ${kind || ""}`.trim();
+  s.dataset.kind = kind || "";
+}
+
+const REFUSED = { 400: "bad input", 401: "wrong or missing admin key", 403: "forbidden", 404: "not found",
+                  409: "conflict" };
+
+function adminError(status, body) {
+  const detail = body && body.detail;
+  let text = typeof detail === "string" ? detail : detail && (detail.error || JSON.stringify(detail));
+  if (detail && detail.field && detail.error) text = `${detail.field}: ${detail.error}`;
+  const err = new Error(`${status} ${REFUSED[status] || "error"}: ${text || "no detail"}`);
+  err.status = status;
+  return err;
+}
+
+async function adminRequest(method, path, body) {
+  const key = adminKey();
+  if (!key) throw Object.assign(new Error("the admin key is needed"), { status: 0 });
+  const headers = { Accept: "application/json", Authorization: `Bearer ${key}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(`/admin/v1${path}`, { method, headers, cache: "no-store",
+                                                body: body === undefined ? undefined : JSON.stringify(body) });
+  let answer = null;
+  try { answer = await res.json(); } catch (_) { answer = null; }
+  if (!res.ok) throw adminError(res.status, answer);
+  return answer;
+}
+
+function renderStuckView() {
+  const keyed = !!adminKey();
+  $("#stuck-needs-key").hidden = keyed;
+  $("#stuck-content").hidden = !keyed;
+  $("#admin-forget").disabled = !keyed;
+  $("#stuck").dataset.keyed = String(keyed);
+}
+
+async function loadStuck() {
+  if (!adminKey()) return;
+  if (ui.admin.loading) { ui.admin.again = true; return; }  // once more after the read under way (it may be older)
+  ui.admin.loading = true;
+  try {
+    const wait = encodeURIComponent($("#stuck-min-wait").value);
+    const [stuck, paused] = await Promise.all([adminRequest("GET", `/messages/stuck?min_wait_s=${wait}&limit=200`),
+                                               adminRequest("GET", "/routes/paused")]);
+    await learnStatuses(stuck.messages);
+    ui.admin.stuck = stuck.messages;
+    ui.admin.paused = paused.routes;
+    ui.admin.fetchedAt = now();
+    renderStuck();
+    renderPaused();
+    if ($("#admin-status").dataset.kind === "error" && ui.admin.refused) adminStatus("", "");
+    ui.admin.refused = false;
+  } catch (err) {
+    ui.admin.refused = err.status === 401 || err.status === 403;  // no retries until another key is given
+    adminStatus(err.message, "error");
+    if (ui.admin.refused) { ui.admin.stuck = []; ui.admin.paused = []; renderStuck(); renderPaused(); }
+  } finally {
+    ui.admin.loading = false;
+  }
+  if (ui.admin.again) { ui.admin.again = false; await loadStuck(); }
+}
+
+function autoRefreshStuck() {
+  if (ui.view !== "stuck") return;
+  const view = $("#stuck");
+  view.dataset.ticks = String(Number(view.dataset.ticks || 0) + 1);  // each look, sent or not (tests read it)
+  if (adminKey() && !ui.admin.refused && !ui.admin.dropping && !ui.admin.executing) loadStuck();
+}
+
+// the one status and substate callers see (as GET /v1/messages/{id} gives them): the admin API's stuck list carries them
+async function learnStatuses(list) {
+  const cache = ui.admin.statuses;
+  for (const m of list) cache.set(m.id, { state: m.state, reason: m.reason, status: m.status, substate: m.substate });
+}
+
+function statusCell(m) {
+  const c = ui.admin.statuses.get(m.id);
+  const text = c && c.state === m.state && c.reason === m.reason ? `${c.status}${c.substate ? ` · ${c.substate}` : ""}` : "…";
+  return el("td", { class: "status-cell", title: `pipeline state ${m.state}` },
+    el("span", { class: `badge state state-${m.state}` }, m.state), " ", el("span", { class: "substate" }, text));
+}
+
+function causeCell(m) {
+  return el("td", { class: "reason", title: m.error || m.reason || "" },
+    el("b", {}, m.reason || "no failure yet (waiting long)"), m.error ? el("span", { class: "error" }, m.error) : null);
+}
+
+function actionsCell(m) {
+  const open = m.state === "DISPATCHED" || m.state === "ATTESTED";
+  return el("td", { class: "actions" }, el("div", { class: "buttons" },
+    m.state !== "SUBMITTED" ? el("button", { type: "button", "data-action": "retry", "data-id": m.id,
+      title: "back to delivery now, attempts reset" }, "Retry") : el("span", { class: "muted" }, "in flight"),
+    open ? el("button", { type: "button", "data-action": "drop", "data-id": m.id,
+      title: "end it DROPPED(operator_dropped), with a note" }, "Drop…") : null,
+    executable(m) ? el("button", { type: "button", "data-action": "execute", "data-id": m.id,
+      title: "deliver it now in a transaction of its own, with the gas limit you give" }, "Execute…") : null));
+}
+
+// what the admin API's manual execution takes: an open message, or a dropped one its origin still proves
+const UNDELIVERABLE = new Set(["origin_reorged", "unknown_destination", "malformed"]);
+function executable(m) {
+  return m.state === "DISPATCHED" || m.state === "ATTESTED" || (m.state === "DROPPED" && !UNDELIVERABLE.has(m.reason));
+}
+
+function executeRow(id) {
+  const form = el("form", { class: "execute-form", "data-id": id, novalidate: "" },  // the page says what is wrong
+    el("input", { type: "number", name: "gas_limit", min: "21000", max: "100000000", step: "1",
+                  placeholder: "gas limit, e.g. 3000000", "aria-label": "gas limit of the execution" }),
+    el("button", { type: "submit" }, "Execute now"),
+    el("button", { type: "button", class: "ghost", "data-action": "cancel-execute" }, "Cancel"));
+  return el("tr", { class: "execute-row", "data-execute": id }, el("td", { colspan: "7" }, form));
+}
+
+function stuckRow(m) {
+  const since = (ui.admin.fetchedAt || now()) - m.waited_s;
+  return el("tr", { "data-id": m.id, "data-state": m.state, "data-reason": m.reason || "" },
+    el("td", { class: "hash", title: m.id }, short(m.id)),
+    el("td", { class: "route" }, m.origin, el("span", { class: "arrow" }, "→"), m.destination),
+    statusCell(m), causeCell(m),
+    el("td", { class: "num age", "data-t": String(since) }, fmtAge(now() - since)),
+    el("td", { class: "num" }, m.attempts), actionsCell(m));
+}
+
+function dropRow(id) {
+  const form = el("form", { class: "drop-form", "data-id": id },
+    el("input", { type: "text", name: "note", maxlength: String(NOTE_MAX), placeholder: "why (required, kept with the message)",
+                  spellcheck: "false", autocomplete: "off", "aria-label": "note for the drop" }),
+    el("button", { type: "submit" }, "Drop message"),
+    el("button", { type: "button", class: "ghost", "data-action": "cancel-drop" }, "Cancel"));
+  return el("tr", { class: "drop-row", "data-drop": id }, el("td", { colspan: "7" }, form));
+}
+
+function renderStuck() {
+  const rows = [];
+  for (const m of ui.admin.stuck) {
+    rows.push(stuckRow(m));
+    if (ui.admin.dropping === m.id) rows.push(dropRow(m.id));
+    if (ui.admin.executing === m.id) rows.push(executeRow(m.id));
+  }
+  if (!rows.length) rows.push(el("tr", {}, el("td", { class: "empty", colspan: "7" }, "no stuck messages")));
+  $("#stuck-table tbody").replaceChildren(...rows);
+  const count = $("#tab-stuck");
+  count.replaceChildren("Stuck", ui.admin.stuck.length ? el("span", { class: "count" }, String(ui.admin.stuck.length)) : "");
+}
+
+function renderPaused() {
+  const rows = ui.admin.paused.map((r) => el("tr", { "data-route": `${r.origin}/${r.destination}` },
+    el("td", { class: "route" }, r.origin, el("span", { class: "arrow" }, "→"), r.destination),
+    el("td", { class: "note-cell" }, r.note || "—"),
+    el("td", { class: "actions" }, el("button", { type: "button", "data-action": "resume", "data-origin": r.origin,
+                                                  "data-destination": r.destination }, "Resume"))));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { class: "empty", colspan: "3" }, "no route is paused")));
+  $("#paused-routes tbody").replaceChildren(...rows);
+}
+
+function fillRouteSelects() {
+  for (const id of ["#pause-origin", "#pause-destination"]) {
+    $(id).replaceChildren(...ui.chains.map((c) => el("option", { value: c.name }, c.name)));
+  }
+  if (ui.chains.length > 1) $("#pause-destination").value = ui.chains[1].name;
+}
+
+function describe(v) { return `${v.status}${v.substate ? ` · ${v.substate}` : ""}`; }
+
+async function adminAction(run, done) {
+  adminStatus("working…", "");
+  try {
+    adminStatus(done(await run()), "ok");
+  } catch (err) {
+    adminStatus(err.message, "error");
+  }
+  await loadStuck();
+}
+
+function retryMessage(id) {
+  return adminAction(() => adminRequest("POST", `/messages/${id}/retry`),
+                     (v) => `retried ${short(id)}: now ${describe(v)}`);
+}
+
+function dropMessage(id, note) {
+  if (!note.trim()) { adminStatus("a note is required to drop a message: say why (kept with the message)", "error"); return; }
+  ui.admin.dropping = null;
+  return adminAction(() => adminRequest("POST", `/messages/${id}/drop`, { note }),
+                     (v) => `dropped ${short(id)}: now ${describe(v)}, note “${v.last_error || note}”`);
+}
+
+function executeMessage(id, text) {
+  const gas = Number(text);
+  if (!Number.isInteger(gas) || gas < 21000 || gas > 100000000) {
+    adminStatus("the gas limit must be a whole number from 21000 to 100000000", "error");
+    return;
+  }
+  ui.admin.executing = null;
+  return adminAction(() => adminRequest("POST", `/messages/${id}/execute`, { gas_limit: gas }),
+                     (v) => `executing ${short(id)} with ${v.gas_limit} gas in ${short(v.tx)}`);
+}
+
+function pauseRoute(origin, destination, note) {
+  if (!note.trim()) { adminStatus("a note is required to pause a route: say why (kept with the pause)", "error"); return; }
+  $("#pause-note").value = "";
+  return adminAction(() => adminRequest("POST", `/routes/${encodeURIComponent(origin)}/${encodeURIComponent(destination)}/pause`, { note }),
+                     (v) => `paused ${v.origin} → ${v.destination}: “${v.note}”`);
+}
+
+function resumeRoute(origin, destination) {
+  return adminAction(() => adminRequest("POST", `/routes/${encodeURIComponent(origin)}/${encodeURIComponent(destination)}/resume`),
+                     (v) => `resumed ${v.origin} → ${v.destination}${v.was_paused ? "" : " (it was not paused)"}`);
+}
+
+function useKey(e) {
+  e.preventDefault();
+  const input = $("#admin-key");
+  const key = input.value.trim();
+  input.value = "";  // the key stays in sessionStorage only, not in the page
+  if (!key) { adminStatus("enter the admin key first", "error"); return; }
+  storeAdminKey(key);
+  ui.admin.refused = false;
+  adminStatus("key kept for this tab only (sessionStorage)", "ok");
+  renderStuckView();
+  loadStuck();
+}
+
+function forgetKey() {
+  try { sessionStorage.removeItem(KEY_SLOT); } catch (_) { /* nothing kept */ }
+  Object.assign(ui.admin, { stuck: [], paused: [], refused: false, dropping: null, executing: null });
+  renderStuck();
+  renderPaused();
+  renderStuckView();
+  adminStatus("admin key forgotten", "ok");
+}
+
+function onStuckClick(e) {
+  const b = e.target.closest("button[data-action]");
+  if (!b) return;
+  const action = b.dataset.action;
+  if (action === "retry") retryMessage(b.dataset.id);
+  else if (action === "drop") { ui.admin.dropping = b.dataset.id; renderStuck(); $(".drop-form input").focus(); }
+  else if (action === "cancel-drop") { ui.admin.dropping = null; renderStuck(); }
+  else if (action === "execute") { ui.admin.executing = b.dataset.id; renderStuck(); $(".execute-form input").focus(); }
+  else if (action === "cancel-execute") { ui.admin.executing = null; renderStuck(); }
+  else if (action === "resume") resumeRoute(b.dataset.origin, b.dataset.destination);
+}
+
+function onStuckSubmit(e) {
+  const form = e.target.closest("form.drop-form, form.execute-form");
+  if (!form) return;
+  e.preventDefault();
+  if (form.classList.contains("execute-form")) executeMessage(form.dataset.id, form.querySelector("input").value);
+  else dropMessage(form.dataset.id, form.querySelector("input").value);
+}
+
+function wireStuckView() {
+  for (const b of document.querySelectorAll(".tabs [role=tab]")) b.addEventListener("click", () => showView(b.dataset.view));
+  $("#admin-key-form").addEventListener("submit", useKey);
+  $("#admin-forget").addEventListener("click", forgetKey);
+  $("#stuck-refresh").addEventListener("click", () => { ui.admin.refused = false; loadStuck(); });
+  $("#stuck-min-wait").addEventListener("change", () => loadStuck());
+  $("#stuck").addEventListener("click", onStuckClick);
+  $("#stuck").addEventListener("submit", onStuckSubmit);
+  $("#pause-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    pauseRoute($("#pause-origin").value, $("#pause-destination").value, $("#pause-note").value);
+  });
+  renderStuckView();
+  renderStuck();
+  renderPaused();
+}
+
 // ---------------------------------------------------------------- start
 async function start() {
   applyTheme(initialTheme());
@@ -758,6 +1121,7 @@ async function start() {
   $("#capacity-kind").addEventListener("change", drawCharts);
   $("#window").addEventListener("change", (e) => { ui.windowS = Number(e.target.value); refreshThroughput(); drawCharts(); });
   window.addEventListener("resize", drawCharts);
+  wireStuckView();
 
   try {
     const samples = await getJSON("/v1/explorer/samples?window_s=3600");
@@ -765,6 +1129,7 @@ async function start() {
     ui.chains.forEach((c, i) => { ui.colour[c.name] = PALETTE[i % PALETTE.length]; });
     const sel = $("#filter-chain");
     for (const c of ui.chains) sel.append(el("option", { value: c.name }, c.name));
+    fillRouteSelects();
     ui.seq = 0;
     applySamples(samples.samples);
     ui.seq = Math.max(ui.seq, samples.last_seq);
@@ -779,6 +1144,12 @@ async function start() {
   setInterval(refreshThroughput, 10000);
   setInterval(refreshCapacity, 10000);
   setInterval(drawCharts, 5000);  // time axes move on even when nothing changes
+  setInterval(refreshEndpoints, ENDPOINTS_MS);
+  setInterval(refreshProfit, PROFIT_MS);
+  refreshProfit();
+  setInterval(autoRefreshStuck, STUCK_MS);
+  refreshEndpoints();
+  showView(location.hash === "#stuck" ? "stuck" : location.hash.startsWith("#integrator") ? "integrator" : "messages");
   tickAges();
   document.body.dataset.ready = "true";
 }

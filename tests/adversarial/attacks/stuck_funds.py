@@ -43,14 +43,14 @@ class _Evm:
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer["result"]
 
-    async def send(self, to: str | None, data: bytes, gas: int = GAS) -> dict[str, Any]:
+    async def send(self, to: str | None, data: bytes, gas: int = GAS, value: int = 0) -> dict[str, Any]:
         """Sign and send with a fixed gas limit (no estimate), wait until mined; the receipt plus the decoded
         revert reason when it reverted."""
         base = int((await self.rpc("eth_getBlockByNumber", ["latest", False]))["baseFeePerGas"], 16)
         tx: dict[str, Any] = {
             "chainId": int(await self.rpc("eth_chainId", []), 16),
             "nonce": int(await self.rpc("eth_getTransactionCount", [self.account.address, "pending"]), 16),
-            "gas": gas, "maxFeePerGas": 2 * base + 10**9, "maxPriorityFeePerGas": 10**9, "value": 0,
+            "gas": gas, "maxFeePerGas": 2 * base + 10**9, "maxPriorityFeePerGas": 10**9, "value": value,
             "data": data, "type": 2,
         }
         if to is not None:

@@ -1,0 +1,58 @@
+"""EVM token-bridge queue: inbound transfers ``TokenBridge`` queued for want of rate-limit room, the room of a
+bucket, and ``releaseQueued`` from the relayer's wallet (``adapters.capabilities.BridgeQueue``)."""
+
+from __future__ import annotations
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+
+from adapters.capabilities import QueuedTransfer
+from adapters.evm import abi
+from adapters.evm.chain import evm_boundary
+from adapters.evm.errors import SigningError
+from adapters.evm.sender import EvmSender
+
+_QUEUED_COUNT = abi.selector("queuedCount()")
+_QUEUED = abi.selector("queued(uint256)")
+_ROOM = abi.selector("rateLimitRoom(uint32,address,bool)")
+_RELEASE = abi.selector("releaseQueued(uint256)")
+UNLIMITED = 2**256 - 1
+READ_BATCH = 200  # queued entries read in one JSON-RPC batch
+
+
+class EvmBridgeQueue(EvmSender):
+    """The chain's ``TokenBridge`` queue (``chains.<name>.token_bridge``), paid out from the relayer's wallet."""
+
+    def can_release(self) -> bool:
+        return self._config.token_bridge is not None and self._signer is not None
+
+    @evm_boundary
+    async def queued_transfers(self, from_id: int) -> list[QueuedTransfer]:
+        bridge = self._bridge()
+        (raw,) = await self._eth_calls([(bridge, _QUEUED_COUNT)])
+        count = abi_decode(["uint256"], raw)[0]
+        found: list[QueuedTransfer] = []
+        for start in range(max(1, from_id), count + 1, READ_BATCH):
+            ids = range(start, min(count, start + READ_BATCH - 1) + 1)
+            words = await self._eth_calls([(bridge, _QUEUED + abi_encode(["uint256"], [i])) for i in ids])
+            for queue_id, word in zip(ids, words, strict=True):
+                origin, token, recipient, amount = abi_decode(["uint32", "address", "address", "uint256"], word)
+                if amount:
+                    found.append(QueuedTransfer(queue_id, origin, token.lower(), recipient.lower(), amount))
+        return found
+
+    @evm_boundary
+    async def inbound_room(self, origin: int, token: str) -> tuple[int, int]:
+        (raw,) = await self._eth_calls([(self._bridge(), _ROOM + abi_encode(["uint32", "address", "bool"],
+                                                                             [origin, token, True]))])
+        available, capacity, _rate = abi_decode(["uint256", "uint256", "uint256"], raw)
+        return (UNLIMITED, 0) if capacity == 0 else (available, capacity)
+
+    @evm_boundary
+    async def release_queued(self, queue_id: int) -> str:
+        if self._signer is None:
+            raise SigningError("releasing a queued transfer needs chains.<name>.signer", chain=self._name,
+                               reason="no signer")
+        receipt = await self._transact(self._signer, self._bridge(),
+                                       _RELEASE + abi_encode(["uint256"], [queue_id]), "TokenBridge.releaseQueued")
+        return str(receipt["transactionHash"])

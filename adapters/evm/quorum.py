@@ -1,0 +1,253 @@
+"""``QuorumRpc``: JSON-RPC over several endpoints of one EVM chain that must agree (``rpc_mode = "quorum"``).
+
+Every request goes to all endpoints ``Endpoints.ready`` names (not demoted, or their cool-down over: that request is
+their probe), concurrently; each answers or fails. A failure to connect, a timeout, HTTP 429 or 5xx demotes the
+endpoint (``Endpoints.failed``), so a dead or hung one costs one timeout and then is no voter until its probe answers.
+What is accepted depends on the request:
+
+* **Reads, by agreement.** The answer is the one at least ``quorum`` endpoints returned identically: the canonical
+  JSON (sorted keys) of each call's ``result`` or ``error``, a batch compared as a whole, its calls ordered by id.
+  Endpoints that answered otherwise are outvoted: counted per (method, endpoint) for
+  ``relayer_rpc_quorum_disagreements_total`` and logged as ``rpc_quorum_outvoted`` by index, never by URL (a
+  provider's URL often holds its API key). Without a quorum the read raises ``RpcUnavailable`` saying how the
+  endpoints split, a retryable error: the pipeline retries the stage later (``rpc_unavailable``).
+* **Heights: the quorum-th highest.** ``eth_blockNumber`` answers differ between honest nodes by a block or two, so
+  exact agreement would fail at every new block. The answer is the highest height at least ``quorum`` endpoints
+  have reached (``adapters.endpoints.quorum_height``): a minority cannot raise it above every honest node, and it
+  is never ahead of what a quorum can serve. No endpoint is counted as outvoted for a height.
+* **Blocks at a tag** (``eth_getBlockByNumber`` with ``latest``, ``finalized``, ``safe``, ``pending``): accepted
+  when a quorum returned the same block. Otherwise the read is pinned: the quorum-th highest of the block numbers
+  the endpoints returned, read again by number, by agreement. For ``finalized`` that is a height at least
+  ``quorum`` endpoints call final, so at least one honest node does while the liars are fewer than the quorum.
+* **Other reads at a tag** (``eth_call``, ``eth_getBalance``, ``eth_getTransactionCount``, ``eth_estimateGas``,
+  ``eth_feeHistory`` at ``latest`` or ``pending``): by agreement only, not pinned. The state they read changes at
+  most once a block and rarely in the few contracts this relayer reads, so honest nodes at the tip agree almost
+  always; when they do not, the read fails as ``rpc_unavailable`` and its retry a moment later agrees. Pinning
+  would cost a height vote before every read, and ``pending`` (the nonce manager's) cannot be pinned at all.
+  A node a block behind can therefore be outvoted now and then; a lying one shows as a steady rate. (``eth_feeHistory``
+  at ``latest`` moves with every block: only the health job's chain stats read it, and they skip a failed round.)
+* **Sends** (``eth_sendRawTransaction``): broadcast to every ready endpoint (all of them when none is ready),
+  accepted when any accepts; for a batch, per transaction. "already known" or a nonce error from the others is
+  then expected: they got it from the network or from us. Without an acceptance the first endpoint's answer
+  (in configured order) is returned, for the sender's own error handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from adapters.base import RpcUnavailable
+from adapters.endpoints import Endpoints, Tally, is_endpoint_failure, quorum_height, tally
+
+log = structlog.get_logger("adapters.evm")
+
+HEIGHT_TAGS = frozenset({"latest", "finalized", "safe", "pending", "earliest"})
+Body = dict[str, Any] | list[dict[str, Any]]  # one JSON-RPC request, or a batch
+OUTVOTED_LOG_EVERY_S = 30.0  # one rpc_quorum_outvoted line per (method, endpoint) this often: a liar lies every time
+
+
+class PostTo(Protocol):
+    """One JSON-RPC POST of ``data`` to ``url``: the decoded JSON answer (``EvmChain._post_to``)."""
+
+    async def __call__(self, url: str, data: str) -> Any: ...
+
+
+def canonical(answer: Any) -> str:
+    """What endpoints must agree on: each call's result or error (and id), keys sorted, a batch ordered by id."""
+    if isinstance(answer, list):
+        items = sorted((_outcome(a) for a in answer), key=lambda o: json.dumps(o.get("id")))
+        return json.dumps(items, sort_keys=True, separators=(",", ":"))
+    return json.dumps(_outcome(answer), sort_keys=True, separators=(",", ":"))
+
+
+def _outcome(answer: Any) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        return {"other": answer}
+    if answer.get("error") is not None:
+        return {"id": answer.get("id"), "error": answer["error"]}
+    return {"id": answer.get("id"), "result": answer.get("result")}
+
+
+def method_of(body: Body) -> str:
+    """The JSON-RPC method of a request, or of a batch's first call (the adapter's batches are of one method)."""
+    first = body[0] if isinstance(body, list) and body else body
+    return str(first.get("method", "batch")) if isinstance(first, Mapping) else "batch"
+
+
+def accepted_first(answers: list[Any]) -> Any:
+    """Of the endpoints' answers to one send (in endpoint order), one that accepted it, else the first."""
+    if isinstance(answers[0], list):
+        return _accepted_per_transaction(answers)
+    return next((a for a in answers if isinstance(a, dict) and a.get("error") is None and "result" in a), answers[0])
+
+
+def _accepted_per_transaction(answers: list[Any]) -> list[Any]:
+    batches = [a for a in answers if isinstance(a, list)]
+    merged = {json.dumps(item.get("id")): item for item in batches[0] if isinstance(item, dict)}
+    for batch in batches[1:]:
+        for item in batch:
+            key = json.dumps(item.get("id")) if isinstance(item, dict) else None
+            if key in merged and merged[key].get("error") is not None and item.get("error") is None:
+                merged[key] = item
+    return list(merged.values())
+
+
+def _is_send(body: Body) -> bool:
+    calls = body if isinstance(body, list) else [body]
+    return bool(calls) and all(c.get("method") == "eth_sendRawTransaction" for c in calls)
+
+
+def _tagged_block_read(body: Body) -> bool:
+    if isinstance(body, list) or body.get("method") != "eth_getBlockByNumber":
+        return False
+    params = body.get("params") or []
+    return bool(params) and params[0] in HEIGHT_TAGS
+
+
+@dataclass(slots=True)
+class Asked:
+    """What the endpoints asked said: answers and failures by endpoint index."""
+
+    answers: dict[int, Any] = field(default_factory=dict)
+    failures: dict[int, Exception] = field(default_factory=dict)
+
+    def tally(self, quorum: int) -> tuple[Tally, dict[int, str]]:
+        """The vote on the answers, and each answer's canonical text."""
+        keys = {i: canonical(a) for i, a in self.answers.items()}
+        return tally(keys, quorum), keys
+
+    def given(self, keys: dict[int, str], winner: str) -> Any:
+        """The winning answer as the first endpoint (in configured order) that gave it sent it."""
+        return next(self.answers[i] for i in sorted(keys) if keys[i] == winner)
+
+
+class QuorumRpc:
+    """JSON-RPC requests answered by a quorum of a chain's endpoints (the rules are in the module docstring)."""
+
+    def __init__(self, chain: str, endpoints: Endpoints, quorum: int, post_to: PostTo, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not len(endpoints.urls) / 2 < quorum <= len(endpoints.urls):
+            raise ValueError(f"a quorum of {len(endpoints.urls)} endpoints is more than half of them, at most all")
+        self._chain = chain
+        self._endpoints = endpoints
+        self.quorum = quorum
+        self._post_to = post_to
+        self._clock = clock
+        self._disagreements: Counter[tuple[str, int]] = Counter()
+        self._last_logged: dict[tuple[str, int], float] = {}
+
+    async def post(self, body: Body, data: str) -> Any:
+        """The accepted answer to ``body`` (``data`` is its JSON), as ``EvmChain._post`` returns it."""
+        if _is_send(body):
+            return await self._broadcast(data)
+        if isinstance(body, dict) and body.get("method") == "eth_blockNumber":
+            return await self._block_number(body, data)
+        if isinstance(body, dict) and _tagged_block_read(body):
+            return await self._tagged_block(body, data)
+        return await self._agreed(body, data)
+
+    def take_disagreements(self) -> dict[tuple[str, int], int]:
+        """Outvoted answers per (method, endpoint index) since the last call (the metric's increments)."""
+        taken, self._disagreements = dict(self._disagreements), Counter()
+        return taken
+
+    async def _ask(self, targets: list[int], data: str) -> Asked:
+        results = await asyncio.gather(*(self._post_to(self._endpoints.urls[i], data) for i in targets),
+                                       return_exceptions=True)
+        asked = Asked()
+        for i, result in zip(targets, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancelled
+            if not isinstance(result, Exception):
+                self._endpoints.succeeded(i)
+                asked.answers[i] = result
+                continue
+            asked.failures[i] = result
+            if is_endpoint_failure(result):
+                self._endpoints.failed(i)
+                log.warning("rpc_endpoint_failed", chain=self._chain, endpoint=i, error=type(result).__name__)
+        return asked
+
+    async def _voters(self, body: Body, data: str) -> Asked:
+        """The answers of every ready endpoint; ``RpcUnavailable`` when fewer than a quorum are ready."""
+        ready = self._endpoints.ready()
+        if len(ready) < self.quorum:
+            demoted = sorted(set(range(len(self._endpoints.urls))) - set(ready))
+            raise RpcUnavailable(
+                f"{method_of(body)}: no quorum: {len(ready)} of {len(self._endpoints.urls)} endpoints healthy "
+                f"(endpoints {', '.join(map(str, demoted))} demoted after failing), {self.quorum} needed",
+                chain=self._chain, reason="no quorum")
+        return await self._ask(ready, data)
+
+    async def _agreed(self, body: Body, data: str) -> Any:
+        asked = await self._voters(body, data)
+        votes, keys = asked.tally(self.quorum)
+        if votes.winner is None:
+            raise self._no_quorum(body, asked, votes)
+        self._count_outvoted(method_of(body), votes)
+        return asked.given(keys, votes.winner)
+
+    async def _block_number(self, body: dict[str, Any], data: str) -> Any:
+        asked = await self._voters(body, data)
+        heights = {i: int(a["result"], 16) for i, a in asked.answers.items() if _hex_result(a)}
+        height = quorum_height(heights, self.quorum)
+        if height is None:
+            raise self._no_quorum(body, asked, asked.tally(self.quorum)[0])
+        return {"jsonrpc": "2.0", "id": body.get("id"), "result": hex(height)}
+
+    async def _tagged_block(self, body: dict[str, Any], data: str) -> Any:
+        asked = await self._voters(body, data)
+        votes, keys = asked.tally(self.quorum)
+        if votes.winner is not None:
+            self._count_outvoted(method_of(body), votes)
+            return asked.given(keys, votes.winner)
+        numbers = {i: int(a["result"]["number"], 16) for i, a in asked.answers.items() if _block_result(a)}
+        height = quorum_height(numbers, self.quorum)
+        if height is None:
+            raise self._no_quorum(body, asked, votes)
+        pinned = {**body, "params": [hex(height), *body["params"][1:]]}
+        return await self._agreed(pinned, json.dumps(pinned))
+
+    async def _broadcast(self, data: str) -> Any:
+        targets = self._endpoints.ready() or self._endpoints.order()
+        asked = await self._ask(targets, data)
+        if not asked.answers:
+            raise next(iter(asked.failures.values()))
+        return accepted_first([a for _, a in sorted(asked.answers.items())])
+
+    def _count_outvoted(self, method: str, votes: Tally) -> None:
+        now = self._clock()
+        for i in votes.outvoted():
+            self._disagreements[(method, i)] += 1
+            last = self._last_logged.get((method, i))
+            if last is None or now - last >= OUTVOTED_LOG_EVERY_S:
+                self._last_logged[(method, i)] = now
+                log.warning("rpc_quorum_outvoted", chain=self._chain, method=method, endpoint=i,
+                            agreeing=len(votes.votes[votes.winner or ""]), quorum=self.quorum)
+
+    def _no_quorum(self, body: Body, asked: Asked, votes: Tally) -> Exception:
+        """``RpcUnavailable`` saying how the endpoints split; the request's own error when every endpoint refused it
+        as wrong (HTTP 4xx, not JSON), as in fallback mode."""
+        if not asked.answers and asked.failures and not any(map(is_endpoint_failure, asked.failures.values())):
+            return next(iter(asked.failures.values()))
+        failed = "".join(f"; endpoint {i} failed ({type(exc).__name__})" for i, exc in sorted(asked.failures.items()))
+        return RpcUnavailable(f"{method_of(body)}: no quorum: {votes.describe()}{failed}", chain=self._chain,
+                              reason="no quorum")
+
+
+def _hex_result(answer: Any) -> bool:
+    return (isinstance(answer, dict) and answer.get("error") is None and isinstance(answer.get("result"), str)
+            and answer["result"].startswith("0x"))
+
+
+def _block_result(answer: Any) -> bool:
+    result = answer.get("result") if isinstance(answer, dict) else None
+    return isinstance(result, dict) and isinstance(result.get("number"), str)
