@@ -98,6 +98,18 @@ class NoCosignQuorum(AdapterError):
         super().__init__(message, chain=chain, reason=reason)
 
 
+PAYOUT_RATE_LIMITED = "payout rate limited"  # CosignRefused reason: over a validator.payout_limits bucket's room
+
+
+class PayoutRateLimited(NoCosignQuorum):
+    """Too few validators co-signed because the others' payout limits (``validator.payout_limits``) have no room
+    for the delivery yet: it fits in ``retry_after_s`` (the wait a quorum of them gave)."""
+
+    def __init__(self, message: str, *, chain: str = "", retry_after_s: float) -> None:
+        super().__init__(message, chain=chain, reason=PAYOUT_RATE_LIMITED)
+        self.retry_after_s = retry_after_s
+
+
 PAYLOAD_MISMATCH = "payload mismatch"  # CosignRefused reason: the payload is not the delivery of its messages
 
 
@@ -246,6 +258,15 @@ class CosignLiveness(Protocol):
 class CosignRefused(AdapterError):
     """A validator will not co-sign this delivery (what it does differs from the messages, or a message was
     not attested, or it already co-signed another transaction for it)."""
+
+
+class CosignRateLimited(CosignRefused):
+    """A validator will not co-sign this delivery now: it pays out more than its payout limit has room for; it
+    would fit in ``retry_after_s``."""
+
+    def __init__(self, message: str, *, chain: str = "", retry_after_s: float) -> None:
+        super().__init__(message, chain=chain, reason=PAYOUT_RATE_LIMITED)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,12 @@ exactly the capabilities it implements.
     CosignedDelivery      solana, cosmos           validator co-sign service (pipeline/cosign.py)
     CosignLiveness        solana, cosmos           accountant
     BridgeLedger          evm                      audit
-    GasPaymaster          evm                      indexer (payments), gas policy, oracle upkeep, CLI add-gas, API
+    GasPaymaster          evm                      oracle upkeep, CLI add-gas, API (the call a wallet signs)
+      GasPaymentSource    evm, solana, cosmos      indexer (payments read with the dispatches)
+      GasQuoteSource      evm                      gas policy (Solana, Cosmos: the relayer's own quotes)
+    FeeAccountPayments    solana, cosmos           CLI send --pay-gas, add-gas and API (how such a message pays)
     BridgeQueue           evm                      daemon (pays out inbound transfers the rate limits queued)
+    BridgeRateLimits      evm                      routing API (/v1/quote waits, /v1/chains and explorer figures)
     ExactEstimates        evm                      processor (a message over relayer.max_gas_per_message)
     VaultHoldings         solana                   audit
     LightClientFollower   light_clients.ethereum   daemon (keeps sync-committee clients caught up)
@@ -49,11 +53,13 @@ from adapters.base import (
     MessageDispatcher,
     MessageSender,
     TokenSender,
+    TxHash,
     TxLookup,
     TxReceipt,
     UnsignedTransactions,
     WalletSource,
 )
+from adapters.message import Domain, MessageId
 
 
 @runtime_checkable
@@ -97,16 +103,42 @@ GAS_EXCHANGE_RATE_SCALE = 10**10
 
 
 @runtime_checkable
-class GasPaymaster(Protocol):
-    """An origin where senders pay for their messages' delivery (EVM: ``GasPaymaster`` and its ``GasOracle``): the
-    payments in a height range (indexed with the dispatches), the oracle's entries and quotes, writing the oracle
-    (the updater key), and paying for a message (CLI ``messages add-gas``)."""
+class GasPaymentSource(Protocol):
+    """An origin where senders pay for their messages' delivery: the payments made in a height range, read with the
+    dispatches of the same heights (EVM: the paymaster's ``GasPayment`` logs; Solana, Cosmos: transfers to the
+    relayer's ``gas_fee_account`` in the dispatch transactions themselves). ``has_paymaster`` False: none is
+    configured, and nothing is paid here."""
 
     def has_paymaster(self) -> bool: ...
 
     async def fetch_gas_payments(self, from_height: Height, to_height: Height) -> list[GasPayment]: ...
 
+
+@runtime_checkable
+class GasQuoteSource(Protocol):
+    """What an origin's quotes are computed from, per destination (EVM: its ``GasOracle``'s entries)."""
+
     async def gas_oracle_entries(self, destinations: Sequence[int]) -> list[GasOracleEntry]: ...
+
+
+@runtime_checkable
+class FeeAccountPayments(Protocol):
+    """An origin where a dispatch pays the relayer's fee account in its own transaction (Solana: a System transfer
+    of lamports; Cosmos: a bank send of the fee denom): the account, and dispatching with ``payment`` per message
+    (CLI ``send --pay-gas``). A payment in another transaction counts for nothing."""
+
+    @property
+    def gas_fee_account(self) -> str | None: ...
+
+    async def dispatch_paying(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes],
+                              payment: int) -> tuple[TxHash, list[MessageId]]: ...
+
+
+@runtime_checkable
+class GasPaymaster(GasPaymentSource, GasQuoteSource, Protocol):
+    """An origin with an on-chain paymaster and oracle (EVM: ``GasPaymaster`` and its ``GasOracle``): besides the
+    payments and the oracle's entries, writing the oracle (the updater key), and paying for a message already
+    dispatched (CLI ``messages add-gas``)."""
 
     async def write_gas_oracle(self, updater_key: str, entries: Sequence[GasOracleEntry]) -> str:
         """Write ``entries`` (their ``updated_at`` is ignored: the chain stamps it) in one transaction; its hash."""
@@ -153,6 +185,48 @@ class BridgeQueue(Protocol):
 
     async def release_queued(self, queue_id: int) -> str:
         """Pay out one queued transfer (``TxReverted`` while its bucket has no room); the transaction hash."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitBucket:
+    """One direction of a bridge's token bucket for one remote domain and token (EVM: ``TokenBridge.rateLimitRoom``),
+    in the token's smallest units on this chain: at most ``capacity`` at once, refilled at ``rate_per_s``; ``room``
+    is what may move now. ``capacity`` 0: no limit (``room`` and ``rate_per_s`` then mean nothing)."""
+
+    capacity: int
+    rate_per_s: int
+    room: int
+
+    @property
+    def limited(self) -> bool:
+        return self.capacity > 0
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeRateLimit:
+    """A bridge's two buckets for ``symbol`` (``token``: its address here, lower-case) and one remote domain:
+    ``outbound`` (transfers to it; over the room they revert) and ``inbound`` (transfers from it; over the room they
+    are queued on chain until it has room)."""
+
+    remote_domain: int
+    symbol: str
+    token: str
+    outbound: RateLimitBucket
+    inbound: RateLimitBucket
+
+
+@runtime_checkable
+class BridgeRateLimits(Protocol):
+    """A token bridge with rate limits per remote domain, token and direction (EVM ``TokenBridge``): what they are
+    now, read in one round trip, so that users see them before they sign (``/v1/quote``, ``/v1/chains``)."""
+
+    def bridge_tokens(self) -> list[str]:
+        """The bridged token symbols configured here; none when the chain has no token bridge configured."""
+        ...
+
+    async def bridge_rate_limits(self, remote_domains: Sequence[int], symbols: Sequence[str]) -> list[BridgeRateLimit]:
+        """Both buckets of every (remote domain, symbol), in that order (``AdapterError`` when they cannot be read)."""
         ...
 
 
@@ -373,7 +447,7 @@ ADAPTER_CAPABILITIES: tuple[type, ...] = (
     ChainAdapter, MessageSender, MessageDispatcher, TokenSender, TxLookup, UnsignedTransactions, ContractCalls,
     WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
     BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymaster,
-    BridgeQueue, ExactEstimates,
+    GasPaymentSource, GasQuoteSource, FeeAccountPayments, BridgeQueue, ExactEstimates, BridgeRateLimits,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
@@ -382,6 +456,8 @@ __all__ = [
     "BatchLimit",
     "BridgeLedger",
     "BridgeQueue",
+    "BridgeRateLimit",
+    "BridgeRateLimits",
     "Broadcast",
     "Bytes32Accounts",
     "CapacitySource",
@@ -391,10 +467,13 @@ __all__ = [
     "CosignedDelivery",
     "EndpointHealth",
     "ExactEstimates",
+    "FeeAccountPayments",
     "FollowedHead",
     "GasOracleEntry",
     "GasPaymaster",
     "GasPayment",
+    "GasPaymentSource",
+    "GasQuoteSource",
     "LightClientFollower",
     "MessageDispatcher",
     "MessageSender",
@@ -404,6 +483,7 @@ __all__ = [
     "PresignedTx",
     "QueuedTransfer",
     "QuorumDisagreements",
+    "RateLimitBucket",
     "TokenSender",
     "TxLookup",
     "TxSpec",

@@ -8,6 +8,7 @@ themselves (``CosignedDelivery``). The relayer side of it is the same on every s
         gather ``threshold`` co-signatures through the ``Cosigner``
         assemble and submit the transaction
         -> a quorum that did not agree (``NoCosignQuorum``): try the next one
+        -> over the validators' payout limits (``PayoutRateLimited``): raised at once (every quorum has them)
 
 What differs per chain is behind ``CosignedSteps``: which quorums to ask (Solana rotates through the multisig's
 members, skipping those whose replay guard for a message exists; Cosmos has its vault's one), how a request is
@@ -23,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from adapters.base import Cosigner, CosignRequest, DeliveryBatch, NoCosignQuorum, SubmittedTx
+from adapters.base import Cosigner, CosignRequest, DeliveryBatch, NoCosignQuorum, PayoutRateLimited, SubmittedTx
 
 log = structlog.get_logger("adapters.cosigned")
 
@@ -74,6 +75,8 @@ async def deliver_cosigned(steps: CosignedSteps[Q], cosigner: Cosigner, batch: D
             try:
                 signatures = await cosigner.cosign(request, steps.cosign_threshold)
                 submitted = await steps.submit_cosigned(request, signatures)
+            except PayoutRateLimited:
+                raise
             except NoCosignQuorum as exc:
                 last_error = exc
                 log.info("cosign_quorum_failed", chain=steps.name, quorum=[str(q) for q in quorum],

@@ -14,7 +14,10 @@ Quorum mode (Hyperlane's ``rpcConsensusType``): a read goes to every endpoint th
 cool-down over: that request is its probe) and ``tally`` counts the identical answers; the answer at least ``quorum``
 endpoints gave wins and those that answered otherwise are outvoted. With ``quorum`` more than half of all endpoints
 two different answers can never both win, so a minority of lying or stale endpoints cannot choose the answer; without
-a quorum there is no answer. The transport (which requests, what counts as identical) is the adapter's.
+a quorum there is no answer. ``QuorumVote`` holds the vote every family shares (who is asked, the tally, the
+quorum-th highest height, the outvoted count and log, the "no quorum" error); the transport (which requests, what
+counts as identical, what is a height) is the adapter's: EVM ``adapters.evm.quorum``, Solana
+``adapters.solana.transport``, Cosmos ``adapters.cosmos.client``.
 
 What every family shares: ``is_endpoint_failure`` (what demotes an endpoint: a failure to connect, a timeout, HTTP 429
 or 5xx, from aiohttp (EVM), httpx (Cosmos) or httpx2 (solana-py); any other answer, an HTTP 4xx included, is the
@@ -24,17 +27,22 @@ node's: the request is wrong and another endpoint would say the same) and ``firs
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import aiohttp
 import httpx
 import httpx2
 import structlog
 
+from adapters.base import RpcUnavailable
+
 log = structlog.get_logger("adapters.endpoints")
+OUTVOTED_LOG_EVERY_S = 30.0  # one rpc_quorum_outvoted line per (method, endpoint) this often: a liar lies every time
 
 T = TypeVar("T")
 
@@ -194,3 +202,121 @@ def quorum_height(heights: Mapping[int, int], quorum: int) -> int | None:
     if len(heights) < quorum:
         return None
     return sorted(heights.values(), reverse=True)[quorum - 1]
+
+
+@dataclass(slots=True)
+class Asked(Generic[T]):
+    """What the endpoints asked said: answers and failures by endpoint index (within their ``Endpoints``)."""
+
+    answers: dict[int, T] = field(default_factory=dict)
+    failures: dict[int, Exception] = field(default_factory=dict)
+
+
+class QuorumVote:
+    """Quorum mode's vote, whatever the family's transport (EVM: ``adapters.evm.quorum``; Solana:
+    ``adapters.solana.transport``; Cosmos: ``adapters.cosmos.client``). ``ask(i)`` is one request to endpoint ``i``;
+    ``key(answer)`` its canonical text, what endpoints must agree on. The answers outvoted are counted per
+    (method, endpoint index) for ``relayer_rpc_quorum_disagreements_total`` and logged by index, never by URL;
+    ``first_index``: the index the metric and logs give the first of ``endpoints`` (Cosmos: REST after RPC)."""
+
+    def __init__(self, chain: str, endpoints: Endpoints, quorum: int, *, first_index: int = 0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not len(endpoints.urls) / 2 < quorum <= len(endpoints.urls):
+            raise ValueError(f"a quorum of {len(endpoints.urls)} endpoints is more than half of them, at most all")
+        self.chain = chain
+        self.endpoints = endpoints
+        self.quorum = quorum
+        self._first = first_index
+        self._clock = clock
+        self._disagreements: Counter[tuple[str, int]] = Counter()
+        self._last_logged: dict[tuple[str, int], float] = {}
+
+    async def ask(self, targets: Sequence[int], ask: Callable[[int], Awaitable[T]]) -> Asked[T]:
+        """``ask`` each of ``targets`` at once; an endpoint failure (``is_endpoint_failure``) demotes it."""
+        results = await asyncio.gather(*(ask(i) for i in targets), return_exceptions=True)
+        asked: Asked[T] = Asked()
+        for i, result in zip(targets, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancelled
+            if not isinstance(result, Exception):
+                self.endpoints.succeeded(i)
+                asked.answers[i] = result
+                continue
+            asked.failures[i] = result
+            if is_endpoint_failure(result):
+                self.endpoints.failed(i)
+                log.warning("rpc_endpoint_failed", chain=self.chain, endpoint=self._first + i,
+                            error=type(result).__name__)
+        return asked
+
+    async def voters(self, method: str, ask: Callable[[int], Awaitable[T]]) -> Asked[T]:
+        """The answers of every ready endpoint; ``RpcUnavailable`` when fewer than a quorum are ready."""
+        ready = self.endpoints.ready()
+        if len(ready) < self.quorum:
+            n = len(self.endpoints.urls)
+            demoted = ", ".join(str(self._first + i) for i in sorted(set(range(n)) - set(ready)))
+            raise RpcUnavailable(f"{method}: no quorum: {len(ready)} of {n} endpoints healthy (endpoints {demoted} "
+                                 f"demoted after failing), {self.quorum} needed", chain=self.chain,
+                                 reason="no quorum")
+        return await self.ask(ready, ask)
+
+    async def broadcast(self, ask: Callable[[int], Awaitable[T]]) -> Asked[T]:
+        """A send to every ready endpoint (all of them when none is ready)."""
+        return await self.ask(self.endpoints.ready() or self.endpoints.order(), ask)
+
+    def tally(self, asked: Asked[T], key: Callable[[T], str]) -> tuple[Tally, dict[int, str]]:
+        """The vote on ``asked``'s answers, and each answer's canonical text."""
+        keys = {i: key(a) for i, a in asked.answers.items()}
+        return tally(keys, self.quorum), keys
+
+    def winner(self, method: str, asked: Asked[T], key: Callable[[T], str]) -> T | None:
+        """The answer a quorum gave (as the first endpoint in configured order gave it), the others counted as
+        outvoted; None without a quorum."""
+        votes, keys = self.tally(asked, key)
+        if votes.winner is None:
+            return None
+        self.count_outvoted(method, votes)
+        return next(asked.answers[i] for i in sorted(keys) if keys[i] == votes.winner)
+
+    def agreed(self, method: str, asked: Asked[T], key: Callable[[T], str]) -> T:
+        """``winner``, or ``no_quorum``'s error."""
+        answer = self.winner(method, asked, key)
+        if answer is None:
+            raise self.no_quorum(method, asked, self.tally(asked, key)[0])
+        return answer
+
+    def height(self, method: str, asked: Asked[T], height_of: Callable[[T], int | None],
+               key: Callable[[T], str]) -> int:
+        """``quorum_height`` of the answers' heights (``height_of``: None for an answer without one)."""
+        heights = {i: h for i, a in asked.answers.items() if (h := height_of(a)) is not None}
+        height = quorum_height(heights, self.quorum)
+        if height is None:
+            raise self.no_quorum(method, asked, self.tally(asked, key)[0])
+        return height
+
+    def count_outvoted(self, method: str, votes: Tally) -> None:
+        now = self._clock()
+        for i in votes.outvoted():
+            index = self._first + i
+            self._disagreements[(method, index)] += 1
+            last = self._last_logged.get((method, index))
+            if last is None or now - last >= OUTVOTED_LOG_EVERY_S:
+                self._last_logged[(method, index)] = now
+                log.warning("rpc_quorum_outvoted", chain=self.chain, method=method, endpoint=index,
+                            agreeing=len(votes.votes[votes.winner or ""]), quorum=self.quorum)
+
+    def take_disagreements(self) -> dict[tuple[str, int], int]:
+        """Outvoted answers per (method, endpoint index) since the last call (the metric's increments)."""
+        taken, self._disagreements = dict(self._disagreements), Counter()
+        return taken
+
+    def no_quorum(self, method: str, asked: Asked[T], votes: Tally) -> Exception:
+        """``RpcUnavailable`` saying how the endpoints split (by index); the request's own error when every endpoint
+        refused it as wrong (HTTP 4xx, not JSON), as in fallback mode."""
+        if not asked.answers and asked.failures and not any(map(is_endpoint_failure, asked.failures.values())):
+            return next(iter(asked.failures.values()))
+        failed = "".join(f"; endpoint {self._first + i} failed ({type(exc).__name__})"
+                         for i, exc in sorted(asked.failures.items()))
+        shifted = Tally({a: tuple(self._first + i for i in who) for a, who in votes.votes.items()}, votes.quorum)
+        return RpcUnavailable(f"{method}: no quorum: {shifted.describe()}{failed}", chain=self.chain,
+                              reason="no quorum")

@@ -56,6 +56,37 @@ def _check_http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+RPC_MODE_DESCRIPTION = (
+    '"fallback": each request goes to one endpoint, the first configured, the next when it fails; "quorum": every '
+    "read goes to all endpoints not demoted at once and is accepted only when rpc_quorum of them answer identically "
+    "(heights: the highest a quorum reached), so one lying or stale endpoint is outvoted "
+    "(relayer_rpc_quorum_disagreements_total{chain,method,endpoint}); without a quorum the read fails as "
+    "rpc_unavailable and is retried; a signed transaction is sent to all, accepted when any accepts it; needs at "
+    "least 2 distinct endpoints (of each kind)")
+RPC_QUORUM_DESCRIPTION = (
+    'in rpc_mode "quorum", how many endpoints must answer a read identically: more than half of all endpoints (of each '
+    "kind), at most all of them (default: a majority, n // 2 + 1)")
+
+
+def check_rpc_quorum(mode: str, quorum: int | None, urls: list[str], names: str) -> None:
+    """The rules of rpc_mode and rpc_quorum (``EvmChainConfig._quorum``'s) for the endpoints ``urls``, known in
+    messages by ``names`` (e.g. "rpc_url and fallback_rpc_urls") and index, never by URL (it may hold an API key)."""
+    n = len(urls)
+    if mode == "fallback":
+        if quorum is not None:
+            raise ValueError('rpc_quorum applies to rpc_mode = "quorum" only: remove it or set rpc_mode')
+        return
+    if n < 2:
+        raise ValueError(f'rpc_mode = "quorum" needs at least 2 endpoints ({names}); got {n}')
+    same = [(urls.index(u), i) for i, u in enumerate(urls) if urls.index(u) != i]
+    if same:  # one node counted twice would outvote an honest one
+        raise ValueError(f'rpc_mode = "quorum" needs distinct endpoints: endpoints {same[0][0]} and {same[0][1]} of '
+                         f"{names} are the same URL")
+    if quorum is not None and not n / 2 < quorum <= n:
+        raise ValueError(f"rpc_quorum must be more than half of the {n} endpoints ({names}) and at most {n} "
+                         f"(between {n // 2 + 1} and {n}); got {quorum}")
+
+
 class SignerSettings(_Model):
     """Where a secp256k1 key comes from. Exactly one source. The key itself is never logged."""
 
@@ -243,7 +274,10 @@ class SolanaChainConfig(_Model):
         "more JSON-RPC endpoints of this cluster, for reads and sends: when rpc_url (or the one before) fails to "
         "connect, times out (request_timeout_s) or answers 429/5xx, the request goes to the next, and the failing one "
         "is skipped for 5 s (doubling while it keeps failing, up to 60 s) until a request finds it answering again; "
-        "relayer_rpc_endpoint_up{chain,endpoint} (endpoint: 0 is rpc_url, then these in order)"))
+        "relayer_rpc_endpoint_up{chain,endpoint} (endpoint: 0 is rpc_url, then these in order); in rpc_mode "
+        '"quorum" they are the other voters'))
+    rpc_mode: Literal["fallback", "quorum"] = Field("fallback", description=RPC_MODE_DESCRIPTION)
+    rpc_quorum: int | None = Field(None, ge=1, description=RPC_QUORUM_DESCRIPTION)
     verify_rpc_urls: list[str] = Field(default_factory=list, description="other endpoints that must agree")
     trust_single_rpc: bool = Field(False, description=(
         "a validator may attest this origin on rpc_url alone (no verify_rpc_urls): it then trusts that one node; "
@@ -263,14 +297,27 @@ class SolanaChainConfig(_Model):
     request_timeout_s: float = Field(10.0, gt=0, le=300)
     priority_fee_micro_lamports: int = Field(0, ge=0)
     start_height: int = Field(0, ge=0, description="first slot the watcher indexes")
+    gas_fee_account: str | None = Field(None, description=(
+        "base58 account of the relayer's fees: a System transfer of lamports to it in a dispatch transaction is that "
+        "transaction's messages' gas payment (relayer.gas_payment); not the bridge"))
 
     _rpc = field_validator("rpc_url")(lambda cls, v: _check_http_url(v))
     _fallbacks = field_validator("fallback_rpc_urls")(lambda cls, v: [_check_http_url(u) for u in v])
+
+    @model_validator(mode="after")
+    def _quorum(self) -> SolanaChainConfig:
+        check_rpc_quorum(self.rpc_mode, self.rpc_quorum, self.rpc_urls, "rpc_url and fallback_rpc_urls")
+        return self
 
     @property
     def rpc_urls(self) -> list[str]:
         """Every JSON-RPC endpoint in order: rpc_url, then fallback_rpc_urls."""
         return [self.rpc_url, *self.fallback_rpc_urls]
+
+    @property
+    def quorum_size(self) -> int:
+        """How many endpoints must agree on a read in rpc_mode "quorum" (rpc_quorum, or a majority)."""
+        return self.rpc_quorum if self.rpc_quorum is not None else len(self.rpc_urls) // 2 + 1
 
 
 class CosmosTokenConfig(_Model):
@@ -301,6 +348,9 @@ class CosmosChainConfig(_Model):
         "more REST endpoints (reads and broadcasts), tried like fallback_rpc_urls after rest_url. "
         "relayer_rpc_endpoint_up{chain,endpoint} numbers them all: 0 is rpc_url, then fallback_rpc_urls, then "
         "rest_url, then these"))
+    rpc_mode: Literal["fallback", "quorum"] = Field("fallback", description=RPC_MODE_DESCRIPTION + (
+        ": CometBFT RPC endpoints and REST endpoints vote separately"))
+    rpc_quorum: int | None = Field(None, ge=1, description=RPC_QUORUM_DESCRIPTION)
     bech32_prefix: str = "cosmos"
     fee_denom: str
     gas_price: float = Field(0.0025, ge=0)
@@ -320,6 +370,9 @@ class CosmosChainConfig(_Model):
     request_timeout_s: float = Field(10.0, gt=0, le=300)
     start_height: int = Field(0, ge=0)
     signer: SignerSettings | None = Field(None, description="unused: deliveries are paid by the multisig account")
+    gas_fee_account: str | None = Field(None, description=(
+        "bech32 account of the relayer's fees: a bank send of fee_denom to it in a dispatch transaction is that "
+        "message's gas payment (relayer.gas_payment); not the vault"))
     min_wallet_balance: float | None = Field(None, ge=0, description=(
         "native tokens (not smallest units); when the paying account's balance falls below it the relayer logs "
         "wallet_balance_low and sets relayer_wallet_balance_low to 1 (unset: no warning)"))
@@ -337,6 +390,17 @@ class CosmosChainConfig(_Model):
     def rest_urls(self) -> list[str]:
         """Every REST endpoint in order: rest_url, then fallback_rest_urls."""
         return [self.rest_url, *self.fallback_rest_urls]
+
+    @model_validator(mode="after")
+    def _quorum(self) -> CosmosChainConfig:
+        check_rpc_quorum(self.rpc_mode, self.rpc_quorum, self.rpc_urls, "rpc_url and fallback_rpc_urls")
+        check_rpc_quorum(self.rpc_mode, self.rpc_quorum, self.rest_urls, "rest_url and fallback_rest_urls")
+        return self
+
+    def quorum_size(self, endpoints: int) -> int:
+        """How many of ``endpoints`` endpoints of one kind must agree in rpc_mode "quorum" (rpc_quorum, or a
+        majority of them)."""
+        return self.rpc_quorum if self.rpc_quorum is not None else endpoints // 2 + 1
 
 
 ChainConfig = Annotated[EvmChainConfig | SolanaChainConfig | CosmosChainConfig, Field(discriminator="family")]
@@ -366,6 +430,19 @@ class SecuritySettings(_Model):
         return self
 
 
+class PayoutLimit(_Model):
+    """One entry of ``validator.payout_limits``: payouts of ``token`` (its symbol under ``chains.<chain>.tokens``) on
+    ``chain`` (a Solana or Cosmos destination) for transfers from ``remote`` (a chain name, or ``"*"``: each origin
+    its own bucket), at most ``capacity`` at once, refilled at ``refill_per_s``; both in the token's home units (the
+    amounts of its transfer messages and of TokenBridge.setRateLimit). The bucket starts full."""
+
+    chain: str
+    remote: str = "*"
+    token: str
+    capacity: int = Field(gt=0, lt=2**128, description="home units the bucket holds when full")
+    refill_per_s: int = Field(gt=0, lt=2**128, description="home units the bucket gains per second")
+
+
 class ValidatorRoleSettings(_Model):
     keys: list[SignerSettings] = Field(default_factory=list, description="one per validator this process runs")
     origins: list[str] | None = Field(None, description="chains to attest; default all")
@@ -387,6 +464,9 @@ class ValidatorRoleSettings(_Model):
     anonymous_requests_per_s: float = Field(20.0, ge=0, description=(
         "checkpoint reads per second per client address without a relayer signature (co-sign always needs one)"))
     anonymous_burst: int = Field(40, ge=1, description="checkpoint reads a client address may make at once")
+    payout_limits: list[PayoutLimit] = Field(default_factory=list, description=(
+        "token buckets on payouts to Solana/Cosmos destinations the validators co-sign "
+        "(relayer.pipeline.payout_limits): a payout over the room is refused with the wait until it fits; empty: none"))
 
     @field_validator("allowed_relayers")
     @classmethod
@@ -726,6 +806,7 @@ class Settings(_Model):
         for priced in self.router.native_usd_by_chain:
             if priced not in self.chains:
                 raise ValueError(f"router.native_usd_by_chain names {priced!r}, which is not under [chains]")
+        self._check_payout_limits()
         for i, limit in enumerate(self.relayer.route_limits):
             for field in ("origin", "destination"):
                 name = getattr(limit, field)
@@ -747,18 +828,39 @@ class Settings(_Model):
                                      "[chains]")
         return self
 
+    def _check_payout_limits(self) -> None:
+        """``validator.payout_limits``: a co-signed destination, a known remote chain, a token of the destination;
+        one entry per (chain, remote, token)."""
+        seen: set[tuple[str, str, str]] = set()
+        for i, limit in enumerate(self.validator.payout_limits):
+            where = f"validator.payout_limits[{i}]"
+            chain = self.chains.get(limit.chain)
+            if chain is None or chain.family not in ("solana", "cosmos"):
+                raise ValueError(f"{where}.chain names {limit.chain!r}, which is not a Solana or Cosmos chain under "
+                                 "[chains] (EVM destinations limit in their TokenBridge)")
+            if limit.remote != "*" and (limit.remote not in self.chains or limit.remote == limit.chain):
+                raise ValueError(f"{where}.remote names {limit.remote!r}, which is not another chain under [chains]")
+            if limit.token not in chain.tokens:
+                raise ValueError(f"{where}.token names {limit.token!r}, which is not under chains.{limit.chain}.tokens")
+            key = (limit.chain, limit.remote, limit.token)
+            if key in seen:
+                raise ValueError(f"{where} repeats chain {limit.chain!r}, remote {limit.remote!r}, token "
+                                 f"{limit.token!r}")
+            seen.add(key)
+
     def _check_paid_origins(self) -> None:
         """A rule that asks for payment may only match origins where payments can be made and read: EVM chains with a
-        gas_paymaster (Solana and Cosmos dispatches carry no payment yet)."""
+        gas_paymaster, Solana and Cosmos chains with a gas_fee_account."""
         for i, rule in enumerate(self.relayer.gas_payment):
             if rule.policy == "none":
                 continue
             for name in rule.values("origin") or list(self.chains):
                 chain = self.chains[name]
-                if not isinstance(chain, EvmChainConfig) or chain.gas_paymaster is None:
+                key = "gas_paymaster" if isinstance(chain, EvmChainConfig) else "gas_fee_account"
+                if getattr(chain, key, None) is None:
                     raise ValueError(
                         f"relayer.gas_payment[{i}] asks messages from {name} to pay ({rule.policy}), but chains.{name} "
-                        "has no gas_paymaster (EVM chains only): name the paying origins in its origin field")
+                        f"has no {key}: set it, or name the paying origins in the rule's origin field")
 
     def native_usd(self, chain: str) -> float:
         """The USD price of ``chain``'s native token: ``router.native_usd_by_chain``, else ``router.native_usd``."""

@@ -256,6 +256,7 @@ def _solana_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
         f"remote_bridges = {_toml_value(chain['remote_bridges'])}",
         f"tokens = {_toml_value(tokens)}",
         f"signer = {{ private_key = {_toml_value(chain['relayer_signer_seed'])} }}  # devnet test key (ed25519 seed)",
+        *_fee_account_toml(chain),
         "# one devnet node, no light client: the validator trusts it (logged at start, validator_single_rpc_trust 1)",
         "trust_single_rpc = true",
         "",
@@ -282,8 +283,16 @@ def _cosmos_chain_toml(name: str, chain: dict[str, Any]) -> list[str]:
         f"delivery_timeout_blocks = {chain.get('delivery_timeout_blocks', 60)}  # co-signed payouts expire after this",
         f"remote_bridges = {_toml_value(chain['remote_bridges'])}",
         f"tokens = {_toml_value(tokens)}",
+        *_fee_account_toml(chain),
         "",
     ]
+
+
+def _fee_account_toml(chain: dict[str, Any]) -> list[str]:
+    """Where dispatches from this chain pay for delivery (absent from a devnet kept by an older version)."""
+    account = chain.get("gas_fee_account")
+    return ([f"gas_fee_account = {_toml_value(account)}  # a PUBLIC devnet test account: the relayer's fees"]
+            if account else [])
 
 
 def _token_entry(token: dict[str, Any]) -> dict[str, Any]:
@@ -600,6 +609,8 @@ class Devnet:
             # devnet test keys; they hold the fee denom only (uxtst: bridge TST in from l1 first)
             "accounts": [{"address": a["address"], "private_key": a["private_key_hex"]}
                          for a in genesis["accounts"][1:3]],
+            # the relayer's fee account: genesis account devnet-4, a PUBLIC devnet test account no one else uses
+            "gas_fee_account": genesis["accounts"][COSMOS_FEE_ACCOUNT]["address"],
             "genesis_balances": {"accounts": {a["address"]: a["balances"] for a in genesis["accounts"]},
                                  "escrow": genesis["escrow"]},
         }
@@ -681,6 +692,9 @@ class Devnet:
             },
             "accounts": [{"address": str(u.pubkey()), "private_key": b58encode(bytes(u))} for u in users],
             "relayer_signer_seed": "0x" + bytes(relayer.secret()).hex(),
+            # the relayer's fee account: devnet_keypair(0), a PUBLIC devnet test account (the setup payer, funded
+            # at genesis, idle after setup), so payments of any size land and its balance moves only by them
+            "gas_fee_account": str(devnet_keypair(0).pubkey()),
         }
 
     def down(self, *, keep_state: bool = False) -> list[str]:
@@ -782,6 +796,7 @@ def _flock_within(fd: Any, directory: Path, timeout_s: float) -> None:
 COSMOS_DOMAIN = 6000
 COSMOS_ESCROW = 10**11  # uxtst in the vault: the wrapped TST the Cosmos side can pay out (100,000 TST)
 COSMOS_TST_DECIMALS = 6  # uxtst
+COSMOS_FEE_ACCOUNT = 4  # genesis account devnet-4: the relayer's gas_fee_account (a public devnet test account)
 SOLANA_DOMAIN = 5000
 SOLANA_DECIMALS = 9  # both devnet mints (wrapped TST, native SOLX)
 SPL_AMOUNT_MAX = 2**64 - 1  # an SPL token amount is a u64

@@ -1,7 +1,9 @@
 """Routing API, first slice: live chain capacity and quotes (issue 3). Mounted by the daemon under ``/v1``.
 
-    GET  /v1/chains                      live capacity, utilisation, fees and health per chain (CapacityModel)
-    POST /v1/quote                       the route options for one intent, cheapest first, and the planner's choice
+    GET  /v1/chains                      live capacity, utilisation, fees and health per chain (CapacityModel), and
+                                         its token bridge's rate limits per remote chain and token
+    POST /v1/quote                       the route options for one intent, cheapest first, and the planner's choice;
+                                         a cross-chain transfer's wait for the bridge rate limits (router.bridge_limits)
     POST /v1/intents                     a batch (<= 1,000) to plan and execute with the operator's accounts: 202 + ids;
                                          with "signer": unsigned transactions for the dApp to sign itself
     POST /v1/intents/{id}/broadcast      the hash of the transaction the dApp signed and broadcast
@@ -35,6 +37,7 @@ they share: the API keys, who the client is, the per-client limits and the refus
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -50,6 +53,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from adapters.base import ChainStats
 from adapters.message import Domain
 from config.settings import ChainFamily
+from router.bridge_limits import BridgeLimitReader, fold_wait, quote_limits
 from router.budgets import ValueBudgets
 from router.capacity import CapacityModel, ChainProfile
 from router.errors import (  # noqa: F401 - ErrorBody and the rest are imported from here too
@@ -158,6 +162,8 @@ class IntentsBackend:
     chain_decimals: dict[tuple[str, str], int] = field(default_factory=dict)
     # issue 15: registered integrators, quotes per code, payouts (router.rewards); None: rewards are only reported
     rewards: IntegratorRewards | None = None
+    # issue 15: the token bridges' rate limits (router.bridge_limits), in /v1/quote and /v1/chains; None: not shown
+    bridge_limits: BridgeLimitReader | None = None
 
     def __post_init__(self) -> None:
         if self.room is None:
@@ -320,18 +326,65 @@ def create_routing_api(model: Callable[[], CapacityModel | None], *, clock: Call
 def _capacity_routes(api: APIRouter, ctx: RoutingContext) -> None:
     @api.get("/chains", responses=error_responses(503))
     async def chains() -> dict[str, Any]:
-        return _chains_view(ctx.current(), ctx.clock())
+        """Per chain: health, capacity and fees; and ``bridge_limits`` (``status`` ``ok``, ``none``: its bridge has no
+        rate limits, or ``unknown`` with ``error``: they could not be read, never shown as zero), whose ``limits``
+        list every remote chain and token with a limit in either direction: ``outbound`` and ``inbound`` buckets
+        (``capacity``, ``refill_per_s``, ``room`` now, in whole tokens as exact decimal strings; ``limited`` false: no
+        limit) and the inbound transfers queued on chain (``queued``, ``queued_transfers``). Read at most every 3 s."""
+        view = _chains_view(ctx.current(), ctx.clock())
+        reader = ctx.intents.bridge_limits if ctx.intents is not None else None
+        if reader is not None:
+            limits = await asyncio.gather(*(reader.chain_view(c["name"]) for c in view["chains"]))
+            for c, lim in zip(view["chains"], limits, strict=True):
+                c["bridge_limits"] = lim
+        return view
 
     @api.post("/quote", dependencies=[Depends(ctx.require_key)], responses=error_responses(*BODY_ERRORS, 401, 503))
     async def quote(req: QuoteRequest) -> dict[str, Any]:
+        """The route options, cheapest first, and the planner's ``route``. A cross-chain transfer's options, its route
+        and the quote carry ``bridge_limit``: the origin bridge's ``outbound`` bucket towards that destination and
+        the destination's ``inbound`` bucket from the origin (``status`` limited / unlimited / none / unknown; the
+        bucket's figures; ``wait_s`` from now; inbound: ``queued`` before it), and what they add to ``latency_s``
+        (``wait_s``; null: unknown or never). ``possible`` false with ``reason``: the amount can never pass there (above
+        the outbound capacity, or a bucket that does not refill); the route is then another option, or null with
+        ``unserved_reason`` ``bridge_limit``. ``wait_s`` of the quote: the later of the wait for the chains' room and
+        the route's bridge wait."""
         if req.integrator is not None:
             check_integrator_code(req.integrator, "integrator")
         m = ctx.current()
         parsed = parse_request(req, m, "")
         answer = _quote(m, req, parsed, ctx.clock())
-        answer["wait_s"] = await _wait_estimate(ctx, m, req, parsed)
+        await _bridge_limits(ctx, req, parsed, answer)
+        answer["wait_s"] = fold_wait(await _wait_estimate(ctx, m, req, parsed), answer["bridge_limit"])
         await _count_quote(ctx, req)
         return answer
+
+
+async def _bridge_limits(ctx: RoutingContext, req: QuoteRequest, parsed: ParsedIntent, answer: dict[str, Any]) -> None:
+    """A cross-chain transfer's options each get the bridges' ``bridge_limit`` (``router.bridge_limits``), and the
+    quote the route's. An option the limits never let through is kept, marked ``possible: false`` with the reason;
+    when the planner's route is one, the route is the cheapest option that can pass (none: ``route`` null,
+    ``unserved_reason`` ``bridge_limit``)."""
+    answer["bridge_limit"] = None
+    reader = ctx.intents.bridge_limits if ctx.intents is not None else None
+    if req.kind != "xchain" or reader is None or req.from_chain is None:
+        return
+    for option in answer["options"]:
+        option["bridge_limit"] = await quote_limits(reader, req.from_chain, option["chain"], req.token, parsed.amount,
+                                                    option["latency_s"])
+    route = answer["route"]
+    if route is None:
+        return
+    by_chain = {o["chain"]: o for o in answer["options"]}
+    route["bridge_limit"] = by_chain[route["chain"]]["bridge_limit"] if route["chain"] in by_chain else (
+        await quote_limits(reader, req.from_chain, route["chain"], req.token, parsed.amount, route["latency_s"]))
+    answer["bridge_limit"] = route["bridge_limit"]
+    if route["bridge_limit"]["possible"] is not False:
+        return
+    passing = [o for o in answer["options"] if o["bridge_limit"]["possible"] is not False]
+    answer["route"] = passing[0] if passing else None
+    answer["unserved_reason"] = None if passing else "bridge_limit"
+    answer["bridge_limit"] = passing[0]["bridge_limit"] if passing else route["bridge_limit"]
 
 
 async def _count_quote(ctx: RoutingContext, req: QuoteRequest) -> None:

@@ -20,7 +20,9 @@ txs' memos. The multisig threshold must be a strict majority of its members (che
 
 Endpoints. CometBFT RPC requests go to ``rpc_url``, then ``fallback_rpc_urls``; REST reads and broadcasts to
 ``rest_url``, then ``fallback_rest_urls``; a failing endpoint is demoted (``adapters.cosmos.client``, the shared rules
-of ``adapters.endpoints``). ``endpoint_health`` numbers them in that order.
+of ``adapters.endpoints``). ``endpoint_health`` numbers them in that order. With ``rpc_mode = "quorum"`` every
+request goes to all endpoints of its kind and a quorum must agree (``take_quorum_disagreements``: the answers
+outvoted, numbered as ``endpoint_health``).
 
 Every public method raises only ``AdapterError`` (``adapters.cosmos.client`` maps httpx / protobuf errors).
 Keys handed in (``sender_key``, co-signing keys) are used and dropped, never logged.
@@ -41,8 +43,11 @@ from adapters.capabilities import (
     BatchLimit,
     Bytes32Accounts,
     EndpointHealth,
+    FeeAccountPayments,
+    GasPaymentSource,
     NativeTokenIds,
     OperatorAccounts,
+    QuorumDisagreements,
     WriteAheadSender,
 )
 from adapters.cosigned import CosignedSteps
@@ -58,7 +63,8 @@ __all__ = ["CosmosAdapter", "CosmosChain", "UnknownToken", "address_of"]
 class CosmosAdapter(CosmosDestination, CosmosWriteAhead, CosmosHealth,
                     ChainAdapter, MessageSender, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
                     Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts,
-                    WriteAheadSender, EndpointHealth, CosignedSteps[tuple[()]]):
+                    WriteAheadSender, EndpointHealth, QuorumDisagreements, GasPaymentSource, FeeAccountPayments,
+                    CosignedSteps[tuple[()]]):
     """One Cosmos SDK chain: origin (MsgSend-to-vault dispatches, ``adapters.cosmos.origin``), destination
     (co-signed multisig payouts, ``destination``; the validator's checks of them, ``cosign``), sender and health:
     the roles, composed; the capabilities it declares are the Protocols after them.

@@ -26,6 +26,7 @@ from adapters.base import (
     TxReverted,
 )
 from adapters.boundary import bytes32, error_boundary
+from adapters.capabilities import GasPayment
 from adapters.cosmos.client import CosmosHttp, map_exception
 from adapters.cosmos.memo import MAX_DELIVERY_IDS, native_home_token
 from adapters.cosmos.transactions import (
@@ -98,13 +99,17 @@ class CosmosChain:
             raise ConfigError(f"chains.{name}.vault",
                               "is not the address of multisig_threshold-of-multisig_pubkeys")
         self._vault = config.vault
+        self._fee_account = _fee_account(name, config.gas_fee_account, config.bech32_prefix, config.vault)
         self._rules = DispatchRules(self._domain, config.vault, tokens_from_config(config.domain, config.tokens))
         self._bridges = {int(d): bytes32(b) for d, b in (remote_bridges or {}).items()}
         self._escrow = dict(wrapped_escrow or {})
+        quorums = ((config.quorum_size(len(config.rpc_urls)), config.quorum_size(len(config.rest_urls)))
+                   if config.rpc_mode == "quorum" else None)
         self._http = CosmosHttp(name, config.rpc_urls, config.rest_urls, timeout_s=config.request_timeout_s,
-                                http=http)  # each with its fallbacks (adapters.cosmos.client)
+                                http=http, quorums=quorums)  # each with its fallbacks or by quorum (.client)
         self._dispatches: list[DispatchedMessage] = []
         self._dispatch_hashes: set[str] = set()
+        self._payments: list[GasPayment] = []  # to the fee account, in the dispatch transactions
         self._tree = MerkleTree()
         self._scanned = 0  # dispatches are known through this height
         self._delivered: set[bytes] = set()
@@ -141,6 +146,11 @@ class CosmosChain:
         """Per endpoint, True unless its last request failed (``EndpointHealth``): 0 is rpc_url, then
         fallback_rpc_urls, rest_url and fallback_rest_urls."""
         return self._http.endpoint_health()
+
+    def take_quorum_disagreements(self) -> dict[tuple[str, int], int]:
+        """In rpc_mode "quorum": answers outvoted per (method, endpoint index, numbered as ``endpoint_health``) since
+        the last call, for relayer_rpc_quorum_disagreements_total; always empty in fallback mode."""
+        return self._http.take_quorum_disagreements()
 
     @property
     def domain(self) -> Domain:
@@ -256,6 +266,22 @@ class CosmosChain:
             return PrivateKey(bytes.fromhex(key.removeprefix("0x")))
         except Exception as exc:
             raise TxReverted("sender key is not a hex secp256k1 key", chain=self._name, reason="bad key") from exc
+
+
+def _fee_account(name: str, address: str | None, prefix: str, vault: str) -> str | None:
+    """``chains.<name>.gas_fee_account``, checked: a bech32 account of this chain's prefix, not the vault
+    (``ConfigError`` naming the key)."""
+    if address is None:
+        return None
+    try:
+        bech32_bytes(address)
+    except ValueError as exc:
+        raise ConfigError(f"chains.{name}.gas_fee_account", str(exc)) from exc
+    if not address.startswith(prefix + "1"):
+        raise ConfigError(f"chains.{name}.gas_fee_account", f"{address} is not a {prefix}1... address")
+    if address == vault:
+        raise ConfigError(f"chains.{name}.gas_fee_account", "is the vault: every dispatch pays it")
+    return address
 
 
 def _check_majority(name: str, threshold: int, members: Sequence[bytes]) -> None:

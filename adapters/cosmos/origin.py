@@ -11,11 +11,14 @@ from adapters.base import (
     MailboxState,
     TxHash,
 )
+from adapters.capabilities import GasPayment
 from adapters.cosmos.chain import (
     CosmosChain,
     cosmos_boundary,
     log,
 )
+from adapters.cosmos.transactions import fee_paid
+from adapters.fee_account import dispatch_payments
 
 
 class CosmosOrigin(CosmosChain):
@@ -40,9 +43,12 @@ class CosmosOrigin(CosmosChain):
                 message = parsed.message(len(self._dispatches), self._domain)
                 raw = message.encode()
                 tx_height = int(tx["height"])
-                self._dispatches.append(DispatchedMessage(
-                    message, raw, message.id, Height(tx_height), TxHash(tx_hash), int(tx.get("index") or 0),
-                    await self._block_time(tx_height)))
+                dispatched = DispatchedMessage(message, raw, message.id, Height(tx_height), TxHash(tx_hash),
+                                               int(tx.get("index") or 0), await self._block_time(tx_height))
+                self._dispatches.append(dispatched)
+                if self._fee_account is not None:
+                    self._payments.extend(dispatch_payments([dispatched], fee_paid(
+                        base64.b64decode(tx["tx"]), self._fee_account, self._config.fee_denom)))
                 self._dispatch_hashes.add(tx_hash)
                 self._tree.append(message.id)
             self._scanned = height
@@ -51,6 +57,18 @@ class CosmosOrigin(CosmosChain):
     async def fetch_dispatched(self, from_height: Height, to_height: Height) -> list[DispatchedMessage]:
         await self._scan_dispatches(to_height)
         return [d for d in self._dispatches if from_height <= d.height <= to_height]
+
+    def has_paymaster(self) -> bool:
+        """A ``gas_fee_account`` is configured: dispatches may pay it (``adapters.fee_account``)."""
+        return self._fee_account is not None
+
+    @cosmos_boundary
+    async def fetch_gas_payments(self, from_height: Height, to_height: Height) -> list[GasPayment]:
+        """What each dispatch transaction in the heights paid the fee account (none unconfigured)."""
+        if self._fee_account is None or to_height < from_height:
+            return []
+        await self._scan_dispatches(to_height)
+        return [p for p in self._payments if from_height <= p.height <= to_height]
 
     @cosmos_boundary
     async def mailbox_state(self, height: Height) -> MailboxState:

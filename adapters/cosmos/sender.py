@@ -155,15 +155,38 @@ class CosmosSender(CosmosOrigin):
     ) -> tuple[TxHash, list[MessageId]]:
         """One tx per body (a memo holds one message), each paying the vault 1 unit of the fee denom;
         returns the last tx's hash and every message id, after inclusion."""
+        return await self._dispatch(sender_key, destination, recipient, bodies, 0)
+
+    @property
+    def gas_fee_account(self) -> str | None:
+        return self._fee_account
+
+    @cosmos_boundary
+    async def dispatch_paying(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes],
+                              payment: int) -> tuple[TxHash, list[MessageId]]:
+        """As ``dispatch_messages``, each tx also sending ``payment`` of the fee denom to the fee account (its
+        message's gas payment, ``adapters.fee_account``)."""
+        if self._fee_account is None:
+            raise TxReverted(f"chains.{self._name}.gas_fee_account is not set: nobody to pay", chain=self._name,
+                             reason="no fee account")
+        if payment <= 0:
+            raise TxReverted(f"payment {payment} is not positive", chain=self._name, reason="bad amount")
+        return await self._dispatch(sender_key, destination, recipient, bodies, payment)
+
+    async def _dispatch(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes],
+                        payment: int) -> tuple[TxHash, list[MessageId]]:
         key = self._key(sender_key)
         sender = address_of(key, self._prefix)
+        sends = [pack_send(sender, self._vault, [(self._config.fee_denom, 1)])]
+        if payment and self._fee_account is not None:
+            sends.append(pack_send(sender, self._fee_account, [(self._config.fee_denom, payment)]))
         hashes: list[str] = []
         async with self._lock("send:" + sender):
             sequence: int | None = None
             for body in bodies:
                 memo = encode_dispatch_memo(destination, bytes32(recipient), body)
-                tx_hash, used = await self._send(
-                    key, [pack_send(sender, self._vault, [(self._config.fee_denom, 1)])], memo, sequence=sequence)
+                tx_hash, used = await self._send(key, sends, memo, sequence=sequence,
+                                                 gas=SEND_GAS * len(sends))
                 hashes.append(tx_hash)
                 sequence = used + 1
             found = [await self._wait_tx(h) for h in hashes]

@@ -172,9 +172,11 @@ def decode_tx_body(raw_tx: bytes) -> TxBody:
 class DispatchRules:
     """How this chain's dispatches are recognised and what canonical message each one makes.
 
-    A valid dispatch is a tx with exactly one message, a ``MsgSend`` to the vault, whose memo parses. It is a
-    token lock when the body is a TokenBridge body naming a configured token; then the ``MsgSend`` must pay
-    exactly ``amount`` of that token's denom and nothing else (else the dispatch is invalid), and the message's
+    A valid dispatch is a tx whose memo parses and whose messages are bank ``MsgSend``s, exactly one of them to the
+    vault (the others, to other accounts, are not the dispatch's: e.g. its gas payment to the relayer's fee
+    account, ``fee_paid``). It is a token lock when the body is a TokenBridge body naming a configured token; then
+    the ``MsgSend`` to the vault must pay exactly ``amount`` of that token's denom and nothing else (else the dispatch
+    is invalid), and the message's
     sender is the vault (the remote TokenBridge accepts only its enrolled bridge). Any other body is a plain
     message whose sender is the ``MsgSend``'s ``from_address`` (the signer)."""
 
@@ -198,14 +200,18 @@ class DispatchRules:
         except DecodeError:
             return None
         memo = decode_dispatch_memo(body.memo)
-        if memo is None or len(body.messages) != 1 or body.messages[0].type_url != MSG_SEND_TYPE_URL:
+        sends = _sends(body)
+        if memo is None or sends is None:
             return None
+        to_vault = [s for s in sends if s.to_address == self.vault]
+        if len(to_vault) != 1:
+            return None
+        send = to_vault[0]
         try:
-            send = MsgSend.FromString(body.messages[0].value)
             sender = bech32_bytes(send.from_address)
-        except (DecodeError, ValueError):
+        except ValueError:
             return None
-        if send.to_address != self.vault or send.from_address == self.vault:
+        if send.from_address == self.vault:
             return None
         token_body = decode_token_body(memo.body)
         token = self.token_for(token_body.home_domain, token_body.home_token) if token_body else None
@@ -217,6 +223,30 @@ class DispatchRules:
         if local is None or coins != [(token.denom, str(local))]:
             return None
         return ParsedDispatch(self.vault32, memo.destination, memo.recipient, memo.body, token)
+
+
+def _sends(body: TxBody) -> list[MsgSend] | None:
+    """The body's messages, if every one is a bank ``MsgSend`` (None otherwise)."""
+    sends = []
+    for packed in body.messages:
+        if packed.type_url != MSG_SEND_TYPE_URL:
+            return None
+        try:
+            sends.append(MsgSend.FromString(packed.value))
+        except DecodeError:
+            return None
+    return sends or None
+
+
+def fee_paid(raw_tx: bytes, fee_account: str, denom: str) -> int:
+    """What a transaction's bank sends move to ``fee_account`` in ``denom`` from any other account
+    (``adapters.fee_account``: the gas payment of the message it dispatches)."""
+    try:
+        sends = _sends(decode_tx_body(raw_tx)) or []
+    except DecodeError:
+        return 0
+    return sum(int(c.amount) for s in sends if s.to_address == fee_account and s.from_address != fee_account
+               for c in s.amount if c.denom == denom and c.amount.isdigit())
 
 
 def tokens_from_config(domain: int, tokens: Mapping[str, Any]) -> tuple[TokenRule, ...]:

@@ -27,6 +27,7 @@ from adapters.base import (
 from adapters.capabilities import (
     BridgeLedger,
     BridgeQueue,
+    BridgeRateLimits,
     EndpointHealth,
     ExactEstimates,
     GasPaymaster,
@@ -51,7 +52,7 @@ __all__ = ["BATCH_LIMIT", "BridgeHolding", "EvmAdapter", "EvmChain", "UnknownTok
 class EvmAdapter(EvmGasPaymaster, EvmBridgeQueue, EvmOrigin, EvmDestination, EvmSender, EvmWriteAhead, EvmBridgeLedger,
                  EvmHealth, ChainAdapter, MessageSender, UnsignedTransactions, ContractCalls, WalletSource,
                  CapacitySource, BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements,
-                 GasPaymaster, BridgeQueue, ExactEstimates):
+                 GasPaymaster, BridgeQueue, ExactEstimates, BridgeRateLimits):
     """One EVM chain: origin (scan Dispatch logs, mailbox root), destination (deliver batches, confirm), sender
     (dispatch, tokens, router transactions), bridge ledger and health: the roles, composed; the capabilities
     it declares are the Protocols after them."""

@@ -1,12 +1,15 @@
 """EVM token-bridge queue: inbound transfers ``TokenBridge`` queued for want of rate-limit room, the room of a
-bucket, and ``releaseQueued`` from the relayer's wallet (``adapters.capabilities.BridgeQueue``)."""
+bucket, and ``releaseQueued`` from the relayer's wallet (``adapters.capabilities.BridgeQueue``); the buckets
+themselves, both directions per remote domain and token, in one JSON-RPC batch (``BridgeRateLimits``)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
-from adapters.capabilities import QueuedTransfer
+from adapters.capabilities import BridgeRateLimit, QueuedTransfer, RateLimitBucket
 from adapters.evm import abi
 from adapters.evm.chain import evm_boundary
 from adapters.evm.errors import SigningError
@@ -48,6 +51,22 @@ class EvmBridgeQueue(EvmSender):
         available, capacity, _rate = abi_decode(["uint256", "uint256", "uint256"], raw)
         return (UNLIMITED, 0) if capacity == 0 else (available, capacity)
 
+    def bridge_tokens(self) -> list[str]:
+        if self._config.token_bridge is None:
+            return []
+        return sorted(s for s, t in self._config.tokens.items() if t.bridged)
+
+    @evm_boundary
+    async def bridge_rate_limits(self, remote_domains: Sequence[int], symbols: Sequence[str]) -> list[BridgeRateLimit]:
+        bridge = self._bridge()
+        pairs = [(d, s, self._token(s)) for d in remote_domains for s in symbols]
+        calls = [(bridge, _ROOM + abi_encode(["uint32", "address", "bool"], [d, token, inbound]))
+                 for d, _s, token in pairs for inbound in (False, True)]
+        words = await self._eth_calls(calls) if calls else []
+        buckets = [_bucket(w) for w in words]
+        return [BridgeRateLimit(d, s, token.lower(), buckets[2 * i], buckets[2 * i + 1])
+                for i, (d, s, token) in enumerate(pairs)]
+
     @evm_boundary
     async def release_queued(self, queue_id: int) -> str:
         if self._signer is None:
@@ -56,3 +75,9 @@ class EvmBridgeQueue(EvmSender):
         receipt = await self._transact(self._signer, self._bridge(),
                                        _RELEASE + abi_encode(["uint256"], [queue_id]), "TokenBridge.releaseQueued")
         return str(receipt["transactionHash"])
+
+
+def _bucket(word: bytes) -> RateLimitBucket:
+    """``rateLimitRoom``'s answer: (available, capacity, ratePerSecond); capacity 0: no limit."""
+    available, capacity, rate = abi_decode(["uint256", "uint256", "uint256"], word)
+    return RateLimitBucket(capacity, rate, 0 if capacity == 0 else available)

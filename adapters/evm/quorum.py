@@ -34,24 +34,15 @@ What is accepted depends on the request:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-import structlog
-
-from adapters.base import RpcUnavailable
-from adapters.endpoints import Endpoints, Tally, is_endpoint_failure, quorum_height, tally
-
-log = structlog.get_logger("adapters.evm")
+from adapters.endpoints import Endpoints, QuorumVote
 
 HEIGHT_TAGS = frozenset({"latest", "finalized", "safe", "pending", "earliest"})
 Body = dict[str, Any] | list[dict[str, Any]]  # one JSON-RPC request, or a batch
-OUTVOTED_LOG_EVERY_S = 30.0  # one rpc_quorum_outvoted line per (method, endpoint) this often: a liar lies every time
 
 
 class PostTo(Protocol):
@@ -112,37 +103,16 @@ def _tagged_block_read(body: Body) -> bool:
     return bool(params) and params[0] in HEIGHT_TAGS
 
 
-@dataclass(slots=True)
-class Asked:
-    """What the endpoints asked said: answers and failures by endpoint index."""
-
-    answers: dict[int, Any] = field(default_factory=dict)
-    failures: dict[int, Exception] = field(default_factory=dict)
-
-    def tally(self, quorum: int) -> tuple[Tally, dict[int, str]]:
-        """The vote on the answers, and each answer's canonical text."""
-        keys = {i: canonical(a) for i, a in self.answers.items()}
-        return tally(keys, quorum), keys
-
-    def given(self, keys: dict[int, str], winner: str) -> Any:
-        """The winning answer as the first endpoint (in configured order) that gave it sent it."""
-        return next(self.answers[i] for i in sorted(keys) if keys[i] == winner)
-
-
 class QuorumRpc:
-    """JSON-RPC requests answered by a quorum of a chain's endpoints (the rules are in the module docstring)."""
+    """JSON-RPC requests answered by a quorum of a chain's endpoints (the rules are in the module docstring; the
+    vote itself is ``adapters.endpoints.QuorumVote``, shared with Solana and Cosmos)."""
 
     def __init__(self, chain: str, endpoints: Endpoints, quorum: int, post_to: PostTo, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if not len(endpoints.urls) / 2 < quorum <= len(endpoints.urls):
-            raise ValueError(f"a quorum of {len(endpoints.urls)} endpoints is more than half of them, at most all")
-        self._chain = chain
+        self._vote = QuorumVote(chain, endpoints, quorum, clock=clock)
         self._endpoints = endpoints
         self.quorum = quorum
         self._post_to = post_to
-        self._clock = clock
-        self._disagreements: Counter[tuple[str, int]] = Counter()
-        self._last_logged: dict[tuple[str, int], float] = {}
 
     async def post(self, body: Body, data: str) -> Any:
         """The accepted answer to ``body`` (``data`` is its JSON), as ``EvmChain._post`` returns it."""
@@ -156,91 +126,36 @@ class QuorumRpc:
 
     def take_disagreements(self) -> dict[tuple[str, int], int]:
         """Outvoted answers per (method, endpoint index) since the last call (the metric's increments)."""
-        taken, self._disagreements = dict(self._disagreements), Counter()
-        return taken
+        return self._vote.take_disagreements()
 
-    async def _ask(self, targets: list[int], data: str) -> Asked:
-        results = await asyncio.gather(*(self._post_to(self._endpoints.urls[i], data) for i in targets),
-                                       return_exceptions=True)
-        asked = Asked()
-        for i, result in zip(targets, results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result  # cancelled
-            if not isinstance(result, Exception):
-                self._endpoints.succeeded(i)
-                asked.answers[i] = result
-                continue
-            asked.failures[i] = result
-            if is_endpoint_failure(result):
-                self._endpoints.failed(i)
-                log.warning("rpc_endpoint_failed", chain=self._chain, endpoint=i, error=type(result).__name__)
-        return asked
-
-    async def _voters(self, body: Body, data: str) -> Asked:
-        """The answers of every ready endpoint; ``RpcUnavailable`` when fewer than a quorum are ready."""
-        ready = self._endpoints.ready()
-        if len(ready) < self.quorum:
-            demoted = sorted(set(range(len(self._endpoints.urls))) - set(ready))
-            raise RpcUnavailable(
-                f"{method_of(body)}: no quorum: {len(ready)} of {len(self._endpoints.urls)} endpoints healthy "
-                f"(endpoints {', '.join(map(str, demoted))} demoted after failing), {self.quorum} needed",
-                chain=self._chain, reason="no quorum")
-        return await self._ask(ready, data)
+    def _asker(self, data: str) -> Callable[[int], Awaitable[Any]]:
+        return lambda i: self._post_to(self._endpoints.urls[i], data)
 
     async def _agreed(self, body: Body, data: str) -> Any:
-        asked = await self._voters(body, data)
-        votes, keys = asked.tally(self.quorum)
-        if votes.winner is None:
-            raise self._no_quorum(body, asked, votes)
-        self._count_outvoted(method_of(body), votes)
-        return asked.given(keys, votes.winner)
+        asked = await self._vote.voters(method_of(body), self._asker(data))
+        return self._vote.agreed(method_of(body), asked, canonical)
 
     async def _block_number(self, body: dict[str, Any], data: str) -> Any:
-        asked = await self._voters(body, data)
-        heights = {i: int(a["result"], 16) for i, a in asked.answers.items() if _hex_result(a)}
-        height = quorum_height(heights, self.quorum)
-        if height is None:
-            raise self._no_quorum(body, asked, asked.tally(self.quorum)[0])
+        asked = await self._vote.voters(method_of(body), self._asker(data))
+        height = self._vote.height(method_of(body), asked,
+                                   lambda a: int(a["result"], 16) if _hex_result(a) else None, canonical)
         return {"jsonrpc": "2.0", "id": body.get("id"), "result": hex(height)}
 
     async def _tagged_block(self, body: dict[str, Any], data: str) -> Any:
-        asked = await self._voters(body, data)
-        votes, keys = asked.tally(self.quorum)
-        if votes.winner is not None:
-            self._count_outvoted(method_of(body), votes)
-            return asked.given(keys, votes.winner)
-        numbers = {i: int(a["result"]["number"], 16) for i, a in asked.answers.items() if _block_result(a)}
-        height = quorum_height(numbers, self.quorum)
-        if height is None:
-            raise self._no_quorum(body, asked, votes)
+        asked = await self._vote.voters(method_of(body), self._asker(data))
+        answer = self._vote.winner(method_of(body), asked, canonical)
+        if answer is not None:
+            return answer
+        height = self._vote.height(method_of(body), asked,
+                                   lambda a: int(a["result"]["number"], 16) if _block_result(a) else None, canonical)
         pinned = {**body, "params": [hex(height), *body["params"][1:]]}
         return await self._agreed(pinned, json.dumps(pinned))
 
     async def _broadcast(self, data: str) -> Any:
-        targets = self._endpoints.ready() or self._endpoints.order()
-        asked = await self._ask(targets, data)
+        asked = await self._vote.broadcast(self._asker(data))
         if not asked.answers:
             raise next(iter(asked.failures.values()))
         return accepted_first([a for _, a in sorted(asked.answers.items())])
-
-    def _count_outvoted(self, method: str, votes: Tally) -> None:
-        now = self._clock()
-        for i in votes.outvoted():
-            self._disagreements[(method, i)] += 1
-            last = self._last_logged.get((method, i))
-            if last is None or now - last >= OUTVOTED_LOG_EVERY_S:
-                self._last_logged[(method, i)] = now
-                log.warning("rpc_quorum_outvoted", chain=self._chain, method=method, endpoint=i,
-                            agreeing=len(votes.votes[votes.winner or ""]), quorum=self.quorum)
-
-    def _no_quorum(self, body: Body, asked: Asked, votes: Tally) -> Exception:
-        """``RpcUnavailable`` saying how the endpoints split; the request's own error when every endpoint refused it
-        as wrong (HTTP 4xx, not JSON), as in fallback mode."""
-        if not asked.answers and asked.failures and not any(map(is_endpoint_failure, asked.failures.values())):
-            return next(iter(asked.failures.values()))
-        failed = "".join(f"; endpoint {i} failed ({type(exc).__name__})" for i, exc in sorted(asked.failures.items()))
-        return RpcUnavailable(f"{method_of(body)}: no quorum: {votes.describe()}{failed}", chain=self._chain,
-                              reason="no quorum")
 
 
 def _hex_result(answer: Any) -> bool:

@@ -18,7 +18,8 @@ request's context and refuses anything else. Replay protection is on chain: the 
 
 Endpoints. Every request goes to ``rpc_url``, then to ``fallback_rpc_urls`` in order, a failing endpoint demoted
 (``adapters.solana.transport``, the shared rules of ``adapters.endpoints``); ``endpoint_health`` is their health by
-index.
+index. With ``rpc_mode = "quorum"`` every request goes to all of them and a quorum must agree
+(``take_quorum_disagreements``: the answers outvoted).
 
 Every public method raises only ``AdapterError`` (``adapters.solana.errors`` maps solana-py / httpx errors).
 Keys handed in (``sender_key``, co-signing keys) are used and dropped, never logged.
@@ -40,8 +41,11 @@ from adapters.capabilities import (
     BatchLimit,
     Bytes32Accounts,
     EndpointHealth,
+    FeeAccountPayments,
+    GasPaymentSource,
     NativeTokenIds,
     OperatorAccounts,
+    QuorumDisagreements,
     VaultHoldings,
     WriteAheadSender,
 )
@@ -64,7 +68,8 @@ __all__ = ["DELIVERY_COMPUTE_PER_MESSAGE", "MAX_GUARD_LAMPORTS", "SolanaAdapter"
 class SolanaAdapter(SolanaCosignCheck, SolanaWriteAhead, SolanaHealth,
                     ChainAdapter, MessageSender, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
-                    OperatorAccounts, EndpointHealth, CosignedSteps[list[Pubkey]]):
+                    OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymentSource, FeeAccountPayments,
+                    CosignedSteps[list[Pubkey]]):
     """One Solana cluster: origin (memo dispatches referencing the bridge, ``adapters.solana.origin``),
     destination (co-signed payouts, ``destination``; the validator's checks of them, ``cosign``), sender and
     health: the roles, composed; the capabilities it declares are the Protocols after them.

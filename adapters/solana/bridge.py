@@ -181,6 +181,31 @@ def token_rules(domain: int, multisig: Pubkey, tokens: Mapping[str, SolanaTokenC
     return rules
 
 
+SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
+_SYSTEM_TRANSFER = 2
+_SYSTEM_TRANSFER_DATA = struct.Struct("<IQ")
+
+
+def fee_paid(tx: VersionedTransaction, fee_account: Pubkey) -> int:
+    """Lamports a transaction's top-level System ``Transfer`` instructions move to ``fee_account`` from any other
+    account (``adapters.fee_account``: the gas payment of the messages it dispatches). Transfers made by programs
+    (inner instructions) and other System instructions do not count."""
+    message = tx.message
+    keys = list(message.account_keys)
+    total = 0
+    for ix in message.instructions:
+        if ix.program_id_index >= len(keys) or keys[ix.program_id_index] != SYSTEM_PROGRAM_ID:
+            continue
+        data, accounts = bytes(ix.data), bytes(ix.accounts)
+        if len(data) != _SYSTEM_TRANSFER_DATA.size or len(accounts) < 2 or max(accounts[:2]) >= len(keys):
+            continue
+        opcode, lamports = _SYSTEM_TRANSFER_DATA.unpack(data)
+        source, dest = keys[accounts[0]], keys[accounts[1]]
+        if opcode == _SYSTEM_TRANSFER and dest == fee_account and source != fee_account:
+            total += lamports
+    return total
+
+
 def _key(keys: Sequence[Pubkey], accounts: bytes, position: int) -> Pubkey:
     if position >= len(accounts) or accounts[position] >= len(keys):
         raise NotADispatch("instruction account out of range")

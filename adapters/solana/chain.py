@@ -29,7 +29,8 @@ from adapters.base import (
     TxReverted,
 )
 from adapters.boundary import bytes32, error_boundary
-from adapters.endpoints import Endpoints
+from adapters.capabilities import GasPayment
+from adapters.endpoints import Endpoints, QuorumVote
 from adapters.keys import resolve_private_key
 from adapters.merkle import MerkleTree
 from adapters.message import Domain, MessageId
@@ -43,7 +44,7 @@ from adapters.solana.bridge import (
     token_rules,
 )
 from adapters.solana.errors import map_exception
-from adapters.solana.transport import fallback_client
+from adapters.solana.transport import fallback_client, quorum_client
 from adapters.tokens import UnknownToken
 from config.errors import ConfigError
 from config.settings import SolanaChainConfig
@@ -87,6 +88,19 @@ def keypair_from_hex(key: str) -> Keypair:
     raise ValueError(f"a Solana key is a 32-byte seed or a 64-byte secret key, got {len(raw)} bytes")
 
 
+def _fee_account(name: str, address: str | None, bridge: Pubkey) -> Pubkey | None:
+    """``chains.<name>.gas_fee_account`` as a public key (``ConfigError`` naming the key)."""
+    if address is None:
+        return None
+    try:
+        account = Pubkey.from_string(address)
+    except ValueError as exc:
+        raise ConfigError(f"chains.{name}.gas_fee_account", f"not a base58 public key: {exc}") from exc
+    if account == bridge:
+        raise ConfigError(f"chains.{name}.gas_fee_account", "is the bridge: every dispatch sends it 0 lamports")
+    return account
+
+
 def status_level(status: Any) -> str:
     return str(getattr(status, "confirmation_status", "") or "").lower().rsplit(".", 1)[-1]
 
@@ -126,6 +140,7 @@ class SolanaChain:
         except ValueError as exc:
             raise ConfigError(f"chains.{name}.tokens", str(exc)) from exc
         self._rules = BridgeRules(config.domain, self._bridge, self._multisig, tokens, remote)
+        self._fee_account = _fee_account(name, config.gas_fee_account, self._bridge)
         self._payer: Keypair | None = None
         if config.signer is not None:
             key = resolve_private_key(config.signer, where=f"chains.{name}.signer")
@@ -134,9 +149,12 @@ class SolanaChain:
             except ValueError as exc:
                 raise ConfigError(f"chains.{name}.signer", str(exc)) from exc
         self._endpoints = Endpoints(config.rpc_urls)  # rpc_url, then fallback_rpc_urls (adapters.solana.transport)
-        self._client = fallback_client(name, self._endpoints, timeout_s=config.request_timeout_s)
+        self._vote = (QuorumVote(name, self._endpoints, config.quorum_size) if config.rpc_mode == "quorum" else None)
+        self._client = (quorum_client(self._vote, timeout_s=config.request_timeout_s) if self._vote is not None
+                        else fallback_client(name, self._endpoints, timeout_s=config.request_timeout_s))
         self._verifiers = [AsyncClient(url, timeout=config.request_timeout_s) for url in config.verify_rpc_urls]
         self._dispatches: list[DispatchedMessage] = []
+        self._payments: list[GasPayment] = []  # to the fee account, in the dispatch transactions
         self._tree = MerkleTree()
         self._scanned = config.start_height - 1  # valid dispatches are known through this slot
         self._last_signature: Signature | None = None  # newest signature at or below ``_scanned``
@@ -181,6 +199,11 @@ class SolanaChain:
         """Per JSON-RPC endpoint (0: rpc_url, then fallback_rpc_urls): True unless its last request failed
         (``EndpointHealth``)."""
         return self._endpoints.healthy()
+
+    def take_quorum_disagreements(self) -> dict[tuple[str, int], int]:
+        """In rpc_mode "quorum": answers outvoted per (JSON-RPC method, endpoint index) since the last call, for
+        relayer_rpc_quorum_disagreements_total; always empty in fallback mode."""
+        return self._vote.take_disagreements() if self._vote is not None else {}
 
     @property
     def fee_payer(self) -> Pubkey | None:

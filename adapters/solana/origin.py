@@ -18,9 +18,13 @@ from adapters.base import (
     RpcError,
     TxHash,
 )
+from adapters.capabilities import GasPayment
+from adapters.fee_account import dispatch_payments
 from adapters.solana.bridge import (
     NotADispatch,
     NotBridgeTraffic,
+    ParsedDispatch,
+    fee_paid,
 )
 from adapters.solana.chain import (
     SIGNATURES_PAGE,
@@ -91,6 +95,7 @@ class SolanaOrigin(SolanaChain):
                             (other[0], bytes(other[2]), other[3]):
                         raise self._disagree(f"transaction {entry.signature}")
             found: list[DispatchedMessage] = []
+            paid: list[GasPayment] = []
             for entry, got in zip(candidates, fetched, strict=True):
                 if got is None:
                     raise RpcError(f"finalized transaction {entry.signature} not returned", chain=self._name,
@@ -105,14 +110,16 @@ class SolanaOrigin(SolanaChain):
                 except NotADispatch as exc:
                     log.info("dispatch_ignored", chain=self._name, tx=str(entry.signature), reason=str(exc))
                     continue
-                for position, item in enumerate(parsed):
-                    message = self._rules.canonical(item, len(self._dispatches) + len(found))
-                    raw = message.encode()
-                    found.append(DispatchedMessage(message, raw, message.id, Height(slot),
-                                                   TxHash(str(entry.signature)), position, block_time))
+                of_tx = [self._dispatched(item, len(self._dispatches) + len(found) + position, slot,
+                                          str(entry.signature), position, block_time)
+                         for position, item in enumerate(parsed)]
+                found.extend(of_tx)
+                if self._fee_account is not None:
+                    paid.extend(dispatch_payments(of_tx, fee_paid(tx, self._fee_account)))
             for dispatched in found:
                 self._dispatches.append(dispatched)
                 self._tree.append(dispatched.id)
+            self._payments.extend(paid)
             newest = [e for e in listed if e.slot <= top]
             if newest:
                 self._last_signature = newest[0].signature
@@ -121,10 +128,28 @@ class SolanaOrigin(SolanaChain):
                 log.info("dispatches_indexed", chain=self._name, count=len(found), through_slot=top,
                          total=len(self._dispatches))
 
+    def _dispatched(self, parsed: ParsedDispatch, nonce: int, slot: int, signature: str, position: int,
+                    block_time: float) -> DispatchedMessage:
+        message = self._rules.canonical(parsed, nonce)
+        return DispatchedMessage(message, message.encode(), message.id, Height(slot), TxHash(signature), position,
+                                 block_time)
+
     @solana_boundary
     async def fetch_dispatched(self, from_height: Height, to_height: Height) -> list[DispatchedMessage]:
         await self._scan(int(to_height))
         return [d for d in self._dispatches if from_height <= d.height <= to_height]
+
+    def has_paymaster(self) -> bool:
+        """A ``gas_fee_account`` is configured: dispatches may pay it (``adapters.fee_account``)."""
+        return self._fee_account is not None
+
+    @solana_boundary
+    async def fetch_gas_payments(self, from_height: Height, to_height: Height) -> list[GasPayment]:
+        """The fee account's share of each message of the dispatch transactions in the slots (none unconfigured)."""
+        if self._fee_account is None or to_height < from_height:
+            return []
+        await self._scan(int(to_height))
+        return [p for p in self._payments if from_height <= p.height <= to_height]
 
     @solana_boundary
     async def mailbox_state(self, height: Height) -> MailboxState:

@@ -132,11 +132,35 @@ class SolanaSender(SolanaOrigin):
     @solana_boundary
     async def dispatch_messages(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes]
                                 ) -> tuple[TxHash, list[MessageId]]:
+        return await self._dispatch(sender_key, destination, recipient, bodies, 0)
+
+    @property
+    def gas_fee_account(self) -> str | None:
+        return None if self._fee_account is None else str(self._fee_account)
+
+    @solana_boundary
+    async def dispatch_paying(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes],
+                              payment: int) -> tuple[TxHash, list[MessageId]]:
+        """One transaction: the dispatches and a System transfer of ``payment`` lamports per message to the fee
+        account (``adapters.fee_account``: each message's share is ``payment``)."""
+        if self._fee_account is None:
+            raise TxReverted(f"chains.{self._name}.gas_fee_account is not set: nobody to pay", chain=self._name,
+                             reason="no fee account")
+        if not 0 < payment * len(bodies) <= 2**64 - 1:
+            raise TxReverted(f"payment {payment} x {len(bodies)} is not a positive u64", chain=self._name,
+                             reason="bad amount")
+        return await self._dispatch(sender_key, destination, recipient, bodies, payment * len(bodies))
+
+    async def _dispatch(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes],
+                        fee: int) -> tuple[TxHash, list[MessageId]]:
         if not bodies:
             raise TxReverted("no bodies to dispatch", chain=self._name, reason="empty dispatch")
         signer = self._key(sender_key)
         owner = signer.pubkey()
         ixs = [self._bridge_reference(owner)]
+        if fee and self._fee_account is not None:
+            ixs.append(system_transfer(SystemTransferParams(from_pubkey=owner, to_pubkey=self._fee_account,
+                                                            lamports=fee)))
         for body in bodies:
             ixs.append(create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner, message=encode_dispatch_memo(
                 int(destination), bytes32(recipient), bytes(body)).encode())))

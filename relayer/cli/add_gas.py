@@ -39,15 +39,17 @@ def add_gas(args: argparse.Namespace, settings: Settings, store: Store) -> int:
 
 async def _add_gas(args: argparse.Namespace, settings: Settings, store: Store, rec: MessageRecord,
                    names: dict[int, str]) -> dict[str, Any]:
-    from adapters.capabilities import GasPaymaster
+    from adapters.capabilities import FeeAccountPayments, GasPaymaster
     from adapters.message import MessageId
     from relayer.daemon.daemon import build_adapters
-    from relayer.pipeline.gas_policy import GasPolicy, compile_payment_rules, top_up
+    from relayer.pipeline.gas_policy import GasPolicy, compile_payment_rules, pays_in_dispatch, top_up
 
     origin = names.get(rec.origin)
     adapters = build_adapters(settings, with_signers=False)
     try:
         paymaster = adapters.get(origin) if origin else None
+        if isinstance(paymaster, FeeAccountPayments) and paymaster.gas_fee_account:
+            raise UsageError(f"cannot top up {args.id}: " + pays_in_dispatch(origin or "", paymaster.gas_fee_account))
         if not isinstance(paymaster, GasPaymaster) or not paymaster.has_paymaster():
             raise UsageError(f"the message's origin {origin or rec.origin} has no gas_paymaster to pay")
         policy = GasPolicy(compile_payment_rules(settings, adapters), {rec.origin: paymaster})

@@ -30,6 +30,10 @@ def add_send_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--amount", help="amount in whole tokens (decimals allowed)")
     p.add_argument("--recipient", help="0x address on the destination (default: first funded devnet account; "
                                         "for --body, the destination's TestRecipient contract)")
+    p.add_argument("--pay-gas", dest="pay_gas", type=int, default=0, metavar="UNITS",
+                   help="with --body from a Solana or Cosmos origin: pay UNITS (lamports, or the fee denom's smallest "
+                        "units) for the message's delivery to the relayer's gas_fee_account, in the dispatch "
+                        "transaction (EVM origins pay afterwards: relayer messages add-gas)")
     p.add_argument("--wait", action="store_true", help="wait until delivered on the destination")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait with --wait")
     p.add_argument("--json", action="store_true")
@@ -84,6 +88,8 @@ def cmd_send(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} {name!r} is not a configured chain; known chains: {', '.join(settings.chains)}")
     if args.origin == args.destination:
         raise UsageError("--from and --to name the same chain")
+    if args.pay_gas and (args.token or args.pay_gas < 0):
+        raise UsageError("--pay-gas takes a positive number of smallest units, with --body (not --token)")
     sender_key = manifest["chains"][args.origin]["accounts"][0]["private_key"]  # devnet test key
     result = asyncio.run(_send(args, settings, manifest["chains"], sender_key))
     if args.json:
@@ -135,6 +141,9 @@ async def _send(args: argparse.Namespace, settings: Settings, chains: dict[str, 
         started = time.time()
         if args.token:
             tx, mid = await _send_token(args, origin, origin_cfg, dest_cfg, sender_key, recipient)
+        elif args.pay_gas:
+            tx, ids = await _dispatch_paying(args, origin, dest_cfg.domain, sender_key, recipient)
+            mid = ids[0]
         else:
             tx, ids = await origin.dispatch_messages(sender_key, dest_cfg.domain, recipient, [args.body.encode()])  # type: ignore[attr-defined]
             mid = ids[0]
@@ -146,6 +155,19 @@ async def _send(args: argparse.Namespace, settings: Settings, chains: dict[str, 
     finally:
         for a in adapters.values():
             await a.close()
+
+
+async def _dispatch_paying(args: argparse.Namespace, origin: ChainAdapter, destination: int, sender_key: str,
+                           recipient: bytes) -> tuple[str, list[MessageId]]:
+    """``--body`` dispatched with ``--pay-gas`` paid to the origin's fee account in the same transaction."""
+    from adapters.capabilities import FeeAccountPayments
+    from adapters.message import Domain
+
+    if not isinstance(origin, FeeAccountPayments) or not origin.gas_fee_account:
+        raise UsageError(f"--pay-gas: {args.origin} takes no payment in the dispatch transaction (no "
+                         f"chains.{args.origin}.gas_fee_account; an EVM origin is paid with relayer messages add-gas)")
+    return await origin.dispatch_paying(sender_key, Domain(destination), recipient, [args.body.encode()],
+                                        args.pay_gas)
 
 
 async def _send_token(args: argparse.Namespace, origin: ChainAdapter, origin_cfg: ChainConfig, dest_cfg: ChainConfig,

@@ -18,7 +18,7 @@ import httpx
 import structlog
 
 from adapters.base import ChainAdapter, Cosigner, InclusionVerifier, MessageSender
-from adapters.capabilities import GasPaymaster, OperatorAccounts, WriteAheadSender
+from adapters.capabilities import OperatorAccounts, WriteAheadSender
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError
@@ -28,7 +28,7 @@ from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
 from relayer.daemon import failpoints
 from relayer.daemon.audit import AuditJob
 from relayer.daemon.bridge_queue import QueuedTransferReleaser
-from relayer.daemon.gas_oracle import GasOracleKeeper
+from relayer.daemon.gas_oracle import GasOracleKeeper, quote_sources
 from relayer.daemon.metrics import Metrics
 from relayer.daemon.route_profit import RouteProfits
 from relayer.pipeline.accountant import GlobalAccountant, TokenDirectory
@@ -37,11 +37,13 @@ from relayer.pipeline.cosign import CosignService, HttpCosigner
 from relayer.pipeline.filters import MessageFilter, compile_rules
 from relayer.pipeline.gas_policy import GasPolicy, compile_payment_rules
 from relayer.pipeline.indexer import OriginIndexer
+from relayer.pipeline.payout_limits import PayoutLimiter
 from relayer.pipeline.processor import DestinationProcessor
 from relayer.pipeline.route_limits import RouteLimiter
 from relayer.pipeline.validator import OriginAttester
 from relayer.store import Store
 from router.api import IntentLimits, IntentsBackend, call_allowed
+from router.bridge_limits import BridgeLimitReader
 from router.budgets import ValueBudgets
 from router.integrators import IntegratorStore, address_check
 from router.intents import IntentExecutor, IntentStore, Operator
@@ -132,9 +134,7 @@ class Workers:
         rules = compile_payment_rules(self.settings, self.adapters)
         if not rules:
             return None
-        paymasters = {self.settings.chains[n].domain: a for n, a in self.adapters.items()
-                      if isinstance(a, GasPaymaster) and a.has_paymaster()}
-        return GasPolicy(rules, paymasters)
+        return GasPolicy(rules, quote_sources(self.settings, self.adapters))
 
     def _cosign_service(self) -> CosignService:
         s = self.settings
@@ -152,7 +152,10 @@ class Workers:
             rec = self.store.checkpoint(validator, origin, None)
             return None if rec is None else rec.index
 
-        return CosignService(self.store, self.adapters, keys, latest_signed, self.metrics, accountant=self.accountant)
+        limiter = (PayoutLimiter.from_settings(s, TokenDirectory.from_settings(s, self.adapters), self.store.aio,
+                                               self.metrics) if s.validator.payout_limits else None)
+        return CosignService(self.store, self.adapters, keys, latest_signed, self.metrics, accountant=self.accountant,
+                             limiter=limiter)
 
     def _accountant(self, attest: list[str]) -> GlobalAccountant | None:
         """The validators' accountant; it must see every origin whose bridge sends tokens (it counts only what
@@ -266,6 +269,9 @@ class Workers:
                               room=RoomStore(self.store.engine), backlog_s=r.backlog_s, max_wait_s=r.max_wait_s,
                               max_queued=r.max_queued, chain_decimals=chain_decimals,
                               limits=limits, call_allowlist=allowlist, rewards=self._rewards(store, executor),
+                              bridge_limits=BridgeLimitReader(
+                                  self.adapters, {n: c.domain for n, c in s.chains.items()},
+                                  lambda chain, symbol: chain_decimals.get((chain, symbol), decimals.get(symbol, 18))),
                               on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
 
 

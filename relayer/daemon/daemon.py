@@ -23,6 +23,7 @@ import httpx
 import structlog
 
 from adapters.base import AdapterError, ChainAdapter
+from adapters.capabilities import FeeAccountPayments, GasPaymaster
 from adapters.checkpoint import CheckpointSigner
 from adapters.message import MessageId
 from config.errors import ConfigError
@@ -51,7 +52,7 @@ from relayer.explorer import ChainSampleBuffer
 from relayer.pipeline.accountant import GlobalAccountant
 from relayer.pipeline.cosign import CosignService
 from relayer.pipeline.filters import MessageFilter, compile_rules
-from relayer.pipeline.gas_policy import top_up
+from relayer.pipeline.gas_policy import pays_in_dispatch, top_up
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.origin import OriginLoop
 from relayer.pipeline.outcome import FailureReason
@@ -187,9 +188,13 @@ class RelayerDaemon:
                                 "destination": names.get(rec.destination, str(rec.destination)), **owed.view(),
                                 "pay": None}
         paymaster = policy.paymasters.get(rec.origin) if policy else None
-        if refund_to and owed.gas_limit and paymaster is not None:
+        if refund_to and owed.gas_limit and isinstance(paymaster, GasPaymaster):
             call = paymaster.pay_for_gas_call(bytes(mid), rec.destination, owed.gas_limit, refund_to)
             view["pay"] = {**call, "value": str(owed.value)}
+        origin = self.adapters.get(view["origin"])
+        if isinstance(origin, FeeAccountPayments) and origin.gas_fee_account:
+            view["fee_account"] = origin.gas_fee_account
+            view["how_to_pay"] = pays_in_dispatch(view["origin"], origin.gas_fee_account)
         return view
 
     async def route_profits(self) -> list[dict[str, Any]]:

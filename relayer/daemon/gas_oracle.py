@@ -23,15 +23,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 import structlog
 
-from adapters.base import AdapterError, CapacitySource, ChainAdapter, ChainStats
-from adapters.capabilities import GAS_EXCHANGE_RATE_SCALE, GasOracleEntry, GasPaymaster
-from config.settings import GasOracleSettings, Settings
+from adapters.base import AdapterError, CapacitySource, ChainAdapter, ChainStats, RpcError, WalletSource
+from adapters.capabilities import (
+    GAS_EXCHANGE_RATE_SCALE,
+    GasOracleEntry,
+    GasPaymaster,
+    GasPaymentSource,
+    GasQuoteSource,
+)
+from config.settings import GasFloor, GasOracleSettings, Settings
 from relayer.daemon.metrics import Metrics
 
 log = structlog.get_logger("relayer.daemon.gas_oracle")
@@ -64,6 +70,14 @@ def desired_entry(destination: int, per_gas: Fraction, origin_usd: float, origin
     exchange_rate = min(UINT128_MAX, max(1, math.ceil(product / gas_price)))
     minimum = math.ceil(Fraction(floor_usd) / Fraction(origin_usd) * 10**origin_decimals)
     return GasOracleEntry(destination, exchange_rate, min(gas_price, UINT128_MAX), min(minimum, UINT128_MAX), 0.0)
+
+
+def floor_usd(floors: Sequence[GasFloor], origin: str, destination: str) -> float:
+    """The route's USD floor: the first matching entry of ``floors`` (0 when none matches)."""
+    for floor in floors:
+        if floor.origin in ("*", origin) and floor.destination in ("*", destination):
+            return floor.usd
+    return 0.0
 
 
 def moved(current: GasOracleEntry, wanted: GasOracleEntry, deviation: float) -> bool:
@@ -148,10 +162,7 @@ class GasOracleKeeper:
                              prices.decimals[destination], self._floor_usd(origin, destination))
 
     def _floor_usd(self, origin: str, destination: str) -> float:
-        for floor in self.oracle.floors:
-            if floor.origin in ("*", origin) and floor.destination in ("*", destination):
-                return floor.usd
-        return 0.0
+        return floor_usd(self.oracle.floors, origin, destination)
 
     def _observe_age(self, origin: str, destination: str, updated_at: float, now: float) -> None:
         """The entry's age (-1: never written) and whether it is stale."""
@@ -163,3 +174,58 @@ class GasOracleKeeper:
         if stale:
             log.warning("gas_oracle_stale", origin=origin, destination=destination,
                         age_s=round(age, 1) if updated_at else None, max_age_s=self.oracle.max_age_s)
+
+
+DEFAULT_FLOORS = (GasFloor(usd=0.01),)  # relayer.gas_oracle's default, when it is not configured
+
+
+class RelayerQuotes:
+    """The quotes of an origin with no on-chain oracle (Solana, Cosmos: senders pay the relayer's fee account):
+    per destination, the entry the keeper would write there (``desired_entry``: the destination's live fees,
+    ``router.native_usd(_by_chain)``, the route's USD floor from ``relayer.gas_oracle.floors``), computed when asked
+    (``GasPolicy`` keeps each for ``QUOTE_MAX_AGE_S``). A destination whose fees cannot be read has no price
+    (``updated_at`` 0); one that fails to answer raises ``AdapterError``."""
+
+    def __init__(self, settings: Settings, origin: str, adapters: Mapping[str, ChainAdapter], *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.origin = origin
+        self.adapters = adapters
+        self.floors = settings.relayer.gas_oracle.floors if settings.relayer.gas_oracle else list(DEFAULT_FLOORS)
+        self.clock = clock
+        self.names = {c.domain: n for n, c in settings.chains.items()}
+
+    async def gas_oracle_entries(self, destinations: Sequence[int]) -> list[GasOracleEntry]:
+        decimals = await self._origin_decimals()
+        return [await self._entry(d, decimals) for d in destinations]
+
+    async def _origin_decimals(self) -> int:
+        origin = self.adapters[self.origin]
+        if isinstance(origin, WalletSource):
+            return origin.native_decimals
+        if isinstance(origin, CapacitySource):
+            return (await origin.chain_stats(blocks=1)).native_decimals
+        raise RpcError(f"{self.origin}: no native decimals to quote in", chain=self.origin, reason="no quote")
+
+    async def _entry(self, domain: int, origin_decimals: int) -> GasOracleEntry:
+        name = self.names.get(domain)
+        adapter = self.adapters.get(name) if name else None
+        if name is None or name == self.origin or not isinstance(adapter, CapacitySource):
+            return GasOracleEntry(domain, 0, 0, 0, 0.0)
+        stats = await adapter.chain_stats(blocks=5)
+        entry = desired_entry(domain, price_per_gas(stats), self.settings.native_usd(self.origin), origin_decimals,
+                              self.settings.native_usd(name), stats.native_decimals,
+                              floor_usd(self.floors, self.origin, name))
+        return GasOracleEntry(domain, entry.exchange_rate, entry.gas_price, entry.minimum_payment, self.clock())
+
+
+def quote_sources(settings: Settings, adapters: Mapping[str, ChainAdapter]) -> dict[int, GasQuoteSource]:
+    """Per origin domain where senders pay: its on-chain oracle (EVM ``GasPaymaster``), or the relayer's own quotes
+    (``RelayerQuotes``) for an origin paid through its fee account (Solana, Cosmos)."""
+    sources: dict[int, GasQuoteSource] = {}
+    for name, adapter in adapters.items():
+        if not isinstance(adapter, GasPaymentSource) or not adapter.has_paymaster():
+            continue
+        domain = settings.chains[name].domain
+        sources[domain] = adapter if isinstance(adapter, GasQuoteSource) else RelayerQuotes(settings, name, adapters)
+    return sources

@@ -48,8 +48,8 @@ _HELP = {
     "relayer_message_filter_rules": "rules in force, by list (allow, deny)",
     "relayer_admin_requests_refused_total": "admin API requests refused, by reason: disabled (no admin.api_keys), "
                                             "missing_key, wrong_key",
-    "relayer_messages_rate_limited_total": "messages held back by relayer.route_limits (each time one waits), by "
-                                           "destination",
+    "relayer_messages_rate_limited_total": "messages held back by relayer.route_limits or by the validators' "
+                                           "validator.payout_limits (each time one waits), by destination",
     "relayer_admin_actions_total": "actions taken through the admin API, by action (retry, drop, execute, "
                                    "pause_route, resume_route)",
     "relayer_messages_underpaid_total": "messages held back because they paid less than relayer.gas_payment asks "
@@ -95,6 +95,11 @@ _HELP = {
                                                "(claims above it wait)",
     "validator_cosigned_total": "Solana/Cosmos deliveries co-signed per chain and validator",
     "validator_cosign_refused_total": "co-sign requests refused, by chain and reason",
+    "validator_cosign_rate_limited_total": "co-sign requests refused because a token payout is over the room of a "
+                                           "validator.payout_limits bucket, by destination chain",
+    "validator_payout_limit_room_home_units": "room of a validator.payout_limits bucket when last read or moved, in "
+                                              "the token's home units, by destination chain, remote, token and "
+                                              "validator",
     # solvency audit (periodic job, audit.interval_s); amounts in the home token's smallest units
     "relayer_audit_locked": "tokens locked on the token's home chain (TokenBridge balance or vault), in the home "
                             "token's smallest units",

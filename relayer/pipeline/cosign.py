@@ -22,11 +22,17 @@ destination adapter builds it: ``CosignRequest``). A validator co-signs only whe
 As a Solana/Cosmos multisig threshold is a strict majority (checked at start by each adapter), any two quorums
 share a validator, and that validator signed the second payout only once the first could never land: a
 message is paid out at most once.
-6. the accountant (``relayer/pipeline/accountant.py``, when the process has one) agrees: one call, last before signing,
+6. the payout limits (``relayer/pipeline/payout_limits.py``, ``validator.payout_limits``) have room for its token
+   payouts: else it is refused with the wait until they fit (``CosignRateLimited``, HTTP 429); the room is taken
+   only once every check passed, once per payload (the same payload again takes nothing), and given back when rule 5
+   shows an earlier payload of a message can never land;
+7. the accountant (``relayer/pipeline/accountant.py``, when the process has one) agrees: one call, last before signing,
    that checks the payout against what this validator attested for the destination, independently of rule 5.
 
 ``HttpCosigner`` is the relayer's side: it asks every configured validator (``POST
-{validator url}/cosign``) and returns the first ``threshold`` signatures.
+{validator url}/cosign``) and returns the first ``threshold`` signatures. When too few signed but enough of the
+others refused for a payout limit (429 ``payout rate limited``), it raises ``PayoutRateLimited`` with the wait a
+quorum of them gave: the message waits that long (``rate_limited``, no attempt spent).
 """
 
 from __future__ import annotations
@@ -42,12 +48,15 @@ import structlog
 
 from adapters.base import (
     PAYLOAD_MISMATCH,
+    PAYOUT_RATE_LIMITED,
     AdapterError,
     ChainAdapter,
     CosignedDelivery,
+    CosignRateLimited,
     CosignRefused,
     CosignRequest,
     NoCosignQuorum,
+    PayoutRateLimited,
     SignedTerms,
 )
 from adapters.message import Message, MessageFormatError, MessageId, id_hex, message_id
@@ -55,6 +64,7 @@ from config.settings import ValidatorRef
 from relayer.daemon import failpoints
 from relayer.daemon.metrics import Metrics
 from relayer.pipeline.accountant import GlobalAccountant
+from relayer.pipeline.payout_limits import Payout, PayoutLimiter
 from relayer.store import Cosignature, Store
 
 log = structlog.get_logger("relayer.pipeline.cosign")
@@ -65,7 +75,8 @@ class CosignService:
 
     def __init__(self, store: Store, adapters: Mapping[str, ChainAdapter], keys: Mapping[str, Mapping[str, str]],
                  latest_signed: Callable[[str, int], int | None], metrics: Metrics, *,
-                 clock: Callable[[], float] = time.time, accountant: GlobalAccountant | None = None) -> None:
+                 clock: Callable[[], float] = time.time, accountant: GlobalAccountant | None = None,
+                 limiter: PayoutLimiter | None = None) -> None:
         """``keys``: chain name -> validator address -> that validator's key on the chain (never logged);
         ``latest_signed(validator, origin)``: the highest checkpoint index it signed for ``origin``."""
         self.store = store
@@ -75,6 +86,7 @@ class CosignService:
         self.metrics = metrics
         self.clock = clock
         self.accountant = accountant
+        self.limiter = limiter
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _lock(self, chain: str) -> asyncio.Lock:
@@ -108,10 +120,14 @@ class CosignService:
         terms = await self._terms(chain, adapter, request)
         digest = hashlib.sha256(request.payload).hexdigest()
         async with self._lock(chain):  # check-and-record is one step per process (and per chain)
+            replaced: set[str] = set()
             if not (failpoints.ENABLED and failpoints.switched_off("cosign_once_rule")):  # test-only switch
-                await self._check_once(validator, chain, adapter, ids, digest)
+                replaced = await self._check_once(validator, chain, adapter, ids, digest)
+            payouts = await self._within_limits(validator, chain, adapter.domain, request, digest, replaced)
             if self.accountant is not None:
                 await self.accountant.check_cosign(validator, adapter, request)
+            if self.limiter is not None:
+                await self.limiter.take(validator, chain, digest, payouts)
             await self.store.aio.record_cosignatures(validator, chain, ids, digest, terms, at=self.clock())
         signer, signature = adapter.cosign_with(key, request)
         self.metrics.inc("validator_cosigned_total", chain=chain, validator=validator)
@@ -154,14 +170,28 @@ class CosignService:
         except AdapterError as exc:  # the chain could not be asked: sign nothing
             raise self._refuse(chain, "chain unavailable", str(exc)) from exc
 
+    async def _within_limits(self, validator: str, chain: str, domain: int, request: CosignRequest, digest: str,
+                             replaced: set[str]) -> list[Payout]:
+        """Rule 6: the payouts to take from the payout limits once signed; ``replaced``: earlier payloads of these
+        messages that can never land (their room is given back first)."""
+        if self.limiter is None:
+            return []
+        await self.limiter.give_back(validator, chain, replaced)
+        try:
+            return await self.limiter.check(validator, chain, domain, request, digest)
+        except CosignRateLimited as exc:
+            self.metrics.inc("validator_cosign_refused_total", chain=chain, reason=exc.reason)
+            raise
+
     async def _check_once(self, validator: str, chain: str, adapter: CosignedDelivery, ids: list[MessageId],
-                          digest: str) -> None:
+                          digest: str) -> set[str]:
         """Refuse unless every message is unsigned, signed with this very payload, or signed with payloads that
-        the chain shows can never land, for messages the chain shows undelivered (read after that)."""
+        the chain shows can never land, for messages the chain shows undelivered (read after that); returns the
+        hashes of those payloads (they never landed and never will)."""
         earlier = await self.store.aio.cosignatures(validator, chain, ids)
         others = [c for c in earlier if c.payload_sha256 != digest]
         if not others:
-            return
+            return set()
         try:
             await self._refuse_if_can_land(chain, adapter, others)
             delivered = await adapter.delivered([c.message_id for c in others])
@@ -171,6 +201,7 @@ class CosignService:
             raise self._refuse(chain, "chain unavailable", str(exc)) from exc
         if any(delivered):
             raise self._refuse(chain, "already delivered", "a message of this request is already delivered on chain")
+        return {c.payload_sha256 for c in others}
 
     async def _refuse_if_can_land(self, chain: str, adapter: CosignedDelivery, others: list[Cosignature]
                                   ) -> None:
@@ -207,6 +238,7 @@ class HttpCosigner:
     async def cosign(self, request: CosignRequest, threshold: int) -> list[tuple[str, bytes]]:
         body = request.to_json()
         problems: list[str] = []
+        waits: list[float] = []  # retry_after_s of the validators that refused for a payout limit
 
         async def one(v: ValidatorRef) -> tuple[str, bytes] | None:
             try:
@@ -221,13 +253,33 @@ class HttpCosigner:
                     detail = resp.json().get("detail", detail)
                 except ValueError:
                     pass
+                wait = _rate_limited(resp.status_code, detail)
+                if wait is not None:
+                    waits.append(wait)
+                    problems.append(f"{v.address}: {detail.get('error', '')}")
+                    return None
                 problems.append(f"{v.address}: HTTP {resp.status_code} {detail}")
                 return None
             doc = resp.json()
             return str(doc["signer"]), bytes.fromhex(str(doc["signature"]).removeprefix("0x"))
 
         results = [r for r in await asyncio.gather(*(one(v) for v in self.validators)) if r is not None]
+        if len(results) < threshold <= len(results) + len(waits):  # a quorum once the limits have room
+            wait = sorted([0.0] * len(results) + waits)[threshold - 1]
+            raise PayoutRateLimited(f"{len(results)} of {threshold} co-signatures for {request.chain}, the others "
+                                    f"over a payout limit: " + "; ".join(problems), chain=request.chain,
+                                    retry_after_s=wait)
         if len(results) < threshold:
             raise NoCosignQuorum(f"{len(results)} of {threshold} co-signatures for {request.chain}: "
                                  + "; ".join(problems), chain=request.chain)
         return results[:threshold]
+
+
+def _rate_limited(status: int, detail: Any) -> float | None:
+    """A validator's refusal for a payout limit: its ``retry_after_s``; None for any other answer."""
+    if status != 429 or not isinstance(detail, dict) or detail.get("reason") != PAYOUT_RATE_LIMITED:
+        return None
+    try:
+        return max(0.0, min(float(detail.get("retry_after_s", 0.0)), 86_400.0))
+    except (TypeError, ValueError):
+        return 0.0

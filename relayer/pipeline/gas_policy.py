@@ -8,7 +8,9 @@ paid, on its origin's paymaster, for its destination:
 - ``none``: nothing;
 - ``minimum``: at least ``minimum`` (origin smallest units);
 - ``on_chain_quote``: at least ``fraction`` x the paymaster's quote for ``gas_amount`` gas, computed from the origin's
-  gas oracle as the contract computes it (``GasOracleEntry.quote``), read at most every ``QUOTE_MAX_AGE_S``.
+  gas oracle as the contract computes it (``GasOracleEntry.quote``), read at most every ``QUOTE_MAX_AGE_S``. An
+  origin with no oracle (Solana, Cosmos: payments to the relayer's fee account) is quoted the entry the oracle keeper
+  would write (``relayer.daemon.gas_oracle.RelayerQuotes``: live fees, prices, the route's USD floor).
 
 What it paid is the sum of the payments indexed for it (``Store.paid_for``: on its own origin, naming its own
 destination; top-ups add up). One that paid less waits as ``underpaid`` (no attempt spent, status ``waiting`` for
@@ -24,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from adapters.base import AdapterError, ChainAdapter
-from adapters.capabilities import GAS_EXCHANGE_RATE_SCALE, GasOracleEntry, GasPaymaster
+from adapters.capabilities import GAS_EXCHANGE_RATE_SCALE, GasOracleEntry, GasQuoteSource
 from adapters.message import Message, MessageFormatError, MessageId
 from config.settings import GasPaymentRule, Settings
 from relayer.pipeline.filters import CompiledRule, compile_rule
@@ -49,10 +51,10 @@ def compile_payment_rules(settings: Settings, adapters: Mapping[str, ChainAdapte
 
 
 class GasPolicy:
-    def __init__(self, rules: Sequence[PaymentRule], paymasters: Mapping[int, GasPaymaster], *,
+    def __init__(self, rules: Sequence[PaymentRule], paymasters: Mapping[int, GasQuoteSource], *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rules = tuple(rules)
-        self.paymasters = paymasters  # origin domain -> its adapter
+        self.paymasters = paymasters  # origin domain -> where its quotes come from (EVM: its adapter's oracle)
         self.clock = clock
         self._entries: dict[tuple[int, int], tuple[float, GasOracleEntry]] = {}
 
@@ -170,3 +172,11 @@ async def top_up(policy: GasPolicy | None, raw: bytes, paid: Paid | None) -> Top
         return TopUp(rule.where, rule.rule.policy, required, amount_paid, shortfall, 0, 0)
     gas = gas_for(shortfall, entry)
     return TopUp(rule.where, rule.rule.policy, required, amount_paid, shortfall, gas, entry.quote(gas))
+
+
+def pays_in_dispatch(origin: str, fee_account: str) -> str:
+    """How a message from an origin paid through its fee account (Solana, Cosmos) pays, and why a top-up cannot."""
+    return (f"on {origin} a message pays in its dispatch transaction: a transfer of the native token to the "
+            f"relayer's fee account {fee_account} in the same transaction (relayer send --pay-gas); a payment in "
+            "any other transaction counts for nothing, so a message that paid too little cannot be topped up: "
+            "dispatch it again, paying enough")

@@ -19,7 +19,7 @@ e.g. a node restarted from an older state dump or rolled back) and compares it w
   history changed under data this indexer took as final: a reorg deeper than the configured finality (or a
   node serving another history).
 
-Gas payments. On an origin with a paymaster (``GasPaymaster``), the payments made in the same heights are read with
+Gas payments. On an origin with a paymaster (``GasPaymentSource``), the payments made in the same heights are read with
 the dispatches and stored in the same transaction as them and the cursor (``Store.record_dispatched``), so a payment is
 counted once and never skipped, at the same finality as the messages; a message waiting for payment that a new payment
 names is claimable at once.
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import structlog
 
 from adapters.base import AdapterError, ChainAdapter, Height, MailboxNotDeployed, MailboxState, RpcUnavailable
-from adapters.capabilities import GasPaymaster, GasPayment
+from adapters.capabilities import GasPayment, GasPaymentSource
 from adapters.merkle import MerkleTree
 from config.errors import RelayerError
 from relayer.daemon.metrics import Metrics
@@ -194,7 +194,7 @@ class OriginIndexer:
 
     async def _payments(self, start: Height, end: Height) -> list[GasPayment]:
         """The gas payments made on this origin in the range (none where it has no paymaster)."""
-        if isinstance(self.adapter, GasPaymaster) and self.adapter.has_paymaster():
+        if isinstance(self.adapter, GasPaymentSource) and self.adapter.has_paymaster():
             return await self.adapter.fetch_gas_payments(start, end)
         return []
 

@@ -39,6 +39,7 @@ from adapters.base import (
     InsufficientFunds,
     NoCosignQuorum,
     NonceTooLow,
+    PayoutRateLimited,
     RpcUnavailable,
     SequenceMismatch,
     SubmittedTx,
@@ -72,7 +73,8 @@ class FailureReason(str, enum.Enum):
     ORIGIN_REORGED = "origin_reorged"  # the origin chain no longer holds it: a reorg deeper than its finality
     DENIED = "denied"  # relayer.deny matches it, or relayer.allow does not (relayer.pipeline.filters)
     ROUTE_PAUSED = "route_paused"  # the operator paused its route (admin API): it waits, no attempt spent
-    RATE_LIMITED = "rate_limited"  # its route is at relayer.route_limits: it waits for room, no attempt spent
+    RATE_LIMITED = "rate_limited"  # its route is at relayer.route_limits, or its payout over the validators'
+    # validator.payout_limits (Solana, Cosmos): it waits for room, no attempt spent
     GAS_LIMIT_EXCEEDED = "gas_limit_exceeded"  # its delivery needs more than relayer.max_gas_per_message
     UNDERPAID = "underpaid"  # paid less than relayer.gas_payment asks: it waits for a top-up, no attempt spent
     OPERATOR_DROPPED = "operator_dropped"  # the operator dropped it, with a note (admin API)
@@ -96,7 +98,7 @@ ACTIONS: dict[FailureReason, Action] = {
     FailureReason.NO_QUORUM: Action.WAIT,
     FailureReason.INSUFFICIENT_FUNDS: Action.WAIT,  # the operator's problem, not the messages'
     FailureReason.ROUTE_PAUSED: Action.WAIT,
-    FailureReason.RATE_LIMITED: Action.WAIT,  # (looked at again after the not-ready wait, 0.5 s)
+    FailureReason.RATE_LIMITED: Action.WAIT,  # (after the not-ready wait, 0.5 s, or the validators' wait)
     FailureReason.UNDERPAID: Action.WAIT,  # (at once when a payment for it is indexed, else after the operator wait)
     FailureReason.NO_COSIGN_QUORUM: Action.RETRY,
     FailureReason.CHECKPOINT_MISMATCH: Action.RETRY,
@@ -121,6 +123,7 @@ _ERROR_REASONS: tuple[tuple[type[AdapterError], FailureReason], ...] = (
     (InsufficientFunds, FailureReason.INSUFFICIENT_FUNDS),
     (NonceTooLow, FailureReason.NONCE_CONFLICT),
     (SequenceMismatch, FailureReason.NONCE_CONFLICT),
+    (PayoutRateLimited, FailureReason.RATE_LIMITED),
     (NoCosignQuorum, FailureReason.NO_COSIGN_QUORUM),
 )
 
@@ -161,11 +164,18 @@ class AwaitCheckpoint:
 
 @dataclass(frozen=True, slots=True)
 class Undelivered:
-    """Not delivered now, because of ``reason`` (``detail`` says more); ``RetryPolicy.action`` decides."""
+    """Not delivered now, because of ``reason`` (``detail`` says more); ``RetryPolicy.action`` decides. ``wait_s``:
+    a WAIT whose length the refusal gave (the validators' payout limits), instead of the policy's."""
 
     ids: Sequence[MessageId]
     reason: FailureReason
     detail: str
+    wait_s: float | None = None
+
+    @classmethod
+    def of(cls, ids: Sequence[MessageId], exc: AdapterError) -> Undelivered:
+        """Undelivered for ``exc`` (its reason by class, and the wait it gave, if any)."""
+        return cls(ids, reason_of(exc), str(exc), exc.retry_after_s if isinstance(exc, PayoutRateLimited) else None)
 
 
 StageOutcome = Delivered | Submitted | AwaitCheckpoint | Undelivered

@@ -40,6 +40,7 @@ from adapters.base import (
     CostEstimate,
     DeliveryBatch,
     DeliveryItem,
+    PayoutRateLimited,
     SignedCheckpoint,
     SubmittedTx,
     TxHash,
@@ -319,6 +320,11 @@ class DestinationProcessor:
                     "may execute it with a higher gas limit (POST /admin/v1/messages/{id}/execute)")))
         try:
             tx = await self.adapter.submit_delivery(batch, estimate)
+        except PayoutRateLimited as exc:  # the validators' payout limits: the oldest that fit go first
+            if len(items) > 1:
+                return await self._submit_halves(origin, checkpoint, indexer, items)
+            self.metrics.inc("relayer_messages_rate_limited_total", len(ids), destination=self.adapter.name)
+            return await self._apply(Undelivered.of(ids, exc))
         except AdapterError as exc:
             return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
         return await self._apply(Submitted(ids, tx, origin, checkpoint.checkpoint.index))
@@ -402,7 +408,8 @@ class DestinationProcessor:
             return
         self.metrics.inc("relayer_failures_total", len(ids), destination=self.adapter.name, reason=reason.value)
         if action is Action.WAIT:  # not the messages' fault: they wait without spending attempts
-            await self.store.aio.mark_not_ready(ids, reason, error, self.policy.wait_s(reason))
+            wait_s = self.policy.wait_s(reason) if outcome.wait_s is None else outcome.wait_s
+            await self.store.aio.mark_not_ready(ids, reason, error, wait_s)
             if reason is FailureReason.INSUFFICIENT_FUNDS:  # (no quorum is found by the prepare loop itself)
                 self._prepare_wake.set()
                 log.warning("delivery_waiting_for_funds", destination=self.adapter.name, messages=len(ids),

@@ -1,6 +1,6 @@
 """The persisted pipeline: messages, deliveries, signed checkpoints, watcher cursors, the instances sharing the
-database, the validators' co-signatures and the accountant's reservations (sqlmodel), one module per table
-family behind one facade, ``Store``.
+database, the validators' co-signatures, the accountant's reservations and the payout buckets (sqlmodel), one module
+per table family behind one facade, ``Store``.
 
 SQLite by default (WAL, one file, nothing to set up); PostgreSQL by URL. Every state change is one SQL
 transaction, so ``kill -9`` at any instant leaves a consistent store and a restart resumes from it.
@@ -18,7 +18,7 @@ Modules: ``schema`` (engine, schema, what the families share), ``messages`` (ind
 ``inspection`` (reads for operators and the API), ``payments`` (what senders paid for delivery),
 ``deliveries``, ``checkpoints``, ``cursors``, ``instances``
 (heartbeats and hand-over), ``cosignatures`` (the co-sign once-rule), ``accountant`` (co-sign reservations),
-``errors``, ``offloop``.
+``payout_limits`` (the validators' payout buckets), ``errors``, ``offloop``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from relayer.store.messages import (
 from relayer.store.offloop import AsyncStore
 from relayer.store.operator import OperatorTable, RoutePauseRecord, StuckMessage
 from relayer.store.payments import GasPaymentRecord, Paid, PaymentTable, RouteMoney
+from relayer.store.payout_limits import PayoutLimitTable
 from relayer.store.schema import create_schema, make_engine
 
 __all__ = [
@@ -80,7 +81,7 @@ __all__ = [
 
 @map_store_errors
 class Store(MessageTable, MessageQueries, DeliveryTable, CheckpointTable, CursorTable, InstanceTable,
-            CosignatureTable, ReservationTable, OperatorTable, PaymentTable):
+            CosignatureTable, ReservationTable, OperatorTable, PaymentTable, PayoutLimitTable):
     """All pipeline persistence, synchronous; ``aio`` is the same store for code on an event loop."""
 
     def __init__(self, url: str, *, owner: str = "relayer", clock: Callable[[], float] = time.time) -> None:

@@ -104,7 +104,7 @@ class GasPaymentRecord(SQLModel, table=True):
     __tablename__ = "gas_payments"
 
     origin: int = Field(primary_key=True)
-    tx_hash: str = Field(primary_key=True, max_length=66)
+    tx_hash: str = Field(primary_key=True, max_length=100)  # 0x-hex (EVM, lower case), base58 (Solana), hex (Cosmos)
     log_index: int = Field(primary_key=True)
     message_id: str = Field(index=True, max_length=66)
     destination: int
@@ -117,7 +117,8 @@ widen_ints([GasPaymentRecord])
 
 
 def payment_rows(origin: int, payments: Sequence[GasPayment]) -> list[dict[str, object]]:
-    return [{"origin": origin, "tx_hash": p.tx_hash.lower(), "log_index": p.log_index,
+    return [{"origin": origin, "tx_hash": p.tx_hash.lower() if p.tx_hash.startswith("0x") else p.tx_hash,
+             "log_index": p.log_index,
              "message_id": hex_id(MessageId(p.message_id)), "destination": p.destination, "gas_limit": p.gas_limit,
              "payment": str(p.payment), "height": p.height} for p in payments]
 

@@ -31,6 +31,7 @@ from relayer.store.instances import InstanceTable
 from relayer.store.messages import MessageTable
 from relayer.store.operator import OperatorTable
 from relayer.store.payments import PaymentTable
+from relayer.store.payout_limits import PayoutLimitTable
 from relayer.store.schema import POSTGRES_POOL_SIZE
 from relayer.store.threads import StoreThreads
 
@@ -140,3 +141,7 @@ class AsyncStore:
     open_reservations = _off_loop(ReservationTable.open_reservations)
     settle_reservations = _off_loop(ReservationTable.settle_reservations)
     reserve_cosign = _off_loop(ReservationTable.reserve_cosign)
+    # the validators' payout buckets
+    bucket_state = _off_loop(PayoutLimitTable.bucket_state)
+    payout_log = _off_loop(PayoutLimitTable.payout_log)
+    append_payout_log = _off_loop(PayoutLimitTable.append_payout_log)

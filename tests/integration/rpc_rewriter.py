@@ -61,9 +61,10 @@ class RewritingRpcProxy:
 
 
 class RewritingHttpProxy:
-    """A GET proxy in front of a real HTTP API (the devnet beacon endpoint) that can rewrite its JSON answers:
-    ``rewrite(path_prefix, fn)`` passes the decoded answer of every path starting with ``path_prefix`` through
-    ``fn`` (which returns the answer to send). ``paths`` lists what was asked."""
+    """A GET proxy in front of a real HTTP API (the devnet beacon endpoint, a CometBFT RPC or Cosmos REST endpoint)
+    that can rewrite its JSON answers: ``rewrite(path_prefix, fn)`` passes the decoded answer of every path starting
+    with ``path_prefix`` through ``fn`` (which returns the answer to send). ``paths`` lists what was asked. A POST
+    (a Cosmos broadcast) is forwarded as it is."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
@@ -83,6 +84,19 @@ class RewritingHttpProxy:
                     for prefix, rule in proxy.rules.items():
                         if self.path.startswith(prefix):
                             body = json.dumps(rule(json.loads(body))).encode()
+                self._answer(status, body)
+
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers.get("content-length", "0")))
+                req = urllib.request.Request(proxy.upstream + self.path, data, {"content-type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as resp:
+                        status, body = resp.status, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, body = exc.code, exc.read()
+                self._answer(status, body)
+
+            def _answer(self, status: int, body: bytes) -> None:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))

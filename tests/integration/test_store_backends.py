@@ -45,7 +45,7 @@ def store_url(request, tmp_path):
     schema_reset = Store(url)
     with schema_reset.engine.begin() as conn:
         for table in ("messages", "deliveries", "checkpoints", "cursors", "instances", "cosignatures",
-                      "accountant_cosigns"):
+                      "accountant_cosigns", "payout_limit_log"):
             conn.execute(text(f"DELETE FROM {table}"))
     schema_reset.close()
     yield url

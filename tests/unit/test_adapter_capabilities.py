@@ -9,6 +9,7 @@ from adapters.capabilities import (
     BatchLimit,
     BridgeLedger,
     BridgeQueue,
+    BridgeRateLimits,
     Bytes32Accounts,
     CapacitySource,
     ChainAdapter,
@@ -17,7 +18,10 @@ from adapters.capabilities import (
     CosignLiveness,
     EndpointHealth,
     ExactEstimates,
+    FeeAccountPayments,
     GasPaymaster,
+    GasPaymentSource,
+    GasQuoteSource,
     MessageDispatcher,
     MessageSender,
     NativeTokenIds,
@@ -45,13 +49,13 @@ SENDER_ROLES = {MessageSender, MessageDispatcher, TokenSender, TxLookup}
 EXPECTED: dict[type, set[type]] = {
     EvmAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
                  BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements,
-                 GasPaymaster, BridgeQueue, ExactEstimates},
+                 GasPaymaster, GasPaymentSource, GasQuoteSource, BridgeQueue, ExactEstimates, BridgeRateLimits},
     SolanaAdapter: {ChainAdapter, *SENDER_ROLES, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
-                    OperatorAccounts, EndpointHealth},
+                    OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymentSource, FeeAccountPayments},
     CosmosAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
                     Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts,
-                    WriteAheadSender, EndpointHealth},
+                    WriteAheadSender, EndpointHealth, QuorumDisagreements, GasPaymentSource, FeeAccountPayments},
 }
 
 

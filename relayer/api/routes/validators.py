@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from adapters.base import CosignRefused, CosignRequest
+from adapters.base import CosignRateLimited, CosignRefused, CosignRequest
 from relayer.api.daemon_view import DaemonView
 from relayer.api.ratelimit import retry_after_header
 from relayer.api.relayer_auth import Endpoint, RequestRefused, ValidatorEndpointGuard
@@ -31,7 +31,8 @@ def validator_routes(daemon: DaemonView, guard: ValidatorEndpointGuard) -> APIRo
     async def cosign(address: str, request: Request) -> dict[str, Any]:
         """Co-sign a delivery to a Solana/Cosmos destination (``CosignRequest`` JSON), for an allow-listed relayer's
         signed request only (401/403 with the reason otherwise, before the body is even parsed); 403 with the reason
-        when the validator's checks refuse the delivery."""
+        when the validator's checks refuse the delivery; 429 ``payout rate limited`` with ``retry_after_s`` (and
+        Retry-After) when it pays out more than a payout limit has room for now."""
         if daemon.cosign is None:
             raise HTTPException(404, "this process co-signs no deliveries (validator.cosign_keys)")
         raw = await request.body()
@@ -43,6 +44,9 @@ def validator_routes(daemon: DaemonView, guard: ValidatorEndpointGuard) -> APIRo
             raise bad_input("body", f"not a cosign request: {type(exc).__name__}: {str(exc)[:200]}") from None
         try:
             signer, signature = await daemon.cosign.cosign(address, request_)
+        except CosignRateLimited as exc:  # over a payout limit: when it would fit
+            raise HTTPException(429, {"error": str(exc), "reason": exc.reason, "retry_after_s": exc.retry_after_s},
+                                headers={"Retry-After": retry_after_header(exc.retry_after_s)}) from None
         except CosignRefused as exc:
             raise HTTPException(403, {"error": str(exc), "reason": exc.reason}) from None
         return {"signer": signer, "signature": signature.hex()}

@@ -465,6 +465,7 @@ async function refreshCapacity() {
     const data = await getJSON("/v1/chains");
     for (const c of data.chains) ui.capacity[c.name] = c;
     renderCards();
+    renderBridgeLimits(data.chains);
     drawCharts();
   } catch (_) { /* 503 until the first full round of chain stats: the cards show samples meanwhile */ }
 }
@@ -804,6 +805,37 @@ async function refreshProfit() {
       el("td", { class: "num", "data-field": "gas" }, usd(r.gas_spent_usd)),
       el("td", { class: `num ${r.profit_usd < 0 ? "loss" : "gain"}`, "data-field": "profit" }, usd(r.profit_usd)))));
   } catch (_) { /* the table keeps its last figures */ }
+}
+
+// ---------------------------------------------------------------- bridge rate limits (GET /v1/chains: bridge_limits)
+// Per chain, its token bridge's buckets by remote chain, token and direction, as exact decimal strings of whole tokens;
+// a chain whose limits could not be read says so (never shown as no limit).
+function bridgeLimitRows(c) {
+  const bl = c.bridge_limits;
+  if (!bl || bl.status === "none") return [];
+  const cell = (field, v) => el("td", { class: "num", "data-field": field }, v === undefined ? "—" : String(v));
+  if (bl.status === "unknown") {
+    return [el("tr", { "data-chain": c.name, "data-status": "unknown" }, el("td", {}, c.name),
+      el("td", { colspan: "7", class: "muted", title: bl.error || "" }, "unknown: the limits could not be read"))];
+  }
+  const rows = [];
+  for (const l of bl.limits) {
+    for (const dir of ["outbound", "inbound"]) {
+      const b = l[dir];
+      if (!b.limited && !(dir === "inbound" && b.queued_transfers)) continue;
+      rows.push(el("tr", { "data-chain": c.name, "data-remote": l.remote, "data-token": l.token, "data-direction": dir },
+        el("td", {}, c.name), el("td", {}, l.remote), el("td", {}, l.token), el("td", {}, dir),
+        cell("capacity", b.limited ? b.capacity : "no limit"), cell("refill", b.refill_per_s), cell("room", b.room),
+        cell("queued", dir === "inbound" ? `${b.queued} (${b.queued_transfers})` : undefined)));
+    }
+  }
+  return rows;
+}
+
+function renderBridgeLimits(chains) {
+  const rows = chains.flatMap(bridgeLimitRows);
+  $("#bridge-limits").hidden = rows.length === 0;
+  $("#bridge-limits-table tbody").replaceChildren(...rows);
 }
 
 // ---------------------------------------------------------------- views (messages | stuck)
