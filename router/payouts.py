@@ -3,8 +3,9 @@ FeeForwarder).
 
 Every ``router.integrator_payout_interval_s`` each daemon runs ``PayoutJob.run_once``: first it *settles* the
 payouts under way, then, for each registered integrator (``router.integrators``) and each chain where it has a payout
-address and an operator lane signs native transfers (lane kind ``native``: EVM chains, ``adapters/evm/writeahead.py``),
-it *creates* at most one payout:
+address and an operator lane signs native transfers (lane kind ``native``: an EVM value transfer, a Solana System
+transfer of lamports, a Cosmos bank send of the fee denom; ``adapters/*/writeahead.py``), it *creates* at most one
+payout:
 
     amount = floor(carry + share x sum(fee_paid of the counted intents no payout covers yet))
 
@@ -31,8 +32,9 @@ it *creates* at most one payout:
 - **Nothing below one smallest unit** is sent: the fees wait for the next epoch.
 
 Not paid yet (the report shows it as pending, ``payable: false`` with the reason): chains where no lane signs a
-native transfer (Solana and Cosmos: their lanes take cross-chain transfers only), and chains the integrator gave no
-address for.
+native transfer (no operator key there), and chains the integrator gave no address for. On Solana a payout that
+would leave a fresh account below the rent-exempt minimum is refused before it is signed (no fee spent): it fails,
+and the next epoch covers its intents again, with what they earned since.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from router.sql import insert_rows
 
 log = structlog.get_logger("router.payouts")
 
-NATIVE_KIND = "native"  # the lane intent kind of a payout (signed by the EVM write-ahead sender)
+NATIVE_KIND = "native"  # the lane intent kind of a payout (signed by the chains' write-ahead senders)
 _PENDING = text("status = 'pending'")
 
 
@@ -403,7 +405,7 @@ def rewards_view(integrator: Integrator | None, default_share: Decimal, payouts:
         b["payable"] = chain in payable and chain in addresses
         b["why_not"] = (None if b["payable"] else "not registered" if integrator is None
                         else "no payout address for this chain" if chain not in addresses
-                        else "no operator lane here signs native transfers (EVM chains only)")
+                        else "no operator lane here signs native transfers")
         for k in ("paid", "in_flight", "pending"):
             b[k] = str(b[k])
     return {"registered": integrator is not None, "share": str(share), "unit": "smallest native units of the chain",

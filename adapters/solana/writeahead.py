@@ -1,12 +1,15 @@
 """``WriteAheadSender`` on Solana: the router's operator lanes sign cross-chain transfers here, stored before they
 are sent, exactly as on EVM (``router.lanes``), with what Solana has instead of nonces.
 
-- **Only ``xchain``.** An intent names its recipient as a 0x address, which is no Solana account, so same-chain
-  transfers and calls are not signed here (``lane_kinds``). A cross-chain transfer is the bridge dispatch
+- **``xchain`` and ``native``.** An intent names its recipient as a 0x address, which is no Solana account, so
+  same-chain transfers and calls are not signed here (``lane_kinds``). A cross-chain transfer is the bridge dispatch
   ``send_token`` builds (burn a wrapped token, or move a native one into its vault, the bridge reference, the
   dispatch memo), plus a memo ``xchain-lane:v1:<sequence>`` that makes each lane transaction unique: two intents
   alike in token, amount, recipient and destination would otherwise be the same transaction under one blockhash,
-  and only one of them could land.
+  and only one of them could land. A native transfer (an integrator payout, ``router.payouts``) is a System
+  transfer of ``amount`` lamports from the operator account to a base58 account, with the memo
+  ``native-lane:v1:<sequence>`` for the same reason. ``prepare`` refuses one that would leave its recipient below
+  the rent-exempt minimum (the chain would refuse it: ``InsufficientFundsForRent``), with no fee spent.
 - **Sequence, not nonce.** The lane's number for a transaction only orders it and goes into that memo.
 - **Decided** (``decided``): finalized (then ``receipts`` gives its slot, fee, success and the id of the message it
   dispatched, from the origin's own scan), or never seen while its recent blockhash is no longer valid: no block can
@@ -26,7 +29,6 @@ from solana.rpc.commitment import Confirmed
 from solana.rpc.models import TxOpts
 from solders.commitment_config import CommitmentLevel
 from solders.hash import Hash
-from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import Message as SolanaMessage
 from solders.pubkey import Pubkey
@@ -34,7 +36,9 @@ from solders.rpc.config import RpcContextConfig
 from solders.rpc.requests import IsBlockhashValid
 from solders.rpc.responses import IsBlockhashValidResp
 from solders.signature import Signature
-from solders.transaction import Transaction
+from solders.system_program import TransferParams as SystemTransferParams
+from solders.system_program import transfer as system_transfer
+from solders.transaction import Transaction, VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
@@ -47,6 +51,8 @@ from adapters.solana.errors import BLOCKHASH_EXPIRED, map_exception
 from adapters.solana.sender import SolanaSender
 
 LANE_MEMO_PREFIX = "xchain-lane:v1:"
+NATIVE_MEMO_PREFIX = "native-lane:v1:"  # a lane's native transfer (an integrator payout): no dispatch to look up
+RENT_SHORT = "below rent-exempt minimum"
 STATUS_BATCH = 256  # getSignatureStatuses takes at most 256 signatures
 
 
@@ -54,7 +60,7 @@ class SolanaWriteAhead(SolanaSender):
     """Prepare, sign and broadcast as three separate steps (``adapters.capabilities.WriteAheadSender``)."""
 
     def lane_kinds(self) -> frozenset[str]:
-        return frozenset({"xchain"})
+        return frozenset({"xchain", "native"})
 
     async def prerequisites(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx]:
         return []  # no approvals on Solana: the owner signs its burn or vault transfer itself
@@ -72,6 +78,8 @@ class SolanaWriteAhead(SolanaSender):
         for spec in specs:
             try:
                 self._lane_message(owner, spec, blockhash, 0)  # refuses what cannot be built (route, token, size)
+                if spec.kind == "native":
+                    await self._check_rent(spec)
             except AdapterError as exc:
                 out.append(exc)
                 continue
@@ -79,16 +87,42 @@ class SolanaWriteAhead(SolanaSender):
         return out
 
     def _lane_message(self, owner: Pubkey, spec: TxSpec, blockhash: Hash, sequence: int) -> SolanaMessage:
-        recipient = xchain_recipient(spec, self._name, "Solana")
-        ixs: list[Instruction] = self._token_dispatch_instructions(owner, spec.symbol, spec.amount, spec.destination,
-                                                                   recipient)
+        if spec.kind == "native":
+            ixs = [system_transfer(SystemTransferParams(from_pubkey=owner, to_pubkey=self._native_recipient(spec),
+                                                        lamports=_lamports(spec, self._name)))]
+            prefix = NATIVE_MEMO_PREFIX
+        else:
+            recipient = xchain_recipient(spec, self._name, "Solana")
+            ixs = self._token_dispatch_instructions(owner, spec.symbol, spec.amount, spec.destination, recipient)
+            prefix = LANE_MEMO_PREFIX
         ixs.append(create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner,
-                                          message=f"{LANE_MEMO_PREFIX}{sequence}".encode())))
+                                          message=f"{prefix}{sequence}".encode())))
         message = SolanaMessage.new_with_blockhash(ixs, owner, blockhash)
         size = transaction_size(message)
         if size > MAX_TX_SIZE:
             raise TxReverted(f"transaction is {size} bytes > {MAX_TX_SIZE}", chain=self._name, reason="too large")
         return message
+
+    def _native_recipient(self, spec: TxSpec) -> Pubkey:
+        try:
+            return Pubkey.from_string(spec.to)
+        except ValueError:
+            raise TxReverted(f"recipient {spec.to!r} is not a base58 Solana account", chain=self._name,
+                             reason="bad recipient") from None
+
+    async def _check_rent(self, spec: TxSpec) -> None:
+        """``TxReverted`` when ``spec``'s recipient would hold less than the rent-exempt minimum of an account
+        without data after the transfer (the chain refuses that transfer)."""
+        recipient = self._native_recipient(spec)
+        try:
+            async with self._limit:
+                held = (await self._client.get_balance(recipient, Confirmed)).value
+                floor = (await self._client.get_minimum_balance_for_rent_exemption(0, Confirmed)).value
+        except Exception as exc:  # noqa: BLE001 - mapped to the adapter's typed error
+            raise map_exception(exc, chain=self._name, context="getBalance") from None
+        if held + spec.amount < floor:
+            raise TxReverted(f"{spec.to} would hold {held + spec.amount} lamports, below the rent-exempt minimum "
+                             f"{floor}", chain=self._name, reason=RENT_SHORT)
 
     def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx:
         signer: Keypair = self._key(key)  # TxReverted for a bad key, without the key
@@ -157,8 +191,37 @@ class SolanaWriteAhead(SolanaSender):
                 continue
             receipt = await self.tx_receipt(TxHash(tx_hash))
             if receipt.success:
-                (message_id, *_) = await self._dispatched_by(Signature.from_string(tx_hash), int(status.slot))  # type: ignore[attr-defined]
+                message_id = await self._lane_message_id(Signature.from_string(tx_hash), int(status.slot))  # type: ignore[attr-defined]
                 receipt = TxReceipt(Height(receipt.height), True, receipt.fee_paid, receipt.sender,
-                                    native_decimals=self.native_decimals, message_id=bytes(message_id))
+                                    native_decimals=self.native_decimals, message_id=message_id)
             out.append(receipt)
         return out
+
+    async def _lane_message_id(self, signature: Signature, slot: int) -> bytes | None:
+        """The id of the message a lane transaction dispatched (from the origin's scan); None for a native
+        transfer (its memo says so); ``TxReverted`` for a transaction that is neither."""
+        await self._scan(slot)
+        ids = [d.id for d in self._dispatches if d.tx_hash == str(signature)]
+        if ids:
+            return bytes(ids[0])
+        if await self._is_native_lane(signature):
+            return None
+        raise TxReverted(f"tx {signature} is not a valid dispatch", chain=self._name, reason="not a dispatch")
+
+    async def _is_native_lane(self, signature: Signature) -> bool:
+        """Whether the transaction carries a lane's native-transfer memo."""
+        async with self._limit:
+            answer = (await self._client.get_transaction(signature, encoding="base64", commitment=Confirmed,
+                                                         max_supported_transaction_version=0)).value
+        tx = answer.transaction.transaction if answer is not None else None
+        if not isinstance(tx, VersionedTransaction):
+            return False
+        keys, memo = tx.message.account_keys, NATIVE_MEMO_PREFIX.encode()
+        return any(keys[ix.program_id_index] == MEMO_PROGRAM_ID and bytes(ix.data).startswith(memo)
+                   for ix in tx.message.instructions)
+
+
+def _lamports(spec: TxSpec, chain: str) -> int:
+    if not 0 < spec.amount < 2**64:
+        raise TxReverted(f"amount {spec.amount} is not a positive u64", chain=chain, reason="bad amount")
+    return spec.amount

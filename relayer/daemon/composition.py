@@ -18,11 +18,11 @@ import httpx
 import structlog
 
 from adapters.base import ChainAdapter, Cosigner, InclusionVerifier, MessageSender
-from adapters.capabilities import OperatorAccounts, WriteAheadSender
+from adapters.capabilities import OperatorAccounts, WalletSource, WriteAheadSender
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError
-from config.settings import ChainConfig, EvmChainConfig, Settings
+from config.settings import ChainConfig, Settings
 from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
 from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
 from relayer.daemon import failpoints
@@ -215,7 +215,7 @@ class Workers:
         return build
 
     def _lane_senders(self) -> dict[str, WriteAheadSender]:
-        """Every chain's write-ahead sender (on EVM chains they also sign the integrator payouts: kind ``native``)."""
+        """Every chain's write-ahead sender (they also sign the integrator payouts: kind ``native``)."""
         return {n: a for n, a in self.adapters.items() if isinstance(a, WriteAheadSender)}
 
     def _rewards(self, store: IntentStore, executor: IntentExecutor | None) -> IntegratorRewards:
@@ -228,7 +228,7 @@ class Workers:
         job = None
         if lanes is not None:
             job = PayoutJob(payouts, integrators, lanes, store.aio.run_sync, share,
-                            {n: 18 for n, c in self.settings.chains.items() if isinstance(c, EvmChainConfig)})
+                            {n: a.native_decimals for n, a in self.adapters.items() if isinstance(a, WalletSource)})
         return IntegratorRewards(integrators, payouts, share,
                                  lanes.payout_chains if lanes is not None else frozenset,
                                  address_check(self.adapters), self.settings.chains, store.aio.run_sync, job)

@@ -59,11 +59,11 @@ async def test_a_burst_over_the_limit_pays_the_first_at_once_and_the_last_once_r
             return int(await cosmos.token_balance("TST", user))  # type: ignore[attr-defined]
 
         ids = []
+        sent_at = time.monotonic()  # before the first transfer: no payout can take room before this
         for _ in range(3):
             _tx, mid = await l1.send_token(client.key("l1"), "TST", TRANSFER_TST * TST, client.domain("cosmos"),  # type: ignore[attr-defined]
                                            cosmos.account_bytes32(user))  # type: ignore[attr-defined]
             ids.append(bytes(mid))
-        sent_at = time.monotonic()
 
         async def two_paid() -> bool:
             return await balance() >= before + 2 * TRANSFER_TST * UXTST
@@ -92,7 +92,8 @@ async def test_a_burst_over_the_limit_pays_the_first_at_once_and_the_last_once_r
             return await balance() >= before + 3 * TRANSFER_TST * UXTST
 
         await wait_for_async(third_paid, 120, "the third transfer paid once the bucket refilled")
-        # at most 10 TST at once, then 0.1 TST/s: the third could not be paid before 2 TST refilled (20 s)
+        # at most 10 TST at once, then 0.1 TST/s: the third fits 20 s after the first payout took its room, which was
+        # after the first transfer was sent
         assert time.monotonic() - sent_at >= 2 * TST / REFILL_PER_S - 1
         assert await balance() == before + 3 * TRANSFER_TST * UXTST
         assert (await cosmos.delivered([ids[2]]))[0]  # type: ignore[attr-defined]

@@ -249,7 +249,7 @@ class Registration(BaseModel):
 
     payout_addresses: dict[str, str] = Field(description=(
         "chain -> payout address in that chain's own format (EVM 0x-hex, Solana base58, Cosmos bech32); rewards are "
-        "paid on EVM chains (router/payouts.py), elsewhere they are reported as pending"))
+        "paid there in the chain's smallest native units (router/payouts.py)"))
     share: float | None = Field(None, description=(
         "share of the fees its intents paid, 0-1, at most 6 decimal places; null: router.integrator_fee_share"))
 
