@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from adapters.message import MessageId
 from devnets.devnet import Devnet
 from tests.faults.conftest import metric, metric_samples
+from tests.faults.test_rpc_fallback_families import DELIVERY_S, ONE_TST, SCALE, _balance, _port, _send_tst
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
@@ -37,12 +37,9 @@ from tests.integration.rpc_rewriter import RewritingHttpProxy, RewritingRpcProxy
 
 pytestmark = pytest.mark.integration
 
-ONE_TST = 10**18  # on l1
-SCALE = {"solana": 10**9, "cosmos": 10**12}  # TST has 18 decimals on l1, 9 on Solana, 6 on Cosmos (uxtst)
 CUT = {"solana": (1,), "cosmos": (1, 4)}  # the cuttable proxies' endpoint indexes
 LIARS = {"solana": (2,), "cosmos": (2, 5)}
 LIED_ABOUT = {"solana": "getSignaturesForAddress", "cosmos": "tx_search"}  # read all the time by the watchers
-DELIVERY_S = 180.0
 
 
 @dataclass
@@ -53,10 +50,6 @@ class Relay:
     proxies: dict[str, list[TcpProxy]]
     solana_liar: RewritingRpcProxy
     cosmos_liars: list[RewritingHttpProxy]
-
-
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
 
 
 def _voters(text: str, key: str, url: str, others: list[str], fallback_key: str, mode: bool) -> str:
@@ -161,19 +154,6 @@ def _disagreements(relay: Relay, chain: str, endpoint: int) -> dict[str, float]:
 
 def _up(relay: Relay, chain: str, endpoint: int) -> float:
     return metric(relay.daemon.api_url, "relayer_rpc_endpoint_up", chain=chain, endpoint=str(endpoint))
-
-
-async def _send_tst(client: DevnetClient, chain: str, amount: int) -> MessageId:
-    """``amount`` of L1 TST to the chain's first devnet account, through the token bridge: the message id."""
-    dest = client.adapters[chain]
-    recipient = dest.account_bytes32(client.address(chain))  # type: ignore[attr-defined]
-    _tx, mid = await client.adapters["l1"].send_token(client.key("l1"), "TST", amount,  # type: ignore[attr-defined]
-                                                      client.domain(chain), recipient)
-    return MessageId(bytes(mid))
-
-
-async def _balance(client: DevnetClient, chain: str) -> int:
-    return int(await client.adapters[chain].token_balance("TST", client.address(chain)))  # type: ignore[attr-defined]
 
 
 async def _delivered_once(client: DevnetClient, chain: str, amounts: list[int], what: str) -> None:
