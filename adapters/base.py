@@ -61,6 +61,16 @@ class TxReverted(AdapterError):
     pass
 
 
+class OutboundRateLimited(TxReverted):
+    """The origin's token bridge has no outbound room for this amount yet (EVM ``TokenBridge.RateLimited``): nothing
+    was sent; it fits in ``wait_s`` seconds (a transfer above the bucket's capacity, which never fits, is a plain
+    ``TxReverted``)."""
+
+    def __init__(self, message: str, *, chain: str = "", reason: str = "", wait_s: float) -> None:
+        super().__init__(message, chain=chain, reason=reason)
+        self.wait_s = wait_s
+
+
 class NonceTooLow(AdapterError):
     pass
 

@@ -11,7 +11,14 @@ the destination's TokenBridge and the body is the TokenBridge body (contracts/sr
 
 The memo carries only what the sender chooses; version, nonce, origin and sender of the canonical message are
 set by the chain's adapter. Delivery memo, on co-signed delivery transactions:
-``xchain-delivery:<id hex>[,<id hex>...]``. Chain-neutral: each adapter adds its own rules (which account a
+``xchain-delivery:<id hex>[,<id hex>...]``.
+
+Gas top-up memo, on a transaction that moves native tokens to the relayer's fee account for a message already
+dispatched (``relayer messages add-gas``; ``adapters.fee_account``)::
+
+    xchain-gas:v1:<destination domain, decimal>:<message id, 64 hex digits>
+
+Chain-neutral: each adapter adds its own rules (which account a
 dispatch pays, how many ids fit its memo).
 """
 
@@ -26,6 +33,7 @@ from adapters.message import Domain, MessageFormatError, MessageId
 
 DISPATCH_PREFIX = "xchain:v1:"
 DELIVERY_PREFIX = "xchain-delivery:"
+GAS_PREFIX = "xchain-gas:v1:"
 TOKEN_BODY_LEN = 4 * 32
 _DEST = struct.Struct(">I")
 
@@ -97,3 +105,35 @@ def decode_delivery_memo(text: str) -> list[MessageId]:
     if any(len(i) != 32 for i in ids):
         raise MemoFormatError("delivery memo holds an id that is not 32 bytes")
     return ids
+
+
+@dataclass(frozen=True, slots=True)
+class GasMemo:
+    """A top-up's memo: the message it pays for, and that message's destination (a payment counts only for its own
+    route, as the EVM paymaster's ``GasPayment`` log names its destination)."""
+
+    destination: Domain
+    message_id: MessageId
+
+
+def encode_gas_memo(destination: int, message_id: bytes) -> str:
+    if len(message_id) != 32:
+        raise MemoFormatError(f"message id is {len(message_id)} bytes, expected 32")
+    if not 0 <= destination < 2**32:
+        raise MemoFormatError(f"destination {destination} does not fit a uint32")
+    return f"{GAS_PREFIX}{destination}:{message_id.hex()}"
+
+
+def decode_gas_memo(text: str) -> GasMemo:
+    if not text.startswith(GAS_PREFIX):
+        raise MemoFormatError("not a gas top-up memo")
+    destination, _, id_hex = text[len(GAS_PREFIX):].partition(":")
+    if not destination.isdigit() or int(destination) >= 2**32:
+        raise MemoFormatError(f"gas memo: destination {destination[:12]!r} is not a uint32")
+    if len(id_hex) != 64:
+        raise MemoFormatError(f"gas memo: message id is {len(id_hex)} hex digits, expected 64")
+    try:
+        message_id = bytes.fromhex(id_hex)
+    except ValueError as exc:
+        raise MemoFormatError(f"gas memo: message id is not hex: {exc}") from exc
+    return GasMemo(Domain(int(destination)), MessageId(message_id))

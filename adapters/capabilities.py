@@ -30,6 +30,7 @@ exactly the capabilities it implements.
     BridgeRateLimits      evm                      routing API (/v1/quote waits, /v1/chains and explorer figures)
     ExactEstimates        evm                      processor (a message over relayer.max_gas_per_message)
     VaultHoldings         solana                   audit
+    NativePayoutMinimum   solana                   integrator payouts (a payout below it is not made: it waits)
     LightClientFollower   light_clients.ethereum   daemon (keeps sync-committee clients caught up)
 """
 
@@ -125,13 +126,25 @@ class GasQuoteSource(Protocol):
 class FeeAccountPayments(Protocol):
     """An origin where a dispatch pays the relayer's fee account in its own transaction (Solana: a System transfer
     of lamports; Cosmos: a bank send of the fee denom): the account, and dispatching with ``payment`` per message
-    (CLI ``send --pay-gas``). A payment in another transaction counts for nothing."""
+    (CLI ``send --pay-gas``); and topping up a message already dispatched: a transaction moving native tokens to
+    the fee account with a gas memo naming the message and its destination (``adapters.bridge_memo.GasMemo``; CLI
+    ``messages add-gas``). A payment in any other transaction counts for nothing."""
 
     @property
     def gas_fee_account(self) -> str | None: ...
 
     async def dispatch_paying(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes],
                               payment: int) -> tuple[TxHash, list[MessageId]]: ...
+
+    async def top_up_gas(self, payer_key: str, message_id: bytes, destination: int, amount: int) -> TxHash:
+        """Pay ``amount`` (native smallest units) more for ``message_id``, in a transaction of its own; its hash once
+        final."""
+        ...
+
+    def top_up_call(self, message_id: bytes, destination: int, amount: int) -> dict[str, str]:
+        """What a wallet signs to top up ``message_id`` (``to``: the fee account, ``value``, ``memo``, and what else
+        the chain's transaction must hold)."""
+        ...
 
 
 @runtime_checkable
@@ -292,6 +305,25 @@ class VaultHoldings(Protocol):
     async def vault_balance(self, symbol: str) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PayoutMinimum:
+    """The least a native transfer to an address must carry now (smallest units; 0: any amount), and the chain's
+    reason, in words a payee understands."""
+
+    amount: int
+    reason: str = ""
+
+
+@runtime_checkable
+class NativePayoutMinimum(Protocol):
+    """A chain that refuses a native transfer leaving its recipient with less than a minimum (Solana: the rent-exempt
+    minimum of an account without data, for an account that holds less than that, most often nothing yet)."""
+
+    async def minimum_native_payout(self, address: str) -> PayoutMinimum:
+        """What a native transfer to ``address`` must carry now; ``AdapterError`` when it cannot be read."""
+        ...
+
+
 class FollowedHead(Protocol):
     """The block a light client has verified as finalized."""
 
@@ -448,6 +480,7 @@ ADAPTER_CAPABILITIES: tuple[type, ...] = (
     WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
     BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymaster,
     GasPaymentSource, GasQuoteSource, FeeAccountPayments, BridgeQueue, ExactEstimates, BridgeRateLimits,
+    NativePayoutMinimum,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
@@ -477,8 +510,10 @@ __all__ = [
     "LightClientFollower",
     "MessageDispatcher",
     "MessageSender",
+    "NativePayoutMinimum",
     "NativeTokenIds",
     "OperatorAccounts",
+    "PayoutMinimum",
     "PreparedTx",
     "PresignedTx",
     "QueuedTransfer",

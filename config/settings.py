@@ -161,7 +161,9 @@ class EvmChainConfig(_Model):
         "out (request_timeout_s) or answers 429/5xx, the request goes to the next, and the failing one is skipped "
         "for 5 s (doubling while it keeps failing, up to 60 s) until a request finds it answering again; "
         "relayer_rpc_endpoint_up{chain,endpoint} (endpoint: 0 is rpc_url, then these in order); in rpc_mode "
-        '"quorum" they are the other voters'))
+        '"quorum" they are the other voters. A validator\'s light client reads headers and receipts from them in '
+        "the same order, in either mode (it verifies what it reads, so it needs no vote), and also moves on when an "
+        "endpoint answers not JSON"))
     rpc_mode: Literal["fallback", "quorum"] = Field("fallback", description=(
         '"fallback": each request goes to one endpoint, rpc_url first, the next when it fails; "quorum": every read '
         "goes to all endpoints not demoted (rpc_url and fallback_rpc_urls) at once and is accepted only when "
@@ -178,6 +180,13 @@ class EvmChainConfig(_Model):
     beacon_url: str | None = Field(None, description=(
         "Beacon API endpoint of the chain's consensus: the validator's sync-committee light client follows it "
         "from trusted_block_root and accepts only execution blocks that link to the finalized block it derives"))
+    fallback_beacon_urls: list[str] = Field(default_factory=list, description=(
+        "more Beacon API endpoints of the chain's consensus (with beacon_url): when beacon_url (or the one before) "
+        "fails to connect, times out (request_timeout_s) or answers 429/5xx or not JSON, the light client reads the "
+        "next, and the failing one is skipped for 5 s (doubling while it keeps failing, up to 60 s). Any endpoint "
+        "will do, since every update is checked against the sync committee; one that serves an update the light "
+        "client refuses is skipped too, and that claim is refused (checkpoint_refused), not retried at another "
+        "endpoint at once. Logged by index (0 is beacon_url, then these in order), never by URL"))
     trusted_block_root: str | None = Field(None, pattern=r"^0x[0-9a-fA-F]{64}$", description=(
         "beacon block root the sync-committee light client starts from (obtained out of band; with beacon_url)"))
     trust_single_rpc: bool = Field(False, description=(
@@ -209,12 +218,16 @@ class EvmChainConfig(_Model):
     _fallbacks = field_validator("fallback_rpc_urls")(lambda cls, v: [_check_http_url(u) for u in v])
     _mailbox = field_validator("mailbox")(lambda cls, v: _check_address(v))
     _beacon = field_validator("beacon_url")(lambda cls, v: None if v is None else _check_http_url(v))
+    _beacon_fallbacks = field_validator("fallback_beacon_urls")(lambda cls, v: [_check_http_url(u) for u in v])
 
     @model_validator(mode="after")
     def _one_anchor(self) -> EvmChainConfig:
         if (self.beacon_url is None) != (self.trusted_block_root is None):
             raise ValueError("beacon_url and trusted_block_root go together: the light client follows beacon_url "
                              "from trusted_block_root")
+        if self.fallback_beacon_urls and self.beacon_url is None:
+            raise ValueError("fallback_beacon_urls are tried after beacon_url: set beacon_url (and trusted_block_root) "
+                             "or remove them")
         if self.beacon_url is not None and self.trusted_checkpoint is not None:
             raise ValueError("trusted_checkpoint is the anchor without a beacon light client; with beacon_url the "
                              "anchor is the block the sync committee finalized: remove one")
@@ -244,6 +257,11 @@ class EvmChainConfig(_Model):
     def rpc_urls(self) -> list[str]:
         """Every endpoint in order: rpc_url, then fallback_rpc_urls."""
         return [self.rpc_url, *self.fallback_rpc_urls]
+
+    @property
+    def beacon_urls(self) -> list[str]:
+        """Every Beacon API endpoint in order: beacon_url, then fallback_beacon_urls (none without beacon_url)."""
+        return [] if self.beacon_url is None else [self.beacon_url, *self.fallback_beacon_urls]
 
     @property
     def quorum_size(self) -> int:
@@ -343,7 +361,9 @@ class CosmosChainConfig(_Model):
     fallback_rpc_urls: list[str] = Field(default_factory=list, description=(
         "more CometBFT RPC endpoints, tried in order when rpc_url (or the one before) fails to connect, times out "
         "(request_timeout_s) or answers 429/5xx without a JSON-RPC answer; the failing one is skipped for 5 s "
-        "(doubling while it keeps failing, up to 60 s) until a request finds it answering again"))
+        "(doubling while it keeps failing, up to 60 s) until a request finds it answering again. A validator's "
+        "Tendermint light client reads commits, validators, blocks and results from them in the same order (also "
+        "moving on when an endpoint answers not JSON), in either rpc_mode: it verifies what it reads"))
     fallback_rest_urls: list[str] = Field(default_factory=list, description=(
         "more REST endpoints (reads and broadcasts), tried like fallback_rpc_urls after rest_url. "
         "relayer_rpc_endpoint_up{chain,endpoint} numbers them all: 0 is rpc_url, then fallback_rpc_urls, then "

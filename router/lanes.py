@@ -40,7 +40,7 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel, select
 
-from adapters.base import AdapterError, TxReceipt
+from adapters.base import AdapterError, OutboundRateLimited, TxReceipt
 from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, WriteAheadSender
 from router.intents import IntentRecord, IntentStatus, OffLoop
 from router.sql import dialect_insert, update_rows
@@ -180,10 +180,11 @@ class LaneStore:
             return [LaneRow(*r) for r in conn.execute(q)]
 
     def write_ahead(self, lease: Lease, owner: str, signed: Sequence[tuple[str, PresignedTx]], next_nonce: int,
-                    failed: Sequence[tuple[str, str]] = ()) -> None:
+                    failed: Sequence[tuple[str, str]] = (), waiting: Sequence[tuple[str, str]] = ()) -> None:
         """Store the signed transactions (``planned`` -> ``signed``) and the lane's next nonce in one transaction,
         only while the lease is still ours (else ``LeaseLost`` and nothing is written). ``failed``: intents that
-        could not be prepared (reason), ended with no nonce spent."""
+        could not be prepared (reason), ended with no nonce spent; ``waiting``: intents that stay planned, saying
+        why (reason)."""
         intents = IntentRecord.__table__  # type: ignore[attr-defined]
         now = self._clock()
         with self.engine.begin() as conn:
@@ -193,14 +194,17 @@ class LaneStore:
             if signed:
                 done = update_rows(conn, intents, ["id", "operator"], ["tx_hash", "nonce", "raw_tx"],
                                    [(i, account, t.tx_hash, t.nonce, t.raw.hex()) for i, t in signed],
-                                   {"status": IntentStatus.SIGNED, "executor": owner, "updated_at": now},
-                                   status_in=[IntentStatus.PLANNED])
+                                   {"status": IntentStatus.SIGNED, "executor": owner, "reason": None,
+                                    "updated_at": now}, status_in=[IntentStatus.PLANNED])
                 if done != len(signed):
                     raise LeaseLost(f"lane {lease.key.chain}/{lease.key.account}: {len(signed) - done} "
                                     "intents were no longer planned for it")
             if failed:
                 update_rows(conn, intents, ["id", "operator"], ["reason"], [(i, account, r[:500]) for i, r in failed],
                             {"status": IntentStatus.FAILED, "updated_at": now}, status_in=[IntentStatus.PLANNED])
+            if waiting:
+                update_rows(conn, intents, ["id", "operator"], ["reason"], [(i, account, r[:500]) for i, r in waiting],
+                            {"updated_at": now}, status_in=[IntentStatus.PLANNED])
 
     def _fence(self, conn: Connection, lease: Lease, owner: str, now: float, next_nonce: int | None = None) -> None:
         """Inside a write: the lane is still ours at the epoch we leased it (else ``LeaseLost``, and the caller's
@@ -277,6 +281,7 @@ class _LaneState:
     task: asyncio.Task[None] | None = None
     blocked: bool = False  # the node refuses a transaction of this lane: later nonces wait behind it
     blocked_said_at: float = 0.0  # monotonic time it was last said blocked
+    held: dict[str, float] = field(default_factory=dict)  # intent id -> monotonic time it may be prepared again
 
 
 BLOCKED_REPEAT_S = 10.0  # a blocked lane says so again this often (its account's new planned intents then move)
@@ -301,7 +306,8 @@ class LaneExecutor:
                  on_blocked: Callable[[LaneKey, bool], None] = lambda key, blocked: None,
                  failpoint: Failpoint = _no_failpoint,
                  on_settled: Callable[[str, float, bool], None] = lambda chain, work, ok: None,
-                 call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False) -> None:
+                 call_allowed: Callable[[str, str, bytes], bool] = lambda chain, to, data: False,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         """``keys``: per chain, operator account (as the intents store it) -> private key; ``domains``: chain name ->
         domain, the destinations of cross-chain transfers; ``on_settled(chain, work, included)`` is told of each of
         this daemon's intents leaving the chain's pending load; ``call_allowed(chain, contract, calldata)`` is checked
@@ -327,6 +333,7 @@ class LaneExecutor:
         self._failpoint = failpoint
         self._on_settled = on_settled
         self._call_allowed = call_allowed
+        self._monotonic = monotonic  # when an intent held for the bridge's outbound room may be prepared again
         self._lanes: dict[LaneKey, _LaneState] = {}
         self.lanes = [LaneKey(chain, account) for chain in senders for account in self._keys.get(chain, {})]
         self._kinds = {chain: sender.lane_kinds() for chain, sender in senders.items()}
@@ -435,24 +442,15 @@ class LaneExecutor:
         room = self.batch - len(lane.sent)
         if room <= 0 or any(not s.broadcast for s in lane.sent.values()):
             return  # full, or a transaction the node has not taken yet: later nonces would wait behind it
-        planned = await self._run(self.store.in_lane, key, (IntentStatus.PLANNED,), room)
+        planned = await self._planned(lane, room)
         if not planned:
             return
         await self._failpoint("intent_before_sign")
         await self._prerequisites(lane, sender, [self._spec(r) for r in planned])
         prepared = await self._prepare(sender, key, planned)
-        signed: list[tuple[str, PresignedTx]] = []
-        failed: list[tuple[str, str]] = []
-        nonce = lane.next_nonce
-        for rec, prep in zip(planned, prepared, strict=True):
-            if isinstance(prep, AdapterError):
-                failed.append((rec.id, f"{type(prep).__name__}: {prep.reason}"))
-            elif isinstance(prep, BaseException):
-                failed.append((rec.id, f"{type(prep).__name__}: {prep}"))
-            else:
-                signed.append((rec.id, sender.sign(lane.key_hex, prep, nonce)))
-                nonce += 1
-        await self._run(self.store.write_ahead, lane.lease, self.owner, signed, nonce, failed)
+        signed, failed, waiting = self._sign_prepared(lane, sender, planned, prepared)
+        nonce = max((tx.nonce + 1 for _i, tx in signed), default=lane.next_nonce)
+        await self._run(self.store.write_ahead, lane.lease, self.owner, signed, nonce, failed, waiting)
         lane.next_nonce = nonce
         work = {r.id: float(r.work or 1.0) for r in planned}
         for intent_id, tx in signed:
@@ -460,6 +458,37 @@ class LaneExecutor:
         for intent_id, _reason in failed:
             self._on_settled(key.chain, work[intent_id], False)
         await self._failpoint("intent_after_sign")
+
+    async def _planned(self, lane: _LaneState, room: int) -> list[LaneRow]:
+        """Up to ``room`` of the lane's planned intents, not counting those held for the bridge's outbound room."""
+        now = self._monotonic()
+        lane.held = {i: until for i, until in lane.held.items() if until > now}
+        rows = await self._run(self.store.in_lane, lane.lease.key, (IntentStatus.PLANNED,), room + len(lane.held))
+        return [r for r in rows if r.id not in lane.held][:room]
+
+    def _sign_prepared(self, lane: _LaneState, sender: WriteAheadSender, planned: Sequence[LaneRow],
+                       prepared: Sequence[PreparedTx | Exception]
+                       ) -> tuple[list[tuple[str, PresignedTx]], list[tuple[str, str]], list[tuple[str, str]]]:
+        """(signed at the lane's next nonces, failed with why, waiting with why). A cross-chain transfer the token
+        bridge has no outbound room for yet waits, planned, and is prepared again once the wait the bridge gave is
+        over (rate limits queue, they do not fail)."""
+        signed: list[tuple[str, PresignedTx]] = []
+        failed: list[tuple[str, str]] = []
+        waiting: list[tuple[str, str]] = []
+        nonce = lane.next_nonce
+        for rec, prep in zip(planned, prepared, strict=True):
+            if isinstance(prep, OutboundRateLimited):
+                waiting.append((rec.id, (f"waiting for the token bridge's outbound room on {lane.lease.key.chain}: "
+                                         f"about {prep.wait_s:.0f} s ({prep.reason})")))
+                lane.held[rec.id] = self._monotonic() + max(prep.wait_s, 1.0)
+            elif isinstance(prep, AdapterError):
+                failed.append((rec.id, f"{type(prep).__name__}: {prep.reason}"))
+            elif isinstance(prep, BaseException):
+                failed.append((rec.id, f"{type(prep).__name__}: {prep}"))
+            else:
+                signed.append((rec.id, sender.sign(lane.key_hex, prep, nonce)))
+                nonce += 1
+        return signed, failed, waiting
 
     async def _prerequisites(self, lane: _LaneState, sender: WriteAheadSender, specs: Sequence[TxSpec]) -> None:
         """What must be mined before ``specs`` can be (the token bridge's standing approval): each signed at the

@@ -30,18 +30,23 @@ payout:
   when the intent failed (it reverted, which moves no value, or could not be prepared, which sent nothing): its items
   are deleted in the same transaction, so the next epoch covers those intents again. Nothing else releases an intent.
 - **Nothing below one smallest unit** is sent: the fees wait for the next epoch.
+- **Nothing below the chain's minimum for the address** is sent either (``PayoutMinimums``, from the adapters'
+  ``NativePayoutMinimum``: on Solana the rent-exempt minimum of an account without data, for a payee account that
+  holds less, most often nothing yet; the chain would refuse the transfer). The epoch asks it before it creates the
+  payout and writes nothing when the amount is below it (``HeldBack``): no payout row, no lane intent, no fee; the
+  intents stay uncovered, so the next epoch owes all of it, with what they earned since, until it reaches the
+  minimum. Logged as ``integrator_payout_held_back``; the report's pending figure for that chain says why
+  (``pending_reason``).
 
 Not paid yet (the report shows it as pending, ``payable: false`` with the reason): chains where no lane signs a
-native transfer (no operator key there), and chains the integrator gave no address for. On Solana a payout that
-would leave a fresh account below the rent-exempt minimum is refused before it is signed (no fee spent): it fails,
-and the next epoch covers its intents again, with what they earned since.
+native transfer (no operator key there), and chains the integrator gave no address for.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Protocol
 
@@ -53,6 +58,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, select
 
+from adapters.base import AdapterError
+from adapters.capabilities import NativePayoutMinimum, PayoutMinimum
 from router.integrators import Integrator, IntegratorRow, IntegratorStore
 from router.intents import IntentExecutor, IntentRecord, IntentStatus, new_intent_ids
 from router.sql import insert_rows
@@ -61,6 +68,7 @@ log = structlog.get_logger("router.payouts")
 
 NATIVE_KIND = "native"  # the lane intent kind of a payout (signed by the chains' write-ahead senders)
 _PENDING = text("status = 'pending'")
+ANY_AMOUNT = PayoutMinimum(0)  # a chain that takes a native transfer of any amount
 
 
 class PayoutRow(SQLModel, table=True):
@@ -136,6 +144,27 @@ class PayoutPlan:
     operator: str
     share: Decimal
     native_decimals: int = 18
+    minimum: PayoutMinimum = ANY_AMOUNT  # what the chain takes at least in a native transfer to ``address`` now
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBack:
+    """A payout not made because the chain would refuse it: ``owed`` (what it would send now) is below ``minimum``,
+    the least the chain takes in a native transfer to ``address`` (both in smallest units), for the chain's
+    ``why``. Nothing is written, so the intents stay uncovered and the next epoch owes all of it again, with what
+    was earned since."""
+
+    code: str
+    chain: str
+    address: str
+    owed: int
+    minimum: int
+    why: str = ""
+
+    @property
+    def reason(self) -> str:
+        return (f"below the minimum first payout to this address: {self.owed} owed, at least {self.minimum} needed"
+                + (f" ({self.why})" if self.why else "") + "; carried until it reaches it")
 
 
 class PayoutStore:
@@ -167,37 +196,56 @@ class PayoutStore:
             return False, Decimal(0)
         return rows[0].status == "pending", Decimal(rows[0].carry)
 
-    def create(self, plan: PayoutPlan) -> PayoutRow | None:
+    def create(self, plan: PayoutPlan) -> PayoutRow | HeldBack | None:
         """One payout of what ``plan.code`` earned on ``plan.chain`` and was not paid yet: the payout row, its items
-        and its lane intent in one transaction. None when one is under way, nothing is owed, the share leaves less
-        than one unit, or another daemon created it first."""
+        and its lane intent in one transaction. ``HeldBack`` (nothing written) when it is below ``plan.minimum``.
+        None when one is under way, nothing is owed, the share leaves less than one unit, or another daemon created
+        it first."""
         now = self._clock()
         try:
             with self.engine.begin() as conn:
-                registered = IntegratorRow.__table__  # type: ignore[attr-defined]
-                # PostgreSQL: one creator per code at a time, so the carry and the intents are read together
-                conn.execute(select(registered.c.code).where(registered.c.code == plan.code).with_for_update())
-                under_way, carry = self._carry(conn, plan.code, plan.chain)
-                if under_way:
+                owed = self._owed(conn, plan)
+                if owed is None:
                     return None
-                found = self.uncovered(conn, plan.code, plan.chain)
-                fees = sum(f for _i, f in found)
-                due = reward(plan.share, fees, carry)
-                if not found or due.amount <= 0:
-                    return None
-                payout_id, intent_id = ("pay_" + new_intent_ids(1)[0][4:]), new_intent_ids(1)[0]
-                row = PayoutRow(id=payout_id, code=plan.code, chain=plan.chain, address=plan.address,
-                                operator=plan.operator, amount=str(due.amount), fees=str(fees), share=str(plan.share),
-                                carry=str(due.carry), intents=len(found), intent_id=intent_id, created_at=now)
-                conn.execute(PayoutRow.__table__.insert().values(**row.model_dump()))  # type: ignore[attr-defined]
-                insert_rows(conn, PayoutItem.__table__, ["intent_id", "payout_id", "fee_paid"],  # type: ignore[attr-defined]
-                            [(i, payout_id, str(f)) for i, f in found])
-                conn.execute(IntentRecord.__table__.insert().values(  # type: ignore[attr-defined]
-                    **_lane_intent(intent_id, payout_id, plan, due.amount, now)))
-                return row
+                found, fees, due = owed
+                if due.amount < plan.minimum.amount:
+                    return HeldBack(plan.code, plan.chain, plan.address, due.amount, plan.minimum.amount,
+                                    plan.minimum.reason)
+                return self._insert(conn, plan, found, fees, due, now)
         except IntegrityError as exc:  # another daemon created this payout, or covered one of its intents, first
             log.info("integrator_payout_raced", code=plan.code, chain=plan.chain, error=str(exc)[:200])
             return None
+
+    def _owed(self, conn: Connection, plan: PayoutPlan) -> tuple[list[tuple[str, int]], int, Reward] | None:
+        """(the intents no payout covers, their fees, what is due for them) for ``plan``; None when a payout is under
+        way or less than one unit is due."""
+        registered = IntegratorRow.__table__  # type: ignore[attr-defined]
+        # PostgreSQL: one creator per code at a time, so the carry and the intents are read together
+        conn.execute(select(registered.c.code).where(registered.c.code == plan.code).with_for_update())
+        under_way, carry = self._carry(conn, plan.code, plan.chain)
+        if under_way:
+            return None
+        found = self.uncovered(conn, plan.code, plan.chain)
+        fees = sum(f for _i, f in found)
+        due = reward(plan.share, fees, carry)
+        if not found or due.amount <= 0:
+            return None
+        return found, fees, due
+
+    @staticmethod
+    def _insert(conn: Connection, plan: PayoutPlan, found: list[tuple[str, int]], fees: int, due: Reward,
+                now: float) -> PayoutRow:
+        """The payout row, its items and its lane intent."""
+        payout_id, intent_id = ("pay_" + new_intent_ids(1)[0][4:]), new_intent_ids(1)[0]
+        row = PayoutRow(id=payout_id, code=plan.code, chain=plan.chain, address=plan.address,
+                        operator=plan.operator, amount=str(due.amount), fees=str(fees), share=str(plan.share),
+                        carry=str(due.carry), intents=len(found), intent_id=intent_id, created_at=now)
+        conn.execute(PayoutRow.__table__.insert().values(**row.model_dump()))  # type: ignore[attr-defined]
+        insert_rows(conn, PayoutItem.__table__, ["intent_id", "payout_id", "fee_paid"],  # type: ignore[attr-defined]
+                    [(i, payout_id, str(f)) for i, f in found])
+        conn.execute(IntentRecord.__table__.insert().values(  # type: ignore[attr-defined]
+            **_lane_intent(intent_id, payout_id, plan, due.amount, now)))
+        return row
 
     def settle(self) -> list[tuple[str, str, str | None]]:
         """Payouts under way whose lane intent is final: paid (included: its hash) or failed (its items deleted, so
@@ -335,18 +383,42 @@ class OffLoopRunner(Protocol):
     async def __call__(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
 
 
+class PayoutMinimums(Protocol):
+    """What a chain takes at least in a native transfer to an address (``AdapterError`` when it cannot be read)."""
+
+    async def minimum_payout(self, chain: str, address: str) -> PayoutMinimum: ...
+
+
+class ChainPayoutMinimums:
+    """``PayoutMinimums`` from the adapters: a chain whose adapter declares ``NativePayoutMinimum`` (Solana: rent)
+    is asked; any other takes any amount."""
+
+    def __init__(self, adapters: Mapping[str, object]) -> None:
+        self.adapters = adapters
+
+    async def minimum_payout(self, chain: str, address: str) -> PayoutMinimum:
+        adapter = self.adapters.get(chain)
+        if isinstance(adapter, NativePayoutMinimum):
+            return await adapter.minimum_native_payout(address)
+        return ANY_AMOUNT
+
+
 class PayoutJob:
     """The epoch: settle what is under way, then one payout per (registered integrator, payable chain) of what it
-    earned and was not paid (``PayoutStore.create``), and wake the lanes to sign them."""
+    earned and was not paid (``PayoutStore.create``), unless it is below the chain's minimum for the address
+    (``PayoutMinimums``; kept, by (code, chain), for the report), and wake the lanes to sign them."""
 
-    def __init__(self, payouts: PayoutStore, integrators: IntegratorStore, lanes: PayoutLanes, run: OffLoopRunner,
-                 default_share: Decimal, native_decimals: Mapping[str, int] | None = None) -> None:
+    def __init__(self, payouts: PayoutStore, integrators: IntegratorStore, lanes: PayoutLanes,
+                 minimums: PayoutMinimums, run: OffLoopRunner, default_share: Decimal,
+                 native_decimals: Mapping[str, int] | None = None) -> None:
         self.payouts = payouts
         self.integrators = integrators
         self.lanes = lanes
+        self.minimums = minimums
         self._run = run
         self.default_share = default_share
         self.native_decimals = dict(native_decimals or {})
+        self._held: dict[tuple[str, str], HeldBack] = {}
 
     async def run_once(self) -> list[PayoutRow]:
         """One epoch; the payouts it created."""
@@ -355,15 +427,38 @@ class PayoutJob:
         created: list[PayoutRow] = []
         for integrator in await self._run(self.integrators.all):
             for plan in self.plans(integrator):
-                row = await self._run(self.payouts.create, plan)
+                row = await self._pay(plan)
                 if row is not None:
                     created.append(row)
-                    log.info("integrator_payout_created", payout=row.id, code=row.code, chain=row.chain,
-                             amount=row.amount, fees=row.fees, share=row.share, intents=row.intents,
-                             address=row.address, operator=row.operator)
         if created:
             self.lanes.wake()
         return created
+
+    async def _pay(self, plan: PayoutPlan) -> PayoutRow | None:
+        """The payout of ``plan``, if any is due and the chain takes it; a payout held back is remembered and
+        logged; a minimum that cannot be read leaves the chain for the next epoch."""
+        try:
+            minimum = await self.minimums.minimum_payout(plan.chain, plan.address)
+        except AdapterError as exc:
+            log.warning("integrator_payout_minimum_unknown", code=plan.code, chain=plan.chain, error=str(exc)[:300])
+            return None
+        outcome = await self._run(self.payouts.create, replace(plan, minimum=minimum))
+        key = (plan.code, plan.chain)
+        if isinstance(outcome, HeldBack):
+            self._held[key] = outcome
+            log.info("integrator_payout_held_back", code=plan.code, chain=plan.chain, address=plan.address,
+                     owed=outcome.owed, minimum=outcome.minimum, reason=outcome.reason)
+            return None
+        self._held.pop(key, None)
+        if outcome is not None:
+            log.info("integrator_payout_created", payout=outcome.id, code=outcome.code, chain=outcome.chain,
+                     amount=outcome.amount, fees=outcome.fees, share=outcome.share, intents=outcome.intents,
+                     address=outcome.address, operator=outcome.operator)
+        return outcome
+
+    def held_back(self, code: str) -> dict[str, HeldBack]:
+        """Per chain, ``code``'s payout the last epoch held back (below the chain's minimum for its address)."""
+        return {chain: held for (c, chain), held in self._held.items() if c == code}
 
     def plans(self, integrator: Integrator) -> list[PayoutPlan]:
         """A plan per chain where ``integrator`` has an address and an operator can pay."""
@@ -379,10 +474,11 @@ class PayoutJob:
 
 def rewards_view(integrator: Integrator | None, default_share: Decimal, payouts: Sequence[Mapping[str, Any]],
                  uncovered: Mapping[str, int], carries: Mapping[str, Decimal],
-                 payable: frozenset[str]) -> dict[str, Any]:
+                 payable: frozenset[str], held: Mapping[str, HeldBack] | None = None) -> dict[str, Any]:
     """The report's ``rewards``: per chain (where the fees were paid) what was paid, what is under way and what is
     pending (earned, not yet in a payout: ``floor(carry + share x uncovered fees)``), in that chain's smallest native
-    units, whether it can be paid there and why not, and every payout with its transaction hash."""
+    units, whether it can be paid there and why not, why what is pending waits when the last epoch held it back
+    (``held``, per chain: below the chain's minimum for the address), and every payout with its transaction hash."""
     share = integrator.share_or(default_share) if integrator is not None else default_share
     chains: dict[str, dict[str, Any]] = {}
 
@@ -406,6 +502,7 @@ def rewards_view(integrator: Integrator | None, default_share: Decimal, payouts:
         b["why_not"] = (None if b["payable"] else "not registered" if integrator is None
                         else "no payout address for this chain" if chain not in addresses
                         else "no operator lane here signs native transfers")
+        b["pending_reason"] = _pending_reason(b["pending"], (held or {}).get(chain), addresses.get(chain))
         for k in ("paid", "in_flight", "pending"):
             b[k] = str(b[k])
     return {"registered": integrator is not None, "share": str(share), "unit": "smallest native units of the chain",
@@ -414,3 +511,8 @@ def rewards_view(integrator: Integrator | None, default_share: Decimal, payouts:
                          "fees": str(p["fees"]), "share": p["share"], "intents": p["intents"], "status": p["status"],
                          "tx_hash": p["tx_hash"] or p.get("lane_tx_hash"), "operator": p["operator"],
                          "created_at": p["created_at"], "settled_at": p["settled_at"]} for p in payouts]}
+
+
+def _pending_reason(pending: int, held: HeldBack | None, address: str | None) -> str | None:
+    """Why ``pending`` waits beyond the next epoch: the last epoch held it back for the address registered now."""
+    return held.reason if pending > 0 and held is not None and held.address == address else None

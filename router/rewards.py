@@ -60,7 +60,9 @@ class IntegratorRewards:
         uncovered = await self.run(self.payouts.uncovered_by_chain, code)
         carries = {chain: await self.run(self.payouts.last_carry, code, chain) for chain in uncovered}
         quotes = await self.run(self.integrators.quotes, code)
-        return {"rewards": rewards_view(integrator, self.default_share, payouts, uncovered, carries, self.payable()),
+        held = self.job.held_back(code) if self.job is not None else {}
+        return {"rewards": rewards_view(integrator, self.default_share, payouts, uncovered, carries, self.payable(),
+                                        held),
                 "quotes": {"total": sum(quotes.values()), "by_day": quotes},
                 "conversion": conversion(records, quotes), "by_chain_day": by_chain_day(records)}
 

@@ -17,8 +17,8 @@ from adapters.cosmos.chain import (
     cosmos_boundary,
     log,
 )
-from adapters.cosmos.transactions import fee_paid
-from adapters.fee_account import dispatch_payments
+from adapters.cosmos.transactions import fee_paid, gas_top_up
+from adapters.fee_account import dispatch_payments, top_up_payment
 
 
 class CosmosOrigin(CosmosChain):
@@ -51,7 +51,25 @@ class CosmosOrigin(CosmosChain):
                         base64.b64decode(tx["tx"]), self._fee_account, self._config.fee_denom)))
                 self._dispatch_hashes.add(tx_hash)
                 self._tree.append(message.id)
+            if self._fee_account is not None:
+                self._payments.extend(await self._top_ups(self._fee_account, height))
             self._scanned = height
+
+    async def _top_ups(self, fee_account: str, height: int) -> list[GasPayment]:
+        """The top-ups (``adapters.fee_account``) of heights ``_scanned + 1 .. height``: successful transactions paying
+        the fee account that dispatch nothing."""
+        txs = await self._http.tx_search(
+            f"transfer.recipient='{fee_account}' AND tx.height>{self._scanned} AND tx.height<={height}")
+        found: list[GasPayment] = []
+        for tx in txs:
+            tx_hash = str(tx["hash"]).upper()
+            if tx_hash in self._dispatch_hashes or int(tx["tx_result"].get("code") or 0) != 0:
+                continue
+            raw = base64.b64decode(tx["tx"])
+            found.extend(top_up_payment(gas_top_up(raw, self._vault), fee_paid(raw, fee_account,
+                                                                             self._config.fee_denom),
+                                        int(tx["height"]), tx_hash))
+        return found
 
     @cosmos_boundary
     async def fetch_dispatched(self, from_height: Height, to_height: Height) -> list[DispatchedMessage]:
@@ -64,7 +82,8 @@ class CosmosOrigin(CosmosChain):
 
     @cosmos_boundary
     async def fetch_gas_payments(self, from_height: Height, to_height: Height) -> list[GasPayment]:
-        """What each dispatch transaction in the heights paid the fee account (none unconfigured)."""
+        """What each dispatch transaction in the heights paid the fee account, and the top-ups
+        (``adapters.fee_account``; none unconfigured)."""
         if self._fee_account is None or to_height < from_height:
             return []
         await self._scan_dispatches(to_height)

@@ -35,6 +35,7 @@ from adapters.base import (
     TxReverted,
 )
 from adapters.boundary import bytes32
+from adapters.bridge_memo import encode_gas_memo
 from adapters.cosmos.chain import (
     SEND_GAS,
     TX_WAIT_S,
@@ -166,12 +167,40 @@ class CosmosSender(CosmosOrigin):
                               payment: int) -> tuple[TxHash, list[MessageId]]:
         """As ``dispatch_messages``, each tx also sending ``payment`` of the fee denom to the fee account (its
         message's gas payment, ``adapters.fee_account``)."""
-        if self._fee_account is None:
-            raise TxReverted(f"chains.{self._name}.gas_fee_account is not set: nobody to pay", chain=self._name,
-                             reason="no fee account")
+        self._fee_account_or_refuse()
         if payment <= 0:
             raise TxReverted(f"payment {payment} is not positive", chain=self._name, reason="bad amount")
         return await self._dispatch(sender_key, destination, recipient, bodies, payment)
+
+    @cosmos_boundary
+    async def top_up_gas(self, payer_key: str, message_id: bytes, destination: int, amount: int) -> TxHash:
+        """One transaction: a bank send of ``amount`` of the fee denom to the fee account, with the gas memo
+        (``adapters.fee_account``); its hash once included."""
+        fee_account = self._fee_account_or_refuse()
+        if amount <= 0:
+            raise TxReverted(f"top-up {amount} is not positive", chain=self._name, reason="bad amount")
+        key = self._key(payer_key)
+        sender = address_of(key, self._prefix)
+        async with self._lock("send:" + sender):
+            tx_hash, _ = await self._send(key, [pack_send(sender, fee_account, [(self._config.fee_denom, amount)])],
+                                          encode_gas_memo(destination, message_id))
+            found = await self._wait_tx(tx_hash)
+        self._check_included(found)
+        log.info("gas_topped_up", chain=self._name, tx=tx_hash, message_id="0x" + message_id.hex(), amount=amount)
+        return TxHash(tx_hash)
+
+    def top_up_call(self, message_id: bytes, destination: int, amount: int) -> dict[str, str]:
+        fee_account = self._fee_account_or_refuse()
+        return {"to": fee_account, "value": str(amount), "denom": self._config.fee_denom,
+                "memo": encode_gas_memo(destination, message_id),
+                "how": "one transaction of bank MsgSends only (none to the vault): `value` `denom` to `to`, with "
+                       "`memo` as the transaction's memo"}
+
+    def _fee_account_or_refuse(self) -> str:
+        if self._fee_account is None:
+            raise TxReverted(f"chains.{self._name}.gas_fee_account is not set: nobody to pay", chain=self._name,
+                             reason="no fee account")
+        return self._fee_account
 
     async def _dispatch(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes],
                         payment: int) -> tuple[TxHash, list[MessageId]]:

@@ -38,6 +38,7 @@ from cosmpy.protos.cosmos.tx.v1beta1.tx_pb2 import (
 from google.protobuf.any_pb2 import Any as ProtoAny
 from google.protobuf.message import DecodeError
 
+from adapters.bridge_memo import GasMemo, MemoFormatError, decode_gas_memo
 from adapters.cosmos.memo import (
     TokenBody,
     decode_dispatch_memo,
@@ -247,6 +248,22 @@ def fee_paid(raw_tx: bytes, fee_account: str, denom: str) -> int:
         return 0
     return sum(int(c.amount) for s in sends if s.to_address == fee_account and s.from_address != fee_account
                for c in s.amount if c.denom == denom and c.amount.isdigit())
+
+
+def gas_top_up(raw_tx: bytes, vault: str) -> GasMemo | None:
+    """The gas memo of a top-up (``adapters.fee_account``): a transaction of bank sends only, none to the vault,
+    whose memo is a well-formed gas memo; ``None`` for any other transaction."""
+    try:
+        body = decode_tx_body(raw_tx)
+    except DecodeError:
+        return None
+    sends = _sends(body)
+    if sends is None or any(s.to_address == vault for s in sends):
+        return None
+    try:
+        return decode_gas_memo(body.memo)
+    except MemoFormatError:
+        return None
 
 
 def tokens_from_config(domain: int, tokens: Mapping[str, Any]) -> tuple[TokenRule, ...]:

@@ -11,6 +11,7 @@ a JSON-RPC ``error`` object (the node answered, but with an error).
     |   +-- NonceTooHigh        a gap below our nonce (resync the local counter)
     |   +-- LogQueryTooLarge    eth_getLogs range / result count over the node's limit (halve and retry)
     +-- TxReverted              "execution reverted"; ``reason`` is the decoded custom error
+    |   +-- OutboundRateLimited the TokenBridge's ``RateLimited``: no outbound room yet (``wait_s``)
     +-- NonceTooLow, ReplacementUnderpriced, InsufficientFunds, TxNotFound
     +-- SigningError            the local key could not sign (never carries key material)
 
@@ -29,6 +30,7 @@ from adapters.base import (
     AdapterError,
     InsufficientFunds,
     NonceTooLow,
+    OutboundRateLimited,
     ReplacementUnderpriced,
     RpcError,
     RpcUnavailable,
@@ -108,6 +110,10 @@ def map_rpc_error(error: Mapping[str, Any], *, chain: str, errors: ErrorTable | 
     data = revert_data(error)
     if code == 3 or (_has(text, _REVERT) and not _has(text, _FUNDS)):
         reason = (errors or _DEFAULT_TABLE).decode(data) if data is not None else _revert_reason_from_text(message)
+        wait_s = _rate_limit_wait(reason)
+        if wait_s is not None:
+            return OutboundRateLimited(f"{where}execution reverted: {reason}", chain=chain, reason=reason,
+                                       wait_s=wait_s)
         return TxReverted(f"{where}execution reverted: {reason}", chain=chain, reason=reason)
     if _has(text, _NONCE_LOW):
         return NonceTooLow(f"{where}{_short(message)}", chain=chain, reason="nonce too low")
@@ -126,6 +132,15 @@ def map_rpc_error(error: Mapping[str, Any], *, chain: str, errors: ErrorTable | 
     if _has(text, _UNAVAILABLE):
         return RpcUnavailable(f"{where}{_short(message)}", chain=chain, reason="node unavailable")
     return RpcError(f"{where}RPC error {code}: {_short(message)}", chain=chain, reason=_short(message))
+
+
+def _rate_limit_wait(reason: str) -> float | None:
+    """``waitSeconds`` of a decoded ``RateLimited(domain, token, amount, available, waitSeconds)``, else None."""
+    name, _, rest = reason.partition("(")
+    values = rest.rstrip(")").split(",")
+    if name != "RateLimited" or len(values) != 5 or not values[4].strip().isdigit():
+        return None
+    return float(values[4].strip())
 
 
 def _revert_reason_from_text(message: str) -> str:

@@ -43,6 +43,7 @@ from adapters.capabilities import (
     EndpointHealth,
     FeeAccountPayments,
     GasPaymentSource,
+    NativePayoutMinimum,
     NativeTokenIds,
     OperatorAccounts,
     QuorumDisagreements,
@@ -69,7 +70,7 @@ class SolanaAdapter(SolanaCosignCheck, SolanaWriteAhead, SolanaHealth,
                     ChainAdapter, MessageSender, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
                     OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymentSource, FeeAccountPayments,
-                    CosignedSteps[list[Pubkey]]):
+                    NativePayoutMinimum, CosignedSteps[list[Pubkey]]):
     """One Solana cluster: origin (memo dispatches referencing the bridge, ``adapters.solana.origin``),
     destination (co-signed payouts, ``destination``; the validator's checks of them, ``cosign``), sender and
     health: the roles, composed; the capabilities it declares are the Protocols after them.

@@ -73,10 +73,13 @@ from spl.token.models import MintToParams, TransferParams
 from adapters.message import MESSAGE_VERSION, Domain, Message, MessageFormatError, MessageId
 from adapters.solana.memo import (
     DISPATCH_PREFIX,
+    GAS_PREFIX,
     DispatchMemo,
+    GasMemo,
     MemoFormatError,
     TokenBody,
     decode_dispatch_memo,
+    decode_gas_memo,
     encode_delivery_memo,
 )
 from config.settings import SolanaTokenConfig
@@ -204,6 +207,27 @@ def fee_paid(tx: VersionedTransaction, fee_account: Pubkey) -> int:
         if opcode == _SYSTEM_TRANSFER and dest == fee_account and source != fee_account:
             total += lamports
     return total
+
+
+def gas_top_up(tx: VersionedTransaction) -> GasMemo | None:
+    """The gas memo of a top-up (``adapters.fee_account``): a transaction whose memo instructions hold exactly one
+    well-formed gas memo and no dispatch memo; ``None`` for any other transaction."""
+    message = tx.message
+    keys = list(message.account_keys)
+    texts = []
+    for ix in message.instructions:
+        if ix.program_id_index < len(keys) and keys[ix.program_id_index] in MEMO_PROGRAMS:
+            try:
+                texts.append(bytes(ix.data).decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
+    gas = [t for t in texts if t.startswith(GAS_PREFIX)]
+    if len(gas) != 1 or any(t.startswith(DISPATCH_PREFIX) for t in texts):
+        return None
+    try:
+        return decode_gas_memo(gas[0])
+    except MemoFormatError:
+        return None
 
 
 def _key(keys: Sequence[Pubkey], accounts: bytes, position: int) -> Pubkey:

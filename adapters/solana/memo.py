@@ -5,17 +5,22 @@ the same transaction (``adapters.solana.dispatch``)."""
 from adapters.bridge_memo import (
     DELIVERY_PREFIX,
     DISPATCH_PREFIX,
+    GAS_PREFIX,
     TOKEN_BODY_LEN,
     DispatchMemo,
+    GasMemo,
     MemoFormatError,
     TokenBody,
     decode_delivery_memo,
     decode_dispatch_memo,
+    decode_gas_memo,
     encode_delivery_memo,
     encode_dispatch_memo,
+    encode_gas_memo,
 )
 
 __all__ = [
-    "DELIVERY_PREFIX", "DISPATCH_PREFIX", "TOKEN_BODY_LEN", "DispatchMemo", "MemoFormatError", "TokenBody",
-    "decode_delivery_memo", "decode_dispatch_memo", "encode_delivery_memo", "encode_dispatch_memo",
+    "DELIVERY_PREFIX", "DISPATCH_PREFIX", "GAS_PREFIX", "TOKEN_BODY_LEN", "DispatchMemo", "GasMemo", "MemoFormatError",
+    "TokenBody", "decode_delivery_memo", "decode_dispatch_memo", "decode_gas_memo", "encode_delivery_memo",
+    "encode_dispatch_memo", "encode_gas_memo",
 ]

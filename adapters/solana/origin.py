@@ -19,12 +19,13 @@ from adapters.base import (
     TxHash,
 )
 from adapters.capabilities import GasPayment
-from adapters.fee_account import dispatch_payments
+from adapters.fee_account import dispatch_payments, top_up_payment
 from adapters.solana.bridge import (
     NotADispatch,
     NotBridgeTraffic,
     ParsedDispatch,
     fee_paid,
+    gas_top_up,
 )
 from adapters.solana.chain import (
     SIGNATURES_PAGE,
@@ -105,7 +106,10 @@ class SolanaOrigin(SolanaChain):
                     continue
                 try:
                     parsed = self._rules.parse_dispatch(tx)
-                except NotBridgeTraffic:  # a payment that does not involve the bridge: nothing to say
+                except NotBridgeTraffic:  # no dispatch: a gas top-up, or nothing to say
+                    if self._fee_account is not None:
+                        paid.extend(top_up_payment(gas_top_up(tx), fee_paid(tx, self._fee_account), slot,
+                                                   str(entry.signature)))
                     continue
                 except NotADispatch as exc:
                     log.info("dispatch_ignored", chain=self._name, tx=str(entry.signature), reason=str(exc))
@@ -145,7 +149,8 @@ class SolanaOrigin(SolanaChain):
 
     @solana_boundary
     async def fetch_gas_payments(self, from_height: Height, to_height: Height) -> list[GasPayment]:
-        """The fee account's share of each message of the dispatch transactions in the slots (none unconfigured)."""
+        """The fee account's share of each message of the dispatch transactions in the slots, and the top-ups
+        (``adapters.fee_account``; none unconfigured)."""
         if self._fee_account is None or to_height < from_height:
             return []
         await self._scan(int(to_height))

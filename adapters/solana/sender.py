@@ -50,7 +50,7 @@ from adapters.solana.chain import (
     status_level,
 )
 from adapters.solana.errors import map_exception
-from adapters.solana.memo import TokenBody, encode_dispatch_memo
+from adapters.solana.memo import TokenBody, encode_dispatch_memo, encode_gas_memo
 from adapters.solana.origin import SolanaOrigin
 from adapters.tokens import UnknownToken
 
@@ -143,13 +143,43 @@ class SolanaSender(SolanaOrigin):
                               payment: int) -> tuple[TxHash, list[MessageId]]:
         """One transaction: the dispatches and a System transfer of ``payment`` lamports per message to the fee
         account (``adapters.fee_account``: each message's share is ``payment``)."""
-        if self._fee_account is None:
-            raise TxReverted(f"chains.{self._name}.gas_fee_account is not set: nobody to pay", chain=self._name,
-                             reason="no fee account")
+        self._fee_account_or_refuse()
         if not 0 < payment * len(bodies) <= 2**64 - 1:
             raise TxReverted(f"payment {payment} x {len(bodies)} is not a positive u64", chain=self._name,
                              reason="bad amount")
         return await self._dispatch(sender_key, destination, recipient, bodies, payment * len(bodies))
+
+    @solana_boundary
+    async def top_up_gas(self, payer_key: str, message_id: bytes, destination: int, amount: int) -> TxHash:
+        """One transaction: the bridge reference (so the origin scan lists it), a System transfer of ``amount``
+        lamports to the fee account and the gas memo (``adapters.fee_account``); its signature once finalized."""
+        fee_account = self._fee_account_or_refuse()
+        if not 0 < amount <= 2**64 - 1:
+            raise TxReverted(f"top-up {amount} is not a positive u64", chain=self._name, reason="bad amount")
+        signer = self._key(payer_key)
+        owner = signer.pubkey()
+        ixs = [self._bridge_reference(owner),
+               system_transfer(SystemTransferParams(from_pubkey=owner, to_pubkey=fee_account, lamports=amount)),
+               create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner,
+                                      message=encode_gas_memo(destination, message_id).encode()))]
+        signature = await self._send(signer, ixs)
+        await self._wait_finalized(signature)
+        log.info("gas_topped_up", chain=self._name, tx=str(signature), message_id="0x" + message_id.hex(),
+                 lamports=amount)
+        return TxHash(str(signature))
+
+    def top_up_call(self, message_id: bytes, destination: int, amount: int) -> dict[str, str]:
+        fee_account = self._fee_account_or_refuse()
+        return {"to": str(fee_account), "value": str(amount), "memo": encode_gas_memo(destination, message_id),
+                "reference": str(self._bridge),
+                "how": "one transaction: a System transfer of 0 lamports to `reference` (so the relayer sees it), a "
+                       "System transfer of `value` lamports to `to`, and an SPL Memo of `memo`"}
+
+    def _fee_account_or_refuse(self) -> Pubkey:
+        if self._fee_account is None:
+            raise TxReverted(f"chains.{self._name}.gas_fee_account is not set: nobody to pay", chain=self._name,
+                             reason="no fee account")
+        return self._fee_account
 
     async def _dispatch(self, sender_key: str, destination: Domain, recipient: bytes, bodies: Sequence[bytes],
                         fee: int) -> tuple[TxHash, list[MessageId]]:

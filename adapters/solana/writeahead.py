@@ -9,7 +9,8 @@ are sent, exactly as on EVM (``router.lanes``), with what Solana has instead of 
   and only one of them could land. A native transfer (an integrator payout, ``router.payouts``) is a System
   transfer of ``amount`` lamports from the operator account to a base58 account, with the memo
   ``native-lane:v1:<sequence>`` for the same reason. ``prepare`` refuses one that would leave its recipient below
-  the rent-exempt minimum (the chain would refuse it: ``InsufficientFundsForRent``), with no fee spent.
+  the rent-exempt minimum (the chain would refuse it: ``InsufficientFundsForRent``), with no fee spent; the payout
+  job asks ``minimum_native_payout`` first (``NativePayoutMinimum``), so it makes no such payout.
 - **Sequence, not nonce.** The lane's number for a transaction only orders it and goes into that memo.
 - **Decided** (``decided``): finalized (then ``receipts`` gives its slot, fee, success and the id of the message it
   dispatched, from the origin's own scan), or never seen while its recent blockhash is no longer valid: no block can
@@ -44,7 +45,7 @@ from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
 
 from adapters.base import AdapterError, Height, TxHash, TxReceipt, TxReverted
-from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, xchain_recipient
+from adapters.capabilities import Broadcast, PayoutMinimum, PreparedTx, PresignedTx, TxSpec, xchain_recipient
 from adapters.solana.bridge import MAX_TX_SIZE, transaction_size
 from adapters.solana.chain import solana_boundary, status_level
 from adapters.solana.errors import BLOCKHASH_EXPIRED, map_exception
@@ -110,19 +111,30 @@ class SolanaWriteAhead(SolanaSender):
             raise TxReverted(f"recipient {spec.to!r} is not a base58 Solana account", chain=self._name,
                              reason="bad recipient") from None
 
-    async def _check_rent(self, spec: TxSpec) -> None:
-        """``TxReverted`` when ``spec``'s recipient would hold less than the rent-exempt minimum of an account
-        without data after the transfer (the chain refuses that transfer)."""
-        recipient = self._native_recipient(spec)
+    async def minimum_native_payout(self, address: str) -> PayoutMinimum:
+        """``NativePayoutMinimum``: the lamports a System transfer to ``address`` must carry so that the account
+        holds at least the rent-exempt minimum of an account without data (the chain refuses a transfer leaving it
+        below: ``InsufficientFundsForRent``); 0 for an account that holds that already. ``TxReverted`` for an
+        address that is no base58 account."""
+        recipient = self._native_recipient(TxSpec("native", address))
         try:
             async with self._limit:
                 held = (await self._client.get_balance(recipient, Confirmed)).value
                 floor = (await self._client.get_minimum_balance_for_rent_exemption(0, Confirmed)).value
         except Exception as exc:  # noqa: BLE001 - mapped to the adapter's typed error
             raise map_exception(exc, chain=self._name, context="getBalance") from None
-        if held + spec.amount < floor:
-            raise TxReverted(f"{spec.to} would hold {held + spec.amount} lamports, below the rent-exempt minimum "
-                             f"{floor}", chain=self._name, reason=RENT_SHORT)
+        if held >= floor:
+            return PayoutMinimum(0)
+        return PayoutMinimum(floor - held, f"a Solana account must hold the rent-exempt minimum, {floor} lamports; "
+                                           f"this one holds {held}")
+
+    async def _check_rent(self, spec: TxSpec) -> None:
+        """``TxReverted`` when ``spec``'s recipient would hold less than the rent-exempt minimum of an account
+        without data after the transfer (the chain refuses that transfer)."""
+        minimum = await self.minimum_native_payout(spec.to)
+        if spec.amount < minimum.amount:
+            raise TxReverted(f"{spec.to} would be sent {spec.amount} lamports: {minimum.reason}", chain=self._name,
+                             reason=RENT_SHORT)
 
     def sign(self, key: str, prepared: PreparedTx, nonce: int) -> PresignedTx:
         signer: Keypair = self._key(key)  # TxReverted for a bad key, without the key

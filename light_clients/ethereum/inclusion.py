@@ -37,6 +37,21 @@ Without a beacon source (anvil alone, or a chain whose consensus is not followed
 ``trusted_checkpoint`` or the genesis the node serves, and the finalized height is the node's own (``finalized``
 tag or confirmations), cross-checked against ``verify_rpc_urls``: the validator's start-up rule
 (relayer/daemon/daemon.py) then requires at least one other endpoint or an explicit ``trust_single_rpc``.
+
+Endpoints. Headers and receipts are read from ``rpc_url``, then ``fallback_rpc_urls`` in order
+(``light_clients.fallback.FallbackReads``): an endpoint that fails to connect, times out (``request_timeout_s``),
+answers 429/5xx or not JSON is demoted and the read goes on at the next, so a dead or hung endpoint costs one timeout
+per cool-down and the validator keeps attesting. A range of headers is one read, all from one endpoint, so a range
+that does not link is that endpoint's. When a check refuses what an endpoint served (``header hash mismatch``,
+``header chain broken``, ``not linked to finalized``, ``header not in verified chain``, ``malformed receipts``,
+``receipts root mismatch``, ``anchor mismatch``), the claim is refused at once, never retried at another endpoint in
+the same call, and that endpoint is demoted (``light_client_endpoint_refused``): the next poll reads from the next
+one, and the refusal stays counted. Why is in ``light_clients.fallback``. What a claim itself gets wrong (``dispatch
+not in block``, ``not final``, ``below anchor``) is no endpoint's fault and demotes none. Without a beacon source,
+whichever of these endpoints serves is trusted for the chain past the anchor, as the adapter's own reads of them are;
+``verify_rpc_urls`` stay the independent check: every one must serve the verified hash (fail-closed), and a refusal
+says which one (by index) was unreachable (``verify endpoint unreachable``) or disagreed (``endpoints disagree``).
+Endpoints are logged by index, never by URL.
 """
 
 from __future__ import annotations
@@ -44,13 +59,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
 
 from adapters.base import DispatchClaim, Height, InclusionPending, InclusionRefused, RpcUnavailable
 from adapters.capabilities import LightClientFollower
+from adapters.endpoints import Endpoints
 from adapters.evm import abi
 from adapters.message import MessageFormatError
 from light_clients.ethereum.consensus.beacon_client import (
@@ -67,9 +83,23 @@ from light_clients.ethereum.execution import (
     receipts_root,
     verify_header_chain,
 )
+from light_clients.fallback import (
+    VERIFY_ENDPOINTS,
+    Endpoint,
+    EndpointHttp,
+    FallbackReads,
+    NotAnAnswer,
+    Served,
+    ask_verify_endpoint,
+    json_of,
+    raise_for_endpoint_status,
+    urls_of,
+)
 
 log = structlog.get_logger("light_clients.ethereum.inclusion")
 DISPATCH_TOPIC = bytes.fromhex(abi.DISPATCH_TOPIC.removeprefix("0x"))
+RPC_ENDPOINTS = "rpc_url and fallback_rpc_urls"
+T = TypeVar("T")
 
 HEADER_BATCH = 200
 
@@ -81,9 +111,13 @@ class TrustedAnchor:
 
 
 class EvmInclusionVerifier(LightClientFollower):
-    """Verifies dispatch claims of one EVM origin; keeps the verified header hashes it has walked."""
+    """Verifies dispatch claims of one EVM origin; keeps the verified header hashes it has walked.
 
-    def __init__(self, name: str, rpc_url: str, mailbox: str, *, other_rpc_urls: Sequence[str] = (),
+    ``rpc_urls``: the chain's endpoints in order (``rpc_url``, then ``fallback_rpc_urls``), or one URL;
+    ``other_rpc_urls``: its ``verify_rpc_urls``; ``timeout_s``: the chain's ``request_timeout_s``, what one request to
+    one endpoint may take."""
+
+    def __init__(self, name: str, rpc_urls: str | Sequence[str], mailbox: str, *, other_rpc_urls: Sequence[str] = (),
                  anchor: TrustedAnchor | None = None, http: httpx.AsyncClient | None = None,
                  timeout_s: float = 15.0, beacon: BeaconLightClient | None = None,
                  beacon_refresh_s: float = 0.1) -> None:
@@ -91,54 +125,75 @@ class EvmInclusionVerifier(LightClientFollower):
         self.beacon = beacon
         self.beacon_refresh_s = beacon_refresh_s
         self._beacon_synced_at = -1e9
-        self.rpc_url = rpc_url
-        self.other_rpc_urls = list(other_rpc_urls)
+        self.rpc = FallbackReads(name, RPC_ENDPOINTS, Endpoints(urls_of(rpc_urls)))
+        self.verify_endpoints = [Endpoint(k, url, VERIFY_ENDPOINTS) for k, url in enumerate(urls_of(other_rpc_urls))]
         self.mailbox = bytes.fromhex(mailbox.removeprefix("0x").lower())
         self._anchor = anchor
-        self._http = http or httpx.AsyncClient(timeout=timeout_s)
+        self._requests = EndpointHttp(http or httpx.AsyncClient(timeout=timeout_s), timeout_s)
         self._base: int | None = None          # height of _hashes[0:32]
         self._hashes = bytearray()              # verified header hashes from _base on
         self._tip: BlockHeader | None = None    # highest verified header
         self._low: BlockHeader | None = None    # lowest verified header (beacon mode: the range grows down too)
 
     # ------------------------------------------------------------------ JSON-RPC
-    async def _batch(self, url: str, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+    async def _batch(self, endpoint: Endpoint, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """One JSON-RPC batch to ``endpoint``: the results in order. A transport failure is raised as it is (the
+        fallback moves on); HTTP 4xx and a JSON-RPC error are the node's answers."""
         body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        try:
-            resp = await self._http.post(url, json=body)
-            resp.raise_for_status()
-            answers = resp.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise RpcUnavailable(f"{url}: {type(exc).__name__}: {exc}", chain=self.name,
-                                 reason="rpc unavailable") from exc
+        response = await self._requests.post(endpoint.url, body)
+        raise_for_endpoint_status(response)
+        if response.status_code >= 400:
+            raise RpcUnavailable(f"{endpoint}: HTTP {response.status_code}", chain=self.name,
+                                 reason="rpc unavailable")
+        answers = json_of(response)
         if not isinstance(answers, list):
-            raise InclusionRefused(f"{url} answered a batch with {type(answers).__name__}", chain=self.name,
-                                   reason="malformed rpc answer")
+            raise NotAnAnswer(f"{endpoint} answered a batch with {type(answers).__name__}")
         by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
         out = []
         for i, (method, _p) in enumerate(calls):
             a = by_id.get(i)
             if a is None or "error" in a:
-                raise InclusionRefused(f"{url}: {method} failed: {a.get('error') if a else 'no answer'}",
+                raise InclusionRefused(f"{endpoint}: {method} failed: {a.get('error') if a else 'no answer'}",
                                        chain=self.name, reason="rpc error")
             out.append(a.get("result"))
         return out
 
-    async def _headers(self, url: str, first: int, last: int) -> list[BlockHeader]:
-        """Headers ``first..last`` from ``url``, each hash recomputed from its fields."""
+    async def _headers(self, first: int, last: int) -> Served[list[BlockHeader]]:
+        """Headers ``first..last`` (at least one), all from one endpoint, each hash recomputed from its fields."""
+        return await self.rpc.read_or_unavailable(
+            f"headers {first}..{last}", lambda endpoint: self._headers_from(endpoint, first, last))
+
+    async def _header(self, height: int) -> Served[BlockHeader]:
+        served = await self._headers(height, height)
+        return Served(served.answer[0], served.endpoint)
+
+    async def _headers_from(self, endpoint: Endpoint, first: int, last: int) -> list[BlockHeader]:
         headers: list[BlockHeader] = []
         for start in range(first, last + 1, HEADER_BATCH):
             end = min(last, start + HEADER_BATCH - 1)
-            blocks = await self._batch(url, [("eth_getBlockByNumber", [hex(h), False]) for h in range(start, end + 1)])
+            blocks = await self._batch(endpoint,
+                                       [("eth_getBlockByNumber", [hex(h), False]) for h in range(start, end + 1)])
             for h, block in zip(range(start, end + 1), blocks, strict=True):
                 if block is None:
-                    raise InclusionRefused(f"{url} has no block {h}", chain=self.name, reason="missing header")
+                    raise InclusionRefused(f"{endpoint} has no block {h}", chain=self.name, reason="missing header")
                 try:
                     headers.append(header_from_rpc_checked(block))
                 except LightClientError as exc:
-                    raise InclusionRefused(f"header {h} from {url} does not hash to what the node says: {exc}",
-                                           chain=self.name, reason="header hash mismatch") from exc
+                    raise self.rpc.refusal(endpoint, f"header {h} from {endpoint} does not hash to what the node says: "
+                                           f"{exc}", "header hash mismatch") from exc
         return headers
+
+    async def _receipts(self, height: int) -> Served[list[Receipt]]:
+        return await self.rpc.read_or_unavailable(
+            f"receipts of block {height}", lambda endpoint: self._receipts_from(endpoint, height))
+
+    async def _receipts_from(self, endpoint: Endpoint, height: int) -> list[Receipt]:
+        (raw_receipts,) = await self._batch(endpoint, [("eth_getBlockReceipts", [hex(height)])])
+        try:
+            return [Receipt.from_rpc(r) for r in raw_receipts or []]
+        except (LightClientError, TypeError) as exc:
+            raise self.rpc.refusal(endpoint, f"receipts of block {height} from {endpoint}: {exc}",
+                                   "malformed receipts") from exc
 
     # ------------------------------------------------------------------ header chain
     def verified_hash(self, height: int) -> bytes | None:
@@ -150,15 +205,17 @@ class EvmInclusionVerifier(LightClientFollower):
     async def _start(self) -> None:
         anchor = self._anchor
         if anchor is None:
-            (genesis,) = await self._headers(self.rpc_url, 0, 0)
-            anchor = TrustedAnchor(0, genesis.hash())
+            genesis = await self._header(0)
+            anchor = TrustedAnchor(0, genesis.answer.hash())
             log.warning("light_client_anchor", chain=self.name, height=0, hash="0x" + anchor.hash.hex(),
+                        endpoint=genesis.endpoint.index,
                         note="no trusted_checkpoint configured: anchored on the genesis this node serves")
-        (header,) = await self._headers(self.rpc_url, anchor.height, anchor.height)
-        if header.hash() != anchor.hash:
-            raise InclusionRefused(f"block {anchor.height} hashes to 0x{header.hash().hex()}, the trusted checkpoint "
-                                   f"is 0x{anchor.hash.hex()}", chain=self.name, reason="anchor mismatch")
-        self._base, self._hashes, self._tip = anchor.height, bytearray(header.hash()), header
+        header = await self._header(anchor.height)
+        if header.answer.hash() != anchor.hash:
+            raise self.rpc.refusal(header.endpoint, f"block {anchor.height} from {header.endpoint} hashes to "
+                                   f"0x{header.answer.hash().hex()}, the trusted checkpoint is 0x{anchor.hash.hex()}",
+                                   "anchor mismatch")
+        self._base, self._hashes, self._tip = anchor.height, bytearray(header.answer.hash()), header.answer
 
     async def advance(self, finalized: Height) -> None:
         """Verify the header chain up to ``finalized`` and that every other endpoint agrees on its hash."""
@@ -166,28 +223,33 @@ class EvmInclusionVerifier(LightClientFollower):
             await self._start()
         assert self._tip is not None
         if finalized > self._tip.number:
-            headers = await self._headers(self.rpc_url, self._tip.number + 1, int(finalized))
+            served = await self._headers(self._tip.number + 1, int(finalized))
             try:
-                verify_header_chain(self._tip, headers)
+                verify_header_chain(self._tip, served.answer)
             except LightClientError as exc:
-                raise InclusionRefused(f"headers {self._tip.number + 1}..{finalized} do not link to the verified "
-                                       f"chain: {exc}", chain=self.name, reason="header chain broken") from exc
-            for header in headers:
+                raise self.rpc.refusal(served.endpoint, f"headers {self._tip.number + 1}..{finalized} from "
+                                       f"{served.endpoint} do not link to the verified chain: {exc}",
+                                       "header chain broken") from exc
+            for header in served.answer:
                 self._hashes += header.hash()
-            self._tip = headers[-1]
+            self._tip = served.answer[-1]
         await self._check_other_endpoints(int(finalized))
 
     async def _check_other_endpoints(self, height: int) -> None:
-        """Every other configured endpoint must serve the verified hash at ``height``."""
-        ours = self.verified_hash(height)
-        for url in self.other_rpc_urls:
-            (block,) = await self._batch(url, [("eth_getBlockByNumber", [hex(height), False])])
-            theirs = (block or {}).get("hash")
-            if ours is None or theirs is None or theirs.lower() != "0x" + ours.hex():
-                log.error("rpc_endpoints_disagree", chain=self.name, height=height, primary=self.rpc_url,
-                          primary_hash="0x" + (ours or b"").hex(), other=url, other_hash=theirs)
-                raise InclusionRefused(f"endpoints disagree on block {height}: {self.rpc_url} 0x{(ours or b'').hex()}, "
-                                       f"{url} {theirs}", chain=self.name, reason="endpoints disagree")
+        """Every ``verify_rpc_urls`` endpoint must serve the verified hash at ``height``."""
+        ours = "0x" + (self.verified_hash(height) or b"").hex()
+        for verify in self.verify_endpoints:
+            theirs = await ask_verify_endpoint(self.name, verify, lambda e: self._hash_served_by(e, height))
+            if ours == "0x" or theirs is None or theirs.lower() != ours:
+                log.error("rpc_endpoints_disagree", chain=self.name, height=height, primary_hash=ours,
+                          other_endpoints=VERIFY_ENDPOINTS, other=verify.index, other_hash=theirs)
+                raise InclusionRefused(f"endpoints disagree on block {height}: {verify} serves {theirs}, the verified "
+                                       f"chain has {ours}", chain=self.name, reason="endpoints disagree")
+
+    async def _hash_served_by(self, endpoint: Endpoint, height: int) -> str | None:
+        (block,) = await self._batch(endpoint, [("eth_getBlockByNumber", [hex(height), False])])
+        found = block.get("hash") if isinstance(block, dict) else None
+        return found if isinstance(found, str) else None
 
     # ------------------------------------------------------------------ beacon light-client source
     @property
@@ -209,8 +271,8 @@ class EvmInclusionVerifier(LightClientFollower):
             except BeaconUnavailable as exc:
                 raise RpcUnavailable(f"beacon endpoint: {exc}", chain=self.name, reason="beacon unavailable") from exc
             except ConsensusError as exc:
-                raise InclusionRefused(f"the beacon endpoint {beacon.url} served what the sync-committee light client "
-                                       f"refuses: {exc}", chain=self.name, reason="beacon update refused") from exc
+                raise InclusionRefused(f"a beacon endpoint served what the sync-committee light client refuses: {exc}",
+                                       chain=self.name, reason="beacon update refused") from exc
         if known is None:
             raise InclusionPending("the light client has no finalized block yet", chain=self.name,
                                    reason="not finalized by light client")
@@ -226,58 +288,84 @@ class EvmInclusionVerifier(LightClientFollower):
         try:
             return await self.beacon.sync()
         except ConsensusError as exc:
-            log.warning("beacon_sync_failed", chain=self.name, url=self.beacon.url, error=str(exc)[:300])
+            log.warning("beacon_sync_failed", chain=self.name, error=str(exc)[:300])
             return self.beacon.finalized
 
-    def _not_linked(self, height: int, served: bytes, finalized: ExecutionCheckpoint, why: str) -> InclusionRefused:
-        log.error("not_linked_to_finalized", chain=self.name, height=height, rpc=self.rpc_url,
-                  served="0x" + served.hex(),
+    def _not_linked(self, endpoint: Endpoint | None, height: int, served: bytes, finalized: ExecutionCheckpoint,
+                    why: str) -> InclusionRefused:
+        """``not linked to finalized``: what ``endpoint`` served (None: what was verified before) does not link to
+        the block the sync committee finalized."""
+        log.error("not_linked_to_finalized", chain=self.name, height=height, endpoints=RPC_ENDPOINTS,
+                  endpoint=None if endpoint is None else endpoint.index, served="0x" + served.hex(),
                   finalized_number=finalized.number, finalized_hash="0x" + finalized.block_hash.hex(), detail=why)
-        return InclusionRefused(f"block {height} from {self.rpc_url} does not link to the block the sync committee "
-                                f"finalized ({finalized.number}, 0x{finalized.block_hash.hex()}): {why}",
-                                chain=self.name, reason="not linked to finalized")
+        message = (f"block {height} from {endpoint or 'the verified chain'} does not link to the block the sync "
+                   f"committee finalized ({finalized.number}, 0x{finalized.block_hash.hex()}): {why}")
+        if endpoint is None:
+            return InclusionRefused(message, chain=self.name, reason="not linked to finalized")
+        return self.rpc.refusal(endpoint, message, "not linked to finalized")
 
     async def _link_to_finalized(self, finalized: ExecutionCheckpoint, lowest: int) -> None:
         """Verified headers from ``lowest`` (or lower) up to the light-client-finalized block, linked to its hash."""
         number = finalized.number
+        top: Served[BlockHeader] | None = None
         if self._tip is None or number > self._tip.number:
-            (top,) = await self._headers(self.rpc_url, number, number)  # one call first: a fork fails here cheaply
-            if top.hash() != finalized.block_hash:
-                raise self._not_linked(number, top.hash(), finalized, "another block at the finalized height")
+            top = await self._header(number)  # one call first: a fork fails here cheaply
+            if top.answer.hash() != finalized.block_hash:
+                raise self._not_linked(top.endpoint, number, top.answer.hash(), finalized,
+                                       "another block at the finalized height")
         if self._tip is None:
-            first = min(lowest, number)
-            headers = [*await self._headers(self.rpc_url, first, number - 1), top]
-            try:
-                verify_header_chain(headers[0], headers[1:])
-            except LightClientError as exc:
-                raise self._not_linked(number, headers[-1].hash(), finalized, f"broken parent links: {exc}") from exc
-            self._base, self._hashes = first, bytearray(b"".join(h.hash() for h in headers))
-            self._low, self._tip = headers[0], headers[-1]
-            log.info("light_client_anchor", chain=self.name, height=number, hash="0x" + finalized.block_hash.hex(),
-                     lowest=first, source="beacon")
-        elif number > self._tip.number:
-            headers = [*await self._headers(self.rpc_url, self._tip.number + 1, number - 1), top]
-            try:
-                verify_header_chain(self._tip, headers)
-            except LightClientError as exc:
-                raise InclusionRefused(f"the finalized chain up to {number} does not extend the verified chain: {exc}",
-                                       chain=self.name, reason="header chain broken") from exc
-            for header in headers:
-                self._hashes += header.hash()
-            self._tip = headers[-1]
+            assert top is not None
+            await self._start_below(top, finalized, min(lowest, number))
+        elif top is not None:
+            await self._extend_to(top)
         elif self.verified_hash(number) != finalized.block_hash:
-            raise self._not_linked(number, self.verified_hash(number) or b"", finalized, "the verified chain has "
-                                   "another block at the finalized height")
+            raise self._not_linked(None, number, self.verified_hash(number) or b"", finalized,
+                                   "the verified chain has another block at the finalized height")
         assert self._base is not None and self._low is not None
         if lowest < self._base:
-            below = await self._headers(self.rpc_url, lowest, self._base - 1)
-            try:
-                verify_header_chain(below[0], [*below[1:], self._low])
-            except LightClientError as exc:
-                raise self._not_linked(lowest, below[0].hash(), finalized, f"does not link up to the verified "
-                                       f"headers: {exc}") from exc
-            self._hashes[0:0] = b"".join(h.hash() for h in below)
-            self._base, self._low = lowest, below[0]
+            await self._extend_down_to(lowest, finalized)
+
+    async def _start_below(self, top: Served[BlockHeader], finalized: ExecutionCheckpoint, first: int) -> None:
+        """The first verified range: ``first`` up to the finalized block ``top``, linked by parent hashes."""
+        number = top.answer.number
+        below = await self._headers(first, number - 1) if first < number else Served([], top.endpoint)
+        headers = [*below.answer, top.answer]
+        try:
+            verify_header_chain(headers[0], headers[1:])
+        except LightClientError as exc:
+            raise self._not_linked(below.endpoint, number, headers[-1].hash(), finalized,
+                                   f"broken parent links: {exc}") from exc
+        self._base, self._hashes = first, bytearray(b"".join(h.hash() for h in headers))
+        self._low, self._tip = headers[0], headers[-1]
+        log.info("light_client_anchor", chain=self.name, height=number, hash="0x" + finalized.block_hash.hex(),
+                 lowest=first, source="beacon")
+
+    async def _extend_to(self, top: Served[BlockHeader]) -> None:
+        """The range grown up to the new finalized block ``top``: the headers between must link to the tip."""
+        assert self._tip is not None
+        number = top.answer.number
+        between = (await self._headers(self._tip.number + 1, number - 1) if self._tip.number + 1 < number
+                   else Served([], top.endpoint))
+        try:
+            verify_header_chain(self._tip, [*between.answer, top.answer])
+        except LightClientError as exc:
+            raise self.rpc.refusal(between.endpoint, f"the finalized chain up to {number} from {between.endpoint} does "
+                                   f"not extend the verified chain: {exc}", "header chain broken") from exc
+        for header in [*between.answer, top.answer]:
+            self._hashes += header.hash()
+        self._tip = top.answer
+
+    async def _extend_down_to(self, lowest: int, finalized: ExecutionCheckpoint) -> None:
+        """The range grown down to ``lowest``, linked up to the lowest verified header."""
+        assert self._base is not None and self._low is not None
+        below = await self._headers(lowest, self._base - 1)
+        try:
+            verify_header_chain(below.answer[0], [*below.answer[1:], self._low])
+        except LightClientError as exc:
+            raise self._not_linked(below.endpoint, lowest, below.answer[0].hash(), finalized,
+                                   f"does not link up to the verified headers: {exc}") from exc
+        self._hashes[0:0] = b"".join(h.hash() for h in below.answer)
+        self._base, self._low = lowest, below.answer[0]
 
     # ------------------------------------------------------------------ claims
     async def verify_dispatches(self, claims: Sequence[DispatchClaim], finalized: Height) -> None:
@@ -299,33 +387,34 @@ class EvmInclusionVerifier(LightClientFollower):
             raise InclusionRefused(f"a claimed dispatch is at height {heights[-1]}, above the finalized {finalized}",
                                    chain=self.name, reason="not final")
         for h in heights:
-            trusted = self.verified_hash(h)
-            if trusted is None:
-                raise InclusionRefused(f"height {h} is below the light client's anchor", chain=self.name,
-                                       reason="below anchor")
-            (header,) = await self._headers(self.rpc_url, h, h)
-            if header.hash() != trusted:
-                raise InclusionRefused(f"block {h} from {self.rpc_url} is 0x{header.hash().hex()}, the verified chain "
-                                       f"has 0x{trusted.hex()}", chain=self.name, reason="header not in verified chain")
-            (raw_receipts,) = await self._batch(self.rpc_url, [("eth_getBlockReceipts", [hex(h)])])
-            try:
-                receipts = [Receipt.from_rpc(r) for r in raw_receipts or []]
-            except LightClientError as exc:
-                raise InclusionRefused(f"receipts of block {h}: {exc}", chain=self.name,
-                                       reason="malformed receipts") from exc
-            if receipts_root(receipts) != header.receipts_root:
-                log.error("receipts_root_mismatch", chain=self.name, height=h,
-                          header_root="0x" + header.receipts_root.hex(),
-                          rebuilt_root="0x" + receipts_root(receipts).hex())
-                raise InclusionRefused(f"the receipts {self.rpc_url} serves for block {h} do not rebuild its "
-                                       "receiptsRoot", chain=self.name, reason="receipts root mismatch")
-            proven = self._dispatched_in(receipts)
+            proven = await self._dispatched_at(h)
             for claim in (c for c in claims if int(c.height) == h):
                 if claim.raw not in proven:
                     log.error("dispatch_not_proven", chain=self.name, height=h, tx=claim.tx_hash,
                               message="0x" + claim.raw[:64].hex())
                     raise InclusionRefused(f"no successful Dispatch of the claimed message (tx {claim.tx_hash}) in the "
                                            f"verified block {h}", chain=self.name, reason="dispatch not in block")
+
+    async def _dispatched_at(self, height: int) -> set[bytes]:
+        """The messages of the mailbox's successful Dispatch logs in the verified block at ``height``."""
+        trusted = self.verified_hash(height)
+        if trusted is None:
+            raise InclusionRefused(f"height {height} is below the light client's anchor", chain=self.name,
+                                   reason="below anchor")
+        header = await self._header(height)
+        if header.answer.hash() != trusted:
+            raise self.rpc.refusal(header.endpoint, f"block {height} from {header.endpoint} is "
+                                   f"0x{header.answer.hash().hex()}, the verified chain has 0x{trusted.hex()}",
+                                   "header not in verified chain")
+        receipts = await self._receipts(height)
+        rebuilt = receipts_root(receipts.answer)
+        if rebuilt != header.answer.receipts_root:
+            log.error("receipts_root_mismatch", chain=self.name, height=height, endpoints=RPC_ENDPOINTS,
+                      endpoint=receipts.endpoint.index, header_root="0x" + header.answer.receipts_root.hex(),
+                      rebuilt_root="0x" + rebuilt.hex())
+            raise self.rpc.refusal(receipts.endpoint, f"the receipts {receipts.endpoint} serves for block {height} do "
+                                   "not rebuild its receiptsRoot", "receipts root mismatch")
+        return self._dispatched_in(receipts.answer)
 
     def _dispatched_in(self, receipts: Sequence[Receipt]) -> set[bytes]:
         found: set[bytes] = set()
@@ -341,6 +430,6 @@ class EvmInclusionVerifier(LightClientFollower):
         return found
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._requests.aclose()
         if self.beacon is not None:
             await self.beacon.close()

@@ -1,20 +1,25 @@
-"""``relayer messages add-gas ID``: pay what a message still owes its origin's paymaster (``relayer.gas_payment``),
-so that a message waiting for payment is delivered. The payer is ``--key-env``'s key, or on the devnet its first
-funded account of the origin (a devnet test key). Anyone may pay for any message: paying only moves the payer's
-money to the paymaster (the quote is kept, the excess refunded in the same transaction)."""
+"""``relayer messages add-gas ID``: pay what a message still owes (``relayer.gas_payment``), so that a message waiting
+for payment is delivered: on EVM to its origin's paymaster (the quote is kept, the excess refunded in the same
+transaction); on Solana and Cosmos to the relayer's fee account, in a top-up transaction naming the message
+(``adapters.fee_account``). The payer is ``--key-env``'s key, or on the devnet its first funded account of the
+origin (a devnet test key). Anyone may pay for any message: paying only moves the payer's money to the relayer."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relayer.cli.common import UsageError, print_json
 
 if TYPE_CHECKING:
+    from adapters.base import ChainAdapter
     from config.settings import Settings
+    from relayer.pipeline.gas_policy import TopUp
     from relayer.store import MessageRecord, Store
 
 QUOTE_CUSHION = 1.1  # the oracle may be rewritten between the quote and the payment; the excess comes back
@@ -30,7 +35,7 @@ def add_gas(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     if args.json:
         print_json(result)
     elif result.get("tx"):
-        print(f"paid {result['value']} (smallest units of {result['origin']}'s native token) for {args.id} in "
+        print(f"paid {result['sent_value']} (smallest units of {result['origin']}'s native token) for {args.id} in "
               f"{result['tx']}; it owed {result['shortfall']}")
     else:
         print(f"{args.id} owes nothing: {result['why']}")
@@ -39,34 +44,55 @@ def add_gas(args: argparse.Namespace, settings: Settings, store: Store) -> int:
 
 async def _add_gas(args: argparse.Namespace, settings: Settings, store: Store, rec: MessageRecord,
                    names: dict[int, str]) -> dict[str, Any]:
-    from adapters.capabilities import FeeAccountPayments, GasPaymaster
-    from adapters.message import MessageId
     from relayer.daemon.daemon import build_adapters
-    from relayer.pipeline.gas_policy import GasPolicy, compile_payment_rules, pays_in_dispatch, top_up
 
     origin = names.get(rec.origin)
     adapters = build_adapters(settings, with_signers=False)
     try:
-        paymaster = adapters.get(origin) if origin else None
-        if isinstance(paymaster, FeeAccountPayments) and paymaster.gas_fee_account:
-            raise UsageError(f"cannot top up {args.id}: " + pays_in_dispatch(origin or "", paymaster.gas_fee_account))
-        if not isinstance(paymaster, GasPaymaster) or not paymaster.has_paymaster():
-            raise UsageError(f"the message's origin {origin or rec.origin} has no gas_paymaster to pay")
-        policy = GasPolicy(compile_payment_rules(settings, adapters), {rec.origin: paymaster})
-        mid = MessageId(bytes.fromhex(rec.id[2:]))
-        owed = await top_up(policy, rec.raw, store.paid_for([mid]).get(mid))
-        view: dict[str, Any] = {"id": rec.id, "origin": origin, **owed.view()}
+        owed, view = await _owed(settings, store, rec, origin, adapters)
         if owed.required is None:
-            return {**view, "why": "its origin's gas oracle has no price for the destination yet: try again shortly"}
+            return {**view, "why": "no price for the route yet (its gas oracle or the destination's fees): try again "
+                                   "shortly"}
         if owed.shortfall == 0:
             return {**view, "why": f"paid {owed.paid}, required {owed.required} ({owed.rule or 'no rule'})"}
-        key = _payer_key(args, origin or "")
-        value = int(owed.value * QUOTE_CUSHION)
-        tx = await paymaster.pay_for_gas(key, bytes(mid), rec.destination, owed.gas_limit, value)
-        return {**view, "tx": tx, "sent_value": str(value)}
+        return {**view, **await _pay(args, adapters[origin or ""], rec, owed)}
     finally:
         for a in adapters.values():
             await a.close()
+
+
+async def _owed(settings: Settings, store: Store, rec: MessageRecord, origin: str | None,
+                adapters: Mapping[str, ChainAdapter]) -> tuple[TopUp, dict[str, Any]]:
+    """What the message still owes under ``relayer.gas_payment``, with the quotes the daemon uses."""
+    from adapters.capabilities import GasPaymentSource
+    from adapters.message import MessageId
+    from relayer.daemon.gas_oracle import quote_sources
+    from relayer.pipeline.gas_policy import GasPolicy, compile_payment_rules, top_up
+
+    payee = adapters.get(origin) if origin else None
+    if not isinstance(payee, GasPaymentSource) or not payee.has_paymaster():
+        raise UsageError(f"the message's origin {origin or rec.origin} takes no gas payment (no gas_paymaster, "
+                         "no gas_fee_account)")
+    policy = GasPolicy(compile_payment_rules(settings, adapters), quote_sources(settings, adapters))
+    mid = MessageId(bytes.fromhex(rec.id[2:]))
+    owed = await top_up(policy, rec.raw, store.paid_for([mid]).get(mid), rec.gas_needed)
+    return owed, {"id": rec.id, "origin": origin, **owed.view()}
+
+
+async def _pay(args: argparse.Namespace, payee: ChainAdapter, rec: MessageRecord, owed: TopUp) -> dict[str, Any]:
+    """Pay the shortfall, with ``QUOTE_CUSHION``: the paymaster's quote for ``owed.gas_limit`` on EVM, the amount
+    itself to the fee account on Solana and Cosmos (the relayer's quote follows live fees)."""
+    from adapters.capabilities import FeeAccountPayments, GasPaymaster
+
+    key = _payer_key(args, payee.name)
+    mid = bytes.fromhex(rec.id[2:])
+    if isinstance(payee, FeeAccountPayments) and payee.gas_fee_account:
+        value = math.ceil(owed.shortfall * QUOTE_CUSHION)
+        return {"tx": await payee.top_up_gas(key, mid, rec.destination, value), "sent_value": str(value)}
+    if not isinstance(payee, GasPaymaster):
+        raise UsageError(f"the message's origin {payee.name} has no gas_paymaster to pay")
+    value = int(owed.value * QUOTE_CUSHION)
+    return {"tx": await payee.pay_for_gas(key, mid, rec.destination, owed.gas_limit, value), "sent_value": str(value)}
 
 
 def _payer_key(args: argparse.Namespace, origin: str) -> str:

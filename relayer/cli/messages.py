@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from relayer.cli.common import UsageError, add_config_flags, load_config, print_json
+from relayer.daemon.logconfig import configure_logging
 
 if TYPE_CHECKING:
     from relayer.store import Store
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
 def add_messages_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("messages", help="inspect or retry messages in the store, or pay for their delivery",
                        description="list: recent messages; show ID: one message; retry ID: look at it again now; "
-                                   "add-gas ID: pay its origin's paymaster what relayer.gas_payment still asks of it")
+                                   "add-gas ID: pay what relayer.gas_payment still asks of it (to its origin's "
+                                   "paymaster on EVM, to the relayer's fee account in a top-up on Solana and Cosmos)")
     add_config_flags(p)
     p.add_argument("action", choices=["list", "show", "retry", "add-gas"])
     p.add_argument("id", nargs="?", help="message id (or origin/delivery tx hash for show)")
@@ -27,6 +29,7 @@ def add_messages_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def cmd_messages(args: argparse.Namespace) -> int:
+    configure_logging("warning", None)  # stdout holds only the answer (--json)
     settings = load_config(args)
     from relayer.store import Store
 

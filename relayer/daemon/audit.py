@@ -12,6 +12,9 @@ from (the chain wherever it knows, config only where no contract of ours can say
   ``sha256(denom)``), as their adapters do when they deliver.
 - locked, on the home chain: EVM, the TokenBridge's balance of the token; Solana, the vault's balance (the
   multisig's token account); Cosmos, the vault's balance.
+- queued, on any EVM chain: inbound transfers its TokenBridge delivered but queued for want of rate-limit room
+  (``queued(id)``), owed to their recipients and not yet paid out: counted as outstanding, since what backs them
+  is still locked (or, at home, not yet unlocked).
 - outstanding, on every other chain: EVM, the ``totalSupply`` of the bridge's ``wrappedToken(home)``, asked of
   every EVM bridge for every identity (a wrapped token missing from config is still counted); Solana, the mint's
   supply; Cosmos, the escrow paid out (configured ``escrow`` minus what the vault still holds). Converted to
@@ -36,14 +39,14 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import structlog
 
-from adapters.capabilities import NativeTokenIds
+from adapters.capabilities import BridgeQueue, NativeTokenIds
 from config.errors import RelayerError
 from config.settings import CosmosChainConfig, EvmChainConfig, Settings, SolanaChainConfig
 from relayer.daemon.metrics import Metrics
 
 log = structlog.get_logger("relayer.daemon.audit")
 
-PositionKind = Literal["locked", "wrapped_supply", "escrow_paid_out"]
+PositionKind = Literal["locked", "wrapped_supply", "escrow_paid_out", "queued"]
 
 
 @dataclass(frozen=True, order=True)
@@ -111,7 +114,9 @@ class TokenLine:
             "token": self.symbol, "home_chain": self.home_chain, "home_domain": self.token_id.home_domain,
             "home_token": "0x" + self.token_id.home_token.hex(), "home_decimals": self.home_decimals,
             "locked": self.locked, "outstanding": self.outstanding, "shortfall": self.shortfall,
-            "surplus": self.surplus, "chains": {p.chain: p.to_json() for p in self.positions},
+            "surplus": self.surplus,
+            "chains": {p.chain: p.to_json() for p in self.positions if p.kind != "queued"},
+            "queued": {p.chain: p.to_json() for p in self.positions if p.kind == "queued"},
         }
 
 
@@ -204,6 +209,8 @@ class _ChainBook(Protocol):
 
     async def position(self, token: TokenId, home_chain: str) -> Position | None: ...
 
+    async def queued(self, token: TokenId) -> Position | None: ...
+
 
 def _id(home_domain: int, home_token_hex: str) -> TokenId:
     return TokenId(home_domain, bytes.fromhex(home_token_hex.removeprefix("0x")).rjust(32, b"\0"))
@@ -237,6 +244,19 @@ class _EvmBook:
             return Position(self.chain, "locked", holding.token, holding.amount, holding.decimals, holding.amount)
         # the bridge mints and burns message amounts (home units) unscaled
         return Position(self.chain, "wrapped_supply", holding.token, holding.amount, holding.decimals, holding.amount)
+
+    async def queued(self, token: TokenId) -> Position | None:
+        """The inbound transfers of ``token`` the bridge queued and has not paid out (home units, as it pays them)."""
+        if self.config.token_bridge is None or not isinstance(self.adapter, BridgeQueue):
+            return None
+        holding = await self.adapter.bridge_holding(token.home_domain, token.home_token)
+        if holding is None:
+            return None
+        owed = sum(q.amount for q in await self.adapter.queued_transfers(1) if q.token == holding.token.lower())
+        if not owed:
+            return None
+        return Position(self.chain, "queued", holding.token, owed, holding.decimals, owed,
+                        "delivered, queued by the bridge's inbound rate limit, not yet paid out")
 
 
 def _token_ids(chain: str, domain: int, tokens: Mapping[str, Any], adapter: NativeTokenIds
@@ -283,6 +303,9 @@ class _SolanaBook:
         supply = await self.adapter.token_supply(symbol)
         return Position(self.chain, "wrapped_supply", t.mint, supply, t.decimals, supply * scale)
 
+    async def queued(self, token: TokenId) -> Position | None:
+        return None  # payout limits live in the validators: nothing is delivered and held
+
 
 class _CosmosBook:
     def __init__(self, chain: str, config: CosmosChainConfig, adapter: Any) -> None:
@@ -309,6 +332,9 @@ class _CosmosBook:
             note = (f"the vault holds {-amount} {t.denom} more than its escrow (sent from outside the bridge); "
                     "counted as 0")
         return Position(self.chain, "escrow_paid_out", t.denom, amount, t.decimals, max(0, amount) * scale, note)
+
+    async def queued(self, token: TokenId) -> Position | None:
+        return None  # payout limits live in the validators: nothing is delivered and held
 
 
 def _books(settings: Settings, adapters: Mapping[str, Any]) -> list[_ChainBook]:
@@ -363,14 +389,16 @@ class Auditor:
                 continue
             plan += [(token_id, book) for book in self.books]
         started = time.monotonic()
-        positions = await asyncio.gather(*(
-            _guarded(book.chain, book.position(token_id, self.domains[token_id.home_domain]), errors)
-            for token_id, book in plan))
+        positions, queued = await asyncio.gather(
+            asyncio.gather(*(_guarded(book.chain, book.position(token_id, self.domains[token_id.home_domain]), errors)
+                             for token_id, book in plan)),
+            asyncio.gather(*(_guarded(book.chain, book.queued(token_id), errors) for token_id, book in plan)))
         read_s = time.monotonic() - started
         by_token: dict[TokenId, list[Position]] = {}
-        for (token_id, _), position in zip(plan, positions, strict=True):
-            if position is not None:
-                by_token.setdefault(token_id, []).append(position)
+        for (token_id, _), position, owed in zip(plan, positions, queued, strict=True):
+            for found in (position, owed):
+                if found is not None:
+                    by_token.setdefault(token_id, []).append(found)
         lines = []
         for token_id in sorted(by_token):
             known = tokens[token_id]
@@ -415,7 +443,7 @@ async def audit(settings: Settings, adapters: Mapping[str, Any], *, confirm: boo
 
 
 # ---------------------------------------------------------------- output
-_KIND_TEXT = {"locked": "locked", "wrapped_supply": "wrapped", "escrow_paid_out": "paid out"}
+_KIND_TEXT = {"locked": "locked", "wrapped_supply": "wrapped", "escrow_paid_out": "paid out", "queued": "queued (owed)"}
 
 
 def print_sheet(sheet: BalanceSheet, console: Any = None) -> None:

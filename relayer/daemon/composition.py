@@ -48,7 +48,7 @@ from router.budgets import ValueBudgets
 from router.integrators import IntegratorStore, address_check
 from router.intents import IntentExecutor, IntentStore, Operator
 from router.lanes import LaneExecutor, LaneKey, LaneStore
-from router.payouts import ExecutorPayoutLanes, PayoutJob, PayoutStore
+from router.payouts import ChainPayoutMinimums, ExecutorPayoutLanes, PayoutJob, PayoutStore
 from router.rewards import IntegratorRewards
 from router.room import RoomStore
 
@@ -227,8 +227,9 @@ class Workers:
         lanes = ExecutorPayoutLanes(executor) if executor is not None and executor.lanes is not None else None
         job = None
         if lanes is not None:
-            job = PayoutJob(payouts, integrators, lanes, store.aio.run_sync, share,
-                            {n: a.native_decimals for n, a in self.adapters.items() if isinstance(a, WalletSource)})
+            decimals = {n: a.native_decimals for n, a in self.adapters.items() if isinstance(a, WalletSource)}
+            job = PayoutJob(payouts, integrators, lanes, ChainPayoutMinimums(self.adapters), store.aio.run_sync,
+                            share, decimals)
         return IntegratorRewards(integrators, payouts, share,
                                  lanes.payout_chains if lanes is not None else frozenset,
                                  address_check(self.adapters), self.settings.chains, store.aio.run_sync, job)
@@ -326,18 +327,20 @@ def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier
             from light_clients.ethereum.consensus.preset import LightClientFork
 
             # the devnet beacon network of this chain id (devnets/beacon): preset, fork schedule, genesis root
-            beacon = BeaconLightClient(name, chain.beacon_url, bytes.fromhex(chain.trusted_block_root[2:]),
+            beacon = BeaconLightClient(name, chain.beacon_urls, bytes.fromhex(chain.trusted_block_root[2:]),
                                        devnet_network(chain.chain_id), LightClientFork.ELECTRA, DEVNET_SLOT_DURATION_MS,
                                        timeout_s=chain.request_timeout_s)
-        return EvmInclusionVerifier(name, chain.rpc_url, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls,
-                                    anchor=anchor, beacon=beacon)
+        # reads from rpc_url, then fallback_rpc_urls (light_clients.fallback); verify_rpc_urls must all agree
+        return EvmInclusionVerifier(name, chain.rpc_urls, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls,
+                                    anchor=anchor, beacon=beacon, timeout_s=chain.request_timeout_s)
     if chain.family == "cosmos":
         from adapters.cosmos.transactions import tokens_from_config
         from light_clients.tendermint.inclusion import CosmosInclusionVerifier
 
-        return CosmosInclusionVerifier(name, chain.rpc_url, chain.vault, chain.domain,
+        return CosmosInclusionVerifier(name, chain.rpc_urls, chain.vault, chain.domain,
                                        other_rpc_urls=chain.verify_rpc_urls, trusting_period_s=chain.trusting_period_s,
-                                       tokens=tokens_from_config(chain.domain, chain.tokens))
+                                       tokens=tokens_from_config(chain.domain, chain.tokens),
+                                       timeout_s=chain.request_timeout_s)
     return None  # Solana: no light client exists; the adapter requires its verify_rpc_urls to agree
 
 

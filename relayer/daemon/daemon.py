@@ -52,7 +52,7 @@ from relayer.explorer import ChainSampleBuffer
 from relayer.pipeline.accountant import GlobalAccountant
 from relayer.pipeline.cosign import CosignService
 from relayer.pipeline.filters import MessageFilter, compile_rules
-from relayer.pipeline.gas_policy import pays_in_dispatch, top_up
+from relayer.pipeline.gas_policy import how_fee_accounts_are_paid, top_up
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.origin import OriginLoop
 from relayer.pipeline.outcome import FailureReason
@@ -182,19 +182,22 @@ class RelayerDaemon:
             return None
         policy = self.workers.gas_policy
         mid = MessageId(bytes.fromhex(rec.id[2:]))
-        owed = await top_up(policy, rec.raw, (await self.store.aio.paid_for([mid])).get(mid))
+        owed = await top_up(policy, rec.raw, (await self.store.aio.paid_for([mid])).get(mid), rec.gas_needed)
         names = {c.domain: n for n, c in self.settings.chains.items()}
         view: dict[str, Any] = {"id": rec.id, "origin": names.get(rec.origin, str(rec.origin)),
                                 "destination": names.get(rec.destination, str(rec.destination)), **owed.view(),
                                 "pay": None}
+        origin = self.adapters.get(view["origin"])
+        if isinstance(origin, FeeAccountPayments) and origin.gas_fee_account:
+            view["fee_account"] = origin.gas_fee_account
+            view["how_to_pay"] = how_fee_accounts_are_paid(view["origin"], origin.gas_fee_account)
+            if owed.shortfall:
+                view["pay"] = origin.top_up_call(bytes(mid), rec.destination, owed.shortfall)
+            return view
         paymaster = policy.paymasters.get(rec.origin) if policy else None
         if refund_to and owed.gas_limit and isinstance(paymaster, GasPaymaster):
             call = paymaster.pay_for_gas_call(bytes(mid), rec.destination, owed.gas_limit, refund_to)
             view["pay"] = {**call, "value": str(owed.value)}
-        origin = self.adapters.get(view["origin"])
-        if isinstance(origin, FeeAccountPayments) and origin.gas_fee_account:
-            view["fee_account"] = origin.gas_fee_account
-            view["how_to_pay"] = pays_in_dispatch(view["origin"], origin.gas_fee_account)
         return view
 
     async def route_profits(self) -> list[dict[str, Any]]:

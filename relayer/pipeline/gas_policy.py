@@ -7,8 +7,10 @@ paid, on its origin's paymaster, for its destination:
 
 - ``none``: nothing;
 - ``minimum``: at least ``minimum`` (origin smallest units);
-- ``on_chain_quote``: at least ``fraction`` x the paymaster's quote for ``gas_amount`` gas, computed from the origin's
-  gas oracle as the contract computes it (``GasOracleEntry.quote``), read at most every ``QUOTE_MAX_AGE_S``. An
+- ``on_chain_quote``: at least ``fraction`` x the paymaster's quote for ``gas_amount`` gas, or for the gas its delivery
+  was estimated to need when that is more (Hyperlane compares the gas paid for with the estimate the same way),
+  computed from the origin's gas oracle as the contract computes it (``GasOracleEntry.quote``), read at most every
+  ``QUOTE_MAX_AGE_S``. An
   origin with no oracle (Solana, Cosmos: payments to the relayer's fee account) is quoted the entry the oracle keeper
   would write (``relayer.daemon.gas_oracle.RelayerQuotes``: live fees, prices, the route's USD floor).
 
@@ -30,7 +32,7 @@ from adapters.capabilities import GAS_EXCHANGE_RATE_SCALE, GasOracleEntry, GasQu
 from adapters.message import Message, MessageFormatError, MessageId
 from config.settings import GasPaymentRule, Settings
 from relayer.pipeline.filters import CompiledRule, compile_rule
-from relayer.store import Paid, StoredMessage
+from relayer.store import Paid
 
 QUOTE_MAX_AGE_S = 5.0
 
@@ -61,16 +63,17 @@ class GasPolicy:
     def rule_for(self, m: Message) -> PaymentRule | None:
         return next((r for r in self.rules if r.match.matches(m)), None)
 
-    async def shortfalls(self, messages: Sequence[StoredMessage],
-                         paid_for: Callable[[Sequence[MessageId]], Awaitable[dict[MessageId, Paid]]]
-                         ) -> dict[MessageId, str]:
-        """Per message of ``messages`` that may not be delivered yet for want of payment: why (the rule, what it
-        paid and what it must pay)."""
+    async def shortfalls(self, messages: Mapping[MessageId, bytes],
+                         paid_for: Callable[[Sequence[MessageId]], Awaitable[dict[MessageId, Paid]]],
+                         gas_needed: Mapping[MessageId, int] | None = None) -> dict[MessageId, str]:
+        """Per message of ``messages`` (id: raw bytes) that may not be delivered yet for want of payment: why (the
+        rule, what it paid and what it must pay). ``gas_needed``: the gas each one's delivery needs, where known
+        (``required``)."""
         required = {}
-        for m in messages:
-            need = await self.required(m.raw)
+        for mid, raw in messages.items():
+            need = await self.required(raw, (gas_needed or {}).get(mid, 0))
             if need is not None:
-                required[m.id] = need
+                required[mid] = need
         if not required:
             return {}
         paid = await paid_for(list(required))
@@ -81,9 +84,10 @@ class GasPolicy:
                 out[mid] = f"paid {got} of {why} ({rule.where}, policy {rule.rule.policy})"
         return out
 
-    async def required(self, raw: bytes) -> tuple[int | None, PaymentRule, str] | None:
+    async def required(self, raw: bytes, gas_needed: int = 0) -> tuple[int | None, PaymentRule, str] | None:
         """(the least the message must have paid, or None when that cannot be known now; its rule; what it is) or
-        None when it need pay nothing."""
+        None when it need pay nothing. ``on_chain_quote`` quotes ``max(gas_amount, gas_needed)`` gas: a delivery
+        estimated to need more than the rule's ``gas_amount`` must pay for what it needs."""
         if not self.rules:
             return None
         try:
@@ -96,10 +100,9 @@ class GasPolicy:
         if rule.rule.policy == "minimum":
             amount = rule.rule.minimum or 0
             return amount, rule, f"the minimum {amount}"
-        return await self._quoted(m, rule)
+        return await self._quoted(m, rule, max(rule.rule.gas_amount, gas_needed))
 
-    async def _quoted(self, m: Message, rule: PaymentRule) -> tuple[int | None, PaymentRule, str]:
-        gas = rule.rule.gas_amount
+    async def _quoted(self, m: Message, rule: PaymentRule, gas: int) -> tuple[int | None, PaymentRule, str]:
         try:
             entry = await self.entry(m.origin, m.destination)
         except AdapterError as exc:
@@ -154,10 +157,11 @@ def gas_for(amount: int, entry: GasOracleEntry) -> int:
     return gas
 
 
-async def top_up(policy: GasPolicy | None, raw: bytes, paid: Paid | None) -> TopUp:
-    """What the message ``raw`` (which paid ``paid`` so far) owes under ``policy``, and the payment settling it."""
+async def top_up(policy: GasPolicy | None, raw: bytes, paid: Paid | None, gas_needed: int = 0) -> TopUp:
+    """What the message ``raw`` (which paid ``paid`` so far; whose delivery was estimated to need ``gas_needed``, 0:
+    not known) owes under ``policy``, and the payment settling it."""
     amount_paid = paid.amount if paid else 0
-    need = await policy.required(raw) if policy else None
+    need = await policy.required(raw, gas_needed) if policy else None
     if need is None:
         return TopUp(None, "none", 0, amount_paid, 0, 0, 0)
     required, rule, _ = need
@@ -174,9 +178,9 @@ async def top_up(policy: GasPolicy | None, raw: bytes, paid: Paid | None) -> Top
     return TopUp(rule.where, rule.rule.policy, required, amount_paid, shortfall, gas, entry.quote(gas))
 
 
-def pays_in_dispatch(origin: str, fee_account: str) -> str:
-    """How a message from an origin paid through its fee account (Solana, Cosmos) pays, and why a top-up cannot."""
-    return (f"on {origin} a message pays in its dispatch transaction: a transfer of the native token to the "
-            f"relayer's fee account {fee_account} in the same transaction (relayer send --pay-gas); a payment in "
-            "any other transaction counts for nothing, so a message that paid too little cannot be topped up: "
-            "dispatch it again, paying enough")
+def how_fee_accounts_are_paid(origin: str, fee_account: str) -> str:
+    """How a message from an origin paid through its fee account (Solana, Cosmos) pays (``adapters.fee_account``)."""
+    return (f"on {origin} a message pays the relayer's fee account {fee_account} in native tokens: in its dispatch "
+            "transaction (relayer send --pay-gas), or later in a top-up transaction carrying the gas memo "
+            "xchain-gas:v1:<destination>:<message id> (relayer messages add-gas ID, or `pay` here); a payment "
+            "in any other transaction counts for nothing")

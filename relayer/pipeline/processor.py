@@ -200,7 +200,8 @@ class DestinationProcessor:
         operator wait passes (the quote may have moved)."""
         if self.gas_policy is None or not self.gas_policy.rules or not claimed:
             return claimed
-        short = await self.gas_policy.shortfalls(claimed, self.store.aio.paid_for)
+        short = await self.gas_policy.shortfalls({m.id: m.raw for m in claimed}, self.store.aio.paid_for,
+                                                 {m.id: m.gas_needed for m in claimed})
         kept, held = _split(claimed, lambda m: short.get(m.id))
         for why, ids in held.items():
             await self._apply(Undelivered(ids, FailureReason.UNDERPAID, why))
@@ -318,6 +319,18 @@ class DestinationProcessor:
                 return await self._apply(Undelivered(ids, FailureReason.GAS_LIMIT_EXCEEDED, (
                     f"its delivery needs {estimate.gas} gas, over relayer.max_gas_per_message ({cap}): the operator "
                     "may execute it with a higher gas limit (POST /admin/v1/messages/{id}/execute)")))
+        if await self._underpaid_for_gas(items, estimate):
+            if len(items) > 1:  # isolate the messages that did not pay for what they need
+                return await self._submit_halves(origin, checkpoint, indexer, items)
+            try:
+                estimate = await self._exactly(batch, estimate)
+            except AdapterError as exc:
+                return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
+            if why := await self._underpaid_for_gas(items, estimate):
+                await self.store.aio.set_gas_needed(ids, estimate.gas)
+                self.metrics.inc("relayer_messages_underpaid_total", len(ids), destination=self.adapter.name)
+                return await self._apply(Undelivered(ids, FailureReason.UNDERPAID,
+                                                     f"its delivery needs {estimate.gas} gas: {why}"))
         try:
             tx = await self.adapter.submit_delivery(batch, estimate)
         except PayoutRateLimited as exc:  # the validators' payout limits: the oldest that fit go first
@@ -328,6 +341,19 @@ class DestinationProcessor:
         except AdapterError as exc:
             return await self._apply(Undelivered(ids, reason_of(exc), str(exc)))
         return await self._apply(Submitted(ids, tx, origin, checkpoint.checkpoint.index))
+
+    async def _underpaid_for_gas(self, items: tuple[DeliveryItem, ...], estimate: CostEstimate) -> str:
+        """Why one of ``items`` did not pay for its share of ``estimate`` (the batch's gas split evenly: together
+        they paid for what the batch needs) when that is more than its rule's ``gas_amount``; "" when all did (or
+        nothing asks them to pay)."""
+        if self.gas_policy is None or not self.gas_policy.rules:
+            return ""
+        share = -(-estimate.gas // len(items))
+        if all(share <= r.rule.gas_amount for r in self.gas_policy.rules if r.rule.policy == "on_chain_quote"):
+            return ""  # what the claim already checked (_hold_unpaid)
+        short = await self.gas_policy.shortfalls({it.id: it.message for it in items}, self.store.aio.paid_for,
+                                                 {it.id: share for it in items})
+        return next(iter(short.values()), "")
 
     async def _exactly(self, batch: DeliveryBatch, estimate: CostEstimate) -> CostEstimate:
         """``estimate``, or the chain's simulation of ``batch`` when a model sized it (``ExactEstimates``)."""

@@ -65,6 +65,7 @@ class MessageRecord(SQLModel, table=True):
     lease_until: float = 0.0
     updated_at: float = 0.0
     handed_over_from: str | None = None  # the instance that held it when it was declared dead or stopped
+    gas_needed: int = 0  # the gas its delivery was estimated to need when it paid less than that (relayer.gas_payment)
 
     @property
     def message_id(self) -> MessageId:
@@ -98,6 +99,7 @@ class StoredMessage:
     state: str
     attempts: int
     dispatched_at: float
+    gas_needed: int = 0  # MessageRecord.gas_needed
 
 
 class GasPaymentRecord(SQLModel, table=True):
@@ -238,7 +240,7 @@ class MessageTable(StoreTables):
                 .order_by(col(m.origin), col(m.nonce))
             ).all()
             return [StoredMessage(message_id(r.id), r.origin, r.nonce, r.destination, r.raw, r.state, r.attempts,
-                                  r.dispatched_at) for r in rows]
+                                  r.dispatched_at, r.gas_needed) for r in rows]
 
     def next_claim_in(self, destination: int) -> float | None:
         """Seconds until ``claim_ready(destination)`` can next return a message (<= 0: now), from the open
@@ -291,6 +293,10 @@ class MessageTable(StoreTables):
         """Waiting on something outside us (a checkpoint that does not cover it yet); not a failed attempt."""
         self._set(ids, last_reason=reason.value, last_error=error[:500], next_attempt_at=self._clock() + delay_s,
                   lease_until=0.0)
+
+    def set_gas_needed(self, ids: Sequence[MessageId], gas: int) -> None:
+        """The gas the delivery of ``ids`` was estimated to need (what ``relayer.gas_payment`` quotes them for)."""
+        self._set(ids, gas_needed=gas)
 
     def requeue(self, ids: Sequence[MessageId]) -> None:
         """Back to DISPATCHED with no lease (e.g. SUBMITTED rows whose delivery record is gone)."""

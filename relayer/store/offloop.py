@@ -95,6 +95,7 @@ class AsyncStore:
     mark_delivered = _off_loop(MessageTable.mark_delivered)
     mark_retry = _off_loop(MessageTable.mark_retry)
     mark_not_ready = _off_loop(MessageTable.mark_not_ready)
+    set_gas_needed = _off_loop(MessageTable.set_gas_needed)
     requeue = _off_loop(MessageTable.requeue)
     release = _off_loop(MessageTable.release)
     drop = _off_loop(MessageTable.drop)

@@ -118,7 +118,7 @@ class OperatorTable(StoreTables):
             s.commit()
             s.refresh(rec)
             return rec, StoredMessage(message_id_of(rec.id), rec.origin, rec.nonce, rec.destination, rec.raw,
-                                      rec.state, rec.attempts, rec.dispatched_at)
+                                      rec.state, rec.attempts, rec.dispatched_at, rec.gas_needed)
 
 
 UNDELIVERABLE = frozenset({FailureReason.ORIGIN_REORGED.value, FailureReason.UNKNOWN_DESTINATION.value,

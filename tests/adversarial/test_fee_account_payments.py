@@ -2,9 +2,10 @@
 messages to pay the relayer's quote (for 1 gas: exactly the route's USD floor) to its gas_fee_account in the dispatch
 transaction. A sender (a public devnet account: anyone can do this) tries to get its messages delivered without paying
 what they owe: a dispatch paying another account the full amount; a dispatch paying nothing, then the full amount to
-the fee account in a transaction of its own (no dispatch in it); a dispatch paying one unit less than required. Each
-still waits for payment with 0 attempts and is not processed on l1 (read from the chain), after the daemon has indexed
-a later message paying exactly what is required, which is delivered."""
+the fee account in a transaction of its own with no gas memo; a top-up with the gas memo naming the message but
+another destination; a top-up with the right memo paid to another account; a dispatch paying one unit less than
+required. Each still waits for payment with 0 attempts and is not processed on l1 (read from the chain), after the
+daemon has indexed a later message paying exactly what is required, which is delivered."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.adversarial.conftest import start_daemon
-from tests.integration.fee_accounts import PAYING_RULES, dispatch_paying, fee_account, native_balance, owed
+from tests.integration.fee_accounts import PAYING_RULES, dispatch_paying, fee_account, native_balance, owed, top_up
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
@@ -74,16 +75,20 @@ def test_a_payment_that_does_not_count_leaves_the_message_waiting(bridge_devnet,
     assert required == FLOOR[origin]  # the quote for 1 gas is the floor: exact, whatever the fees do
     _pay_separately(net, origin, required)
     other = DevnetClient(net).address(origin, 1)  # an account that is not the relayer's
+    [misrouted, elsewhere] = dispatch_to_test_recipient(net, DevnetClient(net).key(origin), origin, "l1",
+                                                        [b"tops up another route", b"tops up another account"])
+    top_up(net, origin, misrouted, "rollup_a", 10 * required)  # the message goes to l1, not rollup_a
+    top_up(net, origin, elsewhere, "l1", 10 * required, to_fee_account=other)
     wrong_account = dispatch_paying(net, origin, required, b"pays another account", to_fee_account=other)
     one_short = dispatch_paying(net, origin, required - 1, b"one unit short")
     exact = dispatch_paying(net, origin, required, b"pays exactly")
     wait_for(lambda: delivered_on(net, "l1", exact), RELAY_TIMEOUT_S, "the message paying exactly delivered")
     assert owed(api, exact)["required"] == str(required)
 
-    for mid, paid in ((wrong_account, 0), (separate, 0), (one_short, required - 1)):
+    for mid, paid in ((wrong_account, 0), (separate, 0), (misrouted, 0), (elsewhere, 0), (one_short, required - 1)):
         wait_for(lambda m=mid: message_status(api, m) == ("waiting", "payment"), RELAY_TIMEOUT_S, "underpaid")
         rec = message_record(api, mid)
         assert rec and rec["attempts"] == 0 and f"paid {paid} of {required} " in rec["last_error"], rec
         assert owed(api, mid)["paid"] == str(paid)
     assert not delivered_on(net, "l1", wrong_account) and not delivered_on(net, "l1", separate)
-    assert not delivered_on(net, "l1", one_short)
+    assert not any(delivered_on(net, "l1", m) for m in (one_short, misrouted, elsewhere))

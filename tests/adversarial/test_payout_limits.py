@@ -20,7 +20,7 @@ from tests.adversarial.conftest import start_daemon
 from tests.adversarial.test_cosmos_cosign import TST_HOME_UNITS, UXTST, Chains
 from tests.faults.conftest import metric
 from tests.integration.harness import DaemonProcess, DevnetClient
-from tests.integration.test_cosmos_payout_limits import limits_env
+from tests.integration.payout_limits import limits_env
 
 pytestmark = pytest.mark.integration
 

@@ -76,3 +76,11 @@ def metric_samples(api_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]],
 def metric(api_url: str, name: str, **labels: str) -> float:
     """One sample of the daemon's ``/metrics`` (0 when absent)."""
     return metric_samples(api_url).get((name, frozenset((k, str(v)) for k, v in labels.items())), 0.0)
+
+
+def endpoints_show(api_url: str, chain: str, down: tuple[int, ...], up: tuple[int, ...]) -> bool:
+    """Whether ``relayer_rpc_endpoint_up`` shows ``chain``'s endpoints ``down`` (by index) at 0 and ``up`` at 1."""
+    def gauge(endpoint: int) -> float:
+        return metric(api_url, "relayer_rpc_endpoint_up", chain=chain, endpoint=str(endpoint))
+
+    return all(gauge(i) == 0 for i in down) and all(gauge(i) == 1 for i in up)

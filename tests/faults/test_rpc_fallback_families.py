@@ -12,16 +12,15 @@ One devnet of this module's own (three anvils, Cosmos, Solana) and one daemon ho
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from adapters.message import MessageId
 from devnets.devnet import Devnet
-from tests.faults.conftest import metric
+from tests.faults.conftest import endpoints_show
+from tests.faults.proxied import Relay, port_of, proxied_relay, with_fallback
 from tests.integration.harness import (
-    DaemonProcess,
     DevnetClient,
     TcpProxy,
     free_port_block,
@@ -40,23 +39,7 @@ DELIVERY_S = 180.0
 PROBE_S = 90.0  # a cut endpoint's cool-down (at most 60 s), then the probe that finds it answering
 
 
-@dataclass
-class Relay:
-    """The daemon, and per chain the proxies that are its first endpoints of each kind."""
 
-    daemon: DaemonProcess
-    proxies: dict[str, list[TcpProxy]]
-
-
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
-
-
-def _with_fallback(text: str, key: str, url: str, proxy: TcpProxy, fallback_key: str) -> str:
-    """The config with ``key = url`` replaced by the proxy, and the node itself as the fallback."""
-    line = f'{key} = "{url}"'
-    assert text.count(line) == 1, f"{line} not found once in the daemon config"
-    return text.replace(line, f'{key} = "{proxy.url}"\n{fallback_key} = ["{url}"]', 1)
 
 
 def _config(net: Devnet, directory: Path) -> tuple[Path, dict[str, list[TcpProxy]]]:
@@ -64,10 +47,11 @@ def _config(net: Devnet, directory: Path) -> tuple[Path, dict[str, list[TcpProxy
     path = write_daemon_config(net, directory, api_port=free_port_block(1))
     text = path.read_text()
     sol_rpc, cos_rpc, cos_rest = chains["solana"]["rpc_url"], chains["cosmos"]["rpc_url"], chains["cosmos"]["rest_url"]
-    proxies = {"solana": [TcpProxy(_port(sol_rpc))], "cosmos": [TcpProxy(_port(cos_rpc)), TcpProxy(_port(cos_rest))]}
-    text = _with_fallback(text, "rpc_url", sol_rpc, proxies["solana"][0], "fallback_rpc_urls")
-    text = _with_fallback(text, "rpc_url", cos_rpc, proxies["cosmos"][0], "fallback_rpc_urls")
-    text = _with_fallback(text, "rest_url", cos_rest, proxies["cosmos"][1], "fallback_rest_urls")
+    proxies = {"solana": [TcpProxy(port_of(sol_rpc))],
+               "cosmos": [TcpProxy(port_of(cos_rpc)), TcpProxy(port_of(cos_rest))]}
+    text = with_fallback(text, "rpc_url", sol_rpc, proxies["solana"][0], "fallback_rpc_urls")
+    text = with_fallback(text, "rpc_url", cos_rpc, proxies["cosmos"][0], "fallback_rpc_urls")
+    text = with_fallback(text, "rest_url", cos_rest, proxies["cosmos"][1], "fallback_rest_urls")
     path.write_text(text)
     return path, proxies
 
@@ -85,25 +69,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 def relay(net: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     directory = tmp_path_factory.mktemp("fallback-families-daemon")
     config, proxies = _config(net, directory)
-    every = [p for group in proxies.values() for p in group]
-    for proxy in every:
-        proxy.up()
-    daemon = DaemonProcess(config, directory / "d.log", instance="rpc-fallback-families")
-    try:
-        daemon.start()
-        yield Relay(daemon, proxies)
-    finally:
-        daemon.stop()
-        for proxy in every:
-            proxy.close()
-
-
-def _up(relay: Relay, chain: str, endpoint: int) -> float:
-    return metric(relay.daemon.api_url, "relayer_rpc_endpoint_up", chain=chain, endpoint=str(endpoint))
-
-
-def _gauge_shows(relay: Relay, chain: str, down: tuple[int, ...], up: tuple[int, ...]) -> bool:
-    return all(_up(relay, chain, i) == 0 for i in down) and all(_up(relay, chain, i) == 1 for i in up)
+    with proxied_relay(config, proxies, directory, "rpc-fallback-families") as relay:
+        yield relay
 
 
 async def _send_tst(client: DevnetClient, chain: str, amount: int) -> MessageId:
@@ -131,7 +98,7 @@ async def _first_endpoints_cut_then_restored(relay: Relay, net: Devnet, chain: s
     client = DevnetClient(net)
     try:
         before = await _balance(client, chain)
-        wait_for(lambda: _gauge_shows(relay, chain, down=(), up=CUT[chain] + UP[chain]), PROBE_S,
+        wait_for(lambda: endpoints_show(relay.daemon.api_url, chain, down=(), up=CUT[chain] + UP[chain]), PROBE_S,
                  f"every {chain} endpoint up before the cut")
         for proxy in relay.proxies[chain]:
             proxy.down()
@@ -140,12 +107,12 @@ async def _first_endpoints_cut_then_restored(relay: Relay, net: Devnet, chain: s
         expected = before + sum(amounts) // SCALE[chain]
         await _arrives(client, chain, expected, f"TST paid out on {chain} with its first endpoints cut")
         assert all(await client.adapters[chain].delivered(ids))
-        wait_for(lambda: _gauge_shows(relay, chain, down=CUT[chain], up=UP[chain]), 30,
+        wait_for(lambda: endpoints_show(relay.daemon.api_url, chain, down=CUT[chain], up=UP[chain]), 30,
                  f"relayer_rpc_endpoint_up to show {chain}'s cut endpoints {CUT[chain]} down, {UP[chain]} up")
 
         for proxy in relay.proxies[chain]:
             proxy.up()
-        wait_for(lambda: _gauge_shows(relay, chain, down=(), up=CUT[chain] + UP[chain]), PROBE_S,
+        wait_for(lambda: endpoints_show(relay.daemon.api_url, chain, down=(), up=CUT[chain] + UP[chain]), PROBE_S,
                  f"{chain}'s first endpoints to be used again")
         after = await _send_tst(client, chain, 2 * ONE_TST)
         await _arrives(client, chain, expected + 2 * ONE_TST // SCALE[chain], f"TST paid out on {chain} restored")

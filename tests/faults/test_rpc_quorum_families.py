@@ -1,12 +1,17 @@
 """Several RPC endpoints per chain beyond EVM (issue 15, quorum mode): a Solana and a Cosmos destination, each served
-by three endpoints that must agree (2 of 3): the node itself (0), a cuttable proxy to it (1) and a lying proxy (2).
-Cosmos has both kinds, voting separately: CometBFT RPC 0-2, then REST 3-5 (the node, a cuttable proxy, a liar).
+by three endpoints that must agree (2 of 3): the node itself (0), a cuttable proxy to it (1) and a cuttable proxy in
+front of a lying proxy (2). Cosmos has both kinds, voting separately: CometBFT RPC 0-2, then REST 3-5 (the node, a
+cuttable proxy, a cuttable liar).
 
 (a) Endpoint 2 lies (Solana: no signatures for any address, no accounts, a huge balance; Cosmos: tx_search finds
     nothing, the latest height far ahead, a huge balance): L1 TST sent to the chain is still paid out once (the
     recipient's balance read from the chain rises by exactly what was sent), and the lies are outvoted and counted
     in relayer_rpc_quorum_disagreements_total for endpoint 2, by index.
 (b) Honest again, endpoint 1 cut (Cosmos: RPC 1 and REST 4): the other two still agree, delivery goes on, once.
+(c) Endpoints 1 and 2 cut (Cosmos: RPC 1, 2 and REST 4, 5): one healthy endpoint is no quorum. Transfers to the chain
+    wait as rpc_unavailable ("no quorum" in their last error), nothing is paid or delivered on chain, the gauges show
+    the cut endpoints down and the chain down, and the waiting messages are counted; restored, each transfer is paid
+    out once (the balance read from the chain rises by exactly what was sent) and the endpoints are voters again.
 
 One devnet of this module's own (three anvils, Cosmos, Solana) and one daemon holding the validators' keys on it.
 """
@@ -22,32 +27,43 @@ from typing import Any
 import pytest
 
 from devnets.devnet import Devnet
-from tests.faults.conftest import metric, metric_samples
-from tests.faults.test_rpc_fallback_families import DELIVERY_S, ONE_TST, SCALE, _balance, _port, _send_tst
+from tests.faults.conftest import endpoints_show, metric, metric_samples
+from tests.faults.proxied import port_of
+from tests.faults.test_rpc_fallback_families import (
+    DELIVERY_S,
+    ONE_TST,
+    PROBE_S,
+    SCALE,
+    _arrives,
+    _balance,
+    _send_tst,
+)
+from tests.faults.test_rpc_quorum import _waits_without_quorum
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
     TcpProxy,
     free_port_block,
     wait_for,
-    wait_for_async,
     write_daemon_config,
 )
 from tests.integration.rpc_rewriter import RewritingHttpProxy, RewritingRpcProxy
 
 pytestmark = pytest.mark.integration
 
-CUT = {"solana": (1,), "cosmos": (1, 4)}  # the cuttable proxies' endpoint indexes
-LIARS = {"solana": (2,), "cosmos": (2, 5)}
+CUT = {"solana": (1,), "cosmos": (1, 4)}  # the cuttable proxies to the node, by endpoint index
+LIARS = {"solana": (2,), "cosmos": (2, 5)}  # the cuttable proxies to the liars
+NODES = {"solana": (0,), "cosmos": (0, 3)}
 LIED_ABOUT = {"solana": "getSignaturesForAddress", "cosmos": "tx_search"}  # read all the time by the watchers
 
 
 @dataclass
 class Relay:
-    """The daemon; per chain its cuttable proxies and its liars (Solana: JSON-RPC; Cosmos: RPC, then REST)."""
+    """The daemon; per chain its cuttable proxies by endpoint index, and its liars (Solana: JSON-RPC; Cosmos: RPC,
+    then REST)."""
 
     daemon: DaemonProcess
-    proxies: dict[str, list[TcpProxy]]
+    proxies: dict[str, dict[int, TcpProxy]]
     solana_liar: RewritingRpcProxy
     cosmos_liars: list[RewritingHttpProxy]
 
@@ -102,13 +118,15 @@ def _config(net: Devnet, directory: Path) -> Relay:
     path = write_daemon_config(net, directory, api_port=free_port_block(1))
     text = path.read_text()
     sol, rpc, rest = chains["solana"]["rpc_url"], chains["cosmos"]["rpc_url"], chains["cosmos"]["rest_url"]
-    proxies = {"solana": [TcpProxy(_port(sol))], "cosmos": [TcpProxy(_port(rpc)), TcpProxy(_port(rest))]}
     solana_liar = RewritingRpcProxy(sol)
     cosmos_liars = [RewritingHttpProxy(rpc), RewritingHttpProxy(rest)]
-    text = _voters(text, "rpc_url", sol, [proxies["solana"][0].url, solana_liar.url], "fallback_rpc_urls", True)
-    text = _voters(text, "rpc_url", rpc, [proxies["cosmos"][0].url, cosmos_liars[0].url], "fallback_rpc_urls", True)
-    text = _voters(text, "rest_url", rest, [proxies["cosmos"][1].url, cosmos_liars[1].url], "fallback_rest_urls",
-                   False)
+    proxies = {"solana": {1: TcpProxy(port_of(sol)), 2: TcpProxy(port_of(solana_liar.url))},
+               "cosmos": {1: TcpProxy(port_of(rpc)), 2: TcpProxy(port_of(cosmos_liars[0].url)),
+                          4: TcpProxy(port_of(rest)), 5: TcpProxy(port_of(cosmos_liars[1].url))}}
+    sol_p, cos_p = proxies["solana"], proxies["cosmos"]
+    text = _voters(text, "rpc_url", sol, [sol_p[1].url, sol_p[2].url], "fallback_rpc_urls", True)
+    text = _voters(text, "rpc_url", rpc, [cos_p[1].url, cos_p[2].url], "fallback_rpc_urls", True)
+    text = _voters(text, "rest_url", rest, [cos_p[4].url, cos_p[5].url], "fallback_rest_urls", False)
     path.write_text(text)
     daemon = DaemonProcess(path, directory / "d.log", instance="rpc-quorum-families")
     return Relay(daemon, proxies, solana_liar, cosmos_liars)
@@ -126,7 +144,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 @pytest.fixture(scope="module")
 def relay(net: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
     relay = _config(net, tmp_path_factory.mktemp("quorum-families-daemon"))
-    every = [p for group in relay.proxies.values() for p in group]
+    every = [p for group in relay.proxies.values() for p in group.values()]
     for proxy in every:
         proxy.up()
     try:
@@ -152,22 +170,22 @@ def _disagreements(relay: Relay, chain: str, endpoint: int) -> dict[str, float]:
     return out
 
 
-def _up(relay: Relay, chain: str, endpoint: int) -> float:
-    return metric(relay.daemon.api_url, "relayer_rpc_endpoint_up", chain=chain, endpoint=str(endpoint))
-
-
 async def _delivered_once(client: DevnetClient, chain: str, amounts: list[int], what: str) -> None:
     """Send ``amounts`` of TST to ``chain``; each paid out, once (read from the chain)."""
     before = await _balance(client, chain)
     ids = [await _send_tst(client, chain, a) for a in amounts]
-    expected = before + sum(amounts) // SCALE[chain]
-
-    async def paid() -> bool:
-        return await _balance(client, chain) >= expected
-
-    await wait_for_async(paid, DELIVERY_S, what, interval=0.5)
-    assert await _balance(client, chain) == expected, f"{chain}: paid more than sent (delivered twice?)"
+    await _arrives(client, chain, before + sum(amounts) // SCALE[chain], what)
     assert all(await client.adapters[chain].delivered(ids))
+
+
+def _cut(relay: Relay, chain: str, endpoints: tuple[int, ...]) -> None:
+    for i in endpoints:
+        relay.proxies[chain][i].down()
+
+
+def _restore(relay: Relay, chain: str, endpoints: tuple[int, ...]) -> None:
+    for i in endpoints:
+        relay.proxies[chain][i].up()
 
 
 def _lies_stop(relay: Relay) -> None:
@@ -190,15 +208,13 @@ async def _outvoted_then_one_cut(relay: Relay, net: Devnet, chain: str) -> None:
         _lies_stop(relay)
 
         # (b) endpoint 1 (Cosmos: RPC 1 and REST 4) cut: the two others still agree
-        for proxy in relay.proxies[chain]:
-            proxy.down()
+        _cut(relay, chain, CUT[chain])
         try:
             await _delivered_once(client, chain, [2 * ONE_TST], f"TST paid out on {chain} with endpoint 1 cut")
-            wait_for(lambda: all(_up(relay, chain, i) == 0 for i in CUT[chain]) and _up(relay, chain, 0) == 1, 60,
+            wait_for(lambda: endpoints_show(relay.daemon.api_url, chain, down=CUT[chain], up=(0,)), 60,
                      f"relayer_rpc_endpoint_up to show {chain}'s cut endpoints {CUT[chain]} down")
         finally:
-            for proxy in relay.proxies[chain]:
-                proxy.up()
+            _restore(relay, chain, CUT[chain])
     finally:
         _lies_stop(relay)
         await client.close()
@@ -212,3 +228,46 @@ async def test_solana_destination_outvotes_a_lying_endpoint_and_goes_on_with_one
 async def test_cosmos_destination_outvotes_a_lying_endpoint_and_goes_on_with_one_cut(relay: Relay,
                                                                                      net: Devnet) -> None:
     await _outvoted_then_one_cut(relay, net, "cosmos")
+
+
+async def _two_of_three_cut_then_restored(relay: Relay, net: Devnet, chain: str) -> None:
+    """(c): without a quorum nothing is paid and nothing is lost; restored, each transfer is paid once."""
+    client = DevnetClient(net)
+    cut, every = CUT[chain] + LIARS[chain], CUT[chain] + LIARS[chain] + NODES[chain]
+    api = relay.daemon.api_url
+    try:
+        wait_for(lambda: endpoints_show(api, chain, down=(), up=every), PROBE_S, f"every {chain} endpoint a voter")
+        before = await _balance(client, chain)
+        _cut(relay, chain, cut)
+        try:
+            amounts = [2 * ONE_TST, 3 * ONE_TST]
+            ids = [await _send_tst(client, chain, a) for a in amounts]
+            wait_for(lambda: all(_waits_without_quorum(api, i) for i in ids), DELIVERY_S,
+                     f"the transfers to {chain} to wait as rpc_unavailable without a quorum")
+            wait_for(lambda: endpoints_show(api, chain, down=cut, up=NODES[chain]), 60,
+                     f"relayer_rpc_endpoint_up to show {chain}'s cut endpoints {cut} down, its node up")
+            wait_for(lambda: metric(api, "relayer_chain_up", chain=chain) == 0, 60, f"{chain} reported down")
+            wait_for(lambda: metric(api, "relayer_messages_waiting", reason="rpc_unavailable") >= len(ids), 30,
+                     "the waiting transfers counted as rpc_unavailable")
+            assert await _balance(client, chain) == before, f"{chain}: paid without a quorum"
+            assert await client.adapters[chain].delivered(ids) == [False, False]
+        finally:
+            _restore(relay, chain, cut)
+        await _arrives(client, chain, before + sum(amounts) // SCALE[chain],
+                       f"TST paid out on {chain} once its endpoints are restored")
+        assert await client.adapters[chain].delivered(ids) == [True, True]
+        wait_for(lambda: endpoints_show(api, chain, down=(), up=every), PROBE_S,
+                 f"{chain}'s restored endpoints {cut} to be voters again")
+        wait_for(lambda: metric(api, "relayer_chain_up", chain=chain) == 1, 60, f"{chain} reported up again")
+    finally:
+        await client.close()
+
+
+async def test_solana_destination_waits_without_a_quorum_and_delivers_once_restored(relay: Relay,
+                                                                                    net: Devnet) -> None:
+    await _two_of_three_cut_then_restored(relay, net, "solana")
+
+
+async def test_cosmos_destination_waits_without_a_quorum_and_delivers_once_restored(relay: Relay,
+                                                                                    net: Devnet) -> None:
+    await _two_of_three_cut_then_restored(relay, net, "cosmos")

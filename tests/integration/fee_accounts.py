@@ -3,6 +3,7 @@ daemon's view of what a message owes, and dispatches that pay (or fail to pay) t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -51,18 +52,35 @@ def dispatch_paying(devnet: Any, origin: str, payment: int, body: bytes, *, acco
                     to_fee_account: str | None = None) -> bytes:
     """One message from ``origin`` to l1's TestRecipient paying ``payment`` in its dispatch transaction to the fee
     account (or to ``to_fee_account`` instead: an adapter configured with another account); its id."""
-    async def go(client: DevnetClient) -> bytes:
+    async def go(client: DevnetClient, adapter: FeeAccountPayments) -> bytes:
+        recipient = address_to_bytes32(client.manifest["chains"]["l1"]["contracts"]["test_recipient"])
+        _tx, [mid] = await adapter.dispatch_paying(client.key(origin, account), client.domain("l1"),  # type: ignore[arg-type]
+                                                   recipient, [body], payment)
+        return bytes(mid)
+    return bytes(_with_fee_account(devnet, origin, to_fee_account, go))
+
+
+def top_up(devnet: Any, origin: str, mid: bytes, destination: str, amount: int, *,
+           to_fee_account: str | None = None) -> str:
+    """A top-up of ``amount`` for ``mid`` naming ``destination`` in its gas memo, paid to the fee account (or to
+    ``to_fee_account`` instead); its transaction, once final."""
+    async def go(client: DevnetClient, adapter: FeeAccountPayments) -> str:
+        return str(await adapter.top_up_gas(client.key(origin), mid, client.domain(destination), amount))
+    return str(_with_fee_account(devnet, origin, to_fee_account, go))
+
+
+def _with_fee_account(devnet: Any, origin: str, to_fee_account: str | None,
+                      act: Callable[[DevnetClient, FeeAccountPayments], Awaitable[Any]]) -> Any:
+    """``act`` with ``origin``'s adapter, or one configured with ``to_fee_account`` as the relayer's fee account."""
+    async def go(client: DevnetClient) -> Any:
         adapter = client.adapters[origin]
         if to_fee_account is not None:
             adapter = type(adapter)(origin, client.settings.chains[origin].model_copy(  # type: ignore[call-arg]
                 update={"gas_fee_account": to_fee_account}))
         assert isinstance(adapter, FeeAccountPayments)
-        recipient = address_to_bytes32(client.manifest["chains"]["l1"]["contracts"]["test_recipient"])
         try:
-            _tx, [mid] = await adapter.dispatch_paying(client.key(origin, account), client.domain("l1"),  # type: ignore[arg-type]
-                                                       recipient, [body], payment)
+            return await act(client, adapter)
         finally:
             if adapter is not client.adapters[origin]:
                 await adapter.close()
-        return bytes(mid)
-    return bytes(on_devnet(devnet, go))
+    return on_devnet(devnet, go)

@@ -10,6 +10,10 @@ daemon at a time on the session devnet.)"""
 
 from __future__ import annotations
 
+import json
+import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -24,12 +28,15 @@ from adapters.evm import deploy
 from adapters.evm import devnet as evm_devnet
 from adapters.evm.contracts import load_artifact
 from adapters.message import address_to_bytes32
+from router.client import RoutingClient
 from tests.integration.harness import (
+    ROOT,
     DaemonProcess,
     DevnetClient,
     delivered_on,
     on_devnet,
     start_routing_daemon,
+    token_balance,
     wait_for,
 )
 
@@ -231,3 +238,46 @@ def test_the_explorer_renders_the_bridge_limits(limited, tmp_path) -> None:
         assert units(shown["room"]) <= l1.room("rollup_a", inbound=False)[0]
         assert cells(driver, "rollup_a", "l1", "outbound") is None  # no limit that way: no row
         driver.save_screenshot(str(tmp_path / "bridge-limits.png"))
+
+
+def test_the_audit_counts_a_queued_transfer_as_owed(limited) -> None:
+    """`relayer audit --json` lists rollup_a's queued TST as owed to its recipients (what the queue holds, read with
+    web3), counted in what is outstanding, and the bridge is backed."""
+    daemon, _l1, rollup_a = limited
+    out = subprocess.run([sys.executable, "-m", "relayer.cli", "audit", "-c", str(daemon.config), "--json"],
+                         check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    sheet = json.loads(out.stdout)
+    [tst] = [t for t in sheet["tokens"] if t["token"] == "TST" and t["home_chain"] == "l1"]
+    assert list(tst["queued"]) == ["rollup_a"] and tst["queued"]["rollup_a"]["kind"] == "queued"
+    assert tst["queued"]["rollup_a"]["home_units"] == sum(rollup_a.queued_from("l1")) == 30 * TST
+    assert tst["outstanding"] == sum(p["home_units"] for p in [*tst["chains"].values(), *tst["queued"].values()]
+                                     if p["kind"] != "locked")
+    assert out.returncode == 0 and sheet["ok"] and tst["shortfall"] == 0, out.stdout[-2000:]
+
+
+def test_an_operator_signed_transfer_waits_planned_for_the_outbound_room_then_goes_once(devnet, limited) -> None:
+    """Rate limits queue for operator-signed intents too: l1's bucket towards rollup_b is set to 10 TST refilling 1 a
+    second and emptied by a user's transfer; a 3 TST cross-chain intent the operators sign then waits, planned, saying
+    it waits for the bridge's outbound room (no nonce spent), and goes once the bucket refilled: delivered, and its
+    recipient holds exactly 3 TST more on rollup_b, read from the chain."""
+    daemon, l1, _rollup_a = limited
+    l1.set_limit("rollup_b", inbound=False, capacity=10 * TST, rate=TST)
+    try:
+        async def drain(client: DevnetClient) -> None:
+            to = address_to_bytes32(client.address("rollup_b"))
+            await client.adapters["l1"].send_token(  # type: ignore[attr-defined]
+                client.key("l1"), "TST", 10 * TST, client.domain("rollup_b"), to)
+        on_devnet(devnet, drain)
+        recipient = "0x" + secrets.token_hex(20)
+        with RoutingClient(daemon.api_url) as client:
+            [intent_id] = client.submit_batch([{"kind": "xchain", "token": "TST", "from_chain": "l1",
+                                                "chains": ["rollup_b"], "amount": "3", "recipient": recipient}])["ids"]
+            wait_for(lambda: "outbound room" in (client.status(intent_id).get("reason") or ""), 30,
+                     "the intent waiting for the bridge's outbound room")
+            waiting = client.status(intent_id)
+            assert waiting["status"] == "planned" and not waiting.get("tx_hash"), waiting
+            done = client.wait(intent_id, until={"delivered"}, timeout=RELAY_TIMEOUT_S)
+        assert done["chain"] == "rollup_b" and done["message_id"]
+        assert token_balance(devnet, "rollup_b", "TST", recipient) == 3 * TST
+    finally:
+        l1.set_limit("rollup_b", inbound=False, capacity=OUT_CAPACITY, rate=OUT_RATE)

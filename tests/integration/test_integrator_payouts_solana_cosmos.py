@@ -7,10 +7,16 @@ the chain, rose by exactly ``floor(share x the fees those intents paid)`` (each 
 chain: Solana ``meta.fee`` in lamports, Cosmos the declared fee in the fee denom), once: the payout is one native
 transfer from an operator account (a System transfer; a bank send), and the epoch that settled it paid nothing more.
 The report shows each payout's transaction hash, which is that transfer's.
+
+A payee account on Solana that does not exist yet is owed less than the rent-exempt minimum (read from the chain): the
+epochs hold its payout back (``integrator_payout_held_back``, the report's pending figure with the reason), with no
+payout row, no transaction and nothing on its way to it on chain. Once enough fees accrued, it is paid
+``floor(share x every fee)`` at once, the first transfer at least that minimum, every payout paid, none failed.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Iterator
 from decimal import ROUND_FLOOR, Decimal
@@ -25,6 +31,7 @@ from adapters.message import Domain
 from adapters.solana.chain import keypair_from_hex
 from devnets.devnet import Devnet
 from router.client import RoutingClient
+from tests.faults.test_chain_faults import log_events
 from tests.integration.harness import DaemonProcess, DevnetClient, free_port_block, wait_for, wait_for_async
 from tests.integration.lane_daemons import LANE_ENV, boot, lane_config
 
@@ -37,6 +44,8 @@ OPERATORS = (USER_A, USER_B)
 SOLANA_PAYEE_START = 10**9  # lamports airdropped first: the payee account is rent-exempt before any payout
 HOME_UNITS = 10**18  # TST at home on l1
 COSMOS_UNITS = 10**6  # TST on Cosmos (uxtst)
+RENT_SHARE = Decimal("0.999999")  # nearly every fee: the fewest intents reach the rent-exempt minimum
+DELIVERY_S = 300.0
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +79,8 @@ def _solana_rpc(devnet: Devnet) -> str:
     return str(devnet.manifest()["chains"]["solana"]["rpc_url"])
 
 
-def _lamports(devnet: Devnet, account: str) -> int:
-    return int(_rpc(_solana_rpc(devnet), "getBalance", [account, {"commitment": "finalized"}])["value"])
+def _lamports(devnet: Devnet, account: str, commitment: str = "finalized") -> int:
+    return int(_rpc(_solana_rpc(devnet), "getBalance", [account, {"commitment": commitment}])["value"])
 
 
 def _solana_fee(devnet: Devnet, signature: str) -> int:
@@ -97,6 +106,13 @@ def _floor(x: Decimal) -> int:
 
 def _report(daemon: DaemonProcess, code: str) -> dict[str, Any]:
     return dict(httpx.get(f"{daemon.api_url}/v1/integrators/{code}/report", timeout=10).json())
+
+
+def _register(daemon: DaemonProcess, code: str, addresses: dict[str, str], share: Decimal) -> None:
+    put = httpx.put(f"{daemon.api_url}/admin/v1/integrators/{code}", timeout=10,
+                    headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                    json={"payout_addresses": addresses, "share": float(share)})
+    assert put.status_code == 200, put.text
 
 
 async def _fund_cosmos_operators(client: DevnetClient, whole_tst: int) -> None:
@@ -135,11 +151,7 @@ async def test_solana_and_cosmos_payees_get_exactly_floor_share_of_the_fees_paid
         _rpc(_solana_rpc(devnet), "requestAirdrop", [solana_payee, SOLANA_PAYEE_START])
         wait_for(lambda: _lamports(devnet, solana_payee) == SOLANA_PAYEE_START, 60, "the airdrop finalized")
         assert int(await cosmos.token_balance(fee_denom, cosmos_payee)) == 0  # type: ignore[attr-defined]
-        put = httpx.put(f"{daemon.api_url}/admin/v1/integrators/{code}", timeout=10,
-                        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                        json={"payout_addresses": {"solana": solana_payee, "cosmos": cosmos_payee},
-                              "share": float(SHARE)})
-        assert put.status_code == 200, put.text
+        _register(daemon, code, {"solana": solana_payee, "cosmos": cosmos_payee}, SHARE)
 
         await _fund_cosmos_operators(client, 2)
         intents = [_xchain("solana", "SOLX", "0.25", code), _xchain("solana", "SOLX", "0.5", code),
@@ -181,3 +193,74 @@ async def test_solana_and_cosmos_payees_get_exactly_floor_share_of_the_fees_paid
     finally:
         await client.close()
 
+
+def _delivered(daemon: DaemonProcess, intents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``intents`` submitted as one batch; each intent's view once all are delivered (none may fail)."""
+    with RoutingClient(daemon.api_url) as api:
+        submitted = api.submit_batch(intents)
+        assert None not in submitted["ids"], submitted
+
+        def all_delivered() -> bool:
+            counts = api.batch(submitted["batch"])["counts"]
+            assert not set(counts) & {"failed", "unserved"}, counts
+            return counts.get("delivered", 0) == len(intents)
+
+        wait_for(all_delivered, DELIVERY_S, f"{len(intents)} intents delivered", interval=0.5)
+        found = {i["id"]: i for i in api.batch(submitted["batch"])["intents"]}
+    return [found[i] for i in submitted["ids"]]
+
+
+def _rent_intents(code: str, n: int) -> list[dict[str, Any]]:
+    return [_xchain("solana", "SOLX", "0.001", code) for _ in range(n)]
+
+
+async def test_a_solana_payee_below_rent_is_owed_without_a_payout_until_its_share_reaches_the_minimum(
+        devnet: Devnet, daemon: DaemonProcess) -> None:
+    rent = int(_rpc(_solana_rpc(devnet), "getMinimumBalanceForRentExemption", [0]))
+    code, payee = "rent-" + secrets.token_hex(4), str(Keypair().pubkey())
+    assert _lamports(devnet, payee, "processed") == 0  # no account yet
+    _register(daemon, code, {"solana": payee}, RENT_SHARE)
+
+    first = _delivered(daemon, _rent_intents(code, 2))
+    fees = [_solana_fee(devnet, d["tx_hash"]) for d in first]
+    owed = _floor(RENT_SHARE * sum(fees))
+    assert 0 < owed < rent, (owed, rent)
+
+    def held_back() -> list[dict[str, Any]]:
+        return [e for e in log_events(daemon.log, "integrator_payout_held_back")
+                if e.get("code") == code and e.get("owed") == owed]
+
+    wait_for(lambda: len(held_back()) >= 2, 60, "two epochs holding the payout back")
+    assert {(e["chain"], e["address"], e["minimum"]) for e in held_back()} == {("solana", payee, rent)}
+    report = _report(daemon, code)["rewards"]
+    assert report["payouts"] == []  # no row, failed or other, and so no lane transaction
+    pending = report["by_chain"]["solana"]
+    assert (pending["pending"], pending["payable"]) == (str(owed), True)
+    assert f"{owed} owed" in pending["pending_reason"] and str(rent) in pending["pending_reason"]
+    assert _lamports(devnet, payee, "processed") == 0
+
+    # enough more fees for floor(share x fees) to reach the minimum, at the fee each of the first ones paid
+    more = math.ceil((rent - RENT_SHARE * sum(fees)) / (RENT_SHARE * min(fees)))
+    rest = _delivered(daemon, _rent_intents(code, more))
+    total = sum(fees) + sum(_solana_fee(devnet, d["tx_hash"]) for d in rest)
+    expected = _floor(RENT_SHARE * total)
+    assert expected >= rent
+
+    def paid() -> bool:
+        rewards = _report(daemon, code)["rewards"]
+        assert all(p["status"] != "failed" for p in rewards["payouts"]), rewards["payouts"]
+        return (rewards["by_chain"]["solana"]["pending"] == "0" and bool(rewards["payouts"])
+                and all(p["status"] == "paid" and p["settled_at"] for p in rewards["payouts"])
+                and sum(int(p["amount"]) for p in rewards["payouts"]) == expected)
+
+    wait_for(paid, 180, f"floor(share x fees) = {expected} paid to the payee below rent")
+    payouts = _report(daemon, code)["rewards"]["payouts"]
+    operators = {str(keypair_from_hex(devnet_key(i)).pubkey()) for i in OPERATORS}
+    transfers = [_solana_transfer(devnet, p["tx_hash"]) for p in payouts]
+    print(f"\nrent-exempt minimum {rent}: {owed} held back, then {len(first) + more} intents' fees {total} paid "
+          f"{[t[2] for t in transfers]} (floor(share x fees) {expected})")
+    assert transfers[0][2] >= rent
+    assert all(src in operators and dst == payee for src, dst, _ in transfers)
+    assert [t[2] for t in transfers] == [int(p["amount"]) for p in payouts]
+    assert sum(p["intents"] for p in payouts) == len(first) + more
+    assert _lamports(devnet, payee) == expected

@@ -6,6 +6,7 @@ the route's fees against its gas. (Its own module: one daemon at a time on the s
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 RELAY_TIMEOUT_S = 90.0
 GAS_AMOUNT = 150_000
+BURN_ROUNDS = 20_000  # ~70 gas a round in TestRecipient._burn: ~1.4M gas
 PAID_RULE = f"""
 [[relayer.gas_payment]]
 origin = "l1"
@@ -153,3 +155,29 @@ def test_a_message_paid_up_front_and_an_unmatched_route_go_at_once(devnet, paid_
     wait_for(counted, 30, "the route's profit and loss")
     wait_for(lambda: metric(api, "relayer_route_fees_collected_usd", origin="l1", destination="rollup_a") > 0, 30,
              "the route's fees in /metrics")
+
+
+def test_a_message_needing_more_gas_than_it_paid_for_waits_until_topped_up(devnet, paid_daemon) -> None:
+    """Paid the quote for GAS_AMOUNT gas, a message whose recipient burns ~1.4M gas is not delivered at the relayer's
+    expense: it waits for payment, saying what its delivery needs, and `GET .../gas` asks the quote for that gas.
+    `relayer messages add-gas` pays it; then it is delivered once, with more gas than GAS_AMOUNT, read from the
+    chain."""
+    api = paid_daemon.api_url
+    [heavy] = dispatch_to_test_recipient(devnet, DevnetClient(devnet).key("l1", 1), "l1", "rollup_a",
+                                         [b"burn:" + struct.pack(">I", BURN_ROUNDS)])
+    _pay(devnet, heavy, "rollup_a", GAS_AMOUNT, oracle_entry(devnet, "rollup_a").quote(GAS_AMOUNT))
+    wait_for(lambda: "its delivery needs" in ((message_record(api, heavy) or {}).get("last_error") or ""),
+             RELAY_TIMEOUT_S, "the costly message held for the gas it needs")
+    assert message_status(api, heavy) == ("waiting", "payment") and not delivered_on(devnet, "rollup_a", heavy)
+    owed = httpx.get(f"{api}/v1/messages/0x{heavy.hex()}/gas").json()
+    assert int(owed["required"]) > 5 * int(owed["paid"]) > 0 and int(owed["shortfall"]) > 0
+    out = subprocess.run([sys.executable, "-m", "relayer.cli", "messages", "add-gas", f"0x{heavy.hex()}", "--json",
+                          "-c", str(paid_daemon.config), "--devnet", str(devnet.dir)],
+                         check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    wait_for(lambda: message_status(api, heavy) == ("delivered", None), RELAY_TIMEOUT_S,
+             "the topped-up costly message delivered")
+    tx = (message_record(api, heavy) or {})["delivery_tx"]
+    receipt = httpx.post(devnet.manifest()["chains"]["rollup_a"]["rpc_url"], json={
+        "jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt", "params": [tx]}).json()["result"]
+    assert int(receipt["status"], 16) == 1 and int(receipt["gasUsed"], 16) > 5 * GAS_AMOUNT

@@ -1,9 +1,10 @@
 """Paid delivery from Solana and Cosmos origins on the devnet (issue 15): the daemon asks solana -> l1 and
 cosmos -> l1 messages to pay the relayer's quote (relayer.gas_payment on_chain_quote, computed from l1's live fees,
-the chains' prices and the route's USD floor) to the relayer's gas_fee_account, in the dispatch transaction. An unpaid
-message waits for payment (no attempt spent, not on chain) and cannot be topped up; one paying in its dispatch is
-delivered, the fee account's balance, read from the chain, rose by exactly what it paid, and the route's fees show in
-/metrics and /v1/routes/profit. (Its own devnet with every family, and one daemon.)"""
+the chains' prices and the route's USD floor) to the relayer's gas_fee_account. An unpaid message waits for payment
+(no attempt spent, not on chain); `relayer messages add-gas` tops it up in a transaction of its own (a transfer to
+the fee account with the gas memo naming it) and it is delivered by itself. One paying in its dispatch transaction is
+delivered at once. Each time the fee account's balance, read from the chain, rose by exactly what was paid, and the
+route's fees show in /metrics and /v1/routes/profit. (Its own devnet with every family, and one daemon.)"""
 
 from __future__ import annotations
 
@@ -65,15 +66,32 @@ def _unpaid_waits(devnet: Devnet, api: str, origin: str) -> tuple[bytes, int]:
     assert not delivered_on(devnet, "l1", mid)
     view = owed(api, mid)
     assert view["policy"] == "on_chain_quote" and view["paid"] == "0" and int(view["required"]) > 0
-    assert view["fee_account"] == fee_account(devnet, origin) and "dispatch transaction" in view["how_to_pay"]
+    assert view["fee_account"] == fee_account(devnet, origin) and "top-up transaction" in view["how_to_pay"]
+    pay = view["pay"]  # what a wallet signs instead of add-gas
+    assert pay["to"] == view["fee_account"] and pay["value"] == view["shortfall"] == view["required"]
+    assert pay["memo"] == f"xchain-gas:v1:{all_domains(devnet)['l1']}:{mid.hex()}"
     return mid, int(view["required"])
 
 
-def _top_up_refused(devnet: Devnet, daemon: DaemonProcess, mid: bytes, origin: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "relayer.cli", "messages", "add-gas", f"0x{mid.hex()}",
+def all_domains(devnet: Devnet) -> dict[str, int]:
+    return {name: int(spec["domain"]) for name, spec in devnet.manifest()["chains"].items()}
+
+
+def _top_up_delivers(devnet: Devnet, daemon: DaemonProcess, mid: bytes, origin: str) -> None:
+    """``relayer messages add-gas``: one top-up transaction; the message is delivered by itself, and the fee account
+    holds exactly what the top-up sent more."""
+    account = fee_account(devnet, origin)
+    before = native_balance(devnet, origin, account)
+    out = subprocess.run([sys.executable, "-m", "relayer.cli", "messages", "add-gas", f"0x{mid.hex()}", "--json",
                           "-c", str(daemon.config), "--devnet", str(devnet.dir)],
                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode != 0 and f"on {origin} a message pays in its dispatch transaction" in out.stderr
+    assert out.returncode == 0, out.stderr[-2000:]
+    sent = json.loads(out.stdout)
+    assert sent["tx"] and int(sent["sent_value"]) >= int(sent["shortfall"]) > 0
+    wait_for(lambda: delivered_on(devnet, "l1", mid), RELAY_TIMEOUT_S, f"the topped-up {origin} message delivered")
+    assert native_balance(devnet, origin, account) - before == int(sent["sent_value"])
+    assert owed(daemon.api_url, mid)["paid"] == sent["sent_value"]
+    wait_for(lambda: (message_status(daemon.api_url, mid) or ("",))[0] == "delivered", 60, "status delivered")
 
 
 def _route_counted(api: str, origin: str) -> None:
@@ -86,12 +104,12 @@ def _route_counted(api: str, origin: str) -> None:
              f"{origin} -> l1 fees in /metrics")
 
 
-def test_solana_pays_in_its_dispatch_transaction(all_devnet, paid_daemon) -> None:
-    """Unpaid: waits, and add-gas refuses. `relayer send --pay-gas` twice the quote: delivered on l1, the fee account
-    holds exactly that much more, and the route's fees are counted."""
+def test_solana_pays_in_its_dispatch_transaction_or_in_a_top_up(all_devnet, paid_daemon) -> None:
+    """Unpaid: waits, then add-gas tops it up and it is delivered. `relayer send --pay-gas` twice the quote: delivered
+    on l1, the fee account holds exactly that much more, and the route's fees are counted."""
     api = paid_daemon.api_url
     unpaid, required = _unpaid_waits(all_devnet, api, "solana")
-    _top_up_refused(all_devnet, paid_daemon, unpaid, "solana")
+    _top_up_delivers(all_devnet, paid_daemon, unpaid, "solana")
     account = fee_account(all_devnet, "solana")
     before = native_balance(all_devnet, "solana", account)
     out = subprocess.run([sys.executable, "-m", "relayer.cli", "send", "--from", "solana", "--to", "l1", "--body",
@@ -103,21 +121,19 @@ def test_solana_pays_in_its_dispatch_transaction(all_devnet, paid_daemon) -> Non
     wait_for(lambda: delivered_on(all_devnet, "l1", paid), RELAY_TIMEOUT_S, "the paid Solana message delivered")
     assert native_balance(all_devnet, "solana", account) - before == 2 * required
     assert owed(api, paid)["paid"] == str(2 * required)
-    assert message_status(api, unpaid) == ("waiting", "payment") and not delivered_on(all_devnet, "l1", unpaid)
     _route_counted(api, "solana")
 
 
-def test_cosmos_pays_in_its_dispatch_transaction(all_devnet, paid_daemon) -> None:
+def test_cosmos_pays_in_its_dispatch_transaction_or_in_a_top_up(all_devnet, paid_daemon) -> None:
     """The same from Cosmos: a bank send of the fee denom to the fee account beside the dispatch's send to the
-    vault."""
+    vault, or in a top-up transaction with the gas memo."""
     api = paid_daemon.api_url
     unpaid, required = _unpaid_waits(all_devnet, api, "cosmos")
-    _top_up_refused(all_devnet, paid_daemon, unpaid, "cosmos")
+    _top_up_delivers(all_devnet, paid_daemon, unpaid, "cosmos")
     account = fee_account(all_devnet, "cosmos")
     before = native_balance(all_devnet, "cosmos", account)
     paid = dispatch_paying(all_devnet, "cosmos", 2 * required, b"paid in the dispatch")
     wait_for(lambda: delivered_on(all_devnet, "l1", paid), RELAY_TIMEOUT_S, "the paid Cosmos message delivered")
     assert native_balance(all_devnet, "cosmos", account) - before == 2 * required
     assert owed(api, paid)["paid"] == str(2 * required)
-    assert message_status(api, unpaid) == ("waiting", "payment") and not delivered_on(all_devnet, "l1", unpaid)
     _route_counted(api, "cosmos")

@@ -14,6 +14,7 @@ from adapters.base import (
     AdapterError,
     InsufficientFunds,
     NonceTooLow,
+    OutboundRateLimited,
     ReplacementUnderpriced,
     RpcError,
     RpcUnavailable,
@@ -111,6 +112,23 @@ def test_nested_revert_data_and_errors_without_args() -> None:
     data = "0x" + (selector("ThresholdNotMet(uint256,uint256)") + encode(["uint256", "uint256"], [1, 2])).hex()
     mapped = map_rpc_error({"code": -32015, "message": "VM execution error", "data": {"data": data}}, chain="c")
     assert isinstance(mapped, TxReverted) and mapped.reason == "ThresholdNotMet(1,2)"
+
+
+def test_the_bridges_rate_limit_is_typed_with_its_wait_and_its_capacity_refusal_is_not() -> None:
+    table = ErrorTable(["RateLimited(uint32,address,uint256,uint256,uint256)",
+                        "AmountAboveCapacity(uint32,address,uint256,uint256)"])
+    token = "0x" + "11" * 20
+    limited = selector("RateLimited(uint32,address,uint256,uint256,uint256)") + encode(
+        ["uint32", "address", "uint256", "uint256", "uint256"], [2000, token, 80, 20, 42])
+    mapped = map_rpc_error({"code": 3, "message": "execution reverted", "data": "0x" + limited.hex()}, chain="l1",
+                           errors=table)
+    assert isinstance(mapped, OutboundRateLimited) and mapped.wait_s == 42.0
+    assert mapped.reason.startswith("RateLimited(2000,")
+    above = selector("AmountAboveCapacity(uint32,address,uint256,uint256)") + encode(
+        ["uint32", "address", "uint256", "uint256"], [2000, token, 150, 100])
+    never = map_rpc_error({"code": 3, "message": "execution reverted", "data": "0x" + above.hex()}, chain="l1",
+                          errors=table)
+    assert isinstance(never, TxReverted) and not isinstance(never, OutboundRateLimited)
 
 
 def test_error_string_and_panic() -> None:

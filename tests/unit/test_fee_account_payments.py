@@ -1,6 +1,8 @@
 """Paid delivery from Solana and Cosmos origins (issue 15): a dispatch transaction's transfer to the relayer's
 ``gas_fee_account`` is its messages' payment (split evenly, the remainder to the first, keyed by each message's
-log index); transfers elsewhere, from the fee account, or in transactions that dispatch nothing count for nothing;
+log index); a transaction that dispatches nothing pays only as a top-up, with one gas memo naming the message and
+its destination; transfers elsewhere, from the fee account, or in other transactions that dispatch nothing count for
+nothing;
 the Cosmos dispatch rule admits the payment beside the vault send; the relayer's own quotes for origins without an
 oracle are the keeper's entries; the configuration names the key it refuses. The devnet tests
 (tests/integration/test_paid_delivery_solana_cosmos.py, tests/adversarial/test_fee_account_payments.py) run the same
@@ -27,14 +29,17 @@ from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
 
 from adapters.base import ChainStats, DispatchedMessage, Height, TxHash
+from adapters.bridge_memo import GasMemo, MemoFormatError, decode_gas_memo, encode_gas_memo
 from adapters.cosmos.chain import _fee_account as cosmos_fee_account
 from adapters.cosmos.memo import encode_dispatch_memo as cosmos_memo
 from adapters.cosmos.transactions import DispatchRules, bech32, pack_send
 from adapters.cosmos.transactions import fee_paid as cosmos_fee_paid
-from adapters.fee_account import dispatch_payments, split_payment
+from adapters.cosmos.transactions import gas_top_up as cosmos_gas_top_up
+from adapters.fee_account import dispatch_payments, split_payment, top_up_payment
 from adapters.message import Domain
 from adapters.solana.bridge import BridgeRules
 from adapters.solana.bridge import fee_paid as solana_fee_paid
+from adapters.solana.bridge import gas_top_up as solana_gas_top_up
 from adapters.solana.chain import _fee_account as solana_fee_account
 from adapters.solana.memo import encode_dispatch_memo as solana_memo
 from config.errors import ConfigError
@@ -105,6 +110,62 @@ def test_solana_a_transfer_by_the_fee_account_itself_pays_nothing() -> None:
     tx = _solana_tx(fee, [_pay(fee.pubkey(), fee.pubkey(), 10**9), _pay(fee.pubkey(), BRIDGE, 0),
                           _memo(fee.pubkey(), b"self")])
     assert solana_fee_paid(tx, fee.pubkey()) == 0
+
+
+# ---- top-ups: a transaction that dispatches nothing, paying the fee account, with one gas memo
+MID = bytes(range(32))
+
+
+def test_the_gas_memo_round_trips_and_refuses_what_is_malformed() -> None:
+    text = encode_gas_memo(EVM, MID)
+    assert text == f"xchain-gas:v1:{EVM}:{MID.hex()}" and len(text) < 100  # fits the Cosmos SDK's 256
+    assert decode_gas_memo(text) == GasMemo(Domain(EVM), MID)
+    for bad in ("xchain-gas:v1:", f"xchain-gas:v1:-1:{MID.hex()}", f"xchain-gas:v1:{2**32}:{MID.hex()}",
+                f"xchain-gas:v1:{EVM}:{MID.hex()[:-2]}", f"xchain-gas:v1:{EVM}:{'zz' * 32}",
+                f"xchain-gas:v2:{EVM}:{MID.hex()}", f"xchain-gas:v1:{EVM}{MID.hex()}"):
+        with pytest.raises(MemoFormatError):
+            decode_gas_memo(bad)
+    with pytest.raises(MemoFormatError):
+        encode_gas_memo(EVM, MID[:31])
+
+
+def test_a_top_up_is_one_payment_for_the_message_and_route_its_memo_names() -> None:
+    [paid] = top_up_payment(GasMemo(Domain(EVM), MID), 700, 9, "sig")
+    assert (paid.message_id, paid.destination, paid.payment, paid.height, paid.tx_hash, paid.log_index) == (
+        MID, EVM, 700, 9, "sig", 0)
+    assert top_up_payment(None, 700, 9, "sig") == [] and top_up_payment(GasMemo(Domain(EVM), MID), 0, 9, "s") == []
+
+
+def _gas_memo(sender: Pubkey, text: str) -> Instruction:
+    return create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=sender, message=text.encode()))
+
+
+def test_solana_a_top_up_is_recognised_only_without_a_dispatch_and_with_one_gas_memo() -> None:
+    sender = Keypair()
+    me, memo = sender.pubkey(), encode_gas_memo(EVM, MID)
+    top_up = _solana_tx(sender, [_pay(me, BRIDGE, 0), _pay(me, FEE, 5000), _gas_memo(me, memo)])
+    assert solana_gas_top_up(top_up) == GasMemo(Domain(EVM), MID) and solana_fee_paid(top_up, FEE) == 5000
+    with_dispatch = _solana_tx(sender, [_pay(me, BRIDGE, 0), _pay(me, FEE, 5000), _gas_memo(me, memo),
+                                        _memo(me, b"a")])
+    assert solana_gas_top_up(with_dispatch) is None  # its payment is the dispatched message's
+    twice = _solana_tx(sender, [_pay(me, FEE, 5000), _gas_memo(me, memo), _gas_memo(me, encode_gas_memo(7, MID))])
+    assert solana_gas_top_up(twice) is None
+    malformed = _solana_tx(sender, [_pay(me, FEE, 5000), _gas_memo(me, memo[:-1])])
+    assert solana_gas_top_up(malformed) is None
+    no_memo = _solana_tx(sender, [_pay(me, BRIDGE, 0), _pay(me, FEE, 5000)])
+    assert solana_gas_top_up(no_memo) is None
+
+
+def test_cosmos_a_top_up_is_bank_sends_only_none_to_the_vault_with_the_gas_memo() -> None:
+    memo = encode_gas_memo(EVM, MID)
+    top_up = _cosmos_tx((SENDER, FEE_ACCOUNT, [("ustake", 2500)]), memo=memo)
+    assert cosmos_gas_top_up(top_up, VAULT) == GasMemo(Domain(EVM), MID)
+    assert cosmos_fee_paid(top_up, FEE_ACCOUNT, "ustake") == 2500
+    to_vault = _cosmos_tx((SENDER, VAULT, [("ustake", 1)]), (SENDER, FEE_ACCOUNT, [("ustake", 2500)]), memo=memo)
+    assert cosmos_gas_top_up(to_vault, VAULT) is None
+    assert cosmos_gas_top_up(_cosmos_tx((SENDER, FEE_ACCOUNT, [("ustake", 2500)])), VAULT) is None  # dispatch memo
+    assert cosmos_gas_top_up(_cosmos_tx((SENDER, FEE_ACCOUNT, [("ustake", 2500)]), memo="gas please"), VAULT) is None
+    assert cosmos_gas_top_up(b"\xff not a tx", VAULT) is None
 
 
 def test_solana_fee_account_is_checked_at_start() -> None:

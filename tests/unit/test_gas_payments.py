@@ -175,6 +175,10 @@ def _policy(rules: list[dict[str, Any]], entries: dict[int, GasOracleEntry]) -> 
                      {L1: FakePaymaster(entries)})  # type: ignore[dict-item]
 
 
+def _raws(*messages: StoredMessage) -> dict[MessageId, bytes]:
+    return {m.id: m.raw for m in messages}
+
+
 def _paid(amounts: dict[MessageId, int]) -> Any:
     async def paid_for(ids: Sequence[MessageId]) -> dict[MessageId, Paid]:
         return {i: Paid(amounts[i], 1, 1) for i in ids if i in amounts}
@@ -189,17 +193,33 @@ async def test_the_first_matching_rule_decides_what_a_message_owes() -> None:
                       {"origin": "*", "policy": "none"}], {A: entry})
     to_a, to_b, from_a = _message(L1, A), _message(L1, B), _message(A, B)
     quote_half = math.ceil(0.5 * entry.quote(100_000))
-    short = await policy.shortfalls([to_a, to_b, from_a], _paid({to_a.id: quote_half - 1, to_b.id: 1000}))
+    short = await policy.shortfalls(_raws(to_a, to_b, from_a), _paid({to_a.id: quote_half - 1, to_b.id: 1000}))
     assert set(short) == {to_a.id}
     assert short[to_a.id].startswith(f"paid {quote_half - 1} of {quote_half} ") and "relayer.gas_payment[0]" in short[
         to_a.id]
-    assert await policy.shortfalls([to_a], _paid({to_a.id: quote_half})) == {}
+    assert await policy.shortfalls(_raws(to_a), _paid({to_a.id: quote_half})) == {}
+
+
+async def test_a_delivery_needing_more_than_gas_amount_must_pay_for_what_it_needs() -> None:
+    entry = GasOracleEntry(A, 10**10, 10**9, FLOOR_WEI, 5.0)
+    policy = _policy([{"origin": "l1", "policy": "on_chain_quote", "gas_amount": 100_000}], {A: entry})
+    m = _message(L1, A)
+    paid = _paid({m.id: entry.quote(100_000)})
+    assert await policy.shortfalls(_raws(m), paid) == {}
+    assert await policy.shortfalls(_raws(m), paid, {m.id: 90_000}) == {}  # below gas_amount: the rule's quote
+    short = await policy.shortfalls(_raws(m), paid, {m.id: 400_000})
+    assert short[m.id].startswith(f"paid {entry.quote(100_000)} of {entry.quote(400_000)} (1 x the paymaster's "
+                                  "quote for 400000 gas)")
+    owed = await top_up(policy, m.raw, Paid(entry.quote(100_000), 1, 1), 400_000)
+    assert owed.required == entry.quote(400_000) and owed.shortfall == entry.quote(400_000) - entry.quote(100_000)
+    minimum = _policy([{"origin": "l1", "policy": "minimum", "minimum": 5}], {A: entry})
+    assert await minimum.shortfalls(_raws(m), _paid({m.id: 5}), {m.id: 10**7}) == {}  # a fixed minimum is fixed
 
 
 async def test_without_an_oracle_price_a_message_waits_saying_why() -> None:
     policy = _policy([{"origin": "l1", "policy": "on_chain_quote"}], {})
     m = _message(L1, A)
-    short = await policy.shortfalls([m], _paid({m.id: 10**18}))
+    short = await policy.shortfalls(_raws(m), _paid({m.id: 10**18}))
     assert "no price for this destination yet" in short[m.id]
 
 

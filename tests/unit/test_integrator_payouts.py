@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from adapters.capabilities import Bytes32Accounts, PreparedTx, TxSpec
+from adapters.base import AdapterError
+from adapters.capabilities import Bytes32Accounts, PayoutMinimum, PreparedTx, TxSpec
 from adapters.evm.rawtx import decode_type2
 from router.integrators import (
     IntegratorStore,
@@ -24,7 +26,16 @@ from router.integrators import (
     parse_share,
 )
 from router.intents import IntentRecord, IntentStatus, IntentStore, intent_fields
-from router.payouts import PayoutItem, PayoutJob, PayoutPlan, PayoutRow, PayoutStore, reward, rewards_view
+from router.payouts import (
+    HeldBack,
+    PayoutItem,
+    PayoutJob,
+    PayoutPlan,
+    PayoutRow,
+    PayoutStore,
+    reward,
+    rewards_view,
+)
 from router.rewards import by_chain_day, conversion
 
 OPERATOR_KEY = "0x" + "11" * 32
@@ -215,12 +226,39 @@ def test_less_than_one_unit_waits_for_more_fees(tmp_path: Path) -> None:
     assert row is not None and row.amount == "1"
 
 
+def test_a_payout_below_the_chains_minimum_is_not_made_and_all_of_it_is_paid_once_it_reaches_it(
+        tmp_path: Path) -> None:
+    intents, payouts, _ = _setup(tmp_path)
+    intents.add_all([_intent(1, fee=1005)])
+    rent = PayoutMinimum(250, "an account must hold 250")
+    held = payouts.create(replace(PLAN, minimum=rent))
+    assert held == HeldBack("acme", "l1", PAYEE, 100, 250, "an account must hold 250")
+    assert held.reason == ("below the minimum first payout to this address: 100 owed, at least 250 needed (an "
+                           "account must hold 250); carried until it reaches it")
+    assert (_count(payouts, PayoutRow), _count(payouts, PayoutItem), _count(payouts, IntentRecord)) == (0, 0, 1)
+    assert payouts.uncovered_by_chain("acme") == {"l1": 1005}  # still owed, nothing covered
+    intents.add_all([_intent(2, fee=1490)])
+    assert isinstance(payouts.create(replace(PLAN, minimum=rent)), HeldBack)  # 249: still short
+    intents.add_all([_intent(3, fee=10)])
+    row = payouts.create(replace(PLAN, minimum=rent))
+    assert isinstance(row, PayoutRow) and (row.amount, row.intents, row.carry) == ("250", 3, "0.5")
+    assert (_count(payouts, PayoutRow), _count(payouts, PayoutItem)) == (1, 3)
+
+
+def test_a_minimum_of_zero_or_at_the_amount_takes_the_payout() -> None:
+    for minimum in (0, 100):
+        engine = create_engine("sqlite://")
+        IntentStore(engine).add_all([_intent(1, fee=1005)])
+        assert isinstance(PayoutStore(engine).create(replace(PLAN, minimum=PayoutMinimum(minimum))), PayoutRow)
+
+
 class _Lanes:
-    def __init__(self) -> None:
+    def __init__(self, chains: frozenset[str] = frozenset({"l1"})) -> None:
         self.woken = 0
+        self.chains = chains
 
     def payout_chains(self) -> frozenset[str]:
-        return frozenset({"l1"})
+        return self.chains
 
     def payout_account(self, chain: str) -> str | None:
         return PLAN.operator
@@ -239,7 +277,7 @@ def test_the_epoch_pays_each_registered_integrator_on_payable_chains_only(tmp_pa
     registry.register("acme", Decimal("0.5"), {"l1": PAYEE, "solana": "So11111111111111111111111111111111111111112"})
     intents.add_all([_intent(1, fee=1001), _intent(2, fee=3000, chain="solana"), _intent(3, fee=50, code="nobody")])
     lanes = _Lanes()
-    job = PayoutJob(payouts, registry, lanes, _run, Decimal("0.1"))
+    job = PayoutJob(payouts, registry, lanes, _Minimums({}), _run, Decimal("0.1"))
     created = asyncio.run(job.run_once())
     assert [(r.chain, r.amount, r.share) for r in created] == [("l1", "500", "0.5")] and lanes.woken == 1
     assert asyncio.run(job.run_once()) == []
@@ -247,6 +285,58 @@ def test_the_epoch_pays_each_registered_integrator_on_payable_chains_only(tmp_pa
                         {"l1": payouts.last_carry("acme", "l1")}, lanes.payout_chains())
     assert view["by_chain"]["l1"]["in_flight"] == "500" and view["by_chain"]["solana"]["pending"] == "1500"
     assert not view["by_chain"]["solana"]["payable"] and view["payouts"][0]["status"] == "pending"
+
+
+class _Minimums:
+    """The chains' minimum per (chain, address); a chain in ``unreadable`` cannot be read (an injected fault)."""
+
+    def __init__(self, minimums: dict[tuple[str, str], int], unreadable: frozenset[str] = frozenset()) -> None:
+        self.minimums, self.unreadable, self.asked = minimums, unreadable, 0
+
+    async def minimum_payout(self, chain: str, address: str) -> PayoutMinimum:
+        self.asked += 1
+        if chain in self.unreadable:
+            raise AdapterError(f"{chain} node away", chain=chain, reason="unavailable")
+        return PayoutMinimum(self.minimums.get((chain, address), 0), "rent")
+
+
+def test_the_epoch_holds_back_a_payout_below_the_minimum_says_why_and_pays_it_once_it_is_reached(
+        tmp_path: Path) -> None:
+    intents, payouts, _ = _setup(tmp_path)
+    registry = IntegratorStore(payouts.engine)
+    payee = "So11111111111111111111111111111111111111112"
+    registry.register("acme", Decimal("0.5"), {"solana": payee, "l1": PAYEE})
+    intents.add_all([_intent(1, fee=1000, chain="solana"), _intent(2, fee=3000)])
+    lanes, minimums = _Lanes(frozenset({"l1", "solana"})), _Minimums({("solana", payee): 890_880})
+    job = PayoutJob(payouts, registry, lanes, minimums, _run, Decimal("0.1"))
+
+    def view() -> dict[str, Any]:
+        return rewards_view(registry.get("acme"), Decimal("0.1"), payouts.of("acme"),
+                            payouts.uncovered_by_chain("acme"), {}, lanes.payout_chains(), job.held_back("acme"))
+
+    assert [(r.chain, r.amount) for r in asyncio.run(job.run_once())] == [("l1", "1500")]
+    assert job.held_back("acme") == {"solana": HeldBack("acme", "solana", payee, 500, 890_880, "rent")}
+    solana = view()["by_chain"]["solana"]
+    assert (solana["pending"], solana["payable"], solana["why_not"]) == ("500", True, None)
+    assert "500 owed" in solana["pending_reason"] and "890880" in solana["pending_reason"]
+    assert view()["by_chain"]["l1"]["pending_reason"] is None
+    assert [p["chain"] for p in view()["payouts"]] == ["l1"]  # no row for the held-back payout, failed or other
+
+    intents.add_all([_intent(3, fee=1_781_000, chain="solana")])  # (1000 + 1781000) x 0.5 = 891000
+    (row,) = asyncio.run(job.run_once())
+    assert (row.chain, row.amount, row.intents) == ("solana", "891000", 2) and job.held_back("acme") == {}
+    assert view()["by_chain"]["solana"]["pending_reason"] is None
+
+
+def test_an_unreadable_minimum_leaves_that_chain_for_the_next_epoch_and_pays_the_others(tmp_path: Path) -> None:
+    intents, payouts, _ = _setup(tmp_path)
+    registry = IntegratorStore(payouts.engine)
+    registry.register("acme", Decimal("0.5"), {"solana": "So11111111111111111111111111111111111111112", "l1": PAYEE})
+    intents.add_all([_intent(1, fee=1000, chain="solana"), _intent(2, fee=3000)])
+    job = PayoutJob(payouts, registry, _Lanes(frozenset({"l1", "solana"})),
+                    _Minimums({}, unreadable=frozenset({"solana"})), _run, Decimal("0.1"))
+    assert [(r.chain, r.amount) for r in asyncio.run(job.run_once())] == [("l1", "1500")]
+    assert payouts.uncovered_by_chain("acme") == {"solana": 1000} and job.held_back("acme") == {}
 
 
 def test_conversion_and_volume_by_chain_and_day() -> None:

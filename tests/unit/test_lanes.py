@@ -28,7 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 import pytest
 from sqlalchemy import create_engine, select
 
-from adapters.base import Height, TxReceipt
+from adapters.base import Height, OutboundRateLimited, TxReceipt
 from adapters.capabilities import Broadcast, PreparedTx, PresignedTx, TxSpec, WriteAheadSender
 from router.intents import IntentExecutor, IntentRecord, IntentStatus, IntentStore, Operator
 from router.lanes import (
@@ -465,6 +465,49 @@ async def test_cross_chain_transfers_wait_for_the_bridge_approval_then_settle_wi
         assert rec.tx_hash and rec.message_id == "0x" + rec.tx_hash.encode()[:32].hex()
     await executor._step(lane)
     assert len([raw for raw in chain.broadcasts if json.loads(raw)["target"] == "approve"]) == 1  # once
+
+
+class RateLimitedBridge(FakeChain):
+    """The token bridge refuses cross-chain transfers (``OutboundRateLimited``, room in ``wait_s``) while ``full``."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.full, self.prepared_xchain = True, 0
+
+    async def prepare(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx | Exception]:
+        self.prepared_xchain += sum(s.kind == "xchain" for s in specs)
+        ready = await super().prepare(sender, specs)
+        return [OutboundRateLimited("execution reverted: RateLimited(2,0x01,1000,10,30)", chain=CHAIN,
+                                    reason="RateLimited(2,0x01,1000,10,30)", wait_s=30.0)
+                if self.full and spec.kind == "xchain" else prep for spec, prep in zip(specs, ready, strict=True)]
+
+
+async def test_a_cross_chain_transfer_the_bridge_has_no_room_for_waits_planned_then_goes(tmp_path: Path) -> None:
+    """Rate limits queue: refused for want of outbound room, a cross-chain transfer stays planned with no nonce spent,
+    saying how long, while the next intent takes the nonce; it is not prepared again before the bridge's wait is
+    over, then it is signed and settles once."""
+    intents, lanes = _stores(tmp_path, Clock())
+    chain, now = RateLimitedBridge(mined=3), Clock()
+    intents.add_all([_intent(1, kind="xchain", chain=DESTINATION), _intent(2)])
+    executor = LaneExecutor(lanes, {CHAIN: chain}, {CHAIN: {ACCOUNT: KEY}}, "A", _inline, lease_s=LEASE_S,
+                            domains={CHAIN: 1, DESTINATION: 2}, monotonic=now)
+    lane = _lane(lanes)
+    await executor._step(lane)
+    waiting, transfer = _get(intents, 1), _get(intents, 2)
+    assert waiting.status == IntentStatus.PLANNED and waiting.nonce is None
+    assert "outbound room" in (waiting.reason or "") and "about 30 s" in (waiting.reason or "")
+    assert (transfer.status, transfer.nonce) == ("submitted", 3)
+    chain.full = False
+    now.t += 29.0
+    await executor._step(lane)
+    assert chain.prepared_xchain == 1 and _get(intents, 1).status == IntentStatus.PLANNED  # held for its wait
+    now.t += 2.0
+    await executor._step(lane)
+    signed = _get(intents, 1)
+    assert (signed.status, signed.nonce, signed.reason) == ("submitted", 4, None) and chain.prepared_xchain == 2
+    chain.mine()
+    await executor._step(lane)
+    assert _get(intents, 1).status == "included" and chain.landed_to(_get(intents, 1).recipient) == 1
 
 
 @pytest.mark.parametrize("lands", ["the re-priced copy", "the first signature"])

@@ -106,6 +106,30 @@ async def test_a_solana_native_transfer_leaving_its_recipient_below_rent_is_refu
         assert isinstance(prepared, PreparedTx) and prepared.target == str(BLOCKHASH)
 
 
+@pytest.mark.parametrize(("held", "minimum"), [(0, 890_880), (889_000, 1_880), (890_880, 0), (10**9, 0)])
+async def test_the_least_a_solana_payout_may_be_is_what_the_account_lacks_of_the_rent_exempt_minimum(
+        held: int, minimum: int) -> None:
+    """What the payout job asks (``router.payouts.ChainPayoutMinimums``): Solana through ``NativePayoutMinimum``, a
+    chain without it (EVM) takes any amount."""
+    from adapters.evm.adapter import EvmAdapter
+    from config.settings import EvmChainConfig
+    from router.payouts import ChainPayoutMinimums
+
+    adapter = _solana()
+    adapter._client = _RentClient(held)  # type: ignore[assignment]
+    evm_config = {"family": "evm", "domain": 1, "chain_id": 31337, "rpc_url": "http://127.0.0.1:9",
+                  "mailbox": "0x" + "22" * 20}
+    evm = EvmAdapter("l1", EvmChainConfig.model_validate(evm_config))
+    minimums = ChainPayoutMinimums({"solana": adapter, "l1": evm})
+    solana = await minimums.minimum_payout("solana", str(Pubkey.new_unique()))
+    assert solana.amount == minimum
+    assert not minimum or solana.reason == f"a Solana account must hold the rent-exempt minimum, 890880 lamports; " \
+                                           f"this one holds {held}"
+    assert (await minimums.minimum_payout("l1", "0x" + "ab" * 20)).amount == 0
+    with pytest.raises(TxReverted):
+        await minimums.minimum_payout("solana", "0x" + "ab" * 20)
+
+
 async def test_a_solana_receipt_knows_a_native_lane_transfer_by_its_memo() -> None:
     adapter = _solana()
     payee = str(Pubkey.new_unique())

@@ -31,7 +31,8 @@ def message_routes(daemon: DaemonView) -> APIRouter:
         """What the message still owes its origin's paymaster under relayer.gas_payment, and (with ``refund_to``, the
         payer's address) the call that pays it: ``to``, ``data``, ``value`` for the payer's wallet to sign. Reads
         only; anyone may pay for any message. From an origin paid through the relayer's fee account (Solana, Cosmos):
-        ``fee_account`` and ``how_to_pay`` (in the dispatch transaction only: such a message cannot be topped up)."""
+        ``fee_account``, ``how_to_pay`` and, while something is owed, ``pay``: the top-up a wallet signs (``to``,
+        ``value``, ``memo``, and what else its transaction must hold)."""
         if not HEX32.match(message_id):
             raise bad_input("message_id", f"{message_id!r} is not a 0x-prefixed 32-byte hex message id")
         if refund_to is not None and not ADDRESS.match(refund_to):

@@ -1,8 +1,8 @@
 // The explorer's integrator page (issue 15): /explorer#integrator/CODE.
 // Everything comes from the public report, GET /v1/integrators/{code}/report: quotes served, intents that followed
 // (conversion, per UTC day), volume and fees by chain and day, rewards paid (each payout with its transaction hash),
-// under way and pending. No key: the report holds only what is public on chain. The page never builds HTML from
-// text: every value goes in as a text node.
+// under way and pending (and why it waits, when an epoch held it back). No key: the report holds only what is public
+// on chain. The page never builds HTML from text: every value goes in as a text node.
 "use strict";
 
 (function () {
@@ -59,7 +59,8 @@
       node("td", { class: "num", "data-field": "in_flight" }, b.in_flight),
       node("td", { class: "num", "data-field": "pending" }, b.pending),
       node("td", { class: "hash", title: b.payout_address || "" }, b.payout_address || "—"),
-      node("td", { class: "muted" }, b.payable ? "paid on chain each epoch" : b.why_not))));
+      node("td", { class: "muted", "data-field": "why" },
+        b.pending_reason || (b.payable ? "paid on chain each epoch" : b.why_not)))));
     rows("#integrator-payouts tbody", rw.payouts.slice().reverse().map((p) => node("tr", { "data-payout": p.id },
       node("td", null, new Date(p.created_at * 1000).toISOString().replace("T", " ").slice(0, 19)),
       node("td", null, p.chain), node("td", { class: "num", "data-field": "amount" }, p.amount),
