@@ -1,11 +1,12 @@
 """Paid delivery from Solana and Cosmos under attack (issue 15): the daemon asks solana -> l1 and cosmos -> l1
-messages to pay the relayer's quote (for 1 gas: exactly the route's USD floor) to its gas_fee_account in the dispatch
-transaction. A sender (a public devnet account: anyone can do this) tries to get its messages delivered without paying
-what they owe: a dispatch paying another account the full amount; a dispatch paying nothing, then the full amount to
-the fee account in a transaction of its own with no gas memo; a top-up with the gas memo naming the message but
-another destination; a top-up with the right memo paid to another account; a dispatch paying one unit less than
-required. Each still waits for payment with 0 attempts and is not processed on l1 (read from the chain), after the
-daemon has indexed a later message paying exactly what is required, which is delivered."""
+messages to pay the relayer's quote to its gas_fee_account (for 1 gas, with a $20 floor on these routes: far above
+what one delivery to l1 costs, so the quote for whatever gas a delivery needs is exactly the floor). A sender (a public
+devnet account: anyone can do this) tries to get its messages delivered without paying what they owe: a dispatch
+paying another account the full amount; a dispatch paying nothing, then the full amount to the fee account in a
+transaction of its own with no gas memo; a top-up with the gas memo naming the message but another destination; a
+top-up with the right memo paid to another account; a dispatch paying one unit less than required. Each still waits
+for payment with 0 attempts and is not processed on l1 (read from the chain), after the daemon has indexed a later
+message paying exactly what is required, which is delivered."""
 
 from __future__ import annotations
 
@@ -32,16 +33,32 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 RELAY_TIMEOUT_S = 120.0
-# the route's USD floor ($0.01) in origin units, as the keeper computes it: at $150 per SOL (lamports, 9 decimals) and
-# $5 per ATOM (ustake, 6 decimals)
-FLOOR = {origin: math.ceil(Fraction(0.01) / Fraction(usd) * 10**decimals)
+FLOOR_USD = 20.0  # one delivery to l1 costs well under it: the quote for the gas any delivery needs is the floor
+# the routes' USD floor in origin units, as the keeper computes it: at $150 per SOL (lamports, 9 decimals) and $5 per
+# ATOM (ustake, 6 decimals)
+FLOOR = {origin: math.ceil(Fraction(FLOOR_USD) / Fraction(usd) * 10**decimals)
          for origin, usd, decimals in (("solana", 150.0, 9), ("cosmos", 5.0, 6))}
+FLOORS = f"""
+[[relayer.gas_oracle.floors]]
+origin = "solana"
+destination = "l1"
+usd = {FLOOR_USD}
+
+[[relayer.gas_oracle.floors]]
+origin = "cosmos"
+destination = "l1"
+usd = {FLOOR_USD}
+
+[[relayer.gas_oracle.floors]]
+usd = 0.01
+"""
 
 
 @pytest.fixture(scope="module")
 def paid_daemon(bridge_devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     daemon = start_daemon(bridge_devnet, tmp_path_factory.mktemp("fee-accounts"),
-                          edit=lambda text: text + PAYING_RULES.format(gas=1), instance="fee-accounts-adversarial")
+                          edit=lambda text: text + PAYING_RULES.format(gas=1) + FLOORS,
+                          instance="fee-accounts-adversarial")
     yield daemon
     daemon.stop()
 
@@ -72,7 +89,7 @@ def test_a_payment_that_does_not_count_leaves_the_message_waiting(bridge_devnet,
     [separate] = dispatch_to_test_recipient(net, DevnetClient(net).key(origin), origin, "l1", [b"pays later"])
     wait_for(lambda: message_status(api, separate) == ("waiting", "payment"), RELAY_TIMEOUT_S, "underpaid")
     required = int(owed(api, separate)["required"])
-    assert required == FLOOR[origin]  # the quote for 1 gas is the floor: exact, whatever the fees do
+    assert required == FLOOR[origin]  # the quote is the floor: exact, whatever the fees do
     _pay_separately(net, origin, required)
     other = DevnetClient(net).address(origin, 1)  # an account that is not the relayer's
     [misrouted, elsewhere] = dispatch_to_test_recipient(net, DevnetClient(net).key(origin), origin, "l1",

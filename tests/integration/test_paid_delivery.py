@@ -34,8 +34,8 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 RELAY_TIMEOUT_S = 90.0
-GAS_AMOUNT = 150_000
-BURN_ROUNDS = 20_000  # ~70 gas a round in TestRecipient._burn: ~1.4M gas
+GAS_AMOUNT = 300_000  # above what one ordinary delivery to rollup_a needs (else it must pay for what it needs)
+BURN_ROUNDS = 30_000  # ~70 gas a round in TestRecipient._burn: ~2.1M gas
 PAID_RULE = f"""
 [[relayer.gas_payment]]
 origin = "l1"
@@ -158,7 +158,7 @@ def test_a_message_paid_up_front_and_an_unmatched_route_go_at_once(devnet, paid_
 
 
 def test_a_message_needing_more_gas_than_it_paid_for_waits_until_topped_up(devnet, paid_daemon) -> None:
-    """Paid the quote for GAS_AMOUNT gas, a message whose recipient burns ~1.4M gas is not delivered at the relayer's
+    """Paid the quote for GAS_AMOUNT gas, a message whose recipient burns ~2.1M gas is not delivered at the relayer's
     expense: it waits for payment, saying what its delivery needs, and `GET .../gas` asks the quote for that gas.
     `relayer messages add-gas` pays it; then it is delivered once, with more gas than GAS_AMOUNT, read from the
     chain."""

@@ -35,7 +35,7 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 RELAY_TIMEOUT_S = 120.0
-GAS_AMOUNT = 150_000
+GAS_AMOUNT = 1_000_000  # above what one delivery to l1 needs (else it must pay for what it needs)
 
 
 @pytest.fixture(scope="module")
