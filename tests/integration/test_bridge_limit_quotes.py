@@ -11,7 +11,6 @@ daemon at a time on the session devnet.)"""
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import time
@@ -28,7 +27,6 @@ from adapters.evm import deploy
 from adapters.evm import devnet as evm_devnet
 from adapters.evm.contracts import load_artifact
 from adapters.message import address_to_bytes32
-from router.client import RoutingClient
 from tests.integration.harness import (
     ROOT,
     DaemonProcess,
@@ -36,7 +34,6 @@ from tests.integration.harness import (
     delivered_on,
     on_devnet,
     start_routing_daemon,
-    token_balance,
     wait_for,
 )
 
@@ -254,30 +251,3 @@ def test_the_audit_counts_a_queued_transfer_as_owed(limited) -> None:
                                      if p["kind"] != "locked")
     assert out.returncode == 0 and sheet["ok"] and tst["shortfall"] == 0, out.stdout[-2000:]
 
-
-def test_an_operator_signed_transfer_waits_planned_for_the_outbound_room_then_goes_once(devnet, limited) -> None:
-    """Rate limits queue for operator-signed intents too: l1's bucket towards rollup_b is set to 10 TST refilling 1 a
-    second and emptied by a user's transfer; a 3 TST cross-chain intent the operators sign then waits, planned, saying
-    it waits for the bridge's outbound room (no nonce spent), and goes once the bucket refilled: delivered, and its
-    recipient holds exactly 3 TST more on rollup_b, read from the chain."""
-    daemon, l1, _rollup_a = limited
-    l1.set_limit("rollup_b", inbound=False, capacity=10 * TST, rate=TST)
-    try:
-        async def drain(client: DevnetClient) -> None:
-            to = address_to_bytes32(client.address("rollup_b"))
-            await client.adapters["l1"].send_token(  # type: ignore[attr-defined]
-                client.key("l1"), "TST", 10 * TST, client.domain("rollup_b"), to)
-        on_devnet(devnet, drain)
-        recipient = "0x" + secrets.token_hex(20)
-        with RoutingClient(daemon.api_url) as client:
-            [intent_id] = client.submit_batch([{"kind": "xchain", "token": "TST", "from_chain": "l1",
-                                                "chains": ["rollup_b"], "amount": "3", "recipient": recipient}])["ids"]
-            wait_for(lambda: "outbound room" in (client.status(intent_id).get("reason") or ""), 30,
-                     "the intent waiting for the bridge's outbound room")
-            waiting = client.status(intent_id)
-            assert waiting["status"] == "planned" and not waiting.get("tx_hash"), waiting
-            done = client.wait(intent_id, until={"delivered"}, timeout=RELAY_TIMEOUT_S)
-        assert done["chain"] == "rollup_b" and done["message_id"]
-        assert token_balance(devnet, "rollup_b", "TST", recipient) == 3 * TST
-    finally:
-        l1.set_limit("rollup_b", inbound=False, capacity=OUT_CAPACITY, rate=OUT_RATE)
