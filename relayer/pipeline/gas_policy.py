@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from adapters.base import AdapterError, ChainAdapter
+from adapters.bridge_memo import GAS_PREFIX
 from adapters.capabilities import GAS_EXCHANGE_RATE_SCALE, GasOracleEntry, GasQuoteSource
 from adapters.message import Message, MessageFormatError, MessageId
 from config.settings import GasPaymentRule, Settings
@@ -182,5 +183,5 @@ def how_fee_accounts_are_paid(origin: str, fee_account: str) -> str:
     """How a message from an origin paid through its fee account (Solana, Cosmos) pays (``adapters.fee_account``)."""
     return (f"on {origin} a message pays the relayer's fee account {fee_account} in native tokens: in its dispatch "
             "transaction (relayer send --pay-gas), or later in a top-up transaction carrying the gas memo "
-            "xchain-gas:v1:<destination>:<message id> (relayer messages add-gas ID, or `pay` here); a payment "
+            f"{GAS_PREFIX}<destination>:<message id> (relayer messages add-gas ID, or `pay` here); a payment "
             "in any other transaction counts for nothing")
