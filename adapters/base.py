@@ -18,7 +18,9 @@ no web3 / solana / cosmpy / httpx exception leaks upward.
     +-- NoCosignQuorum        fewer validators co-signed a delivery than its threshold (Solana, Cosmos)
     +-- CosignRefused         a validator will not co-sign a delivery (``reason``: why, e.g. ``PAYLOAD_MISMATCH``)
     +-- InclusionRefused      a light client could not prove what an RPC node claims
-        +-- InclusionPending  not proven yet
+    |   +-- InclusionPending  not proven yet
+    +-- FinalityViolation     the chain's finality source contradicts the chain (a rollup's output root that does not
+                              match its blocks): the origin halts as for a reorg deeper than its finality
 
 What the relayer does about each is decided by its class alone (``relayer.pipeline.outcome.reason_of`` and
 ``RetryPolicy``); ``reason`` is a short description for logs, never matched on.
@@ -131,6 +133,16 @@ class InclusionRefused(AdapterError):
 class InclusionPending(InclusionRefused):
     """Not proven *yet*: the light client has not seen the claimed block finalized (its consensus source is behind
     the node). Nothing is signed; the validator waits and asks again, without counting a refusal."""
+
+
+class FinalityViolation(AdapterError):
+    """What the chain's finality rests on contradicts the chain itself, at ``height``: for a rollup that settles on
+    an L1, an output root posted there that does not match the rollup's blocks. Never retried: the indexer halts the
+    origin as for a reorg deeper than its finality (``origin_reorged``), and the operator decides."""
+
+    def __init__(self, message: str, *, chain: str = "", reason: str = "", height: int) -> None:
+        super().__init__(message, chain=chain, reason=reason)
+        self.height = height
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,32 @@ class TrustedCheckpoint(_Model):
     hash: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
 
 
+class RollupSettlement(_Model):
+    """A rollup whose finality comes from the L1 (OP Stack semantics): its proposer posts output roots
+    ``keccak256(version | stateRoot | messagePasserStorageRoot | blockHash)`` to an ``OutputOracle`` on the L1 every few
+    rollup blocks, and a rollup height is final once an output root covering it sits in a finalized L1 block (rule
+    ``optimistic``: and its challenge window has passed by that block's time). It replaces ``finality`` for this chain:
+    the validator signs a dispatch only after proving the whole chain from the L1 header down to the Dispatch log
+    (light_clients.ethereum.rollup)."""
+
+    l1: str = Field(description="the settlement chain: an EVM chain under [chains] whose finality is its own")
+    output_oracle: str = Field(description="the OutputOracle contract on the L1 that this rollup's proposer posts to")
+    rule: Literal["optimistic", "posted"] = Field("optimistic", description=(
+        '"optimistic": final once the output root has sat challenge_window_s in a finalized L1 block (a fault proof '
+        'could still delete it before); "posted": final once posted in a finalized L1 block (a validity-proved '
+        "(zk) rollup, whose outputs cannot be wrong)"))
+    challenge_window_s: int = Field(604_800, ge=0, le=30 * 86_400, description=(
+        "seconds an output root must have been on the L1 (by the finalized L1 block's timestamp) before it counts "
+        "under the optimistic rule; OP mainnet: 7 days"))
+    message_passer: str = Field("0x4200000000000000000000000000000000000016", description=(
+        "the rollup account whose storage root the output root commits to (OP's L2ToL1MessagePasser predeploy)"))
+    max_output_lag_blocks: int = Field(1_000, ge=1, description=(
+        "rollup blocks past the newest posted output before the proposer counts as lagging: "
+        "relayer_rollup_output_lag_blocks above it logs proposer_lagging"))
+
+    _oracle = field_validator("output_oracle", "message_passer")(lambda cls, v: _check_address(v))
+
+
 class ChainFamily(StrEnum):
     """The chain families, named as ``chains.NAME.family`` names them: one name per family everywhere (config, router
     profiles, devnet manifest). Each ``*ChainConfig`` below declares its own as the union's discriminator."""
@@ -201,6 +227,8 @@ class EvmChainConfig(_Model):
         "relayer.gas_payment says what a message must have paid); its GasOracle is kept current by "
         "relayer.gas_oracle"))
     tokens: dict[str, TokenConfig] = Field(default_factory=dict, description="symbol -> token on this chain")
+    settlement: RollupSettlement | None = Field(None, description=(
+        "a rollup that settles on an L1: its finality follows output roots posted there (replaces finality)"))
 
     @field_validator("token_bridge", "gas_paymaster")
     @classmethod
@@ -827,6 +855,7 @@ class Settings(_Model):
             if priced not in self.chains:
                 raise ValueError(f"router.native_usd_by_chain names {priced!r}, which is not under [chains]")
         self._check_payout_limits()
+        self._check_settlements()
         for i, limit in enumerate(self.relayer.route_limits):
             for field in ("origin", "destination"):
                 name = getattr(limit, field)
@@ -868,6 +897,20 @@ class Settings(_Model):
                                  f"{limit.token!r}")
             seen.add(key)
 
+    def _check_settlements(self) -> None:
+        """``chains.<rollup>.settlement.l1``: another EVM chain, which settles on nothing itself."""
+        for name, chain in self.chains.items():
+            settlement = chain.settlement if isinstance(chain, EvmChainConfig) else None
+            if settlement is None:
+                continue
+            l1 = self.chains.get(settlement.l1)
+            if not isinstance(l1, EvmChainConfig) or settlement.l1 == name:
+                raise ValueError(f"chains.{name}.settlement.l1 names {settlement.l1!r}, which is not another EVM chain "
+                                 "under [chains]")
+            if l1.settlement is not None:
+                raise ValueError(f"chains.{name}.settlement.l1 names {settlement.l1!r}, which settles on "
+                                 f"{l1.settlement.l1} itself: name a chain whose finality is its own")
+
     def _check_paid_origins(self) -> None:
         """A rule that asks for payment may only match origins where payments can be made and read: EVM chains with a
         gas_paymaster, Solana and Cosmos chains with a gas_fee_account."""
@@ -881,6 +924,13 @@ class Settings(_Model):
                     raise ValueError(
                         f"relayer.gas_payment[{i}] asks messages from {name} to pay ({rule.policy}), but chains.{name} "
                         f"has no {key}: set it, or name the paying origins in the rule's origin field")
+
+    def settlement_l1(self, chain: str) -> ChainConfig | None:
+        """The config of the L1 that ``chain`` settles on (None: it is no rollup with a ``settlement``)."""
+        config = self.chains[chain]
+        if isinstance(config, EvmChainConfig) and config.settlement is not None:
+            return self.chains[config.settlement.l1]
+        return None
 
     def native_usd(self, chain: str) -> float:
         """The USD price of ``chain``'s native token: ``router.native_usd_by_chain``, else ``router.native_usd``."""

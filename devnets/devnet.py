@@ -54,6 +54,7 @@ log = structlog.get_logger("devnets.devnet")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = Path(".devnet")
 THRESHOLD = 2
+ROLLUP_FINALITY_RULES = ("confirmations", "optimistic", "posted")
 
 
 def _toml_value(v: Any) -> str:
@@ -150,7 +151,7 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
             f"mailbox = {_toml_value(chain['contracts']['mailbox'])}",
             f"token_bridge = {_toml_value(chain['contracts']['token_bridge'])}",
             *_paymaster_toml(chain),
-            f"finality = {_toml_value(chain['finality'])}",
+            *_finality_toml(chain, manifest.get("rollup_finality", "confirmations")),
             f"poll_interval_s = {min(0.25, chain['block_time_s'])}",
             f"signer = {{ private_key = {_toml_value(relayer_key)} }}  # devnet test key",
             f"tokens = {_toml_value({s: _token_entry(t) for s, t in chain['tokens'].items()})}",
@@ -158,6 +159,16 @@ def relayer_toml(manifest: dict[str, Any], *, store_url: str, relayer_account: i
             "",
         ]
     return "\n".join(lines)
+
+
+def _finality_toml(chain: dict[str, Any], rollup_finality: str) -> list[str]:
+    """A chain's finality rule: its own (``finality``), or for a rollup under an L1 rule its ``settlement``."""
+    settlement = chain.get("settlement")
+    if settlement is None or rollup_finality == "confirmations":
+        return [f"finality = {_toml_value(chain['finality'])}"]
+    table = {"l1": settlement["l1"], "output_oracle": settlement["output_oracle"], "rule": rollup_finality,
+             "challenge_window_s": settlement["challenge_window_s"], "message_passer": settlement["message_passer"]}
+    return [f"settlement = {_toml_value(table)}  # final by the output roots the devnet proposer posts on the L1"]
 
 
 def _paymaster_toml(chain: dict[str, Any]) -> list[str]:
@@ -309,14 +320,21 @@ class Devnet:
     def __init__(self, directory: Path = DEFAULT_DIR, *, base_port: int = 8545, api_port: int = 8900,
                  layout: str = "default", families: tuple[str, ...] = ("evm", "cosmos", "solana"),
                  persistent: bool = False, state_interval_s: float | None = None,
-                 cosmos_delivery_timeout_blocks: int = 60, solana_blockhash_valid_slots: int | None = None) -> None:
+                 cosmos_delivery_timeout_blocks: int = 60, solana_blockhash_valid_slots: int | None = None,
+                 rollup_finality: str = "confirmations") -> None:
         """``cosmos_delivery_timeout_blocks``: the Cosmos chain's ``delivery_timeout_blocks`` in the written config
         (how long an unlanded co-signed payout holds its messages; tests shorten it to wait less).
         ``solana_blockhash_valid_slots``: how many slots a Solana blockhash stays usable (default: a real cluster's
         150; tests shorten it to see a transaction expire sooner). ``persistent``: every anvil keeps its chain in
         ``DIR/NAME.state.json`` (written on SIGTERM and, with ``state_interval_s``, periodically), so
         ``restart_chain`` brings a node back with its chain, as a real node restarts from its database. Without it an
-        anvil restart would be a new, empty chain."""
+        anvil restart would be a new, empty chain. ``rollup_finality``: the rule the written config gives the rollups'
+        origins: ``confirmations`` (their own, fast), or ``optimistic`` / ``posted`` (``chains.<rollup>.settlement``:
+        final by the output roots the devnet proposer posts on the L1). The proposer runs either way."""
+        if rollup_finality not in ROLLUP_FINALITY_RULES:
+            raise RelayerError(f"unknown rollup finality {rollup_finality!r}; known: "
+                               f"{', '.join(ROLLUP_FINALITY_RULES)}")
+        self.rollup_finality = rollup_finality
         self.persistent = persistent
         self.solana_blockhash_valid_slots = solana_blockhash_valid_slots
         self.cosmos_delivery_timeout_blocks = cosmos_delivery_timeout_blocks
@@ -445,18 +463,21 @@ class Devnet:
                     "tokens": deployed[c.name]["tokens"],
                     "accounts": [{"address": evm_devnet.address_of(k), "private_key": k} for k in accounts],
                     **beacons[c.name],
+                    **({"settlement": deployed[c.name]["settlement"]} if "settlement" in deployed[c.name] else {}),
                 }
                 for c in chains
             },
             "validators": [{"address": a.lower(), "url": f"{self.api_url}/validators/{a.lower()}"} for a in validators],
             "validator_keys": [{"address": a.lower(), "private_key": k} for a, k in zip(validators, validator_keys)],
             "threshold": THRESHOLD,
+            "rollup_finality": self.rollup_finality,
             "api_url": self.api_url,
             "relayer_accounts": [evm_devnet.address_of(evm_devnet.devnet_key(i))
                                  for i in (evm_devnet.RELAYER_A, evm_devnet.RELAYER_B)],
             "created_at": time.time(),
         }
         try:
+            self._start_proposer(manifest)
             if "cosmos" in self.families:
                 manifest["chains"]["cosmos"] = self._up_cosmos(manifest, step)
             if "solana" in self.families:
@@ -488,6 +509,46 @@ class Devnet:
         state["beacon"] = {"pid": proc.pid}
         self.state_path.write_text(json.dumps(state))
         return proc
+
+    def _start_proposer(self, manifest: dict[str, Any]) -> None:
+        """The rollups' output proposer (``python -m devnets.proposer``), recorded in ``state.json``."""
+        from devnets.proposer import start_proposer
+
+        rollups = {n: c for n, c in manifest["chains"].items() if "settlement" in c}
+        if not rollups:
+            return
+        any_rollup = next(iter(rollups.values()))["settlement"]
+        l1 = manifest["chains"][any_rollup["l1"]]
+        spec = {"l1_rpc_url": l1["rpc_url"], "chain_id": l1["chain_id"],
+                "interval_blocks": any_rollup["interval_blocks"], "message_passer": any_rollup["message_passer"],
+                "rollups": [{"name": n, "rpc_url": c["rpc_url"], "output_oracle": c["settlement"]["output_oracle"]}
+                            for n, c in rollups.items()]}
+        proc = start_proposer(spec, evm_devnet.devnet_key(evm_devnet.PROPOSER), self.dir / "proposer.log")
+        state = self._state()
+        state["proposer"] = {"pid": proc.pid, "spec": spec}
+        self.state_path.write_text(json.dumps(state))
+
+    def stop_proposer(self) -> None:
+        """Stop the rollups' proposer (a fault: no more output roots are posted until ``start_proposer``)."""
+        state = self._state()
+        info = state.pop("proposer", None)
+        if info is None:
+            raise RelayerError(f"no proposer is running in {self.dir}")
+        evm_devnet.stop_process(info["pid"])
+        state["proposer_stopped"] = info["spec"]
+        self.state_path.write_text(json.dumps(state))
+
+    def start_proposer(self) -> None:
+        """Start the proposer ``stop_proposer`` stopped; it resumes from what the oracles hold."""
+        from devnets.proposer import start_proposer
+
+        state = self._state()
+        spec = state.pop("proposer_stopped", None)
+        if spec is None:
+            raise RelayerError(f"no stopped proposer in {self.dir}")
+        proc = start_proposer(spec, evm_devnet.devnet_key(evm_devnet.PROPOSER), self.dir / "proposer.log")
+        state["proposer"] = {"pid": proc.pid, "spec": spec}
+        self.state_path.write_text(json.dumps(state))
 
     def _beacon_roots(self, chains: list[evm_devnet.EvmDevnetChain], proc: Any) -> dict[str, dict[str, Any]]:
         """Each chain's beacon URL and the root of its beacon block finalized now (slot 1 at least): what the
@@ -718,11 +779,12 @@ class Devnet:
         return stopped
 
     def _stop_processes(self) -> list[str]:
-        stopped = []
+        stopped: list[str] = []
         state = self._state()
-        if "beacon" in state:
-            evm_devnet.stop_process(state["beacon"]["pid"])
-            stopped.append("beacon")
+        for process in ("proposer", "beacon"):
+            if process in state:
+                evm_devnet.stop_process(state[process]["pid"])
+                stopped.append(process)
         for name, info in state.get("chains", {}).items():
             evm_devnet.stop_process(info["pid"])
             stopped.append(name)
@@ -762,6 +824,7 @@ class Devnet:
             ports = {n: urlsplit(c["beacon_url"]).port for n, c in manifest["chains"].items() if "beacon_url" in c}
             beacon = self._start_beacon(chains, ports=ports)
             self._beacon_urls(chains, beacon)
+            self._start_proposer(manifest)
             if "cosmos" in self.families:
                 self._start_cosmos(manifest["chains"]["cosmos"]["vault"])
             if "solana" in self.families:

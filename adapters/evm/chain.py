@@ -46,8 +46,10 @@ from adapters.evm.errors import SigningError, map_exception, map_rpc_error
 from adapters.evm.fees import Fees, fees_for
 from adapters.evm.nonce import NonceManager, SignedTx
 from adapters.evm.quorum import QuorumRpc
+from adapters.evm.settlement import RollupOutputFinality
 from adapters.message import Domain, address_to_bytes32
 from adapters.tokens import UnknownToken
+from config.errors import ConfigError
 from config.settings import EvmChainConfig
 
 log = structlog.get_logger("adapters.evm")
@@ -112,7 +114,9 @@ class EvmChain:
         *,
         signer_key: str | None = None,
         clock: Callable[[], float] = time.time,
+        settlement_l1: EvmChainConfig | None = None,
     ) -> None:
+        """``settlement_l1``: the config of the L1 that ``config.settlement`` names (required with it)."""
         self._name = name
         self._config = config
         self._clock = clock
@@ -154,6 +158,14 @@ class EvmChain:
         self._estimates_since_calibration = 0
         self._base_fee_cache: tuple[float, int] | None = None  # (clock, base fee per gas)
         self._clean_since_revert = 0  # confirmed deliveries since the last reverted one
+        self._l1: EvmChain | None = None
+        self.settlement: RollupOutputFinality | None = None
+        if config.settlement is not None:
+            if settlement_l1 is None:
+                raise ConfigError(f"chains.{name}.settlement.l1", "the L1's chain config was not given to the adapter")
+            self._l1 = EvmChain(config.settlement.l1, settlement_l1)
+            self.settlement = RollupOutputFinality(name, config.settlement, l1_rpc=self._l1._rpc,
+                                                   l1_finalized=self._l1.finalized_height, rollup_rpc=self._rpc)
 
     def __repr__(self) -> str:
         signer = self._signer.address if self._signer else None
@@ -302,6 +314,8 @@ class EvmChain:
 
     @evm_boundary
     async def finalized_height(self) -> Height:
+        if self.settlement is not None:
+            return await self.settlement.finalized_height()
         finality = self._config.finality
         if finality == "finalized":
             block = await self._rpc("eth_getBlockByNumber", ["finalized", False])
@@ -434,6 +448,8 @@ class EvmChain:
         return [bytes.fromhex(str(r)[2:]) for r in results]
 
     async def close(self) -> None:
+        if self._l1 is not None:
+            await self._l1.close()
         session, self._session = self._session, None
         try:
             if session is not None and not session.closed:

@@ -201,6 +201,17 @@ def deploy_gas_paymaster(w3: Web3, deployer_key: str, updater: str, beneficiary:
     return {"gas_oracle": oracle, "gas_paymaster": Web3.to_checksum_address(paymaster_receipt["contractAddress"])}
 
 
+def deploy_output_oracle(w3: Web3, deployer_key: str, proposer: str, challenger: str,
+                         finalization_period_s: int) -> str:
+    """An ``OutputOracle`` (a rollup's output roots on this L1), posted to by ``proposer``, whose outputs
+    ``challenger`` may delete within ``finalization_period_s`` seconds; its checksum address."""
+    account = _account(deployer_key)
+    (receipt,) = _send_all(w3, account, [_deploy_tx("OutputOracle", [Web3.to_checksum_address(proposer),
+                                                                     Web3.to_checksum_address(challenger),
+                                                                     finalization_period_s])])
+    return str(receipt["contractAddress"])
+
+
 def set_validators(
     w3: Web3, key: str, ism: str, origin_domains: list[int], validators: list[str], threshold: int
 ) -> None:

@@ -29,6 +29,10 @@ DEVNET_TEST_MNEMONIC = "test test test test test test test test test test test j
 DEPLOYER, RELAYER_A, RELAYER_B, USER_A, USER_B = 0, 1, 2, 3, 4
 VALIDATOR_INDICES = (5, 6, 7)
 GAS_ORACLE_UPDATER = 300  # relayer.gas_oracle.signer: a key of its own, funded with anvil_setBalance at deployment
+PROPOSER, CHALLENGER = 302, 303  # the rollups' output proposer and challenger on the L1 (devnets.proposer)
+OUTPUT_INTERVAL_BLOCKS = 4  # the proposer posts every this many rollup blocks
+CHALLENGE_WINDOW_S = 4  # the devnet's optimistic challenge window (OutputOracle.finalizationPeriodSeconds)
+MESSAGE_PASSER = "0x4200000000000000000000000000000000000016"  # OP's L2ToL1MessagePasser address (empty on anvil)
 UPDATER_BALANCE_WEI = 1_000 * 10**18
 
 
@@ -257,10 +261,28 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
         for name, addr in pool.map(native_usdc, chains):
             tokens.setdefault(name, {})["USDC"] = {"address": addr, "decimals": 6, "bridged": False}
     step("USDC issued on every chain")
+    settlements = deploy_output_oracles(w3s[home.name], home, chains[1:])
+    step("output oracles deployed on the L1")
     for c in chains:
         if c.capacity_gas_limit is not None:
             rpc_call(c.rpc_url, "anvil_setBlockGasLimit", [hex(c.capacity_gas_limit)])
-    return {c.name: {"contracts": cores[c.name], "tokens": tokens.get(c.name, {})} for c in chains}
+    return {c.name: {"contracts": cores[c.name], "tokens": tokens.get(c.name, {}),
+                     **({"settlement": settlements[c.name]} if c.name in settlements else {})} for c in chains}
+
+
+def deploy_output_oracles(w3, l1: EvmDevnetChain, rollups: Sequence[EvmDevnetChain]) -> dict[str, dict]:
+    """One ``OutputOracle`` per rollup on the L1, with the devnet proposer and challenger (funded there); per rollup
+    what ``chains.<rollup>.settlement`` needs."""
+    from adapters.evm import deploy
+
+    proposer, challenger = (address_of(devnet_key(i)) for i in (PROPOSER, CHALLENGER))
+    for account in (proposer, challenger):
+        rpc_call(l1.rpc_url, "anvil_setBalance", [account, hex(UPDATER_BALANCE_WEI)])
+    return {r.name: {"l1": l1.name, "output_oracle": deploy.deploy_output_oracle(
+                w3, devnet_key(DEPLOYER), proposer, challenger, CHALLENGE_WINDOW_S),
+                     "challenge_window_s": CHALLENGE_WINDOW_S, "interval_blocks": OUTPUT_INTERVAL_BLOCKS,
+                     "message_passer": MESSAGE_PASSER, "proposer": proposer, "challenger": challenger}
+            for r in rollups}
 
 
 @dataclass(frozen=True)

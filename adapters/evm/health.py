@@ -36,7 +36,13 @@ class EvmHealth(EvmChain):
             detail = ""
         except AdapterError as exc:
             finalized, detail = None, f"finalized height unavailable: {exc.reason}"
-        return ChainHealth(True, latest, finalized, latency, detail=detail)
+        extra: dict[str, float] = {}
+        if self.settlement is not None:  # a rollup settling on an L1: how far its proposer lags
+            try:
+                extra = await self.settlement.lag(latest, self._clock())
+            except AdapterError as exc:
+                detail = detail or f"output oracle unreadable: {exc.reason}"
+        return ChainHealth(True, latest, finalized, latency, detail=detail, extra=extra)
 
     @evm_boundary
     async def chain_stats(self, blocks: int = 20) -> ChainStats:

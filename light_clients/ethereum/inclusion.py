@@ -367,6 +367,77 @@ class EvmInclusionVerifier(LightClientFollower):
         self._hashes[0:0] = b"".join(h.hash() for h in below.answer)
         self._base, self._low = lowest, below.answer[0]
 
+    # ------------------------------------------------------------------ reads for other provers (rollups on this L1)
+    async def verified_finalized_header(self, finalized: Height) -> BlockHeader:
+        """The header of this chain's finalized block, verified: the block the sync committee finalized (with a
+        beacon source; ``finalized`` is then unused) or the block at ``finalized`` on the header chain walked from
+        the anchor and agreed by every ``verify_rpc_urls`` endpoint (without one)."""
+        if self.beacon is not None:  # synced first (at most every beacon_refresh_s): the newest finalized block
+            known = self.beacon.finalized
+            checkpoint = await self._finalized_by_light_client(known.number + 1 if known is not None else 0)
+            await self._link_to_finalized(checkpoint, checkpoint.number)
+            number = checkpoint.number
+            await self._check_other_endpoints(number)
+        else:
+            number = int(finalized)
+            await self.advance(finalized)  # the other endpoints are asked there
+        header = await self._header(number)
+        if header.answer.hash() != self.verified_hash(number):
+            raise self.rpc.refusal(header.endpoint, f"block {number} from {header.endpoint} is not the verified one",
+                                   "header not in verified chain")
+        return header.answer
+
+    async def node_finalized_height(self, finality: str | int) -> Height:
+        """The finalized height the node serves by the chain's rule (``"finalized"``: the tag; a number: that many
+        confirmations below its latest), for callers without a beacon source, who trust it as ``advance`` does."""
+        tag = "finalized" if finality == "finalized" else "latest"
+        served = await self.rpc.read_or_unavailable(
+            f"the {tag} block", lambda endpoint: self._batch(endpoint, [("eth_getBlockByNumber", [tag, False])]))
+        (block,) = served.answer
+        if not isinstance(block, dict) or not isinstance(block.get("number"), str):
+            raise self.rpc.refusal(served.endpoint, f"{served.endpoint} has no {tag} block", "missing header")
+        number = int(block["number"], 16)
+        return Height(number if finality == "finalized" else max(0, number - int(finality)))
+
+    async def get_proof(self, address: str, slots: Sequence[int], height: int) -> dict[str, Any]:
+        """``eth_getProof(address, slots, height)`` as an endpoint serves it (unchecked: the caller verifies it
+        against a verified state root)."""
+        keys = ["0x" + slot.to_bytes(32, "big").hex() for slot in slots]
+        served = await self.rpc.read_or_unavailable(
+            f"eth_getProof of {address} at {height}",
+            lambda endpoint: self._batch(endpoint, [("eth_getProof", [address, keys, hex(height)])]))
+        (proof,) = served.answer
+        if not isinstance(proof, dict):
+            raise self.rpc.refusal(served.endpoint, f"{served.endpoint} answered eth_getProof with {proof!r}",
+                                   "malformed proof")
+        return proof
+
+    async def call(self, to: str, data: bytes, height: int) -> bytes:
+        """``eth_call`` at ``height`` as an endpoint answers it (unchecked: a hint the caller proves or discards)."""
+        served = await self.rpc.read_or_unavailable(
+            f"eth_call to {to} at {height}",
+            lambda endpoint: self._batch(endpoint, [("eth_call", [{"to": to, "data": "0x" + data.hex()},
+                                                                  hex(height)])]))
+        (result,) = served.answer
+        return bytes.fromhex(str(result).removeprefix("0x"))
+
+    async def headers(self, first: int, last: int) -> list[BlockHeader]:
+        """Headers ``first..last`` from one endpoint, each hash recomputed from its fields (not linked here)."""
+        return (await self._headers(first, last)).answer
+
+    async def dispatched_in_block(self, header: BlockHeader) -> set[bytes]:
+        """The messages of the mailbox's successful Dispatch logs in the block of ``header`` (a header the caller
+        verified): its receipts must rebuild the header's receiptsRoot."""
+        receipts = await self._receipts(header.number)
+        rebuilt = receipts_root(receipts.answer)
+        if rebuilt != header.receipts_root:
+            log.error("receipts_root_mismatch", chain=self.name, height=header.number, endpoints=RPC_ENDPOINTS,
+                      endpoint=receipts.endpoint.index, header_root="0x" + header.receipts_root.hex(),
+                      rebuilt_root="0x" + rebuilt.hex())
+            raise self.rpc.refusal(receipts.endpoint, f"the receipts {receipts.endpoint} serves for block "
+                                   f"{header.number} do not rebuild its receiptsRoot", "receipts root mismatch")
+        return self._dispatched_in(receipts.answer)
+
     # ------------------------------------------------------------------ claims
     async def verify_dispatches(self, claims: Sequence[DispatchClaim], finalized: Height) -> None:
         """Raise ``InclusionRefused`` unless every claimed message is a successful Dispatch log of the mailbox in
@@ -406,15 +477,7 @@ class EvmInclusionVerifier(LightClientFollower):
             raise self.rpc.refusal(header.endpoint, f"block {height} from {header.endpoint} is "
                                    f"0x{header.answer.hash().hex()}, the verified chain has 0x{trusted.hex()}",
                                    "header not in verified chain")
-        receipts = await self._receipts(height)
-        rebuilt = receipts_root(receipts.answer)
-        if rebuilt != header.answer.receipts_root:
-            log.error("receipts_root_mismatch", chain=self.name, height=height, endpoints=RPC_ENDPOINTS,
-                      endpoint=receipts.endpoint.index, header_root="0x" + header.answer.receipts_root.hex(),
-                      rebuilt_root="0x" + rebuilt.hex())
-            raise self.rpc.refusal(receipts.endpoint, f"the receipts {receipts.endpoint} serves for block {height} do "
-                                   "not rebuild its receiptsRoot", "receipts root mismatch")
-        return self._dispatched_in(receipts.answer)
+        return await self.dispatched_in_block(header.answer)
 
     def _dispatched_in(self, receipts: Sequence[Receipt]) -> set[bytes]:
         found: set[bytes] = set()

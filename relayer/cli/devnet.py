@@ -18,6 +18,10 @@ def add_devnet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--families", default=DEFAULT_FAMILIES,
                    help="chain families to start: evm (three anvils) plus cosmos and/or solana "
                         "(ports base+10/+11 and base+20)")
+    p.add_argument("--rollup-finality", choices=["confirmations", "optimistic", "posted"], default="confirmations",
+                   help="up: the rule the written config gives the rollups' origins: their own confirmations (default, "
+                        "fastest), or final by the output roots the devnet proposer posts on the L1: after the "
+                        "challenge window (optimistic, OP Stack) or once posted (posted, a validity-proved rollup)")
     p.add_argument("--keep-state", action="store_true",
                    help="down: keep every chain's state (anvils, beacon, Cosmos, Solana) and the relayer's store, so "
                         "the next `up` resumes this devnet; without it `down` drops them and `up` starts a new devnet")
@@ -30,11 +34,12 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     from devnets.devnet import Devnet
 
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())
-    devnet = Devnet(Path(args.devnet), base_port=args.base_port, api_port=args.api_port, families=families)
+    devnet = Devnet(Path(args.devnet), base_port=args.base_port, api_port=args.api_port, families=families,
+                    rollup_finality=args.rollup_finality)
     if args.action == "up":
         from relayer.cli.progress import step_progress
 
-        with step_progress("devnet up", total=5 + len(families) - 1, enabled=not args.json) as step:
+        with step_progress("devnet up", total=6 + len(families) - 1, enabled=not args.json) as step:
             manifest = devnet.up(progress=step)
         if args.json:
             print_json({"manifest": str(devnet.manifest_path), "config": str(devnet.config_path)})

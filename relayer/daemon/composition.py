@@ -12,7 +12,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 import structlog
@@ -22,7 +22,7 @@ from adapters.capabilities import OperatorAccounts, WalletSource, WriteAheadSend
 from adapters.checkpoint import CheckpointSigner
 from adapters.keys import resolve_private_key
 from config.errors import ConfigError
-from config.settings import ChainConfig, Settings
+from config.settings import ChainConfig, EvmChainConfig, Settings
 from relayer.api.ratelimit import KeyedRateLimiter, retry_after_header
 from relayer.api.relayer_auth import RelayerAuth, RelayerRequestSigner
 from relayer.daemon import failpoints
@@ -38,6 +38,9 @@ from relayer.pipeline.filters import MessageFilter, compile_rules
 from relayer.pipeline.gas_policy import GasPolicy, compile_payment_rules
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.payout_limits import PayoutLimiter
+
+if TYPE_CHECKING:
+    from light_clients.ethereum.inclusion import EvmInclusionVerifier
 from relayer.pipeline.processor import DestinationProcessor
 from relayer.pipeline.route_limits import RouteLimiter
 from relayer.pipeline.validator import OriginAttester
@@ -99,7 +102,8 @@ class Workers:
             self.accountant = self._accountant(attest)
             for name in attest:
                 d = s.chains[name].domain
-                verifier = build_inclusion_verifier(name, s.chains[name]) if s.validator.verify_inclusion else None
+                verifier = (build_inclusion_verifier(name, s.chains[name], s.settlement_l1(name))
+                            if s.validator.verify_inclusion else None)
                 self.attesters[d] = OriginAttester(self.adapters[name], self.indexers[d], self.signers, self.store,
                                                    self.metrics, verifier=verifier, accountant=self.accountant)
             if s.validator.cosign_keys:
@@ -297,7 +301,9 @@ def build_adapters(settings: Settings, *, with_signers: bool,
         if chain.family == "evm":
             from adapters.evm.adapter import EvmAdapter
 
-            adapters[name] = EvmAdapter(name, chain, signer_key=key)
+            l1 = settings.chains[chain.settlement.l1] if chain.settlement is not None else None
+            adapters[name] = EvmAdapter(name, chain, signer_key=key,
+                                        settlement_l1=l1 if isinstance(l1, EvmChainConfig) else None)
         elif chain.family == "cosmos":
             from adapters.cosmos.adapter import CosmosAdapter
 
@@ -313,26 +319,14 @@ def build_adapters(settings: Settings, *, with_signers: bool,
     return adapters
 
 
-def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier | None:
-    """The light-client check of one origin, by chain family (the validator's path)."""
-    from light_clients.ethereum.inclusion import EvmInclusionVerifier, TrustedAnchor
-
+def build_inclusion_verifier(name: str, chain: ChainConfig,
+                             l1: ChainConfig | None = None) -> InclusionVerifier | None:
+    """The light-client check of one origin, by chain family (the validator's path). ``l1``: the config of the
+    chain a rollup's ``settlement`` names (required with it): the rollup is then proven from that L1's light client."""
     if chain.family == "evm":
-        cp = chain.trusted_checkpoint
-        anchor = TrustedAnchor(cp.height, bytes.fromhex(cp.hash[2:])) if cp is not None else None
-        beacon = None
-        if chain.beacon_url is not None and chain.trusted_block_root is not None:
-            from light_clients.ethereum.consensus.beacon_client import BeaconLightClient
-            from light_clients.ethereum.consensus.config import DEVNET_SLOT_DURATION_MS, devnet_network
-            from light_clients.ethereum.consensus.preset import LightClientFork
-
-            # the devnet beacon network of this chain id (devnets/beacon): preset, fork schedule, genesis root
-            beacon = BeaconLightClient(name, chain.beacon_urls, bytes.fromhex(chain.trusted_block_root[2:]),
-                                       devnet_network(chain.chain_id), LightClientFork.ELECTRA, DEVNET_SLOT_DURATION_MS,
-                                       timeout_s=chain.request_timeout_s)
-        # reads from rpc_url, then fallback_rpc_urls (light_clients.fallback); verify_rpc_urls must all agree
-        return EvmInclusionVerifier(name, chain.rpc_urls, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls,
-                                    anchor=anchor, beacon=beacon, timeout_s=chain.request_timeout_s)
+        if chain.settlement is not None:
+            return _rollup_verifier(name, chain, l1)
+        return _evm_verifier(name, chain)
     if chain.family == "cosmos":
         from adapters.cosmos.transactions import tokens_from_config
         from light_clients.tendermint.inclusion import CosmosInclusionVerifier
@@ -342,6 +336,40 @@ def build_inclusion_verifier(name: str, chain: ChainConfig) -> InclusionVerifier
                                        tokens=tokens_from_config(chain.domain, chain.tokens),
                                        timeout_s=chain.request_timeout_s)
     return None  # Solana: no light client exists; the adapter requires its verify_rpc_urls to agree
+
+
+def _evm_verifier(name: str, chain: EvmChainConfig) -> EvmInclusionVerifier:
+    """An EVM chain's own light client: the sync committee's (beacon_url) or the header chain from its anchor."""
+    from light_clients.ethereum.inclusion import EvmInclusionVerifier, TrustedAnchor
+
+    cp = chain.trusted_checkpoint
+    anchor = TrustedAnchor(cp.height, bytes.fromhex(cp.hash[2:])) if cp is not None else None
+    beacon = None
+    if chain.beacon_url is not None and chain.trusted_block_root is not None:
+        from light_clients.ethereum.consensus.beacon_client import BeaconLightClient
+        from light_clients.ethereum.consensus.config import DEVNET_SLOT_DURATION_MS, devnet_network
+        from light_clients.ethereum.consensus.preset import LightClientFork
+
+        # the devnet beacon network of this chain id (devnets/beacon): preset, fork schedule, genesis root
+        beacon = BeaconLightClient(name, chain.beacon_urls, bytes.fromhex(chain.trusted_block_root[2:]),
+                                   devnet_network(chain.chain_id), LightClientFork.ELECTRA, DEVNET_SLOT_DURATION_MS,
+                                   timeout_s=chain.request_timeout_s)
+    # reads from rpc_url, then fallback_rpc_urls (light_clients.fallback); verify_rpc_urls must all agree
+    return EvmInclusionVerifier(name, chain.rpc_urls, chain.mailbox, other_rpc_urls=chain.verify_rpc_urls,
+                                anchor=anchor, beacon=beacon, timeout_s=chain.request_timeout_s)
+
+
+def _rollup_verifier(name: str, chain: EvmChainConfig, l1: ChainConfig | None) -> InclusionVerifier:
+    """A rollup proven from its L1 (light_clients.ethereum.rollup): the L1's own light client, the rollup's reads."""
+    from light_clients.ethereum.inclusion import EvmInclusionVerifier
+    from light_clients.ethereum.rollup import RollupInclusionVerifier
+
+    assert chain.settlement is not None
+    if not isinstance(l1, EvmChainConfig):
+        raise ConfigError(f"chains.{name}.settlement.l1", "the L1's chain config was not given to the validator")
+    rollup = EvmInclusionVerifier(name, chain.rpc_urls, chain.mailbox, timeout_s=chain.request_timeout_s)
+    return RollupInclusionVerifier(name, rollup, _evm_verifier(chain.settlement.l1, l1), l1.finality,
+                                   chain.settlement)
 
 
 @dataclass(frozen=True)
@@ -373,8 +401,11 @@ def origin_trust(settings: Settings) -> list[OriginTrust]:
             else:
                 found.append(OriginTrust(name, "cosmos", "single_rpc", "validator.verify_inclusion = false"))
             continue
+        l1 = settings.settlement_l1(name)
         if chain.family == "evm" and not settings.validator.verify_inclusion:
             found.append(OriginTrust(name, "evm", "single_rpc", "validator.verify_inclusion = false"))
+        elif isinstance(l1, EvmChainConfig):
+            found.append(_rollup_trust(name, l1))
         elif chain.family == "evm" and chain.beacon_url is not None:
             found.append(OriginTrust(name, "evm", "beacon"))
         elif chain.verify_rpc_urls:
@@ -389,6 +420,18 @@ def origin_trust(settings: Settings) -> list[OriginTrust]:
                               f"independent endpoints that must agree), or trust_single_rpc = true to accept trusting "
                               f"{chain.rpc_url} alone")
     return found
+
+
+def _rollup_trust(name: str, l1: EvmChainConfig) -> OriginTrust:
+    """A rollup proven from its L1 rests on the L1's light-client source (``l1_outputs``)."""
+    if l1.beacon_url is not None or l1.verify_rpc_urls:
+        return OriginTrust(name, "evm", "l1_outputs")
+    if l1.trust_single_rpc:
+        return OriginTrust(name, "evm", "single_rpc", f"its L1's node: chains.{name}.settlement.l1 has "
+                           "trust_single_rpc = true")
+    raise ConfigError(f"chains.{name}.settlement", f"the validator proves {name} from its L1's output roots, but the "
+                      "L1 has no light-client source and no second endpoint: set beacon_url + trusted_block_root or "
+                      "verify_rpc_urls on the L1, or trust_single_rpc = true there")
 
 
 def report_origin_trust(trust: list[OriginTrust], metrics: Metrics) -> None:

@@ -34,6 +34,7 @@ from router.capacity import CapacityModel
 log = structlog.get_logger("relayer.daemon.health")
 
 
+
 @dataclass
 class ChainStatus:
     name: str
@@ -87,6 +88,9 @@ class HealthMonitor:
                 for (method, i), outvoted in adapter.take_quorum_disagreements().items():
                     self.metrics.inc("relayer_rpc_quorum_disagreements_total", outvoted, chain=name, method=method,
                                      endpoint=i)
+            if "output_lag_blocks" in health.extra:  # a rollup that settles on an L1 (adapters.evm.settlement)
+                self.metrics.set("relayer_rollup_output_lag_blocks", health.extra["output_lag_blocks"], chain=name)
+                self.metrics.set("relayer_rollup_output_age_seconds", health.extra["output_age_s"], chain=name)
             if health.latest_height is not None:
                 self.metrics.set("relayer_chain_height", health.latest_height, chain=name)
                 if health.finalized_height is not None:

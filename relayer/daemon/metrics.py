@@ -80,6 +80,11 @@ _HELP = {
     "relayer_reorg_detected_total": "origin histories that contradicted indexed final data (reorg deeper than "
                                     "finality)",
     "relayer_origin_halted": "1 while an origin is halted after a finality violation (operator action needed)",
+    # rollups that settle on an L1 (health job)
+    "relayer_rollup_output_lag_blocks": "rollup blocks between the rollup's tip and the newest output root its "
+                                        "proposer posted on the L1 (grows while the proposer is down)",
+    "relayer_rollup_output_age_seconds": "age of the newest output root posted on the L1, in seconds (-1 before "
+                                         "the first)",
     # validators as the relayer sees them (CheckpointCollector)
     "relayer_validator_up": "1 when the validator answered the relayer's last checkpoint request, else 0",
     "relayer_checkpoint_fetch_failures_total": "checkpoint requests to a validator that failed, by reason",

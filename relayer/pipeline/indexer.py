@@ -45,7 +45,15 @@ from dataclasses import dataclass
 
 import structlog
 
-from adapters.base import AdapterError, ChainAdapter, Height, MailboxNotDeployed, MailboxState, RpcUnavailable
+from adapters.base import (
+    AdapterError,
+    ChainAdapter,
+    FinalityViolation,
+    Height,
+    MailboxNotDeployed,
+    MailboxState,
+    RpcUnavailable,
+)
 from adapters.capabilities import GasPayment, GasPaymentSource
 from adapters.merkle import MerkleTree
 from config.errors import RelayerError
@@ -151,7 +159,11 @@ class OriginIndexer:
         if self.reorg is not None:
             await self._hold_reorged()
             return 0
-        finalized = await self.adapter.finalized_height()
+        try:
+            finalized = await self.adapter.finalized_height()
+        except FinalityViolation as exc:
+            await self._halt_on_violation(exc)
+            return 0
         self.finalized_height = finalized
         if self.indexed_height is not None and self.indexed_height > finalized + STORE_AHEAD_TOLERANCE:
             raise StoreAheadOfChain(
@@ -309,6 +321,19 @@ class OriginIndexer:
                   canonical_messages=canonical, indexed_messages=self.tree.count, dropped=len(dropped),
                   action="origin halted: no more indexing, attesting or delivering from it; operator action needed",
                   detail=detail)
+
+    async def _halt_on_violation(self, exc: FinalityViolation) -> None:
+        """What the origin's finality rests on contradicts the chain (a rollup output root that does not match its
+        blocks): halt as for a deep reorg. Everything indexed was final by roots checked before, so nothing is
+        dropped; nothing more is indexed, attested or delivered from this origin."""
+        height = self.indexed_height or 0
+        self.reorg = ReorgReport(exc.height, height, self.tree.count, self.tree.count, 0, str(exc))
+        self.metrics.inc("relayer_reorg_detected_total", chain=self.adapter.name)
+        self.metrics.set("relayer_origin_halted", 1.0, chain=self.adapter.name)
+        log.error("origin_reorged", chain=self.adapter.name, checked_height=exc.height, agreeing_height=height,
+                  canonical_messages=self.tree.count, indexed_messages=self.tree.count, dropped=0, reason=exc.reason,
+                  action="origin halted: no more indexing, attesting or delivering from it; operator action needed",
+                  detail=str(exc))
 
     async def _hold_reorged(self) -> None:
         """Messages a processor put back in the queue after the halt (an attempt in flight) are dropped again."""
