@@ -103,3 +103,41 @@ def test_beacon_keys_are_checked(values, needle) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings_dict(doc)
     assert raised.value.path.startswith("chains.l1") and needle in str(raised.value)
+
+
+ORACLE = "0x" + "0c" * 20
+
+
+def test_a_rollup_settling_on_the_l1_rests_on_the_l1s_light_client() -> None:
+    rollup = {"settlement": {"l1": "l1", "output_oracle": ORACLE, "rule": "posted"}}
+    found = {t.chain: t.source for t in origin_trust(settings(edit={"rollup_b": rollup},
+                                                              drop={"rollup_b": ("trust_single_rpc",)}))}
+    assert found["rollup_b"] == "l1_outputs"
+
+
+def test_a_rollup_on_an_l1_without_a_light_client_refuses_to_start() -> None:
+    rollup = {"settlement": {"l1": "l1", "output_oracle": ORACLE}}
+    with pytest.raises(ConfigError) as refused:
+        origin_trust(settings(edit={"rollup_b": rollup}, drop={"l1": ("beacon_url", "trusted_block_root"),
+                                                               "rollup_b": ("trust_single_rpc",)},
+                              validator={"origins": ["rollup_b"]}))
+    assert refused.value.path == "chains.rollup_b.settlement" and "beacon_url" in str(refused.value)
+
+
+@pytest.mark.parametrize(("settlement", "needle"), [
+    ({"l1": "nowhere", "output_oracle": ORACLE}, "chains.rollup_b.settlement.l1 names 'nowhere'"),
+    ({"l1": "rollup_b", "output_oracle": ORACLE}, "not another EVM chain"),
+    ({"l1": "l1", "output_oracle": "0x12"}, "output_oracle"),
+    ({"l1": "l1", "output_oracle": ORACLE, "rule": "instant"}, "rule"),
+])
+def test_a_bad_settlement_names_the_key(settlement: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        settings(edit={"rollup_b": {"settlement": settlement}})
+    assert needle in str(refused.value)
+
+
+def test_a_rollup_cannot_settle_on_a_rollup() -> None:
+    with pytest.raises(ConfigError) as refused:
+        settings(edit={"rollup_a": {"settlement": {"l1": "l1", "output_oracle": ORACLE}},
+                       "rollup_b": {"settlement": {"l1": "rollup_a", "output_oracle": ORACLE}}})
+    assert "settles on l1 itself" in str(refused.value)
