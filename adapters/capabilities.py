@@ -28,6 +28,7 @@ exactly the capabilities it implements.
     FeeAccountPayments    solana, cosmos           CLI send --pay-gas, add-gas and API (how such a message pays)
     BridgeQueue           evm                      daemon (pays out inbound transfers the rate limits queued)
     BridgeRateLimits      evm                      routing API (/v1/quote waits, /v1/chains and explorer figures)
+    LiquidityPools        evm                      netting keeper (settle, complete, release), send, router, bench
     ExactEstimates        evm                      processor (a message over relayer.max_gas_per_message)
     VaultHoldings         solana                   audit
     NativePayoutMinimum   solana                   integrator payouts (a payout below it is not made: it waits)
@@ -199,6 +200,79 @@ class BridgeQueue(Protocol):
     async def release_queued(self, queue_id: int) -> str:
         """Pay out one queued transfer (``TxReverted`` while its bucket has no room); the transaction hash."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PoolState:
+    """A liquidity pool now (smallest units of its token): ``balance`` held, ``free`` = balance minus what its
+    ``owed`` deferred payouts need, the epoch it is in and the epoch length."""
+
+    symbol: str
+    pool: str
+    epoch: int
+    epoch_seconds: int
+    balance: int
+    free: int
+    owed: int
+    deferred_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolEpoch:
+    """What a pool holds about one epoch with the pool of domain ``remote``: its deposits towards it (``sent``), the
+    remote's deposits delivered here (``received``), whether our settlement went out, and the remote's settlement
+    as received here (``settlement_in``: none, pending or done; ``adjusted``: what this pool burnt (> 0) or minted
+    (< 0) when it completed)."""
+
+    remote: int
+    epoch: int
+    sent: int
+    sent_count: int
+    received: int
+    received_count: int
+    settled_out: bool
+    settlement_in: str
+    remote_sent: int
+    remote_count: int
+    adjusted: int
+
+    @property
+    def has_flow(self) -> bool:
+        return bool(self.sent_count or self.received_count or self.settlement_in != "none")
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredPayout:
+    """A payout the pool could not cover when its deposit arrived: it waits until the pool holds everything owed."""
+
+    payout_id: int
+    origin: int
+    recipient: str
+    amount: int
+
+
+@runtime_checkable
+class LiquidityPools(Protocol):
+    """A chain's liquidity pools (EVM ``LiquidityPool``, one per pooled token): deposits, what they hold per epoch,
+    and the permissionless calls the relayer makes for everyone: settle a closed epoch, complete a settlement that
+    waited, release deferred payouts."""
+
+    def pooled_tokens(self) -> list[str]: ...
+
+    async def pool_deposit(self, sender_key: str, symbol: str, amount: int, destination: Domain,
+                           recipient: bytes) -> tuple[TxHash, MessageId]: ...
+
+    async def pool_state(self, symbol: str) -> PoolState: ...
+
+    async def pool_epochs(self, symbol: str, remote: int, epochs: Sequence[int]) -> list[PoolEpoch]: ...
+
+    async def deferred_payouts(self, symbol: str, from_id: int = 1) -> list[DeferredPayout]: ...
+
+    async def pool_settle(self, symbol: str, remote: int, epoch: int) -> TxHash: ...
+
+    async def pool_complete(self, symbol: str, remote: int, epoch: int) -> TxHash: ...
+
+    async def pool_release(self, symbol: str, payout_id: int) -> TxHash: ...
 
 
 @dataclass(frozen=True, slots=True)

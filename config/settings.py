@@ -118,6 +118,12 @@ class TokenConfig(_Model):
     address: str
     decimals: int = Field(18, ge=0, le=36)
     bridged: bool = Field(True, description="moves between chains through the token bridge (false: native per chain)")
+    pool: str | None = Field(None, description=(
+        "LiquidityPool of this token here (a token issued natively on several chains): transfers to another chain "
+        "with a pool of the same symbol are paid out of that pool and netted per epoch (the relayer settles, "
+        "completes and releases for everyone)"))
+
+    _pool = field_validator("pool")(lambda cls, v: None if v is None else _check_address(v))
 
 
 class TrustedCheckpoint(_Model):

@@ -310,6 +310,8 @@ def _token_entry(token: dict[str, Any]) -> dict[str, Any]:
     entry = {"address": token["address"], "decimals": token["decimals"]}
     if not token.get("bridged", True):
         entry["bridged"] = False
+    if token.get("pool"):
+        entry["pool"] = token["pool"]
     return entry
 
 

@@ -74,6 +74,7 @@ from router.intents import (
     is_settled,
 )
 from router.planner import Reason, plan, route_costs
+from router.pools import PoolReader
 from router.rewards import IntegratorRewards
 from router.room import ActiveWork, RoomStore
 from router.schemas import (  # noqa: F401 - the models are imported from here too
@@ -164,6 +165,7 @@ class IntentsBackend:
     rewards: IntegratorRewards | None = None
     # issue 15: the token bridges' rate limits (router.bridge_limits), in /v1/quote and /v1/chains; None: not shown
     bridge_limits: BridgeLimitReader | None = None
+    pools: PoolReader | None = None      # the liquidity pools of pooled tokens (router/pools.py)
 
     def __post_init__(self) -> None:
         if self.room is None:
@@ -348,13 +350,16 @@ def _capacity_routes(api: APIRouter, ctx: RoutingContext) -> None:
         (``wait_s``; null: unknown or never). ``possible`` false with ``reason``: the amount can never pass there (above
         the outbound capacity, or a bucket that does not refill); the route is then another option, or null with
         ``unserved_reason`` ``bridge_limit``. ``wait_s`` of the quote: the later of the wait for the chains' room and
-        the route's bridge wait."""
+        the route's bridge wait. ``pool``: for a token with a liquidity pool on both chains (the fast route, netted per
+        epoch), the destination pool's free liquidity and whether it pays at once (``pays_at_once`` false: the
+        payout waits in the pool for the epoch's settlement); null otherwise."""
         if req.integrator is not None:
             check_integrator_code(req.integrator, "integrator")
         m = ctx.current()
         parsed = parse_request(req, m, "")
         answer = _quote(m, req, parsed, ctx.clock())
         await _bridge_limits(ctx, req, parsed, answer)
+        await _pool_route(ctx, req, parsed, answer)
         answer["wait_s"] = fold_wait(await _wait_estimate(ctx, m, req, parsed), answer["bridge_limit"])
         await _count_quote(ctx, req)
         return answer
@@ -385,6 +390,16 @@ async def _bridge_limits(ctx: RoutingContext, req: QuoteRequest, parsed: ParsedI
     answer["route"] = passing[0] if passing else None
     answer["unserved_reason"] = None if passing else "bridge_limit"
     answer["bridge_limit"] = passing[0]["bridge_limit"] if passing else route["bridge_limit"]
+
+
+async def _pool_route(ctx: RoutingContext, req: QuoteRequest, parsed: ParsedIntent, answer: dict[str, Any]) -> None:
+    """A pooled token's cross-chain route says so (``router.pools``): the quote's ``pool``, for its route."""
+    answer["pool"] = None
+    reader = ctx.intents.pools if ctx.intents is not None else None
+    route = answer["route"]
+    if req.kind != "xchain" or reader is None or req.from_chain is None or route is None:
+        return
+    answer["pool"] = await reader.quote(req.from_chain, route["chain"], req.token, parsed.amount)
 
 
 async def _count_quote(ctx: RoutingContext, req: QuoteRequest) -> None:

@@ -31,6 +31,7 @@ from adapters.capabilities import (
     EndpointHealth,
     ExactEstimates,
     GasPaymaster,
+    LiquidityPools,
     OperatorAccounts,
     QuorumDisagreements,
     WriteAheadSender,
@@ -42,6 +43,7 @@ from adapters.evm.health import EvmHealth
 from adapters.evm.ledger import BridgeHolding, EvmBridgeLedger
 from adapters.evm.origin import EvmOrigin
 from adapters.evm.paymaster import EvmGasPaymaster
+from adapters.evm.pool import EvmLiquidityPool
 from adapters.evm.sender import EvmSender
 from adapters.evm.writeahead import EvmWriteAhead
 from adapters.tokens import UnknownToken
@@ -49,10 +51,10 @@ from adapters.tokens import UnknownToken
 __all__ = ["BATCH_LIMIT", "BridgeHolding", "EvmAdapter", "EvmChain", "UnknownToken"]
 
 
-class EvmAdapter(EvmGasPaymaster, EvmBridgeQueue, EvmOrigin, EvmDestination, EvmSender, EvmWriteAhead, EvmBridgeLedger,
-                 EvmHealth, ChainAdapter, MessageSender, UnsignedTransactions, ContractCalls, WalletSource,
-                 CapacitySource, BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements,
-                 GasPaymaster, BridgeQueue, ExactEstimates, BridgeRateLimits):
+class EvmAdapter(EvmLiquidityPool, EvmGasPaymaster, EvmBridgeQueue, EvmOrigin, EvmDestination, EvmSender, EvmWriteAhead,
+                 EvmBridgeLedger, EvmHealth, ChainAdapter, MessageSender, UnsignedTransactions, ContractCalls,
+                 WalletSource, CapacitySource, BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth,
+                 QuorumDisagreements, GasPaymaster, BridgeQueue, ExactEstimates, BridgeRateLimits, LiquidityPools):
     """One EVM chain: origin (scan Dispatch logs, mailbox root), destination (deliver batches, confirm), sender
-    (dispatch, tokens, router transactions), bridge ledger and health: the roles, composed; the capabilities
-    it declares are the Protocols after them."""
+    (dispatch, tokens, router transactions), bridge ledger, liquidity pools and health: the roles, composed; the
+    capabilities it declares are the Protocols after them."""

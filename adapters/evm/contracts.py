@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 ARTIFACT_NAMES = ("Mailbox", "MultisigIsm", "TokenBridge", "WrappedToken", "TestToken", "TestRecipient", "GasOracle",
-                  "GasPaymaster", "OutputOracle")
+                  "GasPaymaster", "OutputOracle", "PoolToken", "LiquidityPool")
 
 
 class ArtifactError(LookupError):

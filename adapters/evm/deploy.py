@@ -313,10 +313,40 @@ def token_decimals(w3: Web3, token: str) -> int:
     return int(contract.functions.decimals().call())
 
 
-def deploy_test_token(w3: Web3, key: str, name: str, symbol: str, decimals: int, initial_supply: int) -> str:
+def deploy_test_token(w3: Web3, key: str, name: str, symbol: str, decimals: int, initial_supply: int, *,
+                      artifact: str = "TestToken") -> str:
+    """A devnet token (``TestToken``, or ``PoolToken``: one the minters it names may mint and burn)."""
     account = _account(key)
-    (receipt,) = _send_all(w3, account, [_deploy_tx("TestToken", [name, symbol, decimals, initial_supply])])
+    (receipt,) = _send_all(w3, account, [_deploy_tx(artifact, [name, symbol, decimals, initial_supply])])
     return Web3.to_checksum_address(receipt["contractAddress"])
+
+
+def deploy_liquidity_pool(w3: Web3, key: str, mailbox: str, domain: int, token: str, epoch_seconds: int,
+                          liquidity: int) -> str:
+    """A ``LiquidityPool`` of ``token`` (a ``PoolToken`` owned by ``key``'s account, which makes the pool a minter),
+    seeded with ``liquidity`` from that account; its checksum address."""
+    account = _account(key)
+    nonce = w3.eth.get_transaction_count(account.address, "pending")
+    pool = create_address(account.address, nonce)
+    token_addr = Web3.to_checksum_address(token)
+    txs = [_deploy_tx("LiquidityPool", [Web3.to_checksum_address(mailbox), domain, token_addr, epoch_seconds]),
+           _Tx("PoolToken.setMinter", token_addr, _call_data(w3, "PoolToken", "setMinter", [pool, True])),
+           _Tx("PoolToken.approve", token_addr, _call_data(w3, "PoolToken", "approve", [pool, liquidity])),
+           _Tx("LiquidityPool.addLiquidity", pool, _call_data(w3, "LiquidityPool", "addLiquidity", [liquidity]),
+               gas=200_000)]
+    receipts = _send_all(w3, account, txs)
+    if receipts[0].get("contractAddress") != pool:
+        raise DeployError(f"deploy LiquidityPool: landed at {receipts[0].get('contractAddress')}, expected {pool}")
+    return pool
+
+
+def enroll_remote_pools(w3: Web3, key: str, pool: str, remotes: dict[int, str]) -> None:
+    """``LiquidityPool.enrollRemotePool`` for each remote domain's pool (an address)."""
+    account = _account(key)
+    txs = [_Tx(f"LiquidityPool.enrollRemotePool({domain})", Web3.to_checksum_address(pool),
+               _call_data(w3, "LiquidityPool", "enrollRemotePool", [domain, _bytes32(remote)]))
+           for domain, remote in remotes.items()]
+    _send_all(w3, account, txs)
 
 
 def mint_test_token(w3: Web3, key: str, token: str, to: str, amount: int) -> None:

@@ -33,6 +33,8 @@ PROPOSER, CHALLENGER = 302, 303  # the rollups' output proposer and challenger o
 OUTPUT_INTERVAL_BLOCKS = 4  # the proposer posts every this many rollup blocks
 CHALLENGE_WINDOW_S = 4  # the devnet's optimistic challenge window (OutputOracle.finalizationPeriodSeconds)
 MESSAGE_PASSER = "0x4200000000000000000000000000000000000016"  # OP's L2ToL1MessagePasser address (empty on anvil)
+POOL_EPOCH_S = 8  # the liquidity pools' epoch: flows are netted and settled once per epoch and direction
+POOL_LIQUIDITY = 10_000 * 10**6  # USDC each pool starts with (from the deployer's supply)
 UPDATER_BALANCE_WEI = 1_000 * 10**18
 
 
@@ -249,18 +251,29 @@ def deploy_devnet(chains: list[EvmDevnetChain], *, validators: list[str], thresh
         list(pool.map(tst_routes, chains))
     step("test token deployed, wrapped and routed")
 
-    def native_usdc(c: EvmDevnetChain) -> tuple[str, str]:
-        # a stablecoin issued natively on every chain (like USDC), for same-chain transfers anywhere;
-        # not bridged: each chain's supply is its own
-        addr = deploy.deploy_test_token(w3s[c.name], deployer, "Devnet USD Coin", "USDC", 6, 10**9 * 10**6)
+    def native_usdc(c: EvmDevnetChain) -> tuple[str, str, str]:
+        # a stablecoin issued natively on every chain (like USDC), for same-chain transfers anywhere; not bridged
+        # (each chain's supply is its own) but pooled: a LiquidityPool per chain pays transfers out of its
+        # liquidity, and the epochs' nets are burnt on one side and minted on the other
+        w3 = w3s[c.name]
+        addr = deploy.deploy_test_token(w3, deployer, "Devnet USD Coin", "USDC", 6, 10**9 * 10**6,
+                                        artifact="PoolToken")
         for user in users:
-            deploy.mint_test_token(w3s[c.name], deployer, addr, user, 10**8 * 10**6)
-        return c.name, addr
+            deploy.mint_test_token(w3, deployer, addr, user, 10**8 * 10**6)
+        liquidity_pool = deploy.deploy_liquidity_pool(w3, deployer, cores[c.name]["mailbox"], c.domain, addr,
+                                                      POOL_EPOCH_S, POOL_LIQUIDITY)
+        return c.name, addr, liquidity_pool
 
     with ThreadPoolExecutor(len(chains)) as pool:
-        for name, addr in pool.map(native_usdc, chains):
-            tokens.setdefault(name, {})["USDC"] = {"address": addr, "decimals": 6, "bridged": False}
-    step("USDC issued on every chain")
+        pools = {}
+        for name, addr, liquidity_pool in pool.map(native_usdc, chains):
+            tokens.setdefault(name, {})["USDC"] = {"address": addr, "decimals": 6, "bridged": False,
+                                                   "pool": liquidity_pool}
+            pools[name] = liquidity_pool
+    with ThreadPoolExecutor(len(chains)) as pool:
+        list(pool.map(lambda c: deploy.enroll_remote_pools(w3s[c.name], deployer, pools[c.name], {
+            o.domain: pools[o.name] for o in chains if o.name != c.name}), chains))
+    step("USDC issued on every chain, with a liquidity pool each")
     settlements = deploy_output_oracles(w3s[home.name], home, chains[1:])
     step("output oracles deployed on the L1")
     for c in chains:

@@ -168,7 +168,12 @@ class RollupOutputFinality:
 
     async def _oracle_call(self, data: bytes, tag: str) -> bytes:
         result = await self._l1_rpc("eth_call", [{"to": self.settlement.output_oracle, "data": "0x" + data.hex()}, tag])
-        return bytes.fromhex(str(result).removeprefix("0x"))
+        answer = bytes.fromhex(str(result).removeprefix("0x"))
+        if not answer:
+            raise RpcError(f"no OutputOracle answers at {self.settlement.output_oracle} on {self.settlement.l1} at "
+                           f"block {tag} (chains.{self.name}.settlement.output_oracle: not deployed there yet, or "
+                           "another contract)", chain=self.name, reason="no output oracle")
+        return answer
 
     async def _check_root(self, output: PostedOutput) -> None:
         key = (output.l2_block_number, output.output_root)

@@ -12,7 +12,9 @@ and checked for each (a transfer the bridge would refuse fails before any nonce 
 node refuses one that would revert), with ``XCHAIN_GAS_HEADROOM`` for the Merkle insert of a later message index. A
 home token's transfers spend a standing approval of the bridge (the maximum, which the devnet's and OpenZeppelin's
 ERC-20 never decrement): ``prerequisites`` names that approval while it is missing, and the caller has it mined
-before it prepares the transfers (``router.lanes``).
+before it prepares the transfers (``router.lanes``). A token with a liquidity pool here (``tokens.<symbol>.pool``)
+goes the fast route instead: a ``deposit`` into the pool (its standing approval is the pool's), paid out of the
+destination's pool (``adapters.evm.pool``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from adapters.evm.errors import (
     map_rpc_error,
 )
 from adapters.evm.fees import Fees, bumped, fees_for
+from adapters.evm.pool import DEPOSITED_TOPIC, encode_deposit
 from adapters.evm.rawtx import RawTxSigner, decode_type2
 from adapters.evm.sender import route_problem
 from adapters.message import address_to_bytes32
@@ -86,8 +89,8 @@ class EvmWriteAhead(EvmChain):
         symbols = sorted({s.symbol for s in specs if s.kind == "xchain"})
         if not symbols:
             return []
-        bridge = self._bridge()
-        allowances = await self._eth_calls([(self._token(sym), abi.encode_allowance(sender, bridge))
+        spenders = {sym: self._xchain_target(sym) for sym in symbols}
+        allowances = await self._eth_calls([(self._token(sym), abi.encode_allowance(sender, spenders[sym]))
                                             for sym in symbols])
         missing = [sym for sym, raw in zip(symbols, allowances, strict=True)
                    if int.from_bytes(raw[:32] or b"\0", "big") < _STANDING_AT_LEAST]
@@ -96,10 +99,10 @@ class EvmWriteAhead(EvmChain):
         fees = fees_for(await self._base_fee(), self._config.gas, chain=self._name)
         out = []
         for sym in missing:
-            token, data = self._token(sym), abi.encode_approve(bridge, STANDING_APPROVAL)
+            token, data = self._token(sym), abi.encode_approve(spenders[sym], STANDING_APPROVAL)
             gas = await self._call_gas(sender, token, data)
-            out.append(PreparedTx(TxSpec("approve", bridge, symbol=sym), token, data, gas, fees.max_fee_per_gas,
-                                  fees.priority_fee_per_gas))
+            out.append(PreparedTx(TxSpec("approve", spenders[sym], symbol=sym), token, data, gas,
+                                  fees.max_fee_per_gas, fees.priority_fee_per_gas))
         return out
 
     async def prepare(self, sender: str, specs: Sequence[TxSpec]) -> list[PreparedTx | Exception]:
@@ -127,12 +130,14 @@ class EvmWriteAhead(EvmChain):
         destination and token, then the node's estimate)."""
         if not specs:
             return {}
+        pooled = [s for s in specs if self._pool_of(s.symbol) is not None]
+        out = await self._deposit_gas(sender, pooled)
+        specs = [s for s in specs if self._pool_of(s.symbol) is None]
         pairs = sorted({(s.destination, s.symbol) for s in specs})
         routes: dict[tuple[int, str], tuple[int, int] | Exception] = {}
         for pair, route in zip(pairs, await asyncio.gather(*(self._route(*p) for p in pairs),
                                                            return_exceptions=True), strict=True):
             routes[pair] = route if isinstance(route, (tuple, Exception)) else Exception(str(route))
-        out: dict[int, int | Exception] = {}
         to_estimate = []
         for spec in specs:
             route = routes[(spec.destination, spec.symbol)]
@@ -150,6 +155,28 @@ class EvmWriteAhead(EvmChain):
         out.update({id(s): g if isinstance(g, BaseException) else g + XCHAIN_GAS_HEADROOM  # type: ignore[misc]
                     for s, g in zip(to_estimate, gas, strict=True)})
         return out
+
+    async def _deposit_gas(self, sender: str, specs: Sequence[TxSpec]) -> dict[int, int | Exception]:
+        """Per pooled ``xchain`` spec (by id): the gas of its pool deposit, or why the node refuses it."""
+        gas = await asyncio.gather(*(self._call_gas(sender, self._xchain_target(s.symbol), self._xchain_data(s))
+                                     for s in specs), return_exceptions=True)
+        return {id(s): g if isinstance(g, BaseException) else g + XCHAIN_GAS_HEADROOM  # type: ignore[misc]
+                for s, g in zip(specs, gas, strict=True)}
+
+    def _pool_of(self, symbol: str) -> str | None:
+        token = self._config.tokens.get(symbol)
+        return None if token is None else token.pool
+
+    def _xchain_target(self, symbol: str) -> str:
+        """Where a cross-chain transfer of ``symbol`` goes: its liquidity pool here, else the token bridge."""
+        return self._pool_of(symbol) or self._bridge()
+
+    def _xchain_data(self, spec: TxSpec) -> bytes:
+        """A pooled token's ``deposit`` into its pool, else the bridge's ``transferRemote``."""
+        if self._pool_of(spec.symbol) is None:
+            return self._transfer_remote(spec)
+        recipient = address_to_bytes32(bytes.fromhex(spec.to.removeprefix("0x")))
+        return encode_deposit(spec.destination, recipient, spec.amount)
 
     async def _route(self, destination: int, symbol: str) -> tuple[int, int]:
         (raw,) = await self._eth_calls([(self._bridge(), abi.encode_routes(destination, self._token(symbol)))])
@@ -171,7 +198,7 @@ class EvmWriteAhead(EvmChain):
         elif spec.kind == "call":
             target, data, gas = spec.to.lower(), spec.data, gas_of_call[id(spec)]
         elif spec.kind == "xchain":
-            target, data, gas = self._bridge(), self._transfer_remote(spec), gas_of_call[id(spec)]
+            target, data, gas = self._xchain_target(spec.symbol), self._xchain_data(spec), gas_of_call[id(spec)]
         elif spec.kind == "native":  # ``amount`` of the chain's own coin (integrator payouts, router/payouts.py)
             target, data, gas = spec.to.lower(), b"", gas_of_call[id(spec)]
         else:
@@ -278,9 +305,10 @@ class EvmWriteAhead(EvmChain):
 
 
 def _sent_transfer_id(receipt: dict[str, Any]) -> bytes | None:
+    """The message id a ``transferRemote`` or a pool ``deposit`` dispatched (both index it first)."""
     for lg in receipt.get("logs") or []:
         topics = lg.get("topics") or []
-        if len(topics) > 1 and topics[0] == abi.SENT_TRANSFER_REMOTE_TOPIC:
+        if len(topics) > 1 and topics[0] in (abi.SENT_TRANSFER_REMOTE_TOPIC, DEPOSITED_TOPIC):
             return bytes.fromhex(topics[1][2:])
     return None
 

@@ -174,12 +174,17 @@ async def _send_token(args: argparse.Namespace, origin: ChainAdapter, origin_cfg
                       sender_key: str, recipient: bytes) -> tuple[str, MessageId]:
     """``--amount`` of ``--token`` to ``recipient``; a route the origin's token bridge refuses is said in words."""
     from adapters.base import TxReverted
+    from adapters.capabilities import LiquidityPools
+    from adapters.message import Domain
 
     token = origin_cfg.tokens.get(args.token)
     if token is None:
         raise UsageError(f"--token {args.token!r} is not known on {args.origin}; known: "
                          f"{', '.join(origin_cfg.tokens) or 'none'}")
     amount = _parse_amount(args.amount, token.decimals)
+    if _pooled(args.token, origin_cfg, dest_cfg):  # the fast route: paid out of the destination's pool
+        assert isinstance(origin, LiquidityPools)
+        return await origin.pool_deposit(sender_key, args.token, amount, Domain(dest_cfg.domain), recipient)
     try:
         tx, mid = await origin.send_token(sender_key, args.token, amount, dest_cfg.domain, recipient)  # type: ignore[attr-defined]
     except TxReverted as exc:
@@ -188,6 +193,15 @@ async def _send_token(args: argparse.Namespace, origin: ChainAdapter, origin_cfg
             raise
         raise RelayerError(refusal) from exc
     return tx, mid
+
+
+def _pooled(symbol: str, origin_cfg: ChainConfig, dest_cfg: ChainConfig) -> bool:
+    """Both chains hold a liquidity pool of ``symbol``."""
+    from config.settings import TokenConfig
+
+    here, there = origin_cfg.tokens.get(symbol), dest_cfg.tokens.get(symbol)
+    return (isinstance(here, TokenConfig) and isinstance(there, TokenConfig) and here.pool is not None
+            and there.pool is not None)
 
 
 async def _wait_delivered(args: argparse.Namespace, dest: ChainAdapter, mid: MessageId, result: dict[str, Any],

@@ -30,6 +30,7 @@ from relayer.daemon.audit import AuditJob
 from relayer.daemon.bridge_queue import QueuedTransferReleaser
 from relayer.daemon.gas_oracle import GasOracleKeeper, quote_sources
 from relayer.daemon.metrics import Metrics
+from relayer.daemon.netting import NettingKeeper
 from relayer.daemon.route_profit import RouteProfits
 from relayer.pipeline.accountant import GlobalAccountant, TokenDirectory
 from relayer.pipeline.checkpoints import CheckpointCollector
@@ -38,6 +39,7 @@ from relayer.pipeline.filters import MessageFilter, compile_rules
 from relayer.pipeline.gas_policy import GasPolicy, compile_payment_rules
 from relayer.pipeline.indexer import OriginIndexer
 from relayer.pipeline.payout_limits import PayoutLimiter
+from router.pools import PoolReader
 
 if TYPE_CHECKING:
     from light_clients.ethereum.inclusion import EvmInclusionVerifier
@@ -80,6 +82,7 @@ class Workers:
     route_profits: RouteProfits | None = None  # relayer role: fees collected against gas spent, per route
     gas_policy: GasPolicy | None = None  # relayer.gas_payment compiled (relayer role, with rules)
     queue_releaser: QueuedTransferReleaser | None = None  # relayer role: pays out rate-limited inbound transfers
+    netting: NettingKeeper | None = None  # relayer role: settles the liquidity pools' epochs, releases their payouts
     indexers: dict[int, OriginIndexer] = field(default_factory=dict)
     attesters: dict[int, OriginAttester] = field(default_factory=dict)
     processors: dict[int, DestinationProcessor] = field(default_factory=dict)
@@ -129,6 +132,7 @@ class Workers:
         if self.role in ("relayer", "all"):
             self.route_profits = RouteProfits(s, self.adapters, self.store, self.metrics)
             self.queue_releaser = QueuedTransferReleaser(self.adapters, self.metrics)
+            self.netting = NettingKeeper(s, self.adapters, self.metrics)
             if s.relayer.gas_oracle is not None:
                 key = resolve_private_key(s.relayer.gas_oracle.signer, where="relayer.gas_oracle.signer")
                 self.gas_oracle = GasOracleKeeper(s, s.relayer.gas_oracle, self.adapters, key, self.metrics)
@@ -262,8 +266,9 @@ class Workers:
                                       self._message_state,
                                       native_usd=r.native_usd,
                                       lanes=self._lanes(operators, allowlist) if operators else None)
+        # tokens issued natively per chain go cross-chain only through liquidity pools (router/pools.py)
         not_bridged = frozenset(sym for chain in s.chains.values() for sym, t in getattr(chain, "tokens", {}).items()
-                                if not getattr(t, "bridged", True))
+                                if not getattr(t, "bridged", True) and getattr(t, "pool", None) is None)
         # per client (API key, or address when there are none): bounded in memory whatever the callers send
         limits = IntentLimits(
             intents=KeyedRateLimiter(r.intents_per_s, float(r.intents_burst)), intents_per_s=r.intents_per_s,
@@ -277,6 +282,9 @@ class Workers:
                               bridge_limits=BridgeLimitReader(
                                   self.adapters, {n: c.domain for n, c in s.chains.items()},
                                   lambda chain, symbol: chain_decimals.get((chain, symbol), decimals.get(symbol, 18))),
+                              pools=PoolReader(self.adapters,
+                                               lambda chain, symbol: chain_decimals.get((chain, symbol),
+                                                                                        decimals.get(symbol, 18))),
                               on_refusal=lambda reason: self.metrics.inc("router_intents_refused_total", reason=reason))
 
 

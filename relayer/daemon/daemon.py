@@ -273,7 +273,7 @@ class RelayerDaemon:
         self.handover.started()
         scheduler = schedule_jobs(self.settings, self.health, self.handover, self.intents, self.audit, stop,
                                   gas_oracle=self.workers.gas_oracle, route_profits=self.workers.route_profits,
-                                  queue_releaser=self.workers.queue_releaser)
+                                  queue_releaser=self.workers.queue_releaser, netting=self.workers.netting)
         warn_if_operator_api_open(self.settings, self.operator_keys, self.metrics)
         await self.refresh_health()
         scheduler.start()

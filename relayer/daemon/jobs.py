@@ -12,6 +12,7 @@
     route profit    every 15 s, first at once   RouteProfits.refresh (relayer_route_*_usd gauges)
     payouts         router.integrator_payout_interval_s   PayoutJob.run_once: integrator rewards paid on chain
     bridge queues   every 2 s     QueuedTransferReleaser.run_once (rate-limited inbound transfers paid out)
+    netting         every 2 s     NettingKeeper.run_once (pool epochs settled and completed, deferred payouts released)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from relayer.daemon.bridge_queue import QueuedTransferReleaser
 from relayer.daemon.gas_oracle import GasOracleKeeper
 from relayer.daemon.handover import Handover
 from relayer.daemon.health import HealthMonitor
+from relayer.daemon.netting import NettingKeeper
 from relayer.daemon.route_profit import RouteProfits
 from relayer.store import StoreError
 from router.api import IntentsBackend
@@ -40,7 +42,8 @@ log = structlog.get_logger("relayer.daemon.jobs")
 def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover, intents: IntentsBackend | None,
                   audit: AuditJob | None, stop: asyncio.Event, *, gas_oracle: GasOracleKeeper | None = None,
                   route_profits: RouteProfits | None = None,
-                  queue_releaser: QueuedTransferReleaser | None = None) -> AsyncIOScheduler:
+                  queue_releaser: QueuedTransferReleaser | None = None,
+                  netting: NettingKeeper | None = None) -> AsyncIOScheduler:
     """The scheduler with every periodic job of the daemon (not started)."""
     scheduler = AsyncIOScheduler()
     scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(health.refresh_health), stop), "interval",
@@ -75,6 +78,9 @@ def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover,
     if queue_releaser is not None and queue_releaser.bridges:
         scheduler.add_job(_ends_quietly_on_stop(queue_releaser.run_once, stop), "interval", seconds=2.0,
                           max_instances=1, coalesce=True)
+    if netting is not None and netting.active:
+        scheduler.add_job(_ends_quietly_on_stop(netting.run_once, stop), "interval", seconds=2.0, max_instances=1,
+                          coalesce=True)
     if route_profits is not None:
         scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(route_profits.refresh), stop), "interval",
                           seconds=15.0, max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))

@@ -66,6 +66,14 @@ _HELP = {
     "relayer_bridge_queued_transfers": "inbound token transfers the chain's TokenBridge queued for want of "
                                        "rate-limit room, still waiting",
     "relayer_bridge_queued_released_total": "queued inbound token transfers this relayer paid out (releaseQueued)",
+    # liquidity pools (the netting keeper)
+    "relayer_pool_liquidity_tokens": "a liquidity pool's balance of its token, in whole tokens",
+    "relayer_pool_owed_tokens": "what a liquidity pool owes in deferred payouts, in whole tokens",
+    "relayer_pool_deferred_payouts": "payouts a liquidity pool could not cover yet (they wait for its settlement)",
+    "relayer_pool_settlements_waiting": "settlements received by the pools of a chain pair, not applied yet",
+    "relayer_pool_settlements_sent_total": "epoch settlements this relayer sent from a chain's pool",
+    "relayer_pool_settlements_completed_total": "settlements this relayer asked a chain's pool to apply",
+    "relayer_pool_payouts_released_total": "deferred pool payouts this relayer released",
     "relayer_messages_reopened_total": "DROPPED(denied) messages a reloaded list allows, sent back to delivery",
     "relayer_failures_total": "failed or deferred delivery attempts by destination and reason (FailureReason)",
     "relayer_batches_submitted_total": "delivery transactions submitted",
