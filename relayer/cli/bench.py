@@ -1,4 +1,5 @@
-"""``relayer bench relay|route|api|light-clients``: the benchmarks (the benches themselves are in relayer/bench/)."""
+"""``relayer bench relay|route|intents|api|light-clients|rollup-finality``: the benchmarks (the benches themselves
+are in relayer/bench/)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from relayer.daemon.logconfig import configure_logging
 
 def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["relay", "route", "intents", "api", "light-clients"],
+    p.add_argument("what", choices=["relay", "route", "intents", "api", "light-clients", "rollup-finality"],
                    help="relay: cross-chain messages end to end; route: same-chain transfers through the routing API, "
                         "each chain alone vs round-robin vs the router's split (its own 4-chain devnet); "
                         "intents: operator-signed transfers one daemon accepts and lands per second, latency, lost and "
                         "duplicated read from the chains (its own devnet); "
                         "api: the routing API under --clients concurrent clients (req/s, p50/p99, errors, "
                         "nothing lost); "
-                        "light-clients: verifications per second of each light client (one core, no devnet)")
+                        "light-clients: verifications per second of each light client (one core, no devnet); "
+                        "rollup-finality: latency from dispatch to delivery on one rollup route under each rollup "
+                        "finality rule (confirmations, optimistic, posted), one after the other (its own devnet)")
     p.add_argument("--seconds", type=float, default=None,
                    help="light-clients: seconds per measurement (default 3); api: seconds of load (default 20)")
     p.add_argument("--clients", type=int, default=200, help="api: concurrent clients")
@@ -27,7 +30,9 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--families", default="evm,cosmos,solana", help="relay --pairs: devnet chain families")
     p.add_argument("--token", default="TST", help="relay --pairs: token symbol")
     p.add_argument("--amount", default="1", help="relay --pairs: amount per transfer")
-    p.add_argument("--messages", type=int, default=5000, help="relay: messages to send")
+    p.add_argument("--messages", type=int, default=None,
+                   help="relay: messages to send (default 5000); rollup-finality: messages per rule (default 10)")
+    p.add_argument("--route", default="rollup_a:l1", help="rollup-finality: ROLLUP:DESTINATION")
     p.add_argument("--intents", type=int, default=None, help="route: transfers per mode (default 2000); intents: "
                                                               "transfers in all (default 20000)")
     p.add_argument("--batch", type=int, default=1000, help="intents: intents per POST /v1/intents")
@@ -46,8 +51,9 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--batch-size", type=int, default=200, help="messages per delivery transaction")
     p.add_argument("--spread", choices=["capacity", "even"], default="capacity",
                    help="messages per route: in proportion to the chains' gas throughput, or evenly")
-    p.add_argument("--devnet", default=str(DEFAULT_DEVNET),
-                   help="devnet directory (started if needed; route: .devnet-route by default)")
+    p.add_argument("--devnet", "--devnet-dir", default=str(DEFAULT_DEVNET),
+                   help="devnet directory (started if needed; route: .devnet-route, rollup-finality: "
+                        ".devnet-rollup-finality by default)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.set_defaults(func=cmd_bench)
 
@@ -75,6 +81,9 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_route(args)
     if args.what == "intents":
         return _bench_intents(args)
+    if args.what == "rollup-finality":
+        return _bench_rollup_finality(args)
+    args.messages = 5000 if args.messages is None else args.messages
     if args.pairs:
         return _bench_token_relay(args)
     return _bench_relay(args)
@@ -169,3 +178,25 @@ def _bench_relay(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
+
+
+def _bench_rollup_finality(args: argparse.Namespace) -> int:
+    from relayer.bench.rollup_finality import (
+        ROLLUP_FINALITY_API_PORT,
+        ROLLUP_FINALITY_BASE_PORT,
+        ROLLUP_FINALITY_DEVNET_DIR,
+        run_rollup_finality_bench,
+    )
+
+    n = 10 if args.messages is None else args.messages
+    origin, _, destination = args.route.partition(":")
+    if n <= 0 or not origin.strip() or not destination.strip():
+        raise UsageError(f"--messages must be positive and --route ROLLUP:DESTINATION; got {n}, {args.route!r}")
+    devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else ROLLUP_FINALITY_DEVNET_DIR
+    result = run_rollup_finality_bench(messages=n, route=(origin.strip(), destination.strip()), devnet_dir=devnet_dir,
+                                       json_output=args.json, keep_devnet=args.keep_devnet,
+                                       base_port=args.base_port or ROLLUP_FINALITY_BASE_PORT,
+                                       api_port=args.api_port or ROLLUP_FINALITY_API_PORT)
+    if args.json:
+        print_json(result)
+    return 0 if result["lost"] == 0 and result["duplicated"] == 0 and result["send_errors"] == 0 else 1

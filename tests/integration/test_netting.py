@@ -216,3 +216,18 @@ def test_the_routing_api_quotes_the_pool_route_and_says_when_it_must_wait(pool_d
     tst = httpx.post(f"{daemon.api_url}/v1/quote", json={"kind": "xchain", "token": "TST", "amount": "1",
                                                          "from_chain": "l1", "chains": ["rollup_a"]}, timeout=10).json()
     assert tst["pool"] is None  # TST takes the token bridge
+
+
+def test_an_operator_signed_usdc_intent_takes_the_pool_route(pool_devnet, daemon) -> None:
+    from router.client import RoutingClient
+
+    start = _height(pool_devnet, "l1")
+    (recipient,) = _recipients(1)
+    with RoutingClient(daemon.api_url) as client:
+        [intent_id] = client.submit_batch([{"kind": "xchain", "token": "USDC", "from_chain": "l1",
+                                            "chains": ["rollup_a"], "amount": "12", "recipient": recipient}])["ids"]
+        done = client.wait(intent_id, until={"delivered"}, timeout=SETTLE_TIMEOUT_S)
+    assert done["chain"] == "rollup_a" and done["message_id"]
+    assert token_balance(pool_devnet, "rollup_a", "USDC", recipient) == 12 * USDC
+    deposits = _logs(pool_devnet, "l1", DEPOSITED, start)  # the operator's transfer went into l1's pool
+    assert [bytes(lg["topics"][1]).hex() for lg in deposits] == [done["message_id"].removeprefix("0x")]

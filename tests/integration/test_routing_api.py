@@ -208,8 +208,6 @@ def test_submitted_batch_moves_tokens_and_counts_for_the_integrator(api, api_dae
          "chains where its contract is"),
         ([{"amount": "1", "recipient": "0x" + "11" * 20, "calldata": "0x00"}], 400, "intents[0].calldata",
          "only a call"),
-        ([{"kind": "xchain", "token": "USDC", "from_chain": "l1", "amount": "1", "recipient": "0x" + "11" * 20}], 400,
-         "intents[0].token", "not bridged"),
     ],
 )
 def test_bad_batches_are_refused_whole_and_nothing_is_sent(api, chain_client, intents, status, field, needle):
