@@ -1,10 +1,25 @@
 """Every test starts from structlog's defaults: a CLI test that configured logging at `warning` must not hide
-the info events a later test captures with ``structlog.testing.capture_logs``."""
+the info events a later test captures with ``structlog.testing.capture_logs``.
+
+``make test`` runs the suite in two phases: everything not marked ``serial`` on two pytest-xdist workers (whole files
+to one worker: a module's devnet and daemon stay with its tests; each worker brings up its own session devnet, on
+ports no other live process holds, ``tests.integration.harness.free_port_block``), then the ``serial`` tests alone.
+Serial: the adversarial suite (one devnet of every family for the whole package), the benchmarks' tests and the
+fault test that compares a delivery's latency under abusive load with a quiet run (figures, not behaviour, would
+change with a neighbour)."""
 
 from __future__ import annotations
 
 import pytest
 import structlog
+
+SERIAL = ("tests/adversarial/", "tests/integration/test_bench_", "tests/faults/test_api_abuse.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if str(item.path.relative_to(config.rootpath)).startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(autouse=True)
