@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import structlog
 
-from adapters.capabilities import BridgeQueue, NativeTokenIds
+from adapters.capabilities import BridgeQueue, LiquidityPools, NativeTokenIds
 from config.errors import RelayerError
 from config.settings import CosmosChainConfig, EvmChainConfig, Settings, SolanaChainConfig
 from relayer.daemon.metrics import Metrics
@@ -128,12 +128,31 @@ class AuditProblem:
     error: str
 
 
+@dataclass(frozen=True)
+class PoolLine:
+    """A pooled token on one chain (``tokens.<symbol>.pool``): its pool's balance and what it owes in deferred
+    payouts, and the token's supply there, in the chain's smallest units. A pool owing more than it holds is not
+    insolvent: those payouts wait for the epoch's settlement to mint the pool's share back."""
+
+    symbol: str
+    chain: str
+    decimals: int
+    pooled: int
+    owed: int
+    supply: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"token": self.symbol, "chain": self.chain, "decimals": self.decimals, "pooled": self.pooled,
+                "owed": self.owed, "supply": self.supply}
+
+
 @dataclass
 class BalanceSheet:
     tokens: list[TokenLine]
     errors: list[AuditProblem] = field(default_factory=list)
     read_s: float = 0.0  # wall time of the reading(s)
     readings: int = 1
+    pools: list[PoolLine] = field(default_factory=list)
 
     @property
     def shortfall(self) -> int:
@@ -152,6 +171,7 @@ class BalanceSheet:
             "tokens": [t.to_json() for t in self.tokens],
             "errors": [{"chain": e.chain, "error": e.error} for e in self.errors],
             "readings": self.readings, "read_s": round(self.read_s, 3),
+            "pools": [p.to_json() for p in self.pools],
         }
 
 
@@ -364,6 +384,7 @@ class Auditor:
 
     def __init__(self, settings: Settings, adapters: Mapping[str, Any]) -> None:
         self.settings = settings
+        self.adapters = adapters
         self.books = _books(settings, adapters)
         self.domains = {c.domain: n for n, c in settings.chains.items()}
 
@@ -412,8 +433,28 @@ class Auditor:
             lines.append(line)
         return BalanceSheet(lines, _unique(errors), read_s)
 
+    async def pools(self, errors: list[AuditProblem]) -> list[PoolLine]:
+        """Every pooled token's pool and supply, per chain (``relayer audit``'s pools section)."""
+        reads = [(name, symbol, adapter) for name, adapter in self.adapters.items()
+                 if isinstance(adapter, LiquidityPools) for symbol in adapter.pooled_tokens()]
+
+        async def one(name: str, symbol: str, adapter: Any) -> PoolLine:
+            state, supply = await asyncio.gather(adapter.pool_state(symbol), adapter.token_supply(symbol))
+            decimals = self.settings.chains[name].tokens[symbol].decimals
+            return PoolLine(symbol, name, decimals, state.balance, state.owed, int(supply))
+
+        found = await asyncio.gather(*(_guarded(n, one(n, s, a), errors) for n, s, a in reads))
+        return [line for line in found if line is not None]
+
     async def audit(self, *, confirm: bool = True) -> BalanceSheet:
         """One reading; when it shows a shortfall, a second one, and each token's smaller shortfall stands."""
+        sheet = await self._bridged(confirm=confirm)
+        errors: list[AuditProblem] = []
+        sheet.pools = await self.pools(errors)
+        sheet.errors = _unique([*sheet.errors, *errors])
+        return sheet
+
+    async def _bridged(self, *, confirm: bool) -> BalanceSheet:
         errors: list[AuditProblem] = []
         tokens = await self.discover(errors)
         if errors:
@@ -465,6 +506,12 @@ def print_sheet(sheet: BalanceSheet, console: Any = None) -> None:
         for p in line.positions:
             if p.note:
                 console.print(f"* {line.symbol} on {p.chain}: {p.note}")
+    if sheet.pools:
+        pools = Table("token", "chain", "pooled", "owed (deferred payouts)", "supply there", title="liquidity pools")
+        for pool in sheet.pools:
+            pools.add_row(pool.symbol, pool.chain, _whole(pool.pooled, pool.decimals), _whole(pool.owed, pool.decimals),
+                          _whole(pool.supply, pool.decimals))
+        console.print(pools)
     for e in sheet.errors:
         console.print(f"[bold red]could not read {e.chain}[/]: {e.error}")
     if sheet.errors:

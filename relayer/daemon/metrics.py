@@ -70,7 +70,7 @@ _HELP = {
     "relayer_pool_liquidity_tokens": "a liquidity pool's balance of its token, in whole tokens",
     "relayer_pool_owed_tokens": "what a liquidity pool owes in deferred payouts, in whole tokens",
     "relayer_pool_deferred_payouts": "payouts a liquidity pool could not cover yet (they wait for its settlement)",
-    "relayer_pool_settlements_waiting": "settlements received by the pools of a chain pair, not applied yet",
+    "relayer_pool_settlements_waiting": "settlements a chain's pool received and has not applied yet",
     "relayer_pool_settlements_sent_total": "epoch settlements this relayer sent from a chain's pool",
     "relayer_pool_settlements_completed_total": "settlements this relayer asked a chain's pool to apply",
     "relayer_pool_payouts_released_total": "deferred pool payouts this relayer released",

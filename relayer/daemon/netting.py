@@ -68,25 +68,32 @@ class NettingKeeper:
         for symbol, sides in self.sides.items():
             for side in sides:
                 await self._release(symbol, side)
+            waiting = dict.fromkeys((side.chain for side in sides), 0)
             for i, a in enumerate(sides):
                 for b in sides[i + 1:]:
                     try:
-                        await self._settle_pair(symbol, a, b)
+                        here, there = await self._settle_pair(symbol, a, b)
                     except AdapterError as exc:
                         log.warning("netting_round_failed", token=symbol, chains=[a.chain, b.chain],
                                     error=str(exc)[:300])
+                        continue
+                    waiting[a.chain] += here
+                    waiting[b.chain] += there
+            for chain, count in waiting.items():
+                self.metrics.set("relayer_pool_settlements_waiting", count, chain=chain, token=symbol)
 
-    async def _settle_pair(self, symbol: str, a: PoolSide, b: PoolSide) -> None:
+    async def _settle_pair(self, symbol: str, a: PoolSide, b: PoolSide) -> tuple[int, int]:
+        """One round for the pools of ``a`` and ``b``: the settlements each holds that are not applied yet."""
         state_a, state_b = await a.pools.pool_state(symbol), await b.pools.pool_state(symbol)
         key = (symbol, a.chain, b.chain)
         current = min(state_a.epoch, state_b.epoch)
         first = self.scan_from.setdefault(key, max(0, current - LOOKBACK_EPOCHS))
         epochs = list(range(first, min(current, first + MAX_EPOCHS_PER_ROUND)))
         if not epochs:
-            return
+            return 0, 0
         ours = await a.pools.pool_epochs(symbol, b.domain, epochs)
         theirs = await b.pools.pool_epochs(symbol, a.domain, epochs)
-        waiting = 0
+        waiting_a = waiting_b = 0
         done_through = first
         for here, there in zip(ours, theirs, strict=True):
             flow = here.has_flow or there.has_flow
@@ -94,11 +101,12 @@ class NettingKeeper:
             await self._act(symbol, b, there, flow)
             finished = not flow or (here.settled_out and there.settled_out and here.settlement_in == "done"
                                     and there.settlement_in == "done")
-            waiting += (here.settlement_in == "pending") + (there.settlement_in == "pending")
+            waiting_a += here.settlement_in == "pending"
+            waiting_b += there.settlement_in == "pending"
             if finished and done_through == here.epoch:
                 done_through = here.epoch + 1
         self.scan_from[key] = done_through
-        self.metrics.set("relayer_pool_settlements_waiting", waiting, chain=a.chain, token=symbol)
+        return waiting_a, waiting_b
 
     async def _act(self, symbol: str, side: PoolSide, epoch: PoolEpoch, flow: bool) -> None:
         """Settle ``epoch`` on ``side`` when it had flow and was not; complete the remote's settlement once every

@@ -31,6 +31,7 @@ from adapters.evm import abi
 from adapters.evm import devnet as evm_devnet
 from adapters.message import Domain
 from devnets.devnet import Devnet
+from relayer.daemon.audit import Auditor
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
@@ -89,14 +90,18 @@ def _pool(net: Devnet, chain: str) -> str:
 
 
 def _audit(net: Devnet, issued: int) -> list[str]:
-    """What the supply audit finds wrong (empty: the books balance)."""
-    problems = []
-    if (supply := _supply(net)) != issued:
+    """What the supply audit (``relayer audit``'s pools section) finds wrong; empty: the books balance."""
+    async def read(client: DevnetClient) -> Any:
+        return await Auditor(client.settings, client.adapters).audit(confirm=False)
+
+    sheet = on_devnet(net, read)
+    problems = [f"could not read {e.chain}: {e.error}" for e in sheet.errors]
+    usdc = [p for p in sheet.pools if p.symbol == "USDC"]
+    assert sorted(p.chain for p in usdc) == sorted(CHAINS)
+    if (supply := sum(p.supply for p in usdc)) != issued:
         problems.append(f"supply {supply} != issued {issued}")
-    for chain in CHAINS:
-        state = on_devnet(net, lambda c, n=chain: c.adapters[n].pool_state("USDC"))
-        if state.balance != evm_devnet.POOL_LIQUIDITY or state.owed:
-            problems.append(f"{chain}: pool holds {state.balance}, owes {state.owed}")
+    problems += [f"{p.chain}: pool holds {p.pooled}, owes {p.owed}" for p in usdc
+                 if p.pooled != evm_devnet.POOL_LIQUIDITY or p.owed]
     return problems
 
 
