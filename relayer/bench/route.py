@@ -205,7 +205,7 @@ async def _route_bench(n: int, devnet: Devnet, api_urls: list[str], modes: list[
     clocks = {c: BlockClock(adapters[c]) for c in names}
     stop = asyncio.Event()
     clock_tasks = [asyncio.create_task(c.run(stop)) for c in clocks.values()]
-    clients = [RoutingClient(url, timeout=60.0) for url in api_urls]
+    clients = [RoutingClient(url, timeout=60.0, max_retries=0) for url in api_urls]
     client = clients[0]
     progress = make_progress(show)
     phases: dict[str, dict[str, Any]] = {}
