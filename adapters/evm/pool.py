@@ -66,7 +66,7 @@ class EvmLiquidityPool(EvmSender):
         if allowance < amount:
             await self._transact(account, token, abi.encode_approve(pool, amount), "approve")
         data = encode_deposit(destination, address_to_bytes32(recipient), amount)
-        receipt = await self._transact(account, pool, data, "LiquidityPool.deposit")
+        receipt = await self._transact(account, pool, data, "LiquidityPool.deposit", dispatches=True)
         for lg in receipt.get("logs", []):
             if lg["address"].lower() == pool.lower() and lg["topics"] and lg["topics"][0] == DEPOSITED_TOPIC:
                 return TxHash(receipt["transactionHash"]), MessageId(bytes.fromhex(lg["topics"][1][2:]))
@@ -115,7 +115,7 @@ class EvmLiquidityPool(EvmSender):
     @evm_boundary
     async def pool_settle(self, symbol: str, remote: int, epoch: int) -> TxHash:
         return await self._pool_call(symbol, _SETTLE + abi_encode(["uint32", "uint64"], [remote, epoch]),
-                                     "LiquidityPool.settle")
+                                     "LiquidityPool.settle", dispatches=True)
 
     @evm_boundary
     async def pool_complete(self, symbol: str, remote: int, epoch: int) -> TxHash:
@@ -127,11 +127,11 @@ class EvmLiquidityPool(EvmSender):
         return await self._pool_call(symbol, _RELEASE + abi_encode(["uint256"], [payout_id]),
                                      "LiquidityPool.releaseDeferred")
 
-    async def _pool_call(self, symbol: str, data: bytes, what: str) -> TxHash:
+    async def _pool_call(self, symbol: str, data: bytes, what: str, *, dispatches: bool = False) -> TxHash:
         """A permissionless pool call from the relayer's wallet."""
         if self._signer is None:
             raise SigningError(f"{what} needs chains.<name>.signer", chain=self._name, reason="no signer")
-        receipt = await self._transact(self._signer, self._pool(symbol), data, what)
+        receipt = await self._transact(self._signer, self._pool(symbol), data, what, dispatches=dispatches)
         return TxHash(receipt["transactionHash"])
 
 

@@ -42,15 +42,12 @@ from adapters.evm.errors import (
 from adapters.evm.fees import Fees, bumped, fees_for
 from adapters.evm.pool import DEPOSITED_TOPIC, encode_deposit
 from adapters.evm.rawtx import RawTxSigner, decode_type2
-from adapters.evm.sender import route_problem
+from adapters.evm.sender import DISPATCH_GAS_HEADROOM, route_problem
 from adapters.message import address_to_bytes32
 
 STANDING_APPROVAL = 2**256 - 1  # what the bridge may spend of an operator's home token: never decremented
 _STANDING_AT_LEAST = 2**255  # an allowance this large is standing (a token that decrements it has spent < half)
-# A list's transferRemote calls are all estimated against one state, but each dispatch inserts into the Mailbox's
-# incremental Merkle tree at the next index: up to 32 more levels read and hashed, and a fresh branch slot written
-# (~20,000 gas), than the index it was estimated at. Gas a transaction does not use is not paid.
-XCHAIN_GAS_HEADROOM = 100_000
+XCHAIN_GAS_HEADROOM = DISPATCH_GAS_HEADROOM  # a list's transfers are all estimated against one state
 
 
 def _mapped(chain: EvmChain, exc: BaseException, context: str) -> Exception:

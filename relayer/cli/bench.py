@@ -1,5 +1,5 @@
-"""``relayer bench relay|route|intents|api|light-clients|rollup-finality``: the benchmarks (the benches themselves
-are in relayer/bench/)."""
+"""``relayer bench relay|route|intents|api|light-clients|rollup-finality|netting``: the benchmarks (the benches
+themselves are in relayer/bench/)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from relayer.daemon.logconfig import configure_logging
 
 def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("what", choices=["relay", "route", "intents", "api", "light-clients", "rollup-finality"],
+    p.add_argument("what", choices=["relay", "route", "intents", "api", "light-clients", "rollup-finality",
+                                    "netting"],
                    help="relay: cross-chain messages end to end; route: same-chain transfers through the routing API, "
                         "each chain alone vs round-robin vs the router's split (its own 4-chain devnet); "
                         "intents: operator-signed transfers one daemon accepts and lands per second, latency, lost and "
@@ -21,7 +22,9 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                         "nothing lost); "
                         "light-clients: verifications per second of each light client (one core, no devnet); "
                         "rollup-finality: latency from dispatch to delivery on one rollup route under each rollup "
-                        "finality rule (confirmations, optimistic, posted), one after the other (its own devnet)")
+                        "finality rule (confirmations, optimistic, posted), one after the other (its own devnet); "
+                        "netting: opposite flows through the liquidity pools (netted per epoch) vs the same load "
+                        "through lock/mint, symmetric and one-way, on --route A:B (its own devnet)")
     p.add_argument("--seconds", type=float, default=None,
                    help="light-clients: seconds per measurement (default 3); api: seconds of load (default 20)")
     p.add_argument("--clients", type=int, default=200, help="api: concurrent clients")
@@ -32,7 +35,11 @@ def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--amount", default="1", help="relay --pairs: amount per transfer")
     p.add_argument("--messages", type=int, default=None,
                    help="relay: messages to send (default 5000); rollup-finality: messages per rule (default 10)")
-    p.add_argument("--route", default="rollup_a:l1", help="rollup-finality: ROLLUP:DESTINATION")
+    p.add_argument("--route", default=None, help="rollup-finality: ROLLUP:DESTINATION (default rollup_a:l1); "
+                                                 "netting: A:B (default l1:rollup_a)")
+    p.add_argument("--transfers", type=int, default=None,
+                   help="netting: transfers per direction and scenario (default 20); the route is --route A:B "
+                        "(one-way scenarios go A->B)")
     p.add_argument("--intents", type=int, default=None, help="route: transfers per mode (default 2000); intents: "
                                                               "transfers in all (default 20000)")
     p.add_argument("--batch", type=int, default=1000, help="intents: intents per POST /v1/intents")
@@ -83,6 +90,8 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_intents(args)
     if args.what == "rollup-finality":
         return _bench_rollup_finality(args)
+    if args.what == "netting":
+        return _bench_netting(args)
     args.messages = 5000 if args.messages is None else args.messages
     if args.pairs:
         return _bench_token_relay(args)
@@ -189,6 +198,7 @@ def _bench_rollup_finality(args: argparse.Namespace) -> int:
     )
 
     n = 10 if args.messages is None else args.messages
+    args.route = args.route or "rollup_a:l1"
     origin, _, destination = args.route.partition(":")
     if n <= 0 or not origin.strip() or not destination.strip():
         raise UsageError(f"--messages must be positive and --route ROLLUP:DESTINATION; got {n}, {args.route!r}")
@@ -200,3 +210,28 @@ def _bench_rollup_finality(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 and result["send_errors"] == 0 else 1
+
+
+def _bench_netting(args: argparse.Namespace) -> int:
+    from relayer.bench.netting import (
+        DEFAULT_TRANSFERS,
+        NETTING_API_PORT,
+        NETTING_BASE_PORT,
+        NETTING_DEVNET_DIR,
+        run_netting_bench,
+    )
+
+    n = DEFAULT_TRANSFERS if args.transfers is None else args.transfers
+    args.route = args.route or "l1:rollup_a"
+    a, _, b = args.route.partition(":")
+    if n <= 0 or not a.strip() or not b.strip():
+        raise UsageError(f"--transfers must be positive and --route A:B; got {n}, {args.route!r}")
+    devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else NETTING_DEVNET_DIR
+    result = run_netting_bench(transfers=n, route=(a.strip(), b.strip()), devnet_dir=devnet_dir,
+                               json_output=args.json, keep_devnet=args.keep_devnet,
+                               base_port=args.base_port or NETTING_BASE_PORT,
+                               api_port=args.api_port or NETTING_API_PORT)
+    if args.json:
+        print_json(result)
+    ok = result["lost"] == 0 and result["duplicated"] == 0 and result["send_errors"] == 0
+    return 0 if ok and result["supply_conserved"] and result["finished"] else 1
