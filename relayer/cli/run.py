@@ -84,9 +84,10 @@ def _run_daemon(args: argparse.Namespace) -> int:
                                     lambda: reloads.append(asyncio.create_task(_reload_on_sighup(daemon))))
         view = None
         if show_status:
-            from relayer.cli.statusview import StatusView
+            from relayer.cli.statusview import StatusView, send_hint
 
-            view = StatusView(daemon, log_file=args.log_file)
+            hint = send_hint(settings, devnet=args.devnet, config=args.config, role=args.role)
+            view = StatusView(daemon, log_file=args.log_file, send_hint=hint)
         try:
             if view is not None:
                 await asyncio.gather(daemon.run(stop), view.run(stop))

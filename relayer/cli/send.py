@@ -1,22 +1,50 @@
-"""``relayer send``: dispatch a message or bridge a token on the devnet, optionally waiting for its delivery."""
+"""``relayer send``: dispatch a message or bridge a token on the devnet, optionally waiting for its delivery.
+
+Sends from the first account of the origin in the devnet's manifest. What a user can get wrong is said in words,
+before anything is sent (exit 1): a token the origin does not carry (and the chains that do), an amount finer than the
+origin's or the destination's decimals, a route the token bridge refuses or has no room on, a sender that holds too
+little of the token (with the command that bridges some in from the token's home, or where the devnet's funded
+accounts are) or too little of the chain's coin for the fees (with how to fund it on the devnet). Balances are read
+from the chain, never inferred from a revert; a send that fails anyway (the chain moved meanwhile) is explained from
+fresh reads the same way, saying what did go out.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
+import os
+import shlex
+import shutil
+import sys
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from config.errors import RelayerError
-from relayer.cli.common import UsageError, add_config_flags, load_config, print_json
+from relayer.cli.common import DEFAULT_DEVNET, UsageError, add_config_flags, config_path, load_config, print_json
 from relayer.daemon.logconfig import configure_logging
 
 if TYPE_CHECKING:
-    from adapters.base import ChainAdapter
+    from adapters.base import ChainAdapter, TokenSender
+    from adapters.capabilities import FeeAccountPayments
     from adapters.message import MessageId
     from config.settings import ChainConfig, Settings
+
+_T = TypeVar("_T")
+NOTHING_SENT = "nothing was sent"
+# Gas counted for a transaction that cannot be estimated before the approval it needs is mined (a transferRemote or
+# a pool deposit after its approve): on the devnet contracts they use 105,000-130,000 gas, more on a deeper Merkle
+# insert; only the "about" figure of the fee error and its check use it.
+UNESTIMATED_TX_GAS = 200_000
+NATIVE_COIN = {"evm": ("ETH", 18), "solana": ("SOL", 9)}  # Cosmos: the fee denom, in its smallest units
+DEVNET_FUNDING = {"evm": ("anvil_setBalance", "0xde0b6b3a7640000", "1 ETH"),  # [address, wei]
+                  "solana": ("requestAirdrop", 10**9, "1 SOL")}  # [address, lamports]
 
 
 def add_send_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +68,10 @@ def add_send_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_send)
 
 
-def _parse_amount(text: str, decimals: int) -> int:
+def _parse_amount(args: argparse.Namespace, decimals: int) -> int:
+    """``--amount`` in the origin token's smallest units; a number finer than its decimals is refused in words (the
+    same words as a destination's coarser decimals, ``AmountNotRepresentable``)."""
+    text = args.amount
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -49,16 +80,19 @@ def _parse_amount(text: str, decimals: int) -> int:
         raise UsageError(f"--amount must be a positive number, got {text}")
     units = value * (Decimal(10) ** decimals)
     if units != units.to_integral_value():
-        raise UsageError(f"--amount {text} has more than {decimals} decimal places")
+        step = _format_units(1, decimals)
+        raise RelayerError(f"cannot send {text} {args.token} from {args.origin} to {args.destination}: {args.origin} "
+                           f"holds {args.token} in steps of {step} ({decimals} decimals); send a multiple of {step}; "
+                           f"{NOTHING_SENT}")
     return int(units)
 
 
-def _route_refusal(reason: str, args: argparse.Namespace, decimals: int) -> str | None:
-    """The origin TokenBridge's route refusal (its custom error) in words, or None for any other revert."""
+def _route_refusal(reason: str, args: argparse.Namespace, decimals: int, went_out: str = NOTHING_SENT) -> str | None:
+    """The origin TokenBridge's refusal (its custom error) in words, or None for any other revert."""
     name, _, rest = reason.partition("(")
     values = rest.rstrip(")").split(",")
     what = f"{args.amount} {args.token} from {args.origin} to {args.destination}"
-    nothing = f"nothing was sent ({reason})"
+    nothing = f"{went_out} ({reason})"
     if name == "NoRoute":
         return (f"{args.origin}'s token bridge has no route for {args.token} to {args.destination}: "
                 f"{args.destination} does not carry it; {nothing}")
@@ -69,6 +103,16 @@ def _route_refusal(reason: str, args: argparse.Namespace, decimals: int) -> str 
     if name == "AmountAboveRouteMax" and len(values) == 4:
         return (f"cannot send {what}: at most {_format_units(int(values[3]), decimals)} {args.token} fits "
                 f"{args.destination}'s amounts; {nothing}")
+    if name == "AmountAboveCapacity" and len(values) == 4:
+        return (f"cannot send {what}: {args.origin}'s token bridge lets at most "
+                f"{_format_units(int(values[3]), decimals)} {args.token} out to {args.destination} at once (its rate "
+                f"limit); send less; {nothing}")
+    if name == "RateLimited" and len(values) == 5:
+        wait = int(values[4])
+        when = f"room for this amount in {wait}s" if wait < 2**64 else "it does not refill"
+        return (f"cannot send {what} now: {args.origin}'s token bridge has room for "
+                f"{_format_units(int(values[3]), decimals)} {args.token} to {args.destination} (its rate limit); "
+                f"{when}; {nothing}")
     return None
 
 
@@ -77,11 +121,47 @@ def _format_units(units: int, decimals: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _rounded_up(units: int, digits: int = 2) -> int:
+    """``units`` rounded up to ``digits`` significant digits (an "about" figure that is never below the real one)."""
+    step = 10 ** max(len(str(units)) - digits, 0)
+    return -(-units // step) * step
+
+
+def relayer_program(argv0: str | None = None) -> str:
+    """How the user runs this relayer from their shell, for a command we suggest: ``relayer`` when that name on
+    PATH is this program (or it was started otherwise, as ``python -m relayer.cli``), else the path it was started by
+    (``.venv/bin/relayer`` under ``make run`` without an activated venv)."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if Path(argv0).name != "relayer":
+        return "relayer"
+    found = shutil.which("relayer")
+    if found and os.path.realpath(found) == os.path.realpath(argv0):
+        return "relayer"
+    return shlex.quote(argv0)
+
+
+def config_flags(devnet: str, config: str | None) -> list[str]:
+    """``--devnet`` / ``-c`` as this command was given them (the defaults left out): what a suggested command needs
+    to reach the same devnet and config."""
+    flags = [] if Path(devnet) == DEFAULT_DEVNET else ["--devnet", devnet]
+    if config and Path(config) != Path(devnet) / "relayer.toml":
+        flags += ["-c", config]
+    return flags
+
+
+def send_command(origin: str, destination: str, what: Sequence[str], flags: Sequence[str],
+                 program: str | None = None) -> str:
+    """A ``relayer send`` command line, quoted for a POSIX shell."""
+    words = ["send", "--from", origin, "--to", destination, *what, *flags]
+    return f"{program or relayer_program()} {shlex.join(words)}"
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     configure_logging("warning", None)
     from devnets.devnet import Devnet
 
-    manifest = Devnet(Path(args.devnet)).manifest()
+    devnet = Devnet(Path(args.devnet))
+    manifest = devnet.manifest()
     settings = load_config(args)
     for flag, name in (("--from", args.origin), ("--to", args.destination)):
         if name not in settings.chains:
@@ -90,8 +170,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         raise UsageError("--from and --to name the same chain")
     if args.pay_gas and (args.token or args.pay_gas < 0):
         raise UsageError("--pay-gas takes a positive number of smallest units, with --body (not --token)")
-    sender_key = manifest["chains"][args.origin]["accounts"][0]["private_key"]  # devnet test key
-    result = asyncio.run(_send(args, settings, manifest["chains"], sender_key))
+    account = manifest["chains"][args.origin]["accounts"][0]  # a devnet test key
+    result = asyncio.run(_send(args, settings, manifest["chains"], account, devnet.manifest_path))
     if args.json:
         print_json(result)
     else:
@@ -128,27 +208,66 @@ def _recipient_for(args: argparse.Namespace, dest: ChainAdapter, dest_cfg: Chain
     return address_to_bytes32(chains[args.destination]["contracts"]["test_recipient"])  # implements handle()
 
 
-async def _send(args: argparse.Namespace, settings: Settings, chains: dict[str, Any],
-                sender_key: str) -> dict[str, Any]:
-    """Dispatch the message or token transfer from ``--from``; with ``--wait``, wait for its delivery on ``--to``."""
+@dataclass
+class _Sending:
+    """One ``relayer send``: from where, by whom, to whom, and what it takes from the sender (filled in by the
+    checks: ``amount`` and ``decimals`` of ``--token``, the fee its transactions may cost)."""
+
+    args: argparse.Namespace
+    settings: Settings
+    chains: dict[str, Any]  # the devnet manifest's
+    manifest_path: Path
+    origin: ChainAdapter
+    origin_cfg: ChainConfig
+    dest_cfg: ChainConfig
+    sender_key: str
+    sender: str  # the sender's address on the origin
+    recipient: bytes
+    amount: int = 0
+    decimals: int = 0
+    fee: int | None = None  # smallest native units
+    fee_what: str = "the dispatch"
+
+    @property
+    def family(self) -> str:
+        return self.origin_cfg.family
+
+    def tokens(self) -> TokenSender:
+        from adapters.base import TokenSender
+
+        assert isinstance(self.origin, TokenSender)
+        return self.origin
+
+    def flags(self) -> list[str]:
+        return config_flags(self.args.devnet, self.args.config)
+
+
+async def _send(args: argparse.Namespace, settings: Settings, chains: dict[str, Any], account: dict[str, str],
+                manifest_path: Path) -> dict[str, Any]:
+    """Check, then dispatch the message or token transfer from ``--from``; with ``--wait``, wait for its delivery on
+    ``--to``."""
     from relayer.daemon.daemon import build_adapters
 
     origin_cfg, dest_cfg = settings.chains[args.origin], settings.chains[args.destination]
     adapters = build_adapters(settings, with_signers=False)
     origin, dest = adapters[args.origin], adapters[args.destination]
-    recipient = _recipient_for(args, dest, dest_cfg, chains)
     try:
+        s = _Sending(args, settings, chains, manifest_path, origin, origin_cfg, dest_cfg, account["private_key"],
+                     account["address"], _recipient_for(args, dest, dest_cfg, chains))
         started = time.time()
         if args.token:
-            tx, mid = await _send_token(args, origin, origin_cfg, dest_cfg, sender_key, recipient)
-        elif args.pay_gas:
-            tx, ids = await _dispatch_paying(args, origin, dest_cfg.domain, sender_key, recipient)
-            mid = ids[0]
+            await _check_token_send(s)
+            tx, mid = await _attempt(s, lambda: _send_token(s))
         else:
-            tx, ids = await origin.dispatch_messages(sender_key, dest_cfg.domain, recipient, [args.body.encode()])  # type: ignore[attr-defined]
+            if args.pay_gas:
+                _fee_account_of(s)
+            problem = await _fee_shortfall(s, NOTHING_SENT)
+            if problem is not None:
+                raise RelayerError(problem)
+            tx, ids = await _attempt(s, lambda: _dispatch(s))
             mid = ids[0]
         result: dict[str, Any] = {"id": "0x" + mid.hex(), "origin_tx": tx, "from": args.origin, "to": args.destination,
-                                  "recipient": "0x" + recipient.hex(), "delivered": False}
+                                  "recipient": "0x" + s.recipient.hex(), "delivered": False}
         if args.wait:
             await _wait_delivered(args, dest, mid, result, started)
         return result
@@ -157,42 +276,298 @@ async def _send(args: argparse.Namespace, settings: Settings, chains: dict[str, 
             await a.close()
 
 
-async def _dispatch_paying(args: argparse.Namespace, origin: ChainAdapter, destination: int, sender_key: str,
-                           recipient: bytes) -> tuple[str, list[MessageId]]:
-    """``--body`` dispatched with ``--pay-gas`` paid to the origin's fee account in the same transaction."""
-    from adapters.capabilities import FeeAccountPayments
+async def _attempt(s: _Sending, send: Callable[[], Awaitable[_T]]) -> _T:
+    """Run the send; a refusal the checks could not foresee (the chain moved meanwhile) is explained from fresh reads,
+    saying what did go out (an approval before the transfer)."""
+    from adapters.base import InsufficientFunds, TxReverted
+
+    nonce = await _evm_nonce(s) if s.family == "evm" else None
+    try:
+        return await send()
+    except (TxReverted, InsufficientFunds) as exc:
+        went_out = NOTHING_SENT
+        if nonce is not None and (moved := await _evm_nonce(s) - nonce) > 0:
+            went_out = f"the approval went out ({moved} transaction{'s' if moved > 1 else ''}), the rest did not"
+        problem = _route_refusal(exc.reason, s.args, s.decimals, went_out) if s.args.token else None
+        if problem is None and s.args.token:
+            problem = await _token_shortfall(s, went_out)
+        if problem is None:
+            problem = await _fee_shortfall(s, went_out, refused=isinstance(exc, InsufficientFunds))
+        if problem is None:
+            raise
+        raise RelayerError(problem) from exc
+
+
+async def _dispatch(s: _Sending) -> tuple[str, list[MessageId]]:
+    """``--body``, with ``--pay-gas`` paid to the origin's fee account in the same transaction."""
+    from adapters.base import MessageDispatcher
     from adapters.message import Domain
 
-    if not isinstance(origin, FeeAccountPayments) or not origin.gas_fee_account:
-        raise UsageError(f"--pay-gas: {args.origin} takes no payment in the dispatch transaction (no "
-                         f"chains.{args.origin}.gas_fee_account; an EVM origin is paid with relayer messages add-gas)")
-    return await origin.dispatch_paying(sender_key, Domain(destination), recipient, [args.body.encode()],
-                                        args.pay_gas)
+    body, destination = s.args.body.encode(), Domain(s.dest_cfg.domain)
+    if s.args.pay_gas:
+        return await _fee_account_of(s).dispatch_paying(s.sender_key, destination, s.recipient, [body],
+                                                        s.args.pay_gas)
+    assert isinstance(s.origin, MessageDispatcher)
+    return await s.origin.dispatch_messages(s.sender_key, destination, s.recipient, [body])
 
 
-async def _send_token(args: argparse.Namespace, origin: ChainAdapter, origin_cfg: ChainConfig, dest_cfg: ChainConfig,
-                      sender_key: str, recipient: bytes) -> tuple[str, MessageId]:
-    """``--amount`` of ``--token`` to ``recipient``; a route the origin's token bridge refuses is said in words."""
-    from adapters.base import TxReverted
+def _fee_account_of(s: _Sending) -> FeeAccountPayments:
+    from adapters.capabilities import FeeAccountPayments
+
+    if not isinstance(s.origin, FeeAccountPayments) or not s.origin.gas_fee_account:
+        raise UsageError(f"--pay-gas: {s.args.origin} takes no payment in the dispatch transaction (no "
+                         f"chains.{s.args.origin}.gas_fee_account; an EVM origin is paid with relayer messages "
+                         f"add-gas)")
+    return s.origin
+
+
+async def _check_token_send(s: _Sending) -> None:
+    """Everything about ``--token`` that would make the send fail, refused in words before anything is sent: a token
+    the origin does not carry, an amount finer than its decimals, a route the bridge refuses or has no room on, too
+    little of the token, too little for the fees."""
+    args = s.args
+    token = s.origin_cfg.tokens.get(args.token)
+    if token is None:
+        raise RelayerError(_unknown_token(args, s.settings))
+    s.decimals = token.decimals
+    s.amount = _parse_amount(args, token.decimals)
+    if s.family == "evm" and not _pooled(args.token, s.origin_cfg, s.dest_cfg):
+        refusal = await _evm_route_refusal(s)
+        if refusal is not None:
+            raise RelayerError(refusal)
+    problem = await _token_shortfall(s, NOTHING_SENT) or await _fee_shortfall(s, NOTHING_SENT)
+    if problem is not None:
+        raise RelayerError(problem)
+
+
+def _unknown_token(args: argparse.Namespace, settings: Settings) -> str:
+    here = ", ".join(settings.chains[args.origin].tokens) or "no tokens"
+    carriers = [name for name, chain in settings.chains.items() if args.token in chain.tokens]
+    elsewhere = (f"{args.token} is on {', '.join(carriers)}" if carriers
+                 else f"no chain in {config_path(args)} carries {args.token}")
+    return f"--token {args.token} is not known on {args.origin}, which carries {here}; {elsewhere}; {NOTHING_SENT}"
+
+
+async def _evm_route_refusal(s: _Sending) -> str | None:
+    """The origin TokenBridge's route for the token and destination, and its outbound rate limit, read before
+    anything is sent (``send_token`` would approve the bridge before its transferRemote is refused)."""
+    from eth_utils import to_checksum_address
+
+    from adapters.capabilities import BridgeRateLimits
+    from adapters.evm.sender import EvmSender, route_problem
+
+    cfg = s.origin_cfg
+    if not isinstance(s.origin, EvmSender) or cfg.family != "evm":
+        return None
+    symbol, domain = s.args.token, s.dest_cfg.domain
+    token = to_checksum_address(cfg.tokens[symbol].address)
+    problem = route_problem(domain, token, s.amount, *await s.origin.bridge_route(domain, symbol))
+    if problem is None and isinstance(s.origin, BridgeRateLimits):
+        (limits,) = await s.origin.bridge_rate_limits([domain], [symbol])
+        out = limits.outbound
+        if out.limited and s.amount > out.capacity:
+            problem = f"AmountAboveCapacity({domain},{token},{s.amount},{out.capacity})"
+        elif out.limited and s.amount > out.room:
+            wait = math.ceil((s.amount - out.room) / out.rate_per_s) if out.rate_per_s else 2**256 - 1
+            problem = f"RateLimited({domain},{token},{s.amount},{out.room},{wait})"
+    if problem is None:
+        return None
+    return _route_refusal(problem, s.args, s.decimals) or f"{s.args.origin}'s token bridge refuses it: {problem}"
+
+
+async def _send_token(s: _Sending) -> tuple[str, MessageId]:
+    """``--amount`` of ``--token`` to the recipient: into the origin's liquidity pool when both chains pool it, else
+    over the token bridge."""
     from adapters.capabilities import LiquidityPools
     from adapters.message import Domain
 
-    token = origin_cfg.tokens.get(args.token)
-    if token is None:
-        raise UsageError(f"--token {args.token!r} is not known on {args.origin}; known: "
-                         f"{', '.join(origin_cfg.tokens) or 'none'}")
-    amount = _parse_amount(args.amount, token.decimals)
-    if _pooled(args.token, origin_cfg, dest_cfg):  # the fast route: paid out of the destination's pool
-        assert isinstance(origin, LiquidityPools)
-        return await origin.pool_deposit(sender_key, args.token, amount, Domain(dest_cfg.domain), recipient)
+    if _pooled(s.args.token, s.origin_cfg, s.dest_cfg):  # the fast route: paid out of the destination's pool
+        assert isinstance(s.origin, LiquidityPools)
+        return await s.origin.pool_deposit(s.sender_key, s.args.token, s.amount, Domain(s.dest_cfg.domain),
+                                           s.recipient)
+    return await s.tokens().send_token(s.sender_key, s.args.token, s.amount, Domain(s.dest_cfg.domain), s.recipient)
+
+
+async def _token_shortfall(s: _Sending, went_out: str) -> str | None:
+    """What the sender holds of ``--token`` (read from the origin), in words when it is less than ``--amount``: with
+    the command that bridges the missing amount in from the token's home, or, on the home chain (or for a token issued
+    on every chain), where the devnet's funded accounts are and what they hold."""
+    symbol, origin = s.args.token, s.args.origin
+    held = await s.tokens().token_balance(symbol, s.sender)
+    if held >= s.amount:
+        return None
+    head = (f"the sender {s.sender} holds {_format_units(held, s.decimals)} {symbol} on {origin} (needs "
+            f"{_format_units(s.amount, s.decimals)}); {went_out}.")
+    home = _home_of(s)
+    if home is not None and home != origin:
+        if home not in s.settings.chains:
+            return f"{head} {symbol}'s home is {home}, which {config_path(s.args)} does not configure"
+        command = send_command(home, origin, ["--token", symbol, "--amount", _in_home_units(s, home, s.amount - held),
+                                              "--wait"], s.flags())
+        return f"{head} {symbol}'s home is {home}: bridge some to {origin} first:\n  {command}"
+    accounts = [a["address"] for a in s.chains.get(origin, {}).get("accounts", [])]
+    holdings = await asyncio.gather(*(s.tokens().token_balance(symbol, a) for a in accounts))
+    listed = "; ".join(f"{a}{' (the sender)' if a == s.sender else ''} holds {_format_units(h, s.decimals)}"
+                       for a, h in zip(accounts, holdings, strict=True))
+    where = (f"{origin} is {symbol}'s home, so nothing can be bridged in" if home == origin
+             else f"{symbol} is issued on {origin} itself, not bridged in")
+    return (f"{head} {where}; the devnet funded its accounts on {origin} with {symbol} (chains.{origin}.accounts in "
+            f"{s.manifest_path}; relayer send sends from the first): {listed} {symbol}. Send less, or move some "
+            f"to the sender from another account")
+
+
+def _home_of(s: _Sending) -> str | None:
+    """The chain ``--token`` is issued on (the manifest's ``home``, else a foreign chain's ``home_domain``); None for
+    a token issued on every chain (USDC)."""
+    symbol = s.args.token
+    home = s.chains.get(s.args.origin, {}).get("tokens", {}).get(symbol, {}).get("home")
+    if isinstance(home, str):
+        return home
+    domain = getattr(s.origin_cfg.tokens[symbol], "home_domain", None)
+    return next((name for name, chain in s.settings.chains.items() if chain.domain == domain), None)
+
+
+def _in_home_units(s: _Sending, home: str, units: int) -> str:
+    """``units`` of ``--token`` on the origin as an amount on its home chain (rounded up to the home's decimals)."""
+    decimals = int(s.chains.get(home, {}).get("tokens", {}).get(s.args.token, {}).get("decimals", s.decimals))
+    shift = decimals - s.decimals
+    scaled = units * 10**shift if shift >= 0 else -(-units // 10**-shift)
+    return _format_units(scaled, decimals)
+
+
+async def _fee_shortfall(s: _Sending, went_out: str, *, refused: bool = False) -> str | None:
+    """What the sender holds of the origin's coin (read from the chain), in words when it is less than the send's
+    transactions may cost in fees (``refused``: the chain said so already), with how to fund it on the devnet."""
+    if s.fee is None:
+        s.fee, s.fee_what = await _fee_need(s)
+    balance = await _native_balance(s)
+    if balance >= s.fee and not refused:
+        return None
+    need = f"about {_coin(s, _rounded_up(s.fee))}" if balance < s.fee else f"more than {_coin(s, balance)}"
+    verb = "need" if " and " in s.fee_what else "needs"
+    return (f"the sender {s.sender} has {_coin(s, balance)} on {s.args.origin} for fees; {s.fee_what} {verb} {need}; "
+            f"{went_out}. {_funding(s)}")
+
+
+def _coin(s: _Sending, units: int) -> str:
+    if s.family in NATIVE_COIN:
+        symbol, decimals = NATIVE_COIN[s.family]
+        return f"{_format_units(units, decimals)} {symbol}"
+    return f"{units}{getattr(s.origin_cfg, 'fee_denom', '')}"
+
+
+def _funding(s: _Sending) -> str:
+    """How to fund the sender on the devnet: the node's own faucet call (anvil_setBalance, requestAirdrop), else a
+    transfer from another funded devnet account."""
+    accounts = f"chains.{s.args.origin}.accounts in {s.manifest_path}"
+    if s.family not in DEVNET_FUNDING:
+        return (f"Fund it: send it {getattr(s.origin_cfg, 'fee_denom', 'the fee denom')} from another of the devnet's "
+                f"funded accounts ({accounts})")
+    method, amount, gives = DEVNET_FUNDING[s.family]
+    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": [s.sender, amount]},
+                         separators=(",", ":"))
+    url = getattr(s.origin_cfg, "rpc_url", "")
+    return (f"Fund it on the devnet ({method} gives it {gives}; or send it some from another of the devnet's funded "
+            f"accounts, {accounts}):\n  curl -s -H 'content-type: application/json' -d {shlex.quote(request)} "
+            f"{shlex.quote(url)}")
+
+
+async def _fee_need(s: _Sending) -> tuple[int, str]:
+    """What the send's transactions may cost the sender in fees (smallest native units), and what they are."""
+    what = ("the dispatch" if not s.args.token
+            else "the deposit" if _pooled(s.args.token, s.origin_cfg, s.dest_cfg) else "the transfer")
+    if s.family == "evm":
+        return await _evm_fee_need(s, what)
+    if s.family == "solana":
+        from adapters.solana.chain import LAMPORTS_PER_SIGNATURE
+
+        return LAMPORTS_PER_SIGNATURE + (s.args.pay_gas or 0), what  # one signature; --pay-gas goes with it
+    from adapters.cosmos.chain import SEND_GAS
+    from adapters.cosmos.transactions import fee_for
+
+    cfg = s.origin_cfg
+    assert cfg.family == "cosmos"
+    if s.args.token:
+        token = cfg.tokens[s.args.token]
+        return fee_for(SEND_GAS, cfg.gas_price) + (s.amount if token.denom == cfg.fee_denom else 0), what
+    sends = 2 if s.args.pay_gas else 1  # a unit of the fee denom to the vault, and the payment to the fee account
+    return fee_for(SEND_GAS * sends, cfg.gas_price) + 1 + (s.args.pay_gas or 0), what
+
+
+async def _evm_fee_need(s: _Sending, what: str) -> tuple[int, str]:
+    """Gas of each transaction the send makes, as the adapter sets it (the node's estimate with the configured
+    multiplier, and ``DISPATCH_GAS_HEADROOM`` for the one that dispatches; a transaction that waits for an approval
+    is counted at ``UNESTIMATED_TX_GAS``), at the max fee per gas the adapter offers: what the node wants the sender
+    to hold before it takes them."""
+    from eth_utils import to_checksum_address
+
+    from adapters.base import AdapterError
+    from adapters.evm import abi
+    from adapters.evm.fees import fees_for
+    from adapters.evm.pool import encode_deposit
+    from adapters.evm.sender import DISPATCH_GAS_HEADROOM
+    from adapters.message import address_to_bytes32
+
+    cfg = s.origin_cfg
+    assert cfg.family == "evm"
+    destination, recipient = s.dest_cfg.domain, address_to_bytes32(s.recipient)
+    if not s.args.token:
+        txs = [(cfg.mailbox, abi.encode_dispatch_batch(destination, recipient, [s.args.body.encode()]))]
+    else:
+        token = cfg.tokens[s.args.token]
+        if token.pool is not None and what == "the deposit":
+            spender, call = token.pool, encode_deposit(destination, recipient, s.amount)
+        else:
+            spender = cfg.token_bridge or ""
+            call = abi.encode_transfer_remote(to_checksum_address(token.address), destination, recipient, s.amount)
+        txs = [(spender, call)]
+        allowance = await _rpc(s, "eth_call", [{"to": token.address, "data": "0x" + abi.encode_allowance(
+            s.sender, spender).hex()}, "latest"])
+        if int(allowance, 16) < s.amount:
+            txs.insert(0, (token.address, abi.encode_approve(spender, s.amount)))
+            what = f"the approval and {what}"
+    gas = DISPATCH_GAS_HEADROOM  # the last transaction dispatches
+    for to, data in txs:
+        try:
+            used = int(await _rpc(s, "eth_estimateGas", [{"from": s.sender, "to": to, "data": "0x" + data.hex()}]), 16)
+        except AdapterError:
+            used = UNESTIMATED_TX_GAS
+        gas += math.ceil(used * cfg.gas.gas_limit_multiplier)
+    block = await _rpc(s, "eth_getBlockByNumber", ["latest", False])
+    return gas * fees_for(int(block["baseFeePerGas"], 16), cfg.gas, chain=s.args.origin).max_fee_per_gas, what
+
+
+async def _native_balance(s: _Sending) -> int:
+    if s.family == "evm":
+        return int(await _rpc(s, "eth_getBalance", [s.sender, "latest"]), 16)
+    if s.family == "solana":
+        return int((await _rpc(s, "getBalance", [s.sender, {"commitment": "confirmed"}]))["value"])
+    return await s.tokens().token_balance(getattr(s.origin_cfg, "fee_denom", ""), s.sender)
+
+
+async def _evm_nonce(s: _Sending) -> int:
+    return int(await _rpc(s, "eth_getTransactionCount", [s.sender, "pending"]), 16)
+
+
+async def _rpc(s: _Sending, method: str, params: list[Any]) -> Any:
+    """One JSON-RPC call to the origin's ``rpc_url`` (EVM, Solana): the reads the checks make of the sender."""
+    import httpx
+
+    from adapters.base import RpcError, RpcUnavailable
+    from adapters.evm.errors import map_rpc_error
+
+    url, chain = getattr(s.origin_cfg, "rpc_url", ""), s.args.origin
     try:
-        tx, mid = await origin.send_token(sender_key, args.token, amount, dest_cfg.domain, recipient)  # type: ignore[attr-defined]
-    except TxReverted as exc:
-        refusal = _route_refusal(exc.reason, args, token.decimals)
-        if refusal is None:
-            raise
-        raise RelayerError(refusal) from exc
-    return tx, mid
+        async with httpx.AsyncClient(timeout=s.origin_cfg.request_timeout_s) as client:
+            answer = (await client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                   "params": params})).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise RpcUnavailable(f"{method}: {type(exc).__name__}: {exc}", chain=chain, reason="unavailable") from exc
+    if answer.get("error") is not None:
+        if s.family == "evm":
+            raise map_rpc_error(answer["error"], chain=chain, context=method)
+        raise RpcError(f"{method}: {answer['error']}", chain=chain, reason="rpc error")
+    return answer["result"]
 
 
 def _pooled(symbol: str, origin_cfg: ChainConfig, dest_cfg: ChainConfig) -> bool:

@@ -1,11 +1,14 @@
-"""The live status view of ``relayer run`` on a terminal: chains, pipeline states, throughput, reasons."""
+"""The live status view of ``relayer run`` on a terminal: first what to try (the explorer's URL and one ``relayer send``
+that works on this devnet as configured), then chains, pipeline states, throughput, reasons."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
@@ -13,12 +16,40 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
+from relayer.cli.send import config_flags, send_command
 from relayer.store import MessageState
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from relayer.daemon.daemon import RelayerDaemon
     from relayer.pipeline.indexer import OriginIndexer
+
+PREFERRED_SEND = ("l1", "rollup_a")  # the default devnet's message route, when the config has both
+
+
+def send_hint(settings: Settings, *, devnet: str, config: str | None, role: str,
+              program: str | None = None) -> str | None:
+    """One ``relayer send`` that works on this devnet as configured: a message from l1 to rollup_a when both are
+    EVM chains of the config and the manifest, else between the first two such chains (an origin with a funded devnet
+    account, a destination with a TestRecipient), with ``--devnet`` / ``-c`` as ``relayer run`` was given them and
+    ``--wait`` when this daemon delivers too (``--role all``). None without a devnet manifest: ``relayer send`` sends
+    from its accounts."""
+    try:
+        chains = json.loads((Path(devnet) / "devnet.json").read_text())["chains"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    evm = [name for name, chain in settings.chains.items()
+           if chain.family == "evm" and isinstance(chains.get(name), dict)]
+    origins = [name for name in evm if chains[name].get("accounts")]
+    targets = [name for name in evm if chains[name].get("contracts", {}).get("test_recipient")]
+    pairs = [(o, d) for o in origins for d in targets if o != d]
+    if not pairs:
+        return None
+    origin, destination = PREFERRED_SEND if PREFERRED_SEND in pairs else pairs[0]
+    what = ["--body", "hello", *(["--wait"] if role == "all" else [])]
+    return send_command(origin, destination, what, config_flags(devnet, config), program)
 
 
 def catch_up_table(indexers: Mapping[int, OriginIndexer], names: Mapping[int, str]) -> Table | None:
@@ -40,11 +71,22 @@ def halted_origins(indexers: Mapping[int, OriginIndexer], names: Mapping[int, st
 
 
 class StatusView:
-    def __init__(self, daemon: RelayerDaemon, *, log_file: str | None, refresh_s: float = 1.0) -> None:
+    def __init__(self, daemon: RelayerDaemon, *, log_file: str | None, refresh_s: float = 1.0,
+                 send_hint: str | None = None) -> None:
         self.daemon = daemon
         self.log_file = log_file
         self.refresh_s = refresh_s
+        self.send_hint = send_hint  # ``send_hint()``: shown under the explorer's URL, above the tables
         self._last: tuple[float, int] | None = None
+
+    def header(self) -> Text:
+        """The first lines: where the explorer is, and one ``relayer send`` to try (when there is a devnet)."""
+        text = Text("explorer: ")
+        text.append(f"{self.daemon.settings.api.url.rstrip('/')}/explorer", style="bold")
+        if self.send_hint:
+            text.append("\ntry:      ")
+            text.append(self.send_hint, style="bold")
+        return text
 
     async def render(self) -> Group:
         d = self.daemon
@@ -75,7 +117,7 @@ class StatusView:
         reasons = ", ".join(f"{r}={n}" for r, n in (await d.store.aio.reasons()).items()) or "none"
         footer = (f"role {d.role} · API {d.settings.api.url} · delivered {delivered_total} ({rate:.1f}/s) · "
                   f"waiting reasons: {reasons} · logs: {self.log_file or 'stderr'} · Ctrl-C stops")
-        parts: list[RenderableType] = [chains]
+        parts: list[RenderableType] = [self.header(), chains]
         catch_up = catch_up_table(d.indexers, names)
         if catch_up is not None:
             parts.append(catch_up)
