@@ -29,12 +29,11 @@ $(NODE_STAMP): package.json package-lock.json
 run: setup
 	$(BIN)/relayer run --start-devnet
 
-# two phases (tests/conftest.py): the suite on two xdist workers (whole files each, the adversarial suite as one),
-# then the serial tests alone;
+# two phases (tests/conftest.py): the suite on two xdist workers, whole files each, then the serial tests alone;
 # both phases run whatever the first found; the exit status is the first failing phase's
 test: setup
 	@parallel=0; serial=0; \
-	$(BIN)/python -m pytest -q --durations=25 -n 2 --dist loadgroup -m "not serial" || parallel=$$?; \
+	$(BIN)/python -m pytest -q --durations=25 -n 2 --dist loadfile -m "not serial" || parallel=$$?; \
 	$(BIN)/python -m pytest -q --durations=25 -m serial || serial=$$?; \
 	if [ $$parallel -ne 0 ]; then exit $$parallel; fi; exit $$serial
 
