@@ -334,11 +334,16 @@ class MessageTable(StoreTables):
 
     def drop_reorged(self, origin: int, first_nonce: int, error: str) -> list[MessageId]:
         """Open (not submitted, not delivered) messages of ``origin`` from ``first_nonce`` on become
-        ``DROPPED(origin_reorged)``; returns their ids."""
+        ``DROPPED(origin_reorged)``, and so do those a processor already gave up on (dropped for want of a quorum or
+        after its attempts): the origin no longer holds them, which is the reason an operator must see; returns
+        their ids."""
         m = MessageRecord
+        gave_up = [FailureReason.NO_QUORUM.value, FailureReason.MAX_ATTEMPTS.value]
         with Session(self.engine) as s:
             keys = list(s.exec(select(col(m.id)).where(col(m.origin) == origin).where(col(m.nonce) >= first_nonce)
-                               .where(col(m.state).in_([st.value for st in OPEN_STATES]))).all())
+                               .where(col(m.state).in_([st.value for st in OPEN_STATES])
+                                      | ((col(m.state) == MessageState.DROPPED.value)
+                                         & col(m.last_reason).in_(gave_up)))).all())
         ids = [message_id(k) for k in keys]
         self.drop(ids, FailureReason.ORIGIN_REORGED, error)
         return ids

@@ -66,7 +66,8 @@ def test_a_paused_route_holds_its_messages_and_delivers_them_once_resumed(devnet
     assert not delivered_on(devnet, "rollup_a", held)
     assert _admin(daemon, "GET", "/routes/paused").json()["routes"] == [
         {"origin": "l1", "destination": "rollup_a", "note": "destination upgrade"}]
-    stuck = {m["id"]: m for m in _admin(daemon, "GET", "/messages/stuck?min_wait_s=0").json()["messages"]}
+    # the session devnet carries every earlier test's messages too, oldest listed first: ask for the most
+    stuck = {m["id"]: m for m in _admin(daemon, "GET", "/messages/stuck?min_wait_s=0&limit=1000").json()["messages"]}
     entry = stuck["0x" + held.hex()]
     assert entry["reason"] == "route_paused" and entry["waited_s"] >= 0 and entry["origin"] == "l1"
 
@@ -92,6 +93,7 @@ def test_a_paused_route_holds_its_messages_and_delivers_them_once_resumed(devnet
 
 def test_bad_admin_requests_are_refused_naming_what_is_wrong(operated) -> None:
     daemon = operated
+    _admin(daemon, "POST", "/routes/l1/rollup_a/resume")  # whatever the test before left paused
     unknown = _admin(daemon, "POST", "/routes/l1/nowhere/pause", {"note": "x"})
     assert unknown.status_code == 400 and unknown.json()["detail"]["field"] == "destination"
     assert _admin(daemon, "POST", "/messages/0x1234/retry").json()["detail"]["field"] == "id"
