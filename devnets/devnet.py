@@ -678,6 +678,14 @@ class Devnet:
                                  "escrow": genesis["escrow"]},
         }
 
+    def start_ledgers(self) -> None:
+        """Start this devnet's Cosmos and Solana processes again from their ledger files (after ``_stop_processes``
+        of them or a restored ledger: the pytest plugin's reset, relayer.testing.snapshots)."""
+        if "cosmos" in self.families:
+            self._start_cosmos(self.manifest()["chains"]["cosmos"]["vault"])
+        if "solana" in self.families:
+            self._start_solana()
+
     def _start_cosmos(self, vault: str) -> None:
         """The Cosmos devnet process over ``cosmos/`` (a new chain whose escrow is ``vault``'s, or the kept one)."""
         from devnets.cosmos import start_cosmos_devnet, wait_until_ready

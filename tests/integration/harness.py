@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,84 +20,9 @@ from config.loader import load_settings
 from config.settings import Settings
 from devnets.devnet import Devnet
 from relayer.daemon.daemon import build_adapters
+from relayer.testing.ports import free_port_block  # shared with the pytest plugin (relayer.testing)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-_HANDED_OUT: set[int] = set()  # ports this process already gave a caller (not bound yet, maybe)
-
-
-def _ephemeral_low() -> int:
-    """The lowest port the kernel hands out for outgoing connections (Linux: 32768 by default)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-_RESERVED = Path(tempfile.gettempdir()) / "relayer-test-ports"  # one file per port a live test process handed out
-
-
-def _reserve(block: range) -> bool:
-    """Reserve every port of ``block`` for this process across processes (pytest-xdist workers, two sessions): a
-    file per port, created exclusively, naming the owner's pid; a file whose owner is gone is taken over."""
-    _RESERVED.mkdir(exist_ok=True)
-    taken: list[Path] = []
-    for port in block:
-        path = _RESERVED / str(port)
-        if not _claim(path):
-            for mine in taken:
-                mine.unlink(missing_ok=True)
-            return False
-        taken.append(path)
-    atexit.register(lambda: [p.unlink(missing_ok=True) for p in taken])
-    return True
-
-
-def _claim(path: Path) -> bool:
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = int(path.read_text() or "0")
-                os.kill(owner, 0)
-                return False  # a live process holds it
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                path.unlink(missing_ok=True)  # its owner is gone: take it over
-                continue
-            except PermissionError:
-                return False
-        with os.fdopen(fd, "w") as out:
-            out.write(str(os.getpid()))
-        return True
-    return False
-
-
-def free_port_block(n: int) -> int:
-    """A base port with ``n`` consecutive free loopback ports, below the kernel's ephemeral range: a devnet binds its
-    ports over many seconds, and a port in that range could meanwhile be taken by any outgoing connection (CI lost
-    a whole adversarial session to a Cosmos devnet whose REST port an outgoing connection held). Never the same
-    port twice in one process, nor in two live processes (pytest-xdist workers)."""
-    import random
-
-    low, high = 10_000, _ephemeral_low() - n
-    for _ in range(500):
-        base = random.randrange(low, high)
-        block = range(base, base + n)
-        if not _HANDED_OUT.intersection(block) and all(_free(p) for p in block) and _reserve(block):
-            _HANDED_OUT.update(block)
-            return base
-    raise RuntimeError("no block of free ports below the ephemeral range")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
