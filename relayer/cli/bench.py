@@ -198,18 +198,25 @@ def _bench_rollup_finality(args: argparse.Namespace) -> int:
     )
 
     n = 10 if args.messages is None else args.messages
-    args.route = args.route or "rollup_a:l1"
-    origin, _, destination = args.route.partition(":")
-    if n <= 0 or not origin.strip() or not destination.strip():
-        raise UsageError(f"--messages must be positive and --route ROLLUP:DESTINATION; got {n}, {args.route!r}")
+    route = _count_and_route(args, n, "--messages", "rollup_a:l1", "ROLLUP:DESTINATION")
     devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else ROLLUP_FINALITY_DEVNET_DIR
-    result = run_rollup_finality_bench(messages=n, route=(origin.strip(), destination.strip()), devnet_dir=devnet_dir,
+    result = run_rollup_finality_bench(messages=n, route=route, devnet_dir=devnet_dir,
                                        json_output=args.json, keep_devnet=args.keep_devnet,
                                        base_port=args.base_port or ROLLUP_FINALITY_BASE_PORT,
                                        api_port=args.api_port or ROLLUP_FINALITY_API_PORT)
     if args.json:
         print_json(result)
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 and result["send_errors"] == 0 else 1
+
+
+def _count_and_route(args: argparse.Namespace, n: int, count_flag: str, default: str, shape: str) -> tuple[str, str]:
+    """``--route`` (``default`` when not given) as a chain pair; ``UsageError`` unless ``n`` is positive and the
+    route names two chains."""
+    text = args.route or default
+    a, _, b = text.partition(":")
+    if n <= 0 or not a.strip() or not b.strip():
+        raise UsageError(f"{count_flag} must be positive and --route {shape}; got {n}, {text!r}")
+    return a.strip(), b.strip()
 
 
 def _bench_netting(args: argparse.Namespace) -> int:
@@ -222,12 +229,9 @@ def _bench_netting(args: argparse.Namespace) -> int:
     )
 
     n = DEFAULT_TRANSFERS if args.transfers is None else args.transfers
-    args.route = args.route or "l1:rollup_a"
-    a, _, b = args.route.partition(":")
-    if n <= 0 or not a.strip() or not b.strip():
-        raise UsageError(f"--transfers must be positive and --route A:B; got {n}, {args.route!r}")
+    route = _count_and_route(args, n, "--transfers", "l1:rollup_a", "A:B")
     devnet_dir = Path(args.devnet) if args.devnet != str(DEFAULT_DEVNET) else NETTING_DEVNET_DIR
-    result = run_netting_bench(transfers=n, route=(a.strip(), b.strip()), devnet_dir=devnet_dir,
+    result = run_netting_bench(transfers=n, route=route, devnet_dir=devnet_dir,
                                json_output=args.json, keep_devnet=args.keep_devnet,
                                base_port=args.base_port or NETTING_BASE_PORT,
                                api_port=args.api_port or NETTING_API_PORT)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import structlog
 
 from adapters.base import AdapterError, ChainAdapter
-from adapters.capabilities import LiquidityPools, PoolEpoch
+from adapters.capabilities import LiquidityPools, PoolEpoch, PoolState
 from config.settings import Settings
 from relayer.daemon.metrics import Metrics
 
@@ -66,13 +66,18 @@ class NettingKeeper:
 
     async def run_once(self) -> None:
         for symbol, sides in self.sides.items():
+            states: dict[str, PoolState] = {}  # each pool read once a round, for its payouts and its pairs
             for side in sides:
-                await self._release(symbol, side)
+                state = await self._release(symbol, side)
+                if state is not None:
+                    states[side.chain] = state
             waiting = dict.fromkeys((side.chain for side in sides), 0)
             for i, a in enumerate(sides):
                 for b in sides[i + 1:]:
+                    if a.chain not in states or b.chain not in states:
+                        continue  # unreadable this round: pool_release_failed was logged
                     try:
-                        here, there = await self._settle_pair(symbol, a, b)
+                        here, there = await self._settle_pair(symbol, a, b, states[a.chain], states[b.chain])
                     except AdapterError as exc:
                         log.warning("netting_round_failed", token=symbol, chains=[a.chain, b.chain],
                                     error=str(exc)[:300])
@@ -82,9 +87,9 @@ class NettingKeeper:
             for chain, count in waiting.items():
                 self.metrics.set("relayer_pool_settlements_waiting", count, chain=chain, token=symbol)
 
-    async def _settle_pair(self, symbol: str, a: PoolSide, b: PoolSide) -> tuple[int, int]:
+    async def _settle_pair(self, symbol: str, a: PoolSide, b: PoolSide, state_a: PoolState,
+                           state_b: PoolState) -> tuple[int, int]:
         """One round for the pools of ``a`` and ``b``: the settlements each holds that are not applied yet."""
-        state_a, state_b = await a.pools.pool_state(symbol), await b.pools.pool_state(symbol)
         key = (symbol, a.chain, b.chain)
         current = min(state_a.epoch, state_b.epoch)
         first = self.scan_from.setdefault(key, max(0, current - LOOKBACK_EPOCHS))
@@ -122,23 +127,33 @@ class NettingKeeper:
             log.info("pool_settlement_completed", chain=side.chain, token=symbol, remote=epoch.remote,
                      epoch=epoch.epoch, tx=tx)
 
-    async def _release(self, symbol: str, side: PoolSide) -> None:
+    async def _release(self, symbol: str, side: PoolSide) -> PoolState | None:
+        """The pool's state (None when it cannot be read), after releasing what it can pay of its deferred payouts
+        (a failed release is logged; the state still serves the round's settlements)."""
         try:
             state = await side.pools.pool_state(symbol)
-            unit = 10 ** side.decimals
-            self.metrics.set("relayer_pool_liquidity_tokens", state.balance / unit, chain=side.chain, token=symbol)
-            self.metrics.set("relayer_pool_owed_tokens", state.owed / unit, chain=side.chain, token=symbol)
-            if state.owed == 0:
-                self.metrics.set("relayer_pool_deferred_payouts", 0, chain=side.chain, token=symbol)
-                return
-            payouts = await side.pools.deferred_payouts(symbol)
-            self.metrics.set("relayer_pool_deferred_payouts", len(payouts), chain=side.chain, token=symbol)
-            if state.balance < state.owed:
-                return  # it waits for the epoch's settlement to mint the pool's share back
-            for payout in payouts:
-                tx = await side.pools.pool_release(symbol, payout.payout_id)
-                self.metrics.inc("relayer_pool_payouts_released_total", chain=side.chain, token=symbol)
-                log.info("pool_payout_released", chain=side.chain, token=symbol, payout=payout.payout_id,
-                         recipient=payout.recipient, amount=str(payout.amount), tx=tx)
         except AdapterError as exc:
             log.warning("pool_release_failed", chain=side.chain, token=symbol, error=str(exc)[:300])
+            return None
+        unit = 10 ** side.decimals
+        self.metrics.set("relayer_pool_liquidity_tokens", state.balance / unit, chain=side.chain, token=symbol)
+        self.metrics.set("relayer_pool_owed_tokens", state.owed / unit, chain=side.chain, token=symbol)
+        try:
+            await self._release_payouts(symbol, side, state)
+        except AdapterError as exc:
+            log.warning("pool_release_failed", chain=side.chain, token=symbol, error=str(exc)[:300])
+        return state
+
+    async def _release_payouts(self, symbol: str, side: PoolSide, state: PoolState) -> None:
+        if state.owed == 0:
+            self.metrics.set("relayer_pool_deferred_payouts", 0, chain=side.chain, token=symbol)
+            return
+        payouts = await side.pools.deferred_payouts(symbol)
+        self.metrics.set("relayer_pool_deferred_payouts", len(payouts), chain=side.chain, token=symbol)
+        if state.balance < state.owed:
+            return  # it waits for the epoch's settlement to mint the pool's share back
+        for payout in payouts:
+            tx = await side.pools.pool_release(symbol, payout.payout_id)
+            self.metrics.inc("relayer_pool_payouts_released_total", chain=side.chain, token=symbol)
+            log.info("pool_payout_released", chain=side.chain, token=symbol, payout=payout.payout_id,
+                     recipient=payout.recipient, amount=str(payout.amount), tx=tx)

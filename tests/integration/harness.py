@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,18 @@ from relayer.daemon.daemon import build_adapters
 from relayer.testing.ports import free_port_block  # shared with the pytest plugin (relayer.testing)
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def evm_devnet_of_its_own(factory: Any, name: str, **options: Any) -> Iterator[Devnet]:
+    """An EVM-only devnet on free ports for one test module (``name``: its directory), down at the end."""
+    net = Devnet(factory.mktemp(name), base_port=free_port_block(3), api_port=free_port_block(1), families=("evm",),
+                 **options)
+    net.up()
+    try:
+        yield net
+    finally:
+        net.down()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:

@@ -35,7 +35,7 @@ from relayer.daemon.audit import Auditor
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
-    free_port_block,
+    evm_devnet_of_its_own,
     on_devnet,
     start_routing_daemon,
     token_balance,
@@ -54,11 +54,8 @@ FILL_DEFERRED = abi.topic("FillDeferred(uint256,uint32,address,uint256,string)")
 
 @pytest.fixture(scope="module")
 def pool_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    net = Devnet(tmp_path_factory.mktemp("devnet-netting"), base_port=free_port_block(3), api_port=free_port_block(1),
-                 families=("evm",))
-    net.up()
-    yield net
-    net.down()
+    with evm_devnet_of_its_own(tmp_path_factory, "devnet-netting") as net:
+        yield net
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from router.client import RoutingClient
 from tests.integration.harness import (
     DaemonProcess,
     DevnetClient,
-    free_port_block,
+    evm_devnet_of_its_own,
     on_devnet,
     start_routing_daemon,
     token_balance,
@@ -32,11 +32,8 @@ RELAY_TIMEOUT_S = 90.0
 
 @pytest.fixture(scope="module")
 def own_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    net = Devnet(tmp_path_factory.mktemp("devnet-outbound-wait"), base_port=free_port_block(3),
-                 api_port=free_port_block(1), families=("evm",))
-    net.up()
-    yield net
-    net.down()
+    with evm_devnet_of_its_own(tmp_path_factory, "devnet-outbound-wait") as net:
+        yield net
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from tests.integration.harness import (
     DaemonProcess,
     delivered_on,
     dispatch_to_test_recipient,
-    free_port_block,
+    evm_devnet_of_its_own,
     start_routing_daemon,
     wait_for,
 )
@@ -51,11 +51,8 @@ GET_OUTPUT = abi.selector("getL2Output(uint256)")
 
 @pytest.fixture(scope="module")
 def rollup_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    net = Devnet(tmp_path_factory.mktemp("devnet-rollup-settlement"), base_port=free_port_block(3),
-                 api_port=free_port_block(1), families=("evm",), rollup_finality="optimistic")
-    net.up()
-    yield net
-    net.down()
+    with evm_devnet_of_its_own(tmp_path_factory, "devnet-rollup-settlement", rollup_finality="optimistic") as net:
+        yield net
 
 
 @pytest.fixture(scope="module")
