@@ -45,7 +45,7 @@ DOMAIN = 41201
 LENGTH = 40            # blocks 0..39
 DISPATCH_AT = 20
 TRUSTED_SLOT = 9       # the beacon block the sync-committee client starts from
-TIMEOUT_S = 0.5        # request_timeout_s of these tests' endpoints
+TIMEOUT_S = 2.0        # request_timeout_s of these tests' endpoints (0.5 s timed out a healthy endpoint under CI load)
 FAILURES = [Fault.RESET, Fault.HANG, Fault.STATUS_503, Fault.GARBAGE]
 
 
@@ -198,7 +198,7 @@ async def test_a_failing_first_endpoint_costs_one_timeout_and_the_next_proves_th
         started = time.monotonic()
         with capture_logs() as logs:
             await verifier.verify_dispatches([net.claim], Height(LENGTH - 1))
-        assert time.monotonic() - started < TIMEOUT_S + 1.5  # one timeout at most, then the next endpoint
+        assert time.monotonic() - started < 2 * TIMEOUT_S  # one timeout at most, then the next endpoint
         assert verifier.verified_hash(DISPATCH_AT) == _execution_hash(net, DISPATCH_AT)
         failed = _events(logs, "light_client_endpoint_failed")
         assert [(e["endpoint"], e["next_endpoint"], e["endpoints"]) for e in failed] == [

@@ -38,7 +38,7 @@ from tests.unit.loopback_endpoints import Fault, FaultyEndpoint, LoopbackServers
 DOMAIN = 41401
 DISPATCH_AT = 3
 TOP = 8
-TIMEOUT_S = 0.5
+TIMEOUT_S = 2.0  # a request timeout; 0.5 s timed out the healthy endpoint under CI load
 SETTINGS = GenesisSettings()
 SENDER, VAULT = genesis_accounts(SETTINGS)[0], genesis_accounts(SETTINGS)[1]  # PUBLIC DEVNET TEST KEYS
 
@@ -106,7 +106,7 @@ async def test_a_failing_first_endpoint_costs_one_timeout_and_the_next_proves_th
         started = time.monotonic()
         with capture_logs() as logs:
             await verifier.verify_dispatches([net.claim], Height(TOP - 1))
-        assert time.monotonic() - started < TIMEOUT_S + 2.0
+        assert time.monotonic() - started < 2 * TIMEOUT_S  # one timeout at most, then the next endpoint
         assert [e["endpoint"] for e in _events(logs, "light_client_endpoint_failed")] == [0]
         assert [e["endpoint"] for e in _events(logs, "light_client_endpoint_serving")] == [1]
         assert first.url.removeprefix("http://") not in repr(logs)
