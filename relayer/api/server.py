@@ -31,6 +31,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -147,8 +148,9 @@ class RelayLoopRoutes:
     ``max_per_s_per_client`` from one client (429), so the API never takes more than that share of the relay loop
     and one client not all of it. Others run here."""
 
-    def __init__(self, app: Any, relay_loop: asyncio.AbstractEventLoop, limits: FrontLimits, max_per_s: float,
+    def __init__(self, app: Any, relay_loop: asyncio.AbstractEventLoop | None, limits: FrontLimits, max_per_s: float,
                  max_per_s_per_client: float) -> None:
+        # None until ``PreparedApi.bind``: an app built before its daemon's loop runs
         self.app = app
         self.relay_loop = relay_loop
         self.limits = limits
@@ -192,6 +194,8 @@ class RelayLoopRoutes:
         async def relay_send(message: Any) -> None:
             await on_api_loop(send(message))
 
+        if self.relay_loop is None:
+            raise RuntimeError("RelayLoopRoutes served before PreparedApi.bind gave it the relay loop")
         done = asyncio.run_coroutine_threadsafe(self.app(scope, relay_receive, relay_send), self.relay_loop)
         try:
             await asyncio.wrap_future(done)
@@ -206,25 +210,56 @@ def api_host_port(url: str) -> tuple[str, int]:
     return parsed.hostname or "127.0.0.1", parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
-def serve_app(daemon: DaemonView, stop: asyncio.Event | None = None,
-              relay_loop: asyncio.AbstractEventLoop | None = None) -> tuple[RequestGuard, uvicorn.Config]:
+@dataclass
+class PreparedApi:
+    """The daemon's API built and not yet served: the guarded app, its uvicorn config and, when it is to be served on
+    its own thread (``api.own_thread``), the routes to run on the relay loop, bound to that loop when served. Building
+    it (FastAPI's routes and their pydantic models, the OpenAPI document) takes a few hundred milliseconds: a daemon
+    started from a warm standby (``relayer.testing``) builds it ahead of time."""
+
+    app: RequestGuard
+    config: uvicorn.Config
+    relay_routes: RelayLoopRoutes | None
+
+    @property
+    def own_thread(self) -> bool:
+        return self.relay_routes is not None
+
+    def bind(self, relay_loop: asyncio.AbstractEventLoop) -> None:
+        if self.relay_routes is not None:
+            self.relay_routes.relay_loop = relay_loop
+
+
+def prepare_api(daemon: DaemonView, stop: asyncio.Event | None = None, *,
+                own_thread: bool | None = None) -> PreparedApi:
     """The guarded app and the uvicorn config the daemon serves it with (``api.*`` limits, the guarded protocol).
-    ``relay_loop``: the API is served on another loop, and ``RELAY_LOOP_ROUTES`` are run on this one."""
+    ``own_thread`` (default ``api.own_thread``): the API is served on another loop, and ``RELAY_LOOP_ROUTES`` are run
+    on the relay loop (``PreparedApi.bind``)."""
     api = daemon.settings.api
     host, port = api_host_port(api.url)
     limits = FrontLimits.from_settings(api, daemon.metrics)
     inner = create_api(daemon, stop, limits=limits)
-    routed: Any = inner if relay_loop is None else RelayLoopRoutes(inner, relay_loop, limits,
-                                                                   api.max_relay_requests_per_s,
-                                                                   api.max_relay_requests_per_s_per_client)
-    routed = ValidatorAdmission(routed, inner.state.validator_guard, cosigns=daemon.cosign is not None)
+    relay_routes = None
+    if api.own_thread if own_thread is None else own_thread:
+        relay_routes = RelayLoopRoutes(inner, None, limits, api.max_relay_requests_per_s,
+                                       api.max_relay_requests_per_s_per_client)
+    routed = ValidatorAdmission(relay_routes or inner, inner.state.validator_guard, cosigns=daemon.cosign is not None)
     app = RequestGuard(routed, limits=limits, stream_routes=stream_route_patterns(inner.openapi()))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             http=guarded_protocol(limits), ws="none",  # no websockets: an upgrade would leave the front
                             timeout_keep_alive=api.keep_alive_s,
                             proxy_headers=False,  # a client is who connects: X-Forwarded-For would let it pick its key
                             backlog=2048, timeout_graceful_shutdown=3)  # an open event stream must not hold up a stop
-    return app, config
+    return PreparedApi(app, config, relay_routes)
+
+
+def serve_app(daemon: DaemonView, stop: asyncio.Event | None = None,
+              relay_loop: asyncio.AbstractEventLoop | None = None) -> tuple[RequestGuard, uvicorn.Config]:
+    """``prepare_api``'s app and config; ``relay_loop``: served on another loop, these routes run on this one."""
+    prepared = prepare_api(daemon, stop, own_thread=relay_loop is not None)
+    if relay_loop is not None:
+        prepared.bind(relay_loop)
+    return prepared.app, prepared.config
 
 
 def _enough_file_descriptors(max_connections: int) -> None:
@@ -263,13 +298,17 @@ async def _serve_watching_lag(server: uvicorn.Server, watch_lag: LagWatcher | No
         await watcher
 
 
-async def serve_api(daemon: DaemonView, stop: asyncio.Event, *, watch_lag: LagWatcher | None = None) -> None:
+async def serve_api(daemon: DaemonView, stop: asyncio.Event, *, watch_lag: LagWatcher | None = None,
+                    prepared: PreparedApi | None = None) -> None:
     """Serve the API until ``stop``: on its own thread and event loop (``api.own_thread``, the default), so the relay
     loops are never queued behind HTTP work, or on this loop. ``watch_lag``: records the API loop's lag (the daemon's
-    ``relayer.daemon.loop_lag.watch_loop_lag``)."""
-    own_thread = daemon.settings.api.own_thread
+    ``relayer.daemon.loop_lag.watch_loop_lag``). ``prepared``: the API built ahead (``prepare_api`` with this
+    ``stop``), else built now."""
     _enough_file_descriptors(daemon.settings.api.max_connections)
-    _app, config = serve_app(daemon, stop, relay_loop=asyncio.get_running_loop() if own_thread else None)
+    if prepared is None:
+        prepared = prepare_api(daemon, stop)
+    prepared.bind(asyncio.get_running_loop())
+    own_thread, config = prepared.own_thread, prepared.config
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # the daemon owns SIGINT/SIGTERM
     failed: list[BaseException] = []

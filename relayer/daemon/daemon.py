@@ -29,7 +29,7 @@ from adapters.message import MessageId
 from config.errors import ConfigError
 from config.settings import Settings
 from relayer.api.daemon_view import ExecutionRefused, Readiness
-from relayer.api.server import serve_api
+from relayer.api.server import PreparedApi, prepare_api, serve_api
 from relayer.daemon.audit import AuditJob
 from relayer.daemon.composition import (  # noqa: F401 - re-exported: the CLI, bench and tests import them from here
     OriginTrust,
@@ -93,6 +93,7 @@ class RelayerDaemon:
 
     def __post_init__(self) -> None:
         self._relay_loop: asyncio.AbstractEventLoop | None = None  # set by run(): where the processors run
+        self._prepared_api: tuple[asyncio.Event, PreparedApi] | None = None  # prepare_api's, for run(stop)
         self.workers = Workers(self.settings, self.role, self.adapters, self.store, self.signers, self.http,
                                self.metrics, operator_keys=self.operator_keys, relayer_auth=self.relayer_auth,
                                intents=self.intents, audit=self.audit)
@@ -260,6 +261,11 @@ class RelayerDaemon:
         return self.attesters.get(origin)
 
     # ---- workers
+    def prepare_api(self, stop: asyncio.Event) -> None:
+        """Build the HTTP API now (a few hundred milliseconds), for a later ``run(stop)`` with this ``stop``: a daemon
+        forked ahead of its start (``relayer.testing``) then serves it as soon as it runs."""
+        self._prepared_api = (stop, prepare_api(self, stop))
+
     async def run(self, stop: asyncio.Event, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
         for indexer in self.indexers.values():
             await self.store.aio.run(indexer.load)
@@ -279,7 +285,8 @@ class RelayerDaemon:
         scheduler.start()
         log.info("daemon_started", role=self.role, chains=list(self.adapters),
                  validators=[s.address for s in self.signers], api=self.settings.api.url, store=self.store._safe_url())
-        tasks = [asyncio.create_task(serve_api(self, stop,
+        prepared = self._prepared_api[1] if self._prepared_api is not None and self._prepared_api[0] is stop else None
+        tasks = [asyncio.create_task(serve_api(self, stop, prepared=prepared,
                                                watch_lag=lambda served: watch_loop_lag(self.metrics, "api", served)),
                                      name="api"),
                  asyncio.create_task(watch_loop_lag(self.metrics, "relay", stop), name="loop-lag")]

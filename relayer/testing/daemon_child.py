@@ -3,7 +3,8 @@
 The process imports the daemon's code once and then, for each line ``fork`` (or ``fork record``) on stdin, forks a
 child and prints ``pid N``. The child does what ``relayer run -c CONFIG --role all --no-status`` does (see
 ``relayer.cli.run``), split in two. Ahead of time: the config and ``build_daemon`` (keys, adapters, light-client
-verifiers, the store opened; nothing read from a chain or the store yet; its log lines kept in memory); then it
+verifiers, the store opened, the HTTP API built; nothing read from a chain or the store yet; its log lines kept in
+memory); then it
 prints ``warm N`` and waits for SIGUSR1. On SIGUSR1 it writes those lines to stderr and runs the daemon, logging JSON
 lines to stderr, until SIGTERM or SIGINT, as ``relayer run``.
 
@@ -68,9 +69,8 @@ def build(config: Path, instance: str, log: TextIO) -> RelayerDaemon:
     return daemon
 
 
-async def run(daemon: RelayerDaemon) -> None:
-    """Until SIGTERM or SIGINT, then closed (as ``relayer run``)."""
-    stop = asyncio.Event()
+async def run(daemon: RelayerDaemon, stop: asyncio.Event) -> None:
+    """Until SIGTERM or SIGINT (``stop``), then closed (as ``relayer run``)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -109,12 +109,14 @@ def child(config: Path, instance: str, record: Path | None, server: int) -> NoRe
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         early = io.StringIO()  # the build's log lines, written when this daemon starts (not amid the running one's)
         daemon = build(config, instance, early)
+        stop = asyncio.Event()  # bound to the loop that first waits on it: run's
+        daemon.prepare_api(stop)
         os.write(1, f"warm {os.getpid()}\n".encode())
         os.dup2(2, 1)  # from now on stdout is the log: the server's pipe is its own
         signal.sigwait({GO})
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {GO})
         _log_to_stderr(early.getvalue(), daemon.settings.log.level)
-        asyncio.run(run(daemon))
+        asyncio.run(run(daemon, stop))
         if record is not None:
             record.write_text("\n".join(sorted(sys.modules)) + "\n")
         code = 0
