@@ -604,6 +604,76 @@ class MessageSender(MessageDispatcher, TokenSender, TxLookup, Protocol):
     (``adapters.capabilities``: ``UnsignedTransactions``, ``ContractCalls``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class NativeCoin:
+    """The coin a chain's fees are paid in, and how an amount of it is written: in whole coins to ``decimals`` places
+    ("0.000005 SOL"), or, where the chain's own notation counts smallest units (``denom_notation``: Cosmos, whose
+    ``symbol`` is then the fee denom), as that integer with the denom right after it ("300ustake")."""
+
+    symbol: str
+    decimals: int  # smallest units per coin = 10 ** decimals
+    denom_notation: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    """A send from this chain, described before it is made (``SendCosts.send_fee_need``): ``sender`` dispatches
+    ``bodies`` to ``recipient`` (32 bytes) on ``destination``, each paying ``payment`` (smallest native units) to the
+    relayer's fee account in its dispatch transaction (``FeeAccountPayments.dispatch_paying``); or, with ``symbol``,
+    sends ``amount`` (smallest units) of that token to ``recipient``: into its liquidity pool when ``pooled``
+    (``LiquidityPools.pool_deposit``), else over the token bridge (``TokenSender.send_token``)."""
+
+    sender: str
+    destination: Domain
+    recipient: bytes
+    bodies: tuple[bytes, ...] = ()
+    payment: int = 0
+    symbol: str = ""
+    amount: int = 0
+    pooled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeeNeed:
+    """What a send needs its sender to hold of the chain's coin (``units``, smallest units): every transaction's fee
+    at the most the chain may charge for it, plus what the send itself moves of the coin (a payment to the fee
+    account; on Cosmos the unit a dispatch pays the vault, or the amount of a token that is the fee denom).
+    ``approval``: the send approves its spender in a transaction of its own first (EVM: the sender's allowance is
+    short of the amount)."""
+
+    units: int
+    approval: bool = False
+
+
+@runtime_checkable
+class SendCosts(Protocol):
+    """Sender role: what a send costs its sender in the chain's own coin, read from the chain before anything is sent
+    (CLI ``send`` refuses a sender that cannot pay, in words: what it has, what the send needs, how to fund it).
+    The reads go through the adapter's endpoints and fail with its typed errors, like every other read."""
+
+    @property
+    def native_coin(self) -> NativeCoin: ...
+
+    async def native_balance(self, address: str) -> int:
+        """What ``address`` holds of the native coin, in smallest units (wei at latest, lamports at confirmed, the
+        Cosmos fee denom)."""
+        ...
+
+    async def send_fee_need(self, plan: SendPlan) -> FeeNeed:
+        """What ``plan`` needs ``plan.sender`` to hold of the native coin, estimated as the adapter would send it
+        (EVM: each transaction's gas estimate with the configured multiplier, at the max fee per gas it would offer;
+        a transaction that cannot be estimated before the approval it waits for is counted at a typical gas, not
+        refused); ``AdapterError`` when the chain cannot be read, ``UnknownToken`` for a symbol not configured."""
+        ...
+
+    async def transactions_sent(self, address: str) -> int | None:
+        """How many transactions ``address`` has sent here, those the node holds unmined included (EVM: its pending
+        nonce), where one send may be several (an approval, then the transfer): read before and after a send that
+        failed, it tells what went out before the failure. None where every send is one transaction (Solana,
+        Cosmos): nothing goes out before the one that failed."""
+        ...
+
+
 @runtime_checkable
 class UnsignedTransactions(Protocol):
     """Optional capability: build a transaction for a wallet to sign itself (the router's signer mode)."""

@@ -28,6 +28,8 @@ exactly the capabilities it implements.
     FeeAccountPayments    solana, cosmos           CLI send --pay-gas, add-gas and API (how such a message pays)
     BridgeQueue           evm                      daemon (pays out inbound transfers the rate limits queued)
     BridgeRateLimits      evm                      routing API (/v1/quote waits, /v1/chains and explorer figures)
+    BridgeRefusals        evm                      CLI send (a transfer the bridge's route or bucket refuses, before it)
+    SendCosts             evm, solana, cosmos      CLI send (the sender's coin, and what a send needs of it)
     LiquidityPools        evm                      netting keeper (settle, complete, release), send, router, bench
     ExactEstimates        evm                      processor (a message over relayer.max_gas_per_message)
     VaultHoldings         solana                   audit
@@ -54,6 +56,7 @@ from adapters.base import (
     Height,
     MessageDispatcher,
     MessageSender,
+    SendCosts,
     TokenSender,
     TxHash,
     TxLookup,
@@ -318,6 +321,19 @@ class BridgeRateLimits(Protocol):
 
 
 @runtime_checkable
+class BridgeRefusals(Protocol):
+    """A token bridge that refuses an outbound transfer for its route or its rate limit (EVM ``TokenBridge``), asked
+    before anything is sent (``TokenSender.send_token`` may approve the bridge before its transfer is refused)."""
+
+    async def bridge_refusal(self, symbol: str, amount: int, destination: Domain) -> str | None:
+        """Why the bridge would refuse ``amount`` (smallest units) of ``symbol`` to ``destination`` now, named as the
+        ``TxReverted`` reason of the refused transfer would name it (the contract's custom error with its arguments:
+        ``NoRoute``, ``AmountNotRepresentable``, ``AmountAboveRouteMax``, ``AmountAboveCapacity``, ``RateLimited``);
+        None when it would take it."""
+        ...
+
+
+@runtime_checkable
 class ExactEstimates(Protocol):
     """A destination whose ``estimate_delivery`` may size a batch by a model (``CostEstimate.exact`` False): this
     one simulates it (EVM: ``eth_estimateGas``), for decisions a model's error must not make (a message's gas over
@@ -554,7 +570,7 @@ ADAPTER_CAPABILITIES: tuple[type, ...] = (
     WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
     BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymaster,
     GasPaymentSource, GasQuoteSource, FeeAccountPayments, BridgeQueue, ExactEstimates, BridgeRateLimits,
-    NativePayoutMinimum,
+    NativePayoutMinimum, SendCosts, BridgeRefusals,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
@@ -565,6 +581,7 @@ __all__ = [
     "BridgeQueue",
     "BridgeRateLimit",
     "BridgeRateLimits",
+    "BridgeRefusals",
     "Broadcast",
     "Bytes32Accounts",
     "CapacitySource",
@@ -593,6 +610,7 @@ __all__ = [
     "QueuedTransfer",
     "QuorumDisagreements",
     "RateLimitBucket",
+    "SendCosts",
     "TokenSender",
     "TxLookup",
     "TxSpec",

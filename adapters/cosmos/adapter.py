@@ -36,6 +36,7 @@ from adapters.base import (
     CosignedDelivery,
     CosignLiveness,
     MessageSender,
+    SendCosts,
     UnsignedTransactions,
     WalletSource,
 )
@@ -54,20 +55,22 @@ from adapters.cosigned import CosignedSteps
 from adapters.cosmos.chain import CosmosChain, address_of
 from adapters.cosmos.destination import CosmosDestination
 from adapters.cosmos.health import CosmosHealth
+from adapters.cosmos.send_costs import CosmosSendCosts
 from adapters.cosmos.writeahead import CosmosWriteAhead
 from adapters.tokens import UnknownToken
 
 __all__ = ["CosmosAdapter", "CosmosChain", "UnknownToken", "address_of"]
 
 
-class CosmosAdapter(CosmosDestination, CosmosWriteAhead, CosmosHealth,
+class CosmosAdapter(CosmosDestination, CosmosWriteAhead, CosmosHealth, CosmosSendCosts,
                     ChainAdapter, MessageSender, UnsignedTransactions, WalletSource, CapacitySource, BatchLimit,
                     Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness, OperatorAccounts,
                     WriteAheadSender, EndpointHealth, QuorumDisagreements, GasPaymentSource, FeeAccountPayments,
-                    CosignedSteps[tuple[()]]):
+                    SendCosts, CosignedSteps[tuple[()]]):
     """One Cosmos SDK chain: origin (MsgSend-to-vault dispatches, ``adapters.cosmos.origin``), destination
-    (co-signed multisig payouts, ``destination``; the validator's checks of them, ``cosign``), sender and health:
-    the roles, composed; the capabilities it declares are the Protocols after them.
+    (co-signed multisig payouts, ``destination``; the validator's checks of them, ``cosign``), sender (and what a
+    send costs, ``send_costs``) and health: the roles, composed; the capabilities it declares are the Protocols after
+    them.
 
     ``remote_bridges``: domain -> bytes32 of the TokenBridge there (the recipient of a lock's message, and the
     only sender whose token messages are paid out here). ``wrapped_escrow``: symbol -> what the vault was

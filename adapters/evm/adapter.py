@@ -21,6 +21,7 @@ from adapters.base import (
     ChainAdapter,
     ContractCalls,
     MessageSender,
+    SendCosts,
     UnsignedTransactions,
     WalletSource,
 )
@@ -28,6 +29,7 @@ from adapters.capabilities import (
     BridgeLedger,
     BridgeQueue,
     BridgeRateLimits,
+    BridgeRefusals,
     EndpointHealth,
     ExactEstimates,
     GasPaymaster,
@@ -44,6 +46,7 @@ from adapters.evm.ledger import BridgeHolding, EvmBridgeLedger
 from adapters.evm.origin import EvmOrigin
 from adapters.evm.paymaster import EvmGasPaymaster
 from adapters.evm.pool import EvmLiquidityPool
+from adapters.evm.send_costs import EvmSendCosts
 from adapters.evm.sender import EvmSender
 from adapters.evm.writeahead import EvmWriteAhead
 from adapters.tokens import UnknownToken
@@ -52,9 +55,10 @@ __all__ = ["BATCH_LIMIT", "BridgeHolding", "EvmAdapter", "EvmChain", "UnknownTok
 
 
 class EvmAdapter(EvmLiquidityPool, EvmGasPaymaster, EvmBridgeQueue, EvmOrigin, EvmDestination, EvmSender, EvmWriteAhead,
-                 EvmBridgeLedger, EvmHealth, ChainAdapter, MessageSender, UnsignedTransactions, ContractCalls,
-                 WalletSource, CapacitySource, BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth,
-                 QuorumDisagreements, GasPaymaster, BridgeQueue, ExactEstimates, BridgeRateLimits, LiquidityPools):
+                 EvmBridgeLedger, EvmHealth, EvmSendCosts, ChainAdapter, MessageSender, UnsignedTransactions,
+                 ContractCalls, WalletSource, CapacitySource, BridgeLedger, WriteAheadSender, OperatorAccounts,
+                 EndpointHealth, QuorumDisagreements, GasPaymaster, BridgeQueue, ExactEstimates, BridgeRateLimits,
+                 LiquidityPools, SendCosts, BridgeRefusals):
     """One EVM chain: origin (scan Dispatch logs, mailbox root), destination (deliver batches, confirm), sender
-    (dispatch, tokens, router transactions), bridge ledger, liquidity pools and health: the roles, composed; the
-    capabilities it declares are the Protocols after them."""
+    (dispatch, tokens, router transactions, what a send costs), bridge ledger, liquidity pools and health: the roles,
+    composed; the capabilities it declares are the Protocols after them."""

@@ -1,19 +1,23 @@
 """EVM token-bridge queue: inbound transfers ``TokenBridge`` queued for want of rate-limit room, the room of a
 bucket, and ``releaseQueued`` from the relayer's wallet (``adapters.capabilities.BridgeQueue``); the buckets
-themselves, both directions per remote domain and token, in one JSON-RPC batch (``BridgeRateLimits``)."""
+themselves, both directions per remote domain and token, in one JSON-RPC batch (``BridgeRateLimits``); and whether
+the bridge would refuse an outbound transfer for its route or its bucket (``BridgeRefusals``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_utils import to_checksum_address
 
 from adapters.capabilities import BridgeRateLimit, QueuedTransfer, RateLimitBucket
 from adapters.evm import abi
 from adapters.evm.chain import evm_boundary
 from adapters.evm.errors import SigningError
-from adapters.evm.sender import EvmSender
+from adapters.evm.sender import EvmSender, route_problem
+from adapters.message import Domain
 
 _QUEUED_COUNT = abi.selector("queuedCount()")
 _QUEUED = abi.selector("queued(uint256)")
@@ -66,6 +70,24 @@ class EvmBridgeQueue(EvmSender):
         buckets = [_bucket(w) for w in words]
         return [BridgeRateLimit(d, s, token.lower(), buckets[2 * i], buckets[2 * i + 1])
                 for i, (d, s, token) in enumerate(pairs)]
+
+    @evm_boundary
+    async def bridge_refusal(self, symbol: str, amount: int, destination: Domain) -> str | None:
+        """The route's check (``bridge_route``), then the outbound bucket's room: the custom error ``transferRemote``
+        would revert with, with its arguments as the contract gives them; ``RateLimited``'s last is the seconds until
+        the bucket has room for ``amount`` (2**256 - 1: it does not refill)."""
+        token = to_checksum_address(self._token(symbol))
+        problem = route_problem(destination, token, amount, *await self.bridge_route(destination, symbol))
+        if problem is not None:
+            return problem
+        (limits,) = await self.bridge_rate_limits([destination], [symbol])
+        out = limits.outbound
+        if out.limited and amount > out.capacity:
+            return f"AmountAboveCapacity({destination},{token},{amount},{out.capacity})"
+        if out.limited and amount > out.room:
+            wait = math.ceil((amount - out.room) / out.rate_per_s) if out.rate_per_s else 2**256 - 1
+            return f"RateLimited({destination},{token},{amount},{out.room},{wait})"
+        return None
 
     @evm_boundary
     async def release_queued(self, queue_id: int) -> str:

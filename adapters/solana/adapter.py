@@ -35,6 +35,7 @@ from adapters.base import (
     CosignedDelivery,
     CosignLiveness,
     MessageSender,
+    SendCosts,
     WalletSource,
 )
 from adapters.capabilities import (
@@ -59,6 +60,7 @@ from adapters.solana.chain import (
 )
 from adapters.solana.cosign import SolanaCosignCheck
 from adapters.solana.health import SolanaHealth
+from adapters.solana.send_costs import SolanaSendCosts
 from adapters.solana.writeahead import SolanaWriteAhead
 from adapters.tokens import UnknownToken
 
@@ -66,14 +68,15 @@ __all__ = ["DELIVERY_COMPUTE_PER_MESSAGE", "MAX_GUARD_LAMPORTS", "SolanaAdapter"
            "keypair_from_hex"]
 
 
-class SolanaAdapter(SolanaCosignCheck, SolanaWriteAhead, SolanaHealth,
+class SolanaAdapter(SolanaCosignCheck, SolanaWriteAhead, SolanaHealth, SolanaSendCosts,
                     ChainAdapter, MessageSender, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
                     OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymentSource, FeeAccountPayments,
-                    NativePayoutMinimum, CosignedSteps[list[Pubkey]]):
+                    NativePayoutMinimum, SendCosts, CosignedSteps[list[Pubkey]]):
     """One Solana cluster: origin (memo dispatches referencing the bridge, ``adapters.solana.origin``),
-    destination (co-signed payouts, ``destination``; the validator's checks of them, ``cosign``), sender and
-    health: the roles, composed; the capabilities it declares are the Protocols after them.
+    destination (co-signed payouts, ``destination``; the validator's checks of them, ``cosign``), sender (and what a
+    send costs, ``send_costs``) and health: the roles, composed; the capabilities it declares are the Protocols after
+    them.
 
     ``cosigner`` gathers the validators' signatures for deliveries (``None``: this adapter only watches, or a
     validator uses it for ``check_cosign``/``cosign_with``). ``confirm_at``: the commitment at which a delivery

@@ -7,6 +7,10 @@ little of the token (with the command that bridges some in from the token's home
 accounts are) or too little of the chain's coin for the fees (with how to fund it on the devnet). Balances are read
 from the chain, never inferred from a revert; a send that fails anyway (the chain moved meanwhile) is explained from
 fresh reads the same way, saying what did go out.
+
+The reads and estimates are the origin adapter's answers (``adapters.base.SendCosts``: the coin, the sender's balance,
+what the send needs; ``adapters.capabilities.BridgeRefusals``: a route or rate limit that refuses the transfer) and
+the funding call the devnet's node takes (``devnets.funding``); this module asks and words them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import shlex
 import shutil
@@ -31,20 +34,13 @@ from relayer.cli.common import DEFAULT_DEVNET, UsageError, add_config_flags, con
 from relayer.daemon.logconfig import configure_logging
 
 if TYPE_CHECKING:
-    from adapters.base import ChainAdapter, TokenSender
+    from adapters.base import ChainAdapter, NativeCoin, SendCosts, SendPlan, TokenSender
     from adapters.capabilities import FeeAccountPayments
     from adapters.message import MessageId
     from config.settings import ChainConfig, Settings
 
 _T = TypeVar("_T")
 NOTHING_SENT = "nothing was sent"
-# Gas counted for a transaction that cannot be estimated before the approval it needs is mined (a transferRemote or
-# a pool deposit after its approve): on the devnet contracts they use 105,000-130,000 gas, more on a deeper Merkle
-# insert; only the "about" figure of the fee error and its check use it.
-UNESTIMATED_TX_GAS = 200_000
-NATIVE_COIN = {"evm": ("ETH", 18), "solana": ("SOL", 9)}  # Cosmos: the fee denom, in its smallest units
-DEVNET_FUNDING = {"evm": ("anvil_setBalance", "0xde0b6b3a7640000", "1 ETH"),  # [address, wei]
-                  "solana": ("requestAirdrop", 10**9, "1 SOL")}  # [address, lamports]
 
 
 def add_send_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -228,10 +224,6 @@ class _Sending:
     fee: int | None = None  # smallest native units
     fee_what: str = "the dispatch"
 
-    @property
-    def family(self) -> str:
-        return self.origin_cfg.family
-
     def tokens(self) -> TokenSender:
         from adapters.base import TokenSender
 
@@ -281,12 +273,14 @@ async def _attempt(s: _Sending, send: Callable[[], Awaitable[_T]]) -> _T:
     saying what did go out (an approval before the transfer)."""
     from adapters.base import InsufficientFunds, TxReverted
 
-    nonce = await _evm_nonce(s) if s.family == "evm" else None
+    costs = _costs_of(s)
+    before = await costs.transactions_sent(s.sender) if costs is not None else None
     try:
         return await send()
     except (TxReverted, InsufficientFunds) as exc:
         went_out = NOTHING_SENT
-        if nonce is not None and (moved := await _evm_nonce(s) - nonce) > 0:
+        after = await costs.transactions_sent(s.sender) if costs is not None and before is not None else None
+        if before is not None and after is not None and (moved := after - before) > 0:
             went_out = f"the approval went out ({moved} transaction{'s' if moved > 1 else ''}), the rest did not"
         problem = _route_refusal(exc.reason, s.args, s.decimals, went_out) if s.args.token else None
         if problem is None and s.args.token:
@@ -331,10 +325,9 @@ async def _check_token_send(s: _Sending) -> None:
         raise RelayerError(_unknown_token(args, s.settings))
     s.decimals = token.decimals
     s.amount = _parse_amount(args, token.decimals)
-    if s.family == "evm" and not _pooled(args.token, s.origin_cfg, s.dest_cfg):
-        refusal = await _evm_route_refusal(s)
-        if refusal is not None:
-            raise RelayerError(refusal)
+    refusal = await _bridge_refusal(s)
+    if refusal is not None:
+        raise RelayerError(refusal)
     problem = await _token_shortfall(s, NOTHING_SENT) or await _fee_shortfall(s, NOTHING_SENT)
     if problem is not None:
         raise RelayerError(problem)
@@ -348,28 +341,16 @@ def _unknown_token(args: argparse.Namespace, settings: Settings) -> str:
     return f"--token {args.token} is not known on {args.origin}, which carries {here}; {elsewhere}; {NOTHING_SENT}"
 
 
-async def _evm_route_refusal(s: _Sending) -> str | None:
-    """The origin TokenBridge's route for the token and destination, and its outbound rate limit, read before
-    anything is sent (``send_token`` would approve the bridge before its transferRemote is refused)."""
-    from eth_utils import to_checksum_address
+async def _bridge_refusal(s: _Sending) -> str | None:
+    """The origin token bridge's refusal of the transfer (its route, its outbound rate limit), asked before anything
+    is sent (``send_token`` would approve the bridge before its transfer is refused); None for a pool deposit, or an
+    origin whose bridge refuses nothing ahead (``BridgeRefusals``)."""
+    from adapters.capabilities import BridgeRefusals
+    from adapters.message import Domain
 
-    from adapters.capabilities import BridgeRateLimits
-    from adapters.evm.sender import EvmSender, route_problem
-
-    cfg = s.origin_cfg
-    if not isinstance(s.origin, EvmSender) or cfg.family != "evm":
+    if _pooled(s.args.token, s.origin_cfg, s.dest_cfg) or not isinstance(s.origin, BridgeRefusals):
         return None
-    symbol, domain = s.args.token, s.dest_cfg.domain
-    token = to_checksum_address(cfg.tokens[symbol].address)
-    problem = route_problem(domain, token, s.amount, *await s.origin.bridge_route(domain, symbol))
-    if problem is None and isinstance(s.origin, BridgeRateLimits):
-        (limits,) = await s.origin.bridge_rate_limits([domain], [symbol])
-        out = limits.outbound
-        if out.limited and s.amount > out.capacity:
-            problem = f"AmountAboveCapacity({domain},{token},{s.amount},{out.capacity})"
-        elif out.limited and s.amount > out.room:
-            wait = math.ceil((s.amount - out.room) / out.rate_per_s) if out.rate_per_s else 2**256 - 1
-            problem = f"RateLimited({domain},{token},{s.amount},{out.room},{wait})"
+    problem = await s.origin.bridge_refusal(s.args.token, s.amount, Domain(s.dest_cfg.domain))
     if problem is None:
         return None
     return _route_refusal(problem, s.args, s.decimals) or f"{s.args.origin}'s token bridge refuses it: {problem}"
@@ -437,137 +418,64 @@ def _in_home_units(s: _Sending, home: str, units: int) -> str:
 
 async def _fee_shortfall(s: _Sending, went_out: str, *, refused: bool = False) -> str | None:
     """What the sender holds of the origin's coin (read from the chain), in words when it is less than the send's
-    transactions may cost in fees (``refused``: the chain said so already), with how to fund it on the devnet."""
+    transactions may cost in fees (``refused``: the chain said so already), with how to fund it on the devnet. An
+    origin that cannot say what a send costs (no ``SendCosts``) is not checked."""
+    costs = _costs_of(s)
+    if costs is None:
+        return None
     if s.fee is None:
-        s.fee, s.fee_what = await _fee_need(s)
-    balance = await _native_balance(s)
+        need = await costs.send_fee_need(_plan(s))
+        what = ("the dispatch" if not s.args.token
+                else "the deposit" if _pooled(s.args.token, s.origin_cfg, s.dest_cfg) else "the transfer")
+        s.fee, s.fee_what = need.units, f"the approval and {what}" if need.approval else what
+    balance = await costs.native_balance(s.sender)
     if balance >= s.fee and not refused:
         return None
-    need = f"about {_coin(s, _rounded_up(s.fee))}" if balance < s.fee else f"more than {_coin(s, balance)}"
+    coin = costs.native_coin
+    need_words = (f"about {_coin(coin, _rounded_up(s.fee))}" if balance < s.fee
+                  else f"more than {_coin(coin, balance)}")
     verb = "need" if " and " in s.fee_what else "needs"
-    return (f"the sender {s.sender} has {_coin(s, balance)} on {s.args.origin} for fees; {s.fee_what} {verb} {need}; "
-            f"{went_out}. {_funding(s)}")
+    return (f"the sender {s.sender} has {_coin(coin, balance)} on {s.args.origin} for fees; {s.fee_what} {verb} "
+            f"{need_words}; {went_out}. {_funding(s, coin)}")
 
 
-def _coin(s: _Sending, units: int) -> str:
-    if s.family in NATIVE_COIN:
-        symbol, decimals = NATIVE_COIN[s.family]
-        return f"{_format_units(units, decimals)} {symbol}"
-    return f"{units}{getattr(s.origin_cfg, 'fee_denom', '')}"
+def _costs_of(s: _Sending) -> SendCosts | None:
+    from adapters.base import SendCosts
+
+    return s.origin if isinstance(s.origin, SendCosts) else None
 
 
-def _funding(s: _Sending) -> str:
+def _plan(s: _Sending) -> SendPlan:
+    """The send as the origin's ``SendCosts`` prices it."""
+    from adapters.base import SendPlan
+    from adapters.message import Domain
+
+    destination = Domain(s.dest_cfg.domain)
+    if s.args.token:
+        return SendPlan(s.sender, destination, s.recipient, symbol=s.args.token, amount=s.amount,
+                        pooled=_pooled(s.args.token, s.origin_cfg, s.dest_cfg))
+    return SendPlan(s.sender, destination, s.recipient, bodies=(s.args.body.encode(),), payment=s.args.pay_gas or 0)
+
+
+def _coin(coin: NativeCoin, units: int) -> str:
+    if coin.denom_notation:
+        return f"{units}{coin.symbol}"
+    return f"{_format_units(units, coin.decimals)} {coin.symbol}"
+
+
+def _funding(s: _Sending, coin: NativeCoin) -> str:
     """How to fund the sender on the devnet: the node's own faucet call (anvil_setBalance, requestAirdrop), else a
     transfer from another funded devnet account."""
+    from devnets.funding import funding_call
+
     accounts = f"chains.{s.args.origin}.accounts in {s.manifest_path}"
-    if s.family not in DEVNET_FUNDING:
-        return (f"Fund it: send it {getattr(s.origin_cfg, 'fee_denom', 'the fee denom')} from another of the devnet's "
-                f"funded accounts ({accounts})")
-    method, amount, gives = DEVNET_FUNDING[s.family]
-    request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": [s.sender, amount]},
-                         separators=(",", ":"))
-    url = getattr(s.origin_cfg, "rpc_url", "")
-    return (f"Fund it on the devnet ({method} gives it {gives}; or send it some from another of the devnet's funded "
-            f"accounts, {accounts}):\n  curl -s -H 'content-type: application/json' -d {shlex.quote(request)} "
-            f"{shlex.quote(url)}")
-
-
-async def _fee_need(s: _Sending) -> tuple[int, str]:
-    """What the send's transactions may cost the sender in fees (smallest native units), and what they are."""
-    what = ("the dispatch" if not s.args.token
-            else "the deposit" if _pooled(s.args.token, s.origin_cfg, s.dest_cfg) else "the transfer")
-    if s.family == "evm":
-        return await _evm_fee_need(s, what)
-    if s.family == "solana":
-        from adapters.solana.chain import LAMPORTS_PER_SIGNATURE
-
-        return LAMPORTS_PER_SIGNATURE + (s.args.pay_gas or 0), what  # one signature; --pay-gas goes with it
-    from adapters.cosmos.chain import SEND_GAS
-    from adapters.cosmos.transactions import fee_for
-
-    cfg = s.origin_cfg
-    assert cfg.family == "cosmos"
-    if s.args.token:
-        token = cfg.tokens[s.args.token]
-        return fee_for(SEND_GAS, cfg.gas_price) + (s.amount if token.denom == cfg.fee_denom else 0), what
-    sends = 2 if s.args.pay_gas else 1  # a unit of the fee denom to the vault, and the payment to the fee account
-    return fee_for(SEND_GAS * sends, cfg.gas_price) + 1 + (s.args.pay_gas or 0), what
-
-
-async def _evm_fee_need(s: _Sending, what: str) -> tuple[int, str]:
-    """Gas of each transaction the send makes, as the adapter sets it (the node's estimate with the configured
-    multiplier, and ``DISPATCH_GAS_HEADROOM`` for the one that dispatches; a transaction that waits for an approval
-    is counted at ``UNESTIMATED_TX_GAS``), at the max fee per gas the adapter offers: what the node wants the sender
-    to hold before it takes them."""
-    from eth_utils import to_checksum_address
-
-    from adapters.base import AdapterError
-    from adapters.evm import abi
-    from adapters.evm.fees import fees_for
-    from adapters.evm.pool import encode_deposit
-    from adapters.evm.sender import DISPATCH_GAS_HEADROOM
-    from adapters.message import address_to_bytes32
-
-    cfg = s.origin_cfg
-    assert cfg.family == "evm"
-    destination, recipient = s.dest_cfg.domain, address_to_bytes32(s.recipient)
-    if not s.args.token:
-        txs = [(cfg.mailbox, abi.encode_dispatch_batch(destination, recipient, [s.args.body.encode()]))]
-    else:
-        token = cfg.tokens[s.args.token]
-        if token.pool is not None and what == "the deposit":
-            spender, call = token.pool, encode_deposit(destination, recipient, s.amount)
-        else:
-            spender = cfg.token_bridge or ""
-            call = abi.encode_transfer_remote(to_checksum_address(token.address), destination, recipient, s.amount)
-        txs = [(spender, call)]
-        allowance = await _rpc(s, "eth_call", [{"to": token.address, "data": "0x" + abi.encode_allowance(
-            s.sender, spender).hex()}, "latest"])
-        if int(allowance, 16) < s.amount:
-            txs.insert(0, (token.address, abi.encode_approve(spender, s.amount)))
-            what = f"the approval and {what}"
-    gas = DISPATCH_GAS_HEADROOM  # the last transaction dispatches
-    for to, data in txs:
-        try:
-            used = int(await _rpc(s, "eth_estimateGas", [{"from": s.sender, "to": to, "data": "0x" + data.hex()}]), 16)
-        except AdapterError:
-            used = UNESTIMATED_TX_GAS
-        gas += math.ceil(used * cfg.gas.gas_limit_multiplier)
-    block = await _rpc(s, "eth_getBlockByNumber", ["latest", False])
-    return gas * fees_for(int(block["baseFeePerGas"], 16), cfg.gas, chain=s.args.origin).max_fee_per_gas, what
-
-
-async def _native_balance(s: _Sending) -> int:
-    if s.family == "evm":
-        return int(await _rpc(s, "eth_getBalance", [s.sender, "latest"]), 16)
-    if s.family == "solana":
-        return int((await _rpc(s, "getBalance", [s.sender, {"commitment": "confirmed"}]))["value"])
-    return await s.tokens().token_balance(getattr(s.origin_cfg, "fee_denom", ""), s.sender)
-
-
-async def _evm_nonce(s: _Sending) -> int:
-    return int(await _rpc(s, "eth_getTransactionCount", [s.sender, "pending"]), 16)
-
-
-async def _rpc(s: _Sending, method: str, params: list[Any]) -> Any:
-    """One JSON-RPC call to the origin's ``rpc_url`` (EVM, Solana): the reads the checks make of the sender."""
-    import httpx
-
-    from adapters.base import RpcError, RpcUnavailable
-    from adapters.evm.errors import map_rpc_error
-
-    url, chain = getattr(s.origin_cfg, "rpc_url", ""), s.args.origin
-    try:
-        async with httpx.AsyncClient(timeout=s.origin_cfg.request_timeout_s) as client:
-            answer = (await client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                   "params": params})).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise RpcUnavailable(f"{method}: {type(exc).__name__}: {exc}", chain=chain, reason="unavailable") from exc
-    if answer.get("error") is not None:
-        if s.family == "evm":
-            raise map_rpc_error(answer["error"], chain=chain, context=method)
-        raise RpcError(f"{method}: {answer['error']}", chain=chain, reason="rpc error")
-    return answer["result"]
+    call = funding_call(s.chains.get(s.args.origin, {}), s.sender)
+    if call is None:
+        return f"Fund it: send it {coin.symbol} from another of the devnet's funded accounts ({accounts})"
+    request = json.dumps(call.request(), separators=(",", ":"))
+    return (f"Fund it on the devnet ({call.method} gives it {_coin(coin, call.units)}; or send it some from another "
+            f"of the devnet's funded accounts, {accounts}):\n  curl -s -H 'content-type: application/json' -d "
+            f"{shlex.quote(request)} {shlex.quote(call.rpc_url)}")
 
 
 def _pooled(symbol: str, origin_cfg: ChainConfig, dest_cfg: ChainConfig) -> bool:

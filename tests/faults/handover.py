@@ -14,7 +14,7 @@ from tests.integration.harness import (
     write_daemon_config,
 )
 
-INSTANCE_LEASE_S = 8.0  # short, so hand-overs happen within a test; heartbeats every 1.6 s (4 s let a starved survivor lapse)
+INSTANCE_LEASE_S = 8.0  # short, so hand-overs happen within a test; beats every 1.6 s (4 s: a starved one lapsed)
 
 
 def instance_env(pg_url: str, **extra: str) -> dict[str, str]:

@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils import to_checksum_address
 
+from adapters.base import NativeCoin, SendPlan
 from adapters.evm import devnet as evm_devnet
+from adapters.evm.adapter import EvmAdapter
+from adapters.message import Domain, address_to_bytes32
+from config.loader import load_settings
+from config.settings import EvmChainConfig
 from devnets.devnet import Devnet
 from tests.integration.harness import ROOT, DaemonProcess, free_port_block, write_daemon_config
 
@@ -164,3 +170,34 @@ def test_the_bridge_command_it_gives_works_and_then_the_send_goes(net: Devnet, t
         daemon.stop()
     done = send(net, "--from", "rollup_a", "--to", "l1", "--token", "TST", "--amount", "1")
     assert done.returncode == 0 and "dispatched 0x" in done.stdout, done.stdout + done.stderr
+
+
+async def test_the_evm_adapter_answers_what_relayer_send_words(net: Devnet) -> None:
+    """What the refusals above are worded from, asked of the l1 adapter itself (``SendCosts``, ``BridgeRefusals``):
+    the sender's ETH and pending nonce as the node says, a dispatch without an approval, a token transfer and a pool
+    deposit behind one (the devnet's sender has approved nothing it has not spent), each needing a few hundred
+    thousand gas at about a gwei, and the bridge refusing a transfer to a domain it has no route to."""
+    config = load_settings(net.config_path, env={}).chains["l1"]
+    assert isinstance(config, EvmChainConfig)
+    adapter = EvmAdapter("l1", config)
+    who, l1 = sender(net, "l1"), chain(net, "l1")
+    rollup_a, rollup_b = (Domain(chain(net, name)["domain"]) for name in ("rollup_a", "rollup_b"))
+    recipient = address_to_bytes32(sender(net, "rollup_a"))
+    try:
+        assert adapter.native_coin == NativeCoin("ETH", 18)
+        assert await adapter.native_balance(who) == int(evm_devnet.rpc_call(l1["rpc_url"], "eth_getBalance",
+                                                                            [who, "latest"]), 16)
+        assert await adapter.transactions_sent(who) == nonce(net, "l1")
+        dispatch = await adapter.send_fee_need(SendPlan(who, rollup_a, recipient, bodies=(b"hello",)))
+        transfer = await adapter.send_fee_need(SendPlan(who, rollup_a, recipient, symbol="TST", amount=10**18))
+        deposit = await adapter.send_fee_need(SendPlan(who, rollup_b, recipient, symbol="USDC", amount=10**6,
+                                                       pooled=True))
+        assert (dispatch.approval, transfer.approval, deposit.approval) == (False, True, True)
+        for need in (dispatch, transfer, deposit):
+            assert 10**13 < need.units < 10**16, need
+        assert transfer.units > dispatch.units
+        assert await adapter.bridge_refusal("TST", 10**18, rollup_a) is None
+        token = to_checksum_address(l1["tokens"]["TST"]["address"])
+        assert await adapter.bridge_refusal("TST", 10**18, Domain(9999)) == f"NoRoute(9999,{token})"
+    finally:
+        await adapter.close()

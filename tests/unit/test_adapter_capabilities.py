@@ -10,6 +10,7 @@ from adapters.capabilities import (
     BridgeLedger,
     BridgeQueue,
     BridgeRateLimits,
+    BridgeRefusals,
     Bytes32Accounts,
     CapacitySource,
     ChainAdapter,
@@ -28,6 +29,7 @@ from adapters.capabilities import (
     NativeTokenIds,
     OperatorAccounts,
     QuorumDisagreements,
+    SendCosts,
     TokenSender,
     TxLookup,
     UnsignedTransactions,
@@ -46,11 +48,12 @@ from relayer.store import Store
 from tests.fakes.chain import FakeChain
 from tests.unit.test_pipeline import TreeCollector
 
-SENDER_ROLES = {MessageSender, MessageDispatcher, TokenSender, TxLookup}
+SENDER_ROLES = {MessageSender, MessageDispatcher, TokenSender, TxLookup, SendCosts}
 EXPECTED: dict[type, set[type]] = {
     EvmAdapter: {ChainAdapter, *SENDER_ROLES, UnsignedTransactions, ContractCalls, WalletSource, CapacitySource,
                  BridgeLedger, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements,
-                 GasPaymaster, GasPaymentSource, GasQuoteSource, BridgeQueue, ExactEstimates, BridgeRateLimits},
+                 GasPaymaster, GasPaymentSource, GasQuoteSource, BridgeQueue, ExactEstimates, BridgeRateLimits,
+                 BridgeRefusals},
     SolanaAdapter: {ChainAdapter, *SENDER_ROLES, WalletSource, CapacitySource, BatchLimit, Bytes32Accounts,
                     NativeTokenIds, CosignedDelivery, CosignLiveness, VaultHoldings, WriteAheadSender,
                     OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymentSource, FeeAccountPayments,

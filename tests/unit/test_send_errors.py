@@ -1,6 +1,7 @@
 """``relayer send``'s refusals in words, where no devnet is needed: the bridge's rate-limit errors, the "about" figure,
-amounts, and the Solana and Cosmos senders' token and fee shortfalls (fake adapters whose balances the checks read;
-tests/integration/test_send_errors.py runs the EVM cases on a devnet)."""
+amounts, and the Solana and Cosmos senders' token and fee shortfalls (fake adapters whose balances the checks read, and
+whose sends cost what the Solana and Cosmos adapters compute; tests/integration/test_send_errors.py runs the EVM cases
+on a devnet, tests/integration/test_send_errors_solana.py Solana's fee refusal)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from adapters.base import InsufficientFunds, TxReverted
+from adapters.base import FeeNeed, InsufficientFunds, NativeCoin, SendPlan, TxReverted
+from adapters.cosmos import send_costs as cosmos_costs
+from adapters.solana import send_costs as solana_costs
 from config.errors import RelayerError
 from relayer.cli import send
 from relayer.cli.common import UsageError
@@ -58,11 +61,25 @@ def test_about_figures_round_up_to_two_significant_digits() -> None:
 
 
 class FakeSender:
-    """A TokenSender whose balances the checks read, and whose send fails as the test says."""
+    """A TokenSender and SendCosts whose balances the checks read, and whose send fails as the test says: a Cosmos
+    origin (``COSMOS``: its coin the fee denom, held like a token, a send costing what the Cosmos adapter computes)
+    unless ``coin`` and ``fee`` say otherwise."""
 
-    def __init__(self, balances: dict[tuple[str, str], int], fails: Exception | None = None) -> None:
+    def __init__(self, balances: dict[tuple[str, str], int], fails: Exception | None = None, *,
+                 coin: NativeCoin | None = None, fee: Any = None) -> None:
         self.balances = balances
         self.fails = fails
+        self.native_coin = coin or NativeCoin("ustake", 6, denom_notation=True)
+        self.fee = fee or (lambda plan: cosmos_costs.send_fee(COSMOS, plan))  # type: ignore[arg-type]
+
+    async def native_balance(self, address: str) -> int:
+        return self.balances.get((self.native_coin.symbol, address), 0)
+
+    async def send_fee_need(self, plan: SendPlan) -> FeeNeed:
+        return FeeNeed(self.fee(plan))
+
+    async def transactions_sent(self, address: str) -> int | None:
+        return None
 
     async def send_token(self, *a: Any) -> Any:
         assert self.fails is not None
@@ -91,8 +108,7 @@ def sending(origin: str, cfg: Any, adapter: FakeSender, **kw: Any) -> _Sending:
 
 COSMOS = SimpleNamespace(family="cosmos", domain=4000, fee_denom="ustake", gas_price=0.0025,
                          tokens={"TST": SimpleNamespace(denom="uxtst", decimals=6)})
-SOLANA = SimpleNamespace(family="solana", domain=5000, rpc_url="http://127.0.0.1:8899", request_timeout_s=5.0,
-                         tokens={"TST": SimpleNamespace(decimals=9)})
+SOLANA = SimpleNamespace(family="solana", domain=5000, tokens={"TST": SimpleNamespace(decimals=9)})
 
 
 async def test_a_cosmos_sender_without_the_fee_denom_is_told_to_fund_it_from_the_devnets_accounts() -> None:
@@ -126,19 +142,17 @@ async def test_a_cosmos_send_the_chain_refuses_is_explained_from_fresh_balances(
         await _attempt(s, s.tokens().send_token)  # type: ignore[arg-type]
 
 
-async def test_a_solana_sender_is_told_to_bridge_tst_from_l1_or_airdrop_sol(monkeypatch: pytest.MonkeyPatch) -> None:
-    s = sending("solana", SOLANA, FakeSender({}), amount="1.5", devnet="/dev/net")
+async def test_a_solana_sender_is_told_to_bridge_tst_from_l1_or_airdrop_sol() -> None:
+    """Its lamports as the Solana adapter reads them (``native_balance``: 1,000 here), and the devnet's airdrop
+    (the manifest names its node)."""
+    solana = FakeSender({("SOL", "user1"): 1_000}, coin=NativeCoin("SOL", 9), fee=solana_costs.send_fee)
+    s = sending("solana", SOLANA, solana, amount="1.5", devnet="/dev/net")
+    s.chains["solana"].update(family="solana", rpc_url="http://127.0.0.1:8899")
     s.amount, s.decimals = 1_500_000_000, 9
     short = await send._token_shortfall(s, "nothing was sent")
     assert short == ("the sender user1 holds 0 TST on solana (needs 1.5); nothing was sent. TST's home is l1: bridge "
                      "some to solana first:\n  relayer send --from l1 --to solana --token TST --amount 1.5 --wait "
                      "--devnet /dev/net")
-
-    async def rpc(_s: _Sending, method: str, params: list[Any]) -> Any:
-        assert method == "getBalance" and params[0] == "user1"
-        return {"context": {"slot": 1}, "value": 1_000}
-
-    monkeypatch.setattr(send, "_rpc", rpc)
     assert await _fee_shortfall(s, "nothing was sent") == (
         "the sender user1 has 0.000001 SOL on solana for fees; the transfer needs about 0.000005 SOL; nothing was "
         "sent. Fund it on the devnet (requestAirdrop gives it 1 SOL; or send it some from another of the devnet's "
