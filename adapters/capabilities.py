@@ -570,7 +570,7 @@ ADAPTER_CAPABILITIES: tuple[type, ...] = (
     WalletSource, CapacitySource, BatchLimit, Bytes32Accounts, NativeTokenIds, CosignedDelivery, CosignLiveness,
     BridgeLedger, VaultHoldings, WriteAheadSender, OperatorAccounts, EndpointHealth, QuorumDisagreements, GasPaymaster,
     GasPaymentSource, GasQuoteSource, FeeAccountPayments, BridgeQueue, ExactEstimates, BridgeRateLimits,
-    NativePayoutMinimum, SendCosts, BridgeRefusals,
+    NativePayoutMinimum, SendCosts, BridgeRefusals, LiquidityPools,
 )
 """Every capability an adapter can declare (the test checks declarations against implementations)."""
 
