@@ -26,6 +26,10 @@ chains, contracts, heights, beacon chains and store) instead of starting a new o
 bench holds it from "is it up?" to "up": a process that finds another bringing the same devnet up or down waits for
 it to finish, instead of taking a devnet still going down for a running one (or finding its ports held).
 
+The Solana and Cosmos processes can snapshot and revert their chains in place (``xchain_snapshot`` /
+``xchain_revert``, ``devnets.snapshots``) only when this devnet was made with ``Devnet(allow_snapshots=True)``, as the
+``xchain`` pytest plugin's session does; ``relayer devnet up`` never turns it on, and its devnet refuses both.
+
 All keys involved are the public anvil test keys, written as such; they guard nothing of value.
 """
 
@@ -323,7 +327,7 @@ class Devnet:
                  layout: str = "default", families: tuple[str, ...] = ("evm", "cosmos", "solana"),
                  persistent: bool = False, state_interval_s: float | None = None,
                  cosmos_delivery_timeout_blocks: int = 60, solana_blockhash_valid_slots: int | None = None,
-                 rollup_finality: str = "confirmations") -> None:
+                 rollup_finality: str = "confirmations", allow_snapshots: bool = False) -> None:
         """``cosmos_delivery_timeout_blocks``: the Cosmos chain's ``delivery_timeout_blocks`` in the written config
         (how long an unlanded co-signed payout holds its messages; tests shorten it to wait less).
         ``solana_blockhash_valid_slots``: how many slots a Solana blockhash stays usable (default: a real cluster's
@@ -332,11 +336,16 @@ class Devnet:
         ``restart_chain`` brings a node back with its chain, as a real node restarts from its database. Without it an
         anvil restart would be a new, empty chain. ``rollup_finality``: the rule the written config gives the rollups'
         origins: ``confirmations`` (their own, fast), or ``optimistic`` / ``posted`` (``chains.<rollup>.settlement``:
-        final by the output roots the devnet proposer posts on the L1). The proposer runs either way."""
+        final by the output roots the devnet proposer posts on the L1). The proposer runs either way.
+        ``allow_snapshots``: the Solana and Cosmos processes serve ``xchain_snapshot`` / ``xchain_revert``
+        (``devnets.snapshots``: in-place snapshots, as anvil's ``evm_snapshot``). Only a test session's own devnet
+        turns it on (the ``xchain`` pytest plugin); ``relayer devnet up`` and ``make run`` do not, and their devnets
+        refuse both methods, saying why."""
         if rollup_finality not in ROLLUP_FINALITY_RULES:
             raise RelayerError(f"unknown rollup finality {rollup_finality!r}; known: "
                                f"{', '.join(ROLLUP_FINALITY_RULES)}")
         self.rollup_finality = rollup_finality
+        self.allow_snapshots = allow_snapshots
         self.persistent = persistent
         self.solana_blockhash_valid_slots = solana_blockhash_valid_slots
         self.cosmos_delivery_timeout_blocks = cosmos_delivery_timeout_blocks
@@ -678,14 +687,6 @@ class Devnet:
                                  "escrow": genesis["escrow"]},
         }
 
-    def start_ledgers(self) -> None:
-        """Start this devnet's Cosmos and Solana processes again from their ledger files (after ``_stop_processes``
-        of them or a restored ledger: the pytest plugin's reset, relayer.testing.snapshots)."""
-        if "cosmos" in self.families:
-            self._start_cosmos(self.manifest()["chains"]["cosmos"]["vault"])
-        if "solana" in self.families:
-            self._start_solana()
-
     def _start_cosmos(self, vault: str) -> None:
         """The Cosmos devnet process over ``cosmos/`` (a new chain whose escrow is ``vault``'s, or the kept one)."""
         from devnets.cosmos import start_cosmos_devnet, wait_until_ready
@@ -693,7 +694,8 @@ class Devnet:
         rpc_port, rest_port = self.base_port + 10, self.base_port + 11
         rpc_url, rest_url = f"http://127.0.0.1:{rpc_port}", f"http://127.0.0.1:{rest_port}"
         proc = start_cosmos_devnet(rpc_port=rpc_port, rest_port=rest_port, state_dir=self.dir / "cosmos",
-                                   log_path=self.dir / "cosmos.log", escrow=(vault, COSMOS_ESCROW))
+                                   log_path=self.dir / "cosmos.log", escrow=(vault, COSMOS_ESCROW),
+                                   allow_snapshots=self.allow_snapshots)
         self._record_process("cosmos", proc.pid, rpc_url, "cosmos")
         wait_until_ready(rpc_url, rest_url, process=proc, timeout=60)
 
@@ -705,7 +707,8 @@ class Devnet:
         rpc_url = devnet_url(port)
         extra = ([] if self.solana_blockhash_valid_slots is None
                  else ["--blockhash-valid-slots", str(self.solana_blockhash_valid_slots)])
-        proc = start_solana_devnet(port, self.dir / "solana", log_path=self.dir / "solana.log", extra_args=extra)
+        proc = start_solana_devnet(port, self.dir / "solana", log_path=self.dir / "solana.log", extra_args=extra,
+                                   allow_snapshots=self.allow_snapshots)
         self._record_process("solana", proc.pid, rpc_url, "solana")
         wait_until_ready(rpc_url, timeout=60, process=proc)
         return rpc_url

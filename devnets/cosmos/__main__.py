@@ -1,5 +1,5 @@
 """``python -m devnets.cosmos --rpc-port P --rest-port Q --state-dir DIR [--block-ms 500] [--validators 4]
-[--escrow-address BECH32 --escrow-balance N]``."""
+[--escrow-address BECH32 --escrow-balance N] [--allow-snapshots]``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from devnets.cosmos.genesis import DEFAULT_CHAIN_ID, GenesisSettings
 from devnets.cosmos.node import NodeSettings, run_node
+from devnets.snapshots import ALLOW_FLAG
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-gas-price", type=Decimal, default=Decimal("0.0025"))
     parser.add_argument("--escrow-address", default="", help="the only holder of the token denom at genesis")
     parser.add_argument("--escrow-balance", type=int, default=0, help="token denom the escrow holds at genesis")
+    parser.add_argument(
+        ALLOW_FLAG,
+        action="store_true",
+        help="serve xchain_snapshot / xchain_revert (devnet-only, for a test session's own devnet); refused without",
+    )
     args = parser.parse_args(argv)
     try:
         genesis = GenesisSettings(
@@ -40,7 +46,12 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(f"--escrow-address/--escrow-balance: {exc}")
     node = NodeSettings(
-        args.rpc_port, args.rest_port, args.state_dir, args.block_ms, signer_count=args.signers
+        args.rpc_port,
+        args.rest_port,
+        args.state_dir,
+        args.block_ms,
+        signer_count=args.signers,
+        allow_snapshots=args.allow_snapshots,
     )
     asyncio.run(run_node(node, genesis))
 

@@ -4,6 +4,11 @@
 Block ``H`` carries the app hash and results hash of block ``H - 1``; its time is the time of the votes
 of the commit for ``H - 1`` (all validators vote at the same instant, so that is their median, as BFT
 time requires). The commit for ``H`` is signed as soon as ``H`` is produced.
+
+``snapshot`` / ``revert`` (``xchain_snapshot`` / ``xchain_revert``, devnet-only: ``devnets.snapshots``) put the
+chain back in place: the blocks after the snapshot's height and their txs go (store and tx index), the state is
+the snapshot's (balances, account numbers and sequences), the mempool is dropped. The next block is the
+snapshot's height + 1, built on its block and commit.
 """
 
 from __future__ import annotations
@@ -45,6 +50,15 @@ TX_ALREADY_IN_CACHE = 19
 class TxLocation:
     height: int
     index: int
+
+
+@dataclass(frozen=True)
+class ChainSnapshot:
+    """The chain at one height (``CosmosChain.snapshot``): blocks up to it never change, so the height and a copy
+    of the state after it are all a revert needs."""
+
+    height: int
+    state: LedgerState
 
 
 class CosmosChain:
@@ -133,6 +147,23 @@ class CosmosChain:
         if location is None:
             return None
         return self.blocks[location.height - 1], location.index
+
+    # ---- snapshots ---------------------------------------------------------------------------------------
+
+    def snapshot(self) -> ChainSnapshot:
+        return ChainSnapshot(self.height, self.state.copy())
+
+    def revert(self, snapshot: ChainSnapshot) -> None:
+        """Back to ``snapshot`` in place: the store first (one SQLite transaction), then the blocks, the tx
+        index, the state and the mempool's check state; the txs waiting in the mempool are dropped."""
+        self.store.revert(snapshot.height, snapshot.state)
+        dropped = len(self.mempool)
+        del self.blocks[snapshot.height :]
+        self.tx_index = {h: at for h, at in self.tx_index.items() if at.height <= snapshot.height}
+        self.mempool = []
+        self.state = snapshot.state.copy()
+        self.check_state = self.state.copy()
+        log.info("cosmos_chain_reverted", height=self.height, mempool_dropped=dropped)
 
     # ---- blocks ------------------------------------------------------------------------------------------
 

@@ -31,6 +31,9 @@ class NodeSettings:
     block_ms: int = 500
     host: str = "127.0.0.1"
     signer_count: int | None = None
+    allow_snapshots: bool = False
+    """Serve ``xchain_snapshot`` / ``xchain_revert`` on the RPC port (``--allow-snapshots``: a test session's own
+    devnet only; ``devnets.snapshots``)."""
 
 
 class _QuietServer(uvicorn.Server):
@@ -42,7 +45,9 @@ class _QuietServer(uvicorn.Server):
 
 
 async def produce_blocks(chain: CosmosChain, block_ms: int) -> None:
-    """One block every ``block_ms`` milliseconds, on a fixed schedule."""
+    """One block every ``block_ms`` milliseconds, on a fixed schedule. It holds no chain state (each block is built
+    on what ``chain`` holds then), so after an ``xchain_revert`` (handled on this loop, between two blocks) the next
+    block is the reverted height + 1."""
     interval = block_ms / 1000
     next_at = time.monotonic()
     while True:
@@ -54,7 +59,14 @@ async def produce_blocks(chain: CosmosChain, block_ms: int) -> None:
 async def run_node(node: NodeSettings, genesis: GenesisSettings) -> None:
     chain = CosmosChain(genesis, node.state_dir, signer_count=node.signer_count)
     servers = [
-        _QuietServer(uvicorn.Config(rpc_app(chain), host=node.host, port=node.rpc_port, log_level="warning")),
+        _QuietServer(
+            uvicorn.Config(
+                rpc_app(chain, allow_snapshots=node.allow_snapshots),
+                host=node.host,
+                port=node.rpc_port,
+                log_level="warning",
+            )
+        ),
         _QuietServer(
             uvicorn.Config(rest_app(chain), host=node.host, port=node.rest_port, log_level="warning")
         ),
@@ -68,7 +80,13 @@ async def run_node(node: NodeSettings, genesis: GenesisSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
-    log.info("cosmos_devnet_started", rpc_port=node.rpc_port, rest_port=node.rest_port, height=chain.height)
+    log.info(
+        "cosmos_devnet_started",
+        rpc_port=node.rpc_port,
+        rest_port=node.rest_port,
+        height=chain.height,
+        snapshots="allowed" if node.allow_snapshots else "refused",
+    )
     try:
         await asyncio.gather(*(server.serve() for server in servers))
     finally:

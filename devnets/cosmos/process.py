@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from devnets.snapshots import ALLOW_FLAG
+
 
 class DevnetNotReady(Exception):
     """The devnet did not serve a block on both ports before the deadline (or its process exited)."""
@@ -25,9 +27,12 @@ def start_cosmos_devnet(
     chain_id: str | None = None,
     log_path: Path | None = None,
     escrow: tuple[str, int] | None = None,
+    allow_snapshots: bool = False,
 ) -> subprocess.Popen[bytes]:
     """``python -m devnets.cosmos ...`` in the background; its output goes to ``log_path`` (or is dropped).
-    ``escrow``: (bech32 address, amount): the only account holding the token denom at genesis."""
+    ``escrow``: (bech32 address, amount): the only account holding the token denom at genesis.
+    ``allow_snapshots``: it serves ``xchain_snapshot`` / ``xchain_revert`` (``devnets.snapshots``; refused
+    without)."""
     command = [
         sys.executable, "-m", "devnets.cosmos",
         "--rpc-port", str(rpc_port), "--rest-port", str(rest_port), "--state-dir", str(state_dir),
@@ -39,6 +44,8 @@ def start_cosmos_devnet(
         command += ["--chain-id", chain_id]
     if escrow is not None:
         command += ["--escrow-address", escrow[0], "--escrow-balance", str(escrow[1])]
+    if allow_snapshots:
+        command.append(ALLOW_FLAG)
     output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
 

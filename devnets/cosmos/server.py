@@ -2,7 +2,9 @@
 
 CometBFT RPC, by URI (``GET /block?height=5``) and by JSON-RPC ``POST /``: ``status``, ``health``,
 ``genesis``, ``abci_info``, ``block``, ``block_results``, ``commit``, ``validators``, ``tx``,
-``tx_search``, ``broadcast_tx_sync``, ``broadcast_tx_async``.
+``tx_search``, ``broadcast_tx_sync``, ``broadcast_tx_async``. Devnet-only, by JSON-RPC ``POST /`` alone and
+refused unless the node was started with ``--allow-snapshots`` (``devnets.snapshots``): ``xchain_snapshot``,
+``xchain_revert`` (params ``{"id": ...}``).
 
 REST (the paths cosmpy's ``LedgerClient`` uses with ``rest+http://``): auth accounts and params, bank
 balances (all / by denom), tx broadcast, tx by hash, txs by event query, simulate, node info, blocks
@@ -18,6 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from cosmpy.protos.cosmos.auth.v1beta1.auth_pb2 import BaseAccount
 from cosmpy.protos.cosmos.bank.v1beta1 import tx_pb2 as _bank_tx  # noqa: F401
 from cosmpy.protos.cosmos.base.abci.v1beta1.abci_pb2 import TxResponse
@@ -34,14 +37,17 @@ from google.protobuf.json_format import MessageToDict, ParseDict, ParseError
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from devnets import snapshots
 from devnets.cosmos.accounts import address_bytes
 from devnets.cosmos.blocks import BLOCK_MAX_BYTES, BLOCK_MAX_GAS, StoredBlock
-from devnets.cosmos.chain import CosmosChain
+from devnets.cosmos.chain import ChainSnapshot, CosmosChain
 from devnets.cosmos.genesis import GenesisSettings, genesis_balances
 from devnets.cosmos.transactions import Event, TxResult
 from light_clients.tendermint import rpc_json
 from light_clients.tendermint.blocks import BlockId, Header, SignedHeader
 from light_clients.tendermint.timestamps import format_rfc3339, split_seconds
+
+log = structlog.get_logger(__name__)
 
 COMETBFT_VERSION = "0.38.12"
 COSMOS_SDK_VERSION = "v0.50.9"
@@ -49,11 +55,13 @@ Json = dict[str, Any]
 
 
 class RpcError(Exception):
-    """A JSON-RPC error as CometBFT reports it (code -32603 "Internal error" with ``data``)."""
+    """A JSON-RPC error as CometBFT reports it (code -32603 "Internal error" with ``data``, HTTP 500)."""
 
-    def __init__(self, data: str, code: int = -32603, message: str = "Internal error") -> None:
+    def __init__(
+        self, data: str, code: int = -32603, message: str = "Internal error", status: int = 500
+    ) -> None:
         super().__init__(data)
-        self.code, self.message, self.data = code, message, data
+        self.code, self.message, self.data, self.status = code, message, data, status
 
 
 def _proto_json(message: Message) -> Json:
@@ -92,10 +100,13 @@ def _empty_commit_json() -> Json:
 
 
 class CometRpc:
-    """The CometBFT RPC methods over a chain."""
+    """The CometBFT RPC methods over a chain, and the devnet-only ``xchain_snapshot`` / ``xchain_revert``
+    (``devnets.snapshots``: JSON-RPC ``POST /`` only; refused unless ``allow_snapshots``)."""
 
-    def __init__(self, chain: CosmosChain) -> None:
+    def __init__(self, chain: CosmosChain, *, allow_snapshots: bool = False) -> None:
         self.chain = chain
+        self.allow_snapshots = allow_snapshots
+        self.snapshots: snapshots.SnapshotBook[ChainSnapshot] = snapshots.SnapshotBook()
         self.methods: dict[str, Callable[[dict[str, Any]], Json]] = {
             "status": self.status,
             "health": lambda params: {},
@@ -109,6 +120,8 @@ class CometRpc:
             "tx_search": self.tx_search,
             "broadcast_tx_sync": self.broadcast_tx_sync,
             "broadcast_tx_async": self.broadcast_tx_sync,
+            snapshots.SNAPSHOT: self.xchain_snapshot,
+            snapshots.REVERT: self.xchain_revert,
         }
 
     def _height(self, params: dict[str, Any]) -> StoredBlock:
@@ -270,6 +283,30 @@ class CometRpc:
             "hash": _hex(hashlib.sha256(raw).digest()),
         }
 
+    def _refuse_unless_allowed(self, method: str) -> None:
+        if not self.allow_snapshots:
+            raise RpcError(
+                snapshots.refusal(method), code=snapshots.REFUSED_CODE, message="Snapshots not enabled", status=403
+            )
+
+    def xchain_snapshot(self, params: dict[str, Any]) -> Json:
+        """The chain as it is now, kept in this process: ``{"id": "0x..", "height": ".."}``."""
+        self._refuse_unless_allowed(snapshots.SNAPSHOT)
+        snapshot_id = self.snapshots.add(self.chain.snapshot())
+        log.info("cosmos_devnet_snapshot", id=snapshot_id, height=self.chain.height)
+        return {"id": snapshot_id, "height": str(self.chain.height)}
+
+    def xchain_revert(self, params: dict[str, Any]) -> Json:
+        """``{"id": "0x.."}``: the chain back to that snapshot, in place: ``{"reverted": true, "height": ".."}``.
+        The snapshot stays (revert to it again); the ones taken after it are discarded."""
+        self._refuse_unless_allowed(snapshots.REVERT)
+        try:
+            snapshot = self.snapshots.revert_to(params.get("id"))
+        except snapshots.SnapshotError as exc:
+            raise RpcError(str(exc), code=-32602, message="Invalid params") from exc
+        self.chain.revert(snapshot)
+        return {"reverted": True, "height": str(self.chain.height)}
+
 
 def _genesis_bank(settings: GenesisSettings) -> Json:
     """The bank module's genesis as the SDK exports it: every balance (sorted by address) and the supply."""
@@ -342,9 +379,10 @@ def _compare(have: str, op: str, want: str) -> bool:
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
 
 
-def rpc_app(chain: CosmosChain) -> FastAPI:
-    """CometBFT RPC: ``GET /<method>?<params>`` and JSON-RPC ``POST /``."""
-    rpc = CometRpc(chain)
+def rpc_app(chain: CosmosChain, *, allow_snapshots: bool = False) -> FastAPI:
+    """CometBFT RPC: ``GET /<method>?<params>`` and JSON-RPC ``POST /``. ``xchain_snapshot`` / ``xchain_revert``
+    (served only with ``allow_snapshots``) change the chain: JSON-RPC ``POST /`` only, never a GET."""
+    rpc = CometRpc(chain, allow_snapshots=allow_snapshots)
     app = FastAPI(title="xchain cosmos devnet rpc")
 
     def respond(request_id: object, method: str, params: dict[str, Any]) -> JSONResponse:
@@ -356,7 +394,7 @@ def rpc_app(chain: CosmosChain) -> FastAPI:
             return JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": handler(params)})
         except RpcError as exc:
             error = {"code": exc.code, "message": exc.message, "data": exc.data}
-            return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error}, status_code=500)
+            return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error}, status_code=exc.status)
         except (ValueError, KeyError) as exc:
             error = {"code": -32602, "message": "Invalid params", "data": str(exc)}
             return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error}, status_code=500)
@@ -371,6 +409,11 @@ def rpc_app(chain: CosmosChain) -> FastAPI:
 
     @app.get("/{method}")
     async def uri_rpc(method: str, request: Request) -> JSONResponse:
+        if method in snapshots.METHODS:
+            if not rpc.allow_snapshots:
+                return respond(-1, method, {})  # the refusal, which says why
+            error = {"code": -32600, "message": "Invalid request", "data": f"{method} is JSON-RPC POST / only"}
+            return JSONResponse({"jsonrpc": "2.0", "id": -1, "error": error}, status_code=405)
         return respond(-1, method, dict(request.query_params))
 
     return app

@@ -102,6 +102,22 @@ class ChainStore:
             self._db.execute("ROLLBACK")
             raise
 
+    def revert(self, height: int, state: LedgerState) -> None:
+        """Back to a snapshot at ``height``, atomically: the blocks after it go, the state is the snapshot's."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute("DELETE FROM blocks WHERE height > ?", (height,))
+            if height:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO state VALUES (1, ?, ?)", (height, json.dumps(state.to_json()))
+                )
+            else:
+                self._db.execute("DELETE FROM state")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
     def load_blocks(self) -> list[StoredBlock]:
         rows = self._db.execute("SELECT record FROM blocks ORDER BY height").fetchall()
         return [block_from_json(json.loads(row[0])) for row in rows]

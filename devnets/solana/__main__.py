@@ -1,10 +1,12 @@
-"""``python -m devnets.solana --port PORT --state-dir DIR [--slot-ms 400] [--faucet-lamports N]``."""
+"""``python -m devnets.solana --port PORT --state-dir DIR [--slot-ms 400] [--faucet-lamports N]
+[--allow-snapshots]``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from devnets.snapshots import ALLOW_FLAG
 from devnets.solana.ledger import LedgerParams
 from devnets.solana.server import DevnetConfig, serve
 
@@ -23,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--blockhash-valid-slots", type=int, default=LedgerParams.blockhash_valid_slots)
     parser.add_argument("--finalized-lag", type=int, default=LedgerParams.finalized_lag)
+    parser.add_argument(
+        ALLOW_FLAG,
+        action="store_true",
+        help="serve xchain_snapshot / xchain_revert (devnet-only, for a test session's own devnet); refused without",
+    )
     args = parser.parse_args(argv)
     ledger = LedgerParams(
         genesis_lamports=args.faucet_lamports,
@@ -31,7 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     serve(
         DevnetConfig(
-            state_dir=args.state_dir, host=args.host, port=args.port, slot_ms=args.slot_ms, ledger=ledger
+            state_dir=args.state_dir,
+            host=args.host,
+            port=args.port,
+            slot_ms=args.slot_ms,
+            ledger=ledger,
+            allow_snapshots=args.allow_snapshots,
         )
     )
 

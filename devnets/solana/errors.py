@@ -9,7 +9,8 @@ SolanaRpcError (code, message, data)
 ├── PreflightFailure                 -32002  "Transaction simulation failed: ..."
 ├── SignatureVerificationFailure     -32003
 ├── BlockNotAvailable                -32004
-└── UnsupportedTransactionVersion    -32015
+├── UnsupportedTransactionVersion    -32015
+└── SnapshotsRefused                 -32000  xchain_snapshot / xchain_revert on a devnet without --allow-snapshots
 """
 
 from __future__ import annotations
@@ -74,3 +75,9 @@ class BlockNotAvailable(SolanaRpcError):
 
 class UnsupportedTransactionVersion(SolanaRpcError):
     code = -32015
+
+
+class SnapshotsRefused(SolanaRpcError):
+    """``xchain_snapshot`` / ``xchain_revert`` on a devnet started without ``--allow-snapshots``."""
+
+    code = -32000  # devnets.snapshots.REFUSED_CODE

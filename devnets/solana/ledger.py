@@ -5,6 +5,10 @@ Blockhash age is checked here rather than by LiteSVM (which only knows its lates
 blockhash stays usable for ``blockhash_valid_slots`` slots as on a real cluster. Account reads at
 ``confirmed``/``finalized`` see the state as of that slot: the first pre-image of every account a slot
 modified is kept until that slot is finalized.
+
+``snapshot`` / ``revert`` (``xchain_snapshot`` / ``xchain_revert``, devnet-only: ``devnets.snapshots``) put the
+chain back in place, the LiteSVM kept: its accounts, the slot, the blockhashes, the pre-images and the stored
+history as they were. There is no mempool to drop (a transaction executes when it is sent).
 """
 
 from __future__ import annotations
@@ -121,6 +125,25 @@ class SignatureStatus:
         }
 
 
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """The chain at one slot (``SolanaLedger.snapshot``): what ``revert`` puts back. The store's account rows are
+    the state (every account a transaction or genesis wrote; programs and sysvars are LiteSVM's own and no
+    transaction of this devnet changes them); ``last_seq`` is the last transaction kept."""
+
+    slot: int
+    block_time: int
+    last_seq: int
+    accounts: dict[str, bytes]
+    blockhashes: dict[str, int]
+    slot_hashes: dict[int, str]
+    pre_images: dict[Pubkey, list[tuple[int, Account | None]]]
+
+
+EMPTY_ACCOUNT = Account(0, b"", Pubkey.default(), False, 0)
+"""What an account created after a snapshot becomes at its revert: LiteSVM's way of saying there is none."""
+
+
 class SolanaLedger:
     """Owns the LiteSVM and the store; every chain operation of the RPC server goes through it."""
 
@@ -188,9 +211,9 @@ class SolanaLedger:
         slot = self._blockhashes.get(blockhash)
         return slot is not None and self.slot <= slot + self.params.blockhash_valid_slots
 
-    def _set_clock(self) -> None:
+    def _set_clock(self, block_time: int | None = None) -> None:
         self.svm.warp_to_slot(self.slot)
-        self.block_time = int(time.time())
+        self.block_time = int(time.time()) if block_time is None else block_time
         clock = self.svm.get_clock()
         self.svm.set_clock(
             Clock(
@@ -225,6 +248,39 @@ class SolanaLedger:
             accounts.append((key, account))
         self.store.save_genesis(self.slot, accounts)
         log.info("solana_devnet_genesis", slot=self.slot, funded=[str(k) for k in funded])
+
+    # -- snapshots ----------------------------------------------------------------------------------
+
+    def snapshot(self) -> LedgerSnapshot:
+        """The chain as it is now (a copy: later slots and transactions do not change it)."""
+        last_seq, accounts = self.store.snapshot_rows()
+        return LedgerSnapshot(
+            slot=self.slot,
+            block_time=self.block_time,
+            last_seq=last_seq,
+            accounts=accounts,
+            blockhashes=dict(self._blockhashes),
+            slot_hashes=dict(self._slot_hashes),
+            pre_images={k: list(v) for k, v in self._pre_images.items()},
+        )
+
+    def revert(self, snapshot: LedgerSnapshot) -> None:
+        """Back to ``snapshot`` in place: the store first (one SQLite transaction), then every account that changed
+        since set back in the LiteSVM (one created since emptied), the slot, its block time and clock, the
+        blockhashes and the pre-images. The LiteSVM's own blockhash is not rewound, so the slots produced after the
+        revert get new blockhashes, none of those of the abandoned slots."""
+        pre_images = [(k, slot, a) for k, versions in snapshot.pre_images.items() for slot, a in versions]
+        changed = self.store.revert(
+            slot=snapshot.slot, last_seq=snapshot.last_seq, accounts=snapshot.accounts, pre_images=pre_images
+        )
+        for key, row in changed.items():
+            self.svm.set_account(Pubkey.from_string(key), EMPTY_ACCOUNT if row is None else Account.from_bytes(row))
+        self.slot = snapshot.slot
+        self._set_clock(snapshot.block_time)
+        self._blockhashes = dict(snapshot.blockhashes)
+        self._slot_hashes = dict(snapshot.slot_hashes)
+        self._pre_images = {k: list(v) for k, v in snapshot.pre_images.items()}
+        log.info("solana_devnet_reverted", slot=self.slot, accounts_reset=len(changed))
 
     # -- accounts -----------------------------------------------------------------------------------
 

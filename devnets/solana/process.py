@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from devnets.snapshots import ALLOW_FLAG
+
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 """The directory holding the ``devnets`` package, so the child imports this very code from any cwd."""
 
@@ -26,8 +28,11 @@ def start_solana_devnet(
     faucet_lamports: int | None = None,
     extra_args: list[str] | None = None,
     log_path: Path | str | None = None,
+    allow_snapshots: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start the devnet on ``127.0.0.1:port`` over ``state_dir``; wait with ``wait_until_ready``."""
+    """Start the devnet on ``127.0.0.1:port`` over ``state_dir``; wait with ``wait_until_ready``.
+    ``allow_snapshots``: it serves ``xchain_snapshot`` / ``xchain_revert`` (``devnets.snapshots``; refused
+    without)."""
     args = [
         sys.executable,
         "-m",
@@ -41,6 +46,8 @@ def start_solana_devnet(
     ]
     if faucet_lamports is not None:
         args += ["--faucet-lamports", str(faucet_lamports)]
+    if allow_snapshots:
+        args.append(ALLOW_FLAG)
     args += extra_args or []
     out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
     env = dict(os.environ)

@@ -13,6 +13,7 @@ from solders.pubkey import Pubkey
 from solders.token.state import Mint
 from solders.transaction import VersionedTransaction
 
+from devnets import snapshots
 from devnets.solana.base58 import b58decode
 from devnets.solana.encoding import (
     encode_account,
@@ -28,10 +29,11 @@ from devnets.solana.errors import (
     InvalidParams,
     InvalidRequest,
     MethodNotFound,
+    SnapshotsRefused,
     SolanaRpcError,
     UnsupportedTransactionVersion,
 )
-from devnets.solana.ledger import Commitment, SolanaLedger
+from devnets.solana.ledger import Commitment, LedgerSnapshot, SolanaLedger
 from devnets.solana.store import TransactionRecord
 
 log = structlog.get_logger(__name__)
@@ -56,10 +58,13 @@ Method = Callable[[Params], Any]
 
 
 class SolanaRpc:
-    """Dispatches JSON-RPC request objects (single or batch) to the ledger."""
+    """Dispatches JSON-RPC request objects (single or batch) to the ledger. ``allow_snapshots``: serve
+    ``xchain_snapshot`` / ``xchain_revert`` (``devnets.snapshots``); without it both are refused."""
 
-    def __init__(self, ledger: SolanaLedger) -> None:
+    def __init__(self, ledger: SolanaLedger, *, allow_snapshots: bool = False) -> None:
         self.ledger = ledger
+        self.allow_snapshots = allow_snapshots
+        self.snapshots: snapshots.SnapshotBook[LedgerSnapshot] = snapshots.SnapshotBook()
         self.methods: dict[str, Method] = {
             "getLatestBlockhash": self.get_latest_blockhash,
             "isBlockhashValid": self.is_blockhash_valid,
@@ -88,6 +93,8 @@ class SolanaRpc:
             "getFeeForMessage": self.get_fee_for_message,
             "getEpochInfo": self.get_epoch_info,
             "getTransactionCount": lambda p: self.ledger.store.transaction_count(),
+            snapshots.SNAPSHOT: self.xchain_snapshot,
+            snapshots.REVERT: self.xchain_revert,
         }
 
     def handle(self, body: Any) -> Any:
@@ -115,6 +122,30 @@ class SolanaRpc:
         except Exception as exc:  # a bug of ours: answer it as a JSON-RPC internal error, keep serving
             log.exception("solana_rpc_internal_error", method=request["method"])
             return _error_response(request_id, InternalError(f"Internal error: {exc}"))
+
+    # -- devnet-only snapshots (devnets.snapshots) ------------------------------------------------------
+
+    def xchain_snapshot(self, params: Params) -> str:
+        """The chain as it is now, kept in this process; its id (``0x``-hex) for ``xchain_revert``."""
+        if not self.allow_snapshots:
+            raise SnapshotsRefused(snapshots.refusal(snapshots.SNAPSHOT))
+        snapshot_id = self.snapshots.add(self.ledger.snapshot())
+        log.info("solana_devnet_snapshot", id=snapshot_id, slot=self.ledger.slot)
+        return snapshot_id
+
+    def xchain_revert(self, params: Params) -> bool:
+        """``[id]``: the chain back to that snapshot, in place; ``true``. The snapshot stays (revert to it again);
+        the ones taken after it are discarded."""
+        if not self.allow_snapshots:
+            raise SnapshotsRefused(snapshots.refusal(snapshots.REVERT))
+        if len(params) != 1:
+            raise InvalidParams("Invalid params: expected [snapshot id]")
+        try:
+            snapshot = self.snapshots.revert_to(params[0])
+        except snapshots.SnapshotError as exc:
+            raise InvalidParams(f"Invalid params: {exc}") from exc
+        self.ledger.revert(snapshot)
+        return True
 
     # -- helpers --------------------------------------------------------------------------------------
 

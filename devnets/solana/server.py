@@ -1,7 +1,9 @@
 """The devnet's HTTP server: JSON-RPC on ``POST /``, ``GET /health``, and the slot ticker.
 
 Everything that touches the ledger runs on the one event loop (request handlers and the ticker are
-coroutines without awaits inside ledger calls), which is what makes the single LiteSVM safe to share.
+coroutines without awaits inside ledger calls), which is what makes the single LiteSVM safe to share, and what
+makes an ``xchain_revert`` atomic: no slot advances and no transaction lands halfway through it. The ticker holds
+no chain state (only when the next slot is due), so after a revert it goes on from the reverted slot.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class DevnetConfig:
     port: int = 8899
     slot_ms: int = 400
     ledger: LedgerParams = field(default_factory=LedgerParams)
+    allow_snapshots: bool = False
+    """Serve ``xchain_snapshot`` / ``xchain_revert`` (``--allow-snapshots``: a test session's own devnet only)."""
 
 
 def build_app(config: DevnetConfig) -> Starlette:
@@ -63,9 +67,10 @@ def build_app(config: DevnetConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = LedgerStore(config.state_dir)
         ledger = SolanaLedger(store, config.ledger)
-        state["rpc"] = SolanaRpc(ledger)
+        state["rpc"] = SolanaRpc(ledger, allow_snapshots=config.allow_snapshots)
         ticker = asyncio.create_task(tick(ledger))
-        log.info("solana_devnet_started", port=config.port, slot=ledger.slot, state_dir=str(config.state_dir))
+        log.info("solana_devnet_started", port=config.port, slot=ledger.slot, state_dir=str(config.state_dir),
+                 snapshots="allowed" if config.allow_snapshots else "refused")
         try:
             yield
         finally:

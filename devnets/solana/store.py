@@ -186,6 +186,45 @@ class LedgerStore:
     def transaction_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM transactions").fetchone()[0])
 
+    # -- snapshots (devnets.snapshots) --------------------------------------------------------------------
+
+    def snapshot_rows(self) -> tuple[int, dict[str, bytes]]:
+        """What a snapshot keeps of the store: the last transaction's ``seq`` (0: none) and every account row."""
+        with self._transaction():
+            last_seq = int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM transactions").fetchone()[0])
+            accounts = {str(k): bytes(a) for k, a in self._db.execute("SELECT pubkey, account FROM accounts")}
+        return last_seq, accounts
+
+    def revert(
+        self,
+        *,
+        slot: int,
+        last_seq: int,
+        accounts: dict[str, bytes],
+        pre_images: Iterable[tuple[Pubkey, int, Account | None]],
+    ) -> dict[str, bytes | None]:
+        """Back to a snapshot, in one SQLite transaction: the transactions after ``last_seq`` and their address
+        index, the slots after ``slot``, the account rows and the pre-images as the snapshot had them. Answers the
+        account rows that changed (pubkey -> the snapshot's row, ``None`` for an account created since)."""
+        with self._transaction():
+            now = {str(k): bytes(a) for k, a in self._db.execute("SELECT pubkey, account FROM accounts")}
+            changed: dict[str, bytes | None] = {k: accounts.get(k) for k, a in now.items() if accounts.get(k) != a}
+            changed.update({k: a for k, a in accounts.items() if k not in now})
+            self._db.execute("DELETE FROM transactions WHERE seq > ?", (last_seq,))
+            self._db.execute("DELETE FROM address_signatures WHERE seq > ?", (last_seq,))
+            self._db.execute("DELETE FROM blocks WHERE slot > ?", (slot,))
+            self._db.execute("DELETE FROM pre_images")
+            self._db.executemany(
+                "INSERT INTO pre_images VALUES (?, ?, ?)",
+                [(str(k), s, None if a is None else bytes(a)) for k, s, a in pre_images],
+            )
+            gone = [(k,) for k, a in changed.items() if a is None]
+            self._db.executemany("DELETE FROM accounts WHERE pubkey = ?", gone)
+            back = [(k, a) for k, a in changed.items() if a is not None]
+            self._db.executemany("INSERT OR REPLACE INTO accounts VALUES (?, ?)", back)
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('slot', ?)", (str(slot),))
+        return changed
+
     def _put_accounts(self, accounts: Iterable[tuple[Pubkey, Account]]) -> None:
         self._db.executemany(
             "INSERT OR REPLACE INTO accounts VALUES (?, ?)", [(str(k), bytes(a)) for k, a in accounts]

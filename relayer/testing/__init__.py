@@ -46,17 +46,24 @@ Design decisions:
   in-process daemon was not chosen: it would share the test's interpreter, logging config and GIL, and a crash or a
   leaked task would be the test's.
 - Baseline and reset: when the session is up, the daemon is stopped cleanly, then every anvil is snapshotted
-  (``evm_snapshot``), the Solana and Cosmos ledgers and the relayer's SQLite store are copied (SQLite backup API),
-  and the daemon started again. ``reset()``: the daemon killed (SIGKILL: its store is thrown away), each anvil's pool
-  dropped (``anvil_dropAllTransactions``: nothing the killed daemon sent may land) and reverted, then snapshotted
-  again (an anvil snapshot is one-shot), the store written back into its file (the backup API: the standby, which
+  (``evm_snapshot``), the Solana and Cosmos devnets too (``xchain_snapshot``, their own in-place snapshot), the
+  relayer's SQLite store is copied (SQLite backup API), and the daemon started again. ``reset()``: the daemon killed
+  (SIGKILL: its store is thrown away), each anvil's pool dropped (``anvil_dropAllTransactions``: nothing the killed
+  daemon sent may land) and reverted, then snapshotted again (an anvil snapshot is one-shot), the Solana and Cosmos
+  devnets reverted (``xchain_revert``), the store written back into its file (the backup API: the standby, which
   opened it already, reads the restored content), the daemon started from its standby; the fixture's adapters are
   rebuilt (their nonces and heights were the old chain's). The store thus always follows the chains back; the
   daemon re-reads what happened after the baseline from the chains. Anvil time goes back too: after a reset the
   chains' block times lag the wall clock by the time since the baseline.
-- Solana and Cosmos: their devnets have no in-place snapshot; a reset stops them, puts their SQLite ledgers back and
-  starts them again on their ports (an interpreter start each: a reset with them takes seconds, 2.6-3.3 s measured,
-  against under a second for EVM alone).
+- Solana and Cosmos: their devnets snapshot and revert in place, in their running processes, as anvil does
+  (``devnets.snapshots``: ``xchain_snapshot`` / ``xchain_revert`` on their RPC ports, milliseconds each). A revert
+  puts back the chain's state (balances, Cosmos account sequences, Solana accounts), its blocks or slots and their
+  transactions (lookups of what came after find nothing), the height or slot, and drops the Cosmos mempool; each
+  devnet goes on producing blocks from the reverted height (a fork of the abandoned blocks; new Solana blockhashes).
+  Unlike an anvil's, their snapshot is reusable: taken at the baseline, reverted to at every reset. Only a devnet
+  made with ``Devnet(allow_snapshots=True)`` (``--allow-snapshots`` on its processes) serves them, and the session
+  makes its own devnet so; ``relayer devnet up`` and ``make run`` do not, and their devnets refuse both methods with
+  an error that says why, so nobody who reaches their RPC ports can rewind them.
 - Resets between tests (``--xchain-reset=each``, the default): ``xchain`` resets before a test when an earlier test
   used the devnet since the last reset (a test that ends with ``reset()`` leaves it clean); ``--xchain-reset=manual``:
   only explicit ``reset()`` calls.
@@ -73,7 +80,9 @@ Design decisions:
   median 0.87-1.28 s over four runs (kill ~0.02 s, revert and store ~0.03 s, the rest is the daemon's own start to
   ``/healthz``: its HTTP API is built inside ``RelayerDaemon.run``, ~0.4-0.6 s of it); the 8-test example suite
   (tests/xchain_plugin/example_app.py, 12 resets) 56-63 s with its session start. With Cosmos and Solana: session
-  start 32-37 s, a reset 2.4-3.3 s.
+  start 30-37 s; a reset (8 resets 2 s apart, load average 2-6, two runs) median 0.59-0.63 s, of which the two
+  reverts take ~5 ms and the daemon's start ~0.4 s (2.19-2.57 s in the same conditions when a reset restarted their
+  processes from copies of their ledgers).
 - ``deploy``: through the anvil's JSON-RPC (``anvil_impersonateAccount``, ``eth_sendTransaction``): ``relayer/``
   imports no chain SDK, so constructor arguments are encoded by ``relayer.testing.abi_args`` (elementary types and
   arrays; no tuples).

@@ -15,7 +15,7 @@ from relayer.testing.chains import FAMILIES, ChainInfo, XChainError, chains_of
 from relayer.testing.clients import ChainClients
 from relayer.testing.daemon import Daemon
 from relayer.testing.ports import free_port_block
-from relayer.testing.snapshots import EvmSnapshots, LedgerSnapshots, SqliteSnapshot
+from relayer.testing.snapshots import EvmSnapshots, SolanaCosmosSnapshots, SqliteSnapshot
 
 FIRST_START_TIMEOUT_S = 120.0  # a cold daemon on a loaded machine: interpreter, imports, light clients
 START_TIMEOUT_S = 60.0
@@ -59,11 +59,12 @@ class XChainSession:
         self.timings = Timings()
         self.dirty = False  # a test used the chains since the last baseline or reset
         ports = 21 if len(self.families) > 1 else 3  # anvils at base+0..2, Cosmos at +10 and +11, Solana at +20
+        # allow_snapshots: this session's own devnet serves in-place snapshots (xchain_snapshot) to its resets
         self.devnet = Devnet(directory / "devnet", base_port=free_port_block(ports), api_port=free_port_block(1),
-                             families=self.families)
+                             families=self.families, allow_snapshots=True)
         self.daemon = Daemon(self.devnet.config_path, self.devnet.api_url, directory)
         self._clients: ChainClients | None = None
-        self._snapshots: tuple[EvmSnapshots, LedgerSnapshots, SqliteSnapshot] | None = None
+        self._snapshots: tuple[EvmSnapshots, SolanaCosmosSnapshots, SqliteSnapshot] | None = None
 
     @property
     def api_url(self) -> str:
@@ -102,9 +103,11 @@ class XChainSession:
         t.devnet_up_s, t.first_daemon_s, t.baseline_s = (b - a for a, b in itertools.pairwise(marks))
         t.session_start_s = time.monotonic() - marks[0]
 
-    def _snapshot_parts(self) -> tuple[EvmSnapshots, LedgerSnapshots, SqliteSnapshot]:
-        evm = {n: c["rpc_url"] for n, c in self.manifest["chains"].items() if c["family"] == "evm"}
-        return (EvmSnapshots(evm), LedgerSnapshots(self.devnet, self.families, self.directory / "snapshot"),
+    def _snapshot_parts(self) -> tuple[EvmSnapshots, SolanaCosmosSnapshots, SqliteSnapshot]:
+        chains = self.manifest["chains"]
+        evm = {n: c["rpc_url"] for n, c in chains.items() if c["family"] == "evm"}
+        others = {n: (c["family"], c["rpc_url"]) for n, c in chains.items() if c["family"] in ("solana", "cosmos")}
+        return (EvmSnapshots(evm), SolanaCosmosSnapshots(others),
                 SqliteSnapshot(self.devnet.dir / "relayer.db", self.directory / "snapshot" / "relayer.db"))
 
     def baseline(self) -> None:
@@ -121,8 +124,8 @@ class XChainSession:
 
     def reset(self) -> float:
         """Back to the baseline: the daemon killed, every anvil reverted (and snapshotted again), the Solana and
-        Cosmos ledgers and the relayer's store put back, the daemon started (from its warm standby); the seconds
-        it took."""
+        Cosmos devnets reverted in place (``xchain_revert``), the relayer's store put back, the daemon started (from
+        its warm standby); the seconds it took."""
         if self._snapshots is None:
             raise XChainError("the xchain session is not started")
         started = time.monotonic()

@@ -1,5 +1,5 @@
-"""The state a reset goes back to: each anvil's (``evm_snapshot``), the Solana and Cosmos devnets' ledgers and the
-relayer's store (copies of their SQLite files)."""
+"""The state a reset goes back to: each anvil's (``evm_snapshot``), the Solana and Cosmos devnets' (their own
+in-place ``xchain_snapshot``, ``devnets.snapshots``) and the relayer's store (a copy of its SQLite file)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import sqlite3
 from pathlib import Path
 
 from adapters.evm import devnet as evm_devnet
-from devnets.devnet import Devnet
+from devnets import snapshots as devnet_snapshots
 from relayer.testing.chains import XChainError
-
-LEDGERS = {"cosmos": Path("cosmos") / "chain.sqlite", "solana": Path("solana") / "ledger.sqlite"}  # in the devnet dir
 
 
 class EvmSnapshots:
@@ -63,25 +61,28 @@ class SqliteSnapshot:
             source.close()
 
 
-class LedgerSnapshots:
-    """The Solana and Cosmos devnets (one process each, their state in SQLite under the devnet directory). They have
-    no in-place snapshot: a restore stops the process, puts the copied ledger back and starts it again on its
-    ports, which costs an interpreter start and the ledger's load (seconds, not the anvils' milliseconds)."""
+class SolanaCosmosSnapshots:
+    """The Solana and Cosmos devnets' in-place snapshots (``xchain_snapshot`` / ``xchain_revert`` on their RPC
+    ports, ``devnets.snapshots``), served because the session's devnet is made with ``allow_snapshots=True``.
+    A restore reverts each chain in its running process (state, blocks or slots, transaction history, the Cosmos
+    mempool dropped; it goes on producing blocks from the reverted height): milliseconds, no process restart.
+    Unlike an anvil's, such a snapshot is reusable: ``take`` once (at the baseline), ``restore`` as often as
+    needed."""
 
-    def __init__(self, devnet: Devnet, families: tuple[str, ...], directory: Path) -> None:
-        self.devnet = devnet
-        self.names = [f for f in families if f in LEDGERS]
-        self.copies = {n: SqliteSnapshot(devnet.dir / LEDGERS[n], directory / f"{n}.sqlite") for n in self.names}
+    def __init__(self, rpc_urls: dict[str, tuple[str, str]]) -> None:
+        """``rpc_urls``: chain name -> (family, RPC URL), for the chains of the ``solana`` and ``cosmos`` families."""
+        self.rpc_urls = rpc_urls
+        self._ids: dict[str, str] = {}
 
     def take(self) -> None:
-        for copy in self.copies.values():
-            copy.take()
+        try:
+            self._ids = {name: devnet_snapshots.take(family, url) for name, (family, url) in self.rpc_urls.items()}
+        except devnet_snapshots.SnapshotError as exc:
+            raise XChainError(f"a devnet refused its snapshot: {exc}") from exc
 
     def restore(self) -> None:
-        if not self.names:
-            return
-        running = self.devnet.status()["chains"]
-        for name in self.names:
-            evm_devnet.stop_process(running[name]["pid"], timeout_s=10.0)
-            self.copies[name].restore()
-        self.devnet.start_ledgers()
+        for name, (family, url) in self.rpc_urls.items():
+            try:
+                devnet_snapshots.revert(family, url, self._ids[name])
+            except devnet_snapshots.SnapshotError as exc:
+                raise XChainError(f"the {name} devnet did not revert to its snapshot: {exc}") from exc

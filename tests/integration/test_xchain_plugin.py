@@ -163,8 +163,8 @@ def test_a_second_session_gets_ports_of_its_own(suite: SuiteRun, tmp_path: Path)
 
 
 def test_resets_across_chain_families(tmp_path: Path) -> None:
-    """A session with Cosmos and Solana too: their ledgers go back with the anvils and the store (their devnets
-    restart from the copies: seconds), and the relayer delivers to them after a reset."""
+    """A session with Cosmos and Solana too: their chains go back with the anvils and the store (their devnets
+    revert in place, ``xchain_revert``: no restart), and the relayer delivers to them after a reset."""
     run = run_example_suite(tmp_path / "families", FAMILIES_EXAMPLE)
     assert run.outcomes() == {"passed": 2}, run.output[-5000:]
     found = SUMMARY.search(run.output)

@@ -1,5 +1,5 @@
 """A dApp suite across chain families: TST from the EVM L1 to Cosmos and to Solana, and a reset that brings both
-balances back (their devnets' ledgers are snapshots too: a reset restarts them from the copy, in seconds)."""
+balances back (their devnets snapshot and revert in place, as the anvils do: a reset reverts them in milliseconds)."""
 
 from decimal import Decimal
 
