@@ -99,7 +99,10 @@ def anvil_binary(project_root: Path) -> str:
     found = shutil.which("anvil")
     if found:
         return found
-    raise DevnetError(f"anvil not found: run `npm ci` in {project_root} (package @foundry-rs/anvil)")
+    if (project_root / "package.json").exists():  # a source checkout
+        raise DevnetError(f"anvil not found: run `npm ci` in {project_root} (package @foundry-rs/anvil)")
+    raise DevnetError("anvil not found on PATH: install it with `npm i -g @foundry-rs/anvil` (or put a Foundry "
+                      "anvil on PATH)")
 
 
 def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 2.0):

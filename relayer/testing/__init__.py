@@ -39,19 +39,20 @@ Design decisions:
 - The daemon: ``relayer run``'s daemon (role ``all``: the validators and the relayer, one process) in a child
   process (its crash cannot take the test process with it, and its log is a file of its own), forked from a warm
   fork server (``relayer.testing.daemon_child``): the server imports the daemon's code once, and each child is built
-  (``build_daemon``) ahead of time and waits for a signal to run. A (re)start then costs the daemon's own start only
-  (store loads, a health sample, the HTTP API), not an interpreter start, imports and build (~2.5 s), and the next
-  standby is forked right after. The daemon's environment sets ``SSL_CERT_DIR`` to an empty directory (unless a CA
-  bundle is configured): the devnet is plain http, and every httpx client would otherwise load the CA bundle. An
-  in-process daemon was not chosen: it would share the test's interpreter, logging config and GIL, and a crash or a
-  leaked task would be the test's.
+  (``build_daemon`` and its HTTP API) ahead of time and waits for a signal to run. A (re)start then costs the
+  daemon's own start only (store loads, a health sample, the API's listening socket), not an interpreter start,
+  imports and build (~2.5 s); two standbys are kept built (``daemon.STANDBYS``), so a reset right after another, or
+  after a short test, still finds one warm. The daemon's environment sets ``SSL_CERT_DIR`` to an empty directory
+  (unless a CA bundle is configured): the devnet is plain http, and every httpx client would otherwise load the CA
+  bundle. An in-process daemon was not chosen: it would share the test's interpreter, logging config and GIL, and a
+  crash or a leaked task would be the test's.
 - Baseline and reset: when the session is up, the daemon is stopped cleanly, then every anvil is snapshotted
   (``evm_snapshot``), the Solana and Cosmos devnets too (``xchain_snapshot``, their own in-place snapshot), the
   relayer's SQLite store is copied (SQLite backup API), and the daemon started again. ``reset()``: the daemon killed
   (SIGKILL: its store is thrown away), each anvil's pool dropped (``anvil_dropAllTransactions``: nothing the killed
   daemon sent may land) and reverted, then snapshotted again (an anvil snapshot is one-shot), the Solana and Cosmos
   devnets reverted (``xchain_revert``), the store written back into its file (the backup API: the standby, which
-  opened it already, reads the restored content), the daemon started from its standby; the fixture's adapters are
+  opened it already, reads the restored content), the daemon started from a standby; the fixture's adapters are
   rebuilt (their nonces and heights were the old chain's). The store thus always follows the chains back; the
   daemon re-reads what happened after the baseline from the chains. Anvil time goes back too: after a reset the
   chains' block times lag the wall clock by the time since the baseline.

@@ -99,8 +99,12 @@ class ForkServer:
         self.proc.wait(10)
 
 
+STANDBYS = 2  # daemons built ahead: a reset right after another (or after a short test) still finds one warm
+
+
 class Daemon:
-    """The running daemon (a pid), the standby built for the next ``start``, and the fork server behind them."""
+    """The running daemon (a pid), the standbys built for the next ``start``s (``STANDBYS``, oldest first), and the
+    fork server behind them."""
 
     def __init__(self, config: Path, api_url: str, directory: Path) -> None:
         self.config = config
@@ -109,7 +113,7 @@ class Daemon:
         self.log = directory / "daemon.log"
         self.modules = directory / "daemon.modules"  # what a daemon loads: the fork server imports it once
         self.running: int | None = None
-        self.standby: int | None = None
+        self.standbys: list[int] = []
         self.generation = 0
         self._server: ForkServer | None = None
 
@@ -119,12 +123,11 @@ class Daemon:
             self._server = ForkServer(self.config, self.log, self.modules, _child_env(self.directory))
 
     def start(self, timeout_s: float = 60.0, *, record_modules: bool = False) -> float:
-        """Start a daemon (the standby if there is one) and wait until ``/healthz`` answers; the seconds from the
-        start signal to the answer. Then build the next standby."""
+        """Start a daemon (the oldest standby if there is one) and wait until ``/healthz`` answers; the seconds from
+        the start signal to the answer. Then build standbys up to ``STANDBYS``."""
         self.prepare()
         assert self._server is not None
-        pid = self.standby if self.standby is not None else self._server.fork(record=record_modules)
-        self.standby = None
+        pid = self.standbys.pop(0) if self.standbys else self._server.fork(record=record_modules)
         self._server.wait_warm(pid)
         self.generation += 1
         with open(self.log, "a") as out:
@@ -134,7 +137,8 @@ class Daemon:
         self.running = pid
         self.wait_healthy(timeout_s)
         took = time.monotonic() - started
-        self.standby = self._server.fork()
+        while len(self.standbys) < STANDBYS:
+            self.standbys.append(self._server.fork())
         return took
 
     def wait_healthy(self, timeout_s: float, path: str = "/healthz") -> None:
@@ -181,11 +185,11 @@ class Daemon:
         return True
 
     def close(self) -> None:
-        """The daemon stopped cleanly, the standby and the fork server killed."""
+        """The daemon stopped cleanly, the standbys and the fork server killed."""
         self.stop()
-        if self.standby is not None:
-            _signal_group(self.standby, signal.SIGKILL)
-            self.standby = None
+        for pid in self.standbys:
+            _signal_group(pid, signal.SIGKILL)
+        self.standbys = []
         if self._server is not None:
             self._server.close()
             self._server = None

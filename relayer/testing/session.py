@@ -125,7 +125,7 @@ class XChainSession:
     def reset(self) -> float:
         """Back to the baseline: the daemon killed, every anvil reverted (and snapshotted again), the Solana and
         Cosmos devnets reverted in place (``xchain_revert``), the relayer's store put back, the daemon started (from
-        its warm standby); the seconds it took."""
+        a warm standby); the seconds it took."""
         if self._snapshots is None:
             raise XChainError("the xchain session is not started")
         started = time.monotonic()
@@ -140,7 +140,7 @@ class XChainSession:
         return took
 
     def close(self) -> None:
-        """Everything down: the fixture's adapters, the daemon and its standby, the devnet's processes."""
+        """Everything down: the fixture's adapters, the daemon and its standbys, the devnet's processes."""
         if self._clients is not None:
             self._clients.close()
             self._clients = None

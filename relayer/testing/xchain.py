@@ -269,7 +269,10 @@ class XChain:
             return found
         if destination is None:
             raise XChainError(f"message {message_id} was not sent through this fixture: pass destination=")
-        return SentMessage(message_id.lower(), "?", destination, "sent elsewhere", 0)
+        # dispatched by the test's own contract: from now on the fixture follows it (a failed test's report shows it)
+        found = SentMessage(message_id.lower(), "?", destination, f"sent by the test's own code -> {destination}", 0)
+        self.sent.append(found)
+        return found
 
 
 def _mid(message_id: str) -> MessageId:
