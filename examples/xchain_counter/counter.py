@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -65,36 +63,17 @@ class Compiled:
     bytecode: str  # 0x hex creation code
 
 
-def find_solcjs() -> str:
-    """``solcjs`` on PATH (``npm i -g solc@0.8.30``), else a ``node_modules/.bin/solcjs`` in this directory or one
-    above it (the relayer's checkout: ``make setup`` installs it there)."""
-    found = shutil.which("solcjs")
-    if found:
-        return found
-    for parent in (HERE, *HERE.parents):
-        local = parent / "node_modules" / ".bin" / "solcjs"
-        if local.exists():
-            return str(local)
-    raise CounterError("deploying the counters needs solcjs: `npm i -g solc@0.8.30`, or `make setup` in the relayer's "
-                       "checkout")
-
-
 def compile_counter(source: Path = COUNTER_SOL, contract: str = "CrossChainCounter") -> Compiled:
-    """Compile the counter with solcjs (standard JSON, optimizer on)."""
-    request = {"language": "Solidity", "sources": {source.name: {"content": source.read_text()}},
-               "settings": {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun",
-                            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}}}}
-    done = subprocess.run([find_solcjs(), "--standard-json"], input=json.dumps(request), capture_output=True,
-                          text=True, timeout=120, check=False)
-    if done.returncode != 0 or "{" not in done.stdout:
-        raise CounterError(f"solcjs failed on {source}: {(done.stderr or done.stdout).strip()[:2000]}")
-    output = json.loads(done.stdout[done.stdout.index("{"):])
-    errors = [e.get("formattedMessage", e.get("message")) for e in output.get("errors", [])
-              if e.get("severity") == "error"]
-    if errors:
-        raise CounterError(f"{source} does not compile:\n" + "\n".join(errors))
-    built = output["contracts"][source.name][contract]
-    return Compiled(built["abi"], "0x" + built["evm"]["bytecode"]["object"])
+    """Compile the counter with the plugin's solcjs compile (``relayer.testing.deploy``: solcjs from the relayer's
+    checkout or on PATH, ``npm i -g solc@0.8.30``; optimizer on)."""
+    from relayer.testing.chains import XChainError
+    from relayer.testing.deploy import compile_solidity
+
+    try:
+        built = compile_solidity(source, contract)
+    except XChainError as exc:
+        raise CounterError(str(exc)) from None
+    return Compiled(built.abi, "0x" + built.bytecode.hex())
 
 
 def explain_revert(abi: Sequence[dict[str, Any]], data: Any) -> str:

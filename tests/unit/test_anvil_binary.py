@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters.evm import devnet
 from adapters.evm.devnet import DevnetError, anvil_binary
 
 
@@ -19,13 +18,13 @@ def test_the_checkout_s_anvil_comes_first(tmp_path: Path) -> None:
 
 
 def test_a_checkout_without_anvil_is_told_to_run_npm_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(devnet.shutil, "which", lambda _name: None)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a PATH with no anvil on it
     (tmp_path / "package.json").write_text("{}")
     with pytest.raises(DevnetError, match=r"run `npm ci` in "):
         anvil_binary(tmp_path)
 
 
 def test_an_installed_package_is_told_to_put_anvil_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(devnet.shutil, "which", lambda _name: None)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(DevnetError, match=r"anvil not found on PATH: install it with `npm i -g @foundry-rs/anvil`"):
         anvil_binary(tmp_path / "site-packages")
