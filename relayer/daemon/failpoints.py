@@ -28,6 +28,8 @@ Points (``router/lanes.py``, operator-signed intents):
 Switches (action ``off`` only):
     cosign_once_rule  the co-sign service's at-most-once rule (``relayer/pipeline/cosign.py``) is skipped, as if it were
                       fooled: the adversarial suite shows the accountant alone stops a double payout
+    claim             this instance claims no messages (the others on its database do): a scale-out test chooses which
+                      instance holds the deliveries it then kills
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ log = structlog.get_logger("relayer.daemon.failpoints")
 POINTS = frozenset({"after_claim", "after_attest", "after_submit", "before_confirm", "after_confirmed",
                     "intent_before_sign", "intent_after_sign", "intent_after_broadcast", "intent_before_settle"})
 ACTIONS = frozenset({"hang", "exit"})
-SWITCHES = frozenset({"cosign_once_rule"})
+SWITCHES = frozenset({"cosign_once_rule", "claim"})
 ENV = "RELAYER_FAILPOINTS"
 
 

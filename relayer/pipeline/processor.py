@@ -155,7 +155,7 @@ class DestinationProcessor:
     async def prepare_and_submit_once(self) -> int:
         """Claim ready work and submit it; returns the number of messages submitted."""
         room = self.settings.max_inflight_per_destination - len(await self.store.aio.pending_deliveries(self.domain))
-        if room <= 0:
+        if room <= 0 or (failpoints.ENABLED and failpoints.switched_off("claim")):
             return 0
         claimed = await self.store.aio.claim_ready(self.domain, self.batch_size * room, LEASE_S)
         if not claimed:

@@ -36,23 +36,37 @@ async def test_three_relayers_split_the_work_and_survivors_adopt_a_killed_ones_d
     v_port = free_port_block(1)
     validator = relayer_instance(devnet, tmp_path, "validators", pg_url=pg_url, account=1, role="validator",
                                  api_port=v_port, allowed_relayer_accounts=(1, 2, 8))  # r3 relays as account 8
-    points = tmp_path / "failpoints"
+    points = {name: tmp_path / f"{name}.failpoints" for name in ("r1", "r2", "r3")}
+    # r3 holds at most one delivery of two messages per destination, so the others find work left when it hangs
+    r3_limits = {"RELAYER__RELAYER__BATCH_SIZE": "2", "RELAYER__RELAYER__MAX_INFLIGHT_PER_DESTINATION": "1"}
     relayers = [relayer_instance(devnet, tmp_path, name, pg_url=pg_url, account=account, role="relayer",
                                  validator_api_url=validator.api_url,
-                                 env={"RELAYER_FAILPOINTS": f"@{points}"} if name == "r3" else None)
+                                 env={"RELAYER_FAILPOINTS": f"@{points[name]}", **(r3_limits if name == "r3" else {})})
                 for name, account in (("r1", 1), ("r2", 2), ("r3", 8))]
     doomed = relayers[2]
     everyone = [validator, *relayers]
     try:
         boot(*everyone)  # together: the store serialises schema creation
         await wait_caught_up(client, store)
-        points.write_text("before_confirm=hang")  # r3 keeps submitting, never confirms: deliveries in flight
+        # r1 and r2 claim nothing until r3 holds deliveries (else the fastest took everything: a race under load);
+        # r3 keeps submitting, never confirms: its deliveries stay in flight
+        for name in ("r1", "r2"):
+            points[name].write_text("claim=off")
+        points["r3"].write_text("before_confirm=hang")
         ids = await dispatch_spread(client, per_route=10)
 
         def r3_holds_deliveries() -> bool:
             return any(d.owner == "r3" and d.state == "pending" for d in deliveries(store))
 
         wait_for(r3_holds_deliveries, 90, "r3 to hold pending deliveries", interval=0.1)
+        for name in ("r1", "r2"):
+            points[name].write_text("")
+        sent = {"0x" + i.hex() for i in ids}
+
+        def a_survivor_delivers() -> bool:
+            return any(d.owner in ("r1", "r2") and sent & set(json.loads(d.message_ids)) for d in deliveries(store))
+
+        wait_for(a_survivor_delivers, 60, "r1 or r2 to submit one of the messages while r3 is alive", interval=0.1)
         doomed.kill9()
         in_flight = {d.tx_hash: json.loads(d.message_ids) for d in deliveries(store)
                      if d.owner == "r3" and d.state == "pending"}
