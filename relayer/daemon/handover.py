@@ -2,6 +2,11 @@
 ``relayer.instance_lease_s / 5``), and a relayer takes over the messages and deliveries of instances whose heartbeat
 is older than a lease (hand-over). Also the orphan sweep of the destination processors, and ``store_status``: whether
 the last heartbeat reached the store (``/readyz``).
+
+The keeper jobs (chain calls anyone may make, made by the relayer for everyone: gas oracle updates, releases of
+queued bridge transfers, pool settlements) run on one instance of a store, the *keeper*: the first by name of the live
+relayer instances (``InstanceTable.keeper_instance``), read at every beat. Two instances doing them both would race
+one updater key's nonces and pay for calls the contracts then refuse as already done.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from relayer.store import Store, StoreError
 
 log = structlog.get_logger("relayer.daemon.handover")
 
+KEEPER_ROLES = ("relayer", "all")  # the roles whose daemons run keeper jobs
+
 
 @dataclass
 class Handover:
@@ -29,6 +36,26 @@ class Handover:
     processors: dict[int, DestinationProcessor]
     store_status: str = "ok"  # "ok" or why the last heartbeat could not reach the store (in /readyz)
     _store_ok_since: float | None = None  # monotonic time of the first good heartbeat after start or an outage
+    keeper: str | None = None  # the keeper instance as the last beat read it
+    _keeper_read: bool = False
+
+    async def is_keeper(self) -> bool:
+        """Whether this instance runs the keeper jobs: as the last beat read it (asked of the store before the first
+        beat; while the store is down, as last read: the chain calls need no database)."""
+        if not self._keeper_read:
+            await self._read_keeper()
+        return self.keeper == self.store.owner
+
+    async def _read_keeper(self) -> None:
+        try:
+            keeper = await self.store.aio.keeper_instance(self.settings.relayer.instance_lease_s, KEEPER_ROLES)
+        except StoreError as exc:
+            log.warning("keeper_unknown", reason=exc.reason, error=str(exc)[:300], keeper_as_last_read=self.keeper)
+            return
+        if keeper != self.keeper or not self._keeper_read:
+            log.info("keeper_instance", keeper=keeper, this_instance=self.store.owner)
+        self.keeper, self._keeper_read = keeper, True
+        self.metrics.set("relayer_keeper_instance", 1.0 if keeper == self.store.owner else 0.0)
 
     def started(self) -> None:
         """The instance registered itself: its hand-over clock starts now."""
@@ -63,6 +90,7 @@ class Handover:
         self.store_status = "ok"
         self.metrics.set("relayer_store_up", 1.0)
         self.metrics.set("relayer_instances_alive", alive)
+        await self._read_keeper()
         if was_dead is not None:
             log.warning("instance_was_declared_dead", instance=self.store.owner, handed_over_to=was_dead.handed_over_to,
                         reason="heartbeat late by more than relayer.instance_lease_s")

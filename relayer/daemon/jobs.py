@@ -3,7 +3,7 @@
 
     health          every 2 s     HealthMonitor.refresh_health: chains, wallets, capacity feed, queue gauges
     orphan sweep    every 15 s    Handover.sweep_orphans
-    heartbeat       lease / 5     Handover.beat: heartbeat, then hand-over of dead instances' work
+    heartbeat       lease / 5     Handover.beat: heartbeat, the keeper instance read, hand-over of dead instances' work
     intents         every 1 s     IntentExecutor.refresh_unsettled (with operator accounts or signer mode)
     intent expiry   <= 30 s       IntentExecutor.prune(router.unsigned_ttl_s)
     value budgets   every 600 s   ValueBudgets.prune: clients' buckets full for a day
@@ -13,6 +13,9 @@
     payouts         router.integrator_payout_interval_s   PayoutJob.run_once: integrator rewards paid on chain
     bridge queues   every 2 s     QueuedTransferReleaser.run_once (rate-limited inbound transfers paid out)
     netting         every 2 s     NettingKeeper.run_once (pool epochs settled and completed, deferred payouts released)
+
+The gas oracles, bridge queues and netting jobs are keeper jobs: they run only on the keeper instance of the store
+(``Handover.is_keeper``; one instance among those sharing a database), the others skip them.
 """
 
 from __future__ import annotations
@@ -72,15 +75,15 @@ def schedule_jobs(settings: Settings, health: HealthMonitor, handover: Handover,
                           seconds=settings.audit.interval_s, max_instances=1, coalesce=True,
                           next_run_time=datetime.now(UTC))
     if gas_oracle is not None and settings.relayer.gas_oracle is not None:
-        scheduler.add_job(_ends_quietly_on_stop(gas_oracle.run_once, stop), "interval",
-                          seconds=settings.relayer.gas_oracle.update_interval_s, max_instances=1, coalesce=True,
-                          next_run_time=datetime.now(UTC))
+        scheduler.add_job(_ends_quietly_on_stop(_on_the_keeper_only(gas_oracle.run_once, handover), stop),
+                          "interval", seconds=settings.relayer.gas_oracle.update_interval_s, max_instances=1,
+                          coalesce=True, next_run_time=datetime.now(UTC))
     if queue_releaser is not None and queue_releaser.bridges:
-        scheduler.add_job(_ends_quietly_on_stop(queue_releaser.run_once, stop), "interval", seconds=2.0,
-                          max_instances=1, coalesce=True)
+        scheduler.add_job(_ends_quietly_on_stop(_on_the_keeper_only(queue_releaser.run_once, handover), stop),
+                          "interval", seconds=2.0, max_instances=1, coalesce=True)
     if netting is not None and netting.active:
-        scheduler.add_job(_ends_quietly_on_stop(netting.run_once, stop), "interval", seconds=2.0, max_instances=1,
-                          coalesce=True)
+        scheduler.add_job(_ends_quietly_on_stop(_on_the_keeper_only(netting.run_once, handover), stop),
+                          "interval", seconds=2.0, max_instances=1, coalesce=True)
     if route_profits is not None:
         scheduler.add_job(_ends_quietly_on_stop(_store_outage_logged(route_profits.refresh), stop), "interval",
                           seconds=15.0, max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
@@ -99,6 +102,17 @@ def _ends_quietly_on_stop(job: Callable[[], Awaitable[object]], stop: asyncio.Ev
             if not stop.is_set():
                 raise
 
+    return run
+
+
+def _on_the_keeper_only(job: Callable[[], Awaitable[object]], handover: Handover) -> Callable[[], Awaitable[None]]:
+    """A keeper job: run on the store's keeper instance, skipped on the others."""
+
+    async def run() -> None:
+        if await handover.is_keeper():
+            await job()
+
+    run.__qualname__ = getattr(job, "__qualname__", "keeper_job")
     return run
 
 

@@ -35,6 +35,8 @@ _HELP = {
     "relayer_messages_handed_over_total": "messages taken over from dead or stopped instances",
     "relayer_instances_alive": "instances sharing the store whose heartbeat is within relayer.instance_lease_s",
     "relayer_store_up": "1 when the last heartbeat reached the store",
+    "relayer_keeper_instance": "1 on the instance that runs the keeper jobs (gas oracles, bridge queue releases, pool "
+                               "netting) for every instance of the store, else 0",
     "relayer_store_errors_total": "store operations that failed (database down or restarting), "
                                   "by reason and where (heartbeat or a destination)",
     # pipeline

@@ -112,6 +112,18 @@ class InstanceTable(StoreTables):
                               .where(col(InstanceRecord.state) == InstanceState.ALIVE.value)
                               .where(col(InstanceRecord.heartbeat_at) >= cutoff)).one())
 
+    def keeper_instance(self, lease_s: float, roles: tuple[str, ...]) -> str | None:
+        """The instance that runs the keeper jobs (chain calls anyone may make, which one instance of a database
+        makes for all): the first by name of the live instances (alive, beat within ``lease_s``) of ``roles``; None
+        when there is none. Every instance computes the same answer from the same rows, so no election is held: when
+        the keeper stops cleanly the next takes over at its next beat, when it dies once its lease has passed."""
+        cutoff = self._clock() - lease_s
+        i = InstanceRecord
+        with Session(self.engine) as s:
+            return s.exec(select(col(i.name)).where(col(i.state) == InstanceState.ALIVE.value)
+                          .where(col(i.heartbeat_at) >= cutoff).where(col(i.role).in_(roles))
+                          .order_by(col(i.name)).limit(1)).first()
+
     def adopt_dead_instances(self, lease_s: float) -> list[Handover]:
         """Take over the work of every instance silent for longer than ``lease_s`` or stopped cleanly.
 

@@ -135,6 +135,7 @@ class AsyncStore:
     stop_instance = _off_loop(InstanceTable.stop_instance)
     instances = _off_loop(InstanceTable.instances)
     alive_instances = _off_loop(InstanceTable.alive_instances)
+    keeper_instance = _off_loop(InstanceTable.keeper_instance)
     adopt_dead_instances = _off_loop(InstanceTable.adopt_dead_instances)
     # the validators' co-signatures (the once-rule) and the accountant's reservations
     cosignatures = _off_loop(CosignatureTable.cosignatures)

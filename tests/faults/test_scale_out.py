@@ -101,6 +101,8 @@ async def test_three_relayers_split_the_work_and_survivors_adopt_a_killed_ones_d
         assert moved >= sum(len(v) for v in in_flight.values())
         wait_for(lambda: all(metric(r.api_url, "relayer_instances_alive") == 3 for r in survivors), 15,
                  "3 instances alive (2 relayers + the validator) in /metrics")
+        # one instance runs the keeper jobs for all: the first live relayer by name
+        assert [metric(r.api_url, "relayer_keeper_instance") for r in survivors] == [1.0, 0.0]
         instances = {i.name: i for i in store.instances()}
         assert instances["r3"].state == "dead" and instances["r3"].handed_over_to in ("r1", "r2")
         assert {instances[n].role for n in ("r1", "r2", "validators")} == {"relayer", "validator"}
