@@ -28,7 +28,10 @@ it to finish, instead of taking a devnet still going down for a running one (or 
 
 The Solana and Cosmos processes can snapshot and revert their chains in place (``xchain_snapshot`` /
 ``xchain_revert``, ``devnets.snapshots``) only when this devnet was made with ``Devnet(allow_snapshots=True)``, as the
-``xchain`` pytest plugin's session does; ``relayer devnet up`` never turns it on, and its devnet refuses both.
+``xchain`` pytest plugin's session does; ``relayer devnet up`` never turns it on, and its devnet refuses both. Such a
+devnet's anvils are mined by the process that brought it up (``devnets.anvil_mining.AnvilMiner``, ``--no-mining``:
+anvil's own interval miner races ``evm_revert``), and ``anvil_snapshots()`` snapshots and reverts them with that
+mining paused.
 
 All keys involved are the public anvil test keys, written as such; they guard nothing of value.
 """
@@ -52,6 +55,7 @@ import structlog
 
 from adapters.evm import devnet as evm_devnet
 from config.errors import RelayerError
+from devnets.anvil_mining import AnvilMiner, AnvilSnapshots
 
 log = structlog.get_logger("devnets.devnet")
 
@@ -346,6 +350,7 @@ class Devnet:
                                f"{', '.join(ROLLUP_FINALITY_RULES)}")
         self.rollup_finality = rollup_finality
         self.allow_snapshots = allow_snapshots
+        self.miner: AnvilMiner | None = None  # mines the anvils when allow_snapshots (started by up)
         self.persistent = persistent
         self.solana_blockhash_valid_slots = solana_blockhash_valid_slots
         self.cosmos_delivery_timeout_blocks = cosmos_delivery_timeout_blocks
@@ -453,6 +458,7 @@ class Devnet:
                                                               for c in chains}}))
             for c in chains:
                 evm_devnet.wait_until_answers(c, procs[c.name])
+            self._start_miner(chains)
             step(f"{len(chains)} anvil chains answering")
             beacon = self._start_beacon(chains)  # follows the anvils while the contracts are deployed
             validator_keys = [evm_devnet.devnet_key(i) for i in evm_devnet.VALIDATOR_INDICES]
@@ -596,7 +602,26 @@ class Devnet:
     def _start_anvil(self, chain: evm_devnet.EvmDevnetChain, *, resume: bool = False) -> Any:
         state = self.dir / f"{chain.name}.state.json" if self.persistent or resume else None
         return evm_devnet.start_anvil(chain, PROJECT_ROOT, self.dir / f"{chain.name}.log", state_path=state,
-                                      state_interval_s=self.state_interval_s)
+                                      state_interval_s=self.state_interval_s, mined_by_caller=self.allow_snapshots)
+
+    def _start_miner(self, chains: list[evm_devnet.EvmDevnetChain]) -> None:
+        """A devnet that is reverted mines its anvils itself (``devnets.anvil_mining``: anvil's own miner races
+        ``evm_revert``)."""
+        if self.allow_snapshots:
+            self._stop_miner()
+            self.miner = AnvilMiner(chains)
+            self.miner.start()
+
+    def _stop_miner(self) -> None:
+        if self.miner is not None:
+            self.miner.stop()
+            self.miner = None
+
+    def anvil_snapshots(self) -> AnvilSnapshots:
+        """Snapshots of every anvil of this devnet, taken and reverted while its miner (if this process mines them)
+        is paused."""
+        evm = {n: c["rpc_url"] for n, c in self.manifest()["chains"].items() if c["family"] == "evm"}
+        return AnvilSnapshots(evm, self.miner)
 
     def _evm_chain(self, name: str) -> evm_devnet.EvmDevnetChain:
         chains = {c.name: c for c in self._evm_chains()}
@@ -792,6 +817,7 @@ class Devnet:
         return stopped
 
     def _stop_processes(self) -> list[str]:
+        self._stop_miner()
         stopped: list[str] = []
         state = self._state()
         for process in ("proposer", "beacon"):
@@ -834,6 +860,7 @@ class Devnet:
             for c in chains:
                 self._record_process(c.name, procs[c.name].pid, c.rpc_url, "evm")
                 evm_devnet.wait_until_answers(c, procs[c.name])
+            self._start_miner(chains)
             ports = {n: urlsplit(c["beacon_url"]).port for n, c in manifest["chains"].items() if "beacon_url" in c}
             beacon = self._start_beacon(chains, ports=ports)
             self._beacon_urls(chains, beacon)

@@ -124,10 +124,12 @@ def answers(url: str, chain_id: int | None = None) -> bool:
 
 
 def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path, *, state_path: Path | None = None,
-                state_interval_s: float | None = None) -> subprocess.Popen:
+                state_interval_s: float | None = None, mined_by_caller: bool = False) -> subprocess.Popen:
     """An anvil for ``chain``. With ``state_path`` the node persists its chain there (blocks, receipts, state and
     historical states): loaded at start when the file exists, written on a clean exit (SIGTERM) and, with
-    ``state_interval_s``, periodically, so a restarted node comes back with its chain (as far as its last dump)."""
+    ``state_interval_s``, periodically, so a restarted node comes back with its chain (as far as its last dump).
+    With ``mined_by_caller`` a chain with a block time mines nothing by itself (``--no-mining``): the caller mines
+    it (``devnets.anvil_mining.AnvilMiner``)."""
     if answers(chain.rpc_url):
         raise DevnetError(f"port {chain.port} already answers JSON-RPC: another devnet or node is running there")
     args = [
@@ -136,7 +138,7 @@ def start_anvil(chain: EvmDevnetChain, project_root: Path, log_path: Path, *, st
         "--slots-in-an-epoch", "1", "--order", "fifo", "--disable-code-size-limit",
     ]
     if chain.block_time_s is not None:
-        args += ["--block-time", str(chain.block_time_s)]
+        args += ["--no-mining"] if mined_by_caller else ["--block-time", str(chain.block_time_s)]
     if state_path is not None:
         args += ["--state", str(state_path), "--preserve-historical-states"]
         if state_interval_s is not None:

@@ -50,7 +50,9 @@ Design decisions:
   (``evm_snapshot``), the Solana and Cosmos devnets too (``xchain_snapshot``, their own in-place snapshot), the
   relayer's SQLite store is copied (SQLite backup API), and the daemon started again. ``reset()``: the daemon killed
   (SIGKILL: its store is thrown away), each anvil's pool dropped (``anvil_dropAllTransactions``: nothing the killed
-  daemon sent may land) and reverted, then snapshotted again (an anvil snapshot is one-shot), the Solana and Cosmos
+  daemon sent may land) and reverted, then snapshotted again (an anvil snapshot is one-shot; all of it while the
+  session's own miner is paused: the session's anvils run with ``--no-mining`` and ``devnets.anvil_mining`` mines
+  them every block time, since anvil's interval miner races ``evm_revert``), the Solana and Cosmos
   devnets reverted (``xchain_revert``), the store written back into its file (the backup API: the standby, which
   opened it already, reads the restored content), the daemon started from a standby; the fixture's adapters are
   rebuilt (their nonces and heights were the old chain's). The store thus always follows the chains back; the

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devnets.anvil_mining import AnvilSnapshots
 from devnets.devnet import Devnet
 from relayer.testing.chains import FAMILIES, ChainInfo, XChainError, chains_of
 from relayer.testing.clients import ChainClients
 from relayer.testing.daemon import Daemon
 from relayer.testing.ports import free_port_block
-from relayer.testing.snapshots import EvmSnapshots, SolanaCosmosSnapshots, SqliteSnapshot
+from relayer.testing.snapshots import SolanaCosmosSnapshots, SqliteSnapshot
 
 FIRST_START_TIMEOUT_S = 120.0  # a cold daemon on a loaded machine: interpreter, imports, light clients
 START_TIMEOUT_S = 60.0
@@ -64,7 +65,7 @@ class XChainSession:
                              families=self.families, allow_snapshots=True)
         self.daemon = Daemon(self.devnet.config_path, self.devnet.api_url, directory)
         self._clients: ChainClients | None = None
-        self._snapshots: tuple[EvmSnapshots, SolanaCosmosSnapshots, SqliteSnapshot] | None = None
+        self._snapshots: tuple[AnvilSnapshots, SolanaCosmosSnapshots, SqliteSnapshot] | None = None
 
     @property
     def api_url(self) -> str:
@@ -103,11 +104,10 @@ class XChainSession:
         t.devnet_up_s, t.first_daemon_s, t.baseline_s = (b - a for a, b in itertools.pairwise(marks))
         t.session_start_s = time.monotonic() - marks[0]
 
-    def _snapshot_parts(self) -> tuple[EvmSnapshots, SolanaCosmosSnapshots, SqliteSnapshot]:
+    def _snapshot_parts(self) -> tuple[AnvilSnapshots, SolanaCosmosSnapshots, SqliteSnapshot]:
         chains = self.manifest["chains"]
-        evm = {n: c["rpc_url"] for n, c in chains.items() if c["family"] == "evm"}
         others = {n: (c["family"], c["rpc_url"]) for n, c in chains.items() if c["family"] in ("solana", "cosmos")}
-        return (EvmSnapshots(evm), SolanaCosmosSnapshots(others),
+        return (self.devnet.anvil_snapshots(), SolanaCosmosSnapshots(others),
                 SqliteSnapshot(self.devnet.dir / "relayer.db", self.directory / "snapshot" / "relayer.db"))
 
     def baseline(self) -> None:

@@ -1,36 +1,14 @@
-"""The state a reset goes back to: each anvil's (``evm_snapshot``), the Solana and Cosmos devnets' (their own
-in-place ``xchain_snapshot``, ``devnets.snapshots``) and the relayer's store (a copy of its SQLite file)."""
+"""The state a reset goes back to: each anvil's (``evm_snapshot``, ``devnets.anvil_mining.AnvilSnapshots``, from
+``Devnet.anvil_snapshots``), the Solana and Cosmos devnets' (their own in-place ``xchain_snapshot``,
+``devnets.snapshots``) and the relayer's store (a copy of its SQLite file)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from adapters.evm import devnet as evm_devnet
 from devnets import snapshots as devnet_snapshots
 from relayer.testing.chains import XChainError
-
-
-class EvmSnapshots:
-    """``evm_snapshot`` / ``evm_revert`` on every anvil. An anvil snapshot is one-shot (a revert consumes it and
-    every later one), so each restore takes the next one at once."""
-
-    def __init__(self, rpc_urls: dict[str, str]) -> None:
-        self.rpc_urls = rpc_urls
-        self._ids: dict[str, str] = {}
-
-    def take(self) -> None:
-        self._ids = {name: evm_devnet.rpc_call(url, "evm_snapshot") for name, url in self.rpc_urls.items()}
-
-    def restore(self) -> None:
-        """Drop what waits in each pool (a killed daemon's transactions must not land on the reverted chain),
-        revert, snapshot again."""
-        for name, url in self.rpc_urls.items():
-            evm_devnet.rpc_call(url, "anvil_dropAllTransactions")
-            if evm_devnet.rpc_call(url, "evm_revert", [self._ids[name]]) is not True:
-                raise XChainError(f"anvil of {name} refused to revert to snapshot {self._ids[name]}")
-            evm_devnet.rpc_call(url, "anvil_dropAllTransactions")
-            self._ids[name] = evm_devnet.rpc_call(url, "evm_snapshot")
 
 
 class SqliteSnapshot:
