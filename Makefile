@@ -36,15 +36,16 @@ $(NODE_STAMP): package.json package-lock.json
 run: setup
 	$(BIN)/relayer run --start-devnet
 
-# three phases: the suite on two xdist workers, whole files each, then the serial tests alone (tests/conftest.py),
-# then the example dApp's suite (example-test); every phase runs whatever the ones before found; the exit status is
-# the first failing phase's
+# four phases: the suite on two xdist workers, whole files each; the adversarial suite on two workers alone; the
+# serial tests alone (tests/conftest.py); the example dApp's suite (example-test); every phase runs whatever the ones
+# before found; the exit status is the first failing phase's
 test: setup
-	@parallel=0; serial=0; example=0; \
-	$(BIN)/python -m pytest -q --durations=25 -n 2 --dist loadfile -m "not serial" || parallel=$$?; \
+	@parallel=0; adversarial=0; serial=0; example=0; \
+	$(BIN)/python -m pytest -q --durations=25 -n 2 --dist loadfile -m "not serial and not adversarial" || parallel=$$?; \
+	$(BIN)/python -m pytest -q --durations=10 -n 2 --dist loadfile -m adversarial || adversarial=$$?; \
 	$(BIN)/python -m pytest -q --durations=25 -m serial || serial=$$?; \
 	$(SUBMAKE) --no-print-directory example-test || example=$$?; \
-	if [ $$parallel -ne 0 ]; then exit $$parallel; fi; if [ $$serial -ne 0 ]; then exit $$serial; fi; exit $$example
+	for status in $$parallel $$adversarial $$serial $$example; do if [ $$status -ne 0 ]; then exit $$status; fi; done
 
 # The example's suite from a fresh virtualenv (made anew each run; pip's cache makes that quick) holding this package
 # installed as a user installs it (`pip install .`, so from site-packages: no repository test helpers, no conftest),
