@@ -620,8 +620,7 @@ class Devnet:
     def anvil_snapshots(self) -> AnvilSnapshots:
         """Snapshots of every anvil of this devnet, taken and reverted while its miner (if this process mines them)
         is paused."""
-        evm = {n: c["rpc_url"] for n, c in self.manifest()["chains"].items() if c["family"] == "evm"}
-        return AnvilSnapshots(evm, self.miner)
+        return AnvilSnapshots({c.name: c.rpc_url for c in self._evm_chains()}, self.miner)
 
     def _evm_chain(self, name: str) -> evm_devnet.EvmDevnetChain:
         chains = {c.name: c for c in self._evm_chains()}

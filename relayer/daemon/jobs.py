@@ -112,7 +112,6 @@ def _on_the_keeper_only(job: Callable[[], Awaitable[object]], handover: Handover
         if await handover.is_keeper():
             await job()
 
-    run.__qualname__ = getattr(job, "__qualname__", "keeper_job")
     return run
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.errors import RelayerError
 from devnets.anvil_mining import AnvilSnapshots
 from devnets.devnet import Devnet
 from relayer.testing.chains import FAMILIES, ChainInfo, XChainError, chains_of
@@ -110,6 +111,15 @@ class XChainSession:
         return (self.devnet.anvil_snapshots(), SolanaCosmosSnapshots(others),
                 SqliteSnapshot(self.devnet.dir / "relayer.db", self.directory / "snapshot" / "relayer.db"))
 
+    def _each_snapshot(self, step: str) -> None:
+        """``take`` or ``restore`` on every part; an anvil that refuses is the plugin's ``XChainError``."""
+        assert self._snapshots is not None
+        for part in self._snapshots:
+            try:
+                getattr(part, step)()
+            except RelayerError as exc:  # a devnet refused (DevnetError)
+                raise XChainError(f"snapshot {step} refused: {exc}") from exc
+
     def baseline(self) -> None:
         """Make the chains' and the store's state now the one every reset goes back to: the daemon is stopped
         cleanly, everything snapshotted while nothing moves, then the daemon started again. (A session fixture of
@@ -117,8 +127,7 @@ class XChainSession:
         if self._snapshots is None:
             raise XChainError("the xchain session is not started")
         self.daemon.stop()
-        for part in self._snapshots:
-            part.take()
+        self._each_snapshot("take")
         self.daemon.start(START_TIMEOUT_S)
         self.dirty = False
 
@@ -130,8 +139,7 @@ class XChainSession:
             raise XChainError("the xchain session is not started")
         started = time.monotonic()
         self.daemon.kill()
-        for part in self._snapshots:
-            part.restore()
+        self._each_snapshot("restore")
         self.daemon.start(START_TIMEOUT_S)
         self.clients.rebuild()
         took = time.monotonic() - started

@@ -15,7 +15,7 @@ import httpx
 from adapters.evm.devnet import USER_A, USER_B, address_of, devnet_key
 from router.client import RoutingClient
 from tests.adversarial.test_router import OPERATORS, _chain_state, _intent_rows, _legit_transfer
-from tests.integration.harness import DevnetClient, wait_for
+from tests.integration.harness import DevnetClient, token_balance, wait_for
 
 
 def test_queueing_admits_nothing_the_api_would_refuse(attacker, bridge_daemon, bridge_devnet) -> None:
@@ -55,7 +55,7 @@ def test_the_operators_standing_bridge_approval_pays_no_one_else(attacker, bridg
     assert done["nonce"] is not None and done["message_id"]  # a lane signed it, write-ahead
     me = attacker.addresses["l1"]
     before = _chain_state(bridge_devnet, me)
-    own_on_rollup_a = _tst_balance(bridge_devnet, "rollup_a", me)
+    own_on_rollup_a = token_balance(bridge_devnet, "rollup_a", "TST", me)
     seen = attacker.run("lanes.spend_standing_approvals", operators=OPERATORS)
     allowances = {op.lower(): value for op, value in seen["allowances"].items()}
     assert allowances[done["operator"].lower()] >= 2**255, allowances  # standing: there is something to try
@@ -65,7 +65,7 @@ def test_the_operators_standing_bridge_approval_pays_no_one_else(attacker, bridg
     if seen["attempts"]["transferRemote from the attacker"]["sent"]:
         # its own 1 wei to itself on rollup_a (transferRemote pulls from its caller): let it land before anything
         # else reads balances (CI 50: mined and delivered during the next tests, it moved the attacker's balances)
-        wait_for(lambda: _tst_balance(bridge_devnet, "rollup_a", me) == own_on_rollup_a + 1, 120,
+        wait_for(lambda: token_balance(bridge_devnet, "rollup_a", "TST", me) == own_on_rollup_a + 1, 120,
                  "the attacker's own 1 wei transfer delivered on rollup_a")
     after = _chain_state(bridge_devnet, me)
     for key, value in before.items():
@@ -118,17 +118,6 @@ def _non_evm_state(net: Any, attacker_address: str) -> dict[str, int]:
             for symbol in ("TST", "SOLX"):
                 out[f"l1:{symbol}:{attacker_address}"] = await l1.token_balance(symbol, attacker_address)  # type: ignore[attr-defined]
             return out
-        finally:
-            await client.close()
-
-    return asyncio.run(read())
-
-
-def _tst_balance(net: Any, chain: str, holder: str) -> int:
-    async def read() -> int:
-        client = DevnetClient(net)
-        try:
-            return int(await client.adapters[chain].token_balance("TST", holder))  # type: ignore[attr-defined]
         finally:
             await client.close()
 
